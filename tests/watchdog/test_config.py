@@ -1,0 +1,77 @@
+"""Config loading: the shipped files are valid; bad ones fail in one line naming file, key, value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchdog.cli import main
+from watchdog.config import (
+    PPOConfig,
+    WatchdogConfig,
+    check_safe_config,
+    load_ppo_config,
+    load_watchdog_config,
+)
+from watchdog.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_shipped_configs_are_valid_and_match_the_field_report():
+    assert load_watchdog_config(ROOT / "cfgs/watchdog.yaml") == WatchdogConfig()
+    safe = load_ppo_config(ROOT / "cfgs/ppo_safe.yaml")
+    assert (safe.lr, safe.critic_lr, safe.max_grad_norm, safe.use_adv_normalize, safe.clip_param) == (3e-4, 3e-4, 0.5, True, 0.2)
+    base = load_ppo_config(ROOT / "cfgs/ppo.yaml")
+    assert (base.lr, base.max_grad_norm, base.use_adv_normalize) == (5e-3, None, False)
+    check_safe_config(safe, base, source="cfgs/ppo_safe.yaml")
+    assert set(safe.live_values()) == {"lr", "critic_lr", "max_grad_norm", "use_max_grad_norm", "use_adv_normalize", "clip_param"}
+
+
+@pytest.mark.parametrize(
+    ("text", "loader", "expected"),
+    [
+        ("lr: 3e-4\nmax_grad_nrom: 0.5\n", load_ppo_config, ["unknown key 'max_grad_nrom'", "0.5", "max_grad_norm"]),
+        ("lr: fast\n", load_ppo_config, ["key 'lr'", "'fast'"]),
+        ("lr: -1\n", load_ppo_config, ["key 'lr'", "greater than 0", "-1"]),
+        ("clip_param: 2\n", load_ppo_config, ["key 'clip_param'", "less than 1", "2"]),
+        ("value_loss:\n  value_loss_max: -0.2\n", load_watchdog_config, ["value_loss.value_loss_max", "-0.2"]),
+        ("policy:\n  rollbak_budget: 2\n", load_watchdog_config, ["policy.rollbak_budget", "rollback_budget"]),
+        ("action: panic\n", load_watchdog_config, ["'action'", "'rollback' or 'alert'", "panic"]),
+        ("lr: [3e-4\n", load_ppo_config, ["malformed YAML", "line"]),
+        ("- 1\n- 2\n", load_watchdog_config, ["expected a mapping"]),
+    ],
+)
+def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        loader(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message
+    for part in expected:
+        assert part in message
+
+
+def test_safe_config_may_not_change_network_shape_mid_run():
+    with pytest.raises(ConfigError, match="hidden_size: 512.*cannot change mid-run"):
+        check_safe_config(PPOConfig(hidden_size=512, lr=3e-4), PPOConfig(hidden_size=256), source="safe.yaml")
+
+
+def test_missing_file_is_a_one_line_error(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_watchdog_config(tmp_path / "nope.yaml")
+
+
+def test_check_command_exit_codes(tmp_path, capsys):
+    assert main(["check", str(ROOT / "cfgs/ppo_safe.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "valid PPO config" in out and "max_grad_norm" in out and "0.5" in out
+    assert main(["check", str(ROOT / "cfgs/watchdog.yaml")]) == 0
+    assert "value_loss.value_loss_max" in capsys.readouterr().out
+    bad = tmp_path / "ppo.yaml"
+    bad.write_text("lr: 3e-4\nmax_grad_nrom: 0.5\n")
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max_grad_nrom" in err

@@ -1,0 +1,166 @@
+"""Detectors and the policy on synthetic curves: what fires, when, and what does not."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.watchdog.drive import drive
+from tests.watchdog.synthetic import diverge, first_crossing, healthy, records
+from watchdog.config import WatchdogConfig
+from watchdog.detectors import ValueLossThreshold, build_detectors
+from watchdog.signals import MetricRecord
+
+N = 260
+ONSET = 180
+
+
+def test_healthy_curve_never_alarms():
+    out = drive(records(healthy(N, seed=3)))
+    assert out.kinds("alarm") == [] and out.rollbacks == []
+    assert len(out.kinds("stable_checkpoint")) > 10
+
+
+@pytest.mark.parametrize(
+    ("values", "patience", "expected_alarm_index"),
+    [
+        # high start (not armed) -> settles -> armed -> crossing held for 2 points
+        ([1.0] * 5 + [0.01] * 60 + [0.3, 0.3, 0.3], 2, 66),
+        ([1.0] * 5 + [0.01] * 60 + [0.3, 0.01, 0.3, 0.3], 2, 68),  # counter resets on recovery
+        ([1.0] * 5 + [0.01] * 60 + [0.3], 1, 65),
+        ([0.5] * 80, 1, None),  # never settles below 0.1 -> never armed -> no alarm
+        ([0.01] * 60 + [0.19] * 20, 1, None),  # below the threshold is fine
+    ],
+)
+def test_value_loss_rule_fires_on_first_armed_crossing(values, patience, expected_alarm_index):
+    cfg = WatchdogConfig.model_validate({"value_loss": {"patience_points": patience}})
+    det = ValueLossThreshold(cfg.value_loss, cfg.warmup)
+    fired = None
+    for i, v in enumerate(values):
+        verdict = det.update(MetricRecord.from_mapping(i, i, {"value_loss": v}))
+        if verdict is not None and fired is None:
+            fired = i
+            assert verdict.level == "alarm" and verdict.threshold == 0.2 and verdict.value == pytest.approx(values[i])
+    assert fired == expected_alarm_index
+
+
+@pytest.mark.parametrize("shape,rate", [("exp", 0.08), ("exp", 0.15), ("ramp", 0.1), ("ramp", 0.05)])
+def test_slow_climb_warns_before_the_crossing_and_onset_is_close(shape, rate):
+    rows = diverge(healthy(N, seed=1), ONSET, shape, rate=rate)
+    out = drive(records(rows), stop_after_rollback=True)
+    cross = first_crossing(rows, ONSET)
+    warning = next(e for e in out.kinds("warning") if e["iteration"] >= ONSET)
+    assert warning["iteration"] < cross
+    assert out.rollbacks, "the climb must be declared divergence"
+    rollback = out.rollbacks[0]
+    assert abs(rollback.onset.iteration - ONSET) <= 5
+    assert rollback.target.iteration < ONSET
+
+
+def test_step_is_divergence_with_exact_onset():
+    rows = diverge(healthy(N, seed=2), ONSET, "step")
+    out = drive(records(rows), stop_after_rollback=True)
+    assert out.rollbacks and abs(out.rollbacks[0].onset.iteration - ONSET) <= 2
+    assert out.rollbacks[0].target.iteration < ONSET
+
+
+def test_single_spike_that_recovers_raises_no_rollback():
+    rows = diverge(healthy(N, seed=4), ONSET, "spike")
+    assert rows[ONSET]["value_loss"] > 0.2
+    out = drive(records(rows))
+    assert out.rollbacks == [] and out.kinds("alarm") == []
+
+
+def test_reward_only_collapse_warns_but_does_not_roll_back():
+    rows = diverge(healthy(N, seed=5), ONSET, "reward")
+    out = drive(records(rows))
+    warnings = [e for e in out.kinds("warning") if e["detector"] == "reward_collapse"]
+    assert warnings and ONSET <= warnings[0]["iteration"] <= ONSET + 3
+    assert out.rollbacks == []
+
+
+def test_reward_collapse_with_corroboration_is_divergence():
+    rows = diverge(healthy(N, seed=5), ONSET, "exp", rate=0.05)
+    for r in rows[ONSET + 10:]:
+        r["average_step_reward"] = -0.02
+    cfg = WatchdogConfig.model_validate({"policy": {"corroboration": 2}})
+    out = drive(records(rows), cfg, stop_after_rollback=True)
+    assert out.rollbacks and out.rollbacks[0].alarm.detector == "corroboration"
+    assert out.rollbacks[0].from_iteration < first_crossing(rows, ONSET)
+
+
+@pytest.mark.parametrize("nan_at", [30, ONSET, ONSET + 20])
+def test_nan_always_rolls_back_immediately(nan_at):
+    rows = diverge(healthy(N, seed=6), ONSET, "exp", rate=0.05, nan_at=nan_at)
+    rows[nan_at]["value_loss"] = math.nan  # also during warm-up
+    out = drive(records(rows), stop_after_rollback=True)
+    assert out.rollbacks, "NaN must roll back"
+    assert out.rollbacks[0].from_iteration <= nan_at
+    assert out.kinds("alarm")[0]["detector"] in ("nonfinite", "value_loss_threshold", "trend")
+
+
+def test_nan_onset_uses_the_climb_before_it():
+    rows = diverge(healthy(N, seed=7), ONSET, "exp", rate=0.3, nan_at=ONSET + 8)
+    cfg = WatchdogConfig.model_validate({"value_loss": {"enabled": False}, "trend": {"enabled": False}})
+    out = drive(records(rows), cfg, stop_after_rollback=True)
+    assert out.rollbacks[0].alarm.detector == "nonfinite"
+    assert abs(out.rollbacks[0].onset.iteration - ONSET) <= 5
+
+
+def test_escalation_then_budget_stop():
+    rows = healthy(400, seed=8)
+    for onset in (150, 230, 310, 380):
+        rows = diverge(rows, onset, "step")
+        for i in range(onset + 6, min(onset + 40, len(rows))):
+            rows[i] = dict(healthy(400, seed=onset)[i])  # recovers after the rollback
+    out = drive(records(rows))
+    assert [r.number for r in out.rollbacks] == [1, 2, 3]
+    assert [r.lr_scale for r in out.rollbacks] == [1.0, 0.5, 0.25]
+    assert out.stops and "budget" in out.stops[0].reason
+    assert out.kinds("stop")[0]["rollbacks"] == 3
+
+
+def test_alert_mode_never_rolls_back():
+    rows = diverge(healthy(N, seed=9), ONSET, "exp")
+    out = drive(records(rows), WatchdogConfig.model_validate({"action": "alert"}))
+    assert out.rollbacks == [] and out.stops == []
+    assert len(out.kinds("alarm")) == 1
+
+
+def test_no_stable_checkpoint_during_warning():
+    rows = diverge(healthy(N, seed=10), ONSET, "exp", rate=0.08)
+    out = drive(records(rows), stop_after_rollback=True)
+    first_warning = next(e["iteration"] for e in out.kinds("warning") if e["iteration"] >= ONSET)
+    saved_after = [e for e in out.kinds("stable_checkpoint") if e["iteration"] >= first_warning]
+    assert saved_after == []
+
+
+def test_state_dicts_round_trip_and_resume_identically():
+    rows = diverge(healthy(N, seed=11), ONSET, "exp", rate=0.1)
+    recs = records(rows)
+    full = drive(recs, stop_after_rollback=True)
+    half = drive(recs[:ONSET])
+    saved = half.watchdog.state_dict()
+    resumed = drive([], None)
+    resumed.watchdog.load_state_dict(saved)
+    assert resumed.watchdog.state_dict() == saved
+    for det_a, det_b in zip(half.watchdog.detectors, resumed.watchdog.detectors):
+        assert det_a.state_dict() == det_b.state_dict()
+    # feeding the rest gives the same alarm at the same iteration
+    events: list[dict] = []
+    resumed.watchdog.listeners.append(events.append)
+    alarm_iteration = None
+    for rec in recs[ONSET:]:
+        resumed.watchdog.observe(rec)
+        if any(e["event"] == "alarm" for e in events):
+            alarm_iteration = rec.iteration
+            break
+    assert alarm_iteration == full.rollbacks[0].from_iteration
+
+
+def test_detectors_accept_bare_and_namespaced_keys():
+    bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
+    ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
+    assert bare.metrics == ns.metrics
+    assert len(build_detectors(WatchdogConfig())) == 6

@@ -1,0 +1,84 @@
+"""The JSONL event log: valid lines, flushed per line, torn tails tolerated, followable."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from tests.watchdog.drive import drive
+from tests.watchdog.synthetic import diverge, healthy, records
+from watchdog.console import WatchdogConsole, describe_event
+from watchdog.events import EventLog, EventTail, read_events
+
+REQUIRED = {"time", "event", "iteration", "env_steps", "state"}
+
+
+def test_pipeline_events_have_the_documented_fields(tmp_path):
+    path = tmp_path / "watchdog_events.jsonl"
+    log = EventLog(path)
+    rows = diverge(healthy(260, seed=1), 180, "exp")
+    out = drive(records(rows), stop_after_rollback=True)
+    for ev in out.events:
+        log.write(ev)
+    events = read_events(path).events
+    assert [e["event"] for e in events] == [e["event"] for e in out.events]
+    assert all(REQUIRED <= set(e) for e in events)
+    alarm = next(e for e in events if e["event"] == "alarm")
+    assert {"detector", "value", "threshold", "onset_iteration"} <= set(alarm)
+    rollback = next(e for e in events if e["event"] == "rollback")
+    assert {"from_iteration", "to_iteration", "checkpoint", "config"} <= set(rollback)
+    switch = next(e for e in events if e["event"] == "config_switch")
+    assert switch["changes"] == {"lr": {"old": 5e-3, "new": 3e-4}}
+
+
+def test_lines_are_readable_while_written_and_nan_is_valid_json(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    log = EventLog(path)
+    tail = EventTail(path)
+    log.write({"event": "alarm", "value": math.nan, "iteration": 1})
+    assert tail.poll()[0]["value"] == "nan"  # visible before close: flushed per line
+    json.loads(path.read_text().splitlines()[0])
+    log.write({"event": "end", "iteration": 2})
+    assert [e["event"] for e in tail.poll()] == ["end"]
+    log.close()
+
+
+def test_torn_last_line_is_a_warning_and_the_next_writer_starts_clean(tmp_path):
+    path = tmp_path / "ev.jsonl"
+    path.write_text('{"event": "start", "iteration": 0}\n{"event": "ala')
+    result = read_events(path)
+    assert [e["event"] for e in result.events] == ["start"]
+    assert len(result.warnings) == 1 and "incomplete" in result.warnings[0]
+    with EventLog(path) as log:
+        log.write({"event": "end", "iteration": 5})
+    result = read_events(path)
+    assert [e["event"] for e in result.events] == ["start", "end"]
+    assert "not a watchdog event" in result.warnings[0]
+
+
+def test_console_plain_lines_when_not_a_terminal(tmp_path):
+    import io
+
+    buf = io.StringIO()
+    console = WatchdogConsole(buf)
+    rows = diverge(healthy(260, seed=1), 180, "exp")
+    out = drive(records(rows), stop_after_rollback=True)
+    for ev in out.events:
+        console(ev)
+    text = buf.getvalue()
+    assert "\x1b[" not in text  # no colour codes
+    alarm_line = next(line for line in text.splitlines() if line.startswith("[watchdog] ALARM"))
+    assert "value_loss" in alarm_line and "threshold" in alarm_line and "onset ~ it" in alarm_line
+    assert any(line.startswith("[watchdog] ROLLBACK") and "rolled back #1" in line for line in text.splitlines())
+
+
+def test_console_rich_panels_on_a_terminal():
+    import io
+
+    buf = io.StringIO()
+    console = WatchdogConsole(buf, rich=True)
+    console({"event": "alarm", "iteration": 10, "env_steps": 100, "state": "diverged", "detector": "nonfinite",
+             "reason": "non-finite train/value_loss", "value": "nan", "threshold": 0.0, "onset_iteration": 10})
+    text = buf.getvalue()
+    assert "watchdog: alarm" in text and "\x1b[" in text
+    assert "non-finite" in describe_event({"event": "alarm", "iteration": 1, "reason": "non-finite x"})

@@ -1,0 +1,91 @@
+"""`watchdog ...` subcommands: argument parsing and exit codes only.
+
+Exit codes: 0 = fine / healthy, 1 = a run diverged, 2 = bad input (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Sequence
+
+from watchdog.errors import WatchdogError
+
+EXIT_OK, EXIT_DIVERGED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from watchdog.config import PPOConfig, load_any_config
+    from watchdog.console import WatchdogConsole
+
+    cfg = load_any_config(args.file)
+    out = WatchdogConsole()
+    kind = "PPO config" if isinstance(cfg, PPOConfig) else "watchdog config"
+    out.message(f"{args.file}: valid {kind}; effective values:", style="green")
+    rows = []
+    for key, value in _flatten(cfg.model_dump()).items():
+        rows.append([key, value])
+    if isinstance(cfg, PPOConfig):
+        set_keys = cfg.set_values()
+        rows = [[k, v if k in set_keys else "(OpenRL default)"] for k, v in rows]
+    out.table(kind, ["key", "value"], rows)
+    return EXIT_OK
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="watchdog", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log library messages (INFO)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate a watchdog or PPO config and print the effective values")
+    check.add_argument("file")
+    check.set_defaults(func=_cmd_check)
+
+    for register in _EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Other modules add their subcommands here (replay, watch, run), keeping this file thin.
+_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def _register_optional() -> None:
+    for module in ("watchdog.replay_cli", "watchdog.supervise"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ImportError:
+            continue
+        _EXTRA_COMMANDS.append(mod.register)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _register_optional()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="watchdog: %(levelname)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except WatchdogError as err:
+        print(f"watchdog: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("watchdog: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

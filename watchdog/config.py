@@ -1,0 +1,313 @@
+"""Typed configuration: one pydantic model per component, validated once, with one-line errors.
+
+``cfgs/watchdog.yaml`` maps onto :class:`WatchdogConfig`; ``cfgs/ppo.yaml`` and
+``cfgs/ppo_safe.yaml`` map onto :class:`PPOConfig`. Unknown keys, wrong types and impossible
+values raise :class:`~watchdog.errors.ConfigError` naming the file, the key, the value and the
+legal range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from watchdog.errors import ConfigError
+
+_STRICT = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class WarmupConfig(BaseModel):
+    """When the detectors may start judging the run."""
+
+    model_config = _STRICT
+    min_iters: int = Field(50, ge=0, description="No verdict (except non-finite) before this PPO iteration.")
+    baseline_points: int = Field(
+        10, ge=3, le=10_000, description="Points a detector needs after warm-up to learn its baseline."
+    )
+
+
+class ValueLossThresholdConfig(BaseModel):
+    """The user's rule: divergence when value loss rises above ``value_loss_max``."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    value_loss_max: float = Field(0.2, gt=0, description="Value loss above this (after arming) is divergence.")
+    arm_fraction: float = Field(
+        0.5, gt=0, le=1, description="Arm once the rolling median sits below arm_fraction * value_loss_max."
+    )
+    arm_points: int = Field(10, ge=1, le=10_000, description="Points in the rolling median used for arming.")
+    patience_points: int = Field(
+        2, ge=1, le=1000, description="Consecutive points above value_loss_max before the alarm."
+    )
+
+
+class TrendConfig(BaseModel):
+    """Early warning: a one-sided CUSUM on standardised log-values against the run's own baseline."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    signals: list[str] = Field(
+        default_factory=lambda: ["train/value_loss", "train/critic_grad_norm"],
+        description="Metric keys watched for an upward trend.",
+    )
+    baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the log-space baseline.")
+    lag_points: int = Field(
+        30, ge=0, le=100_000, description="The baseline ends this many points before the newest point."
+    )
+    z_cap: float = Field(3.0, gt=0, description="Cap on |z| per point, so one spike cannot trigger alone.")
+    drift_k: float = Field(0.5, ge=0, description="CUSUM allowance per point, in baseline sigmas.")
+    warn_h: float = Field(8.0, gt=0, description="CUSUM level that raises a WARNING.")
+    alarm_ratio: float | None = Field(
+        20.0, gt=1, description="Alarm (not just warn) when a trending signal's 3-point median is this many times its baseline; null = warn only."
+    )
+    min_sigma: float = Field(
+        0.1, gt=0, description="Floor on the baseline's log-space sigma (a flat baseline is not infinitely precise)."
+    )
+
+
+class CriticGradNormConfig(BaseModel):
+    """Critic gradient norm (before clipping): absolute ceiling and jump against its baseline."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    ceiling: float = Field(1.0, gt=0, description="Norm above this raises a WARNING (field report: < 1.0 healthy).")
+    jump_factor: float = Field(
+        20.0, gt=1, description="Norm above jump_factor x its rolling median raises a WARNING."
+    )
+    patience_points: int = Field(2, ge=1, le=1000, description="Consecutive points before a WARNING.")
+    baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the median.")
+
+
+class RewardCollapseConfig(BaseModel):
+    """A reward drop abnormal for this run, in units of the run's own reward-change scale."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    signal: str = Field("rollout/average_step_reward", description="Reward metric key.")
+    horizon_points: int = Field(3, ge=1, le=1000, description="Drop measured over this many points.")
+    baseline_points: int = Field(100, ge=10, le=100_000, description="Window for the robust change scale.")
+    drop_sigmas: float = Field(
+        8.0, gt=0, description="Drop larger than this many robust sigmas (MAD of changes) raises a WARNING."
+    )
+    min_rel_drop: float = Field(
+        0.5, ge=0, description="...and larger than this fraction of the run's reward range (ignores noise)."
+    )
+
+
+class NonFiniteConfig(BaseModel):
+    """Any NaN/Inf in a tracked metric is immediate divergence."""
+
+    model_config = _STRICT
+    enabled: bool = True
+
+
+class PolicyConfig(BaseModel):
+    """What happens on verdicts: checkpoints, rollback, escalation, stop."""
+
+    model_config = _STRICT
+    stable_every_iters: int = Field(10, ge=1, description="Mark a stable checkpoint every this many healthy iterations.")
+    recover_points: int = Field(5, ge=1, description="Quiet points before WARNING returns to HEALTHY.")
+    cooldown_iters: int = Field(20, ge=0, description="Re-warm-up after a rollback before stable marks resume.")
+    rollback_budget: int = Field(3, ge=0, le=100, description="Rollbacks allowed before the run is stopped.")
+    escalation_lr_factor: float = Field(
+        0.5, gt=0, le=1, description="Each further rollback multiplies the safe learning rates by this."
+    )
+    onset_margin_iters: int = Field(
+        10, ge=0, description="Roll back to a checkpoint at least this many iterations before the onset."
+    )
+    corroboration: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Declare divergence when this many different detectors warn at once (0 = never).",
+    )
+
+
+class WatchdogConfig(BaseModel):
+    """Everything in ``cfgs/watchdog.yaml``."""
+
+    model_config = _STRICT
+    action: Literal["rollback", "alert"] = Field(
+        "rollback", description="rollback: restore + safe config; alert: report only."
+    )
+    warmup: WarmupConfig = Field(default_factory=WarmupConfig)
+    value_loss: ValueLossThresholdConfig = Field(default_factory=ValueLossThresholdConfig)
+    trend: TrendConfig = Field(default_factory=TrendConfig)
+    critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
+    reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
+    nonfinite: NonFiniteConfig = Field(default_factory=NonFiniteConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+
+
+# --- PPO configs --------------------------------------------------------------------------------
+
+# Keys the training hook can change in a running OpenRL trainer (read at use time).
+LIVE_PPO_KEYS = frozenset(
+    {
+        "lr",
+        "critic_lr",
+        "max_grad_norm",
+        "use_max_grad_norm",
+        "use_adv_normalize",
+        "clip_param",
+        "entropy_coef",
+        "value_loss_coef",
+        "ppo_epoch",
+        "num_mini_batch",
+    }
+)
+# Keys fixed when the networks/buffers are built; a safe config may not change them mid-run.
+STARTUP_PPO_KEYS = frozenset(
+    {
+        "episode_length",
+        "run_dir",
+        "log_interval",
+        "use_recurrent_policy",
+        "use_joint_action_loss",
+        "use_valuenorm",
+        "hidden_size",
+        "layer_N",
+        "gamma",
+        "gae_lambda",
+        "seed",
+    }
+)
+
+
+class PPOConfig(BaseModel):
+    """The keys of ``cfgs/ppo.yaml`` / ``cfgs/ppo_safe.yaml`` (OpenRL names); unset = OpenRL default."""
+
+    model_config = _STRICT
+    lr: float | None = Field(None, gt=0, lt=1, description="Actor learning rate (OpenRL default 5e-4).")
+    critic_lr: float | None = Field(None, gt=0, lt=1, description="Critic learning rate (default 5e-4).")
+    max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (default 10).")
+    use_max_grad_norm: bool | None = None
+    use_adv_normalize: bool | None = None
+    clip_param: float | None = Field(None, gt=0, lt=1)
+    entropy_coef: float | None = Field(None, ge=0)
+    value_loss_coef: float | None = Field(None, gt=0)
+    ppo_epoch: int | None = Field(None, ge=1, le=100)
+    num_mini_batch: int | None = Field(None, ge=1, le=1024)
+    episode_length: int | None = Field(None, ge=1)
+    run_dir: str | None = None
+    log_interval: int | None = Field(None, ge=1)
+    use_recurrent_policy: bool | None = None
+    use_joint_action_loss: bool | None = None
+    use_valuenorm: bool | None = None
+    hidden_size: int | None = Field(None, ge=1)
+    layer_N: int | None = Field(None, ge=1)
+    gamma: float | None = Field(None, gt=0, le=1)
+    gae_lambda: float | None = Field(None, ge=0, le=1)
+    seed: int | None = None
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+    def live_values(self) -> dict[str, Any]:
+        """The keys that a running trainer can take (used for the safe-config switch)."""
+        return {k: v for k, v in self.set_values().items() if k in LIVE_PPO_KEYS}
+
+    @model_validator(mode="after")
+    def _clip_needs_norm(self) -> "PPOConfig":
+        if self.use_max_grad_norm is False and self.max_grad_norm is not None:
+            raise ValueError("max_grad_norm is set but use_max_grad_norm is false; drop one of them")
+        return self
+
+
+def check_safe_config(safe: PPOConfig, base: PPOConfig, *, source: str) -> None:
+    """Refuse a safe config that changes a key a running trainer cannot change (at load time)."""
+    base_vals = base.set_values()
+    for key, value in safe.set_values().items():
+        if key in STARTUP_PPO_KEYS and base_vals.get(key, value) != value:
+            raise ConfigError(
+                f"'{key}: {value}' cannot change mid-run (the run uses {base_vals.get(key)!r}); "
+                f"keep it equal to the training config or remove it from the safe config",
+                path=source,
+            )
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def _describe(err: dict) -> str:
+    """One pydantic error as 'key: problem (got value)'."""
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
+    kind = err.get("type", "")
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        return f"unknown key '{loc}' (value {value!r})"
+    msg = err.get("msg", "invalid value")
+    return f"key '{loc}': {msg}, got {value!r}"
+
+
+def _legal_keys(model: type[BaseModel], loc: tuple) -> str:
+    """The legal keys at the place an unknown key was found, for the error message."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        field = current.model_fields.get(str(part)) if current else None
+        ann = field.annotation if field else None
+        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return ", ".join(current.model_fields) if current else ""
+
+
+def validate_mapping(model: type[BaseModel], data: Any, *, source: str):
+    """Validate ``data`` against ``model``; raise a one-line ConfigError on the first problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping of keys to values, got {type(data).__name__}", path=source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        hint = None
+        if err.get("type") == "extra_forbidden":
+            hint = f"legal keys: {_legal_keys(model, tuple(err.get('loc', ())))}"
+        raise ConfigError(_describe(err), path=source, hint=hint) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", path=str(path), hint="check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", path=str(path)) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML{where}: {problem}", path=str(path)) from None
+
+
+def load_watchdog_config(path: str | Path | None) -> WatchdogConfig:
+    """Load ``cfgs/watchdog.yaml`` (None = built-in defaults)."""
+    if path is None:
+        return WatchdogConfig()
+    return validate_mapping(WatchdogConfig, read_yaml(path), source=str(path))
+
+
+def load_ppo_config(path: str | Path | None) -> PPOConfig:
+    """Load ``cfgs/ppo.yaml`` or ``cfgs/ppo_safe.yaml`` (None = OpenRL defaults)."""
+    if path is None:
+        return PPOConfig()
+    return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
+
+
+def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig:
+    """For ``watchdog check``: decide by the keys whether the file is a watchdog or a PPO config."""
+    data = read_yaml(path)
+    watchdog_keys = set(WatchdogConfig.model_fields)
+    if isinstance(data, dict) and data and set(data) & watchdog_keys and not set(data) & set(PPOConfig.model_fields):
+        return validate_mapping(WatchdogConfig, data, source=str(path))
+    if isinstance(data, dict) and set(data) & set(PPOConfig.model_fields):
+        return validate_mapping(PPOConfig, data, source=str(path))
+    return validate_mapping(WatchdogConfig, data, source=str(path))

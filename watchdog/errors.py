@@ -1,0 +1,34 @@
+"""The two error families: what the user can fix, and what is our bug."""
+
+from __future__ import annotations
+
+
+class WatchdogError(Exception):
+    """A problem the user can fix (bad config, missing file, malformed input).
+
+    ``str(err)`` is one line naming the file, the value and the fix; the CLI prints it and exits 2.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str | None = None):
+        self.path = path
+        self.hint = hint
+        text = message if path is None else f"{path}: {message}"
+        if hint:
+            text = f"{text} ({hint})"
+        super().__init__(" ".join(text.split()))
+
+
+class ConfigError(WatchdogError):
+    """A config file or value is invalid."""
+
+
+class InputError(WatchdogError):
+    """A run directory, event file, log or checkpoint cannot be used."""
+
+
+class CheckpointError(InputError):
+    """A checkpoint is missing, corrupt, or holds non-finite weights."""
+
+
+class InternalError(RuntimeError):
+    """A bug in the watchdog itself: report it, do not fix your config."""

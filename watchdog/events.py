@@ -1,0 +1,163 @@
+"""The JSONL event log: one object per line, appended, flushed per line, readable while written.
+
+Every line has ``time``, ``event``, ``iteration``, ``env_steps`` and ``state``; the rest depends on
+the event kind (see :data:`EVENT_KINDS`). The reader tolerates a torn last line (a run killed
+mid-write) and reports, rather than raises on, lines it cannot parse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+log = logging.getLogger(__name__)
+
+EVENTS_FILENAME = "watchdog_events.jsonl"
+EVENT_KINDS = (
+    "start",
+    "metrics",
+    "stable_checkpoint",
+    "warning",
+    "recovered",
+    "alarm",
+    "rollback",
+    "config_switch",
+    "stop",
+    "end",
+)
+
+
+def _jsonable(value: Any) -> Any:
+    """Make NaN/Inf and other odd values survive strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def make_event(event: str, *, iteration: int, env_steps: int, state: str, **fields: Any) -> dict:
+    """One event object with the required fields first."""
+    return _jsonable({"time": time.time(), "event": event, "iteration": iteration,
+                      "env_steps": env_steps, "state": state, **fields})
+
+
+class EventLog:
+    """Append-only JSONL writer; each line is written whole, flushed and (optionally) fsynced."""
+
+    def __init__(self, path: str | Path, *, fsync: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fsync = fsync
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._repair_torn_tail()
+
+    def _repair_torn_tail(self) -> None:
+        """If a previous writer died mid-line, start on a fresh line so our lines stay whole."""
+        if self._fh.tell() == 0:
+            return
+        with open(self.path, "rb") as fh:
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                self._fh.write("\n")
+                self._fh.flush()
+
+    def write(self, event: dict) -> None:
+        """Append one event as one line."""
+        self._fh.write(json.dumps(_jsonable(event), allow_nan=False) + "\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
+    def __call__(self, event: dict) -> None:
+        self.write(event)
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "EventLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class EventReadResult:
+    """Events parsed from a log, plus one-line warnings about what was skipped."""
+
+    events: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
+    """Complete lines from byte ``start`` on, with the offset after each; a torn tail is left out."""
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        offset = start
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                return
+            offset += len(raw)
+            yield offset, raw
+
+
+def parse_event_line(raw: bytes) -> dict | None:
+    """One JSONL line -> event dict, or None when it is not an event object."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
+        return None
+    return obj
+
+
+def read_events(path: str | Path) -> EventReadResult:
+    """Read a whole event log; a torn last line or junk lines become warnings."""
+    path = Path(path)
+    result = EventReadResult()
+    size = path.stat().st_size
+    end = 0
+    for lineno, (end, raw) in enumerate(iter_lines(path), start=1):
+        if not raw.strip():
+            continue
+        event = parse_event_line(raw)
+        if event is None:
+            result.warnings.append(f"{path}: line {lineno} is not a watchdog event; skipped")
+        else:
+            result.events.append(event)
+    if end < size:
+        result.warnings.append(f"{path}: last line is incomplete ({size - end} bytes, a writer killed mid-line?); ignored")
+    return result
+
+
+class EventTail:
+    """Follow an event log being written: each ``poll`` returns only the new complete events."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.offset = 0
+
+    def poll(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        if self.path.stat().st_size < self.offset:  # truncated/rotated: start over
+            self.offset = 0
+        events = []
+        for self.offset, raw in iter_lines(self.path, self.offset):
+            event = parse_event_line(raw)
+            if event is not None:
+                events.append(event)
+        return events

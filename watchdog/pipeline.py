@@ -1,0 +1,161 @@
+"""The watchdog pipeline: records -> detectors -> policy -> actions + events.
+
+Live training (``openrl_ws``) and replay (``watchdog.replay``) are two drivers of this one class,
+so replay predicts exactly what a live watchdog with the same config would do.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections import deque
+from typing import Any, Callable, Iterable
+
+from watchdog.config import WatchdogConfig
+from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
+from watchdog.events import make_event
+from watchdog.onset import Onset, estimate_onset, log_badness
+from watchdog.policy import Action, CheckpointRef, Policy, Rollback, State
+from watchdog.signals import STEP_REWARD, VALUE_LOSS, MetricRecord
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict], None]
+HISTORY_POINTS = 1024
+MIN_ONSET_WINDOW = 40
+
+
+class Watchdog:
+    """Feed one :class:`MetricRecord` per PPO iteration to :meth:`observe`; carry out its actions."""
+
+    def __init__(self, cfg: WatchdogConfig | None = None, *, listeners: Iterable[Listener] = ()):
+        self.cfg = cfg or WatchdogConfig()
+        self.detectors: list[Detector] = build_detectors(self.cfg)
+        self.policy = Policy(self.cfg)
+        self.history: deque[MetricRecord] = deque(maxlen=HISTORY_POINTS)
+        self.listeners: list[Listener] = list(listeners)
+        self.detector_snapshots: dict[str, dict] = {}
+        self.last_record: MetricRecord | None = None
+        self.last_verdicts: list[Verdict] = []
+
+    @property
+    def state(self) -> State:
+        return self.policy.state
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def emit(self, event: str, **fields: Any) -> None:
+        """Send one event (with iteration, steps and state filled in) to every listener."""
+        rec = self.last_record
+        obj = make_event(event, iteration=rec.iteration if rec else 0, env_steps=rec.env_steps if rec else 0,
+                         state=self.state.value, **fields)
+        for listener in self.listeners:
+            try:
+                listener(obj)
+            except Exception:  # a broken sink must not take training down
+                log.exception("event listener failed on %s", event)
+
+    def start(self, **info: Any) -> None:
+        self.emit("start", config=self.cfg.model_dump(), **info)
+
+    def end(self, **info: Any) -> None:
+        self.emit("end", rollbacks=self.policy.rollbacks, **info)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def observe(self, record: MetricRecord) -> list[Action]:
+        """Judge one iteration; returns the actions the driver must carry out now."""
+        self.last_record = record
+        self.history.append(record)
+        verdicts = [v for v in (d.update(record) for d in self.detectors) if v is not None]
+        self.last_verdicts = verdicts
+        return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
+
+    def checkpoint_saved(self, ref: CheckpointRef) -> None:
+        """The driver saved a stable checkpoint for a :class:`SaveStable` action."""
+        self.detector_snapshots[ref.tag] = self.detectors_state()
+        self.policy.add_stable(ref)
+        self.emit("stable_checkpoint", checkpoint=ref.path or ref.tag, checkpoint_iteration=ref.iteration)
+
+    def checkpoint_deleted(self, tag: str) -> None:
+        """The driver's retention removed a checkpoint."""
+        self.detector_snapshots.pop(tag, None)
+        self.policy.forget_stable(tag)
+
+    def rolled_back(self, action: Rollback, *, config_changes: dict[str, tuple[Any, Any]], config_name: str) -> None:
+        """The driver restored ``action.target`` and applied the safe config: log it, re-arm."""
+        target = action.target
+        snapshot = self.detector_snapshots.get(target.tag)
+        if snapshot is not None:
+            self.load_detectors_state(snapshot)
+        self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
+        for tag in [t for t in self.detector_snapshots if t not in {r.tag for r in self.policy.stable}]:
+            del self.detector_snapshots[tag]
+        self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
+                  to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
+                  onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale)
+        if config_changes:
+            self.emit("config_switch", config=config_name,
+                      changes={k: {"old": old, "new": new} for k, (old, new) in config_changes.items()})
+
+    # --- onset ----------------------------------------------------------------------------------
+
+    def estimate_onset(self, alarm: Verdict) -> Onset:
+        """Where the trouble behind ``alarm`` began, from the recent history.
+
+        The earliest hint among this record's verdicts (a trend warning's last quiet point often
+        precedes the threshold's first crossing by far) decides how far back the fit looks.
+        """
+        hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None]
+        return onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def detectors_state(self) -> dict:
+        return {detector_key(d): d.state_dict() for d in self.detectors}
+
+    def load_detectors_state(self, state: dict) -> None:
+        for d in self.detectors:
+            if detector_key(d) in state:
+                d.load_state_dict(state[detector_key(d)])
+
+    def state_dict(self) -> dict:
+        """Detectors, policy and per-checkpoint detector snapshots (the history is not kept)."""
+        return {
+            "detectors": self.detectors_state(),
+            "policy": self.policy.state_dict(),
+            "detector_snapshots": copy.deepcopy(self.detector_snapshots),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.load_detectors_state(state["detectors"])
+        self.policy.load_state_dict(state["policy"])
+        self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
+
+
+def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None) -> Onset:
+    """Fit the change model to the alarm's signal over a window reaching well before its hint."""
+    fallback = alarm.onset_hint if alarm.onset_hint is not None else alarm.iteration
+    reach = min(fallback, earliest_hint) if earliest_hint is not None else fallback
+    usable = [r for r in history if r.iteration <= alarm.iteration]
+    if not usable:
+        return Onset(fallback, fallback, fallback, "fallback")
+    if alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):
+        key, transform = alarm.signal, _negated
+    else:
+        key, transform = VALUE_LOSS, log_badness
+    # The window ends at the last finite value and starts well before the detector's hint.
+    finite = [r for r in usable if math.isfinite(r.metrics.get(key, math.nan))]
+    if not finite:
+        return Onset(fallback, fallback, fallback, "fallback")
+    its = [r.iteration for r in finite]
+    hint_idx = next((i for i, it in enumerate(its) if it >= reach), len(its) - 1)
+    start = max(0, min(hint_idx - (len(its) - hint_idx) * 2, len(its) - MIN_ONSET_WINDOW))
+    window = finite[start:]
+    values = [r.metrics[key] for r in window]
+    return estimate_onset([r.iteration for r in window], transform(values), fallback=fallback)
+
+
+def _negated(values) -> list[float]:
+    return [-v for v in values]

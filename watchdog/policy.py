@@ -1,0 +1,239 @@
+"""The state machine: verdicts -> actions (alert, mark stable, roll back, escalate, stop).
+
+    HEALTHY -> WARNING -> DIVERGED -> ROLLED_BACK -> (cool-down) -> HEALTHY
+                                   \\-> STOPPED (rollback budget spent, or no checkpoint)
+
+Stable checkpoints are only marked while HEALTHY, so every rollback target precedes the warning
+that came before the alarm; the target is the newest stable checkpoint before the *estimated
+onset*. The policy decides; the driver (live training or replay) carries the actions out and
+reports back through :meth:`Policy.rollback_done`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Callable
+
+from watchdog.config import WatchdogConfig
+from watchdog.detectors import Verdict
+from watchdog.onset import Onset
+from watchdog.signals import MetricRecord
+
+
+class State(str, Enum):
+    HEALTHY = "healthy"
+    WARNING = "warning"
+    DIVERGED = "diverged"
+    ROLLED_BACK = "rolled_back"
+    STOPPED = "stopped"
+
+
+# Numeric codes for the `watchdog/state` TensorBoard scalar.
+STATE_CODES = {State.HEALTHY: 0, State.WARNING: 1, State.DIVERGED: 2, State.ROLLED_BACK: 3, State.STOPPED: 4}
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """A stable checkpoint the driver saved: where to go back to."""
+
+    tag: str
+    iteration: int
+    env_steps: int
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class SaveStable:
+    """Action: snapshot the training state now and call ``Watchdog.checkpoint_saved``."""
+
+    iteration: int
+    env_steps: int
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Action: restore ``target`` in place, switch to the safe config scaled by ``lr_scale``."""
+
+    target: CheckpointRef
+    onset: Onset
+    from_iteration: int
+    from_env_steps: int
+    number: int
+    lr_scale: float
+    alarm: Verdict
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Action: stop training now, with a final report; the run exits non-zero."""
+
+    reason: str
+    iteration: int
+
+
+Action = SaveStable | Rollback | Stop
+Emit = Callable[..., None]
+OnsetFn = Callable[[Verdict], Onset]
+
+
+class Policy:
+    """Turns each record's verdicts into actions and events."""
+
+    def __init__(self, cfg: WatchdogConfig):
+        self.cfg = cfg
+        self.state = State.HEALTHY
+        self.rollbacks = 0
+        self.quiet_points = 0
+        self.last_stable_iteration: int | None = None
+        self.cooldown_until = -1
+        self.active_warnings: list[str] = []
+        self.stable: list[CheckpointRef] = []
+        self.last_alarm: dict | None = None
+
+    # --- decisions ------------------------------------------------------------------------------
+
+    def step(self, record: MetricRecord, verdicts: list[Verdict], emit: Emit, onset_fn: OnsetFn) -> list[Action]:
+        """One record's verdicts -> actions; events go to ``emit(kind, **fields)``."""
+        if self.state is State.STOPPED:
+            return []
+        alarms = [v for v in verdicts if v.level == "alarm"]
+        warnings = [v for v in verdicts if v.level == "warning"]
+        corroborated = self._corroborated(warnings)
+        if corroborated is not None:
+            alarms.append(corroborated)
+        if alarms:
+            return self._on_alarm(record, alarms[0], emit, onset_fn)
+        if warnings:
+            self._on_warnings(warnings, emit)
+            return []
+        return self._on_quiet(record, emit)
+
+    def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
+        """Several different detectors warning at once is divergence too (when configured)."""
+        need = self.cfg.policy.corroboration
+        names = {_warning_key(v) for v in warnings}
+        if not need or len(names) < need:
+            return None
+        first = warnings[0]
+        return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
+                       f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
+                       first.iteration, first.env_steps, min(v.onset_hint or v.iteration for v in warnings))
+
+    def _on_alarm(self, record: MetricRecord, alarm: Verdict, emit: Emit, onset_fn: OnsetFn) -> list[Action]:
+        if self.state is State.DIVERGED and self.cfg.action == "alert":
+            self.quiet_points = 0
+            return []  # already reported; alert-only mode keeps watching
+        self.state = State.DIVERGED
+        self.quiet_points = 0
+        onset = onset_fn(alarm)
+        self.last_alarm = {"iteration": record.iteration, "env_steps": record.env_steps, "detector": alarm.detector}
+        emit("alarm", detector=alarm.detector, signal=alarm.signal, value=alarm.value,
+             threshold=alarm.threshold, reason=alarm.reason, onset_iteration=onset.iteration,
+             onset_low=onset.low, onset_high=onset.high, onset_method=onset.method)
+        if self.cfg.action == "alert":
+            return []
+        if self.rollbacks >= self.cfg.policy.rollback_budget:
+            return [self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
+                                       f"({self.cfg.policy.rollback_budget}) spent", emit)]
+        target = self._target_before(onset.iteration - self.cfg.policy.onset_margin_iters)
+        if target is None:
+            return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
+        self.rollbacks += 1
+        scale = self.cfg.policy.escalation_lr_factor ** (self.rollbacks - 1)
+        return [Rollback(target, onset, record.iteration, record.env_steps, self.rollbacks, scale, alarm)]
+
+    def _on_warnings(self, warnings: list[Verdict], emit: Emit) -> None:
+        self.quiet_points = 0
+        if self.state is State.HEALTHY:
+            self.state = State.WARNING
+        for v in warnings:
+            key = _warning_key(v)
+            if key in self.active_warnings:
+                continue
+            self.active_warnings.append(key)
+            emit("warning", detector=v.detector, signal=v.signal, value=v.value, threshold=v.threshold,
+                 reason=v.reason, onset_iteration=v.onset_hint)
+
+    def _on_quiet(self, record: MetricRecord, emit: Emit) -> list[Action]:
+        pol = self.cfg.policy
+        if self.state in (State.WARNING, State.DIVERGED):
+            self.quiet_points += 1
+            if self.quiet_points >= pol.recover_points:
+                self._recover(record, emit)
+        elif self.state is State.ROLLED_BACK and record.iteration >= self.cooldown_until:
+            self._recover(record, emit)
+        if self.state is State.HEALTHY and (
+            self.last_stable_iteration is None or record.iteration - self.last_stable_iteration >= pol.stable_every_iters
+        ):
+            self.last_stable_iteration = record.iteration
+            return [SaveStable(record.iteration, record.env_steps)]
+        return []
+
+    def _recover(self, record: MetricRecord, emit: Emit) -> None:
+        previous = self.state
+        self.state = State.HEALTHY
+        self.active_warnings = []
+        self.quiet_points = 0
+        emit("recovered", previous=previous.value)
+
+    def _stop(self, record: MetricRecord, reason: str, emit: Emit) -> Stop:
+        self.state = State.STOPPED
+        emit("stop", reason=reason, rollbacks=self.rollbacks)
+        return Stop(reason, record.iteration)
+
+    def _target_before(self, iteration: int) -> CheckpointRef | None:
+        """Newest stable checkpoint strictly before ``iteration`` (else the oldest we have)."""
+        before = [ref for ref in self.stable if ref.iteration < iteration]
+        if before:
+            return before[-1]
+        return self.stable[0] if self.stable else None
+
+    # --- driver feedback ------------------------------------------------------------------------
+
+    def add_stable(self, ref: CheckpointRef) -> None:
+        """The driver saved a stable checkpoint."""
+        self.stable.append(ref)
+        self.stable.sort(key=lambda r: r.iteration)
+
+    def forget_stable(self, tag: str) -> None:
+        """The driver deleted a checkpoint (retention)."""
+        self.stable = [r for r in self.stable if r.tag != tag]
+
+    def rollback_done(self, action: Rollback, iteration: int) -> None:
+        """The driver restored ``action.target``; checkpoints after it belong to the abandoned path."""
+        self.state = State.ROLLED_BACK
+        self.active_warnings = []
+        self.quiet_points = 0
+        self.cooldown_until = iteration + self.cfg.policy.cooldown_iters
+        self.last_stable_iteration = iteration
+        self.stable = [r for r in self.stable if r.iteration <= action.target.iteration]
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "state": self.state.value,
+            "rollbacks": self.rollbacks,
+            "quiet_points": self.quiet_points,
+            "last_stable_iteration": self.last_stable_iteration,
+            "cooldown_until": self.cooldown_until,
+            "active_warnings": list(self.active_warnings),
+            "stable": [asdict(r) for r in self.stable],
+            "last_alarm": copy.deepcopy(self.last_alarm),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state = State(state["state"])
+        self.rollbacks = int(state["rollbacks"])
+        self.quiet_points = int(state["quiet_points"])
+        self.last_stable_iteration = state["last_stable_iteration"]
+        self.cooldown_until = int(state["cooldown_until"])
+        self.active_warnings = list(state["active_warnings"])
+        self.stable = [CheckpointRef(**r) for r in state["stable"]]
+        self.last_alarm = copy.deepcopy(state.get("last_alarm"))
+
+
+def _warning_key(v: Verdict) -> str:
+    return f"{v.detector}:{v.signal}"

@@ -1,0 +1,92 @@
+"""The metric record one PPO iteration produces, and the stable metric keys.
+
+Every producer (the live OpenRL hook, TensorBoard events, OpenRL's ``log.txt``, our event log)
+turns its numbers into :class:`MetricRecord` with these keys, so the detectors see one vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+VALUE_LOSS = "train/value_loss"
+CRITIC_GRAD_NORM = "train/critic_grad_norm"
+ACTOR_GRAD_NORM = "train/actor_grad_norm"
+POLICY_LOSS = "train/policy_loss"
+ENTROPY = "train/dist_entropy"
+RATIO = "train/ratio"
+APPROX_KL = "train/approx_kl"
+STEP_REWARD = "rollout/average_step_reward"
+WATCHDOG_STATE = "watchdog/state"
+WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
+WATCHDOG_ONSET = "watchdog/onset_iteration"
+
+TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL)
+# Metrics whose non-finite value means the run is broken (others, e.g. extra scalars, are ignored).
+TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD)
+
+_BARE_TO_KEY = {key.split("/", 1)[1]: key for key in TRAIN_KEYS}
+_BARE_TO_KEY.update(
+    {
+        "average_step_reward": STEP_REWARD,
+        "average step reward": STEP_REWARD,
+        "entropy": ENTROPY,
+        "approxkl": APPROX_KL,
+    }
+)
+# OpenRL/MAPush reward components: `push_reward` -> `rollout/push_reward`.
+_REWARD_SUFFIXES = ("_reward", "_punishment", "_reward_scale", "_rewards")
+
+
+def normalize_key(name: str) -> str:
+    """Map OpenRL's bare names (``value_loss``) and ours (``train/value_loss``) to one key."""
+    name = name.strip()
+    if "/" in name:
+        return name
+    if name in _BARE_TO_KEY:
+        return _BARE_TO_KEY[name]
+    if name.endswith(_REWARD_SUFFIXES):
+        return f"rollout/{name}"
+    return f"extra/{name}"
+
+
+@dataclass
+class MetricRecord:
+    """One PPO iteration (OpenRL's "episode"): its index, env steps so far, and its scalars."""
+
+    iteration: int
+    env_steps: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, iteration: int, env_steps: int, values: Mapping[str, object]) -> "MetricRecord":
+        """Build a record from any mapping of names to numbers, normalising the names."""
+        metrics: dict[str, float] = {}
+        for name, value in values.items():
+            try:
+                metrics[normalize_key(str(name))] = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                continue
+        return cls(int(iteration), int(env_steps), metrics)
+
+    def get(self, key: str) -> float | None:
+        """The value of ``key`` (bare or namespaced), or None when this record lacks it."""
+        return self.metrics.get(normalize_key(key))
+
+    def nonfinite_keys(self, keys: Iterable[str] = TRACKED_KEYS) -> list[str]:
+        """Tracked keys whose value is NaN or infinite."""
+        return [k for k in keys if k in self.metrics and not math.isfinite(self.metrics[k])]
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict; NaN/Inf become strings so the line stays valid JSON."""
+        return {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "metrics": {k: (v if math.isfinite(v) else str(v)) for k, v in self.metrics.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "MetricRecord":
+        """Inverse of :meth:`to_dict`."""
+        return cls.from_mapping(data["iteration"], data["env_steps"], data.get("metrics", {}))
