@@ -9,7 +9,7 @@ legal range.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -218,9 +218,12 @@ class PPOConfig(BaseModel):
         return self
 
 
-def check_safe_config(safe: PPOConfig, base: PPOConfig, *, source: str) -> None:
-    """Refuse a safe config that changes a key a running trainer cannot change (at load time)."""
-    base_vals = base.set_values()
+def check_safe_config(safe: PPOConfig, base: PPOConfig | Mapping[str, Any], *, source: str) -> None:
+    """Refuse a safe config that changes a key a running trainer cannot change (at load time).
+
+    ``base`` is the training config, or the effective values the run was built with.
+    """
+    base_vals = base.set_values() if isinstance(base, PPOConfig) else dict(base)
     for key, value in safe.set_values().items():
         if key in STARTUP_PPO_KEYS and base_vals.get(key, value) != value:
             raise ConfigError(

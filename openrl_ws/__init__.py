@@ -1,0 +1,1 @@
+"""OpenRL integration: train.py, the training hook, environments (push_lite, MQE)."""

@@ -1,0 +1,163 @@
+"""Deterministic fault injection, so a divergence (and the watchdog's answer) can be produced on demand.
+
+Spec grammar, one fault per spec (``--inject`` is repeatable)::
+
+    KIND@START[-END][:VALUE]
+
+    reward_scale@30-34:50   rewards x50 during iterations 30..34 (inclusive); without -END from START on
+    nan@40                  one batch of NaN observations/rewards at iteration 40 (no VALUE, no END)
+    lr_spike@25:20          learning rates x20 once at iteration 25; lasts until a config switch sets lr
+    obs_noise@10-19:0.5     Gaussian observation noise, std 0.5, during iterations 10..19
+
+Iterations are the monotonic count of iterations actually run, rolled-back ones included, so a
+transient fault does not recur after a rollback.
+
+The schedule only sets knobs; the env applies them. It writes exactly ``env.reward_scale``
+(float, 1.0 = off), ``env.obs_noise_std`` (float, 0.0 = off) and ``env.nan_next_step`` (bool, the
+env clears it after one step), and calls ``scale_learning_rates`` for ``lr_spike``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from openrl_ws.live_config import scale_learning_rates
+from watchdog.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+KINDS = ("reward_scale", "nan", "lr_spike", "obs_noise")
+GRAMMAR = "KIND@START[-END][:VALUE] with KIND one of " + ", ".join(KINDS) + ", e.g. reward_scale@30-34:50"
+_SPEC = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<value>[^:@]+))?$")
+_RANGED = {"reward_scale", "obs_noise"}  # may have -END; the others happen at START only
+_NEEDS_VALUE = {"reward_scale", "lr_spike", "obs_noise"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One parsed ``--inject`` spec. ``end`` is inclusive; ``None`` means "from start on"."""
+
+    kind: str
+    start: int
+    end: int | None
+    value: float | None
+    spec: str
+
+    def active(self, iteration: int) -> bool:
+        """Whether a ranged fault covers ``iteration`` (one-shot faults: iteration == start)."""
+        if self.kind not in _RANGED:
+            return iteration == self.start
+        return iteration >= self.start and (self.end is None or iteration <= self.end)
+
+
+def parse_inject(spec: str) -> Fault:
+    """Parse ``KIND@START[-END][:VALUE]``; a malformed spec is a one-line ConfigError."""
+    text = spec.strip() if isinstance(spec, str) else spec
+    match = _SPEC.match(text) if isinstance(text, str) else None
+    if match is None:
+        _fail(spec, "it does not match the grammar")
+    kind, start = match["kind"], int(match["start"])
+    end = None if match["end"] is None else int(match["end"])
+    if kind not in KINDS:
+        _fail(spec, f"unknown kind {kind!r}")
+    if end is not None and kind not in _RANGED:
+        _fail(spec, f"{kind} happens once at START and takes no -END")
+    if end is not None and end < start:
+        _fail(spec, f"END {end} is before START {start}")
+    value = _parse_value(spec, kind, match["value"])
+    return Fault(kind=kind, start=start, end=end, value=value, spec=text)
+
+
+def _parse_value(spec: str, kind: str, raw: str | None) -> float | None:
+    """Check VALUE: required and finite for all kinds but nan, > 0 for lr_spike, >= 0 for obs_noise."""
+    if kind not in _NEEDS_VALUE:
+        if raw is not None:
+            _fail(spec, f"{kind} takes no :VALUE")
+        return None
+    if raw is None:
+        _fail(spec, f"{kind} needs a :VALUE")
+    try:
+        value = float(raw)
+    except ValueError:
+        _fail(spec, f"VALUE {raw!r} is not a number")
+    if not math.isfinite(value):
+        _fail(spec, f"VALUE {raw!r} is not finite")
+    if kind == "lr_spike" and value <= 0:
+        _fail(spec, "lr_spike VALUE must be > 0")
+    if kind == "obs_noise" and value < 0:
+        _fail(spec, "obs_noise VALUE (a std) must be >= 0")
+    return value
+
+
+def _fail(spec: Any, why: str) -> None:
+    """Raise the one-line error every malformed spec gets."""
+    raise ConfigError(f"bad --inject spec {spec!r}: {why}", hint=f"expected {GRAMMAR}")
+
+
+class FaultSchedule:
+    """Turns parsed faults into env knob settings and lr scalings, iteration by iteration."""
+
+    def __init__(self, faults: Iterable[Fault]):
+        self.faults = tuple(faults)
+        self._fired: set[str] = set()
+
+    @classmethod
+    def from_specs(cls, specs: Iterable[str]) -> "FaultSchedule":
+        """Parse every ``--inject`` spec (all are checked before training starts)."""
+        return cls(parse_inject(s) for s in specs)
+
+    def __bool__(self) -> bool:
+        return bool(self.faults)
+
+    def begin_iteration(self, iteration: int, env: Any, trainer: Any) -> list[str]:
+        """Set this iteration's knobs; return descriptions of what was applied or reverted."""
+        notes = []
+        notes += self._set_knob(env, "reward_scale", self._reward_scale(iteration), 1.0, iteration)
+        notes += self._set_knob(env, "obs_noise_std", self._obs_noise_std(iteration), 0.0, iteration)
+        for index, fault in enumerate(self.faults):
+            key = f"{index}:{fault.spec}"
+            if fault.kind in _RANGED or not fault.active(iteration) or key in self._fired:
+                continue
+            self._fired.add(key)
+            if fault.kind == "nan":
+                env.nan_next_step = True
+                notes.append(f"iteration {iteration}: NaN observations/rewards for one step ({fault.spec})")
+            elif fault.kind == "lr_spike":
+                changed = scale_learning_rates(trainer, fault.value)
+                lrs = ", ".join(f"{k} {old:.3g} -> {new:.3g}" for k, (old, new) in changed.items())
+                notes.append(f"iteration {iteration}: learning rates x{fault.value:g}: {lrs} ({fault.spec})")
+        for note in notes:
+            log.warning("fault injection: %s", note)
+        return notes
+
+    def _reward_scale(self, iteration: int) -> float:
+        """Product of the active reward_scale faults (1.0 when none)."""
+        return math.prod(f.value for f in self.faults if f.kind == "reward_scale" and f.active(iteration))
+
+    def _obs_noise_std(self, iteration: int) -> float:
+        """Combined std of the active obs_noise faults (independent noises add in variance)."""
+        return math.sqrt(sum(f.value**2 for f in self.faults if f.kind == "obs_noise" and f.active(iteration)))
+
+    def _set_knob(self, env: Any, name: str, value: float, off: float, iteration: int) -> list[str]:
+        """Write an env knob when it differs from what the env holds; describe the change."""
+        current = getattr(env, name, off)
+        if current == value:
+            return []
+        setattr(env, name, value)
+        active = [f.spec for f in self.faults if f.kind == name.replace("_std", "") and f.active(iteration)]
+        if value == off:
+            return [f"iteration {iteration}: {name} back to {off:g}"]
+        return [f"iteration {iteration}: {name} {current:g} -> {value:g} ({', '.join(active)})"]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Which one-shot faults already fired (so a resumed run does not fire them again)."""
+        return {"fired": sorted(self._fired)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``state_dict``."""
+        self._fired = set(state.get("fired", ()))

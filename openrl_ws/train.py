@@ -1,0 +1,175 @@
+"""Train PPO/MAPPO with OpenRL 0.2.0, optionally under the watchdog.
+
+Keeps the MAPush ``train.sh`` command line (``--num_envs --train_timesteps --algo --config
+--checkpoint --exp_name --task --seed --use_tensorboard --headless --rl_device`` plus any OpenRL
+flag such as ``--hidden_size 256 --layer_N 2``) and adds ``--watchdog``, ``--watchdog_config``,
+``--safe_config``, ``--run_dir``, ``--inject`` and ``--save_interval``.
+
+    python openrl_ws/train.py --watchdog            # short watched run on the embedded push_lite
+
+Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python openrl_ws/train.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULTS = {"watchdog_config": ROOT / "cfgs" / "watchdog.yaml", "safe_config": ROOT / "cfgs" / "ppo_safe.yaml"}
+EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                epilog="Unknown flags are passed to OpenRL's config parser (e.g. --hidden_size 256).")
+    p.add_argument("--task", default="push_lite", help="push_lite (embedded, default) | go1push_mid | go1push_upper")
+    p.add_argument("--num_envs", type=int, default=64)
+    p.add_argument("--train_timesteps", type=int, default=None,
+                   help="total env steps (default: 60 PPO iterations)")
+    p.add_argument("--algo", choices=("ppo", "mappo"), default="ppo")
+    p.add_argument("--config", default=None, help="PPO config YAML (cfgs/ppo.yaml layout)")
+    p.add_argument("--checkpoint", default=None, help="resume from an OpenRL module.pt or our checkpoint dir")
+    p.add_argument("--exp_name", default="push")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--use_tensorboard", action="store_true", help="write TensorBoard events (on by default with --watchdog)")
+    p.add_argument("--headless", action="store_true", help="accepted for MAPush compatibility")
+    p.add_argument("--rl_device", default=None, help="cpu | cuda:0 (default: cuda when available)")
+    p.add_argument("--watchdog", action="store_true", help="watch the run: detect divergence, roll back, switch config")
+    p.add_argument("--watchdog_config", default=str(DEFAULTS["watchdog_config"]))
+    p.add_argument("--safe_config", default=str(DEFAULTS["safe_config"]))
+    p.add_argument("--run_dir", default=None, help="run directory (default results/<date>_<exp_name>)")
+    p.add_argument("--inject", action="append", default=[], metavar="KIND@START[-END][:VALUE]",
+                   help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5")
+    p.add_argument("--save_interval", type=int, default=10_000_000,
+                   help="env steps between OpenRL-compatible rl_model_<steps>_steps/module.pt (default 10M, as MAPush)")
+    p.add_argument("--episode_length", type=int, default=None, help="rollout length per env (default: config, else 100)")
+    p.add_argument("--torch_threads", type=int, default=1,
+                   help="torch CPU threads (default 1: for PPO-sized networks more threads only add overhead)")
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"train.py: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def _checkpoint_path(raw: str | None) -> Path | None:
+    """MAPush's train.sh passes `<dir>/None` for 'no checkpoint'."""
+    if raw is None or Path(raw).name == "None":
+        return None
+    return Path(raw)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, openrl_argv = build_parser().parse_known_args(argv)
+    from watchdog.config import check_safe_config, load_ppo_config, load_watchdog_config
+    from watchdog.errors import WatchdogError
+
+    try:  # everything that can be wrong with the input, before anything is built
+        from openrl_ws.inject import FaultSchedule
+
+        base = load_ppo_config(args.config)
+        safe = load_ppo_config(args.safe_config)
+        wd_cfg = load_watchdog_config(args.watchdog_config) if args.watchdog else None
+        if args.watchdog:
+            check_safe_config(safe, base, source=args.safe_config)
+        faults = FaultSchedule.from_specs(args.inject)
+        checkpoint = _checkpoint_path(args.checkpoint)
+        if checkpoint is not None and not checkpoint.exists():
+            return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
+        if args.num_envs < 1:
+            return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        return _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint)
+    except WatchdogError as err:
+        return _fail(str(err))
+
+
+def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
+    import torch
+
+    from openrl.configs.config import create_config_parser
+    from openrl.modules.common import PPONet  # before callbacks: OpenRL 0.2.0's import cycle
+    from openrl.runners.common import PPOAgent
+
+    from openrl_ws.envs import make_env
+    from openrl_ws.hook import WatchSession, make_driver_class
+    from openrl_ws.run_logger import RunLogger
+    from openrl_ws.snapshot import load_checkpoint_into
+    from watchdog.config import STARTUP_PPO_KEYS, check_safe_config
+    from watchdog.console import WatchdogConsole
+    from watchdog.pipeline import Watchdog
+
+    device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    episode_length = args.episode_length or base.episode_length or 100
+    if args.config:
+        openrl_argv = ["--config", args.config, *openrl_argv]
+    openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",
+                    str(base.log_interval or 5)]
+    cfg = create_config_parser().parse_args(openrl_argv)
+    if wd_cfg is not None:  # against the values the networks will really be built with
+        check_safe_config(safe, {k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
+                          source=args.safe_config)
+    total = args.train_timesteps or 60 * episode_length * args.num_envs
+    run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
+    console = WatchdogConsole()
+
+    if args.torch_threads > 0:
+        torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(args.seed)
+    env = make_env(args.task, args.num_envs, device=device, seed=args.seed, centralized_critic=args.algo == "mappo")
+    net = PPONet(env, cfg=cfg, device=device)
+    if checkpoint is not None:
+        loaded = load_checkpoint_into(net.module, checkpoint)
+        console.message(f"resumed from {loaded['kind']} checkpoint {checkpoint}")
+    agent = PPOAgent(net)
+    logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)
+    watchdog = Watchdog(wd_cfg) if wd_cfg is not None else None
+    session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
+                           safe_name=Path(args.safe_config).name, console=console, faults=faults,
+                           seed=args.seed, save_interval_steps=args.save_interval)
+    console.message(f"training {args.algo} on {args.task}: {args.num_envs} envs x {episode_length} steps/iteration, "
+                    f"{total:,} env steps, device {device}, run dir {run_dir}")
+    if watchdog is not None:
+        watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:])
+    driver_holder: dict = {}
+    driver_cls = make_driver_class(session)
+
+    class _Capture(driver_cls):  # keep a handle on the driver for the final module.pt
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            driver_holder["driver"] = self
+
+    start = time.time()
+    try:
+        agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
+    finally:
+        if "driver" in driver_holder and session.result.env_steps:
+            session.save_module(driver_holder["driver"], session.result.env_steps)
+        session.close()
+        logger.close()
+        env.close()
+    _report(console, session, time.time() - start, run_dir)
+    return EXIT_STOPPED if session.result.stopped else EXIT_OK
+
+
+def _report(console, session, seconds: float, run_dir: Path) -> None:
+    res = session.result
+    last = res.final_record
+    reward = last.metrics.get("rollout/average_step_reward") if last else None
+    params_ok = "finite" if last is None or all(v == v for v in last.metrics.values()) else "NON-FINITE"
+    verdict = f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished"
+    console.message(f"{verdict}: {res.iterations} iterations, {res.env_steps:,} env steps in {seconds:.0f} s, "
+                    f"{res.rollbacks} rollback(s), last reward {reward if reward is None else f'{reward:.4g}'}, "
+                    f"metrics {params_ok}; run dir {run_dir}", style="bold red" if res.stopped else "bold green")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # let `pytest` (not only `python -m pytest`) import the package
+    sys.path.insert(0, str(REPO_ROOT))
+
+# The repository's sibling `shared/` folder holds read-only fixtures (real OpenRL runs).
+MAPUSH_RUNS = REPO_ROOT.parent / "shared" / "data" / "mapush_runs"
+
+
+@pytest.fixture(scope="session")
+def mapush_runs() -> Path:
+    """The real MAPush OpenRL runs (``../shared/data/mapush_runs``); skips when absent."""
+    if not (MAPUSH_RUNS / "11-07-17_cuboid").is_dir():
+        pytest.skip(f"real OpenRL runs not found at {MAPUSH_RUNS} (the shared/ data folder is not checked out)")
+    return MAPUSH_RUNS

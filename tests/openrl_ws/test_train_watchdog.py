@@ -1,0 +1,105 @@
+"""End to end: real OpenRL PPO on push_lite under the watchdog, with injected faults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from openrl_ws.train import main
+from watchdog.checkpoints import load_checkpoint, read_openrl_module
+from watchdog.events import read_events
+
+SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
+
+
+def run(tmp_path: Path, *extra: str, iterations: int = 12, name: str = "run") -> tuple[int, Path, list[dict]]:
+    run_dir = tmp_path / name
+    code = main([*SMALL, "--watchdog", "--run_dir", str(run_dir), "--train_timesteps", str(8 * 32 * iterations), *extra])
+    events = read_events(run_dir / "watchdog_events.jsonl").events if (run_dir / "watchdog_events.jsonl").exists() else []
+    return code, run_dir, events
+
+
+def kinds(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def test_nan_injection_rolls_back_switches_config_and_finishes(tmp_path):
+    code, run_dir, events = run(tmp_path, "--inject", "nan@5", iterations=14)
+    assert code == 0
+    alarm, = kinds(events, "alarm")
+    assert alarm["iteration"] == 5 and alarm["detector"] == "nonfinite"
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < alarm["onset_iteration"] and Path(rollback["checkpoint"]).is_dir()
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["lr"]["new"] == pytest.approx(3e-4)
+    assert switch["changes"]["max_grad_norm"]["new"] == pytest.approx(0.5)
+    # training carried on to the end with finite numbers, and the final module.pt says so
+    metrics = kinds(events, "metrics")
+    assert metrics[-1]["iteration"] == 13
+    assert all(isinstance(v, float) for m in metrics[6:] for v in m["metrics"].values())
+    final = read_openrl_module(run_dir / "checkpoints" / f"rl_model_{8 * 32 * 14}_steps" / "module.pt")
+    assert final.all_finite()
+    # the optimizer really runs at the safe lr (module.pt keeps optimizer param groups)
+    assert final.optimizers["policy"]["param_groups"][0]["lr"] == pytest.approx(3e-4)
+    # stable checkpoint on disk, written by us, loads weights-only and was judged stable
+    state, meta = load_checkpoint(rollback["checkpoint"])
+    assert meta["stable"] is True and meta["iteration"] == rollback["to_iteration"]
+    assert (run_dir / "log.txt").read_text().count("value_loss:") >= 2
+    assert list((run_dir / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path):
+    cfg = tmp_path / "wd.yaml"
+    cfg.write_text("policy:\n  rollback_budget: 2\n  cooldown_iters: 1\n  stable_every_iters: 2\n")
+    code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--inject", "nan@4", "--inject", "nan@8",
+                                "--inject", "nan@12", iterations=16)
+    assert code == 1
+    rollbacks = kinds(events, "rollback")
+    assert [r["number"] for r in rollbacks] == [1, 2]
+    assert [r["lr_scale"] for r in rollbacks] == [1.0, 0.5]
+    assert kinds(events, "config_switch")[1]["changes"]["lr"]["new"] == pytest.approx(1.5e-4)
+    stop, = kinds(events, "stop")
+    assert "budget" in stop["reason"] and stop["iteration"] == 12
+    assert kinds(events, "end")[0]["stopped"] is True
+
+
+def test_healthy_run_is_never_rolled_back(tmp_path):
+    code, _, events = run(tmp_path, iterations=10)
+    assert code == 0
+    assert kinds(events, "rollback") == [] and kinds(events, "alarm") == []
+    assert len(kinds(events, "stable_checkpoint")) >= 1
+    assert len(kinds(events, "metrics")) == 10
+
+
+def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
+    code, run_dir, events = run(tmp_path, iterations=4, name="first")
+    assert code == 0
+    ours = kinds(events, "stable_checkpoint")[0]["checkpoint"]
+    module = next((run_dir / "checkpoints").glob("rl_model_*_steps/module.pt"))
+    for ckpt in (ours, str(module)):
+        code, _, events = run(tmp_path, "--checkpoint", ckpt, iterations=2, name=f"resumed_{Path(ckpt).parent.name}")
+        assert code == 0 and kinds(events, "end")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--inject", "nan@x"], "nan@x"),
+        (["--checkpoint", "/nonexistent/module.pt"], "checkpoint not found"),
+        (["--config", "/nonexistent.yaml"], "file not found"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, expected):
+    code, _, _ = run(tmp_path, *args, iterations=2)
+    err = capsys.readouterr().err
+    assert code == 2 and expected in err and err.strip().count("\n") == 0
+
+
+def test_safe_config_that_changes_network_shape_is_refused_before_training(tmp_path, capsys):
+    safe = tmp_path / "safe.yaml"
+    safe.write_text("lr: 3e-4\nhidden_size: 512\n")
+    code, run_dir, _ = run(tmp_path, "--safe_config", str(safe), iterations=2)
+    assert code == 2 and "cannot change mid-run" in capsys.readouterr().err
+    assert not run_dir.exists()

@@ -1,0 +1,141 @@
+"""Specification of watchdog.logtxt: OpenRL's text log parser and its tail."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from watchdog.errors import InputError
+from watchdog.logtxt import LogTxtTail, parse_log_txt
+from watchdog.signals import STEP_REWARD, VALUE_LOSS
+
+BLOCK = """\
+2025-11-07 17:40:53,572 [INFO] Episode: {n}/{m}
+2025-11-07 17:41:24,260 [INFO] 
+\taverage_step_reward: {r}
+\tpush_reward: 1.6e-05
+
+2025-11-07 17:41:24,268 [INFO] 
+\tvalue_loss: {v}
+\tratio: 0.99
+
+"""
+EPISODE = "2025-11-07 17:41:51,124 [INFO] Episode: {n}/{m}\n"
+
+
+def test_real_log_has_260_records(mapush_runs):
+    res = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=100_000)
+    assert len(res.records) == 260
+    assert res.total_iterations == 1300
+    assert res.steps_per_iteration_known
+    assert res.warnings == []
+    first = res.records[0]
+    assert first.iteration == 0 and first.env_steps == 100_000
+    assert first.metrics[VALUE_LOSS] == 5.043357959389686
+    assert first.get("value_loss") == 5.043357959389686
+    assert first.metrics[STEP_REWARD] == -0.019046641886234283
+    assert [r.iteration for r in res.records[:3]] == [0, 5, 10]
+    assert res.records[-1].iteration == 1295 and res.records[-1].env_steps == 129_600_000
+    assert all(len(r.metrics) == 14 for r in res.records)
+
+
+def test_every_real_log_parses(mapush_runs):
+    for log in sorted(mapush_runs.glob("*/log.txt")):
+        res = parse_log_txt(log)
+        assert res.records and res.warnings == [], log
+        assert not res.steps_per_iteration_known
+        assert res.records[0].env_steps == res.records[0].iteration + 1
+
+
+def test_values_nan_inf_and_junk_lines(tmp_path):
+    text = (
+        "Importing module 'gym_38' (/opt/isaacgym/python/isaacgym/_bindings/linux-x86_64/gym_38.so)\n"
+        "Not connected to PVD\n+++ Using GPU PhysX\nPhysics Engine: PhysX\n"
+        + BLOCK.format(n=0, m=10, r="nan", v="inf")
+        + "\tvalue_loss: 1.0\n"  # a metric line after the block closed: junk
+        + "Traceback (most recent call last):\n"
+        + BLOCK.format(n=5, m=10, r="-inf", v="NaN")
+        + "2025-11-07 17:44:24,734 [INFO] Episode: 6/10\n"
+    )
+    p = tmp_path / "log.txt"
+    p.write_text(text)
+    res = parse_log_txt(p, steps_per_iteration=500)
+    assert [r.iteration for r in res.records] == [0, 5]  # episode 6 has no metrics
+    assert [r.env_steps for r in res.records] == [500, 3000]
+    r0, r5 = res.records
+    assert math.isnan(r0.metrics[STEP_REWARD]) and r0.metrics[VALUE_LOSS] == math.inf
+    assert r5.metrics[STEP_REWARD] == -math.inf and math.isnan(r5.metrics[VALUE_LOSS])
+    assert r0.metrics["rollout/push_reward"] == 1.6e-05 and r0.metrics["train/ratio"] == 0.99
+    assert res.total_iterations == 10
+
+
+def test_torn_last_line_is_ignored_with_a_warning(tmp_path):
+    p = tmp_path / "log.txt"
+    p.write_text(BLOCK.format(n=0, m=10, r="0.5", v="0.25").rstrip("\n") + "\n\tpolicy_loss: 0.12")
+    res = parse_log_txt(p)
+    (rec,) = res.records
+    assert rec.metrics[VALUE_LOSS] == 0.25 and "train/policy_loss" not in rec.metrics
+    assert len(res.warnings) == 1 and "torn last line" in res.warnings[0] and "\n" not in res.warnings[0]
+
+
+def test_file_without_metrics_gives_no_records(tmp_path):
+    p = tmp_path / "log.txt"
+    p.write_text(EPISODE.format(n=0, m=3) + EPISODE.format(n=1, m=3))
+    res = parse_log_txt(p)
+    assert res.records == [] and res.total_iterations == 3
+    (tmp_path / "empty.txt").write_bytes(b"")
+    assert parse_log_txt(tmp_path / "empty.txt").records == []
+
+
+def test_unreadable_file_is_one_line_input_error(tmp_path):
+    with pytest.raises(InputError) as err:
+        parse_log_txt(tmp_path / "missing" / "log.txt")
+    msg = str(err.value)
+    assert "\n" not in msg and "log.txt" in msg and "not found" in msg
+    with pytest.raises(InputError):
+        parse_log_txt(tmp_path)
+
+
+def test_tail_returns_only_complete_episode_blocks(tmp_path):
+    p = tmp_path / "log.txt"
+    tail = LogTxtTail(p, steps_per_iteration=100)
+    assert tail.poll() == []  # not created yet
+    with open(p, "w") as f:
+        f.write(BLOCK.format(n=0, m=20, r="0.1", v="0.2"))
+    assert tail.poll() == []  # episode 0 may still get more lines
+    with open(p, "a") as f:
+        f.write(EPISODE.format(n=1, m=20) + EPISODE.format(n=2, m=20)[:25])  # torn line
+    (r0,) = tail.poll()
+    assert r0.iteration == 0 and r0.env_steps == 100 and r0.metrics[VALUE_LOSS] == 0.2
+    with open(p, "a") as f:
+        f.write(EPISODE.format(n=2, m=20)[25:])
+        f.write(BLOCK.format(n=5, m=20, r="0.3", v="0.4"))
+    assert tail.poll() == []
+    with open(p, "a") as f:
+        f.write(BLOCK.format(n=10, m=20, r="0.5", v="0.6")[:90])
+    (r5,) = tail.poll()
+    assert r5.iteration == 5 and r5.metrics[VALUE_LOSS] == 0.4 and r5.metrics[STEP_REWARD] == 0.3
+    with open(p, "a") as f:
+        f.write(BLOCK.format(n=10, m=20, r="0.5", v="0.6")[90:])
+    assert tail.poll() == []
+    (r10,) = tail.poll(final=True)  # the run ended: flush the open episode
+    assert r10.iteration == 10 and r10.metrics[VALUE_LOSS] == 0.6
+    assert tail.total_iterations == 20 and tail.warnings == []
+
+
+def test_tail_matches_one_shot_parse_on_real_log(mapush_runs, tmp_path):
+    data = (mapush_runs / "11-03-16_cuboid" / "log.txt").read_bytes()
+    whole = parse_log_txt(mapush_runs / "11-03-16_cuboid" / "log.txt", steps_per_iteration=10_000)
+    p = tmp_path / "log.txt"
+    p.write_bytes(b"")
+    tail = LogTxtTail(p, steps_per_iteration=10_000)
+    got = []
+    chunk = 7919  # odd size: cuts lines and blocks everywhere
+    for i in range(0, len(data), chunk):
+        with open(p, "ab") as f:
+            f.write(data[i : i + chunk])
+        got.extend(tail.poll())
+    got.extend(tail.poll(final=True))
+    assert len(got) == len(whole.records) == 2000
+    assert [r.to_dict() for r in got] == [r.to_dict() for r in whole.records]

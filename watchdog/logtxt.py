@@ -1,0 +1,218 @@
+"""Parser for OpenRL's text log (``log.txt``).
+
+OpenRL's logger writes, every ``log_interval`` PPO iterations (OpenRL calls them episodes)::
+
+    2025-11-07 17:40:53,572 [INFO] Episode: 0/1300
+    2025-11-07 17:41:24,260 [INFO]
+    \tvalue_loss: 5.043357959389686
+    \tpolicy_loss: 0.027209501436902882
+
+Metric lines (a tab or spaces, ``name: value``) belong to the most recent ``Episode: N/M`` line.
+Anything else (Isaac Gym banners, tracebacks, other log messages) is ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from watchdog.errors import InputError
+from watchdog.signals import MetricRecord, normalize_key
+
+__all__ = ["LogTxtResult", "LogTxtTail", "parse_log_txt"]
+
+# "2025-11-07 17:40:53,572 [INFO] <message>"
+_HEADER = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s+\[\w+\]\s?(.*)$")
+_EPISODE = re.compile(r"^Episode:\s*(\d+)\s*/\s*(\d+)\s*$")
+_METRIC = re.compile(r"^[ \t]+([A-Za-z_][\w ./\-]*?)\s*:\s*(\S+)\s*$")
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        low = text.lower()
+        if low in ("nan", "+nan", "-nan"):
+            return math.nan
+        return None
+
+
+@dataclass
+class LogTxtResult:
+    """What :func:`parse_log_txt` found."""
+
+    records: list[MetricRecord] = field(default_factory=list)
+    total_iterations: int | None = None
+    steps_per_iteration_known: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+class _Parser:
+    """Line-by-line state machine shared by the one-shot parser and the tail."""
+
+    def __init__(self, path: str, steps_per_iteration: int | None):
+        self.path = path
+        self.spi = steps_per_iteration
+        self.episode: int | None = None
+        self.metrics: dict[str, float] = {}
+        self.in_block = False
+        self.total: int | None = None
+        self.bad_values = 0
+        self.first_bad: str | None = None
+        self.orphans = 0
+
+    def _record(self) -> MetricRecord | None:
+        if self.episode is None or not self.metrics:
+            return None
+        n = self.episode
+        steps = (n + 1) * self.spi if self.spi else n + 1
+        rec = MetricRecord(n, steps, dict(self.metrics))
+        self.metrics = {}
+        return rec
+
+    def feed(self, line: str) -> MetricRecord | None:
+        """Consume one complete line; returns the previous episode's record when it closes."""
+        line = line.rstrip("\r\n")
+        m = _HEADER.match(line)
+        if m is not None:
+            msg = m.group(1).strip()
+            ep = _EPISODE.match(msg)
+            if ep is not None:
+                done = self._record()
+                self.episode = int(ep.group(1))
+                self.total = int(ep.group(2))
+                self.in_block = False
+                return done
+            # an empty message opens a block of metric lines; any other message closes it
+            self.in_block = msg == ""
+            return None
+        if not self.in_block:
+            return None
+        if not line.strip():  # a blank line ends OpenRL's block
+            self.in_block = False
+            return None
+        mm = _METRIC.match(line)
+        if mm is None:
+            return None  # junk line inside a block: ignore, keep the block open
+        value = _to_float(mm.group(2))
+        if value is None:
+            self.bad_values += 1
+            if self.first_bad is None:
+                self.first_bad = line.strip()
+            return None
+        if self.episode is None:
+            self.orphans += 1
+            return None
+        self.metrics[normalize_key(mm.group(1))] = value
+        return None
+
+    def finish(self) -> MetricRecord | None:
+        return self._record()
+
+    def warnings(self) -> list[str]:
+        out = []
+        if self.bad_values:
+            out.append(
+                f"{self.path}: ignored {self.bad_values} metric line(s) whose value is not a number"
+                f" (first: {self.first_bad!r})"
+            )
+        if self.orphans:
+            out.append(f"{self.path}: ignored {self.orphans} metric line(s) before the first 'Episode:' line")
+        return out
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("log file not found", path=str(path), hint="check the run directory holds OpenRL's log.txt") from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a log file", path=str(path), hint="pass the log.txt inside it") from None
+    except OSError as exc:
+        raise InputError(f"cannot read log file ({exc.strerror or exc})", path=str(path), hint="check its permissions") from None
+
+
+def parse_log_txt(path, *, steps_per_iteration: int | None = None) -> LogTxtResult:
+    """Parse a whole ``log.txt`` into one :class:`MetricRecord` per logged episode.
+
+    ``iteration`` is the episode index N; ``env_steps`` is ``(N + 1) * steps_per_iteration`` when
+    given, else ``N + 1`` (and ``steps_per_iteration_known`` is False). A torn last line (no
+    newline) is ignored with a warning. A file without metrics gives no records (no error).
+    """
+    p = Path(path)
+    data = _read(p)
+    parser = _Parser(str(p), steps_per_iteration)
+    res = LogTxtResult(steps_per_iteration_known=bool(steps_per_iteration))
+    text = data.decode("utf-8", "replace")
+    lines = text.split("\n")
+    tail = lines.pop()  # "" when the file ends with a newline
+    if tail.strip():
+        res.warnings.append(
+            f"{p}: ignored a torn last line without a newline ({tail[:60]!r}; the run was still writing?)"
+        )
+    for line in lines:
+        rec = parser.feed(line)
+        if rec is not None:
+            res.records.append(rec)
+    rec = parser.finish()
+    if rec is not None:
+        res.records.append(rec)
+    res.total_iterations = parser.total
+    res.warnings.extend(parser.warnings())
+    return res
+
+
+class LogTxtTail:
+    """Incremental ``log.txt`` reader for a file OpenRL is still appending to.
+
+    :meth:`poll` returns the records whose episode block is complete (the next ``Episode:`` line
+    has appeared). ``poll(final=True)`` also returns the last open episode (the run has ended).
+    """
+
+    def __init__(self, path, *, steps_per_iteration: int | None = None):
+        self.path = Path(path)
+        self.offset = 0
+        self.warnings: list[str] = []
+        self._spi = steps_per_iteration
+        self._parser = _Parser(str(self.path), steps_per_iteration)
+
+    @property
+    def total_iterations(self) -> int | None:
+        return self._parser.total
+
+    def poll(self, *, final: bool = False) -> list[MetricRecord]:
+        out: list[MetricRecord] = []
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            size = None
+        except OSError as exc:
+            raise InputError(f"cannot stat log file ({exc})", path=str(self.path), hint="check its permissions") from None
+        if size is not None and size < self.offset:
+            self.warnings.append(
+                f"{self.path}: log shrank from {self.offset} to {size} bytes (rewritten?) - reading it again from the start"
+            )
+            self.offset = 0
+            self._parser = _Parser(str(self.path), self._spi)
+        if size is not None and size > self.offset:
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(self.offset)
+                    data = f.read(size - self.offset)
+            except OSError as exc:
+                raise InputError(f"cannot read log file ({exc})", path=str(self.path), hint="check its permissions") from None
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                chunk = data[: cut + 1]
+                self.offset += cut + 1
+                for line in chunk.decode("utf-8", "replace").split("\n")[:-1]:
+                    rec = self._parser.feed(line)
+                    if rec is not None:
+                        out.append(rec)
+        if final:
+            rec = self._parser.finish()
+            if rec is not None:
+                out.append(rec)
+        return out
