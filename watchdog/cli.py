@@ -63,10 +63,15 @@ _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def _register_optional() -> None:
-    for module in ("watchdog.replay_cli", "watchdog.supervise"):
+    """Collect the subcommand modules once per process (main() may be called many times)."""
+    if _EXTRA_COMMANDS:
+        return
+    for module in ("watchdog.replay_cli", "watchdog.watch", "watchdog.supervise"):
         try:
             mod = __import__(module, fromlist=["register"])
-        except ImportError:
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
             continue
         _EXTRA_COMMANDS.append(mod.register)
 

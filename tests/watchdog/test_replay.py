@@ -1,0 +1,152 @@
+"""`watchdog replay`: real runs are healthy, a spliced divergence is caught, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from watchdog.cli import main
+from watchdog.events import EVENTS_FILENAME, EventLog, make_event
+from watchdog.logtxt import parse_log_txt
+from watchdog.replay import load_run, replay_run, tb_records
+from watchdog.tfevents import ScalarWriter, read_run_scalars
+
+SPI = 100_000
+ONSET, NAN_FROM = 900, 1000
+RUN_KEYS = {"run", "source", "verdict", "first_alarm", "onset", "first_nonfinite", "recommended_checkpoint",
+            "would_roll_back"}
+
+
+def _replay_json(capsys, *paths) -> tuple[int, dict]:
+    code = main(["replay", *map(str, paths), "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _spliced_records(mapush_runs):
+    """Run8's real curve with an exponential value-loss climb from ONSET and NaN from NAN_FROM."""
+    records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records
+    for rec in records:
+        if rec.iteration >= ONSET:
+            rec.metrics["train/value_loss"] *= 1.06 ** (rec.iteration - ONSET)
+        if rec.iteration >= NAN_FROM:
+            rec.metrics["train/value_loss"] = math.nan
+    return records
+
+
+def _write_openrl_tb(run: Path, records) -> None:
+    """OpenRL's add_scalars layout: logs/<tag>/<tag>/events.out.tfevents.*, bare tags."""
+    keys = sorted({k for r in records for k in r.metrics})
+    for key in keys:
+        tag = key.split("/", 1)[1]
+        with ScalarWriter(run / "logs" / tag / tag) as writer:
+            for rec in records:
+                if key in rec.metrics:
+                    writer.add_scalar(tag, rec.metrics[key], rec.env_steps, wall_time=1000.0 + rec.iteration)
+
+
+@pytest.fixture
+def diverged_run(tmp_path, mapush_runs) -> Path:
+    run = tmp_path / "diverged"
+    _write_openrl_tb(run, _spliced_records(mapush_runs))
+    real = mapush_runs / "10-15-23_cuboid" / "checkpoints"
+    for steps, source in ((80_000_000, "rl_model_10000000_steps"), (95_000_000, "rl_model_20000000_steps")):
+        dest = run / "checkpoints" / f"rl_model_{steps}_steps"
+        dest.mkdir(parents=True)
+        shutil.copy(real / source / "module.pt", dest / "module.pt")
+    return run
+
+
+def test_real_runs_replay_healthy_with_json_schema(mapush_runs, capsys):
+    code, out = _replay_json(capsys, mapush_runs)
+    assert code == 0
+    assert sorted(Path(r["run"]).name for r in out["runs"]) == sorted(
+        p.name for p in mapush_runs.iterdir() if p.is_dir())
+    for run in out["runs"]:
+        assert RUN_KEYS <= set(run)
+        assert run["source"] == "tensorboard"
+        assert run["verdict"] in ("healthy", "warning"), run["first_alarm"]
+        assert run["first_alarm"] is None and run["would_roll_back"] == [] and run["first_nonfinite"] is None
+
+
+def test_tensorboard_records_iteration_from_smallest_step_and_keep_restarts(tmp_path):
+    with ScalarWriter(tmp_path / "logs" / "value_loss" / "value_loss") as w:
+        for step in (1000, 2000, 3000, 2000, 3000):  # rolled back after 3000
+            w.add_scalar("value_loss", step / 1e4, step)
+    records, spi = tb_records(read_run_scalars(tmp_path).scalars)
+    assert spi == 1000
+    assert [(r.iteration, r.env_steps) for r in records] == [(0, 1000), (1, 2000), (2, 3000), (1, 2000), (2, 3000)]
+
+
+def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, capsys):
+    code, out = _replay_json(capsys, diverged_run)
+    assert code == 1
+    (run,) = out["runs"]
+    assert run["verdict"] == "diverged"
+    assert ONSET <= run["first_alarm"]["iteration"] < NAN_FROM
+    assert set(run["first_alarm"]) >= {"iteration", "step", "detector", "value", "threshold"}
+    assert abs(run["onset"]["iteration"] - ONSET) <= 10
+    assert run["onset"]["low"] <= run["onset"]["iteration"] <= run["onset"]["high"]
+    assert run["first_nonfinite"] == {"iteration": NAN_FROM, "step": (NAN_FROM + 1) * SPI,
+                                      "keys": ["train/value_loss"]}
+    assert run["would_roll_back"] and run["would_roll_back"][0]["to_step"] < (ONSET + 1) * SPI
+    ckpt = run["recommended_checkpoint"]
+    assert ckpt["step"] == 80_000_000 and ckpt["step"] <= run["onset"]["step"]
+    assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [(95_000_000, "after onset")]
+    assert "--checkpoint" in run["resume_command"] and "cfgs/ppo_safe.yaml" in run["resume_command"]
+    assert "--num_envs 500" in run["resume_command"]
+
+
+def test_rich_report_and_plot(diverged_run, tmp_path, capsys):
+    png = tmp_path / "replay.png"
+    assert main(["replay", str(diverged_run), "--plot", str(png)]) == 1
+    text = capsys.readouterr().out
+    assert "DIVERGED" in text and "recommended checkpoint" in text and "resume: python openrl_ws/train.py" in text
+    assert png.stat().st_size > 10_000
+
+
+def test_truncated_event_log_still_replays_with_a_warning(tmp_path, mapush_runs):
+    run = tmp_path / "ours"
+    records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records
+    with EventLog(run / EVENTS_FILENAME) as events:
+        events.write(make_event("start", iteration=0, env_steps=0, state="healthy", task="go1push_mid",
+                                argv=["--num_envs", "500"]))
+        for rec in records:
+            events.write(make_event("metrics", iteration=rec.iteration, env_steps=rec.env_steps, state="healthy",
+                                    metrics=rec.to_dict()["metrics"]))
+    with open(run / EVENTS_FILENAME, "a") as fh:
+        fh.write('{"event": "metrics", "iteration": 13')  # killed mid-line
+    data = load_run(run)
+    assert data.source == "events" and len(data.records) == len(records)
+    assert data.info == {"task": "go1push_mid", "num_envs": "500"}
+    report = replay_run(run)
+    assert report.verdict != "diverged"
+    assert any("incomplete" in w for w in report.input_warnings)
+
+
+def test_truncated_tensorboard_file_still_replays_with_a_warning(tmp_path, mapush_runs):
+    run = tmp_path / "torn"
+    records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records
+    _write_openrl_tb(run, records)
+    (event_file,) = (run / "logs" / "value_loss" / "value_loss").iterdir()
+    event_file.write_bytes(event_file.read_bytes()[:-7])
+    report = replay_run(run)
+    assert report.source == "tensorboard" and report.verdict != "diverged"
+    assert report.input_warnings
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "no_metrics"])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
+    target = tmp_path / "run"
+    if make != "missing":
+        target.mkdir()
+    if make == "no_metrics":
+        (target / "log.txt").write_text("2024-01-01 00:00:00 [INFO] starting\n")
+    assert main(["replay", str(target), "--json"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("watchdog: error:") and str(target) in lines[0]

@@ -1,0 +1,398 @@
+"""Offline: runs -> the same pipeline -> onset, verdict, recommendation.
+
+Replay is a second driver of :class:`watchdog.pipeline.Watchdog` (live training is the first):
+it feeds a finished run's records through the same detectors and policy, fakes the checkpoint
+saves and rollbacks the live driver would do, and reports what a live watchdog would have done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from watchdog.config import WatchdogConfig
+from watchdog.detectors import ValueLossThreshold, Verdict
+from watchdog.errors import CheckpointError, InputError
+from watchdog.events import EVENTS_FILENAME, _jsonable, read_events
+from watchdog.logtxt import parse_log_txt
+from watchdog.pipeline import Watchdog, onset_from_history
+from watchdog.policy import CheckpointRef, Rollback, SaveStable, Stop
+from watchdog.signals import MetricRecord
+
+log = logging.getLogger(__name__)
+
+REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
+SAFE_CONFIG = "cfgs/ppo_safe.yaml"
+_OPENRL_CKPT = re.compile(r"^rl_model_(\d+)_steps$")
+_OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class RunData:
+    """One run's records from its richest source, plus what the readers warned about."""
+
+    records: list[MetricRecord]
+    source: str  # "events" | "tensorboard" | "log.txt"
+    warnings: list[str] = field(default_factory=list)
+    steps_per_iteration: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # task, num_envs when known
+
+
+def is_run_dir(path: Path) -> bool:
+    """A run has OpenRL's log.txt, its logs/ folder, or our event log."""
+    return path.is_dir() and any((path / n).exists() for n in ("log.txt", "logs", EVENTS_FILENAME))
+
+
+def find_run_dirs(paths: list[str | Path]) -> list[Path]:
+    """Each path is a run, or a folder whose children are runs; anything else is bad input."""
+    runs: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            raise InputError("run directory not found", path=str(path), hint="check the path")
+        if is_run_dir(path):
+            runs.append(path)
+            continue
+        children = sorted(p for p in path.iterdir() if is_run_dir(p)) if path.is_dir() else []
+        if not children:
+            raise InputError("not a run directory and holds no runs", path=str(path),
+                             hint="pass a folder with log.txt, logs/ or watchdog_events.jsonl")
+        runs.extend(children)
+    return runs
+
+
+def load_run(run_dir: str | Path) -> RunData:
+    """Records from our event log, else TensorBoard events, else log.txt (the richest first)."""
+    root = Path(run_dir)
+    if not root.is_dir():
+        raise InputError("run directory not found", path=str(root), hint="check the path")
+    warnings: list[str] = []
+    for loader in (_load_events, _load_tensorboard, _load_logtxt):
+        data = loader(root, warnings)
+        if data is not None and data.records:
+            data.warnings = warnings + data.warnings
+            return data
+    detail = f" ({warnings[0]})" if warnings else ""
+    raise InputError(f"no readable metrics{detail}", path=str(root),
+                     hint="expected watchdog_events.jsonl, logs/**/events.out.tfevents.* or log.txt with metrics")
+
+
+def _load_events(root: Path, warnings: list[str]) -> RunData | None:
+    path = root / EVENTS_FILENAME
+    if not path.is_file():
+        return None
+    res = read_events(path)
+    records, info = [], {}
+    for ev in res.events:
+        if ev["event"] == "metrics" and isinstance(ev.get("metrics"), dict):
+            records.append(MetricRecord.from_mapping(ev.get("iteration", 0), ev.get("env_steps", 0), ev["metrics"]))
+        elif ev["event"] == "start":
+            info.update(_info_from_start(ev))
+    if not records:
+        warnings.append(f"{path}: no metrics events; falling back")
+        return None
+    first = records[0]
+    spi = first.env_steps // (first.iteration + 1) if first.env_steps else None
+    return RunData(records, "events", list(res.warnings), spi or None, info)
+
+
+def _info_from_start(ev: dict) -> dict:
+    """task / num_envs from the live run's start event (its argv)."""
+    info = {}
+    if ev.get("task"):
+        info["task"] = ev["task"]
+    argv = [str(a) for a in ev.get("argv") or []]
+    for i, arg in enumerate(argv[:-1]):
+        if arg == "--num_envs":
+            info["num_envs"] = argv[i + 1]
+    return info
+
+
+def _load_tensorboard(root: Path, warnings: list[str]) -> RunData | None:
+    from watchdog.tfevents import read_run_scalars
+
+    try:
+        res = read_run_scalars(root)
+    except InputError:
+        return None
+    records, spi = tb_records(res.scalars)
+    if not records:
+        warnings.extend(res.warnings)
+        return None
+    return RunData(records, "tensorboard", list(res.warnings), spi)
+
+
+def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
+    """Group TensorBoard series by step into records; a step going backwards starts a new segment.
+
+    OpenRL logs iteration 0 at step = steps_per_iteration, so the smallest positive step is the
+    iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged.
+    """
+    points: dict[tuple[int, int], dict[str, float]] = {}
+    for key, series in scalars.items():
+        segment, previous = 0, None
+        for step, value in zip(series.steps.tolist(), series.values.tolist()):
+            if previous is not None and step < previous:
+                segment += 1
+            previous = step
+            points.setdefault((segment, int(step)), {})[key] = float(value)
+    steps = [s for (_, s) in points if s > 0]
+    if not steps:
+        return [], None
+    spi = min(steps)
+    records = [MetricRecord(s // spi - 1, s, metrics) for (_, s), metrics in sorted(points.items())]
+    return records, spi
+
+
+def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
+    path = root / "log.txt"
+    if not path.is_file():
+        return None
+    res = parse_log_txt(path)
+    if not res.records:
+        warnings.extend(res.warnings or [f"{path}: no metric blocks found"])
+        return None
+    return RunData(res.records, "log.txt", list(res.warnings), None)
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclass
+class RunReport:
+    """What a live watchdog would have done on one run, and where to resume from."""
+
+    run: str
+    source: str
+    verdict: str = "healthy"  # healthy | warning | diverged
+    first_alarm: dict | None = None
+    online_onset: dict | None = None
+    onset: dict | None = None
+    first_nonfinite: dict | None = None
+    first_crossing: dict | None = None  # first value loss above value_loss_max after arming
+    would_roll_back: list[dict] = field(default_factory=list)
+    stopped: dict | None = None
+    recommended_checkpoint: dict | None = None
+    rejected_checkpoints: list[dict] = field(default_factory=list)
+    resume_command: str | None = None
+    events: list[dict] = field(default_factory=list)
+    input_warnings: list[str] = field(default_factory=list)
+    iterations: int = 0
+    records: list[MetricRecord] = field(default_factory=list, repr=False)
+
+    @property
+    def warnings(self) -> list[dict]:
+        return [e for e in self.events if e["event"] == "warning"]
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no records, no per-iteration events)."""
+        keep = ("warning", "alarm", "rollback", "stop", "recovered")
+        return _jsonable({
+            "run": self.run, "source": self.source, "verdict": self.verdict, "iterations": self.iterations,
+            "first_alarm": self.first_alarm, "online_onset": self.online_onset, "onset": self.onset,
+            "first_nonfinite": self.first_nonfinite, "first_crossing": self.first_crossing,
+            "would_roll_back": self.would_roll_back, "stopped": self.stopped,
+            "recommended_checkpoint": self.recommended_checkpoint, "rejected_checkpoints": self.rejected_checkpoints,
+            "resume_command": self.resume_command, "input_warnings": self.input_warnings,
+            "events": [_strip_time(e) for e in self.events if e["event"] in keep],
+        })
+
+
+def _strip_time(ev: dict) -> dict:
+    return {k: v for k, v in ev.items() if k not in ("time", "config")}
+
+
+def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunReport:
+    """Load a run and drive it through the pipeline, then refine the onset and pick a checkpoint."""
+    cfg = cfg or WatchdogConfig()
+    data = load_run(run_dir)
+    report = replay_records(data, cfg, run=str(run_dir))
+    if report.first_alarm is not None:
+        report.onset = refine_onset(data.records, report, data.steps_per_iteration)
+        recommend_checkpoint(Path(run_dir), report, data)
+    return report
+
+
+def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunReport:
+    """Feed the records through ``Watchdog(cfg)``, carrying out its actions virtually."""
+    report = RunReport(run=run, source=data.source, input_warnings=list(data.warnings), records=data.records,
+                       iterations=len(data.records))
+    wd = Watchdog(cfg, listeners=[report.events.append])
+    threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
+    report.first_nonfinite = first_nonfinite(data.records)
+    for rec in data.records:
+        actions = wd.observe(rec)
+        _note_crossing(report, threshold, rec, cfg)
+        if _carry_out(wd, actions, report):
+            break
+    _summarise(report, cfg)
+    return report
+
+
+def first_nonfinite(records: list[MetricRecord]) -> dict | None:
+    """The first record with a NaN/Inf tracked metric (over the whole run, even after a stop)."""
+    for rec in records:
+        bad = rec.nonfinite_keys()
+        if bad:
+            return {"iteration": rec.iteration, "step": rec.env_steps, "keys": bad}
+    return None
+
+
+def _note_crossing(report: RunReport, threshold, rec: MetricRecord, cfg: WatchdogConfig) -> None:
+    """The first value loss above value_loss_max once the 0.2 rule is armed."""
+    if report.first_crossing is not None or threshold is None or not threshold.armed:
+        return
+    value = rec.metrics.get("train/value_loss")
+    if value is not None and (not math.isfinite(value) or value > cfg.value_loss.value_loss_max):
+        report.first_crossing = {"iteration": rec.iteration, "step": rec.env_steps, "value": value}
+
+
+def _carry_out(wd: Watchdog, actions: list, report: RunReport) -> bool:
+    """Do what the live driver would (virtually); True when the policy stopped the run."""
+    for action in actions:
+        if isinstance(action, SaveStable):
+            tag = f"stable_{action.env_steps}_steps"
+            wd.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps))
+        elif isinstance(action, Rollback):
+            report.would_roll_back.append({
+                "iteration": action.from_iteration, "to_step": action.target.env_steps,
+                "to_iteration": action.target.iteration, "onset_iteration": action.onset.iteration,
+            })
+            wd.rolled_back(action, config_changes={}, config_name=SAFE_CONFIG)
+        elif isinstance(action, Stop):
+            report.stopped = {"iteration": action.iteration, "reason": action.reason}
+            return True
+    return False
+
+
+def _summarise(report: RunReport, cfg: WatchdogConfig) -> None:
+    alarm = next((e for e in report.events if e["event"] == "alarm"), None)
+    if alarm is not None:
+        report.first_alarm = {"iteration": alarm["iteration"], "step": alarm["env_steps"],
+                              "detector": alarm["detector"], "signal": alarm.get("signal"),
+                              "value": _num(alarm.get("value")), "threshold": _num(alarm.get("threshold")),
+                              "reason": alarm.get("reason")}
+        report.online_onset = {"iteration": alarm.get("onset_iteration"), "low": alarm.get("onset_low"),
+                               "high": alarm.get("onset_high"), "method": alarm.get("onset_method")}
+        report.verdict = "diverged"
+    elif any(e["iteration"] >= cfg.warmup.min_iters for e in report.warnings):
+        report.verdict = "warning"
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+# --------------------------------------------------------------------------- onset
+
+
+def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None) -> dict | None:
+    """Re-fit the onset with up to REFINE_POINTS_AFTER points after the first alarm (hindsight)."""
+    alarm, online = report.first_alarm, report.online_onset or {}
+    if alarm is None:
+        return None
+    idx = next(i for i, r in enumerate(records) if r.iteration == alarm["iteration"] and r.env_steps == alarm["step"])
+    start = _segment_start(records, idx)
+    window = records[start: idx + REFINE_POINTS_AFTER + 1]
+    window = [r for r in window if r.iteration <= window[-1].iteration]
+    hint = online.get("iteration")
+    verdict = Verdict(alarm["detector"], "alarm", alarm.get("signal") or "train/value_loss", alarm["value"],
+                      alarm["threshold"], alarm.get("reason") or "", window[-1].iteration, window[-1].env_steps,
+                      onset_hint=hint if hint is not None else alarm["iteration"])
+    onset = onset_from_history(window, verdict, earliest_hint=online.get("low"))
+    return {"iteration": onset.iteration, "step": _step_of(records[start:], onset.iteration, spi),
+            "low": onset.low, "high": onset.high, "method": onset.method}
+
+
+def _segment_start(records: list[MetricRecord], idx: int) -> int:
+    """Index where the segment holding ``idx`` begins (a rolled-back run restarts iterations)."""
+    i = idx
+    while i > 0 and records[i - 1].iteration < records[i].iteration:
+        i -= 1
+    return i
+
+
+def _step_of(records: list[MetricRecord], iteration: int, spi: int | None) -> int:
+    for rec in records:
+        if rec.iteration == iteration:
+            return rec.env_steps
+    if spi:
+        return (iteration + 1) * spi
+    nearest = min(records, key=lambda r: abs(r.iteration - iteration))
+    return nearest.env_steps
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def list_checkpoints(run_dir: Path) -> list[tuple[int, str, Path]]:
+    """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step."""
+    found = []
+    root = run_dir / "checkpoints"
+    for parent, pattern, kind in ((root, _OPENRL_CKPT, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
+        if not parent.is_dir():
+            continue
+        for child in parent.iterdir():
+            m = pattern.match(child.name)
+            if m and child.is_dir():
+                found.append((int(m.group(1)), kind, child))
+    return sorted(found, key=lambda t: (t[0], t[1]))
+
+
+def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
+    """None when usable (else the reason), plus config facts (task, num_envs) it carries."""
+    from watchdog.checkpoints import load_checkpoint, read_openrl_module
+
+    try:
+        if kind == "openrl":
+            module = read_openrl_module(path)
+            facts = {k: module.config[k] for k in ("num_envs",) if module.config.get(k) is not None}
+            return (None if module.all_finite() else "non-finite weights"), facts
+        load_checkpoint(path)
+        return None, {}
+    except CheckpointError as err:
+        reason = "non-finite weights" if "NaN/Inf" in str(err) else f"unreadable: {err}"
+        return reason, {}
+
+
+def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData) -> None:
+    """The newest usable checkpoint at or before the onset; later ones listed with why not."""
+    onset = report.onset or report.online_onset
+    if onset is None or onset.get("iteration") is None:
+        return
+    onset_step = onset.get("step") or _step_of(data.records, onset["iteration"], data.steps_per_iteration)
+    info = dict(data.info)
+    for step, kind, path in reversed(list_checkpoints(run_dir)):
+        if step > onset_step:
+            report.rejected_checkpoints.append({"path": str(path), "step": step, "reason": "after onset"})
+            continue
+        reason, facts = check_checkpoint(kind, path)
+        if reason is not None:
+            report.rejected_checkpoints.append({"path": str(path), "step": step, "reason": reason})
+            continue
+        for key, value in facts.items():
+            info.setdefault(key, value)
+        report.recommended_checkpoint = {"path": str(path), "step": step, "kind": kind}
+        report.resume_command = resume_command(path, info)
+        return
+
+
+def resume_command(path: Path, info: dict) -> str:
+    """The train.py command that resumes from ``path`` under the safe config."""
+    target = path / "module.pt" if (path / "module.pt").is_file() else path
+    cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
+    if info.get("task"):
+        cmd += f" --task {info['task']}"
+    if info.get("num_envs"):
+        cmd += f" --num_envs {info['num_envs']}"
+    return cmd

@@ -1,0 +1,128 @@
+"""`watchdog replay RUN_DIR...`: argument parsing, rendering and exit codes for replay."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_CONFIG = "cfgs/watchdog.yaml"
+_VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red"}
+_TIMELINE = ("warning", "alarm", "rollback", "stop", "recovered")
+MAX_TIMELINE = 25
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="replay finished runs through the watchdog: verdict, onset, checkpoint")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders holding runs")
+    p.add_argument("--config", default=None,
+                   help=f"watchdog config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
+    p.add_argument("--json", action="store_true", help="print one JSON object {\"runs\": [...]} instead")
+    p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of the (first) run's curves")
+    p.set_defaults(func=cmd_replay)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from watchdog.config import load_watchdog_config
+    from watchdog.replay import find_run_dirs, replay_run
+
+    config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
+    cfg = load_watchdog_config(config)
+    reports = [replay_run(run, cfg) for run in find_run_dirs(args.runs)]
+    if args.json:
+        print(json.dumps({"runs": [r.to_dict() for r in reports]}, allow_nan=False))
+    else:
+        _render(reports)
+    if args.plot:
+        plot_report(reports[0], cfg, args.plot)
+    return 1 if any(r.verdict == "diverged" for r in reports) else 0
+
+
+def _render(reports) -> None:
+    from watchdog.console import WatchdogConsole
+
+    out = WatchdogConsole()
+    for report in reports:
+        _render_one(out, report)
+    if len(reports) > 1:
+        rows = [[Path(r.run).name, r.source, r.verdict, _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
+                 (r.recommended_checkpoint or {}).get("step", "-")] for r in reports]
+        out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
+                                     "recommended step"], rows)
+
+
+def _it(obj) -> str:
+    return "-" if not obj else f"it {obj['iteration']}"
+
+
+def _render_one(out, report) -> None:
+    from watchdog.console import describe_event
+
+    out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source})",
+                style=_VERDICT_STYLE.get(report.verdict, ""))
+    for warning in report.input_warnings:
+        out.message(f"  input: {warning}", style="yellow")
+    timeline = [e for e in report.events if e["event"] in _TIMELINE]
+    if timeline:
+        rows = [[e["event"], describe_event(e)] for e in timeline[:MAX_TIMELINE]]
+        if len(timeline) > MAX_TIMELINE:
+            rows.append(["...", f"{len(timeline) - MAX_TIMELINE} more events"])
+        out.table("timeline", ["event", "what happened"], rows)
+    for label, item in (("first non-finite", report.first_nonfinite), ("first value loss above threshold",
+                                                                        report.first_crossing)):
+        if item:
+            out.message(f"  {label}: it {item['iteration']} ({item['step']:,} steps)")
+    if report.onset:
+        o = report.onset
+        out.message(f"  onset (offline fit): it {o['iteration']} ({o['step']:,} steps), range {o['low']}-{o['high']}")
+    for rb in report.would_roll_back:
+        out.message(f"  would roll back at it {rb['iteration']} to {rb['to_step']:,} steps", style="magenta")
+    if report.verdict != "diverged":
+        return
+    if report.recommended_checkpoint:
+        ck = report.recommended_checkpoint
+        out.message(f"  recommended checkpoint: {ck['path']} ({ck['step']:,} steps)", style="green")
+        out.message(f"  resume: {report.resume_command}", style="bold")
+    else:
+        out.message("  no usable checkpoint before the onset", style="red")
+    for rej in report.rejected_checkpoints:
+        out.message(f"  rejected {rej['path']}: {rej['reason']}", style="dim")
+
+
+def plot_report(report, cfg, path: str) -> None:
+    """PNG: value loss (log) with its threshold, critic grad norm, reward; markers for events."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from watchdog.signals import CRITIC_GRAD_NORM, STEP_REWARD, VALUE_LOSS
+
+    its = [r.iteration for r in report.records]
+    panels = ((VALUE_LOSS, "value loss", True), (CRITIC_GRAD_NORM, "critic grad norm", True),
+              (STEP_REWARD, "average step reward", False))
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    for ax, (key, label, log_scale) in zip(axes, panels):
+        ax.plot(its, [r.metrics.get(key, float("nan")) for r in report.records], lw=0.8)
+        ax.set_ylabel(label)
+        if log_scale:
+            ax.set_yscale("log")
+        for ev in report.events:
+            colour = {"warning": "orange", "alarm": "red", "rollback": "magenta"}.get(ev["event"])
+            if colour:
+                ax.axvline(ev["iteration"], color=colour, lw=0.8, alpha=0.7)
+        if report.onset:
+            ax.axvspan(report.onset["low"], report.onset["high"], color="red", alpha=0.1)
+            ax.axvline(report.onset["iteration"], color="red", ls="--", lw=1)
+    axes[0].axhline(cfg.value_loss.value_loss_max, color="black", ls=":", lw=1, label="threshold")
+    if report.recommended_checkpoint:
+        step = report.recommended_checkpoint["step"]
+        it = min(report.records, key=lambda r: abs(r.env_steps - step)).iteration
+        for ax in axes:
+            ax.axvline(it, color="green", lw=1.2)
+    axes[0].legend(loc="upper right")
+    axes[-1].set_xlabel("PPO iteration")
+    fig.suptitle(f"{report.run}: {report.verdict}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
