@@ -30,9 +30,11 @@ class RunLogger:
         self._handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s"))
         self._log.addHandler(self._handler)
         self.writer = None
+        self._tag_writers: dict = {}
         if use_tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            self._writer_cls = SummaryWriter
             self.writer = SummaryWriter(str(self.run_dir / "logs"))
 
     def info(self, msg: str) -> None:
@@ -45,11 +47,18 @@ class RunLogger:
             value = _scalar(value)
             text += f"\t{key}: {value}\n"
             if self.writer is not None:
-                self.writer.add_scalars(key, {key: value}, step)
+                self._tag_writer(key).add_scalar(key, value, step)
         self._log.info(text)
 
     def log_learner_info(self, learner_id: int, infos: dict[str, Any], step: int) -> None:
         self.log_info({f"Learner_{learner_id}/{k}": v for k, v in infos.items()}, step)
+
+    def _tag_writer(self, tag: str):
+        """OpenRL's (tensorboardX ``add_scalars``) layout: one writer per tag in ``logs/<tag>/<tag>/``."""
+        if tag not in self._tag_writers:
+            safe = tag.replace("/", "_")
+            self._tag_writers[tag] = self._writer_cls(str(self.run_dir / "logs" / safe / safe))
+        return self._tag_writers[tag]
 
     def add_scalar(self, tag: str, value: float, step: int) -> None:
         """A flat scalar in the root events file (the watchdog's own ``watchdog/*`` tags)."""
@@ -58,13 +67,15 @@ class RunLogger:
 
     def flush(self) -> None:
         self._handler.flush()
-        if self.writer is not None:
-            self.writer.flush()
+        for writer in [self.writer, *self._tag_writers.values()]:
+            if writer is not None:
+                writer.flush()
 
     def close(self) -> None:
         self.flush()
-        if self.writer is not None:
-            self.writer.close()
+        for writer in [self.writer, *self._tag_writers.values()]:
+            if writer is not None:
+                writer.close()
         self._log.removeHandler(self._handler)
         self._handler.close()
 

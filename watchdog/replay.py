@@ -171,7 +171,8 @@ class RunReport:
 
     run: str
     source: str
-    verdict: str = "healthy"  # healthy | warning | diverged
+    verdict: str = "healthy"  # healthy | warning (still warning at the end) | diverged
+    final_state: str = "healthy"
     first_alarm: dict | None = None
     online_onset: dict | None = None
     onset: dict | None = None
@@ -195,7 +196,8 @@ class RunReport:
         """JSON-ready summary (no records, no per-iteration events)."""
         keep = ("warning", "alarm", "rollback", "stop", "recovered")
         return _jsonable({
-            "run": self.run, "source": self.source, "verdict": self.verdict, "iterations": self.iterations,
+            "run": self.run, "source": self.source, "verdict": self.verdict, "final_state": self.final_state,
+            "iterations": self.iterations, "warnings": len(self.warnings),
             "first_alarm": self.first_alarm, "online_onset": self.online_onset, "onset": self.onset,
             "first_nonfinite": self.first_nonfinite, "first_crossing": self.first_crossing,
             "would_roll_back": self.would_roll_back, "stopped": self.stopped,
@@ -232,6 +234,7 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
         _note_crossing(report, threshold, rec, cfg)
         if _carry_out(wd, actions, report):
             break
+    report.final_state = wd.state.value
     _summarise(report, cfg)
     return report
 
@@ -282,7 +285,8 @@ def _summarise(report: RunReport, cfg: WatchdogConfig) -> None:
         report.online_onset = {"iteration": alarm.get("onset_iteration"), "low": alarm.get("onset_low"),
                                "high": alarm.get("onset_high"), "method": alarm.get("onset_method")}
         report.verdict = "diverged"
-    elif any(e["iteration"] >= cfg.warmup.min_iters for e in report.warnings):
+    elif report.final_state == "warning":
+        # A warning that resolved on its own is part of a healthy run; one still open is not.
         report.verdict = "warning"
 
 

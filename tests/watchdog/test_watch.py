@@ -1,0 +1,77 @@
+"""`watchdog watch` follows a run another process is writing, alerts, runs --on-alarm."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from watchdog.cli import main
+from watchdog.events import read_events
+from watchdog.watch import WATCH_EVENTS, RunFollower
+
+WRITER = Path(__file__).resolve().parents[1] / "helpers" / "slow_writer.py"
+
+
+def _digest(run: Path) -> dict[str, str]:
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob("events.out.tfevents.*")}
+
+
+def test_watch_follows_a_live_writer_alerts_and_runs_the_alarm_command(tmp_path, capsys):
+    run = tmp_path / "run with spaces é"
+    run.mkdir()
+    writer = subprocess.Popen([sys.executable, str(WRITER), str(run)])
+    flag = tmp_path / "alarm.txt"
+    deadline = time.monotonic() + 60
+    while not list(run.rglob("events.out.tfevents.*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer has started: from here on --idle-exit measures its silence
+    try:
+        code = main(["watch", str(run), "--interval", "0.1", "--idle-exit", "2",
+                     "--on-alarm", f'echo "$WATCHDOG_DETECTOR $WATCHDOG_ITERATION" > "{flag}"'])
+    finally:
+        writer.wait(timeout=60)
+    assert code == 1
+    events = read_events(run / WATCH_EVENTS).events
+    alarm = next(e for e in events if e["event"] == "alarm")
+    assert 100 <= alarm["iteration"] <= 135 and abs(alarm["onset_iteration"] - 100) <= 5
+    detector, iteration = flag.read_text().split()
+    assert detector == alarm["detector"] and int(iteration) == alarm["iteration"]
+    assert not [e for e in events if e["event"] == "rollback"]  # watch only alerts
+    assert "ALARM" in capsys.readouterr().out
+
+
+def test_watch_never_modifies_the_training_files(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    subprocess.run([sys.executable, str(WRITER), str(run)], check=True, timeout=60)
+    before = _digest(run)
+    assert main(["watch", str(run), "--interval", "0.05", "--idle-exit", "0.2"]) == 1
+    assert _digest(run) == before
+
+
+def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
+    from watchdog.tfevents import ScalarWriter
+
+    run = tmp_path / "run"
+    (run / "logs" / "value_loss" / "value_loss").mkdir(parents=True)
+    follower = RunFollower(run)
+    w = ScalarWriter(run / "logs" / "value_loss" / "value_loss")
+    w.add_scalar("value_loss", 0.5, 1000)
+    w.flush()
+    assert follower.poll() == []  # step 1000 may still get more tags
+    (run / "logs" / "critic_grad_norm" / "critic_grad_norm").mkdir(parents=True)
+    w2 = ScalarWriter(run / "logs" / "critic_grad_norm" / "critic_grad_norm")
+    w2.add_scalar("critic_grad_norm", 0.25, 1000)
+    w2.flush()
+    w.add_scalar("value_loss", 0.4, 2000)
+    w.flush()
+    first, = follower.poll()
+    assert first.iteration == 0 and first.metrics == {"train/value_loss": 0.5, "train/critic_grad_norm": 0.25}
+    assert [r.env_steps for r in follower.poll(final=True)] == [2000]
+
+
+def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
+    assert main(["watch", str(tmp_path / "nope"), "--idle-exit", "0"]) == 2
+    assert "run directory not found" in capsys.readouterr().err
