@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import openrl.runners.common  # noqa: F401  (first: OpenRL 0.2.0 has an import cycle through the drivers)
 from openrl.drivers.onpolicy_driver import OnPolicyDriver
 
 from openrl_ws.inject import FaultSchedule

@@ -44,6 +44,7 @@ from watchdog.checkpoints import (
     META_FILE,
     STATE_FILE,
     OpenRLModuleCheckpoint,
+    fsync_dir,
     load_checkpoint,
     read_openrl_module,
 )
@@ -346,7 +347,7 @@ def save_openrl_module(module: Any, path: Path | str) -> Path:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 
@@ -468,17 +469,3 @@ def _plain(tree: Any) -> Any:
     if isinstance(tree, np.generic):
         return tree.item()
     return tree
-
-
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -122,7 +122,7 @@ class CheckpointStore:
         try:
             _write_synced(tmp / STATE_FILE, payload)
             _write_synced(tmp / META_FILE, meta_text.encode())
-            _fsync_dir(tmp)
+            fsync_dir(tmp)
             self._replace_dir(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -206,7 +206,7 @@ class CheckpointStore:
             old = self.root / f"{_TRASH_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
             os.replace(final, old)
         os.replace(tmp, final)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -214,7 +214,7 @@ class CheckpointStore:
         """Rename a checkpoint out of sight, then delete it (a crash leaves no half-deleted one)."""
         trash = self.root / f"{_TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
         os.replace(path, trash)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
         shutil.rmtree(trash, ignore_errors=True)
 
     def _remove_leftovers(self) -> None:
@@ -320,7 +320,7 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """fsync a directory so renames inside it survive a power cut (no-op where unsupported)."""
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import torch
 
@@ -13,40 +11,17 @@ from openrl_ws import snapshot as S  # noqa: E402
 from openrl_ws.live_config import LIVE_KEYS, apply_ppo_overrides, current_values, scale_learning_rates  # noqa: E402
 from watchdog.errors import ConfigError  # noqa: E402
 
+from tests.openrl_ws.conftest import captured_driver  # noqa: E402
+
 ARGS = ["--episode_length", "16", "--hidden_size", "64", "--layer_N", "1", "--seed", "0",
         "--ppo_epoch", "2", "--num_mini_batch", "2", "--lr", "5e-4", "--critic_lr", "5e-4"]
 
 
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    """A real PPOAgent.train() set-up whose driver stops before its loop (see test_snapshot.py)."""
-    from openrl.runners.common import PPOAgent  # before the driver: openrl 0.2.0 has an import cycle
-    from openrl.drivers.onpolicy_driver import OnPolicyDriver
-    from openrl.configs.config import create_config_parser
-    from openrl.envs.common import make
-    from openrl.modules.common import PPONet
-
-    captured = {}
-
-    class CaptureDriver(OnPolicyDriver):
-        def run(self):
-            self.episodes, self.episode = 100, 0
-            self.reset_and_buffer_init()
-            captured["driver"] = self
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    cwd = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("openrl_live"))
-    try:
-        env = make("CartPole-v1", env_num=2)
-        net = PPONet(env, cfg=create_config_parser().parse_args(ARGS))
-        PPOAgent(net).train(total_time_steps=3200, driver_class=CaptureDriver)
-    finally:
-        os.chdir(cwd)
-    yield captured["driver"]
-    env.close()
-    torch.set_num_threads(threads)
+    """A real PPOAgent.train() set-up whose driver stops before its loop."""
+    with captured_driver(tmp_path_factory.mktemp("openrl_live"), ARGS) as (drv, _env):
+        yield drv
 
 
 @pytest.fixture

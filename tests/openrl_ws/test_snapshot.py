@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import random
 
 import numpy as np
@@ -15,6 +14,8 @@ pytest.importorskip("openrl")
 from openrl_ws import snapshot as S  # noqa: E402
 from watchdog.checkpoints import CheckpointStore, read_openrl_module  # noqa: E402
 from watchdog.errors import CheckpointError  # noqa: E402
+
+from tests.openrl_ws.conftest import captured_driver  # noqa: E402
 
 ARGS = ["--episode_length", "16", "--hidden_size", "64", "--layer_N", "1", "--seed", "0",
         "--ppo_epoch", "2", "--num_mini_batch", "2"]
@@ -32,31 +33,9 @@ def _make_net(args):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A real PPOAgent.train() set-up whose driver stops before its loop, so tests step it by hand."""
-    from openrl.runners.common import PPOAgent  # before the driver: openrl 0.2.0 has an import cycle
-    from openrl.drivers.onpolicy_driver import OnPolicyDriver
-
-    captured = {}
-
-    class CaptureDriver(OnPolicyDriver):
-        def run(self):
-            self.episodes, self.episode = 100, 0
-            self.reset_and_buffer_init()
-            captured["driver"] = self
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets: extra threads only contend for the shared CPUs
-    cwd = os.getcwd()
-    os.chdir(tmp_path_factory.mktemp("openrl_run"))
-    try:
-        env, net = _make_net(ARGS)
-        PPOAgent(net).train(total_time_steps=3200, driver_class=CaptureDriver)
-    finally:
-        os.chdir(cwd)
-    driver = captured["driver"]
-    iterate(driver)  # so Adam has moments and ValueNorm has statistics
-    yield driver
-    env.close()
-    torch.set_num_threads(threads)
+    with captured_driver(tmp_path_factory.mktemp("openrl_run"), ARGS) as (driver, _env):
+        iterate(driver)  # so Adam has moments and ValueNorm has statistics
+        yield driver
 
 
 def iterate(driver):
