@@ -149,9 +149,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     start = time.time()
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
+        if "driver" in driver_holder and session.result.env_steps and not session.result.stopped:
+            session.save_module(driver_holder["driver"], session.result.env_steps)  # the final weights
     finally:
-        if "driver" in driver_holder and session.result.env_steps:
-            session.save_module(driver_holder["driver"], session.result.env_steps)
         session.close()
         logger.close()
         env.close()
