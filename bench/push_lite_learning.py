@@ -130,9 +130,9 @@ def plot(result: dict, path: Path) -> None:
     ax2.set_ylim(0, 1)
     ax.set_title(
         f"push_lite, OpenRL {result['algo'].upper()}: {result['num_envs']} envs, "
-        f"{result['total_wall_s'] / 60:.1f} CPU min"
+        f"{result['total_wall_s'] / 60:.1f} min wall, 2 CPU cores"
     )
-    fig.legend(loc="lower right")
+    fig.legend(loc="center right", bbox_to_anchor=(0.85, 0.35))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
