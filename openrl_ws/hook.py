@@ -30,7 +30,7 @@ from openrl_ws.snapshot import (
     save_openrl_module,
     to_state,
 )
-from watchdog.checkpoints import CheckpointStore
+from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.config import PPOConfig
 from watchdog.console import WatchdogConsole
 from watchdog.events import EVENTS_FILENAME, EventLog, make_event
@@ -63,8 +63,9 @@ class WatchSession:
 
     def __init__(self, *, watchdog: Watchdog | None, run_dir: Path, logger: RunLogger, safe: PPOConfig,
                  safe_name: str, console: WatchdogConsole, faults: FaultSchedule, seed: int,
-                 save_interval_steps: int, keep_last: int = 5):
+                 save_interval_steps: int, keep_last: int = 5, dist: Any = None, start_iteration: int = 0):
         self.watchdog = watchdog
+        self.start_iteration = start_iteration  # > 0 when resuming: iterations and env steps continue
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.safe = safe
@@ -73,14 +74,22 @@ class WatchSession:
         self.faults = faults
         self.seed = seed
         self.save_interval_steps = save_interval_steps
-        self.store = CheckpointStore(self.run_dir / "checkpoints" / "watchdog", keep_last=keep_last)
+        # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
+        # keeps identical in-memory snapshots and reaches the same decisions (see that module).
+        self.dist = dist
+        self.writes_files = dist is None or dist.is_main
+        store_root = self.run_dir / "checkpoints" / "watchdog"
+        self.store = CheckpointStore(store_root, keep_last=keep_last) if self.writes_files else None
+        self._store_root = store_root
         self.snapshots: dict[str, TrainingSnapshot] = {}
         self.result = SessionResult()
         self.events: EventLog | None = None
         self._next_module_save = save_interval_steps
-        if watchdog is not None:
+        if watchdog is not None and self.writes_files:
             self.events = EventLog(self.run_dir / EVENTS_FILENAME)
             watchdog.listeners += [self.events, console, self.result.events.append]
+        elif watchdog is not None:
+            watchdog.listeners.append(self.result.events.append)
 
     # --- per iteration --------------------------------------------------------------------------
 
@@ -96,11 +105,17 @@ class WatchSession:
         self.result.final_record = record
         if self.watchdog is None:
             return True
+        if self.dist is not None:  # the same record on every rank -> the same decisions
+            record = self.dist.reduce_record(record)
+            self.result.final_record = record
         if self.events is not None:
             self.events.write(make_event("metrics", iteration=record.iteration, env_steps=record.env_steps,
                                          state=self.watchdog.state.value, metrics=record.to_dict()["metrics"]))
         keep_going = True
-        for action in self.watchdog.observe(record):
+        actions = self.watchdog.observe(record)
+        if self.dist is not None:
+            self.dist.agree_actions(actions)  # raises InternalError if ranks decided differently
+        for action in actions:
             if isinstance(action, SaveStable):
                 self._save_stable(driver, action)
             elif isinstance(action, Rollback):
@@ -109,8 +124,9 @@ class WatchSession:
                 self.result.stopped, self.result.stop_reason = True, action.reason
                 keep_going = False
         self._maybe_save_module(driver, record)
-        self._log_watchdog_scalars(record)
-        self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
+        if self.writes_files:
+            self._log_watchdog_scalars(record)
+            self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
         return keep_going
 
     # --- actions --------------------------------------------------------------------------------
@@ -119,20 +135,26 @@ class WatchSession:
         tag = f"stable_{action.env_steps}_steps"
         snap = capture(driver.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
         self.snapshots[tag] = snap
-        info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
-                                                     "stable": True, "watchdog": self.watchdog.state_dict()})
-        self.watchdog.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps, str(info.path)))
+        if self.store is not None:
+            info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
+                                                         "stable": True, "watchdog": self.watchdog.state_dict()})
+            path = info.path
+        else:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
+            path = self._store_root / tag
+        self.watchdog.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps, str(path)))
         while len(self.snapshots) > MEMORY_SNAPSHOTS:
             oldest = next(iter(self.snapshots))
             del self.snapshots[oldest]
-            if not (self.store.root / oldest).exists():
+            # Non-zero ranks have no disk copy; rank 0's retention (keep_last < MEMORY_SNAPSHOTS)
+            # has deleted this one long before, so both forget it in the same iteration.
+            if self.store is None or not (self.store.root / oldest).exists():
                 self.watchdog.checkpoint_deleted(oldest)
 
     def _roll_back(self, driver: OnPolicyDriver, action: Rollback, record: MetricRecord) -> None:
         tag = action.target.tag
         snap = self.snapshots.get(tag)
         if snap is None:  # e.g. after a resume: fall back to the copy on disk
-            state, _ = self.store.load(self.store.root / tag)
+            state, _ = load_checkpoint(self._store_root / tag)  # rank 0's copy (all ranks share run_dir)
             snap = from_state(state)
         restore(driver.trainer, snap)
         reseed(self.seed + 7919 * action.number + record.iteration)
@@ -147,7 +169,8 @@ class WatchSession:
     def _maybe_save_module(self, driver: OnPolicyDriver, record: MetricRecord) -> None:
         """OpenRL-compatible ``rl_model_<steps>_steps/module.pt`` every ``save_interval_steps``."""
         if self.save_interval_steps and record.env_steps >= self._next_module_save:
-            self.save_module(driver, record.env_steps)
+            if self.writes_files:
+                self.save_module(driver, record.env_steps)
             while self._next_module_save <= record.env_steps:
                 self._next_module_save += self.save_interval_steps
 
@@ -196,14 +219,32 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
     """An OnPolicyDriver subclass bound to ``session`` (OpenRL constructs the driver itself)."""
 
     class WatchedDriver(OnPolicyDriver):
+        def run(self) -> None:
+            """OpenRL's ``RLDriver.run``, starting at ``session.start_iteration`` when resuming, so
+            iterations, env steps and checkpoint names continue instead of starting over."""
+            self.episodes = int(self.num_env_steps) // self.episode_length // self.learner_n_rollout_threads
+            self.reset_and_buffer_init()
+            self.real_step = 0
+            for episode in range(session.start_iteration, self.episodes):
+                if self.cfg.log_each_episode:
+                    self.logger.info(f"Episode: {episode}/{self.episodes}")
+                self.episode = episode
+                if not self._inner_loop():
+                    break
+
         def _inner_loop(self) -> bool:
             session.begin_iteration(self)
             steps = (self.episode + 1) * self.episode_length * self.n_rollout_threads
             try:
-                rollout_infos, keep_going = self.actor_rollout()
+                if session.dist is None:
+                    rollout_infos, keep_going = self.actor_rollout()
+                else:  # + one collective: any rank failed or non-finite -> all skip the update
+                    rollout_infos, keep_going = session.dist.rollout(self)
                 if not keep_going:
                     return False
                 train_infos = self.learner_update()
+                if session.dist is not None:
+                    session.dist.after_update(self.trainer)  # average the ValueNorm statistics
                 self.buffer.after_update()
             except Exception as exc:
                 if session.watchdog is None or not is_nonfinite_failure(exc):

@@ -8,6 +8,15 @@ Spec grammar, one fault per spec (``--inject`` is repeatable)::
     nan@40                  one batch of NaN observations/rewards at iteration 40 (no VALUE, no END)
     lr_spike@25:20          learning rates x20 once at iteration 25; lasts until a config switch sets lr
     obs_noise@10-19:0.5     Gaussian observation noise, std 0.5, during iterations 10..19
+    crash@7                 raise a RuntimeError (not a numeric failure) at iteration 7: a rank that dies
+
+Distributed runs (torchrun) take an optional rank filter as a suffix::
+
+    KIND@START[-END][:VALUE][/rank=R]
+
+    nan@5/rank=1            NaN batch on rank 1 only; a spec without /rank=R applies on every rank
+
+In a single-process run the process is rank 0; a filter naming a rank >= the world size is an error.
 
 Iterations are the monotonic count of iterations actually run, rolled-back ones included, so a
 transient fault does not recur after a rollback.
@@ -31,11 +40,15 @@ from watchdog.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("reward_scale", "nan", "lr_spike", "obs_noise")
-GRAMMAR = "KIND@START[-END][:VALUE] with KIND one of " + ", ".join(KINDS) + ", e.g. reward_scale@30-34:50"
-_SPEC = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<value>[^:@]+))?$")
+KINDS = ("reward_scale", "nan", "lr_spike", "obs_noise", "crash")
+GRAMMAR = "KIND@START[-END][:VALUE][/rank=R] with KIND one of " + ", ".join(KINDS) + ", e.g. reward_scale@30-34:50"
+_SPEC = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<value>[^:@/]+))?(?:/rank=(?P<rank>\d+))?$")
 _RANGED = {"reward_scale", "obs_noise"}  # may have -END; the others happen at START only
 _NEEDS_VALUE = {"reward_scale", "lr_spike", "obs_noise"}
+
+
+class InjectedCrash(RuntimeError):
+    """What ``crash@N`` raises: an ordinary failure, not a numeric one (no rollback catches it)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,10 @@ class Fault:
     end: int | None
     value: float | None
     spec: str
+    rank: int | None = None  # None: every rank
+
+    def applies_to(self, rank: int) -> bool:
+        return self.rank is None or self.rank == rank
 
     def active(self, iteration: int) -> bool:
         """Whether a ranged fault covers ``iteration`` (one-shot faults: iteration == start)."""
@@ -70,7 +87,8 @@ def parse_inject(spec: str) -> Fault:
     if end is not None and end < start:
         _fail(spec, f"END {end} is before START {start}")
     value = _parse_value(spec, kind, match["value"])
-    return Fault(kind=kind, start=start, end=end, value=value, spec=text)
+    rank = None if match["rank"] is None else int(match["rank"])
+    return Fault(kind=kind, start=start, end=end, value=value, spec=text, rank=rank)
 
 
 def _parse_value(spec: str, kind: str, raw: str | None) -> float | None:
@@ -111,6 +129,14 @@ class FaultSchedule:
         """Parse every ``--inject`` spec (all are checked before training starts)."""
         return cls(parse_inject(s) for s in specs)
 
+    def max_rank(self) -> int:
+        """The highest rank a filter names (-1 when none does)."""
+        return max((f.rank for f in self.faults if f.rank is not None), default=-1)
+
+    def for_rank(self, rank: int) -> "FaultSchedule":
+        """The faults that apply on ``rank`` (those without a filter and those naming it)."""
+        return FaultSchedule(f for f in self.faults if f.applies_to(rank))
+
     def __bool__(self) -> bool:
         return bool(self.faults)
 
@@ -127,6 +153,8 @@ class FaultSchedule:
             if fault.kind == "nan":
                 env.nan_next_step = True
                 notes.append(f"iteration {iteration}: NaN observations/rewards for one step ({fault.spec})")
+            elif fault.kind == "crash":
+                raise InjectedCrash(f"injected crash at iteration {iteration} ({fault.spec})")
             elif fault.kind == "lr_spike":
                 changed = scale_learning_rates(trainer, fault.value)
                 lrs = ", ".join(f"{k} {old:.3g} -> {new:.3g}" for k, (old, new) in changed.items())

@@ -6,6 +6,7 @@ flag such as ``--hidden_size 256 --layer_N 2``) and adds ``--watchdog``, ``--wat
 ``--safe_config``, ``--run_dir``, ``--inject`` and ``--save_interval``.
 
     python openrl_ws/train.py --watchdog            # short watched run on the embedded push_lite
+    torchrun --nproc_per_node 2 openrl_ws/train.py --watchdog   # data-parallel (openrl_ws/distributed.py)
 
 Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent), 2 bad input.
 """
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        from watchdog.distributed import env_world_size
+
+        if faults.max_rank() >= env_world_size():
+            return _fail(f"--inject names rank {faults.max_rank()} but the world size is {env_world_size()} "
+                         "(launch with torchrun --nproc_per_node N)")
         return _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint)
     except WatchdogError as err:
         return _fail(str(err))
@@ -107,6 +113,14 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.pipeline import Watchdog
 
     device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    # --- data-parallel under torchrun (WORLD_SIZE > 1); None in a single process -------------------
+    from openrl_ws import distributed as ows_dist
+
+    dist_ctx = ows_dist.setup(device)
+    rank = dist_ctx.rank if dist_ctx is not None else 0
+    if dist_ctx is not None and str(device).startswith("cuda"):
+        device = f"cuda:{torch.cuda.current_device()}"
+    faults = faults.for_rank(rank)
     episode_length = args.episode_length or base.episode_length or 100
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
@@ -119,21 +133,39 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
     console = WatchdogConsole()
+    if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
+        from watchdog.distributed import broadcast_object
+
+        run_dir = Path(broadcast_object(str(run_dir)))
+        if not dist_ctx.is_main:
+            console = WatchdogConsole(open(os.devnull, "w"))
 
     if args.torch_threads > 0:
         torch.set_num_threads(args.torch_threads)
-    torch.manual_seed(args.seed)
-    env = make_env(args.task, args.num_envs, device=device, seed=args.seed, centralized_critic=args.algo == "mappo")
+    torch.manual_seed(args.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
+    env = make_env(args.task, args.num_envs, device=device, seed=args.seed + rank, centralized_critic=args.algo == "mappo")
     net = PPONet(env, cfg=cfg, device=device)
+    start_iteration = 0
     if checkpoint is not None:
         loaded = load_checkpoint_into(net.module, checkpoint)
-        console.message(f"resumed from {loaded['kind']} checkpoint {checkpoint}")
+        start_iteration = _resume_iteration(loaded, checkpoint, episode_length * args.num_envs)
+        console.message(f"resumed from {loaded['kind']} checkpoint {checkpoint}"
+                        + (f"; continuing at iteration {start_iteration}" if start_iteration else ""))
+    if dist_ctx is not None:
+        dist_ctx.attach(net.module)  # broadcast rank 0's weights, average gradients from now on
+        torch.manual_seed(args.seed + rank)  # each rank samples its own actions and minibatches
+        console.message(f"data-parallel: {dist_ctx.world_size} ranks (this is rank 0), {args.num_envs} envs "
+                        f"and {args.train_timesteps or 'default'} env steps per rank")
     agent = PPOAgent(net)
-    logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)
+    if dist_ctx is None or dist_ctx.is_main:
+        logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)
+    else:
+        logger = ows_dist.NullLogger()
     watchdog = Watchdog(wd_cfg) if wd_cfg is not None else None
     session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
-                           seed=args.seed, save_interval_steps=args.save_interval)
+                           seed=args.seed + rank, save_interval_steps=args.save_interval, dist=dist_ctx,
+                           start_iteration=start_iteration)
     console.message(f"training {args.algo} on {args.task}: {args.num_envs} envs x {episode_length} steps/iteration, "
                     f"{total:,} env steps, device {device}, run dir {run_dir}")
     if watchdog is not None:
@@ -149,14 +181,40 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     start = time.time()
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
-        if "driver" in driver_holder and session.result.env_steps and not session.result.stopped:
+        if ("driver" in driver_holder and session.result.env_steps and not session.result.stopped
+                and session.writes_files):
             session.save_module(driver_holder["driver"], session.result.env_steps)  # the final weights
+        if dist_ctx is not None:
+            dist_ctx.write_summary(run_dir, session.result, net.module)
     finally:
         session.close()
         logger.close()
         env.close()
+        if dist_ctx is not None:
+            dist_ctx.detach()
+    if dist_ctx is not None:
+        from watchdog.distributed import destroy_process_group
+
+        destroy_process_group()  # only after a clean finish: a failing rank exits without it
     _report(console, session, time.time() - start, run_dir)
     return EXIT_STOPPED if session.result.stopped else EXIT_OK
+
+
+def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:
+    """The iteration after the checkpoint's, when its env steps fit this run's iteration size.
+
+    Our checkpoints record their env steps; OpenRL's are named ``rl_model_<steps>_steps``. A
+    checkpoint from a run with another iteration size starts counting at 0 again (MAPush's way).
+    """
+    import re
+
+    steps = (loaded.get("meta") or {}).get("env_steps")
+    if steps is None:
+        match = re.fullmatch(r"rl_model_(\d+)_steps", checkpoint.parent.name if checkpoint.is_file() else checkpoint.name)
+        steps = int(match.group(1)) if match else None
+    if not steps or steps % steps_per_iteration:
+        return 0
+    return steps // steps_per_iteration
 
 
 def _report(console, session, seconds: float, run_dir: Path) -> None:

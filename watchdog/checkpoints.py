@@ -218,9 +218,22 @@ class CheckpointStore:
         shutil.rmtree(trash, ignore_errors=True)
 
     def _remove_leftovers(self) -> None:
-        """Delete temp/trash dirs left by a crash in an earlier run."""
-        for child in self.root.iterdir():
-            if child.is_dir() and child.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)):
+        """Delete temp/trash dirs left by a crash in an earlier run.
+
+        A crash between the two renames of ``_replace_dir`` leaves ``.trash-<tag>-<id>`` and no
+        ``<tag>``: that trash is the only copy, so it is renamed back rather than deleted.
+        """
+        for child in sorted(self.root.iterdir()):
+            if not child.is_dir():
+                continue
+            if child.name.startswith(_TRASH_PREFIX):
+                tag = child.name[len(_TRASH_PREFIX):].rsplit("-", 1)[0]
+                if tag and not (self.root / tag).exists():
+                    log.warning("restoring checkpoint %s left aside by an interrupted replace", tag)
+                    os.replace(child, self.root / tag)
+                    fsync_dir(self.root)
+                    continue
+            if child.name.startswith((_TMP_PREFIX, _TRASH_PREFIX)):
                 log.debug("removing leftover %s", child)
                 shutil.rmtree(child, ignore_errors=True)
 

@@ -8,6 +8,7 @@ legal range.
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -36,9 +37,13 @@ class ValueLossThresholdConfig(BaseModel):
     enabled: bool = True
     value_loss_max: float = Field(0.2, gt=0, description="Value loss above this (after arming) is divergence.")
     arm_fraction: float = Field(
-        0.5, gt=0, le=1, description="Arm once the rolling median sits below arm_fraction * value_loss_max."
+        0.5, gt=0, le=1, description="Arm once the median over the arming window sits below arm_fraction * value_loss_max..."
     )
-    arm_points: int = Field(10, ge=1, le=10_000, description="Points in the rolling median used for arming.")
+    arm_window_iters: int = Field(
+        50, ge=1, le=1_000_000,
+        description="...and no point in it is above value_loss_max: the last this many iterations (not points, so "
+                    "per-iteration and log_interval data arm alike).",
+    )
     patience_points: int = Field(
         2, ge=1, le=1000, description="Consecutive points above value_loss_max before the alarm."
     )
@@ -61,7 +66,7 @@ class TrendConfig(BaseModel):
     drift_k: float = Field(0.5, ge=0, description="CUSUM allowance per point, in baseline sigmas.")
     warn_h: float = Field(8.0, gt=0, description="CUSUM level that raises a WARNING.")
     alarm_ratio: float | None = Field(
-        20.0, gt=1, description="Alarm (not just warn) when a trending signal's 3-point median is this many times its baseline; null = warn only."
+        10.0, gt=1, description="Alarm (not just warn) when a trending signal's 3-point median is this many times its baseline; null = warn only."
     )
     min_sigma: float = Field(
         0.1, gt=0, description="Floor on the baseline's log-space sigma (a flat baseline is not infinitely precise)."
@@ -240,11 +245,21 @@ def _describe(err: dict) -> str:
     """One pydantic error as 'key: problem (got value)'."""
     loc = ".".join(str(p) for p in err.get("loc", ())) or "<top level>"
     kind = err.get("type", "")
-    value = err.get("input")
+    value = _short_repr(err.get("input"))
     if kind == "extra_forbidden":
-        return f"unknown key '{loc}' (value {value!r})"
+        return f"unknown key '{loc}' (value {value})"
     msg = err.get("msg", "invalid value")
-    return f"key '{loc}': {msg}, got {value!r}"
+    return f"key '{loc}': {msg}, got {value}"
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """repr() cut to ``limit`` characters: an error line must stay one short line."""
+    short = reprlib.Repr()  # Python 3.11: limits are attributes, not constructor arguments
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxdict = 6
+    short.maxlevel = 2
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _legal_keys(model: type[BaseModel], loc: tuple) -> str:
@@ -284,6 +299,8 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"cannot read file: {exc}", path=str(path)) from None
     try:
         return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError("YAML nested too deeply to be a config", path=str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -17,10 +17,10 @@ from rich.text import Text
 
 from watchdog.signals import CRITIC_GRAD_NORM, STEP_REWARD, VALUE_LOSS, MetricRecord
 
-_STYLE = {"warning": "yellow", "alarm": "bold red", "rollback": "magenta", "config_switch": "cyan",
+_STYLE = {"restart": "magenta", "warning": "yellow", "alarm": "bold red", "rollback": "magenta", "config_switch": "cyan",
           "stop": "bold red", "recovered": "green", "stable_checkpoint": "dim", "start": "bold", "end": "bold"}
 _STATE_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "red", "rolled_back": "magenta", "stopped": "red"}
-PANEL_EVENTS = ("warning", "alarm", "rollback", "config_switch", "stop")
+PANEL_EVENTS = ("warning", "alarm", "rollback", "config_switch", "restart", "stop")
 
 
 def _fmt(value: Any) -> str:
@@ -45,6 +45,10 @@ def describe_event(ev: dict) -> str:
     if kind == "config_switch":
         changes = ", ".join(f"{k} {_fmt(v['old'])} -> {_fmt(v['new'])}" for k, v in (ev.get("changes") or {}).items())
         return f"{head}: switched to {ev.get('config')}: {changes or 'no changes'}"
+    if kind == "restart":
+        why = ev.get("signal") or (f"exit code {ev.get('exit_code')}" if ev.get("exit_code") is not None else "a stall")
+        return (f"{head}: training process died ({why}); restart {ev.get('attempt')}/{ev.get('max_restarts')} "
+                f"from {ev.get('checkpoint') or 'scratch'} with {ev.get('config')}")
     if kind == "stop":
         return f"{head}: STOPPED: {ev.get('reason')}"
     if kind == "stable_checkpoint":

@@ -115,9 +115,10 @@ class Detector:
 class ValueLossThreshold(Detector):
     """The user's rule: value loss *rises above* ``value_loss_max`` once it has settled below it.
 
-    Real runs start far above the threshold, so the rule arms only when the rolling median of
-    value loss sits below ``arm_fraction * value_loss_max``; then ``patience_points`` consecutive
-    points above the threshold raise the alarm. The counter resets when the loss comes back down.
+    Real runs start far above the threshold, so the rule arms only once value loss has *settled*:
+    over the last ``arm_window_iters`` iterations its median sits below ``arm_fraction *
+    value_loss_max`` and no point is above the threshold. Then ``patience_points`` consecutive
+    points above the threshold raise the alarm; the counter resets when the loss comes back down.
     """
 
     name = "value_loss_threshold"
@@ -127,7 +128,7 @@ class ValueLossThreshold(Detector):
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.recent: deque[float] = deque(maxlen=cfg.arm_points)
+        self.recent: deque[tuple[int, float]] = deque()
         self.armed = False
         self.armed_at: int | None = None
         self.above = 0
@@ -135,12 +136,17 @@ class ValueLossThreshold(Detector):
 
     def _check(self, record, values, judging):
         value = values[VALUE_LOSS]
-        self.recent.append(value)
         limit = self.cfg.value_loss_max
         if not self.armed:
-            settled = len(self.recent) == self.recent.maxlen and _median(self.recent) < self.cfg.arm_fraction * limit
+            self.recent.append((record.iteration, value))
+            while self.recent and self.recent[0][0] <= record.iteration - self.cfg.arm_window_iters:
+                self.recent.popleft()
+            window = [v for _, v in self.recent]
+            settled = (record.iteration + 1 >= self.cfg.arm_window_iters and len(window) >= 3
+                       and max(window) <= limit and _median(window) < self.cfg.arm_fraction * limit)
             if judging and settled:
                 self.armed, self.armed_at = True, record.iteration
+                self.recent.clear()
             return None
         if value <= limit:
             self.above, self.first_above = 0, None

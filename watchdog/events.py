@@ -28,6 +28,7 @@ EVENT_KINDS = (
     "alarm",
     "rollback",
     "config_switch",
+    "restart",
     "stop",
     "end",
 )
@@ -117,7 +118,7 @@ def parse_event_line(raw: bytes) -> dict | None:
     """One JSONL line -> event dict, or None when it is not an event object."""
     try:
         obj = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly nested junk
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("event"), str):
         return None

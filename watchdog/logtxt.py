@@ -25,8 +25,10 @@ __all__ = ["LogTxtResult", "LogTxtTail", "parse_log_txt"]
 
 # "2025-11-07 17:40:53,572 [INFO] <message>"
 _HEADER = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s+\[\w+\]\s?(.*)$")
-_EPISODE = re.compile(r"^Episode:\s*(\d+)\s*/\s*(\d+)\s*$")
-_METRIC = re.compile(r"^[ \t]+([A-Za-z_][\w ./\-]*?)\s*:\s*(\S+)\s*$")
+_EPISODE = re.compile(r"^Episode:\s*(\d{1,18})\s*/\s*(\d{1,18})\s*$")  # bounded: int() of 5000 digits raises
+# The name may hold single spaces ("average step reward") but no runs of blanks: a lazy
+# `[\w ./-]*?` followed by `\s*` backtracks quadratically on a long run of blanks.
+_METRIC = re.compile(r"^[ \t]+([A-Za-z_][\w./\-]*(?: [\w./\-]+)*)[ \t]*:[ \t]*(\S+)\s*$")
 
 
 def _to_float(text: str) -> float | None:

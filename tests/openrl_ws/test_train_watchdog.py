@@ -79,9 +79,13 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
     assert code == 0
     ours = kinds(events, "stable_checkpoint")[0]["checkpoint"]
     module = next((run_dir / "checkpoints").glob("rl_model_*_steps/module.pt"))
-    for ckpt in (ours, str(module)):
-        code, _, events = run(tmp_path, "--checkpoint", ckpt, iterations=2, name=f"resumed_{Path(ckpt).parent.name}")
+    first_stable = kinds(events, "stable_checkpoint")[0]
+    for ckpt, next_iteration in ((ours, first_stable["checkpoint_iteration"] + 1), (str(module), 4)):
+        code, _, events = run(tmp_path, "--checkpoint", ckpt, iterations=6, name=f"resumed_{Path(ckpt).parent.name}")
         assert code == 0 and kinds(events, "end")
+        # iterations and env steps continue from the checkpoint (no name clashes, monotonic axes)
+        assert kinds(events, "metrics")[0]["iteration"] == next_iteration
+        assert kinds(events, "metrics")[-1]["iteration"] == 5
 
 
 @pytest.mark.parametrize(

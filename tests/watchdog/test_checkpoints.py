@@ -307,3 +307,15 @@ def test_reads_a_module_pt_written_by_openrl_agent_save(tmp_path, monkeypatch):
     assert "value_normalizer.running_mean" in ckpt.state_dicts["critic"]
     assert ckpt.config["hidden_size"] == 32
     net.module.optimizers["policy"].load_state_dict(ckpt.optimizers["policy"])  # torch format
+
+
+def test_a_crash_between_the_two_renames_of_a_replace_keeps_the_old_checkpoint(tmp_path):
+    """_replace_dir moves the old dir aside, then renames the new one in; dying in between must
+    not lose the only copy (the next store renames the trash back)."""
+    store = CheckpointStore(tmp_path, keep_last=5)
+    store.save("stable_100_steps", {"w": torch.ones(3)}, {"iteration": 0, "env_steps": 100})
+    os.replace(tmp_path / "stable_100_steps", tmp_path / ".trash-stable_100_steps-deadbeef")
+    reopened = CheckpointStore(tmp_path, keep_last=5)
+    [info] = reopened.list()
+    state, meta = reopened.load(info)
+    assert info.tag == "stable_100_steps" and torch.equal(state["w"], torch.ones(3))

@@ -1,0 +1,240 @@
+"""`watchdog run`: a crashed training process is restarted from the last stable checkpoint with the safe config.
+
+Real OpenRL runs (through ``tests/helpers/crashing_train.py``) for the three hard crashes; tiny
+``python -c`` children for the rest of the contract (clean exit, bad input, the training's own
+watchdog stop, spent budget, stall, Ctrl-C, command-line rewriting, checkpoint choice).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from watchdog.checkpoints import CheckpointStore
+from watchdog.events import EVENTS_FILENAME, read_events
+from watchdog.supervise import (
+    RestartPoint,
+    choose_restart_point,
+    get_flag,
+    restart_command,
+    run_dir_of,
+    safe_config_for,
+    set_flag,
+)
+from watchdog.errors import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+HELPER = REPO / "tests" / "helpers" / "crashing_train.py"
+SAFE = REPO / "cfgs" / "ppo_safe.yaml"
+SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
+ITERS = 8
+
+
+def supervise(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``watchdog run ARGS`` in a subprocess (its own signals, its own children)."""
+    return subprocess.run([sys.executable, "-m", "watchdog.cli", "run", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def events_of(run_dir: Path, kind: str | None = None) -> list[dict]:
+    path = run_dir / EVENTS_FILENAME
+    events = read_events(path).events if path.exists() else []
+    return [e for e in events if kind is None or e["event"] == kind]
+
+
+# --------------------------------------------------------------------------- real training, hard crashes
+
+
+@pytest.mark.parametrize(("crash", "exit_code", "signal_name"), [
+    ("exit", 3, None),             # os._exit(3): no finally, no `end` event
+    ("fpe", 1, None),              # FloatingPointError("NaN") escapes train.py: exit 1 but no watchdog `stop`
+    ("segv", None, "SIGSEGV"),     # ctypes.string_at(0)
+])
+def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_path, crash, exit_code, signal_name):
+    run_dir = tmp_path / "run"
+    wd_cfg = tmp_path / "wd.yaml"
+    wd_cfg.write_text("policy:\n  stable_every_iters: 2\n")
+    proc = supervise("--max-restarts", "2", "--", sys.executable, str(HELPER), "--crash", f"{crash}@5", *SMALL,
+                     "--watchdog", "--watchdog_config", str(wd_cfg), "--run_dir", str(run_dir),
+                     "--train_timesteps", str(8 * 32 * ITERS))
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = events_of(run_dir)
+    restart, = [e for e in events if e["event"] == "restart"]
+    before = events[: events.index(restart)]
+    last_stable = [e for e in before if e["event"] == "stable_checkpoint"][-1]
+    assert last_stable["iteration"] == 4 and max(e["iteration"] for e in before if e["event"] == "metrics") == 5
+    assert restart["checkpoint"] == last_stable["checkpoint"] and restart["checkpoint_kind"] == "stable"
+    assert (restart["exit_code"], restart["signal"], restart["attempt"]) == (exit_code, signal_name, 1)
+    assert restart["iteration"] == 5 and restart["to_iteration"] == 4
+    cmd = restart["command"]
+    assert get_flag(cmd, "--checkpoint") == last_stable["checkpoint"]
+    assert get_flag(cmd, "--config") == str(SAFE)
+    # the restarted attempt loaded that checkpoint and trained to the end with finite numbers
+    after = events[events.index(restart) + 1:]
+    assert [e["event"] for e in after][0] == "start" and after[-1]["event"] == "end" and not after[-1]["stopped"]
+    # the restarted run continues after the checkpoint: iterations and env steps carry on
+    assert [e["iteration"] for e in after if e["event"] == "metrics"] == list(range(restart["to_iteration"] + 1, ITERS))
+    assert all(isinstance(v, float) for e in after if e["event"] == "metrics" for v in e["metrics"].values())
+    assert f"resumed from watchdog checkpoint {last_stable['checkpoint']}" in proc.stdout
+    assert "watchdog run: restart 1/2: training" in proc.stderr
+    assert "watchdog run: training finished (exit 0)" in proc.stderr
+
+
+# --------------------------------------------------------------------------- the contract, with tiny children
+
+
+def child(code: str, run_dir: Path, *extra: str) -> list[str]:
+    """A ``python -c`` training stand-in; it sees ``sys.argv[1:] == ['--run_dir', D, *extra]``."""
+    return ["--", sys.executable, "-c", code, "--run_dir", str(run_dir), *extra]
+
+
+def test_clean_exit_is_not_restarted(tmp_path):
+    proc = supervise(*child("print('trained')", tmp_path / "run"))
+    assert proc.returncode == 0 and "trained" in proc.stdout
+    assert events_of(tmp_path / "run", "restart") == []
+
+
+def test_bad_input_from_the_training_is_not_restarted(tmp_path):
+    proc = supervise(*child("import sys; sys.exit(2)", tmp_path / "run"))
+    assert proc.returncode == 2 and "bad input" in proc.stderr
+    assert events_of(tmp_path / "run", "restart") == []
+
+
+def test_a_stop_by_the_trainings_own_watchdog_is_final(tmp_path):
+    code = ("import sys, json, os; d = sys.argv[2]; os.makedirs(d, exist_ok=True); "
+            f"open(os.path.join(d, {EVENTS_FILENAME!r}), 'a').write(json.dumps({{'event': 'stop', 'iteration': 3, "
+            "'env_steps': 30, 'state': 'stopped', 'time': 0, 'reason': 'rollback budget spent'}) + '\\n'); sys.exit(1)")
+    proc = supervise(*child(code, tmp_path / "run"))
+    assert proc.returncode == 1 and "not restarting" in proc.stderr
+    assert events_of(tmp_path / "run", "restart") == []
+
+
+def test_spent_budget_exits_1_with_a_one_line_final_report(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = supervise("--max-restarts", "2", *child("import os; os._exit(3)", run_dir))
+    assert proc.returncode == 1
+    restarts = events_of(run_dir, "restart")
+    assert [r["attempt"] for r in restarts] == [1, 2]
+    assert all(r["checkpoint"] is None and r["checkpoint_kind"] == "scratch" for r in restarts)
+    assert all(get_flag(r["command"], "--config") == str(SAFE) for r in restarts)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("watchdog run: gave up: training exited with code 3")
+    assert "restart budget (2) is spent" in last and "scratch" in last
+    assert events_of(run_dir, "stop")[-1]["by"] == "supervisor"
+
+
+def test_a_stalled_training_is_killed_and_restarted(tmp_path):
+    code = ("import sys, time, os; d = sys.argv[2]; os.makedirs(d, exist_ok=True); "
+            "open(os.path.join(d, 'log.txt'), 'a').write('started\\n'); "
+            "'--config' in sys.argv or time.sleep(120)")  # first attempt hangs, the restart finishes
+    start = time.monotonic()
+    proc = supervise("--stall-seconds", "1.5", "--max-restarts", "1", *child(code, tmp_path / "run"), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    restart, = events_of(tmp_path / "run", "restart")
+    assert restart["stalled"] is True and restart["signal"] == "SIGTERM"
+    assert "no progress in" in proc.stderr
+    assert time.monotonic() - start < 30
+
+
+def test_ctrl_c_is_forwarded_to_the_child_group_and_exits_130(tmp_path):
+    run_dir, ready, got = tmp_path / "run", tmp_path / "ready", tmp_path / "got_sigint"
+    code = ("import os, signal, sys, time; "
+            f"signal.signal(signal.SIGINT, lambda *a: (open({str(got)!r}, 'w').write('x'), sys.exit(0))); "
+            f"open({str(ready)!r}, 'w').write(f'{{os.getpid()}} {{os.getpgid(0)}}'); time.sleep(60)")
+    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", *child(code, run_dir)], cwd=REPO,
+                           stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid, pgid = map(int, ready.read_text().split())
+    assert pgid == pid != os.getpgid(sup.pid)  # the child leads its own process group
+    sup.send_signal(signal.SIGINT)
+    assert sup.wait(timeout=30) == 130
+    assert got.exists()
+    assert "interrupted by SIGINT" in sup.stderr.read()
+    assert events_of(run_dir, "restart") == []
+
+
+def test_missing_run_dir_is_one_line_exit_2():
+    proc = supervise("--", sys.executable, "-c", "pass")
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "--run-dir" in proc.stderr and "--run_dir" in proc.stderr
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+@pytest.mark.parametrize(("cmd", "expected"), [
+    (["train.py", "--seed", "1"], ["train.py", "--seed", "1", "--checkpoint", "C"]),
+    (["train.py", "--checkpoint", "old", "--seed", "1"], ["train.py", "--seed", "1", "--checkpoint", "C"]),
+    (["train.py", "--checkpoint=old", "--seed", "1"], ["train.py", "--seed", "1", "--checkpoint", "C"]),
+    (["train.py", "--checkpoint", "runs/None", "--checkpoint_dir", "x"],  # MAPush's "no checkpoint"
+     ["train.py", "--checkpoint_dir", "x", "--checkpoint", "C"]),
+])
+def test_set_flag_rewrites_or_appends(cmd, expected):
+    assert set_flag(cmd, "--checkpoint", "C") == expected
+
+
+def test_restart_command_of_a_mapush_style_line_only_touches_checkpoint_and_config():
+    cmd = ["python", "openrl_ws/train.py", "--num_envs", "500", "--train_timesteps", "100000000", "--algo", "ppo",
+           "--config", "cfgs/ppo.yaml", "--exp_name", "cuboid", "--checkpoint", "results/None", "--headless"]
+    out = restart_command(cmd, RestartPoint(Path("ck"), "openrl", None, 10), Path("safe.yaml"))
+    assert out == ["python", "openrl_ws/train.py", "--num_envs", "500", "--train_timesteps", "100000000", "--algo",
+                   "ppo", "--exp_name", "cuboid", "--headless", "--checkpoint", "ck", "--config", "safe.yaml"]
+    scratch = restart_command(cmd, RestartPoint(None, "scratch"), Path("s.yaml"))
+    assert get_flag(scratch, "--checkpoint") == "results/None" and scratch[-2:] == ["--config", "s.yaml"]
+
+
+def test_run_dir_comes_from_the_option_or_the_command():
+    assert run_dir_of(["t", "--run_dir", "a"], None) == Path("a")
+    assert run_dir_of(["t", "--run_dir=a"], "b") == Path("b")
+    with pytest.raises(InputError):
+        run_dir_of(["t"], None)
+
+
+def test_safe_config_is_merged_over_the_commands_own_config(tmp_path):
+    base = tmp_path / "ppo.yaml"
+    base.write_text("lr: 5.0e-3\nepisode_length: 200\nlog_interval: 5\n")
+    merged = safe_config_for(["t", "--config", str(base)], SAFE, tmp_path / "run")
+    from watchdog.config import load_ppo_config
+    cfg = load_ppo_config(merged)
+    assert (cfg.lr, cfg.episode_length, cfg.max_grad_norm) == (3e-4, 200, 0.5)
+    assert safe_config_for(["t"], SAFE, tmp_path / "run") == SAFE
+
+
+class _FakeOpenRLModule:  # pickled by reference; read back as an inert stand-in
+    def __init__(self, fill: float):
+        lin = torch.nn.Linear(2, 2)
+        with torch.no_grad():
+            lin.weight.fill_(fill)
+        self.models = {"policy": lin}
+        self.optimizers = {}
+
+
+def _save_module(run_dir: Path, steps: int, fill: float) -> Path:
+    path = run_dir / "checkpoints" / f"rl_model_{steps}_steps"
+    path.mkdir(parents=True)
+    torch.save(_FakeOpenRLModule(fill), path / "module.pt")
+    return path
+
+
+def test_checkpoint_choice_prefers_verified_stable_then_finite_openrl_then_scratch(tmp_path):
+    run = tmp_path / "run"
+    assert choose_restart_point(run) == RestartPoint(None, "scratch")
+    good = _save_module(run, 100, 1.0)
+    _save_module(run, 200, float("nan"))  # newer but diverged: skipped
+    assert choose_restart_point(run) == RestartPoint(good, "openrl", None, 100)
+    store = CheckpointStore(run / "checkpoints" / "watchdog")
+    older = store.save("stable_50_steps", {"w": torch.ones(2)}, {"iteration": 5, "env_steps": 50}).path
+    newer = store.save("stable_60_steps", {"w": torch.ones(2)}, {"iteration": 6, "env_steps": 60}).path
+    (newer / "state.pt").write_bytes(b"torn")  # fails its sha256: fall back to the older one
+    assert choose_restart_point(run) == RestartPoint(older, "stable", 5, 50)

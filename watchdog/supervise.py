@@ -1,0 +1,442 @@
+"""`watchdog run`: supervise a training process and restart it when it dies.
+
+The in-process watchdog (``openrl_ws/train.py --watchdog``) handles divergence while Python is
+alive; a segfault, ``os._exit``, an exception nobody catches, an OOM kill or a hang ends the
+process. The supervisor runs the training command as a child (its own process group), lets its
+output through, and when it dies abnormally restarts it from the last stable checkpoint with the
+safe config, up to a restart budget::
+
+    watchdog run --run-dir results/push --max-restarts 3 -- python openrl_ws/train.py --watchdog \\
+        --run_dir results/push
+
+It only edits ``--checkpoint`` and ``--config`` in the command line, so it works with a MAPush
+``train.sh`` line too. Abnormal: a non-zero exit other than 1 with a watchdog ``stop`` event
+("stopped by the watchdog") and 2 ("bad input"); death by a signal; no growth of the run dir's
+``log.txt`` / event log / TensorBoard files for ``--stall-seconds``. A clean exit (0) ends the
+supervisor with 0; Ctrl-C is forwarded to the child's process group and ends it with 130.
+
+Exit codes: 0 finished; 1 gave up (restart budget spent) or the training's own watchdog stopped
+it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence, TextIO
+
+import yaml
+
+from watchdog.errors import InputError
+from watchdog.events import EVENTS_FILENAME, EventLog, EventTail, make_event
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SAFE_CONFIG = ROOT / "cfgs" / "ppo_safe.yaml"
+EXIT_OK, EXIT_GAVE_UP, EXIT_BAD_INPUT = 0, 1, 2
+CHILD_STOPPED, CHILD_BAD_INPUT = 1, 2  # our train.py: stopped by the watchdog / bad input
+MERGED_CONFIG_NAME = "ppo_safe.restart.yaml"
+GRACE_SECONDS = 10.0  # how long an interrupted or stalled child gets before SIGKILL
+_STEPS_IN_NAME = re.compile(r"rl_model_(\d+)_steps$")
+
+
+# --------------------------------------------------------------------------- command lines
+
+
+def get_flag(cmd: Sequence[str], flag: str) -> str | None:
+    """The value of ``flag`` (``--flag V`` or ``--flag=V``; the last one wins), else None."""
+    value = None
+    for i, arg in enumerate(cmd):
+        if arg == flag and i + 1 < len(cmd):
+            value = cmd[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
+
+
+def set_flag(cmd: Sequence[str], flag: str, value: str) -> list[str]:
+    """``cmd`` with every ``flag`` occurrence removed and ``flag value`` appended once."""
+    out, skip = [], False
+    for i, arg in enumerate(cmd):
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = i + 1 < len(cmd)
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return [*out, flag, value]
+
+
+def run_dir_of(cmd: Sequence[str], given: str | None) -> Path:
+    """``--run-dir``, else ``--run_dir`` in the child command, else a one-line InputError."""
+    raw = given or get_flag(cmd, "--run_dir")
+    if not raw:
+        raise InputError(
+            "no run directory: the supervisor needs it to find checkpoints and to see progress",
+            hint="pass `watchdog run --run-dir DIR -- ...` or put `--run_dir DIR` in the training command",
+        )
+    return Path(raw)
+
+
+# --------------------------------------------------------------------------- where to restart from
+
+
+@dataclass(frozen=True)
+class RestartPoint:
+    """The checkpoint a restart loads (``path`` None: from the command's own start)."""
+
+    path: Path | None
+    kind: str  # "stable" | "openrl" | "scratch"
+    iteration: int | None = None
+    env_steps: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "stable":
+            return f"stable checkpoint {self.path} (it {self.iteration}, {self.env_steps:,} steps)"
+        if self.kind == "openrl":
+            return f"OpenRL checkpoint {self.path} ({self.env_steps:,} steps)"
+        return "scratch (no usable checkpoint in the run dir)"
+
+
+def choose_restart_point(run_dir: Path) -> RestartPoint:
+    """Newest verified stable checkpoint, else newest finite OpenRL module.pt, else scratch."""
+    from watchdog.checkpoints import CheckpointStore
+
+    root = run_dir / "checkpoints" / "watchdog"
+    if root.is_dir():  # the store's constructor creates the dir and clears leftovers: only when it exists
+        found = CheckpointStore(root).load_latest_stable()
+        if found is not None:
+            info = found[0]
+            return RestartPoint(info.path, "stable", info.iteration, info.env_steps)
+    module = newest_finite_openrl_module(run_dir)
+    if module is not None:
+        return module
+    return RestartPoint(None, "scratch")
+
+
+def newest_finite_openrl_module(run_dir: Path) -> RestartPoint | None:
+    """The ``rl_model_<steps>_steps/module.pt`` with the most steps that reads and is finite."""
+    from watchdog.checkpoints import read_openrl_module
+    from watchdog.errors import CheckpointError
+
+    found = []
+    for path in run_dir.rglob("rl_model_*_steps/module.pt") if run_dir.is_dir() else []:
+        m = _STEPS_IN_NAME.match(path.parent.name)
+        if m:
+            found.append((int(m.group(1)), path))
+    for steps, path in sorted(found, reverse=True):
+        try:
+            if read_openrl_module(path).all_finite():
+                return RestartPoint(path.parent, "openrl", None, steps)
+        except CheckpointError:
+            continue
+    return None
+
+
+def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
+    """The config a restart trains with: the safe config over the command's own ``--config``.
+
+    ``cfgs/ppo_safe.yaml`` lists only the keys it changes; passing it alone would drop the rest of
+    the run's config (episode_length, log_interval, ...). With a base config, the two are merged
+    (safe keys win) into ``RUN_DIR/ppo_safe.restart.yaml``; without one, the safe file is used.
+    """
+    from watchdog.config import read_yaml
+
+    base_raw = get_flag(cmd, "--config")
+    if not base_raw or Path(base_raw).resolve() == safe.resolve():
+        return safe
+    base, overrides = read_yaml(base_raw), read_yaml(safe)
+    if not isinstance(base, dict) or not isinstance(overrides, dict):
+        return safe
+    merged = run_dir / MERGED_CONFIG_NAME
+    run_dir.mkdir(parents=True, exist_ok=True)
+    header = f"# written by `watchdog run`: {base_raw} with the keys of {safe} on top\n"
+    merged.write_text(header + yaml.safe_dump({**base, **overrides}, sort_keys=False), encoding="utf-8")
+    return merged
+
+
+def restart_command(cmd: Sequence[str], point: RestartPoint, config: Path) -> list[str]:
+    """The original command with ``--checkpoint`` (unless from scratch) and ``--config`` set."""
+    out = list(cmd)
+    if point.path is not None:
+        out = set_flag(out, "--checkpoint", str(point.path))
+    return set_flag(out, "--config", str(config))
+
+
+# --------------------------------------------------------------------------- one attempt
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt of the training command ended."""
+
+    exit_code: int | None  # None when a signal ended it
+    signal: int | None = None
+    stalled: bool = False
+    watchdog_stop: bool = False  # exit 1 with a `stop` event: our train.py's watchdog gave up
+    last_iteration: int | None = None
+    last_env_steps: int | None = None
+
+    @property
+    def abnormal(self) -> bool:
+        """Whether this attempt deserves a restart."""
+        if self.stalled or self.signal is not None:
+            return True
+        return self.exit_code not in (0, CHILD_BAD_INPUT) and not self.watchdog_stop
+
+    def describe(self) -> str:
+        if self.stalled:
+            what = "stalled (no progress in the run dir) and was killed"
+        elif self.signal is not None:
+            what = f"was killed by {signal_name(self.signal)}"
+        else:
+            what = f"exited with code {self.exit_code}"
+        return what + (f" after it {self.last_iteration}" if self.last_iteration is not None else "")
+
+
+def signal_name(signum: int) -> str:
+    """``SIGSEGV`` for 11; the number for a signal Python has no name for."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+class Supervisor:
+    """Runs one training command, restarting it from checkpoints on abnormal ends."""
+
+    def __init__(self, cmd: Sequence[str], run_dir: Path, *, max_restarts: int = 3,
+                 stall_seconds: float | None = None, safe_config: Path = DEFAULT_SAFE_CONFIG,
+                 poll_seconds: float = 0.2, grace_seconds: float = GRACE_SECONDS, out: TextIO | None = None):
+        self.cmd = list(cmd)
+        self.run_dir = Path(run_dir)
+        self.max_restarts = max_restarts
+        self.stall_seconds = stall_seconds
+        self.safe_config = Path(safe_config)
+        self.poll_seconds = poll_seconds
+        self.grace_seconds = grace_seconds
+        self.out = out or sys.stderr
+        self._interrupt: int | None = None
+
+    def say(self, text: str) -> None:
+        print(f"watchdog run: {text}", file=self.out, flush=True)
+
+    def run(self) -> int:
+        """Run until a clean exit, a non-restartable end, Ctrl-C or a spent budget; the exit code."""
+        with _forwarded_signals(self._on_signal):
+            return self._loop()
+
+    def _loop(self) -> int:
+        cmd, restarts = self.cmd, 0
+        while True:
+            outcome = self._attempt(cmd)
+            if self._interrupt is not None:
+                return self._interrupted()
+            if not outcome.abnormal:
+                return self._finish(outcome)
+            if restarts >= self.max_restarts:
+                return self._give_up(outcome, restarts)
+            restarts += 1
+            cmd = self._restart(outcome, restarts)
+            if self._interrupt is not None:  # Ctrl-C while choosing the checkpoint: do not start another
+                return self._interrupted()
+
+    def _interrupted(self) -> int:
+        self.say(f"interrupted by {signal_name(self._interrupt)}; training stopped, not restarted")
+        return 128 + self._interrupt
+
+    def _finish(self, outcome: Outcome) -> int:
+        if outcome.exit_code == 0:
+            self.say("training finished (exit 0)")
+            return EXIT_OK
+        if outcome.watchdog_stop:
+            self.say("the training's watchdog stopped the run (exit 1, see its final report); not restarting")
+            return EXIT_GAVE_UP
+        self.say("the training command reported bad input (exit 2, see its error above); not restarting")
+        return EXIT_BAD_INPUT
+
+    def _restart(self, outcome: Outcome, attempt: int) -> list[str]:
+        point = choose_restart_point(self.run_dir)
+        config = safe_config_for(self.cmd, self.safe_config, self.run_dir)
+        cmd = restart_command(self.cmd, point, config)
+        self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; "
+                 f"restarting from {point.describe()} with config {config}")
+        with EventLog(self.run_dir / EVENTS_FILENAME) as log:
+            log.write(make_event(
+                "restart", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
+                env_steps=outcome.last_env_steps or 0, state="restarting",
+                exit_code=outcome.exit_code, signal=signal_name(outcome.signal) if outcome.signal else None,
+                stalled=outcome.stalled, checkpoint=str(point.path) if point.path else None,
+                checkpoint_kind=point.kind, to_iteration=point.iteration, to_env_steps=point.env_steps,
+                config=str(config), attempt=attempt, max_restarts=self.max_restarts, command=cmd,
+            ))
+        return cmd
+
+    def _give_up(self, outcome: Outcome, restarts: int) -> int:
+        self.say(f"gave up: training {outcome.describe()} and the restart budget ({self.max_restarts}) is spent "
+                 f"after {restarts} restart(s); last good checkpoint: {choose_restart_point(self.run_dir).describe()}; "
+                 f"run dir {self.run_dir}")
+        with EventLog(self.run_dir / EVENTS_FILENAME) as log:
+            log.write(make_event("stop", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
+                                 env_steps=outcome.last_env_steps or 0, state="stopped", by="supervisor",
+                                 reason=f"restart budget ({self.max_restarts}) spent", exit_code=outcome.exit_code,
+                                 signal=signal_name(outcome.signal) if outcome.signal else None))
+        return EXIT_GAVE_UP
+
+    # -- the child
+
+    def _attempt(self, cmd: list[str]) -> Outcome:
+        """Start ``cmd`` in its own process group and wait for it to end, stall or be interrupted."""
+        events_path = self.run_dir / EVENTS_FILENAME
+        tail = EventTail(events_path)
+        tail.offset = events_path.stat().st_size if events_path.exists() else 0
+        try:
+            proc = subprocess.Popen(cmd, process_group=0)
+        except OSError as err:
+            raise InputError(f"cannot start the training command {cmd[0]!r} ({err.strerror})",
+                             hint="check the command after `--`") from None
+        stalled = self._wait(proc)
+        try:
+            events = tail.poll()
+        except (OSError, RecursionError):  # unreadable log / a deeply nested junk line: judge by the exit alone
+            events = []
+        rc = proc.returncode
+        if rc != 0:  # a crashed child may leave workers behind (env processes holding GPU memory)
+            _kill_group(proc, signal.SIGKILL)
+        metrics = [e for e in events if e.get("event") == "metrics"]
+        stop = any(e.get("event") == "stop" or (e.get("event") == "end" and e.get("stopped")) for e in events)
+        return Outcome(
+            exit_code=rc if rc >= 0 else None, signal=-rc if rc < 0 else None, stalled=stalled,
+            watchdog_stop=rc == CHILD_STOPPED and stop,
+            last_iteration=metrics[-1].get("iteration") if metrics else None,
+            last_env_steps=metrics[-1].get("env_steps") if metrics else None,
+        )
+
+    def _wait(self, proc: subprocess.Popen) -> bool:
+        """Wait for ``proc``; forward an interrupt; kill it on a stall. True when it stalled."""
+        progress, last_change = self._progress(), time.monotonic()
+        while True:
+            try:
+                proc.wait(timeout=self.poll_seconds)
+                return False
+            except subprocess.TimeoutExpired:
+                pass
+            if self._interrupt is not None:
+                self._stop(proc, self._interrupt)
+                return False
+            if self.stall_seconds:
+                now, current = time.monotonic(), self._progress()
+                if current != progress:
+                    progress, last_change = current, now
+                elif now - last_change > self.stall_seconds:
+                    self.say(f"no progress in {self.run_dir} (log.txt, event log, TensorBoard files) for "
+                             f"{self.stall_seconds:g} s; killing the training process group")
+                    self._stop(proc, signal.SIGTERM)
+                    return True
+
+    def _stop(self, proc: subprocess.Popen, sig: int) -> None:
+        """Send ``sig`` to the child's group, wait ``grace_seconds``, then SIGKILL the group."""
+        _kill_group(proc, sig)
+        try:
+            proc.wait(timeout=self.grace_seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc, signal.SIGKILL)
+            proc.wait()
+
+    def _progress(self) -> tuple:
+        """Sizes and mtimes of the files a training run keeps growing."""
+        from watchdog.tfevents import find_event_files
+
+        files = [self.run_dir / "log.txt", self.run_dir / EVENTS_FILENAME]
+        if self.run_dir.is_dir():
+            files += find_event_files(self.run_dir)
+        sig = []
+        for path in files:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            sig.append((str(path), st.st_size, st.st_mtime_ns))
+        return tuple(sig)
+
+    def _on_signal(self, signum: int, _frame) -> None:
+        self._interrupt = signum
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _forwarded_signals:
+    """Route SIGINT/SIGTERM to ``handler`` for the duration (main thread only), then restore."""
+
+    def __init__(self, handler: Callable):
+        self.handler = handler
+        self.saved: dict[int, object] = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.saved[sig] = signal.signal(sig, self.handler)
+            except ValueError:  # not the main thread: no forwarding
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self.saved.items():
+            signal.signal(sig, old)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cmd = list(args.train_command)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise InputError("no training command", hint="give it after `--`: watchdog run -- python openrl_ws/train.py ...")
+    run_dir = run_dir_of(cmd, args.run_dir)
+    safe = Path(args.safe_config)
+    if not safe.is_file():
+        raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")
+    if args.max_restarts < 0:
+        raise InputError(f"--max-restarts must be >= 0, got {args.max_restarts}")
+    if args.stall_seconds is not None and args.stall_seconds <= 0:
+        raise InputError(f"--stall-seconds must be > 0, got {args.stall_seconds:g}",
+                         hint="leave it out to turn the stall detector off")
+    return Supervisor(cmd, run_dir, max_restarts=args.max_restarts, stall_seconds=args.stall_seconds,
+                      safe_config=safe).run()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``watchdog run`` to the CLI."""
+    p = sub.add_parser(
+        "run", help="run a training command; restart it from the last stable checkpoint when it crashes",
+        description=__doc__.splitlines()[0],
+        epilog="Example: watchdog run --max-restarts 3 -- python openrl_ws/train.py --watchdog --run_dir results/push",
+    )
+    p.add_argument("--run-dir", default=None, help="the run directory (default: --run_dir in the training command)")
+    p.add_argument("--max-restarts", type=int, default=3, help="restarts before giving up with exit 1 (default 3)")
+    p.add_argument("--stall-seconds", type=float, default=None,
+                   help="restart when log.txt, the event log and TensorBoard files have not grown for this long "
+                        "(default: off; set it well above start-up time plus the longest gap between log lines)")
+    p.add_argument("--safe-config", default=str(DEFAULT_SAFE_CONFIG),
+                   help="config a restart trains with, over the command's own --config (default cfgs/ppo_safe.yaml)")
+    p.add_argument("train_command", nargs=argparse.REMAINDER, help="-- then the training command")
+    p.set_defaults(func=_cmd_run)
+
+
+if __name__ == "__main__":  # `python -m watchdog.supervise ...` == `watchdog run ...`
+    from watchdog.cli import main
+
+    sys.exit(main(["run", *sys.argv[1:]]))
