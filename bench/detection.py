@@ -94,13 +94,14 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "mapush_runs"
 RESULTS = ROOT / "bench" / "results" / "detection.json"
 
-RUNS = {  # run -> env steps per PPO iteration (runs.json)
-    "10-15-23_cuboid": 100_000,
-    "11-03-16_cuboid": 10_000,
-    "11-06-17_cuboid": 100_000,
-    "11-07-17_cuboid": 100_000,
-    "baseline_mappo_upper": 100_000,
-}
+
+
+def steps_per_iteration(data: Path) -> dict[str, int]:
+    """run -> env steps per PPO iteration, as the data's own runs.json records them."""
+    facts = json.loads((data / "runs.json").read_text())
+    return {run: int(f["steps_per_iteration"]) for run, f in sorted(facts.items())}
+
+
 LOG_INTERVAL = 5
 SEED = 20261125
 ONSET_FRACTIONS = (0.55, 0.70, 0.85)
@@ -622,11 +623,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rng = np.random.default_rng(args.seed)
     cfg = WatchdogConfig()
+    runs = steps_per_iteration(args.data)
 
     curves: dict[str, dict[str, Curve]] = {}
     sigmas = {}
     drops = {}
-    for run, spi in RUNS.items():
+    for run, spi in runs.items():
         logged, dense, sig = load_curves(args.data, run, spi, rng)
         curves[run] = {"log_interval": logged, "per_iteration": dense}
         sigmas[run] = sig
@@ -643,7 +645,7 @@ def main(argv: list[str] | None = None) -> int:
 
     false_alarms: dict[str, dict] = {}
     rows_by_res: dict[str, list[dict]] = {r: [] for r in RESOLUTIONS}
-    for run in RUNS:
+    for run in runs:
         false_alarms[run] = {}
         for res in resolutions:
             t0 = time.perf_counter()
@@ -686,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n### ... by rise speed (iterations to 100x; step: 100x/30x/10x)\n")
         print(table_breakdown(rows_by_res, "speed", SPEEDS))
         print("\n### ... by run\n")
-        print(table_breakdown(rows_by_res, "run", list(RUNS)))
+        print(table_breakdown(rows_by_res, "run", list(runs)))
         print("\n### ... by reward collapse\n")
         print(table_breakdown(rows_by_res, "collapse", (False, True)))
         print("\n### Where a baseline beats ours\n")

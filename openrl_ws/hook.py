@@ -136,12 +136,21 @@ class WatchSession:
         snap = capture(driver.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
         self.snapshots[tag] = snap
         if self.store is not None:
-            info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
-                                                         "stable": True, "watchdog": self.watchdog.state_dict()})
-            path = info.path
+            try:
+                info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
+                                                             "stable": True, "watchdog": self.watchdog.state_dict()})
+                path = info.path
+            except OSError as exc:  # disk full, read-only: keep training on the in-memory snapshot
+                path = None
+                self.console.message(
+                    f"watchdog: could not write stable checkpoint {self.store.root / tag}: {exc.strerror or exc}; "
+                    "the checkpoints already on disk are intact and rollbacks use the in-memory copy - free "
+                    "space or fix permissions to get disk checkpoints again", style="bold red")
+                log.warning("stable checkpoint %s not written: %s", tag, exc)
         else:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
             path = self._store_root / tag
-        self.watchdog.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps, str(path)))
+        self.watchdog.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps,
+                                                     str(path) if path is not None else None))
         while len(self.snapshots) > MEMORY_SNAPSHOTS:
             oldest = next(iter(self.snapshots))
             del self.snapshots[oldest]

@@ -109,6 +109,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from openrl_ws.run_logger import RunLogger
     from openrl_ws.snapshot import load_checkpoint_into
     from watchdog.config import STARTUP_PPO_KEYS, check_safe_config
+    from watchdog.errors import InputError
     from watchdog.console import WatchdogConsole
     from watchdog.pipeline import Watchdog
 
@@ -156,6 +157,15 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         torch.manual_seed(args.seed + rank)  # each rank samples its own actions and minibatches
         console.message(f"data-parallel: {dist_ctx.world_size} ranks (this is rank 0), {args.num_envs} envs "
                         f"and {args.train_timesteps or 'default'} env steps per rank")
+    if dist_ctx is None or dist_ctx.is_main:
+        try:  # a read-only or impossible run dir is a one-line error before any training
+            run_dir.mkdir(parents=True, exist_ok=True)
+            probe = run_dir / ".write_test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise InputError(f"cannot write the run directory ({exc.strerror or exc})", path=str(run_dir),
+                             hint="pass a writable --run_dir") from None
     agent = PPOAgent(net)
     if dist_ctx is None or dist_ctx.is_main:
         logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)

@@ -30,5 +30,18 @@ class CheckpointError(InputError):
     """A checkpoint is missing, corrupt, or holds non-finite weights."""
 
 
+def read_input(path, *, what: str, missing_hint: str, directory_hint: str) -> bytes:
+    """Read a user-named input file whole; OS problems become one-line :class:`InputError`s."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} not found", path=str(path), hint=missing_hint) from None
+    except IsADirectoryError:
+        raise InputError(f"is a directory, not a {what}", path=str(path), hint=directory_hint) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", path=str(path),
+                         hint="check its permissions") from None
+
+
 class InternalError(RuntimeError):
     """A bug in the watchdog itself: report it, do not fix your config."""

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.errors import InputError
+from watchdog.errors import InputError, read_input
 from watchdog.signals import MetricRecord, normalize_key
 
 __all__ = ["LogTxtResult", "LogTxtTail", "parse_log_txt"]
@@ -126,14 +126,8 @@ class _Parser:
 
 
 def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("log file not found", path=str(path), hint="check the run directory holds OpenRL's log.txt") from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not a log file", path=str(path), hint="pass the log.txt inside it") from None
-    except OSError as exc:
-        raise InputError(f"cannot read log file ({exc.strerror or exc})", path=str(path), hint="check its permissions") from None
+    return read_input(path, what="log file", missing_hint="check the run directory holds OpenRL's log.txt",
+                      directory_hint="pass the log.txt inside it")
 
 
 def parse_log_txt(path, *, steps_per_iteration: int | None = None) -> LogTxtResult:

@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from watchdog.errors import InputError
+from watchdog.errors import InputError, read_input
 from watchdog.signals import normalize_key
 
 __all__ = [
@@ -193,6 +193,22 @@ class _Bad(Exception):
     """A record whose bytes are not a well-formed Event."""
 
 
+def _fixed_values(buf, p: int, q: int, wire: int, single_wire: int, size: int, unpack, out: list, name: str) -> int:
+    """One repeated fixed-size field (float_val / double_val), packed or not: append (value, offset)."""
+    if wire == single_wire:
+        out.append((unpack(buf, p)[0], p))
+        return p + size
+    if wire != 2:
+        raise _Bad(f"{name} wire")
+    n, p = _uvarint(buf, p)
+    e = p + n
+    if e > q or n % size:
+        raise _Bad(f"packed {name}")
+    for r in range(p, e, size):
+        out.append((unpack(buf, r)[0], r))
+    return e
+
+
 def _uvarint(buf: bytes, p: int) -> tuple[int, int]:
     """Unsigned varint at ``p`` -> (value, next position). At most 10 bytes."""
     result = 0
@@ -329,33 +345,9 @@ def _tensor_scalar(buf: bytes, p: int, q: int) -> tuple[float, int, int] | None:
             content = (p, p + n)
             p += n
         elif fnum == 5:
-            if wire == 5:
-                floats.append((_F32(buf, p)[0], p))
-                p += 4
-            elif wire == 2:
-                n, p = _uvarint(buf, p)
-                e = p + n
-                if e > q or n % 4:
-                    raise _Bad("packed float")
-                for r in range(p, e, 4):
-                    floats.append((_F32(buf, r)[0], r))
-                p = e
-            else:
-                raise _Bad("float_val wire")
+            p = _fixed_values(buf, p, q, wire, 5, 4, _F32, floats, "float_val")
         elif fnum == 6:
-            if wire == 1:
-                doubles.append((_F64(buf, p)[0], p))
-                p += 8
-            elif wire == 2:
-                n, p = _uvarint(buf, p)
-                e = p + n
-                if e > q or n % 8:
-                    raise _Bad("packed double")
-                for r in range(p, e, 8):
-                    doubles.append((_F64(buf, r)[0], r))
-                p = e
-            else:
-                raise _Bad("double_val wire")
+            p = _fixed_values(buf, p, q, wire, 1, 8, _F64, doubles, "double_val")
         elif fnum in (7, 10, 11, 13, 16, 17):
             target = {7: ints, 10: int64s, 11: bools, 13: halfs, 16: uints, 17: uints}[fnum]
             signed = fnum in (7, 10)
@@ -961,18 +953,8 @@ def _problem_warning(path: str, problem: tuple[str, int, int], records: int, siz
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("event file not found", path=str(path), hint="check the path or run directory") from None
-    except IsADirectoryError:
-        raise InputError(
-            "is a directory, not an event file", path=str(path), hint="use read_run_scalars for a run directory"
-        ) from None
-    except OSError as exc:
-        raise InputError(
-            f"cannot read event file ({exc.strerror or exc})", path=str(path), hint="check its permissions"
-        ) from None
+    return read_input(path, what="event file", missing_hint="check the path or run directory",
+                      directory_hint="use read_run_scalars for a run directory")
 
 
 def read_scalars(path, *, check_crc: bool = False, tags=None) -> ReadResult:

@@ -108,3 +108,36 @@ def test_safe_config_that_changes_network_shape_is_refused_before_training(tmp_p
     code, run_dir, _ = run(tmp_path, "--safe_config", str(safe), iterations=2)
     assert code == 2 and "cannot change mid-run" in capsys.readouterr().err
     assert not run_dir.exists()
+
+
+def test_disk_full_keeps_training_on_memory_snapshots_and_says_so(tmp_path, monkeypatch, capsys):
+    from watchdog.checkpoints import CheckpointStore
+
+    real_save = CheckpointStore.save
+    calls = {"n": 0}
+
+    def full_after_first(self, tag, state, meta):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError(28, "No space left on device")
+        return real_save(self, tag, state, meta)
+
+    monkeypatch.setattr(CheckpointStore, "save", full_after_first)
+    cfg = tmp_path / "wd.yaml"
+    cfg.write_text("policy:\n  stable_every_iters: 2\n  onset_margin_iters: 0\n")
+    code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--inject", "nan@9", iterations=12)
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "No space left on device" in out and "in-memory copy" in out
+    on_disk = sorted(p.name for p in (run_dir / "checkpoints" / "watchdog").iterdir())
+    assert on_disk == ["stable_256_steps"]  # the one written before the disk filled up, intact
+    rollback, = kinds(events, "rollback")  # rolled back from memory to a checkpoint never written to disk
+    assert rollback["to_iteration"] == 8 and rollback["checkpoint"] == "stable_2304_steps"
+
+
+def test_unwritable_run_dir_is_one_line_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code = main([*SMALL, "--watchdog", "--run_dir", str(blocker / "run"), "--train_timesteps", "512"])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write the run directory" in err and err.strip().count("\n") == 0
