@@ -73,6 +73,12 @@ def plot(result: dict, path: Path) -> None:
             ax_r.axvline(ev["iteration"], color="tab:blue", ls="--", lw=0.8)
             ax_v.axvline(ev["iteration"], color="tab:blue", ls="--", lw=0.8)
     ax_v.axhline(0.2, color="grey", ls=":", lw=0.8)
+    # the injected reward spike dwarfs everything: scale the reward axis to the healthy range
+    healthy = [v for name in ("unwatched", "watched") for v in result[name]["reward"] if math.isfinite(v)]
+    healthy.sort()
+    top = healthy[int(0.9 * (len(healthy) - 1))]
+    ax_r.set_ylim(min(healthy[0], 0.0) - 0.05, 1.5 * top + 0.05)
+    ax_r.text(0.01, 0.95, "(the x50 reward spike is off the scale)", transform=ax_r.transAxes, va="top", fontsize=8)
     ax_r.set_ylabel("average step reward")
     ax_v.set_ylabel("value loss")
     ax_v.set_xlabel("PPO iteration (dashed: watchdog rollback)")
@@ -89,7 +95,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episode_length", type=int, default=100)
+    parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the saved JSON")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads((RESULTS / "divergence_demo.json").read_text()), RESULTS / "divergence_demo.png")
+        return
     inject = args.inject or ["lr_spike@40:100"]
     result: dict = {"inject": inject, "date": time.strftime("%Y-%m-%d"), "iterations": args.iterations}
     with tempfile.TemporaryDirectory() as tmp:

@@ -46,9 +46,17 @@ def _render(reports) -> None:
         _render_one(out, report)
     if len(reports) > 1:
         rows = [[Path(r.run).name, r.source, r.verdict, _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
-                 (r.recommended_checkpoint or {}).get("step", "-")] for r in reports]
+                 (r.recommended_checkpoint or {}).get("step", "-")] for r in _by_verdict(reports)]
         out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
                                      "recommended step"], rows)
+
+
+_VERDICT_ORDER = {"diverged": 0, "warning": 1, "healthy": 2}
+
+
+def _by_verdict(reports) -> list:
+    """Diverged first, then warning, then healthy; by run name within a verdict."""
+    return sorted(reports, key=lambda r: (_VERDICT_ORDER.get(r.verdict, 1), Path(r.run).name, r.run))
 
 
 def _it(obj) -> str:

@@ -1,51 +1,142 @@
-"""`watchdog watch RUN_DIR`: the live watchdog for a run written by a process we did not start.
+"""`watchdog watch RUN_DIR | PARENT_DIR`: the live watchdog for runs written by processes we did not start.
 
-It follows the run's TensorBoard event files (new files appearing, files growing, a writer
+It follows a run's TensorBoard event files (new files appearing, files growing, a writer
 rotating to a new file) or, without them, OpenRL's ``log.txt``; assembles one record per logged
 step; feeds the same :class:`~watchdog.pipeline.Watchdog` as training and replay; renders the
 same console; appends events to its own JSONL log; and can run a command on alarm so a cluster
 user can stop or requeue the job. It only reads the training's files.
+
+Given a folder whose children are runs (a cluster user's ``results/`` tree of seeds), it follows
+every run (runs appearing later are picked up), one follower and one watchdog per run; each poll
+reads only the runs whose files changed (a cheap stat signature per run; a run's tree is
+re-listed only when one of its watched directories changed, or every ``rescan_every`` polls),
+prints alerts and a summary table, and can write a Prometheus textfile after every poll.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.panel import Panel
+from rich.text import Text
+
 from watchdog.config import load_watchdog_config
-from watchdog.console import WatchdogConsole
-from watchdog.errors import InputError
+from watchdog.console import PANEL_EVENTS, WatchdogConsole, describe_event
+from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
-from watchdog.policy import CheckpointRef, SaveStable
-from watchdog.signals import MetricRecord, normalize_key
+from watchdog.policy import STATE_CODES, CheckpointRef, SaveStable, State
+from watchdog.replay import is_run_dir
+from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail
 
 WATCH_EVENTS = "watchdog_watch_events.jsonl"
+EVENT_PREFIX = "events.out.tfevents."
+RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
+# A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
+# list it again next poll. Network filesystems (attribute caching) rely on the periodic rescan.
+SETTLE_NS = 100_000_000
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 class RunFollower:
-    """Turns a growing run directory into complete records, oldest first."""
+    """Turns a growing run directory into complete records, oldest first.
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    Keeps the list of event files it follows and the mtimes of the directories that can gain one
+    (the run folder, its ``logs/`` subtree, the folders holding event files); the tree is listed
+    again only when one of those changed, or every ``rescan_every`` refreshes. :meth:`changed` is
+    a cheap stat of the followed files (sizes and mtimes) against the previous call.
+    """
+
+    def __init__(self, run_dir: Path, *, rescan_every: int = RESCAN_EVERY):
+        self.run_dir = Path(run_dir)
         self.tails: dict[Path, EventFileTail] = {}
         self.pending: dict[int, dict[str, float]] = {}
         self.newest_step = -1
         self.steps_per_iteration: int | None = None
         self.log_tail: LogTxtTail | None = None
+        self.rescan_every = max(1, rescan_every)
+        self.files: list[Path] = []
+        self.scans = 0  # full listings of the tree
+        self.reads = 0  # polls that read the files
+        self._dirs: dict[Path, int | None] = {}
+        self._unsettled = True
+        self._refreshes = 0
+        self._last_scan = -1
+        self._signature: tuple | None = None
 
-    def poll(self, *, final: bool = False) -> list[MetricRecord]:
+    # --- the cheap part: which files, did they change -------------------------------------------
+
+    def _scan(self) -> None:
+        now = time.time_ns()
+        dirs: dict[Path, int | None] = {self.run_dir: _mtime(self.run_dir)}
+        files: list[Path] = []
+        logs = self.run_dir / "logs"
+        for root, _dnames, fnames in os.walk(self.run_dir):
+            rootp = Path(root)
+            events = [rootp / f for f in fnames if f.startswith(EVENT_PREFIX)]
+            files.extend(events)
+            if events or rootp == logs or logs in rootp.parents:
+                p = rootp
+                while p != self.run_dir and p not in dirs:  # the folder and its ancestors in the run
+                    dirs[p] = _mtime(p)
+                    p = p.parent
+        self.files = sorted(files)
+        self._dirs = dirs
+        self._unsettled = any(m is None or now - m < SETTLE_NS for m in dirs.values())
+        self._last_scan = self._refreshes
+        self.scans += 1
+
+    def refresh(self) -> None:
+        """List the tree again if a watched directory changed (or is too fresh to trust), or periodically."""
+        self._refreshes += 1
+        if (self._last_scan < 0 or self._unsettled or self._refreshes - self._last_scan >= self.rescan_every
+                or any(_mtime(d) != m for d, m in self._dirs.items())):
+            self._scan()
+
+    def signature(self) -> tuple:
+        sig = []
+        for path in [*self.files, self.run_dir / "log.txt"]:
+            try:
+                st = path.stat()
+                sig.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                sig.append(None)
+        return tuple(self.files), tuple(sig)
+
+    def changed(self) -> bool:
+        """Did the followed files (or the set of them) change since the previous call? Cheap."""
+        self.refresh()
+        sig = self.signature()
+        if sig == self._signature:
+            return False
+        self._signature = sig
+        return True
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def poll(self, *, final: bool = False, refresh: bool = True) -> list[MetricRecord]:
         """New complete records. A step is complete once a later step has appeared (OpenRL logs
         every tag of an iteration together), or when ``final`` (the writer is done)."""
-        files = sorted(self.run_dir.rglob("events.out.tfevents.*"))
-        if not files:
+        if refresh:
+            self.refresh()
+        self.reads += 1
+        if not self.files:
             return self._poll_log(final)
-        for path in files:
+        for path in self.files:
             tail = self.tails.setdefault(path, EventFileTail(path))
             for tag, series in tail.poll().items():
                 key = normalize_key(tag)
@@ -73,8 +164,9 @@ class RunFollower:
 
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""
+        self.refresh()
         total = 0
-        for path in [*self.run_dir.rglob("events.out.tfevents.*"), self.run_dir / "log.txt"]:
+        for path in [*self.files, self.run_dir / "log.txt"]:
             try:
                 total += path.stat().st_size
             except OSError:
@@ -94,59 +186,349 @@ def run_on_alarm(command: str, event: dict, run_dir: Path, console: WatchdogCons
         console.message(f"on-alarm command failed: {exc}", style="red")
 
 
+# --------------------------------------------------------------------------------------------- one run
+
+
+class _BufferedLog:
+    """A run's event log in fleet mode: events are kept during a poll and appended in one open,
+    so hundreds of runs do not hold hundreds of open files."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.buffer: list[dict] = []
+
+    def __call__(self, event: dict) -> None:
+        self.buffer.append(event)
+
+    def flush(self) -> None:
+        if self.buffer:
+            with EventLog(self.path) as log:
+                for event in self.buffer:
+                    log.write(event)
+            self.buffer.clear()
+
+    def close(self) -> None:
+        self.flush()
+
+
+@dataclass(eq=False)
+class WatchedRun:
+    """One followed run: its follower, its watchdog, what the summary and the metrics show."""
+
+    name: str
+    run_dir: Path
+    follower: RunFollower
+    wd: Watchdog
+    log: EventLog | _BufferedLog
+    alarms: int = 0
+    last: MetricRecord | None = None
+    error: str | None = None
+    new_alarms: list[dict] = field(default_factory=list)
+
+    @property
+    def state(self) -> str:
+        return self.wd.state.value
+
+    @property
+    def value_loss(self) -> float:
+        return float(self.last.metrics.get(VALUE_LOSS, math.nan)) if self.last else math.nan
+
+
+_SEVERITY = {State.STOPPED.value: 0, State.DIVERGED.value: 0, State.ROLLED_BACK.value: 1, State.WARNING.value: 1,
+             State.HEALTHY.value: 2}
+
+
+def sort_runs(runs: list[WatchedRun]) -> list[WatchedRun]:
+    """Diverged first, then warning, then healthy; by name within a state."""
+    return sorted(runs, key=lambda r: (_SEVERITY.get(r.state, 1), r.name))
+
+
+class _RunFinder:
+    """The runs under a parent folder, including those that appear later."""
+
+    def __init__(self, parent: Path, rescan_every: int):
+        self.parent = parent
+        self.rescan_every = max(1, rescan_every)
+        self.known: set[Path] = set()
+        self.candidates: set[Path] = set()  # child folders that are not (yet) runs
+        self._mtime: int | None = None
+        self._calls = 0
+        self._last_list = -1
+
+    def new_runs(self) -> list[Path]:
+        self._calls += 1
+        m = _mtime(self.parent)
+        if (m is None or m != self._mtime or time.time_ns() - m < SETTLE_NS
+                or self._calls - self._last_list >= self.rescan_every):
+            self._mtime, self._last_list = m, self._calls
+            try:
+                children = [p for p in self.parent.iterdir() if p.is_dir()]
+            except OSError:
+                children = []
+            self.candidates |= {p for p in children if p not in self.known}
+        found = sorted(p for p in self.candidates if is_run_dir(p))
+        self.candidates -= set(found)
+        self.known |= set(found)
+        return found
+
+
+# --------------------------------------------------------------------------------------------- prometheus
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _prom_value(value: float | int) -> str:
+    v = float(value)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return str(int(v)) if v.is_integer() and abs(v) < 2**53 else repr(v)
+
+
+def prometheus_text(runs: list[WatchedRun], *, now: float | None = None) -> str:
+    """Prometheus text exposition format (for node_exporter's textfile collector)."""
+    codes = {s.value: c for s, c in STATE_CODES.items()}
+    legend = ", ".join(f"{c} {s}" for s, c in sorted(codes.items(), key=lambda kv: kv[1]))
+    lines: list[str] = []
+
+    def family(name: str, kind: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {_prom_value(v)}" for labels, v in samples)
+
+    def run_label(r: WatchedRun) -> str:
+        return f'{{run="{_escape_label(r.name)}"}}'
+
+    ordered = sorted(runs, key=lambda r: r.name)
+    family("watchdog_run_state", "gauge", f"Watchdog state of the run ({legend}).",
+           [(run_label(r), codes.get(r.state, -1)) for r in ordered])
+    family("watchdog_run_iteration", "gauge", "Last PPO iteration the watchdog judged (NaN: none yet).",
+           [(run_label(r), r.last.iteration if r.last else math.nan) for r in ordered])
+    family("watchdog_run_value_loss", "gauge", "Value loss at the last judged iteration.",
+           [(run_label(r), r.value_loss) for r in ordered])
+    family("watchdog_run_alarms_total", "counter", "Alarms raised on the run since the watch started.",
+           [(run_label(r), r.alarms) for r in ordered])
+    counts = {s: 0 for s in codes}
+    for r in runs:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    family("watchdog_runs", "gauge", "Number of followed runs in each state.",
+           [(f'{{state="{_escape_label(s)}"}}', n) for s, n in counts.items()])
+    family("watchdog_last_poll_timestamp_seconds", "gauge", "Unix time of the poll that wrote this file.",
+           [("", time.time() if now is None else now)])
+    return "\n".join(lines) + "\n"
+
+
+def write_prometheus(path: Path, runs: list[WatchedRun]) -> None:
+    """Atomically: a temporary file in the same folder, then ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(prometheus_text(runs), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------- the loop
+
+
+def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
+    """An alert in fleet mode: the usual line or panel, naming the run."""
+    kind = ev.get("event", "?")
+    if kind not in PANEL_EVENTS and kind != "recovered":
+        return
+    line = describe_event(ev)
+    if not console.rich:
+        console.console.print(f"[watchdog] {kind.upper()} {name}: {line}", markup=False)
+    elif kind in PANEL_EVENTS:
+        style = {"warning": "yellow", "alarm": "bold red", "stop": "bold red"}.get(kind, "magenta")
+        console.console.print(Panel(Text(line), title=f"watchdog: {kind} - {name}", border_style=style, expand=False))
+    else:
+        console.console.print(Text(f"watchdog: {name}: {line}", style="green"))
+
+
+def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:
+    rows = [[r.name, r.state, r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.alarms]
+            for r in sort_runs(runs)]
+    console.table(title, ["run", "state", "last iteration", "value loss", "alarms"], rows)
+
+
+class Watcher:
+    """The watch loop's state: the followed runs; :meth:`poll` is one pass over them."""
+
+    def __init__(self, run_dir: Path, *, config: str | None = None, on_alarm: str | None = None,
+                 events_out: Path | None = None, console: WatchdogConsole, fleet: bool | None = None,
+                 prometheus: Path | None = None, rescan_every: int = RESCAN_EVERY):
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise InputError("run directory not found", path=str(run_dir), hint="check the path")
+        if fleet is None:
+            fleet = not is_run_dir(run_dir) and any(is_run_dir(p) for p in run_dir.iterdir() if p.is_dir())
+        if fleet and events_out is not None:
+            raise InputError("--events-out is for one run; a folder of runs writes RUN/" + WATCH_EVENTS,
+                             path=str(run_dir), hint="drop --events-out")
+        self.run_dir, self.fleet, self.console, self.on_alarm = run_dir, fleet, console, on_alarm
+        self.events_out, self.prometheus, self.rescan_every = events_out, prometheus, rescan_every
+        self.cfg = load_watchdog_config(config).model_copy(update={"action": "alert"})
+        self.runs: list[WatchedRun] = []
+        self.finder = _RunFinder(run_dir, rescan_every) if fleet else None
+        self.polls = 0
+        if not fleet:
+            self.add_run(run_dir)
+
+    def add_run(self, path: Path) -> WatchedRun:
+        fleet, console = self.fleet, self.console
+        name = path.name if fleet else (path.name or str(path))
+        log = _BufferedLog(path / WATCH_EVENTS) if fleet else EventLog(self.events_out or path / WATCH_EVENTS)
+        run = WatchedRun(name, path, RunFollower(path, rescan_every=self.rescan_every), None, log)  # type: ignore[arg-type]
+
+        def note(ev: dict) -> None:
+            if ev["event"] == "alarm":
+                run.alarms += 1
+                run.new_alarms.append(ev)
+
+        sinks = [run.log, (lambda ev: _fleet_event(console, name, ev)) if fleet else console, note]
+        run.wd = Watchdog(self.cfg, listeners=sinks)
+        run.wd.start(run_dir=str(path), mode="watch")
+        if isinstance(run.log, _BufferedLog):
+            run.log.flush()  # create our file now, before the run's tree is first listed
+        self.runs.append(run)
+        return run
+
+    def poll(self) -> bool:
+        """Pick up new runs, read the runs whose files changed; True if anything was new."""
+        self.polls += 1
+        new = self.finder.new_runs() if self.finder is not None else []
+        for path in new:
+            self.add_run(path)
+        changed = []
+        for run in self.runs:
+            try:
+                if run.follower.changed():
+                    changed.append(run)
+            except (OSError, WatchdogError) as exc:
+                _run_error(self.console, run, exc, self.fleet)
+        for run in changed:
+            _read(run, False, self.console, self.on_alarm, self.fleet)
+        return bool(new or changed)
+
+    def flush(self) -> None:
+        """The writers are done: judge every run's last (pending) step."""
+        for run in self.runs:
+            if run.follower.pending or run.follower.log_tail is not None:
+                _read(run, True, self.console, self.on_alarm, self.fleet)
+
+    def write_metrics(self) -> None:
+        if self.prometheus is not None:
+            write_prometheus(self.prometheus, self.runs)
+
+    def close(self, reason: str | None = None) -> None:
+        for run in self.runs:
+            if reason is not None:
+                run.wd.end(reason=reason)
+            run.log.close()
+
+    @property
+    def diverged(self) -> bool:
+        return any(r.alarms for r in self.runs)
+
+
 def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: float | None,
-          on_alarm: str | None, events_out: Path, console: WatchdogConsole) -> int:
-    """Follow ``run_dir`` until interrupted (or idle for ``idle_exit_s``); 1 if it diverged."""
-    if not run_dir.is_dir():
-        raise InputError("run directory not found", path=str(run_dir), hint="check the path")
-    cfg = load_watchdog_config(config).model_copy(update={"action": "alert"})
-    follower = RunFollower(run_dir)
-    diverged = False
-    with EventLog(events_out) as log:
-        alarms: list[dict] = []
-        wd = Watchdog(cfg, listeners=[log, console, lambda e: alarms.append(e) if e["event"] == "alarm" else None])
-        wd.start(run_dir=str(run_dir), mode="watch")
-        last_size, last_growth = -1, time.monotonic()
+          on_alarm: str | None, events_out: Path | None, console: WatchdogConsole, fleet: bool | None = None,
+          summary_every: int = 12, prometheus: Path | None = None, rescan_every: int = RESCAN_EVERY) -> int:
+    """Follow ``run_dir`` (one run, or a folder of runs: ``fleet``, auto-detected when None) until
+    interrupted or idle for ``idle_exit_s``; 1 if a run diverged."""
+    w = Watcher(run_dir, config=config, on_alarm=on_alarm, events_out=events_out, console=console, fleet=fleet,
+                prometheus=prometheus, rescan_every=rescan_every)
+    last_growth = time.monotonic()
+    reason = None
+    try:
         while True:
-            size = follower.size()
-            if size != last_size:
-                last_size, last_growth = size, time.monotonic()
+            if w.poll():  # measured after reading: a long first pass over a big tree is not idleness
+                last_growth = time.monotonic()
             idle = idle_exit_s is not None and time.monotonic() - last_growth >= idle_exit_s
-            for record in follower.poll(final=idle):
-                for action in wd.observe(record):
-                    if isinstance(action, SaveStable):  # nothing to save: remember where it was healthy
-                        wd.checkpoint_saved(CheckpointRef(f"healthy_{action.env_steps}", action.iteration, action.env_steps))
-                console.status(record, wd.state.value)
-                while alarms:
-                    diverged = True
-                    event = alarms.pop(0)
-                    if on_alarm:
-                        run_on_alarm(on_alarm, event, run_dir, console)
             if idle:
-                wd.end(reason=f"no new data for {idle_exit_s:g} s")
-                return 1 if diverged else 0
+                w.flush()
+                reason = f"no new data for {idle_exit_s:g} s"
+                for run in w.runs:
+                    run.wd.end(reason=reason)
+                if w.fleet:
+                    print_summary(console, w.runs, "watch summary (final)")
+                w.write_metrics()
+                return 1 if w.diverged else 0
+            w.write_metrics()
+            if w.fleet and summary_every > 0 and w.polls % summary_every == 0:
+                print_summary(console, w.runs)
             time.sleep(interval_s)
+    finally:
+        w.close()
+
+
+def _run_error(console: WatchdogConsole, run: WatchedRun, exc: Exception, fleet: bool) -> None:
+    """One run's unreadable file must not stop the fleet (one run alone: an error, as before)."""
+    if not fleet:
+        raise exc
+    text = str(exc)
+    if text != run.error:  # once per distinct problem, not once per poll
+        console.message(f"{run.name}: {text}", style="red")
+    run.error = text
+
+
+def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str | None, fleet: bool) -> None:
+    try:
+        records = run.follower.poll(final=final, refresh=False)
+    except (OSError, WatchdogError) as exc:
+        _run_error(console, run, exc, fleet)
+        return
+    _judge(run, records, console, on_alarm, fleet)
+
+
+def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsole, on_alarm: str | None,
+           fleet: bool) -> None:
+    for record in records:
+        for action in run.wd.observe(record):
+            if isinstance(action, SaveStable):  # nothing to save: remember where it was healthy
+                run.wd.checkpoint_saved(CheckpointRef(f"healthy_{action.env_steps}", action.iteration, action.env_steps))
+        run.last = record
+        if not fleet:
+            console.status(record, run.wd.state.value)
+        while run.new_alarms:
+            event = run.new_alarms.pop(0)
+            if on_alarm:
+                run_on_alarm(on_alarm, event, run.run_dir, console)
+    if isinstance(run.log, _BufferedLog):
+        run.log.flush()
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    run_dir = Path(args.run_dir)
-    events_out = Path(args.events_out) if args.events_out else run_dir / WATCH_EVENTS
     try:
-        return watch(run_dir, config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
-                     on_alarm=args.on_alarm, events_out=events_out, console=WatchdogConsole())
+        return watch(Path(args.run_dir), config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
+                     on_alarm=args.on_alarm, events_out=Path(args.events_out) if args.events_out else None,
+                     console=WatchdogConsole(), fleet=True if args.fleet else None,
+                     summary_every=args.summary_every, prometheus=Path(args.prometheus) if args.prometheus else None,
+                     rescan_every=args.rescan_every)
     except KeyboardInterrupt:
         return 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("watch", help="follow a run being written by another process; alert (and run a command) on divergence")
-    p.add_argument("run_dir")
+    p = sub.add_parser("watch", help="follow a run (or a folder of runs) being written by other processes; "
+                                     "alert (and run a command) on divergence")
+    p.add_argument("run_dir", help="a run directory, or a folder whose children are runs (followed as a fleet)")
     p.add_argument("--config", default=None, help="watchdog config (default: built-in defaults); action is always alert")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls (default 5)")
     p.add_argument("--idle-exit", type=float, default=None,
-                   help="exit after this many seconds without new data (default: run until Ctrl-C)")
+                   help="exit after this many seconds without new data in any run (default: run until Ctrl-C)")
     p.add_argument("--on-alarm", default=None,
                    help="shell command run on each alarm; WATCHDOG_RUN_DIR, WATCHDOG_ITERATION, WATCHDOG_DETECTOR, "
                         "WATCHDOG_ONSET, WATCHDOG_REASON are set")
-    p.add_argument("--events-out", default=None, help=f"event log to append to (default RUN_DIR/{WATCH_EVENTS})")
+    p.add_argument("--events-out", default=None, help=f"event log to append to (default RUN_DIR/{WATCH_EVENTS}; one run only)")
+    p.add_argument("--fleet", action="store_true",
+                   help="treat RUN_DIR as a folder of runs even when it holds none yet (auto-detected otherwise)")
+    p.add_argument("--summary-every", type=int, default=12,
+                   help="folder of runs: print the summary table every N polls (default 12; 0: only at exit)")
+    p.add_argument("--prometheus", metavar="FILE", default=None,
+                   help="after each poll, atomically write Prometheus text format metrics to FILE "
+                        "(e.g. node_exporter's textfile collector directory, FILE ending in .prom)")
+    p.add_argument("--rescan-every", type=int, default=RESCAN_EVERY,
+                   help=f"list each run's tree again at least every N polls (default {RESCAN_EVERY})")
     p.set_defaults(func=_cmd_watch)

@@ -1,0 +1,221 @@
+"""`watchdog watch PARENT`: a fleet of runs in one results/ tree; Prometheus textfile; replay ordering."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from watchdog.cli import main
+from watchdog.events import read_events
+from watchdog.tfevents import ScalarWriter
+from watchdog.watch import WATCH_EVENTS, RunFollower, _escape_label
+
+TAGS = ("value_loss", "critic_grad_norm", "average_step_reward")
+N_ITERS, ONSET, SPI = 200, 160, 1000
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\\n])*"'
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:\\.|[^"\\\n])*")*\})? (\S+)$')
+
+
+def curve(it: int, seed: int, diverging: bool) -> float:
+    """Value loss: starts ~2, settles to ~0.006 by it 60; a diverging run climbs 1.15x/it from ONSET."""
+    vl = 0.006 * (1 + 0.3 * math.sin(it + seed)) + 2.0 * math.exp(-it / 10)
+    return vl * 1.15 ** (it - ONSET) if diverging and it >= ONSET else vl
+
+
+def write_run(run: Path, seed: int, diverging: bool, iters=range(N_ITERS), *, pause: float = 0.0) -> None:
+    """OpenRL's layout: logs/<tag>/<tag>/events.out.tfevents.*"""
+    writers = {}
+    for tag in TAGS:
+        writers[tag] = ScalarWriter(run / "logs" / tag / tag)
+    try:
+        for it in iters:
+            vl = curve(it, seed, diverging)
+            values = {"value_loss": vl, "critic_grad_norm": 0.1 * math.sqrt(vl / 0.006), "average_step_reward": 0.02}
+            for tag in TAGS:
+                writers[tag].add_scalar(tag, values[tag], (it + 1) * SPI)
+            if pause and it % 25 == 24:
+                for w in writers.values():
+                    w.flush()
+                time.sleep(pause)
+    finally:
+        for w in writers.values():
+            w.close()
+
+
+def make_fleet(parent: Path, n: int = 20, diverging=(3, 11), names=None) -> list[Path]:
+    runs = []
+    for i in range(n):
+        run = parent / (names[i] if names and i in names else f"seed_{i:02d}")
+        write_run(run, i, i in diverging)
+        runs.append(run)
+    return runs
+
+
+def _age(tree: Path, seconds: float = 30) -> None:
+    """Backdate every folder's mtime (as if written a while ago) so the watcher trusts it."""
+    t = time.time() - seconds
+    for root, _dirs, _files in os.walk(tree):
+        os.utime(root, (t, t))
+
+
+def parse_prometheus(text: str) -> dict[tuple[str, str], float]:
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert line.startswith("# HELP ") or line.startswith("# TYPE ") or not line, line
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a sample line: {line!r}"
+        samples[(m.group(1), m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
+def alarms_of(run: Path) -> list[dict]:
+    path = run / WATCH_EVENTS
+    return [e for e in read_events(path).events if e["event"] == "alarm"] if path.exists() else []
+
+
+def test_fleet_watch_alerts_exactly_the_diverging_runs_and_writes_prometheus(tmp_path, capsys):
+    parent = tmp_path / "results"
+    names = {5: 'seed "5" \\ odd'}  # a label value that must be escaped
+    runs = make_fleet(parent, names=names)
+    (parent / "plots").mkdir()  # not a run: ignored
+    prom = tmp_path / "textfile" / "watchdog.prom"
+    prom.parent.mkdir()
+    flag_dir = tmp_path / "flags"
+    flag_dir.mkdir()
+    t0 = time.monotonic()
+    code = main(["watch", str(parent), "--interval", "0.05", "--idle-exit", "1", "--prometheus", str(prom),
+                 "--summary-every", "5", "--on-alarm", f'touch "{flag_dir}/$(basename "$WATCHDOG_RUN_DIR")"'])
+    assert time.monotonic() - t0 < 20
+    assert code == 1
+    alarmed = sorted(r.name for r in runs if alarms_of(r))
+    assert alarmed == ["seed_03", "seed_11"]
+    for name in alarmed:
+        first = alarms_of(parent / name)[0]
+        assert ONSET + 15 <= first["iteration"] <= ONSET + 35
+    assert sorted(p.name for p in flag_dir.iterdir()) == alarmed  # --on-alarm ran with each run's dir
+    assert not (parent / "plots" / WATCH_EVENTS).exists()
+
+    text = prom.read_text()
+    samples = parse_prometheus(text)
+    assert samples[("watchdog_runs", '{state="diverged"}')] == 2
+    assert samples[("watchdog_runs", '{state="healthy"}')] + samples[("watchdog_runs", '{state="warning"}')] == 18
+    for name in ("seed_03", "seed_11"):
+        assert samples[("watchdog_run_state", f'{{run="{name}"}}')] == 2
+        assert samples[("watchdog_run_alarms_total", f'{{run="{name}"}}')] >= 1
+        assert samples[("watchdog_run_value_loss", f'{{run="{name}"}}')] > 0.2
+    odd = '{run="seed \\"5\\" \\\\ odd"}'
+    assert samples[("watchdog_run_iteration", odd)] == N_ITERS - 1  # the last step is flushed at idle exit
+    assert samples[("watchdog_run_alarms_total", odd)] == 0
+    for fam in ("watchdog_run_state", "watchdog_run_iteration", "watchdog_run_value_loss",
+                "watchdog_run_alarms_total", "watchdog_runs"):
+        assert f"# HELP {fam} " in text and f"# TYPE {fam} " in text
+    assert not [p for p in prom.parent.iterdir() if p != prom]  # no temp file left behind
+
+    out = capsys.readouterr().out
+    assert "ALARM seed_03:" in out and "ALARM seed_11:" in out
+    table = out[out.index("watch summary (final)"):].splitlines()[2:22]
+    assert [row.split()[0] for row in table[:2]] == ["seed_03", "seed_11"]  # diverged first
+    assert all(row.split()[1] == "diverged" for row in table[:2])
+    assert all(" diverged " not in row for row in table[2:]) and len(table) == 20
+
+
+def test_fleet_picks_up_a_run_created_after_the_first_poll(tmp_path):
+    parent = tmp_path / "results"
+    make_fleet(parent, n=3, diverging=())
+    prom = tmp_path / "w.prom"
+    late = parent / "late_seed"
+
+    def writer():
+        deadline = time.monotonic() + 20
+        while not prom.exists() and time.monotonic() < deadline:  # written after the first poll
+            time.sleep(0.01)
+        write_run(late, 99, True, pause=0.02)  # a live writer, in batches
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        code = main(["watch", str(parent), "--interval", "0.05", "--idle-exit", "1", "--prometheus", str(prom)])
+    finally:
+        thread.join(timeout=30)
+    assert code == 1
+    assert alarms_of(late) and not any(alarms_of(parent / f"seed_{i:02d}") for i in range(3))
+    samples = parse_prometheus(prom.read_text())
+    assert samples[("watchdog_run_state", '{run="late_seed"}')] == 2
+    assert samples[("watchdog_runs", '{state="diverged"}')] == 1
+
+
+def test_unchanged_runs_are_not_read_again(tmp_path, monkeypatch):
+    parent = tmp_path / "results"
+    runs = make_fleet(parent, n=10, diverging=())
+    _age(parent)
+    reads: dict[str, int] = {}
+    followers: list[RunFollower] = []
+    real_poll, real_init = RunFollower.poll, RunFollower.__init__
+
+    def counting_poll(self, **kw):
+        reads[self.run_dir.name] = reads.get(self.run_dir.name, 0) + 1
+        return real_poll(self, **kw)
+
+    def keeping_init(self, *a, **kw):
+        real_init(self, *a, **kw)
+        followers.append(self)
+
+    sleeps = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(RunFollower, "poll", counting_poll)
+    monkeypatch.setattr(RunFollower, "__init__", keeping_init)
+    monkeypatch.setattr("watchdog.watch.time.sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+    assert main(["watch", str(parent), "--interval", "0.05", "--idle-exit", "0.8", "--rescan-every", "1000"]) == 0
+    assert len(sleeps) >= 10  # many polls...
+    assert reads == {r.name: 2 for r in runs}  # ...but each run read once, plus the final flush at idle exit
+    # and its tree listed about once (again while our just-created event log keeps its folder fresh)
+    assert len(followers) == 10 and all(1 <= f.scans <= 4 for f in followers), [f.scans for f in followers]
+
+
+def test_follower_signature_sees_growth_and_new_files_without_relisting(tmp_path):
+    run = tmp_path / "run"
+    write_run(run, 0, False, range(10))
+    _age(run)
+    f = RunFollower(run, rescan_every=1000)
+    assert f.changed() and len(f.files) == 3 and f.scans == 1
+    assert len(f.poll(refresh=False)) == 9
+    assert not f.changed() and f.scans == 1  # nothing changed: a few stats, no listing
+    with open(f.files[0], "ab") as fh:  # a file grows
+        fh.write(b"\0")
+    assert f.changed() and f.scans == 1
+    w = ScalarWriter(run / "logs" / "policy_loss" / "policy_loss")  # a new tag folder appears
+    w.add_scalar("policy_loss", 0.1, 11 * SPI)
+    w.close()
+    assert f.changed() and f.scans == 2 and len(f.files) == 4
+
+
+def test_prometheus_label_escaping():
+    assert _escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+
+
+def test_replay_summary_sorted_by_verdict_then_name(tmp_path, capsys):
+    parent = tmp_path / "results"
+    make_fleet(parent, n=5, diverging=(1, 4))
+    assert main(["replay", str(parent)]) == 1
+    out = capsys.readouterr().out
+    rows = out[out.index("replay summary"):].splitlines()[2:7]
+    assert [r.split()[0] for r in rows] == ["seed_01", "seed_04", "seed_00", "seed_02", "seed_03"]
+    assert [r.split()[2] for r in rows][:2] == ["diverged", "diverged"]
+
+
+def test_watch_single_run_dir_still_works_and_rejects_events_out_for_a_fleet(tmp_path, capsys):
+    parent = tmp_path / "results"
+    runs = make_fleet(parent, n=2, diverging=(0,))
+    out = tmp_path / "single.jsonl"
+    assert main(["watch", str(runs[0]), "--interval", "0.05", "--idle-exit", "0.3", "--events-out", str(out)]) == 1
+    assert [e for e in read_events(out).events if e["event"] == "alarm"]
+    assert f"it {N_ITERS - 1}" in capsys.readouterr().out  # status lines as before
+    assert main(["watch", str(parent), "--idle-exit", "0", "--events-out", str(out)]) == 2
