@@ -68,9 +68,11 @@ def main() -> None:
     for envs in args.envs:
         times: dict[str, list[float]] = {"unwatched": [], "watched": []}
         one_run(envs, 2, False, args.episode_length)  # warm-up: imports, allocator
-        for _ in range(args.repeats):
-            times["unwatched"].append(one_run(envs, args.iterations, False, args.episode_length))
-            times["watched"].append(one_run(envs, args.iterations, True, args.episode_length))
+        for repeat in range(args.repeats):  # ABBA order, so a drifting machine load cancels out
+            order = (False, True) if repeat % 2 == 0 else (True, False)
+            for watched in order:
+                key = "watched" if watched else "unwatched"
+                times[key].append(one_run(envs, args.iterations, watched, args.episode_length))
         med = {k: statistics.median(v) for k, v in times.items()}
         ratio = med["watched"] / med["unwatched"]
         out["sizes"][str(envs)] = {"seconds_per_iteration": med, "all": times, "ratio": ratio}

@@ -29,7 +29,7 @@ from watchdog.signals import normalize_key
 from watchdog.tfevents import ScalarWriter, read_run_scalars
 
 EXAMPLES = int(os.environ.get("WATCHDOG_FUZZ_EXAMPLES", "100"))  # bench/fuzz_long.py raises it
-MAX_SECONDS = 5.0  # one example; the readers take milliseconds, this only catches a hang
+MAX_SECONDS = 30.0  # one example; the readers take milliseconds: only a hang (or a loaded CI box) gets near it
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,  # failures print their example
                 suppress_health_check=[HealthCheck.too_slow])
 _SCRATCH = Path(tempfile.mkdtemp(prefix="watchdog-fuzz-"))
@@ -322,8 +322,8 @@ def test_error_message_for_an_alias_bomb_is_short():
 
 
 def test_a_long_blank_run_in_a_metric_line_is_linear():
-    """A ReDoS guard, not a speed test: the old pattern took ~30 s on this line, the fixed one ~1 ms."""
-    data = f"{HEAD}Episode: 0/1\n{HEAD}\n\ta{' ' * 100_000}b\n".encode()
+    """A ReDoS guard, not a speed test: the old pattern needed ~2 min on this line, the fixed one ~2 ms."""
+    data = f"{HEAD}Episode: 0/1\n{HEAD}\n\ta{' ' * 200_000}b\n".encode()
     start = time.perf_counter()
     parse_log_txt(write("log.txt", data))
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 20.0
