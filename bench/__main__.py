@@ -12,7 +12,10 @@ overwriting the full-size results in ``bench/results/``:
 - ``reader``: 200,000 scalars instead of 1,000,000 (TensorBoard's ``EventFileLoader`` alone takes ~5 min
   at 1M on this machine), all readers;
 - ``overhead``: 64 envs, 10 iterations, 2 repeats (default 64 + 512 envs, 20 iterations, 3 repeats);
-- ``push_lite_learning``: 30 PPO iterations, at most 2 minutes (default 80, 6 minutes).
+- ``push_lite_learning``: 30 PPO iterations, at most 2 minutes (default 80, 6 minutes);
+- ``divergence_demo``: 32 envs, 140 iterations (default 64 envs, 150);
+- ``fleet``: 100 runs (default 500);
+- ``fuzz_long``: 300 examples per property (default 20,000, about 50 minutes).
 
 ``detection`` and ``rollback`` run at their full defaults (about 2 and 1 minutes). ``--full`` runs every
 module with its own defaults and writes the canonical results (much longer than 15 minutes).
@@ -38,9 +41,12 @@ QUICK_ARGS = {
     "reader": ["--n", "200000", "--out", "{suite}/reader.json"],
     "overhead": ["--envs", "64", "--iterations", "10", "--repeats", "2"],
     "push_lite_learning": ["--iterations", "30", "--minutes", "2", "--out", "{suite}"],
+    "divergence_demo": ["--envs", "32", "--iterations", "140"],
+    "fleet": ["--runs", "100", "--out", "{suite}/fleet.json"],
+    "fuzz_long": ["--examples", "300"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
-QUICK_RESULTS_DIR = {"overhead"}
+QUICK_RESULTS_DIR = {"overhead", "divergence_demo"}
 
 # Runs in the child process: argv = name, results-dir override ("" = none), module args...
 _CHILD = r"""

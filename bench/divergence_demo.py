@@ -1,12 +1,12 @@
 """Unwatched vs watched on the same induced divergence: final reward, value loss, a plot.
 
-Both runs train PPO on push_lite with the same seed and the same fault (default: learning rates x100
-from iteration 40, ``lr_spike@40:100``, which lasts until a config switch). The "unwatched" run
+Both runs train PPO on push_lite with the same seed and the same fault (default: rewards x50 for
+iterations 100-104, ``reward_scale@100-104:50``, after the watchdog has armed). The "unwatched" run
 has the watchdog in ``action: alert`` mode, so it is trained exactly as without the watchdog but
 its per-iteration metrics are logged; the watched run rolls back and switches to the safe config.
 Writes bench/results/divergence_demo.{json,png}.
 
-    python -m bench.divergence_demo [--inject lr_spike@40:100] [--iterations 100]
+    python -m bench.divergence_demo [--inject reward_scale@100-104:50] [--iterations 150]
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def plot(result: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inject", action="append", default=None)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--envs", type=int, default=64)
     parser.add_argument("--episode_length", type=int, default=100)
     parser.add_argument("--replot", action="store_true", help="only redraw the PNG from the saved JSON")
@@ -100,7 +100,7 @@ def main() -> None:
     if args.replot:
         plot(json.loads((RESULTS / "divergence_demo.json").read_text()), RESULTS / "divergence_demo.png")
         return
-    inject = args.inject or ["lr_spike@40:100"]
+    inject = args.inject or ["reward_scale@100-104:50"]
     result: dict = {"inject": inject, "date": time.strftime("%Y-%m-%d"), "iterations": args.iterations}
     with tempfile.TemporaryDirectory() as tmp:
         for name, watched in (("unwatched", False), ("watched", True)):

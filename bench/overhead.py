@@ -23,6 +23,7 @@ from openrl_ws.hook import WatchSession
 from openrl_ws.train import main as train_main
 
 RESULTS = Path(__file__).resolve().parent / "results"
+HOOK_SECONDS: list[float] = []  # time inside the per-iteration hook (watchdog + its I/O), watched runs
 
 
 def one_run(envs: int, iterations: int, watched: bool, episode_length: int) -> float:
@@ -36,8 +37,10 @@ def one_run(envs: int, iterations: int, watched: bool, episode_length: int) -> f
     original = WatchSession.end_iteration
 
     def timed(self, driver, record):
+        start = time.perf_counter()
         keep_going = original(self, driver, record)
         stamps.append(time.perf_counter())
+        HOOK_SECONDS.append(stamps[-1] - start)
         return keep_going
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,17 +70,27 @@ def main() -> None:
            "iterations": args.iterations, "episode_length": args.episode_length, "sizes": {}}
     for envs in args.envs:
         times: dict[str, list[float]] = {"unwatched": [], "watched": []}
+        hook: list[float] = []
         one_run(envs, 2, False, args.episode_length)  # warm-up: imports, allocator
         for repeat in range(args.repeats):  # ABBA order, so a drifting machine load cancels out
             order = (False, True) if repeat % 2 == 0 else (True, False)
             for watched in order:
                 key = "watched" if watched else "unwatched"
+                HOOK_SECONDS.clear()
                 times[key].append(one_run(envs, args.iterations, watched, args.episode_length))
+                if watched:
+                    hook.extend(HOOK_SECONDS)
         med = {k: statistics.median(v) for k, v in times.items()}
         ratio = med["watched"] / med["unwatched"]
-        out["sizes"][str(envs)] = {"seconds_per_iteration": med, "all": times, "ratio": ratio}
+        hook_mean = statistics.mean(hook)
+        share = hook_mean / med["unwatched"]
+        out["sizes"][str(envs)] = {"seconds_per_iteration": med, "all": times, "ratio": ratio,
+                                   "hook_ms": {"mean": hook_mean * 1e3, "median": statistics.median(hook) * 1e3,
+                                               "max": max(hook) * 1e3},
+                                   "hook_share_of_iteration": share}
         print(f"{envs:5d} envs: unwatched {med['unwatched']:.3f} s/it, watched {med['watched']:.3f} s/it, "
-              f"ratio {ratio:.3f}")
+              f"ratio {ratio:.3f}; in-loop watchdog cost {hook_mean * 1e3:.1f} ms/it mean "
+              f"= {100 * share:.2f} % of an iteration")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "overhead.json").write_text(json.dumps(out, indent=2))
 
