@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - started
 
     print("\n===== summary =====")
-    print(f"| benchmark | exit | seconds | last line |")
+    print("| benchmark | exit | seconds | last line |")
     print("| --- | ---: | ---: | --- |")
     for r in results:
         last = r["last_lines"][-1] if r["last_lines"] else ""

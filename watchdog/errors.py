@@ -43,5 +43,16 @@ def read_input(path, *, what: str, missing_hint: str, directory_hint: str) -> by
                          hint="check its permissions") from None
 
 
+def read_input_range(path, start: int, end: int, *, what: str) -> bytes:
+    """Bytes ``[start, end)`` of a file being followed (a growing log); OS problems -> InputError."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(start)
+            return fh.read(end - start)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} ({exc.strerror or exc})", path=str(path),
+                         hint="check its permissions") from None
+
+
 class InternalError(RuntimeError):
     """A bug in the watchdog itself: report it, do not fix your config."""

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watchdog.errors import InputError, read_input
+from watchdog.errors import InputError, read_input, read_input_range
 from watchdog.signals import MetricRecord, normalize_key
 
 __all__ = ["LogTxtResult", "LogTxtTail", "parse_log_txt"]
@@ -193,12 +193,7 @@ class LogTxtTail:
             self.offset = 0
             self._parser = _Parser(str(self.path), self._spi)
         if size is not None and size > self.offset:
-            try:
-                with open(self.path, "rb") as f:
-                    f.seek(self.offset)
-                    data = f.read(size - self.offset)
-            except OSError as exc:
-                raise InputError(f"cannot read log file ({exc})", path=str(self.path), hint="check its permissions") from None
+            data = read_input_range(self.path, self.offset, size, what="log file")
             cut = data.rfind(b"\n")
             if cut >= 0:
                 chunk = data[: cut + 1]

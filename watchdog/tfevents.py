@@ -24,7 +24,7 @@ from typing import Iterable
 
 import numpy as np
 
-from watchdog.errors import InputError, read_input
+from watchdog.errors import InputError, read_input, read_input_range
 from watchdog.signals import normalize_key
 
 __all__ = [
@@ -1029,12 +1029,7 @@ class EventFileTail:
             self.offset = 0
         if size == self.offset:
             return {}
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read(size - self.offset)
-        except OSError as exc:
-            raise InputError(f"cannot read event file ({exc})", path=str(self.path), hint="check permissions") from None
+        data = read_input_range(self.path, self.offset, size, what="event file")
         dec = _decode_buffer(data, 0, len(data), check_crc=self._check_crc, tag_filter=self._tags)
         base = self.offset
         if dec.skipped:

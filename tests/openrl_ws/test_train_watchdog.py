@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module

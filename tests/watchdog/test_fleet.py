@@ -9,7 +9,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from watchdog.cli import main
 from watchdog.events import read_events
