@@ -46,7 +46,7 @@ QUICK_ARGS = {
     "fuzz_long": ["--examples", "300"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
-QUICK_RESULTS_DIR = {"overhead", "divergence_demo"}
+QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long"}
 
 # Runs in the child process: argv = name, results-dir override ("" = none), module args...
 _CHILD = r"""
