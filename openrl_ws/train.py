@@ -216,12 +216,11 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
     Our checkpoints record their env steps; OpenRL's are named ``rl_model_<steps>_steps``. A
     checkpoint from a run with another iteration size starts counting at 0 again (MAPush's way).
     """
-    import re
+    from watchdog.checkpoints import openrl_checkpoint_steps
 
     steps = (loaded.get("meta") or {}).get("env_steps")
     if steps is None:
-        match = re.fullmatch(r"rl_model_(\d+)_steps", checkpoint.parent.name if checkpoint.is_file() else checkpoint.name)
-        steps = int(match.group(1)) if match else None
+        steps = openrl_checkpoint_steps(checkpoint)
     if not steps or steps % steps_per_iteration:
         return 0
     return steps // steps_per_iteration

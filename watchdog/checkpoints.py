@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import pickle
+import re
 import shutil
 import time
 import types
@@ -552,6 +553,17 @@ class OpenRLModuleCheckpoint:
     def all_finite(self) -> bool:
         """True when no weight or optimizer tensor holds NaN/Inf."""
         return not self.nonfinite_keys()
+
+
+OPENRL_CHECKPOINT_DIR = re.compile(r"^rl_model_(\d+)_steps$")
+"""OpenRL's CheckpointCallback directory name; the number is the env steps at the save."""
+
+
+def openrl_checkpoint_steps(path: Path | str) -> int | None:
+    """Env steps in an ``rl_model_<steps>_steps`` directory name (the dir or its ``module.pt``), else None."""
+    path = Path(path)
+    match = OPENRL_CHECKPOINT_DIR.match(path.parent.name if path.suffix == ".pt" else path.name)
+    return int(match.group(1)) if match else None
 
 
 def read_openrl_module(path: Path | str, *, map_location: Any = "cpu") -> OpenRLModuleCheckpoint:

@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
 SAFE_CONFIG = "cfgs/ppo_safe.yaml"
-_OPENRL_CKPT = re.compile(r"^rl_model_(\d+)_steps$")
 _OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
 
 
@@ -341,9 +340,11 @@ def _step_of(records: list[MetricRecord], iteration: int, spi: int | None) -> in
 
 def list_checkpoints(run_dir: Path) -> list[tuple[int, str, Path]]:
     """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step."""
+    from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
+
     found = []
     root = run_dir / "checkpoints"
-    for parent, pattern, kind in ((root, _OPENRL_CKPT, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
+    for parent, pattern, kind in ((root, OPENRL_CHECKPOINT_DIR, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
         if not parent.is_dir():
             continue
         for child in parent.iterdir():

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -43,7 +42,6 @@ EXIT_OK, EXIT_GAVE_UP, EXIT_BAD_INPUT = 0, 1, 2
 CHILD_STOPPED, CHILD_BAD_INPUT = 1, 2  # our train.py: stopped by the watchdog / bad input
 MERGED_CONFIG_NAME = "ppo_safe.restart.yaml"
 GRACE_SECONDS = 10.0  # how long an interrupted or stalled child gets before SIGKILL
-_STEPS_IN_NAME = re.compile(r"rl_model_(\d+)_steps$")
 
 
 # --------------------------------------------------------------------------- command lines
@@ -122,14 +120,14 @@ def choose_restart_point(run_dir: Path) -> RestartPoint:
 
 def newest_finite_openrl_module(run_dir: Path) -> RestartPoint | None:
     """The ``rl_model_<steps>_steps/module.pt`` with the most steps that reads and is finite."""
-    from watchdog.checkpoints import read_openrl_module
+    from watchdog.checkpoints import openrl_checkpoint_steps, read_openrl_module
     from watchdog.errors import CheckpointError
 
     found = []
     for path in run_dir.rglob("rl_model_*_steps/module.pt") if run_dir.is_dir() else []:
-        m = _STEPS_IN_NAME.match(path.parent.name)
-        if m:
-            found.append((int(m.group(1)), path))
+        steps = openrl_checkpoint_steps(path)
+        if steps is not None:
+            found.append((steps, path))
     for steps, path in sorted(found, reverse=True):
         try:
             if read_openrl_module(path).all_finite():

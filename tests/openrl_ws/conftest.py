@@ -44,3 +44,11 @@ def captured_driver(workdir, args=OPENRL_ARGS):
     finally:
         env.close()
         torch.set_num_threads(threads)
+
+
+def iterate(driver):
+    """One PPO iteration, as ``OnPolicyDriver._inner_loop`` runs it; returns the train infos."""
+    driver.actor_rollout()
+    info = driver.learner_update()
+    driver.buffer.after_update()
+    return info

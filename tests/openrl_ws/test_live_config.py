@@ -11,7 +11,7 @@ from openrl_ws import snapshot as S  # noqa: E402
 from openrl_ws.live_config import LIVE_KEYS, apply_ppo_overrides, current_values, scale_learning_rates  # noqa: E402
 from watchdog.errors import ConfigError  # noqa: E402
 
-from tests.openrl_ws.conftest import captured_driver  # noqa: E402
+from tests.openrl_ws.conftest import captured_driver, iterate  # noqa: E402
 
 ARGS = ["--episode_length", "16", "--hidden_size", "64", "--layer_N", "1", "--seed", "0",
         "--ppo_epoch", "2", "--num_mini_batch", "2", "--lr", "5e-4", "--critic_lr", "5e-4"]
@@ -30,13 +30,6 @@ def trainer(driver):
     snap = S.capture(driver.trainer)
     yield driver.trainer
     S.restore(driver.trainer, snap)
-
-
-def _iterate(driver):
-    driver.actor_rollout()
-    info = driver.learner_update()
-    driver.buffer.after_update()
-    return info
 
 
 def test_safe_values_land_in_the_live_optimizers_and_trainer(trainer):
@@ -69,7 +62,7 @@ def test_the_next_real_update_clips_gradients_at_the_new_norm(driver, trainer, m
         return before
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)  # ppo.py calls nn.utils.clip_grad_norm_
-    info = _iterate(driver)
+    info = iterate(driver)
 
     assert len(calls) == 2 * 3 * 1  # (actor + critic) x ppo_epoch x num_mini_batch: both live too
     assert all(max_norm == 0.5 for max_norm, _, _ in calls)

@@ -15,7 +15,7 @@ from openrl_ws import snapshot as S  # noqa: E402
 from watchdog.checkpoints import CheckpointStore, read_openrl_module  # noqa: E402
 from watchdog.errors import CheckpointError  # noqa: E402
 
-from tests.openrl_ws.conftest import captured_driver  # noqa: E402
+from tests.openrl_ws.conftest import captured_driver, iterate  # noqa: E402
 
 ARGS = ["--episode_length", "16", "--hidden_size", "64", "--layer_N", "1", "--seed", "0",
         "--ppo_epoch", "2", "--num_mini_batch", "2"]
@@ -36,14 +36,6 @@ def run(tmp_path_factory):
     with captured_driver(tmp_path_factory.mktemp("openrl_run"), ARGS) as (driver, _env):
         iterate(driver)  # so Adam has moments and ValueNorm has statistics
         yield driver
-
-
-def iterate(driver):
-    """One PPO iteration, as OnPolicyDriver._inner_loop runs it."""
-    driver.actor_rollout()
-    info = driver.learner_update()
-    driver.buffer.after_update()
-    return info
 
 
 def _live(trainer):
