@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import openrl.runners.common  # noqa: F401  (first: OpenRL 0.2.0 has an import cycle through the drivers)
 from openrl.drivers.onpolicy_driver import OnPolicyDriver
 
@@ -218,6 +220,18 @@ def reset_rollout(driver: OnPolicyDriver) -> None:
     driver.reset_and_buffer_init()
 
 
+def policy_log_std_max(algo_module) -> float | None:
+    """The largest log-std of the Gaussian action heads (OpenRL's ``DiagGaussian``), or None."""
+    from openrl.modules.networks.utils.distributions import DiagGaussian
+
+    found = [m.logstd._bias for model in algo_module.models.values() for m in model.modules()
+             if isinstance(m, DiagGaussian)]
+    if not found:
+        return None
+    with torch.no_grad():
+        return float(max(float(b.max()) for b in found))
+
+
 def is_nonfinite_failure(exc: BaseException) -> bool:
     """Did OpenRL/torch fail because numbers went NaN/Inf (e.g. Normal(loc=nan))?"""
     text = str(exc).lower()
@@ -266,6 +280,9 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                 record = MetricRecord.from_mapping(self.episode, steps, {VALUE_LOSS: math.nan})
                 return session.end_iteration(self, record)
             self.total_num_steps = steps
+            log_std = policy_log_std_max(self.trainer.algo_module)
+            if log_std is not None:  # logged like OpenRL's own train_infos: TensorBoard, log.txt, replay
+                train_infos["log_std_max"] = log_std
             if self.episode % self.log_interval == 0:
                 self.logger.log_info(rollout_infos, step=steps)
                 self.logger.log_info(train_infos, step=steps)

@@ -102,6 +102,34 @@ class RewardCollapseConfig(BaseModel):
     )
 
 
+class PolicyStdConfig(BaseModel):
+    """The Gaussian policy's std running away towards float32 overflow (NaN in the log-probs).
+
+    With the entropy bonus and clipped actions, nothing stops a log-std that the reward no longer
+    constrains: it climbs by up to lr x ppo_epoch per iteration, and once sigma**2 leaves float32
+    (log-std about 44; a few samples fail from 43) every log-prob and then every weight is NaN.
+    """
+
+    model_config = _STRICT
+    enabled: bool = True
+    action_dims: int = Field(
+        3, ge=1, le=1024,
+        description="Action dimensions, to read the mean log-std from dist_entropy (MAPush: vx, vy, vyaw). "
+                    "Live training reports the exact largest log-std instead.",
+    )
+    overflow_log_std: float = Field(43.0, gt=0, description="Log-std at which float32 log-probs start to fail.")
+    warn_within_iters: int = Field(300, ge=1, description="WARNING when the overflow is this many iterations away.")
+    alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
+    rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+
+    @model_validator(mode="after")
+    def _alarm_inside_warning(self) -> "PolicyStdConfig":
+        if self.alarm_within_iters > self.warn_within_iters:
+            raise ValueError(f"alarm_within_iters ({self.alarm_within_iters}) must not exceed "
+                             f"warn_within_iters ({self.warn_within_iters})")
+        return self
+
+
 class NonFiniteConfig(BaseModel):
     """Any NaN/Inf in a tracked metric is immediate divergence."""
 
@@ -143,6 +171,7 @@ class WatchdogConfig(BaseModel):
     trend: TrendConfig = Field(default_factory=TrendConfig)
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
+    policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     nonfinite: NonFiniteConfig = Field(default_factory=NonFiniteConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
 

@@ -18,13 +18,17 @@ import numpy as np
 from watchdog.config import (
     CriticGradNormConfig,
     NonFiniteConfig,
+    PolicyStdConfig,
     RewardCollapseConfig,
     TrendConfig,
     ValueLossThresholdConfig,
     WarmupConfig,
     WatchdogConfig,
 )
-from watchdog.signals import CRITIC_GRAD_NORM, TRACKED_KEYS, VALUE_LOSS, MetricRecord
+from watchdog.signals import CRITIC_GRAD_NORM, ENTROPY, LOG_STD_MAX, TRACKED_KEYS, VALUE_LOSS, MetricRecord
+
+GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
+"""Entropy of a unit-variance normal; a diagonal Gaussian's is ``d * this + sum(log std)``."""
 
 Level = Literal["warning", "alarm"]
 
@@ -288,6 +292,74 @@ class RewardCollapse(Detector):
         )
 
 
+class PolicyStd(Detector):
+    """The policy's log-std climbing towards float32 overflow: how many iterations until NaN.
+
+    Reads ``train/log_std_max`` when the run reports it (live training does), else the mean log-std
+    per action dimension from ``train/dist_entropy`` (what OpenRL logs; a lower bound on the largest).
+    The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration.
+    """
+
+    name = "policy_std"
+    signals = ()  # either of two signals: see update()
+    _state_fields = ("history", "warn_since")
+
+    def __init__(self, cfg: PolicyStdConfig, warmup: WarmupConfig):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.history: deque[tuple[int, float]] = deque(maxlen=cfg.rate_points)
+        self.warn_since: int | None = None
+
+    def log_std(self, record: MetricRecord) -> tuple[str, float] | None:
+        """``(signal, log-std)`` of this record: the exact maximum, else the mean from the entropy."""
+        exact = record.metrics.get(LOG_STD_MAX)
+        if exact is not None:
+            return LOG_STD_MAX, exact
+        entropy = record.metrics.get(ENTROPY)
+        if entropy is None:
+            return None
+        dims = self.cfg.action_dims
+        return ENTROPY, (entropy - dims * GAUSSIAN_ENTROPY_PER_DIM) / dims
+
+    def update(self, record: MetricRecord) -> Verdict | None:
+        found = self.log_std(record)
+        if found is None or not math.isfinite(found[1]):
+            return None
+        self.points += 1
+        return self._check(record, {found[0]: found[1]}, record.iteration >= self.warmup.min_iters)
+
+    def _check(self, record, values, judging):
+        (signal, log_std), = values.items()
+        self.history.append((record.iteration, log_std))
+        if len(self.history) < self.cfg.rate_points:
+            return None
+        its = np.array([it for it, _ in self.history], dtype=float)
+        ys = np.array([v for _, v in self.history])
+        if its[-1] <= its[0]:
+            return None
+        rate = float(np.polyfit(its, ys, 1)[0])  # log-std per iteration
+        headroom = self.cfg.overflow_log_std - log_std
+        eta = headroom / rate if rate > 0 else math.inf
+        if headroom <= 0:
+            eta = 0.0
+        if eta > self.cfg.warn_within_iters:
+            self.warn_since = None
+            return None
+        if self.warn_since is None:
+            self.warn_since = record.iteration
+        if not judging:
+            return None
+        level: Level = "alarm" if eta <= self.cfg.alarm_within_iters else "warning"
+        what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
+        return self._verdict(
+            record, level, signal, log_std, self.cfg.overflow_log_std,
+            f"policy {what} {log_std:.1f} (std {math.exp(min(log_std, 700)):.2g}) climbing {rate:+.3f}/iteration: "
+            f"float32 log-probs overflow at {self.cfg.overflow_log_std:g}, NaN in about {eta:.0f} iterations "
+            "(the entropy bonus outweighs the reward's pull on the std; lower lr or entropy_coef)",
+            onset_hint=self.warn_since,
+        )
+
+
 class NonFinite(Detector):
     """Any NaN/Inf in a tracked metric is immediate divergence, warm-up or not."""
 
@@ -322,6 +394,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(CriticGradNorm(cfg.critic_grad_norm, cfg.warmup))
     if cfg.reward_collapse.enabled:
         found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
+    if cfg.policy_std.enabled:
+        found.append(PolicyStd(cfg.policy_std, cfg.warmup))
     return found
 
 

@@ -17,7 +17,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
 from watchdog.policy import Action, CheckpointRef, Policy, Rollback, State
-from watchdog.signals import STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import ENTROPY, LOG_STD_MAX, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,8 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     fallback = alarm.onset_hint if alarm.onset_hint is not None else alarm.iteration
     reach = min(fallback, earliest_hint) if earliest_hint is not None else fallback
     usable = [r for r in history if r.iteration <= alarm.iteration]
+    if alarm.signal in (ENTROPY, LOG_STD_MAX):  # a steady climb, not a change point: the detector knows
+        return Onset(fallback, fallback, alarm.iteration, "detector")
     if not usable:
         return Onset(fallback, fallback, fallback, "fallback")
     if alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):

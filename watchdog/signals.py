@@ -17,14 +17,15 @@ POLICY_LOSS = "train/policy_loss"
 ENTROPY = "train/dist_entropy"
 RATIO = "train/ratio"
 APPROX_KL = "train/approx_kl"
+LOG_STD_MAX = "train/log_std_max"  # largest log-std of a Gaussian policy (the live hook reports it)
 STEP_REWARD = "rollout/average_step_reward"
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
 WATCHDOG_ONSET = "watchdog/onset_iteration"
 
-TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL)
+TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX)
 # Metrics whose non-finite value means the run is broken (others, e.g. extra scalars, are ignored).
-TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD)
+TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD, LOG_STD_MAX)
 
 _BARE_TO_KEY = {key.split("/", 1)[1]: key for key in TRAIN_KEYS}
 _BARE_TO_KEY.update(

@@ -8,6 +8,7 @@ import pytest
 
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module
+from watchdog.detectors import GAUSSIAN_ENTROPY_PER_DIM
 from watchdog.events import read_events
 
 SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
@@ -71,6 +72,11 @@ def test_healthy_run_is_never_rolled_back(tmp_path):
     assert kinds(events, "rollback") == [] and kinds(events, "alarm") == []
     assert len(kinds(events, "stable_checkpoint")) >= 1
     assert len(kinds(events, "metrics")) == 10
+    for event in kinds(events, "metrics"):  # the policy-std detector's exact signal, every iteration
+        metrics = event["metrics"]
+        mean_log_std = (metrics["train/dist_entropy"] - 3 * GAUSSIAN_ENTROPY_PER_DIM) / 3
+        # entropy is averaged during the update, the log-std read after it: 4 Adam steps of 5e-4 apart at most
+        assert mean_log_std <= metrics["train/log_std_max"] + 0.01 and abs(metrics["train/log_std_max"]) < 0.5
 
 
 def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):

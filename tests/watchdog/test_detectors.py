@@ -163,4 +163,54 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 6
+    assert len(build_detectors(WatchdogConfig())) == 7
+
+
+def _std_records(log_stds, *, dims=3, exact=False):
+    """Records whose dist_entropy (or exact largest log-std) follows ``log_stds``."""
+    from watchdog.detectors import GAUSSIAN_ENTROPY_PER_DIM
+
+    recs = []
+    for i, ls in enumerate(log_stds):
+        metrics = {"value_loss": 0.01, "dist_entropy": dims * (GAUSSIAN_ENTROPY_PER_DIM + ls)}
+        if exact:
+            metrics["log_std_max"] = ls + 5.0  # one dimension ahead of the mean
+        recs.append(MetricRecord.from_mapping(i, 1000 * i, metrics))
+    return recs
+
+
+def test_policy_std_climb_warns_then_alarms_by_iterations_left():
+    """A log-std climbing 0.1/iteration from 0: 300 iterations from 43 at log-std 13 (it 130), 30 at 40 (it 400)."""
+    out = drive(_std_records([0.1 * i for i in range(450)]), stop_after_rollback=True)
+    warning = next(e for e in out.kinds("warning") if e["detector"] == "policy_std")
+    assert warning["iteration"] == 130 and "NaN in about 300 iterations" in warning["reason"]
+    alarm = out.first("alarm")
+    assert alarm["detector"] == "policy_std" and alarm["iteration"] in (400, 401)  # 30 iterations, to rounding
+    assert alarm["onset_iteration"] == 130 and alarm["onset_method"] == "detector"
+    rollback = out.rollbacks[0]
+    assert rollback.target.iteration < 130  # stable checkpoints stop while the warning stands
+
+
+@pytest.mark.parametrize("log_stds", [[30.0] * 300, [5.0 - 0.01 * i for i in range(300)], [0.0] * 300])
+def test_policy_std_high_but_not_climbing_or_falling_is_quiet(log_stds):
+    out = drive(_std_records(log_stds))
+    assert [e for e in out.events if e.get("detector") == "policy_std"] == []
+
+
+def test_policy_std_prefers_the_exact_largest_log_std():
+    """Live runs report the largest log-std: one dimension 5 ahead of the mean warns 50 iterations sooner."""
+    out = drive(_std_records([0.1 * i for i in range(300)], exact=True))
+    warning = next(e for e in out.kinds("warning") if e["detector"] == "policy_std")
+    assert warning["signal"] == "train/log_std_max" and warning["iteration"] == 80
+
+
+def test_policy_std_config_checks_alarm_inside_warning(tmp_path):
+    from watchdog.config import load_watchdog_config
+    from watchdog.errors import ConfigError
+
+    path = tmp_path / "wd.yaml"
+    path.write_text("policy_std:\n  alarm_within_iters: 400\n")
+    with pytest.raises(ConfigError) as err:
+        load_watchdog_config(str(path))
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message and "alarm_within_iters (400)" in message

@@ -29,6 +29,31 @@ def test_real_run_raises_no_alarm_and_no_rollback(mapush_runs, run):
     assert len(out.kinds("stable_checkpoint")) >= 20
 
 
+def test_policy_std_runaway_in_a_real_run_is_a_warning_with_its_distance_to_nan(mapush_runs):
+    """11-06-17's dist_entropy climbs from 4.3 to 125.2: a mean log-std of 40.3 per action dim, near the
+    float32 overflow (about 43). The watchdog says so, with the climb rate and iterations left; the
+    run itself finished, so it is no alarm."""
+    parsed = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt", steps_per_iteration=100_000)
+    out = drive(parsed.records)
+    found = [e for e in out.kinds("warning") if e["detector"] == "policy_std"]
+    assert len(found) == 1, found
+    warning = found[0]
+    assert warning["signal"] == "train/dist_entropy" and warning["threshold"] == 43.0
+    assert 30 < warning["value"] < 36  # mean log-std per dim when it is first ~300 iterations from 43
+    eta = float(warning["reason"].split("NaN in about ")[1].split()[0])
+    assert 250 <= eta <= 300
+    assert out.kinds("alarm") == [] and out.watchdog.state.value == "warning"
+    last = parsed.records[-1].metrics["train/dist_entropy"]
+    assert (last - 3 * 1.4189385) / 3 == pytest.approx(40.3, abs=0.1)  # entropy 125.2 at the end
+
+
+@pytest.mark.parametrize("run", [r for r in RUNS if r != "11-06-17_cuboid"])
+def test_other_real_runs_are_far_from_the_std_overflow(mapush_runs, run):
+    parsed = parse_log_txt(mapush_runs / run / "log.txt", steps_per_iteration=steps_per_iteration(mapush_runs, run))
+    out = drive(parsed.records)
+    assert [e for e in out.events if e.get("detector") == "policy_std"] == []
+
+
 def test_real_run_with_spliced_divergence_is_caught_before_the_crash(mapush_runs):
     """Run8's story on Run8's own curve: value loss climbs from iteration 870, NaN at 975."""
     records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=100_000).records
