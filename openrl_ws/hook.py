@@ -142,6 +142,8 @@ class WatchSession:
                 info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
                                                              "stable": True, "watchdog": self.watchdog.state_dict()})
                 path = info.path
+                if not self.store.protected:  # the run's first known-good state outlives retention: a
+                    self.store.protect(tag)   # slow climb's onset can lie before every newer checkpoint
             except OSError as exc:  # disk full, read-only: keep training on the in-memory snapshot
                 path = None
                 self.console.message(

@@ -8,7 +8,8 @@ flag such as ``--hidden_size 256 --layer_N 2``) and adds ``--watchdog``, ``--wat
     python openrl_ws/train.py --watchdog            # short watched run on the embedded push_lite
     torchrun --nproc_per_node 2 openrl_ws/train.py --watchdog   # data-parallel (openrl_ws/distributed.py)
 
-Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent), 2 bad input.
+Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent), 2 bad input, 3 training
+died on non-finite numbers (without --watchdog: the crash the watchdog exists to prevent).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if __package__ in (None, ""):  # `python openrl_ws/train.py` from the repo root
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = {"watchdog_config": ROOT / "cfgs" / "watchdog.yaml", "safe_config": ROOT / "cfgs" / "ppo_safe.yaml"}
-EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint)
     except WatchdogError as err:
         return _fail(str(err))
+    except (ValueError, RuntimeError, FloatingPointError) as exc:
+        from openrl_ws.hook import is_nonfinite_failure
+
+        if not is_nonfinite_failure(exc):
+            raise
+        first = str(exc).splitlines()[0][:160]
+        advice = ("resume from its last stable checkpoint, or run it under `watchdog run --`" if args.watchdog
+                  else "rerun with --watchdog to roll back instead")
+        print(f"train.py: training diverged: non-finite numbers ({first}); log and checkpoints so far are in the "
+              f"run directory; {advice}", file=sys.stderr)
+        return EXIT_DIVERGED
 
 
 def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:

@@ -121,6 +121,10 @@ class PolicyStdConfig(BaseModel):
     warn_within_iters: int = Field(300, ge=1, description="WARNING when the overflow is this many iterations away.")
     alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
     rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+    saturated_log_std: float = Field(
+        1.0, description="Above this log-std, actions clipped to [-1, 1] are mostly noise: the climb's onset "
+                         "(the rollback target precedes it) is where the log-std last rose above it.",
+    )
 
     @model_validator(mode="after")
     def _alarm_inside_warning(self) -> "PolicyStdConfig":

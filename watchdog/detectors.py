@@ -302,13 +302,14 @@ class PolicyStd(Detector):
 
     name = "policy_std"
     signals = ()  # either of two signals: see update()
-    _state_fields = ("history", "warn_since")
+    _state_fields = ("history", "warn_since", "saturated_since")
 
     def __init__(self, cfg: PolicyStdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
         self.history: deque[tuple[int, float]] = deque(maxlen=cfg.rate_points)
-        self.warn_since: int | None = None
+        self.warn_since: int | None = None  # first iteration of the current stretch inside the warning horizon
+        self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
 
     def log_std(self, record: MetricRecord) -> tuple[str, float] | None:
         """``(signal, log-std)`` of this record: the exact maximum, else the mean from the entropy."""
@@ -331,6 +332,10 @@ class PolicyStd(Detector):
     def _check(self, record, values, judging):
         (signal, log_std), = values.items()
         self.history.append((record.iteration, log_std))
+        if log_std <= self.cfg.saturated_log_std:
+            self.saturated_since = None
+        elif self.saturated_since is None:
+            self.saturated_since = record.iteration
         if len(self.history) < self.cfg.rate_points:
             return None
         its = np.array([it for it, _ in self.history], dtype=float)
@@ -342,7 +347,9 @@ class PolicyStd(Detector):
         eta = headroom / rate if rate > 0 else math.inf
         if headroom <= 0:
             eta = 0.0
-        if eta > self.cfg.warn_within_iters:
+        # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
+        limit = self.cfg.warn_within_iters * (1.0 if self.warn_since is None else 1.5)
+        if eta > limit:
             self.warn_since = None
             return None
         if self.warn_since is None:
@@ -356,7 +363,7 @@ class PolicyStd(Detector):
             f"policy {what} {log_std:.1f} (std {math.exp(min(log_std, 700)):.2g}) climbing {rate:+.3f}/iteration: "
             f"float32 log-probs overflow at {self.cfg.overflow_log_std:g}, NaN in about {eta:.0f} iterations "
             "(the entropy bonus outweighs the reward's pull on the std; lower lr or entropy_coef)",
-            onset_hint=self.warn_since,
+            onset_hint=self.saturated_since if self.saturated_since is not None else self.warn_since,
         )
 
 

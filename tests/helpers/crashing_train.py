@@ -3,7 +3,7 @@
     python tests/helpers/crashing_train.py --crash KIND@K [train.py flags...]
 
 KIND: ``exit`` (``os._exit(3)``), ``fpe`` (a ``FloatingPointError("NaN")`` escapes the training
-loop), ``segv`` (``ctypes.string_at(0)``), ``hang`` (sleeps forever; for the stall detector).
+loop), ``error`` (a ``RuntimeError`` escapes train.py: Python's exit 1), ``segv`` (``ctypes.string_at(0)``), ``hang`` (sleeps forever; for the stall detector).
 The first attempt is the one without ``--checkpoint`` in argv; a restarted attempt (the
 supervisor adds ``--checkpoint``) trains normally. The crash comes after iteration K's stable
 checkpoint, if any, is written.
@@ -30,6 +30,8 @@ def crash(kind: str) -> None:
     print(f"crashing_train: crashing with {kind}", file=sys.stderr, flush=True)
     if kind == "fpe":
         raise FloatingPointError("NaN")
+    if kind == "error":
+        raise RuntimeError("crashing_train: an ordinary bug")
     CRASHES[kind]()
 
 

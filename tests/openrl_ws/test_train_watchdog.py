@@ -51,6 +51,42 @@ def test_nan_injection_rolls_back_switches_config_and_finishes(tmp_path):
     assert list((run_dir / "logs").glob("events.out.tfevents.*"))  # watchdog/* scalars
 
 
+# The real runs' policy-std runaway (see README), compressed from hours into a minute: an entropy bonus
+# of 1.0 outweighs push_lite's reward, and lr 0.04 lets Adam raise the log-std ~0.4 per iteration.
+STD_RUNAWAY = ["--num_envs", "4", "--episode_length", "16", "--hidden_size", "32", "--seed", "0",
+               "--config", str(Path(__file__).resolve().parents[2] / "cfgs" / "ppo.yaml"),
+               "--entropy_coef", "1.0", "--ppo_epoch", "10", "--num_mini_batch", "1", "--lr", "0.04",
+               "--train_timesteps", str(4 * 16 * 130)]
+
+
+def test_std_runaway_crashes_unwatched_and_is_rolled_back_before_nan_watched(tmp_path, capsys):
+    # unwatched: OpenRL dies on Normal(loc=nan); train.py says so in one line, exit 3
+    assert main([*STD_RUNAWAY, "--run_dir", str(tmp_path / "unwatched")]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("train.py: training diverged: non-finite numbers (") and "--watchdog" in err[-1]
+    crashed_at = int((tmp_path / "unwatched" / "log.txt").read_text().rsplit("Episode: ", 1)[1].split("/")[0])
+    assert 95 <= crashed_at <= 125
+
+    run_dir = tmp_path / "watched"
+    assert main([*STD_RUNAWAY, "--watchdog", "--run_dir", str(run_dir)]) == 0
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    warning = next(e for e in kinds(events, "warning") if e["detector"] == "policy_std")
+    alarm, = kinds(events, "alarm")
+    assert alarm["detector"] == "policy_std" and warning["iteration"] < alarm["iteration"] < crashed_at - 20
+    assert alarm["signal"] == "train/log_std_max" and "NaN in about" in alarm["reason"]
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < alarm["onset_iteration"] <= warning["iteration"]
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["lr"]["new"] == pytest.approx(3e-4)
+    metrics = kinds(events, "metrics")
+    assert metrics[-1]["iteration"] == 129 > crashed_at  # past the unwatched crash, to the end
+    assert all(isinstance(v, float) for m in metrics for v in m["metrics"].values())
+    assert metrics[-1]["metrics"]["train/log_std_max"] < 10  # the climb is 13x slower at the safe lr
+    # retention (newest 5) has deleted most of the stable checkpoints, never the run's first one
+    kept = sorted(load_checkpoint(p)[1]["iteration"] for p in (run_dir / "checkpoints" / "watchdog").iterdir())
+    assert kept[0] == 0 and len(kept) == 6 and Path(rollback["checkpoint"]).name == "stable_64_steps"
+
+
 def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path):
     cfg = tmp_path / "wd.yaml"
     cfg.write_text("policy:\n  rollback_budget: 2\n  cooldown_iters: 1\n  stable_every_iters: 2\n")

@@ -54,7 +54,8 @@ def events_of(run_dir: Path, kind: str | None = None) -> list[dict]:
 
 @pytest.mark.parametrize(("crash", "exit_code", "signal_name"), [
     ("exit", 3, None),             # os._exit(3): no finally, no `end` event
-    ("fpe", 1, None),              # FloatingPointError("NaN") escapes train.py: exit 1 but no watchdog `stop`
+    ("fpe", 3, None),              # FloatingPointError("NaN") escapes the loop: train.py's exit 3, died on NaN
+    ("error", 1, None),            # RuntimeError escapes train.py: exit 1 but no watchdog `stop`
     ("segv", None, "SIGSEGV"),     # ctypes.string_at(0)
 ])
 def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_path, crash, exit_code, signal_name):
