@@ -134,7 +134,7 @@ class WatchSession:
     # --- actions --------------------------------------------------------------------------------
 
     def _save_stable(self, driver: OnPolicyDriver, action: SaveStable) -> None:
-        tag = f"stable_{action.env_steps}_steps"
+        tag = action.tag
         snap = capture(driver.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
         self.snapshots[tag] = snap
         if self.store is not None:

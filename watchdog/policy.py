@@ -51,6 +51,11 @@ class SaveStable:
     iteration: int
     env_steps: int
 
+    @property
+    def tag(self) -> str:
+        """The checkpoint's name, live and in replay: ``stable_<env_steps>_steps``."""
+        return f"stable_{self.env_steps}_steps"
+
 
 @dataclass(frozen=True)
 class Rollback:

@@ -260,8 +260,7 @@ def _carry_out(wd: Watchdog, actions: list, report: RunReport) -> bool:
     """Do what the live driver would (virtually); True when the policy stopped the run."""
     for action in actions:
         if isinstance(action, SaveStable):
-            tag = f"stable_{action.env_steps}_steps"
-            wd.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps))
+            wd.checkpoint_saved(CheckpointRef(action.tag, action.iteration, action.env_steps))
         elif isinstance(action, Rollback):
             report.would_roll_back.append({
                 "iteration": action.from_iteration, "to_step": action.target.env_steps,
