@@ -53,7 +53,10 @@ def diverged_run(tmp_path, mapush_runs) -> Path:
     run = tmp_path / "diverged"
     _write_openrl_tb(run, _spliced_records(mapush_runs))
     real = mapush_runs / "10-15-23_cuboid" / "checkpoints"
-    for steps, source in ((80_000_000, "rl_model_10000000_steps"), (95_000_000, "rl_model_20000000_steps")):
+    # 80M: before the onset (it 900 = 90.1M steps); 89.6M: 5 iterations before it, inside the live
+    # rollback's 10-iteration margin; 95M: after it
+    for steps, source in ((80_000_000, "rl_model_10000000_steps"), (89_600_000, "rl_model_10000000_steps"),
+                          (95_000_000, "rl_model_20000000_steps")):
         dest = run / "checkpoints" / f"rl_model_{steps}_steps"
         dest.mkdir(parents=True)
         shutil.copy(real / source / "module.pt", dest / "module.pt")
@@ -98,7 +101,8 @@ def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, 
     assert run["would_roll_back"] and run["would_roll_back"][0]["to_step"] < (ONSET + 1) * SPI
     ckpt = run["recommended_checkpoint"]
     assert ckpt["step"] == 80_000_000 and ckpt["step"] <= run["onset"]["step"]
-    assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [(95_000_000, "after onset")]
+    assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [
+        (95_000_000, "after onset"), (89_600_000, "less than 10 iterations before the onset")]
     assert "--checkpoint" in run["resume_command"] and "cfgs/ppo_safe.yaml" in run["resume_command"]
     assert "--num_envs 500" in run["resume_command"]
 
