@@ -107,7 +107,10 @@ class Watchdog:
         The earliest hint among this record's verdicts (a trend warning's last quiet point often
         precedes the threshold's first crossing by far) decides how far back the fit looks.
         """
-        hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None]
+        # a std climb's onset says nothing about where a value-loss divergence began (and vice versa)
+        std_climb = {ENTROPY, LOG_STD_MAX}
+        hints = [v.onset_hint for v in self.last_verdicts
+                 if v.onset_hint is not None and (v.signal in std_climb) == (alarm.signal in std_climb)]
         return onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
 
     # --- state ----------------------------------------------------------------------------------

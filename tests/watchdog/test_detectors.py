@@ -214,3 +214,4 @@ def test_policy_std_config_checks_alarm_inside_warning(tmp_path):
         load_watchdog_config(str(path))
     message = str(err.value)
     assert "\n" not in message and str(path) in message and "alarm_within_iters (400)" in message
+

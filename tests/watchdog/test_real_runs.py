@@ -54,6 +54,20 @@ def test_other_real_runs_are_far_from_the_std_overflow(mapush_runs, run):
     assert [e for e in out.events if e.get("detector") == "policy_std"] == []
 
 
+@pytest.mark.parametrize(("onset", "rate"), [(1100, 1.03), (1150, 1.06), (1200, 1.1)])
+def test_value_loss_onset_is_not_pulled_back_by_the_standing_std_warning(mapush_runs, onset, rate):
+    """11-06-17 has warned about its std since iteration 1075 (climb onset: iteration 5). A value-loss
+    divergence spliced in after that is still dated by the value loss, not by the std warning."""
+    records = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt", steps_per_iteration=100_000).records
+    for rec in records:
+        if rec.iteration >= onset:
+            rec.metrics["train/value_loss"] *= rate ** (rec.iteration - onset)
+    out = drive(records, stop_after_rollback=True)
+    rollback = out.rollbacks[0]
+    assert rollback.alarm.detector == "value_loss_threshold"
+    assert abs(rollback.onset.iteration - onset) <= 10
+
+
 def test_real_run_with_spliced_divergence_is_caught_before_the_crash(mapush_runs):
     """Run8's story on Run8's own curve: value loss climbs from iteration 870, NaN at 975."""
     records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=100_000).records
