@@ -18,6 +18,7 @@ import torch
 
 import openrl.runners.common  # noqa: F401  (first: OpenRL 0.2.0 has an import cycle through the drivers)
 from openrl.drivers.onpolicy_driver import OnPolicyDriver
+from openrl.modules.networks.utils.distributions import DiagGaussian
 
 from openrl_ws.inject import FaultSchedule
 from openrl_ws.live_config import apply_ppo_overrides, scale_learning_rates
@@ -224,8 +225,6 @@ def reset_rollout(driver: OnPolicyDriver) -> None:
 
 def policy_log_std_max(algo_module) -> float | None:
     """The largest log-std of the Gaussian action heads (OpenRL's ``DiagGaussian``), or None."""
-    from openrl.modules.networks.utils.distributions import DiagGaussian
-
     found = [m.logstd._bias for model in algo_module.models.values() for m in model.modules()
              if isinstance(m, DiagGaussian)]
     if not found:

@@ -84,12 +84,16 @@ class Detector:
 
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
-        values = {s: record.metrics.get(s) for s in self.signals}
-        if any(v is None or not math.isfinite(v) for v in values.values()):
+        values = self._values(record)
+        if values is None or any(v is None or not math.isfinite(v) for v in values.values()):
             return None
         self.points += 1
         judging = record.iteration >= self.warmup.min_iters
         return self._check(record, values, judging)
+
+    def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
+        """The values this detector judges in ``record`` (None: nothing to judge)."""
+        return {s: record.metrics.get(s) for s in self.signals}
 
     def _check(self, record: MetricRecord, values: dict[str, float], judging: bool) -> Verdict | None:
         raise NotImplementedError
@@ -301,7 +305,6 @@ class PolicyStd(Detector):
     """
 
     name = "policy_std"
-    signals = ()  # either of two signals: see update()
     _state_fields = ("history", "warn_since", "saturated_since")
 
     def __init__(self, cfg: PolicyStdConfig, warmup: WarmupConfig):
@@ -311,23 +314,16 @@ class PolicyStd(Detector):
         self.warn_since: int | None = None  # first iteration of the current stretch inside the warning horizon
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
 
-    def log_std(self, record: MetricRecord) -> tuple[str, float] | None:
-        """``(signal, log-std)`` of this record: the exact maximum, else the mean from the entropy."""
+    def _values(self, record: MetricRecord) -> dict[str, float] | None:
+        """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
         exact = record.metrics.get(LOG_STD_MAX)
         if exact is not None:
-            return LOG_STD_MAX, exact
+            return {LOG_STD_MAX: exact}
         entropy = record.metrics.get(ENTROPY)
         if entropy is None:
             return None
         dims = self.cfg.action_dims
-        return ENTROPY, (entropy - dims * GAUSSIAN_ENTROPY_PER_DIM) / dims
-
-    def update(self, record: MetricRecord) -> Verdict | None:
-        found = self.log_std(record)
-        if found is None or not math.isfinite(found[1]):
-            return None
-        self.points += 1
-        return self._check(record, {found[0]: found[1]}, record.iteration >= self.warmup.min_iters)
+        return {ENTROPY: (entropy - dims * GAUSSIAN_ENTROPY_PER_DIM) / dims}
 
     def _check(self, record, values, judging):
         (signal, log_std), = values.items()
@@ -344,9 +340,7 @@ class PolicyStd(Detector):
             return None
         rate = float(np.polyfit(its, ys, 1)[0])  # log-std per iteration
         headroom = self.cfg.overflow_log_std - log_std
-        eta = headroom / rate if rate > 0 else math.inf
-        if headroom <= 0:
-            eta = 0.0
+        eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf  # iterations to overflow
         # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
         limit = self.cfg.warn_within_iters * (1.0 if self.warn_since is None else 1.5)
         if eta > limit:

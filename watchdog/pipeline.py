@@ -17,7 +17,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
 from watchdog.policy import Action, CheckpointRef, Policy, Rollback, State
-from watchdog.signals import ENTROPY, LOG_STD_MAX, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +108,8 @@ class Watchdog:
         precedes the threshold's first crossing by far) decides how far back the fit looks.
         """
         # a std climb's onset says nothing about where a value-loss divergence began (and vice versa)
-        std_climb = {ENTROPY, LOG_STD_MAX}
-        hints = [v.onset_hint for v in self.last_verdicts
-                 if v.onset_hint is not None and (v.signal in std_climb) == (alarm.signal in std_climb)]
+        hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None
+                 and (v.signal in STD_CLIMB_KEYS) == (alarm.signal in STD_CLIMB_KEYS)]
         return onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
 
     # --- state ----------------------------------------------------------------------------------
@@ -142,7 +141,7 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     fallback = alarm.onset_hint if alarm.onset_hint is not None else alarm.iteration
     reach = min(fallback, earliest_hint) if earliest_hint is not None else fallback
     usable = [r for r in history if r.iteration <= alarm.iteration]
-    if alarm.signal in (ENTROPY, LOG_STD_MAX):  # a steady climb, not a change point: the detector knows
+    if alarm.signal in STD_CLIMB_KEYS:  # a steady climb, not a change point: the detector knows its onset
         return Onset(fallback, fallback, alarm.iteration, "detector")
     if not usable:
         return Onset(fallback, fallback, fallback, "fallback")

@@ -369,17 +369,18 @@ def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
         return reason, {}
 
 
-def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, margin_iters: int = 0) -> None:
+def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, margin_iters: int) -> None:
     """The newest usable checkpoint at least ``margin_iters`` iterations before the onset (the live
     policy's rule, ``policy.onset_margin_iters``); later ones listed with why not."""
     onset = report.onset or report.online_onset
     if onset is None or onset.get("iteration") is None:
         return
     onset_step = onset.get("step") or _step_of(data.records, onset["iteration"], data.steps_per_iteration)
-    limit_step = _step_of(data.records, onset["iteration"] - margin_iters - 1, data.steps_per_iteration)
+    limit_step = (_step_of(data.records, onset["iteration"] - margin_iters - 1, data.steps_per_iteration)
+                  if margin_iters else onset_step)
     info = dict(data.info)
     for step, kind, path in reversed(list_checkpoints(run_dir)):
-        if step > onset_step or (margin_iters and step > limit_step):
+        if step > limit_step:
             reason = "after onset" if step > onset_step else f"less than {margin_iters} iterations before the onset"
             report.rejected_checkpoints.append({"path": str(path), "step": step, "reason": reason})
             continue

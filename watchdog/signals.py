@@ -19,6 +19,7 @@ RATIO = "train/ratio"
 APPROX_KL = "train/approx_kl"
 LOG_STD_MAX = "train/log_std_max"  # largest log-std of a Gaussian policy (the live hook reports it)
 STEP_REWARD = "rollout/average_step_reward"
+STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX)  # what the policy-std detector reads: a steady climb, not a change point
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
 WATCHDOG_ONSET = "watchdog/onset_iteration"

@@ -33,7 +33,8 @@ def test_policy_std_runaway_in_a_real_run_is_a_warning_with_its_distance_to_nan(
     """11-06-17's dist_entropy climbs from 4.3 to 125.2: a mean log-std of 40.3 per action dim, near the
     float32 overflow (about 43). The watchdog says so, with the climb rate and iterations left; the
     run itself finished, so it is no alarm."""
-    parsed = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt", steps_per_iteration=100_000)
+    parsed = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt",
+                           steps_per_iteration=steps_per_iteration(mapush_runs, "11-06-17_cuboid"))
     out = drive(parsed.records)
     found = [e for e in out.kinds("warning") if e["detector"] == "policy_std"]
     assert len(found) == 1, found
@@ -58,7 +59,8 @@ def test_other_real_runs_are_far_from_the_std_overflow(mapush_runs, run):
 def test_value_loss_onset_is_not_pulled_back_by_the_standing_std_warning(mapush_runs, onset, rate):
     """11-06-17 has warned about its std since iteration 1075 (climb onset: iteration 5). A value-loss
     divergence spliced in after that is still dated by the value loss, not by the std warning."""
-    records = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt", steps_per_iteration=100_000).records
+    records = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt",
+                           steps_per_iteration=steps_per_iteration(mapush_runs, "11-06-17_cuboid")).records
     for rec in records:
         if rec.iteration >= onset:
             rec.metrics["train/value_loss"] *= rate ** (rec.iteration - onset)
