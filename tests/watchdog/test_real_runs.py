@@ -57,7 +57,7 @@ def test_other_real_runs_are_far_from_the_std_overflow(mapush_runs, run):
 
 @pytest.mark.parametrize(("onset", "rate"), [(1100, 1.03), (1150, 1.06), (1200, 1.1)])
 def test_value_loss_onset_is_not_pulled_back_by_the_standing_std_warning(mapush_runs, onset, rate):
-    """11-06-17 has warned about its std since iteration 1075 (climb onset: iteration 5). A value-loss
+    """11-06-17 has warned about its std since iteration 1075 (climb onset: iteration 85). A value-loss
     divergence spliced in after that is still dated by the value loss, not by the std warning."""
     records = parse_log_txt(mapush_runs / "11-06-17_cuboid" / "log.txt",
                            steps_per_iteration=steps_per_iteration(mapush_runs, "11-06-17_cuboid")).records
