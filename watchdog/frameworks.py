@@ -198,12 +198,12 @@ def transform(value: float, how: str | None) -> float:
 class RecordAssembler:
     """Points of a framework's series -> one record per PPO iteration, oldest first.
 
-    The value-loss series (else the first mapped loss) sets the iteration grid: a point logged
+    The value-loss series (else the first mapped key) sets the iteration grid: a point logged
     between two of its steps (CleanRL's per-episode returns, rl_games' rewards) joins the next
     grid step, several values of one key in one iteration are averaged (skrl's agents too). A step
     going backwards (a resumed run's restart) starts a new segment. Iterations: rsl_rl's step is
     the iteration; otherwise the grid's step size (the greatest common divisor of its steps) is
-    one iteration, the first logged at one step size (iteration 0).
+    one iteration and the first grid step is iteration 0.
     """
 
     def __init__(self, det: Detected):
@@ -214,6 +214,7 @@ class RecordAssembler:
         self.anchors: set[tuple[int, int]] = set()
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
+        self._first = 0
         self._emitted: tuple[int, int] = (-1, -1)
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
@@ -258,18 +259,21 @@ class RecordAssembler:
         return out
 
     def _fix_step_size(self) -> None:
+        """Once, from the grid seen so far: the step size (gcd) and the first grid step's iteration."""
         if self.step_size is None and self.det.step_unit != "iterations":
-            steps = [s for _, s in self.anchors if s > 0]
-            if steps:
-                size = 0
-                for s in steps:
-                    size = math.gcd(size, s)
+            size = 0
+            for _, s in self.anchors:
+                size = math.gcd(size, s)
+            if size:
                 self.step_size = size
+                self._first = min(s for _, s in self.anchors) // size
 
     def _iteration(self, step: int) -> int:
+        """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a
+        framework logs an iteration at its start (rl_games: frame 0) or at its end (SB3, CleanRL)."""
         if self.det.step_unit == "iterations" or not self.step_size:
             return step
-        return max(step // self.step_size - 1, 0)
+        return max(step // self.step_size - self._first, 0)
 
 
 def assemble(scalars: Mapping[str, object], det: Detected) -> tuple[list, int | None]:
@@ -368,6 +372,7 @@ _RSL_RL_CKPT = re.compile(r"^model_(\d+)\.pt$")
 _SKRL_CKPT = re.compile(r"^agent_(\d+)\.pt$")
 _SB3_CKPT = re.compile(r"^.*?_(\d+)_steps\.zip$")
 _RL_GAMES_CKPT = re.compile(r"^(?:last_)?.*?_ep_(\d+)(?:_rew_.*)?\.pth$")
+_RL_GAMES_FRAME_CKPT = re.compile(r"^(?:last_)?.*?_frame_(\d+)(?:_rew_.*)?\.pth$")
 
 
 def _files(root: Path, pattern: re.Pattern, depth: int) -> list[tuple[int, Path]]:
@@ -412,6 +417,7 @@ def list_framework_checkpoints(framework: str, run_dir: Path, *, epoch_steps: Ma
             step = (epoch_steps or {}).get(epoch) or (epoch * step_size if step_size else None)
             if step is not None:
                 found.append((step, path))
+        found += _files(base / "nn", _RL_GAMES_FRAME_CKPT, 0)
     else:
         return []
     return sorted(((step, framework, path) for step, path in found), key=lambda t: (t[0], str(t[2])))
