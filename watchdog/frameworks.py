@@ -115,16 +115,42 @@ def _openrl_key(tag: str) -> str | None:
 
 @dataclass
 class Detected:
-    """What a run's tags say about where it came from."""
+    """What a run's tags say about where it came from, and how each of its tags maps to our keys."""
 
     framework: str  # a FRAMEWORK_NAMES entry, or "custom" for a user tag map alone, or "unknown"
     version: str | None = None
     step_unit: str = "env steps"
-    mapping: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # raw tag -> (our key, transform)
+    user_map: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)  # raw tag -> (key, transform)
 
     @property
     def framework_label(self) -> str:
         return f"{self.framework} {self.version}" if self.version else self.framework
+
+    @property
+    def recognised(self) -> bool:
+        return self.framework != "unknown"
+
+    def target(self, tag: str) -> tuple[str, str | None] | None:
+        """(our key, transform) for a raw tag, None when we do not read it; tags seen later too."""
+        if tag not in self.mapping:
+            self.mapping[tag] = self._resolve(tag)
+        return self.mapping[tag]
+
+    def _resolve(self, tag: str) -> tuple[str, str | None] | None:
+        our = self.user_map.get(tag) or self.user_map.get(normalize_key(tag))
+        if our:
+            return our, None
+        if self.framework == OPENRL:
+            key = _openrl_key(tag)
+            return (key, None) if key else None
+        fw = FRAMEWORKS.get(self.framework)
+        base = _base_tag(tag, fw) if fw else None
+        return (fw.tags[base], fw.transforms.get(base)) if fw and base in fw.tags else None
+
+    def keys(self) -> set[str]:
+        """Our keys among the tags mapped so far."""
+        return {t[0] for t in self.mapping.values() if t}
 
 
 def _base_tag(tag: str, fw: Framework) -> str:
@@ -143,29 +169,22 @@ def detect(tags: Iterable[str], *, forced: str = "auto", user_map: Mapping[str, 
     """The framework whose tag map covers most of ``tags`` (OpenRL on a tie), plus the user's map."""
     tags = list(tags)
     user_map = dict(user_map or {})
-    openrl_score = sum(1 for t in tags if _openrl_key(t))
     if forced != "auto":
         name = forced
     else:
+        openrl_score = sum(1 for t in tags if _openrl_key(t))
         scores = {name: _score(fw, tags) for name, fw in FRAMEWORKS.items()}
         best = max(scores, key=lambda n: scores[n])
         name = best if scores[best] > openrl_score else (OPENRL if openrl_score else "unknown")
-    if name == OPENRL:
-        det = Detected(OPENRL, step_unit="env steps")
-        det.mapping = {t: (k, None) for t in tags if (k := _openrl_key(t))}
-    elif name in FRAMEWORKS:
-        fw = FRAMEWORKS[name]
-        det = Detected(name, _version(fw, tags), fw.step_unit)
-        for t in tags:
-            base = _base_tag(t, fw)
-            if base in fw.tags:
-                det.mapping[t] = (fw.tags[base], fw.transforms.get(base))
+    if name in FRAMEWORKS:
+        det = Detected(name, _version(FRAMEWORKS[name], tags), FRAMEWORKS[name].step_unit, user_map)
+    elif name == OPENRL:
+        det = Detected(OPENRL, step_unit="env steps", user_map=user_map)
     else:
-        det = Detected("custom" if user_map else "unknown")
+        det = Detected("custom" if any(t in user_map or normalize_key(t) in user_map for t in tags) else "unknown",
+                       user_map=user_map)
     for t in tags:
-        our = user_map.get(t) or user_map.get(normalize_key(t))
-        if our:
-            det.mapping[t] = (our, None)
+        det.target(t)
     return det
 
 
@@ -198,7 +217,8 @@ def transform(value: float, how: str | None) -> float:
 class RecordAssembler:
     """Points of a framework's series -> one record per PPO iteration, oldest first.
 
-    The value-loss series (else the first mapped key) sets the iteration grid: a point logged
+    The value-loss series (a run without one: its most logged key, at the end) sets the iteration
+    grid: a point logged
     between two of its steps (CleanRL's per-episode returns, rl_games' rewards) joins the next
     grid step, several values of one key in one iteration are averaged (skrl's agents too). A step
     going backwards (a resumed run's restart) starts a new segment. Iterations: rsl_rl's step is
@@ -208,10 +228,8 @@ class RecordAssembler:
 
     def __init__(self, det: Detected):
         self.det = det
-        keys = {k for k, _ in det.mapping.values()}
-        self.anchor_key = VALUE_LOSS if VALUE_LOSS in keys else next(iter(sorted(keys)), None)
         self.points: dict[tuple[int, int], dict[str, list[float]]] = {}
-        self.anchors: set[tuple[int, int]] = set()
+        self.key_steps: dict[str, set[tuple[int, int]]] = {}  # our key -> its (segment, step)s not yet emitted
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
@@ -219,7 +237,7 @@ class RecordAssembler:
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """Add one series' new points (raw tag; unmapped tags are ignored)."""
-        target = self.det.mapping.get(tag)
+        target = self.det.target(tag)
         if target is None:
             return
         key, how = target
@@ -230,20 +248,20 @@ class RecordAssembler:
                 segment += 1
             previous = step
             self.points.setdefault((segment, step), {}).setdefault(key, []).append(transform(float(value), how))
-            if key == self.anchor_key:
-                self.anchors.add((segment, step))
+            self.key_steps.setdefault(key, set()).add((segment, step))
         self._segment[tag] = (segment, previous)
 
     def records(self, *, final: bool) -> list:
         """Complete records not returned before; without ``final`` the newest grid step waits."""
         from watchdog.signals import MetricRecord
 
-        grid = sorted(a for a in self.anchors if a > self._emitted)
+        anchors = self._anchors(final)
+        grid = sorted(a for a in anchors if a > self._emitted)
         if not final and grid:
             grid = grid[:-1]
         if not grid:
             return []
-        self._fix_step_size()
+        self._fix_step_size(anchors)
         out, positions, i = [], sorted(self.points), 0
         for anchor in grid:
             merged: dict[str, list[float]] = {}
@@ -254,19 +272,26 @@ class RecordAssembler:
             segment, step = anchor
             metrics = {k: (v[0] if len(v) == 1 else math.fsum(v) / len(v)) for k, v in merged.items()}
             out.append(MetricRecord(self._iteration(step), step, metrics))
-            self.anchors.discard(anchor)
             self._emitted = anchor
+        for steps in self.key_steps.values():
+            steps.difference_update([p for p in steps if p <= self._emitted])
         return out
 
-    def _fix_step_size(self) -> None:
+    def _anchors(self, final: bool) -> set[tuple[int, int]]:
+        """The grid: the value loss's steps; a run without one, at its end, its most logged key's."""
+        if VALUE_LOSS in self.key_steps or not final or not self.key_steps:
+            return self.key_steps.get(VALUE_LOSS, set())
+        return max(self.key_steps.values(), key=len)
+
+    def _fix_step_size(self, anchors: set[tuple[int, int]]) -> None:
         """Once, from the grid seen so far: the step size (gcd) and the first grid step's iteration."""
         if self.step_size is None and self.det.step_unit != "iterations":
             size = 0
-            for _, s in self.anchors:
+            for _, s in anchors:
                 size = math.gcd(size, s)
             if size:
                 self.step_size = size
-                self._first = min(s for _, s in self.anchors) // size
+                self._first = min(s for _, s in anchors) // size
 
     def _iteration(self, step: int) -> int:
         """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a

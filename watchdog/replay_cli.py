@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
@@ -58,10 +59,12 @@ _VERDICT_ORDER = {"unrecognised": 0, "diverged": 0, "warning": 1, "healthy": 2}
 
 
 def _short_names(runs: list[str]) -> dict[str, str]:
-    """The run folder's name, with its parent's where names repeat (SB3's PPO_1, rl_games' summaries)."""
+    """The run folder's name; where names repeat (SB3's PPO_1), its path below the runs' common folder."""
     names = {r: Path(r).name for r in runs}
-    repeated = {n for n in names.values() if list(names.values()).count(n) > 1}
-    return {r: ("/".join(Path(r).parts[-2:]) if n in repeated else n) for r, n in names.items()}
+    if len(set(names.values())) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(Path(r).resolve()) for r in runs]))
+    return {r: str(Path(r).resolve().relative_to(common)) or names[r] for r in runs}
 
 
 def _by_verdict(reports) -> list:
