@@ -126,10 +126,10 @@ def cleanrl_runs() -> None:
                     r = r * REWARD_SCALE
                 rew_buf[t] = torch.tensor(r, dtype=torch.float32)
                 next_obs, next_done = torch.tensor(o, dtype=torch.float32), torch.tensor(term | trunc, dtype=torch.float32)
-                if "episode" in info:
-                    for i in np.flatnonzero(info["_episode"]):
-                        writer.add_scalar("charts/episodic_return", info["episode"]["r"][i], global_step)
-                        writer.add_scalar("charts/episodic_length", info["episode"]["l"][i], global_step)
+                for final in info.get("final_info", ()):  # gymnasium 0.29: finished sub-envs' infos
+                    if final and "episode" in final:
+                        writer.add_scalar("charts/episodic_return", final["episode"]["r"], global_step)
+                        writer.add_scalar("charts/episodic_length", final["episode"]["l"], global_step)
             with torch.no_grad():
                 next_value = critic(next_obs).flatten()
                 adv = torch.zeros_like(rew_buf)
