@@ -11,11 +11,12 @@ rule where the value targets are not normalised. OpenRL (MAPush) keeps its own p
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
+
+import numpy as np
 
 from watchdog.signals import (
     APPROX_KL,
@@ -200,98 +201,104 @@ def signals_found(keys: Iterable[str]) -> tuple[list[str], list[str]]:
     return found, [name for name in SIGNALS if name not in found]
 
 
-def transform(value: float, how: str | None) -> float:
-    """A framework's number in our key's convention (SB3's -entropy; std -> log-std)."""
+def transform(values: np.ndarray, how: str | None) -> np.ndarray:
+    """A framework's numbers in our key's convention (SB3's -entropy; std -> log-std; NaN stays NaN)."""
     if how == _NEGATE:
-        return -value
+        return -values
     if how == _LOG:
-        if math.isnan(value):
-            return value
-        return math.log(value) if value > 0 else -math.inf
-    return value
+        positive = values > 0
+        logged = np.log(np.where(positive, values, 1.0))
+        return np.where(positive, logged, np.where(np.isnan(values), np.nan, -np.inf))
+    return values
 
 
 # --------------------------------------------------------------------------------------------- records
+
+_SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 per point
 
 
 class RecordAssembler:
     """Points of a framework's series -> one record per PPO iteration, oldest first.
 
     The value-loss series (a run without one: its most logged key, at the end) sets the iteration
-    grid: a point logged
-    between two of its steps (CleanRL's per-episode returns, rl_games' rewards) joins the next
-    grid step, several values of one key in one iteration are averaged (skrl's agents too). A step
-    going backwards (a resumed run's restart) starts a new segment. Iterations: rsl_rl's step is
-    the iteration; otherwise the grid's step size (the greatest common divisor of its steps) is
-    one iteration and the first grid step is iteration 0.
+    grid: a point logged between two of its steps (CleanRL's per-episode returns, rl_games' rewards)
+    joins the next grid step, several values of one key in one iteration are averaged (skrl's agents
+    too). A step going backwards (a resumed run's restart) starts a new segment. Iterations: rsl_rl's
+    step is the iteration; otherwise the grid's step size (the greatest common divisor of its steps)
+    is one iteration and the first grid step is iteration 0. Vectorised per series (numpy): a
+    replay of a long run costs about what OpenRL's own path does.
     """
 
     def __init__(self, det: Detected):
         self.det = det
-        self.points: dict[tuple[int, int], dict[str, list[float]]] = {}
-        self.key_steps: dict[str, set[tuple[int, int]]] = {}  # our key -> its (segment, step)s not yet emitted
+        self.pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # our key -> [(positions, values)]
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
-        self._emitted: tuple[int, int] = (-1, -1)
+        self._emitted = -1  # position of the newest grid step returned
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """Add one series' new points (raw tag; unmapped tags are ignored)."""
         target = self.det.target(tag)
-        if target is None:
+        steps = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.int64)
+        if target is None or not len(steps):
             return
         key, how = target
+        vals = transform(np.asarray(values, dtype=np.float64), how)
         segment, previous = self._segment.get(tag, (0, None))
-        for step, value in zip(steps, values):
-            step = int(step)
-            if previous is not None and step < previous:
-                segment += 1
-            previous = step
-            self.points.setdefault((segment, step), {}).setdefault(key, []).append(transform(float(value), how))
-            self.key_steps.setdefault(key, set()).add((segment, step))
-        self._segment[tag] = (segment, previous)
+        back = np.empty(len(steps), dtype=np.int64)
+        back[0] = previous is not None and steps[0] < previous
+        back[1:] = np.diff(steps) < 0
+        segments = segment + np.cumsum(back)
+        self._segment[tag] = (int(segments[-1]), int(steps[-1]))
+        self.pending.setdefault(key, []).append((segments * _SEGMENT + steps, vals))
 
     def records(self, *, final: bool) -> list:
         """Complete records not returned before; without ``final`` the newest grid step waits."""
         from watchdog.signals import MetricRecord
 
-        anchors = self._anchors(final)
-        grid = sorted(a for a in anchors if a > self._emitted)
-        if not final and grid:
-            grid = grid[:-1]
-        if not grid:
+        series = {k: (np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts]))
+                  for k, parts in self.pending.items() if parts}
+        grid = self._grid(series, final)
+        if not len(grid):
             return []
-        self._fix_step_size(anchors)
-        out, positions, i = [], sorted(self.points), 0
-        for anchor in grid:
-            merged: dict[str, list[float]] = {}
-            while i < len(positions) and positions[i] <= anchor:
-                for key, vals in self.points.pop(positions[i]).items():
-                    merged.setdefault(key, []).extend(vals)
-                i += 1
-            segment, step = anchor
-            metrics = {k: (v[0] if len(v) == 1 else math.fsum(v) / len(v)) for k, v in merged.items()}
+        self._fix_step_size(grid)
+        columns: dict[str, tuple[list, list]] = {}
+        for key, (pos, vals) in series.items():
+            idx = np.searchsorted(grid, pos, side="left")
+            done = idx < len(grid)
+            counts = np.bincount(idx[done], minlength=len(grid))
+            sums = np.bincount(idx[done], weights=vals[done], minlength=len(grid))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                columns[key] = ((sums / np.maximum(counts, 1)).tolist(), (counts > 0).tolist())
+            self.pending[key] = [(pos[~done], vals[~done])] if (~done).any() else []
+        out = []
+        for g, position in enumerate(grid.tolist()):
+            step = position % _SEGMENT
+            metrics = {k: means[g] for k, (means, has) in columns.items() if has[g]}
             out.append(MetricRecord(self._iteration(step), step, metrics))
-            self._emitted = anchor
-        for steps in self.key_steps.values():
-            steps.difference_update([p for p in steps if p <= self._emitted])
+        self._emitted = int(grid[-1])
         return out
 
-    def _anchors(self, final: bool) -> set[tuple[int, int]]:
-        """The grid: the value loss's steps; a run without one, at its end, its most logged key's."""
-        if VALUE_LOSS in self.key_steps or not final or not self.key_steps:
-            return self.key_steps.get(VALUE_LOSS, set())
-        return max(self.key_steps.values(), key=len)
+    def _grid(self, series: dict, final: bool) -> np.ndarray:
+        """The value loss's positions after the last one returned (a run without a value loss, at its
+        end: its most logged key's); without ``final``, all but the newest."""
+        key = VALUE_LOSS if VALUE_LOSS in series or not final or not series else \
+            max(series, key=lambda k: len(series[k][0]))
+        if key not in series:
+            return np.empty(0, dtype=np.int64)
+        grid = np.unique(series[key][0])
+        grid = grid[grid > self._emitted]
+        return grid if final else grid[:-1]
 
-    def _fix_step_size(self, anchors: set[tuple[int, int]]) -> None:
-        """Once, from the grid seen so far: the step size (gcd) and the first grid step's iteration."""
+    def _fix_step_size(self, grid: np.ndarray) -> None:
+        """Once, from the first grid: the step size (gcd of its steps) and the first step's iteration."""
         if self.step_size is None and self.det.step_unit != "iterations":
-            size = 0
-            for _, s in anchors:
-                size = math.gcd(size, s)
+            steps = grid % _SEGMENT
+            size = int(np.gcd.reduce(steps)) if len(steps) else 0
             if size:
                 self.step_size = size
-                self._first = min(s for _, s in anchors) // size
+                self._first = int(steps.min()) // size
 
     def _iteration(self, step: int) -> int:
         """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a
@@ -305,7 +312,7 @@ def assemble(scalars: Mapping[str, object], det: Detected) -> tuple[list, int | 
     """Records (and the step size of one iteration) from a whole run's ``{raw tag: Series}``."""
     asm = RecordAssembler(det)
     for tag, series in scalars.items():
-        asm.feed(tag, series.steps.tolist(), series.values.tolist())
+        asm.feed(tag, series.steps, series.values)
     records = asm.records(final=True)
     return records, (1 if det.step_unit == "iterations" else asm.step_size)
 
