@@ -273,3 +273,14 @@ def test_watch_follows_a_fleet_of_nested_runs_of_every_framework(tmp_path):
     assert len(states) == len(RUNS) + len(FAULTED)
     assert {n for n, s in states.items() if s != "healthy"} == {r for r, *_ in FAULTED}
     watcher.close()
+
+
+def test_watch_calls_a_run_without_a_tracked_signal_unrecognised_not_healthy(tmp_path):
+    with ScalarWriter(tmp_path / "run1") as w:
+        for step in range(1, 20):
+            w.add_scalar("Perf/total_fps", 1000.0, step)
+    watcher = Watcher(tmp_path / "run1", console=WatchdogConsole(rich=False), fleet=False)
+    watcher.poll()
+    watcher.flush()
+    assert watcher.runs[0].state == UNRECOGNISED
+    watcher.close()
