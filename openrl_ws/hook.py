@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,74 +34,46 @@ from openrl_ws.snapshot import (
     save_openrl_module,
     to_state,
 )
-from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
-from watchdog.driver import ConfigSwitch, carry_out
+from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
-from watchdog.events import EVENTS_FILENAME, EventLog, make_event
 from watchdog.pipeline import Watchdog
-from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveStable, Stop
-from watchdog.signals import VALUE_LOSS, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
+from watchdog.policy import Rollback, SaveStable
+from watchdog.session import TrainingSession
+from watchdog.signals import VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
 
 
-@dataclass
-class SessionResult:
-    """How the watched run ended."""
+class WatchSession(TrainingSession):
+    """The OpenRL :class:`~watchdog.driver.Driver`: the library's session plus OpenRL's trainer.
 
-    stopped: bool = False
-    stop_reason: str = ""
-    rollbacks: int = 0
-    iterations: int = 0
-    env_steps: int = 0
-    final_record: MetricRecord | None = None
-    events: list[dict] = field(default_factory=list)
-
-
-class WatchSession:
-    """Everything the watched driver needs besides OpenRL: watchdog, stores, logs, console, faults.
-
-    It is the OpenRL :class:`~watchdog.driver.Driver`: :func:`~watchdog.driver.carry_out` calls
-    its ``save`` / ``restore`` / ``apply_config`` / ``forget`` / ``stop`` for the watchdog's actions.
+    Capture and restore go through ``openrl_ws.snapshot`` (in place, into the objects the running
+    trainer holds), the safe config through ``openrl_ws.live_config``; fault injection, torchrun
+    and OpenRL's own ``module.pt`` checkpoints are here too.
     """
 
     def __init__(self, *, watchdog: Watchdog | None, run_dir: Path, logger: RunLogger, safe: PPOConfig,
                  safe_name: str, console: WatchdogConsole, faults: FaultSchedule, seed: int,
                  save_interval_steps: int, dist: Any = None, start_iteration: int = 0,
                  run_values: dict[str, Any] | None = None):
-        self.watchdog = watchdog
+        # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
+        # keeps identical in-memory snapshots and reaches the same decisions (see that module).
+        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console,
+                         scalar=logger.add_scalar, writes_files=dist is None or dist.is_main)
         self.start_iteration = start_iteration  # > 0 when resuming: iterations and env steps continue
-        self.run_dir = Path(run_dir)
         self.logger = logger
         self.safe = safe
-        self.safe_name = safe_name
-        self.console = console
         self.faults = faults
         self.seed = seed
         self.save_interval_steps = save_interval_steps
+        self.dist = dist
         # safe-config keys a running trainer cannot take and whose value differs from this run's
         self.kept = startup_keys_kept(safe, run_values or {})
-        # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
-        # keeps identical in-memory snapshots and reaches the same decisions (see that module).
-        self.dist = dist
-        self.writes_files = dist is None or dist.is_main
-        store_root = self.run_dir / "checkpoints" / "watchdog"
-        # retention is the library registry's (policy.keep_stable), the same on every rank
-        self.store = CheckpointStore(store_root, keep_last=None) if self.writes_files else None
-        self._store_root = store_root
-        self.snapshots: dict[str, TrainingSnapshot] = {}
-        self.result = SessionResult()
-        self.events: EventLog | None = None
         self.openrl: OnPolicyDriver | None = None  # the OpenRL driver whose trainer the actions act on
         self._next_module_save = save_interval_steps
-        if watchdog is not None and self.writes_files:
-            self.events = EventLog(self.run_dir / EVENTS_FILENAME)
-            watchdog.listeners += [self.events, console, self.result.events.append]
-        elif watchdog is not None:
-            watchdog.listeners.append(self.result.events.append)
 
     # --- per iteration --------------------------------------------------------------------------
 
@@ -114,26 +85,16 @@ class WatchSession:
 
     def end_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
         """Judge the iteration and act; returns False to stop training."""
-        self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
-        self.result.final_record = record
-        if self.watchdog is None:
-            return True
-        if self.dist is not None:  # the same record on every rank -> the same decisions
+        if self.dist is not None and self.watchdog is not None:  # the same record on every rank
             record = self.dist.reduce_record(record)
-            self.result.final_record = record
-        if self.events is not None:
-            self.events.write(make_event("metrics", iteration=record.iteration, env_steps=record.env_steps,
-                                         state=self.watchdog.state.value, metrics=record.to_dict()["metrics"]))
-        actions = self.watchdog.observe(record)
+        self.openrl = driver
+        keep_going = self.observe(record)
+        self._maybe_save_module(driver, record)
+        return keep_going
+
+    def check_agreement(self, actions: list) -> None:
         if self.dist is not None:
             self.dist.agree_actions(actions)  # raises InternalError if ranks decided differently
-        self.openrl = driver
-        keep_going = carry_out(self.watchdog, actions, self, config_name=self.safe_name)
-        self._maybe_save_module(driver, record)
-        if self.writes_files:
-            self._log_watchdog_scalars(record)
-            self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
-        return keep_going
 
     def failed_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
         """An iteration crashed on non-finite numbers: judge it like any record. Only a rollback
@@ -144,38 +105,22 @@ class WatchSession:
             raise NonFiniteTraining("training went non-finite and the watchdog (action: alert) does not roll back")
         return keep_going
 
-    # --- the Driver contract (watchdog.driver) --------------------------------------------------
+    # --- the framework half of the Driver contract ----------------------------------------------
 
-    def save(self, action: SaveStable, watchdog_state) -> str | None:
-        """Snapshot the trainer into memory (every rank) and, on rank 0, into the store on disk."""
-        tag = action.tag
-        self.snapshots[tag] = snap = capture(self.openrl.trainer,
-                                             extra={"iteration": action.iteration, "env_steps": action.env_steps})
-        if self.store is None:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
-            return str(self._store_root / tag)
-        try:
-            info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
-                                                         "stable": True, "watchdog": watchdog_state()})
-        except OSError as exc:  # disk full, read-only: keep training on the in-memory snapshot
-            self.console.message(
-                f"watchdog: could not write stable checkpoint {self.store.root / tag}: {exc.strerror or exc}; "
-                "the checkpoints already on disk are intact and rollbacks use the in-memory copy - free "
-                "space or fix permissions to get disk checkpoints again", style="bold red")
-            log.warning("stable checkpoint %s not written: %s", tag, exc)
-            return None
-        return str(info.path)
+    def capture(self, action: SaveStable) -> TrainingSnapshot:
+        return capture(self.openrl.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
 
-    def restore(self, action: Rollback) -> None:
+    def to_state(self, snap: TrainingSnapshot) -> dict:
+        return to_state(snap)
+
+    def from_state(self, state: dict) -> TrainingSnapshot:
+        return from_state(state)
+
+    def restore_snapshot(self, snap: TrainingSnapshot, action: Rollback) -> None:
         """Weights, optimizers and hot params back in place; fresh RNG, env and rollout buffer."""
-        tag = action.target.tag
-        snap = self.snapshots.get(tag)
-        if snap is None:  # e.g. after a resume: the copy on disk (rank 0's; all ranks share run_dir)
-            state, _ = load_checkpoint(action.target.path or self._store_root / tag)
-            snap = from_state(state)
         restore(self.openrl.trainer, snap)
         reseed(self.seed + 7919 * action.number + action.from_iteration)
         reset_rollout(self.openrl)  # the env and buffer may hold the NaN/garbage that caused the alarm
-        self.result.rollbacks = action.number
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         """The safe config's live keys, learning rates scaled by ``action.lr_scale``."""
@@ -190,20 +135,7 @@ class WatchSession:
                 changes[key] = (changes.get(key, (old, new))[0], new)
         return ConfigSwitch(changes, kept)
 
-    def forget(self, ref: CheckpointRef, *, abandoned: bool) -> None:
-        """Drop the memory copy; on disk, delete (retention) or mark as abandoned (kept for the record)."""
-        self.snapshots.pop(ref.tag, None)
-        if self.store is None:
-            return
-        if abandoned:
-            self.store.mark_unstable(ref.tag, reason=f"abandoned by rollback {self.result.rollbacks}")
-        else:
-            self.store.delete(ref.tag)
-
-    def stop(self, action: Stop) -> None:
-        self.result.stopped, self.result.stop_reason = True, action.reason
-
-    # --- the rest -------------------------------------------------------------------------------
+    # --- OpenRL's own checkpoints ---------------------------------------------------------------
 
     def _maybe_save_module(self, driver: OnPolicyDriver, record: MetricRecord) -> None:
         """OpenRL-compatible ``rl_model_<steps>_steps/module.pt`` every ``save_interval_steps``."""
@@ -215,20 +147,6 @@ class WatchSession:
 
     def save_module(self, driver: OnPolicyDriver, env_steps: int) -> Path:
         return save_openrl_module(driver.trainer.algo_module, openrl_checkpoint_dir(self.run_dir / "checkpoints", env_steps))
-
-    def _log_watchdog_scalars(self, record: MetricRecord) -> None:
-        self.logger.add_scalar(WATCHDOG_STATE, STATE_CODES[self.watchdog.state], record.env_steps)
-        self.logger.add_scalar(WATCHDOG_ROLLBACKS, self.watchdog.policy.rollbacks, record.env_steps)
-        onset = next((e.get("onset_iteration") for e in reversed(self.result.events) if e["event"] == "alarm"), None)
-        if onset is not None:
-            self.logger.add_scalar(WATCHDOG_ONSET, onset, record.env_steps)
-
-    def close(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.end(stopped=self.result.stopped, reason=self.result.stop_reason,
-                              iterations=self.result.iterations, env_steps_spent=self.result.env_steps)
-        if self.events is not None:
-            self.events.close()
 
 
 def reset_rollout(driver: OnPolicyDriver) -> None:
