@@ -84,7 +84,7 @@ CLEANRL = Framework(
     {"losses/value_loss": VALUE_LOSS, "losses/policy_loss": POLICY_LOSS, "losses/entropy": POLICY_ENTROPY,
      "losses/approx_kl": APPROX_KL, "losses/clipfrac": CLIP_FRACTION,
      "losses/explained_variance": EXPLAINED_VARIANCE, "charts/learning_rate": LEARNING_RATE,
-     "charts/episodic_return": EPISODE_RETURN},
+     "charts/episodic_return": EPISODE_RETURN, "charts/episode_reward": EPISODE_RETURN},  # the latter: before 2021
     "env steps", False,
 )
 RL_GAMES = Framework(
