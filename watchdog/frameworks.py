@@ -379,7 +379,7 @@ def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
         flag = cfg.tags.value_targets_normalized
         return flag, f"tags.value_targets_normalized: {str(flag).lower()}"
     normalized = info.get("value_targets_normalized")
-    why = info.get("value_normalization") or "OpenRL/MAPush: value normaliser on by default"
+    why = info.get("value_normalization") or value_normalization(info.get("framework", OPENRL), None)[1]
     return normalized is not False, why
 
 

@@ -160,6 +160,9 @@ def _note_signals(data: RunData) -> None:
     found, absent = signals_found(keys)
     data.info.setdefault("framework", OPENRL)
     data.info.setdefault("step_unit", "env steps")
+    if "value_targets_normalized" not in data.info:
+        normalized, why = value_normalization(data.info["framework"], None)
+        data.info["value_targets_normalized"], data.info["value_normalization"] = normalized, why
     data.info["keys"] = sorted(keys)
     data.info["signals_found"], data.info["signals_absent"] = found, absent
 
