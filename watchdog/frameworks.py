@@ -443,16 +443,30 @@ def list_framework_checkpoints(framework: str, run_dir: Path, *, epoch_steps: Ma
     elif framework == "sb3":
         found = _files(run_dir, _SB3_CKPT, 2)
     elif framework == "rl_games":
-        base = run_dir.parent if run_dir.name == "summaries" else run_dir
-        found = []
-        for epoch, path in _files(base / "nn", _RL_GAMES_CKPT, 0):
+        nn = (run_dir.parent if run_dir.name == "summaries" else run_dir) / "nn"
+        named = _files(nn, _RL_GAMES_CKPT, 0)
+        frames = _files(nn, _RL_GAMES_FRAME_CKPT, 0)
+        best = [(_rl_games_epoch(p), p) for p in sorted(nn.glob("*.pth")) if p not in {q for _, q in named + frames}]
+        found = list(frames)
+        for epoch, path in named + [(e, p) for e, p in best if e is not None]:
             step = (epoch_steps or {}).get(epoch) or (epoch * step_size if step_size else None)
             if step is not None:
                 found.append((step, path))
-        found += _files(base / "nn", _RL_GAMES_FRAME_CKPT, 0)
     else:
         return []
     return sorted(((step, framework, path) for step, path in found), key=lambda t: (t[0], str(t[2])))
+
+
+def _rl_games_epoch(path: Path) -> int | None:
+    """The epoch an rl_games checkpoint without one in its name (the best, ``nn/<name>.pth``) holds."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - unreadable: not listed (a listed one is checked again anyway)
+        return None
+    epoch = state.get("epoch") if isinstance(state, Mapping) else None
+    return int(epoch) if isinstance(epoch, int) else None
 
 
 def check_framework_checkpoint(path: Path) -> str | None:

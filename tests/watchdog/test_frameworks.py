@@ -284,3 +284,14 @@ def test_watch_calls_a_run_without_a_tracked_signal_unrecognised_not_healthy(tmp
     watcher.flush()
     assert watcher.runs[0].state == UNRECOGNISED
     watcher.close()
+
+
+def test_rl_games_best_checkpoint_is_placed_by_the_epoch_it_holds(tmp_path):
+    """``nn/<name>.pth`` (saved on a new best reward) has no step in its name; its own ``epoch`` places it."""
+    run = tmp_path / "pendulum_ppo"
+    shutil.copytree(DATA / FAULTED[4][0], run)
+    (named,) = run.glob("nn/last_pendulum_ep_50_*.pth")
+    named.rename(run / "nn" / "pendulum.pth")
+    report = replay_run(run)
+    assert Path(report.recommended_checkpoint["path"]).name == "pendulum.pth"
+    assert report.recommended_checkpoint["step"] == 49 * 128  # epoch 50 is logged at its start, frame 6272
