@@ -179,12 +179,12 @@ class RunFollower:
         """Name the framework from the tags seen so far; until then hold the points (False)."""
         if self.detected is not None:
             return True
-        self.tags_seen.update(normalize_key(t) for t in new)
+        self.tags_seen.update(new)
         for tag, (steps, values) in new.items():
             held = self._held.setdefault(tag, ([], []))
             held[0].extend(steps)
             held[1].extend(values)
-        det = detect(self.tags_seen | set(new), forced=self.tags.framework, user_map=self.tags.map)
+        det = detect(self.tags_seen, forced=self.tags.framework, user_map=self.tags.map)
         if not det.recognised:
             return False
         self.detected = det
