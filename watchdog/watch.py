@@ -44,6 +44,7 @@ WATCHER = VirtualDriver()
 WOULD_SWITCH_TO = "cfgs/ppo_safe.yaml"
 EVENT_PREFIX = "events.out.tfevents."
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
+HOLD_POINTS = 100_000  # points kept per run while no tag we read has appeared (SB3's first dump: time/* only)
 MAX_NESTED_DEPTH = 5  # folders of runs inside the parent (logs/rsl_rl/<experiment>/<run>), searched when re-listing
 # A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
 # list it again next poll. Network filesystems (attribute caching) rely on the periodic rescan.
@@ -184,6 +185,8 @@ class RunFollower:
             held = self._held.setdefault(tag, ([], []))
             held[0].extend(steps)
             held[1].extend(values)
+        if sum(len(steps) for steps, _ in self._held.values()) > HOLD_POINTS:
+            self._held = {}  # a log of something else: keep its tag names (for the report), not its points
         det = detect(self.tags_seen, forced=self.tags.framework, user_map=self.tags.map)
         if not det.recognised:
             return False
