@@ -295,3 +295,15 @@ def test_rl_games_best_checkpoint_is_placed_by_the_epoch_it_holds(tmp_path):
     report = replay_run(run)
     assert Path(report.recommended_checkpoint["path"]).name == "pendulum.pth"
     assert report.recommended_checkpoint["step"] == 49 * 128  # epoch 50 is logged at its start, frame 6272
+
+
+@pytest.mark.parametrize(("params", "rule"), [
+    ("agent:\n  value_preprocessor: RunningStandardScaler\n", True),  # Isaac Lab's skrl configs
+    ("agent:\n  value_preprocessor: null\n", False),
+])
+def test_skrl_value_rule_follows_the_runs_value_preprocessor(tmp_path, params, rule):
+    run = tmp_path / "run"
+    shutil.copytree(DATA / RUNS[4][0], run)
+    (run / "params").mkdir()
+    (run / "params" / "agent.yaml").write_text(params)
+    assert replay_run(run).run_info["value_loss_rule"] is rule
