@@ -169,6 +169,36 @@ class PolicyConfig(BaseModel):
     )
 
 
+_FRAMEWORK_CHOICES = ("auto", "openrl", "rsl_rl", "sb3", "cleanrl", "rl_games", "skrl")
+
+
+class TagsConfig(BaseModel):
+    """Which framework wrote a run's TensorBoard tags, and a user's own tag map for anything else."""
+
+    model_config = _STRICT
+    framework: Literal[_FRAMEWORK_CHOICES] = Field(  # type: ignore[valid-type]
+        "auto", description="auto: detected from the tags; or name it (openrl, rsl_rl, sb3, cleanrl, rl_games, skrl)."
+    )
+    map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Their tag -> our key (e.g. 'losses/vf': train/value_loss), on top of the framework's own map.",
+    )
+    value_targets_normalized: bool | None = Field(
+        None, description="Are the run's value targets normalised? null: the framework's default or the run's "
+                          "params; false switches the absolute value-loss rule off, true keeps it on.",
+    )
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> "TagsConfig":
+        from watchdog.frameworks import MAPPABLE_KEYS
+
+        for tag, key in self.map.items():
+            if key not in MAPPABLE_KEYS:
+                raise ValueError(f"map: '{tag}' -> '{key}' is not a metric key we read "
+                                 f"(legal: {', '.join(MAPPABLE_KEYS)})")
+        return self
+
+
 class WatchdogConfig(BaseModel):
     """Everything in ``cfgs/watchdog.yaml``."""
 
@@ -184,6 +214,7 @@ class WatchdogConfig(BaseModel):
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     nonfinite: NonFiniteConfig = Field(default_factory=NonFiniteConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    tags: TagsConfig = Field(default_factory=TagsConfig)
 
 
 # --- PPO configs --------------------------------------------------------------------------------

@@ -14,10 +14,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from watchdog.config import WatchdogConfig
+from watchdog.config import TagsConfig, WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, Verdict
 from watchdog.errors import CheckpointError, InputError
 from watchdog.events import EVENTS_FILENAME, _jsonable, read_events
+from watchdog.frameworks import (
+    FRAMEWORKS,
+    OPENRL,
+    assemble,
+    check_framework_checkpoint,
+    config_for_run,
+    detect,
+    framework_resume_command,
+    list_framework_checkpoints,
+    signals_found,
+    value_normalization,
+    value_rule,
+)
 from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
@@ -26,9 +39,11 @@ from watchdog.signals import MetricRecord
 
 log = logging.getLogger(__name__)
 
+UNRECOGNISED = "unrecognised"  # verdict of a run in which no tracked signal was found
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
 SAFE_CONFIG = "cfgs/ppo_safe.yaml"
 _OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
+EVENT_PREFIX = "events.out.tfevents."
 
 
 # --------------------------------------------------------------------------- loading
@@ -42,46 +57,114 @@ class RunData:
     source: str  # "events" | "tensorboard" | "log.txt"
     warnings: list[str] = field(default_factory=list)
     steps_per_iteration: int | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # task, num_envs when known
+    # task, num_envs when known; framework, framework_label, step_unit, keys, signals_found,
+    # signals_absent, tags_seen, value_targets_normalized, value_normalization (see load_run)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+MAX_RUN_DEPTH = 6  # folders below a path searched for runs
+
+
+def _holds_events(path: Path) -> bool:
+    try:
+        return any(c.name.startswith(EVENT_PREFIX) and c.is_file() for c in path.iterdir())
+    except OSError:
+        return False
+
+
+def _openrl_logs(logs: Path) -> bool:
+    """OpenRL's ``logs/``: an event file in it, or ``logs/<tag>/<tag>/`` folders (add_scalars)."""
+    if not logs.is_dir():
+        return False
+    if _holds_events(logs):
+        return True
+    try:
+        return any((c / c.name).is_dir() for c in logs.iterdir() if c.is_dir())
+    except OSError:
+        return False
 
 
 def is_run_dir(path: Path) -> bool:
-    """A run has OpenRL's log.txt, its logs/ folder, or our event log."""
-    return path.is_dir() and any((path / n).exists() for n in ("log.txt", "logs", EVENTS_FILENAME))
+    """A run: our event log, OpenRL's log.txt or logs/ folder, event files directly in it (SB3's
+    ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games)."""
+    if not path.is_dir():
+        return False
+    if (path / EVENTS_FILENAME).exists() or (path / "log.txt").exists() or _openrl_logs(path / "logs"):
+        return True
+    return _holds_events(path) or _holds_events(path / "summaries")
+
+
+def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH) -> list[Path]:
+    """The runs at or below ``path`` (nested folders of runs), not looking inside a run."""
+    if is_run_dir(path):
+        return [path]
+    if max_depth <= 0 or not path.is_dir():
+        return []
+    try:
+        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [run for child in children for run in iter_run_dirs(child, max_depth - 1)]
 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:
-    """Each path is a run, or a folder whose children are runs; anything else is bad input."""
+    """Each path is a run, or a folder with runs somewhere below it; anything else is bad input."""
     runs: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise InputError("run directory not found", path=str(path), hint="check the path")
-        if is_run_dir(path):
-            runs.append(path)
-            continue
-        children = sorted(p for p in path.iterdir() if is_run_dir(p)) if path.is_dir() else []
-        if not children:
+        found = iter_run_dirs(path)
+        if not found:
             raise InputError("not a run directory and holds no runs", path=str(path),
-                             hint="pass a folder with log.txt, logs/ or watchdog_events.jsonl")
-        runs.extend(children)
+                             hint="pass a folder with TensorBoard event files (any framework), log.txt, logs/ "
+                                  "or watchdog_events.jsonl, or a folder of such runs")
+        runs.extend(found)
     return runs
 
 
-def load_run(run_dir: str | Path) -> RunData:
-    """Records from our event log, else TensorBoard events, else log.txt (the richest first)."""
+def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
+    """Records from our event log, else TensorBoard events, else log.txt (the richest first).
+
+    A source whose records carry no tracked signal gives way to the next; when none has one, the
+    first source that had records is returned with ``info["signals_found"] == []`` and the tags it
+    saw, so the caller can say so instead of calling the run healthy.
+    """
     root = Path(run_dir)
     if not root.is_dir():
         raise InputError("run directory not found", path=str(root), hint="check the path")
     warnings: list[str] = []
+    unrecognised: RunData | None = None
     for loader in (_load_events, _load_tensorboard, _load_logtxt):
-        data = loader(root, warnings)
-        if data is not None and data.records:
+        data = loader(root, warnings) if loader is not _load_tensorboard else loader(root, warnings, tags)
+        if data is None or not data.records and not data.info.get("tags_seen"):
+            continue
+        _note_signals(data)
+        if data.info["signals_found"]:
             data.warnings = warnings + data.warnings
             return data
+        unrecognised = unrecognised or data
+    if unrecognised is not None:
+        unrecognised.warnings = warnings + unrecognised.warnings
+        return unrecognised
     detail = f" ({warnings[0]})" if warnings else ""
     raise InputError(f"no readable metrics{detail}", path=str(root),
-                     hint="expected watchdog_events.jsonl, logs/**/events.out.tfevents.* or log.txt with metrics")
+                     hint="expected watchdog_events.jsonl, TensorBoard event files or log.txt with metrics")
+
+
+def _note_signals(data: RunData) -> None:
+    """``info``: the keys the records carry, and which detector signals were found / absent."""
+    keys = set()
+    for rec in data.records:
+        keys.update(rec.metrics)
+    found, absent = signals_found(keys)
+    data.info.setdefault("framework", OPENRL)
+    data.info.setdefault("step_unit", "env steps")
+    if "value_targets_normalized" not in data.info:
+        normalized, why = value_normalization(data.info["framework"], None)
+        data.info["value_targets_normalized"], data.info["value_normalization"] = normalized, why
+    data.info["keys"] = sorted(keys)
+    data.info["signals_found"], data.info["signals_absent"] = found, absent
 
 
 def _load_events(root: Path, warnings: list[str]) -> RunData | None:
@@ -115,18 +198,30 @@ def _info_from_start(ev: dict) -> dict:
     return info
 
 
-def _load_tensorboard(root: Path, warnings: list[str]) -> RunData | None:
+def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None = None) -> RunData | None:
     from watchdog.tfevents import read_run_scalars
 
+    tags = tags or TagsConfig()
     try:
         res = read_run_scalars(root)
     except InputError:
         return None
-    records, spi = tb_records(res.scalars)
+    det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
+    if det.framework == OPENRL and not tags.map:
+        records, spi = tb_records(res.scalars)
+    else:
+        records, spi = assemble(res.scalars, det)
+    info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
+            "tags_seen": sorted(res.scalars), "step_size": spi,
+            "event_dirs": sorted({str(Path(f).parent) for f in res.files})}
+    if det.framework == "rl_games" and "info/epochs" in res.scalars:
+        series = res.scalars["info/epochs"]
+        info["epoch_steps"] = {int(e): int(s) for s, e in zip(series.steps.tolist(), series.values.tolist())}
+    normalized, why = value_normalization(det.framework, root)
+    info["value_targets_normalized"], info["value_normalization"] = normalized, why
     if not records:
         warnings.extend(res.warnings)
-        return None
-    return RunData(records, "tensorboard", list(res.warnings), spi)
+    return RunData(records, "tensorboard", list(res.warnings), spi, info)
 
 
 def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
@@ -186,6 +281,7 @@ class RunReport:
     events: list[dict] = field(default_factory=list)
     input_warnings: list[str] = field(default_factory=list)
     iterations: int = 0
+    run_info: dict = field(default_factory=dict)  # framework, step_unit, signals found/absent (run_summary)
     records: list[MetricRecord] = field(default_factory=list, repr=False)
 
     @property
@@ -197,6 +293,7 @@ class RunReport:
         keep = ("warning", "alarm", "rollback", "stop", "recovered")
         return _jsonable({
             "run": self.run, "source": self.source, "verdict": self.verdict, "final_state": self.final_state,
+            **self.run_info,
             "iterations": self.iterations, "warnings": len(self.warnings),
             "first_alarm": self.first_alarm, "online_onset": self.online_onset, "onset": self.onset,
             "first_nonfinite": self.first_nonfinite, "first_crossing": self.first_crossing,
@@ -214,11 +311,35 @@ def _strip_time(ev: dict) -> dict:
 def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunReport:
     """Load a run and drive it through the pipeline, then refine the onset and pick a checkpoint."""
     cfg = cfg or WatchdogConfig()
-    data = load_run(run_dir)
-    report = replay_records(data, cfg, run=str(run_dir))
+    data = load_run(run_dir, cfg.tags)
+    if not data.info.get("signals_found"):
+        return unrecognised_report(str(run_dir), data)
+    run_cfg = config_for_run(cfg, data.info)
+    report = replay_records(data, run_cfg, run=str(run_dir))
+    report.run_info = run_summary(data, cfg)
     if report.first_alarm is not None:
         report.onset = refine_onset(data.records, report, data.steps_per_iteration)
         recommend_checkpoint(Path(run_dir), report, data, margin_iters=cfg.policy.onset_margin_iters)
+    return report
+
+
+def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
+    """What the report says about the run's origin: framework, step unit, signals, the value rule."""
+    info = data.info
+    return {"framework": info.get("framework_label") or info.get("framework", OPENRL),
+            "step_unit": info.get("step_unit", "env steps"),
+            "signals_found": info.get("signals_found", []), "signals_absent": info.get("signals_absent", []),
+            "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1]}
+
+
+def unrecognised_report(run: str, data: RunData) -> RunReport:
+    """A run in which no tracked signal was found: never "healthy"; the tags it held are listed."""
+    report = RunReport(run=run, source=data.source, verdict=UNRECOGNISED, final_state=UNRECOGNISED,
+                       input_warnings=list(data.warnings), iterations=len(data.records))
+    report.run_info = {"framework": data.info.get("framework_label") or data.info.get("framework"),
+                       "step_unit": data.info.get("step_unit"), "signals_found": [],
+                       "signals_absent": list(data.info.get("signals_absent") or []),
+                       "tags_seen": data.info.get("tags_seen") or data.info.get("keys") or []}
     return report
 
 
@@ -338,10 +459,18 @@ def _step_of(records: list[MetricRecord], iteration: int, spi: int | None) -> in
 # --------------------------------------------------------------------------- checkpoints
 
 
-def list_checkpoints(run_dir: Path) -> list[tuple[int, str, Path]]:
-    """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step."""
+def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int, str, Path]]:
+    """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step;
+    for another framework's run (``info["framework"]``), that framework's own checkpoints."""
     from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
 
+    info = info or {}
+    if info.get("framework") in FRAMEWORKS:
+        found = []
+        for folder in [run_dir, *(Path(d) for d in info.get("event_dirs", ()) if Path(d) != run_dir)]:
+            found += list_framework_checkpoints(info["framework"], folder, epoch_steps=info.get("epoch_steps"),
+                                                step_size=info.get("step_size"))
+        return sorted(set(found), key=lambda t: (t[0], str(t[2])))
     found = []
     root = run_dir / "checkpoints"
     for parent, pattern, kind in ((root, OPENRL_CHECKPOINT_DIR, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
@@ -358,6 +487,8 @@ def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
     """None when usable (else the reason), plus config facts (task, num_envs) it carries."""
     from watchdog.checkpoints import load_checkpoint, read_openrl_module
 
+    if kind in FRAMEWORKS:
+        return check_framework_checkpoint(path), {}
     try:
         if kind == "openrl":
             module = read_openrl_module(path)
@@ -380,7 +511,7 @@ def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, mar
     limit_step = (_step_of(data.records, onset["iteration"] - margin_iters - 1, data.steps_per_iteration)
                   if margin_iters else onset_step)
     info = dict(data.info)
-    for step, kind, path in reversed(list_checkpoints(run_dir)):
+    for step, kind, path in reversed(list_checkpoints(run_dir, info)):
         if step > limit_step:
             reason = "after onset" if step > onset_step else f"less than {margin_iters} iterations before the onset"
             report.rejected_checkpoints.append({"path": str(path), "step": step, "reason": reason})
@@ -392,12 +523,15 @@ def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, mar
         for key, value in facts.items():
             info.setdefault(key, value)
         report.recommended_checkpoint = {"path": str(path), "step": step, "kind": kind}
-        report.resume_command = resume_command(path, info)
+        report.resume_command = resume_command(path, info, run_dir)
         return
 
 
-def resume_command(path: Path, info: dict) -> str:
-    """The train.py command that resumes from ``path`` under the safe config."""
+def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
+    """The command that resumes from ``path``: train.py under the safe config for OpenRL runs,
+    the framework's own way otherwise (``watchdog.frameworks.framework_resume_command``)."""
+    if info.get("framework") in FRAMEWORKS:
+        return framework_resume_command(info["framework"], path, run_dir or path.parent, info)
     target = path / "module.pt" if (path / "module.pt").is_file() else path
     cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
     if info.get("task"):

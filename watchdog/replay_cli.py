@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
@@ -24,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from watchdog.config import load_watchdog_config
-    from watchdog.replay import find_run_dirs, replay_run
+    from watchdog.replay import UNRECOGNISED, find_run_dirs, replay_run
 
     config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     cfg = load_watchdog_config(config)
@@ -35,6 +36,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         _render(reports)
     if args.plot:
         plot_report(reports[0], cfg, args.plot)
+    if any(r.verdict == UNRECOGNISED for r in reports):
+        return 2  # a run we could not judge is bad input, never "healthy"
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
 
 
@@ -45,13 +48,23 @@ def _render(reports) -> None:
     for report in reports:
         _render_one(out, report)
     if len(reports) > 1:
-        rows = [[Path(r.run).name, r.source, r.verdict, _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
+        names = _short_names([r.run for r in reports])
+        rows = [[names[r.run], r.source, r.verdict, _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
                  (r.recommended_checkpoint or {}).get("step", "-")] for r in _by_verdict(reports)]
         out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
                                      "recommended step"], rows)
 
 
-_VERDICT_ORDER = {"diverged": 0, "warning": 1, "healthy": 2}
+_VERDICT_ORDER = {"unrecognised": 0, "diverged": 0, "warning": 1, "healthy": 2}
+
+
+def _short_names(runs: list[str]) -> dict[str, str]:
+    """The run folder's name; where names repeat (SB3's PPO_1), its path below the runs' common folder."""
+    names = {r: Path(r).name for r in runs}
+    if len(set(names.values())) == len(names):
+        return names
+    common = Path(os.path.commonpath([str(Path(r).resolve()) for r in runs]))
+    return {r: str(Path(r).resolve().relative_to(common)) or names[r] for r in runs}
 
 
 def _by_verdict(reports) -> list:
@@ -70,6 +83,7 @@ def _render_one(out, report) -> None:
                 style=_VERDICT_STYLE.get(report.verdict, ""))
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
+    _render_origin(out, report)
     timeline = [e for e in report.events if e["event"] in _TIMELINE]
     if timeline:
         rows = [[e["event"], describe_event(e)] for e in timeline[:MAX_TIMELINE]]
@@ -97,6 +111,26 @@ def _render_one(out, report) -> None:
         out.message(f"  rejected {rej['path']}: {rej['reason']}", style="dim")
 
 
+def _render_origin(out, report) -> None:
+    """Framework, step axis, the signals found / absent, and whether the absolute value-loss rule ran."""
+    info = report.run_info
+    if not info:
+        return
+    if report.verdict == "unrecognised":
+        tags = info.get("tags_seen") or []
+        shown = ", ".join(tags[:20]) + (f", ... ({len(tags)} tags)" if len(tags) > 20 else "")
+        out.message(f"  no tracked signal recognised ({', '.join(info.get('signals_absent') or [])}); "
+                    f"tags seen: {shown or 'none'}", style="red")
+        out.message("  name the framework or map its tags in watchdog.yaml's tags: section (docs/frameworks.md)")
+        return
+    out.message(f"  framework: {info.get('framework')}; steps are {info.get('step_unit')}; signals: "
+                f"{', '.join(info.get('signals_found') or [])}"
+                + (f" (absent, their detectors see nothing: {', '.join(info['signals_absent'])})"
+                   if info.get("signals_absent") else ""))
+    rule = "on" if info.get("value_loss_rule") else "off"
+    out.message(f"  absolute value-loss rule {rule} ({info.get('value_normalization')})", style="dim")
+
+
 def plot_report(report, cfg, path: str) -> None:
     """PNG: value loss (log) with its threshold, critic grad norm, reward; markers for events."""
     import matplotlib
@@ -104,11 +138,12 @@ def plot_report(report, cfg, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from watchdog.signals import CRITIC_GRAD_NORM, STEP_REWARD, VALUE_LOSS
+    from watchdog.signals import CRITIC_GRAD_NORM, EPISODE_RETURN, STEP_REWARD, VALUE_LOSS
 
     its = [r.iteration for r in report.records]
+    reward = STEP_REWARD if any(STEP_REWARD in r.metrics for r in report.records) else EPISODE_RETURN
     panels = ((VALUE_LOSS, "value loss", True), (CRITIC_GRAD_NORM, "critic grad norm", True),
-              (STEP_REWARD, "average step reward", False))
+              (reward, "average step reward" if reward == STEP_REWARD else "episode return", False))
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     for ax, (key, label, log_scale) in zip(axes, panels):
         ax.plot(its, [r.metrics.get(key, float("nan")) for r in report.records], lw=0.8)

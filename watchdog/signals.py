@@ -19,6 +19,12 @@ RATIO = "train/ratio"
 APPROX_KL = "train/approx_kl"
 LOG_STD_MAX = "train/log_std_max"  # largest log-std of a Gaussian policy (the live hook reports it)
 STEP_REWARD = "rollout/average_step_reward"
+# Other frameworks' signals (watchdog.frameworks maps their tags here).
+EPISODE_RETURN = "rollout/episode_return"  # mean return of finished episodes (SB3, rsl_rl, CleanRL, skrl, rl_games)
+POLICY_ENTROPY = "train/entropy"  # the policy's entropy as a framework reports it (not OpenRL's dist_entropy sum)
+CLIP_FRACTION = "train/clip_fraction"
+EXPLAINED_VARIANCE = "train/explained_variance"
+LEARNING_RATE = "train/learning_rate"
 STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX)  # what the policy-std detector reads: a steady climb, not a change point
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
@@ -26,7 +32,8 @@ WATCHDOG_ONSET = "watchdog/onset_iteration"
 
 TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX)
 # Metrics whose non-finite value means the run is broken (others, e.g. extra scalars, are ignored).
-TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD, LOG_STD_MAX)
+TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD, LOG_STD_MAX,
+                EPISODE_RETURN, POLICY_ENTROPY)
 
 _BARE_TO_KEY = {key.split("/", 1)[1]: key for key in TRAIN_KEYS}
 _BARE_TO_KEY.update(

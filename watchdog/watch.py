@@ -26,15 +26,16 @@ from pathlib import Path
 from rich.panel import Panel
 from rich.text import Text
 
-from watchdog.config import load_watchdog_config
+from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.console import PANEL_EVENTS, WatchdogConsole, describe_event
 from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
+from watchdog.frameworks import OPENRL, Detected, RecordAssembler, config_for_run, detect, value_normalization
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import is_run_dir
+from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail
 
@@ -43,6 +44,8 @@ WATCHER = VirtualDriver()
 WOULD_SWITCH_TO = "cfgs/ppo_safe.yaml"
 EVENT_PREFIX = "events.out.tfevents."
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
+HOLD_POINTS = 100_000  # points kept per run while no tag we read has appeared (SB3's first dump: time/* only)
+MAX_NESTED_DEPTH = 5  # folders of runs inside the parent (logs/rsl_rl/<experiment>/<run>), searched when re-listing
 # A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
 # list it again next poll. Network filesystems (attribute caching) rely on the periodic rescan.
 SETTLE_NS = 100_000_000
@@ -64,8 +67,13 @@ class RunFollower:
     a cheap stat of the followed files (sizes and mtimes) against the previous call.
     """
 
-    def __init__(self, run_dir: Path, *, rescan_every: int = RESCAN_EVERY):
+    def __init__(self, run_dir: Path, *, rescan_every: int = RESCAN_EVERY, tags: TagsConfig | None = None):
         self.run_dir = Path(run_dir)
+        self.tags = tags or TagsConfig()
+        self.detected: Detected | None = None  # the framework, once a tag we read has appeared
+        self.assembler: RecordAssembler | None = None  # other frameworks' records (OpenRL: pending below)
+        self.tags_seen: set[str] = set()
+        self._held: dict[str, tuple[list[int], list[float]]] = {}  # points read before the framework was known
         self.tails: dict[Path, EventFileTail] = {}
         self.pending: dict[int, dict[str, float]] = {}
         self.newest_step = -1
@@ -139,13 +147,24 @@ class RunFollower:
         self.reads += 1
         if not self.files:
             return self._poll_log(final)
+        new: dict[str, tuple[list[int], list[float]]] = {}
         for path in self.files:
             tail = self.tails.setdefault(path, EventFileTail(path))
             for tag, series in tail.poll().items():
-                key = normalize_key(tag)
-                for step, value in zip(series.steps.tolist(), series.values.tolist()):
-                    self.pending.setdefault(int(step), {})[key] = float(value)
-                    self.newest_step = max(self.newest_step, int(step))
+                steps, values = new.setdefault(tag, ([], []))
+                steps.extend(series.steps.tolist())
+                values.extend(series.values.tolist())
+        if not self._identify(new):
+            return []
+        if self.assembler is not None:
+            for tag, (steps, values) in new.items():
+                self.assembler.feed(tag, steps, values)
+            return self.assembler.records(final=final)
+        for tag, (steps, values) in new.items():
+            key = normalize_key(tag)
+            for step, value in zip(steps, values):
+                self.pending.setdefault(int(step), {})[key] = float(value)
+                self.newest_step = max(self.newest_step, int(step))
         ready = sorted(s for s in self.pending if final or s < self.newest_step)
         records = []
         for step in ready:
@@ -156,6 +175,42 @@ class RunFollower:
                 self.steps_per_iteration = step
             records.append(MetricRecord(step // self.steps_per_iteration - 1, step, metrics))
         return records
+
+    def _identify(self, new: dict[str, tuple[list[int], list[float]]]) -> bool:
+        """Name the framework from the tags seen so far; until then hold the points (False)."""
+        if self.detected is not None:
+            return True
+        self.tags_seen.update(new)
+        for tag, (steps, values) in new.items():
+            held = self._held.setdefault(tag, ([], []))
+            held[0].extend(steps)
+            held[1].extend(values)
+        if sum(len(steps) for steps, _ in self._held.values()) > HOLD_POINTS:
+            self._held = {}  # a log of something else: keep its tag names (for the report), not its points
+        det = detect(self.tags_seen, forced=self.tags.framework, user_map=self.tags.map)
+        if not det.recognised:
+            return False
+        self.detected = det
+        if det.framework != OPENRL or self.tags.map:
+            self.assembler = RecordAssembler(det)
+        new.clear()
+        new.update(self._held)
+        self._held = {}
+        return True
+
+    @property
+    def unrecognised(self) -> bool:
+        """Tags have been read, and none of them is one we track."""
+        return self.detected is None and bool(self.tags_seen)
+
+    def info(self) -> dict:
+        """What replay's ``RunData.info`` says about the run (framework, step unit, value targets)."""
+        det = self.detected
+        if det is None:
+            return {}
+        normalized, why = value_normalization(det.framework, self.run_dir)
+        return {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
+                "keys": sorted(det.keys()), "value_targets_normalized": normalized, "value_normalization": why}
 
     def _poll_log(self, final: bool) -> list[MetricRecord]:
         path = self.run_dir / "log.txt"
@@ -227,10 +282,13 @@ class WatchedRun:
     last: MetricRecord | None = None
     error: str | None = None
     new_alarms: list[dict] = field(default_factory=list)
+    adopted: bool = False  # the framework's config was applied (see _adopt_framework)
+    unrecognised_said: bool = False
 
     @property
     def state(self) -> str:
-        return self.wd.state.value
+        """The watchdog's state; "unrecognised" while the run's tags hold no signal we track."""
+        return UNRECOGNISED if self.follower.unrecognised else self.wd.state.value
 
     @property
     def value_loss(self) -> float:
@@ -269,7 +327,11 @@ class _RunFinder:
             except OSError:
                 children = []
             self.candidates |= {p for p in children if p not in self.known}
-        found = sorted(p for p in self.candidates if is_run_dir(p))
+            nested = [r for c in sorted(self.candidates) if not is_run_dir(c)
+                      for r in iter_run_dirs(c, MAX_NESTED_DEPTH) if r not in self.known]
+        else:
+            nested = []
+        found = sorted({p for p in self.candidates if is_run_dir(p)} | set(nested))
         self.candidates -= set(found)
         self.known |= set(found)
         return found
@@ -365,7 +427,7 @@ class Watcher:
         if not run_dir.is_dir():
             raise InputError("run directory not found", path=str(run_dir), hint="check the path")
         if fleet is None:
-            fleet = not is_run_dir(run_dir) and any(is_run_dir(p) for p in run_dir.iterdir() if p.is_dir())
+            fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
         if fleet and events_out is not None:
             raise InputError("--events-out is for one run; a folder of runs writes RUN/" + WATCH_EVENTS,
                              path=str(run_dir), hint="drop --events-out")
@@ -380,9 +442,10 @@ class Watcher:
 
     def add_run(self, path: Path) -> WatchedRun:
         fleet, console = self.fleet, self.console
-        name = path.name if fleet else (path.name or str(path))
+        name = _relative_name(path, self.run_dir) if fleet else (path.name or str(path))
         log = _BufferedLog(path / WATCH_EVENTS) if fleet else EventLog(self.events_out or path / WATCH_EVENTS)
-        run = WatchedRun(name, path, RunFollower(path, rescan_every=self.rescan_every), None, log)  # type: ignore[arg-type]
+        follower = RunFollower(path, rescan_every=self.rescan_every, tags=self.cfg.tags)
+        run = WatchedRun(name, path, follower, None, log)  # type: ignore[arg-type]
 
         def note(ev: dict) -> None:
             if ev["event"] == "alarm":
@@ -457,6 +520,8 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()
+                if any(r.follower.unrecognised for r in w.runs):
+                    return 2  # never "healthy" for a run we could not read
                 return 1 if w.diverged else 0
             w.write_metrics()
             if w.fleet and summary_every > 0 and w.polls % summary_every == 0:
@@ -464,6 +529,14 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
             time.sleep(interval_s)
     finally:
         w.close()
+
+
+def _relative_name(path: Path, parent: Path) -> str:
+    """A fleet's run by its path below the watched folder (nested runs: SB3's PPO_1 folders repeat)."""
+    try:
+        return str(path.relative_to(parent)) or path.name
+    except ValueError:
+        return path.name
 
 
 def _run_error(console: WatchdogConsole, run: WatchedRun, exc: Exception, fleet: bool) -> None:
@@ -482,7 +555,32 @@ def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str 
     except (OSError, WatchdogError) as exc:
         _run_error(console, run, exc, fleet)
         return
+    _adopt_framework(run, console)
     _judge(run, records, console, on_alarm, fleet)
+
+
+def _adopt_framework(run: WatchedRun, console: WatchdogConsole) -> None:
+    """Once the run's framework is known, before its first record is judged: the watchdog gets the
+    run's config (the absolute value-loss rule off where value targets are not normalised), as in
+    replay; a run whose tags are all unknown is said so, once."""
+    follower = run.follower
+    if follower.unrecognised and not run.unrecognised_said:
+        run.unrecognised_said = True
+        tags = sorted(follower.tags_seen)
+        console.message(f"{run.name}: no tracked signal among its tags yet ({', '.join(tags[:12])}"
+                        f"{', ...' if len(tags) > 12 else ''}); still following - see docs/frameworks.md "
+                        "to name the framework or map its tags", style="yellow")
+    if follower.detected is None or run.adopted:
+        return
+    run.adopted = True
+    info = follower.info()
+    if run.wd.last_record is None:
+        cfg = config_for_run(run.wd.cfg, info)
+        if cfg is not run.wd.cfg:
+            run.wd = Watchdog(cfg, listeners=run.wd.listeners)
+    rule = "on" if run.wd.cfg.value_loss.enabled else "off"
+    console.message(f"{run.name}: {info['framework_label']} logs, steps are {info['step_unit']}; "
+                    f"absolute value-loss rule {rule} ({info['value_normalization']})", style="dim")
 
 
 def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsole, on_alarm: str | None,

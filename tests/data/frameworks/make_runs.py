@@ -1,0 +1,414 @@
+"""Write the small real training logs under tests/data/frameworks/ with the real libraries.
+
+    PYTHONPATH=. python tests/data/frameworks/make_runs.py [sb3 cleanrl rsl_rl skrl rl_games]
+
+Each framework gets a healthy run and one with an injected fault: from iteration FAULT_IT on, every
+reward is multiplied by REWARD_SCALE (the value targets jump by ~1e6 in the value loss's units), so
+the onset is known exactly; rl_games (normalize_value on, which absorbs scaled rewards) gets a
+learning-rate spike to LR_SPIKE instead. Runs are short (about 100 PPO iterations) and single-threaded; the
+event files are what the library itself wrote. Checkpoints are written where the library writes
+them, then all but a few small ones are deleted to keep the repository small.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+HEALTHY_ITERATIONS = 100  # long enough for early-learning warnings (just after warm-up) to resolve
+FAULT_IT = 70  # first iteration whose rollout sees the fault (after the detectors' 50-iteration warm-up)
+FAULT_ITERATIONS = 82  # a faulted run stops 12 iterations after the fault: enough for the alarm and the onset fit
+KEEP_CHECKPOINT_IT = 50  # a faulted run keeps its checkpoint nearest this iteration and its last one
+REWARD_SCALE = 1000.0
+LR_SPIKE = 1.0  # rl_games' fault: the learning rate from FAULT_IT on (1e-3 before)
+torch.set_num_threads(1)
+
+
+def _iterations(fault) -> int:
+    return FAULT_ITERATIONS if fault else HEALTHY_ITERATIONS
+
+
+def _fresh(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ SB3
+
+
+def sb3_runs() -> None:
+    """SB3 PPO: CartPole healthy and faulted, Pendulum healthy (unnormalised value loss)."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import CheckpointCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    n_envs, n_steps = 2, 32
+    per_it = n_envs * n_steps
+
+    class ScaleReward(gym.Wrapper):
+        """Rewards x REWARD_SCALE once the shared step counter reaches the fault iteration."""
+
+        counter = [0]
+
+        def step(self, action):
+            obs, reward, term, trunc, info = self.env.step(action)
+            ScaleReward.counter[0] += 1
+            if ScaleReward.counter[0] > FAULT_IT * n_steps * n_envs:
+                reward = reward * REWARD_SCALE
+            return obs, reward, term, trunc, info
+
+    for name, env_id, fault in (("cartpole_healthy", "CartPole-v1", False), ("cartpole_fault", "CartPole-v1", True),
+                                ("pendulum_healthy", "Pendulum-v1", False)):
+        root = _fresh(HERE / "sb3" / name)
+        ScaleReward.counter[0] = 0
+        env = make_vec_env(env_id, n_envs=n_envs, seed=0, wrapper_class=ScaleReward if fault else None)
+        model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, n_epochs=2, seed=0, verbose=0,
+                    tensorboard_log=str(root), policy_kwargs={"net_arch": [32, 32]})
+        ckpt = CheckpointCallback(save_freq=20 * n_steps, save_path=str(root / "PPO_1" / "checkpoints"),
+                                  name_prefix="rl_model")
+        model.learn(total_timesteps=_iterations(fault) * per_it, callback=ckpt)
+        print("sb3", name, sorted(p.name for p in (root / "PPO_1").iterdir()))
+
+
+# ------------------------------------------------------------------------------------------ CleanRL
+
+
+def cleanrl_runs() -> None:
+    """CleanRL's ppo.py, reduced to CartPole on CPU: its update, its tags, its step axis (global_step).
+
+    CleanRL is a single-file implementation meant to be copied, not a library; this is our own short
+    rewrite of its loop (same algorithm and the same ``writer.add_scalar`` calls and step axis), run
+    with SummaryWriter at ``runs/<env>__<exp>__<seed>__<time>/`` as CleanRL's file does.
+    """
+    import gymnasium as gym
+    from torch import nn
+    from torch.distributions.categorical import Categorical
+    from torch.utils.tensorboard import SummaryWriter
+
+    num_envs, num_steps, epochs, minibatches, clip = 4, 32, 2, 2, 0.2
+    batch = num_envs * num_steps
+    for name, fault in (("cartpole_healthy", False), ("cartpole_fault", True)):
+        root = _fresh(HERE / "cleanrl" / name / "runs")
+        torch.manual_seed(1)
+        np.random.seed(1)
+        envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1"))
+                                         for _ in range(num_envs)])
+        critic = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1))
+        actor = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
+        params = [*critic.parameters(), *actor.parameters()]
+        opt = torch.optim.Adam(params, lr=2.5e-4, eps=1e-5)
+        writer = SummaryWriter(str(root / "CartPole-v1__ppo__1__1700000000"))
+        obs_buf = torch.zeros(num_steps, num_envs, 4)
+        act_buf, logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(num_steps, num_envs) for _ in range(5))
+        next_obs = torch.tensor(envs.reset(seed=1)[0], dtype=torch.float32)
+        next_done = torch.zeros(num_envs)
+        global_step = 0
+        for update in range(1, _iterations(fault) + 1):
+            for t in range(num_steps):
+                global_step += num_envs
+                obs_buf[t], done_buf[t] = next_obs, next_done
+                with torch.no_grad():
+                    dist = Categorical(logits=actor(next_obs))
+                    action = dist.sample()
+                    val_buf[t] = critic(next_obs).flatten()
+                act_buf[t], logp_buf[t] = action, dist.log_prob(action)
+                o, r, term, trunc, info = envs.step(action.numpy())
+                if fault and update > FAULT_IT:
+                    r = r * REWARD_SCALE
+                rew_buf[t] = torch.tensor(r, dtype=torch.float32)
+                next_obs, next_done = torch.tensor(o, dtype=torch.float32), torch.tensor(term | trunc, dtype=torch.float32)
+                for final in info.get("final_info", ()):  # gymnasium 0.29: finished sub-envs' infos
+                    if final and "episode" in final:
+                        writer.add_scalar("charts/episodic_return", final["episode"]["r"], global_step)
+                        writer.add_scalar("charts/episodic_length", final["episode"]["l"], global_step)
+            with torch.no_grad():
+                next_value = critic(next_obs).flatten()
+                adv = torch.zeros_like(rew_buf)
+                last = 0
+                for t in reversed(range(num_steps)):
+                    nonterm = 1.0 - (next_done if t == num_steps - 1 else done_buf[t + 1])
+                    nextv = next_value if t == num_steps - 1 else val_buf[t + 1]
+                    delta = rew_buf[t] + 0.99 * nextv * nonterm - val_buf[t]
+                    adv[t] = last = delta + 0.99 * 0.95 * nonterm * last
+                ret = adv + val_buf
+            b_obs, b_act, b_logp = obs_buf.reshape(-1, 4), act_buf.reshape(-1), logp_buf.reshape(-1)
+            b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_buf.reshape(-1)
+            clipfracs = []
+            for _ in range(epochs):
+                for mb in torch.randperm(batch).split(batch // minibatches):
+                    dist = Categorical(logits=actor(b_obs[mb]))
+                    logratio = dist.log_prob(b_act[mb]) - b_logp[mb]
+                    ratio = logratio.exp()
+                    with torch.no_grad():
+                        old_approx_kl = (-logratio).mean()
+                        approx_kl = ((ratio - 1) - logratio).mean()
+                        clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
+                    a = (b_adv[mb] - b_adv[mb].mean()) / (b_adv[mb].std() + 1e-8)
+                    pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+                    v = critic(b_obs[mb]).flatten()
+                    v_clipped = b_val[mb] + (v - b_val[mb]).clamp(-clip, clip)
+                    v_loss = 0.5 * torch.max((v - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
+                    entropy = dist.entropy().mean()
+                    opt.zero_grad()
+                    (pg_loss - 0.01 * entropy + 0.5 * v_loss).backward()
+                    nn.utils.clip_grad_norm_(params, 0.5)
+                    opt.step()
+            var_y = np.var(b_ret.numpy())
+            explained_var = np.nan if var_y == 0 else 1 - np.var((b_ret - b_val).numpy()) / var_y
+            writer.add_scalar("charts/learning_rate", opt.param_groups[0]["lr"], global_step)
+            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
+            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
+            writer.add_scalar("losses/entropy", entropy.item(), global_step)
+            writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
+            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
+            writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
+            writer.add_scalar("losses/explained_variance", explained_var, global_step)
+            writer.add_scalar("charts/SPS", 1000, global_step)
+        writer.close()
+        envs.close()
+        print("cleanrl", name, global_step)
+
+
+# ------------------------------------------------------------------------------------------ rsl_rl
+
+
+def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: int):
+    """push_lite (pure torch) as an rsl_rl VecEnv: each (env, agent) pair is one rsl_rl env."""
+    from rsl_rl.env import VecEnv
+    from tensordict import TensorDict
+
+    from openrl_ws.envs.push_lite import PushLiteVecEnv
+
+    class PushLiteRsl(VecEnv):
+        def __init__(self):
+            self.inner = PushLiteVecEnv(num_envs, seed=0)
+            self.agents = self.inner.agent_num
+            self.num_envs = num_envs * self.agents
+            self.num_actions = self.inner.action_space.shape[0]
+            self.max_episode_length = self.inner.cfg.episode_length if hasattr(self.inner.cfg, "episode_length") else 200
+            self.episode_length_buf = torch.zeros(self.num_envs, dtype=torch.long)
+            self.device = "cpu"
+            self.cfg = {"task": "push_lite"}
+            self.steps = 0
+            self._obs = self._wrap(self.inner.reset(seed=0))
+
+        def _wrap(self, obs) -> TensorDict:
+            flat = torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(self.num_envs, -1)
+            return TensorDict({"policy": flat}, batch_size=[self.num_envs])
+
+        def get_observations(self) -> TensorDict:
+            return self._obs
+
+        def step(self, actions):
+            obs, rew, dones, _ = self.inner.step(actions.reshape(-1, self.agents, self.num_actions).numpy())
+            self.steps += 1
+            rewards = torch.as_tensor(rew, dtype=torch.float32).reshape(self.num_envs)
+            if fault_from_it is not None and self.steps > fault_from_it * steps_per_env:
+                rewards = rewards * REWARD_SCALE
+            done = torch.as_tensor(dones).reshape(self.num_envs)
+            self.episode_length_buf = torch.where(done, 0, self.episode_length_buf + 1)
+            self._obs = self._wrap(obs)
+            return self._obs, rewards, done.float(), {"time_outs": torch.zeros(self.num_envs)}
+
+    return PushLiteRsl()
+
+
+def rsl_rl_runs() -> None:
+    """rsl_rl's OnPolicyRunner on push_lite; the runner writes logs/<run>/events... and model_<it>.pt."""
+    from rsl_rl.runners import OnPolicyRunner
+
+    steps = 24
+    for name, fault in (("push_lite_healthy", None), ("push_lite_fault", FAULT_IT)):
+        root = _fresh(HERE / "rsl_rl" / name / "logs")
+        torch.manual_seed(0)
+        env = _push_lite_vecenv(16, fault, steps)
+        model = {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu"}
+        cfg = {
+            "num_steps_per_env": steps, "save_interval": 10, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+            "algorithm": {"class_name": "PPO", "num_learning_epochs": 2, "num_mini_batches": 2,
+                          "learning_rate": 1e-3, "schedule": "fixed"},
+            "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
+            "critic": dict(model), "logger": "tensorboard", "multi_gpu": None,
+        }
+        runner = OnPolicyRunner(env, cfg, log_dir=str(root / "2026-11-30_06-00-00"), device="cpu")
+        runner.learn(_iterations(fault))
+        print("rsl_rl", name, sorted(p.name for p in (root / "2026-11-30_06-00-00").iterdir()))
+
+
+# ------------------------------------------------------------------------------------------ skrl
+
+
+def skrl_runs() -> None:
+    """skrl's PPO on Pendulum (its gymnasium wrapper, SequentialTrainer); runs/<time>_PPO/ with
+    checkpoints/agent_<timestep>.pt."""
+    import gymnasium as gym
+    from skrl.agents.torch.ppo import PPO, PPO_CFG
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.memories.torch import RandomMemory
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+    from skrl.trainers.torch import SequentialTrainer
+    from skrl.utils import set_seed
+    from torch import nn
+
+    class Policy(GaussianMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            GaussianMixin.__init__(self, clip_actions=True)
+            self.net = nn.Sequential(nn.Linear(self.num_observations, 32), nn.ELU(), nn.Linear(32, self.num_actions))
+            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {"log_std": self.log_std}
+
+    class Value(DeterministicMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            DeterministicMixin.__init__(self)
+            self.net = nn.Sequential(nn.Linear(self.num_observations, 32), nn.ELU(), nn.Linear(32, 1))
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {}
+
+    class ScaleReward(gym.Wrapper):
+        def __init__(self, env, start):
+            super().__init__(env)
+            self.n, self.start = 0, start
+
+        def step(self, action):
+            obs, reward, term, trunc, info = self.env.step(action)
+            self.n += 1
+            return obs, (reward * REWARD_SCALE if self.start is not None and self.n > self.start else reward), term, trunc, info
+
+    rollouts, num_envs = 32, 4
+    for name, fault in (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT * rollouts)):
+        root = _fresh(HERE / "skrl" / name / "runs")
+        set_seed(0)
+        env = wrap_env(gym.vector.SyncVectorEnv([lambda: ScaleReward(gym.make("Pendulum-v1"), fault)
+                                                 for _ in range(num_envs)]))
+        models = {"policy": Policy(env.observation_space, env.action_space, env.device),
+                  "value": Value(env.observation_space, env.action_space, env.device)}
+        cfg = PPO_CFG(rollouts=rollouts, learning_epochs=2, mini_batches=2, learning_rate=1e-3,
+                      entropy_loss_scale=0.01)
+        cfg.experiment.directory, cfg.experiment.experiment_name = str(root), "26-11-30_06-00-00-000000_PPO"
+        cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, 10 * rollouts
+        memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)
+        agent = PPO(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
+                    action_space=env.action_space, device=env.device)
+        trainer = SequentialTrainer(cfg={"timesteps": _iterations(fault) * rollouts, "headless": True,
+                                         "disable_progressbar": True}, env=env, agents=agent)
+        trainer.train()
+        print("skrl", name, sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:5])
+
+
+# ------------------------------------------------------------------------------------------ rl_games
+
+
+def rl_games_runs() -> None:
+    """rl_games' Runner (a2c_continuous, normalize_value on as in Isaac Lab's configs) on Pendulum,
+    through a registered vecenv; writes runs/<name>/summaries/events... and nn/*.pth. Isaac Lab's
+    params/agent.yaml is written beside it, as Isaac Lab's train script does."""
+    import gymnasium as gym
+    import yaml
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.common.ivecenv import IVecEnv
+    from rl_games.torch_runner import Runner
+
+    horizon, num_envs = 32, 4
+
+    class PendulumVec(IVecEnv):
+        def __init__(self, fault_from: int | None):
+            self.envs = gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1") for _ in range(num_envs)])
+            self.fault_from = fault_from
+
+        def step(self, actions):
+            obs, rew, term, trunc, _ = self.envs.step(np.asarray(actions, dtype=np.float32))
+            return obs.astype(np.float32), rew.astype(np.float32), (term | trunc).astype(np.uint8), {}
+
+        def reset(self):
+            return self.envs.reset(seed=0)[0].astype(np.float32)
+
+        def set_train_info(self, env_frames, algo=None, *args, **kwargs):
+            """rl_games calls this before every epoch's update: the fault is a learning-rate spike
+            (the value normaliser would absorb scaled rewards), kept by the fixed schedule."""
+            if self.fault_from is not None and env_frames >= self.fault_from and algo is not None:
+                algo.last_lr = LR_SPIKE
+
+        def get_env_info(self):
+            return {"action_space": self.envs.single_action_space, "observation_space": self.envs.single_observation_space,
+                    "agents": 1, "value_size": 1}
+
+    for name, fault in (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT * horizon * num_envs)):
+        root = _fresh(HERE / "rl_games" / name / "runs")
+        vecenv.register("WATCHDOG_PENDULUM", lambda config_name, num_actors, **kw: PendulumVec(kw["fault"]))
+        env_configurations.register("pendulum_watchdog", {"vecenv_type": "WATCHDOG_PENDULUM",
+                                                          "env_creator": lambda **kw: None})
+        config = {
+            "name": "pendulum", "env_name": "pendulum_watchdog", "env_config": {"fault": fault},
+            "reward_shaper": {"scale_value": 1.0}, "normalize_advantage": True, "normalize_input": True,
+            "normalize_value": True, "value_bootstrap": True, "gamma": 0.99, "tau": 0.95, "learning_rate": 1e-3,
+            "lr_schedule": "fixed", "score_to_win": 1e9, "max_epochs": _iterations(fault), "save_best_after": 10 ** 9,
+            "save_frequency": 10, "grad_norm": 1.0, "entropy_coef": 0.0, "truncate_grads": True, "e_clip": 0.2,
+            "horizon_length": horizon, "minibatch_size": 64, "mini_epochs": 2, "critic_coef": 2.0, "clip_value": True,
+            "num_actors": num_envs, "bounds_loss_coef": 0.0001, "ppo": True, "kl_threshold": 0.008,
+            "seq_length": 4, "device": "cpu", "torch_compile": False, "train_dir": str(root), "full_experiment_name": "pendulum_ppo",
+        }
+        params = {"params": {
+            "seed": 0, "algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"},
+            "network": {"name": "actor_critic", "separate": False,
+                        "space": {"continuous": {"mu_activation": "None", "sigma_activation": "None",
+                                                 "mu_init": {"name": "default"},
+                                                 "sigma_init": {"name": "const_initializer", "val": 0},
+                                                 "fixed_sigma": True}},
+                        "mlp": {"units": [32, 32], "activation": "elu", "initializer": {"name": "default"}}},
+            "config": config}}
+        runner = Runner()
+        runner.load(params)
+        runner.run({"train": True, "play": False})
+        run = root / "pendulum_ppo"
+        (run / "params").mkdir(exist_ok=True)
+        (run / "params" / "agent.yaml").write_text(yaml.safe_dump(
+            {k: v for k, v in params["params"].items() if k != "config"}
+            | {"config": {k: v for k, v in config.items() if k != "train_dir"}}))
+        print("rl_games", name, sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()))
+
+
+# ------------------------------------------------------------------------------------------ size
+
+_NUMBER = re.compile(r"(?:model|agent|_ep|rl_model)_(\d+)")
+
+
+def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool) -> None:
+    """Keep the repository small: no checkpoints in healthy runs; a faulted run keeps the one
+    nearest KEEP_CHECKPOINT_IT (a usable resume point) and, with ``keep_last``, its last one
+    (after the onset: replay must reject it)."""
+    for run in fw_dir.iterdir():
+        files = sorted((int(m.group(1)), p) for p in run.rglob("*") if p.suffix in (".pt", ".pth", ".zip")
+                       and (m := _NUMBER.search(p.name)))
+        keep = set()
+        if "fault" in run.name and files:
+            keep = {min(files, key=lambda t: abs(t[0] / per_iteration - KEEP_CHECKPOINT_IT))[1]}
+            keep |= {files[-1][1]} if keep_last else set()
+        for p in run.rglob("*"):
+            if p.is_file() and p.suffix in (".pt", ".pth", ".zip") and p not in keep:
+                p.unlink()
+        for git in run.rglob("git"):  # rsl_rl's copy of the code's git status: not a log
+            shutil.rmtree(git)
+
+
+PER_ITERATION = {"sb3": 64, "rsl_rl": 1, "skrl": 32, "rl_games": 1, "cleanrl": 128}  # checkpoint number units
+
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or ["sb3", "cleanrl", "rsl_rl", "skrl", "rl_games"]
+    for fw in chosen:
+        globals()[f"{fw}_runs"]()
+        prune_checkpoints(HERE / fw, PER_ITERATION[fw], keep_last=fw in ("skrl", "rl_games"))  # the small ones

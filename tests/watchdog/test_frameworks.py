@@ -1,0 +1,309 @@
+"""Other frameworks' logs: layouts, tag maps, step axes, the value-loss rule, checkpoints, replay and watch.
+
+The event files under tests/data/frameworks/ were written by the real libraries (see its README and
+make_runs.py); every faulted run's fault starts at iteration 70.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from watchdog.cli import main
+from watchdog.config import TagsConfig, WatchdogConfig
+from watchdog.console import WatchdogConsole
+from watchdog.errors import ConfigError
+from watchdog.frameworks import RecordAssembler, config_for_run, detect
+from watchdog.replay import UNRECOGNISED, find_run_dirs, load_run, replay_run
+from watchdog.signals import EPISODE_RETURN, LOG_STD_MAX, POLICY_ENTROPY, VALUE_LOSS
+from watchdog.tfevents import ScalarWriter
+from watchdog.watch import Watcher
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "frameworks"
+SB3_ZOO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "more_runs" / "sb3"
+FAULT_IT = 70
+
+# run folder (below DATA), framework label, step unit, signals absent, value-loss rule
+RUNS = [
+    ("sb3/cartpole_healthy/PPO_1", "sb3", "env steps", ["critic grad norm", "policy std"], False),
+    ("sb3/pendulum_healthy/PPO_1", "sb3", "env steps", ["critic grad norm"], False),
+    ("cleanrl/cartpole_healthy/runs/CartPole-v1__ppo__1__1700000000", "cleanrl", "env steps",
+     ["critic grad norm", "policy std"], False),
+    ("rsl_rl/push_lite_healthy/logs/2026-11-30_06-00-00", "rsl_rl v5+", "iterations", ["critic grad norm"], False),
+    ("skrl/pendulum_healthy/runs/26-11-30_06-00-00-000000_PPO", "skrl", "timesteps", ["critic grad norm"], False),
+    ("rl_games/pendulum_healthy/runs/pendulum_ppo", "rl_games", "env steps", ["critic grad norm", "policy std"], True),
+]
+FAULTED = [
+    # run folder, recommended checkpoint (file name) or None, a string its resume command holds
+    ("sb3/cartpole_fault/PPO_1", "rl_model_2560_steps.zip", "PPO.load("),
+    ("cleanrl/cartpole_fault/runs/CartPole-v1__ppo__1__1700000000", None, None),
+    ("rsl_rl/push_lite_fault/logs/2026-11-30_06-00-00", "model_50.pt",
+     "rsl_rl/train.py --task <TASK> --resume --load_run 2026-11-30_06-00-00 --checkpoint model_50.pt"),
+    ("skrl/pendulum_fault/runs/26-11-30_06-00-00-000000_PPO", "agent_1600.pt", "skrl/train.py --task <TASK> --checkpoint"),
+    ("rl_games/pendulum_fault/runs/pendulum_ppo", "last_pendulum_ep_50_rew_-1172.7554.pth",
+     "rl_games/train.py --task <TASK> --checkpoint"),
+]
+
+
+# --------------------------------------------------------------------------------------------- detection
+
+
+@pytest.mark.parametrize(("tags", "framework", "version"), [
+    (["Loss/value_function", "Loss/surrogate", "Policy/mean_noise_std", "Train/mean_reward"], "rsl_rl", "v1-v3"),
+    (["Loss/value", "Loss/surrogate", "Policy/mean_noise_std", "Train/mean_reward"], "rsl_rl", "v4"),
+    (["Loss/value", "Loss/surrogate", "Policy/mean_std", "Train/mean_reward"], "rsl_rl", "v5+"),
+    (["train/value_loss", "train/policy_gradient_loss", "train/entropy_loss", "rollout/ep_rew_mean"], "sb3", None),
+    (["rollout/ep_rew_mean", "time/fps"], "sb3", None),  # SB3's first dump, before any update
+    (["losses/value_loss", "losses/policy_loss", "charts/episodic_return"], "cleanrl", None),
+    (["losses/c_loss", "losses/a_loss", "rewards/step", "rewards/iter"], "rl_games", None),
+    (["Loss / Value loss", "Loss / Policy loss", "Reward / Total reward (mean)"], "skrl", None),
+    (["Loss / Value loss (agent_0)", "Loss / Value loss (agent_1)", "Policy / Standard deviation (agent_0)"],
+     "skrl", None),
+    (["value_loss", "critic_grad_norm", "average_step_reward"], "openrl", None),  # OpenRL's bare names
+    (["train/value_loss", "train/critic_grad_norm", "rollout/average_step_reward"], "openrl", None),  # ours
+    (["foo/bar", "Perf/total_fps"], "unknown", None),
+])
+def test_the_framework_is_named_from_its_tags(tags, framework, version):
+    det = detect(tags)
+    assert (det.framework, det.version) == (framework, version)
+
+
+def test_skrl_agents_map_to_one_key_and_are_averaged():
+    det = detect(["Loss / Value loss (agent_0)", "Loss / Value loss (agent_1)"])
+    asm = RecordAssembler(det)
+    asm.feed("Loss / Value loss (agent_0)", [32, 64], [1.0, 3.0])
+    asm.feed("Loss / Value loss (agent_1)", [32, 64], [3.0, 5.0])
+    assert [(r.iteration, r.metrics[VALUE_LOSS]) for r in asm.records(final=True)] == [(0, 2.0), (1, 4.0)]
+
+
+def test_values_are_put_in_our_keys_conventions():
+    """SB3's entropy_loss is -entropy; a std becomes the log-std the policy_std detector reads."""
+    det = detect(["train/value_loss", "train/entropy_loss", "train/std"])
+    asm = RecordAssembler(det)
+    for tag, value in (("train/value_loss", 1.0), ("train/entropy_loss", -1.4), ("train/std", 1.0)):
+        asm.feed(tag, [64], [value])
+    (rec,) = asm.records(final=True)
+    assert rec.metrics == {VALUE_LOSS: 1.0, POLICY_ENTROPY: 1.4, LOG_STD_MAX: 0.0}
+
+
+def test_points_between_iterations_join_the_next_one():
+    """CleanRL logs each finished episode at its own global_step; the losses once per iteration."""
+    det = detect(["losses/value_loss", "charts/episodic_return"])
+    asm = RecordAssembler(det)
+    asm.feed("charts/episodic_return", [40, 100, 130, 250], [10.0, 20.0, 30.0, 50.0])
+    asm.feed("losses/value_loss", [128, 256], [1.0, 2.0])
+    records = asm.records(final=True)
+    assert [(r.iteration, r.env_steps, r.metrics[EPISODE_RETURN]) for r in records] == [(0, 128, 15.0), (1, 256, 40.0)]
+
+
+def test_a_user_tag_map_reads_any_other_framework():
+    det = detect(["my/critic_mse", "my/return"], user_map={"my/critic_mse": VALUE_LOSS, "my/return": EPISODE_RETURN})
+    assert det.framework == "custom" and det.target("my/critic_mse") == (VALUE_LOSS, None)
+
+
+def test_a_tag_map_to_an_unknown_key_is_a_one_line_config_error(tmp_path):
+    bad = tmp_path / "watchdog.yaml"
+    bad.write_text("tags:\n  map: {'losses/vf': train/valu_loss}\n")
+    with pytest.raises(ConfigError, match="not a metric key we read"):
+        from watchdog.config import load_watchdog_config
+
+        load_watchdog_config(bad)
+    assert main(["check", str(bad)]) == 2
+
+
+# --------------------------------------------------------------------------------------------- layouts
+
+
+def test_every_layout_is_found_below_a_parent_folder():
+    runs = {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])}
+    assert runs == {r for r, *_ in RUNS} | {r for r, *_ in FAULTED}
+
+
+def test_a_run_moved_under_a_logs_folder_is_still_read_and_not_called_healthy(tmp_path):
+    """The issue's case: an rsl_rl run under ``X/logs/<run>/`` used to replay as HEALTHY (no tag known)."""
+    src = DATA / "rsl_rl" / "push_lite_fault" / "logs" / "2026-11-30_06-00-00"
+    shutil.copytree(src, tmp_path / "X" / "logs" / "run1")
+    (run,) = find_run_dirs([tmp_path / "X"])
+    assert run == tmp_path / "X" / "logs" / "run1"
+    assert replay_run(run).verdict == "diverged"
+
+
+def test_a_resumed_run_merges_its_event_files_and_keeps_the_restart_as_a_segment(tmp_path):
+    run = tmp_path / "PPO_1"
+    for suffix, its, t0 in ((".0", range(1, 11), 1000.0), (".1", range(6, 16), 2000.0)):  # resumed at step 320
+        with ScalarWriter(run, filename_suffix=suffix) as w:
+            for it in its:
+                for tag in ("train/value_loss", "train/policy_gradient_loss"):
+                    w.add_scalar(tag, 1.0, it * 64, wall_time=t0 + it)
+    data = load_run(run)
+    assert data.info["framework"] == "sb3" and len(data.records) == 20
+    steps = [r.env_steps for r in data.records]
+    assert steps[:10] == sorted(steps[:10]) and steps[10] == 6 * 64  # the second segment restarts
+
+
+# --------------------------------------------------------------------------------------------- replay
+
+
+@pytest.mark.parametrize(("run", "framework", "unit", "absent", "rule"), RUNS)
+def test_healthy_runs_of_every_framework_replay_healthy(run, framework, unit, absent, rule):
+    report = replay_run(DATA / run)
+    assert report.verdict == "healthy", report.events
+    info = report.to_dict()
+    assert (info["framework"], info["step_unit"], info["signals_absent"], info["value_loss_rule"]) == \
+        (framework, unit, absent, rule)
+    assert "value loss" in info["signals_found"] and "reward" in info["signals_found"]
+
+
+@pytest.mark.parametrize(("run", "checkpoint", "resume"), FAULTED)
+def test_faulted_runs_diverge_with_the_onset_within_two_points(run, checkpoint, resume):
+    report = replay_run(DATA / run)
+    assert report.verdict == "diverged"
+    assert abs(report.onset["iteration"] - FAULT_IT) <= 2, report.onset
+    if checkpoint is None:
+        assert report.recommended_checkpoint is None
+        return
+    assert Path(report.recommended_checkpoint["path"]).name == checkpoint
+    assert resume in report.resume_command
+    assert all(r["step"] > report.recommended_checkpoint["step"] for r in report.rejected_checkpoints)
+
+
+def test_onsets_are_on_the_frameworks_own_step_axis():
+    """rsl_rl counts iterations (the onset's step is the iteration); SB3 counts env steps (64 an iteration)."""
+    rsl = replay_run(DATA / FAULTED[2][0]).onset
+    sb3 = replay_run(DATA / FAULTED[0][0]).onset
+    assert rsl["step"] == rsl["iteration"]
+    assert sb3["step"] == (sb3["iteration"] + 2) * 64  # SB3's first update is logged at its second dump
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ({}, False),  # SB3: value targets not normalised -> only the scale-free detectors decide
+    ({"tags": {"value_targets_normalized": True}}, True),  # the user says they are
+])
+def test_the_absolute_value_loss_rule_follows_value_normalisation(override, expected):
+    data = load_run(DATA / RUNS[1][0])
+    cfg = WatchdogConfig.model_validate(override)
+    assert config_for_run(cfg, data.info).value_loss.enabled is expected
+    assert cfg.value_loss.enabled  # the caller's config is never changed
+
+
+def test_value_loss_enabled_false_is_always_off_even_where_values_are_normalised():
+    data = load_run(DATA / RUNS[5][0])  # rl_games, normalize_value: True
+    assert config_for_run(WatchdogConfig(), data.info).value_loss.enabled
+    off = WatchdogConfig.model_validate({"value_loss": {"enabled": False}})
+    assert not config_for_run(off, data.info).value_loss.enabled
+
+
+def test_a_run_with_no_tracked_signal_is_unrecognised_with_its_tags_and_exit_2(tmp_path, capsys):
+    with ScalarWriter(tmp_path / "run1") as w:
+        for step in range(1, 100):
+            w.add_scalar("Perf/total_fps", 1000.0, step)
+    assert replay_run(tmp_path / "run1").verdict == UNRECOGNISED
+    assert main(["replay", str(tmp_path / "run1"), "--json"]) == 2
+    (out,) = json.loads(capsys.readouterr().out)["runs"]
+    assert out["verdict"] == UNRECOGNISED and out["tags_seen"] == ["Perf/total_fps"]
+
+
+def test_a_user_tag_map_in_the_config_makes_such_a_run_readable(tmp_path):
+    with ScalarWriter(tmp_path / "run1") as w:
+        for step in range(1, 100):
+            w.add_scalar("my/critic_mse", 0.5, step * 10)
+    cfg = WatchdogConfig(tags=TagsConfig(map={"my/critic_mse": VALUE_LOSS}))
+    report = replay_run(tmp_path / "run1", cfg)
+    assert report.verdict == "healthy" and report.iterations == 99
+
+
+def test_replay_cli_names_framework_unit_and_absent_signals(capsys):
+    assert main(["replay", str(DATA / RUNS[0][0])]) == 0
+    out = capsys.readouterr().out
+    assert "framework: sb3; steps are env steps" in out
+    assert "absent, their detectors see nothing: critic grad norm, policy std" in out
+    assert "absolute value-loss rule off (sb3: value targets not normalised)" in out
+
+
+# --------------------------------------------------------------------------------------------- real SB3 zoo runs
+
+
+@pytest.mark.skipif(not SB3_ZOO.is_dir(), reason="../shared/data/more_runs/sb3 not checked out")
+@pytest.mark.parametrize("run", ["Acrobot-v1_1", "Acrobot-v1_2", "Acrobot-v1_3",
+                                 "Pendulum-v0_1", "Pendulum-v0_2", "Pendulum-v0_3"])
+def test_real_sb3_zoo_runs_replay_healthy_with_the_absolute_rule_off(run):
+    report = replay_run(SB3_ZOO / run)
+    assert report.verdict == "healthy" and report.run_info["value_loss_rule"] is False
+
+
+# --------------------------------------------------------------------------------------------- watch
+
+
+def _grow(src: Path, dst: Path, parts: int):
+    """Copy ``src``'s event file into ``dst`` in ``parts`` chunks of bytes (cut anywhere), one per yield."""
+    (event,) = [p for p in src.iterdir() if p.name.startswith("events.out.tfevents.")]
+    data = event.read_bytes()
+    dst.mkdir(parents=True)
+    target = dst / event.name
+    for i in range(1, parts + 1):
+        target.write_bytes(data[: len(data) * i // parts])
+        yield
+
+
+@pytest.mark.parametrize(("run", "parts"), [(FAULTED[0][0], 7), (FAULTED[2][0], 5), (FAULTED[3][0], 9)])
+def test_watch_follows_a_growing_run_of_another_framework_and_alarms_after_the_fault(tmp_path, run, parts):
+    dst = tmp_path / "run"
+    watcher = None
+    for _ in _grow(DATA / run, dst, parts):
+        watcher = watcher or Watcher(dst, console=WatchdogConsole(rich=False), fleet=False)
+        watcher.poll()
+    watcher.flush()
+    (watched,) = watcher.runs
+    assert not watched.wd.cfg.value_loss.enabled  # the run's config was adopted
+    alarms = [json.loads(line) for line in (dst / "watchdog_watch_events.jsonl").read_text().splitlines()
+              if '"alarm"' in line]
+    assert alarms and FAULT_IT <= alarms[0]["iteration"] <= FAULT_IT + 5
+    watcher.close()
+
+
+def test_watch_follows_a_fleet_of_nested_runs_of_every_framework(tmp_path):
+    shutil.copytree(DATA, tmp_path / "fleet", ignore=shutil.ignore_patterns("*.py", "*.md"))
+    watcher = Watcher(tmp_path / "fleet", console=WatchdogConsole(rich=False))
+    watcher.poll()
+    watcher.flush()
+    states = {r.name: r.state for r in watcher.runs}
+    assert len(states) == len(RUNS) + len(FAULTED)
+    assert {n for n, s in states.items() if s != "healthy"} == {r for r, *_ in FAULTED}
+    watcher.close()
+
+
+def test_watch_calls_a_run_without_a_tracked_signal_unrecognised_not_healthy(tmp_path):
+    with ScalarWriter(tmp_path / "run1") as w:
+        for step in range(1, 20):
+            w.add_scalar("Perf/total_fps", 1000.0, step)
+    watcher = Watcher(tmp_path / "run1", console=WatchdogConsole(rich=False), fleet=False)
+    watcher.poll()
+    watcher.flush()
+    assert watcher.runs[0].state == UNRECOGNISED
+    watcher.close()
+
+
+def test_rl_games_best_checkpoint_is_placed_by_the_epoch_it_holds(tmp_path):
+    """``nn/<name>.pth`` (saved on a new best reward) has no step in its name; its own ``epoch`` places it."""
+    run = tmp_path / "pendulum_ppo"
+    shutil.copytree(DATA / FAULTED[4][0], run)
+    (named,) = run.glob("nn/last_pendulum_ep_50_*.pth")
+    named.rename(run / "nn" / "pendulum.pth")
+    report = replay_run(run)
+    assert Path(report.recommended_checkpoint["path"]).name == "pendulum.pth"
+    assert report.recommended_checkpoint["step"] == 49 * 128  # epoch 50 is logged at its start, frame 6272
+
+
+@pytest.mark.parametrize(("params", "rule"), [
+    ("agent:\n  value_preprocessor: RunningStandardScaler\n", True),  # Isaac Lab's skrl configs
+    ("agent:\n  value_preprocessor: null\n", False),
+])
+def test_skrl_value_rule_follows_the_runs_value_preprocessor(tmp_path, params, rule):
+    run = tmp_path / "run"
+    shutil.copytree(DATA / RUNS[4][0], run)
+    (run / "params").mkdir()
+    (run / "params" / "agent.yaml").write_text(params)
+    assert replay_run(run).run_info["value_loss_rule"] is rule

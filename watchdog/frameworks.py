@@ -1,0 +1,514 @@
+"""Other PPO frameworks' logs: tag maps, auto-detection, step axes, checkpoints and resume commands.
+
+Each framework writes its own TensorBoard tags on its own step axis (rsl_rl: iterations; SB3,
+CleanRL, rl_games: env steps; skrl: timesteps). :func:`detect` names the framework (and the
+version where the tags changed) from the tags a run holds; :class:`RecordAssembler` turns the
+framework's series into one :class:`~watchdog.signals.MetricRecord` per PPO iteration in our
+keys, for replay and watch alike; :func:`config_for_run` switches off the absolute value-loss
+rule where the value targets are not normalised. OpenRL (MAPush) keeps its own path
+(``watchdog.replay.tb_records``); it is named here so that detection can prefer it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from watchdog.signals import (
+    APPROX_KL,
+    CLIP_FRACTION,
+    CRITIC_GRAD_NORM,
+    ENTROPY,
+    EPISODE_RETURN,
+    EXPLAINED_VARIANCE,
+    LEARNING_RATE,
+    LOG_STD_MAX,
+    POLICY_ENTROPY,
+    POLICY_LOSS,
+    STEP_REWARD,
+    TRACKED_KEYS,
+    VALUE_LOSS,
+    normalize_key,
+)
+
+OPENRL = "openrl"
+# The signals the detectors read, by what they are called in a report.
+SIGNALS = {
+    "value loss": (VALUE_LOSS,),
+    "reward": (STEP_REWARD, EPISODE_RETURN),
+    "critic grad norm": (CRITIC_GRAD_NORM,),
+    "policy std": (LOG_STD_MAX, ENTROPY),
+}
+# Keys a user tag map may target (``tags.map`` in watchdog.yaml).
+MAPPABLE_KEYS = tuple(dict.fromkeys((*TRACKED_KEYS, APPROX_KL, CLIP_FRACTION, EXPLAINED_VARIANCE, LEARNING_RATE)))
+
+_NEGATE, _LOG = "negate", "log"
+
+
+@dataclass(frozen=True)
+class Framework:
+    """One framework's TensorBoard vocabulary and conventions."""
+
+    name: str
+    tags: Mapping[str, str]  # its tag -> our key
+    step_unit: str  # what its TensorBoard step counts: "iterations", "env steps", "timesteps"
+    value_normalized: bool | None  # value targets normalised by default (None: depends on the run's config)
+    transforms: Mapping[str, str] = field(default_factory=dict)  # its tag -> "negate" | "log"
+    versions: tuple[tuple[str, str], ...] = ()  # (tag, version) the tag tells, first match wins
+
+
+RSL_RL = Framework(
+    "rsl_rl",
+    {"Loss/value_function": VALUE_LOSS, "Loss/value": VALUE_LOSS, "Loss/surrogate": POLICY_LOSS,
+     "Loss/entropy": POLICY_ENTROPY, "Policy/mean_noise_std": LOG_STD_MAX, "Policy/mean_std": LOG_STD_MAX,
+     "Train/mean_reward": EPISODE_RETURN, "Loss/learning_rate": LEARNING_RATE},
+    "iterations", False,
+    transforms={"Policy/mean_noise_std": _LOG, "Policy/mean_std": _LOG},
+    versions=(("Policy/mean_std", "v5+"), ("Loss/value_function", "v1-v3"), ("Loss/value", "v4")),
+)
+SB3 = Framework(
+    "sb3",
+    {"train/value_loss": VALUE_LOSS, "train/policy_gradient_loss": POLICY_LOSS, "train/entropy_loss": POLICY_ENTROPY,
+     "train/approx_kl": APPROX_KL, "train/clip_fraction": CLIP_FRACTION,
+     "train/explained_variance": EXPLAINED_VARIANCE, "train/std": LOG_STD_MAX,
+     "train/learning_rate": LEARNING_RATE, "rollout/ep_rew_mean": EPISODE_RETURN},
+    "env steps", False,
+    transforms={"train/entropy_loss": _NEGATE, "train/std": _LOG},  # SB3 logs -entropy
+)
+CLEANRL = Framework(
+    "cleanrl",
+    {"losses/value_loss": VALUE_LOSS, "losses/policy_loss": POLICY_LOSS, "losses/entropy": POLICY_ENTROPY,
+     "losses/approx_kl": APPROX_KL, "losses/clipfrac": CLIP_FRACTION,
+     "losses/explained_variance": EXPLAINED_VARIANCE, "charts/learning_rate": LEARNING_RATE,
+     "charts/episodic_return": EPISODE_RETURN, "charts/episode_reward": EPISODE_RETURN},  # the latter: before 2021
+    "env steps", False,
+)
+RL_GAMES = Framework(
+    "rl_games",
+    {"losses/c_loss": VALUE_LOSS, "losses/a_loss": POLICY_LOSS, "losses/entropy": POLICY_ENTROPY,
+     "info/kl": APPROX_KL, "info/last_lr": LEARNING_RATE, "rewards/step": EPISODE_RETURN},
+    "env steps", None,  # normalize_value is a per-run setting: read from the run's params
+)
+SKRL = Framework(
+    "skrl",
+    {"Loss / Value loss": VALUE_LOSS, "Loss / Policy loss": POLICY_LOSS, "Loss / Entropy loss": POLICY_ENTROPY,
+     "Policy / Standard deviation": LOG_STD_MAX, "Learning / Learning rate": LEARNING_RATE,
+     "Reward / Total reward (mean)": EPISODE_RETURN},
+    "timesteps", None,  # value_preprocessor is a per-run setting: read from the run's params
+    transforms={"Loss / Entropy loss": _NEGATE, "Policy / Standard deviation": _LOG},  # -coef x entropy
+)
+FRAMEWORKS = {fw.name: fw for fw in (RSL_RL, SB3, CLEANRL, RL_GAMES, SKRL)}
+FRAMEWORK_NAMES = (OPENRL, *FRAMEWORKS)
+
+_SKRL_AGENT = re.compile(r"^(?P<base>.+?) \((?P<uid>[^()]+)\)$")
+
+
+def _openrl_key(tag: str) -> str | None:
+    """Our key for an OpenRL / live-hook tag (bare names, or ours), None when it is not one."""
+    key = normalize_key(tag)
+    known = (*TRACKED_KEYS, APPROX_KL)
+    return key if key in known and (("/" not in tag) or tag == key) else None
+
+
+@dataclass
+class Detected:
+    """What a run's tags say about where it came from, and how each of its tags maps to our keys."""
+
+    framework: str  # a FRAMEWORK_NAMES entry, or "custom" for a user tag map alone, or "unknown"
+    version: str | None = None
+    step_unit: str = "env steps"
+    user_map: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, tuple[str, str | None] | None] = field(default_factory=dict)  # raw tag -> (key, transform)
+
+    @property
+    def framework_label(self) -> str:
+        return f"{self.framework} {self.version}" if self.version else self.framework
+
+    @property
+    def recognised(self) -> bool:
+        return self.framework != "unknown"
+
+    def target(self, tag: str) -> tuple[str, str | None] | None:
+        """(our key, transform) for a raw tag, None when we do not read it; tags seen later too."""
+        if tag not in self.mapping:
+            self.mapping[tag] = self._resolve(tag)
+        return self.mapping[tag]
+
+    def _resolve(self, tag: str) -> tuple[str, str | None] | None:
+        our = self.user_map.get(tag) or self.user_map.get(normalize_key(tag))
+        if our:
+            return our, None
+        if self.framework == OPENRL:
+            key = _openrl_key(tag)
+            return (key, None) if key else None
+        fw = FRAMEWORKS.get(self.framework)
+        base = _base_tag(tag, fw) if fw else None
+        return (fw.tags[base], fw.transforms.get(base)) if fw and base in fw.tags else None
+
+    def keys(self) -> set[str]:
+        """Our keys among the tags mapped so far."""
+        return {t[0] for t in self.mapping.values() if t}
+
+
+def _base_tag(tag: str, fw: Framework) -> str:
+    """skrl's multi-agent tags end in `` (<uid>)``: the single-agent tag they stand for."""
+    if tag in fw.tags:
+        return tag
+    m = _SKRL_AGENT.match(tag)
+    return m.group("base") if m and m.group("base") in fw.tags else tag
+
+
+def _score(fw: Framework, tags: Iterable[str]) -> int:
+    return len({_base_tag(t, fw) for t in tags} & set(fw.tags))
+
+
+def detect(tags: Iterable[str], *, forced: str = "auto", user_map: Mapping[str, str] | None = None) -> Detected:
+    """The framework whose tag map covers most of ``tags`` (OpenRL on a tie), plus the user's map."""
+    tags = list(tags)
+    user_map = dict(user_map or {})
+    if forced != "auto":
+        name = forced
+    else:
+        openrl_score = sum(1 for t in tags if _openrl_key(t))
+        scores = {name: _score(fw, tags) for name, fw in FRAMEWORKS.items()}
+        best = max(scores, key=lambda n: scores[n])
+        name = best if scores[best] > openrl_score else (OPENRL if openrl_score else "unknown")
+    if name in FRAMEWORKS:
+        det = Detected(name, _version(FRAMEWORKS[name], tags), FRAMEWORKS[name].step_unit, user_map)
+    elif name == OPENRL:
+        det = Detected(OPENRL, step_unit="env steps", user_map=user_map)
+    else:
+        det = Detected("custom" if any(t in user_map or normalize_key(t) in user_map for t in tags) else "unknown",
+                       user_map=user_map)
+    for t in tags:
+        det.target(t)
+    return det
+
+
+def _version(fw: Framework, tags: list[str]) -> str | None:
+    present = set(tags)
+    return next((v for tag, v in fw.versions if tag in present), None)
+
+
+def signals_found(keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(found, absent): the detector signals present among our keys, by their report names."""
+    keys = set(keys)
+    found = [name for name, ks in SIGNALS.items() if keys & set(ks)]
+    return found, [name for name in SIGNALS if name not in found]
+
+
+def transform(values: np.ndarray, how: str | None) -> np.ndarray:
+    """A framework's numbers in our key's convention (SB3's -entropy; std -> log-std; NaN stays NaN)."""
+    if how == _NEGATE:
+        return -values
+    if how == _LOG:
+        positive = values > 0
+        logged = np.log(np.where(positive, values, 1.0))
+        return np.where(positive, logged, np.where(np.isnan(values), np.nan, -np.inf))
+    return values
+
+
+# --------------------------------------------------------------------------------------------- records
+
+_SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 per point
+
+
+class RecordAssembler:
+    """Points of a framework's series -> one record per PPO iteration, oldest first.
+
+    The value-loss series (a run without one: its most logged key, at the end) sets the iteration
+    grid: a point logged between two of its steps (CleanRL's per-episode returns, rl_games' rewards)
+    joins the next grid step, several values of one key in one iteration are averaged (skrl's agents
+    too). A step going backwards (a resumed run's restart) starts a new segment. Iterations: rsl_rl's
+    step is the iteration; otherwise the grid's step size (the greatest common divisor of its steps)
+    is one iteration and the first grid step is iteration 0. Vectorised per series (numpy): a
+    replay of a long run costs about what OpenRL's own path does.
+    """
+
+    def __init__(self, det: Detected):
+        self.det = det
+        self.pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # our key -> [(positions, values)]
+        self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
+        self.step_size: int | None = None
+        self._first = 0
+        self._emitted = -1  # position of the newest grid step returned
+
+    def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
+        """Add one series' new points (raw tag; unmapped tags are ignored)."""
+        target = self.det.target(tag)
+        steps = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.int64)
+        if target is None or not len(steps):
+            return
+        key, how = target
+        vals = transform(np.asarray(values, dtype=np.float64), how)
+        segment, previous = self._segment.get(tag, (0, None))
+        back = np.empty(len(steps), dtype=np.int64)
+        back[0] = previous is not None and steps[0] < previous
+        back[1:] = np.diff(steps) < 0
+        segments = segment + np.cumsum(back)
+        self._segment[tag] = (int(segments[-1]), int(steps[-1]))
+        self.pending.setdefault(key, []).append((segments * _SEGMENT + steps, vals))
+
+    def records(self, *, final: bool) -> list:
+        """Complete records not returned before; without ``final`` the newest grid step waits."""
+        from watchdog.signals import MetricRecord
+
+        series = {k: (np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts]))
+                  for k, parts in self.pending.items() if parts}
+        grid = self._grid(series, final)
+        if not len(grid):
+            return []
+        self._fix_step_size(grid)
+        columns: dict[str, tuple[list, list]] = {}
+        for key, (pos, vals) in series.items():
+            idx = np.searchsorted(grid, pos, side="left")
+            done = idx < len(grid)
+            counts = np.bincount(idx[done], minlength=len(grid))
+            sums = np.bincount(idx[done], weights=vals[done], minlength=len(grid))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                columns[key] = ((sums / np.maximum(counts, 1)).tolist(), (counts > 0).tolist())
+            self.pending[key] = [(pos[~done], vals[~done])] if (~done).any() else []
+        out = []
+        for g, position in enumerate(grid.tolist()):
+            step = position % _SEGMENT
+            metrics = {k: means[g] for k, (means, has) in columns.items() if has[g]}
+            out.append(MetricRecord(self._iteration(step), step, metrics))
+        self._emitted = int(grid[-1])
+        return out
+
+    def _grid(self, series: dict, final: bool) -> np.ndarray:
+        """The value loss's positions after the last one returned (a run without a value loss, at its
+        end: its most logged key's); without ``final``, all but the newest."""
+        key = VALUE_LOSS if VALUE_LOSS in series or not final or not series else \
+            max(series, key=lambda k: len(series[k][0]))
+        if key not in series:
+            return np.empty(0, dtype=np.int64)
+        grid = np.unique(series[key][0])
+        grid = grid[grid > self._emitted]
+        return grid if final else grid[:-1]
+
+    def _fix_step_size(self, grid: np.ndarray) -> None:
+        """Once, from the first grid: the step size (gcd of its steps) and the first step's iteration."""
+        if self.step_size is None and self.det.step_unit != "iterations":
+            steps = grid % _SEGMENT
+            size = int(np.gcd.reduce(steps)) if len(steps) else 0
+            if size:
+                self.step_size = size
+                self._first = int(steps.min()) // size
+
+    def _iteration(self, step: int) -> int:
+        """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a
+        framework logs an iteration at its start (rl_games: frame 0) or at its end (SB3, CleanRL)."""
+        if self.det.step_unit == "iterations" or not self.step_size:
+            return step
+        return max(step // self.step_size - self._first, 0)
+
+
+def assemble(scalars: Mapping[str, object], det: Detected) -> tuple[list, int | None]:
+    """Records (and the step size of one iteration) from a whole run's ``{raw tag: Series}``."""
+    asm = RecordAssembler(det)
+    for tag, series in scalars.items():
+        asm.feed(tag, series.steps, series.values)
+    records = asm.records(final=True)
+    return records, (1 if det.step_unit == "iterations" else asm.step_size)
+
+
+# --------------------------------------------------------------------------------------------- scale
+
+
+def _read_params(run_dir: Path) -> dict:
+    """The agent config Isaac Lab (and rl_games' own runner) dumps next to a run, when present."""
+    import yaml
+
+    for rel in ("params/agent.yaml", "../params/agent.yaml", "config.yaml"):
+        path = run_dir / rel
+        if path.is_file():
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError):
+                continue
+            if isinstance(data, dict):
+                return data
+    return {}
+
+
+def _find_key(data, key: str):
+    """The first value of ``key`` anywhere in a nested mapping (config files nest differently)."""
+    if isinstance(data, dict):
+        if key in data:
+            return data[key]
+        for value in data.values():
+            found = _find_key(value, key)
+            if found is not None:
+                return found
+    return None
+
+
+def value_normalization(framework: str, run_dir: Path | None) -> tuple[bool | None, str]:
+    """(value targets normalised?, why we think so) for a run of ``framework``."""
+    if framework == OPENRL:
+        return True, "OpenRL/MAPush: value normaliser (use_valuenorm) on by default"
+    fw = FRAMEWORKS.get(framework)
+    params = _read_params(run_dir) if run_dir is not None and fw is not None and fw.value_normalized is None else {}
+    if framework == "rl_games":
+        flag = _find_key(params, "normalize_value")
+        if flag is not None:
+            return bool(flag), f"params: normalize_value: {flag}"
+        return False, "rl_games: normalize_value not found in the run's params (assumed off)"
+    if framework == "skrl":
+        pre = _find_key(params, "value_preprocessor")
+        if params:
+            return bool(pre), f"params: value_preprocessor: {pre}"
+        return False, "skrl: no params/agent.yaml (value_preprocessor assumed off)"
+    if fw is not None:
+        return bool(fw.value_normalized), f"{framework}: value targets not normalised"
+    return False, "unknown framework: value targets assumed not normalised"
+
+
+def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
+    """(is the absolute value-loss rule on for this run, why): ``value_loss.enabled: false`` is
+    always off; otherwise on where the value targets are normalised. ``tags.value_targets_normalized``
+    (true/false) overrides what the framework or the run's params say."""
+    if not cfg.value_loss.enabled:
+        return False, "value_loss.enabled: false"
+    if cfg.tags.value_targets_normalized is not None:
+        flag = cfg.tags.value_targets_normalized
+        return flag, f"tags.value_targets_normalized: {str(flag).lower()}"
+    normalized = info.get("value_targets_normalized")
+    why = info.get("value_normalization") or value_normalization(info.get("framework", OPENRL), None)[1]
+    return normalized is not False, why
+
+
+def config_for_run(cfg, info: Mapping) -> object:
+    """``cfg`` for one run: the absolute value-loss rule only where value targets are normalised
+    (:func:`value_rule`), the reward detector on the run's reward key. Returns a copy (model_copy);
+    ``cfg`` is never changed."""
+    updates = {}
+    enabled, _ = value_rule(cfg, info)
+    if cfg.value_loss.enabled and not enabled:
+        updates["value_loss"] = cfg.value_loss.model_copy(update={"enabled": False})
+    keys = set(info.get("keys") or ())
+    rc = cfg.reward_collapse
+    if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:
+        updates["reward_collapse"] = rc.model_copy(update={"signal": EPISODE_RETURN})
+    return cfg.model_copy(update=updates) if updates else cfg
+
+
+# --------------------------------------------------------------------------------------------- checkpoints
+
+_RSL_RL_CKPT = re.compile(r"^model_(\d+)\.pt$")
+_SKRL_CKPT = re.compile(r"^agent_(\d+)\.pt$")
+_SB3_CKPT = re.compile(r"^.*?_(\d+)_steps\.zip$")
+_RL_GAMES_CKPT = re.compile(r"^(?:last_)?.*?_ep_(\d+)(?:_rew_.*)?\.pth$")
+_RL_GAMES_FRAME_CKPT = re.compile(r"^(?:last_)?.*?_frame_(\d+)(?:_rew_.*)?\.pth$")
+
+
+def _files(root: Path, pattern: re.Pattern, depth: int) -> list[tuple[int, Path]]:
+    """(number, path) of files under ``root`` (at most ``depth`` folders down) matching ``pattern``."""
+    found, level = [], [root]
+    for _ in range(depth + 1):
+        nxt = []
+        for folder in level:
+            try:
+                children = list(folder.iterdir())
+            except OSError:
+                continue
+            for child in children:
+                m = pattern.match(child.name)
+                if m and child.is_file():
+                    found.append((int(m.group(1)), child))
+                elif child.is_dir():
+                    nxt.append(child)
+        level = nxt
+    return found
+
+
+def list_framework_checkpoints(framework: str, run_dir: Path, *, epoch_steps: Mapping[int, int] | None = None,
+                               step_size: int | None = None) -> list[tuple[int, str, Path]]:
+    """(step on the run's own axis, kind, path) of the framework's own checkpoints, by step.
+
+    rsl_rl ``model_<it>.pt`` in the run folder; skrl ``checkpoints/agent_<timestep>.pt``; SB3
+    ``*_<steps>_steps.zip`` (CheckpointCallback) in the run folder or below; rl_games
+    ``nn/*_ep_<epoch>_*.pth`` beside ``summaries/`` (the epoch becomes a frame through the run's
+    ``info/epochs`` series, else epoch x step size).
+    """
+    if framework == "rsl_rl":
+        found = _files(run_dir, _RSL_RL_CKPT, 0)
+    elif framework == "skrl":
+        found = _files(run_dir / "checkpoints", _SKRL_CKPT, 0)
+    elif framework == "sb3":
+        found = _files(run_dir, _SB3_CKPT, 2)
+    elif framework == "rl_games":
+        nn = (run_dir.parent if run_dir.name == "summaries" else run_dir) / "nn"
+        named = _files(nn, _RL_GAMES_CKPT, 0)
+        frames = _files(nn, _RL_GAMES_FRAME_CKPT, 0)
+        best = [(_rl_games_epoch(p), p) for p in sorted(nn.glob("*.pth")) if p not in {q for _, q in named + frames}]
+        found = list(frames)
+        for epoch, path in named + [(e, p) for e, p in best if e is not None]:
+            step = (epoch_steps or {}).get(epoch) or (epoch * step_size if step_size else None)
+            if step is not None:
+                found.append((step, path))
+    else:
+        return []
+    return sorted(((step, framework, path) for step, path in found), key=lambda t: (t[0], str(t[2])))
+
+
+def _rl_games_epoch(path: Path) -> int | None:
+    """The epoch an rl_games checkpoint without one in its name (the best, ``nn/<name>.pth``) holds."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - unreadable: not listed (a listed one is checked again anyway)
+        return None
+    epoch = state.get("epoch") if isinstance(state, Mapping) else None
+    return int(epoch) if isinstance(epoch, int) else None
+
+
+def check_framework_checkpoint(path: Path) -> str | None:
+    """None when the file's tensors load (weights only) and are finite, else why not."""
+    import zipfile
+
+    import torch
+
+    try:
+        if path.suffix == ".zip":  # SB3: the policy's state dict is the zip's policy.pth
+            with zipfile.ZipFile(path) as zf, zf.open("policy.pth") as fh:
+                state = torch.load(fh, map_location="cpu", weights_only=True)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is one reason line
+        return f"unreadable: {type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+    return None if _all_finite(state) else "non-finite weights"
+
+
+def _all_finite(obj) -> bool:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return not obj.is_floating_point() or bool(torch.isfinite(obj).all())
+    if isinstance(obj, Mapping):
+        return all(_all_finite(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return all(_all_finite(v) for v in obj)
+    return True
+
+
+def framework_resume_command(framework: str, path: Path, run_dir: Path, info: Mapping) -> str:
+    """How that framework's users resume from ``path`` (Isaac Lab's train scripts where they exist)."""
+    task = info.get("task") or "<TASK>"
+    if framework == "rsl_rl":
+        return (f"python scripts/reinforcement_learning/rsl_rl/train.py --task {task} --resume "
+                f"--load_run {run_dir.name} --checkpoint {path.name}")
+    if framework == "skrl":
+        return f"python scripts/reinforcement_learning/skrl/train.py --task {task} --checkpoint {path}"
+    if framework == "rl_games":
+        return f"python scripts/reinforcement_learning/rl_games/train.py --task {task} --checkpoint {path}"
+    if framework == "sb3":
+        return (f"python -c \"from stable_baselines3 import PPO; model = PPO.load('{path}', env=make_env()); "
+                f"model.learn(total_timesteps, reset_num_timesteps=False)\"  # make_env/total_timesteps: yours")
+    return f"# load {path} with {framework}'s own loader"
