@@ -125,7 +125,9 @@ class Policy:
         self.active_warnings: list[str] = []
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
-        self.resource_active: dict[str, int] = {}  # reported resource verdict -> quiet points since
+        # reported resource verdict -> quiet points since; this process's, like the resource
+        # detectors' state, so neither saved nor restored
+        self.resource_active: dict[str, int] = {}
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -134,8 +136,8 @@ class Policy:
         if self.state is State.STOPPED:
             return []
         resources = [v for v in verdicts if v.signal.startswith(SYS_PREFIX)]
-        actions = self._judge_training(record, [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)], emit, onset_fn)
-        return self._on_resources(record, resources, actions, emit)
+        training = [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)]
+        return self._on_resources(record, resources, self._judge_training(record, training, emit, onset_fn), emit)
 
     def _judge_training(self, record: MetricRecord, verdicts: list[Verdict], emit: Emit,
                         onset_fn: OnsetFn) -> list[Action]:
@@ -300,7 +302,6 @@ class Policy:
             "active_warnings": list(self.active_warnings),
             "stable": self.registry.state_dict(),
             "last_alarm": copy.deepcopy(self.last_alarm),
-            "resource_active": dict(self.resource_active),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -312,7 +313,6 @@ class Policy:
         self.active_warnings = list(state["active_warnings"])
         self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
-        self.resource_active = dict(state.get("resource_active", {}))
 
 
 def _warning_key(v: Verdict) -> str:
