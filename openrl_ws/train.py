@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--safe_config", default=str(DEFAULTS["safe_config"]))
     p.add_argument("--run_dir", default=None, help="run directory (default results/<date>_<exp_name>)")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@START[-END][:VALUE]",
-                   help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5")
+                   help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5, "
+                        "crash@7, mem_leak@20:64 (MiB held per iteration), slow@30:3 (slow-down factor)")
     p.add_argument("--save_interval", type=int, default=10_000_000,
                    help="env steps between OpenRL-compatible rl_model_<steps>_steps/module.pt (default 10M, as MAPush)")
     p.add_argument("--episode_length", type=int, default=None, help="rollout length per env (default: config, else 100)")
