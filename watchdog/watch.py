@@ -387,7 +387,7 @@ class Watcher:
 
         def note(ev: dict) -> None:
             if ev["event"] == "alarm":
-                run.alarms += 1
+                run.alarms += 0 if ev.get("resource") else 1  # a memory alarm runs --on-alarm; it is not divergence
                 run.new_alarms.append(ev)
 
         sinks = [run.log, (lambda ev: _fleet_event(console, name, ev)) if fleet else console, note]

@@ -325,3 +325,38 @@ def test_a_restartable_stop_is_restarted_with_the_attempts_own_config_and_spends
 def test_a_stop_without_restartable_stays_final():
     assert is_recovery({"event": "restart"}) and is_recovery({"event": "restart", "cause": "crash"})
     assert is_recovery({"event": "rollback"}) and not is_recovery({"event": "stop", "restartable": True})
+
+
+# --------------------------------------------------------------------------- replay and watch
+
+
+def _tensorboard_run(run_dir: Path, rss: list[float]) -> Path:
+    """A run whose TensorBoard root events hold value loss and the sys/* keys (as train.py writes them)."""
+    from watchdog.tfevents import ScalarWriter
+
+    with ScalarWriter(run_dir / "logs") as writer:
+        for i, mb in enumerate(rss):
+            for tag, value in (("train/value_loss", 0.05), (SYS_RSS_MB, mb), (SYS_MEM_TOTAL_MB, 1000.0)):
+                writer.add_scalar(tag, value, (i + 1) * 100, wall_time=1000.0 + i)
+    return run_dir
+
+
+def test_replay_and_watch_report_resource_keys_and_neither_calls_a_memory_alarm_divergence(tmp_path):
+    import yaml
+
+    from watchdog.replay import replay_run
+
+    run_dir = _tensorboard_run(tmp_path / "run", LEAK[:30])
+    report = replay_run(run_dir, _cfg())
+    assert report.source == "tensorboard" and all(SYS_RSS_MB in r.metrics for r in report.records)
+    alarm = next(e for e in report.events if e["event"] == "alarm")
+    assert alarm["detector"] == "memory" and alarm["resource"] is True
+    assert report.verdict == "healthy" and report.first_alarm is None and report.stopped["restartable"] is True
+
+    config = tmp_path / "wd.yaml"
+    config.write_text(yaml.safe_dump(_cfg().model_dump(mode="json")))
+    proc = subprocess.run([sys.executable, "-m", "watchdog.cli", "watch", str(run_dir), "--config", str(config),
+                           "--idle-exit", "1", "--interval", "0.2", "--on-alarm", "echo ON_ALARM $WATCHDOG_DETECTOR"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # 1 would mean a divergence
+    assert "ON_ALARM memory" in proc.stdout and "mem 8" in proc.stdout  # status line: "mem 8xx MiB"
