@@ -157,9 +157,10 @@ class MemoryConfig(BaseModel):
                                 "subtracted, so set it on a shared GPU).")
     warn_within_iters: int = Field(500, ge=1, description="WARNING when the limit is this many iterations away.")
     alarm_within_iters: int = Field(50, ge=1, description="ALARM (action) when it is this close.")
-    window_points: int = Field(20, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+    window_points: int = Field(30, ge=3, le=10_000, description="Points for the least-squares climb rate.")
     min_climb_mb: float = Field(
-        16.0, ge=0, description="Ignore a climb smaller than this over the window (allocator and GC noise).")
+        8.0, ge=0, description="Ignore a climb smaller than this over the window (allocator and GC noise); a leak "
+                               "slower than min_climb_mb / window_points per point is not forecast.")
     warmup_points: int = Field(
         10, ge=0, description="No verdict on the first this many points of each process (allocators and buffers "
                               "fill in the first iterations; a resumed process starts over); memory settles long "
