@@ -76,6 +76,14 @@ def machine_memory_mb() -> float | None:
     return total / MB
 
 
+def _by_uuid(pynvml: Any, uuid: str) -> Any:
+    """NVML's handle for a UUID: nvidia-ml-py takes a str, older bindings bytes."""
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid)
+    except TypeError:
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid.encode())
+
+
 class _Nvml:
     """Utilisation and temperature of one GPU through NVML; inert when ``pynvml`` is missing."""
 
@@ -88,8 +96,7 @@ class _Nvml:
         try:
             pynvml.nvmlInit()
             # NVML counts physical GPUs; torch's index is relative to CUDA_VISIBLE_DEVICES: match by UUID
-            self.handle = (pynvml.nvmlDeviceGetHandleByUUID(uuid) if uuid
-                           else pynvml.nvmlDeviceGetHandleByIndex(device_index))
+            self.handle = (_by_uuid(pynvml, uuid) if uuid else pynvml.nvmlDeviceGetHandleByIndex(device_index))
             self.nvml = pynvml
         except Exception as exc:  # pynvml.NVMLError and friends: no driver, no permission
             log.info("NVML unavailable (%s): no GPU utilisation/temperature", exc)
