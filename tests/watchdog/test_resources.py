@@ -360,3 +360,31 @@ def test_replay_and_watch_report_resource_keys_and_neither_calls_a_memory_alarm_
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr  # 1 would mean a divergence
     assert "ON_ALARM memory" in proc.stdout and "mem 8" in proc.stdout  # status line: "mem 8xx MiB"
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("memory:\n  action: reboot\n", "key 'memory.action': Input should be 'alert', 'checkpoint' or 'stop', got 'reboot'"),
+    ("memory:\n  warn_within_iters: 10\n  alarm_within_iters: 20\n", "alarm_within_iters (20) must not exceed"),
+    ("memory:\n  rss_limit_mb: 0\n", "key 'memory.rss_limit_mb': Input should be greater than 0"),
+    ("throughput:\n  drop_fraction: 1.5\n", "key 'throughput.drop_fraction': Input should be less than 1, got 1.5"),
+    ("throughput:\n  warmup_iters: 3\n", "unknown key 'throughput.warmup_iters'"),
+])
+def test_bad_resource_config_is_one_line_naming_the_key(tmp_path, yaml_text, message):
+    from watchdog.config import load_watchdog_config
+    from watchdog.errors import ConfigError
+
+    path = tmp_path / "wd.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as exc:
+        load_watchdog_config(path)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_shipped_config_spells_out_the_resource_defaults():
+    from watchdog.config import load_watchdog_config
+
+    shipped = load_watchdog_config(REPO / "cfgs" / "watchdog.yaml")
+    assert shipped.memory == WatchdogConfig().memory and shipped.throughput == WatchdogConfig().throughput
