@@ -39,7 +39,8 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
 from watchdog.pipeline import Watchdog
-from watchdog.policy import Rollback, SaveStable
+from watchdog.policy import Rollback, SaveResume, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import TrainingSession
 from watchdog.signals import VALUE_LOSS, MetricRecord
 
@@ -58,11 +59,11 @@ class WatchSession(TrainingSession):
     def __init__(self, *, watchdog: Watchdog | None, run_dir: Path, logger: RunLogger, safe: PPOConfig,
                  safe_name: str, console: WatchdogConsole, faults: FaultSchedule, seed: int,
                  save_interval_steps: int, dist: Any = None, start_iteration: int = 0,
-                 run_values: dict[str, Any] | None = None):
+                 run_values: dict[str, Any] | None = None, resources: ResourceSampler | None = None):
         # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
         # keeps identical in-memory snapshots and reaches the same decisions (see that module).
         super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console,
-                         scalar=logger.add_scalar, writes_files=dist is None or dist.is_main)
+                         scalar=logger.add_scalar, writes_files=dist is None or dist.is_main, resources=resources)
         self.start_iteration = start_iteration  # > 0 when resuming: iterations and env steps continue
         self.logger = logger
         self.safe = safe
@@ -85,6 +86,7 @@ class WatchSession(TrainingSession):
 
     def end_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
         """Judge the iteration and act; returns False to stop training."""
+        record = self.with_resources(record)  # sys/* (before the reduction: every rank judges the same)
         if self.dist is not None and self.watchdog is not None:  # the same record on every rank
             record = self.dist.reduce_record(record)
         self.openrl = driver
@@ -134,6 +136,16 @@ class WatchSession(TrainingSession):
             for key, (old, new) in scale_learning_rates(trainer, action.lr_scale).items():
                 changes[key] = (changes.get(key, (old, new))[0], new)
         return ConfigSwitch(changes, kept)
+
+    def save_resume(self, action: SaveResume, watchdog_state) -> str | None:
+        """A resource alarm's checkpoint: ours in ``checkpoints/watchdog`` (weights, optimizers, the
+        watchdog's state; what ``--checkpoint`` and ``watchdog run`` resume from) plus OpenRL's own
+        ``rl_model_<steps>_steps/module.pt`` (what OpenRL's ``agent.load`` reads)."""
+        path = super().save_resume(action, watchdog_state)
+        if self.writes_files and self.openrl is not None:
+            module = self.save_module(self.openrl, action.env_steps)
+            self.say(f"watchdog: resumable checkpoint {path or '(not written)'}; OpenRL's {module}", style="bold")
+        return path
 
     # --- OpenRL's own checkpoints ---------------------------------------------------------------
 

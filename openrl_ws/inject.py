@@ -9,6 +9,10 @@ Spec grammar, one fault per spec (``--inject`` is repeatable)::
     lr_spike@25:20          learning rates x20 once at iteration 25; lasts until a config switch sets lr
     obs_noise@10-19:0.5     Gaussian observation noise, std 0.5, during iterations 10..19
     crash@7                 raise a RuntimeError (not a numeric failure) at iteration 7: a rank that dies
+    mem_leak@20:64          from iteration 20 on, hold on to 64 MiB more each iteration (tensors on the
+                            training's device: host RSS on CPU, torch's CUDA allocator on a GPU); default 64
+    slow@30-40:3            iterations 30..40 take 3x as long (a sleep of 2x the previous iteration's own
+                            work at their start: throttling, a competing process); default factor 2
 
 Distributed runs (torchrun) take an optional rank filter as a suffix::
 
@@ -23,7 +27,13 @@ transient fault does not recur after a rollback.
 
 The schedule only sets knobs; the env applies them. It writes exactly ``env.reward_scale``
 (float, 1.0 = off), ``env.obs_noise_std`` (float, 0.0 = off) and ``env.nan_next_step`` (bool, the
-env clears it after one step), and calls ``scale_learning_rates`` for ``lr_spike``.
+env clears it after one step), and calls ``scale_learning_rates`` for ``lr_spike``. The resource
+faults act on the process itself: ``mem_leak`` keeps tensors in the schedule (freed only when the
+process ends, as a real leak is), ``slow`` sleeps.
+
+An injected fault is one incident in one process: ``openrl_ws/train.py`` drops every ``--inject``
+in an attempt that ``watchdog run`` restarted (``WATCHDOG_RESTART`` in its environment), so a test
+sees the recovery instead of the same incident again.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,11 +51,13 @@ from watchdog.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("reward_scale", "nan", "lr_spike", "obs_noise", "crash")
+KINDS = ("reward_scale", "nan", "lr_spike", "obs_noise", "crash", "mem_leak", "slow")
 GRAMMAR = "KIND@START[-END][:VALUE][/rank=R] with KIND one of " + ", ".join(KINDS) + ", e.g. reward_scale@30-34:50"
 _SPEC = re.compile(r"^(?P<kind>[a-z_]+)@(?P<start>\d+)(?:-(?P<end>\d+))?(?::(?P<value>[^:@/]+))?(?:/rank=(?P<rank>\d+))?$")
-_RANGED = {"reward_scale", "obs_noise"}  # may have -END; the others happen at START only
+_RANGED = {"reward_scale", "obs_noise", "mem_leak", "slow"}  # may have -END; the others happen at START only
 _NEEDS_VALUE = {"reward_scale", "lr_spike", "obs_noise"}
+_DEFAULT_VALUE = {"mem_leak": 64.0, "slow": 2.0}  # VALUE optional: MiB per iteration, slow-down factor
+MIB = 1024 * 1024
 
 
 class InjectedCrash(RuntimeError):
@@ -93,7 +106,9 @@ def parse_inject(spec: str) -> Fault:
 
 def _parse_value(spec: str, kind: str, raw: str | None) -> float | None:
     """Check VALUE: required and finite for all kinds but nan, > 0 for lr_spike, >= 0 for obs_noise."""
-    if kind not in _NEEDS_VALUE:
+    if kind in _DEFAULT_VALUE and raw is None:
+        return _DEFAULT_VALUE[kind]
+    if kind not in _NEEDS_VALUE and kind not in _DEFAULT_VALUE:
         if raw is not None:
             _fail(spec, f"{kind} takes no :VALUE")
         return None
@@ -109,6 +124,10 @@ def _parse_value(spec: str, kind: str, raw: str | None) -> float | None:
         _fail(spec, "lr_spike VALUE must be > 0")
     if kind == "obs_noise" and value < 0:
         _fail(spec, "obs_noise VALUE (a std) must be >= 0")
+    if kind == "mem_leak" and value <= 0:
+        _fail(spec, "mem_leak VALUE (MiB per iteration) must be > 0")
+    if kind == "slow" and value < 1:
+        _fail(spec, "slow VALUE (a slow-down factor) must be >= 1")
     return value
 
 
@@ -123,6 +142,9 @@ class FaultSchedule:
     def __init__(self, faults: Iterable[Fault]):
         self.faults = tuple(faults)
         self._fired: set[str] = set()
+        self.held: list[Any] = []  # mem_leak's tensors: never released while the process lives
+        self._began: float | None = None  # perf_counter at the previous iteration's start
+        self._slept = 0.0  # slow's sleep at the previous iteration's start
 
     @classmethod
     def from_specs(cls, specs: Iterable[str]) -> "FaultSchedule":
@@ -159,9 +181,39 @@ class FaultSchedule:
                 changed = scale_learning_rates(trainer, fault.value)
                 lrs = ", ".join(f"{k} {old:.3g} -> {new:.3g}" for k, (old, new) in changed.items())
                 notes.append(f"iteration {iteration}: learning rates x{fault.value:g}: {lrs} ({fault.spec})")
+        notes += self._leak(iteration, env) + self._slow(iteration)
         for note in notes:
             log.warning("fault injection: %s", note)
         return notes
+
+    def _leak(self, iteration: int, env: Any) -> list[str]:
+        """Hold on to VALUE MiB more of the training's memory for each active ``mem_leak``."""
+        import torch
+
+        notes = []
+        for fault in self.faults:
+            if fault.kind != "mem_leak" or not fault.active(iteration):
+                continue
+            device = getattr(env, "device", None) or "cpu"
+            self.held.append(torch.ones(int(fault.value * MIB), dtype=torch.uint8, device=device))  # touched: resident
+            if iteration == fault.start or len(self.held) == 1:
+                notes.append(f"iteration {iteration}: holding {fault.value:g} MiB more each iteration on {device} "
+                             f"({fault.spec})")
+        return notes
+
+    def _slow(self, iteration: int) -> list[str]:
+        """Sleep (factor - 1) x the previous iteration's own work (its time without our sleep)."""
+        now = time.perf_counter()
+        work = None if self._began is None else max(0.0, now - self._began - self._slept)
+        factor = math.prod(f.value for f in self.faults if f.kind == "slow" and f.active(iteration))
+        self._began, self._slept = now, 0.0
+        if factor <= 1 or work is None:
+            return []
+        self._slept = (factor - 1) * work
+        time.sleep(self._slept)
+        if any(f.kind == "slow" and f.start == iteration for f in self.faults):
+            return [f"iteration {iteration}: slowed {factor:g}x (slept {self._slept:.2f} s)"]
+        return []
 
     def _reward_scale(self, iteration: int) -> float:
         """Product of the active reward_scale faults (1.0 when none)."""

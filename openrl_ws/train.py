@@ -8,8 +8,10 @@ flag such as ``--hidden_size 256 --layer_N 2``) and adds ``--watchdog``, ``--wat
     python openrl_ws/train.py --watchdog            # short watched run on the embedded push_lite
     torchrun --nproc_per_node 2 openrl_ws/train.py --watchdog   # data-parallel (openrl_ws/distributed.py)
 
-Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent), 2 bad input, 3 training
-died on non-finite numbers (without --watchdog: the crash the watchdog exists to prevent).
+Exit codes: 0 finished, 1 stopped by the watchdog (rollback budget spent; or a resource stop, whose
+`stop` event says `restartable: true` and which prints the resume command: `watchdog run` restarts
+it), 2 bad input, 3 training died on non-finite numbers (without --watchdog: the crash the watchdog
+exists to prevent).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--safe_config", default=str(DEFAULTS["safe_config"]))
     p.add_argument("--run_dir", default=None, help="run directory (default results/<date>_<exp_name>)")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@START[-END][:VALUE]",
-                   help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5")
+                   help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5, "
+                        "crash@7, mem_leak@20:64 (MiB held per iteration), slow@30:3 (slow-down factor)")
     p.add_argument("--save_interval", type=int, default=10_000_000,
                    help="env steps between OpenRL-compatible rl_model_<steps>_steps/module.pt (default 10M, as MAPush)")
     p.add_argument("--episode_length", type=int, default=None, help="rollout length per env (default: config, else 100)")
@@ -71,6 +74,7 @@ def _checkpoint_path(raw: str | None) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     args, openrl_argv = build_parser().parse_known_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the resume command
     from watchdog.config import load_ppo_config, load_watchdog_config
     from watchdog.errors import NonFiniteTraining, WatchdogError
 
@@ -118,16 +122,24 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.errors import InputError
     from watchdog.console import WatchdogConsole
     from watchdog.pipeline import Watchdog
+    from watchdog.resources import ResourceSampler
+    from watchdog.supervise import RESTART_ENV
 
     device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     # --- data-parallel under torchrun (WORLD_SIZE > 1); None in a single process -------------------
     from openrl_ws import distributed as ows_dist
 
     dist_ctx = ows_dist.setup(device)
+    console = WatchdogConsole()
     rank = dist_ctx.rank if dist_ctx is not None else 0
     if dist_ctx is not None and str(device).startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
     faults = faults.for_rank(rank)
+    if faults and os.environ.get(RESTART_ENV):  # an injected fault is one incident, not a property of the run
+        if rank == 0:
+            console.message(f"restart {os.environ[RESTART_ENV]} by `watchdog run`: injected faults "
+                            f"({', '.join(f.spec for f in faults.faults)}) are not repeated")
+        faults = type(faults)(())
     episode_length = args.episode_length or base.episode_length or 100
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
@@ -136,7 +148,6 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     cfg = create_config_parser().parse_args(openrl_argv)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
-    console = WatchdogConsole()
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
         from watchdog.distributed import broadcast_object
 
@@ -183,7 +194,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
                            seed=args.seed + rank, save_interval_steps=args.save_interval, dist=dist_ctx,
                            start_iteration=start_iteration,
-                           run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)})
+                           run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
+                           resources=ResourceSampler(device) if watchdog is not None else None)
     ppo = effective_ppo_values(net.module, cfg)
     console.message(f"training {args.algo} on {args.task}: {args.num_envs} envs x {episode_length} steps/iteration, "
                     f"{total:,} env steps, device {device}, run dir {run_dir}; "
@@ -217,7 +229,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         from watchdog.distributed import destroy_process_group
 
         destroy_process_group()  # only after a clean finish: a failing rank exits without it
-    _report(console, session, time.time() - start, run_dir)
+    _report(console, session, time.time() - start, run_dir, args.argv)
     return EXIT_STOPPED if session.result.stopped else EXIT_OK
 
 
@@ -236,6 +248,7 @@ def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int
     (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log)."""
     from watchdog.events import EVENTS_FILENAME, read_events
     from watchdog.policy import CheckpointRef
+    from watchdog.supervise import is_recovery
 
     meta = loaded.get("meta") or {}
     ref = None
@@ -247,7 +260,7 @@ def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int
     recoveries = 0
     log_path = run_dir / EVENTS_FILENAME
     if log_path.is_file():
-        recoveries = sum(e.get("event") in ("rollback", "restart") for e in read_events(log_path).events)
+        recoveries = sum(is_recovery(e) for e in read_events(log_path).events)
     watchdog.resumed(ref, start_iteration, recoveries=recoveries)
 
 
@@ -267,7 +280,7 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
     return steps // steps_per_iteration
 
 
-def _report(console, session, seconds: float, run_dir: Path) -> None:
+def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | None = None) -> None:
     res = session.result
     last = res.final_record
     reward = last.metrics.get("rollout/average_step_reward") if last else None
@@ -276,6 +289,20 @@ def _report(console, session, seconds: float, run_dir: Path) -> None:
     console.message(f"{verdict}: {res.iterations} iterations, {res.env_steps:,} env steps in {seconds:.0f} s, "
                     f"{res.rollbacks} rollback(s), last reward {reward if reward is None else f'{reward:.4g}'}, "
                     f"metrics {params_ok}; run dir {run_dir}", style="bold red" if res.stopped else "bold green")
+    if res.restartable and argv is not None:
+        console.message(f"resume with: {resume_command(argv, res.resume_checkpoint)} (or run it under `watchdog run --`, "
+                        "which restarts it by itself)", style="bold")
+
+
+def resume_command(argv: list[str], checkpoint: str | None) -> str:
+    """This command line, continuing from ``checkpoint`` (None: the supervisor's choice, the newest stable)."""
+    import shlex
+
+    from watchdog.supervise import set_flag
+
+    args = set_flag(argv, "--checkpoint", checkpoint) if checkpoint else list(argv)
+    script = "openrl_ws/train.py" if Path.cwd().resolve() == ROOT else str(Path(__file__).resolve())
+    return shlex.join(["python", script, *args])
 
 
 if __name__ == "__main__":

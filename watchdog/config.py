@@ -134,6 +134,61 @@ class PolicyStdConfig(BaseModel):
         return self
 
 
+class MemoryConfig(BaseModel):
+    """Memory creeping towards an out-of-memory death: a least-squares climb extrapolated to the limit.
+
+    Judges ``sys/cuda_reserved_mb`` (torch's allocator, our process) against ``cuda_limit_mb`` and
+    ``sys/rss_mb`` (the process's resident memory) against ``rss_limit_mb``, whichever the records
+    carry. Its alarms never roll back weights (that frees no leaked memory): see ``action``.
+    """
+
+    model_config = _STRICT
+    enabled: bool = True
+    action: Literal["alert", "checkpoint", "stop"] = Field(
+        "stop",
+        description="On an alarm: alert (report only); checkpoint (save a resumable checkpoint now, train on); "
+                    "stop (save it, then end the run with exit 1 and a restartable stop that `watchdog run` "
+                    "restarts from it). Independent of the top-level `action`, which governs divergence.",
+    )
+    rss_limit_mb: float | None = Field(
+        None, gt=0, description="Host memory limit in MiB (null: the machine's memory, or its cgroup limit when lower).")
+    cuda_limit_mb: float | None = Field(
+        None, gt=0, description="CUDA memory limit in MiB (null: the device's total; other processes on it are not "
+                                "subtracted, so set it on a shared GPU).")
+    warn_within_iters: int = Field(500, ge=1, description="WARNING when the limit is this many iterations away.")
+    alarm_within_iters: int = Field(50, ge=1, description="ALARM (action) when it is this close.")
+    window_points: int = Field(30, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+    min_climb_mb: float = Field(
+        8.0, ge=0, description="Ignore a climb smaller than this over the window (allocator and GC noise); a leak "
+                               "slower than min_climb_mb / window_points per point is not forecast.")
+    warmup_points: int = Field(
+        10, ge=0, description="No verdict on the first this many points of each process (allocators and buffers "
+                              "fill in the first iterations; a resumed process starts over); memory settles long "
+                              "before the learning statistics' warm-up ends.")
+
+    @model_validator(mode="after")
+    def _alarm_inside_warning(self) -> "MemoryConfig":
+        if self.alarm_within_iters > self.warn_within_iters:
+            raise ValueError(f"alarm_within_iters ({self.alarm_within_iters}) must not exceed "
+                             f"warn_within_iters ({self.warn_within_iters})")
+        return self
+
+
+class ThroughputConfig(BaseModel):
+    """Env steps per second falling well below the run's own settled rate (a warning only)."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    drop_fraction: float = Field(
+        0.5, gt=0, lt=1, description="WARNING when steps/s stays below this fraction of the settled rate...")
+    patience_points: int = Field(5, ge=1, le=10_000, description="...for this many consecutive points.")
+    baseline_points: int = Field(
+        20, ge=3, le=100_000,
+        description="The settled rate: the highest median of this many consecutive points that were not low.")
+    warmup_points: int = Field(
+        5, ge=0, description="No verdict on the first this many points of each process (start-up, first compilations).")
+
+
 class NonFiniteConfig(BaseModel):
     """Any NaN/Inf in a tracked metric is immediate divergence."""
 
@@ -212,6 +267,8 @@ class WatchdogConfig(BaseModel):
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    throughput: ThroughputConfig = Field(default_factory=ThroughputConfig)
     nonfinite: NonFiniteConfig = Field(default_factory=NonFiniteConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     tags: TagsConfig = Field(default_factory=TagsConfig)

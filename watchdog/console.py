@@ -15,7 +15,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from watchdog.signals import CRITIC_GRAD_NORM, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import (
+    CRITIC_GRAD_NORM,
+    STEP_REWARD,
+    SYS_CUDA_RESERVED_MB,
+    SYS_RSS_MB,
+    SYS_STEPS_PER_S,
+    VALUE_LOSS,
+    MetricRecord,
+)
 
 _STYLE = {"restart": "magenta", "warning": "yellow", "alarm": "bold red", "rollback": "magenta", "config_switch": "cyan",
           "stop": "bold red", "recovered": "green", "stable_checkpoint": "dim", "start": "bold", "end": "bold"}
@@ -69,10 +77,19 @@ def status_line(record: MetricRecord, state: str, rollbacks: int) -> str:
         return f"{label} {_fmt(value)}" if value is not None else ""
 
     parts = [f"it {record.iteration}", f"{record.env_steps:,} steps", metric(VALUE_LOSS, "vloss"),
-             metric(CRITIC_GRAD_NORM, "cgrad"), metric(STEP_REWARD, "reward"), state]
+             metric(CRITIC_GRAD_NORM, "cgrad"), metric(STEP_REWARD, "reward"), _resources(record), state]
     if rollbacks:
         parts.append(f"rollbacks {rollbacks}")
     return " | ".join(p for p in parts if p)
+
+
+def _resources(record: MetricRecord) -> str:
+    """``mem 812 MiB, 2.3k steps/s`` when the record has resource keys (CUDA memory before host)."""
+    mem = record.metrics.get(SYS_CUDA_RESERVED_MB, record.metrics.get(SYS_RSS_MB))
+    rate = record.metrics.get(SYS_STEPS_PER_S)
+    parts = ([f"{'cuda ' if SYS_CUDA_RESERVED_MB in record.metrics else ''}mem {mem:.0f} MiB"] if mem is not None else [])
+    parts += [f"{rate / 1000:.1f}k steps/s" if rate >= 1000 else f"{rate:.0f} steps/s"] if rate is not None else []
+    return ", ".join(parts)
 
 
 class WatchdogConsole:

@@ -401,9 +401,131 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
     if cfg.policy_std.enabled:
         found.append(PolicyStd(cfg.policy_std, cfg.warmup))
+    if cfg.memory.enabled:
+        found.append(MemoryForecast(cfg.memory, cfg.warmup))
+    if cfg.throughput.enabled:
+        found.append(Throughput(cfg.throughput, cfg.warmup))
     return found
 
 
 def detector_key(det: Detector) -> str:
     """A unique, stable name for a detector instance (trend detectors carry their signal)."""
     return f"{det.name}:{det.signal}" if isinstance(det, TrendCusum) else det.name
+
+
+# --- resources: the machine, not the learning (watchdog.resources) ---------------------------------
+# Their verdicts are about ``sys/*`` signals, which the policy handles on their own channel: a
+# resource alarm never rolls back weights (that frees no leaked memory). Their state describes this
+# process on this machine, so it is not saved: a rollback leaves it as it is (memory does not roll
+# back), and a resumed process warms up and learns it again (its memory starts over).
+
+from watchdog.config import MemoryConfig, ThroughputConfig  # noqa: E402  (kept with the classes below)
+from watchdog.signals import MEMORY_LIMITS, SYS_CUDA_RESERVED_MB, SYS_RSS_MB, SYS_STEPS_PER_S  # noqa: E402
+
+
+class MemoryForecast(Detector):
+    """Memory climbing towards its limit: how many iterations until out-of-memory.
+
+    For each memory signal the records carry (``sys/cuda_reserved_mb``, ``sys/rss_mb``), the climb
+    rate is a least-squares slope over the last ``window_points`` points after warm-up, and the
+    limit the configured one, else the device's total / the machine's memory from the record. A
+    climb smaller than ``min_climb_mb`` over the window is noise, so a run whose memory is flat
+    after warm-up never triggers; a run already above its limit is an alarm at once.
+    """
+
+    name = "memory"
+
+    def __init__(self, cfg: MemoryConfig, warmup: WarmupConfig):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.seen = 0  # points this process judged (its own warm-up: start-up allocations are not a leak)
+        self.limits = {SYS_CUDA_RESERVED_MB: cfg.cuda_limit_mb, SYS_RSS_MB: cfg.rss_limit_mb}
+        self.history: dict[str, list[list[float]]] = {}  # signal -> [[iteration, MiB], ...] (plain: saveable)
+        self.warn_since: dict[str, int] = {}  # signal -> first iteration of its current warning stretch
+
+    def _values(self, record: MetricRecord) -> dict[str, float] | None:
+        """The memory signals present whose limit is known (configured, or in the record)."""
+        found = {s: record.metrics[s] for s, total in MEMORY_LIMITS
+                 if s in record.metrics and (self.limits[s] is not None or total in record.metrics)}
+        return found or None
+
+    def _check(self, record, values, judging):
+        self.seen += 1
+        if self.seen <= self.cfg.warmup_points:  # the climb is fitted from warm-up on
+            return None
+        verdicts = [self._forecast(record, s, used) for s, used in values.items()]
+        verdicts = [v for v in verdicts if v is not None]
+        return next((v for v in verdicts if v.level == "alarm"), verdicts[0] if verdicts else None)
+
+    def _forecast(self, record: MetricRecord, signal: str, used: float) -> Verdict | None:
+        history = self.history.setdefault(signal, [])
+        history.append([record.iteration, used])
+        del history[: -self.cfg.window_points]
+        if len(history) < self.cfg.window_points or history[-1][0] <= history[0][0]:
+            return None
+        its, ys = np.asarray(history, dtype=float).T
+        rate = float(np.polyfit(its, ys, 1)[0])  # MiB per iteration
+        limit = self.limits[signal] or record.metrics[dict(MEMORY_LIMITS)[signal]]
+        headroom = limit - used
+        climbing = rate > 0 and rate * (its[-1] - its[0]) >= self.cfg.min_climb_mb
+        eta = 0.0 if headroom <= 0 else headroom / rate if climbing else math.inf
+        # hysteresis: a standing warning ends only well outside the horizon
+        horizon = self.cfg.warn_within_iters * (1.0 if signal not in self.warn_since else 1.5)
+        if eta > horizon:
+            self.warn_since.pop(signal, None)
+            return None
+        self.warn_since.setdefault(signal, record.iteration)
+        level: Level = "alarm" if eta <= self.cfg.alarm_within_iters else "warning"
+        what = "CUDA memory reserved by torch" if signal == SYS_CUDA_RESERVED_MB else "resident memory"
+        cause = ("already above it" if headroom <= 0 else
+                 f"climbing {rate:+.1f} MiB/iteration: out of memory in about {eta:.0f} iterations")
+        return self._verdict(
+            record, level, signal, used, limit,
+            f"{what} {used:.0f} MiB of a {limit:.0f} MiB limit, {cause} (a leak: tensors or arrays kept across "
+            "iterations, a growing buffer or list; a restart from a checkpoint frees it, a rollback does not)",
+            onset_hint=self.warn_since[signal],
+        )
+
+
+class Throughput(Detector):
+    """Env steps per second below ``drop_fraction`` of the run's settled rate for ``patience_points``.
+
+    The settled rate is the highest median of ``baseline_points`` consecutive not-low points the run
+    has had, so a slow slide (thermal throttling, fragmentation) is caught as well as a sudden drop.
+    """
+
+    name = "throughput"
+    signals = (SYS_STEPS_PER_S,)
+
+    def __init__(self, cfg: ThroughputConfig, warmup: WarmupConfig):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.seen = 0  # points this process judged (start-up and first compilations are slow)
+        self.baseline: list[float] = []
+        self.settled: float | None = None
+        self.low = 0
+        self.first_low: int | None = None
+
+    def _check(self, record, values, judging):
+        rate = values[SYS_STEPS_PER_S]
+        self.seen += 1
+        if self.seen <= self.cfg.warmup_points:
+            return None
+        floor = None if self.settled is None else self.cfg.drop_fraction * self.settled
+        if floor is None or rate >= floor:
+            self.baseline = [*self.baseline, rate][-self.cfg.baseline_points:]
+            if len(self.baseline) == self.cfg.baseline_points:
+                self.settled = max(self.settled or 0.0, _median(self.baseline))
+            self.low, self.first_low = 0, None
+            return None
+        self.low += 1
+        self.first_low = record.iteration if self.first_low is None else self.first_low
+        if self.low < self.cfg.patience_points:
+            return None
+        return self._verdict(
+            record, "warning", SYS_STEPS_PER_S, rate, floor,
+            f"throughput {rate:.4g} env steps/s, below {self.cfg.drop_fraction:g} x this run's settled "
+            f"{self.settled:.4g} for {self.low} points (thermal throttling, memory fragmentation or swapping, a "
+            "leaking buffer, a competing process; check the GPU's clocks and temperature and the host's load)",
+            onset_hint=self.first_low,
+        )

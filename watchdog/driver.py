@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:  # the policy imports this module; only the types flow back
     from watchdog.pipeline import Watchdog
-    from watchdog.policy import CheckpointRef, Rollback, SaveStable, Stop
+    from watchdog.policy import CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 
 
 @dataclass
@@ -45,7 +45,12 @@ class Driver(Protocol):
         or because a rollback abandoned the stretch it belongs to (keep the files, not as stable)."""
 
     def stop(self, action: "Stop") -> None:
-        """The watchdog gives up: end training after this iteration (the run exits 1)."""
+        """The watchdog gives up: end training after this iteration (the run exits 1). With
+        ``action.restartable`` (a resource stop) the run is to be restarted from its checkpoint."""
+
+    def save_resume(self, action: "SaveResume", watchdog_state: Callable[[], dict]) -> str | None:
+        """Save a checkpoint to resume the run from (a resource alarm: never a rollback); return where
+        it lives on disk (None: nowhere). Stable, and so a restart target, when ``action.stable``."""
 
 
 class VirtualDriver:
@@ -66,10 +71,13 @@ class VirtualDriver:
     def stop(self, action: "Stop") -> None:
         return None
 
+    def save_resume(self, action: "SaveResume", watchdog_state: Callable[[], dict]) -> str | None:
+        return None
+
 
 def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str) -> bool:
     """Carry ``actions`` (from ``wd.observe``) out on ``driver``; False once the run must stop."""
-    from watchdog.policy import CheckpointRef, Rollback, SaveStable, Stop
+    from watchdog.policy import CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 
     for action in actions:
         if isinstance(action, SaveStable):
@@ -81,6 +89,10 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
             switch = driver.apply_config(action)
             for ref in wd.rolled_back(action, switch, config_name=config_name):
                 driver.forget(ref, abandoned=True)
+        elif isinstance(action, SaveResume):
+            path = driver.save_resume(action, wd.state_dict)
+            for ref in wd.resume_saved(action, path):
+                driver.forget(ref, abandoned=False)
         elif isinstance(action, Stop):
             driver.stop(action)
             return False

@@ -17,7 +17,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
 from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import EXACT_ONSET, Action, CheckpointRef, Policy, Rollback, State
+from watchdog.policy import EXACT_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
 from watchdog.signals import STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,16 @@ class Watchdog:
         evicted = self.policy.add_stable(ref)
         self._drop_snapshots(evicted)
         self.emit("stable_checkpoint", checkpoint=ref.path or ref.tag, checkpoint_iteration=ref.iteration)
+        return evicted
+
+    def resume_saved(self, action: SaveResume, path: str | None) -> list[CheckpointRef]:
+        """The driver saved a resumable checkpoint (a resource alarm): a stable one when the training
+        was healthy; returns the checkpoints retention lets go."""
+        evicted = []
+        if action.stable:
+            evicted = self.checkpoint_saved(CheckpointRef(action.tag, action.iteration, action.env_steps, path))
+        self.emit("resume_checkpoint", checkpoint=path or action.tag, checkpoint_iteration=action.iteration,
+                  stable=action.stable, reason=action.reason)
         return evicted
 
     def rolled_back(self, action: Rollback, switch: ConfigSwitch, *, config_name: str) -> list[CheckpointRef]:

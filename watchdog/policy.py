@@ -9,6 +9,12 @@ that came before the alarm; the target is the newest stable checkpoint at least
 with no warning before it, needs no margin: the state after the iteration before it is known
 good). The policy decides; :func:`watchdog.driver.carry_out` has a driver carry the actions out
 and reports back through :meth:`Policy.rollback_done`.
+
+Resource verdicts (about ``sys/*`` signals: memory, throughput) are a channel of their own: they
+leave the training's state alone (a leak does not make the weights unstable), are reported once
+while they last, and a resource alarm never rolls back (that frees no memory): per
+``memory.action`` it alerts, saves a resumable checkpoint (:class:`SaveResume`), or saves one and
+stops with a restartable :class:`Stop` that ``watchdog run`` restarts from it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from watchdog.config import WatchdogConfig
 from watchdog.detectors import Verdict
 from watchdog.driver import StableRegistry
 from watchdog.onset import Onset
-from watchdog.signals import MetricRecord
+from watchdog.signals import SYS_PREFIX, MetricRecord
 
 
 class State(str, Enum):
@@ -75,13 +81,32 @@ class Rollback:
 
 @dataclass(frozen=True)
 class Stop:
-    """Action: stop training now, with a final report; the run exits non-zero."""
+    """Action: stop training now, with a final report; the run exits non-zero. ``restartable``: the
+    process should be restarted from its newest checkpoint (a resource stop), not given up on."""
 
     reason: str
     iteration: int
+    restartable: bool = False
 
 
-Action = SaveStable | Rollback | Stop
+@dataclass(frozen=True)
+class SaveResume:
+    """Action: save a checkpoint to resume the run from now (a resource alarm), then
+    ``Watchdog.resume_saved``. ``stable``: the training was healthy, so it is a stable checkpoint
+    too (a rollback or restart target); otherwise the newest stable one stays the restart point."""
+
+    iteration: int
+    env_steps: int
+    reason: str
+    stable: bool
+
+    @property
+    def tag(self) -> str:
+        """``stable_<env_steps>_steps`` when stable (one name per checkpoint), else ``resume_<env_steps>_steps``."""
+        return f"{'stable' if self.stable else 'resume'}_{self.env_steps}_steps"
+
+
+Action = SaveStable | Rollback | Stop | SaveResume
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
 Emit = Callable[..., None]
 OnsetFn = Callable[[Verdict], Onset]
@@ -100,6 +125,9 @@ class Policy:
         self.active_warnings: list[str] = []
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
+        # reported resource verdict -> quiet points since; this process's, like the resource
+        # detectors' state, so neither saved nor restored
+        self.resource_active: dict[str, int] = {}
 
     # --- decisions ------------------------------------------------------------------------------
 
@@ -107,6 +135,13 @@ class Policy:
         """One record's verdicts -> actions; events go to ``emit(kind, **fields)``."""
         if self.state is State.STOPPED:
             return []
+        resources = [v for v in verdicts if v.signal.startswith(SYS_PREFIX)]
+        training = [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)]
+        return self._on_resources(record, resources, self._judge_training(record, training, emit, onset_fn), emit)
+
+    def _judge_training(self, record: MetricRecord, verdicts: list[Verdict], emit: Emit,
+                        onset_fn: OnsetFn) -> list[Action]:
+        """The divergence state machine: verdicts about the learning -> actions."""
         alarms = [v for v in verdicts if v.level == "alarm"]
         warnings = [v for v in verdicts if v.level == "warning"]
         corroborated = self._corroborated(warnings)
@@ -118,6 +153,35 @@ class Policy:
             self._on_warnings(warnings, emit)
             return []
         return self._on_quiet(record, emit)
+
+    def _on_resources(self, record: MetricRecord, verdicts: list[Verdict], actions: list[Action],
+                      emit: Emit) -> list[Action]:
+        """Report new resource verdicts once; a new alarm saves a resumable checkpoint and/or stops
+        (``memory.action``), never rolls back. A key is forgotten after ``recover_points`` quiet points."""
+        current = {f"{_warning_key(v)}:{v.level}": v for v in verdicts}
+        for key in list(self.resource_active):
+            self.resource_active[key] = 0 if key in current else self.resource_active[key] + 1
+            if self.resource_active[key] >= self.cfg.policy.recover_points:
+                del self.resource_active[key]
+        new = [(k, v) for k, v in current.items() if k not in self.resource_active]
+        alarm = None
+        for key, v in new:
+            self.resource_active[key] = 0
+            emit(v.level, detector=v.detector, signal=v.signal, value=v.value, threshold=v.threshold,
+                 reason=v.reason, onset_iteration=v.onset_hint, resource=True)
+            alarm = alarm or (v if v.level == "alarm" else None)
+        what = self.cfg.memory.action
+        if alarm is None or what == "alert" or any(isinstance(a, Stop) for a in actions):
+            return actions
+        stable = self.state is State.HEALTHY and not any(isinstance(a, Rollback) for a in actions)
+        if stable:
+            self.last_stable_iteration = record.iteration
+        # the resume checkpoint is this iteration's stable one, when the training is healthy
+        actions = [a for a in actions if not isinstance(a, SaveStable)]
+        actions.append(SaveResume(record.iteration, record.env_steps, alarm.reason, stable))
+        if what == "stop":
+            actions.append(self._stop(record, f"{alarm.detector}: {alarm.reason}", emit, restartable=True))
+        return actions
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
         """Several different detectors warning at once is divergence too (when configured)."""
@@ -187,10 +251,10 @@ class Policy:
         self.quiet_points = 0
         emit("recovered", previous=previous.value)
 
-    def _stop(self, record: MetricRecord, reason: str, emit: Emit) -> Stop:
+    def _stop(self, record: MetricRecord, reason: str, emit: Emit, *, restartable: bool = False) -> Stop:
         self.state = State.STOPPED
-        emit("stop", reason=reason, rollbacks=self.rollbacks)
-        return Stop(reason, record.iteration)
+        emit("stop", reason=reason, rollbacks=self.rollbacks, restartable=restartable)
+        return Stop(reason, record.iteration, restartable)
 
     def latest_target_iteration(self, onset: Onset) -> int:
         """The newest checkpoint iteration a rollback for ``onset`` may go back to.

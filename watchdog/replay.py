@@ -392,11 +392,13 @@ class ReplayDriver(VirtualDriver):
         })
 
     def stop(self, action: Stop) -> None:
-        self.report.stopped = {"iteration": action.iteration, "reason": action.reason}
+        self.report.stopped = {"iteration": action.iteration, "reason": action.reason,
+                               "restartable": action.restartable}
 
 
 def _summarise(report: RunReport, cfg: WatchdogConfig) -> None:
-    alarm = next((e for e in report.events if e["event"] == "alarm"), None)
+    # a resource alarm (memory) is in the timeline and may stop the run, but it is not divergence
+    alarm = next((e for e in report.events if e["event"] == "alarm" and not e.get("resource")), None)
     if alarm is not None:
         report.first_alarm = {"iteration": alarm["iteration"], "step": alarm["env_steps"],
                               "detector": alarm["detector"], "signal": alarm.get("signal"),

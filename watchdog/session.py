@@ -10,7 +10,9 @@ OpenRL's hook (``openrl_ws.hook``) and the integrations for other frameworks
 
 Everything else is here, once: feeding records to the watchdog, the event log, the console,
 in-memory snapshots plus the checkpoint store on disk (weights-only, verified, fsynced), what a
-disk failure means, forgetting and abandoning copies as the library's registry says, stopping.
+disk failure means, forgetting and abandoning copies as the library's registry says, stopping,
+resumable checkpoints for resource alarms, and (opt-in: ``resources=ResourceSampler(device)``)
+the ``sys/*`` resource keys of every record, in the event log and TensorBoard.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.driver import ConfigSwitch, carry_out
 from watchdog.events import EVENTS_FILENAME, EventLog, make_event
 from watchdog.pipeline import Watchdog
-from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveStable, Stop
-from watchdog.signals import WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
+from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
+from watchdog.resources import ResourceSampler
+from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,8 @@ class SessionResult:
     env_steps: int = 0
     final_record: MetricRecord | None = None
     events: list[dict] = field(default_factory=list)
+    restartable: bool = False  # a resource stop: restart the process from resume_checkpoint
+    resume_checkpoint: str | None = None  # the newest checkpoint saved for a resource alarm
 
 
 class TrainingSession:
@@ -54,8 +59,10 @@ class TrainingSession:
     """
 
     def __init__(self, *, watchdog: Watchdog | None, run_dir: Path, safe_name: str, console: Any = None,
-                 scalar: Scalar | None = None, writes_files: bool = True):
+                 scalar: Scalar | None = None, writes_files: bool = True,
+                 resources: ResourceSampler | None = None):
         self.watchdog = watchdog
+        self.resources = resources  # None: the records get no sys/* keys from this session
         self.run_dir = Path(run_dir)
         self.safe_name = safe_name
         self.console = console
@@ -92,8 +99,16 @@ class TrainingSession:
 
     # --- per iteration --------------------------------------------------------------------------
 
+    def with_resources(self, record: MetricRecord) -> MetricRecord:
+        """``record`` plus this process's ``sys/*`` keys (once per iteration; a no-op without a sampler
+        or when the record has them already). Distributed sessions call it before reducing the record."""
+        if self.resources is not None and not any(k.startswith(SYS_PREFIX) for k in record.metrics):
+            record.metrics.update(self.resources.sample(record.env_steps))
+        return record
+
     def observe(self, record: MetricRecord) -> bool:
         """Judge one iteration's record and carry the actions out; False: stop training."""
+        record = self.with_resources(record)
         self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
         self.result.final_record = record
         if self.watchdog is None:
@@ -123,7 +138,8 @@ class TrainingSession:
             return str(self.store_root / tag)
         try:
             info = self.store.save(tag, self.to_state(snap), {"iteration": action.iteration,
-                                                              "env_steps": action.env_steps, "stable": True,
+                                                              "env_steps": action.env_steps,
+                                                              "stable": getattr(action, "stable", True),
                                                               "watchdog": watchdog_state()})
         except OSError as exc:  # disk full, read-only
             self.say(f"watchdog: could not write stable checkpoint {self.store.root / tag}: {exc.strerror or exc}; "
@@ -154,6 +170,16 @@ class TrainingSession:
 
     def stop(self, action: Stop) -> None:
         self.result.stopped, self.result.stop_reason = True, action.reason
+        self.result.restartable = action.restartable
+
+    def save_resume(self, action: SaveResume, watchdog_state: Callable[[], dict]) -> str | None:
+        """A resumable checkpoint now, in the store's format (what ``--checkpoint`` and ``watchdog run``
+        resume from); only a stable one stays in memory as a rollback target."""
+        path = self.save(action, watchdog_state)
+        if not action.stable:
+            self.snapshots.pop(action.tag, None)
+        self.result.resume_checkpoint = path
+        return path
 
     # --- the rest -------------------------------------------------------------------------------
 
@@ -166,6 +192,9 @@ class TrainingSession:
             return
         self.scalar(WATCHDOG_STATE, STATE_CODES[self.watchdog.state], record.env_steps)
         self.scalar(WATCHDOG_ROLLBACKS, self.watchdog.policy.rollbacks, record.env_steps)
+        for key, value in record.metrics.items():  # resources: flat tags like the watchdog's own
+            if key.startswith(SYS_PREFIX):
+                self.scalar(key, value, record.env_steps)
         onset = next((e.get("onset_iteration") for e in reversed(self.result.events) if e["event"] == "alarm"), None)
         if onset is not None:
             self.scalar(WATCHDOG_ONSET, onset, record.env_steps)

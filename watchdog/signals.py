@@ -29,6 +29,19 @@ STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX)  # what the policy-std detector reads: a
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
 WATCHDOG_ONSET = "watchdog/onset_iteration"
+# Resources of the training process (watchdog.resources): the machine, not the learning.
+SYS_PREFIX = "sys/"
+SYS_RSS_MB = "sys/rss_mb"  # resident memory of the training process (host)
+SYS_MEM_TOTAL_MB = "sys/mem_total_mb"  # the machine's memory, or the cgroup's limit when lower
+SYS_CUDA_ALLOCATED_MB = "sys/cuda_allocated_mb"  # torch's caching allocator: memory in live tensors
+SYS_CUDA_RESERVED_MB = "sys/cuda_reserved_mb"  # ... held from the device (what runs out first)
+SYS_CUDA_PEAK_MB = "sys/cuda_peak_mb"  # ... peak allocated since the process started
+SYS_CUDA_TOTAL_MB = "sys/cuda_total_mb"  # the device's memory
+SYS_GPU_UTIL = "sys/gpu_util"  # NVML: percent of time a kernel ran (device-wide)
+SYS_GPU_TEMP_C = "sys/gpu_temp_c"  # NVML: degrees Celsius
+SYS_STEPS_PER_S = "sys/steps_per_s"  # env steps per wall-clock second since the previous record
+# (memory signal, its default limit) pairs the memory forecast judges
+MEMORY_LIMITS = ((SYS_CUDA_RESERVED_MB, SYS_CUDA_TOTAL_MB), (SYS_RSS_MB, SYS_MEM_TOTAL_MB))
 
 TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX)
 # Metrics whose non-finite value means the run is broken (others, e.g. extra scalars, are ignored).
@@ -84,8 +97,9 @@ class MetricRecord:
         return self.metrics.get(normalize_key(key))
 
     def nonfinite_keys(self, keys: Iterable[str] = TRACKED_KEYS) -> list[str]:
-        """Tracked keys whose value is NaN or infinite."""
-        return [k for k in keys if k in self.metrics and not math.isfinite(self.metrics[k])]
+        """Tracked keys whose value is NaN or infinite (``sys/*`` never: a counter is not the run)."""
+        return [k for k in keys if k in self.metrics and not k.startswith(SYS_PREFIX)
+                and not math.isfinite(self.metrics[k])]
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; NaN/Inf become strings so the line stays valid JSON."""

@@ -15,6 +15,12 @@ It only edits ``--checkpoint`` and ``--config`` in the command line, so it works
 ``log.txt`` / event log / TensorBoard files for ``--stall-seconds``. A clean exit (0) ends the
 supervisor with 0; Ctrl-C is forwarded to the child's process group and ends it with 130.
 
+A *resource* stop (exit 1 with a ``stop`` event that says ``restartable: true``: the training's
+watchdog forecast an out-of-memory death, saved a checkpoint and stopped) is restarted from the
+newest stable checkpoint with the attempt's own config (the training was not diverging, so no
+safe config), as a ``restart`` event with ``cause: "resource"``, which does not spend the rollback
+budget. Every restarted attempt has ``WATCHDOG_RESTART=<attempt>`` in its environment.
+
 Exit codes: 0 finished; 1 gave up (restart budget spent) or the training's own watchdog stopped
 it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
 """
@@ -40,6 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAFE_CONFIG = ROOT / "cfgs" / "ppo_safe.yaml"
 EXIT_OK, EXIT_GAVE_UP, EXIT_BAD_INPUT = 0, 1, 2
 CHILD_STOPPED, CHILD_BAD_INPUT = 1, 2  # our train.py: stopped by the watchdog / bad input
+RESTART_ENV = "WATCHDOG_RESTART"  # in a restarted attempt's environment: the attempt number
+RESOURCE_CAUSE = "resource"  # a restart event's cause after a restartable (resource) stop
+OWN_CONFIG = "of its own (no --config: OpenRL's defaults)"
 MERGED_CONFIG_NAME = "ppo_safe.restart.yaml"
 GRACE_SECONDS = 10.0  # how long an interrupted or stalled child gets before SIGKILL
 
@@ -161,6 +170,13 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
     return merged
 
 
+def is_recovery(event: dict) -> bool:
+    """A rollback or a restart after a crash: what the rollback budget counts (a restart after a
+    resource stop is not one: the training was not diverging)."""
+    kind = event.get("event")
+    return kind == "rollback" or (kind == "restart" and event.get("cause") != RESOURCE_CAUSE)
+
+
 def recoveries_so_far(run_dir: Path) -> int:
     """Rollbacks (in any process) and restarts the run's event log records: one budget spans them."""
     from watchdog.events import read_events
@@ -168,7 +184,7 @@ def recoveries_so_far(run_dir: Path) -> int:
     path = run_dir / EVENTS_FILENAME
     if not path.is_file():
         return 0
-    return sum(e.get("event") in ("rollback", "restart") for e in read_events(path).events)
+    return sum(is_recovery(e) for e in read_events(path).events)
 
 
 def rollback_budget_of(cmd: Sequence[str]) -> int | None:
@@ -200,6 +216,7 @@ class Outcome:
     signal: int | None = None
     stalled: bool = False
     watchdog_stop: bool = False  # exit 1 with a `stop` event: our train.py's watchdog gave up
+    restartable_stop: bool = False  # exit 1 with a `stop` event saying `restartable: true` (a resource stop)
     last_iteration: int | None = None
     last_env_steps: int | None = None
 
@@ -213,6 +230,8 @@ class Outcome:
     def describe(self) -> str:
         if self.stalled:
             what = "stalled (no progress in the run dir) and was killed"
+        elif self.restartable_stop:
+            what = "was stopped by its watchdog for a restart (a resource alarm; exit 1)"
         elif self.signal is not None:
             what = f"was killed by {signal_name(self.signal)}"
         else:
@@ -256,18 +275,18 @@ class Supervisor:
         cmd, restarts = self.cmd, 0
         budget = rollback_budget_of(self.cmd)
         while True:
-            outcome = self._attempt(cmd)
+            outcome = self._attempt(cmd, restarts)
             if self._interrupt is not None:
                 return self._interrupted()
             if not outcome.abnormal:
                 return self._finish(outcome)
             if restarts >= self.max_restarts:
                 return self._give_up(outcome, restarts, f"restart budget ({self.max_restarts}) spent")
-            if budget is not None and recoveries_so_far(self.run_dir) >= budget:
+            if budget is not None and not outcome.restartable_stop and recoveries_so_far(self.run_dir) >= budget:
                 return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by "
                                      f"{recoveries_so_far(self.run_dir)} rollbacks and restarts")
             restarts += 1
-            cmd = self._restart(outcome, restarts)
+            cmd = self._restart(outcome, restarts, cmd)
             if self._interrupt is not None:  # Ctrl-C while choosing the checkpoint: do not start another
                 return self._interrupted()
 
@@ -285,12 +304,16 @@ class Supervisor:
         self.say("the training command reported bad input (exit 2, see its error above); not restarting")
         return EXIT_BAD_INPUT
 
-    def _restart(self, outcome: Outcome, attempt: int) -> list[str]:
+    def _restart(self, outcome: Outcome, attempt: int, current: list[str]) -> list[str]:
         point = choose_restart_point(self.run_dir)
-        config = safe_config_for(self.cmd, self.safe_config, self.run_dir)
-        cmd = restart_command(self.cmd, point, config)
+        if outcome.restartable_stop:  # not diverging: the attempt's own config, only the checkpoint moves
+            cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
+            config = get_flag(cmd, "--config")
+        else:
+            config = safe_config_for(self.cmd, self.safe_config, self.run_dir)
+            cmd = restart_command(self.cmd, point, config)
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; "
-                 f"restarting from {point.describe()} with config {config}")
+                 f"restarting from {point.describe()} with config {config or OWN_CONFIG}")
         with EventLog(self.run_dir / EVENTS_FILENAME) as log:
             log.write(make_event(
                 "restart", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
@@ -298,7 +321,8 @@ class Supervisor:
                 exit_code=outcome.exit_code, signal=signal_name(outcome.signal) if outcome.signal else None,
                 stalled=outcome.stalled, checkpoint=str(point.path) if point.path else None,
                 checkpoint_kind=point.kind, to_iteration=point.iteration, to_env_steps=point.env_steps,
-                config=str(config), attempt=attempt, max_restarts=self.max_restarts, command=cmd,
+                config=None if config is None else str(config), attempt=attempt, max_restarts=self.max_restarts, command=cmd,
+                cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash",
             ))
         return cmd
 
@@ -315,13 +339,14 @@ class Supervisor:
 
     # -- the child
 
-    def _attempt(self, cmd: list[str]) -> Outcome:
+    def _attempt(self, cmd: list[str], restarts: int = 0) -> Outcome:
         """Start ``cmd`` in its own process group and wait for it to end, stall or be interrupted."""
         events_path = self.run_dir / EVENTS_FILENAME
         tail = EventTail(events_path)
         tail.offset = events_path.stat().st_size if events_path.exists() else 0
+        env = {**os.environ, RESTART_ENV: str(restarts)} if restarts else None
         try:
-            proc = subprocess.Popen(cmd, process_group=0)
+            proc = subprocess.Popen(cmd, process_group=0, env=env)
         except OSError as err:
             raise InputError(f"cannot start the training command {cmd[0]!r} ({err.strerror})",
                              hint="check the command after `--`") from None
@@ -335,9 +360,11 @@ class Supervisor:
             _kill_group(proc, signal.SIGKILL)
         metrics = [e for e in events if e.get("event") == "metrics"]
         stop = any(e.get("event") == "stop" or (e.get("event") == "end" and e.get("stopped")) for e in events)
+        stops = [e for e in events if e.get("event") == "stop"]
+        restartable = rc == CHILD_STOPPED and bool(stops) and all(e.get("restartable") is True for e in stops)
         return Outcome(
             exit_code=rc if rc >= 0 else None, signal=-rc if rc < 0 else None, stalled=stalled,
-            watchdog_stop=rc == CHILD_STOPPED and stop,
+            watchdog_stop=rc == CHILD_STOPPED and stop and not restartable, restartable_stop=restartable,
             last_iteration=metrics[-1].get("iteration") if metrics else None,
             last_env_steps=metrics[-1].get("env_steps") if metrics else None,
         )

@@ -433,7 +433,8 @@ class Watcher:
                              path=str(run_dir), hint="drop --events-out")
         self.run_dir, self.fleet, self.console, self.on_alarm = run_dir, fleet, console, on_alarm
         self.events_out, self.prometheus, self.rescan_every = events_out, prometheus, rescan_every
-        self.cfg = load_watchdog_config(config).model_copy(update={"action": "alert"})
+        cfg = load_watchdog_config(config)  # it cannot act on a process it does not own: alert only
+        self.cfg = cfg.model_copy(update={"action": "alert", "memory": cfg.memory.model_copy(update={"action": "alert"})})
         self.runs: list[WatchedRun] = []
         self.finder = _RunFinder(run_dir, rescan_every) if fleet else None
         self.polls = 0
@@ -449,7 +450,7 @@ class Watcher:
 
         def note(ev: dict) -> None:
             if ev["event"] == "alarm":
-                run.alarms += 1
+                run.alarms += 0 if ev.get("resource") else 1  # a memory alarm runs --on-alarm; it is not divergence
                 run.new_alarms.append(ev)
 
         sinks = [run.log, (lambda ev: _fleet_event(console, name, ev)) if fleet else console, note]

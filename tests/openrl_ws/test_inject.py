@@ -23,6 +23,10 @@ from watchdog.errors import ConfigError
         ("obs_noise@10-19:0.5", "obs_noise", 10, 19, 0.5),
         ("obs_noise@10:0", "obs_noise", 10, None, 0.0),
         (" nan@3 ", "nan", 3, None, None),
+        ("mem_leak@20", "mem_leak", 20, None, 64.0),
+        ("mem_leak@20-30:8", "mem_leak", 20, 30, 8.0),
+        ("slow@5", "slow", 5, None, 2.0),
+        ("slow@5-9:1.5", "slow", 5, 9, 1.5),
     ],
 )
 def test_valid_specs_parse_to_fields(spec, kind, start, end, value):
@@ -49,6 +53,9 @@ def test_valid_specs_parse_to_fields(spec, kind, start, end, value):
         ("lr_spike@25:0", "lr_spike VALUE must be > 0"),
         ("obs_noise@10:-0.1", "obs_noise VALUE (a std) must be >= 0"),
         ("dropout@10:0.1", "unknown kind 'dropout'"),
+        ("mem_leak@3:0", "mem_leak VALUE (MiB per iteration) must be > 0"),
+        ("slow@3:0.5", "slow VALUE (a slow-down factor) must be >= 1"),
+        ("slow@3:x", "VALUE 'x' is not a number"),
     ],
 )
 def test_malformed_specs_get_one_line_with_the_grammar(spec, why):
@@ -151,3 +158,26 @@ def test_fired_faults_survive_state_dict_round_trip():
     env, trainer = _env(), _trainer()
     assert resumed.begin_iteration(1, env, trainer) == []
     assert env.nan_next_step is False and _lrs(trainer) == (1e-3, 2e-3)
+
+
+def test_mem_leak_holds_value_mib_more_each_active_iteration_and_never_lets_go():
+    schedule, env = FaultSchedule.from_specs(["mem_leak@2-3:1.5"]), _env()
+    held = []
+    for iteration in range(6):
+        schedule.begin_iteration(iteration, env, _trainer())
+        held.append(sum(t.numel() for t in schedule.held) / 2**20)
+    assert held == [0, 0, 1.5, 3.0, 3.0, 3.0]
+    assert all(t.device.type == "cpu" and int(t.min()) == 1 for t in schedule.held)  # written: resident
+
+
+def test_slow_sleeps_factor_minus_one_times_the_previous_iterations_own_work(monkeypatch):
+    import openrl_ws.inject as inject
+
+    now, sleeps = [0.0], []
+    monkeypatch.setattr(inject.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(inject.time, "sleep", lambda s: (sleeps.append(round(s, 9)), now.__setitem__(0, now[0] + s)))
+    schedule = FaultSchedule.from_specs(["slow@2-3:3"])
+    for iteration in range(5):
+        schedule.begin_iteration(iteration, _env(), _trainer())
+        now[0] += 0.5  # each iteration's own work
+    assert sleeps == [1.0, 1.0]  # iterations 2 and 3 take 3 x 0.5 s; the sleep is not counted as work

@@ -163,7 +163,7 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 7
+    assert len(build_detectors(WatchdogConfig())) == 9
 
 
 def _std_records(log_stds, *, dims=3, exact=False):

@@ -1,0 +1,390 @@
+"""Resource watch: the sampler's keys, the memory forecast and throughput detectors, the policy's
+resource channel (never a rollback), the SaveResume action on every driver, and `watchdog run`
+restarting a restartable (resource) stop. Real push_lite runs: tests/openrl_ws/test_resources_train.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from watchdog.config import WatchdogConfig
+from watchdog.detectors import MemoryForecast, NonFinite, Throughput
+from watchdog.driver import VirtualDriver, carry_out
+from watchdog.events import EVENTS_FILENAME, read_events
+from watchdog.pipeline import Watchdog
+from watchdog.policy import Rollback, SaveResume, SaveStable, State, Stop
+from watchdog.resources import ResourceSampler
+from watchdog.session import TrainingSession
+from watchdog.signals import (
+    SYS_CUDA_ALLOCATED_MB,
+    SYS_CUDA_PEAK_MB,
+    SYS_CUDA_RESERVED_MB,
+    SYS_CUDA_TOTAL_MB,
+    SYS_GPU_TEMP_C,
+    SYS_GPU_UTIL,
+    SYS_MEM_TOTAL_MB,
+    SYS_RSS_MB,
+    SYS_STEPS_PER_S,
+    MetricRecord,
+    normalize_key,
+)
+from watchdog.supervise import get_flag, is_recovery
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+# --------------------------------------------------------------------------- the sampler
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cpu_sample_has_resident_and_machine_memory_and_steps_per_second_from_the_second_sample():
+    clock = _Clock()
+    sampler = ResourceSampler("cpu", clock=clock)
+    first = sampler.sample(0)
+    assert first[SYS_RSS_MB] > 1 and first[SYS_MEM_TOTAL_MB] >= first[SYS_RSS_MB]
+    assert SYS_STEPS_PER_S not in first and not any(k.startswith("sys/cuda") or k.startswith("sys/gpu") for k in first)
+    clock.now += 2.0
+    assert sampler.sample(1000)[SYS_STEPS_PER_S] == pytest.approx(500.0)
+
+
+def test_cuda_counters_are_read_through_torch_cuda_for_a_cuda_device(monkeypatch):
+    """The CUDA path on a CPU machine: torch.cuda's counters replaced by fakes (no GPU here)."""
+    import torch
+
+    mib = 1024 * 1024
+    calls = []
+    fake = {
+        "is_available": lambda: True,
+        "current_device": lambda: 0,
+        "get_device_properties": lambda dev: types.SimpleNamespace(total_memory=80 * 1024 * mib),
+        "memory_allocated": lambda dev: calls.append(dev) or 100 * mib,
+        "memory_reserved": lambda dev: 300 * mib,
+        "max_memory_allocated": lambda dev: 250 * mib,
+    }
+    for name, fn in fake.items():
+        monkeypatch.setattr(torch.cuda, name, fn)
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # NVML not installed: no utilisation/temperature
+    out = ResourceSampler("cuda").sample(0)
+    assert (out[SYS_CUDA_ALLOCATED_MB], out[SYS_CUDA_RESERVED_MB], out[SYS_CUDA_PEAK_MB], out[SYS_CUDA_TOTAL_MB]) == (
+        100, 300, 250, 80 * 1024)
+    assert calls == [torch.device("cuda", 0)] and SYS_GPU_UTIL not in out
+
+
+def test_nvml_adds_utilisation_and_temperature_matched_by_uuid(monkeypatch):
+    import torch
+
+    handles = {}
+    nvml = types.SimpleNamespace(
+        NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByUUID=lambda uuid: handles.setdefault("uuid", uuid),
+        nvmlDeviceGetHandleByIndex=lambda i: handles.setdefault("index", i),
+        nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=87),
+        nvmlDeviceGetTemperature=lambda h, kind: 71,
+    )
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda dev: types.SimpleNamespace(total_memory=1024 ** 3, uuid="abc"))
+    for name in ("memory_allocated", "memory_reserved", "max_memory_allocated"):
+        monkeypatch.setattr(torch.cuda, name, lambda dev: 0)
+    out = ResourceSampler("cuda:1").sample(0)
+    assert (out[SYS_GPU_UTIL], out[SYS_GPU_TEMP_C]) == (87.0, 71.0) and handles == {"uuid": "GPU-abc"}
+
+
+def test_sys_keys_stay_as_they_are_and_are_never_tracked_as_nonfinite():
+    assert normalize_key(SYS_RSS_MB) == SYS_RSS_MB and normalize_key("sys/gpu_temp_c") == "sys/gpu_temp_c"
+    record = MetricRecord.from_mapping(3, 30, {"value_loss": 0.1, SYS_STEPS_PER_S: math.nan, SYS_RSS_MB: math.inf})
+    assert set(record.metrics) == {"train/value_loss", SYS_STEPS_PER_S, SYS_RSS_MB}
+    assert record.nonfinite_keys() == [] and record.nonfinite_keys([SYS_RSS_MB]) == []
+    assert NonFinite(WatchdogConfig().nonfinite, WatchdogConfig().warmup).update(record) is None
+
+
+# --------------------------------------------------------------------------- detectors
+
+
+def _cfg(**memory) -> WatchdogConfig:
+    return WatchdogConfig.model_validate({
+        "memory": {"warmup_points": 2, "window_points": 5, "warn_within_iters": 30, "alarm_within_iters": 8,
+                   "min_climb_mb": 16, **memory},
+        "throughput": {"warmup_points": 2, "baseline_points": 5, "patience_points": 3},
+    })
+
+
+def _memory_verdicts(rss: list[float], **memory) -> dict[int, str]:
+    det = MemoryForecast(_cfg(**memory).memory, WatchdogConfig().warmup)
+    out = {}
+    for i, mb in enumerate(rss):
+        v = det.update(MetricRecord(i, i * 10, {SYS_RSS_MB: mb, SYS_MEM_TOTAL_MB: 1000.0}))
+        if v is not None:
+            out[i] = v.level
+    return out
+
+
+FLAT = [300, 350] + [400 + (i % 3) for i in range(40)]  # start-up growth (the 2 warm-up points), then flat
+LEAK = [405.0] * 5 + [405 + 25 * k for k in range(1, 40)]  # +25 MiB per iteration from iteration 5
+
+
+@pytest.mark.parametrize(("rss", "limit", "expected"), [
+    (FLAT, None, {}),                                            # flat after warm-up: never, at any limit
+    (FLAT, 420.0, {}),
+    (LEAK, None, {7: "warning", 20: "alarm"}),                   # 1000 MiB machine: 30 iterations out, then 8
+    (LEAK, 800.0, {6: "warning", 12: "alarm"}),                  # a configured limit comes sooner
+    ([400.0] * 10, 350.0, {6: "alarm"}),                         # already above the limit: once the window is full
+])
+def test_memory_forecast_warns_then_alarms_before_the_limit(rss, limit, expected):
+    verdicts = _memory_verdicts(rss, rss_limit_mb=limit)
+    firsts = {}
+    for i, level in verdicts.items():
+        firsts.setdefault(level, i)
+    assert {i: level for level, i in firsts.items()} == expected
+    if "alarm" in firsts:  # every point from the first alarm on is still under the limit it forecasts
+        assert rss[firsts["alarm"]] < (limit or 1000.0) or expected == {6: "alarm"}
+
+
+def test_memory_forecast_reads_cuda_reserved_against_the_device_total():
+    det = MemoryForecast(_cfg().memory, WatchdogConfig().warmup)
+    verdict = None
+    for i in range(12):
+        rec = MetricRecord(i, i, {SYS_CUDA_RESERVED_MB: 1000 + (500 * max(0, i - 3)), SYS_CUDA_TOTAL_MB: 8000.0,
+                                  SYS_RSS_MB: 400.0, SYS_MEM_TOTAL_MB: 64000.0})
+        verdict = det.update(rec) or verdict
+    assert verdict.signal == SYS_CUDA_RESERVED_MB and verdict.level == "alarm" and verdict.threshold == 8000
+    assert "CUDA memory reserved by torch" in verdict.reason and "out of memory in about" in verdict.reason
+
+
+def _throughput_verdicts(rates: list[float]) -> dict[int, float]:
+    det = Throughput(_cfg().throughput, WatchdogConfig().warmup)
+    out = {}
+    for i, rate in enumerate(rates):
+        v = det.update(MetricRecord(i, i, {SYS_STEPS_PER_S: rate}))
+        if v is not None:
+            out[i] = v.onset_hint
+    return out
+
+
+@pytest.mark.parametrize(("rates", "expected"), [
+    ([900, 700, 800, 760, 880, 790, 820] * 5, {}),                               # noise, no drop
+    ([900] * 12 + [300] * 6, {14: 12, 15: 12, 16: 12, 17: 12}),                  # a third of the rate: 3 points
+    ([900] * 12 + [300, 300, 900, 300, 300, 900], {}),                          # patience resets
+    ([1000] * 10 + [1000 - 60 * k for k in range(1, 15)], {20: 18, 21: 18, 22: 18, 23: 18}),  # a slow slide
+])
+def test_throughput_warns_below_half_the_settled_rate_for_patience_points(rates, expected):
+    assert _throughput_verdicts(rates) == expected
+
+
+# --------------------------------------------------------------------------- the policy's resource channel
+
+
+def _leaking_records(n: int = 30) -> list[MetricRecord]:
+    return [MetricRecord(i, (i + 1) * 100, {"value_loss": 0.05, SYS_RSS_MB: 400.0 + 25 * max(0, i - 4),
+                                            SYS_MEM_TOTAL_MB: 1000.0}) for i in range(n)]
+
+
+def _drive(cfg: WatchdogConfig, records: list[MetricRecord], driver=None):
+    events: list[dict] = []
+    wd = Watchdog(cfg, listeners=[events.append])
+    actions_seen = []
+    for rec in records:
+        actions = wd.observe(rec)
+        actions_seen += actions
+        if not carry_out(wd, actions, driver or VirtualDriver(), config_name="safe"):
+            break
+    return wd, events, actions_seen
+
+
+@pytest.mark.parametrize(("action", "expected"), [
+    ("alert", []),
+    ("checkpoint", [SaveResume]),
+    ("stop", [SaveResume, Stop]),
+])
+def test_a_memory_alarm_never_rolls_back_and_acts_as_configured(action, expected):
+    wd, events, actions = _drive(_cfg(action=action), _leaking_records())
+    resource_actions = [type(a) for a in actions if not isinstance(a, SaveStable)]
+    assert resource_actions == expected and not any(isinstance(a, Rollback) for a in actions)
+    warning, alarm = [e for e in events if e["event"] in ("warning", "alarm")][:2]
+    assert (warning["detector"], alarm["detector"]) == ("memory", "memory") and warning["resource"] is True
+    assert warning["iteration"] < alarm["iteration"] and [e["event"] for e in events].count("alarm") == 1
+    if action == "stop":
+        stop, = [e for e in events if e["event"] == "stop"]
+        assert stop["restartable"] is True and wd.state is State.STOPPED
+        saved = next(a for a in actions if isinstance(a, SaveResume))
+        assert saved.stable and saved.tag == f"stable_{saved.env_steps}_steps"  # healthy: also a stable checkpoint
+        resume, = [e for e in events if e["event"] == "resume_checkpoint"]
+        assert resume["stable"] is True and wd.policy.registry.refs[-1].iteration == saved.iteration
+    else:  # the training's own state is not the resources': healthy all along, stable checkpoints go on
+        assert wd.state is State.HEALTHY
+        assert max(e["iteration"] for e in events if e["event"] == "stable_checkpoint") >= alarm["iteration"]
+
+
+def test_a_resource_checkpoint_during_a_divergence_warning_is_not_stable():
+    cfg = WatchdogConfig.model_validate({**_cfg(action="checkpoint").model_dump(), "policy": {"recover_points": 1000}})
+    wd = Watchdog(cfg)
+    wd.policy.state = State.WARNING  # e.g. the value-loss trend is warning
+    actions = []
+    for rec in _leaking_records():
+        actions += wd.observe(rec)
+    saved, = [a for a in actions if isinstance(a, SaveResume)]
+    assert not saved.stable and saved.tag.startswith("resume_")
+
+
+class _MinimalSession(TrainingSession):
+    """What an SB3/rsl_rl integration implements: the four framework methods, nothing about resources."""
+
+    def __init__(self, run_dir: Path, cfg: WatchdogConfig):
+        super().__init__(watchdog=Watchdog(cfg), run_dir=run_dir, safe_name="safe")
+        self.weights = 0
+
+    def capture(self, action):
+        return {"w": self.weights}
+
+    def to_state(self, snap):
+        import torch
+
+        return {"w": torch.tensor(float(snap["w"]))}
+
+    def from_state(self, state):
+        return {"w": float(state["w"])}
+
+    def restore_snapshot(self, snap, action):
+        self.weights = snap["w"]
+
+    def apply_config(self, action):
+        from watchdog.driver import ConfigSwitch
+
+        return ConfigSwitch()
+
+
+def test_a_training_session_subclass_saves_a_resumable_checkpoint_and_stops_restartable_unchanged(tmp_path):
+    session = _MinimalSession(tmp_path / "run", _cfg(action="stop"))
+    for rec in _leaking_records():
+        if not session.observe(rec):
+            break
+    session.close()
+    res = session.result
+    assert res.stopped and res.restartable and Path(res.resume_checkpoint).is_dir()
+    from watchdog.checkpoints import load_checkpoint
+
+    state, meta = load_checkpoint(res.resume_checkpoint)
+    assert meta["stable"] is True and meta["watchdog"]["policy"]["state"] == "stopped"
+    events = read_events(tmp_path / "run" / EVENTS_FILENAME).events
+    assert [e["event"] for e in events][-4:] == ["stop", "stable_checkpoint", "resume_checkpoint", "end"]
+
+
+def test_the_sampler_is_opt_in_for_sessions_and_its_keys_reach_the_event_log_and_tensorboard(tmp_path):
+    scalars = []
+    session = TrainingSession(watchdog=Watchdog(_cfg()), run_dir=tmp_path, safe_name="safe",
+                              scalar=lambda tag, value, step: scalars.append(tag), resources=ResourceSampler("cpu"))
+    session.capture = lambda action: {}
+    session.to_state = lambda snap: {}
+    session.observe(MetricRecord(0, 100, {"value_loss": 0.1}))
+    session.close()
+    metrics = next(e for e in read_events(tmp_path / EVENTS_FILENAME).events if e["event"] == "metrics")["metrics"]
+    assert SYS_RSS_MB in metrics and SYS_RSS_MB in scalars and SYS_MEM_TOTAL_MB in scalars
+
+
+# --------------------------------------------------------------------------- the supervisor
+
+
+def _supervise(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "watchdog.cli", "run", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def test_a_restartable_stop_is_restarted_with_the_attempts_own_config_and_spends_no_rollback_budget(tmp_path):
+    run_dir = tmp_path / "run"
+    # first attempt: a resource stop (exit 1, `stop` with restartable: true); the restart finishes
+    code = ("import sys, json, os; d = sys.argv[2]; os.makedirs(d, exist_ok=True); "
+            "restart = os.environ.get('WATCHDOG_RESTART'); print('attempt', restart, sys.argv[3:]); "
+            "restart or open(os.path.join(d, 'watchdog_events.jsonl'), 'a').write(json.dumps({'event': 'stop', "
+            "'iteration': 3, 'env_steps': 30, 'state': 'stopped', 'time': 0, 'reason': 'memory', "
+            "'restartable': True}) + '\\n'); sys.exit(0 if restart else 1)")
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
+                      "--config", "mine.yaml")
+    assert proc.returncode == 0, proc.stderr
+    restart, = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "restart"]
+    assert restart["cause"] == "resource" and restart["exit_code"] == 1 and not is_recovery(restart)
+    assert get_flag(restart["command"], "--config") == "mine.yaml" and restart["config"] == "mine.yaml"
+    assert "attempt 1 ['--config', 'mine.yaml']" in proc.stdout  # WATCHDOG_RESTART=1 in the restart's env
+    assert "stopped by its watchdog for a restart (a resource alarm; exit 1)" in proc.stderr
+
+
+def test_a_stop_without_restartable_stays_final():
+    assert is_recovery({"event": "restart"}) and is_recovery({"event": "restart", "cause": "crash"})
+    assert is_recovery({"event": "rollback"}) and not is_recovery({"event": "stop", "restartable": True})
+
+
+# --------------------------------------------------------------------------- replay and watch
+
+
+def _tensorboard_run(run_dir: Path, rss: list[float]) -> Path:
+    """A run whose TensorBoard root events hold value loss and the sys/* keys (as train.py writes them)."""
+    from watchdog.tfevents import ScalarWriter
+
+    with ScalarWriter(run_dir / "logs") as writer:
+        for i, mb in enumerate(rss):
+            for tag, value in (("train/value_loss", 0.05), (SYS_RSS_MB, mb), (SYS_MEM_TOTAL_MB, 1000.0)):
+                writer.add_scalar(tag, value, (i + 1) * 100, wall_time=1000.0 + i)
+    return run_dir
+
+
+def test_replay_and_watch_report_resource_keys_and_neither_calls_a_memory_alarm_divergence(tmp_path):
+    import yaml
+
+    from watchdog.replay import replay_run
+
+    run_dir = _tensorboard_run(tmp_path / "run", LEAK[:30])
+    report = replay_run(run_dir, _cfg())
+    assert report.source == "tensorboard" and all(SYS_RSS_MB in r.metrics for r in report.records)
+    alarm = next(e for e in report.events if e["event"] == "alarm")
+    assert alarm["detector"] == "memory" and alarm["resource"] is True
+    assert report.verdict == "healthy" and report.first_alarm is None and report.stopped["restartable"] is True
+
+    config = tmp_path / "wd.yaml"
+    config.write_text(yaml.safe_dump(_cfg().model_dump(mode="json")))
+    proc = subprocess.run([sys.executable, "-m", "watchdog.cli", "watch", str(run_dir), "--config", str(config),
+                           "--idle-exit", "1", "--interval", "0.2", "--on-alarm", "echo ON_ALARM $WATCHDOG_DETECTOR"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr  # 1 would mean a divergence
+    assert "ON_ALARM memory" in proc.stdout and "mem 8" in proc.stdout  # status line: "mem 8xx MiB"
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("memory:\n  action: reboot\n", "key 'memory.action': Input should be 'alert', 'checkpoint' or 'stop', got 'reboot'"),
+    ("memory:\n  warn_within_iters: 10\n  alarm_within_iters: 20\n", "alarm_within_iters (20) must not exceed"),
+    ("memory:\n  rss_limit_mb: 0\n", "key 'memory.rss_limit_mb': Input should be greater than 0"),
+    ("throughput:\n  drop_fraction: 1.5\n", "key 'throughput.drop_fraction': Input should be less than 1, got 1.5"),
+    ("throughput:\n  warmup_iters: 3\n", "unknown key 'throughput.warmup_iters'"),
+])
+def test_bad_resource_config_is_one_line_naming_the_key(tmp_path, yaml_text, message):
+    from watchdog.config import load_watchdog_config
+    from watchdog.errors import ConfigError
+
+    path = tmp_path / "wd.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as exc:
+        load_watchdog_config(path)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_shipped_config_spells_out_the_resource_defaults():
+    from watchdog.config import load_watchdog_config
+
+    shipped = load_watchdog_config(REPO / "cfgs" / "watchdog.yaml")
+    assert shipped.memory == WatchdogConfig().memory and shipped.throughput == WatchdogConfig().throughput

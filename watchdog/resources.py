@@ -1,0 +1,177 @@
+"""Resource signals of the training process: memory, GPU load and throughput, as ``sys/*`` metrics.
+
+Long runs die two ways the learning curves do not show: memory that creeps until an out-of-memory
+error, and throughput that collapses (thermal throttling, fragmentation, a leaking buffer). A
+:class:`ResourceSampler` is read once per iteration by a live driver and its values join the
+iteration's :class:`~watchdog.signals.MetricRecord`, so the event log, TensorBoard, replay and
+the detectors (``memory``, ``throughput`` in :mod:`watchdog.detectors`) see the same keys.
+
+What is read, and from where (every source is optional; a missing one leaves its keys out):
+
+* host: the process's resident memory from ``/proc/self/statm`` (Linux), else ``psutil`` when
+  installed, else nothing; the machine's memory (``os.sysconf``), capped by a cgroup v2/v1 limit;
+* CUDA, when the training's device is a CUDA device: torch's caching-allocator counters for this
+  process (allocated, reserved, peak allocated) and the device's total memory;
+* NVML (``nvidia-ml-py``, imported as ``pynvml``), when importable: utilisation and temperature;
+* always: env steps per wall-clock second between two samples.
+
+Torch is imported only when a CUDA device is given (STYLE: torch only where tensors are touched).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from watchdog.signals import (
+    SYS_CUDA_ALLOCATED_MB,
+    SYS_CUDA_PEAK_MB,
+    SYS_CUDA_RESERVED_MB,
+    SYS_CUDA_TOTAL_MB,
+    SYS_GPU_TEMP_C,
+    SYS_GPU_UTIL,
+    SYS_MEM_TOTAL_MB,
+    SYS_RSS_MB,
+    SYS_STEPS_PER_S,
+)
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+_STATM = Path("/proc/self/statm")
+_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
+def rss_mb() -> float | None:
+    """Resident memory of this process in MiB (None where neither /proc nor psutil tells)."""
+    try:
+        resident_pages = int(_STATM.read_text().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE") / MB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.Process().memory_info().rss / MB
+
+
+def machine_memory_mb() -> float | None:
+    """The memory this process can have in MiB: the machine's, or the cgroup's limit when lower."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    for path in _CGROUP_LIMITS:  # a container is killed at its cgroup limit, not at the machine's
+        try:
+            raw = path.read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit():
+            total = min(total, int(raw))
+        break
+    return total / MB
+
+
+def _by_uuid(pynvml: Any, uuid: str) -> Any:
+    """NVML's handle for a UUID: nvidia-ml-py takes a str, older bindings bytes."""
+    try:
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid)
+    except TypeError:
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid.encode())
+
+
+class _Nvml:
+    """Utilisation and temperature of one GPU through NVML; inert when ``pynvml`` is missing."""
+
+    def __init__(self, device_index: int, uuid: str | None):
+        self.handle: Any = None
+        try:
+            import pynvml
+        except ImportError:
+            return
+        try:
+            pynvml.nvmlInit()
+            # NVML counts physical GPUs; torch's index is relative to CUDA_VISIBLE_DEVICES: match by UUID
+            self.handle = (_by_uuid(pynvml, uuid) if uuid else pynvml.nvmlDeviceGetHandleByIndex(device_index))
+            self.nvml = pynvml
+        except Exception as exc:  # pynvml.NVMLError and friends: no driver, no permission
+            log.info("NVML unavailable (%s): no GPU utilisation/temperature", exc)
+            self.handle = None
+
+    def read(self) -> dict[str, float]:
+        if self.handle is None:
+            return {}
+        try:
+            util = self.nvml.nvmlDeviceGetUtilizationRates(self.handle).gpu
+            temp = self.nvml.nvmlDeviceGetTemperature(self.handle, self.nvml.NVML_TEMPERATURE_GPU)
+        except Exception as exc:
+            log.info("NVML read failed (%s); not reading it again", exc)
+            self.handle = None
+            return {}
+        return {SYS_GPU_UTIL: float(util), SYS_GPU_TEMP_C: float(temp)}
+
+
+class ResourceSampler:
+    """One :meth:`sample` per iteration: ``{sys/...: value}`` for the record.
+
+    ``device``: the training's torch device ("cpu", "cuda:0", a ``torch.device``); the CUDA
+    counters are read for it only when it is a CUDA device. Steps per second are measured from
+    one sample to the next, so the first sample has none.
+    """
+
+    def __init__(self, device: Any = "cpu", *, clock=time.perf_counter):
+        self.clock = clock
+        self.mem_total_mb = machine_memory_mb()
+        self._last: tuple[float, int] | None = None
+        self.cuda = None
+        self.cuda_total_mb: float | None = None
+        self.nvml = None
+        if str(device).startswith("cuda"):
+            self._init_cuda(device)
+
+    def _init_cuda(self, device: Any) -> None:
+        import torch
+
+        if not torch.cuda.is_available():
+            return
+        self.cuda = torch.device(device)
+        if self.cuda.index is None:
+            self.cuda = torch.device("cuda", torch.cuda.current_device())
+        props = torch.cuda.get_device_properties(self.cuda)
+        self.cuda_total_mb = props.total_memory / MB
+        uuid = getattr(props, "uuid", None)
+        self.nvml = _Nvml(self.cuda.index, f"GPU-{uuid}" if uuid is not None else None)
+
+    def sample(self, env_steps: int) -> dict[str, float]:
+        """The resource keys now; ``env_steps``: the run's env steps so far (for steps/s)."""
+        out: dict[str, float] = {}
+        rss = rss_mb()
+        if rss is not None:
+            out[SYS_RSS_MB] = rss
+        if self.mem_total_mb is not None:
+            out[SYS_MEM_TOTAL_MB] = self.mem_total_mb
+        if self.cuda is not None:
+            out.update(self._cuda())
+        if self.nvml is not None:
+            out.update(self.nvml.read())
+        now = self.clock()
+        if self._last is not None and now > self._last[0] and env_steps >= self._last[1]:
+            out[SYS_STEPS_PER_S] = (env_steps - self._last[1]) / (now - self._last[0])
+        self._last = (now, env_steps)
+        return out
+
+    def _cuda(self) -> dict[str, float]:
+        """torch's allocator counters for our process (no device sync, no NVML)."""
+        import torch
+
+        dev = self.cuda
+        return {
+            SYS_CUDA_ALLOCATED_MB: torch.cuda.memory_allocated(dev) / MB,
+            SYS_CUDA_RESERVED_MB: torch.cuda.memory_reserved(dev) / MB,
+            SYS_CUDA_PEAK_MB: torch.cuda.max_memory_allocated(dev) / MB,
+            SYS_CUDA_TOTAL_MB: self.cuda_total_mb,
+        }
