@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,8 @@ class WatchSession:
         self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
         self.result.final_record = record
         if self.watchdog is None:
+            if self.writes_files:
+                self.console.status(record, "unwatched")
             return True
         if self.dist is not None:  # the same record on every rank -> the same decisions
             record = self.dist.reduce_record(record)
@@ -131,6 +134,17 @@ class WatchSession:
             self._log_watchdog_scalars(record)
             self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
         return keep_going
+
+    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException) -> None:
+        """A crashed update: one sentence on the console, the full error in the event log."""
+        event = make_event("iteration_failed", iteration=iteration, env_steps=env_steps,
+                           state=self.watchdog.state.value if self.watchdog is not None else "unwatched",
+                           exception=type(exc).__name__, error="".join(traceback.format_exception(exc)).rstrip())
+        log.info("iteration %d failed with non-finite numbers: %s", iteration, exc)
+        if self.events is not None:
+            self.events.write(event)
+        if self.writes_files:
+            self.console(event)
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -275,8 +289,7 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                     raise
                 # The in-process crash the field report ends with: treat it as a non-finite
                 # iteration so the watchdog rolls back instead of the run dying.
-                log.warning("iteration %d failed with non-finite numbers: %s", self.episode,
-                            str(exc).splitlines()[0][:200])
+                session.iteration_failed(self.episode, steps, exc)
                 self.total_num_steps = steps
                 record = MetricRecord.from_mapping(self.episode, steps, {VALUE_LOSS: math.nan})
                 return session.end_iteration(self, record)

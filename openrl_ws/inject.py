@@ -160,7 +160,7 @@ class FaultSchedule:
                 lrs = ", ".join(f"{k} {old:.3g} -> {new:.3g}" for k, (old, new) in changed.items())
                 notes.append(f"iteration {iteration}: learning rates x{fault.value:g}: {lrs} ({fault.spec})")
         for note in notes:
-            log.warning("fault injection: %s", note)
+            log.info("fault injection: %s", note)  # the caller shows the notes on the console
         return notes
 
     def _reward_scale(self, iteration: int) -> float:

@@ -15,6 +15,7 @@ died on non-finite numbers (without --watchdog: the crash the watchdog exists to
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episode_length", type=int, default=None, help="rollout length per env (default: config, else 100)")
     p.add_argument("--torch_threads", type=int, default=1,
                    help="torch CPU threads (default 1: for PPO-sized networks more threads only add overhead)")
+    p.add_argument("--status_every", type=int, default=None, metavar="N",
+                   help="without a terminal (logs, CI, SLURM): a status line every N iterations (default "
+                        "$WATCHDOG_STATUS_EVERY, else 10); on a terminal a live footer shows it all the time")
     return p
 
 
@@ -70,6 +74,9 @@ def _checkpoint_path(raw: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from watchdog.console import quiet_dependency_warnings
+
+    quiet_dependency_warnings()  # before openrl imports gym and treevalue
     args, openrl_argv = build_parser().parse_known_args(argv)
     from watchdog.config import check_safe_config, load_ppo_config, load_watchdog_config
     from watchdog.errors import WatchdogError
@@ -88,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        if args.status_every is not None and args.status_every < 1:
+            return _fail(f"--status_every must be >= 1, got {args.status_every}")
         from watchdog.distributed import env_world_size
 
         if faults.max_rank() >= env_world_size():
@@ -145,7 +154,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                           source=args.safe_config)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
-    console = WatchdogConsole()
+    console = WatchdogConsole(status_every=args.status_every)
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
         from watchdog.distributed import broadcast_object
 
@@ -188,8 +197,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
                            seed=args.seed + rank, save_interval_steps=args.save_interval, dist=dist_ctx,
                            start_iteration=start_iteration)
-    console.message(f"training {args.algo} on {args.task}: {args.num_envs} envs x {episode_length} steps/iteration, "
-                    f"{total:,} env steps, device {device}, run dir {run_dir}")
+    console.message(f"training {args.algo} on {args.task}: {total // (episode_length * args.num_envs):,} iterations of "
+                    f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
+                    f"run dir {run_dir}", style="bold")
     if watchdog is not None:
         watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:])
     driver_holder: dict = {}
@@ -201,6 +211,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             driver_holder["driver"] = self
 
     start = time.time()
+    log_handler = console.log_handler()  # library warnings print above the footer, not through it
+    logging.getLogger().addHandler(log_handler)
+    console.begin(total // (episode_length * args.num_envs), start_iteration=start_iteration)
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
         if ("driver" in driver_holder and session.result.env_steps and not session.result.stopped
@@ -210,6 +223,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             dist_ctx.write_summary(run_dir, session.result, net.module)
     finally:
         session.close()
+        console.close()
+        logging.getLogger().removeHandler(log_handler)
         logger.close()
         env.close()
         if dist_ctx is not None:
@@ -239,16 +254,26 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
 
 
 def _report(console, session, seconds: float, run_dir: Path) -> None:
+    """The closing summary: what was trained, what the watchdog did, where the files are."""
+    from watchdog.console import RunSummary
+    from watchdog.events import EVENTS_FILENAME
+
     res = session.result
     last = res.final_record
-    reward = last.metrics.get("rollout/average_step_reward") if last else None
-    params_ok = "finite" if last is None or all(v == v for v in last.metrics.values()) else "NON-FINITE"
-    verdict = f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished"
-    console.message(f"{verdict}: {res.iterations} iterations, {res.env_steps:,} env steps in {seconds:.0f} s, "
-                    f"{res.rollbacks} rollback(s), last reward {reward if reward is None else f'{reward:.4g}'}, "
-                    f"metrics {params_ok}; run dir {run_dir}", style="bold red" if res.stopped else "bold green")
+    files = [("run dir", str(run_dir))]
+    for label, path in (("event log", run_dir / EVENTS_FILENAME), ("OpenRL log", run_dir / "log.txt"),
+                        ("TensorBoard", run_dir / "logs"), ("stable checkpoints", run_dir / "checkpoints" / "watchdog")):
+        if path.exists():
+            files.append((label, str(path)))
+    modules = sorted(run_dir.glob("checkpoints/rl_model_*_steps/module.pt"), key=lambda p: p.stat().st_mtime)
+    if modules:
+        files.append(("OpenRL module.pt", f"{len(modules)}, newest {modules[-1]}"))
+    console.finish(RunSummary(
+        verdict=f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished", ok=not res.stopped,
+        iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,
+        final_reward=last.metrics.get("rollout/average_step_reward") if last else None,
+        metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files))
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     sys.exit(main())
