@@ -19,11 +19,19 @@ import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Iterator
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
@@ -188,13 +196,17 @@ def alert_fields(ev: dict, role: str = "train") -> list[tuple[str, str]]:
     return [(k, v) for k, v in fields if v]
 
 
-def describe_event(ev: dict, role: str = "train") -> str:
-    """One line that says what happened, the value, the threshold, the onset and what was (or would be) done."""
+def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str:
+    """One line that says what happened, the value, the threshold, the onset and what was (or would be) done.
+
+    ``brief``: an alert without its cause and next step (a timeline's rows).
+    """
     kind = ev.get("event", "?")
     head = _head(ev)
     would = role != "train"
     if kind in ("warning", "alarm"):
-        return f"{head}: " + "; ".join(f"{v}" if k == "what" else f"{k} {v}" for k, v in alert_fields(ev, role))
+        fields = [(k, v) for k, v in alert_fields(ev, role) if not brief or k not in ("cause", "next")]
+        return f"{head}: " + "; ".join(f"{v}" if k == "what" else f"{k} {v}" for k, v in fields)
     if kind == "rollback":
         verb = "would roll back" if would else "rolled back"
         lr = f", learning rates x{_fmt(ev.get('lr_scale'))}" if ev.get("lr_scale") not in (None, 1, 1.0) else ""
@@ -475,6 +487,26 @@ class WatchdogConsole:
         rows.append(("final metrics", "finite" if summary.metrics_finite else "NON-FINITE"))
         rows.extend(summary.files)
         return rows
+
+    def track(self, items: list, label: str) -> Iterator:
+        """Yield ``items``; with several, show progress: a transient bar on a terminal, else a line
+        every ``status_every`` items (and the last), with elapsed time and ETA."""
+        if len(items) < 2:
+            yield from items
+            return
+        if self.rich:
+            columns = (TextColumn(f"{label}"), BarColumn(bar_width=BAR_WIDTH), MofNCompleteColumn(),
+                       TextColumn("elapsed"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+            with Progress(*columns, console=self.console, transient=True) as bar:
+                yield from bar.track(items, total=len(items))
+            return
+        t0, n = time.monotonic(), len(items)
+        for i, item in enumerate(items, 1):
+            yield item
+            if i % self.status_every == 0 or i == n:
+                elapsed = time.monotonic() - t0
+                self.console.print(f"{label} {i}/{n}, elapsed {fmt_duration(elapsed)}, "
+                                   f"ETA {fmt_duration(elapsed / i * (n - i))}", markup=False)
 
     # --- plain output ---------------------------------------------------------------------------
 
