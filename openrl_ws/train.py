@@ -15,7 +15,6 @@ died on non-finite numbers (without --watchdog: the crash the watchdog exists to
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import time
@@ -211,8 +210,6 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             driver_holder["driver"] = self
 
     start = time.time()
-    log_handler = console.log_handler()  # library warnings print above the footer, not through it
-    logging.getLogger().addHandler(log_handler)
     console.begin(total // (episode_length * args.num_envs), start_iteration=start_iteration)
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
@@ -224,7 +221,6 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     finally:
         session.close()
         console.close()
-        logging.getLogger().removeHandler(log_handler)
         logger.close()
         env.close()
         if dist_ctx is not None:

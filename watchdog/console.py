@@ -11,7 +11,6 @@ live watchdog would have done, a watcher (which owns no checkpoints) what traini
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import sys
@@ -312,22 +311,24 @@ class _Progress:
         return max(0, self.total_iterations - 1 - rec.iteration) / rate
 
     def __rich__(self) -> Group:
-        """The footer, two lines that fit 80 columns: progress and speed; time and the watchdog's view."""
+        """The footer, two lines for 80 columns: progress, speed and ETA; the watchdog's view and the time spent."""
         rec, total = self.record, self.total_iterations
         done = 0 if rec is None else rec.iteration + 1
         bar = Table.grid(padding=(0, 1))
         bar.add_column(width=BAR_WIDTH)
         bar.add_column()
         count = f"{done:,}/{total:,} it" if total else f"{done:,} it"
-        stable = f"  stable it {self.last_stable}" if self.last_stable is not None else ""
         bar.add_row(ProgressBar(total=max(total or 1, 1), completed=min(done, total or 0), width=BAR_WIDTH),
                     Text(f"{count}  {_fmt_count(rec.env_steps if rec else 0)} env steps  "
-                         f"{_fmt_rate(self.steps_per_second)} steps/s{stable}"))
-        view = Text(f"elapsed {fmt_duration(self.elapsed)}  ETA {fmt_duration(self.eta)}  watchdog ")
+                         f"{_fmt_rate(self.steps_per_second)} steps/s  ETA {fmt_duration(self.eta)}"))
+        view = Text("state ")
         view.append(self.state, style=_STATE_STYLE.get(self.state, "bold"))
         if self.value_loss is not None:
             view.append(f"  value loss {_fmt(self.value_loss)}")
         view.append(f"  rollbacks {self.rollbacks}")
+        if self.last_stable is not None:
+            view.append(f"  stable it {self.last_stable}")
+        view.append(f"  elapsed {fmt_duration(self.elapsed)}")
         return Group(bar, view)
 
 
@@ -526,23 +527,6 @@ class WatchdogConsole:
         for row in rows:
             table.add_row(*(_fmt(c) for c in row))
         self.console.print(table)
-
-    def log_handler(self, level: int = logging.WARNING) -> logging.Handler:
-        """A logging handler that prints through this console (above the footer), one line per record."""
-        return _ConsoleHandler(self, level)
-
-
-class _ConsoleHandler(logging.Handler):
-    def __init__(self, console: WatchdogConsole, level: int):
-        super().__init__(level)
-        self.out = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = f"{record.levelname.lower()}: {record.getMessage()}"
-            self.out.message(text, style="yellow" if record.levelno < logging.ERROR else "bold red")
-        except Exception:  # logging must never take training down
-            self.handleError(record)
 
 
 def _isatty(file: IO[str]) -> bool:
