@@ -525,7 +525,7 @@ class WatchdogConsole:
         for col in columns:
             table.add_column(col)
         for row in rows:
-            table.add_row(*(_fmt(c) for c in row))
+            table.add_row(*(Text(_fmt(c)) for c in row))  # cells are text: "[trend]" is not markup
         self.console.print(table)
 
 

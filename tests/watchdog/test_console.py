@@ -173,6 +173,12 @@ def test_replay_says_would_and_training_says_did():
     assert "WOULD STOP" in describe_event(stop, "replay") and "STOPPED" in describe_event(stop)
 
 
+def test_table_cells_are_text_not_markup():
+    buf = io.StringIO()
+    WatchdogConsole(buf, rich=True).table("timeline", ["event", "what happened"], [["warning", "[trend] climbing"]])
+    assert "[trend] climbing" in ANSI.sub("", buf.getvalue())
+
+
 def test_role_is_checked():
     with pytest.raises(ValueError, match="role must be one of"):
         WatchdogConsole(io.StringIO(), role="trainer")
