@@ -89,9 +89,15 @@ def _it(obj) -> str:
 
 def _render_one(out, report) -> None:
     from watchdog.console import describe_event
+    from watchdog.signals import STEP_REWARD
 
     out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source})",
                 style=_VERDICT_STYLE.get(report.verdict, ""))
+    if report.records:
+        last = report.records[-1]
+        reward = last.metrics.get(STEP_REWARD)
+        out.message(f"  up to it {last.iteration} ({last.env_steps:,} env steps)"
+                    + (f", final average step reward {reward:.4g}" if reward is not None else ""))
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
     timeline = [e for e in report.events if e["event"] in _TIMELINE]
