@@ -263,7 +263,7 @@ def _report(console, session, seconds: float, run_dir: Path) -> None:
             files.append((label, str(path)))
     modules = sorted(run_dir.glob("checkpoints/rl_model_*_steps/module.pt"), key=lambda p: p.stat().st_mtime)
     if modules:
-        files.append(("OpenRL module.pt", f"{len(modules)}, newest {modules[-1]}"))
+        files.append((f"OpenRL module.pt ({len(modules)}, newest)", str(modules[-1])))
     console.finish(RunSummary(
         verdict=f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished", ok=not res.stopped,
         iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,

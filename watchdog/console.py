@@ -464,7 +464,7 @@ class WatchdogConsole:
             return
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
-        grid.add_column()
+        grid.add_column(overflow="fold")  # long paths wrap rather than end in an ellipsis
         for label, text in rows:
             grid.add_row(label, Text(text))
         self.console.print(Panel(grid, title=head, title_align="left", expand=False,
