@@ -392,18 +392,37 @@ class WatchdogConsole:
         else:
             self.console.print(Text(line if line.startswith("watch") else f"watchdog: {line}", style=style))
 
-    def _alert(self, ev: dict) -> None:
+    def _alert(self, ev: dict, run: str | None = None) -> None:
         kind = ev["event"]
+        name = f"{run}: " if run else ""
         if not self.rich:
-            self.console.print(f"[watchdog] {kind.upper()} {describe_event(ev, self.role)}", markup=False)
+            self.console.print(f"[watchdog] {kind.upper()} {name}{describe_event(ev, self.role)}", markup=False)
             return
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold", no_wrap=True)
         grid.add_column()
         for label, text in alert_fields(ev, self.role):
             grid.add_row(label, Text(text))
-        self.console.print(Panel(grid, title=f"watchdog: {kind} at {_head(ev)}", title_align="left",
+        title = f"watchdog: {kind} - {run}, {_head(ev)}" if run else f"watchdog: {kind} at {_head(ev)}"
+        self.console.print(Panel(grid, title=title, title_align="left",
                                  border_style=_STYLE[kind], expand=False))
+
+    def run_event(self, run: str, ev: dict) -> None:
+        """One run's event in a fleet: only alerts, recoveries and actions, each naming the run."""
+        kind = ev.get("event", "?")
+        if kind not in PANEL_EVENTS and kind != "recovered":
+            return
+        if kind in ("warning", "alarm"):
+            self._alert(ev, run)
+            return
+        line = describe_event(ev, self.role)
+        if not self.rich:
+            self.console.print(f"[watchdog] {kind.upper()} {run}: {line}", markup=False)
+        elif kind in PANEL_EVENTS:
+            self.console.print(Panel(Text(line), title=f"watchdog: {kind.replace('_', ' ')} - {run}",
+                                     border_style=_STYLE.get(kind, ""), expand=False))
+        else:
+            self.console.print(Text(f"watchdog: {run}: {line}", style=_STYLE.get(kind, "")))
 
     def _remember(self, ev: dict) -> None:
         """Keep what the footer and the closing summary need."""

@@ -23,11 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.panel import Panel
-from rich.text import Text
-
 from watchdog.config import load_watchdog_config
-from watchdog.console import PANEL_EVENTS, WatchdogConsole, describe_event
+from watchdog.console import WatchdogConsole
 from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
@@ -333,17 +330,7 @@ def write_prometheus(path: Path, runs: list[WatchedRun]) -> None:
 
 def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
     """An alert in fleet mode: the usual line or panel, naming the run."""
-    kind = ev.get("event", "?")
-    if kind not in PANEL_EVENTS and kind != "recovered":
-        return
-    line = describe_event(ev, "watch")
-    if not console.rich:
-        console.console.print(f"[watchdog] {kind.upper()} {name}: {line}", markup=False)
-    elif kind in PANEL_EVENTS:
-        style = {"warning": "yellow", "alarm": "bold red", "stop": "bold red"}.get(kind, "magenta")
-        console.console.print(Panel(Text(line), title=f"watchdog: {kind} - {name}", border_style=style, expand=False))
-    else:
-        console.console.print(Text(f"watchdog: {name}: {line}", style="green"))
+    console.run_event(name, ev)
 
 
 def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:

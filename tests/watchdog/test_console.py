@@ -179,6 +179,16 @@ def test_table_cells_are_text_not_markup():
     assert "[trend] climbing" in ANSI.sub("", buf.getvalue())
 
 
+def test_a_fleet_alert_names_its_run():
+    plain, fancy = io.StringIO(), io.StringIO()
+    WatchdogConsole(plain, role="watch").run_event("seed_03", alarm("value_loss_threshold"))
+    WatchdogConsole(fancy, rich=True, role="watch").run_event("seed_03", alarm("value_loss_threshold"))
+    assert plain.getvalue().startswith("[watchdog] ALARM seed_03: it 30 (198,400 steps):")
+    assert "watchdog: alarm - seed_03, it 30" in ANSI.sub("", fancy.getvalue())
+    WatchdogConsole(plain, role="watch").run_event("seed_03", {"event": "metrics", "iteration": 31})
+    assert plain.getvalue().count("\n") == 1  # metrics are not alerts
+
+
 def test_role_is_checked():
     with pytest.raises(ValueError, match="role must be one of"):
         WatchdogConsole(io.StringIO(), role="trainer")
