@@ -80,7 +80,8 @@ import numpy as np
 from watchdog.config import WatchdogConfig
 from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog
-from watchdog.policy import CheckpointRef, Rollback, SaveStable, Stop
+from watchdog.driver import VirtualDriver, carry_out
+from watchdog.policy import Rollback, Stop
 from watchdog.signals import (
     ACTOR_GRAD_NORM,
     CRITIC_GRAD_NORM,
@@ -113,7 +114,7 @@ FACTOR_CAP = 1000.0
 HORIZON = 500  # iterations after onset a case runs when it does not crash
 COLLAPSE_RAMP = 5  # iterations for the reward to fall
 THRESHOLD = 0.2
-RETAIN_STABLE = 20  # openrl_ws.hook.MEMORY_SNAPSHOTS
+RETAIN_STABLE = WatchdogConfig().policy.keep_stable  # the library registry keeps the first + these
 NOISY = (VALUE_LOSS, CRITIC_GRAD_NORM, STEP_REWARD)
 CRASH_KEYS = (VALUE_LOSS, POLICY_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM)
 RESOLUTIONS = ("log_interval", "per_iteration")
@@ -309,17 +310,22 @@ class Sink:
             self.events.append(event)
 
 
-class Replayer:
-    """A minimal driver of ``Watchdog`` (as tests/watchdog/drive.py), with checkpoint retention."""
+class Replayer(VirtualDriver):
+    """A driver of ``Watchdog`` through the library's dispatch (retention included), noting what it did."""
 
     def __init__(self, cfg: WatchdogConfig):
         self.sink = Sink()
         self.wd = Watchdog(cfg, listeners=[self.sink])
-        self.saved: list[str] = []
         self.rollbacks: list[Rollback] = []
         self.stops: list[Stop] = []
         self.first_verdict: int | None = None
         self.watch_from: int | None = None
+
+    def restore(self, action: Rollback) -> None:
+        self.rollbacks.append(action)
+
+    def stop(self, action: Stop) -> None:
+        self.stops.append(action)
 
     def feed(self, rec: MetricRecord) -> list:
         wd = self.wd
@@ -327,20 +333,7 @@ class Replayer:
         if self.watch_from is not None and self.first_verdict is None and wd.last_verdicts \
                 and rec.iteration >= self.watch_from:
             self.first_verdict = rec.iteration
-        for action in actions:
-            if isinstance(action, SaveStable):
-                tag = f"it{action.iteration}"
-                wd.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps))
-                self.saved.append(tag)
-                while len(self.saved) > RETAIN_STABLE:
-                    wd.checkpoint_deleted(self.saved.pop(0))
-            elif isinstance(action, Rollback):
-                self.rollbacks.append(action)
-                wd.rolled_back(action, config_changes={"lr": (5e-4, 3e-4)}, config_name="ppo_safe.yaml")
-                kept = {r.tag for r in wd.policy.stable}
-                self.saved = [t for t in self.saved if t in kept]
-            elif isinstance(action, Stop):
-                self.stops.append(action)
+        carry_out(wd, actions, self, config_name="ppo_safe.yaml")
         return actions
 
     def fork(self) -> "Replayer":

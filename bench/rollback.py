@@ -175,7 +175,8 @@ def observe_cost(data: Path) -> dict:
     from watchdog.config import WatchdogConfig
     from watchdog.logtxt import parse_log_txt
     from watchdog.pipeline import Watchdog
-    from watchdog.policy import CheckpointRef, Rollback, SaveStable
+    from watchdog.driver import VirtualDriver, carry_out
+    from watchdog.policy import Rollback
     from watchdog.signals import MetricRecord
 
     if (data / "11-07-17_cuboid" / "log.txt").is_file():
@@ -197,11 +198,9 @@ def observe_cost(data: Path) -> dict:
             actions = wd.observe(rec)
             dt = time.perf_counter() - t
             (alarm_calls if any(isinstance(a, Rollback) for a in actions) else per_call).append(dt)
-            for a in actions:
-                if isinstance(a, SaveStable):
-                    wd.checkpoint_saved(CheckpointRef(f"it{a.iteration}", a.iteration, a.env_steps))
-                elif isinstance(a, Rollback):
-                    return
+            if any(isinstance(a, Rollback) for a in actions):
+                return
+            carry_out(wd, actions, VirtualDriver(), config_name="ppo_safe.yaml")
 
     calls: list[float] = []
     alarms: list[float] = []

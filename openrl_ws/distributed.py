@@ -35,7 +35,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from watchdog import distributed as wd_dist
@@ -96,7 +95,7 @@ class DistContext:
 
     def rollout(self, driver: Any) -> tuple[dict, bool]:
         """``driver.actor_rollout()`` plus one collective: did any rank fail or go non-finite?"""
-        from openrl_ws.hook import is_nonfinite_failure
+        from openrl_ws.hook import nonfinite_where
 
         error: BaseException | None = None
         infos, keep_going = {}, True
@@ -104,10 +103,10 @@ class DistContext:
             infos, keep_going = driver.actor_rollout()
         except Exception as exc:  # decided together below
             error = exc
-        if error is not None:
-            status = ROLLOUT_NONFINITE if is_nonfinite_failure(error) else ROLLOUT_ERROR
+        if error is not None:  # from the numbers, not the error's text
+            status = ROLLOUT_NONFINITE if nonfinite_where(driver) is not None else ROLLOUT_ERROR
         else:
-            status = ROLLOUT_OK if _buffer_finite(driver.buffer) else ROLLOUT_NONFINITE
+            status = ROLLOUT_OK if nonfinite_where(driver) is None else ROLLOUT_NONFINITE
         agreed = wd_dist.agree_flag(status)
         if error is not None:
             raise error
@@ -178,21 +177,6 @@ def _model_tensors(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
 
     state = full_state(model)
     return sorted(((k, v) for k, v in state.items()), key=lambda kv: kv[0])
-
-
-def _buffer_finite(buffer: Any) -> bool:
-    """Whether every float array of the rollout buffer is finite (obs, rewards, values, log-probs)."""
-    data = getattr(buffer, "data", buffer)
-    for value in vars(data).values():
-        arrays = value.values() if isinstance(value, dict) else (value,)
-        for array in arrays:
-            if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating):
-                if not np.isfinite(array).all():
-                    return False
-            elif isinstance(array, torch.Tensor) and array.is_floating_point():
-                if not torch.isfinite(array).all():
-                    return False
-    return True
 
 
 def params_hash(module: Any) -> str:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import logging
 import math
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import openrl.runners.common  # noqa: F401  (first: OpenRL 0.2.0 has an import cycle through the drivers)
 from openrl.drivers.onpolicy_driver import OnPolicyDriver
 from openrl.modules.networks.utils.distributions import DiagGaussian
 
+from openrl_ws.distributed import NonFiniteRollout
 from openrl_ws.inject import FaultSchedule
 from openrl_ws.live_config import apply_ppo_overrides, scale_learning_rates
 from openrl_ws.run_logger import RunLogger, _scalar
@@ -34,66 +35,47 @@ from openrl_ws.snapshot import (
     save_openrl_module,
     to_state,
 )
-from watchdog.checkpoints import CheckpointStore, load_checkpoint
-from watchdog.config import PPOConfig
+from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
-from watchdog.events import EVENTS_FILENAME, EventLog, make_event
+from watchdog.driver import ConfigSwitch
+from watchdog.errors import NonFiniteTraining
+from watchdog.events import make_event
 from watchdog.pipeline import Watchdog
-from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveStable, Stop
-from watchdog.signals import VALUE_LOSS, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
+from watchdog.policy import Rollback, SaveStable
+from watchdog.session import TrainingSession
+from watchdog.signals import VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
-MEMORY_SNAPSHOTS = 20
-# Messages of exceptions that mean "the numbers went non-finite" rather than a bug.
-_NONFINITE_MARKERS = ("nan", "inf", "expected parameter", "invalid values", "non-finite")
 
 
-@dataclass
-class SessionResult:
-    """How the watched run ended."""
+class WatchSession(TrainingSession):
+    """The OpenRL :class:`~watchdog.driver.Driver`: the library's session plus OpenRL's trainer.
 
-    stopped: bool = False
-    stop_reason: str = ""
-    rollbacks: int = 0
-    iterations: int = 0
-    env_steps: int = 0
-    final_record: MetricRecord | None = None
-    events: list[dict] = field(default_factory=list)
-
-
-class WatchSession:
-    """Everything the watched driver needs besides OpenRL: watchdog, stores, logs, console, faults."""
+    Capture and restore go through ``openrl_ws.snapshot`` (in place, into the objects the running
+    trainer holds), the safe config through ``openrl_ws.live_config``; fault injection, torchrun
+    and OpenRL's own ``module.pt`` checkpoints are here too.
+    """
 
     def __init__(self, *, watchdog: Watchdog | None, run_dir: Path, logger: RunLogger, safe: PPOConfig,
                  safe_name: str, console: WatchdogConsole, faults: FaultSchedule, seed: int,
-                 save_interval_steps: int, keep_last: int = 5, dist: Any = None, start_iteration: int = 0):
-        self.watchdog = watchdog
+                 save_interval_steps: int, dist: Any = None, start_iteration: int = 0,
+                 run_values: dict[str, Any] | None = None):
+        # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
+        # keeps identical in-memory snapshots and reaches the same decisions (see that module).
+        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console,
+                         scalar=logger.add_scalar, writes_files=dist is None or dist.is_main)
         self.start_iteration = start_iteration  # > 0 when resuming: iterations and env steps continue
-        self.run_dir = Path(run_dir)
         self.logger = logger
         self.safe = safe
-        self.safe_name = safe_name
-        self.console = console
         self.faults = faults
         self.seed = seed
         self.save_interval_steps = save_interval_steps
-        # Distributed (openrl_ws.distributed.DistContext): only rank 0 writes files; every rank
-        # keeps identical in-memory snapshots and reaches the same decisions (see that module).
         self.dist = dist
-        self.writes_files = dist is None or dist.is_main
-        store_root = self.run_dir / "checkpoints" / "watchdog"
-        self.store = CheckpointStore(store_root, keep_last=keep_last) if self.writes_files else None
-        self._store_root = store_root
-        self.snapshots: dict[str, TrainingSnapshot] = {}
-        self.result = SessionResult()
-        self.events: EventLog | None = None
+        # safe-config keys a running trainer cannot take and whose value differs from this run's
+        self.kept = startup_keys_kept(safe, run_values or {})
+        self.openrl: OnPolicyDriver | None = None  # the OpenRL driver whose trainer the actions act on
         self._next_module_save = save_interval_steps
-        if watchdog is not None and self.writes_files:
-            self.events = EventLog(self.run_dir / EVENTS_FILENAME)
-            watchdog.listeners += [self.events, console, self.result.events.append]
-        elif watchdog is not None:
-            watchdog.listeners.append(self.result.events.append)
 
     # --- per iteration --------------------------------------------------------------------------
 
@@ -105,94 +87,70 @@ class WatchSession:
 
     def end_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
         """Judge the iteration and act; returns False to stop training."""
-        self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
-        self.result.final_record = record
-        if self.watchdog is None:
-            if self.writes_files:
-                self.console.status(record, "unwatched")
-            return True
-        if self.dist is not None:  # the same record on every rank -> the same decisions
+        if self.dist is not None and self.watchdog is not None:  # the same record on every rank
             record = self.dist.reduce_record(record)
-            self.result.final_record = record
-        if self.events is not None:
-            self.events.write(make_event("metrics", iteration=record.iteration, env_steps=record.env_steps,
-                                         state=self.watchdog.state.value, metrics=record.to_dict()["metrics"]))
-        keep_going = True
-        actions = self.watchdog.observe(record)
-        if self.dist is not None:
-            self.dist.agree_actions(actions)  # raises InternalError if ranks decided differently
-        for action in actions:
-            if isinstance(action, SaveStable):
-                self._save_stable(driver, action)
-            elif isinstance(action, Rollback):
-                self._roll_back(driver, action, record)
-            elif isinstance(action, Stop):
-                self.result.stopped, self.result.stop_reason = True, action.reason
-                keep_going = False
+        self.openrl = driver
+        keep_going = self.observe(record)
+        if self.watchdog is None and self.writes_files:  # unwatched runs get the status footer too
+            self.console.status(record, "unwatched")
         self._maybe_save_module(driver, record)
-        if self.writes_files:
-            self._log_watchdog_scalars(record)
-            self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
         return keep_going
 
-    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException) -> None:
+    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException, where: str) -> None:
         """A crashed update: one sentence on the console, the full error in the event log."""
         event = make_event("iteration_failed", iteration=iteration, env_steps=env_steps,
-                           state=self.watchdog.state.value if self.watchdog is not None else "unwatched",
-                           exception=type(exc).__name__, error="".join(traceback.format_exception(exc)).rstrip())
-        log.info("iteration %d failed with non-finite numbers: %s", iteration, exc)
+                           state=self.watchdog.state.value, exception=type(exc).__name__, where=where,
+                           error="".join(traceback.format_exception(exc)).rstrip())
+        log.info("iteration %d failed with non-finite numbers in the %s: %s", iteration, where, exc)
         if self.events is not None:
             self.events.write(event)
         if self.writes_files:
             self.console(event)
 
-    # --- actions --------------------------------------------------------------------------------
+    def check_agreement(self, actions: list) -> None:
+        if self.dist is not None:
+            self.dist.agree_actions(actions)  # raises InternalError if ranks decided differently
 
-    def _save_stable(self, driver: OnPolicyDriver, action: SaveStable) -> None:
-        tag = action.tag
-        snap = capture(driver.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
-        self.snapshots[tag] = snap
-        if self.store is not None:
-            try:
-                info = self.store.save(tag, to_state(snap), {"iteration": action.iteration, "env_steps": action.env_steps,
-                                                             "stable": True, "watchdog": self.watchdog.state_dict()})
-                path = info.path
-                if not self.store.protected:  # the run's first known-good state outlives retention: a
-                    self.store.protect(tag)   # slow climb's onset can lie before every newer checkpoint
-            except OSError as exc:  # disk full, read-only: keep training on the in-memory snapshot
-                path = None
-                self.console.message(
-                    f"watchdog: could not write stable checkpoint {self.store.root / tag}: {exc.strerror or exc}; "
-                    "the checkpoints already on disk are intact and rollbacks use the in-memory copy - free "
-                    "space or fix permissions to get disk checkpoints again", style="bold red")
-                log.warning("stable checkpoint %s not written: %s", tag, exc)
-        else:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
-            path = self._store_root / tag
-        self.watchdog.checkpoint_saved(CheckpointRef(tag, action.iteration, action.env_steps,
-                                                     str(path) if path is not None else None))
-        while len(self.snapshots) > MEMORY_SNAPSHOTS:
-            oldest = next(iter(self.snapshots))
-            del self.snapshots[oldest]
-            # Non-zero ranks have no disk copy; rank 0's retention (keep_last < MEMORY_SNAPSHOTS)
-            # has deleted this one long before, so both forget it in the same iteration.
-            if self.store is None or not (self.store.root / oldest).exists():
-                self.watchdog.checkpoint_deleted(oldest)
+    def failed_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
+        """An iteration crashed on non-finite numbers: judge it like any record. Only a rollback
+        lets training go on; with none (``action: alert``) the crash is the run's end (exit 3)."""
+        rollbacks = self.result.rollbacks
+        keep_going = self.end_iteration(driver, record)
+        if keep_going and self.result.rollbacks == rollbacks:
+            raise NonFiniteTraining("training went non-finite and the watchdog (action: alert) does not roll back")
+        return keep_going
 
-    def _roll_back(self, driver: OnPolicyDriver, action: Rollback, record: MetricRecord) -> None:
-        tag = action.target.tag
-        snap = self.snapshots.get(tag)
-        if snap is None:  # e.g. after a resume: fall back to the copy on disk
-            state, _ = load_checkpoint(self._store_root / tag)  # rank 0's copy (all ranks share run_dir)
-            snap = from_state(state)
-        restore(driver.trainer, snap)
-        reseed(self.seed + 7919 * action.number + record.iteration)
-        reset_rollout(driver)  # the env and buffer may hold the NaN/garbage that caused the alarm
-        changes = apply_ppo_overrides(driver.trainer, self.safe.live_values())
+    # --- the framework half of the Driver contract ----------------------------------------------
+
+    def capture(self, action: SaveStable) -> TrainingSnapshot:
+        return capture(self.openrl.trainer, extra={"iteration": action.iteration, "env_steps": action.env_steps})
+
+    def to_state(self, snap: TrainingSnapshot) -> dict:
+        return to_state(snap)
+
+    def from_state(self, state: dict) -> TrainingSnapshot:
+        return from_state(state)
+
+    def restore_snapshot(self, snap: TrainingSnapshot, action: Rollback) -> None:
+        """Weights, optimizers and hot params back in place; fresh RNG, env and rollout buffer."""
+        restore(self.openrl.trainer, snap)
+        reseed(self.seed + 7919 * action.number + action.from_iteration)
+        reset_rollout(self.openrl)  # the env and buffer may hold the NaN/garbage that caused the alarm
+
+    def apply_config(self, action: Rollback) -> ConfigSwitch:
+        """The safe config's live keys, learning rates scaled by ``action.lr_scale``."""
+        trainer = self.openrl.trainer
+        values, kept = self.safe.live_values(), dict(self.kept)
+        if "critic_lr" in values and "critic" not in trainer.algo_module.optimizers:
+            kept["critic_lr"] = ("a shared actor-critic has one optimizer: it takes lr "
+                                 f"({values.get('lr', 'unchanged')}), critic_lr {values.pop('critic_lr')} is not used")
+        changes = apply_ppo_overrides(trainer, values)
         if action.lr_scale != 1.0:
-            for key, (old, new) in scale_learning_rates(driver.trainer, action.lr_scale).items():
+            for key, (old, new) in scale_learning_rates(trainer, action.lr_scale).items():
                 changes[key] = (changes.get(key, (old, new))[0], new)
-        self.result.rollbacks = action.number
-        self.watchdog.rolled_back(action, config_changes=changes, config_name=self.safe_name)
+        return ConfigSwitch(changes, kept)
+
+    # --- OpenRL's own checkpoints ---------------------------------------------------------------
 
     def _maybe_save_module(self, driver: OnPolicyDriver, record: MetricRecord) -> None:
         """OpenRL-compatible ``rl_model_<steps>_steps/module.pt`` every ``save_interval_steps``."""
@@ -204,20 +162,6 @@ class WatchSession:
 
     def save_module(self, driver: OnPolicyDriver, env_steps: int) -> Path:
         return save_openrl_module(driver.trainer.algo_module, openrl_checkpoint_dir(self.run_dir / "checkpoints", env_steps))
-
-    def _log_watchdog_scalars(self, record: MetricRecord) -> None:
-        self.logger.add_scalar(WATCHDOG_STATE, STATE_CODES[self.watchdog.state], record.env_steps)
-        self.logger.add_scalar(WATCHDOG_ROLLBACKS, self.watchdog.policy.rollbacks, record.env_steps)
-        onset = next((e.get("onset_iteration") for e in reversed(self.result.events) if e["event"] == "alarm"), None)
-        if onset is not None:
-            self.logger.add_scalar(WATCHDOG_ONSET, onset, record.env_steps)
-
-    def close(self) -> None:
-        if self.watchdog is not None:
-            self.watchdog.end(stopped=self.result.stopped, reason=self.result.stop_reason,
-                              iterations=self.result.iterations, env_steps_spent=self.result.env_steps)
-        if self.events is not None:
-            self.events.close()
 
 
 def reset_rollout(driver: OnPolicyDriver) -> None:
@@ -247,10 +191,29 @@ def policy_log_std_max(algo_module) -> float | None:
         return float(max(float(b.max()) for b in found))
 
 
-def is_nonfinite_failure(exc: BaseException) -> bool:
-    """Did OpenRL/torch fail because numbers went NaN/Inf (e.g. Normal(loc=nan))?"""
-    text = str(exc).lower()
-    return isinstance(exc, (ValueError, RuntimeError, FloatingPointError)) and any(m in text for m in _NONFINITE_MARKERS)
+def nonfinite_where(driver: OnPolicyDriver) -> str | None:
+    """Where the training state holds NaN/Inf (weights, optimizer-free), else None: decides whether
+    a crashed iteration is divergence or a bug, from the numbers rather than the error's text."""
+    for name, model in driver.trainer.algo_module.models.items():
+        with torch.no_grad():
+            if any(not torch.isfinite(p).all() for p in model.parameters()):
+                return f"{name} weights"
+    return None if buffer_finite(driver.buffer) else "rollout buffer"
+
+
+def buffer_finite(buffer: Any) -> bool:
+    """Whether every float array of the rollout buffer is finite (obs, rewards, values, log-probs)."""
+    data = getattr(buffer, "data", buffer)
+    for value in vars(data).values():
+        arrays = value.values() if isinstance(value, dict) else (value,)
+        for array in arrays:
+            if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating):
+                if not np.isfinite(array).all():
+                    return False
+            elif isinstance(array, torch.Tensor) and array.is_floating_point():
+                if not torch.isfinite(array).all():
+                    return False
+    return True
 
 
 def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
@@ -285,14 +248,18 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                     session.dist.after_update(self.trainer)  # average the ValueNorm statistics
                 self.buffer.after_update()
             except Exception as exc:
-                if session.watchdog is None or not is_nonfinite_failure(exc):
+                where = "another rank" if isinstance(exc, NonFiniteRollout) else nonfinite_where(self)
+                if where is None:  # finite numbers: a bug, not a divergence
                     raise
-                # The in-process crash the field report ends with: treat it as a non-finite
-                # iteration so the watchdog rolls back instead of the run dying.
-                session.iteration_failed(self.episode, steps, exc)
+                error = " ".join(str(exc).split())[:500]
+                if session.watchdog is None:
+                    raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]})") from exc
+                # The in-process crash the field report ends with: a non-finite iteration, which
+                # the watchdog rolls back instead of the run dying.
+                session.iteration_failed(self.episode, steps, exc, where)
                 self.total_num_steps = steps
                 record = MetricRecord.from_mapping(self.episode, steps, {VALUE_LOSS: math.nan})
-                return session.end_iteration(self, record)
+                return session.failed_iteration(self, record)
             self.total_num_steps = steps
             log_std = policy_log_std_max(self.trainer.algo_module)
             if log_std is not None:  # logged like OpenRL's own train_infos: TensorBoard, log.txt, replay

@@ -93,7 +93,7 @@ def apply_ppo_overrides(trainer: Any, values: Mapping[str, Any]) -> dict[str, tu
     before = current_values(trainer)
     for key, value in values.items():
         if key in ("lr", "critic_lr"):
-            _set_lr(trainer, key, float(value))
+            _set_lr(trainer.algo_module, key, float(value))
         else:
             setattr(trainer, _TRAINER_ATTRS[key], _coerce(key, value))
     after = current_values(trainer)
@@ -107,17 +107,38 @@ def scale_learning_rates(trainer: Any, factor: float) -> dict[str, tuple[float, 
     """Multiply every optimizer's learning rate (and the lr-decay base) by ``factor``."""
     if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
         raise ConfigError(f"learning-rate scale factor must be a finite number > 0, got {factor!r}")
-    changed = {}
-    for key in _lr_keys(trainer):
-        old = _get_lr(trainer, key)
-        _set_lr(trainer, key, old * float(factor))
-        changed[key] = (old, _get_lr(trainer, key))
+    module, changed = trainer.algo_module, {}
+    for key in _lr_keys(module):
+        old = _get_lr(module, key)
+        _set_lr(module, key, old * float(factor))
+        changed[key] = (old, _get_lr(module, key))
     return changed
+
+
+def set_learning_rates(module: Any, values: Mapping[str, float | None]) -> dict[str, tuple[float, float]]:
+    """Set the optimizers' learning rates of a PPO module (no trainer yet) from a run's config:
+    after loading a checkpoint, whose optimizer state carries the rates it was saved with, the
+    command line's config must win. ``lr`` drives a shared model's single optimizer too."""
+    changed = {}
+    for key in _lr_keys(module):
+        new = values.get(key)
+        if new is None:
+            continue
+        old = _get_lr(module, key)
+        _set_lr(module, key, float(new))
+        if old != float(new):
+            changed[key] = (old, float(new))
+    return changed
+
+
+def learning_rates(module: Any) -> dict[str, float]:
+    """``lr`` (policy, or a shared model's one optimizer) and ``critic_lr`` as the optimizers hold them."""
+    return {key: _get_lr(module, key) for key in _lr_keys(module)}
 
 
 def current_values(trainer: Any) -> dict[str, Any]:
     """The live value of every LIVE_KEY the trainer has (critic_lr absent with a shared model)."""
-    out: dict[str, Any] = {key: _get_lr(trainer, key) for key in _lr_keys(trainer)}
+    out: dict[str, Any] = learning_rates(trainer.algo_module)
     for key, attr in _TRAINER_ATTRS.items():
         if hasattr(trainer, attr):
             out[key] = getattr(trainer, attr)
@@ -127,9 +148,9 @@ def current_values(trainer: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _optimizer_for(trainer: Any, key: str) -> Any:
+def _optimizer_for(module: Any, key: str) -> Any:
     """The optimizer an lr key drives: policy (or shared "model") for lr, critic for critic_lr."""
-    optimizers = trainer.algo_module.optimizers
+    optimizers = module.optimizers
     name = "policy" if key == "lr" else "critic"
     if name not in optimizers and key == "lr" and "model" in optimizers:
         name = "model"
@@ -141,23 +162,22 @@ def _optimizer_for(trainer: Any, key: str) -> Any:
     return optimizers[name]
 
 
-def _lr_keys(trainer: Any) -> list[str]:
-    """The lr keys this trainer has optimizers for."""
-    optimizers = trainer.algo_module.optimizers
+def _lr_keys(module: Any) -> list[str]:
+    """The lr keys this PPO module has optimizers for."""
+    optimizers = module.optimizers
     keys = ["lr"] if ("policy" in optimizers or "model" in optimizers) else []
     return keys + (["critic_lr"] if "critic" in optimizers else [])
 
 
-def _get_lr(trainer: Any, key: str) -> float:
+def _get_lr(module: Any, key: str) -> float:
     """The lr of the first param group (all groups are set together here)."""
-    return float(_optimizer_for(trainer, key).param_groups[0]["lr"])
+    return float(_optimizer_for(module, key).param_groups[0]["lr"])
 
 
-def _set_lr(trainer: Any, key: str, lr: float) -> None:
+def _set_lr(module: Any, key: str, lr: float) -> None:
     """Set every param group's lr and the module's lr-decay base."""
-    for group in _optimizer_for(trainer, key).param_groups:
+    for group in _optimizer_for(module, key).param_groups:
         group["lr"] = lr
-    module = trainer.algo_module
     if hasattr(module, key):
         setattr(module, key, lr)
 

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_dependency_warnings()  # before openrl imports gym and treevalue
     args, openrl_argv = build_parser().parse_known_args(argv)
-    from watchdog.config import check_safe_config, load_ppo_config, load_watchdog_config
-    from watchdog.errors import WatchdogError
+    from watchdog.config import load_ppo_config, load_watchdog_config
+    from watchdog.errors import NonFiniteTraining, WatchdogError
 
     try:  # everything that can be wrong with the input, before anything is built
         from openrl_ws.inject import FaultSchedule
@@ -86,8 +86,6 @@ def main(argv: list[str] | None = None) -> int:
         base = load_ppo_config(args.config)
         safe = load_ppo_config(args.safe_config)
         wd_cfg = load_watchdog_config(args.watchdog_config) if args.watchdog else None
-        if args.watchdog:
-            check_safe_config(safe, base, source=args.safe_config)
         faults = FaultSchedule.from_specs(args.inject)
         checkpoint = _checkpoint_path(args.checkpoint)
         if checkpoint is not None and not checkpoint.exists():
@@ -104,16 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint)
     except WatchdogError as err:
         return _fail(str(err))
-    except (ValueError, RuntimeError, FloatingPointError) as exc:
-        from openrl_ws.hook import is_nonfinite_failure
-
-        if not is_nonfinite_failure(exc):
-            raise
-        first = str(exc).splitlines()[0][:160]
+    except NonFiniteTraining as exc:
         advice = ("resume from its last stable checkpoint, or run it under `watchdog run --`" if args.watchdog
                   else "rerun with --watchdog to roll back instead")
-        print(f"train.py: training diverged: non-finite numbers ({first}); log and checkpoints so far are in the "
-              f"run directory; {advice}", file=sys.stderr)
+        print(f"train.py: training diverged: {exc}; log and checkpoints so far are in the run directory; {advice}",
+              file=sys.stderr)
         return EXIT_DIVERGED
 
 
@@ -127,8 +120,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from openrl_ws.envs import make_env
     from openrl_ws.hook import WatchSession, make_driver_class
     from openrl_ws.run_logger import RunLogger
+    from openrl_ws.live_config import set_learning_rates
     from openrl_ws.snapshot import load_checkpoint_into
-    from watchdog.config import STARTUP_PPO_KEYS, check_safe_config
+    from watchdog.config import STARTUP_PPO_KEYS
     from watchdog.errors import InputError
     from watchdog.console import WatchdogConsole
     from watchdog.pipeline import Watchdog
@@ -148,9 +142,6 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",
                     str(base.log_interval or 5)]
     cfg = create_config_parser().parse_args(openrl_argv)
-    if wd_cfg is not None:  # against the values the networks will really be built with
-        check_safe_config(safe, {k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
-                          source=args.safe_config)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
     console = WatchdogConsole(status_every=args.status_every)
@@ -166,9 +157,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     torch.manual_seed(args.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
     env = make_env(args.task, args.num_envs, device=device, seed=args.seed + rank, centralized_critic=args.algo == "mappo")
     net = PPONet(env, cfg=cfg, device=device)
-    start_iteration = 0
+    start_iteration, loaded = 0, None
     if checkpoint is not None:
         loaded = load_checkpoint_into(net.module, checkpoint)
+        # the checkpoint brings moments and step counts; this command line's config brings the rates
+        set_learning_rates(net.module, {"lr": cfg.lr, "critic_lr": cfg.critic_lr})
         start_iteration = _resume_iteration(loaded, checkpoint, episode_length * args.num_envs)
         console.message(f"resumed from {loaded['kind']} checkpoint {checkpoint}"
                         + (f"; continuing at iteration {start_iteration}" if start_iteration else ""))
@@ -192,15 +185,20 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     else:
         logger = ows_dist.NullLogger()
     watchdog = Watchdog(wd_cfg) if wd_cfg is not None else None
+    if watchdog is not None and loaded is not None:
+        _resume_watchdog(watchdog, loaded, run_dir, start_iteration)
     session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
                            seed=args.seed + rank, save_interval_steps=args.save_interval, dist=dist_ctx,
-                           start_iteration=start_iteration)
+                           start_iteration=start_iteration,
+                           run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)})
+    ppo = effective_ppo_values(net.module, cfg)
     console.message(f"training {args.algo} on {args.task}: {total // (episode_length * args.num_envs):,} iterations of "
                     f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
-                    f"run dir {run_dir}", style="bold")
+                    f"run dir {run_dir}; " + ", ".join(f"{k} {v}" for k, v in ppo.items()), style="bold")
     if watchdog is not None:
-        watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:])
+        watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:], ppo=ppo,
+                       config_file=args.config, resumed_from=str(checkpoint) if checkpoint else None)
     driver_holder: dict = {}
     driver_cls = make_driver_class(session)
 
@@ -231,6 +229,36 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         destroy_process_group()  # only after a clean finish: a failing rank exits without it
     _report(console, session, time.time() - start, run_dir)
     return EXIT_STOPPED if session.result.stopped else EXIT_OK
+
+
+def effective_ppo_values(module, cfg) -> dict:
+    """The learning rates the optimizers really hold and the clipping the trainer will use."""
+    from openrl_ws.live_config import learning_rates
+
+    out: dict = learning_rates(module)
+    out["max_grad_norm"] = cfg.max_grad_norm if cfg.use_max_grad_norm else None
+    return out
+
+
+def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int) -> None:
+    """Continue the watchdog of the run the checkpoint came from: its detectors, policy and
+    registry when the checkpoint carries them (ours do), and one budget for the run's recoveries
+    (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log)."""
+    from watchdog.events import EVENTS_FILENAME, read_events
+    from watchdog.policy import CheckpointRef
+
+    meta = loaded.get("meta") or {}
+    ref = None
+    if loaded["kind"] == "watchdog" and isinstance(meta.get("watchdog"), dict):
+        watchdog.load_state_dict(meta["watchdog"])
+        watchdog.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
+        ref = CheckpointRef(str(meta.get("tag") or Path(loaded["path"]).name), int(meta["iteration"]),
+                            int(meta["env_steps"]), str(loaded["path"]))
+    recoveries = 0
+    log_path = run_dir / EVENTS_FILENAME
+    if log_path.is_file():
+        recoveries = sum(e.get("event") in ("rollback", "restart") for e in read_events(log_path).events)
+    watchdog.resumed(ref, start_iteration, recoveries=recoveries)
 
 
 def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:

@@ -80,11 +80,12 @@ class CheckpointStore:
 
     Retention keeps the newest ``keep_last`` *stable* checkpoints (by ``env_steps``); the
     newest checkpoint, the one just saved and every protected tag are never deleted. Unstable
-    checkpoints are never pruned automatically.
+    checkpoints are never pruned automatically. ``keep_last=None``: no retention of its own (the
+    watched training's registry, :class:`watchdog.driver.StableRegistry`, decides what to delete).
     """
 
-    def __init__(self, root: Path | str, keep_last: int = 5, protected: Iterable[str] = ()):
-        if isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1:
+    def __init__(self, root: Path | str, keep_last: int | None = 5, protected: Iterable[str] = ()):
+        if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int) or keep_last < 1):
             raise ConfigError(
                 f"checkpoint keep_last must be an integer >= 1, got {keep_last!r}",
                 hint="set keep_last to 1 or more; the newest stable checkpoint is always kept",
@@ -140,10 +141,31 @@ class CheckpointStore:
         """Release a pin set with ``protect``."""
         self.protected.discard(tag)
 
+    def delete(self, tag: str) -> None:
+        """Delete one checkpoint (absent: nothing to do)."""
+        _check_tag(tag)
+        if (self.root / tag).is_dir():
+            self._delete_dir(self.root / tag)
+
+    def mark_unstable(self, tag: str, *, reason: str) -> None:
+        """Keep the files but no longer as stable (``meta.json`` rewritten atomically): e.g. a
+        checkpoint of the stretch a rollback abandoned, which no restart may choose."""
+        _check_tag(tag)
+        path = self.root / tag
+        try:
+            meta = _read_meta(path)
+        except CheckpointError:
+            return  # gone or unreadable: no restart can choose it anyway
+        meta.update(stable=False, unstable_reason=reason)
+        tmp = path / f"{_TMP_PREFIX}{META_FILE}"
+        _write_synced(tmp, json.dumps(meta, indent=2, sort_keys=True, default=_json_default).encode())
+        os.replace(tmp, path / META_FILE)
+        fsync_dir(path)
+
     def prune(self, keep: Iterable[str] = ()) -> list[str]:
         """Delete stable checkpoints beyond the newest ``keep_last``; return the deleted tags."""
         stable = [c for c in self.list() if c.stable]
-        if not stable:
+        if not stable or self.keep_last is None:
             return []
         spared = set(keep) | self.protected | {stable[-1].tag}
         spared |= {c.tag for c in stable[-self.keep_last :]}

@@ -153,7 +153,13 @@ class PolicyConfig(BaseModel):
         0.5, gt=0, le=1, description="Each further rollback multiplies the safe learning rates by this."
     )
     onset_margin_iters: int = Field(
-        10, ge=0, description="Roll back to a checkpoint at least this many iterations before the onset."
+        10, ge=0,
+        description="Roll back to a checkpoint at least this many iterations before an estimated onset "
+                    "(an exact one, a first NaN/Inf with no warning before it, needs no margin).",
+    )
+    keep_stable: int = Field(
+        20, ge=1, le=10_000,
+        description="Stable checkpoints kept (memory and disk) besides the run's first, which is always kept.",
     )
     corroboration: int = Field(
         0,
@@ -256,19 +262,14 @@ class PPOConfig(BaseModel):
         return self
 
 
-def check_safe_config(safe: PPOConfig, base: PPOConfig | Mapping[str, Any], *, source: str) -> None:
-    """Refuse a safe config that changes a key a running trainer cannot change (at load time).
-
-    ``base`` is the training config, or the effective values the run was built with.
-    """
-    base_vals = base.set_values() if isinstance(base, PPOConfig) else dict(base)
+def startup_keys_kept(safe: PPOConfig, run_values: Mapping[str, Any]) -> dict[str, str]:
+    """Safe-config keys fixed at start-up whose value differs from the running one's: they are
+    kept, not switched (``run_values``: the values the run was built with), each with why."""
+    kept = {}
     for key, value in safe.set_values().items():
-        if key in STARTUP_PPO_KEYS and base_vals.get(key, value) != value:
-            raise ConfigError(
-                f"'{key}: {value}' cannot change mid-run (the run uses {base_vals.get(key)!r}); "
-                f"keep it equal to the training config or remove it from the safe config",
-                path=source,
-            )
+        if key in STARTUP_PPO_KEYS and key in run_values and run_values[key] != value:
+            kept[key] = f"the run keeps {run_values[key]!r} (the safe config says {value!r}; fixed at start-up)"
+    return kept
 
 
 # --- loading --------------------------------------------------------------------------------------

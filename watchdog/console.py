@@ -228,7 +228,8 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "recovered":
         return f"{head}: back to healthy (was {ev.get('previous')})"
     if kind == "iteration_failed":
-        return (f"{head}: the update crashed on non-finite numbers ({ev.get('exception', 'an exception')}); "
+        where = f" in the {ev['where']}" if ev.get("where") else ""
+        return (f"{head}: the update crashed on non-finite numbers{where} ({ev.get('exception', 'an exception')}); "
                 "counted as a non-finite iteration (full error in the event log)")
     if kind == "start":
         if role == "watch" or ev.get("mode") == "watch":
@@ -530,8 +531,8 @@ class WatchdogConsole:
 
     # --- plain output ---------------------------------------------------------------------------
 
-    def message(self, text: str, *, style: str = "") -> None:
-        self.console.print(Text(text, style=style) if self.rich else text, markup=False)
+    def message(self, text: str, *, style: str | None = "") -> None:
+        self.console.print(Text(text, style=style or "") if self.rich else text, markup=False)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         if not self.rich:

@@ -1,4 +1,4 @@
-"""The two error families: what the user can fix, and what is our bug."""
+"""The error families: what the user can fix, what is our bug, and a run that died diverging."""
 
 from __future__ import annotations
 
@@ -56,3 +56,8 @@ def read_input_range(path, start: int, end: int, *, what: str) -> bytes:
 
 class InternalError(RuntimeError):
     """A bug in the watchdog itself: report it, do not fix your config."""
+
+
+class NonFiniteTraining(RuntimeError):
+    """Training died on non-finite numbers (weights or rollout hold NaN/Inf) and nothing rolled it
+    back: the crash the watchdog exists to prevent. Entry points exit 3 with one line."""

@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterable
 
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
+from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import Action, CheckpointRef, Policy, Rollback, State
+from watchdog.policy import EXACT_ONSET, Action, CheckpointRef, Policy, Rollback, State
 from watchdog.signals import STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -72,32 +73,43 @@ class Watchdog:
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
 
-    def checkpoint_saved(self, ref: CheckpointRef) -> None:
-        """The driver saved a stable checkpoint for a :class:`SaveStable` action."""
+    def checkpoint_saved(self, ref: CheckpointRef) -> list[CheckpointRef]:
+        """The driver saved a stable checkpoint; returns the ones retention lets go."""
         self.detector_snapshots[ref.tag] = self.detectors_state()
-        self.policy.add_stable(ref)
+        evicted = self.policy.add_stable(ref)
+        self._drop_snapshots(evicted)
         self.emit("stable_checkpoint", checkpoint=ref.path or ref.tag, checkpoint_iteration=ref.iteration)
+        return evicted
 
-    def checkpoint_deleted(self, tag: str) -> None:
-        """The driver's retention removed a checkpoint."""
-        self.detector_snapshots.pop(tag, None)
-        self.policy.forget_stable(tag)
-
-    def rolled_back(self, action: Rollback, *, config_changes: dict[str, tuple[Any, Any]], config_name: str) -> None:
-        """The driver restored ``action.target`` and applied the safe config: log it, re-arm."""
+    def rolled_back(self, action: Rollback, switch: ConfigSwitch, *, config_name: str) -> list[CheckpointRef]:
+        """The driver restored ``action.target`` and applied the safe config: log it, re-arm.
+        Returns the checkpoints of the abandoned stretch (after the target)."""
         target = action.target
         snapshot = self.detector_snapshots.get(target.tag)
         if snapshot is not None:
             self.load_detectors_state(snapshot)
-        self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
-        for tag in [t for t in self.detector_snapshots if t not in {r.tag for r in self.policy.stable}]:
-            del self.detector_snapshots[tag]
+        abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
+        self._drop_snapshots(abandoned)
         self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
                   to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
-                  onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale)
-        if config_changes:
+                  onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
+                  abandoned=[r.path or r.tag for r in abandoned])
+        if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
-                      changes={k: {"old": old, "new": new} for k, (old, new) in config_changes.items()})
+                      changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},
+                      kept=dict(switch.kept))
+        return abandoned
+
+    def resumed(self, ref: CheckpointRef | None, record_iteration: int, *, recoveries: int = 0) -> None:
+        """This process continues a run: ``load_state_dict`` first (when the checkpoint carried the
+        watchdog's state), then this registers ``ref`` and the run's recoveries so far."""
+        self.policy.resumed(ref, record_iteration, recoveries)
+        if ref is not None:
+            self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
+
+    def _drop_snapshots(self, refs: list[CheckpointRef]) -> None:
+        for ref in refs:
+            self.detector_snapshots.pop(ref.tag, None)
 
     # --- onset ----------------------------------------------------------------------------------
 
@@ -110,7 +122,12 @@ class Watchdog:
         # a std climb's onset says nothing about where a value-loss divergence began (and vice versa)
         hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None
                  and (v.signal in STD_CLIMB_KEYS) == (alarm.signal in STD_CLIMB_KEYS)]
-        return onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
+        onset = onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
+        if alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration:
+            # NaN/Inf out of finite numbers that show no rise before it (a bad batch, not a slow
+            # climb): it began exactly here
+            return Onset(alarm.iteration, alarm.iteration, alarm.iteration, EXACT_ONSET)
+        return onset
 
     # --- state ----------------------------------------------------------------------------------
 

@@ -4,20 +4,23 @@
                                    \\-> STOPPED (rollback budget spent, or no checkpoint)
 
 Stable checkpoints are only marked while HEALTHY, so every rollback target precedes the warning
-that came before the alarm; the target is the newest stable checkpoint before the *estimated
-onset*. The policy decides; the driver (live training or replay) carries the actions out and
-reports back through :meth:`Policy.rollback_done`.
+that came before the alarm; the target is the newest stable checkpoint at least
+``onset_margin_iters`` before the *estimated onset* (an exact onset, a first non-finite value
+with no warning before it, needs no margin: the state after the iteration before it is known
+good). The policy decides; :func:`watchdog.driver.carry_out` has a driver carry the actions out
+and reports back through :meth:`Policy.rollback_done`.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
 
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import Verdict
+from watchdog.driver import StableRegistry
 from watchdog.onset import Onset
 from watchdog.signals import MetricRecord
 
@@ -79,6 +82,7 @@ class Stop:
 
 
 Action = SaveStable | Rollback | Stop
+EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
 Emit = Callable[..., None]
 OnsetFn = Callable[[Verdict], Onset]
 
@@ -94,7 +98,7 @@ class Policy:
         self.last_stable_iteration: int | None = None
         self.cooldown_until = -1
         self.active_warnings: list[str] = []
-        self.stable: list[CheckpointRef] = []
+        self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
 
     # --- decisions ------------------------------------------------------------------------------
@@ -142,7 +146,7 @@ class Policy:
         if self.rollbacks >= self.cfg.policy.rollback_budget:
             return [self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
                                        f"({self.cfg.policy.rollback_budget}) spent", emit)]
-        target = self._target_before(onset.iteration - self.cfg.policy.onset_margin_iters)
+        target = self.registry.target_before(self.latest_target_iteration(onset))
         if target is None:
             return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
         self.rollbacks += 1
@@ -188,32 +192,39 @@ class Policy:
         emit("stop", reason=reason, rollbacks=self.rollbacks)
         return Stop(reason, record.iteration)
 
-    def _target_before(self, iteration: int) -> CheckpointRef | None:
-        """Newest stable checkpoint strictly before ``iteration`` (else the oldest we have)."""
-        before = [ref for ref in self.stable if ref.iteration < iteration]
-        if before:
-            return before[-1]
-        return self.stable[0] if self.stable else None
+    def latest_target_iteration(self, onset: Onset) -> int:
+        """The newest checkpoint iteration a rollback for ``onset`` may go back to.
+
+        A checkpoint of iteration ``i`` holds the state after update ``i``; it must be at least
+        ``onset_margin_iters`` before an estimated onset, and before an exact one.
+        """
+        margin = 1 if onset.method == EXACT_ONSET else max(1, self.cfg.policy.onset_margin_iters)
+        return onset.iteration - margin
 
     # --- driver feedback ------------------------------------------------------------------------
 
-    def add_stable(self, ref: CheckpointRef) -> None:
-        """The driver saved a stable checkpoint."""
-        self.stable.append(ref)
-        self.stable.sort(key=lambda r: r.iteration)
+    def add_stable(self, ref: CheckpointRef) -> list[CheckpointRef]:
+        """The driver saved a stable checkpoint; returns the ones retention lets go."""
+        return self.registry.add(ref)
 
-    def forget_stable(self, tag: str) -> None:
-        """The driver deleted a checkpoint (retention)."""
-        self.stable = [r for r in self.stable if r.tag != tag]
-
-    def rollback_done(self, action: Rollback, iteration: int) -> None:
-        """The driver restored ``action.target``; checkpoints after it belong to the abandoned path."""
+    def rollback_done(self, action: Rollback, iteration: int) -> list[CheckpointRef]:
+        """The driver restored ``action.target``; returns the abandoned stretch's checkpoints."""
         self.state = State.ROLLED_BACK
         self.active_warnings = []
         self.quiet_points = 0
         self.cooldown_until = iteration + self.cfg.policy.cooldown_iters
         self.last_stable_iteration = iteration
-        self.stable = [r for r in self.stable if r.iteration <= action.target.iteration]
+        return self.registry.abandon_after(action.target.iteration)
+
+    def resumed(self, ref: CheckpointRef | None, iteration: int, recoveries: int) -> None:
+        """A new process continues this run at ``iteration`` from ``ref`` (a stable checkpoint, or
+        None); ``recoveries`` (rollbacks + restarts in the run's event log) share one budget."""
+        self.rollbacks = max(self.rollbacks, recoveries)
+        self.last_stable_iteration = None if ref is None else ref.iteration
+        if ref is not None:
+            self.registry.add(ref)
+        if self.state is State.STOPPED:
+            self.state = State.HEALTHY
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -225,7 +236,7 @@ class Policy:
             "last_stable_iteration": self.last_stable_iteration,
             "cooldown_until": self.cooldown_until,
             "active_warnings": list(self.active_warnings),
-            "stable": [asdict(r) for r in self.stable],
+            "stable": self.registry.state_dict(),
             "last_alarm": copy.deepcopy(self.last_alarm),
         }
 
@@ -236,7 +247,7 @@ class Policy:
         self.last_stable_iteration = state["last_stable_iteration"]
         self.cooldown_until = int(state["cooldown_until"])
         self.active_warnings = list(state["active_warnings"])
-        self.stable = [CheckpointRef(**r) for r in state["stable"]]
+        self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
 
 

@@ -20,7 +20,8 @@ from watchdog.errors import CheckpointError, InputError
 from watchdog.events import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
-from watchdog.policy import CheckpointRef, Rollback, SaveStable, Stop
+from watchdog.driver import VirtualDriver, carry_out
+from watchdog.policy import Rollback, Stop
 from watchdog.signals import MetricRecord
 
 log = logging.getLogger(__name__)
@@ -228,10 +229,11 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     wd = Watchdog(cfg, listeners=[report.events.append])
     threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
     report.first_nonfinite = first_nonfinite(data.records)
+    driver = ReplayDriver(report)
     for rec in data.records:
         actions = wd.observe(rec)
         _note_crossing(report, threshold, rec, cfg)
-        if _carry_out(wd, actions, report):
+        if not carry_out(wd, actions, driver, config_name=SAFE_CONFIG):
             break
     report.final_state = wd.state.value
     _summarise(report, cfg)
@@ -256,21 +258,20 @@ def _note_crossing(report: RunReport, threshold, rec: MetricRecord, cfg: Watchdo
         report.first_crossing = {"iteration": rec.iteration, "step": rec.env_steps, "value": value}
 
 
-def _carry_out(wd: Watchdog, actions: list, report: RunReport) -> bool:
-    """Do what the live driver would (virtually); True when the policy stopped the run."""
-    for action in actions:
-        if isinstance(action, SaveStable):
-            wd.checkpoint_saved(CheckpointRef(action.tag, action.iteration, action.env_steps))
-        elif isinstance(action, Rollback):
-            report.would_roll_back.append({
-                "iteration": action.from_iteration, "to_step": action.target.env_steps,
-                "to_iteration": action.target.iteration, "onset_iteration": action.onset.iteration,
-            })
-            wd.rolled_back(action, config_changes={}, config_name=SAFE_CONFIG)
-        elif isinstance(action, Stop):
-            report.stopped = {"iteration": action.iteration, "reason": action.reason}
-            return True
-    return False
+class ReplayDriver(VirtualDriver):
+    """Replay's driver: pretends like any virtual driver and notes what it would have done."""
+
+    def __init__(self, report: RunReport):
+        self.report = report
+
+    def restore(self, action: Rollback) -> None:
+        self.report.would_roll_back.append({
+            "iteration": action.from_iteration, "to_step": action.target.env_steps,
+            "to_iteration": action.target.iteration, "onset_iteration": action.onset.iteration,
+        })
+
+    def stop(self, action: Stop) -> None:
+        self.report.stopped = {"iteration": action.iteration, "reason": action.reason}
 
 
 def _summarise(report: RunReport, cfg: WatchdogConfig) -> None:

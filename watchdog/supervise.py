@@ -138,25 +138,47 @@ def newest_finite_openrl_module(run_dir: Path) -> RestartPoint | None:
 
 
 def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
-    """The config a restart trains with: the safe config over the command's own ``--config``.
+    """The config a restart trains with: the command's own ``--config`` with the safe config's
+    hyper-parameters on top, written to ``RUN_DIR/ppo_safe.restart.yaml``.
 
-    ``cfgs/ppo_safe.yaml`` lists only the keys it changes; passing it alone would drop the rest of
-    the run's config (episode_length, log_interval, ...). With a base config, the two are merged
-    (safe keys win) into ``RUN_DIR/ppo_safe.restart.yaml``; without one, the safe file is used.
+    Keys fixed at start-up (episode_length, log_interval, network shape, ...) keep the command's
+    values (OpenRL's defaults when it gave no config): a restart continues the same run, with the
+    same iteration size, so its iterations, env steps and checkpoints stay monotonic.
     """
-    from watchdog.config import read_yaml
+    from watchdog.config import STARTUP_PPO_KEYS, read_yaml
 
     base_raw = get_flag(cmd, "--config")
-    if not base_raw or Path(base_raw).resolve() == safe.resolve():
-        return safe
-    base, overrides = read_yaml(base_raw), read_yaml(safe)
+    base = read_yaml(base_raw) if base_raw else {}
+    overrides = read_yaml(safe)
     if not isinstance(base, dict) or not isinstance(overrides, dict):
         return safe
     merged = run_dir / MERGED_CONFIG_NAME
     run_dir.mkdir(parents=True, exist_ok=True)
-    header = f"# written by `watchdog run`: {base_raw} with the keys of {safe} on top\n"
-    merged.write_text(header + yaml.safe_dump({**base, **overrides}, sort_keys=False), encoding="utf-8")
+    header = (f"# written by `watchdog run`: {base_raw or 'OpenRL defaults'} with the hyper-parameters of {safe} "
+              "on top (start-up keys stay the run's)\n")
+    live = {k: v for k, v in overrides.items() if k not in STARTUP_PPO_KEYS}
+    merged.write_text(header + yaml.safe_dump({**base, **live}, sort_keys=False), encoding="utf-8")
     return merged
+
+
+def recoveries_so_far(run_dir: Path) -> int:
+    """Rollbacks (in any process) and restarts the run's event log records: one budget spans them."""
+    from watchdog.events import read_events
+
+    path = run_dir / EVENTS_FILENAME
+    if not path.is_file():
+        return 0
+    return sum(e.get("event") in ("rollback", "restart") for e in read_events(path).events)
+
+
+def rollback_budget_of(cmd: Sequence[str]) -> int | None:
+    """The watched training's ``policy.rollback_budget`` (None: the command is not watched)."""
+    from watchdog.config import load_watchdog_config
+
+    if "--watchdog" not in cmd:
+        return None
+    config = get_flag(cmd, "--watchdog_config") or ROOT / "cfgs" / "watchdog.yaml"
+    return load_watchdog_config(config).policy.rollback_budget
 
 
 def restart_command(cmd: Sequence[str], point: RestartPoint, config: Path) -> list[str]:
@@ -232,6 +254,7 @@ class Supervisor:
 
     def _loop(self) -> int:
         cmd, restarts = self.cmd, 0
+        budget = rollback_budget_of(self.cmd)
         while True:
             outcome = self._attempt(cmd)
             if self._interrupt is not None:
@@ -239,7 +262,10 @@ class Supervisor:
             if not outcome.abnormal:
                 return self._finish(outcome)
             if restarts >= self.max_restarts:
-                return self._give_up(outcome, restarts)
+                return self._give_up(outcome, restarts, f"restart budget ({self.max_restarts}) spent")
+            if budget is not None and recoveries_so_far(self.run_dir) >= budget:
+                return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by "
+                                     f"{recoveries_so_far(self.run_dir)} rollbacks and restarts")
             restarts += 1
             cmd = self._restart(outcome, restarts)
             if self._interrupt is not None:  # Ctrl-C while choosing the checkpoint: do not start another
@@ -276,14 +302,14 @@ class Supervisor:
             ))
         return cmd
 
-    def _give_up(self, outcome: Outcome, restarts: int) -> int:
-        self.say(f"gave up: training {outcome.describe()} and the restart budget ({self.max_restarts}) is spent "
+    def _give_up(self, outcome: Outcome, restarts: int, why: str) -> int:
+        self.say(f"gave up: training {outcome.describe()} and the {why} "
                  f"after {restarts} restart(s); last good checkpoint: {choose_restart_point(self.run_dir).describe()}; "
                  f"run dir {self.run_dir}")
         with EventLog(self.run_dir / EVENTS_FILENAME) as log:
             log.write(make_event("stop", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
                                  env_steps=outcome.last_env_steps or 0, state="stopped", by="supervisor",
-                                 reason=f"restart budget ({self.max_restarts}) spent", exit_code=outcome.exit_code,
+                                 reason=why, exit_code=outcome.exit_code,
                                  signal=signal_name(outcome.signal) if outcome.signal else None))
         return EXIT_GAVE_UP
 

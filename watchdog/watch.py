@@ -29,12 +29,15 @@ from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
-from watchdog.policy import STATE_CODES, CheckpointRef, SaveStable, State
+from watchdog.driver import VirtualDriver, carry_out
+from watchdog.policy import STATE_CODES, State
 from watchdog.replay import is_run_dir
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail
 
 WATCH_EVENTS = "watchdog_watch_events.jsonl"
+WATCHER = VirtualDriver()
+WOULD_SWITCH_TO = "cfgs/ppo_safe.yaml"
 EVENT_PREFIX = "events.out.tfevents."
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
 # A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
@@ -472,9 +475,8 @@ def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str 
 def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsole, on_alarm: str | None,
            fleet: bool) -> None:
     for record in records:
-        for action in run.wd.observe(record):
-            if isinstance(action, SaveStable):  # nothing to save: remember where it was healthy
-                run.wd.checkpoint_saved(CheckpointRef(f"healthy_{action.env_steps}", action.iteration, action.env_steps))
+        # a watcher owns no checkpoints: it notes where the run was healthy and what it would do
+        carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=WOULD_SWITCH_TO)
         run.last = record
         if not fleet:
             console.status(record, run.wd.state.value)

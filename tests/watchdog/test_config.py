@@ -10,7 +10,8 @@ from watchdog.cli import main
 from watchdog.config import (
     PPOConfig,
     WatchdogConfig,
-    check_safe_config,
+    STARTUP_PPO_KEYS,
+    startup_keys_kept,
     load_ppo_config,
     load_watchdog_config,
 )
@@ -25,8 +26,13 @@ def test_shipped_configs_are_valid_and_match_the_field_report():
     assert (safe.lr, safe.critic_lr, safe.max_grad_norm, safe.use_adv_normalize, safe.clip_param) == (3e-4, 3e-4, 0.5, True, 0.2)
     base = load_ppo_config(ROOT / "cfgs/ppo.yaml")
     assert (base.lr, base.max_grad_norm, base.use_adv_normalize) == (5e-3, None, False)
-    check_safe_config(safe, base, source="cfgs/ppo_safe.yaml")
     assert set(safe.live_values()) == {"lr", "critic_lr", "max_grad_norm", "use_max_grad_norm", "use_adv_normalize", "clip_param"}
+    # the whole field-report config, not a delta: ppo.yaml's start-up keys are all there, unchanged
+    assert {k: v for k, v in safe.set_values().items() if k in STARTUP_PPO_KEYS} == \
+        {k: v for k, v in base.set_values().items() if k in STARTUP_PPO_KEYS} == \
+        {"episode_length": 200, "log_interval": 5, "use_recurrent_policy": False, "use_joint_action_loss": False,
+         "use_valuenorm": True}
+    assert startup_keys_kept(safe, base.set_values()) == {}
 
 
 @pytest.mark.parametrize(
@@ -54,9 +60,10 @@ def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):
         assert part in message
 
 
-def test_safe_config_may_not_change_network_shape_mid_run():
-    with pytest.raises(ConfigError, match="hidden_size: 512.*cannot change mid-run"):
-        check_safe_config(PPOConfig(hidden_size=512, lr=3e-4), PPOConfig(hidden_size=256), source="safe.yaml")
+def test_safe_config_keys_fixed_at_start_up_are_kept_with_the_reason():
+    kept = startup_keys_kept(PPOConfig(hidden_size=512, episode_length=200, lr=3e-4),
+                             {"hidden_size": 256, "episode_length": 200, "lr": 5e-3})
+    assert list(kept) == ["hidden_size"] and "keeps 256" in kept["hidden_size"] and "512" in kept["hidden_size"]
 
 
 def test_missing_file_is_a_one_line_error(tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from watchdog.checkpoints import CheckpointStore
+from watchdog.checkpoints import CheckpointStore, read_openrl_module
 from watchdog.events import EVENTS_FILENAME, read_events
 from watchdog.supervise import (
     RestartPoint,
@@ -54,7 +54,7 @@ def events_of(run_dir: Path, kind: str | None = None) -> list[dict]:
 
 @pytest.mark.parametrize(("crash", "exit_code", "signal_name"), [
     ("exit", 3, None),             # os._exit(3): no finally, no `end` event
-    ("fpe", 3, None),              # FloatingPointError("NaN") escapes the loop: train.py's exit 3, died on NaN
+    ("fpe", 1, None),              # FloatingPointError("NaN") with finite numbers: a bug, not divergence (exit 1)
     ("error", 1, None),            # RuntimeError escapes train.py: exit 1 but no watchdog `stop`
     ("segv", None, "SIGSEGV"),     # ctypes.string_at(0)
 ])
@@ -77,7 +77,7 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     assert restart["iteration"] == 5 and restart["to_iteration"] == 4
     cmd = restart["command"]
     assert get_flag(cmd, "--checkpoint") == last_stable["checkpoint"]
-    assert get_flag(cmd, "--config") == str(SAFE)
+    assert get_flag(cmd, "--config") == str(run_dir / "ppo_safe.restart.yaml")
     # the restarted attempt loaded that checkpoint and trained to the end with finite numbers
     after = events[events.index(restart) + 1:]
     assert [e["event"] for e in after][0] == "start" and after[-1]["event"] == "end" and not after[-1]["stopped"]
@@ -87,6 +87,13 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     assert f"resumed from watchdog checkpoint {last_stable['checkpoint']}" in proc.stdout
     assert "watchdog run: restart 1/2: training" in proc.stderr
     assert "watchdog run: training finished (exit 0)" in proc.stderr
+    # ...at the safe learning rate (the config wins over the checkpoint's optimizer state), and with
+    # the crashed process's watchdog: its registry and budget continue (one restart = one recovery)
+    final = read_openrl_module(run_dir / "checkpoints" / f"rl_model_{8 * 32 * ITERS}_steps" / "module.pt")
+    assert {k: o["param_groups"][0]["lr"] for k, o in final.optimizers.items()} == {"policy": 3e-4, "critic": 3e-4}
+    start = after[0]
+    assert start["ppo"] == {"lr": 3e-4, "critic_lr": 3e-4, "max_grad_norm": 0.5}
+    assert start["resumed_from"] == last_stable["checkpoint"]
 
 
 # --------------------------------------------------------------------------- the contract, with tiny children
@@ -125,10 +132,10 @@ def test_spent_budget_exits_1_with_a_one_line_final_report(tmp_path):
     restarts = events_of(run_dir, "restart")
     assert [r["attempt"] for r in restarts] == [1, 2]
     assert all(r["checkpoint"] is None and r["checkpoint_kind"] == "scratch" for r in restarts)
-    assert all(get_flag(r["command"], "--config") == str(SAFE) for r in restarts)
+    assert all(get_flag(r["command"], "--config") == str(run_dir / "ppo_safe.restart.yaml") for r in restarts)
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("watchdog run: gave up: training exited with code 3")
-    assert "restart budget (2) is spent" in last and "scratch" in last
+    assert "restart budget (2) spent after 2 restart(s)" in last and "scratch" in last
     assert events_of(run_dir, "stop")[-1]["by"] == "supervisor"
 
 
@@ -202,14 +209,32 @@ def test_run_dir_comes_from_the_option_or_the_command():
         run_dir_of(["t"], None)
 
 
-def test_safe_config_is_merged_over_the_commands_own_config(tmp_path):
-    base = tmp_path / "ppo.yaml"
-    base.write_text("lr: 5.0e-3\nepisode_length: 200\nlog_interval: 5\n")
-    merged = safe_config_for(["t", "--config", str(base)], SAFE, tmp_path / "run")
+def test_safe_config_is_merged_over_the_commands_own_config_keeping_its_start_up_keys(tmp_path):
     from watchdog.config import load_ppo_config
-    cfg = load_ppo_config(merged)
-    assert (cfg.lr, cfg.episode_length, cfg.max_grad_norm) == (3e-4, 200, 0.5)
-    assert safe_config_for(["t"], SAFE, tmp_path / "run") == SAFE
+
+    base = tmp_path / "ppo.yaml"
+    base.write_text("lr: 5.0e-3\nepisode_length: 100\nlog_interval: 5\n")
+    cfg = load_ppo_config(safe_config_for(["t", "--config", str(base)], SAFE, tmp_path / "run"))
+    # the safe hyper-parameters; the run's own rollout length (ppo_safe.yaml says 200)
+    assert (cfg.lr, cfg.critic_lr, cfg.episode_length, cfg.max_grad_norm) == (3e-4, 3e-4, 100, 0.5)
+    # no config of its own: OpenRL's defaults stay for the start-up keys
+    cfg = load_ppo_config(safe_config_for(["t"], SAFE, tmp_path / "run2"))
+    assert (cfg.lr, cfg.max_grad_norm, cfg.episode_length, cfg.use_valuenorm) == (3e-4, 0.5, None, None)
+
+
+def test_one_budget_spans_rollbacks_and_restarts(tmp_path):
+    # the run already spent two rollbacks in-process; the budget is 3: one restart, then give up
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    wd_cfg = tmp_path / "wd.yaml"
+    wd_cfg.write_text("policy:\n  rollback_budget: 3\n")
+    (run_dir / EVENTS_FILENAME).write_text("".join(
+        f'{{"event": "rollback", "iteration": {i}, "env_steps": 0, "state": "rolled_back", "time": 0}}\n' for i in (5, 9)))
+    proc = supervise("--max-restarts", "5", *child("import os; os._exit(3)", run_dir, "--watchdog",
+                                                   "--watchdog_config", str(wd_cfg)))
+    assert proc.returncode == 1
+    assert [r["attempt"] for r in events_of(run_dir, "restart")] == [1]
+    assert "rollback budget (3) spent by 3 rollbacks and restarts" in proc.stderr.strip().splitlines()[-1]
 
 
 class _FakeOpenRLModule:  # pickled by reference; read back as an inert stand-in
