@@ -143,6 +143,13 @@ def _head(ev: dict) -> str:
     return f"it {ev.get('iteration')} ({steps:,} steps)" if isinstance(steps, int) else f"it {ev.get('iteration')}"
 
 
+def _switch(ev: dict) -> str:
+    """A config switch's changes, and the keys fixed at start-up that kept the run's values."""
+    changes = ", ".join(f"{k} {_fmt(v['old'])} -> {_fmt(v['new'])}" for k, v in (ev.get("changes") or {}).items())
+    kept = ", ".join(ev.get("kept") or {})
+    return (changes or "no changes") + (f"; kept as started: {kept}" if kept else "")
+
+
 def _what(ev: dict) -> str:
     """The detector's reason, without fields that say nothing."""
     reason = str(ev.get("reason") or f"{ev.get('signal', '?')} out of range").replace(" (also: none)", "")
@@ -213,8 +220,7 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
                 f"({ev.get('checkpoint')}), before the onset at it {ev.get('onset_iteration')}; "
                 f"{'would train' if would else 'training'} on with {ev.get('config')}{lr}")
     if kind == "config_switch":
-        changes = ", ".join(f"{k} {_fmt(v['old'])} -> {_fmt(v['new'])}" for k, v in (ev.get("changes") or {}).items())
-        return f"{head}: {'would switch' if would else 'switched'} to {ev.get('config')}: {changes or 'no changes'}"
+        return f"{head}: {'would switch' if would else 'switched'} to {ev.get('config')}: {_switch(ev)}"
     if kind == "restart":
         why = ev.get("signal") or (f"exit code {ev.get('exit_code')}" if ev.get("exit_code") is not None else "a stall")
         return (f"{head}: training process died ({why}); restart {ev.get('attempt')}/{ev.get('max_restarts')} "
@@ -501,8 +507,7 @@ class WatchdogConsole:
                          f"it {rb.get('from_iteration', rb.get('iteration'))} -> it {rb.get('to_iteration')} "
                          f"({rb.get('checkpoint')}){reason}"))
         for sw in self.config_switches:
-            changes = ", ".join(f"{k} {_fmt(v['old'])} -> {_fmt(v['new'])}" for k, v in (sw.get("changes") or {}).items())
-            rows.append(("config switch", f"it {sw.get('iteration')}: {sw.get('config')}: {changes or 'no changes'}"))
+            rows.append(("config switch", f"it {sw.get('iteration')}: {sw.get('config')}: {_switch(sw)}"))
         if summary.final_reward is not None:
             rows.append(("final reward", f"{_fmt(summary.final_reward)} (average step reward, last iteration)"))
         rows.append(("final metrics", "finite" if summary.metrics_finite else "NON-FINITE"))

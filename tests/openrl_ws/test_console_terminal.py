@@ -77,10 +77,12 @@ def test_terminal_shows_a_live_footer_with_eta_alerts_and_a_summary_without_nois
     for noise in NOISE:
         assert noise not in text, noise
     # the crash is one sentence, the alarm explains, the rollback is named, the summary closes
-    assert "crashed on non-finite numbers (ValueError)" in text
+    flat = " ".join(text.split())  # sentences wrap at the terminal's width
+    assert re.search(r"crashed on non-finite numbers( in the [a-z ]+)? \(ValueError\)", flat)
     assert "watchdog: alarm at it 12" in text and "must be finite" in text and "cause" in text
     assert "rolled back #1" in text and "finished: 20 iterations, 2,560 env steps" in text
-    assert "event log" in text and "watchdog_events.jsonl" in text
+    squeezed = re.sub(r"[\s│]", "", text)  # long paths fold inside the summary's box
+    assert "eventlog" in squeezed and str(run_dir / "watchdog_events.jsonl") in squeezed
     failed, = [e for e in read_events(run_dir / "watchdog_events.jsonl").events if e["event"] == "iteration_failed"]
     assert "Expected parameter loc" in failed["error"] and failed["iteration"] == 12  # the full error is kept
 
@@ -96,6 +98,6 @@ def test_plain_output_has_a_status_line_every_n_iterations_with_eta(tmp_path):
     assert [line.split(" |")[0] for line in status] == ["it 0/20", "it 5/20", "it 10/20", "it 15/20", "it 19/20"]
     assert all("ETA" in line and "steps/s" in line and "elapsed" in line for line in status)
     assert "[watchdog] ALARM it 12" in out and "[watchdog] ITERATION_FAILED it 12" in out
-    assert "finished: 20 iterations" in out and "  rollback #1: it 12 -> it 0" in out
+    assert "finished: 20 iterations" in out and re.search(r"\n  rollback #1: it 12 -> it \d+ \(.*\): \[nonfinite\]", out)
     for noise in NOISE:
         assert noise not in out + proc.stderr, noise

@@ -205,14 +205,15 @@ def test_closing_summary_names_rollbacks_with_their_cause_switches_reward_and_fi
              "from_iteration": 30, "to_iteration": 10, "checkpoint": "run/checkpoints/watchdog/stable_70400_steps",
              "onset_iteration": 30, "config": "ppo_safe.yaml", "lr_scale": 1.0})
     console({"event": "config_switch", "iteration": 30, "env_steps": 198_400, "state": "rolled_back",
-             "config": "ppo_safe.yaml", "changes": {"lr": {"old": 5e-4, "new": 3e-4}}})
+             "config": "ppo_safe.yaml", "changes": {"lr": {"old": 5e-4, "new": 3e-4}},
+             "kept": {"episode_length": "the run keeps 100 (the safe config says 200; fixed at start-up)"}})
     buf.truncate(0), buf.seek(0)
     console.finish(RunSummary("finished", True, iterations=60, env_steps=384_000, seconds=46.2, final_reward=0.2116,
                               files=[("run dir", "results/run"), ("event log", "results/run/watchdog_events.jsonl")]))
     text = buf.getvalue()
     assert text.startswith("finished: 60 iterations, 384,000 env steps in 0:00:46, 1 rollback(s)")
     assert "rollback #1: it 30 -> it 10 (run/checkpoints/watchdog/stable_70400_steps): [nonfinite]" in text
-    assert "config switch: it 30: ppo_safe.yaml: lr 0.0005 -> 0.0003" in text
+    assert "config switch: it 30: ppo_safe.yaml: lr 0.0005 -> 0.0003; kept as started: episode_length" in text
     assert "final reward: 0.2116" in text and "event log: results/run/watchdog_events.jsonl" in text
     assert "wall time: 0:00:46 (8,312 env steps/s)" in text
 
