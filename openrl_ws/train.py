@@ -291,7 +291,7 @@ def _report(console, session, seconds: float, run_dir: Path) -> None:
             files.append((label, str(path)))
     modules = sorted(run_dir.glob("checkpoints/rl_model_*_steps/module.pt"), key=lambda p: p.stat().st_mtime)
     if modules:
-        files.append((f"OpenRL module.pt ({len(modules)}, newest)", str(modules[-1])))
+        files.append(("OpenRL module.pt", str(modules[-1]) + (f" (newest of {len(modules)})" if len(modules) > 1 else "")))
     console.finish(RunSummary(
         verdict=f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished", ok=not res.stopped,
         iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,
