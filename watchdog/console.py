@@ -48,8 +48,8 @@ DEFAULT_STATUS_EVERY = 10
 RATE_WINDOW = 20  # iterations the steps/s and the ETA are measured over
 BAR_WIDTH = 16
 
-# Per detector: the likely cause, and what to change if it comes back. Unknown detectors get neither
-# line (an absent line, never an empty one).
+# Per detector: the likely cause, and what to change if it comes back; an event's own ``cause`` /
+# ``next_step`` fields win. Unknown detectors get neither line (an absent line, never an empty one).
 ADVICE: dict[str, tuple[str, str]] = {
     "nonfinite": ("NaN/Inf reached the losses: a NaN observation or reward from the env, an exploding update, "
                   "or a policy std past float32 range",
@@ -68,7 +68,8 @@ ADVICE: dict[str, tuple[str, str]] = {
     "corroboration": ("several detectors warn at once", "treat it as a divergence: lower the learning rates"),
 }
 # A warning's next step, where it differs from the alarm's.
-_WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm at 10x the baseline (trend.alarm_ratio)"}
+_WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default 10x) "
+                          "its baseline"}
 # What the threshold is, where it is not a plain upper limit.
 _THRESHOLD_LABEL = {"trend": "its baseline", "policy_std": "overflow at", "reward_collapse": "floor"}
 
@@ -178,8 +179,8 @@ def _onset(ev: dict) -> str | None:
 def _next_step(ev: dict, role: str) -> str | None:
     """What happens now (by the driver's role), then what a person may change."""
     advice = ADVICE.get(str(ev.get("detector")))
-    tip = advice[1] if advice else None
-    if ev.get("event") == "warning":
+    tip = ev.get("next_step") or (advice[1] if advice else None)
+    if ev.get("event") == "warning" and not ev.get("next_step"):
         return _WARNING_NEXT.get(str(ev.get("detector")), tip)
     onset = ev.get("onset_iteration")
     before = f" before it {onset}" if onset is not None else ""
@@ -198,7 +199,7 @@ def alert_fields(ev: dict, role: str = "train") -> list[tuple[str, str]]:
     """A warning or alarm as labelled fields: what, value, onset, cause, next step (absent ones left out)."""
     advice = ADVICE.get(str(ev.get("detector")))
     fields = [("what", _what(ev)), ("value", _value_vs_threshold(ev)), ("onset", _onset(ev)),
-              ("cause", advice[0] if advice else None), ("next", _next_step(ev, role))]
+              ("cause", ev.get("cause") or (advice[0] if advice else None)), ("next", _next_step(ev, role))]
     return [(k, v) for k, v in fields if v]
 
 

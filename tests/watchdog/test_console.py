@@ -132,6 +132,13 @@ def test_every_alarm_gives_what_value_onset_cause_and_next_step(detector):
         assert "none" not in line and ": ;" not in line
 
 
+def test_an_events_own_cause_and_next_step_win_and_unknown_detectors_leave_them_out():
+    line = describe_event(alarm("nonfinite", cause="a NaN reward", next_step="fix the reward"))
+    assert "cause a NaN reward; next fix the reward" in line
+    line = describe_event(alarm("a_new_detector"))
+    assert "cause" not in line and "next" not in line and "onset ~ it 25" in line
+
+
 def test_a_nonfinite_alarm_says_nothing_empty():
     ev = alarm("nonfinite", value="nan", threshold=0.0, reason="non-finite train/value_loss = nan (also: none)",
                onset_low=30, onset_high=30, onset_iteration=30)
