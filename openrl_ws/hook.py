@@ -251,7 +251,7 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                 where = "another rank" if isinstance(exc, NonFiniteRollout) else nonfinite_where(self)
                 if where is None:  # finite numbers: a bug, not a divergence
                     raise
-                error = " ".join(str(exc).split())[:500]
+                error = " ".join(str(exc).split())[:200]
                 if session.watchdog is None:
                     raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]})") from exc
                 # The in-process crash the field report ends with: a non-finite iteration, which

@@ -81,6 +81,7 @@ class Detector:
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
         self.points = 0
+        self.first_iteration: int | None = None  # warm-up counts from here: a resumed run warms up again
 
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
@@ -88,7 +89,9 @@ class Detector:
         if values is None or any(v is None or not math.isfinite(v) for v in values.values()):
             return None
         self.points += 1
-        judging = record.iteration >= self.warmup.min_iters
+        if self.first_iteration is None:
+            self.first_iteration = record.iteration
+        judging = record.iteration - self.first_iteration >= self.warmup.min_iters
         return self._check(record, values, judging)
 
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
@@ -105,7 +108,7 @@ class Detector:
 
     def state_dict(self) -> dict:
         """Everything needed to resume this detector exactly (plain Python values)."""
-        state = {"points": self.points}
+        state = {"points": self.points, "first_iteration": self.first_iteration}
         for name in self._state_fields:
             value = getattr(self, name)
             state[name] = list(value) if isinstance(value, deque) else copy.deepcopy(value)
@@ -114,6 +117,7 @@ class Detector:
     def load_state_dict(self, state: dict) -> None:
         """Inverse of :meth:`state_dict`."""
         self.points = int(state["points"])
+        self.first_iteration = state.get("first_iteration")
         for name in self._state_fields:
             current = getattr(self, name)
             value = state[name]

@@ -1,0 +1,136 @@
+"""Every recovery path lands on the right checkpoint with the safe config really applied (real OpenRL).
+
+Resume, restart state, alert mode, shared actor-critic models, crash classification, and replay
+of a live run: each one a defect that once was, each asserted on what the run itself wrote.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openrl_ws.train import main
+from watchdog.checkpoints import read_openrl_module
+from watchdog.config import load_watchdog_config
+from watchdog.events import read_events
+from watchdog.replay import replay_run
+from watchdog.supervise import choose_restart_point
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
+STEPS = 8 * 32
+
+
+def run(tmp_path: Path, name: str, *extra: str, iterations: int, watchdog: bool = True) -> tuple[int, Path, list[dict]]:
+    run_dir = tmp_path / name
+    code = main([*SMALL, *(["--watchdog"] if watchdog else []), "--run_dir", str(run_dir),
+                 "--train_timesteps", str(STEPS * iterations), *extra])
+    log = run_dir / "watchdog_events.jsonl"
+    return code, run_dir, read_events(log).events if log.exists() else []
+
+
+def kinds(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def final_lrs(run_dir: Path, iterations: int) -> dict[str, float]:
+    module = read_openrl_module(run_dir / "checkpoints" / f"rl_model_{STEPS * iterations}_steps" / "module.pt")
+    return {name: opt["param_groups"][0]["lr"] for name, opt in module.optimizers.items()}
+
+
+def config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "wd.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_resume_trains_at_the_command_lines_learning_rate_not_the_checkpoints(tmp_path):
+    code, first, _ = run(tmp_path, "first", "--config", str(ROOT / "cfgs/ppo.yaml"), iterations=4, watchdog=False)
+    assert code == 0 and final_lrs(first, 4) == {"policy": 5e-3, "critic": 5e-3}
+    module = first / "checkpoints" / f"rl_model_{STEPS * 4}_steps" / "module.pt"
+    code, second, events = run(tmp_path, "second", "--config", str(ROOT / "cfgs/ppo_safe.yaml"),
+                               "--checkpoint", str(module), iterations=6)
+    assert code == 0
+    assert final_lrs(second, 6) == {"policy": 3e-4, "critic": 3e-4}  # the optimizer state the run saved
+    start, = kinds(events, "start")
+    assert start["ppo"] == {"lr": 3e-4, "critic_lr": 3e-4, "max_grad_norm": 0.5}
+    assert [e["iteration"] for e in kinds(events, "metrics")] == [4, 5]  # continues after the checkpoint
+
+
+def test_the_full_safe_config_starts_a_new_run_with_all_of_the_field_reports_keys(tmp_path):
+    run_dir = tmp_path / "safe"
+    code = main(["--num_envs", "4", "--hidden_size", "32", "--ppo_epoch", "1", "--watchdog", "--run_dir", str(run_dir),
+                 "--config", str(ROOT / "cfgs/ppo_safe.yaml"), "--train_timesteps", str(4 * 200 * 2)])
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    assert code == 0 and kinds(events, "start")[0]["ppo"] == {"lr": 3e-4, "critic_lr": 3e-4, "max_grad_norm": 0.5}
+    assert kinds(events, "metrics")[0]["env_steps"] == 4 * 200  # episode_length 200 from the file
+
+
+def test_a_shared_actor_critic_rolls_back_and_trains_on(tmp_path):
+    code, run_dir, events = run(tmp_path, "shared", "--use_share_model", "true", "--inject", "nan@5", iterations=9)
+    assert code == 0
+    rollback, = kinds(events, "rollback")
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["lr"]["new"] == pytest.approx(3e-4) and "critic_lr" not in switch["changes"]
+    assert "one optimizer" in switch["kept"]["critic_lr"]
+    assert final_lrs(run_dir, 9) == {"model": 3e-4}
+    assert kinds(events, "metrics")[-1]["iteration"] == 8
+
+
+def test_alert_mode_reports_a_nan_crash_and_exits_3_instead_of_swallowing_it(tmp_path, capsys):
+    code, _, events = run(tmp_path, "alert", "--watchdog_config", config(tmp_path, "action: alert\n"),
+                          "--inject", "nan@5", iterations=9)
+    assert code == 3
+    assert kinds(events, "alarm")[0]["iteration"] == 5 and kinds(events, "rollback") == []
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("train.py: training diverged: ")
+
+
+def test_an_error_that_mentions_nan_but_has_finite_numbers_is_a_bug_not_a_divergence(tmp_path, monkeypatch):
+    from openrl.drivers.onpolicy_driver import OnPolicyDriver
+
+    real, calls = OnPolicyDriver.learner_update, {"n": 0}
+
+    def failing(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("Inference tensors cannot be saved for backward (see infos)")
+        return real(self)
+
+    monkeypatch.setattr(OnPolicyDriver, "learner_update", failing)
+    with pytest.raises(RuntimeError, match="Inference tensors"):
+        run(tmp_path, "bug", iterations=6)
+    events = read_events(tmp_path / "bug" / "watchdog_events.jsonl").events
+    assert kinds(events, "alarm") == [] and kinds(events, "rollback") == []
+
+
+def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_run(tmp_path):
+    wd_cfg = config(tmp_path, "policy:\n  stable_every_iters: 2\n  rollback_budget: 3\n")
+    code, run_dir, events = run(tmp_path, "run", "--watchdog_config", wd_cfg, "--inject", "nan@5", iterations=10)
+    assert code == 0
+    live_alarm, = kinds(events, "alarm")
+    live_rollback, = kinds(events, "rollback")
+    assert (live_alarm["onset_iteration"], live_rollback["to_iteration"]) == (5, 4)  # exact onset: just before
+
+    # replay of the live run's own log makes the same decisions (one dispatch loop, one registry)
+    report = replay_run(run_dir, load_watchdog_config(wd_cfg))
+    assert report.first_alarm["iteration"] == live_alarm["iteration"]
+    assert report.online_onset["iteration"] == live_alarm["onset_iteration"]
+    assert [(r["iteration"], r["to_iteration"]) for r in report.would_roll_back] == \
+        [(live_rollback["from_iteration"], live_rollback["to_iteration"])]
+
+    # a restart never picks a checkpoint of the stretch the rollback abandoned
+    point = choose_restart_point(run_dir)
+    assert point.kind == "stable" and str(point.path) not in live_rollback["abandoned"]
+
+    # resumed in the same run dir: the budget and escalation continue (rollback 2 at lr x0.5) and the
+    # detectors are not warming up again (the NaN at 12 is judged like any other)
+    code = main([*SMALL, "--watchdog", "--watchdog_config", wd_cfg, "--run_dir", str(run_dir),
+                 "--train_timesteps", str(STEPS * 16), "--checkpoint", str(point.path), "--inject", "nan@12"])
+    assert code == 0
+    after = read_events(run_dir / "watchdog_events.jsonl").events[len(events):]
+    assert kinds(after, "start")[0]["resumed_from"] == str(point.path)
+    rollback, = kinds(after, "rollback")
+    assert (rollback["number"], rollback["lr_scale"], rollback["to_iteration"]) == (2, 0.5, 10)
+    switch, = kinds(after, "config_switch")
+    assert switch["changes"]["lr"]["new"] == pytest.approx(1.5e-4)

@@ -1,0 +1,138 @@
+"""The driver contract: one dispatch loop and one stable-checkpoint registry for every driver."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tests.watchdog.drive import drive
+from tests.watchdog.synthetic import diverge, healthy, records
+from watchdog.config import WatchdogConfig
+from watchdog.driver import ConfigSwitch, StableRegistry, VirtualDriver, carry_out
+from watchdog.pipeline import Watchdog
+from watchdog.policy import CheckpointRef, Rollback, SaveStable
+from watchdog.signals import VALUE_LOSS, MetricRecord
+
+
+def ref(it: int) -> CheckpointRef:
+    return CheckpointRef(f"stable_{it}", it, it * 100)
+
+
+def test_registry_keeps_the_first_and_the_newest_and_says_what_it_let_go():
+    reg = StableRegistry(keep=3)
+    evicted = [r.iteration for it in range(0, 60, 10) for r in reg.add(ref(it))]
+    assert [r.iteration for r in reg] == [0, 30, 40, 50] and evicted == [10, 20]
+
+
+@pytest.mark.parametrize(("iteration", "expected"), [(35, 30), (30, 30), (29, 20), (0, 0), (-5, 0), (99, 50)])
+def test_registry_target_is_the_newest_at_or_before_else_the_oldest(iteration, expected):
+    reg = StableRegistry(keep=10)
+    for it in range(0, 60, 10):
+        reg.add(ref(it))
+    assert reg.target_before(iteration).iteration == expected
+
+
+def test_registry_abandons_the_stretch_after_a_rollback_target():
+    reg = StableRegistry(keep=10)
+    for it in range(0, 60, 10):
+        reg.add(ref(it))
+    assert [r.iteration for r in reg.abandon_after(20)] == [30, 40, 50]
+    reg.add(ref(25))  # training goes on from 20: new saves come after it
+    assert [r.iteration for r in reg] == [0, 10, 20, 25]
+
+
+def nan_at(n: int, bad: int, *, start: int = 0) -> list[MetricRecord]:
+    return [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: math.nan if i == bad else 0.01}) for i in range(start, n)]
+
+
+def test_a_nan_out_of_a_quiet_run_has_an_exact_onset_and_rolls_back_to_just_before_it():
+    # stable checkpoints at 0, 10, 20, 30; NaN at 35 (no rise before it): back to 30, not 20
+    out = drive(nan_at(40, 35))
+    rb, = out.rollbacks
+    assert (rb.onset.iteration, rb.onset.method) == (35, "exact") and rb.target.iteration == 30
+
+
+def test_an_estimated_onset_keeps_at_least_the_margin_inclusive():
+    # checkpoints every 10 iterations; a climb from 180: the newest at least 10 before the onset
+    cfg = WatchdogConfig.model_validate({"value_loss": {"enabled": False}, "trend": {"enabled": False}})
+    out = drive(records(diverge(healthy(260, seed=7), 180, "exp", rate=0.3, nan_at=188)), cfg,
+                stop_after_rollback=True)
+    rb = out.rollbacks[0]
+    assert rb.onset.method != "exact"
+    assert rb.onset.iteration - rb.target.iteration >= cfg.policy.onset_margin_iters
+    assert rb.onset.iteration - rb.target.iteration < cfg.policy.onset_margin_iters + cfg.policy.stable_every_iters
+
+
+class Rank(VirtualDriver):
+    """A rank's driver: it holds exactly the copies the registry told it to keep, nothing of its own."""
+
+    def __init__(self):
+        self.held, self.restored = set(), []
+
+    def save(self, action: SaveStable, watchdog_state) -> str | None:
+        self.held.add(action.tag)
+        return f"run/checkpoints/watchdog/{action.tag}"
+
+    def forget(self, ref: CheckpointRef, *, abandoned: bool) -> None:
+        self.held.discard(ref.tag)
+
+    def restore(self, action: Rollback) -> None:
+        assert action.target.tag in self.held  # the registry only names copies this rank still holds
+        self.restored.append(action.target)
+
+
+def test_every_rank_goes_back_to_the_protected_first_checkpoint_on_an_old_onset():
+    # 40+ stable checkpoints (more than keep_stable), then a climb whose onset precedes all the kept
+    # ones but the run's first. Retention lives in the library registry, so every rank (disk or
+    # not) holds the same copies and rolls back to the same one: the protected first checkpoint.
+    cfg = WatchdogConfig.model_validate({"policy": {"stable_every_iters": 5, "keep_stable": 3}})
+    recs = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.01 if i < 220 else 0.01 * 1.05 ** (i - 220)})
+            for i in range(400)]
+    ranks = [Rank(), Rank()]
+    for driver in ranks:
+        wd = Watchdog(cfg)
+        for rec in recs:
+            if not carry_out(wd, wd.observe(rec), driver, config_name="safe") or driver.restored:
+                break
+    assert ranks[0].held == ranks[1].held and len(ranks[0].held) <= cfg.policy.keep_stable + 1
+    assert [t.iteration for t in ranks[0].restored] == [0] == [t.iteration for t in ranks[1].restored]
+
+
+def test_a_resumed_run_warms_up_again():
+    # a run resumed at iteration 500 without the watchdog's state: a spike 10 iterations in is warm-up
+    recs = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 5.0 if i in (510, 511, 512) else 0.01}) for i in range(500, 540)]
+    out = drive(recs)
+    assert out.kinds("alarm") == [] and out.kinds("warning") == []
+
+
+def test_a_restored_watchdog_continues_budget_registry_and_warm_up():
+    wd = Watchdog()
+    driver = Rank()
+    for rec in nan_at(60, 55):
+        carry_out(wd, wd.observe(rec), driver, config_name="safe")
+    state = wd.state_dict()
+    resumed = Watchdog()
+    resumed.load_state_dict(state)
+    resumed.resumed(ref(50), 51, recoveries=2)
+    assert resumed.policy.rollbacks == 2  # the run's rollbacks and restarts so far, one budget
+    assert [r.iteration for r in resumed.policy.registry][-1] == 50
+    # warmed up already: a NaN is an alarm at once, and the next rollback is number 3 at lr x0.25
+    acts = resumed.observe(MetricRecord(52, 5300, {VALUE_LOSS: math.nan}))
+    rb, = [a for a in acts if isinstance(a, Rollback)]
+    assert (rb.number, rb.lr_scale) == (3, 0.25)
+
+
+def test_config_switch_event_lists_changes_and_kept_keys():
+    events = []
+    wd = Watchdog(listeners=[events.append])
+
+    class Switching(VirtualDriver):
+        def apply_config(self, action):
+            return ConfigSwitch({"lr": (5e-3, 3e-4)}, {"episode_length": "the run keeps 100"})
+
+    for rec in nan_at(30, 25):
+        carry_out(wd, wd.observe(rec), Switching(), config_name="ppo_safe.yaml")
+    switch, = [e for e in events if e["event"] == "config_switch"]
+    assert switch["changes"] == {"lr": {"old": 5e-3, "new": 3e-4}}
+    assert switch["kept"] == {"episode_length": "the run keeps 100"}
