@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
+from watchdog.events import make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler
@@ -91,8 +93,21 @@ class WatchSession(TrainingSession):
             record = self.dist.reduce_record(record)
         self.openrl = driver
         keep_going = self.observe(record)
+        if self.watchdog is None and self.writes_files:  # unwatched runs get the status footer too
+            self.console.status(record, "unwatched")
         self._maybe_save_module(driver, record)
         return keep_going
+
+    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException, where: str) -> None:
+        """A crashed update: one sentence on the console, the full error in the event log."""
+        event = make_event("iteration_failed", iteration=iteration, env_steps=env_steps,
+                           state=self.watchdog.state.value, exception=type(exc).__name__, where=where,
+                           error="".join(traceback.format_exception(exc)).rstrip())
+        log.info("iteration %d failed with non-finite numbers in the %s: %s", iteration, where, exc)
+        if self.events is not None:
+            self.events.write(event)
+        if self.writes_files:
+            self.console(event)
 
     def check_agreement(self, actions: list) -> None:
         if self.dist is not None:
@@ -253,7 +268,7 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                     raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]})") from exc
                 # The in-process crash the field report ends with: a non-finite iteration, which
                 # the watchdog rolls back instead of the run dying.
-                log.warning("iteration %d failed with non-finite numbers in the %s: %s", self.episode, where, error)
+                session.iteration_failed(self.episode, steps, exc, where)
                 self.total_num_steps = steps
                 record = MetricRecord.from_mapping(self.episode, steps, {VALUE_LOSS: math.nan})
                 return session.failed_iteration(self, record)

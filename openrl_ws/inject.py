@@ -183,7 +183,7 @@ class FaultSchedule:
                 notes.append(f"iteration {iteration}: learning rates x{fault.value:g}: {lrs} ({fault.spec})")
         notes += self._leak(iteration, env) + self._slow(iteration)
         for note in notes:
-            log.warning("fault injection: %s", note)
+            log.info("fault injection: %s", note)  # the caller shows the notes on the console
         return notes
 
     def _leak(self, iteration: int, env: Any) -> list[str]:

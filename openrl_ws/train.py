@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episode_length", type=int, default=None, help="rollout length per env (default: config, else 100)")
     p.add_argument("--torch_threads", type=int, default=1,
                    help="torch CPU threads (default 1: for PPO-sized networks more threads only add overhead)")
+    p.add_argument("--status_every", type=int, default=None, metavar="N",
+                   help="without a terminal (logs, CI, SLURM): a status line every N iterations (default "
+                        "$WATCHDOG_STATUS_EVERY, else 10); on a terminal a live footer shows it all the time")
     return p
 
 
@@ -73,6 +76,9 @@ def _checkpoint_path(raw: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from watchdog.console import quiet_dependency_warnings
+
+    quiet_dependency_warnings()  # before openrl imports gym and treevalue
     args, openrl_argv = build_parser().parse_known_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # for the resume command
     from watchdog.config import load_ppo_config, load_watchdog_config
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        if args.status_every is not None and args.status_every < 1:
+            return _fail(f"--status_every must be >= 1, got {args.status_every}")
         from watchdog.distributed import env_world_size
 
         if faults.max_rank() >= env_world_size():
@@ -130,7 +138,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from openrl_ws import distributed as ows_dist
 
     dist_ctx = ows_dist.setup(device)
-    console = WatchdogConsole()
+    console = WatchdogConsole(status_every=args.status_every)
     rank = dist_ctx.rank if dist_ctx is not None else 0
     if dist_ctx is not None and str(device).startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
@@ -197,9 +205,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                            run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
                            resources=ResourceSampler(device) if watchdog is not None else None)
     ppo = effective_ppo_values(net.module, cfg)
-    console.message(f"training {args.algo} on {args.task}: {args.num_envs} envs x {episode_length} steps/iteration, "
-                    f"{total:,} env steps, device {device}, run dir {run_dir}; "
-                    + ", ".join(f"{k} {v}" for k, v in ppo.items()))
+    console.message(f"training {args.algo} on {args.task}: {total // (episode_length * args.num_envs):,} iterations of "
+                    f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
+                    f"run dir {run_dir}; " + ", ".join(f"{k} {v}" for k, v in ppo.items()), style="bold")
     if watchdog is not None:
         watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:], ppo=ppo,
                        config_file=args.config, resumed_from=str(checkpoint) if checkpoint else None)
@@ -212,6 +220,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             driver_holder["driver"] = self
 
     start = time.time()
+    console.begin(total // (episode_length * args.num_envs), start_iteration=start_iteration)
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
         if ("driver" in driver_holder and session.result.env_steps and not session.result.stopped
@@ -221,6 +230,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             dist_ctx.write_summary(run_dir, session.result, net.module)
     finally:
         session.close()
+        console.close()
         logger.close()
         env.close()
         if dist_ctx is not None:
@@ -281,14 +291,25 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
 
 
 def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | None = None) -> None:
+    """The closing summary: what was trained, what the watchdog did, where the files are."""
+    from watchdog.console import RunSummary
+    from watchdog.events import EVENTS_FILENAME
+
     res = session.result
     last = res.final_record
-    reward = last.metrics.get("rollout/average_step_reward") if last else None
-    params_ok = "finite" if last is None or all(v == v for v in last.metrics.values()) else "NON-FINITE"
-    verdict = f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished"
-    console.message(f"{verdict}: {res.iterations} iterations, {res.env_steps:,} env steps in {seconds:.0f} s, "
-                    f"{res.rollbacks} rollback(s), last reward {reward if reward is None else f'{reward:.4g}'}, "
-                    f"metrics {params_ok}; run dir {run_dir}", style="bold red" if res.stopped else "bold green")
+    files = [("run dir", str(run_dir))]
+    for label, path in (("event log", run_dir / EVENTS_FILENAME), ("OpenRL log", run_dir / "log.txt"),
+                        ("TensorBoard", run_dir / "logs"), ("stable checkpoints", run_dir / "checkpoints" / "watchdog")):
+        if path.exists():
+            files.append((label, str(path)))
+    modules = sorted(run_dir.glob("checkpoints/rl_model_*_steps/module.pt"), key=lambda p: p.stat().st_mtime)
+    if modules:
+        files.append(("OpenRL module.pt", str(modules[-1]) + (f" (newest of {len(modules)})" if len(modules) > 1 else "")))
+    console.finish(RunSummary(
+        verdict=f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished", ok=not res.stopped,
+        iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,
+        final_reward=last.metrics.get("rollout/average_step_reward") if last else None,
+        metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files))
     if res.restartable and argv is not None:
         console.message(f"resume with: {resume_command(argv, res.resume_checkpoint)} (or run it under `watchdog run --`, "
                         "which restarts it by itself)", style="bold")
@@ -306,5 +327,4 @@ def resume_command(argv: list[str], checkpoint: str | None) -> str:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
     sys.exit(main())

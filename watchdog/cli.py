@@ -77,6 +77,9 @@ def _register_optional() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from watchdog.console import quiet_dependency_warnings
+
+    quiet_dependency_warnings()
     _register_optional()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ EVENT_KINDS = (
     "alarm",
     "rollback",
     "config_switch",
+    "iteration_failed",
     "restart",
     "stop",
     "end",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import time
 from pathlib import Path
 
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
@@ -29,11 +30,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     cfg = load_watchdog_config(config)
-    reports = [replay_run(run, cfg) for run in find_run_dirs(args.runs)]
+    runs = find_run_dirs(args.runs)
+    start = time.monotonic()
     if args.json:
+        reports = [replay_run(run, cfg) for run in runs]
         print(json.dumps({"runs": [r.to_dict() for r in reports]}, allow_nan=False))
     else:
-        _render(reports)
+        from watchdog.console import WatchdogConsole
+
+        out = WatchdogConsole(role="replay")
+        reports = [replay_run(run, cfg) for run in out.track(runs, "replaying runs")]
+        _render(out, reports, time.monotonic() - start)
     if args.plot:
         plot_report(reports[0], cfg, args.plot)
     if any(r.verdict == UNRECOGNISED for r in reports):
@@ -41,10 +48,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
 
 
-def _render(reports) -> None:
-    from watchdog.console import WatchdogConsole
-
-    out = WatchdogConsole()
+def _render(out, reports, seconds: float) -> None:
     for report in reports:
         _render_one(out, report)
     if len(reports) > 1:
@@ -53,6 +57,18 @@ def _render(reports) -> None:
                  (r.recommended_checkpoint or {}).get("step", "-")] for r in _by_verdict(reports)]
         out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
                                      "recommended step"], rows)
+    out.message(closing_line(reports, seconds), style="bold")
+
+
+def closing_line(reports, seconds: float) -> str:
+    """The closing summary: runs, records, wall time, verdicts, what a live watchdog would have done."""
+    from watchdog.console import fmt_duration
+
+    counts = {v: sum(r.verdict == v for r in reports) for v in _VERDICT_ORDER}
+    verdicts = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    rollbacks = sum(len(r.would_roll_back) for r in reports)
+    return (f"replayed {len(reports)} run(s), {sum(r.iterations for r in reports):,} records in {fmt_duration(seconds)}: "
+            f"{verdicts}; a live watchdog would have rolled back {rollbacks} time(s)")
 
 
 _VERDICT_ORDER = {"unrecognised": 0, "diverged": 0, "warning": 1, "healthy": 2}
@@ -72,21 +88,35 @@ def _by_verdict(reports) -> list:
     return sorted(reports, key=lambda r: (_VERDICT_ORDER.get(r.verdict, 1), Path(r.run).name, r.run))
 
 
+def _alarm_before(events: list[dict], iteration: int) -> str | None:
+    """Why a rollback happened: the newest alarm at or before its iteration, as detector and reason."""
+    alarms = [e for e in events if e["event"] == "alarm" and e["iteration"] <= iteration]
+    if not alarms:
+        return None
+    return f"[{alarms[-1].get('detector')}] {str(alarms[-1].get('reason', '')).replace(' (also: none)', '')}"
+
+
 def _it(obj) -> str:
     return "-" if not obj else f"it {obj['iteration']}"
 
 
 def _render_one(out, report) -> None:
     from watchdog.console import describe_event
+    from watchdog.signals import STEP_REWARD
 
     out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source})",
                 style=_VERDICT_STYLE.get(report.verdict, ""))
+    if report.records:
+        last = report.records[-1]
+        reward = last.metrics.get(STEP_REWARD)
+        out.message(f"  up to it {last.iteration} ({last.env_steps:,} env steps)"
+                    + (f", final average step reward {reward:.4g}" if reward is not None else ""))
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
     _render_origin(out, report)
     timeline = [e for e in report.events if e["event"] in _TIMELINE]
     if timeline:
-        rows = [[e["event"], describe_event(e)] for e in timeline[:MAX_TIMELINE]]
+        rows = [[e["event"], describe_event(e, "replay", brief=e["event"] != "alarm")] for e in timeline[:MAX_TIMELINE]]
         if len(timeline) > MAX_TIMELINE:
             rows.append(["...", f"{len(timeline) - MAX_TIMELINE} more events"])
         out.table("timeline", ["event", "what happened"], rows)
@@ -98,7 +128,9 @@ def _render_one(out, report) -> None:
         o = report.onset
         out.message(f"  onset (offline fit): it {o['iteration']} ({o['step']:,} steps), range {o['low']}-{o['high']}")
     for rb in report.would_roll_back:
-        out.message(f"  would roll back at it {rb['iteration']} to {rb['to_step']:,} steps", style="magenta")
+        why = _alarm_before(report.events, rb["iteration"])
+        out.message(f"  would roll back at it {rb['iteration']} -> it {rb['to_iteration']} ({rb['to_step']:,} steps), "
+                    f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return
     if report.recommended_checkpoint:

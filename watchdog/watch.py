@@ -23,11 +23,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.panel import Panel
-from rich.text import Text
-
 from watchdog.config import TagsConfig, load_watchdog_config
-from watchdog.console import PANEL_EVENTS, WatchdogConsole, describe_event
+from watchdog.console import WatchdogConsole
 from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
@@ -398,17 +395,7 @@ def write_prometheus(path: Path, runs: list[WatchedRun]) -> None:
 
 def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
     """An alert in fleet mode: the usual line or panel, naming the run."""
-    kind = ev.get("event", "?")
-    if kind not in PANEL_EVENTS and kind != "recovered":
-        return
-    line = describe_event(ev)
-    if not console.rich:
-        console.console.print(f"[watchdog] {kind.upper()} {name}: {line}", markup=False)
-    elif kind in PANEL_EVENTS:
-        style = {"warning": "yellow", "alarm": "bold red", "stop": "bold red"}.get(kind, "magenta")
-        console.console.print(Panel(Text(line), title=f"watchdog: {kind} - {name}", border_style=style, expand=False))
-    else:
-        console.console.print(Text(f"watchdog: {name}: {line}", style="green"))
+    console.run_event(name, ev)
 
 
 def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:
@@ -604,7 +591,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     try:
         return watch(Path(args.run_dir), config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
                      on_alarm=args.on_alarm, events_out=Path(args.events_out) if args.events_out else None,
-                     console=WatchdogConsole(), fleet=True if args.fleet else None,
+                     console=WatchdogConsole(status_every=1, role="watch"), fleet=True if args.fleet else None,
                      summary_every=args.summary_every, prometheus=Path(args.prometheus) if args.prometheus else None,
                      rescan_every=args.rescan_every)
     except KeyboardInterrupt:

@@ -68,7 +68,9 @@ def test_console_plain_lines_when_not_a_terminal(tmp_path):
     text = buf.getvalue()
     assert "\x1b[" not in text  # no colour codes
     alarm_line = next(line for line in text.splitlines() if line.startswith("[watchdog] ALARM"))
-    assert "value_loss" in alarm_line and "threshold" in alarm_line and "onset ~ it" in alarm_line
+    # what happened, the value against its threshold, the onset, the likely cause and the next step
+    assert "value_loss" in alarm_line and " against " in alarm_line and "onset ~ it" in alarm_line
+    assert "; cause " in alarm_line and "; next " in alarm_line
     assert any(line.startswith("[watchdog] ROLLBACK") and "rolled back #1" in line for line in text.splitlines())
 
 

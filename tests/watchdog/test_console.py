@@ -1,0 +1,255 @@
+"""The console: status footer / lines with an ETA, alerts that explain, words that fit the driver,
+the closing summary, and a quiet start."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from watchdog.console import (
+    ADVICE,
+    STATUS_EVERY_ENV,
+    RunSummary,
+    WatchdogConsole,
+    _Progress,
+    describe_event,
+    fmt_duration,
+    quiet_dependency_warnings,
+)
+from watchdog.signals import VALUE_LOSS, MetricRecord
+
+REPO = Path(__file__).resolve().parents[2]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+STEPS_PER_IT = 6400
+
+
+def record(iteration: int, value_loss: float = 0.05) -> MetricRecord:
+    return MetricRecord.from_mapping(iteration, (iteration + 1) * STEPS_PER_IT, {VALUE_LOSS: value_loss})
+
+
+def alarm(detector: str, **fields) -> dict:
+    base = {"event": "alarm", "iteration": 30, "env_steps": 198_400, "state": "diverged", "detector": detector,
+            "signal": VALUE_LOSS, "value": 0.5, "threshold": 0.2, "reason": f"{detector} fired",
+            "onset_iteration": 25, "onset_low": 22, "onset_high": 27}
+    return {**base, **fields}
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --- progress: rate, ETA ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(0, "0:00:00"), (59.6, "0:01:00"), (3725, "1:02:05"),
+                                               (None, "?"), (float("inf"), "?")])
+def test_durations_read_as_h_mm_ss(seconds, text):
+    assert fmt_duration(seconds) == text
+
+
+def test_eta_is_remaining_iterations_at_the_recent_rate():
+    clock = Clock()
+    progress = _Progress(100, start_iteration=0, clock=clock)
+    assert progress.eta is None  # no iteration done yet: no rate, no made-up ETA
+    for it in range(10):
+        clock.now += 2.0  # 2 s per iteration
+        progress.update(record(it), "healthy", 0)
+    assert progress.iterations_per_second == pytest.approx(0.5)
+    assert progress.steps_per_second == pytest.approx(0.5 * STEPS_PER_IT)
+    assert progress.eta == pytest.approx(90 * 2.0)  # iterations 10..99 left
+    assert progress.elapsed == pytest.approx(20.0)
+
+
+def test_a_resumed_run_counts_from_its_start_iteration():
+    clock = Clock()
+    progress = _Progress(100, start_iteration=90, clock=clock)
+    clock.now += 3.0
+    progress.update(record(90), "healthy", 0)
+    assert progress.eta == pytest.approx(9 * 3.0)
+
+
+# --- the footer on a terminal, status lines elsewhere ----------------------------------------------
+
+
+def test_terminal_shows_a_footer_with_eta_and_panels_above_it():
+    buf = io.StringIO()
+    console = WatchdogConsole(buf, rich=True)
+    console.begin(60)
+    for it in range(3):
+        console.status(record(it), "healthy", 0)
+    console(alarm("nonfinite", value="nan", threshold=0.0, reason="non-finite train/value_loss = nan (also: none)"))
+    console.status(record(3, value_loss=0.1234), "rolled_back", 1)
+    console.close()
+    text = ANSI.sub("", buf.getvalue())
+    assert "4/60 it" in text and "25,600 env steps" in text and "steps/s" in text
+    assert "ETA" in text and "elapsed" in text
+    assert "state rolled_back  value loss 0.1234  rollbacks 1" in text
+    assert "watchdog: alarm at it 30" in text
+    assert "it 0 |" not in text  # no per-iteration lines under a footer
+
+
+def test_plain_output_prints_a_status_line_every_n_iterations_with_eta():
+    buf = io.StringIO()
+    console = WatchdogConsole(buf, status_every=10)
+    console.begin(60)
+    for it in range(60):
+        console.status(record(it), "healthy", 0)
+    lines = buf.getvalue().splitlines()
+    assert "\x1b[" not in buf.getvalue()
+    assert [line.split(" |")[0] for line in lines] == ["it 0/60", "it 10/60", "it 20/60", "it 30/60", "it 40/60",
+                                                       "it 50/60", "it 59/60"]  # the first, every 10th, the last
+    assert all("steps/s" in line and "elapsed" in line and "ETA" in line and "healthy" in line for line in lines)
+
+
+def test_status_every_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv(STATUS_EVERY_ENV, "25")
+    assert WatchdogConsole(io.StringIO()).status_every == 25
+    assert WatchdogConsole(io.StringIO(), status_every=3).status_every == 3
+
+
+# --- alerts that explain ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("detector", sorted(ADVICE))
+def test_every_alarm_gives_what_value_onset_cause_and_next_step(detector):
+    ev = alarm(detector)
+    for role in ("train", "watch", "replay"):
+        line = describe_event(ev, role)
+        value = "must be finite" if detector == "nonfinite" else "against"
+        for part in (value, "onset ~ it 25 (range 22-27)", "; cause ", "; next "):
+            assert part in line, (role, part, line)
+        assert "none" not in line and ": ;" not in line
+
+
+def test_an_events_own_cause_and_next_step_win_and_unknown_detectors_leave_them_out():
+    line = describe_event(alarm("nonfinite", cause="a NaN reward", next_step="fix the reward"))
+    assert "cause a NaN reward; next fix the reward" in line
+    line = describe_event(alarm("a_new_detector"))
+    assert "cause" not in line and "next" not in line and "onset ~ it 25" in line
+
+
+def test_a_nonfinite_alarm_says_nothing_empty():
+    ev = alarm("nonfinite", value="nan", threshold=0.0, reason="non-finite train/value_loss = nan (also: none)",
+               onset_low=30, onset_high=30, onset_iteration=30)
+    line = describe_event(ev)
+    assert "(also: none)" not in line and "threshold 0" not in line
+    assert "nan, must be finite" in line and "onset ~ it 30;" in line
+
+
+def test_a_crashed_update_is_one_sentence_without_the_raw_error():
+    buf = io.StringIO()
+    WatchdogConsole(buf)({"event": "iteration_failed", "iteration": 30, "env_steps": 198_400, "state": "healthy",
+                          "exception": "ValueError",
+                          "error": "Traceback ...\nValueError: Expected parameter loc (Tensor of shape (128, 3))"})
+    text = buf.getvalue()
+    assert text.count("\n") == 1 and "crashed on non-finite numbers (ValueError)" in text
+    assert "Expected parameter" not in text and "event log" in text
+
+
+# --- words that fit the driver ---------------------------------------------------------------------
+
+
+def test_a_watcher_says_what_it_would_do_and_shows_no_checkpoints():
+    buf = io.StringIO()
+    console = WatchdogConsole(buf, role="watch")
+    console({"event": "stable_checkpoint", "iteration": 1600, "env_steps": 1, "state": "healthy",
+             "checkpoint": "healthy_1600"})
+    assert buf.getvalue() == ""
+    line = describe_event({"event": "stable_checkpoint", "iteration": 1600, "checkpoint": "healthy_1600"}, "watch")
+    assert "stable checkpoint healthy_1600" not in line and "would" in line
+    assert "cannot roll back" in describe_event(alarm("value_loss_threshold"), "watch")
+
+
+def test_replay_says_would_and_training_says_did():
+    rollback = {"event": "rollback", "iteration": 30, "number": 1, "to_iteration": 10, "checkpoint": "stable_10",
+                "onset_iteration": 25, "config": "ppo_safe.yaml", "lr_scale": 1.0}
+    assert "would roll back #1 to it 10" in describe_event(rollback, "replay")
+    assert "rolled back #1 to it 10" in describe_event(rollback, "train")
+    stop = {"event": "stop", "iteration": 30, "reason": "rollback budget (3) spent"}
+    assert "WOULD STOP" in describe_event(stop, "replay") and "STOPPED" in describe_event(stop)
+
+
+def test_table_cells_are_text_not_markup():
+    buf = io.StringIO()
+    WatchdogConsole(buf, rich=True).table("timeline", ["event", "what happened"], [["warning", "[trend] climbing"]])
+    assert "[trend] climbing" in ANSI.sub("", buf.getvalue())
+
+
+def test_a_fleet_alert_names_its_run():
+    plain, fancy = io.StringIO(), io.StringIO()
+    WatchdogConsole(plain, role="watch").run_event("seed_03", alarm("value_loss_threshold"))
+    WatchdogConsole(fancy, rich=True, role="watch").run_event("seed_03", alarm("value_loss_threshold"))
+    assert plain.getvalue().startswith("[watchdog] ALARM seed_03: it 30 (198,400 steps):")
+    assert "watchdog: alarm - seed_03, it 30" in ANSI.sub("", fancy.getvalue())
+    WatchdogConsole(plain, role="watch").run_event("seed_03", {"event": "metrics", "iteration": 31})
+    assert plain.getvalue().count("\n") == 1  # metrics are not alerts
+
+
+def test_role_is_checked():
+    with pytest.raises(ValueError, match="role must be one of"):
+        WatchdogConsole(io.StringIO(), role="trainer")
+
+
+# --- the closing summary ---------------------------------------------------------------------------
+
+
+def test_closing_summary_names_rollbacks_with_their_cause_switches_reward_and_files():
+    buf = io.StringIO()
+    console = WatchdogConsole(buf)
+    console(alarm("nonfinite", value="nan", reason="non-finite train/value_loss = nan (also: none)"))
+    console({"event": "rollback", "iteration": 30, "env_steps": 198_400, "state": "rolled_back", "number": 1,
+             "from_iteration": 30, "to_iteration": 10, "checkpoint": "run/checkpoints/watchdog/stable_70400_steps",
+             "onset_iteration": 30, "config": "ppo_safe.yaml", "lr_scale": 1.0})
+    console({"event": "config_switch", "iteration": 30, "env_steps": 198_400, "state": "rolled_back",
+             "config": "ppo_safe.yaml", "changes": {"lr": {"old": 5e-4, "new": 3e-4}},
+             "kept": {"episode_length": "the run keeps 100 (the safe config says 200; fixed at start-up)"}})
+    buf.truncate(0), buf.seek(0)
+    console.finish(RunSummary("finished", True, iterations=60, env_steps=384_000, seconds=46.2, final_reward=0.2116,
+                              files=[("run dir", "results/run"), ("event log", "results/run/watchdog_events.jsonl")]))
+    text = buf.getvalue()
+    assert text.startswith("finished: 60 iterations, 384,000 env steps in 0:00:46, 1 rollback(s)")
+    assert "rollback #1: it 30 -> it 10 (run/checkpoints/watchdog/stable_70400_steps): [nonfinite]" in text
+    assert "config switch: it 30: ppo_safe.yaml: lr 0.0005 -> 0.0003; kept as started: episode_length" in text
+    assert "final reward: 0.2116" in text and "event log: results/run/watchdog_events.jsonl" in text
+    assert "wall time: 0:00:46 (8,312 env steps/s)" in text
+
+
+# --- quiet start -------------------------------------------------------------------------------------
+
+
+def test_known_dependency_warnings_are_silenced_and_others_still_show():
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        quiet_dependency_warnings()
+        warnings.warn_explicit("`torch.utils._pytree._register_pytree_node` is deprecated. Please use ...",
+                               FutureWarning, "treevalue/tree/integration/torch.py", 23,
+                               module="treevalue.tree.integration.torch")
+        warnings.warn_explicit("\x1b[33mWARN: env.num_agents to get variables from other wrappers is deprecated",
+                               UserWarning, "gymnasium/core.py", 311, module="gymnasium.core")
+        warnings.warn("your own FutureWarning", FutureWarning)
+        warnings.warn_explicit("`torch.utils._pytree._register_pytree_node` is deprecated",
+                               FutureWarning, "mine.py", 1, module="mine")  # the same text from elsewhere
+    assert [str(w.message) for w in seen] == ["your own FutureWarning",
+                                              "`torch.utils._pytree._register_pytree_node` is deprecated"]
+
+
+def test_gyms_unmaintained_notice_is_not_printed():
+    pytest.importorskip("gym")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    loud = subprocess.run([sys.executable, "-c", "import gym"], capture_output=True, text=True, timeout=120, env=env)
+    if "unmaintained" not in loud.stderr:
+        pytest.skip("this gym prints no notice")
+    code = "from watchdog.console import quiet_dependency_warnings as q; q(); import gym"
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
