@@ -272,6 +272,27 @@ def startup_keys_kept(safe: PPOConfig, run_values: Mapping[str, Any]) -> dict[st
     return kept
 
 
+
+class SB3SafeConfig(BaseModel):
+    """``cfgs/sb3_safe.yaml``: the safe config a Stable-Baselines3 PPO model is switched to after a
+    rollback (SB3's own argument names; unset = the model keeps its value). Every key is live: SB3's
+    ``PPO.train`` reads them at each update."""
+
+    model_config = _STRICT
+    learning_rate: float | None = Field(None, gt=0, lt=1, description="Constant learning rate (replaces the schedule).")
+    max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (SB3 default 0.5).")
+    clip_range: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip, constant (replaces the schedule).")
+    normalize_advantage: bool | None = Field(None, description="Normalise advantages per minibatch.")
+    ent_coef: float | None = Field(None, ge=0, description="Entropy bonus coefficient.")
+    vf_coef: float | None = Field(None, gt=0, description="Value-loss coefficient.")
+    n_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
+    target_kl: float | None = Field(None, gt=0, description="Stop an update's epochs early past 1.5 x this KL.")
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -356,9 +377,13 @@ def load_ppo_config(path: str | Path | None) -> PPOConfig:
     return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
 
 
-def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig:
-    """For ``watchdog check``: decide by the keys whether the file is a watchdog or a PPO config."""
+def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig:
+    """For ``watchdog check``: decide by the keys whether the file is a watchdog, PPO or SB3 config."""
     data = read_yaml(path)
+    sb3_only = set(SB3SafeConfig.model_fields) - set(PPOConfig.model_fields)
+    ppo_only = set(PPOConfig.model_fields) - set(SB3SafeConfig.model_fields)
+    if isinstance(data, dict) and set(data) & sb3_only and not set(data) & ppo_only:
+        return validate_mapping(SB3SafeConfig, data, source=str(path))
     watchdog_keys = set(WatchdogConfig.model_fields)
     if isinstance(data, dict) and data and set(data) & watchdog_keys and not set(data) & set(PPOConfig.model_fields):
         return validate_mapping(WatchdogConfig, data, source=str(path))
