@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("rsl_rl", reason="rsl-rl-lib is not installed (pip install 'ppo-watchdog[rsl_rl]')")
+pytest.importorskip("rsl_rl", reason="rsl-rl-lib is not installed (pip install 'ppo-watchdog[rsl-rl]')")
 
 import torch  # noqa: E402
 

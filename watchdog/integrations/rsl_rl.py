@@ -71,7 +71,7 @@ def rsl_rl_version() -> str:
         version = importlib.metadata.version("rsl-rl-lib")
     except importlib.metadata.PackageNotFoundError:
         raise WatchdogError("rsl-rl-lib is not installed; watchdog.integrations.rsl_rl needs rsl-rl-lib 5.x",
-                            hint="pip install 'ppo-watchdog[rsl_rl]'") from None
+                            hint="pip install 'ppo-watchdog[rsl-rl]'") from None
     if version.split(".")[0] != "5":
         raise WatchdogError(f"rsl-rl-lib {version} is installed; watchdog.integrations.rsl_rl supports "
                             f"rsl-rl-lib {SUPPORTED}", hint="pip install 'rsl-rl-lib>=5,<6'")
