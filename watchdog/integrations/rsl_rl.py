@@ -32,7 +32,6 @@ Supported: rsl-rl-lib >= 5.0, < 6 (tested on 5.5.1), single process (no multi-GP
 
 from __future__ import annotations
 
-import copy
 import importlib.metadata
 import logging
 import math
@@ -117,13 +116,24 @@ def capture_state(alg: Any) -> dict:
     state = {
         "actor": {k: v.detach().clone() for k, v in _raw(alg, "actor").state_dict().items()},
         "critic": {k: v.detach().clone() for k, v in _raw(alg, "critic").state_dict().items()},
-        "optimizer": copy.deepcopy(alg.optimizer.state_dict()),
+        "optimizer": _clone(alg.optimizer.state_dict()),
         "learning_rate": float(alg.learning_rate),
     }
     if getattr(alg, "rnd", None) is not None:
         state["rnd"] = {k: v.detach().clone() for k, v in alg.rnd.state_dict().items()}
-        state["rnd_optimizer"] = copy.deepcopy(_rnd_optimizer(alg).state_dict())
+        state["rnd_optimizer"] = _clone(_rnd_optimizer(alg).state_dict())
     return state
+
+
+def _clone(tree: Any) -> Any:
+    """A copy of a state dict's tensors (nested dicts/lists/tuples; ~10x faster than ``deepcopy``)."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: _clone(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_clone(v) for v in tree)
+    return tree
 
 
 def restore_state(alg: Any, state: dict) -> None:
@@ -131,11 +141,11 @@ def restore_state(alg: Any, state: dict) -> None:
     _raw(alg, "actor").load_state_dict(state["actor"])
     _raw(alg, "critic").load_state_dict(state["critic"])
     # an optimizer keeps the tensors it is given: a copy, so training never writes into the snapshot
-    alg.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+    alg.optimizer.load_state_dict(_clone(state["optimizer"]))
     alg.learning_rate = float(state["learning_rate"])
     if "rnd" in state and getattr(alg, "rnd", None) is not None:
         alg.rnd.load_state_dict(state["rnd"])
-        _rnd_optimizer(alg).load_state_dict(copy.deepcopy(state["rnd_optimizer"]))
+        _rnd_optimizer(alg).load_state_dict(_clone(state["rnd_optimizer"]))
     alg.storage.clear()
     alg.transition.clear()
     for model in (alg.actor, alg.critic):
