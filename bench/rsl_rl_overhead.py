@@ -49,7 +49,7 @@ def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_sec
     torch.set_num_threads(1)
     torch.manual_seed(0)
     stamps: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()):
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, contextlib.redirect_stdout(io.StringIO()):
         env = PushLiteRslEnv(worlds, steps_per_iteration=steps, seed=0)
         if watched:
             runner = WatchedOnPolicyRunner(env, train_cfg(0, steps), tmp, console=WatchdogConsole(io.StringIO()))
@@ -74,6 +74,7 @@ def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_sec
 
         runner.alg.update = stamped_update
         runner.learn(iterations)
+        runner.logger.writer.close()  # rsl_rl leaves its SummaryWriter open (a thread still writing into tmp)
     return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
 
 
