@@ -274,16 +274,16 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
                  watchdog_config: WatchdogConfig | str | Path | None = None,
                  safe_config: RslRlSafeConfig | str | Path | None = None,
                  run_dir: str | Path | None = None, console: Any = None):
-        super().__init__(env, train_cfg, log_dir, device)
-        if self.is_distributed:
-            raise WatchdogError("the rsl_rl watchdog runs in one process; multi-GPU rsl_rl training is not supported yet",
-                                hint="train without torchrun, or use OnPolicyRunner unwatched")
-        run_dir = run_dir or log_dir
+        run_dir = run_dir or log_dir  # everything the user can get wrong, before rsl_rl builds anything
         if run_dir is None:
             raise WatchdogError("the watched runner needs a directory for its event log and checkpoints",
                                 hint="pass log_dir or run_dir")
         wd_cfg = _load(watchdog_config, WatchdogConfig, load_watchdog_config) or default_watchdog_config()
         safe = _load(safe_config, RslRlSafeConfig, load_rsl_rl_safe_config) or FIELD_REPORT_SAFE
+        super().__init__(env, train_cfg, log_dir, device)
+        if self.is_distributed:
+            raise WatchdogError("the rsl_rl watchdog runs in one process; multi-GPU rsl_rl training is not supported yet",
+                                hint="train without torchrun, or use OnPolicyRunner unwatched")
         self.steps_per_iteration = int(self.cfg["num_steps_per_env"]) * int(self.env.num_envs)
         self._next_it = self.current_learning_iteration
         self._record_it = 0
