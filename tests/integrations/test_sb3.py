@@ -129,6 +129,18 @@ def test_fault_is_rolled_back_in_place_and_training_goes_on_at_the_safe_lr(tmp_p
     assert "train" not in model.__dict__ and "collect_rollouts" not in model.__dict__  # unwrapped after learn
 
 
+def test_vecnormalize_statistics_are_rolled_back_with_the_weights(tmp_path):
+    model, callback, events = run(tmp_path, 14, ["nan@8"], small_config(), vecnorm=True)
+    rollback = next(e for e in events if e["event"] == "rollback")
+    state, _ = load_checkpoint(rollback["checkpoint"])
+    assert set(state["vec_normalize"]) == {"obs_rms", "ret_rms"} and callback.result.rollbacks == 1
+    vecnorm = model.get_vec_normalize_env()  # the NaN batch went into its running statistics: restored
+    assert all(torch.isfinite(torch.from_numpy(a)).all() for a in (vecnorm.obs_rms.mean, vecnorm.obs_rms.var))
+    rewards = [e["metrics"]["rollout/average_step_reward"] for e in events
+               if e["event"] == "metrics" and "rollout/average_step_reward" in e["metrics"]]
+    assert -17 < min(rewards) and max(rewards) < 0  # Pendulum's raw reward per step, not VecNormalize's
+
+
 def test_a_healthy_run_is_never_rolled_back(tmp_path):
     model, callback, events = run(tmp_path, 30, [], small_config(), seed=1)
     kinds = {e["event"] for e in events}

@@ -15,7 +15,8 @@ The record, in the library's keys: ``train/value_loss``, ``train/policy_loss`` (
 ``train/approx_kl``, ``train/log_std_max`` (a Gaussian policy's largest log-std), SB3's
 ``train/clip_fraction``, ``train/explained_variance``, ``train/std`` as they are, and
 ``rollout/average_step_reward``: the mean reward per env step of the rollout, as the env
-returned it (before SB3 adds the bootstrap value at time-outs), the same meaning as OpenRL's.
+returned it (before SB3 adds the bootstrap value at time-outs; under a ``VecNormalize``, its
+unnormalised reward), the same meaning as OpenRL's.
 No critic gradient norm: SB3 clips one joint gradient, so the critic's part would cost a norm
 per minibatch; the detectors that read it stay silent.
 
@@ -271,8 +272,9 @@ class WatchdogCallback(BaseCallback):
         self._originals: dict[str, Any] = {}
         self._skip_update = False
         self._closed = False
-        self._reward_sum = 0.0
-        self._reward_steps = 0
+        self._vecnorm: VecNormalize | None = None
+        self._step_rewards = np.zeros((0, 0))  # this rollout's env rewards, one row per step
+        self._steps = 0
 
     @property
     def watchdog(self) -> Watchdog | None:
@@ -291,6 +293,7 @@ class WatchdogCallback(BaseCallback):
         self.session = SB3Session(self.model, safe=self.safe, seed=seed, watchdog=Watchdog(self.cfg),
                                   run_dir=self.run_dir, safe_name=self.safe_name, console=self.console,
                                   scalar=self._record_scalar)
+        self._vecnorm = self.model.get_vec_normalize_env()  # its rewards are normalised: read the raw ones
         self._originals = {"train": self.model.train, "collect_rollouts": self.model.collect_rollouts}
         self.model.train = self._train
         self.model.collect_rollouts = self._collect_rollouts
@@ -300,12 +303,12 @@ class WatchdogCallback(BaseCallback):
                                     safe_config=self.safe.set_values())
 
     def _on_step(self) -> bool:
-        """Sum the env's rewards (before SB3 adds time-out bootstraps); False once stopped."""
-        rewards = self.locals.get("rewards")
-        if rewards is not None:
-            self._reward_sum += float(np.sum(rewards))
-            self._reward_steps += len(rewards)
-        return not self.result.stopped
+        """Keep the env's rewards (SB3 adds time-out bootstraps to them next); False once stopped."""
+        rewards = self._vecnorm.get_original_reward() if self._vecnorm is not None else self.locals.get("rewards")
+        if rewards is not None and self._steps < len(self._step_rewards):
+            self._step_rewards[self._steps] = rewards  # a copy: SB3 then adds time-out bootstraps in place
+            self._steps += 1
+        return not self.session.result.stopped
 
     def _on_training_end(self) -> None:
         """Flush the last update's scalars (SB3 dumps an update's at the next iteration), then detach."""
@@ -336,7 +339,9 @@ class WatchdogCallback(BaseCallback):
         """SB3's rollout; one that crashes on non-finite numbers is a non-finite iteration."""
         if self.result.stopped:
             return False
-        self._reward_sum, self._reward_steps = 0.0, 0
+        if self._step_rewards.shape != (n_rollout_steps, env.num_envs):
+            self._step_rewards = np.zeros((n_rollout_steps, env.num_envs))
+        self._steps = 0
         start_steps = self.model.num_timesteps
         try:
             return self._originals["collect_rollouts"](env, callback, rollout_buffer, n_rollout_steps)
@@ -369,8 +374,8 @@ class WatchdogCallback(BaseCallback):
         if isinstance(log_std, torch.Tensor):
             with torch.no_grad():
                 metrics[LOG_STD_MAX] = float(log_std.max())
-        if self._reward_steps:
-            metrics[STEP_REWARD] = self._reward_sum / self._reward_steps
+        if self._steps:
+            metrics[STEP_REWARD] = float(self._step_rewards[: self._steps].mean())
         return MetricRecord(self.iteration, self.model.num_timesteps, metrics)
 
     def _record_scalar(self, tag: str, value: float, step: int) -> None:
