@@ -44,13 +44,14 @@ class Watched:
     """One tiny watched rsl_rl run, recording the training state each update starts from."""
 
     def __init__(self, tmp_path: Path, inject: list[str], *, wd_cfg: WatchdogConfig | None = None,
-                 cfg_changes: dict | None = None, seed: int = 0):
+                 cfg_changes: dict | None = None, seed: int = 0, rsl_rl_log_dir: bool = True):
         torch.manual_seed(seed)
         self.run_dir = tmp_path / "run"
         env = PushLiteRslEnv(WORLDS, steps_per_iteration=STEPS, seed=seed, faults=FaultSchedule.from_specs(inject))
         cfg = rsl_rl_ppo.train_cfg(seed, STEPS)
         cfg.update(cfg_changes or {})
-        self.runner = wrsl.WatchedOnPolicyRunner(env, cfg, str(self.run_dir), watchdog_config=wd_cfg,
+        self.runner = wrsl.WatchedOnPolicyRunner(env, cfg, str(self.run_dir) if rsl_rl_log_dir else None,
+                                                 run_dir=self.run_dir, watchdog_config=wd_cfg,
                                                  safe_config=ROOT / "cfgs" / "rsl_rl_safe.yaml",
                                                  console=WatchdogConsole(io.StringIO()))
         self.rollbacks_seen = 0
@@ -171,6 +172,36 @@ def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
     assert run.runner.alg.schedule == "adaptive"  # the run's own config, untouched
 
 
+def tensorboard_scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def tensorboard_tags(run_dir: Path) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return acc.Tags()["scalars"]
+
+
+def test_a_rollback_on_the_last_iteration_still_writes_rsl_rls_final_model(tmp_path):
+    run = Watched(tmp_path, ["nan@5"])
+    events = run.learn(6)
+    assert kinds(events, "rollback") and (run.run_dir / "model_5.pt").is_file()
+    assert tensorboard_scalars(run.run_dir, "watchdog/state")[5] == 3.0  # rolled_back, on rsl_rl's axis
+
+
+def test_without_an_rsl_rl_log_dir_the_watchdog_scalars_get_their_own_writer(tmp_path):
+    run = Watched(tmp_path, [], rsl_rl_log_dir=False)
+    run.learn(3)
+    assert sorted(tensorboard_scalars(run.run_dir, "watchdog/state")) == [0, 1, 2]
+    assert not list(run.run_dir.glob("model_*.pt"))  # rsl_rl saves nothing without its writer
+
+
 def test_default_watchdog_config_drops_only_the_absolute_value_loss_rule():
     cfg = wrsl.default_watchdog_config()
     assert not cfg.value_loss.enabled
@@ -231,7 +262,10 @@ def test_example_nan_at_20_of_40_alarms_rolls_back_switches_and_exits_0(tmp_path
     rollback, = kinds(events, "rollback")
     assert alarm["iteration"] == 20 and rollback["to_iteration"] < 20 and kinds(events, "config_switch")
     assert kinds(events, "metrics")[-1]["iteration"] == 39
-    assert list(run_dir.glob("events.out.tfevents.*"))
+    state = tensorboard_scalars(run_dir, "watchdog/state")  # rsl_rl's writer, rsl_rl's iteration axis
+    assert (state[19], state[20], state[39]) == (0.0, 3.0, 3.0)
+    assert tensorboard_scalars(run_dir, "watchdog/rollbacks")[39] == 1.0
+    assert "Loss/value" in tensorboard_tags(run_dir)
 
 
 def test_example_without_watchdog_dies_on_nan_with_exit_3_and_one_line(tmp_path, capsys):

@@ -35,6 +35,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -319,11 +320,13 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         end = self.current_learning_iteration + num_learning_iterations
         self._next_it = self.current_learning_iteration
         self._start()
+        completed = False  # rsl_rl's loop ran to its end (and wrote its final model itself)
         try:
             while self._next_it < end:
                 self.current_learning_iteration = self._next_it
                 try:
                     super().learn(end - self._next_it, init_at_random_ep_len)
+                    completed = True
                     break
                 except _Restart:
                     pass
@@ -344,6 +347,18 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
                 writer.flush()
             if self._tb is not None:
                 self._tb.close()
+        if not completed:
+            self._end_without_rsl_rl()
+
+    def _end_without_rsl_rl(self) -> None:
+        """What rsl_rl's loop does at its end, when a rollback on the last iteration or a stop left it
+        early: the final ``model_<it>.pt`` (not after a stop: those weights diverged), the writer's stop."""
+        self.current_learning_iteration = self._next_it - 1  # the last iteration run (a failed one too)
+        if getattr(self.logger, "writer", None) is None:
+            return
+        if not self.watch.result.stopped:
+            self.save(os.path.join(self.logger.log_dir, f"model_{self.current_learning_iteration}.pt"))
+        self.logger.stop_logging_writer()
 
     def _start(self) -> None:
         if not self._started:
