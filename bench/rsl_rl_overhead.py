@@ -5,7 +5,9 @@ Real rsl_rl PPO (``OnPolicyRunner`` vs ``WatchedOnPolicyRunner``) on push_lite a
 seed and sizes, one process, runs interleaved in ABBA order (unwatched, watched, watched,
 unwatched, ...) so machine load hits both alike. Each run's seconds per iteration are timed
 between the starts of its second and last update (set-up and the first iteration outside); the
-figure is the ratio of the medians. Both runs write rsl_rl's TensorBoard events and print-out (to
+figure is the ratio of the medians, of wall time (what a user waits) and of this process's CPU
+time (``time.process_time``: far less sensitive to other processes' load on a shared machine, but
+blind to I/O waits such as the checkpoints' fsyncs). Both runs write rsl_rl's TensorBoard events and print-out (to
 a null stream); the watched one adds the whole watchdog: metric record, detectors, policy, event
 log, status line (to a null console), ``watchdog/*`` scalars, stable checkpoints to memory and disk
 every 10 iterations. ``hook_ms`` is the time inside the watchdog's per-iteration judgement alone,
@@ -34,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
-def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_seconds: list[float]) -> float:
-    """Seconds per PPO iteration of one rsl_rl run (the first iteration excluded)."""
+def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_seconds: list[float]) -> tuple[float, float]:
+    """Wall and CPU seconds per PPO iteration of one rsl_rl run (the first iteration excluded)."""
     import torch
     from rsl_rl.runners import OnPolicyRunner
 
@@ -48,7 +50,7 @@ def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_sec
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    stamps: list[float] = []
+    stamps: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, contextlib.redirect_stdout(io.StringIO()):
         env = PushLiteRslEnv(worlds, steps_per_iteration=steps, seed=0)
         if watched:
@@ -69,13 +71,14 @@ def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_sec
         update = runner.alg.update
 
         def stamped_update():
-            stamps.append(time.perf_counter())
+            stamps.append((time.perf_counter(), time.process_time()))
             return update()
 
         runner.alg.update = stamped_update
         runner.learn(iterations)
         runner.logger.writer.close()  # rsl_rl leaves its SummaryWriter open (a thread still writing into tmp)
-    return (stamps[-1] - stamps[1]) / (len(stamps) - 2)
+    wall, cpu = ((stamps[-1][i] - stamps[1][i]) / (len(stamps) - 2) for i in (0, 1))
+    return wall, cpu
 
 
 def rsl_rl(sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
@@ -83,23 +86,32 @@ def rsl_rl(sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
     out = {}
     for worlds, steps in sizes:
         times: dict[str, list[float]] = {"unwatched": [], "watched": []}
+        cpu: dict[str, list[float]] = {"unwatched": [], "watched": []}
         hook: list[float] = []
         for _ in range(repeats):
             for watched in (False, True, True, False):
-                times["watched" if watched else "unwatched"].append(rsl_rl_run(worlds, steps, iterations, watched, hook))
+                mode = "watched" if watched else "unwatched"
+                wall_s, cpu_s = rsl_rl_run(worlds, steps, iterations, watched, hook)
+                times[mode].append(wall_s)
+                cpu[mode].append(cpu_s)
         median = {k: statistics.median(v) for k, v in times.items()}
+        cpu_median = {k: statistics.median(v) for k, v in cpu.items()}
         key = f"{worlds}x{steps}"
         out[key] = {
             "rsl_rl_envs": 2 * worlds,
             "seconds_per_iteration": median,
             "all": times,
             "ratio": median["watched"] / median["unwatched"],
+            "cpu_seconds_per_iteration": cpu_median,
+            "cpu_all": cpu,
+            "cpu_ratio": cpu_median["watched"] / cpu_median["unwatched"],
             "hook_ms": {"median": 1e3 * statistics.median(hook), "mean": 1e3 * statistics.fmean(hook),
                         "max": 1e3 * max(hook)},
             "hook_share_of_iteration": statistics.fmean(hook) / median["unwatched"],
         }
         print(f"rsl_rl {2 * worlds} envs x {steps} steps: {median['unwatched'] * 1e3:.1f} ms/iteration unwatched, "
-              f"{median['watched'] * 1e3:.1f} watched, ratio {out[key]['ratio']:.4f}; watchdog "
+              f"{median['watched'] * 1e3:.1f} watched, ratio {out[key]['ratio']:.4f} (CPU time: "
+              f"{out[key]['cpu_ratio']:.4f}); watchdog "
               f"{1e3 * statistics.median(hook):.2f} ms median per iteration "
               f"({100 * out[key]['hook_share_of_iteration']:.2f}% of an iteration)", flush=True)
     return out
