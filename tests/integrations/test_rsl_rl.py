@@ -163,6 +163,20 @@ def test_reward_scale_fault_rolls_back_before_the_fault_and_restores_exactly(tmp
     assert_trained_on_at_safe_lr(run, events, 30, rollback)
 
 
+def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_path):
+    cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 2}})
+    run = Watched(tmp_path, ["nan@4", "nan@7", "nan@10"], wd_cfg=cfg)
+    events = run.learn(14)
+    first, second = kinds(events, "config_switch")
+    assert first["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert second["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR / 2)  # escalation_lr_factor 0.5
+    stop, = kinds(events, "stop")
+    assert stop["iteration"] == 10 and run.runner.watch_result.stopped
+    assert max(e["iteration"] for e in kinds(events, "metrics")) == 10  # nothing ran after the stop
+    assert run.runner.alg.optimizer.param_groups[0]["lr"] == pytest.approx(SAFE_LR / 2)
+    assert not list(run.run_dir.glob("model_1[0-3].pt"))  # no final model from diverged weights
+
+
 @pytest.mark.parametrize("wd_cfg", [None, WatchdogConfig.model_validate(QUICK)], ids=["default", "quick"])
 def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
     run = Watched(tmp_path, [], wd_cfg=wd_cfg, seed=1)

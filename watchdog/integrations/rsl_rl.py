@@ -102,12 +102,12 @@ class _Stop(Exception):
 
 
 def _raw(alg: Any, name: str) -> torch.nn.Module:
-    """The uncompiled actor/critic (5.4+ keeps ``_raw_actor`` next to a ``torch.compile``d one)."""
+    """The uncompiled actor/critic (5.5.1 keeps ``_raw_actor`` next to a ``torch.compile``d one; 5.0.0 has none)."""
     return getattr(alg, f"_raw_{name}", getattr(alg, name))
 
 
 def _rnd_optimizer(alg: Any) -> Any:
-    """RND's optimizer: ``alg.rnd.optimizer`` from 5.4 on, ``alg.rnd_optimizer`` before."""
+    """RND's optimizer: ``alg.rnd.optimizer`` in 5.5.1, ``alg.rnd_optimizer`` in 5.0.0."""
     return getattr(alg.rnd, "optimizer", None) or getattr(alg, "rnd_optimizer", None)
 
 
