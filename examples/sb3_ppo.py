@@ -38,7 +38,8 @@ INJECT_KINDS = ("nan", "reward_scale", "obs_noise")  # what an env wrapper can d
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--watchdog", action="store_true", help="watch the run: detect divergence, roll back, switch config")
-    p.add_argument("--watchdog_config", default=None, help="watchdog YAML (default: the SB3 integration's defaults)")
+    p.add_argument("--watchdog_config", default=str(ROOT / "cfgs" / "sb3_watchdog.yaml"),
+                   help="watchdog YAML (default cfgs/sb3_watchdog.yaml: the SB3 defaults, a warm-up for short runs)")
     p.add_argument("--safe_config", default=str(ROOT / "cfgs" / "sb3_safe.yaml"))
     p.add_argument("--inject", action="append", default=[], metavar="KIND@START[-END][:VALUE]",
                    help="deterministic fault, repeatable, iterations counted as run: nan@20, reward_scale@20-24:50, "

@@ -193,6 +193,7 @@ def test_safe_config_file_holds_the_field_report_values():
     from watchdog.cli import main
 
     assert main(["check", str(ROOT / "cfgs" / "sb3_safe.yaml")]) == 0
+    assert main(["check", str(ROOT / "cfgs" / "sb3_watchdog.yaml")]) == 0  # the example's watchdog config
     from watchdog.integrations.sb3 import FIELD_REPORT_SAFE, load_safe_config
 
     assert load_safe_config(ROOT / "cfgs" / "sb3_safe.yaml") == FIELD_REPORT_SAFE
