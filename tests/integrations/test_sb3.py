@@ -160,6 +160,17 @@ def test_the_second_rollback_halves_the_safe_learning_rate(tmp_path):
     assert switches == [SAFE_LR, SAFE_LR / 2] and callback.result.rollbacks == 2
 
 
+def test_each_learn_call_is_one_watched_session(tmp_path):
+    model, _ = make_model()
+    callback = WatchdogCallback(tmp_path, config=small_config(), console=False)
+    for _ in range(2):
+        model.learn(6 * N_ENVS * N_STEPS, callback=callback, reset_num_timesteps=False)
+        assert "train" not in model.__dict__
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    assert [e["event"] for e in events].count("start") == 2 and [e["event"] for e in events].count("end") == 2
+    assert [e["iteration"] for e in events if e["event"] == "metrics"] == list(range(12))
+
+
 def test_alert_mode_does_not_swallow_a_nan_crash(tmp_path):
     cfg = small_config().model_copy(update={"action": "alert"})
     with pytest.raises(NonFiniteTraining):

@@ -289,6 +289,7 @@ class WatchdogCallback(BaseCallback):
     def _on_training_start(self) -> None:
         """Build the watchdog and session, and wrap the model's update and rollout for this ``learn``."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._closed = False  # each learn() is one watched session; iterations keep counting across them
         seed = self.seed if self.seed is not None else (self.model.seed or 0)
         self.session = SB3Session(self.model, safe=self.safe, seed=seed, watchdog=Watchdog(self.cfg),
                                   run_dir=self.run_dir, safe_name=self.safe_name, console=self.console,
