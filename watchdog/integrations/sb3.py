@@ -355,6 +355,7 @@ class WatchdogCallback(BaseCallback):
             # the failed iteration spends its whole slot (as OpenRL's), so iterations and steps stay in step
             self.model.num_timesteps = start_steps + n_rollout_steps * env.num_envs
             rollbacks = self.result.rollbacks
+            self.model.logger.dump(start_steps)  # the previous update's values, before this record's overwrite them
             keep_going = self._judge(MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan}))
             if keep_going and self.result.rollbacks == rollbacks:
                 raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]}) and the watchdog "
