@@ -244,7 +244,12 @@ def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finis
     assert alarm["iteration"] == 20 and rollback["to_iteration"] < 20
     assert any(e["event"] == "config_switch" for e in events) and events[-1]["event"] == "end"
     assert max(e["iteration"] for e in events if e["event"] == "metrics") == 39
-    assert list(tmp_path.glob("events.out.tfevents.*"))  # SB3's TensorBoard file, watchdog/* scalars included
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(next(tmp_path.glob("events.out.tfevents.*"))))  # SB3's own TensorBoard file
+    tb.Reload()
+    states = [e.value for e in tb.Scalars("watchdog/state")]
+    assert len(states) == 40 and states[20] == 3.0 and tb.Scalars("watchdog/rollbacks")[-1].value == 1.0
 
 
 @pytest.mark.parametrize(("args", "code"), [
