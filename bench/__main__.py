@@ -16,6 +16,8 @@ overwriting the full-size results in ``bench/results/``:
 - ``divergence_demo``: 32 envs, 140 iterations (default 64 envs, 150);
 - ``fleet``: 100 runs (default 500);
 - ``fuzz_long``: 300 examples per property (default 20,000, about 50 minutes).
+- ``rsl_rl_overhead``: the example's size (64 envs x 24 steps), 12 iterations, 1 ABBA block (default also
+  1024 envs, 20 iterations, 2 blocks; about 10 minutes).
 
 ``detection`` and ``rollback`` run at their full defaults (about 2 and 1 minutes). ``--full`` runs every
 module with its own defaults and writes the canonical results (much longer than 15 minutes).
@@ -44,9 +46,10 @@ QUICK_ARGS = {
     "divergence_demo": ["--envs", "32", "--iterations", "140"],
     "fleet": ["--runs", "100", "--out", "{suite}/fleet.json"],
     "fuzz_long": ["--examples", "300"],
+    "rsl_rl_overhead": ["--sizes", "32x24", "--iterations", "12", "--repeats", "1"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
-QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long"}
+QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long", "rsl_rl_overhead"}
 
 # Runs in the child process: argv = name, results-dir override ("" = none), module args...
 _CHILD = r"""

@@ -360,6 +360,77 @@ def startup_keys_kept(safe: PPOConfig, run_values: Mapping[str, Any]) -> dict[st
     return kept
 
 
+
+class SB3SafeConfig(BaseModel):
+    """``cfgs/sb3_safe.yaml``: the safe config a Stable-Baselines3 PPO model is switched to after a
+    rollback (SB3's own argument names; unset = the model keeps its value). Every key is live: SB3's
+    ``PPO.train`` reads them at each update."""
+
+    model_config = _STRICT
+    learning_rate: float | None = Field(None, gt=0, lt=1, description="Constant learning rate (replaces the schedule).")
+    max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (SB3 default 0.5).")
+    clip_range: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip, constant (replaces the schedule).")
+    normalize_advantage: bool | None = Field(None, description="Normalise advantages per minibatch.")
+    ent_coef: float | None = Field(None, ge=0, description="Entropy bonus coefficient.")
+    vf_coef: float | None = Field(None, gt=0, description="Value-loss coefficient.")
+    n_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
+    target_kl: float | None = Field(None, gt=0, description="Stop an update's epochs early past 1.5 x this KL.")
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+
+# --- rsl_rl ---------------------------------------------------------------------------------------
+
+
+class RslRlSafeConfig(BaseModel):
+    """``cfgs/rsl_rl_safe.yaml``: what ``watchdog.integrations.rsl_rl`` switches a running rsl_rl PPO to
+    after a rollback. Every key but ``framework`` is optional (unset: the run keeps its value); all are
+    attributes rsl_rl's PPO reads at use time, so all switch live. ``framework: rsl_rl`` marks the
+    file for ``watchdog check`` (rsl_rl and SB3 share key names such as ``learning_rate``).
+    """
+
+    model_config = _STRICT
+    framework: Literal["rsl_rl"] = Field("rsl_rl", description="Marks the file as an rsl_rl safe config.")
+    learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
+                                      "further rollback (field report: 3e-4).",
+    )
+    schedule: Literal["fixed", "adaptive"] | None = Field(
+        None, description="fixed: the lr stays at learning_rate (the safe choice: rsl_rl's adaptive KL schedule "
+                          "moves the lr x1.5 per mini-batch while the KL is low, back up to 1e-2); adaptive: the "
+                          "schedule restarts from learning_rate and steers towards desired_kl again.",
+    )
+    desired_kl: float | None = Field(None, gt=0, description="Target KL of the adaptive schedule (schedule: adaptive only).")
+    max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (rsl_rl default 1.0; field report 0.5).")
+    clip_param: float | None = Field(None, gt=0, lt=1, description="PPO ratio (and value) clip range (default 0.2).")
+    entropy_coef: float | None = Field(None, ge=0, description="Entropy bonus weight (default 0.01).")
+    value_loss_coef: float | None = Field(None, gt=0, description="Value loss weight (default 1.0).")
+    num_learning_epochs: int | None = Field(None, ge=1, le=100, description="Epochs per update (default 5).")
+    num_mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch (default 4).")
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+    def live_values(self) -> dict[str, Any]:
+        """The PPO keys the file sets (all of them switch live)."""
+        return {k: v for k, v in self.set_values().items() if k != "framework"}
+
+    @model_validator(mode="after")
+    def _kl_needs_adaptive(self) -> "RslRlSafeConfig":
+        if self.schedule == "fixed" and self.desired_kl is not None:
+            raise ValueError("desired_kl is set but schedule is fixed (desired_kl only steers the adaptive schedule); "
+                             "drop one of them")
+        return self
+
+
+def load_rsl_rl_safe_config(path: str | Path) -> RslRlSafeConfig:
+    """Load ``cfgs/rsl_rl_safe.yaml``."""
+    return validate_mapping(RslRlSafeConfig, read_yaml(path), source=str(path))
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -444,9 +515,15 @@ def load_ppo_config(path: str | Path | None) -> PPOConfig:
     return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
 
 
-def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig:
-    """For ``watchdog check``: decide by the keys whether the file is a watchdog or a PPO config."""
+def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig:
+    """For ``watchdog check``: decide by the keys whether the file is a watchdog, PPO or SB3 config."""
     data = read_yaml(path)
+    if isinstance(data, dict) and data.get("framework") == "rsl_rl":
+        return validate_mapping(RslRlSafeConfig, data, source=str(path))
+    sb3_only = set(SB3SafeConfig.model_fields) - set(PPOConfig.model_fields)
+    ppo_only = set(PPOConfig.model_fields) - set(SB3SafeConfig.model_fields)
+    if isinstance(data, dict) and set(data) & sb3_only and not set(data) & ppo_only:
+        return validate_mapping(SB3SafeConfig, data, source=str(path))
     watchdog_keys = set(WatchdogConfig.model_fields)
     if isinstance(data, dict) and data and set(data) & watchdog_keys and not set(data) & set(PPOConfig.model_fields):
         return validate_mapping(WatchdogConfig, data, source=str(path))

@@ -1,0 +1,313 @@
+"""rsl_rl under the watchdog: real rsl_rl PPO on push_lite (tiny), with injected faults.
+
+Save -> train -> fault -> roll back -> the next update starts from exactly the saved tensors
+(rsl_rl's own ``TestSaveLoad`` idea, on a live runner), at the safe learning rate.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rsl_rl", reason="rsl-rl-lib is not installed (pip install 'ppo-watchdog[rsl-rl]')")
+
+import torch  # noqa: E402
+
+from openrl_ws.inject import FaultSchedule  # noqa: E402
+from watchdog.checkpoints import load_checkpoint  # noqa: E402
+from watchdog.config import RslRlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
+from watchdog.console import WatchdogConsole  # noqa: E402
+from watchdog.errors import WatchdogError  # noqa: E402
+from watchdog.events import read_events  # noqa: E402
+from watchdog.integrations import rsl_rl as wrsl  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+import rsl_rl_ppo  # noqa: E402
+from push_lite_vecenv import PushLiteRslEnv  # noqa: E402
+
+torch.set_num_threads(1)  # PPO-sized networks only lose time to more CPU threads (as train.py's default)
+WORLDS, STEPS = 8, 16  # 16 rsl_rl envs x 16 steps per iteration: about 0.1 s per iteration on a CPU
+SAFE_LR = 3e-4
+# Sensitive enough for a 30-iteration run: short warm-up, frequent stable checkpoints.
+QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5}, "value_loss": {"enabled": False},
+         "trend": {"baseline_points": 10, "lag_points": 2},
+         "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
+
+
+class Watched:
+    """One tiny watched rsl_rl run, recording the training state each update starts from."""
+
+    def __init__(self, tmp_path: Path, inject: list[str], *, wd_cfg: WatchdogConfig | None = None,
+                 cfg_changes: dict | None = None, seed: int = 0, rsl_rl_log_dir: bool = True):
+        torch.manual_seed(seed)
+        self.run_dir = tmp_path / "run"
+        env = PushLiteRslEnv(WORLDS, steps_per_iteration=STEPS, seed=seed, faults=FaultSchedule.from_specs(inject))
+        cfg = rsl_rl_ppo.train_cfg(seed, STEPS)
+        cfg.update(cfg_changes or {})
+        self.runner = wrsl.WatchedOnPolicyRunner(env, cfg, str(self.run_dir) if rsl_rl_log_dir else None,
+                                                 run_dir=self.run_dir, watchdog_config=wd_cfg,
+                                                 safe_config=ROOT / "cfgs" / "rsl_rl_safe.yaml",
+                                                 console=WatchdogConsole(io.StringIO()))
+        self.rollbacks_seen = 0
+        self.update_starts: list[tuple[int, dict]] = []  # (rollbacks so far, state) at each update's start
+        self.runner.watch.watchdog.listeners.append(self._on_event)
+        alg, update = self.runner.alg, self.runner.alg.update
+
+        def recording_update():
+            state = wrsl.capture_state(alg)
+            state["group_lrs"] = [g["lr"] for g in alg.optimizer.param_groups]
+            self.update_starts.append((self.rollbacks_seen, state))
+            return update()
+
+        alg.update = recording_update
+
+    def _on_event(self, event: dict) -> None:
+        self.rollbacks_seen += event["event"] == "rollback"
+
+    def learn(self, iterations: int) -> list[dict]:
+        self.runner.learn(iterations)
+        return read_events(self.run_dir / "watchdog_events.jsonl").events
+
+    def first_update_after_rollback(self) -> dict:
+        return next(state for rollbacks, state in self.update_starts if rollbacks == 1)
+
+
+def kinds(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def assert_same_tensors(live: dict, saved: dict, where: str) -> None:
+    assert live.keys() == saved.keys(), where
+    for key, value in saved.items():
+        if isinstance(value, dict):
+            assert_same_tensors(live[key], value, f"{where}.{key}")
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(live[key].cpu(), value.cpu()), f"{where}.{key} differs"
+        elif isinstance(value, list):
+            assert len(live[key]) == len(value), where
+            for i, (a, b) in enumerate(zip(live[key], value)):
+                assert_same_tensors({"v": a}, {"v": b}, f"{where}.{key}.{i}")
+        else:
+            assert live[key] == value, f"{where}.{key}: {live[key]!r} != {value!r}"
+
+
+def assert_restored_exactly(run: Watched, rollback: dict) -> None:
+    """The first update after the rollback starts from the checkpoint's weights, normalisers and
+    Adam state, bit for bit, at the safe learning rate (the only thing the config switch changes)."""
+    saved, meta = load_checkpoint(rollback["checkpoint"])  # weights-only, sha-verified
+    assert meta["iteration"] == rollback["to_iteration"]
+    live = run.first_update_after_rollback()
+    assert_same_tensors(live["actor"], saved["actor"], "actor")
+    assert "obs_normalizer._mean" in saved["actor"] and int(saved["actor"]["obs_normalizer.count"]) > 0
+    assert_same_tensors(live["critic"], saved["critic"], "critic")
+    assert_same_tensors(live["optimizer"]["state"], saved["optimizer"]["state"], "optimizer.state")
+    assert live["group_lrs"] == [pytest.approx(SAFE_LR)] and live["learning_rate"] == pytest.approx(SAFE_LR)
+    assert all(s["group_lrs"] == [pytest.approx(SAFE_LR)] for n, s in run.update_starts if n == 1)
+
+
+def assert_trained_on_at_safe_lr(run: Watched, events: list[dict], iterations: int, rollback: dict) -> None:
+    result = run.runner.watch_result
+    assert not result.stopped and result.rollbacks == 1
+    metrics = kinds(events, "metrics")
+    assert metrics[-1]["iteration"] == iterations - 1
+    after = [m["metrics"] for m in metrics if m["iteration"] > rollback["iteration"]]
+    assert after and all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
+    assert all(math.isfinite(m["train/value_loss"]) for m in after)
+    assert run.runner.alg.schedule == "fixed" and run.runner.alg.max_grad_norm == 0.5
+    assert kinds(events, "end")
+
+
+def test_nan_rollout_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+    run = Watched(tmp_path, ["nan@8"])  # the integration's default watchdog config
+    events = run.learn(14)
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and alarm["onset_iteration"] <= 8
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 8
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert switch["changes"]["schedule"] == {"old": "adaptive", "new": "fixed"}
+    assert switch["changes"]["max_grad_norm"] == {"old": 1.0, "new": 0.5}
+    assert_restored_exactly(run, rollback)
+    assert_trained_on_at_safe_lr(run, events, 14, rollback)
+
+
+def test_nan_inside_the_update_is_rolled_back_too(tmp_path):
+    """With rsl_rl's own NaN check off, the NaN batch reaches the update: NaN losses, NaN weights."""
+    run = Watched(tmp_path, ["nan@6"], cfg_changes={"check_for_nan": False})
+    events = run.learn(12)
+    alarm, = kinds(events, "alarm")
+    assert alarm["iteration"] == 6 and alarm["detector"] == "nonfinite"
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 6
+    assert_restored_exactly(run, rollback)
+    assert_trained_on_at_safe_lr(run, events, 12, rollback)
+    assert all(torch.isfinite(p).all() for p in run.runner.alg.actor.parameters())
+
+
+def test_reward_scale_fault_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+    run = Watched(tmp_path, ["reward_scale@15-17:50"], wd_cfg=WatchdogConfig.model_validate(QUICK))
+    events = run.learn(30)
+    alarm, = kinds(events, "alarm")
+    assert alarm["detector"] == "trend" and alarm["signal"] == "train/value_loss"
+    assert 15 <= alarm["iteration"] <= 19 and alarm["onset_iteration"] >= 14
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 15
+    assert_restored_exactly(run, rollback)
+    assert_trained_on_at_safe_lr(run, events, 30, rollback)
+
+
+def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_path):
+    cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 2}})
+    run = Watched(tmp_path, ["nan@4", "nan@7", "nan@10"], wd_cfg=cfg)
+    events = run.learn(14)
+    first, second = kinds(events, "config_switch")
+    assert first["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert second["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR / 2)  # escalation_lr_factor 0.5
+    stop, = kinds(events, "stop")
+    assert stop["iteration"] == 10 and run.runner.watch_result.stopped
+    assert max(e["iteration"] for e in kinds(events, "metrics")) == 10  # nothing ran after the stop
+    assert run.runner.alg.optimizer.param_groups[0]["lr"] == pytest.approx(SAFE_LR / 2)
+    assert not list(run.run_dir.glob("model_1[0-3].pt"))  # no final model from diverged weights
+
+
+@pytest.mark.parametrize("wd_cfg", [None, WatchdogConfig.model_validate(QUICK)], ids=["default", "quick"])
+def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
+    run = Watched(tmp_path, [], wd_cfg=wd_cfg, seed=1)
+    events = run.learn(30)
+    assert not kinds(events, "alarm") and not kinds(events, "rollback")
+    assert len(kinds(events, "metrics")) == 30 and kinds(events, "stable_checkpoint")
+    assert run.runner.alg.schedule == "adaptive"  # the run's own config, untouched
+
+
+def tensorboard_scalars(run_dir: Path, tag: str) -> dict[int, float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return {e.step: e.value for e in acc.Scalars(tag)}
+
+
+def tensorboard_tags(run_dir: Path) -> list[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir))
+    acc.Reload()
+    return acc.Tags()["scalars"]
+
+
+def test_a_rollback_on_the_last_iteration_still_writes_rsl_rls_final_model(tmp_path):
+    run = Watched(tmp_path, ["nan@5"])
+    events = run.learn(6)
+    assert kinds(events, "rollback") and (run.run_dir / "model_5.pt").is_file()
+    assert tensorboard_scalars(run.run_dir, "watchdog/state")[5] == 3.0  # rolled_back, on rsl_rl's axis
+
+
+def test_without_an_rsl_rl_log_dir_the_watchdog_scalars_get_their_own_writer(tmp_path):
+    run = Watched(tmp_path, [], rsl_rl_log_dir=False)
+    run.learn(3)
+    assert sorted(tensorboard_scalars(run.run_dir, "watchdog/state")) == [0, 1, 2]
+    assert not list(run.run_dir.glob("model_*.pt"))  # rsl_rl saves nothing without its writer
+
+
+def test_default_watchdog_config_drops_only_the_absolute_value_loss_rule():
+    cfg = wrsl.default_watchdog_config()
+    assert not cfg.value_loss.enabled
+    assert cfg.model_dump(exclude={"value_loss"}) == WatchdogConfig().model_dump(exclude={"value_loss"})
+
+
+def test_the_shipped_safe_config_is_the_field_reports():
+    cfg = load_any_config(ROOT / "cfgs" / "rsl_rl_safe.yaml")
+    assert isinstance(cfg, RslRlSafeConfig)
+    assert cfg.live_values() == wrsl.FIELD_REPORT_SAFE.live_values() == {
+        "learning_rate": 3e-4, "schedule": "fixed", "max_grad_norm": 0.5, "clip_param": 0.2}
+
+
+def test_an_adaptive_safe_config_restarts_the_schedule_from_the_safe_lr(tmp_path):
+    run = Watched(tmp_path, [])
+    alg = run.runner.alg
+    switch = wrsl.apply_safe_config(alg, RslRlSafeConfig(learning_rate=2e-4, desired_kl=0.005), lr_scale=0.5)
+    assert alg.schedule == "adaptive" and alg.desired_kl == 0.005
+    assert alg.learning_rate == pytest.approx(1e-4) and alg.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    assert "adaptive KL schedule moves it" in switch.kept["learning_rate"]
+
+
+def test_an_unsupported_rsl_rl_version_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setattr(wrsl.importlib.metadata, "version", lambda name: "4.0.1")
+    with pytest.raises(WatchdogError) as err:
+        wrsl.rsl_rl_version()
+    assert "rsl-rl-lib 4.0.1 is installed" in str(err.value) and ">=5.0,<6" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_importing_watchdog_imports_no_framework():
+    code = ("import sys, watchdog, watchdog.integrations; "
+            "bad = [m for m in ('rsl_rl', 'stable_baselines3') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+# --- the example's exit codes --------------------------------------------------------------------
+
+SMALL = ["--num_worlds", str(WORLDS), "--steps_per_env", str(STEPS)]
+
+
+def example(tmp_path: Path, *args: str) -> tuple[int, list[dict]]:
+    run_dir = tmp_path / "example"
+    code = rsl_rl_ppo.main([*SMALL, "--run_dir", str(run_dir), *args])
+    log = run_dir / "watchdog_events.jsonl"
+    return code, read_events(log).events if log.exists() else []
+
+
+def test_example_nan_at_20_of_40_alarms_rolls_back_switches_and_exits_0(tmp_path):
+    """The issue's acceptance run, as a user types it (a fresh process)."""
+    run_dir = tmp_path / "acceptance"
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "rsl_rl_ppo.py"), *SMALL, "--watchdog",
+                           "--inject", "nan@20", "--iterations", "40", "--run_dir", str(run_dir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    alarm, = kinds(events, "alarm")
+    rollback, = kinds(events, "rollback")
+    assert alarm["iteration"] == 20 and rollback["to_iteration"] < 20 and kinds(events, "config_switch")
+    assert kinds(events, "metrics")[-1]["iteration"] == 39
+    state = tensorboard_scalars(run_dir, "watchdog/state")  # rsl_rl's writer, rsl_rl's iteration axis
+    assert (state[19], state[20], state[39]) == (0.0, 3.0, 3.0)
+    assert tensorboard_scalars(run_dir, "watchdog/rollbacks")[39] == 1.0
+    assert "Loss/value" in tensorboard_tags(run_dir)
+
+
+def test_example_without_watchdog_dies_on_nan_with_exit_3_and_one_line(tmp_path, capsys):
+    code, _ = example(tmp_path, "--inject", "nan@2", "--iterations", "5")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 3 and len(err) == 1 and "non-finite" in err[0] and "--watchdog" in err[0]
+
+
+def test_example_alert_only_watchdog_dies_on_nan_with_exit_3(tmp_path, capsys):
+    cfg = tmp_path / "alert.yaml"
+    cfg.write_text("action: alert\n")
+    code, events = example(tmp_path, "--watchdog", "--watchdog_config", str(cfg), "--inject", "nan@3",
+                           "--iterations", "6")
+    assert code == 3 and kinds(events, "alarm") and not kinds(events, "rollback")
+
+
+def test_example_stopped_by_the_watchdog_exits_1(tmp_path):
+    cfg = tmp_path / "no_budget.yaml"
+    cfg.write_text("policy: {rollback_budget: 0}\n")
+    code, events = example(tmp_path, "--watchdog", "--watchdog_config", str(cfg), "--inject", "nan@3",
+                           "--iterations", "6")
+    assert code == 1 and kinds(events, "stop")
+    assert max(e["iteration"] for e in kinds(events, "metrics")) == 3
+
+
+@pytest.mark.parametrize("args", [["--inject", "nan@x"], ["--inject", "lr_spike@3:10"],
+                                  ["--watchdog", "--safe_config", "missing.yaml"]])
+def test_example_bad_input_is_exit_2_with_one_line(tmp_path, capsys, args):
+    code, _ = example(tmp_path, *args, "--iterations", "2")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0].startswith("rsl_rl_ppo.py: error:")

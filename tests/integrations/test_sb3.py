@@ -1,0 +1,269 @@
+"""The Stable-Baselines3 integration, specified on real SB3 PPO training (Pendulum-v1, CPU, seconds).
+
+A fault (NaN batch, reward x50) -> alarm -> rollback in place to a checkpoint before the fault ->
+the next update starts from exactly that checkpoint's parameters and optimizer state -> the
+optimizer runs at the safe learning rate -> the run finishes. A healthy run is never rolled back.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("stable_baselines3")
+
+import torch  # noqa: E402
+from stable_baselines3 import PPO  # noqa: E402
+from stable_baselines3.common.callbacks import CallbackList  # noqa: E402
+from stable_baselines3.common.env_util import make_vec_env  # noqa: E402
+from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
+
+from openrl_ws.inject import FaultSchedule  # noqa: E402
+from watchdog.checkpoints import load_checkpoint  # noqa: E402
+from watchdog.config import SB3SafeConfig, WatchdogConfig  # noqa: E402
+from watchdog.errors import NonFiniteTraining  # noqa: E402
+from watchdog.events import EVENTS_FILENAME  # noqa: E402
+from watchdog.integrations.sb3 import WatchdogCallback, capture_state, default_config, restore_state  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "sb3_ppo.py"
+N_ENVS, N_STEPS = 4, 64
+SAFE_LR, BASE_LR = 3e-4, 1e-3
+
+
+def _example_module():
+    spec = importlib.util.spec_from_file_location("sb3_ppo_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+example = _example_module()
+
+
+def small_config(**policy) -> WatchdogConfig:
+    """The integration's defaults with a warm-up short enough for a 30-iteration run."""
+    cfg = default_config().model_dump()
+    cfg["warmup"] = {"min_iters": 5, "baseline_points": 5}
+    cfg["trend"].update(baseline_points=10, lag_points=3)
+    cfg["policy"].update({"stable_every_iters": 5, "onset_margin_iters": 3, **policy})
+    return WatchdogConfig.model_validate(cfg)
+
+
+class ProbedPPO(PPO):
+    """PPO that records, at every update, the state it starts from and the lr it ran at."""
+
+    callback: WatchdogCallback | None = None
+
+    def train(self) -> None:
+        probe = {"iteration": self.callback.iteration if self.callback else None,
+                 "policy": {k: v.detach().clone() for k, v in self.policy.state_dict().items()},
+                 "optimizer": copy.deepcopy(self.policy.optimizer.state_dict())}
+        super().train()
+        probe["lr"] = [g["lr"] for g in self.policy.optimizer.param_groups]
+        self.probes.append(probe)
+
+
+def make_model(seed: int = 0, *, vecnorm: bool = False) -> tuple[ProbedPPO, object]:
+    torch.set_num_threads(1)
+    venv = example.FaultInjection(make_vec_env("Pendulum-v1", n_envs=N_ENVS, seed=seed))
+    env = VecNormalize(venv) if vecnorm else venv
+    model = ProbedPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=64, n_epochs=4, gamma=0.9,
+                      learning_rate=BASE_LR, seed=seed, device="cpu")
+    model.probes = []
+    return model, venv
+
+
+def run(tmp_path: Path, iterations: int, inject: list[str], cfg: WatchdogConfig, *, seed: int = 0,
+        vecnorm: bool = False):
+    model, venv = make_model(seed, vecnorm=vecnorm)
+    callback = WatchdogCallback(tmp_path, config=cfg, safe_config=ROOT / "cfgs" / "sb3_safe.yaml", console=False)
+    model.callback = callback
+    callbacks = [example.InjectFaults(FaultSchedule.from_specs(inject), venv)] if inject else []
+    model.learn(iterations * N_ENVS * N_STEPS, callback=CallbackList([*callbacks, callback]))
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    return model, callback, events
+
+
+def _equal(a, b) -> bool:
+    """Tensors, dicts and lists equal exactly (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+@pytest.mark.parametrize(("inject", "fault_start"), [
+    (["nan@16"], 16),                 # one step of NaN observations/rewards: the rollout crashes (Normal(loc=nan))
+    (["reward_scale@16-20:50"], 16),  # rewards x50: the value loss explodes (trend alarm)
+])
+def test_fault_is_rolled_back_in_place_and_training_goes_on_at_the_safe_lr(tmp_path, inject, fault_start):
+    model, callback, events = run(tmp_path, 30, inject, small_config())
+    kinds = [e["event"] for e in events]
+    alarm = next(e for e in events if e["event"] == "alarm")
+    rollback = next(e for e in events if e["event"] == "rollback")
+    switch = next(e for e in events if e["event"] == "config_switch")
+    assert alarm["iteration"] >= fault_start and rollback["to_iteration"] < fault_start
+    assert kinds.count("rollback") == 1 and switch["changes"]["learning_rate"] == {"old": BASE_LR, "new": SAFE_LR}
+    # the next update starts from exactly the checkpoint's parameters and optimizer state
+    state, meta = load_checkpoint(rollback["checkpoint"])
+    assert meta["iteration"] == rollback["to_iteration"]
+    after = next(p for p in model.probes if p["iteration"] > rollback["iteration"])
+    assert after["iteration"] == rollback["iteration"] + 1
+    assert _equal(after["policy"], state["policy"])
+    assert _equal(after["optimizer"]["state"], state["optimizer"]["state"])
+    # ... and every update after the rollback runs at the safe learning rate
+    assert all(p["lr"] == [SAFE_LR] for p in model.probes if p["iteration"] > rollback["iteration"])
+    assert all(p["lr"] == [BASE_LR] for p in model.probes if p["iteration"] < fault_start)
+    assert not callback.result.stopped and kinds[-1] == "end"
+    assert model.num_timesteps == 30 * N_ENVS * N_STEPS and callback.iteration == 30
+    assert "train" not in model.__dict__ and "collect_rollouts" not in model.__dict__  # unwrapped after learn
+
+
+def test_vecnormalize_statistics_are_rolled_back_with_the_weights(tmp_path):
+    model, callback, events = run(tmp_path, 14, ["nan@8"], small_config(), vecnorm=True)
+    rollback = next(e for e in events if e["event"] == "rollback")
+    state, _ = load_checkpoint(rollback["checkpoint"])
+    assert set(state["vec_normalize"]) == {"obs_rms", "ret_rms"} and callback.result.rollbacks == 1
+    vecnorm = model.get_vec_normalize_env()  # the NaN batch went into its running statistics: restored
+    assert all(torch.isfinite(torch.from_numpy(a)).all() for a in (vecnorm.obs_rms.mean, vecnorm.obs_rms.var))
+    rewards = [e["metrics"]["rollout/average_step_reward"] for e in events
+               if e["event"] == "metrics" and "rollout/average_step_reward" in e["metrics"]]
+    assert -17 < min(rewards) and max(rewards) < 0  # Pendulum's raw reward per step, not VecNormalize's
+
+
+def test_a_healthy_run_is_never_rolled_back(tmp_path):
+    model, callback, events = run(tmp_path, 30, [], small_config(), seed=1)
+    kinds = {e["event"] for e in events}
+    assert "alarm" not in kinds and "rollback" not in kinds and callback.result.rollbacks == 0
+    assert kinds >= {"start", "stable_checkpoint", "end"} and len(model.probes) == 30
+    metrics = [e["metrics"] for e in events if e["event"] == "metrics"]
+    assert len(metrics) == 30 and {"train/value_loss", "train/policy_loss", "train/dist_entropy", "train/approx_kl",
+                                   "train/log_std_max", "rollout/average_step_reward"} <= set(metrics[-1])
+    # SB3 logs the entropy *loss*: ours is the entropy itself (a 1-d Gaussian's starts near 1.42)
+    assert metrics[0]["train/dist_entropy"] > 1.0
+    assert all(p["lr"] == [BASE_LR] for p in model.probes)
+
+
+def test_the_second_rollback_halves_the_safe_learning_rate(tmp_path):
+    _, callback, events = run(tmp_path, 30, ["nan@8", "nan@20"], small_config())
+    switches = [e["changes"]["learning_rate"]["new"] for e in events if e["event"] == "config_switch"]
+    assert switches == [SAFE_LR, SAFE_LR / 2] and callback.result.rollbacks == 2
+
+
+def test_each_learn_call_is_one_watched_session(tmp_path):
+    model, _ = make_model()
+    callback = WatchdogCallback(tmp_path, config=small_config(), console=False)
+    for _ in range(2):
+        model.learn(6 * N_ENVS * N_STEPS, callback=callback, reset_num_timesteps=False)
+        assert "train" not in model.__dict__
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    assert [e["event"] for e in events].count("start") == 2 and [e["event"] for e in events].count("end") == 2
+    assert [e["iteration"] for e in events if e["event"] == "metrics"] == list(range(12))
+
+
+def test_alert_mode_does_not_swallow_a_nan_crash(tmp_path):
+    cfg = small_config().model_copy(update={"action": "alert"})
+    with pytest.raises(NonFiniteTraining):
+        run(tmp_path, 10, ["nan@3"], cfg)
+
+
+def test_restore_is_in_place_and_a_snapshot_survives_further_training(tmp_path):
+    model, _ = make_model(vecnorm=True)
+    model.learn(2 * N_ENVS * N_STEPS)
+    snap = capture_state(model)
+    reference = copy.deepcopy(snap)
+    params = [id(p) for p in model.policy.parameters()]
+    vecnorm = model.get_vec_normalize_env()
+    for _ in range(2):  # twice to the same snapshot: it must not alias the live optimizer's tensors
+        model.learn(N_ENVS * N_STEPS, reset_num_timesteps=False)
+        assert not _equal(capture_state(model)["policy"], reference["policy"])
+        restore_state(model, snap)
+        assert _equal(capture_state(model), reference) and _equal(snap, reference)
+    assert [id(p) for p in model.policy.parameters()] == params  # the live objects, not new ones
+    assert torch.equal(torch.from_numpy(vecnorm.obs_rms.mean), reference["vec_normalize"]["obs_rms"]["mean"])
+    path = tmp_path / "state.pt"
+    torch.save(snap, path)
+    assert _equal(torch.load(path, weights_only=True), reference)  # plain tensors and numbers only
+
+
+def test_default_config_leaves_the_normalised_value_loss_rule_off():
+    assert default_config().value_loss.enabled is False and WatchdogConfig().value_loss.enabled is True
+
+
+def test_safe_config_file_holds_the_field_report_values():
+    from watchdog.cli import main
+
+    assert main(["check", str(ROOT / "cfgs" / "sb3_safe.yaml")]) == 0
+    assert main(["check", str(ROOT / "cfgs" / "sb3_watchdog.yaml")]) == 0  # the example's watchdog config
+    from watchdog.integrations.sb3 import FIELD_REPORT_SAFE, load_safe_config
+
+    assert load_safe_config(ROOT / "cfgs" / "sb3_safe.yaml") == FIELD_REPORT_SAFE
+    assert FIELD_REPORT_SAFE == SB3SafeConfig(learning_rate=3e-4, max_grad_norm=0.5, clip_range=0.2,
+                                              normalize_advantage=True)
+
+
+def test_watchdog_check_rejects_a_misspelt_sb3_key(tmp_path, capsys):
+    from watchdog.cli import main
+
+    bad = tmp_path / "safe.yaml"
+    bad.write_text("learning_rate: 3.0e-4\nclip_rnage: 0.2\n")
+    assert main(["check", str(bad)]) == 2
+    assert "clip_rnage" in capsys.readouterr().err
+
+
+def test_importing_watchdog_imports_no_framework():
+    code = ("import sys, watchdog, watchdog.integrations, watchdog.pipeline, watchdog.session; "
+            "print(sorted(m for m in ('stable_baselines3', 'rsl_rl') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --- the example, end to end ----------------------------------------------------------------------
+
+
+def _example(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXAMPLE), *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finishes(tmp_path):
+    out = _example("--watchdog", "--inject", "nan@20", "--iterations", "40", "--run_dir", str(tmp_path), cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    alarm = next(e for e in events if e["event"] == "alarm")
+    rollback = next(e for e in events if e["event"] == "rollback")
+    assert alarm["iteration"] == 20 and rollback["to_iteration"] < 20
+    assert any(e["event"] == "config_switch" for e in events) and events[-1]["event"] == "end"
+    assert max(e["iteration"] for e in events if e["event"] == "metrics") == 39
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(next(tmp_path.glob("events.out.tfevents.*"))))  # SB3's own TensorBoard file
+    tb.Reload()
+    states = [e.value for e in tb.Scalars("watchdog/state")]
+    assert len(states) == 40 and states[20] == 3.0 and tb.Scalars("watchdog/rollbacks")[-1].value == 1.0
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["--inject", "nan@3", "--iterations", "6"], 3),                   # unwatched: dies on NaN, one line
+    (["--watchdog", "--inject", "nan@3", "--iterations", "6"], 1),     # budget 0: stopped by the watchdog
+    (["--inject", "nan@oops"], 2),                                     # bad input
+])
+def test_example_exit_codes(tmp_path, args, code):
+    if "--watchdog" in args:
+        cfg = tmp_path / "wd.yaml"
+        cfg.write_text("value_loss: {enabled: false}\npolicy: {rollback_budget: 0}\n")
+        args = [*args, "--watchdog_config", str(cfg)]
+    out = _example(*args, "--run_dir", str(tmp_path / "run"), cwd=ROOT)
+    assert out.returncode == code, out.stderr[-2000:]
+    if code in (2, 3):
+        lines = [line for line in out.stderr.splitlines() if line.startswith("sb3_ppo.py:")]
+        assert len(lines) == 1 and "Traceback" not in out.stderr
