@@ -129,6 +129,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.config import STARTUP_PPO_KEYS
     from watchdog.errors import InputError
     from watchdog.console import WatchdogConsole
+    from watchdog.errors import NonFiniteTraining
     from watchdog.pipeline import Watchdog
     from watchdog.resources import ResourceSampler
     from watchdog.supervise import RESTART_ENV
@@ -240,6 +241,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
 
         destroy_process_group()  # only after a clean finish: a failing rank exits without it
     _report(console, session, time.time() - start, run_dir, args.argv)
+    last = session.result.final_record
+    if last is not None and last.nonfinite_keys() and not session.result.stopped:
+        # nothing crashed (e.g. distribution checks off) and nothing rolled back: not a finished run
+        raise NonFiniteTraining(f"the last iteration's {', '.join(last.nonfinite_keys())} "
+                                f"{'is' if len(last.nonfinite_keys()) == 1 else 'are'} non-finite")
     return EXIT_STOPPED if session.result.stopped else EXIT_OK
 
 

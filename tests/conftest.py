@@ -21,3 +21,15 @@ def mapush_runs() -> Path:
     if not (MAPUSH_RUNS / "11-07-17_cuboid").is_dir():
         pytest.skip(f"real OpenRL runs not found at {MAPUSH_RUNS} (the shared/ data folder is not checked out)")
     return MAPUSH_RUNS
+
+
+@pytest.fixture(autouse=True)
+def _distribution_validation_restored():
+    """rsl_rl turns torch.distributions' argument validation off for the whole process
+    (``Normal.set_default_validate_args(False)``); other frameworks' tests rely on it being on
+    (OpenRL and SB3 raise on ``Normal(loc=nan)``), so every test gets the setting it started with."""
+    import torch.distributions
+
+    before = torch.distributions.Distribution._validate_args
+    yield
+    torch.distributions.Distribution.set_default_validate_args(before)

@@ -134,3 +134,15 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     assert (rollback["number"], rollback["lr_scale"], rollback["to_iteration"]) == (2, 0.5, 10)
     switch, = kinds(after, "config_switch")
     assert switch["changes"]["lr"]["new"] == pytest.approx(1.5e-4)
+
+
+def test_alert_mode_without_a_crash_does_not_call_non_finite_training_finished(tmp_path, capsys):
+    # torch's distribution checks off (rsl_rl turns them off process-wide): Normal(loc=nan) no longer
+    # raises, NaN flows into the weights and training goes on; the run still ends as diverged (exit 3)
+    import torch.distributions
+
+    torch.distributions.Distribution.set_default_validate_args(False)  # restored by tests/conftest.py
+    code, _, events = run(tmp_path, "alert", "--watchdog_config", config(tmp_path, "action: alert\n"),
+                          "--inject", "nan@5", iterations=8)
+    assert code == 3 and kinds(events, "rollback") == [] and kinds(events, "alarm")
+    assert "non-finite" in capsys.readouterr().err.strip().splitlines()[-1]
