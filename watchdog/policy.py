@@ -257,13 +257,8 @@ class Policy:
         return Stop(reason, record.iteration, restartable)
 
     def latest_target_iteration(self, onset: Onset) -> int:
-        """The newest checkpoint iteration a rollback for ``onset`` may go back to.
-
-        A checkpoint of iteration ``i`` holds the state after update ``i``; it must be at least
-        ``onset_margin_iters`` before an estimated onset, and before an exact one.
-        """
-        margin = 1 if onset.method == EXACT_ONSET else max(1, self.cfg.policy.onset_margin_iters)
-        return onset.iteration - margin
+        """The newest checkpoint iteration a rollback for ``onset`` may go back to."""
+        return latest_target_iteration(onset.iteration, onset.method, self.cfg.policy.onset_margin_iters)
 
     # --- driver feedback ------------------------------------------------------------------------
 
@@ -313,6 +308,14 @@ class Policy:
         self.active_warnings = list(state["active_warnings"])
         self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
+
+
+def latest_target_iteration(onset_iteration: int, method: str | None, margin_iters: int) -> int:
+    """The newest checkpoint iteration that may stand for the state before an onset (live rollback
+    and replay's recommendation alike). A checkpoint of iteration ``i`` holds the state after
+    update ``i``; it must be at least ``margin_iters`` before an estimated onset, before an exact one."""
+    margin = 1 if method == EXACT_ONSET else max(1, margin_iters)
+    return onset_iteration - margin
 
 
 def _warning_key(v: Verdict) -> str:

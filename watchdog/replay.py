@@ -34,7 +34,7 @@ from watchdog.frameworks import (
 from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
-from watchdog.policy import Rollback, Stop
+from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
 from watchdog.signals import MetricRecord
 
 log = logging.getLogger(__name__)
@@ -427,6 +427,8 @@ def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None
     alarm, online = report.first_alarm, report.online_onset or {}
     if alarm is None:
         return None
+    if online.get("method") == EXACT_ONSET:  # a first NaN out of a quiet run: hindsight adds nothing
+        return {**online, "step": alarm["step"]}
     idx = next(i for i, r in enumerate(records) if r.iteration == alarm["iteration"] and r.env_steps == alarm["step"])
     start = _segment_start(records, idx)
     window = records[start: idx + REFINE_POINTS_AFTER + 1]
@@ -496,7 +498,9 @@ def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
             module = read_openrl_module(path)
             facts = {k: module.config[k] for k in ("num_envs",) if module.config.get(k) is not None}
             return (None if module.all_finite() else "non-finite weights"), facts
-        load_checkpoint(path)
+        _, meta = load_checkpoint(path)
+        if meta.get("stable") is False:  # e.g. the stretch a live rollback abandoned
+            return meta.get("unstable_reason") or "not stable", {}
         return None, {}
     except CheckpointError as err:
         reason = "non-finite weights" if "NaN/Inf" in str(err) else f"unreadable: {err}"
@@ -504,14 +508,15 @@ def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
 
 
 def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, margin_iters: int) -> None:
-    """The newest usable checkpoint at least ``margin_iters`` iterations before the onset (the live
-    policy's rule, ``policy.onset_margin_iters``); later ones listed with why not."""
+    """The newest usable checkpoint by the live rollback's rule (``policy.latest_target_iteration``:
+    at least ``margin_iters`` iterations before an estimated onset, before an exact one); later
+    ones listed with why not."""
     onset = report.onset or report.online_onset
     if onset is None or onset.get("iteration") is None:
         return
     onset_step = onset.get("step") or _step_of(data.records, onset["iteration"], data.steps_per_iteration)
-    limit_step = (_step_of(data.records, onset["iteration"] - margin_iters - 1, data.steps_per_iteration)
-                  if margin_iters else onset_step)
+    latest = latest_target_iteration(onset["iteration"], onset.get("method"), margin_iters)
+    limit_step = _step_of(data.records, latest, data.steps_per_iteration)
     info = dict(data.info)
     for step, kind, path in reversed(list_checkpoints(run_dir, info)):
         if step > limit_step:

@@ -118,6 +118,7 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     assert report.online_onset["iteration"] == live_alarm["onset_iteration"]
     assert [(r["iteration"], r["to_iteration"]) for r in report.would_roll_back] == \
         [(live_rollback["from_iteration"], live_rollback["to_iteration"])]
+    assert report.recommended_checkpoint["path"] == live_rollback["checkpoint"]  # the same rule on disk
 
     # a restart never picks a checkpoint of the stretch the rollback abandoned
     point = choose_restart_point(run_dir)

@@ -100,9 +100,12 @@ def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, 
                                       "keys": ["train/value_loss"]}
     assert run["would_roll_back"] and run["would_roll_back"][0]["to_step"] < (ONSET + 1) * SPI
     ckpt = run["recommended_checkpoint"]
-    assert ckpt["step"] == 80_000_000 and ckpt["step"] <= run["onset"]["step"]
-    assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [
-        (95_000_000, "after onset"), (89_600_000, "less than 10 iterations before the onset")]
+    # the live rollback's rule: the newest at least 10 iterations (margin) before the onset
+    latest = (run["onset"]["iteration"] - 10 + 1) * SPI
+    expected = max(s for s in (80_000_000, 89_600_000) if s <= latest)
+    assert ckpt["step"] == expected and ckpt["step"] <= run["onset"]["step"]
+    assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [(95_000_000, "after onset")] + (
+        [(89_600_000, "less than 10 iterations before the onset")] if expected == 80_000_000 else [])
     assert "--checkpoint" in run["resume_command"] and "cfgs/ppo_safe.yaml" in run["resume_command"]
     assert "--num_envs 500" in run["resume_command"]
 
