@@ -3,19 +3,24 @@
 The base class does the bookkeeping (warm-up, non-finite values, saveable state) and calls the
 subclass's small ``_check``. Detectors never act: :mod:`watchdog.policy` decides what a verdict
 means for the run.
+
+Every statistic is incremental (:class:`SortedWindow`: a window kept sorted with ``bisect``), so a
+record costs a few microseconds per detector whatever the window sizes. Rules are scale-free
+(ratios of a signal to its own settled level, in units of its own noise) except the user's absolute
+0.2 rule, which also demands a departure from the run's own settled level.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-import numpy as np
-
 from watchdog.config import (
+    BlowUpConfig,
     CriticGradNormConfig,
     NonFiniteConfig,
     PolicyStdConfig,
@@ -29,6 +34,9 @@ from watchdog.signals import CRITIC_GRAD_NORM, ENTROPY, LOG_STD_MAX, TRACKED_KEY
 
 GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 """Entropy of a unit-variance normal; a diagonal Gaussian's is ``d * this + sum(log std)``."""
+
+IQR_TO_SIGMA = 1.0 / 1.349  # a normal's interquartile range is 1.349 sigma
+TINY = 1e-12
 
 Level = Literal["warning", "alarm"]
 
@@ -56,14 +64,82 @@ class Verdict:
         return out
 
 
-def _median(values) -> float:
-    return float(np.median(np.fromiter(values, dtype=float)))
+class SortedWindow:
+    """The last ``size`` values in arrival order and sorted: median and quantiles in O(log n) per push."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.fifo: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.fifo)
+
+    def push(self, x: float) -> None:
+        """Add ``x``; the oldest value leaves once the window is full."""
+        self.fifo.append(x)
+        insort(self.sorted, x)
+        if len(self.fifo) > self.size:
+            del self.sorted[bisect_left(self.sorted, self.fifo.popleft())]
+
+    def quantile(self, q: float) -> float:
+        """Linear-interpolated quantile ``q`` in [0, 1] (the window must not be empty)."""
+        s = self.sorted
+        pos = q * (len(s) - 1)
+        i = int(pos)
+        return s[i] if i + 1 >= len(s) else s[i] + (pos - i) * (s[i + 1] - s[i])
+
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    def sigma(self) -> float:
+        """Robust standard deviation: interquartile range / 1.349 (spikes do not move it)."""
+        return (self.quantile(0.75) - self.quantile(0.25)) * IQR_TO_SIGMA
+
+    def state(self) -> list[float]:
+        return list(self.fifo)
+
+    def load(self, values: list[float]) -> None:
+        self.fifo = deque(values)
+        self.sorted = sorted(values)
 
 
-def _robust_sigma(values, center: float) -> float:
-    """1.4826 x median absolute deviation: a standard deviation that ignores spikes."""
-    arr = np.fromiter(values, dtype=float)
-    return float(1.4826 * np.median(np.abs(arr - center)))
+class LaggedWindow:
+    """A :class:`SortedWindow` that a value joins only ``lag`` pushes after it arrived.
+
+    A baseline that lags the newest point judges a climb against where the run was before it
+    started, instead of absorbing the climb into its own baseline.
+    """
+
+    def __init__(self, size: int, lag: int):
+        self.window = SortedWindow(size)
+        self.pending: deque[float] = deque()
+        self.lag = lag
+
+    def push(self, x: float) -> float | None:
+        """Queue ``x``; returns the value that just joined the window (None while the lag fills)."""
+        self.pending.append(x)
+        if len(self.pending) <= self.lag:
+            return None
+        joined = self.pending.popleft()
+        self.window.push(joined)
+        return joined
+
+    def state(self) -> dict:
+        return {"window": self.window.state(), "pending": list(self.pending)}
+
+    def load(self, state: dict) -> None:
+        self.window.load(state["window"])
+        self.pending = deque(state["pending"])
+
+
+def median3(a: float, b: float, c: float) -> float:
+    """Median of three numbers (the level of the newest three points: one spike cannot move it)."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+def _log(value: float) -> float:
+    return math.log(max(value, TINY))
 
 
 class Detector:
@@ -71,29 +147,38 @@ class Detector:
 
     ``update`` skips records that lack the detector's signal or carry a non-finite value (the
     non-finite detector owns those), and holds verdicts back until warm-up has passed, while still
-    letting the subclass learn its baseline.
+    letting the subclass learn its baseline. Warm-up counts iterations since *this detector* saw its
+    first point, so a resumed run (or one that starts logging late) warms up again.
     """
 
     name = "detector"
     signals: tuple[str, ...] = ()
     _state_fields: tuple[str, ...] = ()
+    _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
 
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
         self.points = 0
+        self.first_iteration: int | None = None
 
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
         values = self._values(record)
-        if values is None or any(v is None or not math.isfinite(v) for v in values.values()):
+        if values is None:
             return None
+        for v in values.values():
+            if v is None or not math.isfinite(v):
+                return None
         self.points += 1
-        judging = record.iteration >= self.warmup.min_iters
+        if self.first_iteration is None:
+            self.first_iteration = record.iteration
+        judging = record.iteration - self.first_iteration >= self.warmup.min_iters
         return self._check(record, values, judging)
 
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
         """The values this detector judges in ``record`` (None: nothing to judge)."""
-        return {s: record.metrics.get(s) for s in self.signals}
+        metrics = record.metrics
+        return {s: metrics.get(s) for s in self.signals}
 
     def _check(self, record: MetricRecord, values: dict[str, float], judging: bool) -> Verdict | None:
         raise NotImplementedError
@@ -105,38 +190,48 @@ class Detector:
 
     def state_dict(self) -> dict:
         """Everything needed to resume this detector exactly (plain Python values)."""
-        state = {"points": self.points}
+        state = {"points": self.points, "first_iteration": self.first_iteration}
         for name in self._state_fields:
             value = getattr(self, name)
             state[name] = list(value) if isinstance(value, deque) else copy.deepcopy(value)
+        for name in self._window_fields:
+            state[name] = getattr(self, name).state()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         """Inverse of :meth:`state_dict`."""
         self.points = int(state["points"])
+        self.first_iteration = state.get("first_iteration")
         for name in self._state_fields:
             current = getattr(self, name)
             value = state[name]
             setattr(self, name, deque(value, maxlen=current.maxlen) if isinstance(current, deque) else copy.deepcopy(value))
+        for name in self._window_fields:
+            getattr(self, name).load(copy.deepcopy(state[name]))
 
 
 class ValueLossThreshold(Detector):
-    """The user's rule: value loss *rises above* ``value_loss_max`` once it has settled below it.
+    """The user's rule: value loss *rises above* ``value_loss_max``, away from the run's settled level.
 
-    Real runs start far above the threshold, so the rule arms only once value loss has *settled*:
-    over the last ``arm_window_iters`` iterations its median sits below ``arm_fraction *
-    value_loss_max`` and no point is above the threshold. Then ``patience_points`` consecutive
-    points above the threshold raise the alarm; the counter resets when the loss comes back down.
+    Real runs start far above the threshold, so the rule arms only once value loss has settled: the
+    last ``arm_points`` points all lie below the threshold with their median below ``arm_fraction``
+    of it. Once armed, a point counts only when it is above the threshold *and* ``departure_ratio``
+    times the settled level (the median of ``baseline_points`` points below the threshold):
+    a loss still drifting down through 0.1-0.3 is not a divergence. The settled window ends
+    ``lag_points`` behind the newest point, so a slow climb is not absorbed into it. ``patience_points`` consecutive
+    such points raise the alarm; the counter resets when the loss comes back down.
     """
 
     name = "value_loss_threshold"
     signals = (VALUE_LOSS,)
     _state_fields = ("recent", "armed", "armed_at", "above", "first_above")
+    _window_fields = ("settled",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.recent: deque[tuple[int, float]] = deque()
+        self.recent: deque[float] = deque(maxlen=cfg.arm_points)
+        self.settled = LaggedWindow(cfg.baseline_points, cfg.lag_points)
         self.armed = False
         self.armed_at: int | None = None
         self.above = 0
@@ -146,153 +241,245 @@ class ValueLossThreshold(Detector):
         value = values[VALUE_LOSS]
         limit = self.cfg.value_loss_max
         if not self.armed:
-            self.recent.append((record.iteration, value))
-            while self.recent and self.recent[0][0] <= record.iteration - self.cfg.arm_window_iters:
-                self.recent.popleft()
-            window = [v for _, v in self.recent]
-            settled = (record.iteration + 1 >= self.cfg.arm_window_iters and len(window) >= 3
-                       and max(window) <= limit and _median(window) < self.cfg.arm_fraction * limit)
-            if judging and settled:
-                self.armed, self.armed_at = True, record.iteration
-                self.recent.clear()
+            self._try_arm(record, value, judging)
             return None
-        if value <= limit:
+        level = self.settled.window.median() if len(self.settled.window) else limit
+        if value < self.cfg.departure_ratio * level:  # back at the settled level: the streak ends
             self.above, self.first_above = 0, None
+            self.settled.push(value)
             return None
-        self.above += 1
+        self.above += 1  # a departure; it may start below the threshold (a climb in progress)
         if self.first_above is None:
             self.first_above = record.iteration
-        if self.above < self.cfg.patience_points:
+        if value <= limit or self.above < self.cfg.patience_points:
             return None
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
-            f"value loss {value:.4g} above {limit:g} for {self.above} points (armed since iteration {self.armed_at})",
+            f"value loss {value:.4g} above {limit:g} and {value / level:.0f}x its settled level {level:.3g} "
+            f"after {self.above} departing points (armed since iteration {self.armed_at})",
             onset_hint=self.first_above,
         )
 
+    def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
+        """Arm once the last ``arm_points`` points sit well below the threshold."""
+        self.recent.append(value)
+        self.settled.push(value)
+        limit = self.cfg.value_loss_max
+        if not judging or len(self.recent) < self.cfg.arm_points or max(self.recent) > limit:
+            return
+        if sorted(self.recent)[len(self.recent) // 2] < self.cfg.arm_fraction * limit:
+            self.armed, self.armed_at = True, record.iteration
+            self.recent.clear()
+
 
 class TrendCusum(Detector):
-    """Early warning: one-sided CUSUM of capped, standardised log-values against a robust baseline.
+    """A climb: one-sided CUSUM of capped, standardised log-values against a lagged robust baseline.
 
-    The baseline is the median and MAD of log-values over ``baseline_points``, taken ``lag_points``
-    behind the newest point, so a climb is judged against where the run was *before* it started
-    rather than absorbed into its own baseline; a level shift that persists without reaching the
-    threshold is accepted after about ``lag_points``. When the median of the last 3 points is
-    ``alarm_ratio`` times the baseline or more, the warning becomes an alarm. Capping each point's z-score at ``z_cap``
-    means one spike cannot raise a warning: it takes a sustained rise.
+    The baseline is the log-values of ``baseline_points`` points ending ``lag_points`` behind the
+    newest, so a climb is judged against where the run was before it started. Its median and robust
+    sigma standardise each point (z capped at ``z_cap``: one spike cannot trigger); the *reference*
+    is its ``ref_quantile`` quantile: the top of the run's own recent range, excursions it came back
+    from included (CartPole's value loss visits 1000x its median whenever episodes hit their limit).
+    A verdict needs the CUSUM at ``warn_h`` and the 3-point median ``warn_ratio`` x the reference for
+    ``persist_points`` points in a row; ``alarm_ratio`` x the reference makes it an alarm.
     """
 
     name = "trend"
-    _state_fields = ("window", "recent", "cusum", "last_zero_iteration")
+    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist")
+    _window_fields = ("baseline",)
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
         self.cfg = cfg
         self.signal = signal
         self.signals = (signal,)
-        self.window: deque[float] = deque(maxlen=cfg.baseline_points + cfg.lag_points)
+        self.baseline = LaggedWindow(cfg.baseline_points, cfg.lag_points)
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
+        self.persist = 0
         self.last_zero_iteration: int | None = None
 
     def _check(self, record, values, judging):
-        x = math.log(max(values[self.signal], 1e-12))
-        baseline = list(self.window)[: max(0, len(self.window) - self.cfg.lag_points)]
-        self.window.append(x)
-        if not judging or len(baseline) < self.warmup.baseline_points:
+        x = _log(values[self.signal])
+        self.recent.append(x)
+        window = self.baseline.window
+        ready = judging and len(window) >= self.warmup.baseline_points
+        if ready:
+            center, sigma, top = window.median(), max(window.sigma(), self.cfg.min_sigma), window.quantile(self.cfg.ref_quantile)
+        self.baseline.push(x)
+        if not ready:
             self.last_zero_iteration = record.iteration
             return None
-        center = _median(baseline)
-        sigma = max(_robust_sigma(baseline, center), self.cfg.min_sigma)
         z = max(-self.cfg.z_cap, min(self.cfg.z_cap, (x - center) / sigma))
         # Capped, so that once a rise is over the detector quiets down in bounded time.
         self.cusum = min(max(0.0, self.cusum + z - self.cfg.drift_k), 1.5 * self.cfg.warn_h)
-        self.recent.append(x)
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
+        level = median3(*self.recent) if len(self.recent) == 3 else x
+        ratio = math.exp(level - top)
+        if self.cusum < self.cfg.warn_h or ratio < self.cfg.warn_ratio:
+            self.persist = 0
             return None
-        if self.cusum < self.cfg.warn_h:
+        self.persist += 1
+        if self.persist < self.cfg.persist_points:
             return None
-        ratio = math.exp(_median(self.recent) - center)
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
         return self._verdict(
-            record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(center),
-            f"{self.signal} trending up: {ratio:.1f}x its baseline {math.exp(center):.3g} "
-            f"(CUSUM {self.cusum:.1f} >= {self.cfg.warn_h:g})",
+            record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
+            f"{self.signal} trending up: {ratio:.1f}x the top of its recent range {math.exp(top):.3g} "
+            f"(median {math.exp(center):.3g}) for {self.persist} points (CUSUM {self.cusum:.1f})",
             onset_hint=self.last_zero_iteration,
         )
 
 
+class BlowUp(Detector):
+    """A sustained blow-up is divergence at any time, warm-up included.
+
+    Fires when the 3-point median of the signal is ``ratio`` times its floor (the lowest 3-point
+    median of the previous ``floor_points`` points) and ``envelope_factor`` times every level the
+    run held before that floor window, for ``patience_points`` points in a row. One spike cannot
+    move a 3-point median; a run that starts high and settles never rises over its own floor; a
+    run that repeatedly visits a high level and comes back (CartPole's value loss at the 500-step
+    limit) has that level in its envelope.
+    """
+
+    name = "blowup"
+    _state_fields = ("recent", "floor", "envelope", "streak", "rise_start")
+
+    def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.signal = signal
+        self.signals = (signal,)
+        self.recent: deque[float] = deque(maxlen=3)
+        self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
+        self.envelope = -math.inf
+        self.streak = 0
+        self.rise_start: int | None = None
+
+    def _check(self, record, values, judging):
+        x = _log(values[self.signal])
+        self.recent.append(x)
+        if len(self.recent) < 3:
+            return None
+        level = median3(*self.recent)
+        verdict = None
+        if len(self.floor) >= 3:
+            low_it, low = min(self.floor, key=lambda p: p[1])
+            over = (level - low >= math.log(self.cfg.ratio)
+                    and level - self.envelope >= math.log(self.cfg.envelope_factor))
+            self.streak = self.streak + 1 if over else 0
+            if over and self.streak >= self.cfg.patience_points:
+                verdict = self._verdict(
+                    record, "alarm", self.signal, values[self.signal], math.exp(low + math.log(self.cfg.ratio)),
+                    f"{self.signal} blew up: {math.exp(level - low):.0f}x its floor {math.exp(low):.3g} within "
+                    f"{len(self.floor)} points and above any level it held before ({math.exp(self.envelope):.3g})",
+                    onset_hint=low_it,
+                )
+        self.floor.append((record.iteration, level))
+        if len(self.floor) > self.cfg.floor_points:
+            self.envelope = max(self.envelope, self.floor.popleft()[1])
+        return verdict
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["floor"] = [list(p) for p in self.floor]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.floor = deque((int(it), float(v)) for it, v in state["floor"])
+
+
 class CriticGradNorm(Detector):
-    """Critic gradient norm (before clipping): above an absolute ceiling, or a jump over its median."""
+    """Critic gradient norm (before clipping): a jump over its rolling median, or above an absolute
+    ceiling while also well above that median, for ``patience_points`` points."""
 
     name = "critic_grad_norm"
     signals = (CRITIC_GRAD_NORM,)
-    _state_fields = ("baseline", "over", "first_over")
+    _state_fields = ("over", "first_over")
+    _window_fields = ("baseline",)
 
     def __init__(self, cfg: CriticGradNormConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.baseline: deque[float] = deque(maxlen=cfg.baseline_points)
+        self.baseline = SortedWindow(cfg.baseline_points)
         self.over = 0
         self.first_over: int | None = None
 
     def _check(self, record, values, judging):
         value = values[CRITIC_GRAD_NORM]
         if not judging or len(self.baseline) < self.warmup.baseline_points:
-            self.baseline.append(value)
+            self.baseline.push(value)
             return None
-        jump_limit = self.cfg.jump_factor * _median(self.baseline)
-        limit = min(self.cfg.ceiling, jump_limit)
+        median = self.baseline.median()
+        limit = min(max(self.cfg.ceiling, self.cfg.ceiling_ratio * median), self.cfg.jump_factor * median)
         if value <= limit:
-            self.baseline.append(value)
+            self.baseline.push(value)
             self.over, self.first_over = 0, None
             return None
         self.over += 1
         self.first_over = record.iteration if self.first_over is None else self.first_over
         if self.over < self.cfg.patience_points:
             return None
-        why = "ceiling" if limit == self.cfg.ceiling else f"{self.cfg.jump_factor:g}x its median"
         return self._verdict(
             record, "warning", CRITIC_GRAD_NORM, value, limit,
-            f"critic grad norm {value:.3g} above {limit:.3g} ({why}) for {self.over} points",
+            f"critic grad norm {value:.3g} above {limit:.3g} ({value / max(median, TINY):.0f}x its median "
+            f"{median:.3g}) for {self.over} points",
             onset_hint=self.first_over,
         )
 
 
 class RewardCollapse(Detector):
-    """A reward drop abnormal for *this* run: many robust sigmas of its own changes, and a large
-    fraction of its recent range. Scale-free, since step rewards differ by orders of magnitude."""
+    """A reward drop abnormal for *this* run, held for ``persist_points``: below the lagged median of
+    its recent values by many robust sigmas of its own ``horizon_points``-step changes and by a large
+    fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude."""
 
     name = "reward_collapse"
-    _state_fields = ("history",)
+    _state_fields = ("tail", "down", "first_down")
+    _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
         self.signals = (cfg.signal,)
-        self.history: deque[tuple[int, float]] = deque(maxlen=cfg.baseline_points + cfg.horizon_points)
+        self.values = LaggedWindow(cfg.baseline_points, cfg.horizon_points)
+        self.changes = SortedWindow(cfg.baseline_points)
+        self.tail: deque[float] = deque(maxlen=cfg.horizon_points + 1)
+        self.down = 0
+        self.first_down: int | None = None
 
     def _check(self, record, values, judging):
         value = values[self.cfg.signal]
-        h = self.cfg.horizon_points
-        self.history.append((record.iteration, value))
-        if not judging or len(self.history) < max(self.warmup.baseline_points, 2 * h + 2):
-            return None
-        past = [v for _, v in self.history]
-        base = np.asarray(past[:-h])
-        drop = float(np.max(base[-h:]) - value)
-        changes = base[h:] - base[:-h]
-        scale = _robust_sigma(changes, _median(changes)) if len(changes) >= 3 else 0.0
-        spread = float(np.max(base) - np.min(base))
+        self.tail.append(value)
+        window = self.values.window
+        verdict = None
+        if judging and len(window) >= max(self.warmup.baseline_points, 2 * self.cfg.horizon_points + 2):
+            verdict = self._judge(record, value, window)
+        if verdict is None and self.down == 0:  # a collapse does not teach the baseline what normal is
+            self.values.push(value)
+            if len(self.tail) > self.cfg.horizon_points:
+                self.changes.push(value - self.tail[0])
+        return verdict
+
+    def _judge(self, record: MetricRecord, value: float, window: SortedWindow) -> Verdict | None:
+        center = window.median()
+        scale = self.changes.sigma() if len(self.changes) >= 3 else 0.0
+        spread = window.quantile(0.95) - window.quantile(0.05)
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
-        if drop <= 0 or drop <= limit or limit <= 0:
+        drop = center - value
+        if limit <= 0 or drop <= limit:
+            self.down, self.first_down = 0, None
             return None
-        start = self.history[-h - 1][0]
+        self.down += 1
+        self.first_down = record.iteration if self.first_down is None else self.first_down
+        if self.down < self.cfg.persist_points:
+            return None
         return self._verdict(
-            record, "warning", self.cfg.signal, value, float(np.max(base[-h:]) - limit),
-            f"reward fell by {drop:.3g} within {h} points ({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)",
-            onset_hint=start,
+            record, "warning", self.cfg.signal, value, center - limit,
+            f"reward {value:.3g} fell {drop:.3g} below its recent median {center:.3g} for {self.down} points "
+            f"({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)",
+            onset_hint=self.first_down,
         )
 
 
@@ -301,7 +488,10 @@ class PolicyStd(Detector):
 
     Reads ``train/log_std_max`` when the run reports it (live training does), else the mean log-std
     per action dimension from ``train/dist_entropy`` (what OpenRL logs; a lower bound on the largest).
-    The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration.
+    The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration. The
+    warning is said once, when the overflow comes within ``warn_within_iters``: it is a fact about the
+    run, not a state to stay in (a standing warning would stop the stable checkpoints for hundreds of
+    iterations); the alarm fires on every point within ``alarm_within_iters``.
     """
 
     name = "policy_std"
@@ -334,23 +524,25 @@ class PolicyStd(Detector):
             self.saturated_since = record.iteration
         if len(self.history) < self.cfg.rate_points:
             return None
-        its = np.array([it for it, _ in self.history], dtype=float)
-        ys = np.array([v for _, v in self.history])
-        if its[-1] <= its[0]:
+        rate = _slope(self.history)  # log-std per iteration
+        if rate is None:
             return None
-        rate = float(np.polyfit(its, ys, 1)[0])  # log-std per iteration
         headroom = self.cfg.overflow_log_std - log_std
         eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf  # iterations to overflow
+        eta = round(eta, 6)  # a slope summed in floating point must not miss an exact horizon
         # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
         limit = self.cfg.warn_within_iters * (1.0 if self.warn_since is None else 1.5)
         if eta > limit:
             self.warn_since = None
             return None
-        if self.warn_since is None:
+        entering = self.warn_since is None
+        if entering:
             self.warn_since = record.iteration
         if not judging:
             return None
         level: Level = "alarm" if eta <= self.cfg.alarm_within_iters else "warning"
+        if level == "warning" and not entering:
+            return None
         what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
         return self._verdict(
             record, level, signal, log_std, self.cfg.overflow_log_std,
@@ -359,6 +551,17 @@ class PolicyStd(Detector):
             "(the entropy bonus outweighs the reward's pull on the std; lower lr or entropy_coef)",
             onset_hint=self.saturated_since if self.saturated_since is not None else self.warn_since,
         )
+
+
+def _slope(points) -> float | None:
+    """Least-squares slope of (x, y) pairs; None when all x are equal."""
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if sxx <= 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
 
 
 class NonFinite(Detector):
@@ -371,13 +574,14 @@ class NonFinite(Detector):
         self.cfg = cfg
 
     def update(self, record: MetricRecord) -> Verdict | None:
-        bad = record.nonfinite_keys(TRACKED_KEYS)
+        metrics = record.metrics
+        bad = [k for k in TRACKED_KEYS if k in metrics and not math.isfinite(metrics[k])]
         if not bad:
             return None
         key = bad[0]
         return self._verdict(
-            record, "alarm", key, record.metrics[key], 0.0,
-            f"non-finite {key} = {record.metrics[key]} (also: {', '.join(bad[1:]) or 'none'})",
+            record, "alarm", key, metrics[key], 0.0,
+            f"non-finite {key} = {metrics[key]} (also: {', '.join(bad[1:]) or 'none'})",
             onset_hint=record.iteration,
         )
 
@@ -389,6 +593,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(NonFinite(cfg.nonfinite, cfg.warmup))
     if cfg.value_loss.enabled:
         found.append(ValueLossThreshold(cfg.value_loss, cfg.warmup))
+    if cfg.blowup.enabled:
+        found.extend(BlowUp(cfg.blowup, cfg.warmup, s) for s in cfg.blowup.signals)
     if cfg.trend.enabled:
         found.extend(TrendCusum(cfg.trend, cfg.warmup, s) for s in cfg.trend.signals)
     if cfg.critic_grad_norm.enabled:
@@ -401,5 +607,5 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
 
 
 def detector_key(det: Detector) -> str:
-    """A unique, stable name for a detector instance (trend detectors carry their signal)."""
-    return f"{det.name}:{det.signal}" if isinstance(det, TrendCusum) else det.name
+    """A unique, stable name for a detector instance (per-signal detectors carry their signal)."""
+    return f"{det.name}:{det.signal}" if isinstance(det, (TrendCusum, BlowUp)) else det.name
