@@ -362,6 +362,7 @@ def summarize_healthy(rep: Replayer, cfg: WatchdogConfig) -> dict:
         "alarms": sum(e["event"] == "alarm" for e in ev),
         "rollbacks": len(rep.rollbacks),
         "stops": len(rep.stops),
+        "end_state": rep.wd.state.value,
         "alarm_iterations": [e["iteration"] for e in ev if e["event"] == "alarm"],
     }
 
@@ -606,46 +607,12 @@ def losses_to_baselines(rows_by_res: dict) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- main
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA, help="folder with the five MAPush runs")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--quick", action="store_true", help="one onset per run and the log-interval resolution only")
-    args = ap.parse_args(argv)
-    t_start = time.perf_counter()
-    cpu_start = time.process_time()
-    if not (args.data / "11-07-17_cuboid" / "log.txt").is_file():
-        print(f"bench.detection: the real MAPush runs are not at {args.data} (pass --data)", file=sys.stderr)
-        return 2
-    rng = np.random.default_rng(args.seed)
-    cfg = WatchdogConfig()
-    runs = steps_per_iteration(args.data)
-
-    curves: dict[str, dict[str, Curve]] = {}
-    sigmas = {}
-    drops = {}
-    for run, spi in runs.items():
-        logged, dense, sig = load_curves(args.data, run, spi, rng)
-        curves[run] = {"log_interval": logged, "per_iteration": dense}
-        sigmas[run] = sig
-        drops[run] = reward_drop(logged)
-    cases = make_cases({r: c["log_interval"] for r, c in curves.items()}, rng)
-    resolutions = RESOLUTIONS
-    if args.quick:
-        first = {}
-        for c in cases:
-            first.setdefault(c.run, c.onset)
-        cases = [c for c in cases if c.onset == first[c.run]]
-        resolutions = ("log_interval",)
-    print(f"{len(cases)} spliced cases x {len(resolutions)} resolutions; seed {args.seed}", flush=True)
-
+def score_runs(cfg: WatchdogConfig, curves: dict[str, dict[str, "Curve"]], cases: list[Case], drops: dict[str, float],
+               resolutions, *, verbose: bool = False) -> tuple[dict, dict]:
+    """Replay each healthy run (false alarms) and score every spliced case on it, at each resolution."""
     false_alarms: dict[str, dict] = {}
     rows_by_res: dict[str, list[dict]] = {r: [] for r in RESOLUTIONS}
-    for run in runs:
+    for run in curves:
         false_alarms[run] = {}
         for res in resolutions:
             t0 = time.perf_counter()
@@ -668,8 +635,67 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rows_by_res[res].append(score_case(case, res, curve, snapshots[case.onset], drops[run], dense))
                 n_case += 1
-            print(f"  {run:22s} {res:14s} {len(curve.its):6d} points, {n_case} cases, "
-                  f"{time.perf_counter() - t0:6.1f} s", flush=True)
+            if verbose:
+                print(f"  {run:22s} {res:14s} {len(curve.its):6d} points, {n_case} cases, "
+                      f"{time.perf_counter() - t0:6.1f} s", flush=True)
+    return false_alarms, rows_by_res
+
+
+# --------------------------------------------------------------------------- main
+
+
+def config_with(overrides: list[str]) -> WatchdogConfig:
+    """The defaults with ``section.key=value`` overrides (values parsed as YAML)."""
+    import yaml
+
+    data: dict = {}
+    for item in overrides:
+        path, _, raw = item.partition("=")
+        *sections, key = path.split(".")
+        node = data
+        for sec in sections:
+            node = node.setdefault(sec, {})
+        node[key] = yaml.safe_load(raw)
+    return WatchdogConfig.model_validate(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="folder with the five MAPush runs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--quick", action="store_true", help="one onset per run and the log-interval resolution only")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one watchdog setting (YAML value), e.g. trend.alarm_ratio=5")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    cpu_start = time.process_time()
+    if not (args.data / "11-07-17_cuboid" / "log.txt").is_file():
+        print(f"bench.detection: the real MAPush runs are not at {args.data} (pass --data)", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    cfg = config_with(args.set)
+    runs = steps_per_iteration(args.data)
+
+    curves: dict[str, dict[str, Curve]] = {}
+    sigmas = {}
+    drops = {}
+    for run, spi in runs.items():
+        logged, dense, sig = load_curves(args.data, run, spi, rng)
+        curves[run] = {"log_interval": logged, "per_iteration": dense}
+        sigmas[run] = sig
+        drops[run] = reward_drop(logged)
+    cases = make_cases({r: c["log_interval"] for r, c in curves.items()}, rng)
+    resolutions = RESOLUTIONS
+    if args.quick:
+        first = {}
+        for c in cases:
+            first.setdefault(c.run, c.onset)
+        cases = [c for c in cases if c.onset == first[c.run]]
+        resolutions = ("log_interval",)
+    print(f"{len(cases)} spliced cases x {len(resolutions)} resolutions; seed {args.seed}", flush=True)
+
+    false_alarms, rows_by_res = score_runs(cfg, curves, cases, drops, resolutions, verbose=True)
 
     agg = {res: {m: aggregate(rows_by_res[res], m) for m in METHODS} for res in resolutions}
     by_shape = {res: {m: {s: aggregate([r for r in rows_by_res[res] if r["shape"] == s], m) for s in SHAPES}

@@ -61,7 +61,11 @@ class ValueLossThresholdConfig(BaseModel):
         20, ge=0, le=100_000, description="...ending this many points before the newest (a slow climb is not absorbed)."
     )
     patience_points: int = Field(
-        2, ge=1, le=1000, description="Consecutive counting points before the alarm."
+        2, ge=1, le=1000, description="Consecutive departing points before the alarm (the last above value_loss_max)..."
+    )
+    patience_iters: int = Field(
+        5, ge=0, le=100_000, description="...spanning at least this many iterations (the same evidence per iteration "
+                                         "and per log_interval)."
     )
 
 
@@ -78,7 +82,9 @@ class BlowUpConfig(BaseModel):
     envelope_factor: float = Field(
         3.0, ge=1, description="...and this many times every level the run held before the floor window."
     )
-    patience_points: int = Field(2, ge=1, le=1000, description="Consecutive points before the alarm.")
+    patience_points: int = Field(
+        1, ge=1, le=1000, description="Consecutive points before the alarm (a 3-point median is already two points high)."
+    )
 
 
 class TrendConfig(BaseModel):
@@ -106,7 +112,7 @@ class TrendConfig(BaseModel):
     )
     persist_points: int = Field(2, ge=1, le=1000, description="...for this many points in a row.")
     alarm_ratio: float | None = Field(
-        10.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
+        4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
     )
     min_sigma: float = Field(

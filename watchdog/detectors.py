@@ -215,16 +215,17 @@ class ValueLossThreshold(Detector):
 
     Real runs start far above the threshold, so the rule arms only once value loss has settled: the
     last ``arm_points`` points all lie below the threshold with their median below ``arm_fraction``
-    of it. Once armed, a point counts only when it is above the threshold *and* ``departure_ratio``
-    times the settled level (the median of ``baseline_points`` points below the threshold):
-    a loss still drifting down through 0.1-0.3 is not a divergence. The settled window ends
-    ``lag_points`` behind the newest point, so a slow climb is not absorbed into it. ``patience_points`` consecutive
-    such points raise the alarm; the counter resets when the loss comes back down.
+    of it. Once armed, a point *departs* when it is ``departure_ratio`` times the settled level (the
+    median of ``baseline_points`` earlier non-departing points, ending ``lag_points`` behind the
+    newest, so a slow climb is not absorbed into it): a loss still drifting down through 0.1-0.3 is
+    not a divergence. The alarm needs a point above the threshold ending a streak of
+    ``patience_points`` departing points that spans ``patience_iters`` iterations: one spike is not
+    enough, but a climb that departed just before crossing is caught on its first point above.
     """
 
     name = "value_loss_threshold"
     signals = (VALUE_LOSS,)
-    _state_fields = ("recent", "armed", "armed_at", "above", "first_above")
+    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above")
     _window_fields = ("settled",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
@@ -234,6 +235,7 @@ class ValueLossThreshold(Detector):
         self.settled = LaggedWindow(cfg.baseline_points, cfg.lag_points)
         self.armed = False
         self.armed_at: int | None = None
+        self.arm_level: float | None = None  # the median that armed the rule: the level until the window fills
         self.above = 0
         self.first_above: int | None = None
 
@@ -243,7 +245,8 @@ class ValueLossThreshold(Detector):
         if not self.armed:
             self._try_arm(record, value, judging)
             return None
-        level = self.settled.window.median() if len(self.settled.window) else limit
+        window = self.settled.window
+        level = window.median() if len(window) >= 3 else self.arm_level
         if value < self.cfg.departure_ratio * level:  # back at the settled level: the streak ends
             self.above, self.first_above = 0, None
             self.settled.push(value)
@@ -251,7 +254,8 @@ class ValueLossThreshold(Detector):
         self.above += 1  # a departure; it may start below the threshold (a climb in progress)
         if self.first_above is None:
             self.first_above = record.iteration
-        if value <= limit or self.above < self.cfg.patience_points:
+        lasted = record.iteration - self.first_above
+        if value <= limit or self.above < self.cfg.patience_points or lasted < self.cfg.patience_iters:
             return None
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
@@ -267,8 +271,9 @@ class ValueLossThreshold(Detector):
         limit = self.cfg.value_loss_max
         if not judging or len(self.recent) < self.cfg.arm_points or max(self.recent) > limit:
             return
-        if sorted(self.recent)[len(self.recent) // 2] < self.cfg.arm_fraction * limit:
-            self.armed, self.armed_at = True, record.iteration
+        median = sorted(self.recent)[len(self.recent) // 2]
+        if median < self.cfg.arm_fraction * limit:
+            self.armed, self.armed_at, self.arm_level = True, record.iteration, median
             self.recent.clear()
 
 
@@ -366,8 +371,8 @@ class BlowUp(Detector):
         verdict = None
         if len(self.floor) >= 3:
             low_it, low = min(self.floor, key=lambda p: p[1])
-            over = (level - low >= math.log(self.cfg.ratio)
-                    and level - self.envelope >= math.log(self.cfg.envelope_factor))
+            over = (level - low >= math.log(self.cfg.ratio) - 1e-9
+                    and level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9)
             self.streak = self.streak + 1 if over else 0
             if over and self.streak >= self.cfg.patience_points:
                 verdict = self._verdict(
