@@ -49,16 +49,22 @@ class ValueLossThresholdConfig(BaseModel):
     )
     arm_points: int = Field(
         20, ge=3, le=100_000,
-        description="...and none of them is above value_loss_max (points, so that arming needs this much evidence "
-                    "at any logging resolution).",
+        description="...and their arm_quantile quantile is not above value_loss_max (points, so that arming needs "
+                    "this much evidence at any logging resolution).",
+    )
+    arm_quantile: float = Field(
+        0.9, gt=0.5, le=1, description="1.0: no point of the arming window may be above value_loss_max; 0.9: "
+                                       "isolated spikes (a tenth of the points) are allowed.",
     )
     departure_ratio: float = Field(
-        3.0, ge=1, description="A point counts only when it is also this many times the settled level "
-                               "(the median of baseline_points points below value_loss_max).",
+        3.0, ge=1, description="A point departs when it is this many times the settled level...",
     )
-    baseline_points: int = Field(20, ge=3, le=100_000, description="Window of the settled level...")
-    lag_points: int = Field(
-        20, ge=0, le=100_000, description="...ending this many points before the newest (a slow climb is not absorbed)."
+    departure_sigmas: float = Field(
+        3.0, ge=0, description="...and this many of the run's own robust sigmas (log space) above it.",
+    )
+    baseline_iters: int = Field(100, ge=1, le=10_000_000, description="The settled level: the median over this many iterations...")
+    lag_iters: int = Field(
+        100, ge=0, le=10_000_000, description="...ending this many iterations before the newest point (a slow climb is not absorbed)."
     )
     patience_points: int = Field(
         2, ge=1, le=1000, description="Consecutive departing points before the alarm (the last above value_loss_max)..."
@@ -96,9 +102,10 @@ class TrendConfig(BaseModel):
         default_factory=lambda: ["train/value_loss", "train/critic_grad_norm"],
         description="Metric keys watched for an upward trend.",
     )
-    baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the log-space baseline.")
-    lag_points: int = Field(
-        30, ge=0, le=100_000, description="The baseline ends this many points before the newest point."
+    baseline_iters: int = Field(
+        250, ge=5, le=10_000_000, description="The log-space baseline: this many iterations of the signal...")
+    lag_iters: int = Field(
+        150, ge=0, le=10_000_000, description="...ending this many iterations before the newest point."
     )
     z_cap: float = Field(3.0, gt=0, description="Cap on |z| per point, so one spike cannot trigger alone.")
     drift_k: float = Field(0.5, ge=0, description="CUSUM allowance per point, in baseline sigmas.")
@@ -141,7 +148,10 @@ class RewardCollapseConfig(BaseModel):
     enabled: bool = True
     signal: str = Field("rollout/average_step_reward", description="Reward metric key.")
     horizon_points: int = Field(3, ge=1, le=1000, description="Drop measured over this many points.")
-    baseline_points: int = Field(100, ge=10, le=100_000, description="Window for the robust change scale.")
+    baseline_points: int = Field(100, ge=10, le=100_000, description="Window for the robust change scale (points).")
+    baseline_iters: int = Field(
+        500, ge=10, le=10_000_000, description="The reward's recent level and range: this many iterations...")
+    horizon_iters: int = Field(15, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
     drop_sigmas: float = Field(
         8.0, gt=0, description="Reward this many robust sigmas of its own changes below its lagged median..."
     )

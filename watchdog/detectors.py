@@ -36,6 +36,7 @@ GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 """Entropy of a unit-variance normal; a diagonal Gaussian's is ``d * this + sum(log std)``."""
 
 IQR_TO_SIGMA = 1.0 / 1.349  # a normal's interquartile range is 1.349 sigma
+NOISE_POINTS = 100  # point-to-point changes that estimate a signal's noise
 TINY = 1e-12
 
 Level = Literal["warning", "alarm"]
@@ -105,32 +106,39 @@ class SortedWindow:
 
 
 class LaggedWindow:
-    """A :class:`SortedWindow` that a value joins only ``lag`` pushes after it arrived.
+    """A sorted window over ``span_iters`` iterations that a value joins ``lag_iters`` iterations after it arrived.
 
     A baseline that lags the newest point judges a climb against where the run was before it
-    started, instead of absorbing the climb into its own baseline.
+    started, instead of absorbing the climb into its own baseline. Spans are in iterations, not
+    points, so a run logged every 5 iterations and one logged every iteration are judged alike.
     """
 
-    def __init__(self, size: int, lag: int):
-        self.window = SortedWindow(size)
-        self.pending: deque[float] = deque()
-        self.lag = lag
+    def __init__(self, span_iters: int, lag_iters: int):
+        self.span = span_iters
+        self.lag = lag_iters
+        self.window = SortedWindow(1 << 62)  # evicted by age, not by count
+        self.times: deque[int] = deque()  # iterations of the window's values, oldest first
+        self.pending: deque[tuple[int, float]] = deque()
 
-    def push(self, x: float) -> float | None:
-        """Queue ``x``; returns the value that just joined the window (None while the lag fills)."""
-        self.pending.append(x)
-        if len(self.pending) <= self.lag:
-            return None
-        joined = self.pending.popleft()
-        self.window.push(joined)
-        return joined
+    def push(self, iteration: int, x: float) -> None:
+        """Queue ``x``; values old enough join the window, values too old leave it."""
+        self.pending.append((iteration, x))
+        while self.pending and self.pending[0][0] <= iteration - self.lag:
+            it, value = self.pending.popleft()
+            self.window.push(value)
+            self.times.append(it)
+        window = self.window
+        while self.times and self.times[0] < iteration - self.lag - self.span:
+            self.times.popleft()
+            del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
 
     def state(self) -> dict:
-        return {"window": self.window.state(), "pending": list(self.pending)}
+        return {"window": self.window.state(), "times": list(self.times), "pending": [list(p) for p in self.pending]}
 
     def load(self, state: dict) -> None:
         self.window.load(state["window"])
-        self.pending = deque(state["pending"])
+        self.times = deque(state["times"])
+        self.pending = deque((int(it), float(v)) for it, v in state["pending"])
 
 
 def median3(a: float, b: float, c: float) -> float:
@@ -213,50 +221,59 @@ class Detector:
 class ValueLossThreshold(Detector):
     """The user's rule: value loss *rises above* ``value_loss_max``, away from the run's settled level.
 
-    Real runs start far above the threshold, so the rule arms only once value loss has settled: the
-    last ``arm_points`` points all lie below the threshold with their median below ``arm_fraction``
-    of it. Once armed, a point *departs* when it is ``departure_ratio`` times the settled level (the
-    median of ``baseline_points`` earlier non-departing points, ending ``lag_points`` behind the
-    newest, so a slow climb is not absorbed into it): a loss still drifting down through 0.1-0.3 is
-    not a divergence. The alarm needs a point above the threshold ending a streak of
-    ``patience_points`` departing points that spans ``patience_iters`` iterations: one spike is not
-    enough, but a climb that departed just before crossing is caught on its first point above.
+    Real runs start far above the threshold, so the rule arms only once value loss has settled: of
+    the last ``arm_points`` points, all but the top ``1 - arm_quantile`` lie below the threshold and
+    their median below ``arm_fraction`` of it. Once armed, a point *departs* when it is above the
+    settled level (the median of the log-values over ``baseline_iters`` iterations, ending
+    ``lag_iters`` behind the newest, so a slow climb is not absorbed into it) by ``departure_ratio``
+    and by ``departure_sigmas`` of the run's own robust sigma there: a loss still drifting down
+    through 0.1-0.3, or a noisy run's ordinary spike, is not a divergence. The alarm needs a point
+    above the threshold ending a streak of ``patience_points`` departing points that spans
+    ``patience_iters`` iterations: one spike is not enough, but a climb that departed just before
+    crossing is caught on its first point above. Windows are in iterations, so logged and
+    per-iteration data are judged alike.
     """
 
     name = "value_loss_threshold"
     signals = (VALUE_LOSS,)
-    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above")
-    _window_fields = ("settled",)
+    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x")
+    _window_fields = ("steps",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.recent: deque[float] = deque(maxlen=cfg.arm_points)
-        self.settled = LaggedWindow(cfg.baseline_points, cfg.lag_points)
+        self.recent: deque[tuple[int, float]] = deque(maxlen=cfg.arm_points)
+        self.settled: LaggedWindow | None = None  # log-values; built when the rule arms
         self.armed = False
         self.armed_at: int | None = None
-        self.arm_level: float | None = None  # the median that armed the rule: the level until the window fills
+        self.arm_level: tuple[float, float] | None = None  # (log median, log sigma) of the arming window
         self.above = 0
         self.first_above: int | None = None
+        self.steps = SortedWindow(NOISE_POINTS)  # point-to-point changes of the log-value: the run's own noise
+        self.last_x: float | None = None
 
     def _check(self, record, values, judging):
         value = values[VALUE_LOSS]
-        limit = self.cfg.value_loss_max
+        x = _log(value)
+        if self.last_x is not None and self.above == 0:
+            self.steps.push(x - self.last_x)
+        self.last_x = x
         if not self.armed:
             self._try_arm(record, value, judging)
             return None
-        window = self.settled.window
-        level = window.median() if len(window) >= 3 else self.arm_level
-        if value < self.cfg.departure_ratio * level:  # back at the settled level: the streak ends
-            self.above, self.first_above = 0, None
-            self.settled.push(value)
+        center, sigma = self._level()
+        if x - center < max(math.log(self.cfg.departure_ratio), self.cfg.departure_sigmas * sigma):
+            self.above, self.first_above = 0, None  # at the settled level: the streak ends
+            self.settled.push(record.iteration, x)
             return None
         self.above += 1  # a departure; it may start below the threshold (a climb in progress)
         if self.first_above is None:
             self.first_above = record.iteration
         lasted = record.iteration - self.first_above
+        limit = self.cfg.value_loss_max
         if value <= limit or self.above < self.cfg.patience_points or lasted < self.cfg.patience_iters:
             return None
+        level = math.exp(center)
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
             f"value loss {value:.4g} above {limit:g} and {value / level:.0f}x its settled level {level:.3g} "
@@ -264,23 +281,55 @@ class ValueLossThreshold(Detector):
             onset_hint=self.first_above,
         )
 
+    def _level(self) -> tuple[float, float]:
+        """(median of the settled log-values, the run's noise per point in log space).
+
+        The noise is the robust sigma of point-to-point changes / sqrt 2: a trend in the window
+        (the early descent) does not inflate it. The arming window's median serves until the
+        settled window has 3 points."""
+        window = self.settled.window
+        center = window.median() if len(window) >= 3 else self.arm_level[0]
+        return center, self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
+
     def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
-        """Arm once the last ``arm_points`` points sit well below the threshold."""
-        self.recent.append(value)
-        self.settled.push(value)
-        limit = self.cfg.value_loss_max
-        if not judging or len(self.recent) < self.cfg.arm_points or max(self.recent) > limit:
+        """Arm once the last ``arm_points`` points sit well below the threshold (isolated spikes allowed)."""
+        self.recent.append((record.iteration, value))
+        if not judging or len(self.recent) < self.cfg.arm_points:
             return
-        median = sorted(self.recent)[len(self.recent) // 2]
-        if median < self.cfg.arm_fraction * limit:
-            self.armed, self.armed_at, self.arm_level = True, record.iteration, median
-            self.recent.clear()
+        ordered = sorted(v for _, v in self.recent)
+        high = ordered[min(len(ordered) - 1, int(self.cfg.arm_quantile * len(ordered)))]
+        median = ordered[len(ordered) // 2]
+        limit = self.cfg.value_loss_max
+        if high > limit or median >= self.cfg.arm_fraction * limit:
+            return
+        self.settled = LaggedWindow(self.cfg.baseline_iters, self.cfg.lag_iters)
+        arm = SortedWindow(len(self.recent))
+        for it, v in self.recent:
+            arm.push(_log(v))
+            self.settled.push(it, _log(v))
+        self.armed, self.armed_at, self.arm_level = True, record.iteration, (arm.median(), arm.sigma())
+        self.recent.clear()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["settled"] = None if self.settled is None else self.settled.state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.recent = deque((tuple(p) for p in state["recent"]), maxlen=self.cfg.arm_points)
+        self.arm_level = None if state["arm_level"] is None else tuple(state["arm_level"])
+        saved = state.get("settled")
+        self.settled = None
+        if saved is not None:
+            self.settled = LaggedWindow(self.cfg.baseline_iters, self.cfg.lag_iters)
+            self.settled.load(copy.deepcopy(saved))
 
 
 class TrendCusum(Detector):
     """A climb: one-sided CUSUM of capped, standardised log-values against a lagged robust baseline.
 
-    The baseline is the log-values of ``baseline_points`` points ending ``lag_points`` behind the
+    The baseline is the log-values of ``baseline_iters`` iterations ending ``lag_iters`` behind the
     newest, so a climb is judged against where the run was before it started. Its median and robust
     sigma standardise each point (z capped at ``z_cap``: one spike cannot trigger); the *reference*
     is its ``ref_quantile`` quantile: the top of the run's own recent range, excursions it came back
@@ -298,7 +347,7 @@ class TrendCusum(Detector):
         self.cfg = cfg
         self.signal = signal
         self.signals = (signal,)
-        self.baseline = LaggedWindow(cfg.baseline_points, cfg.lag_points)
+        self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
         self.persist = 0
@@ -311,7 +360,7 @@ class TrendCusum(Detector):
         ready = judging and len(window) >= self.warmup.baseline_points
         if ready:
             center, sigma, top = window.median(), max(window.sigma(), self.cfg.min_sigma), window.quantile(self.cfg.ref_quantile)
-        self.baseline.push(x)
+        self.baseline.push(record.iteration, x)
         if not ready:
             self.last_zero_iteration = record.iteration
             return None
@@ -333,7 +382,8 @@ class TrendCusum(Detector):
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
             f"{self.signal} trending up: {ratio:.1f}x the top of its recent range {math.exp(top):.3g} "
             f"(median {math.exp(center):.3g}) for {self.persist} points (CUSUM {self.cusum:.1f})",
-            onset_hint=self.last_zero_iteration,
+            # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
+            onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
 
 
@@ -437,7 +487,8 @@ class CriticGradNorm(Detector):
 
 class RewardCollapse(Detector):
     """A reward drop abnormal for *this* run, held for ``persist_points``: below the lagged median of
-    its recent values by many robust sigmas of its own ``horizon_points``-step changes and by a large
+    its recent values (``baseline_iters`` ending ``horizon_iters`` back) by many robust sigmas of its own
+    ``horizon_points``-step changes and by a large
     fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude."""
 
     name = "reward_collapse"
@@ -448,7 +499,7 @@ class RewardCollapse(Detector):
         super().__init__(warmup)
         self.cfg = cfg
         self.signals = (cfg.signal,)
-        self.values = LaggedWindow(cfg.baseline_points, cfg.horizon_points)
+        self.values = LaggedWindow(cfg.baseline_iters, cfg.horizon_iters)
         self.changes = SortedWindow(cfg.baseline_points)
         self.tail: deque[float] = deque(maxlen=cfg.horizon_points + 1)
         self.down = 0
@@ -462,7 +513,7 @@ class RewardCollapse(Detector):
         if judging and len(window) >= max(self.warmup.baseline_points, 2 * self.cfg.horizon_points + 2):
             verdict = self._judge(record, value, window)
         if verdict is None and self.down == 0:  # a collapse does not teach the baseline what normal is
-            self.values.push(value)
+            self.values.push(record.iteration, value)
             if len(self.tail) > self.cfg.horizon_points:
                 self.changes.push(value - self.tail[0])
         return verdict

@@ -56,7 +56,7 @@ def test_slow_climb_is_divergence_soon_after_the_crossing_and_onset_is_close(sha
     cross = first_crossing(rows, ONSET)
     assert out.rollbacks, "the climb must be declared divergence"
     rollback = out.rollbacks[0]
-    assert rollback.from_iteration <= cross + 5
+    assert rollback.from_iteration <= cross + 10  # noisy per-iteration data: the departure must span 5 iterations
     assert abs(rollback.onset.iteration - ONSET) <= 5
     assert rollback.target.iteration < ONSET
 
@@ -84,13 +84,15 @@ def test_reward_only_collapse_warns_but_does_not_roll_back():
 
 
 def test_reward_collapse_with_corroboration_is_divergence():
-    rows = diverge(healthy(N, seed=5), ONSET, "exp", rate=0.05)
-    for r in rows[ONSET + 10:]:
+    """A long run (the trend's baseline spans 250 iterations, 150 behind): its warning and the reward's."""
+    n, onset = 700, 550
+    rows = diverge(healthy(n, seed=5), onset, "exp", rate=0.05)
+    for r in rows[onset + 10:]:
         r["average_step_reward"] = -0.02
     cfg = WatchdogConfig.model_validate({"policy": {"corroboration": 2}})
     out = drive(records(rows), cfg, stop_after_rollback=True)
     assert out.rollbacks and out.rollbacks[0].alarm.detector == "corroboration"
-    assert out.rollbacks[0].from_iteration < first_crossing(rows, ONSET)
+    assert out.rollbacks[0].from_iteration < first_crossing(rows, onset)
 
 
 @pytest.mark.parametrize("nan_at", [30, ONSET, ONSET + 20])
@@ -132,9 +134,10 @@ def test_alert_mode_never_rolls_back():
 
 
 def test_no_stable_checkpoint_during_warning():
-    rows = diverge(healthy(N, seed=10), ONSET, "exp", rate=0.08)
+    n, onset = 700, 550
+    rows = diverge(healthy(n, seed=10), onset, "exp", rate=0.04)
     out = drive(records(rows), stop_after_rollback=True)
-    first_warning = next(e["iteration"] for e in out.kinds("warning") if e["iteration"] >= ONSET)
+    first_warning = next(e["iteration"] for e in out.kinds("warning") if e["iteration"] >= onset)
     saved_after = [e for e in out.kinds("stable_checkpoint") if e["iteration"] >= first_warning]
     assert saved_after == []
 

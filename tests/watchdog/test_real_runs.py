@@ -126,5 +126,6 @@ def test_blow_up_spliced_into_a_real_sb3_run_is_caught_by_the_scale_free_rules(n
             rec.metrics["train/value_loss"] *= 1.5 ** (rec.iteration - onset + 1)
     out = drive(records, config_for(run), stop_after_rollback=True)
     assert out.rollbacks, "the blow-up must be divergence"
-    assert out.rollbacks[0].from_iteration <= onset + 20
+    # runs that start high (Pendulum: 5,500 -> 5) must first rise 3x above that start: up to ~20 iterations
+    assert out.rollbacks[0].from_iteration <= onset + 25
     assert abs(out.rollbacks[0].onset.iteration - onset) <= 15  # CartPole's bimodal value loss blurs the fit
