@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[dict], None]
 HISTORY_POINTS = 1024
 MIN_ONSET_WINDOW = 40
-ONSET_LOOKBACK_ITERS = 100
+ONSET_LOOKBACK_ITERS = 50
 MAX_FIT_POINTS = 80
 
 
