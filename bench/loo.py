@@ -30,10 +30,11 @@ from watchdog.config import WatchdogConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "detection_loo.json"
 WARN_BUDGET_ITERS = 5000
-GRID: list[dict[str, str]] = [
-    {"value_loss.lag_points": "20", "value_loss.baseline_points": "20", "trend.alarm_ratio": "4"},
-    {"value_loss.lag_points": "50", "value_loss.baseline_points": "100", "trend.alarm_ratio": "4"},
-    {"value_loss.lag_points": "50", "value_loss.baseline_points": "100", "trend.alarm_ratio": "6"},
+GRID: list[dict[str, str]] = [  # the knobs that trade quiet against sensitivity, around the defaults
+    {"trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
+    {"trend.alarm_ratio": "3", "value_loss.departure_sigmas": "3"},
+    {"trend.alarm_ratio": "6", "value_loss.departure_sigmas": "3"},
+    {"trend.alarm_ratio": "4", "value_loss.departure_sigmas": "2"},
 ]
 
 

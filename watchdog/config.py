@@ -52,6 +52,10 @@ class ValueLossThresholdConfig(BaseModel):
         description="...and their arm_quantile quantile is not above value_loss_max (points, so that arming needs "
                     "this much evidence at any logging resolution).",
     )
+    arm_iters: int = Field(
+        100, ge=0, le=10_000_000, description="...covering at least this many iterations (per-iteration data arms on "
+                                              "as much of the run as logged data)."
+    )
     arm_quantile: float = Field(
         0.9, gt=0.5, le=1, description="1.0: no point of the arming window may be above value_loss_max; 0.9: "
                                        "isolated spikes (a tenth of the points) are allowed.",

@@ -222,7 +222,7 @@ class ValueLossThreshold(Detector):
     """The user's rule: value loss *rises above* ``value_loss_max``, away from the run's settled level.
 
     Real runs start far above the threshold, so the rule arms only once value loss has settled: of
-    the last ``arm_points`` points, all but the top ``1 - arm_quantile`` lie below the threshold and
+    the last ``arm_points`` points (and at least ``arm_iters`` iterations of them), all but the top ``1 - arm_quantile`` lie below the threshold and
     their median below ``arm_fraction`` of it. Once armed, a point *departs* when it is above the
     settled level (the median of the log-values over ``baseline_iters`` iterations, ending
     ``lag_iters`` behind the newest, so a slow climb is not absorbed into it) by ``departure_ratio``
@@ -242,7 +242,7 @@ class ValueLossThreshold(Detector):
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.recent: deque[tuple[int, float]] = deque(maxlen=cfg.arm_points)
+        self.recent: deque[tuple[int, float]] = deque()  # the arming window: arm_points and arm_iters at least
         self.settled: LaggedWindow | None = None  # log-values; built when the rule arms
         self.armed = False
         self.armed_at: int | None = None
@@ -293,8 +293,11 @@ class ValueLossThreshold(Detector):
 
     def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
         """Arm once the last ``arm_points`` points sit well below the threshold (isolated spikes allowed)."""
-        self.recent.append((record.iteration, value))
-        if not judging or len(self.recent) < self.cfg.arm_points:
+        recent = self.recent
+        recent.append((record.iteration, value))
+        while len(recent) > self.cfg.arm_points and record.iteration - recent[1][0] >= self.cfg.arm_iters:
+            recent.popleft()
+        if not judging or len(recent) < self.cfg.arm_points or record.iteration - recent[0][0] < self.cfg.arm_iters:
             return
         ordered = sorted(v for _, v in self.recent)
         high = ordered[min(len(ordered) - 1, int(self.cfg.arm_quantile * len(ordered)))]
@@ -303,8 +306,8 @@ class ValueLossThreshold(Detector):
         if high > limit or median >= self.cfg.arm_fraction * limit:
             return
         self.settled = LaggedWindow(self.cfg.baseline_iters, self.cfg.lag_iters)
-        arm = SortedWindow(len(self.recent))
-        for it, v in self.recent:
+        arm = SortedWindow(len(recent))
+        for it, v in list(recent)[-self.cfg.arm_points:]:  # the newest, most settled part seeds the level
             arm.push(_log(v))
             self.settled.push(it, _log(v))
         self.armed, self.armed_at, self.arm_level = True, record.iteration, (arm.median(), arm.sigma())
@@ -317,7 +320,7 @@ class ValueLossThreshold(Detector):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.recent = deque((tuple(p) for p in state["recent"]), maxlen=self.cfg.arm_points)
+        self.recent = deque(tuple(p) for p in state["recent"])
         self.arm_level = None if state["arm_level"] is None else tuple(state["arm_level"])
         saved = state.get("settled")
         self.settled = None

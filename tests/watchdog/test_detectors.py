@@ -38,7 +38,8 @@ def test_healthy_curve_never_alarms():
 )
 def test_value_loss_rule_fires_on_first_armed_departing_crossing(values, patience, patience_iters,
                                                                  expected_alarm_index):
-    cfg = WatchdogConfig.model_validate({"value_loss": {"patience_points": patience, "patience_iters": patience_iters}})
+    cfg = WatchdogConfig.model_validate(
+        {"value_loss": {"patience_points": patience, "patience_iters": patience_iters, "arm_iters": 0}})
     det = ValueLossThreshold(cfg.value_loss, cfg.warmup)
     fired = None
     for i, v in enumerate(values):
