@@ -2,12 +2,15 @@
 
     python -m bench.detection [--data DIR] [--out bench/results/detection.json] [--seed N] [--quick]
 
-What it measures (all with the default ``WatchdogConfig()``, detector code untouched):
+What it measures (with the default ``WatchdogConfig()``, or ``--set section.key=value`` overrides; the
+leave-one-run-out scorecard over a grid of settings is ``python -m bench.loo``):
 
 1. **False alarms.** The five real, healthy MAPush runs (``../shared/data/mapush_runs``) replayed as
    OpenRL logged them (one record per 5 iterations) and as a per-iteration curve (below): our
    warnings after warm-up, alarms and rollbacks; each baseline's alarms (an *alarm* = a maximal run of
-   consecutive firing points, so a baseline that fires for 200 points in a row counts once).
+   consecutive firing points, so a baseline that fires for 200 points in a row counts once). Then every
+   other real run in ``../shared/data/more_runs`` (``bench.real_runs``): MAPush at both resolutions, SB3
+   at its logged one with ``value_loss.enabled: false``.
 
 2. **Synthetic divergences spliced into those real curves.** For every run: 3 onsets in its second
    half (55/70/85 % of the last iteration, plus 0-4 random iterations so onsets fall between log
@@ -541,6 +544,26 @@ def table_false_alarms(fa: dict) -> str:
     return "\n".join(lines)
 
 
+def more_real_runs(cfg: WatchdogConfig, skip: set[str]) -> dict:
+    """Every other real run (``bench.real_runs``) replayed with ``cfg``: {run: {resolution: summary}}."""
+    from bench import loo
+    from bench.real_runs import load_real_runs
+
+    real = load_real_runs()
+    curves = loo.healthy_curves(real, np.random.default_rng(SEED + 1))
+    return {r.name: loo.replay_healthy(cfg, r, curves) for r in real if r.name not in skip}
+
+
+def table_more_runs(more: dict) -> str:
+    lines = ["| run | resolution | iterations | ours: warnings (after warm-up) | ours: alarms | ours: rollbacks | end state |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for run, per in more.items():
+        for res, r in per.items():
+            lines.append(f"| `{run}` | {res} | {r['iterations']} | {r['warnings']} | {r['alarms']} | {r['rollbacks']} | "
+                         f"{r['end_state']} |")
+    return "\n".join(lines)
+
+
 def table_detection(agg: dict) -> str:
     lines = ["| method | resolution | detected | before crash | no-crash detected | alarm before onset "
              "| detected, clean prefix | onset error median / p90 | delay median / p90 | alarm before 0.2 crossing (median) "
@@ -704,9 +727,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t_start
     cpu = time.process_time() - cpu_start
 
+    more = {} if args.quick else more_real_runs(cfg, set(runs))
     if not args.quick:
         print("\n### False alarms on the five real (healthy) runs\n")
         print(table_false_alarms(false_alarms))
+        print("\n### ... and on the other real runs (more_runs; SB3 with value_loss.enabled: false)\n")
+        print(table_more_runs(more))
         print("\n### Spliced divergences: detection per method\n")
         print(table_detection(agg))
         print("\n### Detection rate (median delay after onset, iterations) by shape\n")
@@ -735,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
         "seed": args.seed, "quick": args.quick, "elapsed_s": elapsed, "cpu_s": cpu,
-        "config": "WatchdogConfig() defaults",
+        "config": {"overrides": args.set, "effective": cfg.model_dump()},
         "design": {
             "onset_fractions": ONSET_FRACTIONS, "shapes": SHAPES, "speeds_T100": SPEEDS,
             "step_heights": STEP_HEIGHTS, "oscillation": {"period": OSC_PERIOD, "amplitude": OSC_AMPLITUDE},
@@ -745,6 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_sigmas": sigmas,
         "reward_drops": drops,
         "false_alarms": false_alarms,
+        "false_alarms_more_runs": more,
         "detection": agg,
         "detection_by_shape": by_shape,
         "baseline_wins": losses,
