@@ -133,7 +133,7 @@ class LaggedWindow:
             del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
 
     def state(self) -> dict:
-        return {"window": self.window.state(), "times": list(self.times), "pending": [list(p) for p in self.pending]}
+        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
 
     def load(self, state: dict) -> None:
         self.window.load(state["window"])
