@@ -37,6 +37,7 @@ GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 
 IQR_TO_SIGMA = 1.0 / 1.349  # a normal's interquartile range is 1.349 sigma
 NOISE_POINTS = 100  # point-to-point changes that estimate a signal's noise
+NO_LEVEL = -1e9  # "no level held yet" in log space: finite, so saved state stays strict JSON
 TINY = 1e-12
 
 Level = Literal["warning", "alarm"]
@@ -411,7 +412,7 @@ class BlowUp(Detector):
         self.signals = (signal,)
         self.recent: deque[float] = deque(maxlen=3)
         self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
-        self.envelope = -math.inf
+        self.envelope = NO_LEVEL
         self.streak = 0
         self.rise_start: int | None = None
 
@@ -554,7 +555,7 @@ class PolicyStd(Detector):
     """
 
     name = "policy_std"
-    _state_fields = ("history", "warn_since", "saturated_since")
+    _state_fields = ("history", "warn_since", "saturated_since", "warned")
 
     def __init__(self, cfg: PolicyStdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -562,6 +563,7 @@ class PolicyStd(Detector):
         self.history: deque[tuple[int, float]] = deque(maxlen=cfg.rate_points)
         self.warn_since: int | None = None  # first iteration of the current stretch inside the warning horizon
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
+        self.warned = False  # the current stretch's warning has been said
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
@@ -592,16 +594,16 @@ class PolicyStd(Detector):
         # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
         limit = self.cfg.warn_within_iters * (1.0 if self.warn_since is None else 1.5)
         if eta > limit:
-            self.warn_since = None
+            self.warn_since, self.warned = None, False
             return None
-        entering = self.warn_since is None
-        if entering:
+        if self.warn_since is None:
             self.warn_since = record.iteration
         if not judging:
             return None
         level: Level = "alarm" if eta <= self.cfg.alarm_within_iters else "warning"
-        if level == "warning" and not entering:
+        if level == "warning" and self.warned:
             return None
+        self.warned = True
         what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
         return self._verdict(
             record, level, signal, log_std, self.cfg.overflow_log_std,

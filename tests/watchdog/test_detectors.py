@@ -251,3 +251,34 @@ def test_isolated_spikes_never_move_the_blow_up_rule():
     values = ([0.005] * 7 + [0.5]) * 10  # every 8th point 100x: go1push_upper's periodic spikes
     out = drive(_log_interval_records(values))
     assert out.kinds("alarm") == []
+
+
+def test_detector_state_survives_strict_json_and_resumes_identically():
+    """Every detector's state is plain, finite JSON; a watchdog restored from it continues exactly."""
+    import json
+
+    from watchdog.pipeline import Watchdog
+
+    rows = diverge(healthy(700, seed=12), 550, "exp", rate=0.05)
+    recs = records(rows)
+    first = Watchdog()
+    for rec in recs[:400]:
+        first.observe(rec)
+    saved = json.loads(json.dumps(first.detectors_state(), allow_nan=False))
+    second = Watchdog()
+    second.load_detectors_state(saved)
+    for rec in recs[400:]:
+        a = [(v.detector, v.level, v.reason) for v in (d.update(rec) for d in first.detectors) if v]
+        b = [(v.detector, v.level, v.reason) for v in (d.update(rec) for d in second.detectors) if v]
+        assert a == b, rec.iteration
+
+
+def test_a_resumed_run_warms_up_again():
+    """Warm-up counts iterations from a detector's first point, not from iteration 0."""
+    cfg = WatchdogConfig()
+    det = ValueLossThreshold(cfg.value_loss, cfg.warmup)
+    for it in range(500, 500 + cfg.warmup.min_iters + cfg.value_loss.arm_iters + 10):
+        det.update(MetricRecord.from_mapping(it, it, {"value_loss": 0.01}))
+        if it < 500 + cfg.warmup.min_iters:
+            assert not det.armed, it
+    assert det.armed
