@@ -113,7 +113,8 @@ class TrendConfig(BaseModel):
     )
     z_cap: float = Field(3.0, gt=0, description="Cap on |z| per point, so one spike cannot trigger alone.")
     drift_k: float = Field(0.5, ge=0, description="CUSUM allowance per point, in baseline sigmas.")
-    warn_h: float = Field(8.0, gt=0, description="CUSUM level that raises a WARNING.")
+    warn_h: float = Field(
+        5.0, gt=0, description="CUSUM level a verdict needs (5: two points at the z cap, less the allowance).")
     ref_quantile: float = Field(
         0.9, ge=0.5, lt=1, description="The reference level: this quantile of the baseline window (the top of the "
                                        "run's own recent range, excursions it came back from included).",
@@ -121,7 +122,8 @@ class TrendConfig(BaseModel):
     warn_ratio: float = Field(
         3.0, ge=1, description="A verdict needs the 3-point median this many times the reference..."
     )
-    persist_points: int = Field(2, ge=1, le=1000, description="...for this many points in a row.")
+    persist_points: int = Field(
+        1, ge=1, le=1000, description="...for this many points in a row (1: the 3-point median already needs two).")
     alarm_ratio: float | None = Field(
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
