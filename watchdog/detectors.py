@@ -237,7 +237,7 @@ class ValueLossThreshold(Detector):
 
     name = "value_loss_threshold"
     signals = (VALUE_LOSS,)
-    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x")
+    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x", "last_at_level")
     _window_fields = ("steps",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
@@ -252,6 +252,7 @@ class ValueLossThreshold(Detector):
         self.first_above: int | None = None
         self.steps = SortedWindow(NOISE_POINTS)  # point-to-point changes of the log-value: the run's own noise
         self.last_x: float | None = None
+        self.last_at_level: int | None = None  # the newest point at or below the settled level
 
     def _check(self, record, values, judging):
         value = values[VALUE_LOSS]
@@ -263,6 +264,8 @@ class ValueLossThreshold(Detector):
             self._try_arm(record, value, judging)
             return None
         center, sigma = self._level()
+        if x <= center:
+            self.last_at_level = record.iteration
         if x - center < max(math.log(self.cfg.departure_ratio), self.cfg.departure_sigmas * sigma):
             self.above, self.first_above = 0, None  # at the settled level: the streak ends
             self.settled.push(record.iteration, x)
@@ -279,7 +282,8 @@ class ValueLossThreshold(Detector):
             record, "alarm", VALUE_LOSS, value, limit,
             f"value loss {value:.4g} above {limit:g} and {value / level:.0f}x its settled level {level:.3g} "
             f"after {self.above} departing points (armed since iteration {self.armed_at})",
-            onset_hint=self.first_above,
+            # the last point at the settled level: a slow climb departs long after it began
+            onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
         )
 
     def _level(self) -> tuple[float, float]:
