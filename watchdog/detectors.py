@@ -407,7 +407,7 @@ class BlowUp(Detector):
     """
 
     name = "blowup"
-    _state_fields = ("recent", "floor", "envelope", "streak", "rise_start")
+    _state_fields = ("recent", "floor", "envelope", "streak")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -418,7 +418,6 @@ class BlowUp(Detector):
         self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
         self.envelope = NO_LEVEL
         self.streak = 0
-        self.rise_start: int | None = None
 
     def _check(self, record, values, judging):
         x = _log(values[self.signal])
