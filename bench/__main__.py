@@ -15,9 +15,11 @@ overwriting the full-size results in ``bench/results/``:
 - ``push_lite_learning``: 30 PPO iterations, at most 2 minutes (default 80, 6 minutes);
 - ``divergence_demo``: 32 envs, 140 iterations (default 64 envs, 150);
 - ``fleet``: 100 runs (default 500);
-- ``fuzz_long``: 300 examples per property (default 20,000, about 50 minutes).
+- ``fuzz_long``: 300 examples per property (default 20,000, about 50 minutes);
 - ``rsl_rl_overhead``: the example's size (64 envs x 24 steps), 12 iterations, 1 ABBA block (default also
-  1024 envs, 20 iterations, 2 blocks; about 10 minutes).
+  1024 envs, 20 iterations, 2 blocks; about 10 minutes);
+- ``observe_cost``: a 10,000-iteration replay against tbparse instead of 50,000, once;
+- ``loo``: the first 2 settings of the leave-one-run-out grid instead of 5 (about 2 minutes).
 
 ``detection`` and ``rollback`` run at their full defaults (about 2 and 1 minutes). ``--full`` runs every
 module with its own defaults and writes the canonical results (much longer than 15 minutes).
@@ -47,6 +49,8 @@ QUICK_ARGS = {
     "fleet": ["--runs", "100", "--out", "{suite}/fleet.json"],
     "fuzz_long": ["--examples", "300"],
     "rsl_rl_overhead": ["--sizes", "32x24", "--iterations", "12", "--repeats", "1"],
+    "observe_cost": ["--iterations", "10000", "--repeats", "1", "--out", "{suite}/observe_cost.json"],
+    "loo": ["--grid", "2", "--out", "{suite}/detection_loo.json"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
 QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long", "rsl_rl_overhead"}

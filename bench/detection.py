@@ -2,12 +2,15 @@
 
     python -m bench.detection [--data DIR] [--out bench/results/detection.json] [--seed N] [--quick]
 
-What it measures (all with the default ``WatchdogConfig()``, detector code untouched):
+What it measures (with the default ``WatchdogConfig()``, or ``--set section.key=value`` overrides; the
+leave-one-run-out scorecard over a grid of settings is ``python -m bench.loo``):
 
 1. **False alarms.** The five real, healthy MAPush runs (``../shared/data/mapush_runs``) replayed as
    OpenRL logged them (one record per 5 iterations) and as a per-iteration curve (below): our
    warnings after warm-up, alarms and rollbacks; each baseline's alarms (an *alarm* = a maximal run of
-   consecutive firing points, so a baseline that fires for 200 points in a row counts once).
+   consecutive firing points, so a baseline that fires for 200 points in a row counts once). Then every
+   other real run in ``../shared/data/more_runs`` (``bench.real_runs``): MAPush at both resolutions, SB3
+   at its logged one with ``value_loss.enabled: false``.
 
 2. **Synthetic divergences spliced into those real curves.** For every run: 3 onsets in its second
    half (55/70/85 % of the last iteration, plus 0-4 random iterations so onsets fall between log
@@ -355,6 +358,7 @@ def summarize_healthy(rep: Replayer, cfg: WatchdogConfig) -> dict:
         "alarms": sum(e["event"] == "alarm" for e in ev),
         "rollbacks": len(rep.rollbacks),
         "stops": len(rep.stops),
+        "end_state": rep.wd.state.value,
         "alarm_iterations": [e["iteration"] for e in ev if e["event"] == "alarm"],
     }
 
@@ -533,6 +537,26 @@ def table_false_alarms(fa: dict) -> str:
     return "\n".join(lines)
 
 
+def more_real_runs(cfg: WatchdogConfig, skip: set[str]) -> dict:
+    """Every other real run (``bench.real_runs``) replayed with ``cfg``: {run: {resolution: summary}}."""
+    from bench import loo
+    from bench.real_runs import load_real_runs
+
+    real = load_real_runs()
+    curves = loo.healthy_curves(real, np.random.default_rng(SEED + 1))
+    return {r.name: loo.replay_healthy(cfg, r, curves) for r in real if r.name not in skip}
+
+
+def table_more_runs(more: dict) -> str:
+    lines = ["| run | resolution | iterations | ours: warnings (after warm-up) | ours: alarms | ours: rollbacks | end state |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    for run, per in more.items():
+        for res, r in per.items():
+            lines.append(f"| `{run}` | {res} | {r['iterations']} | {r['warnings']} | {r['alarms']} | {r['rollbacks']} | "
+                         f"{r['end_state']} |")
+    return "\n".join(lines)
+
+
 def table_detection(agg: dict) -> str:
     lines = ["| method | resolution | detected | before crash | no-crash detected | alarm before onset "
              "| detected, clean prefix | onset error median / p90 | delay median / p90 | alarm before 0.2 crossing (median) "
@@ -599,46 +623,12 @@ def losses_to_baselines(rows_by_res: dict) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- main
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA, help="folder with the five MAPush runs")
-    ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--quick", action="store_true", help="one onset per run and the log-interval resolution only")
-    args = ap.parse_args(argv)
-    t_start = time.perf_counter()
-    cpu_start = time.process_time()
-    if not (args.data / "11-07-17_cuboid" / "log.txt").is_file():
-        print(f"bench.detection: the real MAPush runs are not at {args.data} (pass --data)", file=sys.stderr)
-        return 2
-    rng = np.random.default_rng(args.seed)
-    cfg = WatchdogConfig()
-    runs = steps_per_iteration(args.data)
-
-    curves: dict[str, dict[str, Curve]] = {}
-    sigmas = {}
-    drops = {}
-    for run, spi in runs.items():
-        logged, dense, sig = load_curves(args.data, run, spi, rng)
-        curves[run] = {"log_interval": logged, "per_iteration": dense}
-        sigmas[run] = sig
-        drops[run] = reward_drop(logged)
-    cases = make_cases({r: c["log_interval"] for r, c in curves.items()}, rng)
-    resolutions = RESOLUTIONS
-    if args.quick:
-        first = {}
-        for c in cases:
-            first.setdefault(c.run, c.onset)
-        cases = [c for c in cases if c.onset == first[c.run]]
-        resolutions = ("log_interval",)
-    print(f"{len(cases)} spliced cases x {len(resolutions)} resolutions; seed {args.seed}", flush=True)
-
+def score_runs(cfg: WatchdogConfig, curves: dict[str, dict[str, "Curve"]], cases: list[Case], drops: dict[str, float],
+               resolutions, *, verbose: bool = False) -> tuple[dict, dict]:
+    """Replay each healthy run (false alarms) and score every spliced case on it, at each resolution."""
     false_alarms: dict[str, dict] = {}
     rows_by_res: dict[str, list[dict]] = {r: [] for r in RESOLUTIONS}
-    for run in runs:
+    for run in curves:
         false_alarms[run] = {}
         for res in resolutions:
             t0 = time.perf_counter()
@@ -661,8 +651,67 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 rows_by_res[res].append(score_case(case, res, curve, snapshots[case.onset], drops[run], dense))
                 n_case += 1
-            print(f"  {run:22s} {res:14s} {len(curve.its):6d} points, {n_case} cases, "
-                  f"{time.perf_counter() - t0:6.1f} s", flush=True)
+            if verbose:
+                print(f"  {run:22s} {res:14s} {len(curve.its):6d} points, {n_case} cases, "
+                      f"{time.perf_counter() - t0:6.1f} s", flush=True)
+    return false_alarms, rows_by_res
+
+
+# --------------------------------------------------------------------------- main
+
+
+def config_with(overrides: list[str]) -> WatchdogConfig:
+    """The defaults with ``section.key=value`` overrides (values parsed as YAML)."""
+    import yaml
+
+    data: dict = {}
+    for item in overrides:
+        path, _, raw = item.partition("=")
+        *sections, key = path.split(".")
+        node = data
+        for sec in sections:
+            node = node.setdefault(sec, {})
+        node[key] = yaml.safe_load(raw)
+    return WatchdogConfig.model_validate(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DATA, help="folder with the five MAPush runs")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--quick", action="store_true", help="one onset per run and the log-interval resolution only")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override one watchdog setting (YAML value), e.g. trend.alarm_ratio=5")
+    args = ap.parse_args(argv)
+    t_start = time.perf_counter()
+    cpu_start = time.process_time()
+    if not (args.data / "11-07-17_cuboid" / "log.txt").is_file():
+        print(f"bench.detection: the real MAPush runs are not at {args.data} (pass --data)", file=sys.stderr)
+        return 2
+    rng = np.random.default_rng(args.seed)
+    cfg = config_with(args.set)
+    runs = steps_per_iteration(args.data)
+
+    curves: dict[str, dict[str, Curve]] = {}
+    sigmas = {}
+    drops = {}
+    for run, spi in runs.items():
+        logged, dense, sig = load_curves(args.data, run, spi, rng)
+        curves[run] = {"log_interval": logged, "per_iteration": dense}
+        sigmas[run] = sig
+        drops[run] = reward_drop(logged)
+    cases = make_cases({r: c["log_interval"] for r, c in curves.items()}, rng)
+    resolutions = RESOLUTIONS
+    if args.quick:
+        first = {}
+        for c in cases:
+            first.setdefault(c.run, c.onset)
+        cases = [c for c in cases if c.onset == first[c.run]]
+        resolutions = ("log_interval",)
+    print(f"{len(cases)} spliced cases x {len(resolutions)} resolutions; seed {args.seed}", flush=True)
+
+    false_alarms, rows_by_res = score_runs(cfg, curves, cases, drops, resolutions, verbose=True)
 
     agg = {res: {m: aggregate(rows_by_res[res], m) for m in METHODS} for res in resolutions}
     by_shape = {res: {m: {s: aggregate([r for r in rows_by_res[res] if r["shape"] == s], m) for s in SHAPES}
@@ -671,9 +720,12 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - t_start
     cpu = time.process_time() - cpu_start
 
+    more = {} if args.quick else more_real_runs(cfg, set(runs))
     if not args.quick:
         print("\n### False alarms on the five real (healthy) runs\n")
         print(table_false_alarms(false_alarms))
+        print("\n### ... and on the other real runs (more_runs; SB3 with value_loss.enabled: false)\n")
+        print(table_more_runs(more))
         print("\n### Spliced divergences: detection per method\n")
         print(table_detection(agg))
         print("\n### Detection rate (median delay after onset, iterations) by shape\n")
@@ -702,7 +754,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
         "seed": args.seed, "quick": args.quick, "elapsed_s": elapsed, "cpu_s": cpu,
-        "config": "WatchdogConfig() defaults",
+        "config": {"overrides": args.set, "effective": cfg.model_dump()},
         "design": {
             "onset_fractions": ONSET_FRACTIONS, "shapes": SHAPES, "speeds_T100": SPEEDS,
             "step_heights": STEP_HEIGHTS, "oscillation": {"period": OSC_PERIOD, "amplitude": OSC_AMPLITUDE},
@@ -712,6 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise_sigmas": sigmas,
         "reward_drops": drops,
         "false_alarms": false_alarms,
+        "false_alarms_more_runs": more,
         "detection": agg,
         "detection_by_shape": by_shape,
         "baseline_wins": losses,

@@ -24,28 +24,76 @@ class WarmupConfig(BaseModel):
     """When the detectors may start judging the run."""
 
     model_config = _STRICT
-    min_iters: int = Field(50, ge=0, description="No verdict (except non-finite) before this PPO iteration.")
+    min_iters: int = Field(
+        50, ge=0, description="No verdict (except non-finite values and blow-ups) in a detector's first this many "
+                              "iterations (counted from the first point it sees, so a resumed run warms up again).",
+    )
     baseline_points: int = Field(
         10, ge=3, le=10_000, description="Points a detector needs after warm-up to learn its baseline."
     )
 
 
 class ValueLossThresholdConfig(BaseModel):
-    """The user's rule: divergence when value loss rises above ``value_loss_max``."""
+    """The user's rule: divergence when value loss rises above ``value_loss_max``, away from its settled level.
+
+    Only meaningful where value targets are normalised (OpenRL's ``use_valuenorm``, as in MAPush);
+    for frameworks that do not normalise them (SB3, rsl_rl, ...) set ``enabled: false`` and rely on
+    the scale-free detectors.
+    """
 
     model_config = _STRICT
     enabled: bool = True
     value_loss_max: float = Field(0.2, gt=0, description="Value loss above this (after arming) is divergence.")
     arm_fraction: float = Field(
-        0.5, gt=0, le=1, description="Arm once the median over the arming window sits below arm_fraction * value_loss_max..."
+        0.5, gt=0, le=1, description="Arm once the median of the last arm_points points is below arm_fraction * value_loss_max..."
     )
-    arm_window_iters: int = Field(
-        50, ge=1, le=1_000_000,
-        description="...and no point in it is above value_loss_max: the last this many iterations (not points, so "
-                    "per-iteration and log_interval data arm alike).",
+    arm_points: int = Field(
+        20, ge=3, le=100_000,
+        description="...and their arm_quantile quantile is not above value_loss_max (points, so that arming needs "
+                    "this much evidence at any logging resolution).",
+    )
+    arm_iters: int = Field(
+        100, ge=0, le=10_000_000, description="...covering at least this many iterations (per-iteration data arms on "
+                                              "as much of the run as logged data)."
+    )
+    arm_quantile: float = Field(
+        0.9, gt=0.5, le=1, description="1.0: no point of the arming window may be above value_loss_max; 0.9: "
+                                       "isolated spikes (a tenth of the points) are allowed.",
+    )
+    departure_ratio: float = Field(
+        3.0, ge=1, description="A point departs when it is this many times the settled level...",
+    )
+    departure_sigmas: float = Field(
+        3.0, ge=0, description="...and this many of the run's own robust sigmas (log space) above it.",
+    )
+    baseline_iters: int = Field(100, ge=1, le=10_000_000, description="The settled level: the median over this many iterations...")
+    lag_iters: int = Field(
+        100, ge=0, le=10_000_000, description="...ending this many iterations before the newest point (a slow climb is not absorbed)."
     )
     patience_points: int = Field(
-        2, ge=1, le=1000, description="Consecutive points above value_loss_max before the alarm."
+        2, ge=1, le=1000, description="Consecutive departing points before the alarm (the last above value_loss_max)..."
+    )
+    patience_iters: int = Field(
+        5, ge=0, le=100_000, description="...spanning at least this many iterations (the same evidence per iteration "
+                                         "and per log_interval)."
+    )
+
+
+class BlowUpConfig(BaseModel):
+    """A sustained blow-up is divergence at any time, warm-up included (scale-free)."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    signals: list[str] = Field(
+        default_factory=lambda: ["train/value_loss"], description="Metric keys watched for a blow-up."
+    )
+    ratio: float = Field(100.0, gt=1, description="3-point median this many times its recent floor...")
+    floor_points: int = Field(10, ge=3, le=10_000, description="...the lowest 3-point median of this many previous points...")
+    envelope_factor: float = Field(
+        3.0, ge=1, description="...and this many times every level the run held before the floor window."
+    )
+    patience_points: int = Field(
+        1, ge=1, le=1000, description="Consecutive points before the alarm (a 3-point median is already two points high)."
     )
 
 
@@ -58,15 +106,27 @@ class TrendConfig(BaseModel):
         default_factory=lambda: ["train/value_loss", "train/critic_grad_norm"],
         description="Metric keys watched for an upward trend.",
     )
-    baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the log-space baseline.")
-    lag_points: int = Field(
-        30, ge=0, le=100_000, description="The baseline ends this many points before the newest point."
+    baseline_iters: int = Field(
+        250, ge=5, le=10_000_000, description="The log-space baseline: this many iterations of the signal...")
+    lag_iters: int = Field(
+        150, ge=0, le=10_000_000, description="...ending this many iterations before the newest point."
     )
     z_cap: float = Field(3.0, gt=0, description="Cap on |z| per point, so one spike cannot trigger alone.")
     drift_k: float = Field(0.5, ge=0, description="CUSUM allowance per point, in baseline sigmas.")
-    warn_h: float = Field(8.0, gt=0, description="CUSUM level that raises a WARNING.")
+    warn_h: float = Field(
+        5.0, gt=0, description="CUSUM level a verdict needs (5: two points at the z cap, less the allowance).")
+    ref_quantile: float = Field(
+        0.9, ge=0.5, lt=1, description="The reference level: this quantile of the baseline window (the top of the "
+                                       "run's own recent range, excursions it came back from included).",
+    )
+    warn_ratio: float = Field(
+        3.0, ge=1, description="A verdict needs the 3-point median this many times the reference..."
+    )
+    persist_points: int = Field(
+        1, ge=1, le=1000, description="...for this many points in a row (1: the 3-point median already needs two).")
     alarm_ratio: float | None = Field(
-        10.0, gt=1, description="Alarm (not just warn) when a trending signal's 3-point median is this many times its baseline; null = warn only."
+        4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
+                                "null = warn only."
     )
     min_sigma: float = Field(
         0.1, gt=0, description="Floor on the baseline's log-space sigma (a flat baseline is not infinitely precise)."
@@ -78,11 +138,12 @@ class CriticGradNormConfig(BaseModel):
 
     model_config = _STRICT
     enabled: bool = True
-    ceiling: float = Field(1.0, gt=0, description="Norm above this raises a WARNING (field report: < 1.0 healthy).")
+    ceiling: float = Field(1.0, gt=0, description="Norm above this raises a WARNING (field report: < 1.0 healthy)...")
+    ceiling_ratio: float = Field(3.0, ge=1, description="...when it is also this many times its rolling median.")
     jump_factor: float = Field(
         20.0, gt=1, description="Norm above jump_factor x its rolling median raises a WARNING."
     )
-    patience_points: int = Field(2, ge=1, le=1000, description="Consecutive points before a WARNING.")
+    patience_points: int = Field(3, ge=1, le=1000, description="Consecutive points before a WARNING.")
     baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the median.")
 
 
@@ -93,13 +154,17 @@ class RewardCollapseConfig(BaseModel):
     enabled: bool = True
     signal: str = Field("rollout/average_step_reward", description="Reward metric key.")
     horizon_points: int = Field(3, ge=1, le=1000, description="Drop measured over this many points.")
-    baseline_points: int = Field(100, ge=10, le=100_000, description="Window for the robust change scale.")
+    baseline_points: int = Field(100, ge=10, le=100_000, description="Window for the robust change scale (points).")
+    baseline_iters: int = Field(
+        500, ge=10, le=10_000_000, description="The reward's recent level and range: this many iterations...")
+    horizon_iters: int = Field(15, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
     drop_sigmas: float = Field(
-        8.0, gt=0, description="Drop larger than this many robust sigmas (MAD of changes) raises a WARNING."
+        8.0, gt=0, description="Reward this many robust sigmas of its own changes below its lagged median..."
     )
     min_rel_drop: float = Field(
-        0.5, ge=0, description="...and larger than this fraction of the run's reward range (ignores noise)."
+        0.5, ge=0, description="...and larger than this fraction of the run's recent 5-95 % reward range (ignores noise)..."
     )
+    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
 
 
 class PolicyStdConfig(BaseModel):
@@ -263,6 +328,7 @@ class WatchdogConfig(BaseModel):
     )
     warmup: WarmupConfig = Field(default_factory=WarmupConfig)
     value_loss: ValueLossThresholdConfig = Field(default_factory=ValueLossThresholdConfig)
+    blowup: BlowUpConfig = Field(default_factory=BlowUpConfig)
     trend: TrendConfig = Field(default_factory=TrendConfig)
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)

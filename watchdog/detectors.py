@@ -3,19 +3,25 @@
 The base class does the bookkeeping (warm-up, non-finite values, saveable state) and calls the
 subclass's small ``_check``. Detectors never act: :mod:`watchdog.policy` decides what a verdict
 means for the run.
+
+Every statistic is incremental (:class:`SortedWindow`: a window kept sorted with ``bisect``), so a
+record costs a few microseconds per detector whatever the window sizes. Rules are scale-free
+(ratios of a signal to its own settled level, in units of its own noise) except the user's absolute
+0.2 rule, which also demands a departure from the run's own settled level.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+import statistics
+from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-import numpy as np
-
 from watchdog.config import (
+    BlowUpConfig,
     CriticGradNormConfig,
     NonFiniteConfig,
     PolicyStdConfig,
@@ -29,6 +35,11 @@ from watchdog.signals import CRITIC_GRAD_NORM, ENTROPY, LOG_STD_MAX, TRACKED_KEY
 
 GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 """Entropy of a unit-variance normal; a diagonal Gaussian's is ``d * this + sum(log std)``."""
+
+IQR_TO_SIGMA = 1.0 / 1.349  # a normal's interquartile range is 1.349 sigma
+NOISE_POINTS = 100  # point-to-point changes that estimate a signal's noise
+NO_LEVEL = -1e9  # "no level held yet" in log space: finite, so saved state stays strict JSON
+TINY = 1e-12
 
 Level = Literal["warning", "alarm"]
 
@@ -56,14 +67,89 @@ class Verdict:
         return out
 
 
-def _median(values) -> float:
-    return float(np.median(np.fromiter(values, dtype=float)))
+class SortedWindow:
+    """The last ``size`` values in arrival order and sorted: median and quantiles in O(log n) per push."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.fifo: deque[float] = deque()
+        self.sorted: list[float] = []
+
+    def __len__(self) -> int:
+        return len(self.fifo)
+
+    def push(self, x: float) -> None:
+        """Add ``x``; the oldest value leaves once the window is full."""
+        self.fifo.append(x)
+        insort(self.sorted, x)
+        if len(self.fifo) > self.size:
+            del self.sorted[bisect_left(self.sorted, self.fifo.popleft())]
+
+    def quantile(self, q: float) -> float:
+        """Linear-interpolated quantile ``q`` in [0, 1] (the window must not be empty)."""
+        s = self.sorted
+        pos = q * (len(s) - 1)
+        i = int(pos)
+        return s[i] if i + 1 >= len(s) else s[i] + (pos - i) * (s[i + 1] - s[i])
+
+    def median(self) -> float:
+        return self.quantile(0.5)
+
+    def sigma(self) -> float:
+        """Robust standard deviation: interquartile range / 1.349 (spikes do not move it)."""
+        return (self.quantile(0.75) - self.quantile(0.25)) * IQR_TO_SIGMA
+
+    def state(self) -> list[float]:
+        return list(self.fifo)
+
+    def load(self, values: list[float]) -> None:
+        self.fifo = deque(values)
+        self.sorted = sorted(values)
 
 
-def _robust_sigma(values, center: float) -> float:
-    """1.4826 x median absolute deviation: a standard deviation that ignores spikes."""
-    arr = np.fromiter(values, dtype=float)
-    return float(1.4826 * np.median(np.abs(arr - center)))
+class LaggedWindow:
+    """A sorted window over ``span_iters`` iterations that a value joins ``lag_iters`` iterations after it arrived.
+
+    A baseline that lags the newest point judges a climb against where the run was before it
+    started, instead of absorbing the climb into its own baseline. Spans are in iterations, not
+    points, so a run logged every 5 iterations and one logged every iteration are judged alike.
+    """
+
+    def __init__(self, span_iters: int, lag_iters: int):
+        self.span = span_iters
+        self.lag = lag_iters
+        self.window = SortedWindow(1 << 62)  # evicted by age, not by count
+        self.times: deque[int] = deque()  # iterations of the window's values, oldest first
+        self.pending: deque[tuple[int, float]] = deque()
+
+    def push(self, iteration: int, x: float) -> None:
+        """Queue ``x``; values old enough join the window, values too old leave it."""
+        self.pending.append((iteration, x))
+        while self.pending and self.pending[0][0] <= iteration - self.lag:
+            it, value = self.pending.popleft()
+            self.window.push(value)
+            self.times.append(it)
+        window = self.window
+        while self.times and self.times[0] < iteration - self.lag - self.span:
+            self.times.popleft()
+            del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
+
+    def state(self) -> dict:
+        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
+
+    def load(self, state: dict) -> None:
+        self.window.load(state["window"])
+        self.times = deque(state["times"])
+        self.pending = deque((int(it), float(v)) for it, v in state["pending"])
+
+
+def median3(a: float, b: float, c: float) -> float:
+    """Median of three numbers (the level of the newest three points: one spike cannot move it)."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+def _log(value: float) -> float:
+    return math.log(max(value, TINY))
 
 
 class Detector:
@@ -71,12 +157,14 @@ class Detector:
 
     ``update`` skips records that lack the detector's signal or carry a non-finite value (the
     non-finite detector owns those), and holds verdicts back until warm-up has passed, while still
-    letting the subclass learn its baseline.
+    letting the subclass learn its baseline. Warm-up counts iterations since *this detector* saw its
+    first point, so a resumed run (or one that starts logging late) warms up again.
     """
 
     name = "detector"
     signals: tuple[str, ...] = ()
     _state_fields: tuple[str, ...] = ()
+    _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
 
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
@@ -86,8 +174,11 @@ class Detector:
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
         values = self._values(record)
-        if values is None or any(v is None or not math.isfinite(v) for v in values.values()):
+        if values is None:
             return None
+        for v in values.values():
+            if v is None or not math.isfinite(v):
+                return None
         self.points += 1
         if self.first_iteration is None:
             self.first_iteration = record.iteration
@@ -96,7 +187,8 @@ class Detector:
 
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
         """The values this detector judges in ``record`` (None: nothing to judge)."""
-        return {s: record.metrics.get(s) for s in self.signals}
+        metrics = record.metrics
+        return {s: metrics.get(s) for s in self.signals}
 
     def _check(self, record: MetricRecord, values: dict[str, float], judging: bool) -> Verdict | None:
         raise NotImplementedError
@@ -112,6 +204,8 @@ class Detector:
         for name in self._state_fields:
             value = getattr(self, name)
             state[name] = list(value) if isinstance(value, deque) else copy.deepcopy(value)
+        for name in self._window_fields:
+            state[name] = getattr(self, name).state()
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -122,181 +216,334 @@ class Detector:
             current = getattr(self, name)
             value = state[name]
             setattr(self, name, deque(value, maxlen=current.maxlen) if isinstance(current, deque) else copy.deepcopy(value))
+        for name in self._window_fields:
+            getattr(self, name).load(copy.deepcopy(state[name]))
 
 
 class ValueLossThreshold(Detector):
-    """The user's rule: value loss *rises above* ``value_loss_max`` once it has settled below it.
+    """The user's rule: value loss *rises above* ``value_loss_max``, away from the run's settled level.
 
-    Real runs start far above the threshold, so the rule arms only once value loss has *settled*:
-    over the last ``arm_window_iters`` iterations its median sits below ``arm_fraction *
-    value_loss_max`` and no point is above the threshold. Then ``patience_points`` consecutive
-    points above the threshold raise the alarm; the counter resets when the loss comes back down.
+    Real runs start far above the threshold, so the rule arms only once value loss has settled: of
+    the last ``arm_points`` points (and at least ``arm_iters`` iterations of them), all but the top ``1 - arm_quantile`` lie below the threshold and
+    their median below ``arm_fraction`` of it. Once armed, a point *departs* when it is above the
+    settled level (the median of the log-values over ``baseline_iters`` iterations, ending
+    ``lag_iters`` behind the newest, so a slow climb is not absorbed into it) by ``departure_ratio``
+    and by ``departure_sigmas`` of the run's own robust sigma there: a loss still drifting down
+    through 0.1-0.3, or a noisy run's ordinary spike, is not a divergence. The alarm needs a point
+    above the threshold ending a streak of ``patience_points`` departing points that spans
+    ``patience_iters`` iterations: one spike is not enough, but a climb that departed just before
+    crossing is caught on its first point above. Windows are in iterations, so logged and
+    per-iteration data are judged alike.
     """
 
     name = "value_loss_threshold"
     signals = (VALUE_LOSS,)
-    _state_fields = ("recent", "armed", "armed_at", "above", "first_above")
+    _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x", "last_at_level")
+    _window_fields = ("steps",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.recent: deque[tuple[int, float]] = deque()
+        self.recent: deque[tuple[int, float]] = deque()  # the arming window: arm_points and arm_iters at least
+        self.settled: LaggedWindow | None = None  # log-values; built when the rule arms
         self.armed = False
         self.armed_at: int | None = None
+        self.arm_level: tuple[float, float] | None = None  # (log median, log sigma) of the arming window
         self.above = 0
         self.first_above: int | None = None
+        self.steps = SortedWindow(NOISE_POINTS)  # point-to-point changes of the log-value: the run's own noise
+        self.last_x: float | None = None
+        self.last_at_level: int | None = None  # the newest point at or below the settled level
 
     def _check(self, record, values, judging):
         value = values[VALUE_LOSS]
-        limit = self.cfg.value_loss_max
+        x = _log(value)
+        if self.last_x is not None and self.above == 0:
+            self.steps.push(x - self.last_x)
+        self.last_x = x
         if not self.armed:
-            self.recent.append((record.iteration, value))
-            while self.recent and self.recent[0][0] <= record.iteration - self.cfg.arm_window_iters:
-                self.recent.popleft()
-            window = [v for _, v in self.recent]
-            settled = (record.iteration + 1 >= self.cfg.arm_window_iters and len(window) >= 3
-                       and max(window) <= limit and _median(window) < self.cfg.arm_fraction * limit)
-            if judging and settled:
-                self.armed, self.armed_at = True, record.iteration
-                self.recent.clear()
+            self._try_arm(record, value, judging)
             return None
-        if value <= limit:
-            self.above, self.first_above = 0, None
+        center, sigma = self._level()
+        if x <= center:
+            self.last_at_level = record.iteration
+        if x - center < max(math.log(self.cfg.departure_ratio), self.cfg.departure_sigmas * sigma):
+            self.above, self.first_above = 0, None  # at the settled level: the streak ends
+            self.settled.push(record.iteration, x)
             return None
-        self.above += 1
+        self.above += 1  # a departure; it may start below the threshold (a climb in progress)
         if self.first_above is None:
             self.first_above = record.iteration
-        if self.above < self.cfg.patience_points:
+        lasted = record.iteration - self.first_above
+        limit = self.cfg.value_loss_max
+        if value <= limit or self.above < self.cfg.patience_points or lasted < self.cfg.patience_iters:
             return None
+        level = math.exp(center)
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
-            f"value loss {value:.4g} above {limit:g} for {self.above} points (armed since iteration {self.armed_at})",
-            onset_hint=self.first_above,
+            f"value loss {value:.4g} above {limit:g} and {value / level:.0f}x its settled level {level:.3g} "
+            f"after {self.above} departing points (armed since iteration {self.armed_at})",
+            # the last point at the settled level: a slow climb departs long after it began
+            onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
         )
+
+    def _level(self) -> tuple[float, float]:
+        """(median of the settled log-values, the run's noise per point in log space).
+
+        The noise is the robust sigma of point-to-point changes / sqrt 2: a trend in the window
+        (the early descent) does not inflate it. The arming window's median serves until the
+        settled window has 3 points."""
+        window = self.settled.window
+        center = window.median() if len(window) >= 3 else self.arm_level[0]
+        return center, self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
+
+    def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
+        """Arm once the last ``arm_points`` points sit well below the threshold (isolated spikes allowed)."""
+        recent = self.recent
+        recent.append((record.iteration, value))
+        while len(recent) > self.cfg.arm_points and record.iteration - recent[1][0] >= self.cfg.arm_iters:
+            recent.popleft()
+        if not judging or len(recent) < self.cfg.arm_points or record.iteration - recent[0][0] < self.cfg.arm_iters:
+            return
+        ordered = sorted(v for _, v in self.recent)
+        high = ordered[min(len(ordered) - 1, int(self.cfg.arm_quantile * len(ordered)))]
+        median = ordered[len(ordered) // 2]
+        limit = self.cfg.value_loss_max
+        if high > limit or median >= self.cfg.arm_fraction * limit:
+            return
+        self.settled = LaggedWindow(self.cfg.baseline_iters, self.cfg.lag_iters)
+        arm = SortedWindow(len(recent))
+        for it, v in list(recent)[-self.cfg.arm_points:]:  # the newest, most settled part seeds the level
+            arm.push(_log(v))
+            self.settled.push(it, _log(v))
+        self.armed, self.armed_at, self.arm_level = True, record.iteration, (arm.median(), arm.sigma())
+        self.recent.clear()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["settled"] = None if self.settled is None else self.settled.state()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.recent = deque(tuple(p) for p in state["recent"])
+        self.arm_level = None if state["arm_level"] is None else tuple(state["arm_level"])
+        saved = state.get("settled")
+        self.settled = None
+        if saved is not None:
+            self.settled = LaggedWindow(self.cfg.baseline_iters, self.cfg.lag_iters)
+            self.settled.load(copy.deepcopy(saved))
 
 
 class TrendCusum(Detector):
-    """Early warning: one-sided CUSUM of capped, standardised log-values against a robust baseline.
+    """A climb: one-sided CUSUM of capped, standardised log-values against a lagged robust baseline.
 
-    The baseline is the median and MAD of log-values over ``baseline_points``, taken ``lag_points``
-    behind the newest point, so a climb is judged against where the run was *before* it started
-    rather than absorbed into its own baseline; a level shift that persists without reaching the
-    threshold is accepted after about ``lag_points``. When the median of the last 3 points is
-    ``alarm_ratio`` times the baseline or more, the warning becomes an alarm. Capping each point's z-score at ``z_cap``
-    means one spike cannot raise a warning: it takes a sustained rise.
+    The baseline is the log-values of ``baseline_iters`` iterations ending ``lag_iters`` behind the
+    newest, so a climb is judged against where the run was before it started. Its median and robust
+    sigma standardise each point (z capped at ``z_cap``: one spike cannot trigger); the *reference*
+    is its ``ref_quantile`` quantile: the top of the run's own recent range, excursions it came back
+    from included (CartPole's value loss visits 1000x its median whenever episodes hit their limit).
+    A verdict needs the CUSUM at ``warn_h`` and the 3-point median ``warn_ratio`` x the reference for
+    ``persist_points`` points in a row; ``alarm_ratio`` x the reference makes it an alarm.
     """
 
     name = "trend"
-    _state_fields = ("window", "recent", "cusum", "last_zero_iteration")
+    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist")
+    _window_fields = ("baseline",)
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
         self.cfg = cfg
         self.signal = signal
         self.signals = (signal,)
-        self.window: deque[float] = deque(maxlen=cfg.baseline_points + cfg.lag_points)
+        self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
+        self.persist = 0
         self.last_zero_iteration: int | None = None
 
     def _check(self, record, values, judging):
-        x = math.log(max(values[self.signal], 1e-12))
-        baseline = list(self.window)[: max(0, len(self.window) - self.cfg.lag_points)]
-        self.window.append(x)
-        if not judging or len(baseline) < self.warmup.baseline_points:
+        x = _log(values[self.signal])
+        self.recent.append(x)
+        window = self.baseline.window
+        ready = judging and len(window) >= self.warmup.baseline_points
+        if ready:
+            center, sigma, top = window.median(), max(window.sigma(), self.cfg.min_sigma), window.quantile(self.cfg.ref_quantile)
+        self.baseline.push(record.iteration, x)
+        if not ready:
             self.last_zero_iteration = record.iteration
             return None
-        center = _median(baseline)
-        sigma = max(_robust_sigma(baseline, center), self.cfg.min_sigma)
         z = max(-self.cfg.z_cap, min(self.cfg.z_cap, (x - center) / sigma))
         # Capped, so that once a rise is over the detector quiets down in bounded time.
         self.cusum = min(max(0.0, self.cusum + z - self.cfg.drift_k), 1.5 * self.cfg.warn_h)
-        self.recent.append(x)
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
+        level = median3(*self.recent) if len(self.recent) == 3 else x
+        ratio = math.exp(level - top)
+        if self.cusum < self.cfg.warn_h or ratio < self.cfg.warn_ratio:
+            self.persist = 0
             return None
-        if self.cusum < self.cfg.warn_h:
+        self.persist += 1
+        if self.persist < self.cfg.persist_points:
             return None
-        ratio = math.exp(_median(self.recent) - center)
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
         return self._verdict(
-            record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(center),
-            f"{self.signal} trending up: {ratio:.1f}x its baseline {math.exp(center):.3g} "
-            f"(CUSUM {self.cusum:.1f} >= {self.cfg.warn_h:g})",
-            onset_hint=self.last_zero_iteration,
+            record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
+            f"{self.signal} trending up: {ratio:.1f}x the top of its recent range {math.exp(top):.3g} "
+            f"(median {math.exp(center):.3g}) for {self.persist} points (CUSUM {self.cusum:.1f})",
+            # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
+            onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
 
 
+class BlowUp(Detector):
+    """A sustained blow-up is divergence at any time, warm-up included.
+
+    Fires when the 3-point median of the signal is ``ratio`` times its floor (the lowest 3-point
+    median of the previous ``floor_points`` points) and ``envelope_factor`` times every level the
+    run held before that floor window, for ``patience_points`` points in a row. One spike cannot
+    move a 3-point median; a run that starts high and settles never rises over its own floor; a
+    run that repeatedly visits a high level and comes back (CartPole's value loss at the 500-step
+    limit) has that level in its envelope.
+    """
+
+    name = "blowup"
+    _state_fields = ("recent", "floor", "envelope", "streak")
+
+    def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.signal = signal
+        self.signals = (signal,)
+        self.recent: deque[float] = deque(maxlen=3)
+        self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
+        self.envelope = NO_LEVEL
+        self.streak = 0
+
+    def _check(self, record, values, judging):
+        x = _log(values[self.signal])
+        self.recent.append(x)
+        if len(self.recent) < 3:
+            return None
+        level = median3(*self.recent)
+        verdict = None
+        if len(self.floor) >= 3:
+            low_it, low = min(self.floor, key=lambda p: p[1])
+            over = (level - low >= math.log(self.cfg.ratio) - 1e-9
+                    and level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9)
+            self.streak = self.streak + 1 if over else 0
+            if over and self.streak >= self.cfg.patience_points:
+                verdict = self._verdict(
+                    record, "alarm", self.signal, values[self.signal], math.exp(low + math.log(self.cfg.ratio)),
+                    f"{self.signal} blew up: {math.exp(level - low):.0f}x its floor {math.exp(low):.3g} within "
+                    f"{len(self.floor)} points and above any level it held before ({math.exp(self.envelope):.3g})",
+                    onset_hint=low_it,
+                )
+        self.floor.append((record.iteration, level))
+        if len(self.floor) > self.cfg.floor_points:
+            self.envelope = max(self.envelope, self.floor.popleft()[1])
+        return verdict
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["floor"] = [list(p) for p in self.floor]
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.floor = deque((int(it), float(v)) for it, v in state["floor"])
+
+
 class CriticGradNorm(Detector):
-    """Critic gradient norm (before clipping): above an absolute ceiling, or a jump over its median."""
+    """Critic gradient norm (before clipping): a jump over its rolling median, or above an absolute
+    ceiling while also well above that median, for ``patience_points`` points."""
 
     name = "critic_grad_norm"
     signals = (CRITIC_GRAD_NORM,)
-    _state_fields = ("baseline", "over", "first_over")
+    _state_fields = ("over", "first_over")
+    _window_fields = ("baseline",)
 
     def __init__(self, cfg: CriticGradNormConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.baseline: deque[float] = deque(maxlen=cfg.baseline_points)
+        self.baseline = SortedWindow(cfg.baseline_points)
         self.over = 0
         self.first_over: int | None = None
 
     def _check(self, record, values, judging):
         value = values[CRITIC_GRAD_NORM]
         if not judging or len(self.baseline) < self.warmup.baseline_points:
-            self.baseline.append(value)
+            self.baseline.push(value)
             return None
-        jump_limit = self.cfg.jump_factor * _median(self.baseline)
-        limit = min(self.cfg.ceiling, jump_limit)
+        median = self.baseline.median()
+        limit = min(max(self.cfg.ceiling, self.cfg.ceiling_ratio * median), self.cfg.jump_factor * median)
         if value <= limit:
-            self.baseline.append(value)
+            self.baseline.push(value)
             self.over, self.first_over = 0, None
             return None
         self.over += 1
         self.first_over = record.iteration if self.first_over is None else self.first_over
         if self.over < self.cfg.patience_points:
             return None
-        why = "ceiling" if limit == self.cfg.ceiling else f"{self.cfg.jump_factor:g}x its median"
         return self._verdict(
             record, "warning", CRITIC_GRAD_NORM, value, limit,
-            f"critic grad norm {value:.3g} above {limit:.3g} ({why}) for {self.over} points",
+            f"critic grad norm {value:.3g} above {limit:.3g} ({value / max(median, TINY):.0f}x its median "
+            f"{median:.3g}) for {self.over} points",
             onset_hint=self.first_over,
         )
 
 
 class RewardCollapse(Detector):
-    """A reward drop abnormal for *this* run: many robust sigmas of its own changes, and a large
-    fraction of its recent range. Scale-free, since step rewards differ by orders of magnitude."""
+    """A reward drop abnormal for *this* run, held for ``persist_points``: below the lagged median of
+    its recent values (``baseline_iters`` ending ``horizon_iters`` back) by many robust sigmas of its own
+    ``horizon_points``-step changes and by a large
+    fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude."""
 
     name = "reward_collapse"
-    _state_fields = ("history",)
+    _state_fields = ("tail", "down", "first_down")
+    _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
         self.signals = (cfg.signal,)
-        self.history: deque[tuple[int, float]] = deque(maxlen=cfg.baseline_points + cfg.horizon_points)
+        self.values = LaggedWindow(cfg.baseline_iters, cfg.horizon_iters)
+        self.changes = SortedWindow(cfg.baseline_points)
+        self.tail: deque[float] = deque(maxlen=cfg.horizon_points + 1)
+        self.down = 0
+        self.first_down: int | None = None
 
     def _check(self, record, values, judging):
         value = values[self.cfg.signal]
-        h = self.cfg.horizon_points
-        self.history.append((record.iteration, value))
-        if not judging or len(self.history) < max(self.warmup.baseline_points, 2 * h + 2):
-            return None
-        past = [v for _, v in self.history]
-        base = np.asarray(past[:-h])
-        drop = float(np.max(base[-h:]) - value)
-        changes = base[h:] - base[:-h]
-        scale = _robust_sigma(changes, _median(changes)) if len(changes) >= 3 else 0.0
-        spread = float(np.max(base) - np.min(base))
+        self.tail.append(value)
+        window = self.values.window
+        verdict = None
+        if judging and len(window) >= max(self.warmup.baseline_points, 2 * self.cfg.horizon_points + 2):
+            verdict = self._judge(record, value, window)
+        if verdict is None and self.down == 0:  # a collapse does not teach the baseline what normal is
+            self.values.push(record.iteration, value)
+            if len(self.tail) > self.cfg.horizon_points:
+                self.changes.push(value - self.tail[0])
+        return verdict
+
+    def _judge(self, record: MetricRecord, value: float, window: SortedWindow) -> Verdict | None:
+        center = window.median()
+        scale = self.changes.sigma() if len(self.changes) >= 3 else 0.0
+        spread = window.quantile(0.95) - window.quantile(0.05)
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
-        if drop <= 0 or drop <= limit or limit <= 0:
+        drop = center - value
+        if limit <= 0 or drop <= limit:
+            self.down, self.first_down = 0, None
             return None
-        start = self.history[-h - 1][0]
+        self.down += 1
+        self.first_down = record.iteration if self.first_down is None else self.first_down
+        if self.down < self.cfg.persist_points:
+            return None
         return self._verdict(
-            record, "warning", self.cfg.signal, value, float(np.max(base[-h:]) - limit),
-            f"reward fell by {drop:.3g} within {h} points ({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)",
-            onset_hint=start,
+            record, "warning", self.cfg.signal, value, center - limit,
+            f"reward {value:.3g} fell {drop:.3g} below its recent median {center:.3g} for {self.down} points "
+            f"({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)",
+            onset_hint=self.first_down,
         )
 
 
@@ -305,11 +552,14 @@ class PolicyStd(Detector):
 
     Reads ``train/log_std_max`` when the run reports it (live training does), else the mean log-std
     per action dimension from ``train/dist_entropy`` (what OpenRL logs; a lower bound on the largest).
-    The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration.
+    The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration. The
+    warning is said once, when the overflow comes within ``warn_within_iters``: it is a fact about the
+    run, not a state to stay in (a standing warning would stop the stable checkpoints for hundreds of
+    iterations); the alarm fires on every point within ``alarm_within_iters``.
     """
 
     name = "policy_std"
-    _state_fields = ("history", "warn_since", "saturated_since")
+    _state_fields = ("history", "warn_since", "saturated_since", "warned")
 
     def __init__(self, cfg: PolicyStdConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -317,6 +567,7 @@ class PolicyStd(Detector):
         self.history: deque[tuple[int, float]] = deque(maxlen=cfg.rate_points)
         self.warn_since: int | None = None  # first iteration of the current stretch inside the warning horizon
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
+        self.warned = False  # the current stretch's warning has been said
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
@@ -338,23 +589,25 @@ class PolicyStd(Detector):
             self.saturated_since = record.iteration
         if len(self.history) < self.cfg.rate_points:
             return None
-        its = np.array([it for it, _ in self.history], dtype=float)
-        ys = np.array([v for _, v in self.history])
-        if its[-1] <= its[0]:
+        rate = _slope(self.history)  # log-std per iteration
+        if rate is None:
             return None
-        rate = float(np.polyfit(its, ys, 1)[0])  # log-std per iteration
         headroom = self.cfg.overflow_log_std - log_std
         eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf  # iterations to overflow
+        eta = round(eta, 6)  # a slope summed in floating point must not miss an exact horizon
         # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
         limit = self.cfg.warn_within_iters * (1.0 if self.warn_since is None else 1.5)
         if eta > limit:
-            self.warn_since = None
+            self.warn_since, self.warned = None, False
             return None
         if self.warn_since is None:
             self.warn_since = record.iteration
         if not judging:
             return None
         level: Level = "alarm" if eta <= self.cfg.alarm_within_iters else "warning"
+        if level == "warning" and self.warned:
+            return None
+        self.warned = True
         what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
         return self._verdict(
             record, level, signal, log_std, self.cfg.overflow_log_std,
@@ -363,6 +616,17 @@ class PolicyStd(Detector):
             "(the entropy bonus outweighs the reward's pull on the std; lower lr or entropy_coef)",
             onset_hint=self.saturated_since if self.saturated_since is not None else self.warn_since,
         )
+
+
+def _slope(points) -> float | None:
+    """Least-squares slope of (x, y) pairs; None when all x are equal."""
+    n = len(points)
+    mx = sum(p[0] for p in points) / n
+    my = sum(p[1] for p in points) / n
+    sxx = sum((p[0] - mx) ** 2 for p in points)
+    if sxx <= 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
 
 
 class NonFinite(Detector):
@@ -375,13 +639,14 @@ class NonFinite(Detector):
         self.cfg = cfg
 
     def update(self, record: MetricRecord) -> Verdict | None:
-        bad = record.nonfinite_keys(TRACKED_KEYS)
+        metrics = record.metrics
+        bad = [k for k in TRACKED_KEYS if k in metrics and not math.isfinite(metrics[k])]
         if not bad:
             return None
         key = bad[0]
         return self._verdict(
-            record, "alarm", key, record.metrics[key], 0.0,
-            f"non-finite {key} = {record.metrics[key]} (also: {', '.join(bad[1:]) or 'none'})",
+            record, "alarm", key, metrics[key], 0.0,
+            f"non-finite {key} = {metrics[key]} (also: {', '.join(bad[1:]) or 'none'})",
             onset_hint=record.iteration,
         )
 
@@ -393,6 +658,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(NonFinite(cfg.nonfinite, cfg.warmup))
     if cfg.value_loss.enabled:
         found.append(ValueLossThreshold(cfg.value_loss, cfg.warmup))
+    if cfg.blowup.enabled:
+        found.extend(BlowUp(cfg.blowup, cfg.warmup, s) for s in cfg.blowup.signals)
     if cfg.trend.enabled:
         found.extend(TrendCusum(cfg.trend, cfg.warmup, s) for s in cfg.trend.signals)
     if cfg.critic_grad_norm.enabled:
@@ -409,8 +676,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
 
 
 def detector_key(det: Detector) -> str:
-    """A unique, stable name for a detector instance (trend detectors carry their signal)."""
-    return f"{det.name}:{det.signal}" if isinstance(det, TrendCusum) else det.name
+    """A unique, stable name for a detector instance (per-signal detectors carry their signal)."""
+    return f"{det.name}:{det.signal}" if isinstance(det, (TrendCusum, BlowUp)) else det.name
 
 
 # --- resources: the machine, not the learning (watchdog.resources) ---------------------------------
@@ -463,8 +730,8 @@ class MemoryForecast(Detector):
         del history[: -self.cfg.window_points]
         if len(history) < self.cfg.window_points or history[-1][0] <= history[0][0]:
             return None
-        its, ys = np.asarray(history, dtype=float).T
-        rate = float(np.polyfit(its, ys, 1)[0])  # MiB per iteration
+        its = [h[0] for h in history]
+        rate = _slope(history)  # MiB per iteration (x distinct: checked above)
         limit = self.limits[signal] or record.metrics[dict(MEMORY_LIMITS)[signal]]
         headroom = limit - used
         climbing = rate > 0 and rate * (its[-1] - its[0]) >= self.cfg.min_climb_mb
@@ -515,7 +782,7 @@ class Throughput(Detector):
         if floor is None or rate >= floor:
             self.baseline = [*self.baseline, rate][-self.cfg.baseline_points:]
             if len(self.baseline) == self.cfg.baseline_points:
-                self.settled = max(self.settled or 0.0, _median(self.baseline))
+                self.settled = max(self.settled or 0.0, statistics.median(self.baseline))
             self.low, self.first_low = 0, None
             return None
         self.low += 1

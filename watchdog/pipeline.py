@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 Listener = Callable[[dict], None]
 HISTORY_POINTS = 1024
 MIN_ONSET_WINDOW = 40
+ONSET_LOOKBACK_ITERS = 50
+MAX_FIT_POINTS = 80
 
 
 class Watchdog:
@@ -164,28 +166,53 @@ class Watchdog:
 
 
 def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None) -> Onset:
-    """Fit the change model to the alarm's signal over a window reaching well before its hint."""
+    """Fit the change model to the alarm's signal over a window reaching well before its hint.
+
+    The window starts ``ONSET_LOOKBACK_ITERS`` (or twice the hint-to-alarm span) iterations
+    before the earliest hint (other detectors' hints count up to ``ONSET_LOOKBACK_ITERS`` before the alarm's own), and holds at least ``MIN_ONSET_WINDOW`` points: a slow climb departs
+    from its settled level long after it began. Beyond ``MAX_FIT_POINTS`` points, blocks of
+    neighbouring points are merged (their median), so the fit costs the same at any logging rate.
+    """
     fallback = alarm.onset_hint if alarm.onset_hint is not None else alarm.iteration
-    reach = min(fallback, earliest_hint) if earliest_hint is not None else fallback
-    usable = [r for r in history if r.iteration <= alarm.iteration]
+    reach = fallback
+    if earliest_hint is not None:  # another detector's hint, but not from a different era of the run
+        reach = max(min(reach, earliest_hint), fallback - ONSET_LOOKBACK_ITERS)
     if alarm.signal in STD_CLIMB_KEYS:  # a steady climb, not a change point: the detector knows its onset
         return Onset(fallback, fallback, alarm.iteration, "detector")
-    if not usable:
-        return Onset(fallback, fallback, fallback, "fallback")
     if alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):
         key, transform = alarm.signal, _negated
     else:
         key, transform = VALUE_LOSS, log_badness
     # The window ends at the last finite value and starts well before the detector's hint.
-    finite = [r for r in usable if math.isfinite(r.metrics.get(key, math.nan))]
+    finite = [r for r in history if r.iteration <= alarm.iteration and math.isfinite(r.metrics.get(key, math.nan))]
     if not finite:
         return Onset(fallback, fallback, fallback, "fallback")
-    its = [r.iteration for r in finite]
-    hint_idx = next((i for i, it in enumerate(its) if it >= reach), len(its) - 1)
-    start = max(0, min(hint_idx - (len(its) - hint_idx) * 2, len(its) - MIN_ONSET_WINDOW))
-    window = finite[start:]
-    values = [r.metrics[key] for r in window]
-    return estimate_onset([r.iteration for r in window], transform(values), fallback=fallback)
+    first = reach - max(ONSET_LOOKBACK_ITERS, 2 * (alarm.iteration - reach))
+    start = next((i for i, r in enumerate(finite) if r.iteration >= first), len(finite) - 1)
+    window = finite[max(0, min(start, len(finite) - MIN_ONSET_WINDOW)):]
+    its = [r.iteration for r in window]
+    values = transform([r.metrics[key] for r in window])
+    its, values = _merge_blocks(its, values, MAX_FIT_POINTS)
+    return estimate_onset(its, values, fallback=fallback)
+
+
+def _merge_blocks(its: list[int], values, limit: int, keep: int = 40) -> tuple[list[int], list[float]]:
+    """At most ``limit`` points: the newest ``keep`` as they are (a fast climb is all in them), older
+    ones merged into blocks (each its first iteration and its median value)."""
+    n = len(its)
+    if n <= limit:
+        return its, list(values)
+    head = n - keep
+    size = -(-head // (limit - keep))
+    out_its, out_vals = [], []
+    for hi in range(head, 0, -size):  # blocks end exactly at the kept tail
+        lo = max(0, hi - size)
+        block = sorted(values[lo:hi])
+        out_its.append(its[lo])
+        out_vals.append(block[len(block) // 2])
+    out_its.reverse()
+    out_vals.reverse()
+    return out_its + its[head:], out_vals + list(values[head:])
 
 
 def _negated(values) -> list[float]:

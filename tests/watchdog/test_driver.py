@@ -99,11 +99,15 @@ def test_every_rank_goes_back_to_the_protected_first_checkpoint_on_an_old_onset(
     assert [t.iteration for t in ranks[0].restored] == [0] == [t.iteration for t in ranks[1].restored]
 
 
-def test_a_resumed_run_warms_up_again():
-    # a run resumed at iteration 500 without the watchdog's state: a spike 10 iterations in is warm-up
-    recs = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 5.0 if i in (510, 511, 512) else 0.01}) for i in range(500, 540)]
+@pytest.mark.parametrize(("jump_at", "alarm_at"), [(505, None), (650, 655)])
+def test_a_resumed_run_warms_up_again(jump_at, alarm_at):
+    # a run resumed at iteration 500 without the watchdog's state: 30x for 10 iterations, 5 iterations
+    # after the resume, is warm-up (its baseline is not known yet); the same jump once settled is an alarm
+    recs = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.3 if jump_at <= i < jump_at + 10 else 0.01})
+            for i in range(500, 700)]
     out = drive(recs)
-    assert out.kinds("alarm") == [] and out.kinds("warning") == []
+    assert [e["iteration"] for e in out.kinds("alarm")][:1] == ([alarm_at] if alarm_at else [])
+    assert out.kinds("warning") == []
 
 
 def test_a_restored_watchdog_continues_budget_registry_and_warm_up():

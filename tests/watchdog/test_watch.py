@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import subprocess
 import sys
 import time
@@ -75,3 +76,38 @@ def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
 def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
     assert main(["watch", str(tmp_path / "nope"), "--idle-exit", "0"]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def _write_log_interval_run(run: Path, jump_at: int = 60, every: int = 5, spi: int = 6400) -> None:
+    """push_lite at log_interval 5: value loss settles near 0.12, jumps 300x at ``jump_at`` (rewards x50
+    for five iterations) and decays; the reward falls from 0.12 to 0.02 for good."""
+    from watchdog.tfevents import ScalarWriter
+
+    writers = {}
+    for tag in ("value_loss", "average_step_reward"):
+        (run / "logs" / tag / tag).mkdir(parents=True, exist_ok=True)
+        writers[tag] = ScalarWriter(run / "logs" / tag / tag)
+    for it in range(0, 200, every):
+        vl = 0.12 * (1 + 0.1 * math.sin(it)) + 1.5 * math.exp(-it / 10)
+        if it >= jump_at:
+            vl = 35.5 * math.exp(-(it - jump_at) / 40) + 0.5
+        reward = 0.12 if it < jump_at else 0.02
+        for tag, value in (("value_loss", vl), ("average_step_reward", reward)):
+            writers[tag].add_scalar(tag, value, (it + 1) * spi)
+    for w in writers.values():
+        w.close()
+
+
+def test_watch_at_log_interval_alarms_on_a_300x_jump_and_runs_the_alarm_command(tmp_path):
+    run = tmp_path / "push_lite"
+    run.mkdir()
+    _write_log_interval_run(run)
+    flag = tmp_path / "alarm.txt"
+    code = main(["watch", str(run), "--interval", "0.05", "--idle-exit", "0.3",
+                 "--on-alarm", f'echo "$WATCHDOG_DETECTOR $WATCHDOG_ITERATION $WATCHDOG_ONSET" > "{flag}"'])
+    assert code == 1
+    events = read_events(run / WATCH_EVENTS).events
+    alarm = next(e for e in events if e["event"] == "alarm")
+    assert 60 <= alarm["iteration"] <= 70 and abs(alarm["onset_iteration"] - 60) <= 5
+    detector, iteration, onset = flag.read_text().split()
+    assert detector == alarm["detector"] and int(iteration) == alarm["iteration"] and int(onset) == alarm["onset_iteration"]

@@ -1,0 +1,167 @@
+"""Leave-one-run-out scorecard: settings chosen without the run they are scored on.
+
+    python -m bench.loo [--out bench/results/detection_loo.json]
+
+Candidates: a small grid of the settings that trade quiet against sensitivity (``GRID``). Every
+candidate is replayed on every real run (``bench.real_runs``: the 11 MAPush runs at log_interval and
+per iteration, the 9 SB3 runs at their logged resolution with ``value_loss.enabled: false``) and on
+the spliced divergences of ``bench.detection`` (the five ``mapush_runs``, both resolutions).
+
+For each held-out run R: among the candidates that, on every *other* run, raise no alarm and no
+rollback, at most one warning per ``WARN_BUDGET_ITERS`` iterations (summed over the MAPush runs)
+and leave no run in ``warning``, the one that detects most spliced divergences on the *other* runs
+(ties: the smaller median alarm delay) is chosen; R is then scored with it (its healthy replay and
+its own spliced cases). The held-out rows of all folds make the scorecard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench import detection as det
+from bench.real_runs import DATA, RealRun, _openrl_spi, config_for, load_real_runs
+from watchdog.config import WatchdogConfig
+
+RESULTS = Path(__file__).resolve().parent / "results" / "detection_loo.json"
+WARN_BUDGET_ITERS = 5000
+GRID: list[dict[str, str]] = [  # the knobs that trade quiet against sensitivity; the first are the defaults
+    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "8", "trend.persist_points": "2", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "3", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "6", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "2"},
+]
+
+
+def _name(setting: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in setting.items())
+
+
+def healthy_curves(runs: list[RealRun], rng) -> dict[str, dict[str, det.Curve]]:
+    """OpenRL runs at both resolutions (per-iteration interpolated as the bench does)."""
+    out = {}
+    for run in runs:
+        if run.framework != "openrl":
+            continue
+        spi = _openrl_spi(run.path, json.loads((run.path.parent / "runs.json").read_text())
+                          if (run.path.parent / "runs.json").is_file() else {})
+        logged, dense, _ = det.load_curves(run.path.parent, run.name, spi, rng)
+        out[run.name] = {"log_interval": logged, "per_iteration": dense}
+    return out
+
+
+def replay_healthy(cfg: WatchdogConfig, run: RealRun, curves: dict) -> dict:
+    """{resolution: summary} of one real run replayed with ``cfg``."""
+    cfg = config_for(run, cfg)
+    out = {}
+    if run.framework == "openrl":
+        for res in det.RESOLUTIONS:
+            curve = curves[run.name][res]
+            rep = det.Replayer(cfg)
+            for rec in curve.records(0, len(curve.its)):
+                rep.feed(rec)
+            out[res] = det.summarize_healthy(rep, cfg) | {"iterations": int(curve.its[-1] - curve.its[0] + 1)}
+    else:
+        rep = det.Replayer(cfg)
+        for rec in run.records:
+            rep.feed(rec)
+        span = run.records[-1].iteration - run.records[0].iteration + 1
+        out["log_interval"] = det.summarize_healthy(rep, cfg) | {"iterations": span}
+    return out
+
+
+def quiet_enough(healthy: dict[str, dict], runs: list[str]) -> bool:
+    """No alarm, rollback or run left in warning; warnings within budget over the MAPush runs."""
+    for res in det.RESOLUTIONS:
+        warnings = iters = 0
+        for run in runs:
+            h = healthy[run].get(res)
+            if h is None:
+                continue
+            if h["alarms"] or h["rollbacks"] or h["end_state"] == "warning":
+                return False
+            if not run[0].isupper():  # MAPush runs (SB3 run names start with the env's capital)
+                warnings += h["warnings"]
+                iters += h["iterations"]
+        if iters and warnings > iters / WARN_BUDGET_ITERS:
+            return False
+    return True
+
+
+def detection_key(rows: list[dict]) -> tuple:
+    det_rows = [r for r in rows if r["ours"]["alarm"] is not None]
+    delays = [r["ours"]["alarm"] - r["onset"] for r in det_rows]
+    return (len(det_rows) / max(len(rows), 1), -(float(np.median(delays)) if delays else math.inf))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--grid", type=int, default=len(GRID), help="use only the first N settings of GRID")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(det.SEED)
+    real = load_real_runs(DATA)
+    bench_data = DATA / "mapush_runs"
+    spis = det.steps_per_iteration(bench_data)
+    curves, drops = {}, {}
+    for run, spi in spis.items():
+        logged, dense, _ = det.load_curves(bench_data, run, spi, rng)
+        curves[run] = {"log_interval": logged, "per_iteration": dense}
+        drops[run] = det.reward_drop(logged)
+    cases = det.make_cases({r: c["log_interval"] for r, c in curves.items()}, rng)
+    hcurves = healthy_curves(real, np.random.default_rng(det.SEED + 1))
+    names = [r.name for r in real]
+
+    per_setting = []
+    grid = GRID[: max(1, args.grid)]
+    for setting in grid:
+        cfg = det.config_with([f"{k}={v}" for k, v in setting.items()])
+        healthy = {r.name: replay_healthy(cfg, r, hcurves) for r in real}
+        _, rows = det.score_runs(cfg, curves, cases, drops, det.RESOLUTIONS)
+        per_setting.append({"setting": setting, "healthy": healthy, "rows": rows})
+        print(f"{_name(setting)}: quiet on all runs: {quiet_enough(healthy, names)}; "
+              f"detection {detection_key(rows['log_interval'] + rows['per_iteration'])}", flush=True)
+
+    folds, held_rows = [], {res: [] for res in det.RESOLUTIONS}
+    for held in names:
+        others = [n for n in names if n != held]
+        eligible = [s for s in per_setting if quiet_enough(s["healthy"], others)]
+        pool = eligible or per_setting
+        best = max(pool, key=lambda s: detection_key([r for res in det.RESOLUTIONS for r in s["rows"][res]
+                                                      if r["run"] != held]))
+        folds.append({"held_out": held, "chosen": best["setting"], "eligible": len(eligible),
+                      "healthy": best["healthy"][held]})
+        for res in det.RESOLUTIONS:
+            held_rows[res].extend(r for r in best["rows"][res] if r["run"] == held)
+
+    agg = {res: {m: det.aggregate(held_rows[res], m) for m in det.METHODS} for res in det.RESOLUTIONS}
+    print("\n### Leave-one-run-out: each real run replayed with the setting chosen without it\n")
+    print("| run | chosen setting | resolution | iterations | warnings after warm-up | alarms | rollbacks | end state |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for f in folds:
+        for res, h in f["healthy"].items():
+            print(f"| `{f['held_out']}` | {_name(f['chosen'])} | {res} | {h['iterations']} | {h['warnings']} | "
+                  f"{h['alarms']} | {h['rollbacks']} | {h['end_state']} |")
+    print("\n### Leave-one-run-out: spliced divergences (each run's cases scored with the setting chosen without it)\n")
+    print(det.table_detection(agg))
+    elapsed = time.perf_counter() - t0
+    print(f"\nelapsed {elapsed:.1f} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"), "elapsed_s": elapsed, "grid": grid,
+        "warn_budget_iters": WARN_BUDGET_ITERS, "folds": folds, "detection": agg,
+        "settings": [{"setting": s["setting"], "healthy": s["healthy"]} for s in per_setting],
+    }, indent=1, default=det._json_default) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
