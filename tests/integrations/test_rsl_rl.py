@@ -36,7 +36,7 @@ WORLDS, STEPS = 8, 16  # 16 rsl_rl envs x 16 steps per iteration: about 0.1 s pe
 SAFE_LR = 3e-4
 # Sensitive enough for a 30-iteration run: short warm-up, frequent stable checkpoints.
 QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5}, "value_loss": {"enabled": False},
-         "trend": {"baseline_points": 10, "lag_points": 2},
+         "trend": {"baseline_iters": 10, "lag_iters": 2},
          "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
 
 
@@ -155,7 +155,7 @@ def test_reward_scale_fault_rolls_back_before_the_fault_and_restores_exactly(tmp
     run = Watched(tmp_path, ["reward_scale@15-17:50"], wd_cfg=WatchdogConfig.model_validate(QUICK))
     events = run.learn(30)
     alarm, = kinds(events, "alarm")
-    assert alarm["detector"] == "trend" and alarm["signal"] == "train/value_loss"
+    assert alarm["detector"] in ("blowup", "trend") and alarm["signal"] == "train/value_loss"
     assert 15 <= alarm["iteration"] <= 19 and alarm["onset_iteration"] >= 14
     rollback, = kinds(events, "rollback")
     assert rollback["to_iteration"] < 15
