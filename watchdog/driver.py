@@ -145,6 +145,12 @@ class StableRegistry:
         del self.refs[i:], self._iterations[i:]
         return dropped
 
+    def unwritten(self, tag: str) -> None:
+        """The checkpoint ``tag`` never reached the disk: it lives in memory only (path None)."""
+        from dataclasses import replace
+
+        self.refs = [replace(r, path=None) if r.tag == tag else r for r in self.refs]
+
     def retain(self, keep: Callable[["CheckpointRef"], bool]) -> list["CheckpointRef"]:
         """Drop the checkpoints for which ``keep`` is false (e.g. gone from disk); returns them."""
         dropped = [r for r in self.refs if not keep(r)]

@@ -258,7 +258,7 @@ class Policy:
 
     def latest_target_iteration(self, onset: Onset) -> int:
         """The newest checkpoint iteration a rollback for ``onset`` may go back to."""
-        return latest_target_iteration(onset.iteration, onset.method, self.cfg.policy.onset_margin_iters)
+        return latest_target_iteration(onset.iteration, onset.method, self.cfg.policy.onset_margin_iters, onset.low)
 
     # --- driver feedback ------------------------------------------------------------------------
 
@@ -310,12 +310,17 @@ class Policy:
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
 
 
-def latest_target_iteration(onset_iteration: int, method: str | None, margin_iters: int) -> int:
+def latest_target_iteration(onset_iteration: int, method: str | None, margin_iters: int,
+                            low: int | None = None) -> int:
     """The newest checkpoint iteration that may stand for the state before an onset (live rollback
     and replay's recommendation alike). A checkpoint of iteration ``i`` holds the state after
-    update ``i``; it must be at least ``margin_iters`` before an estimated onset, before an exact one."""
-    margin = 1 if method == EXACT_ONSET else max(1, margin_iters)
-    return onset_iteration - margin
+    update ``i``. Before an exact onset (a first NaN out of a quiet run) is enough; an estimated one
+    is uncertain, so the checkpoint must be at least ``margin_iters`` before it *and* before the
+    low end of its plausible range (``low``: the fit's 95 % profile range)."""
+    if method == EXACT_ONSET:
+        return onset_iteration - 1
+    latest = onset_iteration - max(1, margin_iters)
+    return latest if low is None else min(latest, low - 1)
 
 
 def _warning_key(v: Verdict) -> str:

@@ -515,7 +515,7 @@ def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, mar
     if onset is None or onset.get("iteration") is None:
         return
     onset_step = onset.get("step") or _step_of(data.records, onset["iteration"], data.steps_per_iteration)
-    latest = latest_target_iteration(onset["iteration"], onset.get("method"), margin_iters)
+    latest = latest_target_iteration(onset["iteration"], onset.get("method"), margin_iters, onset.get("low"))
     limit_step = _step_of(data.records, latest, data.steps_per_iteration)
     info = dict(data.info)
     for step, kind, path in reversed(list_checkpoints(run_dir, info)):

@@ -18,6 +18,7 @@ the ``sys/*`` resource keys of every record, in the event log and TensorBoard.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -72,6 +73,9 @@ class TrainingSession:
         # retention is the library registry's (policy.keep_stable), the same on every rank
         self.store = CheckpointStore(self.store_root, keep_last=None) if writes_files and watchdog else None
         self.snapshots: dict[str, Any] = {}
+        self._writer: ThreadPoolExecutor | None = None  # the disk writes, off the training loop
+        self._pending: list[Future] = []
+        self._unwritten: list[tuple[str, OSError]] = []
         self.result = SessionResult()
         self.events: EventLog | None = None
         if watchdog is not None and writes_files:
@@ -109,6 +113,8 @@ class TrainingSession:
     def observe(self, record: MetricRecord) -> bool:
         """Judge one iteration's record and carry the actions out; False: stop training."""
         record = self.with_resources(record)
+        if self._pending:  # the previous checkpoint had a whole iteration to reach the disk
+            self.settle(wait=True)
         self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
         self.result.final_record = record
         if self.watchdog is None:
@@ -131,28 +137,53 @@ class TrainingSession:
     # --- the Driver contract (watchdog.driver) --------------------------------------------------
 
     def save(self, action: SaveStable, watchdog_state: Callable[[], dict]) -> str | None:
-        """Snapshot into memory and (rank 0) into the store; a disk failure keeps training on memory."""
+        """Snapshot into memory now and (rank 0) into the store on the writer thread: the fsynced write
+        overlaps the next iteration, which waits for it before it is judged. A disk failure keeps
+        training on memory (said at the next record)."""
         tag = action.tag
         self.snapshots[tag] = snap = self.capture(action)
+        path = str(self.store_root / tag)
         if self.store is None:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
-            return str(self.store_root / tag)
+            return path
+        meta = {"iteration": action.iteration, "env_steps": action.env_steps,
+                "stable": getattr(action, "stable", True), "watchdog": watchdog_state()}
+        self._on_disk(self._write, tag, self.to_state(snap), meta)
+        return path
+
+    def _write(self, tag: str, state: dict, meta: dict) -> None:
+        """On the writer thread: one checkpoint, atomically; OSError (disk full, read-only) is noted."""
         try:
-            info = self.store.save(tag, self.to_state(snap), {"iteration": action.iteration,
-                                                              "env_steps": action.env_steps,
-                                                              "stable": getattr(action, "stable", True),
-                                                              "watchdog": watchdog_state()})
-        except OSError as exc:  # disk full, read-only
-            self.say(f"watchdog: could not write stable checkpoint {self.store.root / tag}: {exc.strerror or exc}; "
+            self.store.save(tag, state, meta)
+        except OSError as exc:
+            self._unwritten.append((tag, exc))
+            log.warning("stable checkpoint %s not written: %s", tag, exc)
+
+    def _on_disk(self, fn: Callable, *args: Any, **kwargs: Any) -> None:
+        """Run a store operation on the one writer thread (in order: a delete never passes its write)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchdog-checkpoints")
+        self._pending.append(self._writer.submit(fn, *args, **kwargs))
+
+    def settle(self, *, wait: bool = False) -> None:
+        """Collect finished disk operations (all of them with ``wait``): re-raise a bug, and for a
+        checkpoint that could not be written say so and drop its path (rollbacks use memory)."""
+        done = [f for f in self._pending if wait or f.done()]
+        self._pending = [f for f in self._pending if f not in done]
+        for future in done:
+            future.result()  # anything but the OSError _write handles is a bug: raise it here
+        while self._unwritten:
+            tag, exc = self._unwritten.pop(0)
+            if self.watchdog is not None:
+                self.watchdog.policy.registry.unwritten(tag)
+            self.say(f"watchdog: could not write stable checkpoint {self.store_root / tag}: {exc.strerror or exc}; "
                      "the checkpoints already on disk are intact and rollbacks use the in-memory copy - free "
                      "space or fix permissions to get disk checkpoints again", style="bold red")
-            log.warning("stable checkpoint %s not written: %s", tag, exc)
-            return None
-        return str(info.path)
 
     def restore(self, action: Rollback) -> None:
         """The target's snapshot from memory (else from disk) back in place."""
         snap = self.snapshots.get(action.target.tag)
         if snap is None:  # e.g. after a resume: the copy on disk (rank 0's; all ranks share run_dir)
+            self.settle(wait=True)
             state, _ = load_checkpoint(action.target.path or self.store_root / action.target.tag)
             snap = self.from_state(state)
         self.restore_snapshot(snap, action)
@@ -164,9 +195,9 @@ class TrainingSession:
         if self.store is None:
             return
         if abandoned:
-            self.store.mark_unstable(ref.tag, reason=f"abandoned by rollback {self.result.rollbacks}")
+            self._on_disk(self.store.mark_unstable, ref.tag, reason=f"abandoned by rollback {self.result.rollbacks}")
         else:
-            self.store.delete(ref.tag)
+            self._on_disk(self.store.delete, ref.tag)
 
     def stop(self, action: Stop) -> None:
         self.result.stopped, self.result.stop_reason = True, action.reason
@@ -176,6 +207,9 @@ class TrainingSession:
         """A resumable checkpoint now, in the store's format (what ``--checkpoint`` and ``watchdog run``
         resume from); only a stable one stays in memory as a rollback target."""
         path = self.save(action, watchdog_state)
+        self.settle(wait=True)  # a resume point must be on disk before the run stops
+        if self.store is not None and not (self.store_root / action.tag).is_dir():
+            path = None
         if not action.stable:
             self.snapshots.pop(action.tag, None)
         self.result.resume_checkpoint = path
@@ -200,6 +234,9 @@ class TrainingSession:
             self.scalar(WATCHDOG_ONSET, onset, record.env_steps)
 
     def close(self) -> None:
+        if self._writer is not None:  # every checkpoint on disk before the run's `end`
+            self.settle(wait=True)
+            self._writer.shutdown()
         if self.watchdog is not None:
             self.watchdog.end(stopped=self.result.stopped, reason=self.result.stop_reason,
                               iterations=self.result.iterations, env_steps_spent=self.result.env_steps)

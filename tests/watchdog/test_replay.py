@@ -99,8 +99,9 @@ def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, 
                                       "keys": ["train/value_loss"]}
     assert run["would_roll_back"] and run["would_roll_back"][0]["to_step"] < (ONSET + 1) * SPI
     ckpt = run["recommended_checkpoint"]
-    # the live rollback's rule: the newest at least 10 iterations (margin) before the onset
-    latest = (run["onset"]["iteration"] - 10 + 1) * SPI
+    # the live rollback's rule: the newest at least 10 iterations (margin) before the onset and before
+    # the low end of its range
+    latest = (min(run["onset"]["iteration"] - 10, run["onset"]["low"] - 1) + 1) * SPI
     expected = max(s for s in (80_000_000, 89_600_000) if s <= latest)
     assert ckpt["step"] == expected and ckpt["step"] <= run["onset"]["step"]
     assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [(95_000_000, "after onset")] + (
