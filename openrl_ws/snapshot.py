@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from watchdog.checkpoints import (
+    clone_tree,
     META_FILE,
     STATE_FILE,
     OpenRLModuleCheckpoint,
@@ -106,8 +107,8 @@ def capture(trainer: Any, *, extra: dict | None = None, rng: bool = True) -> Tra
     """Copy the live trainer's weights, optimizer state, hot params and RNG states to CPU."""
     module = _module_of(trainer)
     return TrainingSnapshot(
-        models={k: _clone_tree(full_state(m)) for k, m in module.models.items()},
-        optimizers={k: _clone_tree(o.state_dict()) for k, o in module.optimizers.items()},
+        models={k: clone_tree(full_state(m), "cpu") for k, m in module.models.items()},
+        optimizers={k: clone_tree(o.state_dict(), "cpu") for k, o in module.optimizers.items()},
         hot_params={k: getattr(trainer, k) for k in HOT_PARAMS if hasattr(trainer, k)},
         module_params={k: getattr(module, k) for k in MODULE_PARAMS if hasattr(module, k)},
         learning_rates={k: [g["lr"] for g in o.param_groups] for k, o in module.optimizers.items()},
@@ -130,7 +131,7 @@ def restore(trainer: Any, snap: TrainingSnapshot, *, restore_rng: bool = False) 
     for key, opt in module.optimizers.items():
         # load_state_dict keeps the given tensors when dtype/device already match, so hand it a
         # copy: the snapshot must stay untouched for the next rollback.
-        opt.load_state_dict(_clone_tree(snap.optimizers[key]))
+        opt.load_state_dict(clone_tree(snap.optimizers[key], "cpu"))
         for group, lr in zip(opt.param_groups, snap.learning_rates.get(key, [])):
             group["lr"] = lr
     for key, value in snap.hot_params.items():
@@ -401,7 +402,7 @@ def _load_weights(
         load_full_state(model, models[key])
     for key, state in optimizers.items():
         try:
-            module.optimizers[key].load_state_dict(_clone_tree(state))
+            module.optimizers[key].load_state_dict(clone_tree(state, "cpu"))
         except (ValueError, KeyError, RuntimeError) as err:
             raise CheckpointError(
                 f"optimizer {key!r} state does not fit ({' '.join(str(err).split())})",
@@ -443,21 +444,6 @@ def _device_of(module: Any) -> torch.device:
         for p in model.parameters():
             return p.device
     return torch.device("cpu")
-
-
-def _clone_tree(tree: Any) -> Any:
-    """Deep copy of nested dicts/lists with every tensor cloned to CPU."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().to("cpu", copy=True)
-    if isinstance(tree, OrderedDict):
-        return OrderedDict((k, _clone_tree(v)) for k, v in tree.items())
-    if isinstance(tree, dict):
-        return {k: _clone_tree(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [_clone_tree(v) for v in tree]
-    if isinstance(tree, tuple):
-        return tuple(_clone_tree(v) for v in tree)
-    return tree
 
 
 def _plain(tree: Any) -> Any:

@@ -295,6 +295,18 @@ def load_checkpoint(path: Path | str | CheckpointInfo, *, map_location: Any = "c
     return state, meta
 
 
+def clone_tree(tree: Any, device: Any = None) -> Any:
+    """A copy of a state dict's nested dicts/lists/tuples with every tensor cloned (to ``device``
+    when given; ~10x faster than ``deepcopy``): a snapshot never shares tensors with live objects."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone() if device is None else tree.detach().to(device, copy=True)
+    if isinstance(tree, dict):  # OrderedDict stays an OrderedDict
+        return type(tree)((k, clone_tree(v, device)) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(clone_tree(v, device) for v in tree)
+    return tree
+
+
 def nonfinite_keys(tree: Any, prefix: str = "") -> list[str]:
     """Dotted keys of every floating-point tensor in ``tree`` that holds NaN or Inf."""
     bad = []

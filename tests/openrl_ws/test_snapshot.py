@@ -12,7 +12,7 @@ import torch
 pytest.importorskip("openrl")
 
 from openrl_ws import snapshot as S  # noqa: E402
-from watchdog.checkpoints import CheckpointStore, read_openrl_module  # noqa: E402
+from watchdog.checkpoints import CheckpointStore, clone_tree, read_openrl_module  # noqa: E402
 from watchdog.errors import CheckpointError  # noqa: E402
 
 from tests.openrl_ws.conftest import captured_driver, iterate  # noqa: E402
@@ -41,8 +41,8 @@ def run(tmp_path_factory):
 def _live(trainer):
     module = trainer.algo_module
     return (
-        {k: S._clone_tree(S.full_state(m)) for k, m in module.models.items()},
-        {k: S._clone_tree(o.state_dict()) for k, o in module.optimizers.items()},
+        {k: clone_tree(S.full_state(m)) for k, m in module.models.items()},
+        {k: clone_tree(o.state_dict()) for k, o in module.optimizers.items()},
     )
 
 
@@ -121,8 +121,8 @@ def test_next_update_after_restore_starts_from_the_restored_state(run):
 
     def record_first_step(optimizer, args, kwargs):
         if "params" not in seen:
-            seen["params"] = {k: S._clone_tree(m.state_dict()) for k, m in trainer.algo_module.models.items()}
-            seen["adam"] = S._clone_tree(optimizer.state_dict()["state"])
+            seen["params"] = {k: clone_tree(m.state_dict()) for k, m in trainer.algo_module.models.items()}
+            seen["adam"] = clone_tree(optimizer.state_dict()["state"])
 
     handle = trainer.algo_module.optimizers["policy"].register_step_pre_hook(record_first_step)
     try:

@@ -40,6 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config, read_yaml, validate_mapping
+from watchdog.checkpoints import clone_tree
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
@@ -112,17 +113,6 @@ def restore_state(model: Any, state: dict) -> None:
     if vecnorm is not None and "vec_normalize" in state:
         _load_rms(getattr(vecnorm, "obs_rms", None), state["vec_normalize"]["obs_rms"])
         _load_rms(vecnorm.ret_rms, state["vec_normalize"]["ret_rms"])
-
-
-def clone_tree(tree: Any) -> Any:
-    """A copy of a state dict's nested dicts/lists with every tensor cloned (10x faster than deepcopy)."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().clone()
-    if isinstance(tree, dict):
-        return {k: clone_tree(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(clone_tree(v) for v in tree)
-    return tree
 
 
 def _rms_state(rms: Any) -> Any:
