@@ -114,7 +114,7 @@ class TrainingSession:
         """Judge one iteration's record and carry the actions out; False: stop training."""
         record = self.with_resources(record)
         if self._pending:  # the previous checkpoint had a whole iteration to reach the disk
-            self.settle(wait=True)
+            self.settle()
         self.result.iterations, self.result.env_steps = record.iteration + 1, record.env_steps
         self.result.final_record = record
         if self.watchdog is None:
@@ -164,11 +164,10 @@ class TrainingSession:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watchdog-checkpoints")
         self._pending.append(self._writer.submit(fn, *args, **kwargs))
 
-    def settle(self, *, wait: bool = False) -> None:
-        """Collect finished disk operations (all of them with ``wait``): re-raise a bug, and for a
-        checkpoint that could not be written say so and drop its path (rollbacks use memory)."""
-        done = [f for f in self._pending if wait or f.done()]
-        self._pending = [f for f in self._pending if f not in done]
+    def settle(self) -> None:
+        """Wait for the pending disk operations: re-raise a bug, and for a checkpoint that could not
+        be written say so and drop its path (rollbacks use the memory copy)."""
+        done, self._pending = self._pending, []
         for future in done:
             future.result()  # anything but the OSError _write handles is a bug: raise it here
         while self._unwritten:
@@ -183,7 +182,7 @@ class TrainingSession:
         """The target's snapshot from memory (else from disk) back in place."""
         snap = self.snapshots.get(action.target.tag)
         if snap is None:  # e.g. after a resume: the copy on disk (rank 0's; all ranks share run_dir)
-            self.settle(wait=True)
+            self.settle()
             state, _ = load_checkpoint(action.target.path or self.store_root / action.target.tag)
             snap = self.from_state(state)
         self.restore_snapshot(snap, action)
@@ -207,7 +206,7 @@ class TrainingSession:
         """A resumable checkpoint now, in the store's format (what ``--checkpoint`` and ``watchdog run``
         resume from); only a stable one stays in memory as a rollback target."""
         path = self.save(action, watchdog_state)
-        self.settle(wait=True)  # a resume point must be on disk before the run stops
+        self.settle()  # a resume point must be on disk before the run stops
         if self.store is not None and not (self.store_root / action.tag).is_dir():
             path = None
         if not action.stable:
@@ -235,7 +234,7 @@ class TrainingSession:
 
     def close(self) -> None:
         if self._writer is not None:  # every checkpoint on disk before the run's `end`
-            self.settle(wait=True)
+            self.settle()
             self._writer.shutdown()
         if self.watchdog is not None:
             self.watchdog.end(stopped=self.result.stopped, reason=self.result.stop_reason,
