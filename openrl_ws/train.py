@@ -127,9 +127,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from openrl_ws.live_config import set_learning_rates
     from openrl_ws.snapshot import load_checkpoint_into
     from watchdog.config import STARTUP_PPO_KEYS
-    from watchdog.errors import InputError
     from watchdog.console import WatchdogConsole
-    from watchdog.errors import NonFiniteTraining
+    from watchdog.errors import InputError, NonFiniteTraining
     from watchdog.pipeline import Watchdog
     from watchdog.resources import ResourceSampler
     from watchdog.supervise import RESTART_ENV
