@@ -113,15 +113,6 @@ class WatchSession(TrainingSession):
         if self.dist is not None:
             self.dist.agree_actions(actions)  # raises InternalError if ranks decided differently
 
-    def failed_iteration(self, driver: OnPolicyDriver, record: MetricRecord) -> bool:
-        """An iteration crashed on non-finite numbers: judge it like any record. Only a rollback
-        lets training go on; with none (``action: alert``) the crash is the run's end (exit 3)."""
-        rollbacks = self.result.rollbacks
-        keep_going = self.end_iteration(driver, record)
-        if keep_going and self.result.rollbacks == rollbacks:
-            raise NonFiniteTraining("training went non-finite and the watchdog (action: alert) does not roll back")
-        return keep_going
-
     # --- the framework half of the Driver contract ----------------------------------------------
 
     def capture(self, action: SaveStable) -> TrainingSnapshot:
@@ -271,7 +262,7 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                 session.iteration_failed(self.episode, steps, exc, where)
                 self.total_num_steps = steps
                 record = MetricRecord.from_mapping(self.episode, steps, {VALUE_LOSS: math.nan})
-                return session.failed_iteration(self, record)
+                return session.judge_failed(lambda: session.end_iteration(self, record), where, exc)
             self.total_num_steps = steps
             log_std = policy_log_std_max(self.trainer.algo_module)
             if log_std is not None:  # logged like OpenRL's own train_infos: TensorBoard, log.txt, replay

@@ -261,9 +261,8 @@ def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int
     """Continue the watchdog of the run the checkpoint came from: its detectors, policy and
     registry when the checkpoint carries them (ours do), and one budget for the run's recoveries
     (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log)."""
-    from watchdog.events import EVENTS_FILENAME, read_events
     from watchdog.policy import CheckpointRef
-    from watchdog.supervise import is_recovery
+    from watchdog.supervise import recoveries_so_far
 
     meta = loaded.get("meta") or {}
     ref = None
@@ -272,11 +271,7 @@ def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int
         watchdog.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
         ref = CheckpointRef(str(meta.get("tag") or Path(loaded["path"]).name), int(meta["iteration"]),
                             int(meta["env_steps"]), str(loaded["path"]))
-    recoveries = 0
-    log_path = run_dir / EVENTS_FILENAME
-    if log_path.is_file():
-        recoveries = sum(is_recovery(e) for e in read_events(log_path).events)
-    watchdog.resumed(ref, start_iteration, recoveries=recoveries)
+    watchdog.resumed(ref, start_iteration, recoveries=recoveries_so_far(run_dir))
 
 
 def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:

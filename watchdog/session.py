@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.driver import ConfigSwitch, carry_out
+from watchdog.errors import NonFiniteTraining
 from watchdog.events import EVENTS_FILENAME, EventLog, make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
@@ -129,6 +130,17 @@ class TrainingSession:
             self._log_watchdog_scalars(record)
             if self.console is not None:
                 self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
+        return keep_going
+
+    def judge_failed(self, judge: Callable[[], bool], where: str, exc: BaseException) -> bool:
+        """An iteration that crashed on non-finite numbers (in ``where``), judged by ``judge()`` (which
+        feeds its NaN record and returns keep-going). Only a rollback lets training go on; with none
+        (``action: alert``) the crash ends the run: :class:`NonFiniteTraining` (exit 3)."""
+        rollbacks = self.result.rollbacks
+        keep_going = judge()
+        if keep_going and self.result.rollbacks == rollbacks:
+            raise NonFiniteTraining(f"non-finite numbers in the {where} and the watchdog (action: alert) "
+                                    "does not roll back") from exc
         return keep_going
 
     def check_agreement(self, actions: list) -> None:

@@ -282,9 +282,9 @@ class Supervisor:
                 return self._finish(outcome)
             if restarts >= self.max_restarts:
                 return self._give_up(outcome, restarts, f"restart budget ({self.max_restarts}) spent")
-            if budget is not None and not outcome.restartable_stop and recoveries_so_far(self.run_dir) >= budget:
-                return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by "
-                                     f"{recoveries_so_far(self.run_dir)} rollbacks and restarts")
+            spent = None if budget is None or outcome.restartable_stop else recoveries_so_far(self.run_dir)
+            if spent is not None and spent >= budget:
+                return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by {spent} rollbacks and restarts")
             restarts += 1
             cmd = self._restart(outcome, restarts, cmd)
             if self._interrupt is not None:  # Ctrl-C while choosing the checkpoint: do not start another

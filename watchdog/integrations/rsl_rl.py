@@ -50,7 +50,7 @@ from watchdog.config import (
 from watchdog.checkpoints import clone_tree
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
-from watchdog.errors import NonFiniteTraining, WatchdogError
+from watchdog.errors import WatchdogError
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession
@@ -406,17 +406,18 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         it = self._next_it
         log.warning("iteration %d failed with non-finite numbers in the %s: %s", it, where, " ".join(str(exc).split()))
         self._reward_sum, self._reward_steps = torch.zeros((), device=self.device), 0
-        rollbacks = self.watch.result.rollbacks
-        try:
-            self._judge(MetricRecord.from_mapping(it, (it + 1) * self.steps_per_iteration, {VALUE_LOSS: math.nan}))
-        except _Restart:
+        record = MetricRecord.from_mapping(it, (it + 1) * self.steps_per_iteration, {VALUE_LOSS: math.nan})
+
+        def judge() -> bool:
+            try:
+                self._judge(record)
+            except _Restart:
+                return True
+            except _Stop:
+                return False
             return True
-        except _Stop:
-            return False
-        if self.watch.result.rollbacks == rollbacks:
-            raise NonFiniteTraining(f"non-finite numbers in the {where} at iteration {it} and the watchdog "
-                                    "(action: alert) does not roll back") from exc
-        return True
+
+        return self.watch.judge_failed(judge, where, exc)
 
     # --- what a rollback needs from the runner --------------------------------------------------
 

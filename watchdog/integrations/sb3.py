@@ -43,7 +43,6 @@ from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config,
 from watchdog.checkpoints import clone_tree
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
-from watchdog.errors import NonFiniteTraining
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession
@@ -344,12 +343,9 @@ class WatchdogCallback(BaseCallback):
             log.warning("iteration %d: rollout failed with non-finite numbers in the %s: %s", self.iteration, where, error)
             # the failed iteration spends its whole slot (as OpenRL's), so iterations and steps stay in step
             self.model.num_timesteps = start_steps + n_rollout_steps * env.num_envs
-            rollbacks = self.result.rollbacks
             self.model.logger.dump(start_steps)  # the previous update's values, before this record's overwrite them
-            keep_going = self._judge(MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan}))
-            if keep_going and self.result.rollbacks == rollbacks:
-                raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]}) and the watchdog "
-                                        "(action: alert) does not roll back") from exc
+            record = MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan})
+            keep_going = self.session.judge_failed(lambda: self._judge(record), where, exc)
             self._skip_update = keep_going
             return keep_going
 
