@@ -14,7 +14,6 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 import openrl.runners.common  # noqa: F401  (first: OpenRL 0.2.0 has an import cycle through the drivers)
@@ -35,6 +34,7 @@ from openrl_ws.snapshot import (
     save_openrl_module,
     to_state,
 )
+from watchdog.checkpoints import nonfinite_keys
 from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
@@ -201,22 +201,7 @@ def nonfinite_where(driver: OnPolicyDriver) -> str | None:
         with torch.no_grad():
             if any(not torch.isfinite(p).all() for p in model.parameters()):
                 return f"{name} weights"
-    return None if buffer_finite(driver.buffer) else "rollout buffer"
-
-
-def buffer_finite(buffer: Any) -> bool:
-    """Whether every float array of the rollout buffer is finite (obs, rewards, values, log-probs)."""
-    data = getattr(buffer, "data", buffer)
-    for value in vars(data).values():
-        arrays = value.values() if isinstance(value, dict) else (value,)
-        for array in arrays:
-            if isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating):
-                if not np.isfinite(array).all():
-                    return False
-            elif isinstance(array, torch.Tensor) and array.is_floating_point():
-                if not torch.isfinite(array).all():
-                    return False
-    return True
+    return "rollout buffer" if nonfinite_keys(vars(driver.buffer.data)) else None
 
 
 def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from watchdog.errors import CheckpointError, ConfigError, InternalError
@@ -308,11 +309,14 @@ def clone_tree(tree: Any, device: Any = None) -> Any:
 
 
 def nonfinite_keys(tree: Any, prefix: str = "") -> list[str]:
-    """Dotted keys of every floating-point tensor in ``tree`` that holds NaN or Inf."""
+    """Dotted keys of every floating-point tensor, numpy array or float in ``tree`` that holds NaN or Inf."""
     bad = []
     for key, value in _walk_leaves(tree, prefix):
         if isinstance(value, torch.Tensor):
             if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
+                bad.append(key)
+        elif isinstance(value, np.ndarray):
+            if np.issubdtype(value.dtype, np.inexact) and not bool(np.isfinite(value).all()):
                 bad.append(key)
         elif isinstance(value, float) and not math.isfinite(value):
             bad.append(key)

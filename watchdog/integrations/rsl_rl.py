@@ -47,7 +47,7 @@ from watchdog.config import (
     load_rsl_rl_safe_config,
     load_watchdog_config,
 )
-from watchdog.checkpoints import clone_tree
+from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
@@ -203,8 +203,7 @@ def nonfinite_where(runner: OnPolicyRunner, exc: BaseException | None = None) ->
         if any(not bool(torch.isfinite(p).all()) for p in _raw(alg, name).parameters()):
             return f"{name} weights"
     storage = alg.storage
-    tensors = [storage.rewards, getattr(storage, "values", None), *storage.observations.values()]
-    if any(t is not None and t.is_floating_point() and not bool(torch.isfinite(t).all()) for t in tensors):
+    if nonfinite_keys([storage.rewards, getattr(storage, "values", None), *storage.observations.values()]):
         return "rollout storage"
     return None
 

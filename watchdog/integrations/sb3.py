@@ -40,7 +40,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecNormalize
 
 from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config, read_yaml, validate_mapping
-from watchdog.checkpoints import clone_tree
+from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.pipeline import Watchdog
@@ -154,21 +154,13 @@ def nonfinite_where(model: Any) -> str | None:
     with torch.no_grad():
         if any(not torch.isfinite(p).all() for p in model.policy.parameters()):
             return "policy weights"
-    if not _finite(model._last_obs):
+    if nonfinite_keys(model._last_obs):
         return "observations"
     buffer = model.rollout_buffer
     for name in ("observations", "rewards", "values", "log_probs"):
-        if not _finite(getattr(buffer, name, None)):
+        if nonfinite_keys(getattr(buffer, name, None)):
             return f"rollout buffer ({name})"
     return None
-
-
-def _finite(value: Any) -> bool:
-    if isinstance(value, dict):
-        return all(_finite(v) for v in value.values())
-    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
-        return bool(np.isfinite(value).all())
-    return True
 
 
 def current_value(model: Any, key: str) -> Any:
