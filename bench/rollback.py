@@ -112,6 +112,7 @@ def timed(fn, repeats: int) -> dict:
 
 def bench_size(hidden: int, layers: int, args, workdir: Path) -> dict:
     from openrl_ws import snapshot as S
+    from watchdog.session import reseed
     from openrl_ws.hook import reset_rollout
     from watchdog.checkpoints import CheckpointStore
 
@@ -156,7 +157,7 @@ def bench_size(hidden: int, layers: int, args, workdir: Path) -> dict:
 
         def after_alarm():
             S.restore(trainer, snap)
-            S.reseed(args.seed + 7919 + next(steps))
+            reseed(args.seed + 7919 + next(steps))
             reset_rollout(driver)
             iterate(driver)
 

@@ -29,7 +29,6 @@ from openrl_ws.snapshot import (
     capture,
     from_state,
     openrl_checkpoint_dir,
-    reseed,
     restore,
     save_openrl_module,
     to_state,
@@ -43,7 +42,7 @@ from watchdog.events import make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import TrainingSession
+from watchdog.session import TrainingSession, reseed, rollback_seed
 from watchdog.signals import VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ class WatchSession(TrainingSession):
     def restore_snapshot(self, snap: TrainingSnapshot, action: Rollback) -> None:
         """Weights, optimizers and hot params back in place; fresh RNG, env and rollout buffer."""
         restore(self.openrl.trainer, snap)
-        reseed(self.seed + 7919 * action.number + action.from_iteration)
+        reseed(rollback_seed(self.seed, action))
         reset_rollout(self.openrl)  # the env and buffer may hold the NaN/garbage that caused the alarm
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:

@@ -142,17 +142,6 @@ def restore(trainer: Any, snap: TrainingSnapshot, *, restore_rng: bool = False) 
         set_rng_state(snap.rng)
 
 
-def reseed(seed: int) -> None:
-    """Reseed torch (CPU and CUDA), numpy and random so a rollback does not replay the same samples.
-
-    Environments with their own generators (gym's ``np_random``) are not touched; Isaac Gym
-    tasks draw from torch, which this covers.
-    """
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
-
-
 def rng_state() -> dict[str, Any]:
     """The global RNG states of torch (CPU, CUDA when initialised), numpy and random."""
     state: dict[str, Any] = {

@@ -18,10 +18,14 @@ the ``sys/*`` resource keys of every record, in the event log and TensorBoard.
 from __future__ import annotations
 
 import logging
+import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import numpy as np
+import torch
 
 from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.driver import ConfigSwitch, carry_out
@@ -51,6 +55,20 @@ class SessionResult:
     events: list[dict] = field(default_factory=list)
     restartable: bool = False  # a resource stop: restart the process from resume_checkpoint
     resume_checkpoint: str | None = None  # the newest checkpoint saved for a resource alarm
+
+
+def rollback_seed(seed: int, action: Rollback) -> int:
+    """The RNG seed after ``action``: new for every rollback, so the restored run does not replay the
+    samples that led to the alarm, and the same on every rank and every rerun."""
+    return seed + 7919 * action.number + action.from_iteration
+
+
+def reseed(seed: int) -> None:
+    """Reseed torch (CPU and CUDA), numpy and random. Environments with their own generators
+    (gym's ``np_random``) are not touched; Isaac Gym tasks draw from torch, which this covers."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
 
 
 class TrainingSession:

@@ -14,6 +14,7 @@ pytest.importorskip("openrl")
 from openrl_ws import snapshot as S  # noqa: E402
 from watchdog.checkpoints import CheckpointStore, clone_tree, read_openrl_module  # noqa: E402
 from watchdog.errors import CheckpointError  # noqa: E402
+from watchdog.session import reseed  # noqa: E402
 
 from tests.openrl_ws.conftest import captured_driver, iterate  # noqa: E402
 
@@ -145,16 +146,16 @@ def test_next_update_after_restore_starts_from_the_restored_state(run):
 def test_restore_rng_replays_the_same_random_numbers(run):
     snap = S.capture(run.trainer)
     expected = (torch.rand(3), np.random.rand(3), random.random())
-    S.reseed(123)
+    reseed(123)
     S.restore(run.trainer, snap, restore_rng=True)
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]
 
 
 def test_reseed_changes_the_sampling_stream():
-    S.reseed(1)
+    reseed(1)
     a = torch.rand(4)
-    S.reseed(2)
+    reseed(2)
     assert not torch.equal(a, torch.rand(4))
 
 

@@ -53,7 +53,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession
+from watchdog.session import SessionResult, TrainingSession, rollback_seed
 from watchdog.signals import ENTROPY, LOG_STD_MAX, POLICY_LOSS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,7 @@ class RslRlSession(TrainingSession):
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, normalisers and optimizer back in place; fresh RNG, env and rollout storage."""
         restore_state(self.runner.alg, snap)
-        torch.manual_seed(self.seed + 7919 * action.number + action.from_iteration)
+        torch.manual_seed(rollback_seed(self.seed, action))
         self.runner.restart_rollout()
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +44,7 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession
+from watchdog.session import SessionResult, TrainingSession, reseed, rollback_seed
 from watchdog.signals import APPROX_KL, ENTROPY, LOG_STD_MAX, POLICY_LOSS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -138,9 +137,7 @@ def _load_rms(rms: Any, state: Any) -> None:
 
 def restart_rollout(model: Any, seed: int) -> None:
     """Fresh RNGs, env and rollout buffer: a failed rollout may have left NaN in all of them."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
+    reseed(seed)
     model.action_space.seed(seed)
     model.env.seed(seed)  # used by the next reset
     model.rollout_buffer.reset()
@@ -193,7 +190,7 @@ class SB3Session(TrainingSession):
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, optimizer and VecNormalize statistics back in place; fresh RNG, env and buffer."""
         restore_state(self.model, snap)
-        restart_rollout(self.model, self.seed + 7919 * action.number + action.from_iteration)
+        restart_rollout(self.model, rollback_seed(self.seed, action))
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         """The safe config's keys on the live model, the learning rate scaled by ``action.lr_scale``."""
