@@ -398,6 +398,16 @@ def config_for_run(cfg, info: Mapping) -> object:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
+def live_config(framework: str, cfg=None):
+    """The watchdog config a live run of ``framework`` (an integration) starts from: ``cfg`` (else
+    the defaults) with the value-loss rule decided exactly as replay decides it for that framework."""
+    from watchdog.config import WatchdogConfig
+
+    normalized, why = value_normalization(framework, None)
+    return config_for_run(cfg or WatchdogConfig(), {"framework": framework, "value_targets_normalized": normalized,
+                                                    "value_normalization": why})
+
+
 # --------------------------------------------------------------------------------------------- checkpoints
 
 _RSL_RL_CKPT = re.compile(r"^model_(\d+)\.pt$")

@@ -51,6 +51,7 @@ from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
+from watchdog.frameworks import live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession, rollback_seed
@@ -86,9 +87,7 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: E402  (after the version chec
 
 def default_watchdog_config() -> WatchdogConfig:
     """The watchdog defaults with the absolute value-loss rule off: rsl_rl's value targets are not normalised."""
-    cfg = WatchdogConfig()
-    cfg.value_loss.enabled = False
-    return cfg
+    return live_config("rsl_rl")
 
 
 class _Restart(Exception):

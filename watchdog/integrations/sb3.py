@@ -42,6 +42,7 @@ from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config,
 from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
+from watchdog.frameworks import live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession, reseed, rollback_seed
@@ -68,9 +69,7 @@ _SCHEDULE_KEYS = ("learning_rate", "clip_range")
 
 def default_config() -> WatchdogConfig:
     """The library's defaults without the absolute value-loss rule (SB3's value targets are raw returns)."""
-    cfg = WatchdogConfig()
-    cfg.value_loss.enabled = False
-    return cfg
+    return live_config("sb3")
 
 
 def load_safe_config(path: str | Path) -> SB3SafeConfig:
