@@ -128,6 +128,10 @@ class TrendConfig(BaseModel):
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
     )
+    jump_points: int = Field(
+        3, ge=1, le=1000, description="A climb also alarms when its 3-point median holds alarm_ratio x above the newest "
+                                      "normal stretch (the points after the lagged baseline, before the climb) for "
+                                      "this many points: a jump while the run is still falling from a higher past.")
     min_sigma: float = Field(
         0.1, gt=0, description="Floor on the baseline's log-space sigma (a flat baseline is not infinitely precise)."
     )

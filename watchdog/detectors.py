@@ -67,6 +67,13 @@ class Verdict:
         return out
 
 
+def quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolated quantile ``q`` in [0, 1] of a sorted, non-empty list."""
+    pos = q * (len(ordered) - 1)
+    i = int(pos)
+    return ordered[i] if i + 1 >= len(ordered) else ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
+
+
 class SortedWindow:
     """The last ``size`` values in arrival order and sorted: median and quantiles in O(log n) per push."""
 
@@ -87,10 +94,7 @@ class SortedWindow:
 
     def quantile(self, q: float) -> float:
         """Linear-interpolated quantile ``q`` in [0, 1] (the window must not be empty)."""
-        s = self.sorted
-        pos = q * (len(s) - 1)
-        i = int(pos)
-        return s[i] if i + 1 >= len(s) else s[i] + (pos - i) * (s[i + 1] - s[i])
+        return quantile(self.sorted, q)
 
     def median(self) -> float:
         return self.quantile(0.5)
@@ -348,7 +352,7 @@ class TrendCusum(Detector):
     """
 
     name = "trend"
-    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist")
+    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped")
     _window_fields = ("baseline",)
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
@@ -360,6 +364,7 @@ class TrendCusum(Detector):
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
         self.persist = 0
+        self.jumped = 0  # points in a row the level held alarm_ratio x above the newest normal stretch
         self.last_zero_iteration: int | None = None
 
     def _check(self, record, values, judging):
@@ -379,21 +384,46 @@ class TrendCusum(Detector):
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
         level = median3(*self.recent) if len(self.recent) == 3 else x
-        ratio = math.exp(level - top)
-        if self.cusum < self.cfg.warn_h or ratio < self.cfg.warn_ratio:
+        if self.cusum < self.cfg.warn_h:
+            self.persist = self.jumped = 0
+            return None
+        jump = self._jump(level) if self.cfg.alarm_ratio is not None else None
+        what = "the top of its recent range"
+        if jump is not None and jump < top:  # held alarm_ratio x above the newer, lower stretch: a jump
+            top, what = jump, "the top of the stretch just before this climb"
+        elif level - top < math.log(self.cfg.warn_ratio):
             self.persist = 0
             return None
+        ratio = math.exp(level - top)
         self.persist += 1
-        if self.persist < self.cfg.persist_points:
+        if self.persist < self.cfg.persist_points and jump is None:
             return None
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
         return self._verdict(
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
-            f"{self.signal} trending up: {ratio:.1f}x the top of its recent range {math.exp(top):.3g} "
+            f"{self.signal} trending up: {ratio:.1f}x {what} {math.exp(top):.3g} "
             f"(median {math.exp(center):.3g}) for {self.persist} points (CUSUM {self.cusum:.1f})",
             # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
             onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
+
+    def _jump(self, level: float) -> float | None:
+        """The top of the newest normal stretch when the level has held ``alarm_ratio`` x above it for
+        ``jump_points`` points in a row, else None.
+
+        The stretch is the points not yet in the lagged baseline up to the CUSUM's last quiet point
+        (``baseline_points`` of them at least): where the run was just before this climb. A run still
+        falling when it jumps has a lagged top from its higher past, against which a 10x jump from a
+        level 4x lower reads as 2.5x. Judged against the newer stretch it is an alarm, but only once
+        it has lasted (noise that briefly tops a short stretch is no jump); never a warning.
+        """
+        before = sorted(x for it, x in self.baseline.pending if it <= self.last_zero_iteration)
+        if len(before) < self.warmup.baseline_points:
+            self.jumped = 0
+            return None
+        top = quantile(before, self.cfg.ref_quantile)
+        self.jumped = self.jumped + 1 if level - top >= math.log(self.cfg.alarm_ratio) else 0
+        return top if self.jumped >= self.cfg.jump_points else None
 
 
 class BlowUp(Detector):
