@@ -80,7 +80,7 @@ def _register_optional() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from watchdog.console import quiet_dependency_warnings
+    from watchdog.quiet import quiet_dependency_warnings
 
     quiet_dependency_warnings()
     _register_optional()
