@@ -408,9 +408,9 @@ def first_nonfinite(records: list[MetricRecord]) -> dict | None:
     for rec in records:
         try:
             total = sum(rec.metrics.values())
-            if total - total == 0:  # a sum of finite numbers only: every value is finite (NaN/Inf never sum to one)
+            if type(total) is float and total - total == 0:  # finite: so is every value (NaN/Inf never sum to one)
                 continue
-        except TypeError:
+        except (TypeError, OverflowError):  # not plain numbers: the per-key check decides
             pass
         bad = rec.nonfinite_keys()
         if bad:
