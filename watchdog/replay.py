@@ -514,8 +514,6 @@ def _step_of(records: list[MetricRecord], iteration: int, spi: int | None) -> in
 def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int, str, Path]]:
     """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step;
     for another framework's run (``info["framework"]``), that framework's own checkpoints."""
-    from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
-
     info = info or {}
     if info.get("framework") in FRAMEWORKS:
         found = []
@@ -525,6 +523,10 @@ def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int,
         return sorted(set(found), key=lambda t: (t[0], str(t[2])))
     found = []
     root = run_dir / "checkpoints"
+    if not root.is_dir():  # no checkpoints: no need to import torch (watchdog.checkpoints) for their names
+        return found
+    from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
+
     for parent, pattern, kind in ((root, OPENRL_CHECKPOINT_DIR, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
         if not parent.is_dir():
             continue
