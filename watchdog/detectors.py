@@ -169,6 +169,7 @@ class Detector:
     signals: tuple[str, ...] = ()
     _state_fields: tuple[str, ...] = ()
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
+    _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
 
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
@@ -177,17 +178,26 @@ class Detector:
 
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
-        values = self._values(record)
-        if values is None:
-            return None
-        for v in values.values():
-            if v is None or not math.isfinite(v):
+        signals = self.signals
+        if len(signals) == 1 and type(self)._values is Detector._values:
+            # one signal read as it is (most detectors): no dict built for a missing or non-finite value
+            signal = signals[0]
+            value = record.metrics.get(signal)
+            if value is None or not math.isfinite(value):
                 return None
+            values = {signal: value}
+        else:
+            values = self._values(record)
+            if values is None:
+                return None
+            for v in values.values():
+                if v is None or not math.isfinite(v):
+                    return None
         self.points += 1
-        if self.first_iteration is None:
-            self.first_iteration = record.iteration
-        judging = record.iteration - self.first_iteration >= self.warmup.min_iters
-        return self._check(record, values, judging)
+        first = self.first_iteration
+        if first is None:
+            first = self.first_iteration = record.iteration
+        return self._check(record, values, record.iteration - first >= self.warmup.min_iters)
 
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
         """The values this detector judges in ``record`` (None: nothing to judge)."""
@@ -205,9 +215,14 @@ class Detector:
     def state_dict(self) -> dict:
         """Everything needed to resume this detector exactly (plain Python values)."""
         state = {"points": self.points, "first_iteration": self.first_iteration}
+        atomic = self._ATOMIC
         for name in self._state_fields:
             value = getattr(self, name)
-            state[name] = list(value) if isinstance(value, deque) else copy.deepcopy(value)
+            kind = type(value)
+            if kind in atomic or kind is tuple and all(type(v) in atomic for v in value):
+                state[name] = value  # what deepcopy returns as it is (a stable checkpoint takes this snapshot)
+            else:
+                state[name] = list(value) if isinstance(value, deque) else copy.deepcopy(value)
         for name in self._window_fields:
             state[name] = getattr(self, name).state()
         return state

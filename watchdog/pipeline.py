@@ -71,7 +71,11 @@ class Watchdog:
         """Judge one iteration; returns the actions the driver must carry out now."""
         self.last_record = record
         self.history.append(record)
-        verdicts = [v for v in (d.update(record) for d in self.detectors) if v is not None]
+        verdicts = []
+        for detector in self.detectors:
+            verdict = detector.update(record)
+            if verdict is not None:
+                verdicts.append(verdict)
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
 

@@ -135,6 +135,8 @@ class Policy:
         """One record's verdicts -> actions; events go to ``emit(kind, **fields)``."""
         if self.state is State.STOPPED:
             return []
+        if not verdicts and not self.resource_active:  # a quiet record (the common case), in short
+            return self._on_quiet(record, emit)
         resources = [v for v in verdicts if v.signal.startswith(SYS_PREFIX)]
         training = [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)]
         return self._on_resources(record, resources, self._judge_training(record, training, emit, onset_fn), emit)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from watchdog.config import TagsConfig, WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, Verdict
 from watchdog.errors import CheckpointError, InputError
@@ -230,6 +232,51 @@ def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
     OpenRL logs iteration 0 at step = steps_per_iteration, so the smallest positive step is the
     iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged.
     """
+    if _one_segment(scalars):
+        points = _points_by_step(scalars)
+    else:
+        points = _points_by_segment(scalars)
+    steps = [s for s, _ in points if s > 0]
+    if not steps:
+        return [], None
+    spi = min(steps)
+    return [MetricRecord(s // spi - 1, s, metrics) for s, metrics in points], spi
+
+
+def _one_segment(scalars: dict) -> bool:
+    """Every series has integer steps that never go backwards and float64 values (the common case)."""
+    for series in scalars.values():
+        steps, values = series.steps, series.values
+        if not (isinstance(steps, np.ndarray) and isinstance(values, np.ndarray)) or steps.dtype.kind not in "iu" \
+                or values.dtype != np.float64 or steps.ndim != 1 or bool(np.any(steps[1:] < steps[:-1])):
+            return False
+    return True
+
+
+def _points_by_step(scalars: dict) -> list[tuple[int, dict[str, float]]]:
+    """(step, metrics) in step order for series without segments; a step logged twice keeps its last value."""
+    keys = list(scalars)
+    series = [scalars[k] for k in keys]
+    first = series[0].steps if series else None
+    if series and all(s.steps.shape == first.shape and np.array_equal(s.steps, first) for s in series) \
+            and bool(np.all(first[1:] > first[:-1])):
+        # every tag at every step (OpenRL's one scalar per tag per iteration): build rows directly
+        columns = [s.values.tolist() for s in series]
+        return [(step, dict(zip(keys, row))) for step, row in zip(first.tolist(), zip(*columns))]
+    points: dict[int, dict[str, float]] = {}
+    get = points.get
+    for key, s in zip(keys, series):
+        for step, value in zip(s.steps.tolist(), s.values.tolist()):
+            metrics = get(step)
+            if metrics is None:
+                points[step] = {key: value}
+            else:
+                metrics[key] = value
+    return sorted(points.items())
+
+
+def _points_by_segment(scalars: dict) -> list[tuple[int, dict[str, float]]]:
+    """(step, metrics) in (segment, step) order: the general case, steps going backwards included."""
     points: dict[tuple[int, int], dict[str, float]] = {}
     for key, series in scalars.items():
         segment, previous = 0, None
@@ -238,12 +285,7 @@ def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
                 segment += 1
             previous = step
             points.setdefault((segment, int(step)), {})[key] = float(value)
-    steps = [s for (_, s) in points if s > 0]
-    if not steps:
-        return [], None
-    spi = min(steps)
-    records = [MetricRecord(s // spi - 1, s, metrics) for (_, s), metrics in sorted(points.items())]
-    return records, spi
+    return [(s, metrics) for (_, s), metrics in sorted(points.items())]
 
 
 def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
@@ -364,6 +406,12 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
 def first_nonfinite(records: list[MetricRecord]) -> dict | None:
     """The first record with a NaN/Inf tracked metric (over the whole run, even after a stop)."""
     for rec in records:
+        try:
+            total = sum(rec.metrics.values())
+            if type(total) is float and total - total == 0:  # finite: so is every value (NaN/Inf never sum to one)
+                continue
+        except (TypeError, OverflowError):  # not plain numbers: the per-key check decides
+            pass
         bad = rec.nonfinite_keys()
         if bad:
             return {"iteration": rec.iteration, "step": rec.env_steps, "keys": bad}
@@ -466,8 +514,6 @@ def _step_of(records: list[MetricRecord], iteration: int, spi: int | None) -> in
 def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int, str, Path]]:
     """(step, kind, path) of OpenRL's rl_model_<steps>_steps and our stable_<steps>_steps, by step;
     for another framework's run (``info["framework"]``), that framework's own checkpoints."""
-    from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
-
     info = info or {}
     if info.get("framework") in FRAMEWORKS:
         found = []
@@ -477,6 +523,10 @@ def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int,
         return sorted(set(found), key=lambda t: (t[0], str(t[2])))
     found = []
     root = run_dir / "checkpoints"
+    if not root.is_dir():  # no checkpoints: no need to import torch (watchdog.checkpoints) for their names
+        return found
+    from watchdog.checkpoints import OPENRL_CHECKPOINT_DIR  # lazy: torch is only needed with checkpoints
+
     for parent, pattern, kind in ((root, OPENRL_CHECKPOINT_DIR, "openrl"), (root / "watchdog", _OUR_CKPT, "watchdog")):
         if not parent.is_dir():
             continue

@@ -22,9 +22,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
-from watchdog.console import WatchdogConsole
 from watchdog.errors import InputError, WatchdogError
 from watchdog.events import EventLog
 from watchdog.logtxt import LogTxtTail
@@ -35,6 +35,9 @@ from watchdog.policy import STATE_CODES, State
 from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail
+
+if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI registers the command
+    from watchdog.console import WatchdogConsole
 
 WATCH_EVENTS = "watchdog_watch_events.jsonl"
 WATCHER = VirtualDriver()
@@ -588,6 +591,8 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
+    from watchdog.console import WatchdogConsole
+
     try:
         return watch(Path(args.run_dir), config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
                      on_alarm=args.on_alarm, events_out=Path(args.events_out) if args.events_out else None,

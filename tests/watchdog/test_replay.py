@@ -7,13 +7,14 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from watchdog.cli import main
 from watchdog.events import EVENTS_FILENAME, EventLog, make_event
 from watchdog.logtxt import parse_log_txt
 from watchdog.replay import load_run, replay_run, tb_records
-from watchdog.tfevents import ScalarWriter, read_run_scalars
+from watchdog.tfevents import ScalarWriter, Series, read_run_scalars
 
 SPI = 100_000
 ONSET, NAN_FROM = 900, 1000
@@ -84,6 +85,35 @@ def test_tensorboard_records_iteration_from_smallest_step_and_keep_restarts(tmp_
     records, spi = tb_records(read_run_scalars(tmp_path).scalars)
     assert spi == 1000
     assert [(r.iteration, r.env_steps) for r in records] == [(0, 1000), (1, 2000), (2, 3000), (1, 2000), (2, 3000)]
+
+
+def _grouped_by_segment_and_step(scalars: dict) -> list[tuple[int, int, dict]]:
+    """The grouping tb_records promises, written plainly: (iteration, step, metrics) in (segment, step) order."""
+    points: dict[tuple[int, int], dict] = {}
+    for key, series in scalars.items():
+        segment, previous = 0, None
+        for step, value in zip(series.steps.tolist(), series.values.tolist()):
+            segment += previous is not None and step < previous
+            previous = step
+            points.setdefault((segment, step), {})[key] = value
+    spi = min(s for _, s in points if s > 0)
+    return [(s // spi - 1, s, m) for (_, s), m in sorted(points.items())]
+
+
+@pytest.mark.parametrize("steps", [
+    {"value_loss": [10, 20, 30], "critic_grad_norm": [10, 20, 30]},  # every tag at every step
+    {"value_loss": [10, 20, 30, 40], "critic_grad_norm": [20, 40], "average_step_reward": [0, 30]},  # not
+    {"value_loss": [10, 20, 20, 30], "critic_grad_norm": [10, 20, 30]},  # a step logged twice: its last value
+    {"value_loss": [10, 20, 30, 20, 30], "critic_grad_norm": [10, 20, 30, 20]},  # restarted: segments
+])
+def test_tensorboard_records_group_tags_by_step(steps):
+    scalars = {key: Series(np.array(st, dtype=np.int64), np.arange(len(st), dtype=np.float64) + i / 10,
+                           np.zeros(len(st))) for i, (key, st) in enumerate(steps.items())}
+    records, spi = tb_records(scalars)
+    assert spi == 10
+    expected = _grouped_by_segment_and_step(scalars)
+    assert [(r.iteration, r.env_steps, list(r.metrics.items())) for r in records] == [
+        (it, s, list(m.items())) for it, s, m in expected]
 
 
 def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, capsys):
