@@ -30,7 +30,10 @@ LR_SPIKE = 1.0  # rl_games' fault: the learning rate from FAULT_IT on (1e-3 befo
 torch.set_num_threads(1)
 
 
-def _iterations(fault) -> int:
+def _iterations(fault, iterations: int | None = None) -> int:
+    """PPO iterations of a run: ``iterations`` where given (the long runs), else by its kind."""
+    if iterations is not None:
+        return iterations
     return FAULT_ITERATIONS if fault else HEALTHY_ITERATIONS
 
 
@@ -44,8 +47,14 @@ def _fresh(path: Path) -> Path:
 # ------------------------------------------------------------------------------------------ SB3
 
 
-def sb3_runs() -> None:
-    """SB3 PPO: CartPole healthy and faulted, Pendulum healthy (unnormalised value loss)."""
+SB3_RUNS = (("cartpole_healthy", "CartPole-v1", False), ("cartpole_fault", "CartPole-v1", True),
+            ("pendulum_healthy", "Pendulum-v1", False))
+
+
+def sb3_runs(runs=SB3_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+    """SB3 PPO: CartPole healthy and faulted, Pendulum healthy (unnormalised value loss).
+
+    ``runs`` holds (name, gymnasium id, faulted); they are written under ``root``/sb3/."""
     import gymnasium as gym
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
@@ -66,23 +75,25 @@ def sb3_runs() -> None:
                 reward = reward * REWARD_SCALE
             return obs, reward, term, trunc, info
 
-    for name, env_id, fault in (("cartpole_healthy", "CartPole-v1", False), ("cartpole_fault", "CartPole-v1", True),
-                                ("pendulum_healthy", "Pendulum-v1", False)):
-        root = _fresh(HERE / "sb3" / name)
+    for name, env_id, fault in runs:
+        out = _fresh(root / "sb3" / name)
         ScaleReward.counter[0] = 0
         env = make_vec_env(env_id, n_envs=n_envs, seed=0, wrapper_class=ScaleReward if fault else None)
         model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, n_epochs=2, seed=0, verbose=0,
-                    tensorboard_log=str(root), policy_kwargs={"net_arch": [32, 32]})
-        ckpt = CheckpointCallback(save_freq=20 * n_steps, save_path=str(root / "PPO_1" / "checkpoints"),
+                    tensorboard_log=str(out), policy_kwargs={"net_arch": [32, 32]})
+        ckpt = CheckpointCallback(save_freq=20 * n_steps, save_path=str(out / "PPO_1" / "checkpoints"),
                                   name_prefix="rl_model")
-        model.learn(total_timesteps=_iterations(fault) * per_it, callback=ckpt)
-        print("sb3", name, sorted(p.name for p in (root / "PPO_1").iterdir()))
+        model.learn(total_timesteps=_iterations(fault, iterations) * per_it, callback=ckpt)
+        print("sb3", name, sorted(p.name for p in (out / "PPO_1").iterdir()))
 
 
 # ------------------------------------------------------------------------------------------ CleanRL
 
 
-def cleanrl_runs() -> None:
+CLEANRL_RUNS = (("cartpole_healthy", False), ("cartpole_fault", True))
+
+
+def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
     """CleanRL's ppo.py, reduced to CartPole on CPU: its update, its tags, its step axis (global_step).
 
     CleanRL is a single-file implementation meant to be copied, not a library; this is our own short
@@ -96,8 +107,8 @@ def cleanrl_runs() -> None:
 
     num_envs, num_steps, epochs, minibatches, clip = 4, 32, 2, 2, 0.2
     batch = num_envs * num_steps
-    for name, fault in (("cartpole_healthy", False), ("cartpole_fault", True)):
-        root = _fresh(HERE / "cleanrl" / name / "runs")
+    for name, fault in runs:
+        out = _fresh(root / "cleanrl" / name / "runs")
         torch.manual_seed(1)
         np.random.seed(1)
         envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1"))
@@ -106,13 +117,13 @@ def cleanrl_runs() -> None:
         actor = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
         params = [*critic.parameters(), *actor.parameters()]
         opt = torch.optim.Adam(params, lr=2.5e-4, eps=1e-5)
-        writer = SummaryWriter(str(root / "CartPole-v1__ppo__1__1700000000"))
+        writer = SummaryWriter(str(out / "CartPole-v1__ppo__1__1700000000"))
         obs_buf = torch.zeros(num_steps, num_envs, 4)
         act_buf, logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(num_steps, num_envs) for _ in range(5))
         next_obs = torch.tensor(envs.reset(seed=1)[0], dtype=torch.float32)
         next_done = torch.zeros(num_envs)
         global_step = 0
-        for update in range(1, _iterations(fault) + 1):
+        for update in range(1, _iterations(fault, iterations) + 1):
             for t in range(num_steps):
                 global_step += num_envs
                 obs_buf[t], done_buf[t] = next_obs, next_done
@@ -222,13 +233,18 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
     return PushLiteRsl()
 
 
-def rsl_rl_runs() -> None:
-    """rsl_rl's OnPolicyRunner on push_lite; the runner writes logs/<run>/events... and model_<it>.pt."""
+RSL_RL_RUNS = (("push_lite_healthy", None), ("push_lite_fault", FAULT_IT))
+
+
+def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+    """rsl_rl's OnPolicyRunner on push_lite; the runner writes logs/<run>/events... and model_<it>.pt.
+
+    ``runs`` holds (name, fault iteration or None)."""
     from rsl_rl.runners import OnPolicyRunner
 
     steps = 24
-    for name, fault in (("push_lite_healthy", None), ("push_lite_fault", FAULT_IT)):
-        root = _fresh(HERE / "rsl_rl" / name / "logs")
+    for name, fault in runs:
+        out = _fresh(root / "rsl_rl" / name / "logs")
         torch.manual_seed(0)
         env = _push_lite_vecenv(16, fault, steps)
         model = {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu"}
@@ -239,17 +255,20 @@ def rsl_rl_runs() -> None:
             "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
             "critic": dict(model), "logger": "tensorboard", "multi_gpu": None,
         }
-        runner = OnPolicyRunner(env, cfg, log_dir=str(root / "2026-11-30_06-00-00"), device="cpu")
-        runner.learn(_iterations(fault))
-        print("rsl_rl", name, sorted(p.name for p in (root / "2026-11-30_06-00-00").iterdir()))
+        runner = OnPolicyRunner(env, cfg, log_dir=str(out / "2026-11-30_06-00-00"), device="cpu")
+        runner.learn(_iterations(fault, iterations))
+        print("rsl_rl", name, sorted(p.name for p in (out / "2026-11-30_06-00-00").iterdir()))
 
 
 # ------------------------------------------------------------------------------------------ skrl
 
 
-def skrl_runs() -> None:
+SKRL_RUNS = (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT))
+
+
+def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
     """skrl's PPO on Pendulum (its gymnasium wrapper, SequentialTrainer); runs/<time>_PPO/ with
-    checkpoints/agent_<timestep>.pt."""
+    checkpoints/agent_<timestep>.pt. ``runs`` holds (name, fault iteration or None)."""
     import gymnasium as gym
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.envs.wrappers.torch import wrap_env
@@ -289,8 +308,9 @@ def skrl_runs() -> None:
             return obs, (reward * REWARD_SCALE if self.start is not None and self.n > self.start else reward), term, trunc, info
 
     rollouts, num_envs = 32, 4
-    for name, fault in (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT * rollouts)):
-        root = _fresh(HERE / "skrl" / name / "runs")
+    for name, fault_it in runs:
+        fault = None if fault_it is None else fault_it * rollouts
+        out = _fresh(root / "skrl" / name / "runs")
         set_seed(0)
         env = wrap_env(gym.vector.SyncVectorEnv([lambda: ScaleReward(gym.make("Pendulum-v1"), fault)
                                                  for _ in range(num_envs)]))
@@ -298,24 +318,30 @@ def skrl_runs() -> None:
                   "value": Value(env.observation_space, env.action_space, env.device)}
         cfg = PPO_CFG(rollouts=rollouts, learning_epochs=2, mini_batches=2, learning_rate=1e-3,
                       entropy_loss_scale=0.01)
-        cfg.experiment.directory, cfg.experiment.experiment_name = str(root), "26-11-30_06-00-00-000000_PPO"
+        cfg.experiment.directory, cfg.experiment.experiment_name = str(out), "26-11-30_06-00-00-000000_PPO"
         cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, 10 * rollouts
         memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)
         agent = PPO(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
                     action_space=env.action_space, device=env.device)
-        trainer = SequentialTrainer(cfg={"timesteps": _iterations(fault) * rollouts, "headless": True,
+        trainer = SequentialTrainer(cfg={"timesteps": _iterations(fault, iterations) * rollouts, "headless": True,
                                          "disable_progressbar": True}, env=env, agents=agent)
         trainer.train()
-        print("skrl", name, sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())[:5])
+        print("skrl", name, sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())[:5])
 
 
 # ------------------------------------------------------------------------------------------ rl_games
 
 
-def rl_games_runs() -> None:
+RL_GAMES_RUNS = (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT))
+
+
+def rl_games_runs(runs=RL_GAMES_RUNS, root: Path = HERE, iterations: int | None = None,
+                  torch_threads: int | None = None) -> None:
     """rl_games' Runner (a2c_continuous, normalize_value on as in Isaac Lab's configs) on Pendulum,
     through a registered vecenv; writes runs/<name>/summaries/events... and nn/*.pth. Isaac Lab's
-    params/agent.yaml is written beside it, as Isaac Lab's train script does."""
+    params/agent.yaml is written beside it, as Isaac Lab's train script does. ``runs`` holds (name,
+    fault epoch or None). ``torch_threads`` is rl_games' own ``params.torch_threads`` (it calls
+    torch.set_num_threads itself; unset, its "auto" is min(4, CPU cores), overriding ours)."""
     import gymnasium as gym
     import yaml
     from rl_games.common import env_configurations, vecenv
@@ -346,8 +372,9 @@ def rl_games_runs() -> None:
             return {"action_space": self.envs.single_action_space, "observation_space": self.envs.single_observation_space,
                     "agents": 1, "value_size": 1}
 
-    for name, fault in (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT * horizon * num_envs)):
-        root = _fresh(HERE / "rl_games" / name / "runs")
+    for name, fault_it in runs:
+        fault = None if fault_it is None else fault_it * horizon * num_envs
+        out = _fresh(root / "rl_games" / name / "runs")
         vecenv.register("WATCHDOG_PENDULUM", lambda config_name, num_actors, **kw: PendulumVec(kw["fault"]))
         env_configurations.register("pendulum_watchdog", {"vecenv_type": "WATCHDOG_PENDULUM",
                                                           "env_creator": lambda **kw: None})
@@ -355,11 +382,11 @@ def rl_games_runs() -> None:
             "name": "pendulum", "env_name": "pendulum_watchdog", "env_config": {"fault": fault},
             "reward_shaper": {"scale_value": 1.0}, "normalize_advantage": True, "normalize_input": True,
             "normalize_value": True, "value_bootstrap": True, "gamma": 0.99, "tau": 0.95, "learning_rate": 1e-3,
-            "lr_schedule": "fixed", "score_to_win": 1e9, "max_epochs": _iterations(fault), "save_best_after": 10 ** 9,
+            "lr_schedule": "fixed", "score_to_win": 1e9, "max_epochs": _iterations(fault, iterations), "save_best_after": 10 ** 9,
             "save_frequency": 10, "grad_norm": 1.0, "entropy_coef": 0.0, "truncate_grads": True, "e_clip": 0.2,
             "horizon_length": horizon, "minibatch_size": 64, "mini_epochs": 2, "critic_coef": 2.0, "clip_value": True,
             "num_actors": num_envs, "bounds_loss_coef": 0.0001, "ppo": True, "kl_threshold": 0.008,
-            "seq_length": 4, "device": "cpu", "torch_compile": False, "train_dir": str(root), "full_experiment_name": "pendulum_ppo",
+            "seq_length": 4, "device": "cpu", "torch_compile": False, "train_dir": str(out), "full_experiment_name": "pendulum_ppo",
         }
         params = {"params": {
             "seed": 0, "algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"},
@@ -370,10 +397,12 @@ def rl_games_runs() -> None:
                                                  "fixed_sigma": True}},
                         "mlp": {"units": [32, 32], "activation": "elu", "initializer": {"name": "default"}}},
             "config": config}}
+        if torch_threads is not None:
+            params["params"]["torch_threads"] = torch_threads
         runner = Runner()
         runner.load(params)
         runner.run({"train": True, "play": False})
-        run = root / "pendulum_ppo"
+        run = out / "pendulum_ppo"
         (run / "params").mkdir(exist_ok=True)
         (run / "params" / "agent.yaml").write_text(yaml.safe_dump(
             {k: v for k, v in params["params"].items() if k != "config"}
@@ -386,10 +415,10 @@ def rl_games_runs() -> None:
 _NUMBER = re.compile(r"(?:model|agent|_ep|rl_model)_(\d+)")
 
 
-def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool) -> None:
-    """Keep the repository small: no checkpoints in healthy runs; a faulted run keeps the one
-    nearest KEEP_CHECKPOINT_IT (a usable resume point) and, with ``keep_last``, its last one
-    (after the onset: replay must reject it)."""
+def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool, healthy_keeps_last: bool = False) -> None:
+    """Keep the repository small: no checkpoints in healthy runs (with ``healthy_keeps_last``, only
+    their last one); a faulted run keeps the one nearest KEEP_CHECKPOINT_IT (a usable resume point)
+    and, with ``keep_last``, its last one (after the onset: replay must reject it)."""
     for run in fw_dir.iterdir():
         files = sorted((int(m.group(1)), p) for p in run.rglob("*") if p.suffix in (".pt", ".pth", ".zip")
                        and (m := _NUMBER.search(p.name)))
@@ -397,6 +426,8 @@ def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool) -> None
         if "fault" in run.name and files:
             keep = {min(files, key=lambda t: abs(t[0] / per_iteration - KEEP_CHECKPOINT_IT))[1]}
             keep |= {files[-1][1]} if keep_last else set()
+        elif files and healthy_keeps_last:
+            keep = {files[-1][1]}
         for p in run.rglob("*"):
             if p.is_file() and p.suffix in (".pt", ".pth", ".zip") and p not in keep:
                 p.unlink()
