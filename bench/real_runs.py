@@ -6,7 +6,7 @@
 - ``more_runs/sb3/*``: one TensorBoard file per run (Stable-Baselines3 PPO). ``train/value_loss`` is
   already our key; ``rollout/ep_rew_mean`` is taken as the reward signal (``rollout/average_step_reward``);
   the iteration is ``step / steps_per_rollout - 1``. SB3's value targets are not normalised, so these
-  runs are judged with ``value_loss.enabled: false`` (:func:`config_for`).
+  runs are judged as replay judges SB3 (:func:`config_for`): no 0.2 rule, the trend warns only.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from watchdog.config import WatchdogConfig
+from watchdog.frameworks import config_for_run
 from watchdog.logtxt import parse_log_txt
 from watchdog.signals import STEP_REWARD, VALUE_LOSS, MetricRecord
 from watchdog.tfevents import read_run_scalars
@@ -40,11 +41,12 @@ class RealRun:
 
 
 def config_for(run: RealRun, base: WatchdogConfig | None = None) -> WatchdogConfig:
-    """The config a user of that framework runs: the absolute 0.2 rule only on normalised value targets."""
-    cfg = (base or WatchdogConfig()).model_copy(deep=True)
+    """The config replay and the integrations give a run of that framework (``frameworks.config_for_run``):
+    for SB3 (value targets not normalised) no absolute 0.2 rule and a trend that warns only."""
+    cfg = base or WatchdogConfig()
     if run.framework != "openrl":
-        cfg.value_loss.enabled = False
-    return cfg
+        cfg = config_for_run(cfg, {"framework": "sb3", "value_targets_normalized": False})
+    return cfg.model_copy(deep=True)
 
 
 def _openrl_spi(run_dir: Path, facts: dict) -> int:

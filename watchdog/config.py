@@ -309,7 +309,8 @@ class TagsConfig(BaseModel):
     )
     value_targets_normalized: bool | None = Field(
         None, description="Are the run's value targets normalised? null: the framework's default or the run's "
-                          "params; false switches the absolute value-loss rule off, true keeps it on.",
+                          "params; false switches the absolute value-loss rule off and has the trend warn "
+                          "without alarming, true keeps both.",
     )
 
     @model_validator(mode="after")

@@ -567,7 +567,9 @@ class RewardCollapse(Detector):
             verdict = self._judge(record, value, window)
         if verdict is None and self.down == 0:  # a collapse does not teach the baseline what normal is
             self.values.push(record.iteration, value)
-            if len(self.tail) > self.cfg.horizon_points:
+            # a change of exactly 0 is a logged value that was not updated (a mean over past episodes
+            # when none ended: rl_games, SB3), not a steady reward: it would shrink the noise scale
+            if len(self.tail) > self.cfg.horizon_points and value != self.tail[0]:
                 self.changes.push(value - self.tail[0])
         return verdict
 

@@ -369,12 +369,9 @@ def value_normalization(framework: str, run_dir: Path | None) -> tuple[bool | No
     return False, "unknown framework: value targets assumed not normalised"
 
 
-def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
-    """(is the absolute value-loss rule on for this run, why): ``value_loss.enabled: false`` is
-    always off; otherwise on where the value targets are normalised. ``tags.value_targets_normalized``
-    (true/false) overrides what the framework or the run's params say."""
-    if not cfg.value_loss.enabled:
-        return False, "value_loss.enabled: false"
+def targets_normalized(cfg, info: Mapping) -> tuple[bool, str]:
+    """(are this run's value targets normalised, why): ``tags.value_targets_normalized`` (true/false)
+    overrides what the framework or the run's params say."""
     if cfg.tags.value_targets_normalized is not None:
         flag = cfg.tags.value_targets_normalized
         return flag, f"tags.value_targets_normalized: {str(flag).lower()}"
@@ -383,14 +380,29 @@ def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
     return normalized is not False, why
 
 
+def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
+    """(is the absolute value-loss rule on for this run, why): ``value_loss.enabled: false`` is
+    always off; otherwise on where the value targets are normalised (:func:`targets_normalized`)."""
+    if not cfg.value_loss.enabled:
+        return False, "value_loss.enabled: false"
+    return targets_normalized(cfg, info)
+
+
 def config_for_run(cfg, info: Mapping) -> object:
-    """``cfg`` for one run: the absolute value-loss rule only where value targets are normalised
-    (:func:`value_rule`), the reward detector on the run's reward key. Returns a copy (model_copy);
-    ``cfg`` is never changed."""
+    """``cfg`` for one run, where its value targets are not normalised: no absolute value-loss rule
+    (:func:`value_rule`), and the trend rule warns but never alarms (``tags.value_targets_normalized:
+    true`` says a run's targets are normalised after all). A value loss in the returns' own units grows with them while the policy learns: a
+    healthy rsl_rl run's rose 25x within two iterations when its first success bonuses arrived
+    (``tests/data/long_runs``); there a blow-up (100x over its floor and above all it held before) and
+    non-finite values are the alarms. Also the reward detector on the run's reward key. Returns a copy
+    (model_copy); ``cfg`` is never changed."""
     updates = {}
     enabled, _ = value_rule(cfg, info)
     if cfg.value_loss.enabled and not enabled:
         updates["value_loss"] = cfg.value_loss.model_copy(update={"enabled": False})
+    normalized, _ = targets_normalized(cfg, info)
+    if not normalized and cfg.trend.alarm_ratio is not None:
+        updates["trend"] = cfg.trend.model_copy(update={"alarm_ratio": None})
     keys = set(info.get("keys") or ())
     rc = cfg.reward_collapse
     if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:
