@@ -127,6 +127,7 @@ class ResourceSampler:
         self.clock = clock
         self.mem_total_mb = machine_memory_mb()
         self._last: tuple[float, int] | None = None
+        self._skip_rate = False  # the iteration being sampled crashed part-way (interrupted)
         self.cuda = None
         self.cuda_total_mb: float | None = None
         self.nvml = None
@@ -159,10 +160,16 @@ class ResourceSampler:
         if self.nvml is not None:
             out.update(self.nvml.read())
         now = self.clock()
-        if self._last is not None and now > self._last[0] and env_steps >= self._last[1]:
+        if self._last is not None and now > self._last[0] and env_steps >= self._last[1] and not self._skip_rate:
             out[SYS_STEPS_PER_S] = (env_steps - self._last[1]) / (now - self._last[0])
-        self._last = (now, env_steps)
+        self._last, self._skip_rate = (now, env_steps), False
         return out
+
+    def interrupted(self) -> None:
+        """The iteration now ending crashed part-way: its env steps were not all taken, so the next
+        sample says no steps/s (it would credit a whole iteration's steps to a fraction of its time)
+        and the one after measures from it."""
+        self._skip_rate = True
 
     def _cuda(self) -> dict[str, float]:
         """torch's allocator counters for our process (no device sync, no NVML)."""

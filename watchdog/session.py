@@ -155,6 +155,8 @@ class TrainingSession:
         feeds its NaN record and returns keep-going). Only a rollback lets training go on; with none
         (``action: alert``) the crash ends the run: :class:`NonFiniteTraining` (exit 3)."""
         rollbacks = self.result.rollbacks
+        if self.resources is not None:
+            self.resources.interrupted()  # its steps were not all taken: no steps/s from it
         keep_going = judge()
         if keep_going and self.result.rollbacks == rollbacks:
             raise NonFiniteTraining(f"non-finite numbers in the {where} and the watchdog (action: alert) "

@@ -61,6 +61,40 @@ def test_cpu_sample_has_resident_and_machine_memory_and_steps_per_second_from_th
     assert sampler.sample(1000)[SYS_STEPS_PER_S] == pytest.approx(500.0)
 
 
+def test_an_iteration_that_crashed_part_way_gives_no_steps_per_second_and_the_next_measures_from_it():
+    """A crashed iteration is judged right after its first NaN batch: a whole iteration's steps over a
+    few milliseconds read 550k steps/s on push_lite's console."""
+    clock = _Clock()
+    sampler = ResourceSampler("cpu", clock=clock)
+    sampler.sample(0)
+    clock.now += 1.0
+    assert sampler.sample(1000)[SYS_STEPS_PER_S] == pytest.approx(1000.0)
+    sampler.interrupted()
+    clock.now += 0.01
+    assert SYS_STEPS_PER_S not in sampler.sample(2000)
+    clock.now += 1.0
+    assert sampler.sample(3000)[SYS_STEPS_PER_S] == pytest.approx(1000.0)
+
+
+def test_a_crashed_iteration_judged_by_a_session_carries_no_steps_per_second(tmp_path):
+    session = TrainingSession(watchdog=Watchdog(_cfg()), run_dir=tmp_path, safe_name="safe",
+                              resources=ResourceSampler("cpu"))
+    session.capture = lambda action: {}
+    session.to_state = lambda snap: {}
+    session.restore_snapshot = lambda snap, action: None
+    session.apply_config = lambda action: __import__("watchdog.driver", fromlist=["ConfigSwitch"]).ConfigSwitch()
+    for it in range(25):  # stable checkpoints to roll back to
+        session.observe(MetricRecord.from_mapping(it, 100 * (it + 1), {"value_loss": 0.1}))
+    crashed = MetricRecord.from_mapping(25, 2600, {"value_loss": float("nan")})
+    assert session.judge_failed(lambda: session.observe(crashed), "update", FloatingPointError("nan"))
+    after = MetricRecord.from_mapping(26, 2700, {"value_loss": 0.1})
+    session.observe(after)
+    session.close()
+    assert session.result.rollbacks == 1
+    assert SYS_STEPS_PER_S not in crashed.metrics and SYS_RSS_MB in crashed.metrics
+    assert after.metrics[SYS_STEPS_PER_S] > 0  # measured from the crashed one on
+
+
 def test_cuda_counters_are_read_through_torch_cuda_for_a_cuda_device(monkeypatch):
     """The CUDA path on a CPU machine: torch.cuda's counters replaced by fakes (no GPU here)."""
     import torch
