@@ -291,6 +291,13 @@ class PolicyConfig(BaseModel):
         le=5,
         description="Declare divergence when this many different detectors warn at once (0 = never).",
     )
+    reward_corroborates: bool = Field(
+        False,
+        description="Declare divergence when a value-side warning (value loss or critic grad norm) and a "
+                    "reward-collapse warning come at once. Replay, watch and the integrations turn it on where "
+                    "value targets are not normalised: there a climbing value loss alone may be a policy "
+                    "learning (the trend only warns), with the returns falling it is not.",
+    )
 
 
 _FRAMEWORK_CHOICES = ("auto", "openrl", "rsl_rl", "sb3", "cleanrl", "rl_games", "skrl")

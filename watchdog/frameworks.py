@@ -395,7 +395,9 @@ def config_for_run(cfg, info: Mapping) -> object:
     healthy rsl_rl run's rose 25x within two iterations when its first success bonuses arrived
     (``tests/data/long_runs``); there a blow-up (100x over its floor and above all it held before) and
     non-finite values are the alarms. Also the reward detector on the run's reward key. Returns a copy
-    (model_copy); ``cfg`` is never changed."""
+    (model_copy); ``cfg`` is never changed. There a value-side warning together with a reward collapse
+    is divergence (``policy.reward_corroborates``): with the returns falling, a climbing value loss is
+    no policy learning."""
     updates = {}
     enabled, _ = value_rule(cfg, info)
     if cfg.value_loss.enabled and not enabled:
@@ -403,6 +405,8 @@ def config_for_run(cfg, info: Mapping) -> object:
     normalized, _ = targets_normalized(cfg, info)
     if not normalized and cfg.trend.alarm_ratio is not None:
         updates["trend"] = cfg.trend.model_copy(update={"alarm_ratio": None})
+    if not normalized and not cfg.policy.reward_corroborates:
+        updates["policy"] = cfg.policy.model_copy(update={"reward_corroborates": True})
     keys = set(info.get("keys") or ())
     rc = cfg.reward_collapse
     if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:

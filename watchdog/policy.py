@@ -28,7 +28,7 @@ from watchdog.config import WatchdogConfig
 from watchdog.detectors import Verdict
 from watchdog.driver import StableRegistry
 from watchdog.onset import Onset
-from watchdog.signals import SYS_PREFIX, MetricRecord
+from watchdog.signals import CRITIC_GRAD_NORM, SYS_PREFIX, VALUE_LOSS, MetricRecord
 
 
 class State(str, Enum):
@@ -186,15 +186,26 @@ class Policy:
         return actions
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
-        """Several different detectors warning at once is divergence too (when configured)."""
+        """Several different detectors warning at once is divergence too (when configured); so is a
+        climbing value loss (or critic grad norm) while the reward collapses (``reward_corroborates``)."""
+        if not warnings:
+            return None
+        hint = min(v.onset_hint or v.iteration for v in warnings)
         need = self.cfg.policy.corroboration
         names = {_warning_key(v) for v in warnings}
-        if not need or len(names) < need:
-            return None
-        first = warnings[0]
-        return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
-                       f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
-                       first.iteration, first.env_steps, min(v.onset_hint or v.iteration for v in warnings))
+        if need and len(names) >= need:
+            first = warnings[0]
+            return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
+                           f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
+                           first.iteration, first.env_steps, hint)
+        if self.cfg.policy.reward_corroborates:
+            value = next((v for v in warnings if v.signal in (VALUE_LOSS, CRITIC_GRAD_NORM)), None)
+            reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
+            if value is not None and reward is not None:
+                return Verdict("corroboration", "alarm", value.signal, value.value, value.threshold,
+                               f"{value.reason}, while the reward collapses: {reward.reason}",
+                               value.iteration, value.env_steps, hint)
+        return None
 
     def _on_alarm(self, record: MetricRecord, alarm: Verdict, emit: Emit, onset_fn: OnsetFn) -> list[Action]:
         if self.state is State.DIVERGED and self.cfg.action == "alert":

@@ -216,12 +216,16 @@ def test_without_an_rsl_rl_log_dir_the_watchdog_scalars_get_their_own_writer(tmp
     assert not list(run.run_dir.glob("model_*.pt"))  # rsl_rl saves nothing without its writer
 
 
-def test_default_watchdog_config_drops_the_absolute_rule_and_the_trend_alarm_only():
-    """rsl_rl's value targets are not normalised: no 0.2 rule, and the trend warns but never alarms."""
+def test_default_watchdog_config_is_the_one_for_unnormalised_value_targets():
+    """rsl_rl's value targets are not normalised: no 0.2 rule, the trend warns but never alarms, and a
+    value-side warning with a reward collapse is divergence; nothing else differs from the defaults."""
     cfg = wrsl.default_watchdog_config()
-    assert not cfg.value_loss.enabled and cfg.trend.alarm_ratio is None
-    assert cfg.model_dump(exclude={"value_loss", "trend"}) == WatchdogConfig().model_dump(exclude={"value_loss", "trend"})
+    assert not cfg.value_loss.enabled and cfg.trend.alarm_ratio is None and cfg.policy.reward_corroborates
+    changed = {"value_loss", "trend", "policy"}
+    assert cfg.model_dump(exclude=changed) == WatchdogConfig().model_dump(exclude=changed)
     assert cfg.trend.model_dump(exclude={"alarm_ratio"}) == WatchdogConfig().trend.model_dump(exclude={"alarm_ratio"})
+    assert cfg.policy.model_dump(exclude={"reward_corroborates"}) == \
+        WatchdogConfig().policy.model_dump(exclude={"reward_corroborates"})
 
 
 def test_the_shipped_safe_config_is_the_field_reports():

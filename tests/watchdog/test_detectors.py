@@ -312,3 +312,32 @@ def test_a_jump_while_the_loss_is_still_falling_is_an_alarm(seed):
     assert alarm is not None and alarm["detector"] == "trend" and "just before this climb" in alarm["reason"]
     assert 550 <= alarm["iteration"] <= 550 + 5 * 6
     assert out.rollbacks and out.rollbacks[0].target.iteration < 550
+
+
+def test_a_value_side_warning_with_a_reward_collapse_is_divergence_only_when_the_reward_corroborates():
+    """policy.reward_corroborates (on where value targets are not normalised): the two warnings at once."""
+    from watchdog.detectors import Verdict
+    from watchdog.policy import Policy, Rollback
+    from watchdog.policy import CheckpointRef
+
+    def verdicts(it):
+        return [Verdict("trend", "warning", "train/value_loss", 3.0, 0.5, "value loss trending up", it, it, it - 5),
+                Verdict("reward_collapse", "warning", "train/average_step_reward", -1.0, 0.2, "reward fell", it, it, it - 2)]
+
+    for corroborates, expected in ((True, True), (False, False)):
+        cfg = WatchdogConfig.model_validate({"policy": {"reward_corroborates": corroborates}})
+        policy = Policy(cfg)
+        policy.add_stable(CheckpointRef("c0", 0, 0))
+        events = []
+        actions = policy.step(MetricRecord.from_mapping(100, 100, {"value_loss": 3.0}), verdicts(100),
+                              lambda kind, **f: events.append((kind, f)),
+                              lambda alarm: __import__("watchdog.onset", fromlist=["Onset"]).Onset(95, 95, 95, "hinge"))
+        assert any(isinstance(a, Rollback) for a in actions) is expected
+        alarm = next((f for kind, f in events if kind == "alarm"), None)
+        assert (alarm is not None and alarm["detector"] == "corroboration"
+                and "while the reward collapses" in alarm["reason"]) is expected
+    one = WatchdogConfig.model_validate({"policy": {"reward_corroborates": True}})
+    policy = Policy(one)
+    policy.add_stable(CheckpointRef("c0", 0, 0))
+    assert not policy.step(MetricRecord.from_mapping(100, 100, {}), verdicts(100)[:1], lambda kind, **f: None,
+                           lambda alarm: None)  # a climbing value loss alone stays a warning

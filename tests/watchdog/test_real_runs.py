@@ -9,6 +9,7 @@ import pytest
 
 from tests.watchdog.drive import drive
 from watchdog.logtxt import parse_log_txt
+from watchdog.signals import STEP_REWARD
 
 RUNS = ("10-15-23_cuboid", "11-03-16_cuboid", "11-06-17_cuboid", "11-07-17_cuboid", "baseline_mappo_upper")
 
@@ -110,6 +111,33 @@ def test_every_real_healthy_run_is_quiet(run):
     assert out.rollbacks == [] and out.stops == []
     assert out.watchdog.state.value == "healthy"
     assert len(out.kinds("warning")) <= 1, [e["reason"] for e in out.kinds("warning")]
+
+
+@pytest.mark.skipif(not REAL_RUNS, reason="../shared/data is not checked out")
+@pytest.mark.parametrize("name", ["Acrobot-v1_1", "Acrobot-v1_3"])
+def test_a_value_loss_climb_with_a_reward_collapse_in_a_real_sb3_run_is_divergence(name):
+    """Without normalised value targets the trend only warns (a climbing value loss may be a policy
+    learning); a x20 climb while the return falls back to its start is divergence all the same."""
+    from bench.real_runs import config_for
+
+    run = next(r for r in REAL_RUNS if r.name == name)
+    records = copy.deepcopy(run.records)
+    onset = records[len(records) * 2 // 3].iteration
+    start = sorted(r.metrics[STEP_REWARD] for r in records[:10] if STEP_REWARD in r.metrics)[5]
+    for rec in records:
+        d = rec.iteration - onset
+        if d >= 0 and "train/value_loss" in rec.metrics:
+            rec.metrics["train/value_loss"] *= min(20.0, 1.15 ** (d + 1))
+        if d >= 10 and STEP_REWARD in rec.metrics:  # the return falls to its start within 5 rollouts
+            w = min(1.0, (d - 10) / 5)
+            rec.metrics[STEP_REWARD] = (1 - w) * rec.metrics[STEP_REWARD] + w * start
+    cfg = config_for(run)
+    assert cfg.policy.reward_corroborates and cfg.trend.alarm_ratio is None
+    out = drive(records, cfg, stop_after_rollback=True)
+    assert out.rollbacks and onset < out.rollbacks[0].from_iteration <= onset + 20
+    assert out.first("alarm")["detector"] == "corroboration"
+    alone = drive(records, cfg.model_copy(update={"policy": cfg.policy.model_copy(update={"reward_corroborates": False})}))
+    assert not alone.rollbacks and alone.kinds("warning")  # the same climb, judged without the returns
 
 
 @pytest.mark.skipif(not REAL_RUNS, reason="../shared/data is not checked out")
