@@ -389,15 +389,19 @@ def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
 
 
 def config_for_run(cfg, info: Mapping) -> object:
-    """``cfg`` for one run, where its value targets are not normalised: no absolute value-loss rule
-    (:func:`value_rule`), and the trend rule warns but never alarms (``tags.value_targets_normalized:
-    true`` says a run's targets are normalised after all). A value loss in the returns' own units grows with them while the policy learns: a
-    healthy rsl_rl run's rose 25x within two iterations when its first success bonuses arrived
-    (``tests/data/long_runs``); there a blow-up (100x over its floor and above all it held before) and
-    non-finite values are the alarms. Also the reward detector on the run's reward key. Returns a copy
-    (model_copy); ``cfg`` is never changed. There a value-side warning together with a reward collapse
-    is divergence (``policy.reward_corroborates``): with the returns falling, a climbing value loss is
-    no policy learning."""
+    """``cfg`` for one run: the reward detector on the run's reward key, and, where its value targets
+    are not normalised (:func:`targets_normalized`; ``tags.value_targets_normalized: true`` says they
+    are after all):
+
+    - no absolute value-loss rule (:func:`value_rule`);
+    - the trend warns but never alarms: a value loss in the returns' own units grows with them while
+      the policy learns (a healthy rsl_rl run's rose 25x within two iterations when its first success
+      bonuses arrived, ``tests/data/long_runs``); a blow-up (100x over its floor and above all it held
+      before) and non-finite values stay alarms;
+    - a value-side warning together with a reward collapse is divergence (``policy.reward_corroborates``):
+      with the returns falling, a climbing value loss is no policy learning.
+
+    Returns a copy (model_copy); ``cfg`` is never changed."""
     updates = {}
     enabled, _ = value_rule(cfg, info)
     if cfg.value_loss.enabled and not enabled:
