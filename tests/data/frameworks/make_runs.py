@@ -51,10 +51,14 @@ SB3_RUNS = (("cartpole_healthy", "CartPole-v1", False), ("cartpole_fault", "Cart
             ("pendulum_healthy", "Pendulum-v1", False))
 
 
-def sb3_runs(runs=SB3_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+def sb3_runs(runs=SB3_RUNS, root: Path = HERE, iterations: int | None = None,
+             lr_jump: tuple[int, float] | None = None) -> None:
     """SB3 PPO: CartPole healthy and faulted, Pendulum healthy (unnormalised value loss).
 
-    ``runs`` holds (name, gymnasium id, faulted); they are written under ``root``/sb3/."""
+    ``runs`` holds (name, gymnasium id, faulted); they are written under ``root``/sb3/. ``lr_jump``
+    (rollout, factor): the learning rate (SB3's default 3e-4) is multiplied by factor for the updates
+    of that rollout (1-based count ``rollout + 1``) and every later one, through SB3's own schedule
+    argument (a schedule that jumps); None (the default) keeps SB3's constant learning rate."""
     import gymnasium as gym
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import CheckpointCallback
@@ -79,8 +83,17 @@ def sb3_runs(runs=SB3_RUNS, root: Path = HERE, iterations: int | None = None) ->
         out = _fresh(root / "sb3" / name)
         ScaleReward.counter[0] = 0
         env = make_vec_env(env_id, n_envs=n_envs, seed=0, wrapper_class=ScaleReward if fault else None)
+        extra = {}
+        if lr_jump is not None:
+            total, (jump, factor) = _iterations(fault, iterations), lr_jump
+
+            def schedule(progress_remaining: float, total=total, jump=jump, factor=factor) -> float:
+                # SB3 trains after rollout k (1-based) with progress_remaining = 1 - k / total
+                return 3e-4 * (factor if round((1 - progress_remaining) * total) > jump else 1.0)
+
+            extra["learning_rate"] = schedule
         model = PPO("MlpPolicy", env, n_steps=n_steps, batch_size=64, n_epochs=2, seed=0, verbose=0,
-                    tensorboard_log=str(out), policy_kwargs={"net_arch": [32, 32]})
+                    tensorboard_log=str(out), policy_kwargs={"net_arch": [32, 32]}, **extra)
         ckpt = CheckpointCallback(save_freq=20 * n_steps, save_path=str(out / "PPO_1" / "checkpoints"),
                                   name_prefix="rl_model")
         model.learn(total_timesteps=_iterations(fault, iterations) * per_it, callback=ckpt)
@@ -233,13 +246,32 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
     return PushLiteRsl()
 
 
+def _jump_learning_rate(alg, jump: int, factor: float) -> None:
+    """From update number ``jump`` (0-based) on, rsl_rl's PPO updates with its learning rate x factor
+    (set on its optimizer and on ``alg.learning_rate``, which the runner logs as Loss/learning_rate)."""
+    update, base, calls = alg.update, alg.learning_rate, [0]
+
+    def jumped() -> dict:
+        if calls[0] >= jump:
+            alg.learning_rate = base * factor
+            for group in alg.optimizer.param_groups:
+                group["lr"] = alg.learning_rate
+        calls[0] += 1
+        return update()
+
+    alg.update = jumped
+
+
 RSL_RL_RUNS = (("push_lite_healthy", None), ("push_lite_fault", FAULT_IT))
 
 
-def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = None,
+                lr_jump: tuple[int, float] | None = None) -> None:
     """rsl_rl's OnPolicyRunner on push_lite; the runner writes logs/<run>/events... and model_<it>.pt.
 
-    ``runs`` holds (name, fault iteration or None)."""
+    ``runs`` holds (name, fault iteration or None). ``lr_jump`` (iteration, factor): the update of that
+    iteration (0-based, as rsl_rl counts) and every later one run with the learning rate (1e-3, fixed
+    schedule) multiplied by factor, set on the optimizer before each update; None (the default): none."""
     from rsl_rl.runners import OnPolicyRunner
 
     steps = 24
@@ -256,6 +288,8 @@ def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = No
             "critic": dict(model), "logger": "tensorboard", "multi_gpu": None,
         }
         runner = OnPolicyRunner(env, cfg, log_dir=str(out / "2026-11-30_06-00-00"), device="cpu")
+        if lr_jump is not None:
+            _jump_learning_rate(runner.alg, *lr_jump)
         runner.learn(_iterations(fault, iterations))
         print("rsl_rl", name, sorted(p.name for p in (out / "2026-11-30_06-00-00").iterdir()))
 
@@ -415,16 +449,17 @@ def rl_games_runs(runs=RL_GAMES_RUNS, root: Path = HERE, iterations: int | None 
 _NUMBER = re.compile(r"(?:model|agent|_ep|rl_model)_(\d+)")
 
 
-def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool, healthy_keeps_last: bool = False) -> None:
+def prune_checkpoints(fw_dir: Path, per_iteration: int, keep_last: bool, healthy_keeps_last: bool = False,
+                      keep_it: int = KEEP_CHECKPOINT_IT) -> None:
     """Keep the repository small: no checkpoints in healthy runs (with ``healthy_keeps_last``, only
-    their last one); a faulted run keeps the one nearest KEEP_CHECKPOINT_IT (a usable resume point)
-    and, with ``keep_last``, its last one (after the onset: replay must reject it)."""
+    their last one); a faulted run keeps the one nearest ``keep_it`` (KEEP_CHECKPOINT_IT: a usable
+    resume point) and, with ``keep_last``, its last one (after the onset: replay must reject it)."""
     for run in fw_dir.iterdir():
         files = sorted((int(m.group(1)), p) for p in run.rglob("*") if p.suffix in (".pt", ".pth", ".zip")
                        and (m := _NUMBER.search(p.name)))
         keep = set()
         if "fault" in run.name and files:
-            keep = {min(files, key=lambda t: abs(t[0] / per_iteration - KEEP_CHECKPOINT_IT))[1]}
+            keep = {min(files, key=lambda t: abs(t[0] / per_iteration - keep_it))[1]}
             keep |= {files[-1][1]} if keep_last else set()
         elif files and healthy_keeps_last:
             keep = {files[-1][1]}
