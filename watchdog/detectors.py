@@ -57,6 +57,7 @@ class Verdict:
     iteration: int
     env_steps: int
     onset_hint: int | None = None  # iteration where this detector thinks the trouble began
+    advisory: bool = False  # a warning that can never become an alarm on its own: said, but the run stays healthy
 
     def to_dict(self) -> dict:
         """JSON-ready fields (NaN/Inf as strings)."""
@@ -414,13 +415,20 @@ class TrendCusum(Detector):
         if self.persist < self.cfg.persist_points and jump is None:
             return None
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
-        return self._verdict(
+        verdict = self._verdict(
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
             f"{self.signal} trending up: {ratio:.1f}x {what} {math.exp(top):.3g} "
             f"(median {math.exp(center):.3g}) for {self.persist} points (CUSUM {self.cusum:.1f})",
             # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
             onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
+        # warn-only (value targets not normalised): the climb may be a policy learning, so it leaves
+        # the run healthy and its stable checkpoints going; with a reward collapse it is divergence
+        if self.cfg.alarm_ratio is None:
+            verdict.advisory = True
+            verdict.reason += ("; advisory: a value loss in the returns' units also climbs while a policy learns, "
+                               "so the run stays healthy (divergence with a reward collapse)")
+        return verdict
 
     def _jump(self, level: float) -> float | None:
         """The top of the newest normal stretch when the level has held ``alarm_ratio`` x above it for

@@ -123,6 +123,7 @@ class Policy:
         self.last_stable_iteration: int | None = None
         self.cooldown_until = -1
         self.active_warnings: list[str] = []
+        self.advisory_active: dict[str, int] = {}  # advisory warnings of the current stretch -> quiet records since
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
         # reported resource verdict -> quiet points since; this process's, like the resource
@@ -136,6 +137,8 @@ class Policy:
         if self.state is State.STOPPED:
             return []
         if not verdicts and not self.resource_active:  # a quiet record (the common case), in short
+            if self.advisory_active:
+                self._say_advisory([], emit)
             return self._on_quiet(record, emit)
         resources = [v for v in verdicts if v.signal.startswith(SYS_PREFIX)]
         training = [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)]
@@ -151,10 +154,27 @@ class Policy:
             alarms.append(corroborated)
         if alarms:
             return self._on_alarm(record, alarms[0], emit, onset_fn)
-        if warnings:
-            self._on_warnings(warnings, emit)
+        standing = [v for v in warnings if not v.advisory]
+        self._say_advisory([v for v in warnings if v.advisory], emit)
+        if standing:
+            self._on_warnings(standing, emit)
             return []
         return self._on_quiet(record, emit)
+
+    def _say_advisory(self, warnings: list[Verdict], emit: Emit) -> None:
+        """Advisory warnings (a trend that cannot alarm alone) are said once per stretch, which ends
+        after ``recover_points`` records without it; the state and the stable checkpoints are theirs
+        to leave alone."""
+        seen = {_warning_key(v): v for v in warnings}
+        for key, v in seen.items():
+            if key not in self.advisory_active:
+                emit("warning", detector=v.detector, signal=v.signal, value=v.value, threshold=v.threshold,
+                     reason=v.reason, onset_iteration=v.onset_hint, advisory=True)
+            self.advisory_active[key] = 0
+        for key in [k for k in self.advisory_active if k not in seen]:
+            self.advisory_active[key] += 1
+            if self.advisory_active[key] >= self.cfg.policy.recover_points:
+                del self.advisory_active[key]
 
     def _on_resources(self, record: MetricRecord, verdicts: list[Verdict], actions: list[Action],
                       emit: Emit) -> list[Action]:
@@ -202,9 +222,11 @@ class Policy:
             value = next((v for v in warnings if v.signal in (VALUE_LOSS, CRITIC_GRAD_NORM)), None)
             reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
             if value is not None and reward is not None:
-                return Verdict("corroboration", "alarm", value.signal, value.value, value.threshold,
-                               f"{value.reason}, while the reward collapses: {reward.reason}",
-                               value.iteration, value.env_steps, hint)
+                # dated by the reward: the value loss also climbs while a policy learns, so its
+                # climb may have begun long before the trouble did
+                return Verdict("corroboration", "alarm", reward.signal, reward.value, reward.threshold,
+                               f"the reward collapses ({reward.reason}) while {value.reason}",
+                               reward.iteration, reward.env_steps, reward.onset_hint)
         return None
 
     def _on_alarm(self, record: MetricRecord, alarm: Verdict, emit: Emit, onset_fn: OnsetFn) -> list[Action]:
@@ -308,6 +330,7 @@ class Policy:
             "last_stable_iteration": self.last_stable_iteration,
             "cooldown_until": self.cooldown_until,
             "active_warnings": list(self.active_warnings),
+            "advisory_active": dict(self.advisory_active),
             "stable": self.registry.state_dict(),
             "last_alarm": copy.deepcopy(self.last_alarm),
         }
@@ -319,6 +342,7 @@ class Policy:
         self.last_stable_iteration = state["last_stable_iteration"]
         self.cooldown_until = int(state["cooldown_until"])
         self.active_warnings = list(state["active_warnings"])
+        self.advisory_active = {str(k): int(v) for k, v in state.get("advisory_active", {}).items()}
         self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
 

@@ -27,12 +27,6 @@ SB3_MISSED = (
     "Categorical policy logs no std (policy_std cannot see the entropy collapse)"
 )
 
-RSL_RL_ONSET = (
-    "rsl_rl push_lite, lr x100 from 300: the onset fit (hinge) puts the onset at 180 (172-180), not near 300: it "
-    "fits the healthy rise of value loss at 160-180 (first success bonuses, see long_runs/README) rather than the "
-    "fault, so the rollback target is 160 and the pre-fault checkpoint model_290.pt is rejected as 'after onset'"
-)
-
 # run folder (below FAULTS), fault iteration, PPO iterations replay reads, finding that makes it fail
 RUNS = [
     ("rsl_rl/push_lite_lr_fault/logs/2026-11-30_06-00-00", 300, 500, None),
@@ -60,7 +54,14 @@ def test_real_divergence_is_called_diverged_after_the_fault(run, fault, iteratio
     assert info["first_alarm"]["iteration"] >= fault, info["first_alarm"]
 
 
-@pytest.mark.xfail(strict=True, reason=RSL_RL_ONSET)
-def test_rsl_rl_onset_is_near_the_fault():
-    onset = replay_run(FAULTS / RUNS[0][0]).to_dict()["onset"]
-    assert onset is not None and abs(onset["iteration"] - RUNS[0][1]) <= 10, onset
+def test_rsl_rl_onset_is_dated_by_the_reward_near_the_fault_and_the_rollback_lands_before_it():
+    """The value loss had risen healthily at 160-180 (first success bonuses, see long_runs/README); a
+    reward-corroborated alarm is dated by the reward's fall, and the stable checkpoints went on through
+    the value loss's advisory warnings, so the rollback lands just before the fault."""
+    report = replay_run(FAULTS / RUNS[0][0])
+    info = report.to_dict()
+    fault = RUNS[0][1]
+    assert info["onset"] is not None and abs(info["onset"]["iteration"] - fault) <= 10, info["onset"]
+    assert info["first_alarm"]["detector"] == "corroboration"
+    first = report.would_roll_back[0]
+    assert fault - 20 <= first["to_iteration"] < fault and first["onset_iteration"] >= fault - 5, first
