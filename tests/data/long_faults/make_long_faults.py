@@ -12,15 +12,10 @@ nearest JUMP - 10 (a resume point before the fault) is kept.
 
 from __future__ import annotations
 
-import random
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from tests.data.frameworks import make_runs as fw
+from tests.data.long_runs.make_long_runs import train_one
 
 HERE = Path(__file__).resolve().parent
 
@@ -35,15 +30,7 @@ def make(framework: str) -> None:
     """Train one framework's faulted long runs into HERE/<framework>/<run>/; print wall time and files."""
     iterations, runs, jump = PLAN[framework]
     for run in runs:
-        torch.manual_seed(0)
-        np.random.seed(0)
-        random.seed(0)
-        start = time.perf_counter()
-        getattr(fw, f"{framework}_runs")(runs=(run,), root=HERE, iterations=iterations, lr_jump=jump)
-        took = time.perf_counter() - start
-        fw.prune_checkpoints(HERE / framework, fw.PER_ITERATION[framework], keep_last=False, keep_it=jump[0] - 10)
-        files = {str(p.relative_to(HERE)): p.stat().st_size for p in sorted((HERE / framework / run[0]).rglob("*"))
-                 if p.is_file()}
+        took, files = train_one(framework, run, HERE, iterations, {"keep_it": jump[0] - 10}, lr_jump=jump)
         print(f"LONG FAULT {framework}/{run[0]}: {iterations} iterations, lr x{jump[1]:g} from {jump[0]}, "
               f"{took:.0f} s wall, files {files}", flush=True)
 

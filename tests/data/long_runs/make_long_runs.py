@@ -36,23 +36,29 @@ PLAN = {
 }
 
 
+def train_one(framework: str, run: tuple, root: Path, iterations: int, prune: dict, **extra) -> tuple[float, dict]:
+    """Train one run of ``framework`` into root/<framework>/<run>/ with make_runs' function for it, then
+    prune its checkpoints (``prune``: prune_checkpoints' keywords); (wall seconds, {file: bytes})."""
+    # every library seeds itself with make_runs' seeds, except rl_games 1.6.5: its Runner seeds
+    # only ``if self.seed:``, so seed 0 seeds nothing and its weights would depend on what ran
+    # before it in this process; the global seeds make each run the same when made alone
+    torch.manual_seed(0)
+    np.random.seed(0)
+    random.seed(0)
+    start = time.perf_counter()
+    getattr(fw, f"{framework}_runs")(runs=(run,), root=root, iterations=iterations, **extra)
+    took = time.perf_counter() - start
+    fw.prune_checkpoints(root / framework, fw.PER_ITERATION[framework], keep_last=False, **prune)
+    return took, {str(p.relative_to(root)): p.stat().st_size for p in sorted((root / framework / run[0]).rglob("*"))
+                  if p.is_file()}
+
+
 def make(framework: str) -> None:
     """Train one framework's long runs, one at a time, into HERE/<framework>/<run>/; print each one's
     wall time and files."""
     iterations, runs, extra = PLAN[framework]
     for run in runs:
-        # every library seeds itself with make_runs' seeds, except rl_games 1.6.5: its Runner seeds
-        # only ``if self.seed:``, so seed 0 seeds nothing and its weights would depend on what ran
-        # before it in this process; the global seeds make each run the same when made alone
-        torch.manual_seed(0)
-        np.random.seed(0)
-        random.seed(0)
-        start = time.perf_counter()
-        getattr(fw, f"{framework}_runs")(runs=(run,), root=HERE, iterations=iterations, **extra)
-        took = time.perf_counter() - start
-        fw.prune_checkpoints(HERE / framework, fw.PER_ITERATION[framework], keep_last=False, healthy_keeps_last=True)
-        files = {str(p.relative_to(HERE)): p.stat().st_size for p in sorted((HERE / framework / run[0]).rglob("*"))
-                 if p.is_file()}
+        took, files = train_one(framework, run, HERE, iterations, {"healthy_keeps_last": True}, **extra)
         print(f"LONG {framework}/{run[0]}: {iterations} iterations, {took:.0f} s wall, files {files}", flush=True)
 
 
