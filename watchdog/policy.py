@@ -210,14 +210,13 @@ class Policy:
         climbing value loss (or critic grad norm) while the reward collapses (``reward_corroborates``)."""
         if not warnings:
             return None
-        hint = min(v.onset_hint or v.iteration for v in warnings)
         need = self.cfg.policy.corroboration
         names = {_warning_key(v) for v in warnings}
         if need and len(names) >= need:
             first = warnings[0]
             return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
                            f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
-                           first.iteration, first.env_steps, hint)
+                           first.iteration, first.env_steps, min(v.onset_hint or v.iteration for v in warnings))
         if self.cfg.policy.reward_corroborates:
             value = next((v for v in warnings if v.signal in (VALUE_LOSS, CRITIC_GRAD_NORM)), None)
             reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
