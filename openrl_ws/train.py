@@ -76,7 +76,7 @@ def _checkpoint_path(raw: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from watchdog.console import quiet_dependency_warnings
+    from watchdog.quiet import quiet_dependency_warnings
 
     quiet_dependency_warnings()  # before openrl imports gym and treevalue
     args, openrl_argv = build_parser().parse_known_args(argv)

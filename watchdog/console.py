@@ -34,7 +34,6 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from watchdog.quiet import _DEPENDENCY_WARNINGS, quiet_dependency_warnings  # noqa: F401  (re-exported)
 from watchdog.signals import (
     CRITIC_GRAD_NORM,
     STEP_REWARD,

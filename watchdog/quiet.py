@@ -1,7 +1,7 @@
 """The entry points' first call: silence the known import-time noise of our dependencies.
 
 Kept apart from :mod:`watchdog.console` (which imports rich) so that a command that prints no
-console output (``watchdog replay --json``) does not pay for rich; ``watchdog.console`` re-exports it.
+console output (``watchdog replay --json``) does not pay for rich.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from watchdog.console import (
     _Progress,
     describe_event,
     fmt_duration,
-    quiet_dependency_warnings,
 )
+from watchdog.quiet import quiet_dependency_warnings
 from watchdog.signals import VALUE_LOSS, MetricRecord
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,6 +250,6 @@ def test_gyms_unmaintained_notice_is_not_printed():
     loud = subprocess.run([sys.executable, "-c", "import gym"], capture_output=True, text=True, timeout=120, env=env)
     if "unmaintained" not in loud.stderr:
         pytest.skip("this gym prints no notice")
-    code = "from watchdog.console import quiet_dependency_warnings as q; q(); import gym"
+    code = "from watchdog.quiet import quiet_dependency_warnings as q; q(); import gym"
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
