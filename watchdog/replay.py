@@ -232,9 +232,8 @@ def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
     OpenRL logs iteration 0 at step = steps_per_iteration, so the smallest positive step is the
     iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged.
     """
-    if _one_segment(scalars):
-        points = _points_by_step(scalars)
-    else:
+    points = _rows_at_shared_steps(scalars)
+    if points is None:
         points = _points_by_segment(scalars)
     steps = [s for s, _ in points if s > 0]
     if not steps:
@@ -243,36 +242,23 @@ def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
     return [MetricRecord(s // spi - 1, s, metrics) for s, metrics in points], spi
 
 
-def _one_segment(scalars: dict) -> bool:
-    """Every series has integer steps that never go backwards and float64 values (the common case)."""
-    for series in scalars.values():
-        steps, values = series.steps, series.values
-        if not (isinstance(steps, np.ndarray) and isinstance(values, np.ndarray)) or steps.dtype.kind not in "iu" \
-                or values.dtype != np.float64 or steps.ndim != 1 or bool(np.any(steps[1:] < steps[:-1])):
-            return False
-    return True
-
-
-def _points_by_step(scalars: dict) -> list[tuple[int, dict[str, float]]]:
-    """(step, metrics) in step order for series without segments; a step logged twice keeps its last value."""
+def _rows_at_shared_steps(scalars: dict) -> list[tuple[int, dict[str, float]]] | None:
+    """(step, metrics) built row by row when every tag has the same strictly increasing integer steps
+    and float64 values (OpenRL's one scalar per tag per iteration, the common case); else None."""
     keys = list(scalars)
     series = [scalars[k] for k in keys]
-    first = series[0].steps if series else None
-    if series and all(s.steps.shape == first.shape and np.array_equal(s.steps, first) for s in series) \
-            and bool(np.all(first[1:] > first[:-1])):
-        # every tag at every step (OpenRL's one scalar per tag per iteration): build rows directly
-        columns = [s.values.tolist() for s in series]
-        return [(step, dict(zip(keys, row))) for step, row in zip(first.tolist(), zip(*columns))]
-    points: dict[int, dict[str, float]] = {}
-    get = points.get
-    for key, s in zip(keys, series):
-        for step, value in zip(s.steps.tolist(), s.values.tolist()):
-            metrics = get(step)
-            if metrics is None:
-                points[step] = {key: value}
-            else:
-                metrics[key] = value
-    return sorted(points.items())
+    if not series:
+        return None
+    first = series[0].steps
+    for s in series:
+        if not (isinstance(s.steps, np.ndarray) and isinstance(s.values, np.ndarray)) or s.steps.ndim != 1 \
+                or s.steps.dtype.kind not in "iu" or s.values.dtype != np.float64 \
+                or s.steps.shape != first.shape or not np.array_equal(s.steps, first):
+            return None
+    if not bool(np.all(first[1:] > first[:-1])):
+        return None
+    columns = [s.values.tolist() for s in series]
+    return [(step, dict(zip(keys, row))) for step, row in zip(first.tolist(), zip(*columns))]
 
 
 def _points_by_segment(scalars: dict) -> list[tuple[int, dict[str, float]]]:
