@@ -407,10 +407,11 @@ def config_for_run(cfg, info: Mapping) -> object:
     if cfg.value_loss.enabled and not enabled:
         updates["value_loss"] = cfg.value_loss.model_copy(update={"enabled": False})
     normalized, _ = targets_normalized(cfg, info)
-    if not normalized and cfg.trend.alarm_ratio is not None:
-        updates["trend"] = cfg.trend.model_copy(update={"alarm_ratio": None})
-    if not normalized and not cfg.policy.reward_corroborates:
-        updates["policy"] = cfg.policy.model_copy(update={"reward_corroborates": True})
+    if not normalized:
+        if cfg.trend.alarm_ratio is not None:
+            updates["trend"] = cfg.trend.model_copy(update={"alarm_ratio": None})
+        if not cfg.policy.reward_corroborates:
+            updates["policy"] = cfg.policy.model_copy(update={"reward_corroborates": True})
     keys = set(info.get("keys") or ())
     rc = cfg.reward_collapse
     if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:

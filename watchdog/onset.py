@@ -135,7 +135,8 @@ def estimate_onset(iterations, badness, *, fallback: int, min_points: int = 10,
     if n < min_points:
         return fail
     y = median3(y)
-    floor = max(float(np.var(y)) * 1e-4, 1e-300)  # no fit is better than exact: a floor on its noise
+    variance = float(np.var(y))
+    floor = max(variance * 1e-4, 1e-300)  # no fit is better than exact: a floor on its noise
     fits, rises = change_fits(t, y, floor)
     costs = {name: n * np.log(np.maximum(fits[name] / n, floor)) for name in ("bend", "jump")}  # -2 log L
     costs["swing"] = fits["swing"]
@@ -149,7 +150,7 @@ def estimate_onset(iterations, badness, *, fallback: int, min_points: int = 10,
     if not math.isfinite(best[model]):
         return fail
     k = int(np.argmin(cost))
-    flat = n * math.log(max(float(y.var()), floor))
+    flat = n * math.log(max(variance, floor))
     rise = max(rises[model][k], float(np.median(y[-3:]) - np.median(y[:k])))  # swings: where it ended up
     if rise < min_rise or flat - cost[k] < min_evidence:
         return fail
