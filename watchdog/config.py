@@ -171,6 +171,27 @@ class RewardCollapseConfig(BaseModel):
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
 
 
+class EntropyCollapseConfig(BaseModel):
+    """The policy's entropy falling abruptly far below everything it did over its recent past.
+
+    A policy that learns grows surer steadily: its entropy moves by a fraction of its recent range
+    per ``lag_iters``. A policy that collapses (an update far outside PPO's trust region, a learning
+    rate too high) loses most of its entropy within a few updates. Advisory on its own; with a reward
+    collapse at the same time it is divergence (``policy_collapse``).
+    """
+
+    model_config = _STRICT
+    enabled: bool = True
+    baseline_iters: int = Field(
+        200, ge=10, le=10_000_000, description="The entropy's recent range: this many iterations...")
+    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
+    range_ratio: float = Field(
+        2.0, gt=0, description="Entropy below the range's 5 % quantile by this many times its 5-95 % width...")
+    min_drop_nats: float = Field(
+        0.2, ge=0, description="...and by at least this many nats (a drop of 0.01 nats is no collapse, however flat the past)...")
+    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+
+
 class PolicyStdConfig(BaseModel):
     """The Gaussian policy's std running away towards float32 overflow (NaN in the log-probs).
 
@@ -344,6 +365,7 @@ class WatchdogConfig(BaseModel):
     trend: TrendConfig = Field(default_factory=TrendConfig)
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
+    entropy_collapse: EntropyCollapseConfig = Field(default_factory=EntropyCollapseConfig)
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     throughput: ThroughputConfig = Field(default_factory=ThroughputConfig)

@@ -23,6 +23,7 @@ from typing import Literal
 from watchdog.config import (
     BlowUpConfig,
     CriticGradNormConfig,
+    EntropyCollapseConfig,
     NonFiniteConfig,
     PolicyStdConfig,
     RewardCollapseConfig,
@@ -31,7 +32,15 @@ from watchdog.config import (
     WarmupConfig,
     WatchdogConfig,
 )
-from watchdog.signals import CRITIC_GRAD_NORM, ENTROPY, LOG_STD_MAX, TRACKED_KEYS, VALUE_LOSS, MetricRecord
+from watchdog.signals import (
+    CRITIC_GRAD_NORM,
+    ENTROPY,
+    LOG_STD_MAX,
+    POLICY_ENTROPY,
+    TRACKED_KEYS,
+    VALUE_LOSS,
+    MetricRecord,
+)
 
 GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 """Entropy of a unit-variance normal; a diagonal Gaussian's is ``d * this + sum(log std)``."""
@@ -602,6 +611,81 @@ class RewardCollapse(Detector):
         )
 
 
+class EntropyCollapse(Detector):
+    """The policy's entropy collapsing: below the 5 % quantile of its values over ``baseline_iters``
+    (ending ``lag_iters`` back) by ``range_ratio`` times that window's 5-95 % width and by at least
+    ``min_drop_nats``, for ``persist_points``. A steady decline (a policy getting surer as it learns)
+    sits below the lagged window by a fraction of its width; a policy made near-deterministic by a few
+    oversized updates falls by many widths. Entropy is in nats in every framework, so the floor is one
+    number. Reads the framework's policy entropy, else OpenRL's ``dist_entropy``.
+
+    Advisory: an entropy can fall for good reasons, so the run stays healthy and its stable
+    checkpoints go on; the policy calls it divergence (``policy_collapse``) when the reward collapses
+    too. The window stops learning while the entropy is down, so a collapse that stays is still one
+    when the reward follows it down later.
+    """
+
+    name = "entropy_collapse"
+    _state_fields = ("down", "first_down", "fall_start")
+    _window_fields = ("values",)
+
+    def __init__(self, cfg: EntropyCollapseConfig, warmup: WarmupConfig):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.signals = (POLICY_ENTROPY, ENTROPY)
+        self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
+        self.down = 0
+        self.first_down: int | None = None
+        self.fall_start: int | None = None  # first point of the current stretch below the window's low
+
+    def _values(self, record: MetricRecord) -> dict[str, float] | None:
+        metrics = record.metrics
+        for signal in self.signals:
+            value = metrics.get(signal)
+            if value is not None:
+                return {signal: value}
+        return None
+
+    def _check(self, record, values, judging):
+        (signal, value), = values.items()
+        window = self.values.window
+        verdict = None
+        if judging and len(window) >= self.warmup.baseline_points:
+            verdict = self._judge(record, signal, value, window)
+        if self.down == 0:  # a collapse does not teach the window what normal is
+            self.values.push(record.iteration, value)
+        return verdict
+
+    def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow) -> Verdict | None:
+        low = window.quantile(0.05)
+        width = window.quantile(0.95) - low
+        limit = max(self.cfg.range_ratio * width, self.cfg.min_drop_nats)
+        drop = low - value
+        if drop <= 0:
+            self.fall_start = None
+        elif self.fall_start is None:
+            self.fall_start = record.iteration
+        if limit <= 0 or drop <= limit:
+            self.down, self.first_down = 0, None
+            return None
+        self.down += 1
+        self.first_down = record.iteration if self.first_down is None else self.first_down
+        if self.down < self.cfg.persist_points:
+            return None
+        # the fall began where the entropy last left its recent range, on its way down; a decline that
+        # has sat below the lagged window all along dates it no earlier than the window's lag
+        onset = max(self.fall_start, self.first_down - self.cfg.lag_iters)
+        verdict = self._verdict(
+            record, "warning", signal, value, low - limit,
+            f"policy entropy {value:.3g} fell {drop:.3g} nats below its recent low {low:.3g} (5 % quantile of "
+            f"{self.cfg.baseline_iters} iterations; {drop / width if width > 0 else math.inf:.0f}x their 5-95 % "
+            f"range) for {self.down} points: the policy is turning deterministic",
+            onset_hint=onset,
+        )
+        verdict.advisory = True
+        return verdict
+
+
 class PolicyStd(Detector):
     """The policy's log-std climbing towards float32 overflow: how many iterations until NaN.
 
@@ -721,6 +805,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(CriticGradNorm(cfg.critic_grad_norm, cfg.warmup))
     if cfg.reward_collapse.enabled:
         found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
+    if cfg.entropy_collapse.enabled:
+        found.append(EntropyCollapse(cfg.entropy_collapse, cfg.warmup))
     if cfg.policy_std.enabled:
         found.append(PolicyStd(cfg.policy_std, cfg.warmup))
     if cfg.memory.enabled:

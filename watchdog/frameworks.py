@@ -42,6 +42,7 @@ SIGNALS = {
     "reward": (STEP_REWARD, EPISODE_RETURN),
     "critic grad norm": (CRITIC_GRAD_NORM,),
     "policy std": (LOG_STD_MAX, ENTROPY),
+    "policy entropy": (POLICY_ENTROPY, ENTROPY),
 }
 # Keys a user tag map may target (``tags.map`` in watchdog.yaml).
 MAPPABLE_KEYS = tuple(dict.fromkeys((*TRACKED_KEYS, APPROX_KL, CLIP_FRACTION, EXPLAINED_VARIANCE, LEARNING_RATE)))

@@ -181,7 +181,8 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     reach = fallback
     if earliest_hint is not None:  # another detector's hint, but not from a different era of the run
         reach = max(min(reach, earliest_hint), fallback - ONSET_LOOKBACK_ITERS)
-    if alarm.signal in STD_CLIMB_KEYS:  # a steady climb, not a change point: the detector knows its onset
+    if alarm.signal in STD_CLIMB_KEYS or alarm.detector == "policy_collapse":
+        # a steady climb, or an entropy that left its recent range and fell on: the detector knows its onset
         return Onset(fallback, fallback, alarm.iteration, "detector")
     if alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):
         key, transform = alarm.signal, _negated

@@ -207,6 +207,7 @@ class Policy:
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
         """Several different detectors warning at once is divergence too (when configured); so is a
+        reward collapse while the policy's entropy has collapsed (``policy_collapse``, always), and a
         climbing value loss (or critic grad norm) while the reward collapses (``reward_corroborates``)."""
         if not warnings:
             return None
@@ -217,10 +218,21 @@ class Policy:
             return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
                            f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
                            first.iteration, first.env_steps, min(v.onset_hint or v.iteration for v in warnings))
+        reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
+        if reward is None:
+            return None
+        entropy = next((v for v in warnings if v.detector == "entropy_collapse"), None)
+        if entropy is not None:
+            # a policy made near-deterministic by a few updates, and the reward falling with it: dated
+            # by whichever fell first (the entropy, as a rule: the returns follow once the worse policy
+            # has acted for a while)
+            return Verdict("policy_collapse", "alarm", entropy.signal, entropy.value, entropy.threshold,
+                           f"the reward collapses ({reward.reason}) after the {entropy.reason}",
+                           reward.iteration, reward.env_steps,
+                           min(h for h in (entropy.onset_hint, reward.onset_hint, reward.iteration) if h is not None))
         if self.cfg.policy.reward_corroborates:
             value = next((v for v in warnings if v.signal in (VALUE_LOSS, CRITIC_GRAD_NORM)), None)
-            reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
-            if value is not None and reward is not None:
+            if value is not None:
                 # dated by the reward: the value loss also climbs while a policy learns, so its
                 # climb may have begun long before the trouble did
                 return Verdict("corroboration", "alarm", reward.signal, reward.value, reward.threshold,

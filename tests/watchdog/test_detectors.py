@@ -172,7 +172,7 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 10
+    assert len(build_detectors(WatchdogConfig())) == 11
 
 
 def _std_records(log_stds, *, dims=3, exact=False):
@@ -365,3 +365,54 @@ def test_an_advisory_warning_is_said_once_per_stretch_and_leaves_the_run_healthy
     warned = [f for kind, f in events if kind == "warning"]
     assert [w["advisory"] for w in warned] == [True, True] and len(warned) == 2
     assert saves == list(range(0, 40, 5))  # checkpoints all through the warnings
+
+
+def _entropy_run(n: int, seed: int, *, collapse_at: int | None = None, reward_falls_at: int | None = None,
+                 slope: float = 0.0015) -> list[MetricRecord]:
+    """A learning policy: its entropy falls steadily from ln 2 (``slope`` nats an iteration, noise 0.005)
+    and its reward rises; optionally the entropy collapses to ~0.02 within 10 iterations, and the
+    reward falls to its starting level from another iteration on."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in range(n):
+        entropy = max(0.693 - slope * it, 0.05) + rng.normal(0, 0.005)
+        if collapse_at is not None and it >= collapse_at:
+            entropy = max(0.02, entropy * (1 - (it - collapse_at + 1) / 10))
+        reward = 20 + 0.1 * it + rng.normal(0, 1.0)
+        if reward_falls_at is not None and it >= reward_falls_at:
+            reward = 15 + rng.normal(0, 1.0)
+        out.append(MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01 * (1 + rng.normal(0, 0.1) ** 2),
+                                                           "train/entropy": entropy, "average_step_reward": reward}))
+    return out
+
+
+@pytest.mark.parametrize("slope", [0.0005, 0.0015, 0.003])
+def test_a_steadily_falling_entropy_is_quiet(slope):
+    out = drive(_entropy_run(500, seed=1, slope=slope))
+    assert out.kinds("warning") == [] and out.rollbacks == []
+
+
+def test_an_entropy_collapse_alone_is_advisory_and_the_run_keeps_checkpointing():
+    out = drive(_entropy_run(500, seed=2, collapse_at=300, slope=0.0003))
+    warned = out.kinds("warning")
+    assert [(w["detector"], w["advisory"]) for w in warned] == [("entropy_collapse", True)]
+    # dated where the entropy last sat in its recent range, at most the window's lag (20) before it crossed
+    assert 300 <= warned[0]["iteration"] <= 310 and 280 <= warned[0]["onset_iteration"] <= 303
+    assert out.rollbacks == [] and out.kinds("alarm") == []
+    assert max(e["iteration"] for e in out.kinds("stable_checkpoint")) >= 490  # through the warning
+
+
+def test_an_entropy_collapse_then_a_reward_collapse_is_a_policy_collapse_dated_by_the_entropy():
+    out = drive(_entropy_run(500, seed=3, collapse_at=300, reward_falls_at=360, slope=0.0003),
+                stop_after_rollback=True)
+    alarm = out.first("alarm")
+    assert alarm is not None and alarm["detector"] == "policy_collapse", out.kinds("warning")
+    assert 360 <= alarm["iteration"] <= 366 and alarm["signal"] == "train/entropy"
+    assert 280 <= alarm["onset_iteration"] <= 303, alarm
+    assert out.rollbacks and 260 <= out.rollbacks[0].target.iteration < 300
+
+
+def test_a_reward_collapse_without_an_entropy_collapse_stays_a_warning():
+    out = drive(_entropy_run(500, seed=4, reward_falls_at=360))
+    assert [w["detector"] for w in out.kinds("warning")] == ["reward_collapse"]
+    assert out.rollbacks == []

@@ -18,19 +18,10 @@ from watchdog.replay import find_run_dirs, replay_run
 
 FAULTS = Path(__file__).resolve().parents[1] / "data" / "long_faults"
 
-SB3_MISSED = (
-    "SB3 CartPole, lr 3e-4 -> 3e-2 from rollout 200: the policy collapses (entropy -0.63 -> -0.015 by 240, "
-    "approx_kl 1e-7 -> up to 1.6, episode return 56 at 220 -> 10 at 299, where the healthy run climbs 50 -> 70) "
-    "and value loss spikes 74 -> 458 (220) before shrinking with the returns (0.36 at 299). The watchdog ends in "
-    "a warning only: trend warns at 216 (recovers 233), reward_collapse warns at 285 (open at the end); the two "
-    "warnings never overlap, so policy.reward_corroborates cannot alarm, blowup needs 100x the floor, and SB3's "
-    "Categorical policy logs no std (policy_std cannot see the entropy collapse)"
-)
-
 # run folder (below FAULTS), fault iteration, PPO iterations replay reads, finding that makes it fail
 RUNS = [
     ("rsl_rl/push_lite_lr_fault/logs/2026-11-30_06-00-00", 300, 500, None),
-    ("sb3/cartpole_lr_fault/PPO_1", 200, 299, SB3_MISSED),  # 300 rollouts; SB3's first dump precedes any update
+    ("sb3/cartpole_lr_fault/PPO_1", 200, 299, None),  # 300 rollouts; SB3's first dump precedes any update
 ]
 
 
@@ -65,3 +56,21 @@ def test_rsl_rl_onset_is_dated_by_the_reward_near_the_fault_and_the_rollback_lan
     assert info["first_alarm"]["detector"] == "corroboration"
     first = report.would_roll_back[0]
     assert fault - 20 <= first["to_iteration"] < fault and first["onset_iteration"] >= fault - 5, first
+
+
+def test_sb3_policy_collapse_is_caught_when_the_return_follows_the_entropy_down_and_dated_by_the_entropy():
+    """lr x100 from the update logged at rollout 201 (index 201): the entropy falls 0.63 -> 0.01 within 50
+    rollouts while the return still rises (an advisory entropy_collapse warning), then the return falls
+    56 -> 10; the value loss spikes and shrinks again and a Categorical policy logs no std. The reward
+    collapse together with the collapsed entropy is the alarm, dated by the entropy's fall (where it
+    last sat in its recent range), and the rollback lands before the first faulty update."""
+    report = replay_run(FAULTS / RUNS[1][0])
+    info = report.to_dict()
+    fault = RUNS[1][1]
+    warned = [(e["iteration"], e["detector"]) for e in info["events"] if e["event"] == "warning"]
+    assert ("entropy_collapse" in [d for _, d in warned]
+            and min(i for i, d in warned if d == "entropy_collapse") < info["first_alarm"]["iteration"]), warned
+    assert info["first_alarm"]["detector"] == "policy_collapse", info["first_alarm"]
+    assert fault - 10 <= info["onset"]["iteration"] <= fault + 10, info["onset"]
+    first = report.would_roll_back[0]
+    assert fault - 30 <= first["to_iteration"] <= fault and abs(first["onset_iteration"] - fault) <= 10, first

@@ -64,3 +64,23 @@ def test_long_healthy_runs_stay_quiet_after_warm_up(run, iterations):
     assert report.verdict != "diverged", info["events"]
     assert not report.would_roll_back, report.would_roll_back
     assert report.final_state != "warning", info["events"]
+
+
+SHARED_SB3 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "more_runs" / "sb3"
+
+
+def _entropy_runs() -> list[Path]:
+    """Every healthy run here whose replay reads a policy entropy: the long runs, and the real SB3 runs
+    of ../shared/data read with all their tags (bench.real_runs reads only their value loss and return)."""
+    runs = [LONG / r for r, *_ in RUNS]
+    if SHARED_SB3.is_dir():
+        runs += find_run_dirs([SHARED_SB3])
+    return runs
+
+
+@pytest.mark.parametrize("run", _entropy_runs(), ids=lambda p: "/".join(p.parts[-3:]))
+def test_no_healthy_run_reads_as_an_entropy_collapse(run):
+    """A learning policy's entropy falls steadily, a flat one's wanders: neither is a collapse."""
+    info = replay_run(run).to_dict()
+    assert "policy entropy" in info["signals_found"]
+    assert not [e for e in info["events"] if e.get("detector") in ("entropy_collapse", "policy_collapse")]
