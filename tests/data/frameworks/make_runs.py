@@ -106,12 +106,17 @@ def sb3_runs(runs=SB3_RUNS, root: Path = HERE, iterations: int | None = None,
 CLEANRL_RUNS = (("cartpole_healthy", False), ("cartpole_fault", True))
 
 
-def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = None,
+                 lr_jump: tuple[int, float] | None = None) -> None:
     """CleanRL's ppo.py, reduced to CartPole on CPU: its update, its tags, its step axis (global_step).
 
     CleanRL is a single-file implementation meant to be copied, not a library; this is our own short
     rewrite of its loop (same algorithm and the same ``writer.add_scalar`` calls and step axis), run
-    with SummaryWriter at ``runs/<env>__<exp>__<seed>__<time>/`` as CleanRL's file does.
+    with SummaryWriter at ``runs/<env>__<exp>__<seed>__<time>/`` as CleanRL's file does. ``lr_jump``
+    (u, factor): update u (0-based; CleanRL's ``update`` is u + 1, logged at global_step
+    (u + 1) * batch) and every later one run with the learning rate (2.5e-4) x factor,
+    set on the optimizer's param group at the top of the update, where CleanRL's ``--anneal-lr`` sets
+    it (``charts/learning_rate`` shows it); None (the default): none.
     """
     import gymnasium as gym
     from torch import nn
@@ -137,6 +142,8 @@ def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = 
         next_done = torch.zeros(num_envs)
         global_step = 0
         for update in range(1, _iterations(fault, iterations) + 1):
+            if lr_jump is not None:
+                opt.param_groups[0]["lr"] = 2.5e-4 * (lr_jump[1] if update - 1 >= lr_jump[0] else 1.0)
             for t in range(num_steps):
                 global_step += num_envs
                 obs_buf[t], done_buf[t] = next_obs, next_done
@@ -300,9 +307,15 @@ def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = No
 SKRL_RUNS = (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT))
 
 
-def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None) -> None:
+def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None,
+              lr_jump: tuple[int, float] | None = None) -> None:
     """skrl's PPO on Pendulum (its gymnasium wrapper, SequentialTrainer); runs/<time>_PPO/ with
-    checkpoints/agent_<timestep>.pt. ``runs`` holds (name, fault iteration or None)."""
+    checkpoints/agent_<timestep>.pt. ``runs`` holds (name, fault iteration or None). ``lr_jump``
+    (update, factor): the update of that number (0-based, logged at timestep (update + 1) * rollouts)
+    and every later one run with the learning rate (1e-3) x factor, through skrl's own
+    ``learning_rate_scheduler`` (a torch ``LambdaLR`` that jumps; skrl steps it once per learning
+    epoch and then logs ``Learning / Learning rate``, the rate of the *next* update, so that tag shows
+    the jump one update early); None (the default): no scheduler, as before."""
     import gymnasium as gym
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.envs.wrappers.torch import wrap_env
@@ -352,6 +365,11 @@ def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None) 
                   "value": Value(env.observation_space, env.action_space, env.device)}
         cfg = PPO_CFG(rollouts=rollouts, learning_epochs=2, mini_batches=2, learning_rate=1e-3,
                       entropy_loss_scale=0.01)
+        if lr_jump is not None:
+            epochs, (jump, factor) = cfg.learning_epochs, lr_jump
+            # LambdaLR counts the learning epochs stepped so far: update u runs epochs u * epochs ...
+            cfg.learning_rate_scheduler = torch.optim.lr_scheduler.LambdaLR
+            cfg.learning_rate_scheduler_kwargs = {"lr_lambda": lambda n: factor if n // epochs >= jump else 1.0}
         cfg.experiment.directory, cfg.experiment.experiment_name = str(out), "26-11-30_06-00-00-000000_PPO"
         cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, 10 * rollouts
         memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)
@@ -370,12 +388,16 @@ RL_GAMES_RUNS = (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT))
 
 
 def rl_games_runs(runs=RL_GAMES_RUNS, root: Path = HERE, iterations: int | None = None,
-                  torch_threads: int | None = None) -> None:
+                  torch_threads: int | None = None, lr_jump: tuple[int, float] | None = None) -> None:
     """rl_games' Runner (a2c_continuous, normalize_value on as in Isaac Lab's configs) on Pendulum,
     through a registered vecenv; writes runs/<name>/summaries/events... and nn/*.pth. Isaac Lab's
     params/agent.yaml is written beside it, as Isaac Lab's train script does. ``runs`` holds (name,
     fault epoch or None). ``torch_threads`` is rl_games' own ``params.torch_threads`` (it calls
-    torch.set_num_threads itself; unset, its "auto" is min(4, CPU cores), overriding ours)."""
+    torch.set_num_threads itself; unset, its "auto" is min(4, CPU cores), overriding ours). ``lr_jump``
+    (epoch, factor): the epoch of that number (0-based, logged at frame epoch * horizon * actors) and
+    every later one run with the learning rate (1e-3) x factor, set as ``algo.last_lr`` before the
+    epoch's update (rl_games puts it on the optimizer in every minibatch, keeps it under the "fixed"
+    schedule and logs it as ``info/last_lr``); None (the default): none."""
     import gymnasium as gym
     import yaml
     from rl_games.common import env_configurations, vecenv
@@ -401,6 +423,8 @@ def rl_games_runs(runs=RL_GAMES_RUNS, root: Path = HERE, iterations: int | None 
             (the value normaliser would absorb scaled rewards), kept by the fixed schedule."""
             if self.fault_from is not None and env_frames >= self.fault_from and algo is not None:
                 algo.last_lr = LR_SPIKE
+            if lr_jump is not None and env_frames >= lr_jump[0] * horizon * num_envs and algo is not None:
+                algo.last_lr = algo.config["learning_rate"] * lr_jump[1]
 
         def get_env_info(self):
             return {"action_space": self.envs.single_action_space, "observation_space": self.envs.single_observation_space,
