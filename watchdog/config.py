@@ -192,6 +192,26 @@ class EntropyCollapseConfig(BaseModel):
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
 
 
+class KlSurgeConfig(BaseModel):
+    """The policy's per-update KL divergence (``train/approx_kl``) jumping far above its own recent range.
+
+    PPO keeps each update inside a trust region; a learning rate or an epoch count too large for it
+    shows first as KL per update one to four orders of magnitude above what the run did before. Advisory
+    on its own (such updates can still help); with a reward collapse at the same time it is divergence
+    (``policy_collapse``).
+    """
+
+    model_config = _STRICT
+    enabled: bool = True
+    baseline_iters: int = Field(
+        200, ge=10, le=10_000_000, description="The KL's recent range: this many iterations...")
+    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
+    ratio: float = Field(20.0, gt=1, description="KL at least this many times the range's 95 % quantile...")
+    min_kl: float = Field(
+        1e-3, ge=0, description="...and at least this (nats per update; PPO's usual target_kl is 0.01-0.05)...")
+    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+
+
 class PolicyStdConfig(BaseModel):
     """The Gaussian policy's std running away towards float32 overflow (NaN in the log-probs).
 
@@ -366,6 +386,7 @@ class WatchdogConfig(BaseModel):
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
     entropy_collapse: EntropyCollapseConfig = Field(default_factory=EntropyCollapseConfig)
+    kl_surge: KlSurgeConfig = Field(default_factory=KlSurgeConfig)
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     throughput: ThroughputConfig = Field(default_factory=ThroughputConfig)

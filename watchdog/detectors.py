@@ -24,6 +24,7 @@ from watchdog.config import (
     BlowUpConfig,
     CriticGradNormConfig,
     EntropyCollapseConfig,
+    KlSurgeConfig,
     NonFiniteConfig,
     PolicyStdConfig,
     RewardCollapseConfig,
@@ -33,6 +34,7 @@ from watchdog.config import (
     WatchdogConfig,
 )
 from watchdog.signals import (
+    APPROX_KL,
     CRITIC_GRAD_NORM,
     ENTROPY,
     LOG_STD_MAX,
@@ -686,6 +688,64 @@ class EntropyCollapse(Detector):
         return verdict
 
 
+class KlSurge(Detector):
+    """The policy's KL per update (``train/approx_kl``) at least ``ratio`` times the 95 % quantile of its
+    values over ``baseline_iters`` (ending ``lag_iters`` back) and at least ``min_kl``, for
+    ``persist_points``: updates far outside the trust region PPO keeps (a learning rate or an epoch
+    count too large). Healthy runs here move their KL by up to 7.5x that quantile; the learning-rate
+    faults by 200x and more.
+
+    Advisory, as ``entropy_collapse`` is, and for the same reason: such updates can still help, so the
+    policy calls it divergence (``policy_collapse``) only when the reward collapses too. A surge is one
+    stretch: it ends when the KL has stayed below the limit for ``lag_iters``, and the window learns
+    nothing from it.
+    """
+
+    name = "kl_surge"
+    signals = (APPROX_KL,)
+    _state_fields = ("up", "first_up", "last_up", "confirmed")
+    _window_fields = ("values",)
+
+    def __init__(self, cfg: KlSurgeConfig, warmup: WarmupConfig):
+        super().__init__(warmup)
+        self.cfg = cfg
+        self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
+        self.up = 0  # points in a row above the limit
+        self.first_up: int | None = None  # first point above it in the current stretch
+        self.last_up: int | None = None  # ... and the last one
+        self.confirmed = False  # the stretch held persist_points in a row
+
+    def _check(self, record, values, judging):
+        value = values[APPROX_KL]
+        window = self.values.window
+        it = record.iteration
+        if self.last_up is not None and it - self.last_up > self.cfg.lag_iters:  # back in range for a lag: over
+            self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
+        verdict = None
+        if judging and len(window) >= self.warmup.baseline_points:
+            top = window.quantile(0.95)
+            limit = max(self.cfg.ratio * top, self.cfg.min_kl)
+            if value < limit:
+                self.up = 0
+            else:
+                self.up += 1
+                self.last_up = it
+                self.first_up = it if self.first_up is None else self.first_up
+                self.confirmed = self.confirmed or self.up >= self.cfg.persist_points
+            if self.confirmed:  # said through the stretch's dips: the surge is one event
+                verdict = self._verdict(
+                    record, "warning", APPROX_KL, value, limit,
+                    f"policy KL per update up to {self.cfg.ratio:g}x and more the top of its last "
+                    f"{self.cfg.baseline_iters} iterations ({top:.3g}) since iteration {self.first_up} (now {value:.3g}): "
+                    "updates far outside PPO's trust region",
+                    onset_hint=self.first_up,
+                )
+                verdict.advisory = True
+        if self.first_up is None:  # a surge does not teach the window what normal is
+            self.values.push(it, value)
+        return verdict
+
+
 class PolicyStd(Detector):
     """The policy's log-std climbing towards float32 overflow: how many iterations until NaN.
 
@@ -807,6 +867,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
     if cfg.entropy_collapse.enabled:
         found.append(EntropyCollapse(cfg.entropy_collapse, cfg.warmup))
+    if cfg.kl_surge.enabled:
+        found.append(KlSurge(cfg.kl_surge, cfg.warmup))
     if cfg.policy_std.enabled:
         found.append(PolicyStd(cfg.policy_std, cfg.warmup))
     if cfg.memory.enabled:

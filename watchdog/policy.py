@@ -108,6 +108,8 @@ class SaveResume:
 
 Action = SaveStable | Rollback | Stop | SaveResume
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
+# advisory warnings that a policy left PPO's trust region: with a reward collapse, divergence
+POLICY_CHANGE_DETECTORS = ("entropy_collapse", "kl_surge")
 Emit = Callable[..., None]
 OnsetFn = Callable[[Verdict], Onset]
 
@@ -207,7 +209,8 @@ class Policy:
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
         """Several different detectors warning at once is divergence too (when configured); so is a
-        reward collapse while the policy's entropy has collapsed (``policy_collapse``, always), and a
+        reward collapse while the policy's entropy has collapsed or its KL per update surged
+        (``policy_collapse``, always), and a
         climbing value loss (or critic grad norm) while the reward collapses (``reward_corroborates``)."""
         if not warnings:
             return None
@@ -221,15 +224,16 @@ class Policy:
         reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
         if reward is None:
             return None
-        entropy = next((v for v in warnings if v.detector == "entropy_collapse"), None)
-        if entropy is not None:
-            # a policy made near-deterministic by a few updates, and the reward falling with it: dated
-            # by whichever fell first (the entropy, as a rule: the returns follow once the worse policy
-            # has acted for a while)
-            return Verdict("policy_collapse", "alarm", entropy.signal, entropy.value, entropy.threshold,
-                           f"the reward collapses ({reward.reason}) after the {entropy.reason}",
+        changes = [v for v in warnings if v.detector in POLICY_CHANGE_DETECTORS]
+        if changes:
+            policy = min(changes, key=lambda v: v.iteration if v.onset_hint is None else v.onset_hint)
+            # a policy pushed out of PPO's trust region (made near-deterministic, or moved by far more
+            # than its usual KL per update), and the reward falling with it: dated by whichever came
+            # first (the policy's change, as a rule: the returns follow once the worse policy has acted)
+            return Verdict("policy_collapse", "alarm", policy.signal, policy.value, policy.threshold,
+                           f"the reward collapses ({reward.reason}) after the {policy.reason}",
                            reward.iteration, reward.env_steps,
-                           min(h for h in (entropy.onset_hint, reward.onset_hint, reward.iteration) if h is not None))
+                           min(h for h in (policy.onset_hint, reward.onset_hint, reward.iteration) if h is not None))
         if self.cfg.policy.reward_corroborates:
             value = next((v for v in warnings if v.signal in (VALUE_LOSS, CRITIC_GRAD_NORM)), None)
             if value is not None:

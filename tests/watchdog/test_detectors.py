@@ -172,7 +172,7 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 11
+    assert len(build_detectors(WatchdogConfig())) == 12
 
 
 def _std_records(log_stds, *, dims=3, exact=False):
@@ -416,3 +416,40 @@ def test_a_reward_collapse_without_an_entropy_collapse_stays_a_warning():
     out = drive(_entropy_run(500, seed=4, reward_falls_at=360))
     assert [w["detector"] for w in out.kinds("warning")] == ["reward_collapse"]
     assert out.rollbacks == []
+
+
+def _kl_run(n: int, seed: int, *, surge_at: int | None = None, reward_falls_at: int | None = None,
+            growth: float = 1.0) -> list[MetricRecord]:
+    """KL per update around 0.005 (log-normal noise, growing ``growth``-fold over the run), a rising
+    reward; optionally the KL x100 from ``surge_at`` with every fourth update back at its old level,
+    and the reward falling to its start from ``reward_falls_at``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in range(n):
+        kl = 0.005 * growth ** (it / n) * math.exp(rng.normal(0, 0.4))
+        if surge_at is not None and it >= surge_at and it % 4:
+            kl *= 100
+        reward = 20 + 0.1 * it + rng.normal(0, 1.0)
+        if reward_falls_at is not None and it >= reward_falls_at:
+            reward = 15 + rng.normal(0, 1.0)
+        out.append(MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "train/approx_kl": kl,
+                                                           "average_step_reward": reward}))
+    return out
+
+
+@pytest.mark.parametrize("growth", [1.0, 5.0])
+def test_a_kl_that_wanders_or_grows_slowly_is_quiet(growth):
+    out = drive(_kl_run(600, seed=5, growth=growth))
+    assert out.kinds("warning") == [] and out.rollbacks == []
+
+
+def test_a_kl_surge_is_one_advisory_warning_through_its_dips_and_with_a_reward_collapse_a_policy_collapse():
+    alone = drive(_kl_run(500, seed=6, surge_at=300))
+    warned = alone.kinds("warning")
+    assert [(w["detector"], w["advisory"], w["onset_iteration"]) for w in warned] == [("kl_surge", True, 301)]
+    assert alone.rollbacks == [] and alone.kinds("alarm") == []
+    both = drive(_kl_run(500, seed=6, surge_at=300, reward_falls_at=360), stop_after_rollback=True)
+    alarm = both.first("alarm")
+    assert alarm is not None and alarm["detector"] == "policy_collapse" and alarm["signal"] == "train/approx_kl"
+    assert 360 <= alarm["iteration"] <= 366 and alarm["onset_iteration"] == 301
+    assert both.rollbacks and 280 <= both.rollbacks[0].target.iteration < 300

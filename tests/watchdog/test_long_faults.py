@@ -19,48 +19,36 @@ from watchdog.replay import find_run_dirs, replay_run
 
 FAULTS = Path(__file__).resolve().parents[1] / "data" / "long_faults"
 
-SB3_PENDULUM_MISSED = (
-    "SB3 Pendulum, lr 3e-4 -> 3e-2 from rollout 240: train/std 0.99 -> median 1.91, up to 2.72, over 360-398 (healthy "
-    "<= 0.996), approx_kl median 2e-7 -> 3e-3 (up to 0.89), clip_fraction 0 -> up to 0.40, and the episodes get "
-    "worse and stay worse: mean return -1706 / -1346 / -1407 over rollouts 280-319 / 320-359 / 360-398 where the "
-    "healthy run has -1190 / -1157 / -1167 (its 60-rollout means stay within -1192..-1024); the value loss shrinks "
-    "(median 3.5e3 -> 1.2e3 over 360-398, healthy 4.0e3). The watchdog ends in a warning only: one reward_collapse "
-    "warning at 300 (open at the end); no value-loss or policy_std warning, no alarm"
-)
 SB3_MOUNTAINCAR_MISSED = (
     "SB3 MountainCarContinuous, lr 3e-4 -> 9e-2 from rollout 240: three episodes reach the goal (+57, +57 at 243, "
     "+56 at 258; value loss spikes 2889 at 244 and 1465 at 259, 0.0035-1.2 before), then the policy saturates its "
     "actions: every episode from 275 on returns -94 to -99.9 (the worst possible without the goal; healthy -45 to "
     "-50); train/std 0.88 -> 0.69 (250) -> 1.6 (300) -> median 1.89 over 360-398 (healthy 0.82), approx_kl median "
-    "5e-7 -> 0.05 (up to 3.5), clip_fraction 0 -> median 0.26. The watchdog says healthy with no warning at all "
-    "(SB3's rollout/ep_rew_mean is the mean of all ~25 episodes so far: -50.1 -> -31.2 at 260 -> -52.9 at 398)"
+    "5e-7 -> 0.05 (up to 3.5), clip_fraction 0 -> median 0.26. The watchdog says healthy with two advisory "
+    "warnings, kl_surge at 242 and entropy_collapse at 247, and no reward_collapse warning to make them a "
+    "policy_collapse alarm: SB3's rollout/ep_rew_mean is the mean of all ~25 episodes so far (-50.1 -> -31.2 at 260 "
+    "-> -52.9 at 398), so the episodes' fall to -99 barely moves it"
 )
 CLEANRL_MISSED = (
     "CleanRL CartPole, lr 2.5e-4 -> 2.5e-2 from update 300: approx_kl 7e-4 -> 0.85 at 300 (median 5e-3, up to 2.1, "
     "after; healthy <= 0.012), entropy median 0.60 -> 0.004 over 320-499 (a near-deterministic policy; healthy 0.54), "
     "mean episode return 233 (250-299) -> 55 (300-319) -> 48 (320-399) -> 59 (400-449), partly back to 167 over "
     "480-499, where the healthy run has 212 / 184-380 / 305 / 380; value loss median 35 -> 69 over 300-310, then 3.9 "
-    "over 320-499 (explained variance 0.01 -> 0.975). The watchdog says healthy with no warning at all (reward and "
-    "value loss are its only signals here: a Categorical policy logs no std)"
-)
-RL_GAMES_MISSED = (
-    "rl_games Pendulum, lr 1e-3 -> 0.1 from epoch 170: kl median 4e-5 -> 0.025 (up to 1.74; healthy <= 5e-4), "
-    "entropy 1.45 -> 1.0-2.3, bounds_loss median 0 -> 0.34 (up to 3.0), and the episodes get worse and stay worse "
-    "(slowly, a mild degradation): mean return -1345 over epochs 171-279 and -1457 over 230-279 where the healthy run "
-    "has -1201 and -1272 (its 110-epoch means over 600 epochs stay within -1287..-1096); logged rewards/step -1133 -> "
-    "-1249 (healthy -1173). The watchdog ends in a warning only: one reward_collapse warning at 276 (open at the "
-    "end), no alarm"
+    "over 320-499 (explained variance 0.01 -> 0.975). The watchdog says healthy with two advisory "
+    "warnings, entropy_collapse at 302 and kl_surge at 306, and no reward_collapse warning to make them a "
+    "policy_collapse alarm: CleanRL's return per update is the mean of the few episodes that ended in it (20 to 432 "
+    "over 228-294), so the robust scale of its changes swallows the fall to 30-85"
 )
 
 # run folder (below FAULTS), fault iteration, PPO iterations replay reads, finding that makes it fail
 RUNS = [
     ("rsl_rl/push_lite_lr_fault/logs/2026-11-30_06-00-00", 300, 500, None),
     ("sb3/cartpole_lr_fault/PPO_1", 200, 299, None),  # 300 rollouts; SB3's first dump precedes any update
-    ("sb3/pendulum_lr_fault/PPO_1", 240, 399, SB3_PENDULUM_MISSED),  # 400 rollouts
+    ("sb3/pendulum_lr_fault/PPO_1", 240, 399, None),  # 400 rollouts
     ("sb3/mountaincar_lr300_fault/PPO_1", 240, 399, SB3_MOUNTAINCAR_MISSED),
     ("cleanrl/cartpole_lr_fault/runs/CartPole-v1__ppo__1__1700000000", 300, 500, CLEANRL_MISSED),
     ("skrl/pendulum_lr_fault/runs/26-11-30_06-00-00-000000_PPO", 240, 400, None),  # NaN from 288
-    ("rl_games/pendulum_lr_fault/runs/pendulum_ppo", 170, 280, RL_GAMES_MISSED),
+    ("rl_games/pendulum_lr_fault/runs/pendulum_ppo", 170, 280, None),
 ]
 
 # faulted runs whose training did not diverge (run folder, why not): not divergences, whatever replay says
@@ -125,3 +113,15 @@ def test_sb3_policy_collapse_is_caught_when_the_return_follows_the_entropy_down_
     assert fault - 10 <= info["onset"]["iteration"] <= fault + 10, info["onset"]
     first = report.would_roll_back[0]
     assert fault - 30 <= first["to_iteration"] <= fault and abs(first["onset_iteration"] - fault) <= 10, first
+
+
+@pytest.mark.parametrize("index", [1, 2, 6], ids=["sb3/cartpole", "sb3/pendulum", "rl_games/pendulum"])
+def test_a_policy_collapse_is_dated_at_the_fault_and_rolled_back_before_it(index):
+    """The KL surge or the entropy's fall begins with the first oversized update; the returns follow
+    later (60-110 iterations here), so the alarm waits for them but its onset does not."""
+    run, fault, _, _ = RUNS[index]
+    report = replay_run(FAULTS / run)
+    info = report.to_dict()
+    assert info["first_alarm"]["detector"] == "policy_collapse", info["first_alarm"]
+    first = report.would_roll_back[0]
+    assert abs(first["onset_iteration"] - fault) <= 10 and first["to_iteration"] <= fault, first

@@ -1,0 +1,90 @@
+"""How far each run's policy entropy falls and its KL per update surges, against their own recent past.
+
+    python -m bench.policy_change [--out bench/results/policy_change.json]
+
+For every run under ``../shared/data``, ``tests/data/long_runs``, ``tests/data/long_faults`` and
+``tests/data/frameworks`` (read as replay reads it, all tags), after the 50-iteration warm-up, with the
+windows of ``entropy_collapse`` and ``kl_surge`` (200 iterations ending 20 back, at least 10 points):
+
+- entropy: the largest, over 3 points in a row, of min(drop below the window's 5 % quantile / its 5-95 %
+  range, drop / 0.1 nat): the detector fires where both parts pass 2x and 0.2 nat, i.e. where this is >= 2;
+- KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x).
+
+The windows here keep learning through a fall or a surge (the detectors freeze theirs), so these are the
+rules' margins on healthy runs, not replays of the detectors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from watchdog.replay import find_run_dirs, load_run
+from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY
+
+ROOT = Path(__file__).resolve().parents[1]
+ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data" / "long_runs", ROOT / "tests" / "data" / "long_faults",
+         ROOT / "tests" / "data" / "frameworks")
+SPAN, LAG, WARMUP, MIN_POINTS, PERSIST = 200, 20, 50, 10, 3
+
+
+def _series(records, key: str) -> tuple[np.ndarray, np.ndarray]:
+    pts = [(r.iteration, r.metrics[key]) for r in records if key in r.metrics and math.isfinite(r.metrics[key])]
+    return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
+
+
+def largest(its: np.ndarray, values: np.ndarray, score) -> tuple[float, int | None]:
+    """The largest 3-in-a-row minimum of ``score(value, window)`` and the iteration where it is."""
+    scores = []
+    for k in range(len(values)):
+        window = values[(its <= its[k] - LAG) & (its >= its[k] - LAG - SPAN)]
+        ok = its[k] - its[0] >= WARMUP and len(window) >= MIN_POINTS
+        scores.append(score(values[k], window) if ok else 0.0)
+    held = [min(scores[max(0, k - PERSIST + 1):k + 1]) for k in range(len(scores))]
+    if not held:
+        return 0.0, None
+    k = int(np.argmax(held))
+    return float(held[k]), int(its[k])
+
+
+def entropy_score(value: float, window: np.ndarray) -> float:
+    low, high = np.quantile(window, [0.05, 0.95])
+    drop = low - value
+    return min(drop / (high - low) if high > low else (math.inf if drop > 0 else 0.0), drop / 0.1)
+
+
+def kl_score(value: float, window: np.ndarray) -> float:
+    return value / max(float(np.quantile(window, 0.95)), 1e-12)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "policy_change.json")
+    args = ap.parse_args(argv)
+    rows = []
+    for root in ROOTS:
+        for run in find_run_dirs([root]) if root.is_dir() else []:
+            records = load_run(run).records
+            row = {"run": str(run.relative_to(root.parent)), "faulted": "fault" in str(run)}
+            key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
+            for name, k, score in (("entropy", key, entropy_score), ("kl", APPROX_KL, kl_score)):
+                its, values = _series(records, k)
+                row[name], row[f"{name}_at"] = largest(its, values, score) if len(values) >= 20 else (None, None)
+            rows.append(row)
+            print(f"{row['run'][:78]:78s} entropy {row['entropy'] or 0:8.2f}  kl {row['kl'] or 0:10.1f}", flush=True)
+    for part in ("entropy", "kl"):
+        healthy = [r[part] for r in rows if not r["faulted"] and r[part] is not None]
+        print(f"{part}: largest on a run without a fault {max(healthy):.2f}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": rows}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
