@@ -420,14 +420,15 @@ def config_for_run(cfg, info: Mapping) -> object:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
-def live_config(framework: str, cfg=None):
+def live_config(framework: str, cfg=None, *, reward: str = STEP_REWARD):
     """The watchdog config a live run of ``framework`` (an integration) starts from: ``cfg`` (else
-    the defaults) with the value-loss rule decided exactly as replay decides it for that framework."""
+    the defaults) with the value-loss rule decided exactly as replay decides it for that framework, and
+    the reward detector on ``reward``, the key the integration reports the run's reward under."""
     from watchdog.config import WatchdogConfig
 
     normalized, why = value_normalization(framework, None)
     return config_for_run(cfg or WatchdogConfig(), {"framework": framework, "value_targets_normalized": normalized,
-                                                    "value_normalization": why})
+                                                    "value_normalization": why, "keys": (reward,)})
 
 
 # --------------------------------------------------------------------------------------------- checkpoints

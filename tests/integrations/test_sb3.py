@@ -268,3 +268,32 @@ def test_example_exit_codes(tmp_path, args, code):
     if code in (2, 3):
         lines = [line for line in out.stderr.splitlines() if line.startswith("sb3_ppo.py:")]
         assert len(lines) == 1 and "Traceback" not in out.stderr
+
+
+def test_a_real_lr_fault_collapses_the_policy_live_and_is_rolled_back_before_it_at_the_safe_lr(tmp_path):
+    """tests/data/long_faults/sb3/cartpole_lr_fault, live: the same SB3 CartPole run (2 envs x 32 steps,
+    32x32, 2 epochs, seed 0) whose learning rate jumps x100 for every update after rollout 201. Its
+    entropy collapses and its KL per update surges, then its episode return falls: the callback calls it
+    a policy_collapse, rolls back in place to a stable checkpoint before the jump, and every later update
+    runs at the safe learning rate (a constant, which replaces the jumping schedule)."""
+    total, jump = 300, 200
+
+    def schedule(progress_remaining: float) -> float:
+        return 3e-4 * (100.0 if round((1 - progress_remaining) * total) > jump else 1.0)
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = ProbedPPO("MlpPolicy", env, n_steps=32, batch_size=64, n_epochs=2, seed=0, learning_rate=schedule,
+                      policy_kwargs={"net_arch": [32, 32]}, device="cpu")
+    model.probes = []
+    callback = WatchdogCallback(tmp_path, safe_config=ROOT / "cfgs" / "sb3_safe.yaml", console=False)
+    model.callback = callback
+    model.learn(total * 64, callback=callback)
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    alarm = next(e for e in events if e["event"] == "alarm")
+    rollback = next(e for e in events if e["event"] == "rollback")
+    assert alarm["detector"] == "policy_collapse" and alarm["iteration"] > jump, alarm
+    assert jump - 30 <= rollback["to_iteration"] <= jump and abs(alarm["onset_iteration"] - jump) <= 10, rollback
+    assert all(p["lr"] == [SAFE_LR] for p in model.probes if p["iteration"] > rollback["iteration"])
+    assert [e["event"] for e in events].count("rollback") == 1 and not callback.result.stopped

@@ -46,7 +46,16 @@ from watchdog.frameworks import live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession, reseed, rollback_seed
-from watchdog.signals import APPROX_KL, ENTROPY, LOG_STD_MAX, POLICY_LOSS, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import (
+    APPROX_KL,
+    ENTROPY,
+    EPISODE_RETURN,
+    LOG_STD_MAX,
+    POLICY_LOSS,
+    STEP_REWARD,
+    VALUE_LOSS,
+    MetricRecord,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +77,10 @@ _SCHEDULE_KEYS = ("learning_rate", "clip_range")
 
 
 def default_config() -> WatchdogConfig:
-    """The library's defaults without the absolute value-loss rule (SB3's value targets are raw returns)."""
-    return live_config("sb3")
+    """The library's defaults without the absolute value-loss rule (SB3's value targets are raw returns),
+    the reward detector on the mean episode return (SB3's ``rollout/ep_rew_mean``, what replay judges:
+    a step reward is constant on CartPole-like tasks, where only the episodes' lengths change)."""
+    return live_config("sb3", reward=EPISODE_RETURN)
 
 
 def load_safe_config(path: str | Path) -> SB3SafeConfig:
@@ -97,6 +108,9 @@ def capture_state(model: Any) -> dict:
     if vecnorm is not None:
         state["vec_normalize"] = {"obs_rms": _rms_state(getattr(vecnorm, "obs_rms", None)),
                                   "ret_rms": _rms_state(vecnorm.ret_rms)}
+    if model.ep_info_buffer is not None:  # the finished episodes behind rollout/ep_rew_mean, as of this state
+        state["episodes"] = torch.tensor([[info["r"], info["l"], info.get("t", 0.0)] for info in model.ep_info_buffer],
+                                         dtype=torch.float64).reshape(-1, 3)
     return state
 
 
@@ -110,6 +124,10 @@ def restore_state(model: Any, state: dict) -> None:
     if vecnorm is not None and "vec_normalize" in state:
         _load_rms(getattr(vecnorm, "obs_rms", None), state["vec_normalize"]["obs_rms"])
         _load_rms(vecnorm.ret_rms, state["vec_normalize"]["ret_rms"])
+    if model.ep_info_buffer is not None and "episodes" in state:
+        # the abandoned stretch's episodes go with it: the episode return judged next is the restored policy's
+        model.ep_info_buffer.clear()
+        model.ep_info_buffer.extend({"r": r, "l": int(n), "t": t} for r, n, t in state["episodes"].tolist())
 
 
 def _rms_state(rms: Any) -> Any:
@@ -352,6 +370,9 @@ class WatchdogCallback(BaseCallback):
                 metrics[LOG_STD_MAX] = float(log_std.max())
         if self._steps:
             metrics[STEP_REWARD] = float(self._step_rewards[: self._steps].mean())
+        episodes = self.model.ep_info_buffer  # SB3's last 100 finished episodes (its rollout/ep_rew_mean)
+        if episodes:
+            metrics[EPISODE_RETURN] = float(np.mean([info["r"] for info in episodes]))
         return MetricRecord(self.iteration, self.model.num_timesteps, metrics)
 
     def _record_scalar(self, tag: str, value: float, step: int) -> None:
