@@ -735,9 +735,9 @@ class KlSurge(Detector):
             if self.confirmed:  # said through the stretch's dips: the surge is one event
                 verdict = self._verdict(
                     record, "warning", APPROX_KL, value, limit,
-                    f"policy KL per update up to {self.cfg.ratio:g}x and more the top of its last "
-                    f"{self.cfg.baseline_iters} iterations ({top:.3g}) since iteration {self.first_up} (now {value:.3g}): "
-                    "updates far outside PPO's trust region",
+                    f"policy KL per update {value:.3g}, {value / top if top > 0 else math.inf:.0f}x the top of its last "
+                    f"{self.cfg.baseline_iters} iterations ({top:.3g}); above {self.cfg.ratio:g}x of it since iteration "
+                    f"{self.first_up}: updates far outside PPO's trust region",
                     onset_hint=self.first_up,
                 )
                 verdict.advisory = True

@@ -104,7 +104,9 @@ def _render_one(out, report) -> None:
     from watchdog.console import describe_event
     from watchdog.signals import STEP_REWARD
 
-    out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source})",
+    advisory = sum(1 for w in report.warnings if w.get("advisory"))
+    said = f", {advisory} advisory warning{'s' * (advisory != 1)} below" if advisory and report.verdict == "healthy" else ""
+    out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source}{said})",
                 style=_VERDICT_STYLE.get(report.verdict, ""))
     if report.records:
         last = report.records[-1]
