@@ -4,7 +4,8 @@
   iterations; the one source every run has). Steps per iteration from ``runs.json`` where it exists,
   else from the smallest step in the run's event files, else 1.
 - ``more_runs/sb3/*``: one TensorBoard file per run (Stable-Baselines3 PPO). ``train/value_loss`` is
-  already our key; ``rollout/ep_rew_mean`` is taken as the reward signal (``rollout/average_step_reward``);
+  already our key; ``rollout/ep_rew_mean`` is taken as the reward signal (``rollout/average_step_reward``),
+  minus ``train/entropy_loss`` as the policy's entropy and ``train/approx_kl`` as its KL;
   the iteration is ``step / steps_per_rollout - 1``. SB3's value targets are not normalised, so these
   runs are judged as replay judges SB3 (:func:`config_for`): no 0.2 rule, the trend warns only.
 """
@@ -18,12 +19,14 @@ from pathlib import Path
 from watchdog.config import WatchdogConfig
 from watchdog.frameworks import config_for_run
 from watchdog.logtxt import parse_log_txt
-from watchdog.signals import STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import APPROX_KL, POLICY_ENTROPY, STEP_REWARD, VALUE_LOSS, MetricRecord
 from watchdog.tfevents import read_run_scalars
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-SB3_TAGS = {"train/value_loss": VALUE_LOSS, "rollout/ep_rew_mean": STEP_REWARD}
+SB3_TAGS = {"train/value_loss": VALUE_LOSS, "rollout/ep_rew_mean": STEP_REWARD,
+            "train/entropy_loss": POLICY_ENTROPY, "train/approx_kl": APPROX_KL}
+SB3_NEGATED = {"train/entropy_loss"}  # SB3 logs -entropy
 
 
 @dataclass
@@ -72,9 +75,11 @@ def load_sb3(run_dir: Path, group: str) -> RealRun:
     steps = sorted({int(s) for ser in scalars.values() for s in ser.steps.tolist()})
     spi = min(b - a for a, b in zip(steps, steps[1:]))  # one rollout; SB3 logs train/* one rollout late
     points: dict[int, dict[str, float]] = {}
+    negated = {SB3_TAGS[t] for t in SB3_NEGATED}
     for key, ser in scalars.items():
+        sign = -1.0 if key in negated else 1.0
         for step, value in zip(ser.steps.tolist(), ser.values.tolist()):
-            points.setdefault(int(step), {})[key] = float(value)
+            points.setdefault(int(step), {})[key] = sign * float(value)
     records = [MetricRecord(step // spi - 1, step, m) for step, m in sorted(points.items())]
     return RealRun(run_dir.name, group, run_dir, records)
 
