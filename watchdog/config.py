@@ -169,6 +169,14 @@ class RewardCollapseConfig(BaseModel):
         0.5, ge=0, description="...and larger than this fraction of the run's recent 5-95 % reward range (ignores noise)..."
     )
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+    min_gain: float = Field(
+        1.0, ge=0,
+        description="A collapse is a standing warning only where the reward had gained (its lagged median above "
+                    "the one it had when judging began by this many times that first window's 5-95 % range) or "
+                    "fell below that first window by as much. Otherwise (nothing learned to lose: a flat run's "
+                    "running mean wanders) it is advisory, and still divergence when the policy's entropy or KL "
+                    "says the policy changed.",
+    )
 
 
 class EntropyCollapseConfig(BaseModel):

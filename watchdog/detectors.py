@@ -561,10 +561,17 @@ class RewardCollapse(Detector):
     """A reward drop abnormal for *this* run, held for ``persist_points``: below the lagged median of
     its recent values (``baseline_iters`` ending ``horizon_iters`` back) by many robust sigmas of its own
     ``horizon_points``-step changes and by a large
-    fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude."""
+    fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude.
+
+    A standing warning only where the run had something to lose: its lagged median above the first
+    judged window's by ``min_gain`` times that window's range, or the reward below that first window
+    by as much. In a run that never learned, the running mean of a random policy's episodes wanders
+    below half its range as often as any stationary series reaches its 5 % quantile; a dip that stays
+    within reach of where the run began is advisory there (said, the run stays healthy), and still
+    evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
-    _state_fields = ("tail", "down", "first_down")
+    _state_fields = ("tail", "down", "first_down", "start")
     _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
@@ -576,6 +583,7 @@ class RewardCollapse(Detector):
         self.tail: deque[float] = deque(maxlen=cfg.horizon_points + 1)
         self.down = 0
         self.first_down: int | None = None
+        self.start: tuple[float, float] | None = None  # (median, 5-95 % range) of the first window judged
 
     def _check(self, record, values, judging):
         value = values[self.cfg.signal]
@@ -596,6 +604,8 @@ class RewardCollapse(Detector):
         center = window.median()
         scale = self.changes.sigma() if len(self.changes) >= 3 else 0.0
         spread = window.quantile(0.95) - window.quantile(0.05)
+        if self.start is None:
+            self.start = (center, spread)
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
         drop = center - value
         if limit <= 0 or drop <= limit:
@@ -605,12 +615,19 @@ class RewardCollapse(Detector):
         self.first_down = record.iteration if self.first_down is None else self.first_down
         if self.down < self.cfg.persist_points:
             return None
-        return self._verdict(
+        start, start_spread = self.start
+        # what there was to lose: a level gained since judging began, or the start itself
+        standing = center - start > self.cfg.min_gain * start_spread or value < start - self.cfg.min_gain * start_spread
+        verdict = self._verdict(
             record, "warning", self.cfg.signal, value, center - limit,
             f"reward {value:.3g} fell {drop:.3g} below its recent median {center:.3g} for {self.down} points "
-            f"({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)",
+            f"({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)"
+            + ("" if standing else f"; it never rose above where judging began ({start:.3g}) and is not below it: "
+                                   "nothing learned to lose"),
             onset_hint=self.first_down,
         )
+        verdict.advisory = not standing
+        return verdict
 
 
 class EntropyCollapse(Detector):

@@ -453,3 +453,17 @@ def test_a_kl_surge_is_one_advisory_warning_through_its_dips_and_with_a_reward_c
     assert alarm is not None and alarm["detector"] == "policy_collapse" and alarm["signal"] == "train/approx_kl"
     assert 360 <= alarm["iteration"] <= 366 and alarm["onset_iteration"] == 301
     assert both.rollbacks and 280 <= both.rollbacks[0].target.iteration < 300
+
+
+@pytest.mark.parametrize("rise", [0.1, 0.0])
+def test_a_reward_collapse_below_where_the_run_began_or_of_a_learned_level_stands(rise):
+    """A fall to 0, after a reward that rose from 20 (0.1 an iteration) or stayed flat at 20: a standing
+    warning either way (a flat run's dips within reach of its start are advisory: test_long_runs)."""
+    rng = np.random.default_rng(7)
+    recs = [MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "average_step_reward":
+                                                    (0 if it >= 360 else 20 + rise * it) + rng.normal(0, 1.0)})
+            for it in range(450)]
+    out = drive(recs)
+    warned = [w for w in out.kinds("warning") if w["detector"] == "reward_collapse"]
+    assert warned and [w.get("advisory", False) for w in warned] == [False]
+    assert out.watchdog.state.value == "warning" and out.rollbacks == []

@@ -18,14 +18,6 @@ from watchdog.replay import find_run_dirs, replay_run
 
 LONG = Path(__file__).resolve().parents[1] / "data" / "long_runs"
 
-RL_GAMES_FINDING = (
-    "rl_games Pendulum (healthy, flat: no learning, KL ~1e-4, entropy ~1.45): reward_collapse warns at 364 "
-    "(recovers at 460) and from 570 to the end (600): rl_games' reward is a running mean of past episodes; a "
-    "random policy's wanders between -1265 and -1115 and dips 46-74 below its lagged median, more than half "
-    "its recent 5-95 % range and 9 robust sigmas of its changes. The rule has no notion of 'nothing was "
-    "learned to lose'"
-)
-
 # run folder (below LONG), PPO iterations replay reads, the finding that makes it fail (None: it passes)
 RUNS = [
     ("sb3/cartpole_healthy/PPO_1", 399, None),  # 400 rollouts; SB3's first dump is before any update
@@ -36,7 +28,9 @@ RUNS = [
     # three trend warnings, no alarm, since config_for_run has the trend warn only on such runs
     ("rsl_rl/push_lite_healthy/logs/2026-11-30_06-00-00", 1000, None),
     ("skrl/pendulum_healthy/runs/26-11-30_06-00-00-000000_PPO", 800, None),
-    ("rl_games/pendulum_healthy/runs/pendulum_ppo", 600, RL_GAMES_FINDING),
+    # flat (no learning, KL ~1e-4, entropy ~1.45): its running mean of a random policy's episodes wanders;
+    # the dips are advisory reward_collapse warnings (nothing learned to lose), see the test below
+    ("rl_games/pendulum_healthy/runs/pendulum_ppo", 600, None),
 ]
 
 
@@ -85,3 +79,14 @@ def test_no_healthy_run_reads_as_a_policy_change(run):
     info = replay_run(run).to_dict()
     assert "policy entropy" in info["signals_found"]
     assert not [e for e in info["events"] if e.get("detector") in ("entropy_collapse", "kl_surge", "policy_collapse")]
+
+
+def test_a_flat_run_s_reward_dips_are_advisory_nothing_learned_to_lose():
+    """rl_games' flat Pendulum: rewards/step, a running mean of a random policy's episodes, wanders between
+    -1265 and -1115 and dips 46-74 below its lagged median (more than half its recent range) at 364 and
+    570. It never rose above where judging began, so the warnings are said but the run stays healthy."""
+    info = replay_run(LONG / "rl_games/pendulum_healthy/runs/pendulum_ppo").to_dict()
+    warned = [e for e in info["events"] if e["event"] == "warning"]
+    assert warned and all(w["detector"] == "reward_collapse" and w["advisory"] for w in warned), warned
+    assert all("nothing learned to lose" in w["reason"] for w in warned)
+    assert info["verdict"] == "healthy" and info["final_state"] == "healthy"
