@@ -467,3 +467,32 @@ def test_a_reward_collapse_below_where_the_run_began_or_of_a_learned_level_stand
     warned = [w for w in out.kinds("warning") if w["detector"] == "reward_collapse"]
     assert warned and [w.get("advisory", False) for w in warned] == [False]
     assert out.watchdog.state.value == "warning" and out.rollbacks == []
+
+
+@pytest.mark.parametrize("split", [150, 230, 290])
+def test_policy_change_state_survives_strict_json_mid_collapse(split):
+    """The real SB3 lr fault (entropy, KL and episode return logged), saved before, inside and after its
+    collapse (entropy down and KL surging at 230, both with the reward at 290) and restored from JSON:
+    the restored watchdog goes on exactly as the original."""
+    import json
+    from pathlib import Path
+
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import Watchdog
+    from watchdog.replay import load_run
+
+    data = load_run(Path(__file__).resolve().parents[1] / "data" / "long_faults" / "sb3" / "cartpole_lr_fault" / "PPO_1")
+    cfg = config_for_run(WatchdogConfig(), data.info)
+    first = Watchdog(cfg)
+    for rec in data.records[:split]:
+        first.observe(rec)
+    saved = json.loads(json.dumps(first.detectors_state(), allow_nan=False))
+    second = Watchdog(cfg)
+    second.load_detectors_state(saved)
+    seen = set()
+    for rec in data.records[split:]:
+        a = [(v.detector, v.level, v.advisory, v.reason) for v in (d.update(rec) for d in first.detectors) if v]
+        b = [(v.detector, v.level, v.advisory, v.reason) for v in (d.update(rec) for d in second.detectors) if v]
+        assert a == b, rec.iteration
+        seen.update(d for d, *_ in a)
+    assert {"entropy_collapse", "kl_surge"} <= seen or split == 290 and "reward_collapse" in seen, seen
