@@ -224,6 +224,17 @@ class Detector:
         return Verdict(self.name, level, signal, float(value), float(threshold), reason,
                        record.iteration, record.env_steps, onset_hint)
 
+    def _held(self, record: MetricRecord, beyond: bool) -> bool:
+        """Count this point in the streak of points beyond the limit (``self.down``, since
+        ``self.first_down``); True once the streak has held ``cfg.persist_points``."""
+        if not beyond:
+            self.down, self.first_down = 0, None
+            return False
+        self.down += 1
+        if self.first_down is None:
+            self.first_down = record.iteration
+        return self.down >= self.cfg.persist_points
+
     def state_dict(self) -> dict:
         """Everything needed to resume this detector exactly (plain Python values)."""
         state = {"points": self.points, "first_iteration": self.first_iteration}
@@ -608,12 +619,7 @@ class RewardCollapse(Detector):
             self.start = (center, spread)
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
         drop = center - value
-        if limit <= 0 or drop <= limit:
-            self.down, self.first_down = 0, None
-            return None
-        self.down += 1
-        self.first_down = record.iteration if self.first_down is None else self.first_down
-        if self.down < self.cfg.persist_points:
+        if not self._held(record, limit > 0 and drop > limit):
             return None
         start, start_spread = self.start
         # what there was to lose: a level gained since judging began, or the start itself
@@ -684,12 +690,7 @@ class EntropyCollapse(Detector):
             self.fall_start = None
         elif self.fall_start is None:
             self.fall_start = record.iteration
-        if limit <= 0 or drop <= limit:
-            self.down, self.first_down = 0, None
-            return None
-        self.down += 1
-        self.first_down = record.iteration if self.first_down is None else self.first_down
-        if self.down < self.cfg.persist_points:
+        if not self._held(record, limit > 0 and drop > limit):
             return None
         # the fall began where the entropy last left its recent range, on its way down; a decline that
         # has sat below the lagged window all along dates it no earlier than the window's lag
