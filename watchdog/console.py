@@ -75,6 +75,9 @@ ADVICE: dict[str, tuple[str, str]] = {
     "entropy_collapse": ("the policy's entropy fell far below its recent range within a few updates: updates "
                          "too large for PPO's trust region (learning rate, epochs)",
                          "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+    "kl_surge": ("the policy's KL per update jumped far above its recent range: updates too large for PPO's "
+                 "trust region (learning rate, epochs)",
+                 "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
     "policy_collapse": ("the policy collapsed to a near-deterministic one and the reward fell with it: updates "
                         "too large for PPO's trust region (learning rate, epochs)",
                         "lower lr, or fewer epochs per update (cfgs/ppo_safe.yaml lowers lr)"),
@@ -83,7 +86,8 @@ ADVICE: dict[str, tuple[str, str]] = {
 # A warning's next step, where it differs from the alarm's.
 _WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default 10x) "
                           "its baseline",
-                 "entropy_collapse": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"}
+                 "entropy_collapse": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too",
+                 "kl_surge": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"}
 # What the threshold is, where it is not a plain upper limit.
 _THRESHOLD_LABEL = {"trend": "its baseline", "policy_std": "overflow at", "reward_collapse": "floor",
                     "entropy_collapse": "floor", "policy_collapse": "floor"}

@@ -210,8 +210,8 @@ class Policy:
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
         """Several different detectors warning at once is divergence too (when configured); so is a
         reward collapse while the policy's entropy has collapsed or its KL per update surged
-        (``policy_collapse``, always), and a
-        climbing value loss (or critic grad norm) while the reward collapses (``reward_corroborates``)."""
+        (``policy_collapse``, always), and a climbing value loss (or critic grad norm) while the reward
+        collapses (``reward_corroborates``)."""
         if not warnings:
             return None
         need = self.cfg.policy.corroboration
