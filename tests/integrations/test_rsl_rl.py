@@ -218,10 +218,13 @@ def test_without_an_rsl_rl_log_dir_the_watchdog_scalars_get_their_own_writer(tmp
 
 def test_default_watchdog_config_is_the_one_for_unnormalised_value_targets():
     """rsl_rl's value targets are not normalised: no 0.2 rule, the trend warns but never alarms, and a
-    value-side warning with a reward collapse is divergence; nothing else differs from the defaults."""
+    value-side warning with a reward collapse is divergence; the reward judged is the episode return
+    (Train/mean_reward, as replay judges it); nothing else differs from the defaults."""
     cfg = wrsl.default_watchdog_config()
     assert not cfg.value_loss.enabled and cfg.trend.alarm_ratio is None and cfg.policy.reward_corroborates
-    changed = {"value_loss", "trend", "policy"}
+    assert cfg.reward_collapse.signal == "rollout/episode_return"
+    assert cfg.reward_collapse.model_dump(exclude={"signal"}) == WatchdogConfig().reward_collapse.model_dump(exclude={"signal"})
+    changed = {"value_loss", "trend", "policy", "reward_collapse"}
     assert cfg.model_dump(exclude=changed) == WatchdogConfig().model_dump(exclude=changed)
     assert cfg.trend.model_dump(exclude={"alarm_ratio"}) == WatchdogConfig().trend.model_dump(exclude={"alarm_ratio"})
     assert cfg.policy.model_dump(exclude={"reward_corroborates"}) == \
@@ -317,3 +320,41 @@ def test_example_bad_input_is_exit_2_with_one_line(tmp_path, capsys, args):
     code, _ = example(tmp_path, *args, "--iterations", "2")
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith("rsl_rl_ppo.py: error:")
+
+
+def test_a_real_lr_fault_is_caught_live_as_in_replay_and_rolled_back_before_it(tmp_path):
+    """tests/data/long_faults/rsl_rl, live: the same push_lite run (16 worlds x 2 agents, 24 steps, 32x32,
+    2 epochs, lr 1e-3 fixed) whose learning rate becomes x100 at update 300 (once, as a config would set
+    it). The episode return (rsl_rl's Train/mean_reward, what replay judges) falls from 13.8 while the
+    value loss climbs: the default config calls it divergence at 313 as replay does, dated 302, and rolls
+    back in place to the stable checkpoint of 290 with the safe learning rate."""
+    from tests.data.frameworks.make_runs import _push_lite_vecenv
+
+    torch.manual_seed(0)
+    steps = 24
+    model = {"class_name": "MLPModel", "hidden_dims": [32, 32], "activation": "elu"}
+    cfg = {"num_steps_per_env": steps, "save_interval": 1000, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+           "algorithm": {"class_name": "PPO", "num_learning_epochs": 2, "num_mini_batches": 2, "learning_rate": 1e-3,
+                         "schedule": "fixed"},
+           "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
+           "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
+    run_dir = tmp_path / "run"
+    runner = wrsl.WatchedOnPolicyRunner(_push_lite_vecenv(16, None, steps), cfg, str(run_dir), run_dir=run_dir,
+                                        safe_config=ROOT / "cfgs" / "rsl_rl_safe.yaml",
+                                        console=WatchdogConsole(io.StringIO()))
+    alg, update, calls = runner.alg, runner.alg.update, [0]
+
+    def update_with_fault():
+        if calls[0] == 300:
+            wrsl.set_learning_rate(alg, alg.learning_rate * 100)
+        calls[0] += 1
+        return update()
+
+    alg.update = update_with_fault
+    runner.learn(500)
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    alarm, rollback = kinds(events, "alarm")[0], kinds(events, "rollback")[0]
+    assert alarm["iteration"] > 300 and abs(alarm["onset_iteration"] - 300) <= 10, alarm
+    assert 280 <= rollback["to_iteration"] < 300, rollback
+    assert kinds(events, "config_switch")[0]["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert alg.learning_rate == pytest.approx(SAFE_LR) and not runner.watch_result.stopped

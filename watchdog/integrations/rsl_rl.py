@@ -36,6 +36,7 @@ import importlib.metadata
 import logging
 import math
 import os
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -55,12 +56,20 @@ from watchdog.frameworks import live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession, rollback_seed
-from watchdog.signals import ENTROPY, LOG_STD_MAX, POLICY_LOSS, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import (
+    ENTROPY,
+    EPISODE_RETURN,
+    LEARNING_RATE,
+    LOG_STD_MAX,
+    POLICY_LOSS,
+    STEP_REWARD,
+    VALUE_LOSS,
+    MetricRecord,
+)
 
 log = logging.getLogger(__name__)
 
 SUPPORTED = ">=5.0,<6"
-LEARNING_RATE = "train/learning_rate"
 # The field report's safe values where rsl_rl has the knob (cfgs/rsl_rl_safe.yaml says the same).
 FIELD_REPORT_SAFE = RslRlSafeConfig(learning_rate=3e-4, schedule="fixed", max_grad_norm=0.5, clip_param=0.2)
 _LIVE_KEYS = ("schedule", "desired_kl", "max_grad_norm", "clip_param", "entropy_coef", "value_loss_coef",
@@ -86,8 +95,10 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: E402  (after the version chec
 
 
 def default_watchdog_config() -> WatchdogConfig:
-    """The watchdog defaults with the absolute value-loss rule off: rsl_rl's value targets are not normalised."""
-    return live_config("rsl_rl")
+    """The watchdog defaults with the absolute value-loss rule off (rsl_rl's value targets are not
+    normalised) and the reward detector on the mean episode return (rsl_rl's ``Train/mean_reward``, what
+    replay judges: a per-step reward can hold while the episodes' returns fall)."""
+    return live_config("rsl_rl", reward=EPISODE_RETURN)
 
 
 class _Restart(Exception):
@@ -231,7 +242,7 @@ class RslRlSession(TrainingSession):
         self.seed = seed
 
     def capture(self, action: SaveStable) -> dict:
-        return capture_state(self.runner.alg)
+        return {**capture_state(self.runner.alg), "episodes": self.runner.episodes_state()}
 
     def to_state(self, snap: dict) -> dict:
         return snap
@@ -242,6 +253,7 @@ class RslRlSession(TrainingSession):
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, normalisers and optimizer back in place; fresh RNG, env and rollout storage."""
         restore_state(self.runner.alg, snap)
+        self.runner.restore_episodes(snap.get("episodes"))
         torch.manual_seed(rollback_seed(self.seed, action))
         self.runner.restart_rollout()
 
@@ -386,7 +398,24 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         std = log_std_max(self.alg.get_policy())
         if std is not None:
             values[LOG_STD_MAX] = std
+        episodes = getattr(self.logger, "rewbuffer", None)  # rsl_rl's last 100 finished episodes
+        if episodes:
+            values[EPISODE_RETURN] = statistics.mean(episodes)  # as rsl_rl logs Train/mean_reward
         return MetricRecord.from_mapping(it, (it + 1) * self.steps_per_iteration, values)
+
+    def episodes_state(self) -> dict:
+        """rsl_rl's finished-episode buffers (returns, lengths) as float64 tensors, for a stable checkpoint."""
+        return {name: torch.tensor(list(getattr(self.logger, name, ())), dtype=torch.float64)
+                for name in ("rewbuffer", "lenbuffer")}
+
+    def restore_episodes(self, state: dict | None) -> None:
+        """Put back the finished episodes of a stable checkpoint: the abandoned stretch's go with it, so
+        the episode return judged next (and rsl_rl's Train/mean_reward) are the restored policy's."""
+        for name, values in (state or {}).items():
+            buf = getattr(self.logger, name, None)
+            if buf is not None:
+                buf.clear()
+                buf.extend(values.tolist())
 
     def _judge(self, record: MetricRecord) -> None:
         """Feed the watchdog; leave rsl_rl's loop after a rollback (restart) or a stop."""
