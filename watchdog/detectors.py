@@ -18,6 +18,7 @@ import statistics
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from typing import Literal
 
 from watchdog.config import (
@@ -81,9 +82,10 @@ class Verdict:
 
 def quantile(ordered: list[float], q: float) -> float:
     """Linear-interpolated quantile ``q`` in [0, 1] of a sorted, non-empty list."""
-    pos = q * (len(ordered) - 1)
+    n = len(ordered)
+    pos = q * (n - 1)
     i = int(pos)
-    return ordered[i] if i + 1 >= len(ordered) else ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
+    return ordered[i] if i + 1 >= n else ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
 
 
 class SortedWindow:
@@ -109,11 +111,12 @@ class SortedWindow:
         return quantile(self.sorted, q)
 
     def median(self) -> float:
-        return self.quantile(0.5)
+        return quantile(self.sorted, 0.5)
 
     def sigma(self) -> float:
         """Robust standard deviation: interquartile range / 1.349 (spikes do not move it)."""
-        return (self.quantile(0.75) - self.quantile(0.25)) * IQR_TO_SIGMA
+        ordered = self.sorted
+        return (quantile(ordered, 0.75) - quantile(ordered, 0.25)) * IQR_TO_SIGMA
 
     def state(self) -> list[float]:
         return list(self.fifo)
@@ -140,14 +143,16 @@ class LaggedWindow:
 
     def push(self, iteration: int, x: float) -> None:
         """Queue ``x``; values old enough join the window, values too old leave it."""
-        self.pending.append((iteration, x))
-        while self.pending and self.pending[0][0] <= iteration - self.lag:
-            it, value = self.pending.popleft()
-            self.window.push(value)
-            self.times.append(it)
-        window = self.window
-        while self.times and self.times[0] < iteration - self.lag - self.span:
-            self.times.popleft()
+        pending, times, window = self.pending, self.times, self.window
+        pending.append((iteration, x))
+        joined = iteration - self.lag  # values up to this iteration join
+        while pending and pending[0][0] <= joined:
+            it, value = pending.popleft()
+            window.push(value)
+            times.append(it)
+        oldest = joined - self.span  # values before this iteration leave
+        while times and times[0] < oldest:
+            times.popleft()
             del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
 
     def state(self) -> dict:
@@ -395,25 +400,26 @@ class TrendCusum(Detector):
         self.last_zero_iteration: int | None = None
 
     def _check(self, record, values, judging):
+        cfg = self.cfg
         x = _log(values[self.signal])
         self.recent.append(x)
         window = self.baseline.window
         ready = judging and len(window) >= self.warmup.baseline_points
         if ready:
-            center, sigma, top = window.median(), max(window.sigma(), self.cfg.min_sigma), window.quantile(self.cfg.ref_quantile)
+            center, sigma, top = window.median(), max(window.sigma(), cfg.min_sigma), window.quantile(cfg.ref_quantile)
         self.baseline.push(record.iteration, x)
         if not ready:
             self.last_zero_iteration = record.iteration
             return None
-        z = max(-self.cfg.z_cap, min(self.cfg.z_cap, (x - center) / sigma))
+        z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
         # Capped, so that once a rise is over the detector quiets down in bounded time.
-        self.cusum = min(max(0.0, self.cusum + z - self.cfg.drift_k), 1.5 * self.cfg.warn_h)
+        self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
-        level = median3(*self.recent) if len(self.recent) == 3 else x
-        if self.cusum < self.cfg.warn_h:
+        if self.cusum < cfg.warn_h:
             self.persist = self.jumped = 0
             return None
+        level = median3(*self.recent) if len(self.recent) == 3 else x
         jump = self._jump(level) if self.cfg.alarm_ratio is not None else None
         what = "the top of its recent range"
         if jump is not None and jump < top:  # held alarm_ratio x above the newer, lower stretch: a jump
@@ -492,7 +498,7 @@ class BlowUp(Detector):
         level = median3(*self.recent)
         verdict = None
         if len(self.floor) >= 3:
-            low_it, low = min(self.floor, key=lambda p: p[1])
+            low_it, low = min(self.floor, key=itemgetter(1))
             over = (level - low >= math.log(self.cfg.ratio) - 1e-9
                     and level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9)
             self.streak = self.streak + 1 if over else 0
@@ -837,12 +843,14 @@ class PolicyStd(Detector):
 def _slope(points) -> float | None:
     """Least-squares slope of (x, y) pairs; None when all x are equal."""
     n = len(points)
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    sxx = sum((p[0] - mx) ** 2 for p in points)
+    xs, ys = zip(*points)  # the same sums, term by term and in the same order, as over the pairs
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    dx = [x - mx for x in xs]
+    sxx = sum([d ** 2 for d in dx])
     if sxx <= 0:
         return None
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    return sum([d * (y - my) for d, y in zip(dx, ys)]) / sxx
 
 
 class NonFinite(Detector):
