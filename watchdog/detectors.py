@@ -188,6 +188,12 @@ class Detector:
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
     _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
 
+    _reads_signals = True  # _values is this class's: the values are the signals as recorded
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._reads_signals = cls._values is Detector._values  # decided once per class, not per record
+
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
         self.points = 0
@@ -196,7 +202,7 @@ class Detector:
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
         signals = self.signals
-        if len(signals) == 1 and type(self)._values is Detector._values:
+        if self._reads_signals and len(signals) == 1:
             # one signal read as it is (most detectors): no dict built for a missing or non-finite value
             signal = signals[0]
             value = record.metrics.get(signal)
@@ -863,6 +869,8 @@ class NonFinite(Detector):
         self.cfg = cfg
 
     def update(self, record: MetricRecord) -> Verdict | None:
+        if record.surely_finite():  # most records: one sum instead of a look at each tracked key
+            return None
         metrics = record.metrics
         bad = [k for k in TRACKED_KEYS if k in metrics and not math.isfinite(metrics[k])]
         if not bad:
