@@ -222,6 +222,11 @@ class Detector:
             first = self.first_iteration = record.iteration
         return self._check(record, values, record.iteration - first >= self.warmup.min_iters)
 
+    def reads(self) -> tuple[str, ...]:
+        """Every metric key this detector may read. Records that carry none of them leave it as it was
+        built: no point counted, no state changed, no verdict."""
+        return self.signals
+
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
         """The values this detector judges in ``record`` (None: nothing to judge)."""
         metrics = record.metrics
@@ -797,6 +802,9 @@ class PolicyStd(Detector):
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
         self.warned = False  # the current stretch's warning has been said
 
+    def reads(self) -> tuple[str, ...]:
+        return (LOG_STD_MAX, ENTROPY)
+
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
         exact = record.metrics.get(LOG_STD_MAX)
@@ -867,6 +875,9 @@ class NonFinite(Detector):
     def __init__(self, cfg: NonFiniteConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
+
+    def reads(self) -> tuple[str, ...]:
+        return TRACKED_KEYS
 
     def update(self, record: MetricRecord) -> Verdict | None:
         if record.surely_finite():  # most records: one sum instead of a look at each tracked key
@@ -945,6 +956,9 @@ class MemoryForecast(Detector):
         self.limits = {SYS_CUDA_RESERVED_MB: cfg.cuda_limit_mb, SYS_RSS_MB: cfg.rss_limit_mb}
         self.history: dict[str, list[list[float]]] = {}  # signal -> [[iteration, MiB], ...] (plain: saveable)
         self.warn_since: dict[str, int] = {}  # signal -> first iteration of its current warning stretch
+
+    def reads(self) -> tuple[str, ...]:
+        return tuple(s for s, _ in MEMORY_LIMITS)  # the limits in a record matter only with these
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """The memory signals present whose limit is known (configured, or in the record)."""

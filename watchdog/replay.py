@@ -375,7 +375,10 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     """Feed the records through ``Watchdog(cfg)``, carrying out its actions virtually."""
     report = RunReport(run=run, source=data.source, input_warnings=list(data.warnings), records=data.records,
                        iterations=len(data.records))
-    wd = Watchdog(cfg, listeners=[report.events.append])
+    keys: set[str] = set()
+    for rec in data.records:
+        keys.update(rec.metrics)
+    wd = Watchdog(cfg, listeners=[report.events.append], keys=keys)  # the detectors that can see something
     threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
     report.first_nonfinite = first_nonfinite(data.records)
     driver = ReplayDriver(report)

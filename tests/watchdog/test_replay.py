@@ -190,3 +190,35 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("watchdog: error:") and str(target) in lines[0]
+
+
+def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_run, monkeypatch):
+    """Replay leaves out the detectors that read none of the run's keys: the report, rollbacks and
+    events included, is the one every detector gives."""
+    import watchdog.replay as replay_mod
+    from watchdog.config import WatchdogConfig
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import Watchdog
+
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    runs = [r for run in runs for r in replay_mod.find_run_dirs([run])]
+    built = []
+
+    def every_detector(cfg, *, listeners, keys):
+        wd = Watchdog(cfg, listeners=listeners)
+        built.append((len(wd.detectors), len(Watchdog(cfg, keys=keys).detectors)))
+        return wd
+
+    rollbacks = 0
+    for run in runs:
+        data = replay_mod.load_run(run)
+        cfg = config_for_run(WatchdogConfig(), data.info)
+        fewer = replay_mod.replay_records(data, cfg, run=str(run)).to_dict()
+        with monkeypatch.context() as m:
+            m.setattr(replay_mod, "Watchdog", every_detector)
+            every = replay_mod.replay_records(data, cfg, run=str(run)).to_dict()
+        assert fewer == every, run
+        rollbacks += len(every["would_roll_back"])
+    assert rollbacks >= 2  # rollbacks restore the detectors' snapshots: the left-out ones have none
+    assert all(n_fewer < n_every for n_every, n_fewer in built)  # e.g. no memory or throughput signals
