@@ -378,7 +378,8 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     keys: set[str] = set()
     for rec in data.records:
         keys.update(rec.metrics)
-    wd = Watchdog(cfg, listeners=[report.events.append], keys=keys)  # the detectors that can see something
+    # only the detectors that can see something; snapshots taken when a rollback needs one
+    wd = Watchdog(cfg, listeners=[report.events.append], keys=keys, defer_snapshots=True)
     threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
     report.first_nonfinite = first_nonfinite(data.records)
     driver = ReplayDriver(report)

@@ -193,8 +193,9 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
 
 
 def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_run, monkeypatch):
-    """Replay leaves out the detectors that read none of the run's keys: the report, rollbacks and
-    events included, is the one every detector gives."""
+    """Replay leaves out the detectors that read none of the run's keys, and defers the detector
+    snapshots: the report, rollbacks and events included, is the one every detector with a copy at
+    every stable checkpoint gives."""
     import watchdog.replay as replay_mod
     from watchdog.config import WatchdogConfig
     from watchdog.frameworks import config_for_run
@@ -205,7 +206,7 @@ def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_r
     runs = [r for run in runs for r in replay_mod.find_run_dirs([run])]
     built = []
 
-    def every_detector(cfg, *, listeners, keys):
+    def every_detector(cfg, *, listeners, keys, **deferred):
         wd = Watchdog(cfg, listeners=listeners)
         built.append((len(wd.detectors), len(Watchdog(cfg, keys=keys).detectors)))
         return wd
@@ -222,3 +223,40 @@ def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_r
         rollbacks += len(every["would_roll_back"])
     assert rollbacks >= 2  # rollbacks restore the detectors' snapshots: the left-out ones have none
     assert all(n_fewer < n_every for n_every, n_fewer in built)  # e.g. no memory or throughput signals
+
+
+def test_deferred_snapshots_are_the_copies_a_live_watchdog_takes(diverged_run):
+    """At every stable checkpoint, and after every rollback, a deferred snapshot taken later is the
+    copy taken at the time (runs with rollbacks, a copy every DEFERRED_SNAPSHOT_RECORDS records)."""
+    import watchdog.replay as replay_mod
+    from watchdog.config import WatchdogConfig
+    from watchdog.driver import carry_out
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import DeferredSnapshot, Watchdog
+
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    deferred_seen = rollbacks = 0
+    for run in (r for path in runs for r in replay_mod.find_run_dirs([path])):
+        data = replay_mod.load_run(run)
+        cfg = config_for_run(WatchdogConfig(), data.info)
+        keys = set().union(*(r.metrics for r in data.records))
+        lazy = Watchdog(cfg, keys=keys, defer_snapshots=True)
+        eager = Watchdog(cfg, keys=keys)
+        copies = {}
+        for rec in data.records:
+            actions = lazy.observe(rec)
+            assert eager.observe(rec) == actions
+            before = set(lazy.detector_snapshots)
+            go_on = carry_out(lazy, actions, replay_mod.VirtualDriver(), config_name="safe")
+            carry_out(eager, actions, replay_mod.VirtualDriver(), config_name="safe")
+            rollbacks += sum(a.__class__.__name__ == "Rollback" for a in actions)
+            for tag in set(lazy.detector_snapshots) - before:
+                copies[tag] = eager.detector_snapshots[tag]
+            assert lazy.detectors_state() == eager.detectors_state()
+            if not go_on:
+                break
+        for tag, snapshot in lazy.detector_snapshots.items():
+            deferred_seen += isinstance(snapshot, DeferredSnapshot)
+            assert lazy.state_dict()["detector_snapshots"][tag] == copies[tag] == eager.detector_snapshots[tag]
+    assert deferred_seen > 10 and rollbacks >= 2
