@@ -146,14 +146,16 @@ class LaggedWindow:
         pending, times, window = self.pending, self.times, self.window
         pending.append((iteration, x))
         joined = iteration - self.lag  # values up to this iteration join
+        fifo, ordered = window.fifo, window.sorted
         while pending and pending[0][0] <= joined:
             it, value = pending.popleft()
-            window.push(value)
+            fifo.append(value)  # window.push(value) without its count check: this window never fills
+            insort(ordered, value)
             times.append(it)
         oldest = joined - self.span  # values before this iteration leave
         while times and times[0] < oldest:
             times.popleft()
-            del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
+            del ordered[bisect_left(ordered, fifo.popleft())]
 
     def state(self) -> dict:
         return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
@@ -311,10 +313,12 @@ class ValueLossThreshold(Detector):
         if not self.armed:
             self._try_arm(record, value, judging)
             return None
-        center, sigma = self._level()
+        center = self._center()
         if x <= center:
             self.last_at_level = record.iteration
-        if x - center < max(math.log(self.cfg.departure_ratio), self.cfg.departure_sigmas * sigma):
+        rise, floor = x - center, math.log(self.cfg.departure_ratio)
+        # rise < max(floor, ...) whenever rise < floor: the noise is estimated only when the ratio does not settle it
+        if rise < floor or rise < max(floor, self.cfg.departure_sigmas * self._noise()):
             self.above, self.first_above = 0, None  # at the settled level: the streak ends
             self.settled.push(record.iteration, x)
             return None
@@ -334,15 +338,16 @@ class ValueLossThreshold(Detector):
             onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
         )
 
-    def _level(self) -> tuple[float, float]:
-        """(median of the settled log-values, the run's noise per point in log space).
-
-        The noise is the robust sigma of point-to-point changes / sqrt 2: a trend in the window
-        (the early descent) does not inflate it. The arming window's median serves until the
-        settled window has 3 points."""
+    def _center(self) -> float:
+        """The settled level: the median of the settled log-values (the arming window's median until
+        the settled window has 3 points)."""
         window = self.settled.window
-        center = window.median() if len(window) >= 3 else self.arm_level[0]
-        return center, self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
+        return window.median() if len(window) >= 3 else self.arm_level[0]
+
+    def _noise(self) -> float:
+        """The run's noise per point in log space: the robust sigma of point-to-point changes / sqrt 2
+        (a trend in the window, the early descent, does not inflate it)."""
+        return self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
 
     def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
         """Arm once the last ``arm_points`` points sit well below the threshold (isolated spikes allowed)."""
@@ -416,15 +421,17 @@ class TrendCusum(Detector):
         self.recent.append(x)
         window = self.baseline.window
         ready = judging and len(window) >= self.warmup.baseline_points
-        if ready:
-            center, sigma, top = window.median(), max(window.sigma(), cfg.min_sigma), window.quantile(cfg.ref_quantile)
+        if ready:  # judged against the baseline as it was before this point joins it
+            center, sigma = window.median(), max(window.sigma(), cfg.min_sigma)
+            z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
+            # Capped, so that once a rise is over the detector quiets down in bounded time.
+            self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
+            if not self.cusum < cfg.warn_h:  # the top of its range is needed past the early return below only
+                top = window.quantile(cfg.ref_quantile)
         self.baseline.push(record.iteration, x)
         if not ready:
             self.last_zero_iteration = record.iteration
             return None
-        z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
-        # Capped, so that once a rise is over the detector quiets down in bounded time.
-        self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
         if self.cusum < cfg.warn_h:
