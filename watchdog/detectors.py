@@ -516,9 +516,12 @@ class BlowUp(Detector):
         level = median3(*self.recent)
         verdict = None
         if len(self.floor) >= 3:
-            low_it, low = min(self.floor, key=itemgetter(1))
-            over = (level - low >= math.log(self.cfg.ratio) - 1e-9
-                    and level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9)
+            # above every level held before the floor window, then ratio x the floor: the first test (two
+            # comparisons, no side effects, either order) settles most points without the floor's minimum
+            over = level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9
+            if over:
+                low_it, low = min(self.floor, key=itemgetter(1))
+                over = level - low >= math.log(self.cfg.ratio) - 1e-9
             self.streak = self.streak + 1 if over else 0
             if over and self.streak >= self.cfg.patience_points:
                 verdict = self._verdict(
