@@ -64,13 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Other modules add their subcommands here (replay, watch, run), keeping this file thin.
 _EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+_COMMAND_MODULES = {"replay": "watchdog.replay_cli", "watch": "watchdog.watch", "run": "watchdog.supervise"}
 
 
-def _register_optional() -> None:
-    """Collect the subcommand modules once per process (main() may be called many times)."""
-    if _EXTRA_COMMANDS:
-        return
-    for module in ("watchdog.replay_cli", "watchdog.watch", "watchdog.supervise"):
+def _register_optional(argv: Sequence[str] | None = None) -> None:
+    """Collect the subcommand modules this command line needs (main() may be called many times): the
+    named command's alone, its module is all it imports (replay does not load watch's or run's);
+    every one for anything else (help, ``check``, a mistyped command)."""
+    named = next((a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")), None)
+    modules = [_COMMAND_MODULES[named]] if named in _COMMAND_MODULES else list(_COMMAND_MODULES.values())
+    _EXTRA_COMMANDS.clear()
+    for module in modules:
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
@@ -84,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from watchdog.quiet import quiet_dependency_warnings
 
     quiet_dependency_warnings()
-    _register_optional()
+    _register_optional(argv)
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -18,6 +18,7 @@ import statistics
 from bisect import bisect_left, insort
 from collections import deque
 from dataclasses import asdict, dataclass
+from operator import itemgetter
 from typing import Literal
 
 from watchdog.config import (
@@ -81,9 +82,10 @@ class Verdict:
 
 def quantile(ordered: list[float], q: float) -> float:
     """Linear-interpolated quantile ``q`` in [0, 1] of a sorted, non-empty list."""
-    pos = q * (len(ordered) - 1)
+    n = len(ordered)
+    pos = q * (n - 1)
     i = int(pos)
-    return ordered[i] if i + 1 >= len(ordered) else ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
+    return ordered[i] if i + 1 >= n else ordered[i] + (pos - i) * (ordered[i + 1] - ordered[i])
 
 
 class SortedWindow:
@@ -109,11 +111,12 @@ class SortedWindow:
         return quantile(self.sorted, q)
 
     def median(self) -> float:
-        return self.quantile(0.5)
+        return quantile(self.sorted, 0.5)
 
     def sigma(self) -> float:
         """Robust standard deviation: interquartile range / 1.349 (spikes do not move it)."""
-        return (self.quantile(0.75) - self.quantile(0.25)) * IQR_TO_SIGMA
+        ordered = self.sorted
+        return (quantile(ordered, 0.75) - quantile(ordered, 0.25)) * IQR_TO_SIGMA
 
     def state(self) -> list[float]:
         return list(self.fifo)
@@ -140,15 +143,19 @@ class LaggedWindow:
 
     def push(self, iteration: int, x: float) -> None:
         """Queue ``x``; values old enough join the window, values too old leave it."""
-        self.pending.append((iteration, x))
-        while self.pending and self.pending[0][0] <= iteration - self.lag:
-            it, value = self.pending.popleft()
-            self.window.push(value)
-            self.times.append(it)
-        window = self.window
-        while self.times and self.times[0] < iteration - self.lag - self.span:
-            self.times.popleft()
-            del window.sorted[bisect_left(window.sorted, window.fifo.popleft())]
+        pending, times, window = self.pending, self.times, self.window
+        pending.append((iteration, x))
+        joined = iteration - self.lag  # values up to this iteration join
+        fifo, ordered = window.fifo, window.sorted
+        while pending and pending[0][0] <= joined:
+            it, value = pending.popleft()
+            fifo.append(value)  # window.push(value) without its count check: this window never fills
+            insort(ordered, value)
+            times.append(it)
+        oldest = joined - self.span  # values before this iteration leave
+        while times and times[0] < oldest:
+            times.popleft()
+            del ordered[bisect_left(ordered, fifo.popleft())]
 
     def state(self) -> dict:
         return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
@@ -183,6 +190,12 @@ class Detector:
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
     _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
 
+    _reads_signals = True  # _values is this class's: the values are the signals as recorded
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls._reads_signals = cls._values is Detector._values  # decided once per class, not per record
+
     def __init__(self, warmup: WarmupConfig):
         self.warmup = warmup
         self.points = 0
@@ -191,7 +204,7 @@ class Detector:
     def update(self, record: MetricRecord) -> Verdict | None:
         """Feed one record; return a verdict or None."""
         signals = self.signals
-        if len(signals) == 1 and type(self)._values is Detector._values:
+        if self._reads_signals and len(signals) == 1:
             # one signal read as it is (most detectors): no dict built for a missing or non-finite value
             signal = signals[0]
             value = record.metrics.get(signal)
@@ -210,6 +223,11 @@ class Detector:
         if first is None:
             first = self.first_iteration = record.iteration
         return self._check(record, values, record.iteration - first >= self.warmup.min_iters)
+
+    def reads(self) -> tuple[str, ...]:
+        """Every metric key this detector may read. Records that carry none of them leave it as it was
+        built: no point counted, no state changed, no verdict."""
+        return self.signals
 
     def _values(self, record: MetricRecord) -> dict[str, float | None] | None:
         """The values this detector judges in ``record`` (None: nothing to judge)."""
@@ -306,10 +324,12 @@ class ValueLossThreshold(Detector):
         if not self.armed:
             self._try_arm(record, value, judging)
             return None
-        center, sigma = self._level()
+        center = self._center()
         if x <= center:
             self.last_at_level = record.iteration
-        if x - center < max(math.log(self.cfg.departure_ratio), self.cfg.departure_sigmas * sigma):
+        rise, floor = x - center, math.log(self.cfg.departure_ratio)
+        # rise < max(floor, ...) whenever rise < floor: the noise is estimated only when the ratio does not settle it
+        if rise < floor or rise < max(floor, self.cfg.departure_sigmas * self._noise()):
             self.above, self.first_above = 0, None  # at the settled level: the streak ends
             self.settled.push(record.iteration, x)
             return None
@@ -329,15 +349,16 @@ class ValueLossThreshold(Detector):
             onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
         )
 
-    def _level(self) -> tuple[float, float]:
-        """(median of the settled log-values, the run's noise per point in log space).
-
-        The noise is the robust sigma of point-to-point changes / sqrt 2: a trend in the window
-        (the early descent) does not inflate it. The arming window's median serves until the
-        settled window has 3 points."""
+    def _center(self) -> float:
+        """The settled level: the median of the settled log-values (the arming window's median until
+        the settled window has 3 points)."""
         window = self.settled.window
-        center = window.median() if len(window) >= 3 else self.arm_level[0]
-        return center, self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
+        return window.median() if len(window) >= 3 else self.arm_level[0]
+
+    def _noise(self) -> float:
+        """The run's noise per point in log space: the robust sigma of point-to-point changes / sqrt 2
+        (a trend in the window, the early descent, does not inflate it)."""
+        return self.steps.sigma() / math.sqrt(2.0) if len(self.steps) >= 3 else 0.0
 
     def _try_arm(self, record: MetricRecord, value: float, judging: bool) -> None:
         """Arm once the last ``arm_points`` points sit well below the threshold (isolated spikes allowed)."""
@@ -406,25 +427,28 @@ class TrendCusum(Detector):
         self.last_zero_iteration: int | None = None
 
     def _check(self, record, values, judging):
+        cfg = self.cfg
         x = _log(values[self.signal])
         self.recent.append(x)
         window = self.baseline.window
         ready = judging and len(window) >= self.warmup.baseline_points
-        if ready:
-            center, sigma, top = window.median(), max(window.sigma(), self.cfg.min_sigma), window.quantile(self.cfg.ref_quantile)
+        if ready:  # judged against the baseline as it was before this point joins it
+            center, sigma = window.median(), max(window.sigma(), cfg.min_sigma)
+            z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
+            # Capped, so that once a rise is over the detector quiets down in bounded time.
+            self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
+            if not self.cusum < cfg.warn_h:  # the top of its range is needed past the early return below only
+                top = window.quantile(cfg.ref_quantile)
         self.baseline.push(record.iteration, x)
         if not ready:
             self.last_zero_iteration = record.iteration
             return None
-        z = max(-self.cfg.z_cap, min(self.cfg.z_cap, (x - center) / sigma))
-        # Capped, so that once a rise is over the detector quiets down in bounded time.
-        self.cusum = min(max(0.0, self.cusum + z - self.cfg.drift_k), 1.5 * self.cfg.warn_h)
         if self.cusum == 0.0:
             self.last_zero_iteration = record.iteration
-        level = median3(*self.recent) if len(self.recent) == 3 else x
-        if self.cusum < self.cfg.warn_h:
+        if self.cusum < cfg.warn_h:
             self.persist = self.jumped = 0
             return None
+        level = median3(*self.recent) if len(self.recent) == 3 else x
         jump = self._jump(level) if self.cfg.alarm_ratio is not None else None
         what = "the top of its recent range"
         if jump is not None and jump < top:  # held alarm_ratio x above the newer, lower stretch: a jump
@@ -503,9 +527,12 @@ class BlowUp(Detector):
         level = median3(*self.recent)
         verdict = None
         if len(self.floor) >= 3:
-            low_it, low = min(self.floor, key=lambda p: p[1])
-            over = (level - low >= math.log(self.cfg.ratio) - 1e-9
-                    and level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9)
+            # above every level held before the floor window, then ratio x the floor: the first test (two
+            # comparisons, no side effects, either order) settles most points without the floor's minimum
+            over = level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9
+            if over:
+                low_it, low = min(self.floor, key=itemgetter(1))
+                over = level - low >= math.log(self.cfg.ratio) - 1e-9
             self.streak = self.streak + 1 if over else 0
             if over and self.streak >= self.cfg.patience_points:
                 verdict = self._verdict(
@@ -786,6 +813,9 @@ class PolicyStd(Detector):
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
         self.warned = False  # the current stretch's warning has been said
 
+    def reads(self) -> tuple[str, ...]:
+        return (LOG_STD_MAX, ENTROPY)
+
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
         exact = record.metrics.get(LOG_STD_MAX)
@@ -838,12 +868,14 @@ class PolicyStd(Detector):
 def _slope(points) -> float | None:
     """Least-squares slope of (x, y) pairs; None when all x are equal."""
     n = len(points)
-    mx = sum(p[0] for p in points) / n
-    my = sum(p[1] for p in points) / n
-    sxx = sum((p[0] - mx) ** 2 for p in points)
+    xs, ys = zip(*points)  # the same sums, term by term and in the same order, as over the pairs
+    mx = sum(xs) / n
+    my = sum(ys) / n
+    dx = [x - mx for x in xs]
+    sxx = sum([d ** 2 for d in dx])
     if sxx <= 0:
         return None
-    return sum((p[0] - mx) * (p[1] - my) for p in points) / sxx
+    return sum([d * (y - my) for d, y in zip(dx, ys)]) / sxx
 
 
 class NonFinite(Detector):
@@ -855,7 +887,12 @@ class NonFinite(Detector):
         super().__init__(warmup)
         self.cfg = cfg
 
+    def reads(self) -> tuple[str, ...]:
+        return TRACKED_KEYS
+
     def update(self, record: MetricRecord) -> Verdict | None:
+        if record.surely_finite():  # most records: one sum instead of a look at each tracked key
+            return None
         metrics = record.metrics
         bad = [k for k in TRACKED_KEYS if k in metrics and not math.isfinite(metrics[k])]
         if not bad:
@@ -930,6 +967,9 @@ class MemoryForecast(Detector):
         self.limits = {SYS_CUDA_RESERVED_MB: cfg.cuda_limit_mb, SYS_RSS_MB: cfg.rss_limit_mb}
         self.history: dict[str, list[list[float]]] = {}  # signal -> [[iteration, MiB], ...] (plain: saveable)
         self.warn_since: dict[str, int] = {}  # signal -> first iteration of its current warning stretch
+
+    def reads(self) -> tuple[str, ...]:
+        return tuple(s for s, _ in MEMORY_LIMITS)  # the limits in a record matter only with these
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """The memory signals present whose limit is known (configured, or in the record)."""

@@ -10,7 +10,7 @@ import copy
 import logging
 import math
 from collections import deque
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
@@ -27,18 +27,86 @@ HISTORY_POINTS = 1024
 MIN_ONSET_WINDOW = 40
 ONSET_LOOKBACK_ITERS = 50
 MAX_FIT_POINTS = 80
+DEFERRED_SNAPSHOT_RECORDS = 200  # deferred snapshots: a copy of the detectors' state at least this often
+
+
+def _build(cfg: WatchdogConfig, keys: Collection[str] | None) -> list[Detector]:
+    """The enabled detectors, less those that read none of ``keys`` (when given)."""
+    detectors = build_detectors(cfg)
+    return detectors if keys is None else [d for d in detectors if any(k in keys for k in d.reads())]
+
+
+def _detectors_state(detectors: list[Detector]) -> dict:
+    return {detector_key(d): d.state_dict() for d in detectors}
+
+
+def _load_detectors_state(detectors: list[Detector], state: dict) -> None:
+    for d in detectors:
+        if detector_key(d) in state:
+            d.load_state_dict(state[detector_key(d)])
+
+
+class DeferredSnapshot:
+    """A stable checkpoint's detector state, described instead of copied: the detectors as built,
+    loaded with ``anchor`` (an earlier copy; None: none) and fed ``records``. :meth:`state` takes
+    it, once, when something needs it (a rollback to its checkpoint, :meth:`Watchdog.state_dict`).
+
+    Exact: detectors are fed nothing but records (their state is a fold of the records over the
+    state they were loaded with), and ``state_dict``/``load_state_dict`` round-trip everything
+    that decides a later ``state_dict``. So the same detectors fed the same records from the same
+    anchor are in the state the live ones were in when the checkpoint was saved.
+    """
+
+    __slots__ = ("_cfg", "_keys", "_anchor", "_records", "_count", "_state")
+
+    def __init__(self, cfg: WatchdogConfig, keys: Collection[str] | None, anchor: dict | None,
+                 records: list[MetricRecord], count: int):
+        self._cfg, self._keys, self._anchor = cfg, keys, anchor
+        self._records, self._count = records, count  # the first ``count`` (the list grows after)
+        self._state: dict | None = None
+
+    def state(self) -> dict:
+        if self._state is None:
+            detectors = _build(self._cfg, self._keys)
+            if self._anchor is not None:
+                _load_detectors_state(detectors, self._anchor)
+            for record in self._records[: self._count]:
+                for detector in detectors:
+                    detector.update(record)
+            self._state = _detectors_state(detectors)
+            self._anchor = self._records = None
+        return self._state
+
+
+def _taken(snapshot: dict | DeferredSnapshot) -> dict:
+    return snapshot.state() if isinstance(snapshot, DeferredSnapshot) else snapshot
 
 
 class Watchdog:
     """Feed one :class:`MetricRecord` per PPO iteration to :meth:`observe`; carry out its actions."""
 
-    def __init__(self, cfg: WatchdogConfig | None = None, *, listeners: Iterable[Listener] = ()):
+    def __init__(self, cfg: WatchdogConfig | None = None, *, listeners: Iterable[Listener] = (),
+                 keys: Collection[str] | None = None, defer_snapshots: bool = False):
+        """``keys``: every metric key the records will carry, when known in advance (replay knows its
+        run). A detector that reads none of them would see nothing (no point, no state, no verdict), so
+        it is left out: the same verdicts, actions and events, fewer calls per record.
+
+        ``defer_snapshots``: a stable checkpoint's detector snapshot is a :class:`DeferredSnapshot`
+        (the records since the last copy) and a copy is taken every
+        ``DEFERRED_SNAPSHOT_RECORDS`` records only: for replay, where retention lets most
+        checkpoints go unused. A live run saves the watchdog's state with each checkpoint, so it
+        copies them as they come (the default)."""
         self.cfg = cfg or WatchdogConfig()
-        self.detectors: list[Detector] = build_detectors(self.cfg)
+        self.keys = None if keys is None else frozenset(keys)
+        self.detectors: list[Detector] = _build(self.cfg, keys)
         self.policy = Policy(self.cfg)
         self.history: deque[MetricRecord] = deque(maxlen=HISTORY_POINTS)
         self.listeners: list[Listener] = list(listeners)
-        self.detector_snapshots: dict[str, dict] = {}
+        self.detector_snapshots: dict[str, dict | DeferredSnapshot] = {}
+        self.defer_snapshots = defer_snapshots
+        # deferred snapshots: the detectors are ``_anchor`` (None: as built) fed ``_fed``; None: not known
+        self._anchor: dict | None = None
+        self._fed: list[MetricRecord] | None = [] if defer_snapshots else None
         self.last_record: MetricRecord | None = None
         self.last_verdicts: list[Verdict] = []
 
@@ -71,6 +139,8 @@ class Watchdog:
         """Judge one iteration; returns the actions the driver must carry out now."""
         self.last_record = record
         self.history.append(record)
+        if self._fed is not None:
+            self._fed.append(record)
         verdicts = []
         for detector in self.detectors:
             verdict = detector.update(record)
@@ -81,7 +151,7 @@ class Watchdog:
 
     def checkpoint_saved(self, ref: CheckpointRef) -> list[CheckpointRef]:
         """The driver saved a stable checkpoint; returns the ones retention lets go."""
-        self.detector_snapshots[ref.tag] = self.detectors_state()
+        self.detector_snapshots[ref.tag] = self._snapshot()
         evicted = self.policy.add_stable(ref)
         self._drop_snapshots(evicted)
         self.emit("stable_checkpoint", checkpoint=ref.path or ref.tag, checkpoint_iteration=ref.iteration)
@@ -103,7 +173,7 @@ class Watchdog:
         target = action.target
         snapshot = self.detector_snapshots.get(target.tag)
         if snapshot is not None:
-            self.load_detectors_state(snapshot)
+            self.load_detectors_state(_taken(snapshot))
         abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
         self._drop_snapshots(abandoned)
         self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
@@ -122,6 +192,16 @@ class Watchdog:
         self.policy.resumed(ref, record_iteration, recoveries)
         if ref is not None:
             self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
+
+    def _snapshot(self) -> dict | DeferredSnapshot:
+        """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""
+        fed = self._fed
+        if fed is not None and len(fed) < DEFERRED_SNAPSHOT_RECORDS:
+            return DeferredSnapshot(self.cfg, self.keys, self._anchor, fed, len(fed))
+        state = self.detectors_state()
+        if self.defer_snapshots:  # the next deferred ones start from this copy
+            self._anchor, self._fed = state, []
+        return state
 
     def _drop_snapshots(self, refs: list[CheckpointRef]) -> None:
         for ref in refs:
@@ -148,19 +228,19 @@ class Watchdog:
     # --- state ----------------------------------------------------------------------------------
 
     def detectors_state(self) -> dict:
-        return {detector_key(d): d.state_dict() for d in self.detectors}
+        return _detectors_state(self.detectors)
 
     def load_detectors_state(self, state: dict) -> None:
-        for d in self.detectors:
-            if detector_key(d) in state:
-                d.load_state_dict(state[detector_key(d)])
+        _load_detectors_state(self.detectors, state)
+        if self.defer_snapshots:  # not a fold of records any more: the next snapshot is a copy
+            self._fed = None
 
     def state_dict(self) -> dict:
         """Detectors, policy and per-checkpoint detector snapshots (the history is not kept)."""
         return {
             "detectors": self.detectors_state(),
             "policy": self.policy.state_dict(),
-            "detector_snapshots": copy.deepcopy(self.detector_snapshots),
+            "detector_snapshots": copy.deepcopy({tag: _taken(s) for tag, s in self.detector_snapshots.items()}),
         }
 
     def load_state_dict(self, state: dict) -> None:

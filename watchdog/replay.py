@@ -375,7 +375,11 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     """Feed the records through ``Watchdog(cfg)``, carrying out its actions virtually."""
     report = RunReport(run=run, source=data.source, input_warnings=list(data.warnings), records=data.records,
                        iterations=len(data.records))
-    wd = Watchdog(cfg, listeners=[report.events.append])
+    keys: set[str] = set()
+    for rec in data.records:
+        keys.update(rec.metrics)
+    # only the detectors that can see something; snapshots taken when a rollback needs one
+    wd = Watchdog(cfg, listeners=[report.events.append], keys=keys, defer_snapshots=True)
     threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
     report.first_nonfinite = first_nonfinite(data.records)
     driver = ReplayDriver(report)
@@ -392,12 +396,8 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
 def first_nonfinite(records: list[MetricRecord]) -> dict | None:
     """The first record with a NaN/Inf tracked metric (over the whole run, even after a stop)."""
     for rec in records:
-        try:
-            total = sum(rec.metrics.values())
-            if type(total) is float and total - total == 0:  # finite: so is every value (NaN/Inf never sum to one)
-                continue
-        except (TypeError, OverflowError):  # not plain numbers: the per-key check decides
-            pass
+        if rec.surely_finite():  # most records: one sum instead of a look at each key
+            continue
         bad = rec.nonfinite_keys()
         if bad:
             return {"iteration": rec.iteration, "step": rec.env_steps, "keys": bad}

@@ -96,6 +96,15 @@ class MetricRecord:
         """The value of ``key`` (bare or namespaced), or None when this record lacks it."""
         return self.metrics.get(normalize_key(key))
 
+    def surely_finite(self) -> bool:
+        """True when every value is a finite float, found by one sum (NaN/Inf never sum to a finite
+        float); False when some value may not be: :meth:`nonfinite_keys` decides."""
+        try:
+            total = sum(self.metrics.values())
+        except (TypeError, OverflowError):  # not plain numbers
+            return False
+        return type(total) is float and total - total == 0
+
     def nonfinite_keys(self, keys: Iterable[str] = TRACKED_KEYS) -> list[str]:
         """Tracked keys whose value is NaN or infinite (``sys/*`` never: a counter is not the run)."""
         return [k for k in keys if k in self.metrics and not k.startswith(SYS_PREFIX)

@@ -190,3 +190,73 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("watchdog: error:") and str(target) in lines[0]
+
+
+def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_run, monkeypatch):
+    """Replay leaves out the detectors that read none of the run's keys, and defers the detector
+    snapshots: the report, rollbacks and events included, is the one every detector with a copy at
+    every stable checkpoint gives."""
+    import watchdog.replay as replay_mod
+    from watchdog.config import WatchdogConfig
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import Watchdog
+
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    runs = [r for run in runs for r in replay_mod.find_run_dirs([run])]
+    built = []
+
+    def every_detector(cfg, *, listeners, keys, **deferred):
+        wd = Watchdog(cfg, listeners=listeners)
+        built.append((len(wd.detectors), len(Watchdog(cfg, keys=keys).detectors)))
+        return wd
+
+    rollbacks = 0
+    for run in runs:
+        data = replay_mod.load_run(run)
+        cfg = config_for_run(WatchdogConfig(), data.info)
+        fewer = replay_mod.replay_records(data, cfg, run=str(run)).to_dict()
+        with monkeypatch.context() as m:
+            m.setattr(replay_mod, "Watchdog", every_detector)
+            every = replay_mod.replay_records(data, cfg, run=str(run)).to_dict()
+        assert fewer == every, run
+        rollbacks += len(every["would_roll_back"])
+    assert rollbacks >= 2  # rollbacks restore the detectors' snapshots: the left-out ones have none
+    assert all(n_fewer < n_every for n_every, n_fewer in built)  # e.g. no memory or throughput signals
+
+
+def test_deferred_snapshots_are_the_copies_a_live_watchdog_takes(diverged_run):
+    """At every stable checkpoint, and after every rollback, a deferred snapshot taken later is the
+    copy taken at the time (runs with rollbacks, a copy every DEFERRED_SNAPSHOT_RECORDS records)."""
+    import watchdog.replay as replay_mod
+    from watchdog.config import WatchdogConfig
+    from watchdog.driver import carry_out
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import DeferredSnapshot, Watchdog
+
+    data_dir = Path(__file__).resolve().parents[1] / "data"
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    deferred_seen = rollbacks = 0
+    for run in (r for path in runs for r in replay_mod.find_run_dirs([path])):
+        data = replay_mod.load_run(run)
+        cfg = config_for_run(WatchdogConfig(), data.info)
+        keys = set().union(*(r.metrics for r in data.records))
+        lazy = Watchdog(cfg, keys=keys, defer_snapshots=True)
+        eager = Watchdog(cfg, keys=keys)
+        copies = {}
+        for rec in data.records:
+            actions = lazy.observe(rec)
+            assert eager.observe(rec) == actions
+            before = set(lazy.detector_snapshots)
+            go_on = carry_out(lazy, actions, replay_mod.VirtualDriver(), config_name="safe")
+            carry_out(eager, actions, replay_mod.VirtualDriver(), config_name="safe")
+            rollbacks += sum(a.__class__.__name__ == "Rollback" for a in actions)
+            for tag in set(lazy.detector_snapshots) - before:
+                copies[tag] = eager.detector_snapshots[tag]
+            assert lazy.detectors_state() == eager.detectors_state()
+            if not go_on:
+                break
+        for tag, snapshot in lazy.detector_snapshots.items():
+            deferred_seen += isinstance(snapshot, DeferredSnapshot)
+            assert lazy.state_dict()["detector_snapshots"][tag] == copies[tag] == eager.detector_snapshots[tag]
+    assert deferred_seen > 10 and rollbacks >= 2
