@@ -358,3 +358,11 @@ def test_a_real_lr_fault_is_caught_live_as_in_replay_and_rolled_back_before_it(t
     assert 280 <= rollback["to_iteration"] < 300, rollback
     assert kinds(events, "config_switch")[0]["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
     assert alg.learning_rate == pytest.approx(SAFE_LR) and not runner.watch_result.stopped
+
+
+def test_a_given_config_is_judged_as_replay_judges_rsl_rl(tmp_path):
+    """A user's config (the library defaults here) gets what replay gives an rsl_rl run."""
+    run = Watched(tmp_path, [], wd_cfg=WatchdogConfig())
+    cfg = run.runner.watch.watchdog.cfg
+    assert not cfg.value_loss.enabled and cfg.trend.alarm_ratio is None and cfg.policy.reward_corroborates
+    assert cfg.reward_collapse.signal == "rollout/episode_return"

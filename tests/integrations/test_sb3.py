@@ -297,3 +297,15 @@ def test_a_real_lr_fault_collapses_the_policy_live_and_is_rolled_back_before_it_
     assert jump - 30 <= rollback["to_iteration"] <= jump and abs(alarm["onset_iteration"] - jump) <= 10, rollback
     assert all(p["lr"] == [SAFE_LR] for p in model.probes if p["iteration"] > rollback["iteration"])
     assert [e["event"] for e in events].count("rollback") == 1 and not callback.result.stopped
+
+
+def test_a_given_config_is_judged_as_replay_judges_sb3(tmp_path):
+    """A user's config (the library defaults here) gets what replay gives an SB3 run: no 0.2 rule, a
+    trend that only warns, reward corroboration, the episode return as the reward; unless it says the
+    value targets are normalised."""
+    plain = WatchdogCallback(tmp_path / "a", config=WatchdogConfig(), console=False).cfg
+    assert not plain.value_loss.enabled and plain.trend.alarm_ratio is None and plain.policy.reward_corroborates
+    assert plain.reward_collapse.signal == "rollout/episode_return"
+    normalised = WatchdogConfig.model_validate({"tags": {"value_targets_normalized": True}})
+    kept = WatchdogCallback(tmp_path / "b", config=normalised, console=False).cfg
+    assert kept.value_loss.enabled and kept.trend.alarm_ratio == WatchdogConfig().trend.alarm_ratio

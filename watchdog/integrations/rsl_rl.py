@@ -97,7 +97,8 @@ from rsl_rl.runners import OnPolicyRunner  # noqa: E402  (after the version chec
 def default_watchdog_config() -> WatchdogConfig:
     """The watchdog defaults with the absolute value-loss rule off (rsl_rl's value targets are not
     normalised) and the reward detector on the mean episode return (rsl_rl's ``Train/mean_reward``, what
-    replay judges: a per-step reward can hold while the episodes' returns fall)."""
+    replay judges: a per-step reward can hold while the episodes' returns fall). A config the runner is
+    given gets the same treatment."""
     return live_config("rsl_rl", reward=EPISODE_RETURN)
 
 
@@ -279,7 +280,8 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         if run_dir is None:
             raise WatchdogError("the watched runner needs a directory for its event log and checkpoints",
                                 hint="pass log_dir or run_dir")
-        wd_cfg = _load(watchdog_config, WatchdogConfig, load_watchdog_config) or default_watchdog_config()
+        # a given config is judged as replay judges rsl_rl too (frameworks.config_for_run)
+        wd_cfg = live_config("rsl_rl", _load(watchdog_config, WatchdogConfig, load_watchdog_config), reward=EPISODE_RETURN)
         safe = _load(safe_config, RslRlSafeConfig, load_rsl_rl_safe_config) or FIELD_REPORT_SAFE
         super().__init__(env, train_cfg, log_dir, device)
         if self.is_distributed:

@@ -79,7 +79,8 @@ _SCHEDULE_KEYS = ("learning_rate", "clip_range")
 def default_config() -> WatchdogConfig:
     """The library's defaults without the absolute value-loss rule (SB3's value targets are raw returns),
     the reward detector on the mean episode return (SB3's ``rollout/ep_rew_mean``, what replay judges:
-    a step reward is constant on CartPole-like tasks, where only the episodes' lengths change)."""
+    a step reward is constant on CartPole-like tasks, where only the episodes' lengths change). A config
+    the callback is given gets the same treatment."""
     return live_config("sb3", reward=EPISODE_RETURN)
 
 
@@ -254,8 +255,10 @@ class WatchdogCallback(BaseCallback):
                  console: WatchdogConsole | bool = True, seed: int | None = None, verbose: int = 0):
         super().__init__(verbose)
         self.run_dir = Path(run_dir)
-        self.cfg = config if isinstance(config, WatchdogConfig) else (
-            default_config() if config is None else load_watchdog_config(config))
+        # a given config is judged as replay judges SB3 too (frameworks.config_for_run: the value-loss rule,
+        # the trend and the reward signal for raw-return value targets; tags.value_targets_normalized decides)
+        given = config if isinstance(config, WatchdogConfig) or config is None else load_watchdog_config(config)
+        self.cfg = live_config("sb3", given, reward=EPISODE_RETURN)
         self.safe_name = "field report safe values" if safe_config is None else (
             "safe config" if isinstance(safe_config, SB3SafeConfig) else Path(safe_config).name)
         self.safe = safe_config if isinstance(safe_config, SB3SafeConfig) else (
