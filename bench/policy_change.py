@@ -8,6 +8,7 @@ windows of ``entropy_collapse`` and ``kl_surge`` (200 iterations ending 20 back,
 
 - entropy: the largest, over 3 points in a row, of min(drop below the window's 5 % quantile / its 5-95 %
   range, drop / 0.1 nat): the detector fires where both parts pass 2x and 0.2 nat, i.e. where this is >= 2;
+  and the same upwards (a rise above the 95 % quantile: ``entropy_surge``);
 - KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x).
 
 The windows here keep learning through a fall or a surge (the detectors freeze theirs), so these are the
@@ -58,6 +59,13 @@ def entropy_score(value: float, window: np.ndarray) -> float:
     return min(drop / (high - low) if high > low else (math.inf if drop > 0 else 0.0), drop / 0.1)
 
 
+def rise_score(value: float, window: np.ndarray) -> float:
+    """The same as :func:`entropy_score`, upwards (``entropy_surge``)."""
+    low, high = np.quantile(window, [0.05, 0.95])
+    rise = value - high
+    return min(rise / (high - low) if high > low else (math.inf if rise > 0 else 0.0), rise / 0.1)
+
+
 def kl_score(value: float, window: np.ndarray) -> float:
     return value / max(float(np.quantile(window, 0.95)), 1e-12)
 
@@ -72,12 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             records = load_run(run).records
             row = {"run": str(run.relative_to(root.parent)), "faulted": "fault" in str(run)}
             key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
-            for name, k, score in (("entropy", key, entropy_score), ("kl", APPROX_KL, kl_score)):
+            for name, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
+                                   ("kl", APPROX_KL, kl_score)):
                 its, values = _series(records, k)
                 row[name], row[f"{name}_at"] = largest(its, values, score) if len(values) >= 20 else (None, None)
             rows.append(row)
-            print(f"{row['run'][:78]:78s} entropy {row['entropy'] or 0:8.2f}  kl {row['kl'] or 0:10.1f}", flush=True)
-    for part in ("entropy", "kl"):
+            print(f"{row['run'][:70]:70s} entropy fall {row['entropy'] or 0:6.2f} rise {row['entropy_rise'] or 0:6.2f}"
+                  f"  kl {row['kl'] or 0:10.1f}", flush=True)
+    for part in ("entropy", "entropy_rise", "kl"):
         healthy = [r[part] for r in rows if not r["faulted"] and r[part] is not None]
         print(f"{part}: largest on a run without a fault {max(healthy):.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -200,6 +200,13 @@ class EntropyCollapseConfig(BaseModel):
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
 
 
+class EntropySurgeConfig(EntropyCollapseConfig):
+    """The policy's entropy *rising* abruptly far above its recent range (a Gaussian policy's std
+    running away within a few updates): the same fields, read upwards (``range_ratio`` times the
+    window's 5-95 % width above its 95 % quantile, and ``min_drop_nats`` nats). Advisory on its own;
+    with a reward collapse at the same time it is divergence (``policy_collapse``)."""
+
+
 class KlSurgeConfig(BaseModel):
     """The policy's per-update KL divergence (``train/approx_kl``) jumping far above its own recent range.
 
@@ -394,6 +401,7 @@ class WatchdogConfig(BaseModel):
     critic_grad_norm: CriticGradNormConfig = Field(default_factory=CriticGradNormConfig)
     reward_collapse: RewardCollapseConfig = Field(default_factory=RewardCollapseConfig)
     entropy_collapse: EntropyCollapseConfig = Field(default_factory=EntropyCollapseConfig)
+    entropy_surge: EntropySurgeConfig = Field(default_factory=EntropySurgeConfig)
     kl_surge: KlSurgeConfig = Field(default_factory=KlSurgeConfig)
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)

@@ -75,6 +75,9 @@ ADVICE: dict[str, tuple[str, str]] = {
     "entropy_collapse": ("the policy's entropy fell far below its recent range within a few updates: updates "
                          "too large for PPO's trust region (learning rate, epochs)",
                          "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+    "entropy_surge": ("the policy's entropy rose far above its recent range within a few updates: its std is "
+                      "running away (updates too large for PPO's trust region, or an entropy bonus the reward no "
+                      "longer outweighs)", "lower lr, or entropy_coef, if it was not meant (cfgs/ppo_safe.yaml lowers lr)"),
     "kl_surge": ("the policy's KL per update jumped far above its recent range: updates too large for PPO's "
                  "trust region (learning rate, epochs)",
                  "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
@@ -87,10 +90,11 @@ ADVICE: dict[str, tuple[str, str]] = {
 _WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default 10x) "
                           "its baseline",
                  "entropy_collapse": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too",
+                 "entropy_surge": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too",
                  "kl_surge": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"}
 # What the threshold is, where it is not a plain upper limit.
 _THRESHOLD_LABEL = {"trend": "its baseline", "policy_std": "overflow at", "reward_collapse": "floor",
-                    "entropy_collapse": "floor", "policy_collapse": "floor"}
+                    "entropy_collapse": "floor", "entropy_surge": "ceiling"}
 
 # --------------------------------------------------------------------------- formatting
 

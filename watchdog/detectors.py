@@ -25,6 +25,7 @@ from watchdog.config import (
     BlowUpConfig,
     CriticGradNormConfig,
     EntropyCollapseConfig,
+    EntropySurgeConfig,
     KlSurgeConfig,
     NonFiniteConfig,
     PolicyStdConfig,
@@ -681,7 +682,7 @@ class EntropyCollapse(Detector):
     _state_fields = ("down", "first_down", "fall_start")
     _window_fields = ("values",)
 
-    def __init__(self, cfg: EntropyCollapseConfig, warmup: WarmupConfig):
+    def __init__(self, cfg: EntropyCollapseConfig | EntropySurgeConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
         self.signals = (POLICY_ENTROPY, ENTROPY)
@@ -708,29 +709,48 @@ class EntropyCollapse(Detector):
             self.values.push(record.iteration, value)
         return verdict
 
+    direction = -1  # falls; EntropySurge: rises
+    _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
+    _meaning = "the policy is turning deterministic"
+
     def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow) -> Verdict | None:
-        low = window.quantile(0.05)
-        width = window.quantile(0.95) - low
+        low, high = window.quantile(0.05), window.quantile(0.95)
+        width = high - low
+        edge = low if self.direction < 0 else high  # the side of the recent range it leaves by
+        beyond = (value - edge) * self.direction  # how far outside it, in nats (exact: a sign flip)
         limit = max(self.cfg.range_ratio * width, self.cfg.min_drop_nats)
-        drop = low - value
-        if drop <= 0:
+        if beyond <= 0:
             self.fall_start = None
         elif self.fall_start is None:
             self.fall_start = record.iteration
-        if not self._held(record, limit > 0 and drop > limit):
+        if not self._held(record, limit > 0 and beyond > limit):
             return None
-        # the fall began where the entropy last left its recent range, on its way down; a decline that
-        # has sat below the lagged window all along dates it no earlier than the window's lag
+        # the change began where the entropy last left its recent range, on its way out; a drift that
+        # has sat outside the lagged window all along dates it no earlier than the window's lag
         onset = max(self.fall_start, self.first_down - self.cfg.lag_iters)
         verdict = self._verdict(
-            record, "warning", signal, value, low - limit,
-            f"policy entropy {value:.3g} fell {drop:.3g} nats below its recent low {low:.3g} (5 % quantile of "
-            f"{self.cfg.baseline_iters} iterations; {drop / width if width > 0 else math.inf:.0f}x their 5-95 % "
-            f"range) for {self.down} points: the policy is turning deterministic",
+            record, "warning", signal, value, edge + self.direction * limit,
+            f"policy entropy {value:.3g} " + self._what.format(beyond=beyond, edge=edge)
+            + f" of {self.cfg.baseline_iters} iterations; {beyond / width if width > 0 else math.inf:.0f}x their 5-95 % "
+            f"range) for {self.down} points: {self._meaning}",
             onset_hint=onset,
         )
         verdict.advisory = True
         return verdict
+
+
+class EntropySurge(EntropyCollapse):
+    """The policy's entropy *rising* abruptly far above its recent range, by the same measure
+    (``entropy_surge``; the same config fields): a Gaussian policy's std running away within a few
+    updates (updates far outside PPO's trust region). A steady climb (MAPush's entropy bonus at work)
+    sits above the lagged window by a fraction of its width, as a steady decline sits below it: the
+    healthy runs here reach 0.88 of the rule, the learning-rate faults 2.5 to 17. Advisory; with a
+    reward collapse, ``policy_collapse``."""
+
+    name = "entropy_surge"
+    direction = 1
+    _what = "rose {beyond:.3g} nats above its recent high {edge:.3g} (95 % quantile"
+    _meaning = "the policy's noise is running away"
 
 
 class KlSurge(Detector):
@@ -922,6 +942,8 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
     if cfg.entropy_collapse.enabled:
         found.append(EntropyCollapse(cfg.entropy_collapse, cfg.warmup))
+    if cfg.entropy_surge.enabled:
+        found.append(EntropySurge(cfg.entropy_surge, cfg.warmup))
     if cfg.kl_surge.enabled:
         found.append(KlSurge(cfg.kl_surge, cfg.warmup))
     if cfg.policy_std.enabled:

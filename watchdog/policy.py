@@ -109,7 +109,7 @@ class SaveResume:
 Action = SaveStable | Rollback | Stop | SaveResume
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
 # advisory warnings that a policy left PPO's trust region: with a reward collapse, divergence
-POLICY_CHANGE_DETECTORS = ("entropy_collapse", "kl_surge")
+POLICY_CHANGE_DETECTORS = ("entropy_collapse", "entropy_surge", "kl_surge")
 Emit = Callable[..., None]
 OnsetFn = Callable[[Verdict], Onset]
 
@@ -209,7 +209,7 @@ class Policy:
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
         """Several different detectors warning at once is divergence too (when configured); so is a
-        reward collapse while the policy's entropy has collapsed or its KL per update surged
+        reward collapse while the policy's entropy has collapsed or surged or its KL per update surged
         (``policy_collapse``, always), and a climbing value loss (or critic grad norm) while the reward
         collapses (``reward_corroborates``)."""
         if not warnings:
@@ -227,8 +227,8 @@ class Policy:
         changes = [v for v in warnings if v.detector in POLICY_CHANGE_DETECTORS]
         if changes:
             policy = min(changes, key=lambda v: v.iteration if v.onset_hint is None else v.onset_hint)
-            # a policy pushed out of PPO's trust region (made near-deterministic, or moved by far more
-            # than its usual KL per update), and the reward falling with it: dated by whichever came
+            # a policy pushed out of PPO's trust region (made near-deterministic, its noise running away,
+            # or moved by far more than its usual KL per update), and the reward falling with it: dated by whichever came
             # first (the policy's change, as a rule: the returns follow once the worse policy has acted)
             return Verdict("policy_collapse", "alarm", policy.signal, policy.value, policy.threshold,
                            f"the reward collapses ({reward.reason}) after the {policy.reason}",

@@ -172,7 +172,7 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 12
+    assert len(build_detectors(WatchdogConfig())) == 13
 
 
 def _std_records(log_stds, *, dims=3, exact=False):
@@ -496,3 +496,29 @@ def test_policy_change_state_survives_strict_json_mid_collapse(split):
         assert a == b, rec.iteration
         seen.update(d for d, *_ in a)
     assert {"entropy_collapse", "kl_surge"} <= seen or split == 290 and "reward_collapse" in seen, seen
+
+
+def test_a_runaway_entropy_with_a_reward_collapse_is_a_policy_collapse_a_steady_climb_is_quiet():
+    """entropy_surge mirrors entropy_collapse: a climb of 0.003 nats an iteration (an entropy bonus at
+    work) is quiet; a std running away (entropy +0.1 an iteration from 300) is an advisory warning dated
+    where it left its range (a climb that sat above the lagged window all along: at most the window's lag,
+    20, before it crossed), and with the reward's fall from 360 a policy_collapse."""
+    rng = np.random.default_rng(8)
+
+    def run(runaway: bool, falls: bool) -> list[MetricRecord]:
+        out = []
+        for it in range(500):
+            entropy = 4.0 + 0.003 * it + rng.normal(0, 0.01) + (0.1 * (it - 299) if runaway and it >= 300 else 0.0)
+            reward = (15 if falls and it >= 360 else 20 + 0.1 * it) + rng.normal(0, 1.0)
+            out.append(MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "train/entropy": entropy,
+                                                               "average_step_reward": reward}))
+        return out
+
+    assert drive(run(False, False)).kinds("warning") == []
+    alone = drive(run(True, False))
+    assert [(w["detector"], w["advisory"]) for w in alone.kinds("warning")] == [("entropy_surge", True)]
+    assert 280 <= alone.kinds("warning")[0]["onset_iteration"] <= 305 and alone.rollbacks == []
+    both = drive(run(True, True), stop_after_rollback=True)
+    alarm = both.first("alarm")
+    assert alarm is not None and alarm["detector"] == "policy_collapse" and 280 <= alarm["onset_iteration"] <= 305
+    assert both.rollbacks and both.rollbacks[0].target.iteration < 300
