@@ -936,22 +936,13 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.extend(BlowUp(cfg.blowup, cfg.warmup, s) for s in cfg.blowup.signals)
     if cfg.trend.enabled:
         found.extend(TrendCusum(cfg.trend, cfg.warmup, s) for s in cfg.trend.signals)
-    if cfg.critic_grad_norm.enabled:
-        found.append(CriticGradNorm(cfg.critic_grad_norm, cfg.warmup))
-    if cfg.reward_collapse.enabled:
-        found.append(RewardCollapse(cfg.reward_collapse, cfg.warmup))
-    if cfg.entropy_collapse.enabled:
-        found.append(EntropyCollapse(cfg.entropy_collapse, cfg.warmup))
-    if cfg.entropy_surge.enabled:
-        found.append(EntropySurge(cfg.entropy_surge, cfg.warmup))
-    if cfg.kl_surge.enabled:
-        found.append(KlSurge(cfg.kl_surge, cfg.warmup))
-    if cfg.policy_std.enabled:
-        found.append(PolicyStd(cfg.policy_std, cfg.warmup))
-    if cfg.memory.enabled:
-        found.append(MemoryForecast(cfg.memory, cfg.warmup))
-    if cfg.throughput.enabled:
-        found.append(Throughput(cfg.throughput, cfg.warmup))
+    for section, kind in (("critic_grad_norm", CriticGradNorm), ("reward_collapse", RewardCollapse),
+                          ("entropy_collapse", EntropyCollapse), ("entropy_surge", EntropySurge),
+                          ("kl_surge", KlSurge), ("policy_std", PolicyStd), ("memory", MemoryForecast),
+                          ("throughput", Throughput)):
+        sub = getattr(cfg, section)
+        if sub.enabled:
+            found.append(kind(sub, cfg.warmup))
     return found
 
 
