@@ -87,11 +87,11 @@ ADVICE: dict[str, tuple[str, str]] = {
     "corroboration": ("several detectors warn at once", "treat it as a divergence: lower the learning rates"),
 }
 # A warning's next step, where it differs from the alarm's.
+_POLICY_CHANGE_NEXT = "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"
 _WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default 10x) "
                           "its baseline",
-                 "entropy_collapse": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too",
-                 "entropy_surge": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too",
-                 "kl_surge": "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"}
+                 "entropy_collapse": _POLICY_CHANGE_NEXT, "entropy_surge": _POLICY_CHANGE_NEXT,
+                 "kl_surge": _POLICY_CHANGE_NEXT}
 # What the threshold is, where it is not a plain upper limit.
 _THRESHOLD_LABEL = {"trend": "its baseline", "policy_std": "overflow at", "reward_collapse": "floor",
                     "entropy_collapse": "floor", "entropy_surge": "ceiling"}

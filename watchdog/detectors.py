@@ -679,17 +679,20 @@ class EntropyCollapse(Detector):
     """
 
     name = "entropy_collapse"
+    signals = (POLICY_ENTROPY, ENTROPY)  # the first one a record has
+    direction = -1  # falls; EntropySurge: rises
+    _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
+    _meaning = "the policy is turning deterministic"
     _state_fields = ("down", "first_down", "fall_start")
     _window_fields = ("values",)
 
     def __init__(self, cfg: EntropyCollapseConfig | EntropySurgeConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
-        self.signals = (POLICY_ENTROPY, ENTROPY)
         self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.down = 0
         self.first_down: int | None = None
-        self.fall_start: int | None = None  # first point of the current stretch below the window's low
+        self.fall_start: int | None = None  # first point of the current stretch outside the window's range
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         metrics = record.metrics
@@ -708,10 +711,6 @@ class EntropyCollapse(Detector):
         if self.down == 0:  # a collapse does not teach the window what normal is
             self.values.push(record.iteration, value)
         return verdict
-
-    direction = -1  # falls; EntropySurge: rises
-    _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
-    _meaning = "the policy is turning deterministic"
 
     def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow) -> Verdict | None:
         low, high = window.quantile(0.05), window.quantile(0.95)

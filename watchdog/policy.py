@@ -227,9 +227,10 @@ class Policy:
         changes = [v for v in warnings if v.detector in POLICY_CHANGE_DETECTORS]
         if changes:
             policy = min(changes, key=lambda v: v.iteration if v.onset_hint is None else v.onset_hint)
-            # a policy pushed out of PPO's trust region (made near-deterministic, its noise running away,
-            # or moved by far more than its usual KL per update), and the reward falling with it: dated by whichever came
-            # first (the policy's change, as a rule: the returns follow once the worse policy has acted)
+            # a policy pushed out of PPO's trust region (made near-deterministic, its noise running
+            # away, or moved by far more than its usual KL per update), and the reward falling with
+            # it: dated by whichever came first (the policy's change, as a rule: the returns follow
+            # once the worse policy has acted)
             return Verdict("policy_collapse", "alarm", policy.signal, policy.value, policy.threshold,
                            f"the reward collapses ({reward.reason}) after the {policy.reason}",
                            reward.iteration, reward.env_steps,
