@@ -90,10 +90,19 @@ class BlowUpConfig(BaseModel):
     ratio: float = Field(100.0, gt=1, description="3-point median this many times its recent floor...")
     floor_points: int = Field(10, ge=3, le=10_000, description="...the lowest 3-point median of this many previous points...")
     envelope_factor: float = Field(
-        3.0, ge=1, description="...and this many times every level the run held before the floor window."
+        3.0, ge=1,
+        description="...and this many times every level the run held before that floor (before the window, and in it "
+        "before its low)."
     )
     patience_points: int = Field(
         1, ge=1, le=1000, description="Consecutive points before the alarm (a 3-point median is already two points high)."
+    )
+    explained_by: str | None = Field(
+        None,
+        description="The return's metric key, where the value targets are not normalised (set per run): a blow-up "
+        "while the return jumped above its own recent range and by at least the loss's root, and not climbing "
+        "envelope_factor x further, is the critic meeting returns it has not seen, an advisory warning, not an "
+        "alarm.",
     )
 
 

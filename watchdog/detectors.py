@@ -501,14 +501,27 @@ class BlowUp(Detector):
 
     Fires when the 3-point median of the signal is ``ratio`` times its floor (the lowest 3-point
     median of the previous ``floor_points`` points) and ``envelope_factor`` times every level the
-    run held before that floor window, for ``patience_points`` points in a row. One spike cannot
-    move a 3-point median; a run that starts high and settles never rises over its own floor; a
-    run that repeatedly visits a high level and comes back (CartPole's value loss at the 500-step
-    limit) has that level in its envelope.
+    run held before that floor (before the floor window, and in it before its lowest point), for
+    ``patience_points`` points in a row. One spike cannot move a 3-point median; a run that starts
+    high and settles never rises over its own floor; a run that repeatedly visits a high level and
+    comes back (CartPole's value loss at the 500-step limit) has that level in its envelope; a
+    signal whose noise spans 100x (a critic that fits the returns almost exactly: 1e-6 to 5e-4)
+    returns to levels it held a few points before its dip, which is no blow-up.
+
+    Where the value targets are not normalised (``explained_by``: the return's key), the loss is in
+    the returns' squared units, and a critic meeting returns it has never seen (the first episodes to
+    reach a sparse goal) blows up by 10^4x in one update while the run learns. A blow-up while the
+    return has *jumped* (above the highest it held over the floor window up to the floor's low, by
+    more than its range there: a rise faster than it had been moving; and by at least the critic's RMS
+    error, the root of the loss: new returns explain no larger error than their own jump) is an
+    advisory warning: with a reward collapse it is divergence (``policy.reward_corroborates``). A
+    blow-up whose return did not jump so stays an alarm, and so does one *still climbing*:
+    ``envelope_factor`` x above its own first level (a critic's loss on new returns peaks as it meets
+    them and falls as it fits them).
     """
 
     name = "blowup"
-    _state_fields = ("recent", "floor", "envelope", "streak")
+    _state_fields = ("recent", "floor", "envelope", "streak")  # and below: returns, first_level (absent from older saves)
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -519,42 +532,92 @@ class BlowUp(Detector):
         self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
         self.envelope = NO_LEVEL
         self.streak = 0
+        # (iteration, return) of the records the floor window spans, and the two before it
+        self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
+        self.first_level = NO_LEVEL  # the level of the streak's first point
+
+    def reads(self) -> tuple[str, ...]:
+        return self.signals if self.cfg.explained_by is None else (*self.signals, self.cfg.explained_by)
 
     def _check(self, record, values, judging):
         x = _log(values[self.signal])
         self.recent.append(x)
+        if self.cfg.explained_by is not None:
+            ret = record.metrics.get(self.cfg.explained_by)
+            if ret is not None and math.isfinite(ret):
+                self.returns.append((record.iteration, ret))
         if len(self.recent) < 3:
             return None
         level = median3(*self.recent)
         verdict = None
         if len(self.floor) >= 3:
-            # above every level held before the floor window, then ratio x the floor: the first test (two
-            # comparisons, no side effects, either order) settles most points without the floor's minimum
-            over = level - self.envelope >= math.log(self.cfg.envelope_factor) - 1e-9
+            # above every level held before the floor window, then ratio x the floor, and above every level
+            # held in the window before its low: the first test (two comparisons, no side effects, any
+            # order) settles most points without the floor's minimum
+            margin = math.log(self.cfg.envelope_factor) - 1e-9
+            over = level - self.envelope >= margin
             if over:
                 low_it, low = min(self.floor, key=itemgetter(1))
-                over = level - low >= math.log(self.cfg.ratio) - 1e-9
+                over = level - low >= math.log(self.cfg.ratio) - 1e-9 and all(
+                    level - held >= margin for it, held in self.floor if it < low_it)
             self.streak = self.streak + 1 if over else 0
+            if self.streak == 1:
+                self.first_level = level
             if over and self.streak >= self.cfg.patience_points:
+                explainable = self.cfg.explained_by is not None
+                climbing = explainable and level - self.first_level >= math.log(self.cfg.envelope_factor) - 1e-9
+                jump = self._return_jump(low_it, level) if explainable and not climbing else None
                 verdict = self._verdict(
-                    record, "alarm", self.signal, values[self.signal], math.exp(low + math.log(self.cfg.ratio)),
+                    record, "alarm" if jump is None else "warning", self.signal, values[self.signal],
+                    math.exp(low + math.log(self.cfg.ratio)),
                     f"{self.signal} blew up: {math.exp(level - low):.0f}x its floor {math.exp(low):.3g} within "
-                    f"{len(self.floor)} points and above any level it held before ({math.exp(self.envelope):.3g})",
+                    f"{len(self.floor)} points" + (f" and above any level it held before ({math.exp(self.envelope):.3g})"
+                                                   if self.envelope > NO_LEVEL else ""),
                     onset_hint=low_it,
                 )
+                if climbing:
+                    verdict.reason += f", and still climbing ({math.exp(level - self.first_level):.0f}x since its first point)"
+                elif jump is not None:
+                    verdict.advisory = True
+                    verdict.reason += (
+                        f" while the return jumped {jump[0]:.3g} -> {jump[1]:.3g} (its range before: {jump[2]:.3g}; the "
+                        f"loss's root {math.exp(level / 2):.3g}, within the jump); "
+                        "advisory: a critic meeting returns it has not seen (the value targets are not normalised), "
+                        "so the run stays healthy (divergence with a reward collapse)")
         self.floor.append((record.iteration, level))
         if len(self.floor) > self.cfg.floor_points:
             self.envelope = max(self.envelope, self.floor.popleft()[1])
         return verdict
 
+    def _return_jump(self, low_it: int, level: float) -> tuple[float, float, float] | None:
+        """(highest return up to the floor's low, the newest return, the range up to the low) when the
+        newest return, after the low, is above that highest by more than that range (the returns of
+        the floor window up to the low) and by at least the root of the loss's level (the critic's RMS
+        error, in the returns' units: new returns explain an error no larger than their own jump; a
+        rollout's rewards x50 blow the loss up 400,000x for a 0.3 move of the return); else None.
+        Needs three returns up to the low: no range, no jump."""
+        if not self.returns:
+            return None
+        before = [r for it, r in self.returns if it <= low_it]
+        newest_it, newest = self.returns[-1]
+        if len(before) < 3 or newest_it <= low_it:
+            return None
+        high, spread = max(before), max(before) - min(before)
+        rise = newest - high
+        return (high, newest, spread) if rise > spread and rise >= math.exp(level / 2) else None
+
     def state_dict(self) -> dict:
         state = super().state_dict()
         state["floor"] = [list(p) for p in self.floor]
+        state["returns"] = [list(p) for p in self.returns]
+        state["first_level"] = self.first_level
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.floor = deque((int(it), float(v)) for it, v in state["floor"])
+        self.returns = deque(((int(it), float(v)) for it, v in state.get("returns", ())), maxlen=self.cfg.floor_points + 3)
+        self.first_level = float(state.get("first_level", NO_LEVEL))
 
 
 class CriticGradNorm(Detector):

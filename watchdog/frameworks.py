@@ -400,7 +400,9 @@ def config_for_run(cfg, info: Mapping) -> object:
       bonuses arrived, ``tests/data/long_runs``); a blow-up (100x over its floor and above all it held
       before) and non-finite values stay alarms;
     - a value-side warning together with a reward collapse is divergence (``policy.reward_corroborates``):
-      with the returns falling, a climbing value loss is no policy learning.
+      with the returns falling, a climbing value loss is no policy learning;
+    - a blow-up while the return jumps is advisory (``blowup.explained_by``, the reward detector's key):
+      the first episodes to reach a sparse goal blow a critic's loss up by 10^4x while the run learns.
 
     Returns a copy (model_copy); ``cfg`` is never changed."""
     updates = {}
@@ -415,8 +417,12 @@ def config_for_run(cfg, info: Mapping) -> object:
             updates["policy"] = cfg.policy.model_copy(update={"reward_corroborates": True})
     keys = set(info.get("keys") or ())
     rc = cfg.reward_collapse
+    reward = rc.signal
     if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:
-        updates["reward_collapse"] = rc.model_copy(update={"signal": EPISODE_RETURN})
+        reward = EPISODE_RETURN
+        updates["reward_collapse"] = rc.model_copy(update={"signal": reward})
+    if not normalized and cfg.blowup.explained_by is None:
+        updates["blowup"] = cfg.blowup.model_copy(update={"explained_by": reward})
     return cfg.model_copy(update=updates) if updates else cfg
 
 

@@ -309,3 +309,25 @@ def test_a_given_config_is_judged_as_replay_judges_sb3(tmp_path):
     normalised = WatchdogConfig.model_validate({"tags": {"value_targets_normalized": True}})
     kept = WatchdogCallback(tmp_path / "b", config=normalised, console=False).cfg
     assert kept.value_loss.enabled and kept.trend.alarm_ratio == WatchdogConfig().trend.alarm_ratio
+
+
+def test_a_healthy_run_reaching_a_sparse_goal_is_not_rolled_back_live(tmp_path):
+    """tests/data/sparse_goal/zoo_norm_seed2, live: SB3 PPO with the RL Zoo's MountainCarContinuous
+    hyper-parameters (VecNormalize, gSDE) whose first episodes reach the flag at update 12. The value
+    loss (unnormalised targets) blows up 5,000x there as the return jumps from -1 to 36: an advisory
+    blow-up warning, no alarm, no rollback, the learning rate untouched."""
+    from tests.data.sparse_goal.make_sparse_goal import build
+
+    model = build("zoo_norm_seed2")
+    callback = WatchdogCallback(tmp_path, safe_config=ROOT / "cfgs" / "sb3_safe.yaml", console=False)
+    model.learn(20 * 512, callback=callback)
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    blowup = next(e for e in events if e["event"] == "warning" and e["detector"] == "blowup")
+    assert blowup["advisory"] and "return jumped" in blowup["reason"] and blowup["iteration"] >= 10, blowup
+    assert blowup["value"] / blowup["threshold"] >= 10  # 1,000x its floor and more, not a marginal 100x
+    kinds = [e["event"] for e in events]
+    assert "alarm" not in kinds and "rollback" not in kinds and callback.result.rollbacks == 0
+    returns = [e["metrics"]["rollout/episode_return"] for e in events
+               if e["event"] == "metrics" and "rollout/episode_return" in e["metrics"]]
+    assert max(returns) > 30  # the goal was reached (+100 at the flag): the run is learning
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(7.77e-05)

@@ -1,0 +1,72 @@
+"""Healthy runs whose critic meets a sparse goal's returns: a value-loss blow-up that is learning.
+
+The event files under tests/data/sparse_goal/ were written by SB3 itself (make_sparse_goal.py: the RL
+Baselines3 Zoo's MountainCarContinuous hyper-parameters, 117 updates). In three runs the first episodes
+reach the flag (+100) and the unnormalised value loss jumps 5,000-44,000x in one update while the
+return jumps with it; in one the critic fits returns of about -1.5 so closely that its loss wanders
+between 1e-7 and 5e-4. Before these rules all five replayed as diverged (two stopped after three
+rollbacks each). A blow-up that keeps climbing stays an alarm, return or not.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from tests.watchdog.drive import drive
+from watchdog.config import WatchdogConfig
+from watchdog.frameworks import config_for_run
+from watchdog.replay import find_run_dirs, load_run, replay_run
+from watchdog.signals import VALUE_LOSS
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "sparse_goal"
+REACHED = {"zoo_norm_seed0": 71, "zoo_norm_seed1": 44, "zoo_norm_seed2": 12, "zoo_raw_seed2_std1": 5}  # -> blow-up at
+RUNS = sorted(p.parent.name for p in find_run_dirs([DATA]))
+
+
+def test_the_data_is_all_here():
+    assert RUNS == sorted([*REACHED, "zoo_raw_seed0"])
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_a_healthy_sparse_goal_run_is_never_rolled_back(name):
+    report = replay_run(DATA / name / "PPO_1")
+    info = report.to_dict()
+    assert info["framework"] == "sb3" and report.iterations == 117
+    assert report.verdict == "healthy" and not report.would_roll_back, info["events"]
+    assert not [e for e in info["events"] if e["event"] == "alarm"]
+    blowups = [e for e in info["events"] if e["event"] == "warning" and e["detector"] == "blowup"]
+    if name in REACHED:  # said once, advisory, where the return jumped with the loss
+        assert [e["iteration"] for e in blowups] == [REACHED[name]]
+        assert blowups[0]["advisory"] and "return jumped" in blowups[0]["reason"]
+    else:
+        assert not blowups
+
+
+def test_a_blow_up_that_keeps_climbing_after_the_goal_is_an_alarm():
+    """The same run with its value loss climbing on, x1.5 an update, from the update the goal was
+    reached: the return's jump explained the first 5,000x, not a further 3x (envelope_factor): alarm
+    within four updates (16 here: 4x above the blow-up's first level), dated before the blow-up."""
+    data = load_run(DATA / "zoo_norm_seed2" / "PPO_1")
+    records, reached = copy.deepcopy(data.records), REACHED["zoo_norm_seed2"]
+    peak = max(r.metrics[VALUE_LOSS] for r in records if reached - 1 <= r.iteration <= reached)
+    for rec in records:
+        if rec.iteration > reached:
+            rec.metrics[VALUE_LOSS] = peak * 1.5 ** (rec.iteration - reached)
+    out = drive(records, config_for_run(WatchdogConfig(), data.info), stop_after_rollback=True)
+    alarm = out.first("alarm")
+    assert alarm["detector"] == "blowup" and "still climbing" in alarm["reason"], out.events
+    assert reached < alarm["iteration"] <= reached + 4 and alarm["onset_iteration"] < reached
+    assert out.rollbacks
+
+
+def test_without_the_return_the_same_jump_is_an_alarm():
+    """The advisory needs the return: a log without it (or a normalised run) keeps the alarm."""
+    data = load_run(DATA / "zoo_norm_seed2" / "PPO_1")
+    cfg = config_for_run(WatchdogConfig(), data.info)
+    cfg = cfg.model_copy(update={"blowup": cfg.blowup.model_copy(update={"explained_by": None})})
+    out = drive(data.records, cfg, stop_after_rollback=True)
+    alarm = out.first("alarm")
+    assert alarm["detector"] == "blowup" and alarm["iteration"] == REACHED["zoo_norm_seed2"]
