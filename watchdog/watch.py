@@ -140,20 +140,23 @@ class RunFollower:
     # --- reading --------------------------------------------------------------------------------
 
     def poll(self, *, final: bool = False, refresh: bool = True) -> list[MetricRecord]:
-        """New complete records. A step is complete once a later step has appeared (OpenRL logs
-        every tag of an iteration together), or when ``final`` (the writer is done)."""
+        """New complete records. A step is complete once a later step has appeared in a pass over
+        the files before the one that reads its last points (OpenRL logs every tag of an iteration
+        together), or when ``final`` (the writer is done)."""
         if refresh:
             self.refresh()
         self.reads += 1
         if not self.files:
             return self._poll_log(final)
         new: dict[str, tuple[list[int], list[float]]] = {}
-        for path in self.files:
-            tail = self.tails.setdefault(path, EventFileTail(path))
-            for tag, series in tail.poll().items():
-                steps, values = new.setdefault(tag, ([], []))
-                steps.extend(series.steps.tolist())
-                values.extend(series.values.tolist())
+        self._read_tails(new)
+        # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
+        # early in the pass can miss a point that its iteration's other tags, read later, already
+        # follow. Every tag of the steps before the newest one this pass saw was written before this
+        # pass ended, so a second pass has them all (the files' new bytes only: cheap).
+        horizon = max([self.newest_step, *(max(steps) for steps, _ in new.values() if steps)])
+        if len(self.files) > 1:
+            self._read_tails(new)
         if not self._identify(new):
             return []
         if self.assembler is not None:
@@ -165,7 +168,7 @@ class RunFollower:
             for step, value in zip(steps, values):
                 self.pending.setdefault(int(step), {})[key] = float(value)
                 self.newest_step = max(self.newest_step, int(step))
-        ready = sorted(s for s in self.pending if final or s < self.newest_step)
+        ready = sorted(s for s in self.pending if final or s < horizon)
         records = []
         for step in ready:
             metrics = self.pending.pop(step)
@@ -175,6 +178,15 @@ class RunFollower:
                 self.steps_per_iteration = step
             records.append(MetricRecord(step // self.steps_per_iteration - 1, step, metrics))
         return records
+
+    def _read_tails(self, new: dict[str, tuple[list[int], list[float]]]) -> None:
+        """Add every followed file's new points to ``new`` (tag -> (steps, values))."""
+        for path in self.files:
+            tail = self.tails.setdefault(path, EventFileTail(path))
+            for tag, series in tail.poll().items():
+                steps, values = new.setdefault(tag, ([], []))
+                steps.extend(series.steps.tolist())
+                values.extend(series.values.tolist())
 
     def _identify(self, new: dict[str, tuple[list[int], list[float]]]) -> bool:
         """Name the framework from the tags seen so far; until then hold the points (False)."""

@@ -73,6 +73,55 @@ def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
     assert [r.env_steps for r in follower.poll(final=True)] == [2000]
 
 
+def test_a_step_written_while_the_follower_reads_is_one_record(tmp_path, monkeypatch):
+    """OpenRL writes one file per tag, every tag of an iteration before the next one's. The follower
+    reads the files in name order, so the writer can add reward 2000 and value loss 3000 after the
+    reward file was read and before the value-loss file is: step 2000 must still come out once, with
+    its reward (it came out without it, and its reward later as a second record of iteration 1, which
+    replays as a restart)."""
+    from watchdog import watch as watch_module
+    from watchdog.tfevents import ScalarWriter
+
+    run = tmp_path / "run"
+    writers = {}
+    for tag in ("average_step_reward", "value_loss"):  # read in this (name) order
+        (run / "logs" / tag / tag).mkdir(parents=True)
+        writers[tag] = ScalarWriter(run / "logs" / tag / tag)
+
+    def write(step: int, tags=("value_loss", "average_step_reward")) -> None:
+        for tag in tags:
+            writers[tag].add_scalar(tag, step / 4000, step)  # exact in float32
+            writers[tag].flush()
+
+    write(1000)
+    write(2000, tags=("value_loss",))  # the writer is inside iteration 2000
+    plain = watch_module.EventFileTail
+
+    class Racing(plain):
+        """The value-loss file's first read: the writer finishes 2000 and starts 3000 just before it."""
+
+        raced = False
+
+        def poll(self):
+            if "value_loss" in str(self.path) and not Racing.raced:
+                Racing.raced = True
+                write(2000, tags=("average_step_reward",))
+                write(3000, tags=("value_loss",))
+            return super().poll()
+
+    monkeypatch.setattr(watch_module, "EventFileTail", Racing)
+    follower = RunFollower(run)
+    records = follower.poll()
+    write(3000, tags=("average_step_reward",))
+    records += follower.poll(final=True)
+    assert Racing.raced
+    assert [(r.iteration, r.metrics) for r in records] == [
+        (0, {"train/value_loss": 0.25, "rollout/average_step_reward": 0.25}),
+        (1, {"train/value_loss": 0.5, "rollout/average_step_reward": 0.5}),
+        (2, {"train/value_loss": 0.75, "rollout/average_step_reward": 0.75}),
+    ]
+
+
 def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
     assert main(["watch", str(tmp_path / "nope"), "--idle-exit", "0"]) == 2
     assert "run directory not found" in capsys.readouterr().err
