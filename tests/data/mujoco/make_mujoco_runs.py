@@ -1,0 +1,125 @@
+"""Write healthy locomotion runs under tests/data/mujoco/ with the real libraries (MuJoCo, CPU).
+
+    PYTHONPATH=. python tests/data/mujoco/make_mujoco_runs.py [run ...]
+
+The nearest this machine gets to the runs the watchdog meets in the field: gymnasium's MuJoCo
+Hopper-v4 and HalfCheetah-v4 trained by
+- Stable-Baselines3 PPO with the RL Baselines3 Zoo's published hyper-parameters for each task
+  (`VecNormalize`; "raw" drops it, so the value loss is in the returns' own units), 100,000 steps;
+- rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (24 steps x 32 envs, 5 epochs x 4
+  minibatches, lr 1e-3 with the adaptive KL schedule, desired KL 0.01, entropy 0.005, clipped value
+  loss, 256-128-64 ELU, init std 1), 500 iterations.
+Each library's own TensorBoard logger writes the events; nothing is edited; checkpoints and rsl_rl's
+git-status folder are deleted afterwards (healthy runs: nothing to resume from).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RSL_RL_DATE = "2026-11-30_13-30-00"
+
+# run -> (library, gymnasium id, VecNormalize (SB3) / envs (rsl_rl), steps (SB3) / iterations (rsl_rl))
+RUNS = {
+    "sb3/hopper_zoo": ("sb3", "Hopper-v4", True, 100_000),
+    "sb3/hopper_zoo_raw": ("sb3", "Hopper-v4", False, 100_000),
+    "sb3/halfcheetah_zoo": ("sb3", "HalfCheetah-v4", True, 100_000),
+    "sb3/halfcheetah_zoo_raw": ("sb3", "HalfCheetah-v4", False, 100_000),
+    "rsl_rl/hopper": ("rsl_rl", "Hopper-v4", 32, 500),
+    "rsl_rl/halfcheetah": ("rsl_rl", "HalfCheetah-v4", 32, 500),
+}
+
+ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
+    "Hopper-v4": dict(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519,
+                      clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671),
+    "HalfCheetah-v4": dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762,
+                           clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096),
+}
+
+
+def sb3(out: Path, env_id: str, normalize: bool, steps: int) -> None:
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    kw = ZOO[env_id]
+    env = make_vec_env(env_id, n_envs=1, seed=0)
+    if normalize:
+        env = VecNormalize(env, gamma=kw["gamma"])
+    policy = dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
+                  net_arch=dict(pi=[256, 256], vf=[256, 256]))
+    PPO("MlpPolicy", env, seed=0, verbose=0, device="cpu", tensorboard_log=str(out), policy_kwargs=policy,
+        **kw).learn(steps, tb_log_name="PPO")
+
+
+def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int) -> None:
+    import gymnasium as gym
+    import torch
+    from rsl_rl.env import VecEnv
+    from rsl_rl.runners import OnPolicyRunner
+    from tensordict import TensorDict
+
+    class GymVecEnv(VecEnv):
+        """A gymnasium vector env as an rsl_rl VecEnv (actions clipped to the task's [-1, 1])."""
+
+        def __init__(self):
+            self.inner = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
+            self.num_envs, self.device, self.cfg = n_envs, "cpu", {"task": env_id}
+            self.num_actions = self.inner.single_action_space.shape[0]
+            self.max_episode_length = 1000
+            self.episode_length_buf = torch.zeros(n_envs, dtype=torch.long)
+            self._obs = self._wrap(self.inner.reset(seed=0)[0])
+
+        def _wrap(self, obs) -> TensorDict:
+            return TensorDict({"policy": torch.as_tensor(obs, dtype=torch.float32)}, batch_size=[self.num_envs])
+
+        def get_observations(self) -> TensorDict:
+            return self._obs
+
+        def step(self, actions):
+            obs, rew, term, trunc, _ = self.inner.step(actions.clamp(-1, 1).numpy())
+            done = torch.as_tensor(term | trunc)
+            self.episode_length_buf = torch.where(done, 0, self.episode_length_buf + 1)
+            self._obs = self._wrap(obs)
+            return (self._obs, torch.as_tensor(rew, dtype=torch.float32), done.float(),
+                    {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
+
+    torch.manual_seed(0)
+    model = {"class_name": "MLPModel", "hidden_dims": [256, 128, 64], "activation": "elu"}
+    cfg = {"num_steps_per_env": 24, "save_interval": 100, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+           "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
+                         "schedule": "adaptive", "desired_kl": 0.01, "gamma": 0.99, "lam": 0.95, "entropy_coef": 0.005,
+                         "clip_param": 0.2, "value_loss_coef": 1.0, "use_clipped_value_loss": True, "max_grad_norm": 1.0},
+           "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
+           "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
+    log_dir = out / "logs" / RSL_RL_DATE
+    OnPolicyRunner(GymVecEnv(), cfg, log_dir=str(log_dir), device="cpu").learn(iterations)
+    for path in log_dir.glob("model_*.pt"):
+        path.unlink()
+    shutil.rmtree(log_dir / "git", ignore_errors=True)
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    for name in argv or list(RUNS):
+        if name not in RUNS:
+            print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
+            return 2
+        library, *args = RUNS[name]
+        out = HERE / name
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        (sb3 if library == "sb3" else rsl_rl)(out, *args)
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
