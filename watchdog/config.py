@@ -175,7 +175,10 @@ class RewardCollapseConfig(BaseModel):
         8.0, gt=0, description="Reward this many robust sigmas of its own changes below its lagged median..."
     )
     min_rel_drop: float = Field(
-        0.5, ge=0, description="...and larger than this fraction of the run's recent 5-95 % reward range (ignores noise)..."
+        0.5, ge=0,
+        description="...and larger than this fraction of the run's recent 5-95 % reward range (ignores noise; a run "
+        "still climbing is judged from where it stood just before the lag, for a fall that also loses this fraction of "
+        "what it gained since judging began)..."
     )
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
     min_gain: float = Field(

@@ -664,6 +664,9 @@ class RewardCollapse(Detector):
     its recent values (``baseline_iters`` ending ``horizon_iters`` back) by many robust sigmas of its own
     ``horizon_points``-step changes and by a large
     fraction of its recent 5-95 % range. Scale-free, since step rewards differ by orders of magnitude.
+    A run that climbed through the whole window is judged from where it stood just before the lag (the
+    window's median is half-way up the climb) when the fall also loses ``min_rel_drop`` of what it
+    gained since judging began.
 
     A standing warning only where the run had something to lose: its lagged median above the first
     judged window's by ``min_gain`` times that window's range, or the reward below that first window
@@ -708,6 +711,12 @@ class RewardCollapse(Detector):
         spread = window.quantile(0.95) - window.quantile(0.05)
         if self.start is None:
             self.start = (center, spread)
+        # a run that climbed through the window has its median half-way up the climb: a fall from its top
+        # to nothing reads as only half the window's range below the median. Where it stood just before
+        # the lag is its level then, for a fall that also loses half of what it gained since judging began
+        recent = self._recent_level()
+        if recent > center and recent - value >= self.cfg.min_rel_drop * (recent - self.start[0]):
+            center = recent
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
         drop = center - value
         if not self._held(record, limit > 0 and drop > limit):
@@ -725,6 +734,14 @@ class RewardCollapse(Detector):
         )
         verdict.advisory = not standing
         return verdict
+
+    def _recent_level(self) -> float:
+        """The median of the window's values from its newest ``horizon_iters`` iterations (at least three)."""
+        times, fifo = self.values.times, self.values.window.fifo
+        since, n = times[-1] - self.cfg.horizon_iters, 0
+        while n < len(times) and (n < 3 or times[-1 - n] >= since):
+            n += 1
+        return statistics.median(fifo[-1 - i] for i in range(n))
 
 
 class EntropyCollapse(Detector):

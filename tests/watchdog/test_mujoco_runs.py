@@ -17,6 +17,12 @@ import pytest
 from watchdog.replay import find_run_dirs, replay_run
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "mujoco"
+# the same runs with the learning rate x100 (SB3) / x30 (rsl_rl, fixed schedule) from an update on:
+# run folder -> (framework, iterations, the first iteration the fault shows in)
+FAULTS = {
+    "sb3/hopper_zoo_lr_fault/PPO_1": ("sb3", 195, 120),  # return 504 -> 159 -> 3, KL 0.01 -> 1e7
+    "rsl_rl/hopper_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251),  # return 429 -> 248 -> 1
+}
 RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "sb3/hopper_zoo/PPO_1": ("sb3", 195),
     "sb3/hopper_zoo_raw/PPO_1": ("sb3", 195),
@@ -28,7 +34,7 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
 
 
 def test_every_run_is_in_the_table():
-    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS)
+    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS)
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -42,3 +48,18 @@ def test_a_healthy_locomotion_run_raises_no_alarm(run):
     assert not [e for e in info["events"] if e["event"] == "alarm"]
     assert report.final_state != "warning", info["events"]
     assert all(e.get("advisory") for e in info["events"] if e["event"] == "warning"), info["events"]
+
+
+@pytest.mark.parametrize("run", sorted(FAULTS))
+def test_a_real_learning_rate_fault_is_rolled_back_to_before_it(run):
+    """Both runs lose their whole return within two updates of the jump (SB3 Hopper 504 -> 3, rsl_rl
+    Hopper 429 -> 1). SB3's was missed until the reward's level was read where a climbing run stood:
+    its fall was 181 below the median of its climb, the limit half the climb's range (205)."""
+    report = replay_run(DATA / run)
+    info = report.to_dict()
+    framework, iterations, fault = FAULTS[run]
+    assert info["framework"].startswith(framework) and report.iterations == iterations
+    assert report.verdict == "diverged", info["events"]
+    alarm, rollback = info["first_alarm"], report.would_roll_back[0]
+    assert fault <= alarm["iteration"] <= fault + 3, alarm
+    assert abs(rollback["onset_iteration"] - fault) <= 1 and rollback["to_iteration"] < fault, rollback

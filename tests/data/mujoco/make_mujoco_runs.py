@@ -9,8 +9,9 @@ Hopper-v4 and HalfCheetah-v4 trained by
 - rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (24 steps x 32 envs, 5 epochs x 4
   minibatches, lr 1e-3 with the adaptive KL schedule, desired KL 0.01, entropy 0.005, clipped value
   loss, 256-128-64 ELU, init std 1), 500 iterations.
-Each library's own TensorBoard logger writes the events; nothing is edited; checkpoints and rsl_rl's
-git-status folder are deleted afterwards (healthy runs: nothing to resume from).
+Two more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
+(rsl_rl, on the "fixed" schedule) from a known update on. Each library's own TensorBoard logger writes
+the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ RUNS = {
     "rsl_rl/hopper": ("rsl_rl", "Hopper-v4", 32, 500),
     "rsl_rl/halfcheetah": ("rsl_rl", "HalfCheetah-v4", 32, 500),
 }
+# faulted runs: the same, with the learning rate x factor from an update on (update, factor)
+FAULTS = {
+    "sb3/hopper_zoo_lr_fault": ("sb3", "Hopper-v4", True, 100_000, (120, 100.0)),
+    # with the adaptive schedule rsl_rl would undo the jump within a few updates (KL > 2x desired: lr / 1.5)
+    "rsl_rl/hopper_lr_fault": ("rsl_rl", "Hopper-v4", 32, 400, (250, 30.0)),
+}
 
 ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
     "Hopper-v4": dict(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519,
@@ -41,13 +48,19 @@ ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
 }
 
 
-def sb3(out: Path, env_id: str, normalize: bool, steps: int) -> None:
+def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int, float] | None = None) -> None:
+    """``lr_jump`` (rollout, factor): the updates after that rollout (1-based count rollout + 1 on) run at
+    the learning rate x factor, through SB3's own schedule argument."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
-    kw = ZOO[env_id]
+    kw = dict(ZOO[env_id])
+    if lr_jump is not None:
+        base, total, (jump, factor) = kw["learning_rate"], steps // kw["n_steps"], lr_jump
+        # SB3 trains after rollout k (1-based) with progress_remaining = 1 - k / total
+        kw["learning_rate"] = lambda progress: base * (factor if round((1 - progress) * total) > jump else 1.0)
     env = make_vec_env(env_id, n_envs=1, seed=0)
     if normalize:
         env = VecNormalize(env, gamma=kw["gamma"])
@@ -57,7 +70,9 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int) -> None:
         **kw).learn(steps, tb_log_name="PPO")
 
 
-def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int) -> None:
+def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None) -> None:
+    """``lr_jump`` (update, factor): that update (0-based) and every later one at the learning rate x
+    factor, with the "fixed" schedule (make_runs' ``_jump_learning_rate``)."""
     import gymnasium as gym
     import torch
     from rsl_rl.env import VecEnv
@@ -98,7 +113,14 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int) -> None:
            "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
            "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
     log_dir = out / "logs" / RSL_RL_DATE
-    OnPolicyRunner(GymVecEnv(), cfg, log_dir=str(log_dir), device="cpu").learn(iterations)
+    if lr_jump is not None:
+        cfg["algorithm"]["schedule"] = "fixed"
+    runner = OnPolicyRunner(GymVecEnv(), cfg, log_dir=str(log_dir), device="cpu")
+    if lr_jump is not None:
+        from tests.data.frameworks.make_runs import _jump_learning_rate
+
+        _jump_learning_rate(runner.alg, *lr_jump)
+    runner.learn(iterations)
     for path in log_dir.glob("model_*.pt"):
         path.unlink()
     shutil.rmtree(log_dir / "git", ignore_errors=True)
@@ -108,11 +130,12 @@ def main(argv: list[str]) -> int:
     import torch
 
     torch.set_num_threads(1)
-    for name in argv or list(RUNS):
-        if name not in RUNS:
-            print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
+    every = {**RUNS, **FAULTS}
+    for name in argv or list(every):
+        if name not in every:
+            print(f"unknown run {name!r}; runs: {', '.join(every)}", file=sys.stderr)
             return 2
-        library, *args = RUNS[name]
+        library, *args = every[name]
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
