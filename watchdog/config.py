@@ -225,7 +225,9 @@ class KlSurgeConfig(BaseModel):
     PPO keeps each update inside a trust region; a learning rate or an epoch count too large for it
     shows first as KL per update one to four orders of magnitude above what the run did before. Advisory
     on its own (such updates can still help); with a reward collapse at the same time it is divergence
-    (``policy_collapse``).
+    (``policy_collapse``). A KL that *stays* far beyond any trust region (``alarm_kl`` nats, ten times
+    the largest usual target, for ``alarm_points`` updates in a row) is an alarm on its own: the optimizer
+    replaces the policy every update, and no PPO run learns that way.
     """
 
     model_config = _STRICT
@@ -237,6 +239,10 @@ class KlSurgeConfig(BaseModel):
     min_kl: float = Field(
         1e-3, ge=0, description="...and at least this (nats per update; PPO's usual target_kl is 0.01-0.05)...")
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+    alarm_kl: float | None = Field(
+        0.5, gt=0,
+        description="An alarm on its own: KL per update at least this (nats; 10x the largest usual target_kl, 0.05)...")
+    alarm_points: int = Field(5, ge=1, le=1000, description="...for this many points in a row (after warm-up).")
 
 
 class PolicyStdConfig(BaseModel):

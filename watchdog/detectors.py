@@ -274,6 +274,8 @@ class Detector:
         self.points = int(state["points"])
         self.first_iteration = state.get("first_iteration")
         for name in self._state_fields:
+            if name not in state:  # saved by an older version without it: the default stands
+                continue
             current = getattr(self, name)
             value = state[name]
             setattr(self, name, deque(value, maxlen=current.maxlen) if isinstance(current, deque) else copy.deepcopy(value))
@@ -843,11 +845,17 @@ class KlSurge(Detector):
     policy calls it divergence (``policy_collapse``) only when the reward collapses too. A surge is one
     stretch: it ends when the KL has stayed below the limit for ``lag_iters``, and the window learns
     nothing from it.
+
+    A KL at least ``alarm_kl`` nats for ``alarm_points`` updates in a row is an *alarm* on its own: the
+    optimizer replaces the policy every update (PPO's usual targets are 0.01-0.05 nats). The healthy
+    runs here hold it for at most one update (a single spike of 3 nats); the real learning-rate faults
+    for 40-75 (SB3 Hopper and HalfCheetah), and for 2-4 where this rule misses them (SB3 MountainCar,
+    CleanRL CartPole).
     """
 
     name = "kl_surge"
     signals = (APPROX_KL,)
-    _state_fields = ("up", "first_up", "last_up", "confirmed")
+    _state_fields = ("up", "first_up", "last_up", "confirmed", "runaway", "runaway_since")
     _window_fields = ("values",)
 
     def __init__(self, cfg: KlSurgeConfig, warmup: WarmupConfig):
@@ -858,6 +866,8 @@ class KlSurge(Detector):
         self.first_up: int | None = None  # first point above it in the current stretch
         self.last_up: int | None = None  # ... and the last one
         self.confirmed = False  # the stretch held persist_points in a row
+        self.runaway = 0  # points in a row at alarm_kl or more, after warm-up
+        self.runaway_since: int | None = None
 
     def _check(self, record, values, judging):
         value = values[APPROX_KL]
@@ -865,6 +875,23 @@ class KlSurge(Detector):
         it = record.iteration
         if self.last_up is not None and it - self.last_up > self.cfg.lag_iters:  # back in range for a lag: over
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
+        alarm_kl = self.cfg.alarm_kl
+        if judging and alarm_kl is not None and value >= alarm_kl:
+            self.runaway += 1
+            self.runaway_since = it if self.runaway_since is None else self.runaway_since
+        else:
+            self.runaway, self.runaway_since = 0, None
+        if self.runaway >= self.cfg.alarm_points:
+            if self.first_up is None:  # a surge does not teach the window what normal is
+                self.first_up, self.last_up = self.runaway_since, it
+            onset = min(self.runaway_since, self.first_up)
+            return self._verdict(
+                record, "alarm", APPROX_KL, value, alarm_kl,
+                f"policy KL per update {value:.3g}, at least {alarm_kl:g} nats for {self.runaway} updates in a row "
+                f"(since iteration {self.runaway_since}): the optimizer replaces the policy every update, far "
+                "outside PPO's trust region (0.01-0.05)",
+                onset_hint=onset,
+            )
         verdict = None
         if judging and len(window) >= self.warmup.baseline_points:
             top = window.quantile(0.95)

@@ -455,6 +455,25 @@ def test_a_kl_surge_is_one_advisory_warning_through_its_dips_and_with_a_reward_c
     assert both.rollbacks and 280 <= both.rollbacks[0].target.iteration < 300
 
 
+def test_a_kl_held_beyond_any_trust_region_is_an_alarm_alone_and_a_single_spike_is_not():
+    """0.5 nats or more for 5 updates in a row: an alarm with no reward collapse, dated where it began;
+    a healthy run's lone 3-nat spike (SB3 Hopper's, tests/data/mujoco) and 4 updates in a row say nothing
+    alarming."""
+    def run(high: list[int], value: float) -> list[MetricRecord]:
+        recs = _kl_run(400, seed=8)
+        for rec in recs:
+            if rec.iteration in high:
+                rec.metrics["train/approx_kl"] = value
+        return recs
+
+    runaway = drive(run(list(range(300, 400)), 0.8), stop_after_rollback=True)
+    alarm = runaway.first("alarm")
+    assert alarm["detector"] == "kl_surge" and alarm["iteration"] == 304 and alarm["onset_iteration"] == 300
+    assert runaway.rollbacks and runaway.rollbacks[0].target.iteration < 300
+    for high, value in (([200], 3.0), (list(range(300, 304)), 0.8)):
+        assert drive(run(high, value)).kinds("alarm") == []
+
+
 @pytest.mark.parametrize("rise", [0.1, 0.0])
 def test_a_reward_collapse_below_where_the_run_began_or_of_a_learned_level_stands(rise):
     """A fall to 0, after a reward that rose from 20 (0.1 an iteration) or stayed flat at 20: a standing
@@ -522,3 +541,22 @@ def test_a_runaway_entropy_with_a_reward_collapse_is_a_policy_collapse_a_steady_
     alarm = both.first("alarm")
     assert alarm is not None and alarm["detector"] == "policy_collapse" and 280 <= alarm["onset_iteration"] <= 305
     assert both.rollbacks and both.rollbacks[0].target.iteration < 300
+
+
+def test_a_state_saved_before_a_detector_gained_fields_still_loads():
+    """A checkpoint's watchdog state from an older version lacks the fields added since (kl_surge's
+    runaway count, blowup's returns): loading keeps their defaults instead of failing the resume."""
+    from watchdog.config import WatchdogConfig
+    from watchdog.detectors import build_detectors
+
+    cfg = WatchdogConfig()
+    for det in build_detectors(cfg):
+        for rec in _kl_run(60, seed=9):
+            det.update(rec)
+        state = det.state_dict()
+        for key in ("runaway", "runaway_since", "returns", "first_level"):
+            state.pop(key, None)
+        fresh = next(d for d in build_detectors(cfg)
+                     if type(d) is type(det) and getattr(d, "signal", None) == getattr(det, "signal", None))
+        fresh.load_state_dict(state)
+        assert fresh.points == det.points

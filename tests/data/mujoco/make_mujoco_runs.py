@@ -8,10 +8,13 @@ Hopper-v4 and HalfCheetah-v4 trained by
   (`VecNormalize`; "raw" drops it, so the value loss is in the returns' own units), 100,000 steps;
 - rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (24 steps x 32 envs, 5 epochs x 4
   minibatches, lr 1e-3 with the adaptive KL schedule, desired KL 0.01, entropy 0.005, clipped value
-  loss, 256-128-64 ELU, init std 1), 500 iterations.
-Two more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
+  loss, 256-128-64 ELU, init std 1), 500 iterations;
+- rl_games' Runner with Isaac Gym's Ant PPO settings scaled to 32 envs (value and input normalisation,
+  rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs.
+Three more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
 (rsl_rl, on the "fixed" schedule) from a known update on. Each library's own TensorBoard logger writes
-the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards.
+the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards
+(rl_games' params/agent.yaml is kept: replay reads its normalize_value).
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ RUNS = {
     "sb3/halfcheetah_zoo_raw": ("sb3", "HalfCheetah-v4", False, 100_000),
     "rsl_rl/hopper": ("rsl_rl", "Hopper-v4", 32, 500),
     "rsl_rl/halfcheetah": ("rsl_rl", "HalfCheetah-v4", 32, 500),
+    "rl_games/hopper": ("rl_games", "Hopper-v4", 32, 500),
+    "rl_games/halfcheetah": ("rl_games", "HalfCheetah-v4", 32, 500),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
     "sb3/hopper_zoo_lr_fault": ("sb3", "Hopper-v4", True, 100_000, (120, 100.0)),
+    "sb3/halfcheetah_zoo_lr_fault": ("sb3", "HalfCheetah-v4", True, 100_000, (120, 100.0)),
     # with the adaptive schedule rsl_rl would undo the jump within a few updates (KL > 2x desired: lr / 1.5)
     "rsl_rl/hopper_lr_fault": ("rsl_rl", "Hopper-v4", 32, 400, (250, 30.0)),
 }
@@ -126,6 +132,67 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
     shutil.rmtree(log_dir / "git", ignore_errors=True)
 
 
+def rl_games(out: Path, env_id: str, n_envs: int, epochs: int) -> None:
+    """rl_games' Runner with Isaac Gym's Ant PPO settings, scaled to 32 envs (a2c_continuous,
+    normalize_input and normalize_value, rewards x0.01, lr 3e-4 with the adaptive KL schedule at
+    0.008, 16-step horizon, 4 minibatches x 4 mini-epochs, 256-128-64 ELU); Isaac Lab's
+    params/agent.yaml is written beside the run, as its train script does."""
+    import gymnasium as gym
+    import numpy as np
+    import yaml
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.common.ivecenv import IVecEnv
+    from rl_games.torch_runner import Runner
+
+    class GymVec(IVecEnv):
+        def __init__(self):
+            self.envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
+
+        def step(self, actions):
+            obs, rew, term, trunc, _ = self.envs.step(np.clip(np.asarray(actions, dtype=np.float32), -1, 1))
+            return obs.astype(np.float32), rew.astype(np.float32), (term | trunc).astype(np.uint8), {}
+
+        def reset(self):
+            return self.envs.reset(seed=0)[0].astype(np.float32)
+
+        def get_env_info(self):
+            return {"action_space": self.envs.single_action_space,
+                    "observation_space": self.envs.single_observation_space, "agents": 1, "value_size": 1}
+
+    name = env_id.split("-")[0].lower()
+    vecenv.register("WATCHDOG_MUJOCO", lambda config_name, num_actors, **kw: GymVec())
+    env_configurations.register(f"{name}_watchdog", {"vecenv_type": "WATCHDOG_MUJOCO", "env_creator": lambda **kw: None})
+    runs = out / "runs"
+    config = {
+        "name": name, "env_name": f"{name}_watchdog", "reward_shaper": {"scale_value": 0.01},
+        "normalize_advantage": True, "normalize_input": True, "normalize_value": True, "value_bootstrap": True,
+        "gamma": 0.99, "tau": 0.95, "learning_rate": 3e-4, "lr_schedule": "adaptive", "schedule_type": "legacy",
+        "kl_threshold": 0.008, "score_to_win": 1e9, "max_epochs": epochs, "save_best_after": 10 ** 9,
+        "save_frequency": 10 ** 9, "grad_norm": 1.0, "entropy_coef": 0.0, "truncate_grads": False, "e_clip": 0.2,
+        "horizon_length": 16, "minibatch_size": n_envs * 16 // 4, "mini_epochs": 4, "critic_coef": 2.0,
+        "clip_value": True, "num_actors": n_envs, "bounds_loss_coef": 0.0001, "ppo": True, "seq_length": 4,
+        "device": "cpu", "torch_compile": False, "train_dir": str(runs), "full_experiment_name": f"{name}_ppo",
+    }
+    params = {"params": {
+        "seed": 0, "torch_threads": 1, "algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"},
+        "network": {"name": "actor_critic", "separate": False,
+                    "space": {"continuous": {"mu_activation": "None", "sigma_activation": "None",
+                                             "mu_init": {"name": "default"},
+                                             "sigma_init": {"name": "const_initializer", "val": 0},
+                                             "fixed_sigma": True}},
+                    "mlp": {"units": [256, 128, 64], "activation": "elu", "initializer": {"name": "default"}}},
+        "config": config}}
+    runner = Runner()
+    runner.load(params)
+    runner.run({"train": True, "play": False})
+    run = runs / f"{name}_ppo"
+    shutil.rmtree(run / "nn", ignore_errors=True)
+    (run / "params").mkdir(exist_ok=True)
+    (run / "params" / "agent.yaml").write_text(yaml.safe_dump(
+        {k: v for k, v in params["params"].items() if k != "config"}
+        | {"config": {k: v for k, v in config.items() if k != "train_dir"}}))
+
+
 def main(argv: list[str]) -> int:
     import torch
 
@@ -139,7 +206,7 @@ def main(argv: list[str]) -> int:
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
-        (sb3 if library == "sb3" else rsl_rl)(out, *args)
+        {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games}[library](out, *args)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 
