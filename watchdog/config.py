@@ -137,6 +137,10 @@ class TrendConfig(BaseModel):
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
     )
+    excursion_factor: float | None = Field(
+        1.5, ge=1,
+        description="An alarm's 3-point median must also be this many times every 3-point median of the baseline "
+                    "window (an excursion the run came back from); below it, a warning. null = no such test.")
     jump_points: int = Field(
         3, ge=1, le=1000, description="A climb also alarms when its 3-point median holds alarm_ratio x above the newest "
                                       "normal stretch (the points after the lagged baseline, before the climb) for "

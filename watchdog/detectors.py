@@ -415,7 +415,7 @@ class TrendCusum(Detector):
 
     name = "trend"
     _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped")
-    _window_fields = ("baseline",)
+    _window_fields = ("baseline", "levels")
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -423,6 +423,7 @@ class TrendCusum(Detector):
         self.signal = signal
         self.signals = (signal,)
         self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
+        self.levels = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)  # 3-point medians, over the same span
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
         self.persist = 0
@@ -443,6 +444,8 @@ class TrendCusum(Detector):
             if not self.cusum < cfg.warn_h:  # the top of its range is needed past the early return below only
                 top = window.quantile(cfg.ref_quantile)
         self.baseline.push(record.iteration, x)
+        if len(self.recent) == 3:
+            self.levels.push(record.iteration, median3(*self.recent))
         if not ready:
             self.last_zero_iteration = record.iteration
             return None
@@ -464,6 +467,10 @@ class TrendCusum(Detector):
         if self.persist < self.cfg.persist_points and jump is None:
             return None
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
+        held = self.levels.window.sorted[-1] if len(self.levels.window) else None
+        below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
+                           and level - held < math.log(self.cfg.excursion_factor))
+        alarm = alarm and not below_excursion
         verdict = self._verdict(
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
             f"{self.signal} trending up: {ratio:.1f}x {what} {math.exp(top):.3g} "
@@ -471,6 +478,9 @@ class TrendCusum(Detector):
             # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
             onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
+        if below_excursion:
+            verdict.reason += (f"; a warning, not an alarm: below {self.cfg.excursion_factor:g}x the 3-point level "
+                               f"{math.exp(held):.3g} the run came back from in its baseline window")
         # warn-only (value targets not normalised): the climb may be a policy learning, so it leaves
         # the run healthy and its stable checkpoints going; with a reward collapse it is divergence
         if self.cfg.alarm_ratio is None:

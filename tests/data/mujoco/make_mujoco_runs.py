@@ -10,7 +10,7 @@ Hopper-v4 and HalfCheetah-v4 trained by
   minibatches, lr 1e-3 with the adaptive KL schedule, desired KL 0.01, entropy 0.005, clipped value
   loss, 256-128-64 ELU, init std 1), 500 iterations;
 - rl_games' Runner with Isaac Gym's Ant PPO settings scaled to 32 envs (value and input normalisation,
-  rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs.
+  rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs, on Hopper.
 Three more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
 (rsl_rl, on the "fixed" schedule) from a known update on. Each library's own TensorBoard logger writes
 the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards
@@ -35,8 +35,9 @@ RUNS = {
     "sb3/halfcheetah_zoo_raw": ("sb3", "HalfCheetah-v4", False, 100_000),
     "rsl_rl/hopper": ("rsl_rl", "Hopper-v4", 32, 500),
     "rsl_rl/halfcheetah": ("rsl_rl", "HalfCheetah-v4", 32, 500),
+    # HalfCheetah the same way fell from 506 to 83 over its last 125 epochs, KL and entropy as before: neither
+    # healthy nor a known divergence, so not kept
     "rl_games/hopper": ("rl_games", "Hopper-v4", 32, 500),
-    "rl_games/halfcheetah": ("rl_games", "HalfCheetah-v4", 32, 500),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
