@@ -167,6 +167,40 @@ class LaggedWindow:
         self.pending = deque((int(it), float(v)) for it, v in state["pending"])
 
 
+class LaggedMax:
+    """The largest value of a :class:`LaggedWindow` (the same joining and leaving), without the window:
+    the values that can still be the largest, in a deque decreasing from oldest to newest."""
+
+    def __init__(self, span_iters: int, lag_iters: int):
+        self.span = span_iters
+        self.lag = lag_iters
+        self.pending: deque[tuple[int, float]] = deque()
+        self.joined: deque[tuple[int, float]] = deque()
+
+    def push(self, iteration: int, x: float) -> None:
+        pending, joined = self.pending, self.joined
+        pending.append((iteration, x))
+        newest = iteration - self.lag
+        while pending and pending[0][0] <= newest:
+            point = pending.popleft()
+            while joined and joined[-1][1] <= point[1]:
+                joined.pop()  # never the largest again: a larger value joined after it
+            joined.append(point)
+        oldest = newest - self.span
+        while joined and joined[0][0] < oldest:
+            joined.popleft()
+
+    def max(self) -> float | None:
+        return self.joined[0][1] if self.joined else None
+
+    def state(self) -> dict:
+        return {"pending": list(self.pending), "joined": list(self.joined)}
+
+    def load(self, state: dict) -> None:
+        self.pending = deque((int(it), float(v)) for it, v in state["pending"])
+        self.joined = deque((int(it), float(v)) for it, v in state["joined"])
+
+
 def median3(a: float, b: float, c: float) -> float:
     """Median of three numbers (the level of the newest three points: one spike cannot move it)."""
     return max(min(a, b), min(max(a, b), c))
@@ -280,7 +314,8 @@ class Detector:
             value = state[name]
             setattr(self, name, deque(value, maxlen=current.maxlen) if isinstance(current, deque) else copy.deepcopy(value))
         for name in self._window_fields:
-            getattr(self, name).load(copy.deepcopy(state[name]))
+            if name in state:  # (an older version's state may lack a window added since)
+                getattr(self, name).load(copy.deepcopy(state[name]))
 
 
 class ValueLossThreshold(Detector):
@@ -423,7 +458,7 @@ class TrendCusum(Detector):
         self.signal = signal
         self.signals = (signal,)
         self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
-        self.levels = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)  # 3-point medians, over the same span
+        self.levels = LaggedMax(cfg.baseline_iters, cfg.lag_iters)  # the largest 3-point median, over the same span
         self.recent: deque[float] = deque(maxlen=3)
         self.cusum = 0.0
         self.persist = 0
@@ -467,7 +502,7 @@ class TrendCusum(Detector):
         if self.persist < self.cfg.persist_points and jump is None:
             return None
         alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
-        held = self.levels.window.sorted[-1] if len(self.levels.window) else None
+        held = self.levels.max()
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
         alarm = alarm and not below_excursion
@@ -726,10 +761,11 @@ class RewardCollapse(Detector):
         # a run that climbed through the window has its median half-way up the climb: a fall from its top
         # to nothing reads as only half the window's range below the median. Where it stood just before
         # the lag is its level then, for a fall that also loses half of what it gained since judging began
-        recent = self._recent_level()
-        if recent > center and recent - value >= self.cfg.min_rel_drop * (recent - self.start[0]):
-            center = recent
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
+        if value < window.sorted[-1] - limit:  # else no level in the window is far enough above it: skipped
+            recent = self._recent_level()
+            if recent > center and recent - value >= self.cfg.min_rel_drop * (recent - self.start[0]):
+                center = recent
         drop = center - value
         if not self._held(record, limit > 0 and drop > limit):
             return None
@@ -750,10 +786,11 @@ class RewardCollapse(Detector):
     def _recent_level(self) -> float:
         """The median of the window's values from its newest ``horizon_iters`` iterations (at least three)."""
         times, fifo = self.values.times, self.values.window.fifo
-        since, n = times[-1] - self.cfg.horizon_iters, 0
-        while n < len(times) and (n < 3 or times[-1 - n] >= since):
+        since, n, size = times[-1] - self.cfg.horizon_iters, 0, len(times)
+        while n < size and (n < 3 or times[-1 - n] >= since):
             n += 1
-        return statistics.median(fifo[-1 - i] for i in range(n))
+        newest = sorted([fifo[-1 - i] for i in range(n)])
+        return newest[n // 2] if n % 2 else (newest[n // 2 - 1] + newest[n // 2]) / 2
 
 
 class EntropyCollapse(Detector):

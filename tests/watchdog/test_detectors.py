@@ -554,7 +554,7 @@ def test_a_state_saved_before_a_detector_gained_fields_still_loads():
         for rec in _kl_run(60, seed=9):
             det.update(rec)
         state = det.state_dict()
-        for key in ("runaway", "runaway_since", "returns", "first_level"):
+        for key in ("runaway", "runaway_since", "returns", "first_level", "levels"):
             state.pop(key, None)
         fresh = next(d for d in build_detectors(cfg)
                      if type(d) is type(det) and getattr(d, "signal", None) == getattr(det, "signal", None))
