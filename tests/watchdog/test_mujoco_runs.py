@@ -33,11 +33,16 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "rsl_rl/hopper/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rsl_rl/halfcheetah/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rl_games/hopper/runs/hopper_ppo": ("rl_games", 500),
+    # skrl with Isaac Lab's settings on HalfCheetah did not learn (return -356 -> -365): flat, and quiet
+    "skrl/halfcheetah/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),
 }
+# skrl with Isaac Lab's settings on Hopper collapsed by itself, no fault injected: return 795 at its best,
+# ~190 over 130-190, 42 at 200, about 0 from 230 on; its normalised value loss 0.01-0.03 -> 0.70 (200) -> 0.98
+NATURAL = "skrl/hopper/runs/26-11-30_13-30-00-000000_PPO"
 
 
 def test_every_run_is_in_the_table():
-    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS)
+    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS) | {NATURAL}
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -46,8 +51,9 @@ def test_a_healthy_locomotion_run_raises_no_alarm(run):
     info = report.to_dict()
     framework, iterations = RUNS[run]
     assert info["framework"].startswith(framework) and report.iterations == iterations
-    # SB3 and rsl_rl do not normalise their value targets (the scale-free rules judge); rl_games does
-    assert info["value_loss_rule"] == (framework == "rl_games")
+    # SB3 and rsl_rl do not normalise their value targets (the scale-free rules judge); rl_games and skrl
+    # here do (normalize_value, RunningStandardScaler in the params Isaac Lab writes)
+    assert info["value_loss_rule"] == (framework in ("rl_games", "skrl"))
     assert report.verdict != "diverged" and not report.would_roll_back, info["events"]
     assert not [e for e in info["events"] if e["event"] == "alarm"]
     assert report.final_state != "warning", info["events"]
@@ -80,3 +86,15 @@ def test_a_real_learning_rate_fault_is_rolled_back_to_before_it(run):
     alarm, rollback = info["first_alarm"], report.would_roll_back[0]
     assert fault <= alarm["iteration"] <= fault + 4, alarm
     assert abs(rollback["onset_iteration"] - fault) <= 1 and rollback["to_iteration"] < fault, rollback
+
+
+def test_a_run_that_collapsed_by_itself_is_rolled_back_to_before_the_fall():
+    """No fault injected: the value loss leaves its settled 0.04 for 0.70 as the return falls from ~190
+    to 42 (200) and then to nothing. The 0.2 rule (normalised targets) calls it at 200, onset 166, and
+    rolls back to 150, where the return was still ~190."""
+    report = replay_run(DATA / NATURAL)
+    info = report.to_dict()
+    assert info["framework"] == "skrl" and info["value_loss_rule"] and report.verdict == "diverged"
+    assert (info["first_alarm"]["iteration"], info["first_alarm"]["detector"]) == (200, "value_loss_threshold")
+    rollback = report.would_roll_back[0]
+    assert 160 <= rollback["onset_iteration"] <= 175 and rollback["to_iteration"] == 150

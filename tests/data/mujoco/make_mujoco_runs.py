@@ -10,7 +10,9 @@ Hopper-v4 and HalfCheetah-v4 trained by
   minibatches, lr 1e-3 with the adaptive KL schedule, desired KL 0.01, entropy 0.005, clipped value
   loss, 256-128-64 ELU, init std 1), 500 iterations;
 - rl_games' Runner with Isaac Gym's Ant PPO settings scaled to 32 envs (value and input normalisation,
-  rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs, on Hopper.
+  rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs, on Hopper;
+- skrl's PPO with Isaac Lab's locomotion skrl settings (KLAdaptiveLR, RunningStandardScaler on states and
+  values), 500 updates (its Hopper run collapses by itself: a divergence nobody injected).
 Three more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
 (rsl_rl, on the "fixed" schedule) from a known update on. Each library's own TensorBoard logger writes
 the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards
@@ -38,6 +40,8 @@ RUNS = {
     # HalfCheetah the same way fell from 506 to 83 over its last 125 epochs, KL and entropy as before: neither
     # healthy nor a known divergence, so not kept
     "rl_games/hopper": ("rl_games", "Hopper-v4", 32, 500),
+    "skrl/hopper": ("skrl", "Hopper-v4", 32, 500),
+    "skrl/halfcheetah": ("skrl", "HalfCheetah-v4", 32, 500),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
@@ -194,6 +198,78 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int) -> None:
         | {"config": {k: v for k, v in config.items() if k != "train_dir"}}))
 
 
+def skrl(out: Path, env_id: str, n_envs: int, updates: int) -> None:
+    """skrl's PPO with Isaac Lab's locomotion skrl settings (24 rollouts x 32 envs, 5 learning epochs x 4
+    minibatches, lr 1e-3 with KLAdaptiveLR at 0.008, RunningStandardScaler on observations, states and
+    values, value clipping, value loss x2, rewards x0.1, 256-128-64 ELU); Isaac Lab's params/agent.yaml
+    is written beside the events, as its train script does."""
+    import gymnasium as gym
+    import torch
+    import yaml
+    from skrl.agents.torch.ppo import PPO, PPO_CFG
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.memories.torch import RandomMemory
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+    from skrl.resources.preprocessors.torch import RunningStandardScaler
+    from skrl.resources.schedulers.torch import KLAdaptiveLR
+    from skrl.trainers.torch import SequentialTrainer
+    from skrl.utils import set_seed
+    from torch import nn
+
+    def mlp(inputs: int, outputs: int) -> nn.Sequential:
+        return nn.Sequential(nn.Linear(inputs, 256), nn.ELU(), nn.Linear(256, 128), nn.ELU(), nn.Linear(128, 64),
+                             nn.ELU(), nn.Linear(64, outputs))
+
+    class Policy(GaussianMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
+            self.net = mlp(self.num_observations, self.num_actions)
+            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {"log_std": self.log_std}
+
+    class Value(DeterministicMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            DeterministicMixin.__init__(self)
+            self.net = mlp(self.num_observations, 1)
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {}
+
+    set_seed(0)
+    env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)]))
+    models = {"policy": Policy(env.observation_space, env.action_space, env.device),
+              "value": Value(env.observation_space, env.action_space, env.device)}
+    rollouts = 24
+    cfg = PPO_CFG(rollouts=rollouts, learning_epochs=5, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
+                  learning_rate=1e-3, learning_rate_scheduler=KLAdaptiveLR,
+                  learning_rate_scheduler_kwargs={"kl_threshold": 0.008}, grad_norm_clip=1.0, ratio_clip=0.2,
+                  value_clip=0.2, entropy_loss_scale=0.0, value_loss_scale=2.0,
+                  rewards_shaper=lambda rewards, *args, **kwargs: rewards * 0.1)
+    for kind, size in (("observation", env.observation_space), ("state", env.observation_space), ("value", 1)):
+        setattr(cfg, f"{kind}_preprocessor", RunningStandardScaler)
+        setattr(cfg, f"{kind}_preprocessor_kwargs", {"size": size, "device": env.device})
+    experiment = "26-11-30_13-30-00-000000_PPO"
+    cfg.experiment.directory, cfg.experiment.experiment_name = str(out / "runs"), experiment
+    cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, 10 ** 9
+    memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)
+    agent = PPO(models=models, memory=memory, cfg=cfg, observation_space=env.observation_space,
+                action_space=env.action_space, device=env.device)
+    SequentialTrainer(cfg={"timesteps": updates * rollouts, "headless": True, "disable_progressbar": True},
+                      env=env, agents=agent).train()
+    run = out / "runs" / experiment
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)
+    (run / "params").mkdir(exist_ok=True)
+    (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"seed": 0, "agent": {
+        "class": "PPO", "rollouts": rollouts, "learning_epochs": 5, "mini_batches": 4, "learning_rate": 1e-3,
+        "learning_rate_scheduler": "KLAdaptiveLR", "state_preprocessor": "RunningStandardScaler",
+        "value_preprocessor": "RunningStandardScaler", "value_loss_scale": 2.0, "entropy_loss_scale": 0.0,
+        "rewards_shaper_scale": 0.1}}))
+
+
 def main(argv: list[str]) -> int:
     import torch
 
@@ -207,7 +283,7 @@ def main(argv: list[str]) -> int:
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
-        {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games}[library](out, *args)
+        {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](out, *args)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 
