@@ -929,8 +929,9 @@ class KlSurge(Detector):
         else:
             self.runaway, self.runaway_since = 0, None
         if self.runaway >= self.cfg.alarm_points:
-            if self.first_up is None:  # a surge does not teach the window what normal is
-                self.first_up, self.last_up = self.runaway_since, it
+            # part of the surge's stretch (whose values the window does not learn), which it keeps going
+            self.first_up = self.runaway_since if self.first_up is None else self.first_up
+            self.last_up = it
             onset = min(self.runaway_since, self.first_up)
             return self._verdict(
                 record, "alarm", APPROX_KL, value, alarm_kl,
