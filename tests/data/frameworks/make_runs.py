@@ -307,6 +307,34 @@ def rsl_rl_runs(runs=RSL_RL_RUNS, root: Path = HERE, iterations: int | None = No
 SKRL_RUNS = (("pendulum_healthy", None), ("pendulum_fault", FAULT_IT))
 
 
+def skrl_models(net, **gaussian) -> tuple[type, type]:
+    """skrl's Gaussian policy (a free log-std, 0 at the start, actions clipped) and deterministic value
+    model, each network built by ``net(inputs, outputs)``; ``gaussian``: more GaussianMixin keywords."""
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+    from torch import nn
+
+    class Policy(GaussianMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            GaussianMixin.__init__(self, clip_actions=True, **gaussian)
+            self.net = net(self.num_observations, self.num_actions)
+            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {"log_std": self.log_std}
+
+    class Value(DeterministicMixin, Model):
+        def __init__(self, obs, act, device):
+            Model.__init__(self, observation_space=obs, action_space=act, device=device)
+            DeterministicMixin.__init__(self)
+            self.net = net(self.num_observations, 1)
+
+        def compute(self, inputs, role):
+            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {}
+
+    return Policy, Value
+
+
 def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None,
               lr_jump: tuple[int, float] | None = None) -> None:
     """skrl's PPO on Pendulum (its gymnasium wrapper, SequentialTrainer); runs/<time>_PPO/ with
@@ -320,29 +348,12 @@ def skrl_runs(runs=SKRL_RUNS, root: Path = HERE, iterations: int | None = None,
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.envs.wrappers.torch import wrap_env
     from skrl.memories.torch import RandomMemory
-    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
     from skrl.trainers.torch import SequentialTrainer
     from skrl.utils import set_seed
     from torch import nn
 
-    class Policy(GaussianMixin, Model):
-        def __init__(self, obs, act, device):
-            Model.__init__(self, observation_space=obs, action_space=act, device=device)
-            GaussianMixin.__init__(self, clip_actions=True)
-            self.net = nn.Sequential(nn.Linear(self.num_observations, 32), nn.ELU(), nn.Linear(32, self.num_actions))
-            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
-
-        def compute(self, inputs, role):
-            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {"log_std": self.log_std}
-
-    class Value(DeterministicMixin, Model):
-        def __init__(self, obs, act, device):
-            Model.__init__(self, observation_space=obs, action_space=act, device=device)
-            DeterministicMixin.__init__(self)
-            self.net = nn.Sequential(nn.Linear(self.num_observations, 32), nn.ELU(), nn.Linear(32, 1))
-
-        def compute(self, inputs, role):
-            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {}
+    Policy, Value = skrl_models(lambda inputs, outputs: nn.Sequential(nn.Linear(inputs, 32), nn.ELU(),
+                                                                      nn.Linear(32, outputs)))
 
     class ScaleReward(gym.Wrapper):
         def __init__(self, env, start):

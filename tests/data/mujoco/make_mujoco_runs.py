@@ -204,40 +204,23 @@ def skrl(out: Path, env_id: str, n_envs: int, updates: int) -> None:
     values, value clipping, value loss x2, rewards x0.1, 256-128-64 ELU); Isaac Lab's params/agent.yaml
     is written beside the events, as its train script does."""
     import gymnasium as gym
-    import torch
     import yaml
     from skrl.agents.torch.ppo import PPO, PPO_CFG
     from skrl.envs.wrappers.torch import wrap_env
     from skrl.memories.torch import RandomMemory
-    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
     from skrl.resources.preprocessors.torch import RunningStandardScaler
     from skrl.resources.schedulers.torch import KLAdaptiveLR
     from skrl.trainers.torch import SequentialTrainer
     from skrl.utils import set_seed
     from torch import nn
 
+    from tests.data.frameworks.make_runs import skrl_models
+
     def mlp(inputs: int, outputs: int) -> nn.Sequential:
         return nn.Sequential(nn.Linear(inputs, 256), nn.ELU(), nn.Linear(256, 128), nn.ELU(), nn.Linear(128, 64),
                              nn.ELU(), nn.Linear(64, outputs))
 
-    class Policy(GaussianMixin, Model):
-        def __init__(self, obs, act, device):
-            Model.__init__(self, observation_space=obs, action_space=act, device=device)
-            GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
-            self.net = mlp(self.num_observations, self.num_actions)
-            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
-
-        def compute(self, inputs, role):
-            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {"log_std": self.log_std}
-
-    class Value(DeterministicMixin, Model):
-        def __init__(self, obs, act, device):
-            Model.__init__(self, observation_space=obs, action_space=act, device=device)
-            DeterministicMixin.__init__(self)
-            self.net = mlp(self.num_observations, 1)
-
-        def compute(self, inputs, role):
-            return self.net(inputs["observations"] if "observations" in inputs else inputs["states"]), {}
+    Policy, Value = skrl_models(mlp, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
 
     set_seed(0)
     env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)]))
