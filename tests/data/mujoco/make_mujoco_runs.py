@@ -13,7 +13,7 @@ Hopper-v4 and HalfCheetah-v4 trained by
   rewards x0.01, lr 3e-4 with the adaptive KL schedule, 16-step horizon), 500 epochs, on Hopper;
 - skrl's PPO with Isaac Lab's locomotion skrl settings (KLAdaptiveLR, RunningStandardScaler on states and
   values), 500 updates (its Hopper run collapses by itself: a divergence nobody injected).
-Three more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
+Four more runs are the same with a real fault inside the training: the learning rate x100 (SB3) or x30
 (rsl_rl, on the "fixed" schedule) from a known update on. Each library's own TensorBoard logger writes
 the events; nothing is edited; checkpoints and rsl_rl's git-status folder are deleted afterwards
 (rl_games' params/agent.yaml is kept: replay reads its normalize_value).
@@ -49,6 +49,7 @@ FAULTS = {
     "sb3/halfcheetah_zoo_lr_fault": ("sb3", "HalfCheetah-v4", True, 100_000, (120, 100.0)),
     # with the adaptive schedule rsl_rl would undo the jump within a few updates (KL > 2x desired: lr / 1.5)
     "rsl_rl/hopper_lr_fault": ("rsl_rl", "Hopper-v4", 32, 400, (250, 30.0)),
+    "rsl_rl/halfcheetah_lr_fault": ("rsl_rl", "HalfCheetah-v4", 32, 400, (250, 30.0)),
 }
 
 ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
