@@ -568,7 +568,7 @@ class BlowUp(Detector):
     """
 
     name = "blowup"
-    _state_fields = ("recent", "floor", "envelope", "streak")  # and below: returns, first_level (absent from older saves)
+    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -612,7 +612,7 @@ class BlowUp(Detector):
                 self.first_level = level
             if over and self.streak >= self.cfg.patience_points:
                 explainable = self.cfg.explained_by is not None
-                climbing = explainable and level - self.first_level >= math.log(self.cfg.envelope_factor) - 1e-9
+                climbing = explainable and level - self.first_level >= margin
                 jump = self._return_jump(low_it, level) if explainable and not climbing else None
                 verdict = self._verdict(
                     record, "alarm" if jump is None else "warning", self.signal, values[self.signal],
@@ -656,15 +656,11 @@ class BlowUp(Detector):
     def state_dict(self) -> dict:
         state = super().state_dict()
         state["floor"] = [list(p) for p in self.floor]
-        state["returns"] = [list(p) for p in self.returns]
-        state["first_level"] = self.first_level
         return state
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.floor = deque((int(it), float(v)) for it, v in state["floor"])
-        self.returns = deque(((int(it), float(v)) for it, v in state.get("returns", ())), maxlen=self.cfg.floor_points + 3)
-        self.first_level = float(state.get("first_level", NO_LEVEL))
 
 
 class CriticGradNorm(Detector):
