@@ -1064,7 +1064,7 @@ class NonFinite(Detector):
         if record.surely_finite():  # most records: one sum instead of a look at each tracked key
             return None
         metrics = record.metrics
-        bad = [k for k in TRACKED_KEYS if k in metrics and not math.isfinite(metrics[k])]
+        bad = record.nonfinite_keys()
         if not bad:
             return None
         key = bad[0]
