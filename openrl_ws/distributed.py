@@ -32,12 +32,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from watchdog import distributed as wd_dist
+from watchdog.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -162,12 +164,16 @@ class DistContext:
 def setup(device: str) -> DistContext | None:
     """Initialise the process group when launched by torchrun with ``WORLD_SIZE`` > 1."""
     backend = "nccl" if str(device).startswith("cuda") else "gloo"
+    if backend == "nccl" and wd_dist.env_world_size() > 1:
+        # one GPU per rank, chosen before the group forms (NCCL refuses two ranks on one device)
+        local_rank, gpus = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= gpus:
+            raise ConfigError(f"torchrun started local rank {local_rank} but this node has {gpus} CUDA "
+                              f"device(s); NCCL needs one GPU per rank",
+                              hint=f"launch with --nproc_per_node {gpus} or less, or add --rl_device cpu (gloo)")
+        torch.cuda.set_device(local_rank)
     if not wd_dist.init_process_group(backend):
         return None
-    if backend == "nccl":
-        import os
-
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return DistContext()
 
 

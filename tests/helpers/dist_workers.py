@@ -19,11 +19,14 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
-def _init(rank: int, world: int, port: int, timeout_s: float = 30.0) -> None:
+def _init(rank: int, world: int, port: int, timeout_s: float = 30.0, backend: str = "gloo") -> None:
+    import torch
     import torch.distributed as dist
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
+    if backend == "nccl":
+        torch.cuda.set_device(rank)  # one GPU per rank
+    dist.init_process_group(backend, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
 
 
 def _dump(out_dir: str, rank: int, data: dict) -> None:
@@ -35,7 +38,7 @@ def _dump(out_dir: str, rank: int, data: dict) -> None:
                                                              for k, v in data.items()}))
 
 
-def reduce_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+def reduce_worker(rank: int, world: int, port: int, out_dir: str, backend: str = "gloo") -> None:
     """Each rank reduces its own record; NaN on rank 1 for value_loss, +inf on rank 0 for reward."""
     import torch.distributed as dist
 
@@ -43,7 +46,7 @@ def reduce_worker(rank: int, world: int, port: int, out_dir: str) -> None:
     from watchdog.errors import InternalError
     from watchdog.signals import MetricRecord
 
-    _init(rank, world, port)
+    _init(rank, world, port, backend=backend)
     try:
         metrics = {
             "train/value_loss": [0.5, math.nan][rank],
@@ -92,3 +95,21 @@ def dying_peer_worker(rank: int, world: int, port: int, out_dir: str, mode: str)
         outcome = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
     _dump(out_dir, rank, {"seconds": time.monotonic() - start, "outcome": outcome})
     os._exit(0)
+
+
+def nccl_one_rank_worker(rank: int, world: int, port: int, out_dir: str) -> None:
+    """A one-rank NCCL group on one GPU: the collectives' CUDA path (tensors moved to the device and
+    back), the non-finite values kept, the action code and the status flag returned."""
+    import torch.distributed as dist
+
+    from watchdog.distributed import _device, agree, agree_flag, reduce_record
+    from watchdog.signals import MetricRecord
+
+    _init(rank, world, port, backend="nccl")
+    try:
+        out = reduce_record(MetricRecord(7, 512, {"train/value_loss": math.nan, "train/critic_grad_norm": 2.5,
+                                                  "rollout/average_step_reward": -math.inf}))
+        _dump(out_dir, rank, {"backend": dist.get_backend(), "device": str(_device()), "iteration": out.iteration,
+                              "metrics": out.metrics, "agree": agree(3, 40), "flag": agree_flag(1)})
+    finally:
+        dist.destroy_process_group()

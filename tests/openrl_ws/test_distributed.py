@@ -1,4 +1,7 @@
-"""Data-parallel PPO under torchrun (2 gloo ranks on CPU): one watchdog decision on every rank."""
+"""Data-parallel PPO under torchrun: one watchdog decision on every rank.
+
+2 gloo ranks on CPU everywhere; the NCCL tests at the end run on a CUDA machine (two ranks need two GPUs).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import torch.multiprocessing as mp
 
 from openrl_ws.train import main
@@ -48,9 +52,9 @@ def run_ranks(fn, *args, world: int = 2, timeout: float = 60) -> list[int | None
     return codes
 
 
-def torchrun(tmp_path: Path, *extra: str, iterations: int = 12, timeout: float = 180):
+def torchrun(tmp_path: Path, *extra: str, iterations: int = 12, timeout: float = 180, ranks: int = 2):
     run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), "--master_port", str(free_port()),
            "openrl_ws/train.py", *SMALL, "--watchdog", "--run_dir", str(run_dir),
            "--train_timesteps", str(8 * 32 * iterations), *extra]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "WATCHDOG_DIST_TIMEOUT": "30"}
@@ -102,7 +106,11 @@ def test_a_rank_filter_beyond_the_world_size_is_bad_input(tmp_path, capsys):
 
 
 def test_torchrun_two_ranks_roll_back_together_and_stay_identical(tmp_path):
-    proc, run_dir, _ = torchrun(tmp_path, "--inject", "nan@5/rank=1")
+    proc, run_dir, _ = torchrun(tmp_path, "--inject", "nan@5/rank=1", "--rl_device", "cpu")
+    check_two_ranks_rolled_back_together(proc, run_dir)
+
+
+def check_two_ranks_rolled_back_together(proc, run_dir: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     s0, s1 = (json.loads((run_dir / f"rank{k}_summary.json").read_text()) for k in (0, 1))
     # the same decisions in the same iterations, to the same checkpoint
@@ -125,8 +133,58 @@ def test_torchrun_two_ranks_roll_back_together_and_stay_identical(tmp_path):
 
 
 def test_torchrun_a_rank_that_raises_ends_the_run_nonzero_without_hanging(tmp_path):
-    proc, run_dir, seconds = torchrun(tmp_path, "--inject", "crash@3/rank=1", timeout=120)
+    proc, run_dir, seconds = torchrun(tmp_path, "--inject", "crash@3/rank=1", "--rl_device", "cpu", timeout=120)
     assert proc.returncode != 0
     assert "injected crash at iteration 3" in proc.stderr
     assert seconds < 90
     assert not list(run_dir.glob("rank*_summary.json"))  # nobody finished
+
+
+# --- NCCL on CUDA (skipped without a GPU) ---------------------------------------------------------------
+
+GPUS = torch.cuda.device_count() if torch.cuda.is_available() else 0
+needs_gpu = pytest.mark.skipif(GPUS < 1, reason="needs a CUDA device")
+needs_two_gpus = pytest.mark.skipif(GPUS < 2, reason="two NCCL ranks need two GPUs (NCCL refuses two ranks on one)")
+
+
+def test_nccl_wanted_with_more_ranks_than_gpus_is_one_line_bad_input(tmp_path, capsys, monkeypatch):
+    """On a CPU machine (0 GPUs) a rank asked to run on CUDA under torchrun fails before any collective."""
+    if GPUS:
+        pytest.skip("the CUDA machine's version is the torchrun test below")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main([*SMALL, "--watchdog", "--run_dir", str(tmp_path / "r"), "--rl_device", "cuda:0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "local rank 0" in err and "0 CUDA device(s)" in err
+    assert "--nproc_per_node" in err and not (tmp_path / "r").exists()
+
+
+@needs_gpu
+def test_torchrun_with_more_ranks_than_gpus_exits_nonzero_with_the_fix(tmp_path):
+    proc, run_dir, seconds = torchrun(tmp_path, "--rl_device", "cuda", ranks=GPUS + 1, timeout=120)
+    assert proc.returncode != 0 and seconds < 90
+    assert f"local rank {GPUS} but this node has {GPUS} CUDA device(s)" in proc.stderr
+
+
+@needs_gpu
+def test_nccl_collectives_run_on_the_gpu_and_keep_non_finite_values(tmp_path):
+    assert run_ranks(dist_workers.nccl_one_rank_worker, free_port(), str(tmp_path), world=1) == [0]
+    seen = json.loads((tmp_path / "rank0.json").read_text())
+    assert seen["backend"] == "nccl" and seen["device"] == "cuda:0" and seen["iteration"] == 7
+    assert seen["metrics"] == {"train/value_loss": "nan", "train/critic_grad_norm": 2.5,
+                               "rollout/average_step_reward": "-inf"}
+    assert (seen["agree"], seen["flag"]) == (3, 1)
+
+
+@needs_two_gpus
+def test_reduce_record_and_agree_on_two_nccl_ranks(tmp_path):
+    assert run_ranks(dist_workers.reduce_worker, free_port(), str(tmp_path), "nccl") == [0, 0]
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert r0 == r1 and r0["metrics"]["train/value_loss"] == "nan"
+    assert r0["metrics"]["train/critic_grad_norm"] == pytest.approx(2.0)
+
+
+@needs_two_gpus
+def test_torchrun_two_nccl_ranks_roll_back_together_and_stay_identical(tmp_path):
+    proc, run_dir, _ = torchrun(tmp_path, "--inject", "nan@5/rank=1", "--rl_device", "cuda")
+    check_two_ranks_rolled_back_together(proc, run_dir)
