@@ -67,10 +67,11 @@ def recording_driver(records: list[dict], env, started: float, deadline_s: float
     return RecordingDriver
 
 
-def train(num_envs: int, episode_length: int, iterations: int, minutes: float, seed: int, algo: str) -> dict:
+def train(num_envs: int, episode_length: int, iterations: int, minutes: float, seed: int, algo: str,
+          device: str = "cpu") -> dict:
     """Train PPO (or MAPPO with a centralized critic) for ``iterations``, or until ``minutes`` pass."""
-    env = make_env("push_lite", num_envs, seed=seed, centralized_critic=algo == "mappo")
-    net = PPONet(env, cfg=ppo_cfg(episode_length, seed))
+    env = make_env("push_lite", num_envs, device=device, seed=seed, centralized_critic=algo == "mappo")
+    net = PPONet(env, cfg=ppo_cfg(episode_length, seed), device=device)
     agent = PPOAgent(net)
     records: list[dict] = []
     steps_per_iter = num_envs * episode_length
@@ -80,6 +81,7 @@ def train(num_envs: int, episode_length: int, iterations: int, minutes: float, s
     wall = time.perf_counter() - started
     return {
         "algo": algo,
+        "device": device,
         "num_envs": num_envs,
         "episode_length": episode_length,
         "agents": env.agent_num,
@@ -94,12 +96,13 @@ def train(num_envs: int, episode_length: int, iterations: int, minutes: float, s
     }
 
 
-def env_throughput(num_envs: int, steps: int = 100, repeats: int = 3, seed: int = 0) -> float:
-    """Env-only steps per second (one step = one env advancing once), random actions, CPU.
+def env_throughput(num_envs: int, steps: int = 100, repeats: int = 3, seed: int = 0, device: str = "cpu") -> float:
+    """Env-only steps per second (one step = one env advancing once), random actions from the host
+    (as a policy's actions reach the env in training).
 
     Best of ``repeats`` timings: the machine is shared, and the best run is the least disturbed.
     """
-    env = make_env("push_lite", num_envs, seed=seed)
+    env = make_env("push_lite", num_envs, device=device, seed=seed)
     env.reset()
     actions = np.random.default_rng(seed).uniform(-1, 1, (steps, num_envs, 2, 3)).astype(np.float32)
     env.step(actions[0])
@@ -108,6 +111,8 @@ def env_throughput(num_envs: int, steps: int = 100, repeats: int = 3, seed: int 
         start = time.perf_counter()
         for a in actions:
             env.step(a)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
         best = max(best, steps * num_envs / (time.perf_counter() - start))
     return best
 
@@ -130,7 +135,7 @@ def plot(result: dict, path: Path) -> None:
     ax2.set_ylim(0, 1)
     ax.set_title(
         f"push_lite, OpenRL {result['algo'].upper()}: {result['num_envs']} envs, "
-        f"{result['total_wall_s'] / 60:.1f} min wall, 2 CPU cores"
+        f"{result['total_wall_s'] / 60:.1f} min wall, {result.get('device_name', '2 CPU cores')}"
     )
     fig.legend(loc="center right", bbox_to_anchor=(0.85, 0.35))
     fig.tight_layout()
@@ -148,12 +153,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--algo", choices=("ppo", "mappo"), default="ppo")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--device", default=None, help="cpu | cuda:0 (default: cuda when available, as train.py)")
     args = parser.parse_args(argv)
     logging.getLogger().setLevel(logging.WARNING)
     torch.set_num_threads(max(torch.get_num_threads(), 1))
 
-    throughput = {str(n): env_throughput(n) for n in (64, 512, 4096)}
-    result = train(args.num_envs, args.episode_length, args.iterations, args.minutes, args.seed, args.algo)
+    device = args.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    throughput = {str(n): env_throughput(n, device=device) for n in (64, 512, 4096)}
+    result = train(args.num_envs, args.episode_length, args.iterations, args.minutes, args.seed, args.algo, device)
+    if device.startswith("cuda"):
+        result["device_name"] = torch.cuda.get_device_name(torch.device(device))
     rewards = result["average_step_reward"]
     k = max(len(rewards) // 10, 1)
     result["first_iters_mean"] = float(np.mean(rewards[:k]))
@@ -170,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{result['env_steps'][-1]:,} env steps, {result['total_wall_s'] / 60:.1f} min"
     )
     for n, sps in result["env_steps_per_s"].items():
-        print(f"env-only throughput, {n:>4} envs: {sps:,.0f} env steps/s")
+        print(f"env-only throughput on {device}, {n:>4} envs: {sps:,.0f} env steps/s")
 
 
 if __name__ == "__main__":
