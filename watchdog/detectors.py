@@ -51,6 +51,7 @@ GAUSSIAN_ENTROPY_PER_DIM = 0.5 * math.log(2 * math.pi * math.e)
 
 IQR_TO_SIGMA = 1.0 / 1.349  # a normal's interquartile range is 1.349 sigma
 NOISE_POINTS = 100  # point-to-point changes that estimate a signal's noise
+SPARSE_UPDATES = 10  # a reward that changed fewer times in its change window has no noise scale to read
 NO_LEVEL = -1e9  # "no level held yet" in log space: finite, so saved state stays strict JSON
 TINY = 1e-12
 
@@ -711,6 +712,14 @@ class RewardCollapse(Detector):
     window's median is half-way up the climb) when the fall also loses ``min_rel_drop`` of what it
     gained since judging began.
 
+    A reward that changed fewer than ``SPARSE_UPDATES`` times in its last ``baseline_points`` points is a
+    staircase: a mean over episodes logged only when they end, every env's fixed-length episode ending
+    in the same iteration (rsl_rl's HalfCheetah: once in 42 iterations). Its changes are the run's
+    learning steps, not noise, so no sigma is read from them: a fall from the last level it rose to
+    by ``min_rel_drop`` of its 5-95 % range and of what it gained since judging began, and by more than
+    any fall among its last ``SPARSE_UPDATES`` changes that it came back from (a noisy staircase's own
+    steps down), is the collapse.
+
     A standing warning only where the run had something to lose: its lagged median above the first
     judged window's by ``min_gain`` times that window's range, or the reward below that first window
     by as much. In a run that never learned, the running mean of a random policy's episodes wanders
@@ -719,7 +728,7 @@ class RewardCollapse(Detector):
     evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
-    _state_fields = ("tail", "down", "first_down", "start")
+    _state_fields = ("tail", "down", "first_down", "start", "last", "top", "top_at", "updates")
     _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
@@ -732,10 +741,20 @@ class RewardCollapse(Detector):
         self.down = 0
         self.first_down: int | None = None
         self.start: tuple[float, float] | None = None  # (median, 5-95 % range) of the first window judged
+        self.last: float | None = None  # the value before this one
+        self.top: float | None = None  # the last level it rose to, and the point it did
+        self.top_at = 0
+        self.updates: deque[tuple[int, float]] = deque(maxlen=SPARSE_UPDATES)  # its last changes: (point, change)
 
     def _check(self, record, values, judging):
         value = values[self.cfg.signal]
         self.tail.append(value)
+        if value != self.last:
+            if self.last is not None:
+                self.updates.append((self.points, value - self.last))
+            if self.last is None or value > self.last:
+                self.top, self.top_at = value, self.points  # a fall is measured from the last level it rose to
+            self.last = value
         window = self.values.window
         verdict = None
         if judging and len(window) >= max(self.warmup.baseline_points, 2 * self.cfg.horizon_points + 2):
@@ -758,7 +777,18 @@ class RewardCollapse(Detector):
         # to nothing reads as only half the window's range below the median. Where it stood just before
         # the lag is its level then, for a fall that also loses half of what it gained since judging began
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
-        if value < window.sorted[-1] - limit:  # else no level in the window is far enough above it: skipped
+        updates = self.updates
+        staircase = self.top > center and (len(updates) < SPARSE_UPDATES  # changed too rarely for a scale
+                                           or self.points - updates[0][0] > self.cfg.baseline_points)
+        if staircase:
+            # its changes are the run's learning steps, not noise, so there is no scale to read: a fall from
+            # the last level it rose to, by half its range and half of what it had gained, and by more than
+            # any fall it came back from (a noisy staircase's own steps down), is a collapse
+            top_at = self.top_at
+            came_back = max((-c for at, c in self.updates if c < 0 and at < top_at), default=0.0)
+            center = self.top
+            limit = max(self.cfg.min_rel_drop * max(spread, center - self.start[0]), came_back)
+        elif value < window.sorted[-1] - limit:  # else no level in the window is far enough above it: skipped
             recent = self._recent_level()
             if recent > center and recent - value >= self.cfg.min_rel_drop * (recent - self.start[0]):
                 center = recent
@@ -770,8 +800,13 @@ class RewardCollapse(Detector):
         standing = center - start > self.cfg.min_gain * start_spread or value < start - self.cfg.min_gain * start_spread
         verdict = self._verdict(
             record, "warning", self.cfg.signal, value, center - limit,
-            f"reward {value:.3g} fell {drop:.3g} below its recent median {center:.3g} for {self.down} points "
-            f"({drop / max(scale, 1e-300):.0f} robust sigmas of this run's changes)"
+            f"reward {value:.3g} fell {drop:.3g} below "
+            + (f"{center:.3g}, the last level it rose to, for {self.down} points (it changed "
+               f"{sum(self.points - at < self.cfg.baseline_points for at, _ in self.updates)} times in its last "
+               f"{self.cfg.baseline_points} points, too rarely for a noise scale; the limit, {limit:.3g}, is "
+               f"{self.cfg.min_rel_drop:g} of its range or of its gain, or a fall it came back from)" if staircase else
+               f"its recent median {center:.3g} for {self.down} points ({drop / max(scale, 1e-300):.0f} robust "
+               "sigmas of this run's changes)")
             + ("" if standing else f"; it never rose above where judging began ({start:.3g}) and is not below it: "
                                    "nothing learned to lose"),
             onset_hint=self.first_down,

@@ -488,6 +488,37 @@ def test_a_reward_collapse_below_where_the_run_began_or_of_a_learned_level_stand
     assert out.watchdog.state.value == "warning" and out.rollbacks == []
 
 
+def staircase(levels: list[float], every: int = 40) -> list[MetricRecord]:
+    """A return logged only when every env's fixed-length episode ends: level k held for ``every`` iterations."""
+    return [MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "average_step_reward": levels[it // every]})
+            for it in range(len(levels) * every)]
+
+
+@pytest.mark.parametrize(("tail", "warns"), [
+    ([16, -263, -566], True),  # gives back all it gained, from the last level it rose to: a collapse
+    ([16, 280, 300], False),  # one step back of 0.4 of the range and of the gain, then on up: no collapse
+    ([200, 180, 190], False),  # the learning steps' own size
+])
+def test_a_staircase_return_is_judged_from_the_last_level_it_rose_to(tail, warns):
+    """Learning steps of 9-190 (rsl_rl HalfCheetah's) are the only changes such a return has, so a scale read
+    from them (8 sigmas: 600-900 here) would let a fall to below where the run began pass; a fall of half the
+    range and of the gain from the last level it rose to is the collapse, and a step back of less is not."""
+    out = drive(staircase([-318, -309, -252, -105, 82, 250, *tail]))
+    warned = [w for w in out.kinds("warning") if w["detector"] == "reward_collapse"]
+    assert bool(warned) == warns, warned
+    if warns:
+        first, = warned
+        assert first["iteration"] == 7 * 40 + 2 and "250, the last level it rose to" in first["reason"]
+        assert "too rarely for a noise scale" in first["reason"] and not first.get("advisory", False)
+
+
+def test_a_staircase_fall_no_larger_than_one_it_came_back_from_is_not_a_new_collapse():
+    """A staircase that fell 350 (a warning), came back, and falls 350 again: its own precedent, not news."""
+    out = drive(staircase([-318, -309, -252, -105, 82, 250, -100, 250, -100, 250]))
+    warned = [w["iteration"] for w in out.kinds("warning") if w["detector"] == "reward_collapse"]
+    assert warned == [6 * 40 + 2]
+
+
 @pytest.mark.parametrize("split", [150, 230, 290])
 def test_policy_change_state_survives_strict_json_mid_collapse(split):
     """The real SB3 lr fault (entropy, KL and episode return logged), saved before, inside and after its

@@ -19,16 +19,6 @@ from watchdog.replay import find_run_dirs, replay_run
 
 FAULTS = Path(__file__).resolve().parents[1] / "data" / "long_faults"
 
-SB3_MOUNTAINCAR_MISSED = (
-    "SB3 MountainCarContinuous, lr 3e-4 -> 9e-2 from rollout 240: three episodes reach the goal (+57, +57 at 243, "
-    "+56 at 258; value loss spikes 2889 at 244 and 1465 at 259, 0.0035-1.2 before), then the policy saturates its "
-    "actions: every episode from 275 on returns -94 to -99.9 (the worst possible without the goal; healthy -45 to "
-    "-50); train/std 0.88 -> 0.69 (250) -> 1.6 (300) -> median 1.89 over 360-398 (healthy 0.82), approx_kl median "
-    "5e-7 -> 0.05 (up to 3.5), clip_fraction 0 -> median 0.26. The watchdog says healthy with two advisory "
-    "warnings, kl_surge at 242 and entropy_collapse at 247, and no reward_collapse warning to make them a "
-    "policy_collapse alarm: SB3's rollout/ep_rew_mean is the mean of all ~25 episodes so far (-50.1 -> -31.2 at 260 "
-    "-> -52.9 at 398), so the episodes' fall to -99 barely moves it"
-)
 CLEANRL_MISSED = (
     "CleanRL CartPole, lr 2.5e-4 -> 2.5e-2 from update 300: approx_kl 7e-4 -> 0.85 at 300 (median 5e-3, up to 2.1, "
     "after; healthy <= 0.012), entropy median 0.60 -> 0.004 over 320-499 (a near-deterministic policy; healthy 0.54), "
@@ -45,7 +35,12 @@ RUNS = [
     ("rsl_rl/push_lite_lr_fault/logs/2026-11-30_06-00-00", 300, 500, None),
     ("sb3/cartpole_lr_fault/PPO_1", 200, 299, None),  # 300 rollouts; SB3's first dump precedes any update
     ("sb3/pendulum_lr_fault/PPO_1", 240, 399, None),  # 400 rollouts
-    ("sb3/mountaincar_lr300_fault/PPO_1", 240, 399, SB3_MOUNTAINCAR_MISSED),
+    # lr 3e-4 -> 9e-2 from rollout 240: three episodes reach the goal (value loss spikes 2889 at 244), then every
+    # episode from 275 on returns -94 to -99.9 (healthy -45 to -50); approx_kl median 5e-7 -> 0.05. SB3's
+    # ep_rew_mean is the mean of all ~25 episodes so far and changed 3-6 times per 100 rollouts (-50.1 -> -31.2 at
+    # 260 -> -52.9 at 398): too rarely for a noise scale, so its fall is judged from -31.2, the last level it rose
+    # to (missed, a strict xfail, until that rule)
+    ("sb3/mountaincar_lr300_fault/PPO_1", 240, 399, None),
     ("cleanrl/cartpole_lr_fault/runs/CartPole-v1__ppo__1__1700000000", 300, 500, CLEANRL_MISSED),
     ("skrl/pendulum_lr_fault/runs/26-11-30_06-00-00-000000_PPO", 240, 400, None),  # NaN from 288
     ("rl_games/pendulum_lr_fault/runs/pendulum_ppo", 170, 280, None),
@@ -116,10 +111,12 @@ def test_sb3_policy_collapse_is_caught_when_the_return_follows_the_entropy_down_
     assert fault - 30 <= first["to_iteration"] <= fault and abs(first["onset_iteration"] - fault) <= 10, first
 
 
-@pytest.mark.parametrize("index", [1, 2, 6], ids=["sb3/cartpole", "sb3/pendulum", "rl_games/pendulum"])
+@pytest.mark.parametrize("index", [1, 2, 3, 6], ids=["sb3/cartpole", "sb3/pendulum", "sb3/mountaincar",
+                                                      "rl_games/pendulum"])
 def test_a_policy_collapse_is_dated_at_the_fault_and_rolled_back_before_it(index):
     """The KL surge or the entropy's fall begins with the first oversized update; the returns follow
-    later (60-110 iterations here), so the alarm waits for them but its onset does not."""
+    later (60-110 iterations here; MountainCar's running mean 83), so the alarm waits for them but its
+    onset does not."""
     run, fault, _, _ = RUNS[index]
     report = replay_run(FAULTS / run)
     info = report.to_dict()

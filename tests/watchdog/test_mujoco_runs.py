@@ -16,26 +16,21 @@ import pytest
 
 from watchdog.replay import find_run_dirs, replay_run
 
-RSL_RL_HALFCHEETAH_MISSED = (
-    "rsl_rl HalfCheetah, lr x30 from 250 (fixed schedule): the policy's std runs away (log-std -0.02 -> 2.2, "
-    "entropy 7.9 -> 21.8) and the return falls 250 -> 16 (300) -> -263 (340) -> -566 (380). The watchdog says "
-    "healthy with an advisory entropy_surge at 255 and no reward_collapse to make it a policy_collapse: every "
-    "env's 1,000-step episode ends in the same iteration, so the logged return changes once every 42 "
-    "iterations, and reward_collapse's noise scale, built from those changes only (a running mean that was "
-    "not updated is no change), is the run's own learning steps of 100-300 (8 sigmas: 940-2,400)"
-)
-
 DATA = Path(__file__).resolve().parents[1] / "data" / "mujoco"
 # the same runs with the learning rate x100 (SB3) / x30 (rsl_rl, fixed schedule) from an update on:
-# run folder -> (framework, iterations, the first iteration the fault shows in)
+# run folder -> (framework, iterations, the first iteration the fault shows in, the latest the alarm may come)
 FAULTS = {
-    "sb3/hopper_zoo_lr_fault/PPO_1": ("sb3", 195, 120),  # return 504 -> 159 -> 3, KL 0.01 -> 1e7
+    "sb3/hopper_zoo_lr_fault/PPO_1": ("sb3", 195, 120, 124),  # return 504 -> 159 -> 3, KL 0.01 -> 1e7
     # return 999 -> 720 and no further (healthy: 1,600), KL >= 0.5 nats for 75 updates: kl_surge's alarm
-    "sb3/halfcheetah_zoo_lr_fault/PPO_1": ("sb3", 195, 120),
-    "rsl_rl/hopper_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251),  # return 429 -> 248 -> 1
-    "rsl_rl/halfcheetah_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251),  # missed: see the xfail
+    "sb3/halfcheetah_zoo_lr_fault/PPO_1": ("sb3", 195, 120, 124),
+    "rsl_rl/hopper_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251, 255),  # return 429 -> 248 -> 1
+    # the policy's std runs away at once (log-std -0.02 -> 2.2, entropy 7.9 -> 21.8: entropy_surge from 255), but
+    # every env's 1,000-step episode ends in the same iteration, so the logged return changes once in 42
+    # iterations: 250 (249) -> 16 (291) -> -263 (333) -> -566 (374). Judged as a staircase, the fall from 250 to
+    # -263 is the reward collapse (3 points held: 335), dated by the std's runaway. Missed (a strict xfail) while
+    # the noise scale was read from those changes, which are the run's learning steps (8 sigmas: 940-2,400)
+    "rsl_rl/halfcheetah_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251, 336),
 }
-MISSED = {"rsl_rl/halfcheetah_lr_fault/logs/2026-11-30_13-30-00": RSL_RL_HALFCHEETAH_MISSED}
 RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "sb3/hopper_zoo/PPO_1": ("sb3", 195),
     "sb3/hopper_zoo_raw/PPO_1": ("sb3", 195),
@@ -83,8 +78,7 @@ def test_a_healthy_rl_games_excursion_is_a_warning_not_a_rollback():
 
 
 def _fault(run: str):
-    marks = [pytest.mark.xfail(strict=True, reason=MISSED[run])] if run in MISSED else []
-    return pytest.param(run, marks=marks, id=run.split("/logs")[0].removesuffix("/PPO_1"))
+    return pytest.param(run, id=run.split("/logs")[0].removesuffix("/PPO_1"))
 
 
 @pytest.mark.parametrize("run", [_fault(r) for r in sorted(FAULTS)])
@@ -96,11 +90,11 @@ def test_a_real_learning_rate_fault_is_rolled_back_to_before_it(run):
     or more for 75 updates is the alarm."""
     report = replay_run(DATA / run)
     info = report.to_dict()
-    framework, iterations, fault = FAULTS[run]
+    framework, iterations, fault, latest = FAULTS[run]
     assert info["framework"].startswith(framework) and report.iterations == iterations
     assert report.verdict == "diverged", info["events"]
     alarm, rollback = info["first_alarm"], report.would_roll_back[0]
-    assert fault <= alarm["iteration"] <= fault + 4, alarm
+    assert fault <= alarm["iteration"] <= latest, alarm
     assert abs(rollback["onset_iteration"] - fault) <= 1 and rollback["to_iteration"] < fault, rollback
 
 
