@@ -38,6 +38,9 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "sb3/halfcheetah_zoo_raw/PPO_1": ("sb3", 195),
     "rsl_rl/hopper/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rsl_rl/halfcheetah/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
+    # seeds 1 and 2: returns that change once in 42 iterations and climb (reward_collapse's staircase)
+    "rsl_rl/halfcheetah_seed1/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
+    "rsl_rl/halfcheetah_seed2/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rl_games/hopper/runs/hopper_ppo": ("rl_games", 500),
     # skrl with Isaac Lab's settings on HalfCheetah did not learn (return -356 -> -365): flat, and quiet
     "skrl/halfcheetah/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),

@@ -37,6 +37,9 @@ RUNS = {
     "sb3/halfcheetah_zoo_raw": ("sb3", "HalfCheetah-v4", False, 100_000),
     "rsl_rl/hopper": ("rsl_rl", "Hopper-v4", 32, 500),
     "rsl_rl/halfcheetah": ("rsl_rl", "HalfCheetah-v4", 32, 500),
+    # the same with seeds 1 and 2: more returns that change once in 42 iterations (reward_collapse's staircase)
+    "rsl_rl/halfcheetah_seed1": ("rsl_rl", "HalfCheetah-v4", 32, 500, None, 1),
+    "rsl_rl/halfcheetah_seed2": ("rsl_rl", "HalfCheetah-v4", 32, 500, None, 2),
     # HalfCheetah the same way fell from 506 to 83 over its last 125 epochs, KL and entropy as before: neither
     # healthy nor a known divergence, so not kept
     "rl_games/hopper": ("rl_games", "Hopper-v4", 32, 500),
@@ -82,9 +85,10 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
         **kw).learn(steps, tb_log_name="PPO")
 
 
-def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None) -> None:
+def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
+           seed: int = 0) -> None:
     """``lr_jump`` (update, factor): that update (0-based) and every later one at the learning rate x
-    factor, with the "fixed" schedule (make_runs' ``_jump_learning_rate``)."""
+    factor, with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
     import gymnasium as gym
     import torch
     from rsl_rl.env import VecEnv
@@ -100,7 +104,7 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
             self.num_actions = self.inner.single_action_space.shape[0]
             self.max_episode_length = 1000
             self.episode_length_buf = torch.zeros(n_envs, dtype=torch.long)
-            self._obs = self._wrap(self.inner.reset(seed=0)[0])
+            self._obs = self._wrap(self.inner.reset(seed=seed)[0])
 
         def _wrap(self, obs) -> TensorDict:
             return TensorDict({"policy": torch.as_tensor(obs, dtype=torch.float32)}, batch_size=[self.num_envs])
@@ -116,7 +120,7 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
             return (self._obs, torch.as_tensor(rew, dtype=torch.float32), done.float(),
                     {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = {"class_name": "MLPModel", "hidden_dims": [256, 128, 64], "activation": "elu"}
     cfg = {"num_steps_per_env": 24, "save_interval": 100, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
            "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
