@@ -42,6 +42,7 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "rsl_rl/halfcheetah_seed1/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rsl_rl/halfcheetah_seed2/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
     "rl_games/hopper/runs/hopper_ppo": ("rl_games", 500),
+    "rl_games/halfcheetah/runs/halfcheetah_ppo": ("rl_games", 500),  # a staircase return: once in 62 epochs
     # skrl with Isaac Lab's settings on HalfCheetah did not learn (return -356 -> -365): flat, and quiet
     "skrl/halfcheetah/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),
 }
