@@ -54,6 +54,7 @@ FAULTS = {
     # with the adaptive schedule rsl_rl would undo the jump within a few updates (KL > 2x desired: lr / 1.5)
     "rsl_rl/hopper_lr_fault": ("rsl_rl", "Hopper-v4", 32, 400, (250, 30.0)),
     "rsl_rl/halfcheetah_lr_fault": ("rsl_rl", "HalfCheetah-v4", 32, 400, (250, 30.0)),
+    "rl_games/halfcheetah_lr_fault": ("rl_games", "HalfCheetah-v4", 32, 400, (250, 30.0)),
 }
 
 ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
@@ -143,11 +144,13 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
     shutil.rmtree(log_dir / "git", ignore_errors=True)
 
 
-def rl_games(out: Path, env_id: str, n_envs: int, epochs: int) -> None:
+def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[int, float] | None = None) -> None:
     """rl_games' Runner with Isaac Gym's Ant PPO settings, scaled to 32 envs (a2c_continuous,
     normalize_input and normalize_value, rewards x0.01, lr 3e-4 with the adaptive KL schedule at
     0.008, 16-step horizon, 4 minibatches x 4 mini-epochs, 256-128-64 ELU); Isaac Lab's
-    params/agent.yaml is written beside the run, as its train script does."""
+    params/agent.yaml is written beside the run, as its train script does. ``lr_jump`` (epoch, factor):
+    that epoch (0-based) and every later one at the learning rate x factor, set as ``algo.last_lr`` before
+    each update, with the "fixed" schedule (the adaptive one would undo it)."""
     import gymnasium as gym
     import numpy as np
     import yaml
@@ -165,6 +168,11 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int) -> None:
 
         def reset(self):
             return self.envs.reset(seed=0)[0].astype(np.float32)
+
+        def set_train_info(self, env_frames, algo=None, *args, **kwargs):
+            """rl_games calls this before every epoch's update."""
+            if lr_jump is not None and algo is not None and env_frames >= lr_jump[0] * 16 * n_envs:
+                algo.last_lr = algo.config["learning_rate"] * lr_jump[1]
 
         def get_env_info(self):
             return {"action_space": self.envs.single_action_space,
@@ -184,6 +192,8 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int) -> None:
         "clip_value": True, "num_actors": n_envs, "bounds_loss_coef": 0.0001, "ppo": True, "seq_length": 4,
         "device": "cpu", "torch_compile": False, "train_dir": str(runs), "full_experiment_name": f"{name}_ppo",
     }
+    if lr_jump is not None:
+        config["lr_schedule"] = "fixed"
     params = {"params": {
         "seed": 0, "torch_threads": 1, "algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"},
         "network": {"name": "actor_critic", "separate": False,
