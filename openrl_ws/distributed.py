@@ -170,7 +170,8 @@ def setup(device: str) -> DistContext | None:
         if local_rank >= gpus:
             raise ConfigError(f"torchrun started local rank {local_rank} but this node has {gpus} CUDA "
                               f"device(s); NCCL needs one GPU per rank",
-                              hint=f"launch with --nproc_per_node {gpus} or less, or add --rl_device cpu (gloo)")
+                              hint=(f"launch with --nproc_per_node {gpus} or less, or " if gpus else "")
+                              + "add --rl_device cpu (gloo)")
         torch.cuda.set_device(local_rank)
     if not wd_dist.init_process_group(backend):
         return None

@@ -785,7 +785,7 @@ class RewardCollapse(Detector):
             # the last level it rose to, by half its range and half of what it had gained, and by more than
             # any fall it came back from (a noisy staircase's own steps down), is a collapse
             top_at = self.top_at
-            came_back = max((-c for at, c in self.updates if c < 0 and at < top_at), default=0.0)
+            came_back = max((-c for at, c in updates if c < 0 and at < top_at), default=0.0)
             center = self.top
             limit = max(self.cfg.min_rel_drop * max(spread, center - self.start[0]), came_back)
         elif value < window.sorted[-1] - limit:  # else no level in the window is far enough above it: skipped

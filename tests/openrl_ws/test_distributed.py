@@ -156,7 +156,7 @@ def test_nccl_wanted_with_more_ranks_than_gpus_is_one_line_bad_input(tmp_path, c
     assert main([*SMALL, "--watchdog", "--run_dir", str(tmp_path / "r"), "--rl_device", "cuda:0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "local rank 0" in err and "0 CUDA device(s)" in err
-    assert "--nproc_per_node" in err and not (tmp_path / "r").exists()
+    assert "add --rl_device cpu" in err and "--nproc_per_node" not in err and not (tmp_path / "r").exists()
 
 
 @needs_gpu
@@ -164,6 +164,7 @@ def test_torchrun_with_more_ranks_than_gpus_exits_nonzero_with_the_fix(tmp_path)
     proc, run_dir, seconds = torchrun(tmp_path, "--rl_device", "cuda", ranks=GPUS + 1, timeout=120)
     assert proc.returncode != 0 and seconds < 90
     assert f"local rank {GPUS} but this node has {GPUS} CUDA device(s)" in proc.stderr
+    assert f"--nproc_per_node {GPUS} or less" in proc.stderr
 
 
 @needs_gpu
