@@ -38,6 +38,6 @@ step tests 200 $py -m pytest -q -p no:cacheprovider -rs tests/openrl_ws/test_cud
 step learning 110 $py -m bench.push_lite_learning --minutes 1.5 --out "$out"
 step overhead 200 $py -m bench.overhead --envs 64 512 --iterations 11 --repeats 2 &&
   cp bench/results/overhead.json "$out/overhead.json"
-step overhead4096 140 $py -m bench.overhead --envs 4096 --iterations 4 --repeats 2 &&
+step overhead4096 150 $py -m bench.overhead --envs 4096 --iterations 3 --repeats 1 &&
   cp bench/results/overhead.json "$out/overhead4096.json"
 step resources 60 $py -m bench.resources --out "$out/resources.json"
