@@ -34,6 +34,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from watchdog.config import TrendConfig
 from watchdog.signals import (
     CRITIC_GRAD_NORM,
     STEP_REWARD,
@@ -88,10 +89,13 @@ ADVICE: dict[str, tuple[str, str]] = {
 }
 # A warning's next step, where it differs from the alarm's.
 _POLICY_CHANGE_NEXT = "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"
-_WARNING_NEXT = {"trend": "nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default 10x) "
-                          "its baseline",
+_WARNING_NEXT = {"trend": f"nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default "
+                          f"{TrendConfig.model_fields['alarm_ratio'].default:g}x) its baseline",
                  "entropy_collapse": _POLICY_CHANGE_NEXT, "entropy_surge": _POLICY_CHANGE_NEXT,
                  "kl_surge": _POLICY_CHANGE_NEXT}
+# an advisory warning never alarms alone (a value loss in the returns' units climbs while a policy learns)
+_ADVISORY_NEXT = ("nothing: it is said and the run stays healthy; with other evidence at the same time (a reward "
+                  "collapse, or the policy leaving its trust region) it is divergence")
 # What the threshold is, where it is not a plain upper limit.
 _THRESHOLD_LABEL = {"trend": "its baseline", "policy_std": "overflow at", "reward_collapse": "floor",
                     "entropy_collapse": "floor", "entropy_surge": "ceiling"}
@@ -173,7 +177,10 @@ def _next_step(ev: dict, role: str) -> str | None:
     advice = ADVICE.get(str(ev.get("detector")))
     tip = ev.get("next_step") or (advice[1] if advice else None)
     if ev.get("event") == "warning" and not ev.get("next_step"):
-        return _WARNING_NEXT.get(str(ev.get("detector")), tip)
+        detector = str(ev.get("detector"))
+        if ev.get("advisory") and _WARNING_NEXT.get(detector) is not _POLICY_CHANGE_NEXT:
+            return _ADVISORY_NEXT
+        return _WARNING_NEXT.get(detector, tip)
     onset = ev.get("onset_iteration")
     before = f" before it {onset}" if onset is not None else ""
     if role == "watch":
@@ -376,6 +383,7 @@ class WatchdogConsole:
         self._last_alarm: dict | None = None
         self.rollbacks: list[dict] = []  # rollback events, each with the alarm that caused it ("why")
         self.config_switches: list[dict] = []
+        self._advisories: set[tuple] = set()  # (run, detector, signal) of advisory warnings shown in full
 
     # --- events -------------------------------------------------------------------------------
 
@@ -404,6 +412,16 @@ class WatchdogConsole:
     def _alert(self, ev: dict, run: str | None = None) -> None:
         kind = ev["event"]
         name = f"{run}: " if run else ""
+        if kind == "warning" and ev.get("advisory"):
+            key = (run, ev.get("detector"), ev.get("signal"))
+            if key in self._advisories:  # said in full once: again, one line (the event log keeps it whole)
+                line = f"{name}{describe_event(ev, self.role, brief=True)} (advisory, again: the run stays healthy)"
+                if self.rich:
+                    self.console.print(Text(f"watchdog: warning {line}", style="yellow dim"))
+                else:
+                    self.console.print(f"[watchdog] WARNING {line}", markup=False)
+                return
+            self._advisories.add(key)
         if not self.rich:
             self.console.print(f"[watchdog] {kind.upper()} {name}{describe_event(ev, self.role)}", markup=False)
             return

@@ -253,3 +253,29 @@ def test_gyms_unmaintained_notice_is_not_printed():
     code = "from watchdog.quiet import quiet_dependency_warnings as q; q(); import gym"
     quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_an_advisory_warning_is_shown_in_full_once_then_in_one_line():
+    """rsl_rl HalfCheetah's value loss (in the returns' units) spikes at every episode boundary: 8 advisory trend
+    warnings in 500 iterations. The first is a whole alert; the same detector and signal again is one line
+    (the event log keeps every one whole); another detector, or another run in a fleet, is whole again."""
+    def advisory(iteration: int, detector: str = "trend") -> dict:
+        return {"event": "warning", "iteration": iteration, "env_steps": iteration, "detector": detector,
+                "signal": VALUE_LOSS, "value": 171.0, "threshold": 94.8, "reason": f"{detector} climbing",
+                "advisory": True}
+
+    for rich in (False, True):
+        buf = io.StringIO()
+        con = WatchdogConsole(buf, rich=rich)
+        for ev in (advisory(168), advisory(209), advisory(251, "blowup")):
+            con.event(ev)
+        text = ANSI.sub("", buf.getvalue())
+        first, again = text.index("it 168"), text.index("it 209")
+        assert "next" in text[first:again] and "next" not in text[again:text.index("it 251")]
+        assert text.count("advisory, again") == 1 and "advisory, again" not in text[text.index("it 251"):]
+        assert "the run stays healthy; with other evidence" in text[first:again]  # an advisory never alarms alone
+    fleet = io.StringIO()
+    con = WatchdogConsole(fleet, role="watch")
+    for run in ("seed_01", "seed_02"):
+        con.run_event(run, advisory(168))
+    assert "advisory, again" not in fleet.getvalue()
