@@ -17,7 +17,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
 from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import EXACT_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
+from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
 from watchdog.signals import STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,9 @@ class Watchdog:
         self._fed: list[MetricRecord] | None = [] if defer_snapshots else None
         self.last_record: MetricRecord | None = None
         self.last_verdicts: list[Verdict] = []
+        # the iteration the training now continues from after a rollback (None: none yet): the history
+        # holds only its trajectory, and no later onset is dated before it
+        self.restored_at: int | None = None
 
     @property
     def state(self) -> State:
@@ -176,6 +179,10 @@ class Watchdog:
             self.load_detectors_state(_taken(snapshot))
         abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
         self._drop_snapshots(abandoned)
+        # the abandoned stretch is no part of the trajectory that goes on from the target
+        while self.history and self.history[-1].iteration > target.iteration:
+            self.history.pop()
+        self.restored_at = target.iteration
         self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
                   to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
                   onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
@@ -192,6 +199,7 @@ class Watchdog:
         self.policy.resumed(ref, record_iteration, recoveries)
         if ref is not None:
             self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
+            self.restored_at = ref.iteration  # the trajectory goes on from there, as after a rollback
 
     def _snapshot(self) -> dict | DeferredSnapshot:
         """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""
@@ -223,6 +231,12 @@ class Watchdog:
             # NaN/Inf out of finite numbers that show no rise before it (a bad batch, not a slow
             # climb): it began exactly here
             return Onset(alarm.iteration, alarm.iteration, alarm.iteration, EXACT_ONSET)
+        floor = self.restored_at
+        if floor is not None and onset.iteration <= floor:
+            # a divergence after a rollback to ``floor`` belongs to the trajectory that went on from there:
+            # dated there at the earliest (not wherever a long fit window finds the run's early dynamics),
+            # and then its checkpoint is the target again, at the next rollback's learning rates
+            return Onset(floor, floor, max(onset.high, floor), RESTORED_ONSET)
         return onset
 
     # --- state ----------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ class SaveResume:
 
 Action = SaveStable | Rollback | Stop | SaveResume
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
+RESTORED_ONSET = "restored"  # Onset.method of a divergence dated at the checkpoint the training was restored to
 # advisory warnings that a policy left PPO's trust region: with a reward collapse, divergence
 POLICY_CHANGE_DETECTORS = ("entropy_collapse", "entropy_surge", "kl_surge")
 Emit = Callable[..., None]
@@ -369,9 +370,13 @@ def latest_target_iteration(onset_iteration: int, method: str | None, margin_ite
     and replay's recommendation alike). A checkpoint of iteration ``i`` holds the state after
     update ``i``. Before an exact onset (a first NaN out of a quiet run) is enough; an estimated one
     is uncertain, so the checkpoint must be at least ``margin_iters`` before it *and* before the
-    low end of its plausible range (``low``: the fit's 95 % profile range)."""
+    low end of its plausible range (``low``: the fit's 95 % profile range). A divergence dated at
+    the checkpoint a rollback restored (it began with the trajectory that went on from there) has
+    that checkpoint as its target: the same one again, at the next rollback's learning rates."""
     if method == EXACT_ONSET:
         return onset_iteration - 1
+    if method == RESTORED_ONSET:  # the trajectory began at that checkpoint: nothing before it is part of it
+        return onset_iteration
     latest = onset_iteration - max(1, margin_iters)
     return latest if low is None else min(latest, low - 1)
 

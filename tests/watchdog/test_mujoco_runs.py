@@ -53,10 +53,12 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
 # skrl with Isaac Lab's settings on Hopper collapsed by itself, no fault injected: return 795 at its best,
 # ~190 over 130-190, 42 at 200, about 0 from 230 on; its normalised value loss 0.01-0.03 -> 0.70 (200) -> 0.98
 NATURAL = "skrl/hopper/runs/26-11-30_13-30-00-000000_PPO"
+# the same with seed 1 (session 7): collapsed by itself too, return ~300-356 over 0-199 -> 52 -> 24 by 350-399
+NATURAL_SEED1 = "skrl/hopper_seed1/runs/26-11-30_13-30-00-000000_PPO"
 
 
 def test_every_run_is_in_the_table():
-    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS) | {NATURAL}
+    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS) | {NATURAL, NATURAL_SEED1}
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -117,3 +119,18 @@ def test_a_run_that_collapsed_by_itself_is_rolled_back_to_before_the_fall():
     assert (info["first_alarm"]["iteration"], info["first_alarm"]["detector"]) == (200, "value_loss_threshold")
     rollback = report.would_roll_back[0]
     assert 160 <= rollback["onset_iteration"] <= 175 and rollback["to_iteration"] == 150
+
+
+def test_a_recurrence_after_a_rollback_goes_back_to_its_restore_point_not_to_the_start():
+    """skrl Hopper, seed 1, collapsed by itself: the 0.2 rule's alarm at 204 (onset 181) rolls back to 170.
+    Replay goes on with the recorded collapse, so the rule alarms again at 256 with its departure streak
+    restored from iteration 169; the onset fit's window then reached back to the run's first iterations
+    and dated it 25, a rollback to iteration 0. A divergence after a rollback is dated on the trajectory
+    that went on from the restore point (the abandoned stretch is no part of its history), at that point
+    at the earliest, and then that checkpoint is the target again: 170, at halved learning rates."""
+    report = replay_run(DATA / NATURAL_SEED1)
+    info = report.to_dict()
+    assert info["framework"] == "skrl" and report.verdict == "diverged"
+    (first, second, *_) = report.would_roll_back
+    assert (first["iteration"], first["to_iteration"]) == (204, 170) and 175 <= first["onset_iteration"] <= 185
+    assert second["iteration"] == 256 and second["onset_iteration"] == 170 and second["to_iteration"] == 170

@@ -52,3 +52,27 @@ def test_growing_swings_are_dated_where_the_spread_changed(seed):
 def test_noise_alone_gives_the_fallback():
     t, y = series("none", seed=3)
     assert estimate_onset(t, y, fallback=410).method == "fallback"
+
+
+def test_a_divergence_after_a_rollback_is_dated_on_the_trajectory_that_went_on_from_it():
+    """The recorded run goes on diverging after a (virtual) rollback, as a replay feeds it: the next alarm's
+    onset fit must neither read the abandoned stretch as history nor reach back to the run's first
+    iterations (a real skrl Hopper replay rolled back to iteration 0 that way). It is dated at the restore
+    point at the earliest, and then that checkpoint is the target again (at the next rollback's learning
+    rates)."""
+    from tests.watchdog.drive import drive
+    from watchdog.signals import MetricRecord
+
+    rng = np.random.default_rng(5)
+    def loss(it: int) -> float:  # starts high and settles (the early dynamics a long fit window finds), then climbs
+        base = 0.02 + 0.5 * math.exp(-it / 8)
+        return (base if it < 200 else 0.02 * math.exp((it - 200) / 6)) * math.exp(rng.normal(0, 0.1))
+
+    out = drive([MetricRecord.from_mapping(it, it * 64, {"value_loss": loss(it)}) for it in range(260)])
+    first, *later = out.rollbacks
+    assert 185 <= first.target.iteration < 200 <= first.onset.iteration + 5
+    assert later, "the recorded climb goes on after the rollback: it alarms again"
+    for rb in later:
+        assert rb.onset.iteration >= first.target.iteration and rb.target.iteration == first.target.iteration, rb
+    history = [r.iteration for r in out.watchdog.history]
+    assert history == sorted(history) and not set(range(first.target.iteration + 1, first.from_iteration + 1)) & set(history)
