@@ -199,7 +199,6 @@ class Watchdog:
         self.policy.resumed(ref, record_iteration, recoveries)
         if ref is not None:
             self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
-            self.restored_at = ref.iteration  # the trajectory goes on from there, as after a rollback
 
     def _snapshot(self) -> dict | DeferredSnapshot:
         """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""
