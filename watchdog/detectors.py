@@ -728,7 +728,7 @@ class RewardCollapse(Detector):
     evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
-    _state_fields = ("tail", "down", "first_down", "start", "last", "top", "top_at", "updates")
+    _state_fields = ("tail", "down", "first_down", "start", "top", "top_at", "updates")
     _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
@@ -741,20 +741,19 @@ class RewardCollapse(Detector):
         self.down = 0
         self.first_down: int | None = None
         self.start: tuple[float, float] | None = None  # (median, 5-95 % range) of the first window judged
-        self.last: float | None = None  # the value before this one
         self.top: float | None = None  # the last level it rose to, and the point it did
         self.top_at = 0
         self.updates: deque[tuple[int, float]] = deque(maxlen=SPARSE_UPDATES)  # its last changes: (point, change)
 
     def _check(self, record, values, judging):
         value = values[self.cfg.signal]
+        last = self.tail[-1] if self.tail else None  # the value before this one
         self.tail.append(value)
-        if value != self.last:
-            if self.last is not None:
-                self.updates.append((self.points, value - self.last))
-            if self.last is None or value > self.last:
+        if value != last:
+            if last is not None:
+                self.updates.append((self.points, value - last))
+            if last is None or value > last:
                 self.top, self.top_at = value, self.points  # a fall is measured from the last level it rose to
-            self.last = value
         window = self.values.window
         verdict = None
         if judging and len(window) >= max(self.warmup.baseline_points, 2 * self.cfg.horizon_points + 2):
@@ -773,9 +772,6 @@ class RewardCollapse(Detector):
         spread = window.quantile(0.95) - window.quantile(0.05)
         if self.start is None:
             self.start = (center, spread)
-        # a run that climbed through the window has its median half-way up the climb: a fall from its top
-        # to nothing reads as only half the window's range below the median. Where it stood just before
-        # the lag is its level then, for a fall that also loses half of what it gained since judging began
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
         updates = self.updates
         staircase = self.top > center and (len(updates) < SPARSE_UPDATES  # changed too rarely for a scale
@@ -789,6 +785,9 @@ class RewardCollapse(Detector):
             center = self.top
             limit = max(self.cfg.min_rel_drop * max(spread, center - self.start[0]), came_back)
         elif value < window.sorted[-1] - limit:  # else no level in the window is far enough above it: skipped
+            # a run that climbed through the window has its median half-way up the climb: a fall from its top
+            # to nothing reads as only half the window's range below the median. Where it stood just before
+            # the lag is its level then, for a fall that also loses half of what it gained since judging began
             recent = self._recent_level()
             if recent > center and recent - value >= self.cfg.min_rel_drop * (recent - self.start[0]):
                 center = recent
