@@ -136,8 +136,9 @@ def _fmt_count(n: int) -> str:
 
 
 def _head(ev: dict) -> str:
-    steps = ev.get("env_steps")
-    return f"it {ev.get('iteration')} ({steps:,} steps)" if isinstance(steps, int) else f"it {ev.get('iteration')}"
+    steps, it = ev.get("env_steps"), ev.get("iteration")
+    # a run whose steps are its iterations (rsl_rl) has nothing to add in brackets
+    return f"it {it} ({steps:,} steps)" if isinstance(steps, int) and steps != it else f"it {it}"
 
 
 def _switch(ev: dict) -> str:

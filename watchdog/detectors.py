@@ -804,8 +804,9 @@ class RewardCollapse(Detector):
                f"{sum(self.points - at < self.cfg.baseline_points for at, _ in self.updates)} times in its last "
                f"{self.cfg.baseline_points} points, too rarely for a noise scale; the limit, {limit:.3g}, is "
                f"{self.cfg.min_rel_drop:g} of its range or of its gain, or a fall it came back from)" if staircase else
-               f"its recent median {center:.3g} for {self.down} points ({drop / max(scale, 1e-300):.0f} robust "
-               "sigmas of this run's changes)")
+               f"its recent median {center:.3g} for {self.down} points ("
+               + (f"{drop / scale:.0f} robust sigmas of this run's changes)" if scale > 0 else
+                  f"too few changes for a noise scale; the limit, {limit:.3g}, is {self.cfg.min_rel_drop:g} of its range)"))
             + ("" if standing else f"; it never rose above where judging began ({start:.3g}) and is not below it: "
                                    "nothing learned to lose"),
             onset_hint=self.first_down,

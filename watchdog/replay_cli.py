@@ -96,6 +96,11 @@ def _alarm_before(events: list[dict], iteration: int) -> str | None:
     return f"[{alarms[-1].get('detector')}] {str(alarms[-1].get('reason', '')).replace(' (also: none)', '')}"
 
 
+def _at(iteration, step) -> str:
+    """"it N (S steps)", or "it N" where the step is the iteration (rsl_rl counts iterations)."""
+    return f"it {iteration}" if step == iteration else f"it {iteration} ({step:,} steps)"
+
+
 def _it(obj) -> str:
     return "-" if not obj else f"it {obj['iteration']}"
 
@@ -111,7 +116,8 @@ def _render_one(out, report) -> None:
     if report.records:
         last = report.records[-1]
         reward = last.metrics.get(STEP_REWARD)
-        out.message(f"  up to it {last.iteration} ({last.env_steps:,} env steps)"
+        unit = report.run_info.get("step_unit") or "env steps"
+        out.message(f"  up to it {last.iteration}" + ("" if unit == "iterations" else f" ({last.env_steps:,} {unit})")
                     + (f", final average step reward {reward:.4g}" if reward is not None else ""))
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
@@ -125,13 +131,13 @@ def _render_one(out, report) -> None:
     for label, item in (("first non-finite", report.first_nonfinite), ("first value loss above threshold",
                                                                         report.first_crossing)):
         if item:
-            out.message(f"  {label}: it {item['iteration']} ({item['step']:,} steps)")
+            out.message(f"  {label}: {_at(item['iteration'], item['step'])}")
     if report.onset:
         o = report.onset
-        out.message(f"  onset (offline fit): it {o['iteration']} ({o['step']:,} steps), range {o['low']}-{o['high']}")
+        out.message(f"  onset (offline fit): {_at(o['iteration'], o['step'])}, range {o['low']}-{o['high']}")
     for rb in report.would_roll_back:
         why = _alarm_before(report.events, rb["iteration"])
-        out.message(f"  would roll back at it {rb['iteration']} -> it {rb['to_iteration']} ({rb['to_step']:,} steps), "
+        out.message(f"  would roll back at it {rb['iteration']} -> {_at(rb['to_iteration'], rb['to_step'])}, "
                     f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return

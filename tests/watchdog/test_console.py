@@ -180,6 +180,13 @@ def test_replay_says_would_and_training_says_did():
     assert "WOULD STOP" in describe_event(stop, "replay") and "STOPPED" in describe_event(stop)
 
 
+def test_an_event_whose_steps_are_its_iterations_names_the_iteration_once():
+    """rsl_rl's TensorBoard step is the iteration: "it 84 (84 steps)" said the same number twice."""
+    counted = {"event": "stop", "iteration": 84, "reason": "rollback budget (3) spent"}
+    assert describe_event({**counted, "env_steps": 84}, "replay").startswith("it 84: ")
+    assert describe_event({**counted, "env_steps": 43_008}, "replay").startswith("it 84 (43,008 steps): ")
+
+
 def test_table_cells_are_text_not_markup():
     buf = io.StringIO()
     WatchdogConsole(buf, rich=True).table("timeline", ["event", "what happened"], [["warning", "[trend] climbing"]])

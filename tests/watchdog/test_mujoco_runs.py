@@ -55,10 +55,41 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
 NATURAL = "skrl/hopper/runs/26-11-30_13-30-00-000000_PPO"
 # the same with seed 1 (session 7): collapsed by itself too, return ~300-356 over 0-199 -> 52 -> 24 by 350-399
 NATURAL_SEED1 = "skrl/hopper_seed1/runs/26-11-30_13-30-00-000000_PPO"
+# session 8: rsl_rl with the learning rate x30 from its first update (a run misconfigured from the start,
+# 200 iterations). The policy's std runs away at once on both (log-std 0.1 -> 3.5 and 0.0 -> 3.2), as it does
+# in healthy MAPush runs whose actions are clipped, so the std alone says nothing
+EARLY_HALFCHEETAH = "rsl_rl/halfcheetah_lr_fault_early/logs/2026-11-30_13-30-00"
+EARLY_HOPPER = "rsl_rl/hopper_lr_fault_early/logs/2026-11-30_13-30-00"
 
 
 def test_every_run_is_in_the_table():
-    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == set(RUNS) | set(FAULTS) | {NATURAL, NATURAL_SEED1}
+    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
+        set(RUNS) | set(FAULTS) | {NATURAL, NATURAL_SEED1, EARLY_HALFCHEETAH, EARLY_HOPPER})
+
+
+def test_a_run_broken_from_its_start_is_a_warning_with_nothing_to_roll_back_to():
+    """HalfCheetah with lr x30 from update 0 never learns: its return, a staircase that changes once in 42
+    iterations, only falls (-766 at 41, -808 at 83, -913, -930). No stable checkpoint ever held a better
+    policy, so nothing is rolled back; the fall is a standing reward warning. With two levels there are too
+    few changes for a noise scale: the reason said "4e+300 robust sigmas" before it said so."""
+    report = replay_run(DATA / EARLY_HALFCHEETAH)
+    info = report.to_dict()
+    assert report.verdict == "warning" and not report.would_roll_back, info["events"]
+    (warning,) = [e for e in info["events"] if e["event"] == "warning"]
+    assert (warning["detector"], warning["iteration"]) == ("reward_collapse", 103) and not warning.get("advisory")
+    assert "too few changes for a noise scale" in warning["reason"] and "sigmas" not in warning["reason"]
+
+
+def test_a_blow_up_in_a_run_broken_from_its_start_is_rolled_back_to_before_the_blow_up():
+    """Hopper with lr x30 from update 0: its value loss (returns' units) leaps 0.12 -> 2,461 at 83. blowup's
+    alarm at 84 (onset 82) rolls back to 70, before the blow-up; the fault itself, at 0, has no checkpoint
+    before it. Replay goes on with the recorded run and stops after three rollbacks."""
+    report = replay_run(DATA / EARLY_HOPPER)
+    info = report.to_dict()
+    assert report.verdict == "diverged" and info["first_alarm"]["detector"] == "blowup"
+    first = report.would_roll_back[0]
+    assert (first["iteration"], first["onset_iteration"], first["to_iteration"]) == (84, 82, 70)
+    assert report.stopped is not None and len(report.would_roll_back) == 3
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))

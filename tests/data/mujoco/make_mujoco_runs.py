@@ -56,6 +56,9 @@ FAULTS = {
     "rsl_rl/hopper_lr_fault": ("rsl_rl", "Hopper-v4", 32, 400, (250, 30.0)),
     "rsl_rl/halfcheetah_lr_fault": ("rsl_rl", "HalfCheetah-v4", 32, 400, (250, 30.0)),
     "rl_games/halfcheetah_lr_fault": ("rl_games", "HalfCheetah-v4", 32, 400, (250, 30.0)),
+    # session 8: the same fault from the first update (a run misconfigured from its start), 200 iterations
+    "rsl_rl/halfcheetah_lr_fault_early": ("rsl_rl", "HalfCheetah-v4", 32, 200, (0, 30.0)),
+    "rsl_rl/hopper_lr_fault_early": ("rsl_rl", "Hopper-v4", 32, 200, (0, 30.0)),
 }
 
 ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
