@@ -135,10 +135,13 @@ def _fmt_count(n: int) -> str:
     return f"{n:,}" if n < 10_000_000 else f"{n / 1e6:,.2f}M"
 
 
+def at_iteration(iteration, steps) -> str:
+    """"it N (S steps)"; "it N" where the step is unknown or is the iteration (rsl_rl counts iterations)."""
+    return f"it {iteration} ({steps:,} steps)" if isinstance(steps, int) and steps != iteration else f"it {iteration}"
+
+
 def _head(ev: dict) -> str:
-    steps, it = ev.get("env_steps"), ev.get("iteration")
-    # a run whose steps are its iterations (rsl_rl) has nothing to add in brackets
-    return f"it {it} ({steps:,} steps)" if isinstance(steps, int) and steps != it else f"it {it}"
+    return at_iteration(ev.get("iteration"), ev.get("env_steps"))
 
 
 def _switch(ev: dict) -> str:

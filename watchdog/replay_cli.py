@@ -96,17 +96,12 @@ def _alarm_before(events: list[dict], iteration: int) -> str | None:
     return f"[{alarms[-1].get('detector')}] {str(alarms[-1].get('reason', '')).replace(' (also: none)', '')}"
 
 
-def _at(iteration, step) -> str:
-    """"it N (S steps)", or "it N" where the step is the iteration (rsl_rl counts iterations)."""
-    return f"it {iteration}" if step == iteration else f"it {iteration} ({step:,} steps)"
-
-
 def _it(obj) -> str:
     return "-" if not obj else f"it {obj['iteration']}"
 
 
 def _render_one(out, report) -> None:
-    from watchdog.console import describe_event
+    from watchdog.console import at_iteration, describe_event
     from watchdog.signals import STEP_REWARD
 
     advisory = sum(1 for w in report.warnings if w.get("advisory"))
@@ -131,13 +126,13 @@ def _render_one(out, report) -> None:
     for label, item in (("first non-finite", report.first_nonfinite), ("first value loss above threshold",
                                                                         report.first_crossing)):
         if item:
-            out.message(f"  {label}: {_at(item['iteration'], item['step'])}")
+            out.message(f"  {label}: {at_iteration(item['iteration'], item['step'])}")
     if report.onset:
         o = report.onset
-        out.message(f"  onset (offline fit): {_at(o['iteration'], o['step'])}, range {o['low']}-{o['high']}")
+        out.message(f"  onset (offline fit): {at_iteration(o['iteration'], o['step'])}, range {o['low']}-{o['high']}")
     for rb in report.would_roll_back:
         why = _alarm_before(report.events, rb["iteration"])
-        out.message(f"  would roll back at it {rb['iteration']} -> {_at(rb['to_iteration'], rb['to_step'])}, "
+        out.message(f"  would roll back at it {rb['iteration']} -> {at_iteration(rb['to_iteration'], rb['to_step'])}, "
                     f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return
