@@ -148,6 +148,12 @@ class TrendConfig(BaseModel):
     min_sigma: float = Field(
         0.1, gt=0, description="Floor on the baseline's log-space sigma (a flat baseline is not infinitely precise)."
     )
+    explained_by: str | None = Field(
+        None,
+        description="The return's metric key, where the value targets are not normalised (set per run): a climb while "
+        "the return stands above the highest it held before the climb (over the baseline span) by at least the "
+        "loss's root is the critic meeting returns it has not seen, and is not said.",
+    )
 
 
 class CriticGradNormConfig(BaseModel):

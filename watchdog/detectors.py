@@ -450,7 +450,7 @@ class TrendCusum(Detector):
     """
 
     name = "trend"
-    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped")
+    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped", "returns")
     _window_fields = ("baseline", "levels")
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
@@ -458,6 +458,9 @@ class TrendCusum(Detector):
         self.cfg = cfg
         self.signal = signal
         self.signals = (signal,)
+        # the return's key where a value loss in its squared units may climb with it (not normalised)
+        self.explained_by = cfg.explained_by if signal == VALUE_LOSS else None
+        self.returns: deque[tuple[int, float]] = deque()  # (iteration, return) over the baseline span and its lag
         self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.levels = LaggedMax(cfg.baseline_iters, cfg.lag_iters)  # the largest 3-point median, over the same span
         self.recent: deque[float] = deque(maxlen=3)
@@ -466,10 +469,20 @@ class TrendCusum(Detector):
         self.jumped = 0  # points in a row the level held alarm_ratio x above the newest normal stretch
         self.last_zero_iteration: int | None = None
 
+    def reads(self) -> tuple[str, ...]:
+        return self.signals if self.explained_by is None else (*self.signals, self.explained_by)
+
     def _check(self, record, values, judging):
         cfg = self.cfg
         x = _log(values[self.signal])
         self.recent.append(x)
+        if self.explained_by is not None:
+            ret = record.metrics.get(self.explained_by)
+            if ret is not None and math.isfinite(ret):
+                returns = self.returns
+                returns.append((record.iteration, ret))
+                while returns[0][0] < record.iteration - cfg.baseline_iters - cfg.lag_iters:
+                    returns.popleft()
         window = self.baseline.window
         ready = judging and len(window) >= self.warmup.baseline_points
         if ready:  # judged against the baseline as it was before this point joins it
@@ -507,6 +520,9 @@ class TrendCusum(Detector):
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
         alarm = alarm and not below_excursion
+        met = None if alarm or self.explained_by is None else self._new_returns(level)
+        if met is not None:
+            return None  # the critic meeting returns it has not seen: nothing to say
         verdict = self._verdict(
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
             f"{self.signal} trending up: {ratio:.1f}x {what} {math.exp(top):.3g} "
@@ -524,6 +540,21 @@ class TrendCusum(Detector):
             verdict.reason += ("; advisory: a value loss in the returns' units also climbs while a policy learns, "
                                "so the run stays healthy (divergence with a reward collapse)")
         return verdict
+
+    def _new_returns(self, level: float) -> tuple[float, float] | None:
+        """(the highest return before the climb, the newest) when the newest stands above that highest by
+        at least the root of the loss's level (the critic's RMS error, in the returns' units: returns it has
+        not seen explain an error no larger than their own rise), else None. "Before the climb": up to
+        the CUSUM's last quiet point, over the baseline span and its lag."""
+        if not self.returns:
+            return None
+        start = self.last_zero_iteration
+        before = [r for it, r in self.returns if it <= start]
+        newest_it, newest = self.returns[-1]
+        if not before or newest_it <= start:
+            return None
+        high = max(before)
+        return (high, newest) if newest - high >= math.exp(level / 2) else None
 
     def _jump(self, level: float) -> float | None:
         """The top of the newest normal stretch when the level has held ``alarm_ratio`` x above it for

@@ -402,7 +402,10 @@ def config_for_run(cfg, info: Mapping) -> object:
     - a value-side warning together with a reward collapse is divergence (``policy.reward_corroborates``):
       with the returns falling, a climbing value loss is no policy learning;
     - a blow-up while the return jumps is advisory (``blowup.explained_by``, the reward detector's key):
-      the first episodes to reach a sparse goal blow a critic's loss up by 10^4x while the run learns.
+      the first episodes to reach a sparse goal blow a critic's loss up by 10^4x while the run learns;
+    - a climb while the return stands above its pre-climb high by the loss's root is not said
+      (``trend.explained_by``): rsl_rl HalfCheetah's loss spikes at every episode boundary, as the
+      critic meets the new, higher returns.
 
     Returns a copy (model_copy); ``cfg`` is never changed."""
     updates = {}
@@ -423,6 +426,8 @@ def config_for_run(cfg, info: Mapping) -> object:
         updates["reward_collapse"] = rc.model_copy(update={"signal": reward})
     if not normalized and cfg.blowup.explained_by is None:
         updates["blowup"] = cfg.blowup.model_copy(update={"explained_by": reward})
+    if not normalized and cfg.trend.explained_by is None:
+        updates["trend"] = updates.get("trend", cfg.trend).model_copy(update={"explained_by": reward})
     return cfg.model_copy(update=updates) if updates else cfg
 
 

@@ -219,16 +219,17 @@ def test_without_an_rsl_rl_log_dir_the_watchdog_scalars_get_their_own_writer(tmp
 def test_default_watchdog_config_is_the_one_for_unnormalised_value_targets():
     """rsl_rl's value targets are not normalised: no 0.2 rule, the trend warns but never alarms, and a
     value-side warning with a reward collapse is divergence; the reward judged is the episode return
-    (Train/mean_reward, as replay judges it), which also explains a blow-up it jumps with; nothing else
-    differs from the defaults."""
+    (Train/mean_reward, as replay judges it), which also explains a blow-up it jumps with and a climb it
+    rises past; nothing else differs from the defaults."""
     cfg = wrsl.default_watchdog_config()
     assert not cfg.value_loss.enabled and cfg.trend.alarm_ratio is None and cfg.policy.reward_corroborates
-    assert cfg.reward_collapse.signal == "rollout/episode_return" == cfg.blowup.explained_by
+    assert cfg.reward_collapse.signal == "rollout/episode_return" == cfg.blowup.explained_by == cfg.trend.explained_by
     assert cfg.reward_collapse.model_dump(exclude={"signal"}) == WatchdogConfig().reward_collapse.model_dump(exclude={"signal"})
     assert cfg.blowup.model_dump(exclude={"explained_by"}) == WatchdogConfig().blowup.model_dump(exclude={"explained_by"})
     changed = {"value_loss", "trend", "policy", "reward_collapse", "blowup"}
     assert cfg.model_dump(exclude=changed) == WatchdogConfig().model_dump(exclude=changed)
-    assert cfg.trend.model_dump(exclude={"alarm_ratio"}) == WatchdogConfig().trend.model_dump(exclude={"alarm_ratio"})
+    assert cfg.trend.model_dump(exclude={"alarm_ratio", "explained_by"}) == \
+        WatchdogConfig().trend.model_dump(exclude={"alarm_ratio", "explained_by"})
     assert cfg.policy.model_dump(exclude={"reward_corroborates"}) == \
         WatchdogConfig().policy.model_dump(exclude={"reward_corroborates"})
 

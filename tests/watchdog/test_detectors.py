@@ -591,3 +591,55 @@ def test_a_state_saved_before_a_detector_gained_fields_still_loads():
                      if type(d) is type(det) and getattr(d, "signal", None) == getattr(det, "signal", None))
         fresh.load_state_dict(state)
         assert fresh.points == det.points
+
+
+def _climb(returns_after: float, *, n: int = 400, climb_at: int = 300, seed: int = 3) -> list[MetricRecord]:
+    """A value loss in the returns' squared units (median 1, log noise 0.1) that climbs to 10x within 10
+    iterations from ``climb_at`` and stays; the return is 100 (noise 2) before it and ``returns_after``
+    from it on."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in range(n):
+        rise = 10 ** min(max(it - climb_at + 1, 0) / 10, 1.0)
+        ret = (100.0 if it < climb_at else returns_after) + rng.normal(0, 2.0)
+        out.append(MetricRecord.from_mapping(it, it, {"train/value_loss": rise * math.exp(rng.normal(0, 0.1)),
+                                                      "rollout/episode_return": ret}))
+    return out
+
+
+@pytest.mark.parametrize("returns_after, said", [(100.0, True), (103.0, True), (160.0, False)])
+def test_a_climb_of_an_unnormalised_value_loss_is_not_said_while_the_returns_rise_past_its_root(returns_after, said):
+    """Where the value targets are not normalised (``trend.explained_by``: the return's key) a climbing value
+    loss may be the critic meeting returns it has not seen: not said while the return stands above the
+    highest it held before the climb by at least the loss's root (here 10x a loss of 1: a rise of 3.2).
+    A flat return, or one that rose by less, leaves it an (advisory) warning."""
+    from watchdog.detectors import TrendCusum
+
+    cfg = WatchdogConfig.model_validate({"trend": {"alarm_ratio": None, "explained_by": "rollout/episode_return"}})
+    trend = TrendCusum(cfg.trend, cfg.warmup, "train/value_loss")
+    assert trend.reads() == ("train/value_loss", "rollout/episode_return")
+    verdicts = [v for v in map(trend.update, _climb(returns_after)) if v is not None]
+    assert bool(verdicts) == said and all(v.advisory and v.iteration >= 300 for v in verdicts)
+    plain = TrendCusum(cfg.trend.model_copy(update={"explained_by": None}), cfg.warmup, "train/value_loss")
+    assert [v for v in map(plain.update, _climb(returns_after)) if v is not None]  # without the return: said
+
+
+def test_the_trends_returns_survive_strict_json_mid_climb():
+    """The returns a climb is judged against are part of the trend's state: restored mid-climb from strict
+    JSON, it says (or leaves unsaid) exactly what the uninterrupted one does."""
+    import json
+
+    from watchdog.detectors import TrendCusum
+
+    cfg = WatchdogConfig.model_validate({"trend": {"alarm_ratio": None, "explained_by": "rollout/episode_return"}})
+    for returns_after in (100.0, 160.0):
+        recs = _climb(returns_after)
+        first = TrendCusum(cfg.trend, cfg.warmup, "train/value_loss")
+        for rec in recs[:305]:
+            first.update(rec)
+        second = TrendCusum(cfg.trend, cfg.warmup, "train/value_loss")
+        second.load_state_dict(json.loads(json.dumps(first.state_dict(), allow_nan=False)))
+        assert len(second.returns) == len(first.returns) > 300
+        for rec in recs[305:]:
+            a, b = first.update(rec), second.update(rec)
+            assert (a and a.reason) == (b and b.reason), rec.iteration
