@@ -447,6 +447,12 @@ class TrendCusum(Detector):
     from included (CartPole's value loss visits 1000x its median whenever episodes hit their limit).
     A verdict needs the CUSUM at ``warn_h`` and the 3-point median ``warn_ratio`` x the reference for
     ``persist_points`` points in a row; ``alarm_ratio`` x the reference makes it an alarm.
+
+    Where the value targets are not normalised (``explained_by``: the return's key; the value-loss signal
+    only), the loss is in the returns' squared units and climbs as the critic meets returns it has not
+    seen: a warning is not said while the return stands above the highest it held before the climb by at
+    least the loss's root (rsl_rl HalfCheetah's loss spikes 4-8x at every episode boundary, where every
+    env's episode ends together and the return steps up).
     """
 
     name = "trend"
@@ -520,8 +526,7 @@ class TrendCusum(Detector):
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
         alarm = alarm and not below_excursion
-        met = None if alarm or self.explained_by is None else self._new_returns(level)
-        if met is not None:
+        if not alarm and self.explained_by is not None and self._returns_explain(level):
             return None  # the critic meeting returns it has not seen: nothing to say
         verdict = self._verdict(
             record, "alarm" if alarm else "warning", self.signal, values[self.signal], math.exp(top),
@@ -541,20 +546,17 @@ class TrendCusum(Detector):
                                "so the run stays healthy (divergence with a reward collapse)")
         return verdict
 
-    def _new_returns(self, level: float) -> tuple[float, float] | None:
-        """(the highest return before the climb, the newest) when the newest stands above that highest by
-        at least the root of the loss's level (the critic's RMS error, in the returns' units: returns it has
-        not seen explain an error no larger than their own rise), else None. "Before the climb": up to
-        the CUSUM's last quiet point, over the baseline span and its lag."""
+    def _returns_explain(self, level: float) -> bool:
+        """Does the newest return stand above the highest it held before the climb by at least the root of
+        the loss's level (the critic's RMS error, in the returns' units: returns it has not seen explain an
+        error no larger than their own rise)? "Before the climb": up to the CUSUM's last quiet point, over
+        the baseline span and its lag."""
         if not self.returns:
-            return None
+            return False
         start = self.last_zero_iteration
         before = [r for it, r in self.returns if it <= start]
         newest_it, newest = self.returns[-1]
-        if not before or newest_it <= start:
-            return None
-        high = max(before)
-        return (high, newest) if newest - high >= math.exp(level / 2) else None
+        return bool(before) and newest_it > start and newest - max(before) >= math.exp(level / 2)
 
     def _jump(self, level: float) -> float | None:
         """The top of the newest normal stretch when the level has held ``alarm_ratio`` x above it for
