@@ -840,8 +840,9 @@ class RewardCollapse(Detector):
                f"its recent median {center:.3g} for {self.down} points ("
                + (f"{drop / scale:.0f} robust sigmas of this run's changes)" if scale > 0 else
                   f"too few changes for a noise scale; the limit, {limit:.3g}, is {self.cfg.min_rel_drop:g} of its range)"))
-            + ("" if standing else f"; it never rose above where judging began ({start:.3g}) and is not below it: "
-                                   "nothing learned to lose"),
+            + ("" if standing else f"; nothing learned to lose, as far as the judged stretch shows: its level never "
+                                   f"rose above its first judged window (median {start:.3g}) by that window's range "
+                                   f"({start_spread:.3g}), nor fell below it by as much"),
             onset_hint=self.first_down,
         )
         verdict.advisory = not standing
