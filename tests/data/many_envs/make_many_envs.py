@@ -1,16 +1,15 @@
-"""Write rsl_rl runs at Isaac Lab's scale of envs under tests/data/many_envs/ (real library, CPU).
+"""Write rsl_rl, rl_games and skrl runs at Isaac Lab's scale of envs under tests/data/many_envs/ (CPU).
 
     PYTHONPATH=. python tests/data/many_envs/make_many_envs.py [run ...]
 
-Isaac Lab trains rsl_rl with thousands of envs, so its logged losses (means over tens of thousands of
-transitions) are smooth, and its mean reward (over the last 100 episodes that ended, rsl_rl's
-`rewbuffer`) is renewed every iteration, with far less noise than the 16-64-env runs elsewhere in
-tests/data. The detectors are scale-free, judged against each run's own noise; these runs check they do
-not take a smooth run's small wobbles for a departure. push_lite (our torch-vectorised MAPush
-structure) with 512 envs x 2 agents = 1,024 rsl_rl envs, Isaac Lab's locomotion PPO settings (24 steps,
-5 epochs x 4 minibatches, lr 1e-3 with the adaptive KL schedule at 0.01, entropy 0.005, clipped value loss,
-128-128 ELU, init std 1). The fault: the learning rate x30 from a known update on (the fixed schedule,
-as in ../mujoco). Each run's checkpoints are deleted afterwards (git-status folder too).
+Isaac Lab trains with thousands of envs, so the logged losses (means over tens of thousands of
+transitions) are smooth and the mean reward is renewed every iteration, with far less noise than the
+16-64-env runs elsewhere in tests/data. The detectors are scale-free, judged against each run's own
+noise; these runs check they do not take a smooth run's small wobbles for a departure. push_lite (our
+torch-vectorised MAPush structure) with 512 envs x 2 agents = 1,024 actors, each library with the
+settings ../mujoco uses (Isaac Lab's rsl_rl and skrl locomotion PPO, Isaac Gym's rl_games PPO). The
+fault: the learning rate x30 from a known update on (the fixed schedule, as in ../mujoco). Each run's
+checkpoints are deleted afterwards (rsl_rl's git-status folder too).
 """
 
 from __future__ import annotations
@@ -25,41 +24,111 @@ import torch
 HERE = Path(__file__).resolve().parent
 DATE = "2026-11-30_18-00-00"
 ENVS = 512
-# run -> (iterations, (update, factor) of the learning-rate fault or None)
+# run -> (library, iterations, (update, factor) of the learning-rate fault or None)
 RUNS = {
-    "rsl_rl/push_lite_healthy": (600, None),
-    "rsl_rl/push_lite_lr_fault": (500, (300, 30.0)),
+    "rsl_rl/push_lite_healthy": ("rsl_rl", 600, None),
+    "rsl_rl/push_lite_lr_fault": ("rsl_rl", 500, (300, 30.0)),
+    "rl_games/push_lite_healthy": ("rl_games", 600, None),
+    "rl_games/push_lite_lr_fault": ("rl_games", 500, (300, 30.0)),
+    "skrl/push_lite_healthy": ("skrl", 600, None),
+    "skrl/push_lite_lr_fault": ("skrl", 500, (300, 30.0)),
 }
 
 
-def run(name: str, iterations: int, lr_jump) -> None:
-    from rsl_rl.runners import OnPolicyRunner
+def rsl_rl(name: str, iterations: int, lr_jump) -> None:
+    """rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (../mujoco's, 128-128 ELU) on the
+    1,024 push_lite actors; ``lr_jump`` (update, factor) on the fixed schedule, as ../mujoco."""
+    from tests.data.frameworks.make_runs import _push_lite_vecenv
+    from tests.data.mujoco.make_mujoco_runs import rsl_rl_train
 
-    from tests.data.frameworks.make_runs import _jump_learning_rate, _push_lite_vecenv
-
-    steps = 24
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
     torch.manual_seed(0)
-    env = _push_lite_vecenv(ENVS, None, steps)
-    model = {"class_name": "MLPModel", "hidden_dims": [128, 128], "activation": "elu"}
-    cfg = {
-        "num_steps_per_env": steps, "save_interval": 1000, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
-        "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
-                      "schedule": "adaptive" if lr_jump is None else "fixed", "desired_kl": 0.01, "gamma": 0.99,
-                      "lam": 0.95, "entropy_coef": 0.005, "clip_param": 0.2, "value_loss_coef": 1.0,
-                      "use_clipped_value_loss": True, "max_grad_norm": 1.0},
-        "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
-        "critic": dict(model), "logger": "tensorboard", "multi_gpu": None,
-    }
-    log_dir = out / "logs" / DATE
-    runner = OnPolicyRunner(env, cfg, log_dir=str(log_dir), device="cpu")
-    if lr_jump is not None:
-        _jump_learning_rate(runner.alg, *lr_jump)
-    runner.learn(iterations)
-    for path in log_dir.glob("model_*.pt"):
-        path.unlink()
-    shutil.rmtree(log_dir / "git", ignore_errors=True)
+    rsl_rl_train(_push_lite_vecenv(ENVS, None, 24), [128, 128], out / "logs" / DATE, iterations, lr_jump,
+                 save_interval=1000)
+
+
+def rl_games(name: str, epochs: int, lr_jump) -> None:
+    """rl_games' Runner with Isaac Gym's PPO settings (../mujoco's ``rl_games_train``, rewards as they are)
+    on the 1,024 push_lite actors; ``lr_jump`` (epoch, factor): that epoch (0-based) and every later one at
+    the learning rate x factor, on the fixed schedule."""
+    import gym
+    import numpy as np
+    from rl_games.common.ivecenv import IVecEnv
+
+    from openrl_ws.envs.push_lite import PushLiteVecEnv
+    from tests.data.mujoco.make_mujoco_runs import rl_games_train
+
+    class PushLiteActors(IVecEnv):
+        """push_lite's (env, agent) pairs as rl_games actors."""
+
+        def __init__(self):
+            self.inner = PushLiteVecEnv(ENVS, seed=0)
+            self.agents = self.inner.agent_num
+            self.actors = ENVS * self.agents
+
+        def step(self, actions):
+            obs, rew, dones, _ = self.inner.step(np.asarray(actions).reshape(ENVS, self.agents, -1))
+            return (obs.reshape(self.actors, -1), rew.reshape(self.actors).astype(np.float32),
+                    dones.reshape(self.actors).astype(np.uint8), {})
+
+        def reset(self):
+            return self.inner.reset(seed=0).reshape(self.actors, -1)
+
+        def set_train_info(self, env_frames, algo=None, *args, **kwargs):
+            """rl_games calls this before every epoch's update."""
+            if lr_jump is not None and algo is not None and env_frames >= lr_jump[0] * 16 * self.actors:
+                algo.last_lr = algo.config["learning_rate"] * lr_jump[1]
+
+        def get_env_info(self):
+            space = self.inner.action_space
+            obs = self.inner.reset(seed=0)
+            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
+                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
+                    "agents": 1, "value_size": 1}
+
+    out = HERE / name
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(0)  # rl_games 1.6.5 seeds nothing for seed 0 (../long_runs/README.md)
+    rl_games_train(out / "runs", "push_lite", PushLiteActors, ENVS * 2, epochs, reward_scale=1.0,
+                   fixed=lr_jump is not None)
+
+
+def skrl(name: str, updates: int, lr_jump) -> None:
+    """skrl's PPO with Isaac Lab's locomotion skrl settings (../mujoco's ``skrl_train``, rewards as they
+    are) on the 1,024 push_lite actors, seen through skrl's own gymnasium wrapper as a gymnasium vector env."""
+    import gymnasium
+    import numpy as np
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.utils import set_seed
+
+    from openrl_ws.envs.push_lite import PushLiteVecEnv
+    from tests.data.mujoco.make_mujoco_runs import skrl_train
+
+    class PushLiteActors(gymnasium.vector.VectorEnv):
+        """push_lite's (env, agent) pairs as a gymnasium vector env (it resets finished envs itself)."""
+
+        def __init__(self):
+            self.inner = PushLiteVecEnv(ENVS, seed=0)
+            self.agents = self.inner.agent_num
+            first = self.inner.reset(seed=0)
+            space = self.inner.action_space
+            super().__init__(ENVS * self.agents, gymnasium.spaces.Box(-np.inf, np.inf, first.shape[-1:], np.float32),
+                             gymnasium.spaces.Box(space.low, space.high, space.shape, np.float32))
+
+        def reset(self, *, seed=None, options=None):
+            return self.inner.reset(seed=0).reshape(self.num_envs, -1), {}
+
+        def step(self, actions):
+            obs, rew, dones, _ = self.inner.step(np.asarray(actions).reshape(ENVS, self.agents, -1))
+            n = self.num_envs
+            return obs.reshape(n, -1), rew.reshape(n), dones.reshape(n), np.zeros(n, dtype=bool), {}
+
+    out = HERE / name
+    shutil.rmtree(out, ignore_errors=True)
+    set_seed(0)
+    skrl_train(out, wrap_env(PushLiteActors(), wrapper="gymnasium"), updates,
+               experiment="26-11-30_18-00-00-000000_PPO", seed=0, reward_scale=None, lr_jump=lr_jump)
 
 
 def main(argv: list[str]) -> int:
@@ -69,7 +138,8 @@ def main(argv: list[str]) -> int:
             print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
             return 2
         start = time.perf_counter()
-        run(name, *RUNS[name])
+        library, *args = RUNS[name]
+        {"rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](name, *args)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

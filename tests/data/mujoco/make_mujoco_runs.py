@@ -91,6 +91,21 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
         **kw).learn(steps, tb_log_name="PPO")
 
 
+def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool) -> dict:
+    """rsl_rl's runner config with Isaac Lab's locomotion PPO settings (24 steps, 5 epochs x 4 minibatches,
+    lr 1e-3 with the adaptive KL schedule at 0.01, or the fixed one for a learning-rate fault, entropy 0.005,
+    clipped value loss, ELU, init std 1)."""
+    model = {"class_name": "MLPModel", "hidden_dims": hidden, "activation": "elu"}
+    return {"num_steps_per_env": 24, "save_interval": save_interval,
+            "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
+            "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
+                          "schedule": "fixed" if fixed else "adaptive", "desired_kl": 0.01, "gamma": 0.99, "lam": 0.95,
+                          "entropy_coef": 0.005, "clip_param": 0.2, "value_loss_coef": 1.0,
+                          "use_clipped_value_loss": True, "max_grad_norm": 1.0},
+            "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
+            "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
+
+
 def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
            seed: int = 0) -> None:
     """``lr_jump`` (update, factor): that update (0-based) and every later one at the learning rate x
@@ -98,7 +113,6 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
     import gymnasium as gym
     import torch
     from rsl_rl.env import VecEnv
-    from rsl_rl.runners import OnPolicyRunner
     from tensordict import TensorDict
 
     class GymVecEnv(VecEnv):
@@ -127,20 +141,21 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
                     {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
 
     torch.manual_seed(seed)
-    model = {"class_name": "MLPModel", "hidden_dims": [256, 128, 64], "activation": "elu"}
-    cfg = {"num_steps_per_env": 24, "save_interval": 100, "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
-           "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
-                         "schedule": "adaptive", "desired_kl": 0.01, "gamma": 0.99, "lam": 0.95, "entropy_coef": 0.005,
-                         "clip_param": 0.2, "value_loss_coef": 1.0, "use_clipped_value_loss": True, "max_grad_norm": 1.0},
-           "actor": {**model, "distribution_cfg": {"class_name": "GaussianDistribution", "init_std": 1.0}},
-           "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
-    log_dir = out / "logs" / RSL_RL_DATE
-    if lr_jump is not None:
-        cfg["algorithm"]["schedule"] = "fixed"
-    runner = OnPolicyRunner(GymVecEnv(), cfg, log_dir=str(log_dir), device="cpu")
-    if lr_jump is not None:
-        from tests.data.frameworks.make_runs import _jump_learning_rate
+    rsl_rl_train(GymVecEnv(), [256, 128, 64], out / "logs" / RSL_RL_DATE, iterations, lr_jump, save_interval=100)
 
+
+def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump: tuple[int, float] | None, *,
+                 save_interval: int) -> None:
+    """rsl_rl's OnPolicyRunner on ``env`` with :func:`rsl_rl_cfg` for ``iterations``, the learning-rate fault
+    (make_runs' ``_jump_learning_rate``) where ``lr_jump`` is given; its checkpoints and git-status folder
+    are deleted afterwards."""
+    from rsl_rl.runners import OnPolicyRunner
+
+    from tests.data.frameworks.make_runs import _jump_learning_rate
+
+    cfg = rsl_rl_cfg(hidden, save_interval=save_interval, fixed=lr_jump is not None)
+    runner = OnPolicyRunner(env, cfg, log_dir=str(log_dir), device="cpu")
+    if lr_jump is not None:
         _jump_learning_rate(runner.alg, *lr_jump)
     runner.learn(iterations)
     for path in log_dir.glob("model_*.pt"):
@@ -157,10 +172,7 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
     each update, with the "fixed" schedule (the adaptive one would undo it)."""
     import gymnasium as gym
     import numpy as np
-    import yaml
-    from rl_games.common import env_configurations, vecenv
     from rl_games.common.ivecenv import IVecEnv
-    from rl_games.torch_runner import Runner
 
     class GymVec(IVecEnv):
         def __init__(self):
@@ -182,22 +194,34 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
             return {"action_space": self.envs.single_action_space,
                     "observation_space": self.envs.single_observation_space, "agents": 1, "value_size": 1}
 
-    name = env_id.split("-")[0].lower()
-    vecenv.register("WATCHDOG_MUJOCO", lambda config_name, num_actors, **kw: GymVec())
-    env_configurations.register(f"{name}_watchdog", {"vecenv_type": "WATCHDOG_MUJOCO", "env_creator": lambda **kw: None})
-    runs = out / "runs"
+    rl_games_train(out / "runs", env_id.split("-")[0].lower(), GymVec, n_envs, epochs, reward_scale=0.01,
+                   fixed=lr_jump is not None)
+
+
+def rl_games_train(runs: Path, name: str, make_env, actors: int, epochs: int, *, reward_scale: float,
+                   fixed: bool) -> None:
+    """rl_games' Runner on ``make_env()`` (an rl_games IVecEnv of ``actors`` actors) with Isaac Gym's Ant PPO
+    settings (a2c_continuous, normalize_input and normalize_value, rewards x ``reward_scale``, lr 3e-4 with
+    the adaptive KL schedule at 0.008, or the fixed one for a learning-rate fault, 16-step horizon, 4
+    minibatches x 4 mini-epochs, 256-128-64 ELU) for ``epochs``; writes ``runs/<name>_ppo`` and Isaac Lab's
+    params/agent.yaml beside it, deletes its checkpoints."""
+    import yaml
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.torch_runner import Runner
+
+    vecenv.register("WATCHDOG_ENV", lambda config_name, num_actors, **kw: make_env())
+    env_configurations.register(f"{name}_watchdog", {"vecenv_type": "WATCHDOG_ENV", "env_creator": lambda **kw: None})
     config = {
-        "name": name, "env_name": f"{name}_watchdog", "reward_shaper": {"scale_value": 0.01},
+        "name": name, "env_name": f"{name}_watchdog", "reward_shaper": {"scale_value": reward_scale},
         "normalize_advantage": True, "normalize_input": True, "normalize_value": True, "value_bootstrap": True,
-        "gamma": 0.99, "tau": 0.95, "learning_rate": 3e-4, "lr_schedule": "adaptive", "schedule_type": "legacy",
-        "kl_threshold": 0.008, "score_to_win": 1e9, "max_epochs": epochs, "save_best_after": 10 ** 9,
-        "save_frequency": 10 ** 9, "grad_norm": 1.0, "entropy_coef": 0.0, "truncate_grads": False, "e_clip": 0.2,
-        "horizon_length": 16, "minibatch_size": n_envs * 16 // 4, "mini_epochs": 4, "critic_coef": 2.0,
-        "clip_value": True, "num_actors": n_envs, "bounds_loss_coef": 0.0001, "ppo": True, "seq_length": 4,
-        "device": "cpu", "torch_compile": False, "train_dir": str(runs), "full_experiment_name": f"{name}_ppo",
+        "gamma": 0.99, "tau": 0.95, "learning_rate": 3e-4, "lr_schedule": "fixed" if fixed else "adaptive",
+        "schedule_type": "legacy", "kl_threshold": 0.008, "score_to_win": 1e9, "max_epochs": epochs,
+        "save_best_after": 10 ** 9, "save_frequency": 10 ** 9, "grad_norm": 1.0, "entropy_coef": 0.0,
+        "truncate_grads": False, "e_clip": 0.2, "horizon_length": 16, "minibatch_size": actors * 16 // 4,
+        "mini_epochs": 4, "critic_coef": 2.0, "clip_value": True, "num_actors": actors, "bounds_loss_coef": 0.0001,
+        "ppo": True, "seq_length": 4, "device": "cpu", "torch_compile": False, "train_dir": str(runs),
+        "full_experiment_name": f"{name}_ppo",
     }
-    if lr_jump is not None:
-        config["lr_schedule"] = "fixed"
     params = {"params": {
         "seed": 0, "torch_threads": 1, "algo": {"name": "a2c_continuous"}, "model": {"name": "continuous_a2c_logstd"},
         "network": {"name": "actor_critic", "separate": False,
@@ -219,19 +243,33 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
 
 
 def skrl(out: Path, env_id: str, n_envs: int, updates: int, seed: int = 0) -> None:
-    """skrl's PPO with Isaac Lab's locomotion skrl settings (24 rollouts x 32 envs, 5 learning epochs x 4
-    minibatches, lr 1e-3 with KLAdaptiveLR at 0.008, RunningStandardScaler on observations, states and
-    values, value clipping, value loss x2, rewards x0.1, 256-128-64 ELU); Isaac Lab's params/agent.yaml
-    is written beside the events, as its train script does."""
+    """skrl's PPO with Isaac Lab's locomotion skrl settings (:func:`skrl_train`, rewards x0.1) on ``n_envs``
+    gymnasium envs through skrl's own wrapper."""
     import gymnasium as gym
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.utils import set_seed
+
+    set_seed(seed)
+    env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)]))
+    skrl_train(out, env, updates, experiment="26-11-30_13-30-00-000000_PPO", seed=seed, reward_scale=0.1)
+
+
+def skrl_train(out: Path, env, updates: int, *, experiment: str, seed: int, reward_scale: float | None,
+               lr_jump: tuple[int, float] | None = None) -> None:
+    """skrl's PPO on ``env`` (wrapped by skrl) with Isaac Lab's locomotion skrl settings (24 rollouts, 5
+    learning epochs x 4 minibatches, lr 1e-3 with KLAdaptiveLR at 0.008, RunningStandardScaler on
+    observations, states and values, value clipping, value loss x2, rewards x ``reward_scale`` (None: as
+    they are), 256-128-64 ELU) for ``updates``; Isaac Lab's params/agent.yaml is written beside the events,
+    as its train script does, and the checkpoints are deleted. ``lr_jump`` (update, factor): that update
+    (0-based) and every later one at the learning rate x factor, through skrl's ``learning_rate_scheduler``
+    (a torch LambdaLR, as ../frameworks' lr faults) in place of KLAdaptiveLR."""
+    import torch
     import yaml
     from skrl.agents.torch.ppo import PPO, PPO_CFG
-    from skrl.envs.wrappers.torch import wrap_env
     from skrl.memories.torch import RandomMemory
     from skrl.resources.preprocessors.torch import RunningStandardScaler
     from skrl.resources.schedulers.torch import KLAdaptiveLR
     from skrl.trainers.torch import SequentialTrainer
-    from skrl.utils import set_seed
     from torch import nn
 
     from tests.data.frameworks.make_runs import skrl_models
@@ -241,21 +279,22 @@ def skrl(out: Path, env_id: str, n_envs: int, updates: int, seed: int = 0) -> No
                              nn.ELU(), nn.Linear(64, outputs))
 
     Policy, Value = skrl_models(mlp, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
-
-    set_seed(seed)
-    env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)]))
     models = {"policy": Policy(env.observation_space, env.action_space, env.device),
               "value": Value(env.observation_space, env.action_space, env.device)}
-    rollouts = 24
-    cfg = PPO_CFG(rollouts=rollouts, learning_epochs=5, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
+    rollouts, epochs = 24, 5
+    shaper = {} if reward_scale is None else {"rewards_shaper": lambda rewards, *args, **kwargs: rewards * reward_scale}
+    cfg = PPO_CFG(rollouts=rollouts, learning_epochs=epochs, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
                   learning_rate=1e-3, learning_rate_scheduler=KLAdaptiveLR,
                   learning_rate_scheduler_kwargs={"kl_threshold": 0.008}, grad_norm_clip=1.0, ratio_clip=0.2,
-                  value_clip=0.2, entropy_loss_scale=0.0, value_loss_scale=2.0,
-                  rewards_shaper=lambda rewards, *args, **kwargs: rewards * 0.1)
+                  value_clip=0.2, entropy_loss_scale=0.0, value_loss_scale=2.0, **shaper)
+    if lr_jump is not None:
+        jump, factor = lr_jump
+        # LambdaLR counts the learning epochs stepped so far: update u runs epochs u * epochs ...
+        cfg.learning_rate_scheduler = torch.optim.lr_scheduler.LambdaLR
+        cfg.learning_rate_scheduler_kwargs = {"lr_lambda": lambda n: factor if n // epochs >= jump else 1.0}
     for kind, size in (("observation", env.observation_space), ("state", env.observation_space), ("value", 1)):
         setattr(cfg, f"{kind}_preprocessor", RunningStandardScaler)
         setattr(cfg, f"{kind}_preprocessor_kwargs", {"size": size, "device": env.device})
-    experiment = "26-11-30_13-30-00-000000_PPO"
     cfg.experiment.directory, cfg.experiment.experiment_name = str(out / "runs"), experiment
     cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, 10 ** 9
     memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)
@@ -266,11 +305,13 @@ def skrl(out: Path, env_id: str, n_envs: int, updates: int, seed: int = 0) -> No
     run = out / "runs" / experiment
     shutil.rmtree(run / "checkpoints", ignore_errors=True)
     (run / "params").mkdir(exist_ok=True)
-    (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"seed": seed, "agent": {
-        "class": "PPO", "rollouts": rollouts, "learning_epochs": 5, "mini_batches": 4, "learning_rate": 1e-3,
-        "learning_rate_scheduler": "KLAdaptiveLR", "state_preprocessor": "RunningStandardScaler",
-        "value_preprocessor": "RunningStandardScaler", "value_loss_scale": 2.0, "entropy_loss_scale": 0.0,
-        "rewards_shaper_scale": 0.1}}))
+    agent_yaml = {"class": "PPO", "rollouts": rollouts, "learning_epochs": epochs, "mini_batches": 4,
+                  "learning_rate": 1e-3, "learning_rate_scheduler": "KLAdaptiveLR" if lr_jump is None else "LambdaLR",
+                  "state_preprocessor": "RunningStandardScaler", "value_preprocessor": "RunningStandardScaler",
+                  "value_loss_scale": 2.0, "entropy_loss_scale": 0.0}
+    if reward_scale is not None:
+        agent_yaml["rewards_shaper_scale"] = reward_scale
+    (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"seed": seed, "agent": agent_yaml}))
 
 
 def main(argv: list[str]) -> int:
