@@ -18,7 +18,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
 from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
-from watchdog.signals import STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,12 @@ class Watchdog:
         # a std climb's onset says nothing about where a value-loss divergence began (and vice versa)
         hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None
                  and (v.signal in STD_CLIMB_KEYS) == (alarm.signal in STD_CLIMB_KEYS)]
-        onset = onset_from_history(list(self.history), alarm, earliest_hint=min(hints, default=None))
+        history = list(self.history)
+        onset = onset_from_history(history, alarm, earliest_hint=min(hints, default=None))
+        if alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration:
+            # no value-loss rise before the NaN: the surrogate (policy) loss may have blown up first, the
+            # policy leaving its trust region (ratios far beyond the clip on negative advantages)
+            onset = onset_from_history(history, alarm, key=POLICY_LOSS)
         if alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration:
             # NaN/Inf out of finite numbers that show no rise before it (a bad batch, not a slow
             # climb): it began exactly here
@@ -262,8 +267,12 @@ class Watchdog:
         self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
 
 
-def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None) -> Onset:
+def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None,
+                       key: str | None = None) -> Onset:
     """Fit the change model to the alarm's signal over a window reaching well before its hint.
+
+    The signal fitted: the reward for a reward alarm, else the log value loss; ``key=POLICY_LOSS``, the
+    log of the surrogate loss's size (its blow-up before a NaN).
 
     The window starts ``ONSET_LOOKBACK_ITERS`` (or twice the hint-to-alarm span) iterations
     before the earliest hint (other detectors' hints count up to ``ONSET_LOOKBACK_ITERS`` before the alarm's own), and holds at least ``MIN_ONSET_WINDOW`` points: a slow climb departs
@@ -277,7 +286,9 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     if alarm.signal in STD_CLIMB_KEYS or alarm.detector == "policy_collapse":
         # a steady climb, or an entropy that left its recent range and fell on: the detector knows its onset
         return Onset(fallback, fallback, alarm.iteration, "detector")
-    if alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):
+    if key == POLICY_LOSS:
+        transform = _log_size
+    elif alarm.signal == STEP_REWARD or alarm.signal.startswith("rollout/"):
         key, transform = alarm.signal, _negated
     else:
         key, transform = VALUE_LOSS, log_badness
@@ -315,3 +326,8 @@ def _merge_blocks(its: list[int], values, limit: int, keep: int = 40) -> tuple[l
 
 def _negated(values) -> list[float]:
     return [-v for v in values]
+
+
+def _log_size(values):
+    """log |x|: a loss that may take either sign (PPO's surrogate), judged by its size."""
+    return log_badness([abs(v) for v in values])

@@ -116,6 +116,37 @@ def test_nan_onset_uses_the_climb_before_it():
     assert abs(out.rollbacks[0].onset.iteration - ONSET) <= 5
 
 
+def _surrogate_blow_up(n: int, *, surge_at: int | None, nan_at: int, seed: int = 11) -> list[MetricRecord]:
+    """A settled value loss (no rise at all) and PPO's surrogate loss at +-0.01 until ``surge_at``, then
+    x30 per iteration (the policy leaving its trust region), every loss NaN from ``nan_at``."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for it in range(n):
+        pl = rng.normal(0, 0.01)
+        if surge_at is not None and it >= surge_at:
+            pl = 0.01 * 30.0 ** (it - surge_at + 1)
+        vl = 0.05 * math.exp(rng.normal(0, 0.1))
+        if it >= nan_at:
+            vl = pl = math.nan
+        out.append(MetricRecord.from_mapping(it, it * 100, {"value_loss": vl, "policy_loss": pl}))
+    return out
+
+
+@pytest.mark.parametrize("surge_at", [None, 144])
+def test_a_nan_after_the_surrogate_loss_blew_up_is_dated_where_it_began(surge_at):
+    """NaN out of a value loss that never rose is dated exactly at the NaN, unless the surrogate (policy)
+    loss blew up before it (a real skrl run: 0.01 -> 7.7 -> 7.5e12 over 68-71, NaN at 72): then the fit
+    on its size dates it, and the rollback goes to a checkpoint from before the blow-up."""
+    out = drive(_surrogate_blow_up(200, surge_at=surge_at, nan_at=150), stop_after_rollback=True)
+    rollback = out.rollbacks[0]
+    assert rollback.alarm.detector == "nonfinite" and rollback.alarm.iteration == 150
+    if surge_at is None:
+        assert (rollback.onset.iteration, rollback.onset.method) == (150, "exact")
+    else:
+        assert surge_at - 3 <= rollback.onset.iteration <= surge_at and rollback.onset.method == "hinge"
+        assert rollback.target.iteration < surge_at
+
+
 def test_escalation_then_budget_stop():
     rows = healthy(400, seed=8)
     for onset in (150, 230, 310, 380):
