@@ -24,8 +24,14 @@ FIRST_ALARM = {
 }
 
 
+# skrl with Isaac Lab's settings learned nothing here, with either learning-rate schedule
+SKRL_ADAPTIVE = "skrl/push_lite_adaptive_lr/runs/26-11-30_18-00-00-000000_PPO"
+SKRL_FIXED = "skrl/push_lite_fixed_lr/runs/26-11-30_18-00-00-000000_PPO"
+
+
 def test_the_data_is_all_here():
-    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == {r for runs in RUNS.values() for r in runs[:2]}
+    assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
+        {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED})
 
 
 @pytest.mark.parametrize("framework", sorted(RUNS))
@@ -46,3 +52,26 @@ def test_a_learning_rate_fault_with_a_thousand_envs_is_rolled_back_to_before_it(
     assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == FIRST_ALARM[framework]
     first = report.would_roll_back[0]
     assert first["onset_iteration"] == 300 and first["to_iteration"] == 290
+
+
+def test_a_surrogate_loss_blow_up_before_a_nan_dates_the_rollback():
+    """skrl on the fixed lr 1e-3 (no KL adaptation): the surrogate loss 0.01-0.04 -> 0.18 (67) -> 7.7 (68) ->
+    7.5e12 (71), every loss NaN from 72, the value loss flat. The NaN is dated by the surrogate loss's size
+    (65, range 65-67) and rolled back to 50; dated exactly at 72 it went back to 70, after the blow-up began."""
+    report = replay_run(DATA / SKRL_FIXED)
+    info = report.to_dict()
+    assert info["framework"] == "skrl" and info["value_loss_rule"] and report.verdict == "diverged"
+    assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == ("nonfinite", 72)
+    first = report.would_roll_back[0]
+    assert 64 <= first["onset_iteration"] <= 67 and first["to_iteration"] == 50
+
+
+def test_a_run_whose_return_slides_slowly_is_not_rolled_back():
+    """skrl with KLAdaptiveLR: its lr fell to 2.6e-5 within 50 updates and its return slid from 8 to -7.7 over
+    600 updates, its value loss flat. No divergence the detectors are for: no alarm, no rollback; the
+    reward's fall late in the run is one advisory warning (it never rose above its first judged window)."""
+    report = replay_run(DATA / SKRL_ADAPTIVE)
+    info = report.to_dict()
+    assert report.verdict == "healthy" and not report.would_roll_back
+    warned = [e for e in info["events"] if e["event"] in ("warning", "alarm")]
+    assert [(e["event"], e["detector"], e.get("advisory")) for e in warned] == [("warning", "reward_collapse", True)]
