@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import WatchdogConfig
-from watchdog.detectors import Detector, Verdict, build_detectors, detector_key
+from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, quantile
 from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
@@ -227,9 +227,10 @@ class Watchdog:
                  and (v.signal in STD_CLIMB_KEYS) == (alarm.signal in STD_CLIMB_KEYS)]
         history = list(self.history)
         onset = onset_from_history(history, alarm, earliest_hint=min(hints, default=None))
-        if alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration:
-            # no value-loss rise before the NaN: the surrogate (policy) loss may have blown up first, the
-            # policy leaving its trust region (ratios far beyond the clip on negative advantages)
+        if (alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration
+                and surrogate_blew_up(history, alarm.iteration, self.cfg.kl_surge)):
+            # no value-loss rise before the NaN, but the surrogate (policy) loss blew up first: the policy
+            # left its trust region (ratios far beyond the clip on negative advantages); dated on its size
             onset = onset_from_history(history, alarm, key=POLICY_LOSS)
         if alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration:
             # NaN/Inf out of finite numbers that show no rise before it (a bad batch, not a slow
@@ -303,6 +304,22 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     values = transform([r.metrics[key] for r in window])
     its, values = _merge_blocks(its, values, MAX_FIT_POINTS)
     return estimate_onset(its, values, fallback=fallback)
+
+
+def surrogate_blew_up(history: list[MetricRecord], before: int, surge) -> bool:
+    """Did PPO's surrogate (policy) loss blow up just before iteration ``before``? The median size of its
+    last 3 finite values at least ``surge.ratio`` x the 95 % quantile of its size over the
+    ``surge.baseline_iters`` iterations before them: the test ``kl_surge`` applies to the KL, on the
+    signal that frameworks without a KL (rsl_rl, skrl, OpenRL) log. A loss that only wanders (its log
+    size around zero is noisy) does not date a NaN."""
+    sizes = [(r.iteration, abs(v)) for r in history if r.iteration < before
+             and (v := r.metrics.get(POLICY_LOSS)) is not None and math.isfinite(v)]
+    if len(sizes) < 13:
+        return False
+    last = sorted(s for _, s in sizes[-3:])[1]
+    since = sizes[-4][0] - surge.baseline_iters
+    ranked = sorted(s for it, s in sizes[:-3] if it >= since)
+    return len(ranked) >= 10 and last >= surge.ratio * quantile(ranked, 0.95)
 
 
 def _merge_blocks(its: list[int], values, limit: int, keep: int = 40) -> tuple[list[int], list[float]]:

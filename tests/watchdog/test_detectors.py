@@ -147,6 +147,28 @@ def test_a_nan_after_the_surrogate_loss_blew_up_is_dated_where_it_began(surge_at
         assert rollback.target.iteration < surge_at
 
 
+@pytest.mark.parametrize("nan_at", [119, 279])
+def test_a_nan_in_a_real_run_whose_surrogate_loss_only_wanders_is_dated_at_the_nan(nan_at):
+    """A real SB3 Pendulum run's surrogate loss wanders around zero, so its log size is noisy, and a change-point
+    fit on it finds a "rise" before a NaN at 119 or 279 (dated 106 and 247 when it was read unconditionally).
+    It dates a NaN only after a blow-up (the median size of its last 3 values 20x the top of its range
+    before, kl_surge's test): here the NaN is a bad batch, dated exactly where it is."""
+    from pathlib import Path
+
+    from watchdog.frameworks import config_for_run
+    from watchdog.replay import load_run
+
+    run = load_run(Path(__file__).resolve().parents[1] / "data" / "long_runs" / "sb3" / "pendulum_healthy" / "PPO_1")
+    recs = [r for r in run.records if r.iteration <= nan_at]
+    last = recs[-1]
+    assert last.iteration == nan_at
+    recs[-1] = MetricRecord(last.iteration, last.env_steps, {**last.metrics, "train/value_loss": math.nan,
+                                                              "train/policy_loss": math.nan})
+    out = drive(recs, config_for_run(WatchdogConfig(), run.info), stop_after_rollback=True)
+    assert (out.rollbacks[0].alarm.detector, out.rollbacks[0].onset.iteration) == ("nonfinite", nan_at)
+    assert out.rollbacks[0].onset.method == "exact"
+
+
 def test_escalation_then_budget_stop():
     rows = healthy(400, seed=8)
     for onset in (150, 230, 310, 380):
