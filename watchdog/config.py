@@ -255,6 +255,25 @@ class KlSurgeConfig(BaseModel):
     alarm_points: int = Field(5, ge=1, le=1000, description="...for this many points in a row (after warm-up).")
 
 
+class SurrogateSurgeConfig(BaseModel):
+    """PPO's surrogate (policy) loss jumping far above its own recent size: the trust-region evidence of
+    the frameworks that log no KL (rsl_rl, skrl, OpenRL/MAPush).
+
+    With normalised advantages the clipped surrogate stays small (0.00003-0.1 in every healthy run here);
+    it leaves that when probability ratios run far beyond the clip on negative advantages, the policy
+    moved far outside its trust region. ``kl_surge``'s test on the loss's size, advisory as it is (with a
+    reward collapse, ``policy_collapse``); no alarm of its own. Its size also dates a NaN that follows it.
+    """
+
+    model_config = _STRICT
+    enabled: bool = True
+    baseline_iters: int = Field(
+        200, ge=10, le=10_000_000, description="The loss's recent size: this many iterations...")
+    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
+    ratio: float = Field(20.0, gt=1, description="|loss| at least this many times the range's 95 % quantile...")
+    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+
+
 class PolicyStdConfig(BaseModel):
     """The Gaussian policy's std running away towards float32 overflow (NaN in the log-probs).
 
@@ -431,6 +450,7 @@ class WatchdogConfig(BaseModel):
     entropy_collapse: EntropyCollapseConfig = Field(default_factory=EntropyCollapseConfig)
     entropy_surge: EntropySurgeConfig = Field(default_factory=EntropySurgeConfig)
     kl_surge: KlSurgeConfig = Field(default_factory=KlSurgeConfig)
+    surrogate_surge: SurrogateSurgeConfig = Field(default_factory=SurrogateSurgeConfig)
     policy_std: PolicyStdConfig = Field(default_factory=PolicyStdConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     throughput: ThroughputConfig = Field(default_factory=ThroughputConfig)

@@ -83,6 +83,9 @@ ADVICE: dict[str, tuple[str, str]] = {
     "kl_surge": ("the policy's KL per update jumped far above its recent range: updates too large for PPO's "
                  "trust region (learning rate, epochs)",
                  "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+    "surrogate_surge": ("PPO's surrogate loss jumped far above its recent size: probability ratios far beyond the "
+                        "clip, updates too large for PPO's trust region (learning rate, epochs)",
+                        "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
     "policy_collapse": ("the policy collapsed to a near-deterministic one and the reward fell with it: updates "
                         "too large for PPO's trust region (learning rate, epochs)",
                         "lower lr, or fewer epochs per update (cfgs/ppo_safe.yaml lowers lr)"),

@@ -30,6 +30,7 @@ from watchdog.config import (
     NonFiniteConfig,
     PolicyStdConfig,
     RewardCollapseConfig,
+    SurrogateSurgeConfig,
     TrendConfig,
     ValueLossThresholdConfig,
     WarmupConfig,
@@ -41,6 +42,7 @@ from watchdog.signals import (
     ENTROPY,
     LOG_STD_MAX,
     POLICY_ENTROPY,
+    POLICY_LOSS,
     TRACKED_KEYS,
     VALUE_LOSS,
     MetricRecord,
@@ -967,12 +969,14 @@ class KlSurge(Detector):
 
     name = "kl_surge"
     signals = (APPROX_KL,)
+    what = "policy KL per update"
     _state_fields = ("up", "first_up", "last_up", "confirmed", "runaway", "runaway_since")
     _window_fields = ("values",)
 
     def __init__(self, cfg: KlSurgeConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
+        self.floor, self.alarm_at = cfg.min_kl, cfg.alarm_kl
         self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.up = 0  # points in a row above the limit
         self.first_up: int | None = None  # first point above it in the current stretch
@@ -981,25 +985,29 @@ class KlSurge(Detector):
         self.runaway = 0  # points in a row at alarm_kl or more, after warm-up
         self.runaway_since: int | None = None
 
+    def _size(self, value: float) -> float:
+        return value
+
     def _check(self, record, values, judging):
-        value = values[APPROX_KL]
+        signal = self.signals[0]
+        value = self._size(values[signal])
         window = self.values.window
         it = record.iteration
         if self.last_up is not None and it - self.last_up > self.cfg.lag_iters:  # back in range for a lag: over
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
-        alarm_kl = self.cfg.alarm_kl
+        alarm_kl = self.alarm_at
         if judging and alarm_kl is not None and value >= alarm_kl:
             self.runaway += 1
             self.runaway_since = it if self.runaway_since is None else self.runaway_since
         else:
             self.runaway, self.runaway_since = 0, None
-        if self.runaway >= self.cfg.alarm_points:
+        if alarm_kl is not None and self.runaway >= self.cfg.alarm_points:
             # part of the surge's stretch (whose values the window does not learn), which it keeps going
             self.first_up = self.runaway_since if self.first_up is None else self.first_up
             self.last_up = it
             onset = min(self.runaway_since, self.first_up)
             return self._verdict(
-                record, "alarm", APPROX_KL, value, alarm_kl,
+                record, "alarm", signal, value, alarm_kl,
                 f"policy KL per update {value:.3g}, at least {alarm_kl:g} nats for {self.runaway} updates in a row "
                 f"(since iteration {self.runaway_since}): the optimizer replaces the policy every update, far "
                 "outside PPO's trust region (0.01-0.05)",
@@ -1008,7 +1016,7 @@ class KlSurge(Detector):
         verdict = None
         if judging and len(window) >= self.warmup.baseline_points:
             top = window.quantile(0.95)
-            limit = max(self.cfg.ratio * top, self.cfg.min_kl)
+            limit = max(self.cfg.ratio * top, self.floor)
             if value < limit:
                 self.up = 0
             else:
@@ -1018,8 +1026,8 @@ class KlSurge(Detector):
                 self.confirmed = self.confirmed or self.up >= self.cfg.persist_points
             if self.confirmed:  # said through the stretch's dips: the surge is one event
                 verdict = self._verdict(
-                    record, "warning", APPROX_KL, value, limit,
-                    f"policy KL per update {value:.3g}, {value / top if top > 0 else math.inf:.0f}x the top of its last "
+                    record, "warning", signal, value, limit,
+                    f"{self.what} {value:.3g}, {value / top if top > 0 else math.inf:.0f}x the top of its last "
                     f"{self.cfg.baseline_iters} iterations ({top:.3g}); above {self.cfg.ratio:g}x of it since iteration "
                     f"{self.first_up}: updates far outside PPO's trust region",
                     onset_hint=self.first_up,
@@ -1028,6 +1036,31 @@ class KlSurge(Detector):
         if self.first_up is None:  # a surge does not teach the window what normal is
             self.values.push(it, value)
         return verdict
+
+
+class SurrogateSurge(KlSurge):
+    """PPO's surrogate (policy) loss, by its size, at least ``ratio`` times the 95 % quantile of its size
+    over ``baseline_iters`` (ending ``lag_iters`` back) for ``persist_points``: ``kl_surge``'s surge on
+    the trust-region signal that rsl_rl, skrl and OpenRL log (they log no KL). With normalised advantages
+    the clipped surrogate stays small; ratios far beyond the clip on negative advantages blow it up. The
+    healthy runs here never held 20x for two points in a row; 9 of the faulted runs for 3-31 from the
+    fault (rsl_rl, rl_games, SB3 and skrl; a skrl run that went NaN for 2 before it). Advisory, one stretch per
+    surge as ``kl_surge``'s, and no alarm of its own."""
+
+    name = "surrogate_surge"
+    signals = (POLICY_LOSS,)
+    what = "surrogate (policy) loss, by size,"
+
+    def __init__(self, cfg: SurrogateSurgeConfig, warmup: WarmupConfig):
+        Detector.__init__(self, warmup)
+        self.cfg = cfg
+        self.floor, self.alarm_at = 0.0, None
+        self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
+        self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
+        self.runaway, self.runaway_since = 0, None
+
+    def _size(self, value: float) -> float:
+        return abs(value)
 
 
 class PolicyStd(Detector):
@@ -1157,7 +1190,7 @@ def build_detectors(cfg: WatchdogConfig) -> list[Detector]:
         found.extend(TrendCusum(cfg.trend, cfg.warmup, s) for s in cfg.trend.signals)
     for section, kind in (("critic_grad_norm", CriticGradNorm), ("reward_collapse", RewardCollapse),
                           ("entropy_collapse", EntropyCollapse), ("entropy_surge", EntropySurge),
-                          ("kl_surge", KlSurge), ("policy_std", PolicyStd), ("memory", MemoryForecast),
+                          ("kl_surge", KlSurge), ("surrogate_surge", SurrogateSurge), ("policy_std", PolicyStd), ("memory", MemoryForecast),
                           ("throughput", Throughput)):
         sub = getattr(cfg, section)
         if sub.enabled:

@@ -228,7 +228,7 @@ class Watchdog:
         history = list(self.history)
         onset = onset_from_history(history, alarm, earliest_hint=min(hints, default=None))
         if (alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration
-                and surrogate_blew_up(history, alarm.iteration, self.cfg.kl_surge)):
+                and surrogate_blew_up(history, alarm.iteration, self.cfg.surrogate_surge)):
             # no value-loss rise before the NaN, but the surrogate (policy) loss blew up first: the policy
             # left its trust region (ratios far beyond the clip on negative advantages); dated on its size
             onset = onset_from_history(history, alarm, key=POLICY_LOSS)
@@ -309,9 +309,9 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
 def surrogate_blew_up(history: list[MetricRecord], before: int, surge) -> bool:
     """Did PPO's surrogate (policy) loss blow up just before iteration ``before``? The median size of its
     last 3 finite values at least ``surge.ratio`` x the 95 % quantile of its size over the
-    ``surge.baseline_iters`` iterations before them: the test ``kl_surge`` applies to the KL, on the
-    signal that frameworks without a KL (rsl_rl, skrl, OpenRL) log. A loss that only wanders (its log
-    size around zero is noisy) does not date a NaN."""
+    ``surge.baseline_iters`` iterations before them (``surrogate_surge``'s test, on 2 of the last 3
+    points: a run's last updates before a NaN may dip once). A loss that only wanders (its log size
+    around zero is noisy) does not date a NaN."""
     sizes = [(r.iteration, abs(v)) for r in history if r.iteration < before
              and (v := r.metrics.get(POLICY_LOSS)) is not None and math.isfinite(v)]
     if len(sizes) < 13:

@@ -110,7 +110,7 @@ Action = SaveStable | Rollback | Stop | SaveResume
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
 RESTORED_ONSET = "restored"  # Onset.method of a divergence dated at the checkpoint the training was restored to
 # advisory warnings that a policy left PPO's trust region: with a reward collapse, divergence
-POLICY_CHANGE_DETECTORS = ("entropy_collapse", "entropy_surge", "kl_surge")
+POLICY_CHANGE_DETECTORS = ("entropy_collapse", "entropy_surge", "kl_surge", "surrogate_surge")
 Emit = Callable[..., None]
 OnsetFn = Callable[[Verdict], Onset]
 

@@ -225,7 +225,7 @@ def test_detectors_accept_bare_and_namespaced_keys():
     bare = MetricRecord.from_mapping(0, 0, {"value_loss": 0.1, "average_step_reward": 1.0})
     ns = MetricRecord.from_mapping(0, 0, {"train/value_loss": 0.1, "rollout/average_step_reward": 1.0})
     assert bare.metrics == ns.metrics
-    assert len(build_detectors(WatchdogConfig())) == 13
+    assert len(build_detectors(WatchdogConfig())) == 14
 
 
 def _std_records(log_stds, *, dims=3, exact=False):
@@ -696,3 +696,23 @@ def test_the_trends_returns_survive_strict_json_mid_climb():
         for rec in recs[305:]:
             a, b = first.update(rec), second.update(rec)
             assert (a and a.reason) == (b and b.reason), rec.iteration
+
+
+@pytest.mark.parametrize("surge, said", [((0.0, -0.6, 0.9, -0.7), True), ((0.0, 0.9, -0.7, 0.0), False)])
+def test_a_surrogate_loss_surge_is_an_advisory_policy_change(surge, said):
+    """PPO's surrogate loss by its size, 20x the top of its recent size for 3 points in a row (either sign: the
+    clipped loss blows up positive on negative advantages): ``kl_surge``'s test for the frameworks that log no
+    KL. Two points are not a surge. Advisory: the policy calls it divergence only with a reward collapse."""
+    from watchdog.detectors import SurrogateSurge
+
+    cfg = WatchdogConfig()
+    det = SurrogateSurge(cfg.surrogate_surge, cfg.warmup)
+    rng = np.random.default_rng(5)
+    losses = list(rng.normal(0, 0.01, 300)) + list(surge) + list(rng.normal(0, 0.01, 20))
+    verdicts = [v for it, pl in enumerate(losses)
+                if (v := det.update(MetricRecord.from_mapping(it, it, {"train/policy_loss": pl}))) is not None]
+    assert bool(verdicts) == said
+    if said:
+        first = verdicts[0]
+        assert (first.detector, first.iteration, first.onset_hint, first.advisory) == ("surrogate_surge", 303, 301, True)
+        assert first.value == pytest.approx(0.7) and "trust region" in first.reason
