@@ -1,15 +1,18 @@
-"""How far each run's policy entropy falls and its KL per update surges, against their own recent past.
+"""How far each run's policy entropy falls, its KL per update and surrogate loss surge, against their own recent past.
 
     python -m bench.policy_change [--out bench/results/policy_change.json]
 
-For every run under ``../shared/data``, ``tests/data/long_runs``, ``tests/data/long_faults`` and
-``tests/data/frameworks`` (read as replay reads it, all tags), after the 50-iteration warm-up, with the
-windows of ``entropy_collapse`` and ``kl_surge`` (200 iterations ending 20 back, at least 10 points):
+For every run under ``../shared/data`` and ``tests/data`` (read as replay reads it, all tags), after the
+50-iteration warm-up, with the windows of ``entropy_collapse``, ``kl_surge`` and ``surrogate_surge`` (200
+iterations ending 20 back, at least 10 points):
 
 - entropy: the largest, over 3 points in a row, of min(drop below the window's 5 % quantile / its 5-95 %
   range, drop / 0.1 nat): the detector fires where both parts pass 2x and 0.2 nat, i.e. where this is >= 2;
   and the same upwards (a rise above the 95 % quantile: ``entropy_surge``);
-- KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x).
+- KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x);
+- surrogate: the same on the surrogate (policy) loss's size (``surrogate_surge``: >= 20x).
+
+A run counts as faulted when its folder says ``fault`` or it diverged by itself (``NATURAL``).
 
 The windows here keep learning through a fall or a surge (the detectors freeze theirs), so these are the
 rules' margins on healthy runs, not replays of the detectors.
@@ -26,11 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from watchdog.replay import find_run_dirs, load_run
-from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY
+from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY, POLICY_LOSS
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data" / "long_runs", ROOT / "tests" / "data" / "long_faults",
-         ROOT / "tests" / "data" / "frameworks")
+ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data")
+# runs that diverged with no fault injected (their folders do not say "fault")
+NATURAL = ("mujoco/skrl/hopper/", "mujoco/skrl/hopper_seed1/", "many_envs/skrl/push_lite_fixed_lr/")
 SPAN, LAG, WARMUP, MIN_POINTS, PERSIST = 200, 20, 50, 10, 3
 
 
@@ -70,6 +74,11 @@ def kl_score(value: float, window: np.ndarray) -> float:
     return value / max(float(np.quantile(window, 0.95)), 1e-12)
 
 
+def size_score(value: float, window: np.ndarray) -> float:
+    """:func:`kl_score` on a loss's size (``surrogate_surge``)."""
+    return kl_score(abs(value), np.abs(window))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "policy_change.json")
@@ -78,18 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     for root in ROOTS:
         for run in find_run_dirs([root]) if root.is_dir() else []:
             records = load_run(run).records
-            row = {"run": str(run.relative_to(root.parent)), "faulted": "fault" in str(run)}
+            name = str(run.relative_to(root.parent))
+            row = {"run": name, "faulted": "fault" in name or any(n in name + "/" for n in NATURAL)}
             key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
-            for name, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
-                                   ("kl", APPROX_KL, kl_score)):
+            for part, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
+                                   ("kl", APPROX_KL, kl_score), ("surrogate", POLICY_LOSS, size_score)):
                 its, values = _series(records, k)
-                row[name], row[f"{name}_at"] = largest(its, values, score) if len(values) >= 20 else (None, None)
+                row[part], row[f"{part}_at"] = largest(its, values, score) if len(values) >= 20 else (None, None)
             rows.append(row)
             print(f"{row['run'][:70]:70s} entropy fall {row['entropy'] or 0:6.2f} rise {row['entropy_rise'] or 0:6.2f}"
-                  f"  kl {row['kl'] or 0:10.1f}", flush=True)
-    for part in ("entropy", "entropy_rise", "kl"):
+                  f"  kl {row['kl'] or 0:10.1f}  surrogate {row['surrogate'] or 0:10.1f}", flush=True)
+    for part in ("entropy", "entropy_rise", "kl", "surrogate"):
         healthy = [r[part] for r in rows if not r["faulted"] and r[part] is not None]
-        print(f"{part}: largest on a run without a fault {max(healthy):.2f}")
+        faulted = sorted((r[part] for r in rows if r["faulted"] and r[part] is not None), reverse=True)
+        print(f"{part}: largest on a run without a fault {max(healthy):.2f}; on the faulted runs "
+              + ", ".join(f"{x:.3g}" for x in faulted))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"generated": time.strftime("%Y-%m-%d %H:%M:%S"), "runs": rows}, indent=1) + "\n")
     print(f"wrote {args.out}")
