@@ -86,8 +86,8 @@ ADVICE: dict[str, tuple[str, str]] = {
     "surrogate_surge": ("PPO's surrogate loss jumped far above its recent size: probability ratios far beyond the "
                         "clip, updates too large for PPO's trust region (learning rate, epochs)",
                         "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
-    "policy_collapse": ("the policy collapsed to a near-deterministic one and the reward fell with it: updates "
-                        "too large for PPO's trust region (learning rate, epochs)",
+    "policy_collapse": ("the policy left PPO's trust region (its entropy collapsed or ran away, or its KL or "
+                        "surrogate loss surged) and the reward fell with it: updates too large (learning rate, epochs)",
                         "lower lr, or fewer epochs per update (cfgs/ppo_safe.yaml lowers lr)"),
     "corroboration": ("several detectors warn at once", "treat it as a divergence: lower the learning rates"),
 }
