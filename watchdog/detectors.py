@@ -974,9 +974,14 @@ class KlSurge(Detector):
     _window_fields = ("values",)
 
     def __init__(self, cfg: KlSurgeConfig, warmup: WarmupConfig):
-        super().__init__(warmup)
+        self._start(cfg, warmup, floor=cfg.min_kl, alarm_at=cfg.alarm_kl)
+
+    def _start(self, cfg, warmup: WarmupConfig, *, floor: float, alarm_at: float | None) -> None:
+        """``floor``: the least value a surge needs; ``alarm_at``: the value that is an alarm when held for
+        ``cfg.alarm_points`` (None: no alarm)."""
+        Detector.__init__(self, warmup)
         self.cfg = cfg
-        self.floor, self.alarm_at = cfg.min_kl, cfg.alarm_kl
+        self.floor, self.alarm_at = floor, alarm_at
         self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.up = 0  # points in a row above the limit
         self.first_up: int | None = None  # first point above it in the current stretch
@@ -1052,12 +1057,7 @@ class SurrogateSurge(KlSurge):
     what = "surrogate (policy) loss, by size,"
 
     def __init__(self, cfg: SurrogateSurgeConfig, warmup: WarmupConfig):
-        Detector.__init__(self, warmup)
-        self.cfg = cfg
-        self.floor, self.alarm_at = 0.0, None
-        self.values = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
-        self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
-        self.runaway, self.runaway_since = 0, None
+        self._start(cfg, warmup, floor=0.0, alarm_at=None)
 
     def _size(self, value: float) -> float:
         return abs(value)
