@@ -229,7 +229,19 @@ class EntropySurgeConfig(EntropyCollapseConfig):
     with a reward collapse at the same time it is divergence (``policy_collapse``)."""
 
 
-class KlSurgeConfig(BaseModel):
+class SurgeConfig(BaseModel):
+    """A signal jumping far above its own recent range (``kl_surge``, ``surrogate_surge``)."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    baseline_iters: int = Field(
+        200, ge=10, le=10_000_000, description="The signal's recent range: this many iterations...")
+    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
+    ratio: float = Field(20.0, gt=1, description="The signal at least this many times the range's 95 % quantile...")
+    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+
+
+class KlSurgeConfig(SurgeConfig):
     """The policy's per-update KL divergence (``train/approx_kl``) jumping far above its own recent range.
 
     PPO keeps each update inside a trust region; a learning rate or an epoch count too large for it
@@ -240,38 +252,24 @@ class KlSurgeConfig(BaseModel):
     replaces the policy every update, and no PPO run learns that way.
     """
 
-    model_config = _STRICT
-    enabled: bool = True
-    baseline_iters: int = Field(
-        200, ge=10, le=10_000_000, description="The KL's recent range: this many iterations...")
-    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
-    ratio: float = Field(20.0, gt=1, description="KL at least this many times the range's 95 % quantile...")
     min_kl: float = Field(
-        1e-3, ge=0, description="...and at least this (nats per update; PPO's usual target_kl is 0.01-0.05)...")
-    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+        1e-3, ge=0, description="A surge also needs the KL at least this (nats per update; PPO's usual target_kl is "
+                                "0.01-0.05).")
     alarm_kl: float | None = Field(
         0.5, gt=0,
         description="An alarm on its own: KL per update at least this (nats; 10x the largest usual target_kl, 0.05)...")
     alarm_points: int = Field(5, ge=1, le=1000, description="...for this many points in a row (after warm-up).")
 
 
-class SurrogateSurgeConfig(BaseModel):
-    """PPO's surrogate (policy) loss jumping far above its own recent size: the trust-region evidence of
-    the frameworks that log no KL (rsl_rl, skrl, OpenRL/MAPush).
+class SurrogateSurgeConfig(SurgeConfig):
+    """PPO's surrogate (policy) loss, by its size, jumping far above its own recent range: the trust-region
+    evidence of the frameworks that log no KL (rsl_rl, skrl, OpenRL/MAPush).
 
     With normalised advantages the clipped surrogate stays small (0.00003-0.1 in every healthy run here);
     it leaves that when probability ratios run far beyond the clip on negative advantages, the policy
     moved far outside its trust region. ``kl_surge``'s test on the loss's size, advisory as it is (with a
     reward collapse, ``policy_collapse``); no alarm of its own. Its size also dates a NaN that follows it.
     """
-
-    model_config = _STRICT
-    enabled: bool = True
-    baseline_iters: int = Field(
-        200, ge=10, le=10_000_000, description="The loss's recent size: this many iterations...")
-    lag_iters: int = Field(20, ge=0, le=10_000_000, description="...ending this many iterations before the newest.")
-    ratio: float = Field(20.0, gt=1, description="|loss| at least this many times the range's 95 % quantile...")
-    persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
 
 
 class PolicyStdConfig(BaseModel):
