@@ -4,7 +4,7 @@
 
 Isaac Lab trains with thousands of envs, so the logged losses (means over tens of thousands of
 transitions) are smooth and the mean reward is renewed every iteration, with far less noise than the
-16-64-env runs elsewhere in tests/data. The detectors are scale-free, judged against each run's own
+runs of 64 envs or fewer elsewhere in tests/data. The detectors are scale-free, judged against each run's own
 noise; these runs check they do not take a smooth run's small wobbles for a departure. push_lite (our
 torch-vectorised MAPush structure) with 512 envs x 2 agents = 1,024 actors, each library with the
 settings ../mujoco uses (Isaac Lab's rsl_rl and skrl locomotion PPO, Isaac Gym's rl_games PPO). The
