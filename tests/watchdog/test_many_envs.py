@@ -27,11 +27,12 @@ FIRST_ALARM = {
 # skrl with Isaac Lab's settings learned nothing here, with either learning-rate schedule
 SKRL_ADAPTIVE = "skrl/push_lite_adaptive_lr/runs/26-11-30_18-00-00-000000_PPO"
 SKRL_FIXED = "skrl/push_lite_fixed_lr/runs/26-11-30_18-00-00-000000_PPO"
+SKRL_FIXED_3E4 = "skrl/push_lite_fixed_lr3e-4/runs/26-11-30_18-00-00-000000_PPO"
 
 
 def test_the_data_is_all_here():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
-        {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED})
+        {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED, SKRL_FIXED_3E4})
 
 
 @pytest.mark.parametrize("framework", sorted(RUNS))
@@ -75,3 +76,18 @@ def test_a_run_whose_return_slides_slowly_is_not_rolled_back():
     assert report.verdict == "healthy" and not report.would_roll_back
     warned = [e for e in info["events"] if e["event"] in ("warning", "alarm")]
     assert [(e["event"], e["detector"], e.get("advisory")) for e in warned] == [("warning", "reward_collapse", True)]
+
+
+def test_lone_surrogate_spikes_then_a_blow_up_are_a_surge_said_before_the_nan():
+    """skrl on a fixed 3e-4 (made after ``surrogate_surge``): its surrogate loss spiked alone at 122, 132, 144
+    and 146 (to 3e6), blew up from 149, NaN from 155. The surge is said at 146, dated at its first spike; the
+    NaN is dated at the sustained blow-up (149: lone spikes do not move a 3-point median) and rolled back to
+    130, before it."""
+    report = replay_run(DATA / SKRL_FIXED_3E4)
+    info = report.to_dict()
+    warned = [e for e in info["events"] if e["event"] == "warning"]
+    assert [(e["detector"], e["iteration"], e["onset_iteration"], e["advisory"]) for e in warned][:1] == [
+        ("surrogate_surge", 146, 122, True)]
+    assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == ("nonfinite", 155)
+    first = report.would_roll_back[0]
+    assert first["onset_iteration"] == 149 and first["to_iteration"] == 130
