@@ -209,6 +209,24 @@ def median3(a: float, b: float, c: float) -> float:
     return max(min(a, b), min(max(a, b), c))
 
 
+def _note_return(returns: deque, record: MetricRecord, key: str) -> bool:
+    """Append the record's finite return under ``key`` to ``returns`` as (iteration, return); True if it did."""
+    ret = record.metrics.get(key)
+    if ret is None or not math.isfinite(ret):
+        return False
+    returns.append((record.iteration, ret))
+    return True
+
+
+def _returns_since(returns: deque, until: int) -> tuple[list[float], float] | None:
+    """(the returns held up to iteration ``until``, the newest return) when the newest came after it, else
+    None: what a value loss in the returns' squared units is judged by when it climbs as the critic meets
+    returns it has not seen (``blowup`` and ``trend`` with ``explained_by``)."""
+    if not returns or returns[-1][0] <= until:
+        return None
+    return [r for it, r in returns if it <= until], returns[-1][1]
+
+
 def _log(value: float) -> float:
     return math.log(max(value, TINY))
 
@@ -484,13 +502,10 @@ class TrendCusum(Detector):
         cfg = self.cfg
         x = _log(values[self.signal])
         self.recent.append(x)
-        if self.explained_by is not None:
-            ret = record.metrics.get(self.explained_by)
-            if ret is not None and math.isfinite(ret):
-                returns = self.returns
-                returns.append((record.iteration, ret))
-                while returns[0][0] < record.iteration - cfg.baseline_iters - cfg.lag_iters:
-                    returns.popleft()
+        if self.explained_by is not None and _note_return(self.returns, record, self.explained_by):
+            returns = self.returns
+            while returns[0][0] < record.iteration - cfg.baseline_iters - cfg.lag_iters:
+                returns.popleft()
         window = self.baseline.window
         ready = judging and len(window) >= self.warmup.baseline_points
         if ready:  # judged against the baseline as it was before this point joins it
@@ -553,12 +568,8 @@ class TrendCusum(Detector):
         the loss's level (the critic's RMS error, in the returns' units: returns it has not seen explain an
         error no larger than their own rise)? "Before the climb": up to the CUSUM's last quiet point, over
         the baseline span and its lag."""
-        if not self.returns:
-            return False
-        start = self.last_zero_iteration
-        before = [r for it, r in self.returns if it <= start]
-        newest_it, newest = self.returns[-1]
-        return bool(before) and newest_it > start and newest - max(before) >= math.exp(level / 2)
+        since = _returns_since(self.returns, self.last_zero_iteration)
+        return since is not None and bool(since[0]) and since[1] - max(since[0]) >= math.exp(level / 2)
 
     def _jump(self, level: float) -> float | None:
         """The top of the newest normal stretch when the level has held ``alarm_ratio`` x above it for
@@ -626,9 +637,7 @@ class BlowUp(Detector):
         x = _log(values[self.signal])
         self.recent.append(x)
         if self.cfg.explained_by is not None:
-            ret = record.metrics.get(self.cfg.explained_by)
-            if ret is not None and math.isfinite(ret):
-                self.returns.append((record.iteration, ret))
+            _note_return(self.returns, record, self.cfg.explained_by)
         if len(self.recent) < 3:
             return None
         level = median3(*self.recent)
@@ -679,12 +688,10 @@ class BlowUp(Detector):
         error, in the returns' units: new returns explain an error no larger than their own jump; a
         rollout's rewards x50 blow the loss up 400,000x for a 0.3 move of the return); else None.
         Needs three returns up to the low: no range, no jump."""
-        if not self.returns:
+        since = _returns_since(self.returns, low_it)
+        if since is None or len(since[0]) < 3:
             return None
-        before = [r for it, r in self.returns if it <= low_it]
-        newest_it, newest = self.returns[-1]
-        if len(before) < 3 or newest_it <= low_it:
-            return None
+        before, newest = since
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
         return (high, newest, spread) if rise > spread and rise >= math.exp(level / 2) else None

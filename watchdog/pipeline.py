@@ -13,7 +13,7 @@ from collections import deque
 from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import WatchdogConfig
-from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, quantile
+from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, median3, quantile
 from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
@@ -316,7 +316,7 @@ def surrogate_blew_up(history: list[MetricRecord], before: int, surge) -> bool:
              and (v := r.metrics.get(POLICY_LOSS)) is not None and math.isfinite(v)]
     if len(sizes) < 13:
         return False
-    last = sorted(s for _, s in sizes[-3:])[1]
+    last = median3(*(s for _, s in sizes[-3:]))
     since = sizes[-4][0] - surge.baseline_iters
     ranked = sorted(s for it, s in sizes[:-3] if it >= since)
     return len(ranked) >= 10 and last >= surge.ratio * quantile(ranked, 0.95)
