@@ -1,5 +1,5 @@
-"""rsl_rl, rl_games and skrl with 1,024 envs (Isaac Lab's scale, tests/data/many_envs): quiet when healthy,
-a learning-rate fault rolled back to before it. The event files were written by the libraries themselves
+"""rsl_rl, rl_games and skrl with 1,024 envs (Isaac Lab's scale, tests/data/many_envs): quiet when healthy
+(for 600 iterations and for 2,000-3,000), a learning-rate fault or an observation spike rolled back to before it. The event files were written by the libraries themselves
 (make_many_envs.py)."""
 
 from __future__ import annotations
@@ -28,11 +28,18 @@ FIRST_ALARM = {
 SKRL_ADAPTIVE = "skrl/push_lite_adaptive_lr/runs/26-11-30_18-00-00-000000_PPO"
 SKRL_FIXED = "skrl/push_lite_fixed_lr/runs/26-11-30_18-00-00-000000_PPO"
 SKRL_FIXED_3E4 = "skrl/push_lite_fixed_lr3e-4/runs/26-11-30_18-00-00-000000_PPO"
+# session 9: healthy runs five and three times as long (seed 1), and a fault of another kind than the learning rate
+LONG = {"rsl_rl": ("rsl_rl/push_lite_long_healthy/logs/2026-11-30_18-00-00", 3000),
+        "rl_games": ("rl_games/push_lite_long_healthy/runs/push_lite_ppo", 2000)}
+# the spike (8 of the 1,024 actors' observations x1e6 for one env step of iteration 300) -> (run, first alarm)
+OBS_SPIKE = {"rl_games": ("rl_games/push_lite_obs_spike/runs/push_lite_ppo", ("value_loss_threshold", 305)),
+             "rsl_rl": ("rsl_rl/push_lite_obs_spike/logs/2026-11-30_18-00-00", ("blowup", 302))}
 
 
 def test_the_data_is_all_here():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
-        {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED, SKRL_FIXED_3E4})
+        {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED, SKRL_FIXED_3E4}
+        | {run for run, _ in LONG.values()} | {run for run, _ in OBS_SPIKE.values()})
 
 
 @pytest.mark.parametrize("framework", sorted(RUNS))
@@ -91,3 +98,30 @@ def test_lone_surrogate_spikes_then_a_blow_up_are_a_surge_said_before_the_nan():
     assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == ("nonfinite", 155)
     first = report.would_roll_back[0]
     assert first["onset_iteration"] == 149 and first["to_iteration"] == 130
+
+
+@pytest.mark.parametrize("framework", sorted(LONG))
+def test_a_long_healthy_run_with_a_thousand_envs_says_nothing(framework):
+    """Isaac Lab's runs go on for thousands of iterations after their reward plateaus: 3,000 rsl_rl iterations
+    and 2,000 rl_games epochs on another seed, the return at its plateau (about 17) from iteration 100 on."""
+    run, iterations = LONG[framework]
+    report = replay_run(DATA / run)
+    info = report.to_dict()
+    assert info["framework"].startswith(framework) and report.iterations == iterations
+    assert report.verdict == "healthy" and [e for e in info["events"] if e["event"] in ("warning", "alarm")] == []
+
+
+@pytest.mark.parametrize("framework", sorted(OBS_SPIKE))
+def test_an_observation_spike_into_the_input_normaliser_is_rolled_back_to_before_it(framework):
+    """8 of the 1,024 actors' observations x1e6 for one env step of iteration 300 (a simulator blowing up for
+    a step), straight into the library's running observation normaliser: the return 17 -> -6 within three
+    iterations and never near it again. rl_games (normalised values): KL 6.1 for that one update, the value
+    loss 0.0046 -> 3.0 (303), the 0.2 rule's alarm at 305; rsl_rl: the value loss 0.02 -> 1.3e9 (300) -> 13
+    (302), a blow-up at 302. Both dated at the spike, both rolled back to before it."""
+    run, alarm = OBS_SPIKE[framework]
+    report = replay_run(DATA / run)
+    info = report.to_dict()
+    assert info["framework"].startswith(framework) and report.verdict == "diverged"
+    assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == alarm
+    first = report.would_roll_back[0]
+    assert first["onset_iteration"] == 300 and first["to_iteration"] == 290

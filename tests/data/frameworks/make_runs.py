@@ -212,8 +212,10 @@ def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = 
 # ------------------------------------------------------------------------------------------ rsl_rl
 
 
-def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: int):
-    """push_lite (pure torch) as an rsl_rl VecEnv: each (env, agent) pair is one rsl_rl env."""
+def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: int, seed: int = 0, obs_spike=None):
+    """push_lite (pure torch) as an rsl_rl VecEnv: each (env, agent) pair is one rsl_rl env; ``seed``: the envs';
+    ``obs_spike`` (iteration, envs, factor): the observations of that many rsl_rl envs x factor for the first
+    env step of that iteration (0-based), the env itself untouched."""
     from rsl_rl.env import VecEnv
     from tensordict import TensorDict
 
@@ -221,7 +223,7 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
 
     class PushLiteRsl(VecEnv):
         def __init__(self):
-            self.inner = PushLiteVecEnv(num_envs, seed=0)
+            self.inner = PushLiteVecEnv(num_envs, seed=seed)
             self.agents = self.inner.agent_num
             self.num_envs = num_envs * self.agents
             self.num_actions = self.inner.action_space.shape[0]
@@ -230,7 +232,7 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
             self.device = "cpu"
             self.cfg = {"task": "push_lite"}
             self.steps = 0
-            self._obs = self._wrap(self.inner.reset(seed=0))
+            self._obs = self._wrap(self.inner.reset(seed=seed))
 
         def _wrap(self, obs) -> TensorDict:
             flat = torch.as_tensor(np.asarray(obs), dtype=torch.float32).reshape(self.num_envs, -1)
@@ -242,6 +244,9 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
         def step(self, actions):
             obs, rew, dones, _ = self.inner.step(actions.reshape(-1, self.agents, self.num_actions).numpy())
             self.steps += 1
+            if obs_spike is not None and self.steps == obs_spike[0] * steps_per_env + 1:
+                obs = np.asarray(obs).reshape(self.num_envs, -1).copy()
+                obs[: obs_spike[1]] *= obs_spike[2]
             rewards = torch.as_tensor(rew, dtype=torch.float32).reshape(self.num_envs)
             if fault_from_it is not None and self.steps > fault_from_it * steps_per_env:
                 rewards = rewards * REWARD_SCALE

@@ -24,7 +24,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 DATE = "2026-11-30_18-00-00"
 ENVS = 512
-# run -> (library, iterations, (update, factor) of the learning-rate fault or None)
+# run -> (library, iterations, (update, factor) of the learning-rate fault or None[, seed: torch's and the envs'
+# (0)[, (iteration, actors, factor) of a one-step observation spike]])
 RUNS = {
     "rsl_rl/push_lite_healthy": ("rsl_rl", 600, None),
     "rsl_rl/push_lite_lr_fault": ("rsl_rl", 500, (300, 30.0)),
@@ -39,26 +40,41 @@ RUNS = {
     # adaptation: it learned (return 5 -> 9 by 80), then its surrogate loss spiked from 122 and blew up from 149,
     # NaN from 155
     "skrl/push_lite_fixed_lr3e-4": ("skrl", 400, (0, 0.3)),
+    # session 9: long healthy runs (Isaac Lab's runs go on for thousands of iterations after they plateau), on
+    # another seed than the 600-iteration ones
+    "rsl_rl/push_lite_long_healthy": ("rsl_rl", 3000, None, 1),
+    "rl_games/push_lite_long_healthy": ("rl_games", 2000, None, 1),
+    # session 9: a fault of another kind, as a simulator that blows up shows it (Isaac Gym's physics: a few envs'
+    # states jump to huge values for a step): 8 of the 1,024 actors' observations x1e6 for one env step of epoch
+    # 300, straight into rl_games' running input normaliser
+    "rl_games/push_lite_obs_spike": ("rl_games", 500, None, 0, (300, 8, 1e6)),
+    # the same spike into rsl_rl's running observation normaliser (on for this run only: Isaac Lab turns it on
+    # for many tasks, empirical_normalization / actor_obs_normalization)
+    "rsl_rl/push_lite_obs_spike": ("rsl_rl", 500, None, 0, (300, 8, 1e6)),
 }
 
 
-def rsl_rl(name: str, iterations: int, lr_jump) -> None:
+def rsl_rl(name: str, iterations: int, lr_jump, seed: int = 0, obs_spike=None) -> None:
     """rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (../mujoco's, 128-128 ELU) on the
-    1,024 push_lite actors; ``lr_jump`` (update, factor) on the fixed schedule, as ../mujoco."""
+    1,024 push_lite actors; ``lr_jump`` (update, factor) on the fixed schedule, as ../mujoco; ``obs_spike``
+    (iteration, actors, factor): those actors' observations x factor for the first env step of that
+    iteration, with the models' running observation normaliser on (off otherwise, as ../mujoco)."""
     from tests.data.frameworks.make_runs import _push_lite_vecenv
     from tests.data.mujoco.make_mujoco_runs import rsl_rl_train
 
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
-    torch.manual_seed(0)
-    rsl_rl_train(_push_lite_vecenv(ENVS, None, 24), [128, 128], out / "logs" / DATE, iterations, lr_jump,
-                 save_interval=1000)
+    torch.manual_seed(seed)
+    rsl_rl_train(_push_lite_vecenv(ENVS, None, 24, seed, obs_spike), [128, 128], out / "logs" / DATE, iterations,
+                 lr_jump, save_interval=1000, obs_normalization=obs_spike is not None)
 
 
-def rl_games(name: str, epochs: int, lr_jump) -> None:
+def rl_games(name: str, epochs: int, lr_jump, seed: int = 0, obs_spike=None) -> None:
     """rl_games' Runner with Isaac Gym's PPO settings (../mujoco's ``rl_games_train``, rewards as they are)
     on the 1,024 push_lite actors; ``lr_jump`` (epoch, factor): that epoch (0-based) and every later one at
-    the learning rate x factor, on the fixed schedule."""
+    the learning rate x factor, on the fixed schedule; ``obs_spike`` (epoch, actors, factor): the
+    observations of that many actors x factor for the first env step of that epoch (0-based; 16 steps an
+    epoch), the env itself untouched."""
     import gym
     import numpy as np
     from rl_games.common.ivecenv import IVecEnv
@@ -70,17 +86,23 @@ def rl_games(name: str, epochs: int, lr_jump) -> None:
         """push_lite's (env, agent) pairs as rl_games actors."""
 
         def __init__(self):
-            self.inner = PushLiteVecEnv(ENVS, seed=0)
+            self.inner = PushLiteVecEnv(ENVS, seed=seed)
             self.agents = self.inner.agent_num
             self.actors = ENVS * self.agents
+            self.steps = 0
 
         def step(self, actions):
             obs, rew, dones, _ = self.inner.step(np.asarray(actions).reshape(ENVS, self.agents, -1))
-            return (obs.reshape(self.actors, -1), rew.reshape(self.actors).astype(np.float32),
+            obs = obs.reshape(self.actors, -1)
+            if obs_spike is not None and self.steps == obs_spike[0] * 16:
+                obs = obs.copy()
+                obs[: obs_spike[1]] *= obs_spike[2]
+            self.steps += 1
+            return (obs, rew.reshape(self.actors).astype(np.float32),
                     dones.reshape(self.actors).astype(np.uint8), {})
 
         def reset(self):
-            return self.inner.reset(seed=0).reshape(self.actors, -1)
+            return self.inner.reset(seed=seed).reshape(self.actors, -1)
 
         def set_train_info(self, env_frames, algo=None, *args, **kwargs):
             """rl_games calls this before every epoch's update."""
@@ -89,14 +111,14 @@ def rl_games(name: str, epochs: int, lr_jump) -> None:
 
         def get_env_info(self):
             space = self.inner.action_space
-            obs = self.inner.reset(seed=0)
+            obs = self.inner.reset(seed=seed)
             return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
                     "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
                     "agents": 1, "value_size": 1}
 
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
-    torch.manual_seed(0)  # rl_games 1.6.5 seeds nothing for seed 0 (../long_runs/README.md)
+    torch.manual_seed(seed)  # rl_games 1.6.5 seeds nothing for seed 0 (../long_runs/README.md)
     rl_games_train(out / "runs", "push_lite", PushLiteActors, ENVS * 2, epochs, reward_scale=1.0,
                    fixed=lr_jump is not None)
 

@@ -91,11 +91,12 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
         **kw).learn(steps, tb_log_name="PPO")
 
 
-def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool) -> dict:
+def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool, obs_normalization: bool = False) -> dict:
     """rsl_rl's runner config with Isaac Lab's locomotion PPO settings (24 steps, 5 epochs x 4 minibatches,
     lr 1e-3 with the adaptive KL schedule at 0.01, or the fixed one for a learning-rate fault, entropy 0.005,
-    clipped value loss, ELU, init std 1)."""
-    model = {"class_name": "MLPModel", "hidden_dims": hidden, "activation": "elu"}
+    clipped value loss, ELU, init std 1); ``obs_normalization``: the models' running observation normaliser
+    (Isaac Lab's ``empirical_normalization``/``actor_obs_normalization``)."""
+    model = {"class_name": "MLPModel", "hidden_dims": hidden, "activation": "elu", "obs_normalization": obs_normalization}
     return {"num_steps_per_env": 24, "save_interval": save_interval,
             "obs_groups": {"actor": ["policy"], "critic": ["policy"]},
             "algorithm": {"class_name": "PPO", "num_learning_epochs": 5, "num_mini_batches": 4, "learning_rate": 1e-3,
@@ -145,7 +146,7 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
 
 
 def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump: tuple[int, float] | None, *,
-                 save_interval: int) -> None:
+                 save_interval: int, obs_normalization: bool = False) -> None:
     """rsl_rl's OnPolicyRunner on ``env`` with :func:`rsl_rl_cfg` for ``iterations``, the learning-rate fault
     (make_runs' ``_jump_learning_rate``) where ``lr_jump`` is given; its checkpoints and git-status folder
     are deleted afterwards."""
@@ -153,7 +154,7 @@ def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump
 
     from tests.data.frameworks.make_runs import _jump_learning_rate
 
-    cfg = rsl_rl_cfg(hidden, save_interval=save_interval, fixed=lr_jump is not None)
+    cfg = rsl_rl_cfg(hidden, save_interval=save_interval, fixed=lr_jump is not None, obs_normalization=obs_normalization)
     runner = OnPolicyRunner(env, cfg, log_dir=str(log_dir), device="cpu")
     if lr_jump is not None:
         _jump_learning_rate(runner.alg, *lr_jump)
