@@ -195,9 +195,11 @@ class RewardCollapseConfig(BaseModel):
         1.0, ge=0,
         description="A collapse is a standing warning only where the reward had gained (its lagged median above "
                     "the one it had when judging began by this many times that first window's 5-95 % range) or "
-                    "fell below that first window by as much. Otherwise (nothing learned to lose: a flat run's "
-                    "running mean wanders) it is advisory, and still divergence when the policy's entropy or KL "
-                    "says the policy changed.",
+                    "fell below that first window by as much; where the run climbed through that window (its last "
+                    "quarter's range wholly above its first quarter's), the first quarter's median and the larger "
+                    "of the two quarters' ranges stand for the window's. Otherwise (nothing learned to lose: a "
+                    "flat run's running mean wanders) it is advisory, and still divergence when the policy's "
+                    "entropy or KL says the policy changed.",
     )
 
 

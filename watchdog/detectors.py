@@ -770,7 +770,7 @@ class RewardCollapse(Detector):
     evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
-    _state_fields = ("tail", "down", "first_down", "start", "top", "top_at", "updates")
+    _state_fields = ("tail", "down", "first_down", "start", "origin", "top", "top_at", "updates")
     _window_fields = ("values", "changes")
 
     def __init__(self, cfg: RewardCollapseConfig, warmup: WarmupConfig):
@@ -783,6 +783,8 @@ class RewardCollapse(Detector):
         self.down = 0
         self.first_down: int | None = None
         self.start: tuple[float, float] | None = None  # (median, 5-95 % range) of the first window judged
+        # (level, wander) where the run began when it climbed through its first judged window (else the start's)
+        self.origin: tuple[float, float] | None = None
         self.top: float | None = None  # the last level it rose to, and the point it did
         self.top_at = 0
         self.updates: deque[tuple[int, float]] = deque(maxlen=SPARSE_UPDATES)  # its last changes: (point, change)
@@ -814,6 +816,7 @@ class RewardCollapse(Detector):
         spread = window.quantile(0.95) - window.quantile(0.05)
         if self.start is None:
             self.start = (center, spread)
+            self.origin = _origin(list(window.fifo))
         limit = max(self.cfg.drop_sigmas * scale, self.cfg.min_rel_drop * spread)
         updates = self.updates
         staircase = self.top > center and (len(updates) < SPARSE_UPDATES  # changed too rarely for a scale
@@ -836,9 +839,10 @@ class RewardCollapse(Detector):
         drop = center - value
         if not self._held(record, limit > 0 and drop > limit):
             return None
-        start, start_spread = self.start
-        # what there was to lose: a level gained since judging began, or the start itself
-        standing = center - start > self.cfg.min_gain * start_spread or value < start - self.cfg.min_gain * start_spread
+        climbed = self.origin is not None
+        origin, wander = self.origin if climbed else self.start
+        # what there was to lose: a level gained since the run began, or where it began itself
+        standing = center - origin > self.cfg.min_gain * wander or value < origin - self.cfg.min_gain * wander
         verdict = self._verdict(
             record, "warning", self.cfg.signal, value, center - limit,
             f"reward {value:.3g} fell {drop:.3g} below "
@@ -850,8 +854,11 @@ class RewardCollapse(Detector):
                + (f"{drop / scale:.0f} robust sigmas of this run's changes)" if scale > 0 else
                   f"too few changes for a noise scale; the limit, {limit:.3g}, is {self.cfg.min_rel_drop:g} of its range)"))
             + ("" if standing else f"; nothing learned to lose, as far as the judged stretch shows: its level never "
-                                   f"rose above its first judged window (median {start:.3g}) by that window's range "
-                                   f"({start_spread:.3g}), nor fell below it by as much"),
+                                   f"rose above where it began (median {origin:.3g}, "
+                                   + (f"the first quarter of its first judged window, which it climbed through) by "
+                                      f"the larger 5-95 % range of that window's first and last quarters" if climbed else
+                                      f"its first judged window) by that window's 5-95 % range")
+                                   + f" ({wander:.3g}), nor fell below it by as much"),
             onset_hint=self.first_down,
         )
         verdict.advisory = not standing
@@ -865,6 +872,22 @@ class RewardCollapse(Detector):
             n += 1
         newest = sorted([fifo[-1 - i] for i in range(n)])
         return newest[n // 2] if n % 2 else (newest[n // 2 - 1] + newest[n // 2]) / 2
+
+
+def _origin(values: list[float]) -> tuple[float, float] | None:
+    """(level, wander) where a run began when it climbed through its first judged window (``values``, oldest
+    first), else None (the window's median and 5-95 % range say it): a climb is the window's last quarter's
+    5-95 % range wholly above its first quarter's (a stationary wander's quarters overlap; learning before
+    judging began does not). The run began at the first quarter's median, and wanders by the larger of the
+    two quarters' ranges, not by the climb. Quarters of fewer than 5 values settle nothing."""
+    k = len(values) // 4
+    if k < 5:
+        return None
+    first, last = sorted(values[:k]), sorted(values[-k:])
+    if quantile(last, 0.05) <= quantile(first, 0.95):
+        return None
+    wander = max(quantile(first, 0.95) - quantile(first, 0.05), quantile(last, 0.95) - quantile(last, 0.05))
+    return quantile(first, 0.5), wander
 
 
 class EntropyCollapse(Detector):

@@ -541,6 +541,32 @@ def test_a_reward_collapse_below_where_the_run_began_or_of_a_learned_level_stand
     assert out.watchdog.state.value == "warning" and out.rollbacks == []
 
 
+def test_a_run_that_learned_before_judging_began_has_something_to_lose():
+    """A reward that climbs 0 -> 20 within its first 40 iterations (inside the first judged window) and
+    falls to 3 at 300. Judged from that window's median (about 10) and range (about 19), the fall would
+    lose nothing it had gained ("nothing learned to lose": advisory); the climb through the window (its
+    last quarter wholly above its first) says the run began near 1, with a wander of a few units, so the
+    fall is a standing warning (mujoco/skrl/hopper_seed1 is the real case: 14 -> 300 within 35 updates)."""
+    rng = np.random.default_rng(3)
+    recs = [MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "average_step_reward":
+                                                    (3 if it >= 300 else min(20, it / 2)) + rng.normal(0, 0.5)})
+            for it in range(400)]
+    warned = [w for w in drive(recs).kinds("warning") if w["detector"] == "reward_collapse"]
+    assert warned and [w.get("advisory", False) for w in warned] == [False]
+
+
+@pytest.mark.parametrize(("values", "origin"), [
+    ([20 + math.sin(i) for i in range(36)], None),  # a stationary wander: its quarters overlap
+    ([min(20, i / 2) for i in range(36)], (2.0, 3.6)),  # a climb: the first quarter's median and the larger range
+    ([min(20, i / 2) for i in range(16)], None),  # quarters of 4: too few values to tell
+])
+def test_where_a_run_began_is_its_first_judged_window_unless_it_climbed_through_it(values, origin):
+    from watchdog.detectors import _origin
+
+    found = _origin(values)
+    assert found == origin if origin is None else found == pytest.approx(origin, abs=0.05)
+
+
 def staircase(levels: list[float], every: int = 40) -> list[MetricRecord]:
     """A return logged only when every env's fixed-length episode ends: level k held for ``every`` iterations."""
     return [MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "average_step_reward": levels[it // every]})
