@@ -12,7 +12,8 @@ iterations ending 20 back, at least 10 points):
 - KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x);
 - surrogate: the same on the surrogate (policy) loss's size (``surrogate_surge``: >= 20x).
 
-A run counts as faulted when its folder says ``fault`` or it diverged by itself (``NATURAL``).
+A run counts as faulted when its folder says ``fault`` or ``spike`` (an observation spike) or it diverged by
+itself (``NATURAL``).
 
 The windows here keep learning through a fall or a surge (the detectors freeze theirs), so these are the
 rules' margins on healthy runs, not replays of the detectors.
@@ -34,7 +35,8 @@ from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY, POLICY_LOSS
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data")
 # runs that diverged with no fault injected (their folders do not say "fault")
-NATURAL = ("mujoco/skrl/hopper/", "mujoco/skrl/hopper_seed1/", "many_envs/skrl/push_lite_fixed_lr/")
+NATURAL = ("mujoco/skrl/hopper/", "mujoco/skrl/hopper_seed1/", "many_envs/skrl/push_lite_fixed_lr/",
+           "many_envs/skrl/push_lite_fixed_lr3e-4/")
 SPAN, LAG, WARMUP, MIN_POINTS, PERSIST = 200, 20, 50, 10, 3
 
 
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in find_run_dirs([root]) if root.is_dir() else []:
             records = load_run(run).records
             name = str(run.relative_to(root.parent))
-            row = {"run": name, "faulted": "fault" in name or any(n in name + "/" for n in NATURAL)}
+            row = {"run": name, "faulted": "fault" in name or "spike" in name or any(n in name + "/" for n in NATURAL)}
             key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
             for part, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
                                    ("kl", APPROX_KL, kl_score), ("surrogate", POLICY_LOSS, size_score)):

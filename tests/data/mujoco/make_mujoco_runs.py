@@ -59,6 +59,9 @@ FAULTS = {
     # session 8: the same fault from the first update (a run misconfigured from its start), 200 iterations
     "rsl_rl/halfcheetah_lr_fault_early": ("rsl_rl", "HalfCheetah-v4", 32, 200, (0, 30.0)),
     "rsl_rl/hopper_lr_fault_early": ("rsl_rl", "Hopper-v4", 32, 200, (0, 30.0)),
+    # session 9: no lr fault, but the observation x1e6 for the first env step of rollout 120 (0-based), before
+    # VecNormalize (a simulator blowing up for a step, straight into the running observation normaliser)
+    "sb3/hopper_zoo_obs_spike": ("sb3", "Hopper-v4", True, 100_000, None, (120, 1e6)),
 }
 
 ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
@@ -69,13 +72,28 @@ ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
 }
 
 
-def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int, float] | None = None) -> None:
+def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int, float] | None = None,
+        obs_spike: tuple[int, float] | None = None) -> None:
     """``lr_jump`` (rollout, factor): the updates after that rollout (1-based count rollout + 1 on) run at
-    the learning rate x factor, through SB3's own schedule argument."""
+    the learning rate x factor, through SB3's own schedule argument. ``obs_spike`` (rollout, factor): the
+    observation x factor for the first env step of that rollout (0-based), before ``VecNormalize``."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
+
+    class ObsSpike(VecEnvWrapper):
+        def __init__(self, venv, at: int, factor: float):
+            super().__init__(venv)
+            self.at, self.factor, self.steps = at, factor, 0
+
+        def reset(self):
+            return self.venv.reset()
+
+        def step_wait(self):
+            obs, rewards, dones, infos = self.venv.step_wait()
+            self.steps += 1
+            return (obs * self.factor if self.steps == self.at else obs), rewards, dones, infos
 
     kw = dict(ZOO[env_id])
     if lr_jump is not None:
@@ -83,6 +101,8 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
         # SB3 trains after rollout k (1-based) with progress_remaining = 1 - k / total
         kw["learning_rate"] = lambda progress: base * (factor if round((1 - progress) * total) > jump else 1.0)
     env = make_vec_env(env_id, n_envs=1, seed=0)
+    if obs_spike is not None:
+        env = ObsSpike(env, obs_spike[0] * kw["n_steps"] + 1, obs_spike[1])
     if normalize:
         env = VecNormalize(env, gamma=kw["gamma"])
     policy = dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
