@@ -764,10 +764,11 @@ class RewardCollapse(Detector):
 
     A standing warning only where the run had something to lose: its lagged median above the first
     judged window's by ``min_gain`` times that window's range, or the reward below that first window
-    by as much. In a run that never learned, the running mean of a random policy's episodes wanders
-    below half its range as often as any stationary series reaches its 5 % quantile; a dip that stays
-    within reach of where the run began is advisory there (said, the run stays healthy), and still
-    evidence for ``policy_collapse`` and ``reward_corroborates``."""
+    by as much (a run that climbed through that window began at its first quarter, and wanders by its
+    quarters' ranges, not by the climb: :func:`_origin`). In a run that never learned, the running mean of a
+    random policy's episodes wanders below half its range as often as any stationary series reaches its 5 %
+    quantile; a dip that stays within reach of where the run began is advisory there (said, the run stays
+    healthy), and still evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
     _state_fields = ("tail", "down", "first_down", "start", "origin", "top", "top_at", "updates")

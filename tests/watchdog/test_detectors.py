@@ -545,7 +545,7 @@ def test_a_run_that_learned_before_judging_began_has_something_to_lose():
     """A reward that climbs 0 -> 20 within its first 40 iterations (inside the first judged window) and
     falls to 3 at 300. Judged from that window's median (about 10) and range (about 19), the fall would
     lose nothing it had gained ("nothing learned to lose": advisory); the climb through the window (its
-    last quarter wholly above its first) says the run began near 1, with a wander of a few units, so the
+    last quarter wholly above its first) says the run began near 2, with a wander of a few units, so the
     fall is a standing warning (mujoco/skrl/hopper_seed1 is the real case: 14 -> 300 within 35 updates)."""
     rng = np.random.default_rng(3)
     recs = [MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "average_step_reward":

@@ -1,6 +1,6 @@
 """rsl_rl, rl_games and skrl with 1,024 envs (Isaac Lab's scale, tests/data/many_envs): quiet when healthy
-(for 600 iterations and for 2,000-3,000), a learning-rate fault or an observation spike rolled back to before it. The event files were written by the libraries themselves
-(make_many_envs.py)."""
+(for 600 iterations and for 2,000-3,000), a learning-rate fault or an observation spike rolled back to before
+it. The event files were written by the libraries themselves (make_many_envs.py)."""
 
 from __future__ import annotations
 
