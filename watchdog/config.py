@@ -368,6 +368,21 @@ class NonFiniteConfig(BaseModel):
     enabled: bool = True
 
 
+class CurriculumConfig(BaseModel):
+    """A staged change of the task: a curriculum term the run logs (Isaac Lab's ``Curriculum/<term>``, any
+    framework's tag with a ``Curriculum/`` part) that held one value and then took another. The reward and
+    the value loss of a new task are new: the detectors that judge their levels (``value_loss``,
+    ``blowup``, ``trend``, ``critic_grad_norm``, ``reward_collapse``) start over there, warm-up included.
+    A term that moves every iteration (a mean terrain level) never held a value, so it takes no step."""
+
+    model_config = _STRICT
+    enabled: bool = True
+    still_iters: int = Field(
+        50, ge=1, le=10_000_000, description="A term's new value is a step after it held its old one for this many "
+                                             "iterations (a warm-up: between two steps the detectors judge; a mean "
+                                             "level that moves every record takes none).")
+
+
 class PolicyConfig(BaseModel):
     """What happens on verdicts: checkpoints, rollback, escalation, stop."""
 
@@ -415,7 +430,8 @@ class TagsConfig(BaseModel):
     )
     map: dict[str, str] = Field(
         default_factory=dict,
-        description="Their tag -> our key (e.g. 'losses/vf': train/value_loss), on top of the framework's own map.",
+        description="Their tag -> our key (e.g. 'losses/vf': train/value_loss, or 'Episode/max_command_x': "
+                    "curriculum/max_command_x for a curriculum term), on top of the framework's own map.",
     )
     value_targets_normalized: bool | None = Field(
         None, description="Are the run's value targets normalised? null: the framework's default or the run's "
@@ -426,11 +442,12 @@ class TagsConfig(BaseModel):
     @model_validator(mode="after")
     def _known_keys(self) -> "TagsConfig":
         from watchdog.frameworks import MAPPABLE_KEYS
+        from watchdog.signals import CURRICULUM_PREFIX
 
         for tag, key in self.map.items():
-            if key not in MAPPABLE_KEYS:
+            if key not in MAPPABLE_KEYS and not (key.startswith(CURRICULUM_PREFIX) and key != CURRICULUM_PREFIX):
                 raise ValueError(f"map: '{tag}' -> '{key}' is not a metric key we read "
-                                 f"(legal: {', '.join(MAPPABLE_KEYS)})")
+                                 f"(legal: {', '.join(MAPPABLE_KEYS)}, or curriculum/<term>)")
         return self
 
 
@@ -455,6 +472,7 @@ class WatchdogConfig(BaseModel):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     throughput: ThroughputConfig = Field(default_factory=ThroughputConfig)
     nonfinite: NonFiniteConfig = Field(default_factory=NonFiniteConfig)
+    curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     tags: TagsConfig = Field(default_factory=TagsConfig)
 

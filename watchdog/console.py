@@ -48,7 +48,7 @@ from watchdog.signals import (
 
 _STYLE = {"restart": "magenta", "warning": "yellow", "alarm": "bold red", "rollback": "magenta", "config_switch": "cyan",
           "stop": "bold red", "recovered": "green", "stable_checkpoint": "dim", "start": "bold", "end": "bold",
-          "iteration_failed": "red"}
+          "iteration_failed": "red", "task_change": "cyan"}
 _STATE_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "red", "rolled_back": "magenta", "stopped": "red"}
 PANEL_EVENTS = ("warning", "alarm", "rollback", "config_switch", "restart", "stop")
 ROLES = ("train", "watch", "replay")
@@ -240,6 +240,10 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
         return f"{head}: {'would keep' if would else 'kept'} stable checkpoint {ev.get('checkpoint')}"
     if kind == "recovered":
         return f"{head}: back to healthy (was {ev.get('previous')})"
+    if kind == "task_change":
+        return (f"{head}: the task changed (curriculum: {ev.get('change')}); "
+                f"{', '.join(ev.get('restarted') or ()) or 'no detector'} start over, warm-up included: "
+                "a new task has its own reward and value loss")
     if kind == "iteration_failed":
         where = f" in the {ev['where']}" if ev.get("where") else ""
         return (f"{head}: the update crashed on non-finite numbers{where} ({ev.get('exception', 'an exception')}); "

@@ -242,6 +242,9 @@ class Detector:
 
     name = "detector"
     signals: tuple[str, ...] = ()
+    # judges the level of the reward or of the value loss (their scale is the task's): starts over, as
+    # built, when the task takes a staged step (``watchdog.pipeline.TaskChanges``)
+    task_scaled = False
     _state_fields: tuple[str, ...] = ()
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
     _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
@@ -356,6 +359,7 @@ class ValueLossThreshold(Detector):
     """
 
     name = "value_loss_threshold"
+    task_scaled = True
     signals = (VALUE_LOSS,)
     _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x", "last_at_level")
     _window_fields = ("steps",)
@@ -476,6 +480,7 @@ class TrendCusum(Detector):
     """
 
     name = "trend"
+    task_scaled = True
     _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped", "returns")
     _window_fields = ("baseline", "levels")
 
@@ -615,6 +620,7 @@ class BlowUp(Detector):
     """
 
     name = "blowup"
+    task_scaled = True
     _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
@@ -711,6 +717,7 @@ class CriticGradNorm(Detector):
     ceiling while also well above that median, for ``patience_points`` points."""
 
     name = "critic_grad_norm"
+    task_scaled = True
     signals = (CRITIC_GRAD_NORM,)
     _state_fields = ("over", "first_over")
     _window_fields = ("baseline",)
@@ -771,6 +778,7 @@ class RewardCollapse(Detector):
     healthy), and still evidence for ``policy_collapse`` and ``reward_corroborates``."""
 
     name = "reward_collapse"
+    task_scaled = True
     _state_fields = ("tail", "down", "first_down", "start", "origin", "top", "top_at", "updates")
     _window_fields = ("values", "changes")
 

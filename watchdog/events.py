@@ -28,6 +28,7 @@ EVENT_KINDS = (
     "alarm",
     "rollback",
     "config_switch",
+    "task_change",
     "iteration_failed",
     "restart",
     "stop",

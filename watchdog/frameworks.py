@@ -22,6 +22,7 @@ from watchdog.signals import (
     APPROX_KL,
     CLIP_FRACTION,
     CRITIC_GRAD_NORM,
+    CURRICULUM_PREFIX,
     ENTROPY,
     EPISODE_RETURN,
     EXPLAINED_VARIANCE,
@@ -106,6 +107,15 @@ FRAMEWORKS = {fw.name: fw for fw in (RSL_RL, SB3, CLEANRL, RL_GAMES, SKRL)}
 FRAMEWORK_NAMES = (OPENRL, *FRAMEWORKS)
 
 _SKRL_AGENT = re.compile(r"^(?P<base>.+?) \((?P<uid>[^()]+)\)$")
+# a curriculum term, as Isaac Lab logs it through rsl_rl (``Curriculum/terrain_levels``), skrl
+# (``Info / Curriculum/...``) or an episode-info logger (``Episode/Curriculum/...``)
+_CURRICULUM_TAG = re.compile(r"(?:^|[/ ])curriculum/(?P<term>.+)$", re.IGNORECASE)
+
+
+def curriculum_key(tag: str) -> str | None:
+    """``curriculum/<term>`` for a tag that logs a curriculum term (any framework), else None."""
+    m = _CURRICULUM_TAG.search(tag)
+    return CURRICULUM_PREFIX + m.group("term").strip() if m else None
 
 
 def _openrl_key(tag: str) -> str | None:
@@ -143,6 +153,9 @@ class Detected:
         our = self.user_map.get(tag) or self.user_map.get(normalize_key(tag))
         if our:
             return our, None
+        curriculum = curriculum_key(tag)
+        if curriculum is not None:
+            return curriculum, None
         if self.framework == OPENRL:
             key = _openrl_key(tag)
             return (key, None) if key else None

@@ -12,13 +12,13 @@ import math
 from collections import deque
 from typing import Any, Callable, Collection, Iterable
 
-from watchdog.config import WatchdogConfig
+from watchdog.config import CurriculumConfig, WatchdogConfig
 from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, median3, quantile
 from watchdog.driver import ConfigSwitch
 from watchdog.events import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
 from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
-from watchdog.signals import POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
+from watchdog.signals import CURRICULUM_PREFIX, POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,72 @@ def _build(cfg: WatchdogConfig, keys: Collection[str] | None) -> list[Detector]:
     """The enabled detectors, less those that read none of ``keys`` (when given)."""
     detectors = build_detectors(cfg)
     return detectors if keys is None else [d for d in detectors if any(k in keys for k in d.reads())]
+
+
+def _feed(detectors: list[Detector], record: MetricRecord, cfg: WatchdogConfig, keys: Collection[str] | None) -> list[Verdict]:
+    """One record to every detector (the task-scaled ones built afresh first where the task took a step
+    here: ``record.task_change``); their verdicts."""
+    if record.task_change is not None:
+        _start_over(detectors, cfg, keys)
+    verdicts = []
+    for detector in detectors:
+        verdict = detector.update(record)
+        if verdict is not None:
+            verdicts.append(verdict)
+    return verdicts
+
+
+def _start_over(detectors: list[Detector], cfg: WatchdogConfig, keys: Collection[str] | None) -> list[str]:
+    """The task-scaled detectors as built (in place, in the same order); their names."""
+    fresh = _build(cfg, keys)
+    names = []
+    for i, detector in enumerate(detectors):
+        if detector.task_scaled:
+            detectors[i] = fresh[i]
+            names.append(detector_key(detector))
+    return names
+
+
+class TaskChanges:
+    """Staged changes of the task: a curriculum term the run logs (``curriculum/<term>``) that held one value
+    for ``still_iters`` iterations and then took another (Isaac Lab's ``modify_reward_weight``: a reward
+    weight switched after a number of steps; a config switched at a set time). A term that moves every
+    record (a mean terrain level) never holds a value, so it never takes a step: a slow curriculum is
+    the run's own drift, which the detectors' baselines follow. Steps are at least ``still_iters`` (a
+    warm-up) apart, so the detectors that start over judge between them."""
+
+    def __init__(self, cfg: CurriculumConfig, keys: Collection[str] | None):
+        self.cfg = cfg
+        # the run's curriculum keys when known in advance (replay: most runs have none), else looked up per record
+        self.keys = None if keys is None else tuple(k for k in keys if k.startswith(CURRICULUM_PREFIX))
+        self.terms: dict[str, list] = {}  # key -> [value, the iteration it took it]
+
+    def step(self, record: MetricRecord) -> str | None:
+        """What changed at this record (a step of one or more terms), else None."""
+        if not self.cfg.enabled or self.keys == ():
+            return None
+        metrics = record.metrics
+        keys = self.keys if self.keys is not None else [k for k in metrics if k.startswith(CURRICULUM_PREFIX)]
+        steps = []
+        for key in keys:
+            value = metrics.get(key)
+            if value is None or not math.isfinite(value):
+                continue
+            term = self.terms.get(key)
+            if term is None:
+                self.terms[key] = [value, record.iteration]
+            elif value != term[0]:
+                held = record.iteration - term[1]
+                if held >= self.cfg.still_iters:
+                    steps.append(f"{key[len(CURRICULUM_PREFIX):]} {term[0]:.4g} -> {value:.4g} (held {held} iterations)")
+                term[0], term[1] = value, record.iteration
+        return "; ".join(steps) or None
+
+    def state_dict(self) -> dict:
+        return {key: list(term) for key, term in self.terms.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.terms = {str(key): [float(value), int(since)] for key, (value, since) in state.items()}
 
 
 def _detectors_state(detectors: list[Detector]) -> dict:
@@ -71,8 +137,7 @@ class DeferredSnapshot:
             if self._anchor is not None:
                 _load_detectors_state(detectors, self._anchor)
             for record in self._records[: self._count]:
-                for detector in detectors:
-                    detector.update(record)
+                _feed(detectors, record, self._cfg, self._keys)
             self._state = _detectors_state(detectors)
             self._anchor = self._records = None
         return self._state
@@ -112,6 +177,8 @@ class Watchdog:
         # the iteration the training now continues from after a rollback (None: none yet): the history
         # holds only its trajectory, and no later onset is dated before it
         self.restored_at: int | None = None
+        self.task_changes = TaskChanges(self.cfg.curriculum, keys)
+        self.task_changed_at: list[int] = []  # iterations where the task took a step
 
     @property
     def state(self) -> State:
@@ -144,11 +211,14 @@ class Watchdog:
         self.history.append(record)
         if self._fed is not None:
             self._fed.append(record)
-        verdicts = []
-        for detector in self.detectors:
-            verdict = detector.update(record)
-            if verdict is not None:
-                verdicts.append(verdict)
+        change = self.task_changes.step(record)
+        if change is not None:
+            record.task_change = change
+            self.task_changed_at.append(record.iteration)
+            # (named: those that had judged a point of the old task; the others have nothing to forget)
+            self.emit("task_change", change=change,
+                      restarted=[detector_key(d) for d in self.detectors if d.task_scaled and d.points])
+        verdicts = _feed(self.detectors, record, self.cfg, self.keys)
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
 
@@ -177,6 +247,9 @@ class Watchdog:
         snapshot = self.detector_snapshots.get(target.tag)
         if snapshot is not None:
             self.load_detectors_state(_taken(snapshot))
+            if any(it > target.iteration for it in self.task_changed_at):
+                # the checkpoint's policy goes on in the task as it is now, not as it was then
+                _start_over(self.detectors, self.cfg, self.keys)
         abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
         self._drop_snapshots(abandoned)
         # the abandoned stretch is no part of the trajectory that goes on from the target
@@ -259,12 +332,16 @@ class Watchdog:
         return {
             "detectors": self.detectors_state(),
             "policy": self.policy.state_dict(),
+            "task_changes": {"terms": self.task_changes.state_dict(), "at": list(self.task_changed_at)},
             "detector_snapshots": copy.deepcopy({tag: _taken(s) for tag, s in self.detector_snapshots.items()}),
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.load_detectors_state(state["detectors"])
         self.policy.load_state_dict(state["policy"])
+        changes = state.get("task_changes") or {}  # (a state saved before task changes were tracked: none)
+        self.task_changes.load_state_dict(changes.get("terms", {}))
+        self.task_changed_at = [int(it) for it in changes.get("at", [])]
         self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
 
 

@@ -318,7 +318,7 @@ class RunReport:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no records, no per-iteration events)."""
-        keep = ("warning", "alarm", "rollback", "stop", "recovered")
+        keep = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
         return _jsonable({
             "run": self.run, "source": self.source, "verdict": self.verdict, "final_state": self.final_state,
             **self.run_info,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
 _VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red"}
-_TIMELINE = ("warning", "alarm", "rollback", "stop", "recovered")
+_TIMELINE = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
 MAX_TIMELINE = 25
 
 

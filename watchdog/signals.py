@@ -29,6 +29,8 @@ STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX)  # what the policy-std detector reads: a
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
 WATCHDOG_ONSET = "watchdog/onset_iteration"
+# The task's curriculum terms as the run logs them (Isaac Lab's ``Curriculum/<term>``): ``curriculum/<term>``.
+CURRICULUM_PREFIX = "curriculum/"
 # Resources of the training process (watchdog.resources): the machine, not the learning.
 SYS_PREFIX = "sys/"
 SYS_RSS_MB = "sys/rss_mb"  # resident memory of the training process (host)
@@ -80,6 +82,9 @@ class MetricRecord:
     iteration: int
     env_steps: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # set by the pipeline when a curriculum term the run logs took a step here (what changed): the
+    # task-scaled detectors start over at this record (``watchdog.pipeline.TaskChanges``)
+    task_change: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_mapping(cls, iteration: int, env_steps: int, values: Mapping[str, object]) -> "MetricRecord":

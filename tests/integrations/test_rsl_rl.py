@@ -186,6 +186,32 @@ def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
     assert run.runner.alg.schedule == "adaptive"  # the run's own config, untouched
 
 
+def test_a_curriculum_step_the_env_logs_restarts_the_reward_and_value_detectors_live(tmp_path):
+    """Isaac Lab's curriculum terms reach rsl_rl as ``extras["log"]["Curriculum/<term>"]``; the live
+    watchdog reads them as the replay reads their TensorBoard tags: a term that held 0 for 15 iterations
+    (10 suffice here) and then takes 2 is a staged change of the task, and the task-scaled detectors start
+    over there."""
+    run = Watched(tmp_path, [], wd_cfg=WatchdogConfig.model_validate({**QUICK, "curriculum": {"still_iters": 10}}))
+    env, step, steps = run.runner.env, run.runner.env.step, [0]
+
+    def step_with_curriculum(actions):
+        obs, rewards, dones, extras = step(actions)
+        steps[0] += 1  # the rollout of iteration 15 is at level 2 from its first step
+        level = torch.tensor([0.0, 0.0]) if steps[0] <= 15 * STEPS else torch.tensor([2.0, 2.0])
+        extras["log"] = {"Curriculum/levels": level, "Episode_Reward/other": 1.0}
+        return obs, rewards, dones, extras
+
+    env.step = step_with_curriculum
+    events = run.learn(25)
+    changes = kinds(events, "task_change")
+    assert [e["iteration"] for e in changes] == [15], changes
+    assert "levels 0 -> 2 (held 15 iterations)" == changes[0]["change"]
+    assert {"reward_collapse", "blowup:train/value_loss"} <= set(changes[0]["restarted"]), changes[0]
+    points = {d.name: d.points for d in run.runner.watch.watchdog.detectors}
+    assert points["reward_collapse"] == points["blowup"] == 10 and points["entropy_collapse"] == 25, points
+    assert tensorboard_scalars(run.run_dir, "Curriculum/levels")[24] == 2.0  # rsl_rl logged it as ever
+
+
 def tensorboard_scalars(run_dir: Path, tag: str) -> dict[int, float]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -202,7 +202,8 @@ def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_r
     from watchdog.pipeline import Watchdog
 
     data_dir = Path(__file__).resolve().parents[1] / "data"
-    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    # (the curriculum runs: their terms known in advance or looked up per record, the same task changes)
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*")), data_dir / "curriculum" / "rsl_rl"]
     runs = [r for run in runs for r in replay_mod.find_run_dirs([run])]
     built = []
 
@@ -235,7 +236,8 @@ def test_deferred_snapshots_are_the_copies_a_live_watchdog_takes(diverged_run):
     from watchdog.pipeline import DeferredSnapshot, Watchdog
 
     data_dir = Path(__file__).resolve().parents[1] / "data"
-    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*"))]
+    # (the curriculum run: a task change starts detectors over, in the deferred snapshots too)
+    runs = [diverged_run, *sorted((data_dir / "long_faults").glob("*/*")), data_dir / "curriculum" / "rsl_rl"]
     deferred_seen = rollbacks = 0
     for run in (r for path in runs for r in replay_mod.find_run_dirs([path])):
         data = replay_mod.load_run(run)
