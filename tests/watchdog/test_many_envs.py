@@ -1,6 +1,7 @@
 """rsl_rl, rl_games and skrl with 1,024 envs (Isaac Lab's scale, tests/data/many_envs): quiet when healthy
 (for 600 iterations and for 2,000-3,000), a learning-rate fault or an observation spike rolled back to before
-it. The event files were written by the libraries themselves (make_many_envs.py)."""
+it, an entropy-coefficient fault that cost no return said and not rolled back. The event files were written by
+the libraries themselves (make_many_envs.py)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,14 @@ LONG = {"rsl_rl": ("rsl_rl/push_lite_long_healthy/logs/2026-11-30_18-00-00", 300
 # the spike (8 of the 1,024 actors' observations x1e6 for one env step of iteration 300) -> (run, first alarm)
 OBS_SPIKE = {"rl_games": ("rl_games/push_lite_obs_spike/runs/push_lite_ppo", ("value_loss_threshold", 305)),
              "rsl_rl": ("rsl_rl/push_lite_obs_spike/logs/2026-11-30_18-00-00", ("blowup", 302))}
+# session 10: rsl_rl's entropy coefficient x100 from update 300
+ENTROPY_FAULT = "rsl_rl/push_lite_entropy_fault/logs/2026-11-30_18-00-00"
 
 
 def test_the_data_is_all_here():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
         {r for runs in RUNS.values() for r in runs[:2]} | {SKRL_ADAPTIVE, SKRL_FIXED, SKRL_FIXED_3E4}
-        | {run for run, _ in LONG.values()} | {run for run, _ in OBS_SPIKE.values()})
+        | {run for run, _ in LONG.values()} | {run for run, _ in OBS_SPIKE.values()} | {ENTROPY_FAULT})
 
 
 @pytest.mark.parametrize("framework", sorted(RUNS))
@@ -125,3 +128,16 @@ def test_an_observation_spike_into_the_input_normaliser_is_rolled_back_to_before
     assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == alarm
     first = report.would_roll_back[0]
     assert first["onset_iteration"] == 300 and first["to_iteration"] == 290
+
+
+def test_a_policy_noise_running_away_is_said_and_a_return_it_did_not_hurt_is_not_rolled_back():
+    """rsl_rl's entropy coefficient x100 from update 300: the policy's log-std climbs -1.02 -> 2.79 (std
+    0.36 -> 16) by 499, steadily, while the return stays at 16.2-17.4 (push_lite clamps actions to [-1, 1],
+    so a wide Gaussian pushes at full speed and the task is still done). The runaway is an advisory
+    `entropy_surge` dated where the entropy left its range; with no fall of the reward there is nothing a
+    rollback would win back, so the run stays healthy (as a run whose std drifts up with no cost)."""
+    info = replay_run(DATA / ENTROPY_FAULT).to_dict()
+    assert info["verdict"] == "healthy" and info["iterations"] == 500
+    (warning,) = info["events"]
+    assert (warning["detector"], warning["iteration"], warning["onset_iteration"], warning["advisory"]) == (
+        "entropy_surge", 316, 304, True)

@@ -24,41 +24,47 @@ import torch
 HERE = Path(__file__).resolve().parent
 DATE = "2026-11-30_18-00-00"
 ENVS = 512
-# run -> (library, iterations, (update, factor) of the learning-rate fault or None[, seed: torch's and the envs'
-# (0)[, (iteration, actors, factor) of a one-step observation spike]])
+# run -> (library, iterations, keyword arguments of its function below: lr_jump (update, factor) of the
+# learning-rate fault, seed (torch's and the envs', 0), obs_spike (iteration, actors, factor) of a one-step
+# observation spike, entropy_jump (update, factor) of an entropy-coefficient fault)
 RUNS = {
-    "rsl_rl/push_lite_healthy": ("rsl_rl", 600, None),
-    "rsl_rl/push_lite_lr_fault": ("rsl_rl", 500, (300, 30.0)),
-    "rl_games/push_lite_healthy": ("rl_games", 600, None),
-    "rl_games/push_lite_lr_fault": ("rl_games", 500, (300, 30.0)),
+    "rsl_rl/push_lite_healthy": ("rsl_rl", 600, {}),
+    "rsl_rl/push_lite_lr_fault": ("rsl_rl", 500, {"lr_jump": (300, 30.0)}),
+    "rl_games/push_lite_healthy": ("rl_games", 600, {}),
+    "rl_games/push_lite_lr_fault": ("rl_games", 500, {"lr_jump": (300, 30.0)}),
     # skrl learned nothing with either schedule: KLAdaptiveLR drove its lr to 2.6e-5 within 50 updates and the
     # return slid from 8 to -7.7; on the fixed 1e-3 (made as an lr x30 fault from 300) the surrogate loss
     # blew up at 68 and everything was NaN from 72, long before the jump (README.md)
-    "skrl/push_lite_adaptive_lr": ("skrl", 600, None),
-    "skrl/push_lite_fixed_lr": ("skrl", 500, (300, 30.0)),
+    "skrl/push_lite_adaptive_lr": ("skrl", 600, {}),
+    "skrl/push_lite_fixed_lr": ("skrl", 500, {"lr_jump": (300, 30.0)}),
     # the fixed schedule at 3e-4 (lr x0.3 from update 0), made to see whether skrl learns here without KL
     # adaptation: it learned (return 5 -> 9 by 80), then its surrogate loss spiked from 122 and blew up from 149,
     # NaN from 155
-    "skrl/push_lite_fixed_lr3e-4": ("skrl", 400, (0, 0.3)),
+    "skrl/push_lite_fixed_lr3e-4": ("skrl", 400, {"lr_jump": (0, 0.3)}),
     # session 9: long healthy runs (Isaac Lab's runs go on for thousands of iterations after they plateau), on
     # another seed than the 600-iteration ones
-    "rsl_rl/push_lite_long_healthy": ("rsl_rl", 3000, None, 1),
-    "rl_games/push_lite_long_healthy": ("rl_games", 2000, None, 1),
+    "rsl_rl/push_lite_long_healthy": ("rsl_rl", 3000, {"seed": 1}),
+    "rl_games/push_lite_long_healthy": ("rl_games", 2000, {"seed": 1}),
     # session 9: a fault of another kind, as a simulator that blows up shows it (Isaac Gym's physics: a few envs'
     # states jump to huge values for a step): 8 of the 1,024 actors' observations x1e6 for one env step of epoch
     # 300, straight into rl_games' running input normaliser
-    "rl_games/push_lite_obs_spike": ("rl_games", 500, None, 0, (300, 8, 1e6)),
+    "rl_games/push_lite_obs_spike": ("rl_games", 500, {"obs_spike": (300, 8, 1e6)}),
     # the same spike into rsl_rl's running observation normaliser (on for this run only: Isaac Lab turns it on
     # for many tasks, empirical_normalization / actor_obs_normalization)
-    "rsl_rl/push_lite_obs_spike": ("rsl_rl", 500, None, 0, (300, 8, 1e6)),
+    "rsl_rl/push_lite_obs_spike": ("rsl_rl", 500, {"obs_spike": (300, 8, 1e6)}),
+    # session 10: the entropy coefficient x100 from update 300 (0.005 -> 0.5, as a config changed on resume):
+    # the bonus outweighs the reward's pull on the policy's noise
+    "rsl_rl/push_lite_entropy_fault": ("rsl_rl", 500, {"entropy_jump": (300, 100.0)}),
 }
 
 
-def rsl_rl(name: str, iterations: int, lr_jump, seed: int = 0, obs_spike=None) -> None:
+def rsl_rl(name: str, iterations: int, lr_jump=None, seed: int = 0, obs_spike=None, entropy_jump=None) -> None:
     """rsl_rl's OnPolicyRunner with Isaac Lab's locomotion PPO settings (../mujoco's, 128-128 ELU) on the
     1,024 push_lite actors; ``lr_jump`` (update, factor) on the fixed schedule, as ../mujoco; ``obs_spike``
     (iteration, actors, factor): those actors' observations x factor for the first env step of that
-    iteration, with the models' running observation normaliser on (off otherwise, as ../mujoco)."""
+    iteration, with the models' running observation normaliser on (off otherwise, as ../mujoco);
+    ``entropy_jump`` (update, factor): that update (0-based) and every later one with the entropy
+    coefficient x factor."""
     from tests.data.frameworks.make_runs import _push_lite_vecenv
     from tests.data.mujoco.make_mujoco_runs import rsl_rl_train
 
@@ -66,10 +72,10 @@ def rsl_rl(name: str, iterations: int, lr_jump, seed: int = 0, obs_spike=None) -
     shutil.rmtree(out, ignore_errors=True)
     torch.manual_seed(seed)
     rsl_rl_train(_push_lite_vecenv(ENVS, None, 24, seed, obs_spike), [128, 128], out / "logs" / DATE, iterations,
-                 lr_jump, save_interval=1000, obs_normalization=obs_spike is not None)
+                 lr_jump, save_interval=1000, obs_normalization=obs_spike is not None, entropy_jump=entropy_jump)
 
 
-def rl_games(name: str, epochs: int, lr_jump, seed: int = 0, obs_spike=None) -> None:
+def rl_games(name: str, epochs: int, lr_jump=None, seed: int = 0, obs_spike=None) -> None:
     """rl_games' Runner with Isaac Gym's PPO settings (../mujoco's ``rl_games_train``, rewards as they are)
     on the 1,024 push_lite actors; ``lr_jump`` (epoch, factor): that epoch (0-based) and every later one at
     the learning rate x factor, on the fixed schedule; ``obs_spike`` (epoch, actors, factor): the
@@ -123,7 +129,7 @@ def rl_games(name: str, epochs: int, lr_jump, seed: int = 0, obs_spike=None) -> 
                    fixed=lr_jump is not None)
 
 
-def skrl(name: str, updates: int, lr_jump) -> None:
+def skrl(name: str, updates: int, lr_jump=None) -> None:
     """skrl's PPO with Isaac Lab's locomotion skrl settings (../mujoco's ``skrl_train``, rewards as they
     are) on the 1,024 push_lite actors, seen through skrl's own gymnasium wrapper as a gymnasium vector env."""
     import gymnasium
@@ -167,8 +173,8 @@ def main(argv: list[str]) -> int:
             print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
             return 2
         start = time.perf_counter()
-        library, *args = RUNS[name]
-        {"rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](name, *args)
+        library, iterations, kwargs = RUNS[name]
+        {"rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](name, iterations, **kwargs)
         print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
     return 0
 

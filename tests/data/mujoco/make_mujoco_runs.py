@@ -166,9 +166,11 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
 
 
 def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump: tuple[int, float] | None, *,
-                 save_interval: int, obs_normalization: bool = False) -> None:
+                 save_interval: int, obs_normalization: bool = False,
+                 entropy_jump: tuple[int, float] | None = None) -> None:
     """rsl_rl's OnPolicyRunner on ``env`` with :func:`rsl_rl_cfg` for ``iterations``, the learning-rate fault
-    (make_runs' ``_jump_learning_rate``) where ``lr_jump`` is given; its checkpoints and git-status folder
+    (make_runs' ``_jump_learning_rate``) where ``lr_jump`` is given, and the entropy coefficient x factor
+    from update ``entropy_jump[0]`` (0-based) on where that is given; its checkpoints and git-status folder
     are deleted afterwards."""
     from rsl_rl.runners import OnPolicyRunner
 
@@ -178,10 +180,25 @@ def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump
     runner = OnPolicyRunner(env, cfg, log_dir=str(log_dir), device="cpu")
     if lr_jump is not None:
         _jump_learning_rate(runner.alg, *lr_jump)
+    if entropy_jump is not None:
+        _jump_entropy_coef(runner.alg, *entropy_jump)
     runner.learn(iterations)
     for path in log_dir.glob("model_*.pt"):
         path.unlink()
     shutil.rmtree(log_dir / "git", ignore_errors=True)
+
+
+def _jump_entropy_coef(alg, jump: int, factor: float) -> None:
+    """From update number ``jump`` (0-based) on, rsl_rl's PPO updates with its entropy coefficient x factor."""
+    update, base, calls = alg.update, alg.entropy_coef, [0]
+
+    def jumped() -> dict:
+        if calls[0] >= jump:
+            alg.entropy_coef = base * factor
+        calls[0] += 1
+        return update()
+
+    alg.update = jumped
 
 
 def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[int, float] | None = None) -> None:
