@@ -142,3 +142,24 @@ def test_real_rsl_rl_runs_with_a_curriculum_replay_healthy():
     blind = replay_run(run, WatchdogConfig.model_validate({"curriculum": {"enabled": False}})).to_dict()
     assert blind["verdict"] == "warning" and blind["final_state"] == "warning"
     assert [(e["event"], e["iteration"], e["detector"]) for e in blind["events"]] == [("warning", 252, "reward_collapse")]
+
+
+def test_watch_follows_a_growing_run_through_its_task_change_without_an_alarm(tmp_path):
+    """`watchdog watch` on the reward-weight run as rsl_rl writes it (the event file grown in 6 cuts):
+    the same task change as replay, said once, and no alarm."""
+    from tests.watchdog.test_frameworks import _grow
+    from watchdog.console import WatchdogConsole
+    from watchdog.events import read_events
+    from watchdog.watch import Watcher
+
+    src = next((DATA / "push_lite_reward_weight" / "logs").iterdir())
+    dst = tmp_path / "run"
+    watcher = None
+    for _ in _grow(src, dst, 6):
+        watcher = watcher or Watcher(dst, console=WatchdogConsole(rich=False), fleet=False)
+        watcher.poll()
+    watcher.flush()
+    watcher.close()
+    events = read_events(dst / "watchdog_watch_events.jsonl").events
+    assert [(e["event"], e["iteration"]) for e in events if e["event"] in ("task_change", "warning", "alarm")] == [
+        ("task_change", 250)]
