@@ -155,6 +155,29 @@ def test_a_healthy_run_is_never_rolled_back(tmp_path):
     assert all(p["lr"] == [BASE_LR] for p in model.probes)
 
 
+def test_a_curriculum_term_recorded_in_sb3s_logger_is_a_task_change_live(tmp_path):
+    """A callback that records ``Curriculum/stage`` in SB3's logger (0 for 12 updates, then 1): the live
+    record carries it as replay reads the tag, and the reward and value-loss detectors start over there."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Stage(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            self.logger.record("Curriculum/stage", 0.0 if self.model.num_timesteps <= 12 * N_ENVS * N_STEPS else 1.0)
+
+    cfg = WatchdogConfig.model_validate({**small_config().model_dump(), "curriculum": {"still_iters": 10}})
+    model, venv = make_model(1)
+    callback = WatchdogCallback(tmp_path, config=cfg, safe_config=ROOT / "cfgs" / "sb3_safe.yaml", console=False)
+    model.learn(20 * N_ENVS * N_STEPS, callback=CallbackList([Stage(), callback]))
+    events = [json.loads(line) for line in (tmp_path / EVENTS_FILENAME).read_text().splitlines()]
+    changes = [e for e in events if e["event"] == "task_change"]
+    assert [(e["iteration"], e["change"]) for e in changes] == [(12, "stage 0 -> 1 (held 12 iterations)")]
+    assert "reward_collapse" in changes[0]["restarted"]
+    assert [e["metrics"].get("curriculum/stage") for e in events if e["event"] == "metrics"][11:13] == [0.0, 1.0]
+
+
 def test_the_second_rollback_halves_the_safe_learning_rate(tmp_path):
     _, callback, events = run(tmp_path, 30, ["nan@8", "nan@20"], small_config())
     switches = [e["changes"]["learning_rate"]["new"] for e in events if e["event"] == "config_switch"]

@@ -42,7 +42,7 @@ from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config,
 from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
-from watchdog.frameworks import live_config
+from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import SessionResult, TrainingSession, reseed, rollback_seed
@@ -273,6 +273,7 @@ class WatchdogCallback(BaseCallback):
         self._vecnorm: VecNormalize | None = None
         self._step_rewards = np.zeros((0, 0))  # this rollout's env rewards, one row per step
         self._steps = 0
+        self._curriculum: dict[str, float] = {}  # curriculum terms recorded in SB3's logger, newest by our key
 
     @property
     def watchdog(self) -> Watchdog | None:
@@ -308,6 +309,17 @@ class WatchdogCallback(BaseCallback):
             self._step_rewards[self._steps] = rewards  # a copy: SB3 then adds time-out bootstraps in place
             self._steps += 1
         return not self.session.result.stopped
+
+    def _on_rollout_end(self) -> None:
+        """Curriculum terms recorded at the rollout's end (by a callback before this one in the list, or by
+        the env): SB3 dumps its logger before the update, so they are read here."""
+        self._note_curriculum()
+
+    def _note_curriculum(self) -> None:
+        for name, value in self.model.logger.name_to_value.items():  # "Curriculum/<term>", as replay reads it
+            key = curriculum_key(name)
+            if key is not None:
+                self._curriculum[key] = float(value)
 
     def _on_training_end(self) -> None:
         """Flush the last update's scalars (SB3 dumps an update's at the next iteration), then detach."""
@@ -367,6 +379,8 @@ class WatchdogCallback(BaseCallback):
         """This update's numbers from SB3's logger, in the library's keys."""
         logged = self.model.logger.name_to_value
         metrics = {ours: sign * float(logged[theirs]) for theirs, (ours, sign) in _LOGGED.items() if theirs in logged}
+        self._note_curriculum()  # (terms recorded during the update)
+        metrics.update(self._curriculum)
         log_std = getattr(self.model.policy, "log_std", None)
         if isinstance(log_std, torch.Tensor):
             with torch.no_grad():
