@@ -36,10 +36,11 @@ def _build(cfg: WatchdogConfig, keys: Collection[str] | None) -> list[Detector]:
     return detectors if keys is None else [d for d in detectors if any(k in keys for k in d.reads())]
 
 
-def _feed(detectors: list[Detector], record: MetricRecord, cfg: WatchdogConfig, keys: Collection[str] | None) -> list[Verdict]:
+def _feed(detectors: list[Detector], record: MetricRecord, cfg: WatchdogConfig, keys: Collection[str] | None,
+          task_changed: bool) -> list[Verdict]:
     """One record to every detector (the task-scaled ones built afresh first where the task took a step
-    here: ``record.task_change``); their verdicts."""
-    if record.task_change is not None:
+    at this record); their verdicts."""
+    if task_changed:
         _start_over(detectors, cfg, keys)
     verdicts = []
     for detector in detectors:
@@ -49,15 +50,12 @@ def _feed(detectors: list[Detector], record: MetricRecord, cfg: WatchdogConfig, 
     return verdicts
 
 
-def _start_over(detectors: list[Detector], cfg: WatchdogConfig, keys: Collection[str] | None) -> list[str]:
-    """The task-scaled detectors as built (in place, in the same order); their names."""
+def _start_over(detectors: list[Detector], cfg: WatchdogConfig, keys: Collection[str] | None) -> None:
+    """The task-scaled detectors as built (in place, in the same order)."""
     fresh = _build(cfg, keys)
-    names = []
     for i, detector in enumerate(detectors):
         if detector.task_scaled:
             detectors[i] = fresh[i]
-            names.append(detector_key(detector))
-    return names
 
 
 class TaskChanges:
@@ -123,12 +121,13 @@ class DeferredSnapshot:
     anchor are in the state the live ones were in when the checkpoint was saved.
     """
 
-    __slots__ = ("_cfg", "_keys", "_anchor", "_records", "_count", "_state")
+    __slots__ = ("_cfg", "_keys", "_anchor", "_records", "_count", "_changes", "_state")
 
     def __init__(self, cfg: WatchdogConfig, keys: Collection[str] | None, anchor: dict | None,
-                 records: list[MetricRecord], count: int):
+                 records: list[MetricRecord], count: int, changes: list[int]):
         self._cfg, self._keys, self._anchor = cfg, keys, anchor
         self._records, self._count = records, count  # the first ``count`` (the list grows after)
+        self._changes = changes  # positions in ``records`` where the task took a step (the list grows after)
         self._state: dict | None = None
 
     def state(self) -> dict:
@@ -136,10 +135,11 @@ class DeferredSnapshot:
             detectors = _build(self._cfg, self._keys)
             if self._anchor is not None:
                 _load_detectors_state(detectors, self._anchor)
-            for record in self._records[: self._count]:
-                _feed(detectors, record, self._cfg, self._keys)
+            changes = {i for i in self._changes if i < self._count}
+            for i, record in enumerate(self._records[: self._count]):
+                _feed(detectors, record, self._cfg, self._keys, i in changes)
             self._state = _detectors_state(detectors)
-            self._anchor = self._records = None
+            self._anchor = self._records = self._changes = None
         return self._state
 
 
@@ -172,6 +172,7 @@ class Watchdog:
         # deferred snapshots: the detectors are ``_anchor`` (None: as built) fed ``_fed``; None: not known
         self._anchor: dict | None = None
         self._fed: list[MetricRecord] | None = [] if defer_snapshots else None
+        self._fed_changes: list[int] = []  # positions in ``_fed`` where the task took a step
         self.last_record: MetricRecord | None = None
         self.last_verdicts: list[Verdict] = []
         # the iteration the training now continues from after a rollback (None: none yet): the history
@@ -213,12 +214,13 @@ class Watchdog:
             self._fed.append(record)
         change = self.task_changes.step(record)
         if change is not None:
-            record.task_change = change
             self.task_changed_at.append(record.iteration)
+            if self._fed is not None:
+                self._fed_changes.append(len(self._fed) - 1)
             # (named: those that had judged a point of the old task; the others have nothing to forget)
             self.emit("task_change", change=change,
                       restarted=[detector_key(d) for d in self.detectors if d.task_scaled and d.points])
-        verdicts = _feed(self.detectors, record, self.cfg, self.keys)
+        verdicts = _feed(self.detectors, record, self.cfg, self.keys, change is not None)
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
 
@@ -277,10 +279,10 @@ class Watchdog:
         """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""
         fed = self._fed
         if fed is not None and len(fed) < DEFERRED_SNAPSHOT_RECORDS:
-            return DeferredSnapshot(self.cfg, self.keys, self._anchor, fed, len(fed))
+            return DeferredSnapshot(self.cfg, self.keys, self._anchor, fed, len(fed), self._fed_changes)
         state = self.detectors_state()
         if self.defer_snapshots:  # the next deferred ones start from this copy
-            self._anchor, self._fed = state, []
+            self._anchor, self._fed, self._fed_changes = state, [], []
         return state
 
     def _drop_snapshots(self, refs: list[CheckpointRef]) -> None:

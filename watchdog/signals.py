@@ -82,9 +82,6 @@ class MetricRecord:
     iteration: int
     env_steps: int
     metrics: dict[str, float] = field(default_factory=dict)
-    # set by the pipeline when a curriculum term the run logs took a step here (what changed): the
-    # task-scaled detectors start over at this record (``watchdog.pipeline.TaskChanges``)
-    task_change: str | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_mapping(cls, iteration: int, env_steps: int, values: Mapping[str, object]) -> "MetricRecord":

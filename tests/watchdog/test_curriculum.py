@@ -163,3 +163,21 @@ def test_watch_follows_a_growing_run_through_its_task_change_without_an_alarm(tm
     events = read_events(dst / "watchdog_watch_events.jsonl").events
     assert [(e["event"], e["iteration"]) for e in events if e["event"] in ("task_change", "warning", "alarm")] == [
         ("task_change", 250)]
+
+
+def test_a_deferred_snapshot_across_a_task_change_is_the_copy_taken_at_the_time():
+    """Replay describes a stable checkpoint's detector state as the records since the last copy; a task
+    change among them starts the same detectors over when the state is taken, as it did live."""
+    from watchdog.frameworks import config_for_run
+    from watchdog.replay import load_run
+
+    data = load_run(next((DATA / "push_lite_reward_weight" / "logs").iterdir()))
+    cfg = config_for_run(WatchdogConfig(), data.info)
+    lazy, eager = Watchdog(cfg, defer_snapshots=True), Watchdog(cfg)
+    for rec in data.records[:266]:
+        for wd in (lazy, eager):
+            carry_out(wd, wd.observe(rec), VirtualDriver(), config_name="safe")
+    # the checkpoints of 250 and 260: the records since the copy at 200, the change at 250 among them
+    assert all(type(lazy.detector_snapshots[f"stable_{it}_steps"]).__name__ == "DeferredSnapshot" for it in (250, 260))
+    assert lazy.state_dict()["detector_snapshots"] == eager.state_dict()["detector_snapshots"]
+    assert lazy.detectors_state() == eager.detectors_state()
