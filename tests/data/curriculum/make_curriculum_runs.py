@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -125,15 +124,9 @@ def rsl_rl(name: str, mode: str, iterations: int, seed: int = 0) -> None:
 
 
 def main(argv: list[str]) -> int:
-    torch.set_num_threads(1)
-    for name in argv or list(RUNS):
-        if name not in RUNS:
-            print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
-            return 2
-        start = time.perf_counter()
-        rsl_rl(name, *RUNS[name])
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+    from tests.data.make_each import make_each
+
+    return make_each(RUNS, lambda name: rsl_rl(name, *RUNS[name]), argv)
 
 
 if __name__ == "__main__":

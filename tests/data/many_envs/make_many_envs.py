@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -167,16 +166,13 @@ def skrl(name: str, updates: int, lr_jump=None) -> None:
 
 
 def main(argv: list[str]) -> int:
-    torch.set_num_threads(1)
-    for name in argv or list(RUNS):
-        if name not in RUNS:
-            print(f"unknown run {name!r}; runs: {', '.join(RUNS)}", file=sys.stderr)
-            return 2
-        start = time.perf_counter()
+    from tests.data.make_each import make_each
+
+    def make(name: str) -> None:
         library, iterations, kwargs = RUNS[name]
         {"rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](name, iterations, **kwargs)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+
+    return make_each(RUNS, make, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -353,21 +352,17 @@ def skrl_train(out: Path, env, updates: int, *, experiment: str, seed: int, rewa
 
 
 def main(argv: list[str]) -> int:
-    import torch
+    from tests.data.make_each import make_each
 
-    torch.set_num_threads(1)
     every = {**RUNS, **FAULTS}
-    for name in argv or list(every):
-        if name not in every:
-            print(f"unknown run {name!r}; runs: {', '.join(every)}", file=sys.stderr)
-            return 2
+
+    def make(name: str) -> None:
         library, *args = every[name]
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
         {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](out, *args)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+
+    return make_each(every, make, argv)
 
 
 if __name__ == "__main__":
