@@ -37,7 +37,7 @@ from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
-from watchdog.signals import MetricRecord
+from watchdog.signals import CURRICULUM_PREFIX, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +357,7 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
     return {"framework": info.get("framework_label") or info.get("framework", OPENRL),
             "step_unit": info.get("step_unit", "env steps"),
             "signals_found": info.get("signals_found", []), "signals_absent": info.get("signals_absent", []),
+            "curriculum_terms": [k[len(CURRICULUM_PREFIX):] for k in info.get("keys", []) if k.startswith(CURRICULUM_PREFIX)],
             "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1]}
 
 

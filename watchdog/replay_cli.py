@@ -162,6 +162,9 @@ def _render_origin(out, report) -> None:
                 f"{', '.join(info.get('signals_found') or [])}"
                 + (f" (absent, their detectors see nothing: {', '.join(info['signals_absent'])})"
                    if info.get("signals_absent") else ""))
+    if info.get("curriculum_terms"):
+        out.message(f"  curriculum terms: {', '.join(info['curriculum_terms'])} (a step of one is a task change: the "
+                    "reward and value-loss detectors start over)", style="dim")
     rule = "on" if info.get("value_loss_rule") else "off"
     out.message(f"  absolute value-loss rule {rule} ({info.get('value_normalization')})", style="dim")
 

@@ -139,6 +139,7 @@ def test_real_rsl_rl_runs_with_a_curriculum_replay_healthy():
     assert weight["verdict"] == "healthy", weight["events"]
     assert [(e["event"], e["iteration"]) for e in weight["events"]] == [("task_change", 250)]
     assert weight["events"][0]["change"] == "action_penalty 0 -> -0.1 (held 250 iterations)"
+    assert weight["curriculum_terms"] == ["action_penalty"] and levels["curriculum_terms"] == ["levels"]
     blind = replay_run(run, WatchdogConfig.model_validate({"curriculum": {"enabled": False}})).to_dict()
     assert blind["verdict"] == "warning" and blind["final_state"] == "warning"
     assert [(e["event"], e["iteration"], e["detector"]) for e in blind["events"]] == [("warning", 252, "reward_collapse")]
