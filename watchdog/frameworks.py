@@ -229,6 +229,7 @@ def transform(values: np.ndarray, how: str | None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- records
 
 _SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 per point
+RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against the frame
 
 
 class RecordAssembler:
@@ -250,9 +251,19 @@ class RecordAssembler:
         self.step_size: int | None = None
         self._first = 0
         self._emitted = -1  # position of the newest grid step returned
+        # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
+        # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
+        self._epoch_frames: dict[int, int] = {}
+        self._by_epoch: dict[str, tuple[list[int], list[float]]] = {}
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """Add one series' new points (raw tag; unmapped tags are ignored)."""
+        if self.det.framework == "rl_games" and (tag == RL_GAMES_EPOCHS or tag.startswith("Episode/")):
+            self._feed_by_epoch(tag, steps, values)
+        else:
+            self._place(tag, steps, values)
+
+    def _place(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         target = self.det.target(tag)
         steps = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.int64)
         if target is None or not len(steps):
@@ -266,6 +277,25 @@ class RecordAssembler:
         segments = segment + np.cumsum(back)
         self._segment[tag] = (int(segments[-1]), int(steps[-1]))
         self.pending.setdefault(key, []).append((segments * _SEGMENT + steps, vals))
+
+    def _feed_by_epoch(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
+        """rl_games: ``info/epochs`` (each epoch's frame) and the ``Episode/`` series its observer logs against
+        the epoch; such a point goes in at its epoch's frame once that is known (the newest mapping of an
+        epoch wins: a resumed run's epochs count on)."""
+        if tag == RL_GAMES_EPOCHS:
+            self._epoch_frames.update((int(epoch), int(frame)) for frame, epoch in zip(steps, values))
+        elif self.det.target(tag) is not None:
+            held = self._by_epoch.setdefault(tag, ([], []))
+            held[0].extend(int(e) for e in steps)
+            held[1].extend(float(v) for v in values)
+        frames = self._epoch_frames
+        for name, (epochs, vals) in self._by_epoch.items():
+            if not any(e in frames for e in epochs):
+                continue
+            known = [(frames[e], v) for e, v in zip(epochs, vals) if e in frames]
+            waiting = [(e, v) for e, v in zip(epochs, vals) if e not in frames]
+            self._by_epoch[name] = ([e for e, _ in waiting], [v for _, v in waiting])
+            self._place(name, [f for f, _ in known], [v for _, v in known])
 
     def records(self, *, final: bool) -> list:
         """Complete records not returned before; without ``final`` the newest grid step waits."""

@@ -23,6 +23,7 @@ from watchdog.events import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
     OPENRL,
+    RL_GAMES_EPOCHS,
     assemble,
     check_framework_checkpoint,
     config_for_run,
@@ -216,8 +217,8 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi,
             "event_dirs": sorted({str(Path(f).parent) for f in res.files})}
-    if det.framework == "rl_games" and "info/epochs" in res.scalars:
-        series = res.scalars["info/epochs"]
+    if det.framework == "rl_games" and RL_GAMES_EPOCHS in res.scalars:
+        series = res.scalars[RL_GAMES_EPOCHS]
         info["epoch_steps"] = {int(e): int(s) for s, e in zip(series.steps.tolist(), series.values.tolist())}
     normalized, why = value_normalization(det.framework, root)
     info["value_targets_normalized"], info["value_normalization"] = normalized, why

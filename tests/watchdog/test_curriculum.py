@@ -14,7 +14,7 @@ from watchdog.config import CurriculumConfig, WatchdogConfig
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import config_for_run, curriculum_key, detect
 from watchdog.pipeline import TaskChanges, Watchdog
-from watchdog.replay import replay_run
+from watchdog.replay import load_run, replay_run
 from watchdog.signals import EPISODE_RETURN, POLICY_ENTROPY, VALUE_LOSS, MetricRecord
 
 TERM = "curriculum/action_penalty"
@@ -170,7 +170,6 @@ def test_a_deferred_snapshot_across_a_task_change_is_the_copy_taken_at_the_time(
     """Replay describes a stable checkpoint's detector state as the records since the last copy; a task
     change among them starts the same detectors over when the state is taken, as it did live."""
     from watchdog.frameworks import config_for_run
-    from watchdog.replay import load_run
 
     data = load_run(next((DATA / "push_lite_reward_weight" / "logs").iterdir()))
     cfg = config_for_run(WatchdogConfig(), data.info)
@@ -182,3 +181,53 @@ def test_a_deferred_snapshot_across_a_task_change_is_the_copy_taken_at_the_time(
     assert all(type(lazy.detector_snapshots[f"stable_{it}_steps"]).__name__ == "DeferredSnapshot" for it in (250, 260))
     assert lazy.state_dict()["detector_snapshots"] == eager.state_dict()["detector_snapshots"]
     assert lazy.detectors_state() == eager.detectors_state()
+
+
+def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_change(tmp_path):
+    """Real rl_games (Isaac Gym's PPO settings, 32 push_lite envs x 2 agents) with Isaac Lab's observer, which
+    logs the env's episode extras against the epoch (``Episode/Curriculum/stage``) while the losses go
+    against frames: each point is placed at its epoch's frame (``info/epochs``), so the term's step at
+    epoch 60 is a task change at 60 in replay."""
+    pytest.importorskip("rl_games")
+    import gym
+    import torch
+    from rl_games.common.algo_observer import IsaacAlgoObserver
+    from rl_games.common.ivecenv import IVecEnv
+
+    from openrl_ws.envs.push_lite import PushLiteVecEnv
+    from tests.data.mujoco.make_mujoco_runs import rl_games_train
+
+    worlds, horizon = 32, 16
+
+    class Actors(IVecEnv):
+        def __init__(self):
+            self.inner, self.steps = PushLiteVecEnv(worlds, seed=0), 0
+
+        def step(self, actions):
+            obs, rew, dones, _ = self.inner.step(np.asarray(actions).reshape(worlds, 2, -1))
+            stage = 0.0 if self.steps < 60 * horizon else 1.0
+            self.steps += 1
+            return (obs.reshape(2 * worlds, -1), rew.reshape(-1).astype(np.float32), dones.reshape(-1).astype(np.uint8),
+                    {"episode": {"Curriculum/stage": torch.tensor(stage)}})
+
+        def reset(self):
+            return self.inner.reset(seed=0).reshape(2 * worlds, -1)
+
+        def get_env_info(self):
+            space, obs = self.inner.action_space, self.inner.reset(seed=0)
+            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
+                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
+                    "agents": 1, "value_size": 1}
+
+    torch.manual_seed(0)
+    rl_games_train(tmp_path / "runs", "stage", Actors, 2 * worlds, 90, reward_scale=1.0, fixed=False,
+                   observer=IsaacAlgoObserver())
+    run = tmp_path / "runs" / "stage_ppo"
+    data = load_run(run)
+    staged = [(r.iteration, r.metrics["curriculum/stage"]) for r in data.records if "curriculum/stage" in r.metrics]
+    assert len(staged) >= 85 and staged[0][1] == 0.0 and staged[-1][1] == 1.0  # one a record, not all in the first
+    report = replay_run(run).to_dict()
+    assert report["curriculum_terms"] == ["stage"]
+    (change,) = [e for e in report["events"] if e["event"] == "task_change"]
+    first_one = next(it for it, v in staged if v == 1.0)
+    assert change["iteration"] == first_one and abs(first_one - 60) <= 1 and change["change"].startswith("stage 0 -> 1")

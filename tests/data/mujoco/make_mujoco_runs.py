@@ -236,12 +236,13 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
 
 
 def rl_games_train(runs: Path, name: str, make_env, actors: int, epochs: int, *, reward_scale: float,
-                   fixed: bool) -> None:
+                   fixed: bool, observer=None) -> None:
     """rl_games' Runner on ``make_env()`` (an rl_games IVecEnv of ``actors`` actors) with Isaac Gym's Ant PPO
     settings (a2c_continuous, normalize_input and normalize_value, rewards x ``reward_scale``, lr 3e-4 with
     the adaptive KL schedule at 0.008, or the fixed one for a learning-rate fault, 16-step horizon, 4
     minibatches x 4 mini-epochs, 256-128-64 ELU) for ``epochs``; writes ``runs/<name>_ppo`` and Isaac Lab's
-    params/agent.yaml beside it, deletes its checkpoints."""
+    params/agent.yaml beside it, deletes its checkpoints. ``observer``: rl_games' algo observer (its default
+    when None; Isaac Lab trains with ``IsaacAlgoObserver``, which logs the env's episode extras)."""
     import yaml
     from rl_games.common import env_configurations, vecenv
     from rl_games.torch_runner import Runner
@@ -268,7 +269,7 @@ def rl_games_train(runs: Path, name: str, make_env, actors: int, epochs: int, *,
                                              "fixed_sigma": True}},
                     "mlp": {"units": [256, 128, 64], "activation": "elu", "initializer": {"name": "default"}}},
         "config": config}}
-    runner = Runner()
+    runner = Runner(algo_observer=observer) if observer is not None else Runner()
     runner.load(params)
     runner.run({"train": True, "play": False})
     run = runs / f"{name}_ppo"
