@@ -231,3 +231,17 @@ def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_
     (change,) = [e for e in report["events"] if e["event"] == "task_change"]
     first_one = next(it for it, v in staged if v == 1.0)
     assert change["iteration"] == first_one and abs(first_one - 60) <= 1 and change["change"].startswith("stage 0 -> 1")
+    # watch, reading the event file as it grows (cut anywhere), places the points alike
+    from tests.watchdog.test_frameworks import _grow
+    from watchdog.console import WatchdogConsole
+    from watchdog.events import read_events
+    from watchdog.watch import Watcher
+
+    dst, watcher = tmp_path / "watched", None
+    for _ in _grow(run / "summaries", dst, 5):
+        watcher = watcher or Watcher(dst, console=WatchdogConsole(rich=False), fleet=False)
+        watcher.poll()
+    watcher.flush()
+    watcher.close()
+    watched = [e for e in read_events(dst / "watchdog_watch_events.jsonl").events if e["event"] == "task_change"]
+    assert [(e["iteration"], e["change"]) for e in watched] == [(change["iteration"], change["change"])]
