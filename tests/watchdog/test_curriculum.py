@@ -245,3 +245,20 @@ def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_
     watcher.close()
     watched = [e for e in read_events(dst / "watchdog_watch_events.jsonl").events if e["event"] == "task_change"]
     assert [(e["iteration"], e["change"]) for e in watched] == [(change["iteration"], change["change"])]
+
+
+def test_the_same_penalty_in_rl_games_is_a_task_change_read_from_its_epoch_axis_term():
+    """tests/data/curriculum/rl_games (real rl_games, value normalisation on, so the 0.2 rule too; Isaac Lab's
+    IsaacAlgoObserver logs the term against the epoch): the penalty at 250 (return 16.8 -> 9.7, normalised
+    value loss 0.004 -> 0.077) is a task change and nothing else. Read without the curriculum, the fall is two
+    advisory reward_collapse warnings (the run stays healthy either way: the value normaliser keeps the loss
+    under 0.2)."""
+    run = DATA.parent / "rl_games" / "push_lite_reward_weight" / "runs" / "push_lite_ppo"
+    report = replay_run(run).to_dict()
+    assert report["verdict"] == "healthy" and report["value_loss_rule"] and report["curriculum_terms"] == ["action_penalty"]
+    assert [(e["event"], e["iteration"]) for e in report["events"]] == [("task_change", 250)]
+    assert "value_loss_threshold" in report["events"][0]["restarted"]
+    blind = replay_run(run, WatchdogConfig.model_validate({"curriculum": {"enabled": False}})).to_dict()
+    assert blind["verdict"] == "healthy"
+    assert [(e["event"], e["detector"], e["advisory"]) for e in blind["events"]] == [
+        ("warning", "reward_collapse", True)] * 2

@@ -42,14 +42,17 @@ ENVS = 512
 STEPS = 24  # rsl_rl's num_steps_per_env in ../mujoco's settings
 MAX_LEVEL = 3
 STAGE_AT, PENALTY = 250, 0.1
-# run -> (curriculum, iterations)
+# run -> (library, curriculum, iterations)
 RUNS = {
-    "rsl_rl/push_lite_levels": ("levels", 600),
-    "rsl_rl/push_lite_reward_weight": ("reward_weight", 600),
+    "rsl_rl/push_lite_levels": ("rsl_rl", "levels", 600),
+    "rsl_rl/push_lite_reward_weight": ("rsl_rl", "reward_weight", 600),
+    # session 10, later: the same penalty in rl_games (Isaac Gym's PPO settings, value normalisation on, so the
+    # 0.2 rule too), the term logged by Isaac Lab's IsaacAlgoObserver as Episode/Curriculum/action_penalty
+    "rl_games/push_lite_reward_weight": ("rl_games", "reward_weight", 600),
 }
 
 
-def curriculum_env(mode: str, seed: int = 0):
+def curriculum_env(mode: str, seed: int = 0, steps_per_iteration: int = STEPS):
     """push_lite with a curriculum (module docstring); ``curriculum()``: the term's value to log."""
     from openrl_ws.envs.push_lite import PushLiteVecEnv
 
@@ -61,7 +64,7 @@ def curriculum_env(mode: str, seed: int = 0):
             self.levels = torch.zeros(self.num_envs, dtype=torch.long)
 
         def penalty(self) -> float:
-            return PENALTY if mode == "reward_weight" and self.env_steps > STAGE_AT * STEPS else 0.0
+            return PENALTY if mode == "reward_weight" and self.env_steps > STAGE_AT * steps_per_iteration else 0.0
 
         def curriculum(self) -> dict:
             if mode == "levels":
@@ -123,10 +126,54 @@ def rsl_rl(name: str, mode: str, iterations: int, seed: int = 0) -> None:
     rsl_rl_train(env, [128, 128], out / "logs" / DATE, iterations, None, save_interval=1000)
 
 
+def rl_games(name: str, mode: str, epochs: int, seed: int = 0) -> None:
+    """rl_games' Runner with Isaac Gym's PPO settings (../mujoco's ``rl_games_train``, rewards as they are) on the
+    1,024 actors, with Isaac Lab's ``IsaacAlgoObserver``, which logs the env's ``infos["episode"]`` (the
+    curriculum term) as ``Episode/<key>`` against the epoch."""
+    import gym
+    from rl_games.common.algo_observer import IsaacAlgoObserver
+    from rl_games.common.ivecenv import IVecEnv
+
+    from tests.data.mujoco.make_mujoco_runs import rl_games_train
+
+    horizon, actors = 16, ENVS * 2
+
+    class Actors(IVecEnv):
+        """The curriculum env's (env, agent) pairs as rl_games actors."""
+
+        def __init__(self):
+            self.inner = curriculum_env(mode, seed, horizon)
+
+        def step(self, actions):
+            obs, rew, dones, _ = self.inner.step(np.asarray(actions).reshape(ENVS, 2, -1))
+            episode = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in self.inner.curriculum().items()}
+            return (obs.reshape(actors, -1), rew.reshape(actors).astype(np.float32),
+                    dones.reshape(actors).astype(np.uint8), {"episode": episode})
+
+        def reset(self):
+            return self.inner.reset(seed=seed).reshape(actors, -1)
+
+        def get_env_info(self):
+            space, obs = self.inner.action_space, self.inner.reset(seed=seed)
+            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
+                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
+                    "agents": 1, "value_size": 1}
+
+    out = HERE / name
+    shutil.rmtree(out, ignore_errors=True)
+    torch.manual_seed(seed)  # rl_games 1.6.5 seeds nothing for seed 0 (../long_runs/README.md)
+    rl_games_train(out / "runs", "push_lite", Actors, actors, epochs, reward_scale=1.0, fixed=False,
+                   observer=IsaacAlgoObserver())
+
+
 def main(argv: list[str]) -> int:
     from tests.data.make_each import make_each
 
-    return make_each(RUNS, lambda name: rsl_rl(name, *RUNS[name]), argv)
+    def make(name: str) -> None:
+        library, *args = RUNS[name]
+        {"rsl_rl": rsl_rl, "rl_games": rl_games}[library](name, *args)
+
+    return make_each(RUNS, make, argv)
 
 
 if __name__ == "__main__":
