@@ -63,7 +63,7 @@ def test_a_term_that_held_its_value_and_takes_another_is_a_step_and_a_moving_one
 def _reward_weight_run(*, logged: bool, seed: int = 0) -> list[MetricRecord]:
     """An rsl_rl-like run whose reward weight changes at 250 (Isaac Lab's Lift: a penalty switched on):
     the return steps down 17 -> 11 and climbs back to 14 as the policy adapts; the critic's loss meets the
-    new returns (0.04 -> 10 for ten iterations, then back); the policy's entropy goes on as before."""
+    new returns (0.04 -> 10 for twelve iterations, then back); the policy's entropy goes on as before."""
     rng = np.random.default_rng(seed)
     out = []
     for it in range(420):
