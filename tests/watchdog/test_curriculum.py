@@ -189,12 +189,12 @@ def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_
     against frames: each point is placed at its epoch's frame (``info/epochs``), so the term's step at
     epoch 60 is a task change at 60 in replay."""
     pytest.importorskip("rl_games")
-    import gym
     import torch
     from rl_games.common.algo_observer import IsaacAlgoObserver
     from rl_games.common.ivecenv import IVecEnv
 
     from openrl_ws.envs.push_lite import PushLiteVecEnv
+    from tests.data.frameworks.make_runs import push_lite_rl_games_info
     from tests.data.mujoco.make_mujoco_runs import rl_games_train
 
     worlds, horizon = 32, 16
@@ -214,10 +214,7 @@ def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_
             return self.inner.reset(seed=0).reshape(2 * worlds, -1)
 
         def get_env_info(self):
-            space, obs = self.inner.action_space, self.inner.reset(seed=0)
-            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
-                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
-                    "agents": 1, "value_size": 1}
+            return push_lite_rl_games_info(self.inner)
 
     torch.manual_seed(0)
     rl_games_train(tmp_path / "runs", "stage", Actors, 2 * worlds, 90, reward_scale=1.0, fixed=False,

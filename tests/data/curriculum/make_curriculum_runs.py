@@ -130,10 +130,10 @@ def rl_games(name: str, mode: str, epochs: int, seed: int = 0) -> None:
     """rl_games' Runner with Isaac Gym's PPO settings (../mujoco's ``rl_games_train``, rewards as they are) on the
     1,024 actors, with Isaac Lab's ``IsaacAlgoObserver``, which logs the env's ``infos["episode"]`` (the
     curriculum term) as ``Episode/<key>`` against the epoch."""
-    import gym
     from rl_games.common.algo_observer import IsaacAlgoObserver
     from rl_games.common.ivecenv import IVecEnv
 
+    from tests.data.frameworks.make_runs import push_lite_rl_games_info
     from tests.data.mujoco.make_mujoco_runs import rl_games_train
 
     horizon, actors = 16, ENVS * 2
@@ -154,10 +154,7 @@ def rl_games(name: str, mode: str, epochs: int, seed: int = 0) -> None:
             return self.inner.reset(seed=seed).reshape(actors, -1)
 
         def get_env_info(self):
-            space, obs = self.inner.action_space, self.inner.reset(seed=seed)
-            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
-                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
-                    "agents": 1, "value_size": 1}
+            return push_lite_rl_games_info(self.inner, seed)
 
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)

@@ -212,6 +212,17 @@ def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = 
 # ------------------------------------------------------------------------------------------ rsl_rl
 
 
+def push_lite_rl_games_info(inner, seed: int = 0) -> dict:
+    """rl_games' ``get_env_info`` for push_lite's (env, agent) pairs as actors: its spaces as gym Boxes, one agent
+    per actor, one value."""
+    import gym
+
+    space, obs = inner.action_space, inner.reset(seed=seed)
+    return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
+            "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
+            "agents": 1, "value_size": 1}
+
+
 def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: int, seed: int = 0, obs_spike=None):
     """push_lite (pure torch) as an rsl_rl VecEnv: each (env, agent) pair is one rsl_rl env; ``seed``: the envs';
     ``obs_spike`` (iteration, envs, factor): the observations of that many rsl_rl envs x factor for the first

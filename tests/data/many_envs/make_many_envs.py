@@ -80,11 +80,11 @@ def rl_games(name: str, epochs: int, lr_jump=None, seed: int = 0, obs_spike=None
     the learning rate x factor, on the fixed schedule; ``obs_spike`` (epoch, actors, factor): the
     observations of that many actors x factor for the first env step of that epoch (0-based; 16 steps an
     epoch), the env itself untouched."""
-    import gym
     import numpy as np
     from rl_games.common.ivecenv import IVecEnv
 
     from openrl_ws.envs.push_lite import PushLiteVecEnv
+    from tests.data.frameworks.make_runs import push_lite_rl_games_info
     from tests.data.mujoco.make_mujoco_runs import rl_games_train
 
     class PushLiteActors(IVecEnv):
@@ -115,11 +115,7 @@ def rl_games(name: str, epochs: int, lr_jump=None, seed: int = 0, obs_spike=None
                 algo.last_lr = algo.config["learning_rate"] * lr_jump[1]
 
         def get_env_info(self):
-            space = self.inner.action_space
-            obs = self.inner.reset(seed=seed)
-            return {"action_space": gym.spaces.Box(space.low, space.high, space.shape, np.float32),
-                    "observation_space": gym.spaces.Box(-np.inf, np.inf, obs.shape[-1:], np.float32),
-                    "agents": 1, "value_size": 1}
+            return push_lite_rl_games_info(self.inner, seed)
 
     out = HERE / name
     shutil.rmtree(out, ignore_errors=True)
