@@ -112,13 +112,16 @@ def _load_detectors_state(detectors: list[Detector], state: dict) -> None:
 
 class DeferredSnapshot:
     """A stable checkpoint's detector state, described instead of copied: the detectors as built,
-    loaded with ``anchor`` (an earlier copy; None: none) and fed ``records``. :meth:`state` takes
-    it, once, when something needs it (a rollback to its checkpoint, :meth:`Watchdog.state_dict`).
+    loaded with ``anchor`` (an earlier copy; None: none) and fed ``records``, the task-scaled ones
+    started over at the positions in ``changes`` (the task's staged steps). :meth:`state` takes it,
+    once, when something needs it (a rollback to its checkpoint, :meth:`Watchdog.state_dict`).
 
-    Exact: detectors are fed nothing but records (their state is a fold of the records over the
-    state they were loaded with), and ``state_dict``/``load_state_dict`` round-trip everything
-    that decides a later ``state_dict``. So the same detectors fed the same records from the same
-    anchor are in the state the live ones were in when the checkpoint was saved.
+    Exact: between copies, detectors are fed nothing but records and started over at task changes
+    (their state is a fold of the records over the state they were loaded with), and
+    ``state_dict``/``load_state_dict`` round-trip everything that decides a later ``state_dict``. So
+    the same detectors fed the same records from the same anchor, started over at the same places,
+    are in the state the live ones were in when the checkpoint was saved. (A rollback's start-over
+    loads state, so the next snapshot after it is a copy.)
     """
 
     __slots__ = ("_cfg", "_keys", "_anchor", "_records", "_count", "_changes", "_state")
