@@ -22,7 +22,7 @@ TERM = "curriculum/action_penalty"
 
 @pytest.mark.parametrize("tag, key", [
     ("Curriculum/terrain_levels", "curriculum/terrain_levels"),  # Isaac Lab through rsl_rl
-    ("Info / Curriculum/terrain_levels", "curriculum/terrain_levels"),  # skrl's episode info
+    ("Info / Curriculum/terrain_levels", "curriculum/terrain_levels"),  # skrl's episode info before skrl 2
     ("Episode/Curriculum/action_rate", "curriculum/action_rate"),
     ("curriculum/Level", "curriculum/Level"),
     ("Loss/value_function", None),
