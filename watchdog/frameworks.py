@@ -107,8 +107,8 @@ FRAMEWORKS = {fw.name: fw for fw in (RSL_RL, SB3, CLEANRL, RL_GAMES, SKRL)}
 FRAMEWORK_NAMES = (OPENRL, *FRAMEWORKS)
 
 _SKRL_AGENT = re.compile(r"^(?P<base>.+?) \((?P<uid>[^()]+)\)$")
-# a curriculum term, as Isaac Lab logs it through rsl_rl (``Curriculum/terrain_levels``), skrl
-# (``Info / Curriculum/...``) or an episode-info logger (``Episode/Curriculum/...``)
+# a curriculum term, as Isaac Lab logs it through rsl_rl and skrl 2 (``Curriculum/terrain_levels``), earlier
+# skrl (``Info / Curriculum/...``) or rl_games' observer (``Episode/Curriculum/...``)
 _CURRICULUM_TAG = re.compile(r"(?:^|[/ ])curriculum/(?P<term>.+)$", re.IGNORECASE)
 
 
