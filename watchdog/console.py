@@ -72,8 +72,8 @@ ADVICE: dict[str, tuple[str, str]] = {
                          "clip gradients (max_grad_norm 0.5) or lower critic_lr if the value loss follows"),
     "reward_collapse": ("an abrupt drop in reward: a bad policy update or a change in the environment",
                         "compare with the value loss; a reward drop alone stays a warning. If the task or reward "
-                        "changed here on purpose (a curriculum), log it as Curriculum/<term> (or map its tag with "
-                        "tags.map) and the detectors start over there"),
+                        "changed here on purpose (a curriculum), log the change as Curriculum/<term> and the "
+                        "detectors start over there"),
     "policy_std": ("the entropy bonus pushes the policy's std up faster than the reward pulls it down",
                    "lower lr or entropy_coef (cfgs/ppo_safe.yaml lowers lr)"),
     "entropy_collapse": ("the policy's entropy fell far below its recent range within a few updates: updates "
