@@ -232,6 +232,11 @@ _SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 p
 RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against the frame
 
 
+def epoch_frames(frames: Iterable[int], epochs: Iterable[float]) -> dict[int, int]:
+    """rl_games' ``info/epochs`` points as {epoch: frame} (an epoch logged twice: its newest frame)."""
+    return {int(epoch): int(frame) for frame, epoch in zip(frames, epochs)}
+
+
 class RecordAssembler:
     """Points of a framework's series -> one record per PPO iteration, oldest first.
 
@@ -283,7 +288,7 @@ class RecordAssembler:
         the epoch; such a point goes in at its epoch's frame once that is known (the newest mapping of an
         epoch wins: a resumed run's epochs count on)."""
         if tag == RL_GAMES_EPOCHS:
-            self._epoch_frames.update((int(epoch), int(frame)) for frame, epoch in zip(steps, values))
+            self._epoch_frames.update(epoch_frames(steps, values))
         elif self.det.target(tag) is not None:
             held = self._by_epoch.setdefault(tag, ([], []))
             held[0].extend(int(e) for e in steps)

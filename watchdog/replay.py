@@ -28,6 +28,7 @@ from watchdog.frameworks import (
     check_framework_checkpoint,
     config_for_run,
     detect,
+    epoch_frames,
     framework_resume_command,
     list_framework_checkpoints,
     signals_found,
@@ -219,7 +220,7 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
             "event_dirs": sorted({str(Path(f).parent) for f in res.files})}
     if det.framework == "rl_games" and RL_GAMES_EPOCHS in res.scalars:
         series = res.scalars[RL_GAMES_EPOCHS]
-        info["epoch_steps"] = {int(e): int(s) for s, e in zip(series.steps.tolist(), series.values.tolist())}
+        info["epoch_steps"] = epoch_frames(series.steps.tolist(), series.values.tolist())
     normalized, why = value_normalization(det.framework, root)
     info["value_targets_normalized"], info["value_normalization"] = normalized, why
     if not records:
