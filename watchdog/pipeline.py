@@ -182,7 +182,7 @@ class Watchdog:
         # holds only its trajectory, and no later onset is dated before it
         self.restored_at: int | None = None
         self.task_changes = TaskChanges(self.cfg.curriculum, keys)
-        self.task_changed_at: list[int] = []  # iterations where the task took a step
+        self.last_task_change: int | None = None  # the iteration of the task's newest step
 
     @property
     def state(self) -> State:
@@ -217,7 +217,7 @@ class Watchdog:
             self._fed.append(record)
         change = self.task_changes.step(record)
         if change is not None:
-            self.task_changed_at.append(record.iteration)
+            self.last_task_change = record.iteration
             if self._fed is not None:
                 self._fed_changes.append(len(self._fed) - 1)
             # (named: those that had judged a point of the old task; the others have nothing to forget)
@@ -252,7 +252,7 @@ class Watchdog:
         snapshot = self.detector_snapshots.get(target.tag)
         if snapshot is not None:
             self.load_detectors_state(_taken(snapshot))
-            if any(it > target.iteration for it in self.task_changed_at):
+            if self.last_task_change is not None and self.last_task_change > target.iteration:
                 # the checkpoint's policy goes on in the task as it is now, not as it was then
                 _start_over(self.detectors, self.cfg, self.keys)
         abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
@@ -337,7 +337,7 @@ class Watchdog:
         return {
             "detectors": self.detectors_state(),
             "policy": self.policy.state_dict(),
-            "task_changes": {"terms": self.task_changes.state_dict(), "at": list(self.task_changed_at)},
+            "task_changes": {"terms": self.task_changes.state_dict(), "last": self.last_task_change},
             "detector_snapshots": copy.deepcopy({tag: _taken(s) for tag, s in self.detector_snapshots.items()}),
         }
 
@@ -346,7 +346,8 @@ class Watchdog:
         self.policy.load_state_dict(state["policy"])
         changes = state.get("task_changes") or {}  # (a state saved before task changes were tracked: none)
         self.task_changes.load_state_dict(changes.get("terms", {}))
-        self.task_changed_at = [int(it) for it in changes.get("at", [])]
+        last = changes.get("last")
+        self.last_task_change = None if last is None else int(last)
         self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
 
 

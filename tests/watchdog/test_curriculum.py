@@ -122,6 +122,10 @@ def test_a_rollback_to_before_a_task_change_starts_the_detectors_over_again():
     assert rollback.target.iteration < 250
     points = {d.name: d.points for d in wd.detectors}
     assert points["reward_collapse"] == points["blowup"] == 0 and points["entropy_collapse"] > 200, points
+    # a resumed process knows where the task last changed (a later rollback to before it starts over too)
+    resumed = Watchdog(_rsl_rl_config())
+    resumed.load_state_dict(wd.state_dict())
+    assert resumed.last_task_change == 250 and resumed.task_changes.terms == {TERM: [-0.1, 250]}
 
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "curriculum" / "rsl_rl"
