@@ -33,8 +33,17 @@ FAULTS = {
     # rl_games (Isaac Gym's Ant settings, fixed schedule) x30 from epoch 250: KL per update 0.012 -> 7.8 (250) -> 284
     # (260), return 80 (249) -> -85 (312) -> -156 (374). kl_surge's alarm at 254; the onset fit dates it 246
     "rl_games/halfcheetah_lr_fault/runs/halfcheetah_ppo": ("rl_games", 400, 250, 254),
+    # session 11, blind (two new tasks, made after every setting was fixed, not tuned on): SB3 Walker2d x100 from
+    # 120: KL 0.004 -> 0.32 (122), >= 0.5 nats from 128; kl_surge's alarm at 132, onset 120, rollback to 110
+    "sb3/walker2d_zoo_lr_fault/PPO_1": ("sb3", 195, 120, 132),
+    # rsl_rl Ant x30 from 250: log-std runs away (entropy 10.4 -> 16.3), return -19 -> -118 (263) -> -800 (296):
+    # policy_collapse at 263, onset 252, rollback to 240
+    "rsl_rl/ant_lr_fault/logs/2026-11-30_13-30-00": ("rsl_rl", 400, 251, 263),
+    # rl_games Ant x30 from 250: KL 0.005 -> 1.6 (252) -> 780 (264); kl_surge's alarm at 254, onset 245, rollback to 235
+    "rl_games/ant_lr_fault/runs/ant_ppo": ("rl_games", 400, 250, 254),
 }
-ONSET_EARLY = {"rl_games/halfcheetah_lr_fault/runs/halfcheetah_ppo": 4}  # onset dated this much before the fault
+ONSET_EARLY = {  # onset dated this much before the fault
+    "rl_games/halfcheetah_lr_fault/runs/halfcheetah_ppo": 4, "rl_games/ant_lr_fault/runs/ant_ppo": 5}
 RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "sb3/hopper_zoo/PPO_1": ("sb3", 195),
     "sb3/hopper_zoo_raw/PPO_1": ("sb3", 195),
@@ -49,6 +58,23 @@ RUNS = {  # run folder below DATA -> (framework, iterations replay reads)
     "rl_games/halfcheetah/runs/halfcheetah_ppo": ("rl_games", 500),  # a staircase return: once in 62 epochs
     # skrl with Isaac Lab's settings on HalfCheetah did not learn (return -356 -> -365): flat, and quiet
     "skrl/halfcheetah/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),
+    # session 11, blind: Walker2d and Ant, tasks no setting had seen. rsl_rl Walker2d 65 -> 192; rl_games
+    # Walker2d 54 -> 744; SB3 Walker2d (the zoo's settings: 64x64 tanh) 9 -> 378. skrl did not learn either:
+    # Walker2d ~50 (updates 5-60) -> about -5 (short episodes); Ant's return is -1.2 x its episode length,
+    # -40 to -1,900 from one update to the next. Nothing said on any of them
+    "rsl_rl/walker2d/logs/2026-11-30_13-30-00": ("rsl_rl", 500),
+    "rl_games/walker2d/runs/walker2d_ppo": ("rl_games", 500),
+    "sb3/walker2d_zoo/PPO_1": ("sb3", 195),
+    "skrl/walker2d/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),
+    "skrl/ant/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 500),
+}
+# session 11, blind: Ant's reward per step is about -1.1 (the control cost outweighs the alive bonus), so its
+# return is -1.1 x the episode's length and falls whenever episodes get longer: rsl_rl -36 (30) -> -162 (63) ->
+# -11 at the end, rl_games -41 -> -85 (74) -> -14. The return, the objective, did fall (4x): standing reward
+# warnings that recover, no alarm. run -> (framework, the warnings' iterations)
+ANT_DIPS = {
+    "rsl_rl/ant/logs/2026-11-30_13-30-00": ("rsl_rl", [52, 58, 87, 98]),
+    "rl_games/ant/runs/ant_ppo": ("rl_games", [74]),
 }
 # skrl with Isaac Lab's settings on Hopper collapsed by itself, no fault injected: return 795 at its best,
 # ~190 over 130-190, 42 at 200, about 0 from 230 on; its normalised value loss 0.01-0.03 -> 0.70 (200) -> 0.98
@@ -64,11 +90,15 @@ EARLY_HOPPER = "rsl_rl/hopper_lr_fault_early/logs/2026-11-30_13-30-00"
 # rollout 120, before VecNormalize: value loss 0.0007 -> 2.5 (120) -> 0.02-0.05 for good (25x its settled level),
 # return 500 (120) -> 420 (122) -> 156 (134) -> about 120 to the end (the healthy run: 765)
 OBS_SPIKE = "sb3/hopper_zoo_obs_spike/PPO_1"
+# session 11: skrl Walker2d on a fixed lr 1e-3 (the lr fault's schedule, the jump never reached) learned (return
+# 6 -> 406 by update 37) and went NaN at update 42 by itself
+FIXED_LR_NAN = "skrl/walker2d_fixed_lr/runs/26-11-30_13-30-00-000000_PPO"
 
 
 def test_every_run_is_in_the_table():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
-        set(RUNS) | set(FAULTS) | {NATURAL, NATURAL_SEED1, EARLY_HALFCHEETAH, EARLY_HOPPER, OBS_SPIKE})
+        set(RUNS) | set(FAULTS) | set(ANT_DIPS)
+        | {NATURAL, NATURAL_SEED1, EARLY_HALFCHEETAH, EARLY_HOPPER, OBS_SPIKE, FIXED_LR_NAN})
 
 
 def test_a_run_broken_from_its_start_is_a_warning_with_nothing_to_roll_back_to():
@@ -109,6 +139,35 @@ def test_a_healthy_locomotion_run_raises_no_alarm(run):
     assert not [e for e in info["events"] if e["event"] == "alarm"]
     assert report.final_state != "warning", info["events"]
     assert all(e.get("advisory") or e["detector"] == "trend" for e in info["events"] if e["event"] == "warning")
+
+
+@pytest.mark.parametrize("run", sorted(ANT_DIPS))
+def test_an_ant_return_that_falls_with_longer_episodes_is_a_warning_that_recovers(run):
+    """Ant's return is about -1.1 x its episode length: when episodes get longer it falls (rsl_rl 4x). The
+    watchdog judges the return it is given, so the fall is said, as a standing warning; it recovers, and no
+    alarm comes. (A rule that excused a fall for longer episodes would excuse MountainCar's failure too,
+    whose return is -1 x its length.)"""
+    report = replay_run(DATA / run)
+    info = report.to_dict()
+    framework, iterations = ANT_DIPS[run]
+    assert info["framework"].startswith(framework) and report.verdict == "healthy" and not report.would_roll_back
+    warned = [e for e in info["events"] if e["event"] in ("warning", "alarm")]
+    assert [(e["event"], e["detector"], e["iteration"]) for e in warned] == [
+        ("warning", "reward_collapse", it) for it in iterations]
+    assert report.final_state == "healthy"
+
+
+def test_a_run_that_went_nan_by_itself_is_rolled_back_to_the_update_before():
+    """skrl Walker2d on a fixed learning rate: learning well (return 406 at update 37), then NaN in every loss
+    at 41 with nothing before it but a one-update 1,000x policy-loss spike at 36, which it came back from.
+    nonfinite's alarm at 41 rolls back to 40, the last stable checkpoint; replay stops after three."""
+    report = replay_run(DATA / FIXED_LR_NAN)
+    info = report.to_dict()
+    assert info["framework"] == "skrl" and report.verdict == "diverged"
+    assert (info["first_alarm"]["detector"], info["first_alarm"]["iteration"]) == ("nonfinite", 41)
+    first = report.would_roll_back[0]
+    assert (first["onset_iteration"], first["to_iteration"]) == (41, 40)
+    assert report.stopped is not None and len(report.would_roll_back) == 3
 
 
 @pytest.mark.parametrize("seed", ["", "_seed1", "_seed2"])

@@ -46,6 +46,15 @@ RUNS = {
     "skrl/hopper": ("skrl", "Hopper-v4", 32, 500),
     "skrl/hopper_seed1": ("skrl", "Hopper-v4", 32, 500, 1),  # collapses by itself too (session 7)
     "skrl/halfcheetah": ("skrl", "HalfCheetah-v4", 32, 500),
+    # session 11: two tasks no run here had shown the detectors (Walker2d, Ant), replayed blind: made after
+    # every detector setting was fixed, and read as they came out
+    "rsl_rl/walker2d": ("rsl_rl", "Walker2d-v4", 32, 500),
+    "rsl_rl/ant": ("rsl_rl", "Ant-v4", 32, 500),
+    "skrl/walker2d": ("skrl", "Walker2d-v4", 32, 500),
+    "skrl/ant": ("skrl", "Ant-v4", 32, 500),
+    "rl_games/walker2d": ("rl_games", "Walker2d-v4", 32, 500),
+    "rl_games/ant": ("rl_games", "Ant-v4", 32, 500),
+    "sb3/walker2d_zoo": ("sb3", "Walker2d-v4", True, 100_000),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
@@ -61,13 +70,26 @@ FAULTS = {
     # session 9: no lr fault, but the observation x1e6 for the first env step of rollout 120 (0-based), before
     # VecNormalize (a simulator blowing up for a step, straight into the running observation normaliser)
     "sb3/hopper_zoo_obs_spike": ("sb3", "Hopper-v4", True, 100_000, None, (120, 1e6)),
+    # session 11, blind as the healthy Walker2d and Ant runs above: the same lr faults on the new tasks
+    "rsl_rl/ant_lr_fault": ("rsl_rl", "Ant-v4", 32, 400, (250, 30.0)),
+    # skrl's lr fault (250, 30.0) on Walker2d went NaN at update 41, before its jump: the fault's fixed schedule
+    # alone (lr 1e-3 without KLAdaptiveLR) breaks it. Kept as that: the jump (x1) never comes in its 100 updates
+    "skrl/walker2d_fixed_lr": ("skrl", "Walker2d-v4", 32, 100, 0, (100, 1.0)),
+    "rl_games/ant_lr_fault": ("rl_games", "Ant-v4", 32, 400, (250, 30.0)),
+    "sb3/walker2d_zoo_lr_fault": ("sb3", "Walker2d-v4", True, 100_000, (120, 100.0)),
 }
 
-ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries)
+ZOO_256_RELU = "256x256 ReLU, log-std init -2"  # the zoo's policy_kwargs for Hopper-v4 and HalfCheetah-v4
+ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries); "policy": None is SB3's default (64x64 tanh)
     "Hopper-v4": dict(batch_size=32, n_steps=512, gamma=0.999, learning_rate=9.80828e-05, ent_coef=0.00229519,
-                      clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671),
+                      clip_range=0.2, n_epochs=5, gae_lambda=0.99, max_grad_norm=0.7, vf_coef=0.835671,
+                      policy=ZOO_256_RELU),
     "HalfCheetah-v4": dict(batch_size=64, n_steps=512, gamma=0.98, learning_rate=2.0633e-05, ent_coef=0.000401762,
-                           clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096),
+                           clip_range=0.1, n_epochs=20, gae_lambda=0.92, max_grad_norm=0.8, vf_coef=0.58096,
+                           policy=ZOO_256_RELU),
+    "Walker2d-v4": dict(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045,
+                        clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923,
+                        policy=None),
 }
 
 
@@ -95,6 +117,7 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
             return (obs * self.factor if self.steps == self.at else obs), rewards, dones, infos
 
     kw = dict(ZOO[env_id])
+    zoo_policy = kw.pop("policy")
     if lr_jump is not None:
         base, total, (jump, factor) = kw["learning_rate"], steps // kw["n_steps"], lr_jump
         # SB3 trains after rollout k (1-based) with progress_remaining = 1 - k / total
@@ -104,8 +127,8 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
         env = ObsSpike(env, obs_spike[0] * kw["n_steps"] + 1, obs_spike[1])
     if normalize:
         env = VecNormalize(env, gamma=kw["gamma"])
-    policy = dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
-                  net_arch=dict(pi=[256, 256], vf=[256, 256]))
+    policy = {} if zoo_policy is None else dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
+                                                 net_arch=dict(pi=[256, 256], vf=[256, 256]))
     PPO("MlpPolicy", env, seed=0, verbose=0, device="cpu", tensorboard_log=str(out), policy_kwargs=policy,
         **kw).learn(steps, tb_log_name="PPO")
 
@@ -280,16 +303,18 @@ def rl_games_train(runs: Path, name: str, make_env, actors: int, epochs: int, *,
         | {"config": {k: v for k, v in config.items() if k != "train_dir"}}))
 
 
-def skrl(out: Path, env_id: str, n_envs: int, updates: int, seed: int = 0) -> None:
+def skrl(out: Path, env_id: str, n_envs: int, updates: int, seed: int = 0,
+         lr_jump: tuple[int, float] | None = None) -> None:
     """skrl's PPO with Isaac Lab's locomotion skrl settings (:func:`skrl_train`, rewards x0.1) on ``n_envs``
-    gymnasium envs through skrl's own wrapper."""
+    gymnasium envs through skrl's own wrapper; ``lr_jump`` as :func:`skrl_train`'s."""
     import gymnasium as gym
     from skrl.envs.wrappers.torch import wrap_env
     from skrl.utils import set_seed
 
     set_seed(seed)
     env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)]))
-    skrl_train(out, env, updates, experiment="26-11-30_13-30-00-000000_PPO", seed=seed, reward_scale=0.1)
+    skrl_train(out, env, updates, experiment="26-11-30_13-30-00-000000_PPO", seed=seed, reward_scale=0.1,
+               lr_jump=lr_jump)
 
 
 def skrl_train(out: Path, env, updates: int, *, experiment: str, seed: int, reward_scale: float | None,
