@@ -48,7 +48,10 @@ SIGNALS = {
 # Keys a user tag map may target (``tags.map`` in watchdog.yaml).
 MAPPABLE_KEYS = tuple(dict.fromkeys((*TRACKED_KEYS, APPROX_KL, CLIP_FRACTION, EXPLAINED_VARIANCE, LEARNING_RATE)))
 
-_NEGATE, _LOG = "negate", "log"
+_NEGATE, _LOG, _EPISODES = "negate", "log", "episodes"
+# SB3, rsl_rl and rl_games log the mean return of their last 100 finished episodes; a return logged once per
+# episode (CleanRL) is read as the same mean, so one reward rule judges every framework's return alike
+EPISODE_WINDOW = 100
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Framework:
     tags: Mapping[str, str]  # its tag -> our key
     step_unit: str  # what its TensorBoard step counts: "iterations", "env steps", "timesteps"
     value_normalized: bool | None  # value targets normalised by default (None: depends on the run's config)
-    transforms: Mapping[str, str] = field(default_factory=dict)  # its tag -> "negate" | "log"
+    transforms: Mapping[str, str] = field(default_factory=dict)  # its tag -> "negate" | "log" | "episodes"
     versions: tuple[tuple[str, str], ...] = ()  # (tag, version) the tag tells, first match wins
 
 
@@ -88,6 +91,7 @@ CLEANRL = Framework(
      "losses/explained_variance": EXPLAINED_VARIANCE, "charts/learning_rate": LEARNING_RATE,
      "charts/episodic_return": EPISODE_RETURN, "charts/episode_reward": EPISODE_RETURN},  # the latter: before 2021
     "env steps", False,
+    transforms={"charts/episodic_return": _EPISODES, "charts/episode_reward": _EPISODES},  # one point per episode
 )
 RL_GAMES = Framework(
     "rl_games",
@@ -260,6 +264,7 @@ class RecordAssembler:
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
         self._epoch_frames: dict[int, int] = {}
         self._by_epoch: dict[str, tuple[list[int], list[float]]] = {}
+        self._episodes: dict[str, np.ndarray] = {}  # a per-episode tag -> its last EPISODE_WINDOW - 1 returns
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """Add one series' new points (raw tag; unmapped tags are ignored)."""
@@ -274,7 +279,8 @@ class RecordAssembler:
         if target is None or not len(steps):
             return
         key, how = target
-        vals = transform(np.asarray(values, dtype=np.float64), how)
+        vals = np.asarray(values, dtype=np.float64)
+        vals = self._episode_means(tag, vals) if how == _EPISODES else transform(vals, how)
         segment, previous = self._segment.get(tag, (0, None))
         back = np.empty(len(steps), dtype=np.int64)
         back[0] = previous is not None and steps[0] < previous
@@ -282,6 +288,24 @@ class RecordAssembler:
         segments = segment + np.cumsum(back)
         self._segment[tag] = (int(segments[-1]), int(steps[-1]))
         self.pending.setdefault(key, []).append((segments * _SEGMENT + steps, vals))
+
+    def _episode_means(self, tag: str, returns: np.ndarray) -> np.ndarray:
+        """Returns logged one per finished episode -> at each, the mean of the last ``EPISODE_WINDOW`` of
+        them (fewer at the start), carried across feeds; a window that holds a NaN or an inf is that
+        window's plain sum over its length (NaN or inf, as the frameworks' own mean would be)."""
+        held = self._episodes.get(tag, np.empty(0))
+        both = np.concatenate([held, returns])
+        finite = np.isfinite(both)
+        sums = np.concatenate([[0.0], np.cumsum(np.where(finite, both, 0.0))])
+        bad = np.concatenate([[0], np.cumsum(~finite)])
+        end = np.arange(len(held) + 1, len(both) + 1)
+        start = np.maximum(end - EPISODE_WINDOW, 0)
+        with np.errstate(invalid="ignore"):
+            means = (sums[end] - sums[start]) / (end - start)
+        for i in np.flatnonzero(bad[end] - bad[start]):
+            means[i] = both[start[i]:end[i]].mean()
+        self._episodes[tag] = both[-(EPISODE_WINDOW - 1):]
+        return means
 
     def _feed_by_epoch(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """rl_games: ``info/epochs`` (each epoch's frame) and the ``Episode/`` series its observer logs against

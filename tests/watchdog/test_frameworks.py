@@ -90,13 +90,36 @@ def test_values_are_put_in_our_keys_conventions():
 
 
 def test_points_between_iterations_join_the_next_one():
-    """CleanRL logs each finished episode at its own global_step; the losses once per iteration."""
+    """CleanRL logs each finished episode at its own global_step; the losses once per iteration. Each
+    episode's point is the mean return so far (10, 15, 20, 27.5); an iteration averages its points."""
     det = detect(["losses/value_loss", "charts/episodic_return"])
     asm = RecordAssembler(det)
     asm.feed("charts/episodic_return", [40, 100, 130, 250], [10.0, 20.0, 30.0, 50.0])
     asm.feed("losses/value_loss", [128, 256], [1.0, 2.0])
     records = asm.records(final=True)
-    assert [(r.iteration, r.env_steps, r.metrics[EPISODE_RETURN]) for r in records] == [(0, 128, 15.0), (1, 256, 40.0)]
+    assert [(r.iteration, r.env_steps, r.metrics[EPISODE_RETURN]) for r in records] == [(0, 128, 12.5), (1, 256, 23.75)]
+
+
+def test_a_return_logged_per_episode_is_read_as_the_mean_of_the_last_100_episodes():
+    """CleanRL's charts/episodic_return is one episode's return; SB3, rsl_rl and rl_games log the mean of the
+    last 100. Fed in pieces (watch) or at once (replay), each point is that mean; a NaN episode makes the
+    100 means whose window holds it NaN (as the frameworks' own mean would be), and the ones after are finite."""
+    returns = [float(i) for i in range(1, 251)]
+    returns[120] = float("nan")
+    steps = list(range(1, 251))
+    expected = [sum(returns[max(0, i - 99):i + 1]) / min(i + 1, 100) for i in range(250)]
+
+    def read(pieces):
+        asm = RecordAssembler(detect(["losses/value_loss", "charts/episodic_return"]))
+        for a, b in pieces:
+            asm.feed("charts/episodic_return", steps[a:b], returns[a:b])
+        asm.feed("losses/value_loss", steps, [1.0] * 250)
+        return [r.metrics[EPISODE_RETURN] for r in asm.records(final=True)]
+
+    for got in (read([(0, 250)]), read([(0, 7), (7, 130), (130, 250)])):
+        assert got[:120] == pytest.approx(expected[:120])
+        assert all(v != v for v in got[120:220]) and got[220:] == pytest.approx(expected[220:])
+        assert got[249] == pytest.approx(sum(range(151, 251)) / 100)
 
 
 def test_a_user_tag_map_reads_any_other_framework():
