@@ -39,7 +39,7 @@ from watchdog.logtxt import parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
-from watchdog.signals import CURRICULUM_PREFIX, MetricRecord
+from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -318,13 +318,31 @@ class RunReport:
     def warnings(self) -> list[dict]:
         return [e for e in self.events if e["event"] == "warning"]
 
+    @property
+    def reward_path(self) -> dict | None:
+        """Where the reward began and ended (medians of its first and last tenth, at least 3 points each) and
+        its best: whether the run learned, which no verdict says (``healthy`` is "no divergence", also of a
+        run that never learned). None with fewer than 10 finite values."""
+        for key in (STEP_REWARD, EPISODE_RETURN):
+            points = [(r.iteration, r.metrics[key]) for r in self.records
+                      if key in r.metrics and math.isfinite(r.metrics[key])]
+            if len(points) >= 10:
+                break
+        else:
+            return None
+        values = [v for _, v in points]
+        tenth = max(3, len(values) // 10)
+        best_at, best = max(points, key=lambda p: p[1])
+        return {"signal": key, "first": float(np.median(values[:tenth])), "last": float(np.median(values[-tenth:])),
+                "best": best, "best_iteration": best_at}
+
     def to_dict(self) -> dict:
         """JSON-ready summary (no records, no per-iteration events)."""
         keep = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
         return _jsonable({
             "run": self.run, "source": self.source, "verdict": self.verdict, "final_state": self.final_state,
             **self.run_info,
-            "iterations": self.iterations, "warnings": len(self.warnings),
+            "iterations": self.iterations, "warnings": len(self.warnings), "reward": self.reward_path,
             "first_alarm": self.first_alarm, "online_onset": self.online_onset, "onset": self.onset,
             "first_nonfinite": self.first_nonfinite, "first_crossing": self.first_crossing,
             "would_roll_back": self.would_roll_back, "stopped": self.stopped,

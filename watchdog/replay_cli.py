@@ -110,10 +110,13 @@ def _render_one(out, report) -> None:
                 style=_VERDICT_STYLE.get(report.verdict, ""))
     if report.records:
         last = report.records[-1]
-        reward = last.metrics.get(STEP_REWARD)
         unit = report.run_info.get("step_unit") or "env steps"
+        path = report.reward_path
         out.message(f"  up to it {last.iteration}" + ("" if unit == "iterations" else f" ({last.env_steps:,} {unit})")
-                    + (f", final average step reward {reward:.4g}" if reward is not None else ""))
+                    + ("" if path is None else
+                       f"; {'average step reward' if path['signal'] == STEP_REWARD else 'episode return'} "
+                       f"{path['first']:.4g} over its first tenth, {path['last']:.4g} over its last "
+                       f"(best {path['best']:.4g} at it {path['best_iteration']})"))
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
     _render_origin(out, report)

@@ -19,7 +19,7 @@ from watchdog.tfevents import ScalarWriter, Series, read_run_scalars
 SPI = 100_000
 ONSET, NAN_FROM = 900, 1000
 RUN_KEYS = {"run", "source", "verdict", "first_alarm", "onset", "first_nonfinite", "recommended_checkpoint",
-            "would_roll_back"}
+            "would_roll_back", "reward"}
 
 
 def _replay_json(capsys, *paths) -> tuple[int, dict]:
@@ -76,6 +76,21 @@ def test_real_runs_replay_healthy_with_json_schema(mapush_runs, capsys):
         # warning, not a state the run stays in, and no divergence (see test_real_runs.py)
         assert run["verdict"] == "healthy", (run["first_alarm"], run["final_state"])
         assert run["first_alarm"] is None and run["would_roll_back"] == [] and run["first_nonfinite"] is None
+
+
+def test_the_report_says_where_the_reward_began_and_ended_which_a_verdict_does_not(capsys):
+    """skrl on MuJoCo Ant never learned (its return is -1.2 x its episode length): `healthy` says no
+    divergence, and the reward line says the return ended far below where it began. SB3 Walker2d learned."""
+    data = Path(__file__).resolve().parents[1] / "data" / "mujoco"
+    code, out = _replay_json(capsys, data / "skrl/ant", data / "sb3/walker2d_zoo")
+    ant, walker = (r["reward"] for r in out["runs"])
+    assert code == 0 and [r["verdict"] for r in out["runs"]] == ["healthy", "healthy"]
+    assert ant["signal"] == walker["signal"] == "rollout/episode_return"
+    assert ant["first"] == pytest.approx(-44.9, abs=0.1) and ant["last"] == pytest.approx(-1208, abs=1)
+    assert (ant["best"], ant["best_iteration"]) == (pytest.approx(-10.65, abs=0.01), 0)
+    assert walker["first"] == pytest.approx(9.04, abs=0.01) and walker["last"] == pytest.approx(378, abs=1)
+    assert main(["replay", str(data / "skrl/ant")]) == 0
+    assert "episode return -44.88 over its first tenth, -1208 over its last (best -10.65 at it 0)" in capsys.readouterr().out
 
 
 def test_tensorboard_records_iteration_from_smallest_step_and_keep_restarts(tmp_path):
