@@ -12,7 +12,8 @@ iterations ending 20 back, at least 10 points):
 - KL: the largest, over 3 points in a row, of KL / the window's 95 % quantile (the detector: >= 20x);
 - surrogate: the same on the surrogate (policy) loss's size (``surrogate_surge``: >= 20x).
 
-A run counts as faulted when its folder says ``fault`` or ``spike`` (an observation spike) or it diverged by
+A run counts as faulted when its folder says ``fault``, ``spike`` (an observation spike) or ``ramp`` (a learning-rate
+ramp) or it diverged by
 itself (``NATURAL``).
 
 The windows here keep learning through a fall or a surge (the detectors freeze theirs), so these are the
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         for run in find_run_dirs([root]) if root.is_dir() else []:
             records = load_run(run).records
             name = str(run.relative_to(root.parent))
-            row = {"run": name, "faulted": "fault" in name or "spike" in name or any(n in name + "/" for n in NATURAL)}
+            row = {"run": name, "faulted": any(w in name for w in ("fault", "spike", "ramp")) or any(n in name + "/" for n in NATURAL)}
             key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
             for part, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
                                    ("kl", APPROX_KL, kl_score), ("surrogate", POLICY_LOSS, size_score)):

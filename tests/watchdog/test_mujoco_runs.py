@@ -90,6 +90,18 @@ EARLY_HOPPER = "rsl_rl/hopper_lr_fault_early/logs/2026-11-30_13-30-00"
 # rollout 120, before VecNormalize: value loss 0.0007 -> 2.5 (120) -> 0.02-0.05 for good (25x its settled level),
 # return 500 (120) -> 420 (122) -> 156 (134) -> about 120 to the end (the healthy run: 765)
 OBS_SPIKE = "sb3/hopper_zoo_obs_spike/PPO_1"
+# session 11: slow faults, the learning rate x growth per update from an update on (a ramp, so no single update
+# is the fault): run -> (framework, iterations, ramp start, the return's fall (below half its best for 3 points;
+# None: not within the run), the latest the alarm may come). rsl_rl (x1.03 from 250): return ~320 -> 298 (310)
+# -> 25 (330), entropy_surge from 293, policy_collapse at 329, rollback to 260. rl_games (x1.03 from 250, value
+# targets normalised): return 487 (300) -> 295 (320) -> 25 (350); the 0.2 rule's alarm at 309 (the value loss 6x
+# its settled 0.05), rollback to 280. SB3 (x1.08 from 120): KL >= 0.5 nats from 174 while the return still held
+# (360 at 180, 312 at 190, the run ends at 194): kl_surge's alarm at 178, rollback to 140
+RAMPS = {
+    "rsl_rl/walker2d_lr_ramp/logs/2026-11-30_13-30-00": ("rsl_rl", 450, 250, 327, 330),
+    "rl_games/walker2d_lr_ramp/runs/walker2d_ppo": ("rl_games", 450, 250, 341, 341),
+    "sb3/walker2d_zoo_lr_ramp/PPO_1": ("sb3", 195, 120, None, 180),
+}
 # session 11: skrl Walker2d on a fixed lr 1e-3 (the lr fault's schedule, the jump never reached) learned (return
 # 6 -> 406 by update 37) and went NaN at update 42 by itself
 FIXED_LR_NAN = "skrl/walker2d_fixed_lr/runs/26-11-30_13-30-00-000000_PPO"
@@ -97,7 +109,7 @@ FIXED_LR_NAN = "skrl/walker2d_fixed_lr/runs/26-11-30_13-30-00-000000_PPO"
 
 def test_every_run_is_in_the_table():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
-        set(RUNS) | set(FAULTS) | set(ANT_DIPS)
+        set(RUNS) | set(FAULTS) | set(ANT_DIPS) | set(RAMPS)
         | {NATURAL, NATURAL_SEED1, EARLY_HALFCHEETAH, EARLY_HOPPER, OBS_SPIKE, FIXED_LR_NAN})
 
 
@@ -155,6 +167,23 @@ def test_an_ant_return_that_falls_with_longer_episodes_is_a_warning_that_recover
     assert [(e["event"], e["detector"], e["iteration"]) for e in warned] == [
         ("warning", "reward_collapse", it) for it in iterations]
     assert report.final_state == "healthy"
+
+
+@pytest.mark.parametrize("run", sorted(RAMPS))
+def test_a_learning_rate_ramp_is_called_before_the_return_is_lost_and_rolled_back_to_after_the_ramp_began(run):
+    """No one update is the fault: the damage accumulates. The alarm comes after the ramp began and by the
+    time the return falls to half its best (or, where it did not within the run, while the KL says the
+    policy is replaced every update); the rollback lands before the fall, on a checkpoint the ramp had
+    already reached (its learning there was as good as ever)."""
+    report = replay_run(DATA / run)
+    info = report.to_dict()
+    framework, iterations, start, fall, latest = RAMPS[run]
+    assert info["framework"].startswith(framework) and report.iterations == iterations
+    assert report.verdict == "diverged", info["events"]
+    assert not [e for e in info["events"] if e["event"] == "alarm" and e["iteration"] <= start]
+    assert start < info["first_alarm"]["iteration"] <= latest, info["first_alarm"]
+    target = report.would_roll_back[0]["to_iteration"]
+    assert start <= target < (fall if fall is not None else info["first_alarm"]["iteration"]), report.would_roll_back[0]
 
 
 def test_a_run_that_went_nan_by_itself_is_rolled_back_to_the_update_before():

@@ -269,14 +269,15 @@ def _push_lite_vecenv(num_envs: int, fault_from_it: int | None, steps_per_env: i
     return PushLiteRsl()
 
 
-def _jump_learning_rate(alg, jump: int, factor: float) -> None:
-    """From update number ``jump`` (0-based) on, rsl_rl's PPO updates with its learning rate x factor
-    (set on its optimizer and on ``alg.learning_rate``, which the runner logs as Loss/learning_rate)."""
+def _jump_learning_rate(alg, jump: int, factor: float, growth: float = 1.0) -> None:
+    """From update number ``jump`` (0-based) on, rsl_rl's PPO updates with its learning rate x factor, and x
+    ``growth`` more for each update after it (a ramp; 1: a jump), set on its optimizer and on
+    ``alg.learning_rate``, which the runner logs as Loss/learning_rate."""
     update, base, calls = alg.update, alg.learning_rate, [0]
 
     def jumped() -> dict:
         if calls[0] >= jump:
-            alg.learning_rate = base * factor
+            alg.learning_rate = base * factor * growth ** (calls[0] - jump)
             for group in alg.optimizer.param_groups:
                 group["lr"] = alg.learning_rate
         calls[0] += 1

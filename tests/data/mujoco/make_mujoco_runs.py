@@ -77,6 +77,11 @@ FAULTS = {
     "skrl/walker2d_fixed_lr": ("skrl", "Walker2d-v4", 32, 100, 0, (100, 1.0)),
     "rl_games/ant_lr_fault": ("rl_games", "Ant-v4", 32, 400, (250, 30.0)),
     "sb3/walker2d_zoo_lr_fault": ("sb3", "Walker2d-v4", True, 100_000, (120, 100.0)),
+    # session 11: a slow fault, the learning rate x growth per update from an update on (update, 1.0, growth):
+    # x19 50 updates later and x84 after 150 (rsl_rl, rl_games: 1.03), x100 60 rollouts later (SB3: 1.08)
+    "rsl_rl/walker2d_lr_ramp": ("rsl_rl", "Walker2d-v4", 32, 450, (250, 1.0, 1.03)),
+    "rl_games/walker2d_lr_ramp": ("rl_games", "Walker2d-v4", 32, 450, (250, 1.0, 1.03)),
+    "sb3/walker2d_zoo_lr_ramp": ("sb3", "Walker2d-v4", True, 100_000, (120, 1.0, 1.08)),
 }
 
 ZOO_256_RELU = "256x256 ReLU, log-std init -2"  # the zoo's policy_kwargs for Hopper-v4 and HalfCheetah-v4
@@ -95,8 +100,9 @@ ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries); "polic
 
 def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int, float] | None = None,
         obs_spike: tuple[int, float] | None = None) -> None:
-    """``lr_jump`` (rollout, factor): the updates after that rollout (1-based count rollout + 1 on) run at
-    the learning rate x factor, through SB3's own schedule argument. ``obs_spike`` (rollout, factor): the
+    """``lr_jump`` (rollout, factor[, growth]): the updates after that rollout (1-based count rollout + 1 on)
+    run at the learning rate x factor (x growth more for each update after the first: a ramp), through SB3's
+    own schedule argument. ``obs_spike`` (rollout, factor): the
     observation x factor for the first env step of that rollout (0-based), before ``VecNormalize``."""
     import torch
     from stable_baselines3 import PPO
@@ -119,9 +125,14 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
     kw = dict(ZOO[env_id])
     zoo_policy = kw.pop("policy")
     if lr_jump is not None:
-        base, total, (jump, factor) = kw["learning_rate"], steps // kw["n_steps"], lr_jump
-        # SB3 trains after rollout k (1-based) with progress_remaining = 1 - k / total
-        kw["learning_rate"] = lambda progress: base * (factor if round((1 - progress) * total) > jump else 1.0)
+        base, total, (jump, factor, *ramp) = kw["learning_rate"], steps // kw["n_steps"], lr_jump
+        growth = ramp[0] if ramp else 1.0
+
+        def learning_rate(progress: float) -> float:
+            k = round((1 - progress) * total)  # SB3 trains after rollout k (1-based) with progress 1 - k / total
+            return base * (factor * growth ** (k - jump - 1) if k > jump else 1.0)
+
+        kw["learning_rate"] = learning_rate
     env = make_vec_env(env_id, n_envs=1, seed=0)
     if obs_spike is not None:
         env = ObsSpike(env, obs_spike[0] * kw["n_steps"] + 1, obs_spike[1])
@@ -151,8 +162,8 @@ def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool, obs_normal
 
 def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
            seed: int = 0) -> None:
-    """``lr_jump`` (update, factor): that update (0-based) and every later one at the learning rate x
-    factor, with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
+    """``lr_jump`` (update, factor[, growth]): that update (0-based) and every later one at the learning rate x
+    factor (x growth more per update after it: a ramp), with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
     import gymnasium as gym
     import torch
     from rsl_rl.env import VecEnv
@@ -227,9 +238,10 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
     """rl_games' Runner with Isaac Gym's Ant PPO settings, scaled to 32 envs (a2c_continuous,
     normalize_input and normalize_value, rewards x0.01, lr 3e-4 with the adaptive KL schedule at
     0.008, 16-step horizon, 4 minibatches x 4 mini-epochs, 256-128-64 ELU); Isaac Lab's
-    params/agent.yaml is written beside the run, as its train script does. ``lr_jump`` (epoch, factor):
-    that epoch (0-based) and every later one at the learning rate x factor, set as ``algo.last_lr`` before
-    each update, with the "fixed" schedule (the adaptive one would undo it)."""
+    params/agent.yaml is written beside the run, as its train script does. ``lr_jump`` (epoch, factor[,
+    growth]): that epoch (0-based) and every later one at the learning rate x factor (x growth more per epoch
+    after it: a ramp), set as ``algo.last_lr`` before each update, with the "fixed" schedule (the adaptive one
+    would undo it)."""
     import gymnasium as gym
     import numpy as np
     from rl_games.common.ivecenv import IVecEnv
@@ -248,7 +260,9 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
         def set_train_info(self, env_frames, algo=None, *args, **kwargs):
             """rl_games calls this before every epoch's update."""
             if lr_jump is not None and algo is not None and env_frames >= lr_jump[0] * 16 * n_envs:
-                algo.last_lr = algo.config["learning_rate"] * lr_jump[1]
+                jump, factor, *ramp = lr_jump
+                algo.last_lr = algo.config["learning_rate"] * factor * (ramp[0] if ramp else 1.0) ** (
+                    env_frames // (16 * n_envs) - jump)
 
         def get_env_info(self):
             return {"action_space": self.envs.single_action_space,
