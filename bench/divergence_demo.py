@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from openrl_ws.train import main as train_main
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 from watchdog.logtxt import parse_log_txt
 from watchdog.signals import LOG_STD_MAX, STEP_REWARD, VALUE_LOSS, MetricRecord
 

@@ -63,7 +63,7 @@ def in_training(envs: int, iterations: int) -> dict:
                                "--train_timesteps", str(envs * 100 * iterations), "--run_dir", f"{tmp}/run",
                                "--save_interval", str(10**12)])
             wall = time.perf_counter() - start
-            from watchdog.events import read_events
+            from watchdog.eventlog import read_events
 
             rates = [e["metrics"].get("sys/steps_per_s") for e in read_events(Path(tmp) / "run" / "watchdog_events.jsonl").events
                      if e["event"] == "metrics"]

@@ -38,7 +38,7 @@ from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
-from watchdog.events import make_event
+from watchdog.eventlog import make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler

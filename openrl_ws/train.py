@@ -293,7 +293,7 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
 def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | None = None) -> None:
     """The closing summary: what was trained, what the watchdog did, where the files are."""
     from watchdog.console import RunSummary
-    from watchdog.events import EVENTS_FILENAME
+    from watchdog.eventlog import EVENTS_FILENAME
 
     res = session.result
     last = res.final_record

@@ -15,7 +15,7 @@ from typing import Any, Callable, Collection, Iterable
 from watchdog.config import CurriculumConfig, WatchdogConfig
 from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, median3, quantile
 from watchdog.driver import ConfigSwitch
-from watchdog.events import make_event
+from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
 from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
 from watchdog.signals import CURRICULUM_PREFIX, POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord

@@ -19,7 +19,7 @@ import numpy as np
 from watchdog.config import TagsConfig, WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, Verdict
 from watchdog.errors import CheckpointError, InputError
-from watchdog.events import EVENTS_FILENAME, _jsonable, read_events
+from watchdog.eventlog import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
     OPENRL,

@@ -30,7 +30,7 @@ import torch
 from watchdog.checkpoints import CheckpointStore, load_checkpoint
 from watchdog.driver import ConfigSwitch, carry_out
 from watchdog.errors import NonFiniteTraining
-from watchdog.events import EVENTS_FILENAME, EventLog, make_event
+from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 from watchdog.resources import ResourceSampler

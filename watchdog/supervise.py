@@ -40,7 +40,7 @@ from typing import Callable, Sequence, TextIO
 import yaml
 
 from watchdog.errors import InputError
-from watchdog.events import EVENTS_FILENAME, EventLog, EventTail, make_event
+from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAFE_CONFIG = ROOT / "cfgs" / "ppo_safe.yaml"
@@ -179,7 +179,7 @@ def is_recovery(event: dict) -> bool:
 
 def recoveries_so_far(run_dir: Path) -> int:
     """Rollbacks (in any process) and restarts the run's event log records: one budget spans them."""
-    from watchdog.events import read_events
+    from watchdog.eventlog import read_events
 
     path = run_dir / EVENTS_FILENAME
     if not path.is_file():

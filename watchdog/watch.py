@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.errors import InputError, WatchdogError
-from watchdog.events import EventLog
+from watchdog.eventlog import EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out

@@ -23,7 +23,7 @@ from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import RslRlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
 from watchdog.errors import WatchdogError  # noqa: E402
-from watchdog.events import read_events  # noqa: E402
+from watchdog.eventlog import read_events  # noqa: E402
 from watchdog.integrations import rsl_rl as wrsl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -28,7 +28,7 @@ from openrl_ws.inject import FaultSchedule  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import SB3SafeConfig, WatchdogConfig  # noqa: E402
 from watchdog.errors import NonFiniteTraining  # noqa: E402
-from watchdog.events import EVENTS_FILENAME  # noqa: E402
+from watchdog.eventlog import EVENTS_FILENAME  # noqa: E402
 from watchdog.integrations.sb3 import WatchdogCallback, capture_state, default_config, restore_state  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 
 REPO = Path(__file__).resolve().parents[2]
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -15,7 +15,7 @@ import torch
 
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

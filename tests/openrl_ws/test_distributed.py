@@ -20,7 +20,7 @@ import torch.multiprocessing as mp
 
 from openrl_ws.train import main
 from watchdog.distributed import agree, is_distributed, reduce_record, world_size
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 from watchdog.signals import MetricRecord
 
 REPO = Path(__file__).resolve().parents[2]

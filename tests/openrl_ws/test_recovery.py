@@ -13,7 +13,7 @@ import pytest
 from openrl_ws.train import main
 from watchdog.checkpoints import read_openrl_module
 from watchdog.config import load_watchdog_config
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 from watchdog.replay import replay_run
 from watchdog.supervise import choose_restart_point
 

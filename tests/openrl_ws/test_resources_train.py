@@ -18,7 +18,7 @@ import yaml
 
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module
-from watchdog.events import EVENTS_FILENAME, read_events
+from watchdog.eventlog import EVENTS_FILENAME, read_events
 from watchdog.signals import SYS_MEM_TOTAL_MB, SYS_RSS_MB, SYS_STEPS_PER_S
 from watchdog.supervise import get_flag
 

@@ -9,7 +9,7 @@ import pytest
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module
 from watchdog.detectors import GAUSSIAN_ENTROPY_PER_DIM
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 
 SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
 

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from watchdog.checkpoints import CheckpointStore
-from watchdog.events import EVENTS_FILENAME, EventTail, read_events
+from watchdog.eventlog import EVENTS_FILENAME, EventTail, read_events
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]

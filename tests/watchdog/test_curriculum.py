@@ -154,7 +154,7 @@ def test_watch_follows_a_growing_run_through_its_task_change_without_an_alarm(tm
     the same task change as replay, said once, and no alarm."""
     from tests.watchdog.test_frameworks import _grow
     from watchdog.console import WatchdogConsole
-    from watchdog.events import read_events
+    from watchdog.eventlog import read_events
     from watchdog.watch import Watcher
 
     src = next((DATA / "push_lite_reward_weight" / "logs").iterdir())
@@ -235,7 +235,7 @@ def test_rl_games_episode_extras_are_placed_by_their_epoch_and_a_step_is_a_task_
     # watch, reading the event file as it grows (cut anywhere), places the points alike
     from tests.watchdog.test_frameworks import _grow
     from watchdog.console import WatchdogConsole
-    from watchdog.events import read_events
+    from watchdog.eventlog import read_events
     from watchdog.watch import Watcher
 
     dst, watcher = tmp_path / "watched", None

@@ -8,7 +8,7 @@ import math
 from tests.watchdog.drive import drive
 from tests.watchdog.synthetic import diverge, healthy, records
 from watchdog.console import WatchdogConsole, describe_event
-from watchdog.events import EventLog, EventTail, read_events
+from watchdog.eventlog import EventLog, EventTail, read_events
 
 REQUIRED = {"time", "event", "iteration", "env_steps", "state"}
 

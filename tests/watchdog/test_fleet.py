@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 from watchdog.cli import main
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 from watchdog.tfevents import ScalarWriter
 from watchdog.watch import WATCH_EVENTS, RunFollower, _escape_label
 

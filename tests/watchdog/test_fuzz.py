@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from watchdog.config import PPOConfig, WatchdogConfig, load_ppo_config, load_watchdog_config
 from watchdog.errors import WatchdogError
-from watchdog.events import EventLog, make_event, read_events
+from watchdog.eventlog import EventLog, make_event, read_events
 from watchdog.logtxt import parse_log_txt
 from watchdog.signals import normalize_key
 from watchdog.tfevents import ScalarWriter, read_run_scalars

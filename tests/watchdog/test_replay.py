@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from watchdog.cli import main
-from watchdog.events import EVENTS_FILENAME, EventLog, make_event
+from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
 from watchdog.logtxt import parse_log_txt
 from watchdog.replay import load_run, replay_run, tb_records
 from watchdog.tfevents import ScalarWriter, Series, read_run_scalars

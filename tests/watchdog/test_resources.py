@@ -17,7 +17,7 @@ import pytest
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import MemoryForecast, NonFinite, Throughput
 from watchdog.driver import VirtualDriver, carry_out
-from watchdog.events import EVENTS_FILENAME, read_events
+from watchdog.eventlog import EVENTS_FILENAME, read_events
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable, State, Stop
 from watchdog.resources import ResourceSampler

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from watchdog.checkpoints import CheckpointStore, read_openrl_module
-from watchdog.events import EVENTS_FILENAME, read_events
+from watchdog.eventlog import EVENTS_FILENAME, read_events
 from watchdog.supervise import (
     RestartPoint,
     choose_restart_point,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from watchdog.cli import main
-from watchdog.events import read_events
+from watchdog.eventlog import read_events
 from watchdog.watch import WATCH_EVENTS, RunFollower
 
 WRITER = Path(__file__).resolve().parents[1] / "helpers" / "slow_writer.py"

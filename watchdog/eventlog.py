@@ -3,6 +3,10 @@
 Every line has ``time``, ``event``, ``iteration``, ``env_steps`` and ``state``; the rest depends on
 the event kind (see :data:`EVENT_KINDS`). The reader tolerates a torn last line (a run killed
 mid-write) and reports, rather than raises on, lines it cannot parse.
+
+Named ``eventlog``, not ``events``: PyPI's ``watchdog`` (a file watcher that rl-games and many tools
+require) shares this package's import name and has a ``watchdog.events`` of its own (the package's
+docstring).
 """
 
 from __future__ import annotations
