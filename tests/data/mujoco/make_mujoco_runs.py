@@ -55,6 +55,10 @@ RUNS = {
     "rl_games/walker2d": ("rl_games", "Walker2d-v4", 32, 500),
     "rl_games/ant": ("rl_games", "Ant-v4", 32, 500),
     "sb3/walker2d_zoo": ("sb3", "Walker2d-v4", True, 100_000),
+    # session 11: CleanRL's continuous PPO (our rewrite of ppo_continuous_action.py), one point per episode
+    # (read as the mean of the last 100 episodes since session 11), made after that reading was chosen
+    "cleanrl/hopper": ("cleanrl", "Hopper-v4", 4, 300),
+    "cleanrl/walker2d": ("cleanrl", "Walker2d-v4", 4, 300),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
@@ -82,6 +86,7 @@ FAULTS = {
     "rsl_rl/walker2d_lr_ramp": ("rsl_rl", "Walker2d-v4", 32, 450, (250, 1.0, 1.03)),
     "rl_games/walker2d_lr_ramp": ("rl_games", "Walker2d-v4", 32, 450, (250, 1.0, 1.03)),
     "sb3/walker2d_zoo_lr_ramp": ("sb3", "Walker2d-v4", True, 100_000, (120, 1.0, 1.08)),
+    "cleanrl/hopper_lr_fault": ("cleanrl", "Hopper-v4", 4, 300, (200, 30.0)),
 }
 
 ZOO_256_RELU = "256x256 ReLU, log-std init -2"  # the zoo's policy_kwargs for Hopper-v4 and HalfCheetah-v4
@@ -391,6 +396,114 @@ def skrl_train(out: Path, env, updates: int, *, experiment: str, seed: int, rewa
     (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"seed": seed, "agent": agent_yaml}))
 
 
+def cleanrl(out: Path, env_id: str, n_envs: int, updates: int, lr_jump: tuple[int, float] | None = None) -> None:
+    """CleanRL's ppo_continuous_action.py, our own short rewrite (CleanRL is a single file meant to be copied,
+    not a library; as ../frameworks' CartPole rewrite): its wrappers (RecordEpisodeStatistics, ClipAction,
+    NormalizeObservation and NormalizeReward, both clipped at 10), its agent (64-64 tanh, a state-independent
+    log-std from 0), its update (lr 3e-4 annealed to 0 over the run, 10 epochs x 32 minibatches, GAE 0.99 /
+    0.95, clip 0.2, clipped value loss, no entropy bonus, grad norm 0.5) and its tags against global_step,
+    with ``n_envs`` envs x 256 steps per update (CleanRL's default is 1 x 2048). Each finished episode's raw
+    return is one ``charts/episodic_return`` point. ``lr_jump`` (update, factor): that update (0-based) and
+    every later one at the annealed learning rate x factor, set where CleanRL anneals it."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+    from torch import nn
+    from torch.distributions.normal import Normal
+    from torch.utils.tensorboard import SummaryWriter
+
+    steps, epochs, minibatches, clip, lr = 256, 10, 32, 0.2, 3e-4
+    batch = n_envs * steps
+
+    def make():
+        env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
+        env = gym.wrappers.ClipAction(env)
+        env = gym.wrappers.TransformObservation(gym.wrappers.NormalizeObservation(env), lambda o: np.clip(o, -10, 10))
+        return gym.wrappers.TransformReward(gym.wrappers.NormalizeReward(env, gamma=0.99), lambda r: float(np.clip(r, -10, 10)))
+
+    def layer(i: int, o: int, std: float = 2 ** 0.5) -> nn.Linear:
+        lin = nn.Linear(i, o)
+        nn.init.orthogonal_(lin.weight, std)
+        nn.init.constant_(lin.bias, 0.0)
+        return lin
+
+    torch.manual_seed(1)
+    envs = gym.vector.SyncVectorEnv([make for _ in range(n_envs)])
+    n_obs, n_act = envs.single_observation_space.shape[0], envs.single_action_space.shape[0]
+    critic = nn.Sequential(layer(n_obs, 64), nn.Tanh(), layer(64, 64), nn.Tanh(), layer(64, 1, 1.0))
+    actor = nn.Sequential(layer(n_obs, 64), nn.Tanh(), layer(64, 64), nn.Tanh(), layer(64, n_act, 0.01))
+    log_std = nn.Parameter(torch.zeros(1, n_act))
+    params = [*critic.parameters(), *actor.parameters(), log_std]
+    opt = torch.optim.Adam(params, lr=lr, eps=1e-5)
+    writer = SummaryWriter(str(out / "runs" / f"{env_id}__ppo_continuous_action__1__1700000000"))
+    obs_buf, act_buf = torch.zeros(steps, n_envs, n_obs), torch.zeros(steps, n_envs, n_act)
+    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(steps, n_envs) for _ in range(4))
+    next_obs = torch.tensor(envs.reset(seed=1)[0], dtype=torch.float32)
+    next_done = torch.zeros(n_envs)
+    global_step = 0
+
+    def dist(o: torch.Tensor) -> Normal:
+        return Normal(actor(o), log_std.expand(len(o), -1).exp())
+
+    for update in range(updates):
+        now = lr * (1.0 - update / updates)  # CleanRL's --anneal-lr
+        opt.param_groups[0]["lr"] = now * (lr_jump[1] if lr_jump is not None and update >= lr_jump[0] else 1.0)
+        for t in range(steps):
+            global_step += n_envs
+            obs_buf[t], done_buf[t] = next_obs, next_done
+            with torch.no_grad():
+                d = dist(next_obs)
+                action = d.sample()
+                val_buf[t] = critic(next_obs).flatten()
+            act_buf[t], logp_buf[t] = action, d.log_prob(action).sum(1)
+            o, r, term, trunc, info = envs.step(action.numpy())
+            rew_buf[t] = torch.tensor(r, dtype=torch.float32)
+            next_obs, next_done = torch.tensor(o, dtype=torch.float32), torch.tensor(term | trunc, dtype=torch.float32)
+            for final in info.get("final_info", ()):  # gymnasium 0.29: finished sub-envs' infos
+                if final and "episode" in final:
+                    writer.add_scalar("charts/episodic_return", float(np.ravel(final["episode"]["r"])[0]), global_step)
+                    writer.add_scalar("charts/episodic_length", float(np.ravel(final["episode"]["l"])[0]), global_step)
+        with torch.no_grad():
+            next_value = critic(next_obs).flatten()
+            adv, last = torch.zeros_like(rew_buf), 0
+            for t in reversed(range(steps)):
+                nonterm = 1.0 - (next_done if t == steps - 1 else done_buf[t + 1])
+                nextv = next_value if t == steps - 1 else val_buf[t + 1]
+                adv[t] = last = rew_buf[t] + 0.99 * nextv * nonterm - val_buf[t] + 0.99 * 0.95 * nonterm * last
+            ret = adv + val_buf
+        b_obs, b_act, b_logp = obs_buf.reshape(-1, n_obs), act_buf.reshape(-1, n_act), logp_buf.reshape(-1)
+        b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_buf.reshape(-1)
+        clipfracs = []
+        for _ in range(epochs):
+            for mb in torch.randperm(batch).split(batch // minibatches):
+                d = dist(b_obs[mb])
+                logratio = d.log_prob(b_act[mb]).sum(1) - b_logp[mb]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    old_approx_kl, approx_kl = (-logratio).mean(), ((ratio - 1) - logratio).mean()
+                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
+                a = (b_adv[mb] - b_adv[mb].mean()) / (b_adv[mb].std() + 1e-8)
+                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+                v = critic(b_obs[mb]).flatten()
+                v_clipped = b_val[mb] + (v - b_val[mb]).clamp(-clip, clip)
+                v_loss = 0.5 * torch.max((v - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
+                entropy = d.entropy().sum(1).mean()
+                opt.zero_grad()
+                (pg_loss + 0.5 * v_loss).backward()
+                nn.utils.clip_grad_norm_(params, 0.5)
+                opt.step()
+        var_y = np.var(b_ret.numpy())
+        explained_var = np.nan if var_y == 0 else 1 - np.var((b_ret - b_val).numpy()) / var_y
+        for tag, value in (("charts/learning_rate", opt.param_groups[0]["lr"]), ("losses/value_loss", v_loss.item()),
+                           ("losses/policy_loss", pg_loss.item()), ("losses/entropy", entropy.item()),
+                           ("losses/old_approx_kl", old_approx_kl.item()), ("losses/approx_kl", approx_kl.item()),
+                           ("losses/clipfrac", float(np.mean(clipfracs))), ("losses/explained_variance", explained_var),
+                           ("charts/SPS", 1000.0)):
+            writer.add_scalar(tag, value, global_step)
+    writer.close()
+    envs.close()
+
+
 def main(argv: list[str]) -> int:
     from tests.data.make_each import make_each
 
@@ -400,7 +513,7 @@ def main(argv: list[str]) -> int:
         library, *args = every[name]
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
-        {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl}[library](out, *args)
+        {"sb3": sb3, "rsl_rl": rsl_rl, "rl_games": rl_games, "skrl": skrl, "cleanrl": cleanrl}[library](out, *args)
 
     return make_each(every, make, argv)
 
