@@ -312,6 +312,7 @@ class RunReport:
     input_warnings: list[str] = field(default_factory=list)
     iterations: int = 0
     run_info: dict = field(default_factory=dict)  # framework, step_unit, signals found/absent (run_summary)
+    reward_signal: str | None = None  # the key reward_collapse judged
     records: list[MetricRecord] = field(default_factory=list, repr=False)
 
     @property
@@ -322,8 +323,9 @@ class RunReport:
     def reward_path(self) -> dict | None:
         """Where the reward began and ended (medians of its first and last tenth, at least 3 points each) and
         its best: whether the run learned, which no verdict says (``healthy`` is "no divergence", also of a
-        run that never learned). None with fewer than 10 finite values."""
-        for key in (STEP_REWARD, EPISODE_RETURN):
+        run that never learned): the reward the detectors judged, else the step reward or the episode return.
+        None with fewer than 10 finite values."""
+        for key in dict.fromkeys(k for k in (self.reward_signal, STEP_REWARD, EPISODE_RETURN) if k):
             points = [(r.iteration, r.metrics[key]) for r in self.records
                       if key in r.metrics and math.isfinite(r.metrics[key])]
             if len(points) >= 10:
@@ -395,7 +397,7 @@ def unrecognised_report(run: str, data: RunData) -> RunReport:
 def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunReport:
     """Feed the records through ``Watchdog(cfg)``, carrying out its actions virtually."""
     report = RunReport(run=run, source=data.source, input_warnings=list(data.warnings), records=data.records,
-                       iterations=len(data.records))
+                       iterations=len(data.records), reward_signal=cfg.reward_collapse.signal)
     keys: set[str] = set()
     for rec in data.records:
         keys.update(rec.metrics)
