@@ -124,7 +124,6 @@ def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = 
     from torch.utils.tensorboard import SummaryWriter
 
     num_envs, num_steps, epochs, minibatches, clip = 4, 32, 2, 2, 0.2
-    batch = num_envs * num_steps
     for name, fault in runs:
         out = _fresh(root / "cleanrl" / name / "runs")
         torch.manual_seed(1)
@@ -162,51 +161,82 @@ def cleanrl_runs(runs=CLEANRL_RUNS, root: Path = HERE, iterations: int | None = 
                         writer.add_scalar("charts/episodic_return", final["episode"]["r"], global_step)
                         writer.add_scalar("charts/episodic_length", final["episode"]["l"], global_step)
             with torch.no_grad():
-                next_value = critic(next_obs).flatten()
-                adv = torch.zeros_like(rew_buf)
-                last = 0
-                for t in reversed(range(num_steps)):
-                    nonterm = 1.0 - (next_done if t == num_steps - 1 else done_buf[t + 1])
-                    nextv = next_value if t == num_steps - 1 else val_buf[t + 1]
-                    delta = rew_buf[t] + 0.99 * nextv * nonterm - val_buf[t]
-                    adv[t] = last = delta + 0.99 * 0.95 * nonterm * last
-                ret = adv + val_buf
+                adv, ret = cleanrl_gae(rew_buf, val_buf, done_buf, critic(next_obs).flatten(), next_done)
             b_obs, b_act, b_logp = obs_buf.reshape(-1, 4), act_buf.reshape(-1), logp_buf.reshape(-1)
             b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_buf.reshape(-1)
-            clipfracs = []
-            for _ in range(epochs):
-                for mb in torch.randperm(batch).split(batch // minibatches):
-                    dist = Categorical(logits=actor(b_obs[mb]))
-                    logratio = dist.log_prob(b_act[mb]) - b_logp[mb]
-                    ratio = logratio.exp()
-                    with torch.no_grad():
-                        old_approx_kl = (-logratio).mean()
-                        approx_kl = ((ratio - 1) - logratio).mean()
-                        clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
-                    a = (b_adv[mb] - b_adv[mb].mean()) / (b_adv[mb].std() + 1e-8)
-                    pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-                    v = critic(b_obs[mb]).flatten()
-                    v_clipped = b_val[mb] + (v - b_val[mb]).clamp(-clip, clip)
-                    v_loss = 0.5 * torch.max((v - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
-                    entropy = dist.entropy().mean()
-                    opt.zero_grad()
-                    (pg_loss - 0.01 * entropy + 0.5 * v_loss).backward()
-                    nn.utils.clip_grad_norm_(params, 0.5)
-                    opt.step()
-            var_y = np.var(b_ret.numpy())
-            explained_var = np.nan if var_y == 0 else 1 - np.var((b_ret - b_val).numpy()) / var_y
-            writer.add_scalar("charts/learning_rate", opt.param_groups[0]["lr"], global_step)
-            writer.add_scalar("losses/value_loss", v_loss.item(), global_step)
-            writer.add_scalar("losses/policy_loss", pg_loss.item(), global_step)
-            writer.add_scalar("losses/entropy", entropy.item(), global_step)
-            writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), global_step)
-            writer.add_scalar("losses/approx_kl", approx_kl.item(), global_step)
-            writer.add_scalar("losses/clipfrac", np.mean(clipfracs), global_step)
-            writer.add_scalar("losses/explained_variance", explained_var, global_step)
-            writer.add_scalar("charts/SPS", 1000, global_step)
+
+            def policy(o, a):
+                dist = Categorical(logits=actor(o))
+                return dist.log_prob(a), dist.entropy().mean()
+
+            cleanrl_update(writer, global_step, opt, params, policy, critic, (b_obs, b_act, b_logp, b_adv, b_ret, b_val),
+                           epochs=epochs, minibatches=minibatches, clip=clip, ent_coef=0.01)
         writer.close()
         envs.close()
         print("cleanrl", name, global_step)
+
+
+def cleanrl_gae(rewards, values, dones, next_value, next_done, gamma: float = 0.99, lam: float = 0.95):
+    """CleanRL's generalised advantage estimate over a rollout (steps x envs): (advantages, returns)."""
+    steps = len(rewards)
+    adv, last = torch.zeros_like(rewards), 0
+    for t in reversed(range(steps)):
+        nonterm = 1.0 - (next_done if t == steps - 1 else dones[t + 1])
+        nextv = next_value if t == steps - 1 else values[t + 1]
+        delta = rewards[t] + gamma * nextv * nonterm - values[t]
+        adv[t] = last = delta + gamma * lam * nonterm * last
+    return adv, adv + values
+
+
+def cleanrl_losses(logratio, adv, v, old_v, ret, clip: float, clipfracs: list):
+    """One CleanRL PPO minibatch: the clipped surrogate on normalised advantages and the clipped value loss,
+    with its two KL estimates (no grad); appends the clip fraction. (pg_loss, v_loss, old_approx_kl, approx_kl)"""
+    ratio = logratio.exp()
+    with torch.no_grad():
+        old_approx_kl = (-logratio).mean()
+        approx_kl = ((ratio - 1) - logratio).mean()
+        clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
+    a = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+    v_clipped = old_v + (v - old_v).clamp(-clip, clip)
+    v_loss = 0.5 * torch.max((v - ret) ** 2, (v_clipped - ret) ** 2).mean()
+    return pg_loss, v_loss, old_approx_kl, approx_kl
+
+
+def cleanrl_update(writer, step: int, opt, params, policy, critic, rollout, *, epochs: int, minibatches: int,
+                   clip: float, ent_coef: float) -> None:
+    """CleanRL's PPO update over a flattened rollout (obs, actions, log-probs, advantages, returns, values):
+    ``epochs`` passes of shuffled minibatches, loss ``pg - ent_coef x entropy + 0.5 x value``, grad norm 0.5;
+    then its scalars. ``policy(obs, actions)`` -> (log-probs, mean entropy)."""
+    b_obs, b_act, b_logp, b_adv, b_ret, b_val = rollout
+    batch, clipfracs = len(b_obs), []
+    for _ in range(epochs):
+        for mb in torch.randperm(batch).split(batch // minibatches):
+            logp, entropy = policy(b_obs[mb], b_act[mb])
+            pg_loss, v_loss, old_approx_kl, approx_kl = cleanrl_losses(
+                logp - b_logp[mb], b_adv[mb], critic(b_obs[mb]).flatten(), b_val[mb], b_ret[mb], clip, clipfracs)
+            opt.zero_grad()
+            (pg_loss - ent_coef * entropy + 0.5 * v_loss).backward()
+            torch.nn.utils.clip_grad_norm_(params, 0.5)
+            opt.step()
+    cleanrl_log_update(writer, step, opt.param_groups[0]["lr"], v_loss, pg_loss, entropy, old_approx_kl, approx_kl,
+                       clipfracs, b_ret, b_val)
+
+
+def cleanrl_log_update(writer, step: int, lr: float, v_loss, pg_loss, entropy, old_approx_kl, approx_kl,
+                       clipfracs: list, returns, values) -> None:
+    """CleanRL's per-update scalars, in its order, against global_step."""
+    var_y = np.var(returns.numpy())
+    explained_var = np.nan if var_y == 0 else 1 - np.var((returns - values).numpy()) / var_y
+    writer.add_scalar("charts/learning_rate", lr, step)
+    writer.add_scalar("losses/value_loss", v_loss.item(), step)
+    writer.add_scalar("losses/policy_loss", pg_loss.item(), step)
+    writer.add_scalar("losses/entropy", entropy.item(), step)
+    writer.add_scalar("losses/old_approx_kl", old_approx_kl.item(), step)
+    writer.add_scalar("losses/approx_kl", approx_kl.item(), step)
+    writer.add_scalar("losses/clipfrac", np.mean(clipfracs), step)
+    writer.add_scalar("losses/explained_variance", explained_var, step)
+    writer.add_scalar("charts/SPS", 1000, step)
 
 
 # ------------------------------------------------------------------------------------------ rsl_rl

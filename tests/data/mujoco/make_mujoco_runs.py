@@ -412,8 +412,9 @@ def cleanrl(out: Path, env_id: str, n_envs: int, updates: int, lr_jump: tuple[in
     from torch.distributions.normal import Normal
     from torch.utils.tensorboard import SummaryWriter
 
+    from tests.data.frameworks.make_runs import cleanrl_gae, cleanrl_update
+
     steps, epochs, minibatches, clip, lr = 256, 10, 32, 0.2, 3e-4
-    batch = n_envs * steps
 
     def make():
         env = gym.wrappers.RecordEpisodeStatistics(gym.make(env_id))
@@ -445,6 +446,10 @@ def cleanrl(out: Path, env_id: str, n_envs: int, updates: int, lr_jump: tuple[in
     def dist(o: torch.Tensor) -> Normal:
         return Normal(actor(o), log_std.expand(len(o), -1).exp())
 
+    def policy(o: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        d = dist(o)
+        return d.log_prob(a).sum(1), d.entropy().sum(1).mean()
+
     for update in range(updates):
         now = lr * (1.0 - update / updates)  # CleanRL's --anneal-lr
         opt.param_groups[0]["lr"] = now * (lr_jump[1] if lr_jump is not None and update >= lr_jump[0] else 1.0)
@@ -464,42 +469,11 @@ def cleanrl(out: Path, env_id: str, n_envs: int, updates: int, lr_jump: tuple[in
                     writer.add_scalar("charts/episodic_return", float(np.ravel(final["episode"]["r"])[0]), global_step)
                     writer.add_scalar("charts/episodic_length", float(np.ravel(final["episode"]["l"])[0]), global_step)
         with torch.no_grad():
-            next_value = critic(next_obs).flatten()
-            adv, last = torch.zeros_like(rew_buf), 0
-            for t in reversed(range(steps)):
-                nonterm = 1.0 - (next_done if t == steps - 1 else done_buf[t + 1])
-                nextv = next_value if t == steps - 1 else val_buf[t + 1]
-                adv[t] = last = rew_buf[t] + 0.99 * nextv * nonterm - val_buf[t] + 0.99 * 0.95 * nonterm * last
-            ret = adv + val_buf
+            adv, ret = cleanrl_gae(rew_buf, val_buf, done_buf, critic(next_obs).flatten(), next_done)
         b_obs, b_act, b_logp = obs_buf.reshape(-1, n_obs), act_buf.reshape(-1, n_act), logp_buf.reshape(-1)
         b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_buf.reshape(-1)
-        clipfracs = []
-        for _ in range(epochs):
-            for mb in torch.randperm(batch).split(batch // minibatches):
-                d = dist(b_obs[mb])
-                logratio = d.log_prob(b_act[mb]).sum(1) - b_logp[mb]
-                ratio = logratio.exp()
-                with torch.no_grad():
-                    old_approx_kl, approx_kl = (-logratio).mean(), ((ratio - 1) - logratio).mean()
-                    clipfracs.append(((ratio - 1.0).abs() > clip).float().mean().item())
-                a = (b_adv[mb] - b_adv[mb].mean()) / (b_adv[mb].std() + 1e-8)
-                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-                v = critic(b_obs[mb]).flatten()
-                v_clipped = b_val[mb] + (v - b_val[mb]).clamp(-clip, clip)
-                v_loss = 0.5 * torch.max((v - b_ret[mb]) ** 2, (v_clipped - b_ret[mb]) ** 2).mean()
-                entropy = d.entropy().sum(1).mean()
-                opt.zero_grad()
-                (pg_loss + 0.5 * v_loss).backward()
-                nn.utils.clip_grad_norm_(params, 0.5)
-                opt.step()
-        var_y = np.var(b_ret.numpy())
-        explained_var = np.nan if var_y == 0 else 1 - np.var((b_ret - b_val).numpy()) / var_y
-        for tag, value in (("charts/learning_rate", opt.param_groups[0]["lr"]), ("losses/value_loss", v_loss.item()),
-                           ("losses/policy_loss", pg_loss.item()), ("losses/entropy", entropy.item()),
-                           ("losses/old_approx_kl", old_approx_kl.item()), ("losses/approx_kl", approx_kl.item()),
-                           ("losses/clipfrac", float(np.mean(clipfracs))), ("losses/explained_variance", explained_var),
-                           ("charts/SPS", 1000.0)):
-            writer.add_scalar(tag, value, global_step)
+        cleanrl_update(writer, global_step, opt, params, policy, critic, (b_obs, b_act, b_logp, b_adv, b_ret, b_val),
+                       epochs=epochs, minibatches=minibatches, clip=clip, ent_coef=0.0)
     writer.close()
     envs.close()
 
