@@ -864,9 +864,9 @@ class RewardCollapse(Detector):
                   f"too few changes for a noise scale; the limit, {limit:.3g}, is {self.cfg.min_rel_drop:g} of its range)"))
             + ("" if standing else f"; nothing learned to lose, as far as the judged stretch shows: its level never "
                                    f"rose above where it began (median {origin:.3g}, "
-                                   + (f"the first quarter of its first judged window, which it climbed through) by "
-                                      f"the larger 5-95 % range of that window's first and last quarters" if climbed else
-                                      f"its first judged window) by that window's 5-95 % range")
+                                   + ("the first quarter of its first judged window, which it climbed through) by "
+                                      "the larger 5-95 % range of that window's first and last quarters" if climbed else
+                                      "its first judged window) by that window's 5-95 % range")
                                    + f" ({wander:.3g}), nor fell below it by as much"),
             onset_hint=self.first_down,
         )

@@ -100,9 +100,15 @@ def _it(obj) -> str:
     return "-" if not obj else f"it {obj['iteration']}"
 
 
+def reward_label(key: str) -> str:
+    """A reward key as a person reads it (a key set in ``reward_collapse.signal`` as it is)."""
+    from watchdog.signals import EPISODE_RETURN, STEP_REWARD
+
+    return {STEP_REWARD: "average step reward", EPISODE_RETURN: "episode return"}.get(key, key)
+
+
 def _render_one(out, report) -> None:
     from watchdog.console import at_iteration, describe_event
-    from watchdog.signals import STEP_REWARD
 
     advisory = sum(1 for w in report.warnings if w.get("advisory"))
     said = f", {advisory} advisory warning{'s' * (advisory != 1)} below" if advisory and report.verdict == "healthy" else ""
@@ -114,7 +120,7 @@ def _render_one(out, report) -> None:
         path = report.reward_path
         out.message(f"  up to it {last.iteration}" + ("" if unit == "iterations" else f" ({last.env_steps:,} {unit})")
                     + ("" if path is None else
-                       f"; {'average step reward' if path['signal'] == STEP_REWARD else 'episode return'} "
+                       f"; {reward_label(path['signal'])} "
                        f"{path['first']:.4g} over its first tenth, {path['last']:.4g} over its last "
                        f"(best {path['best']:.4g} at it {path['best_iteration']})"))
     for warning in report.input_warnings:
@@ -184,7 +190,7 @@ def plot_report(report, cfg, path: str) -> None:
     its = [r.iteration for r in report.records]
     reward = STEP_REWARD if any(STEP_REWARD in r.metrics for r in report.records) else EPISODE_RETURN
     panels = ((VALUE_LOSS, "value loss", True), (CRITIC_GRAD_NORM, "critic grad norm", True),
-              (reward, "average step reward" if reward == STEP_REWARD else "episode return", False))
+              (reward, reward_label(reward), False))
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
     for ax, (key, label, log_scale) in zip(axes, panels):
         ax.plot(its, [r.metrics.get(key, float("nan")) for r in report.records], lw=0.8)
