@@ -320,17 +320,25 @@ class RunReport:
         return [e for e in self.events if e["event"] == "warning"]
 
     @property
+    def reward_key(self) -> str:
+        """The reward a person should look at: the one the detectors judged (``reward_collapse.signal``) where the
+        run has at least 10 finite values of it, else the step reward, else the episode return."""
+        keys = list(dict.fromkeys(k for k in (self.reward_signal, STEP_REWARD, EPISODE_RETURN) if k))
+        for key in keys:
+            if sum(1 for r in self.records if key in r.metrics and math.isfinite(r.metrics[key])) >= 10:
+                return key
+        return next((k for k in keys if any(k in r.metrics for r in self.records)), keys[0])
+
+    @property
     def reward_path(self) -> dict | None:
         """Where the reward began and ended (medians of its first and last tenth, at least 3 points each) and
         its best: whether the run learned, which no verdict says (``healthy`` is "no divergence", also of a
         run that never learned): the reward the detectors judged, else the step reward or the episode return.
         None with fewer than 10 finite values."""
-        for key in dict.fromkeys(k for k in (self.reward_signal, STEP_REWARD, EPISODE_RETURN) if k):
-            points = [(r.iteration, r.metrics[key]) for r in self.records
-                      if key in r.metrics and math.isfinite(r.metrics[key])]
-            if len(points) >= 10:
-                break
-        else:
+        key = self.reward_key
+        points = [(r.iteration, r.metrics[key]) for r in self.records
+                  if key in r.metrics and math.isfinite(r.metrics[key])]
+        if len(points) < 10:
             return None
         values = [v for _, v in points]
         tenth = max(3, len(values) // 10)

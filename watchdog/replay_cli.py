@@ -185,10 +185,10 @@ def plot_report(report, cfg, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from watchdog.signals import CRITIC_GRAD_NORM, EPISODE_RETURN, STEP_REWARD, VALUE_LOSS
+    from watchdog.signals import CRITIC_GRAD_NORM, VALUE_LOSS
 
     its = [r.iteration for r in report.records]
-    reward = STEP_REWARD if any(STEP_REWARD in r.metrics for r in report.records) else EPISODE_RETURN
+    reward = report.reward_key  # the reward the markers' reward_collapse judged, as the report's reward line
     panels = ((VALUE_LOSS, "value loss", True), (CRITIC_GRAD_NORM, "critic grad norm", True),
               (reward, reward_label(reward), False))
     fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
@@ -204,13 +204,14 @@ def plot_report(report, cfg, path: str) -> None:
         if report.onset:
             ax.axvspan(report.onset["low"], report.onset["high"], color="red", alpha=0.1)
             ax.axvline(report.onset["iteration"], color="red", ls="--", lw=1)
-    axes[0].axhline(cfg.value_loss.value_loss_max, color="black", ls=":", lw=1, label="threshold")
+    if report.run_info.get("value_loss_rule", cfg.value_loss.enabled):  # off for raw value targets (SB3, ...)
+        axes[0].axhline(cfg.value_loss.value_loss_max, color="black", ls=":", lw=1, label="threshold")
+        axes[0].legend(loc="upper right")
     if report.recommended_checkpoint:
         step = report.recommended_checkpoint["step"]
         it = min(report.records, key=lambda r: abs(r.env_steps - step)).iteration
         for ax in axes:
             ax.axvline(it, color="green", lw=1.2)
-    axes[0].legend(loc="upper right")
     axes[-1].set_xlabel("PPO iteration")
     fig.suptitle(f"{report.run}: {report.verdict}")
     fig.tight_layout()

@@ -93,6 +93,26 @@ def test_the_report_says_where_the_reward_began_and_ended_which_a_verdict_does_n
     assert "episode return -44.88 over its first tenth, -1208 over its last (best -10.65 at it 0)" in capsys.readouterr().out
 
 
+def test_the_plot_and_the_reward_line_show_the_reward_the_detectors_judged(tmp_path, capsys):
+    """A config that points ``reward_collapse.signal`` at another key: the reward line and the plot's reward panel
+    follow it (named as it is); a key the run lacks falls back to the reward the run logs."""
+    from watchdog.config import WatchdogConfig
+
+    run = Path(__file__).resolve().parents[1] / "data" / "mujoco" / "sb3" / "walker2d_zoo"
+    custom = WatchdogConfig()
+    custom.reward_collapse.signal = "train/explained_variance"
+    report = replay_run(run, custom)
+    assert report.reward_key == "train/explained_variance" == report.reward_path["signal"]
+    missing = WatchdogConfig()
+    missing.reward_collapse.signal = "rollout/no_such_key"
+    assert replay_run(run, missing).reward_key == "rollout/episode_return"
+    cfg_file = tmp_path / "wd.yaml"
+    cfg_file.write_text("reward_collapse:\n  signal: train/explained_variance\n")
+    png = tmp_path / "walker.png"
+    assert main(["replay", str(run), "--config", str(cfg_file), "--plot", str(png)]) == 0
+    assert "train/explained_variance " in capsys.readouterr().out and png.stat().st_size > 10_000
+
+
 def test_tensorboard_records_iteration_from_smallest_step_and_keep_restarts(tmp_path):
     with ScalarWriter(tmp_path / "logs" / "value_loss" / "value_loss") as w:
         for step in (1000, 2000, 3000, 2000, 3000):  # rolled back after 3000
