@@ -462,7 +462,8 @@ def value_rule(cfg, info: Mapping) -> tuple[bool, str]:
 
 
 def config_for_run(cfg, info: Mapping) -> object:
-    """``cfg`` for one run: the reward detector on the run's reward key, and, where its value targets
+    """``cfg`` for one run: the reward detector on the run's reward key (for an integration's event log, the
+    one its live watchdog judged: ``info["live_reward"]``), and, where its value targets
     are not normalised (:func:`targets_normalized`; ``tags.value_targets_normalized: true`` says they
     are after all):
 
@@ -493,8 +494,12 @@ def config_for_run(cfg, info: Mapping) -> object:
     keys = set(info.get("keys") or ())
     rc = cfg.reward_collapse
     reward = rc.signal
-    if rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:
+    live = info.get("live_reward")  # an integration's event log: the reward its live watchdog judged
+    if rc.signal == STEP_REWARD and live in keys and live != STEP_REWARD:
+        reward = live
+    elif rc.signal == STEP_REWARD and STEP_REWARD not in keys and EPISODE_RETURN in keys:
         reward = EPISODE_RETURN
+    if reward != rc.signal:
         updates["reward_collapse"] = rc.model_copy(update={"signal": reward})
     if not normalized and cfg.blowup.explained_by is None:
         updates["blowup"] = cfg.blowup.model_copy(update={"explained_by": reward})
@@ -503,13 +508,15 @@ def config_for_run(cfg, info: Mapping) -> object:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
-def live_config(framework: str, cfg=None, *, reward: str = STEP_REWARD):
+def live_config(framework: str, cfg=None, *, reward: str = STEP_REWARD, normalization: tuple[bool, str] | None = None):
     """The watchdog config a live run of ``framework`` (an integration) starts from: ``cfg`` (else
     the defaults) with the value-loss rule decided exactly as replay decides it for that framework, and
-    the reward detector on ``reward``, the key the integration reports the run's reward under."""
+    the reward detector on ``reward``, the key the integration reports the run's reward under.
+    ``normalization``: (value targets normalised?, why) where it is a per-run setting the live trainer
+    knows (rl_games' ``normalize_value``), as replay reads it from the run's params."""
     from watchdog.config import WatchdogConfig
 
-    normalized, why = value_normalization(framework, None)
+    normalized, why = normalization or value_normalization(framework, None)
     return config_for_run(cfg or WatchdogConfig(), {"framework": framework, "value_targets_normalized": normalized,
                                                     "value_normalization": why, "keys": (reward,)})
 

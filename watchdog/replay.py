@@ -187,12 +187,30 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         return None
     first = records[0]
     spi = first.env_steps // (first.iteration + 1) if first.env_steps else None
+    if info.get("framework") in FRAMEWORKS:
+        info["step_size"], info["live_axis"] = spi or None, True  # the framework's checkpoints, on our axis
     return RunData(records, "events", list(res.warnings), spi or None, info)
 
 
+# the name an integration's start event gives its framework -> watchdog.frameworks' name
+_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games"}
+
+
 def _info_from_start(ev: dict) -> dict:
-    """task / num_envs from the live run's start event (its argv)."""
+    """task / num_envs from the live run's start event (its argv); the framework of an integration's run
+    (``watchdog.integrations``) and, where the integration knew it, whether its value targets are normalised
+    (rl_games' ``normalize_value``), so replay judges the event log as the live run was judged."""
     info = {}
+    framework = _LIVE_FRAMEWORKS.get(str(ev.get("framework")))
+    if framework is not None:
+        info["framework"] = framework
+        signal = ((ev.get("config") or {}).get("reward_collapse") or {}).get("signal")
+        if isinstance(signal, str):
+            info["live_reward"] = signal  # the reward the integration judged (its records carry several)
+        if isinstance(ev.get("value_targets_normalized"), bool):
+            flag = ev["value_targets_normalized"]
+            info["value_targets_normalized"] = flag
+            info["value_normalization"] = f"the live run's start event: value targets normalised: {str(flag).lower()}"
     if ev.get("task"):
         info["task"] = ev["task"]
     argv = [str(a) for a in ev.get("argv") or []]
@@ -537,6 +555,10 @@ def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int,
         for folder in [run_dir, *(Path(d) for d in info.get("event_dirs", ()) if Path(d) != run_dir)]:
             found += list_framework_checkpoints(info["framework"], folder, epoch_steps=info.get("epoch_steps"),
                                                 step_size=info.get("step_size"))
+        if info.get("live_axis") and info["framework"] == "rsl_rl":
+            # an integration's event log counts env steps, (it + 1) x steps per iteration; model_<it>.pt is
+            # saved after iteration it's update (rl_games' epoch x step size and SB3's steps are env steps already)
+            found = [((it + 1) * info["step_size"], kind, path) for it, kind, path in found if info.get("step_size")]
         return sorted(set(found), key=lambda t: (t[0], str(t[2])))
     found = []
     root = run_dir / "checkpoints"

@@ -318,6 +318,21 @@ def test_example_nan_at_20_of_40_alarms_rolls_back_switches_and_exits_0(tmp_path
     assert (state[19], state[20], state[39]) == (0.0, 3.0, 3.0)
     assert tensorboard_scalars(run_dir, "watchdog/rollbacks")[39] == 1.0
     assert "Loss/value" in tensorboard_tags(run_dir)
+    # replay of the run folder reads the event log as the live watchdog judged it (an rsl_rl run: no 0.2 rule on
+    # raw value targets, the episode return), so it says what the live run did; it weighs rsl_rl's own
+    # model_<it>.pt, on the log's env-step axis (model_0.pt: after iteration 0, 16 envs x 16 steps)
+    from watchdog.replay import replay_run
+
+    report = replay_run(run_dir)
+    assert report.source == "events" and report.run_info["framework"] == "rsl_rl"
+    assert not report.run_info["value_loss_rule"] and report.reward_signal == "rollout/episode_return"
+    live, = [(e["iteration"], e["detector"], e["onset_iteration"]) for e in kinds(events, "alarm")]
+    assert [(e["iteration"], e["detector"], e["onset_iteration"]) for e in report.events if e["event"] == "alarm"] == [live]
+    steps = {Path(c["path"]).name: c["step"] for c in report.rejected_checkpoints}
+    if report.recommended_checkpoint:
+        steps[Path(report.recommended_checkpoint["path"]).name] = report.recommended_checkpoint["step"]
+        assert report.resume_command.startswith("python scripts/reinforcement_learning/rsl_rl/train.py")
+    assert steps == {"model_0.pt": 256, "model_39.pt": 40 * 256}
 
 
 def test_example_without_watchdog_dies_on_nan_with_exit_3_and_one_line(tmp_path, capsys):

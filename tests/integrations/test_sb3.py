@@ -274,6 +274,11 @@ def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finis
     tb.Reload()
     states = [e.value for e in tb.Scalars("watchdog/state")]
     assert len(states) == 40 and states[20] == 3.0 and tb.Scalars("watchdog/rollbacks")[-1].value == 1.0
+    from watchdog.replay import replay_run  # the event log replays as an SB3 run's, as it was judged live
+
+    report = replay_run(tmp_path)
+    assert report.source == "events" and report.run_info["framework"] == "sb3"
+    assert not report.run_info["value_loss_rule"] and "openrl_ws" not in (report.resume_command or "")
 
 
 @pytest.mark.parametrize(("args", "code"), [
