@@ -81,8 +81,10 @@ def rsl_rl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_sec
     return wall, cpu
 
 
-def rsl_rl(sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
-    """Watched / unwatched per size, ABBA-interleaved; medians of seconds per iteration."""
+def abba(framework: str, run, sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
+    """Watched / unwatched per size, ABBA-interleaved; medians of seconds per iteration. ``run(worlds, steps,
+    iterations, watched, hook_seconds)`` -> (wall, CPU) seconds per iteration of one run (the integration's
+    benches: rsl_rl here, rl_games in ``bench.rl_games_overhead``); push_lite's worlds are 2 envs each."""
     out = {}
     for worlds, steps in sizes:
         times: dict[str, list[float]] = {"unwatched": [], "watched": []}
@@ -91,14 +93,14 @@ def rsl_rl(sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
         for _ in range(repeats):
             for watched in (False, True, True, False):
                 mode = "watched" if watched else "unwatched"
-                wall_s, cpu_s = rsl_rl_run(worlds, steps, iterations, watched, hook)
+                wall_s, cpu_s = run(worlds, steps, iterations, watched, hook)
                 times[mode].append(wall_s)
                 cpu[mode].append(cpu_s)
         median = {k: statistics.median(v) for k, v in times.items()}
         cpu_median = {k: statistics.median(v) for k, v in cpu.items()}
         key = f"{worlds}x{steps}"
         out[key] = {
-            "rsl_rl_envs": 2 * worlds,
+            "envs": 2 * worlds,
             "seconds_per_iteration": median,
             "all": times,
             "ratio": median["watched"] / median["unwatched"],
@@ -109,7 +111,7 @@ def rsl_rl(sizes: list[tuple[int, int]], iterations: int, repeats: int) -> dict:
                         "max": 1e3 * max(hook)},
             "hook_share_of_iteration": statistics.fmean(hook) / median["unwatched"],
         }
-        print(f"rsl_rl {2 * worlds} envs x {steps} steps: {median['unwatched'] * 1e3:.1f} ms/iteration unwatched, "
+        print(f"{framework} {2 * worlds} envs x {steps} steps: {median['unwatched'] * 1e3:.1f} ms/iteration unwatched, "
               f"{median['watched'] * 1e3:.1f} watched, ratio {out[key]['ratio']:.4f} (CPU time: "
               f"{out[key]['cpu_ratio']:.4f}); watchdog "
               f"{1e3 * statistics.median(hook):.2f} ms median per iteration "
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     result = {"machine": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
               "framework": "rsl_rl", "rsl_rl_version": importlib.metadata.version("rsl-rl-lib"),
               "task": "push_lite (examples/push_lite_vecenv.py)", "iterations": args.iterations, "order": "ABBA",
-              "sizes": rsl_rl(sizes, args.iterations, args.repeats)}
+              "sizes": abba("rsl_rl", rsl_rl_run, sizes, args.iterations, args.repeats)}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "rsl_rl_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
 

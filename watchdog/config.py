@@ -634,6 +634,59 @@ def load_rsl_rl_safe_config(path: str | Path) -> RslRlSafeConfig:
     return validate_mapping(RslRlSafeConfig, read_yaml(path), source=str(path))
 
 
+# --- rl_games -------------------------------------------------------------------------------------
+
+
+class RlGamesSafeConfig(BaseModel):
+    """``cfgs/rl_games_safe.yaml``: what ``watchdog.integrations.rl_games`` switches a running rl_games PPO
+    (``a2c_continuous`` / ``a2c_discrete``) to after a rollback, under rl_games' own config names. Every key but
+    ``framework`` is optional (unset: the run keeps its value); all are agent attributes rl_games reads at use
+    time, so all switch live. ``framework: rl_games`` marks the file for ``watchdog check``.
+    """
+
+    model_config = _STRICT
+    framework: Literal["rl_games"] = Field("rl_games", description="Marks the file as an rl_games safe config.")
+    learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
+                                      "further rollback (field report: 3e-4).",
+    )
+    lr_schedule: Literal["fixed", "adaptive"] | None = Field(
+        None, description="fixed: the lr stays at learning_rate (rl_games' adaptive schedule moves it x1.5 per "
+                          "mini-epoch while the KL is below kl_threshold / 2, up to 1e-2, and its linear schedule "
+                          "sets it from the run's start lr); adaptive: the KL schedule restarts from learning_rate.",
+    )
+    kl_threshold: float | None = Field(None, gt=0, description="Target KL of the adaptive schedule (lr_schedule: adaptive only).")
+    grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm; setting it turns truncate_grads on "
+                                                            "(field report 0.5).")
+    e_clip: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip (field report 0.2).")
+    entropy_coef: float | None = Field(None, ge=0, description="Entropy bonus weight.")
+    critic_coef: float | None = Field(None, gt=0, description="Value loss weight.")
+    bounds_loss_coef: float | None = Field(None, ge=0, description="Weight of the loss that keeps the mean action "
+                                                                   "within bounds (continuous actions).")
+    mini_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
+    normalize_advantage: bool | None = Field(None, description="Normalise advantages per rollout (field report: on).")
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+    def live_values(self) -> dict[str, Any]:
+        """The PPO keys the file sets (all of them switch live)."""
+        return {k: v for k, v in self.set_values().items() if k != "framework"}
+
+    @model_validator(mode="after")
+    def _kl_needs_adaptive(self) -> "RlGamesSafeConfig":
+        if self.lr_schedule == "fixed" and self.kl_threshold is not None:
+            raise ValueError("kl_threshold is set but lr_schedule is fixed (kl_threshold only steers the adaptive "
+                             "schedule); drop one of them")
+        return self
+
+
+def load_rl_games_safe_config(path: str | Path) -> RlGamesSafeConfig:
+    """Load ``cfgs/rl_games_safe.yaml``."""
+    return validate_mapping(RlGamesSafeConfig, read_yaml(path), source=str(path))
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -718,11 +771,13 @@ def load_ppo_config(path: str | Path | None) -> PPOConfig:
     return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
 
 
-def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig:
-    """For ``watchdog check``: decide by the keys whether the file is a watchdog, PPO or SB3 config."""
+def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig | RlGamesSafeConfig:
+    """For ``watchdog check``: decide by the keys (or a ``framework:`` marker) which config the file is."""
     data = read_yaml(path)
     if isinstance(data, dict) and data.get("framework") == "rsl_rl":
         return validate_mapping(RslRlSafeConfig, data, source=str(path))
+    if isinstance(data, dict) and data.get("framework") == "rl_games":
+        return validate_mapping(RlGamesSafeConfig, data, source=str(path))
     sb3_only = set(SB3SafeConfig.model_fields) - set(PPOConfig.model_fields)
     ppo_only = set(PPOConfig.model_fields) - set(SB3SafeConfig.model_fields)
     if isinstance(data, dict) and set(data) & sb3_only and not set(data) & ppo_only:

@@ -1,0 +1,104 @@
+"""In-loop watchdog cost per PPO epoch for rl_games, as watched / unwatched.
+
+Real rl_games PPO (``Runner()`` vs ``Runner(WatchdogObserver(...))``) on push_lite registered as an rl_games
+vecenv (``examples/rl_games_ppo.py``: its agent config), the same seed and sizes, one process, runs interleaved
+in ABBA order so machine load hits both alike (``bench.rsl_rl_overhead.abba``). Each run's seconds per epoch
+are timed between the starts of its second and last update (rl_games' ``prepare_dataset``, between rollout and
+update); wall and CPU time (``time.process_time``). Both runs write rl_games' TensorBoard events; the watched one
+adds the whole watchdog: record, detectors, policy, event log, status line (to a null console), ``watchdog/*``
+scalars, stable checkpoints to memory and disk every 10 epochs. ``hook_ms`` is the time inside the watchdog's
+per-epoch judgement alone.
+
+    python -m bench.rl_games_overhead [--sizes 32x16 512x16] [--iterations 20] [--repeats 2]
+
+Sizes are ``WORLDSxSTEPS``: push_lite worlds (2 rl_games actors each) x horizon. Writes
+bench/results/rl_games_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.rsl_rl_overhead import abba
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def rl_games_run(worlds: int, steps: int, iterations: int, watched: bool, hook_seconds: list[float]) -> tuple[float, float]:
+    """Wall and CPU seconds per PPO epoch of one rl_games run (the first epoch excluded)."""
+    import torch
+    from rl_games.common.algo_observer import DefaultAlgoObserver
+    from rl_games.torch_runner import Runner
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    from rl_games_ppo import agent_params, register_env
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.integrations.rl_games import WatchdogObserver
+
+    class Stamped(WatchdogObserver if watched else DefaultAlgoObserver):
+        """Either observer, stamping each update's start (and timing the watchdog's judgement when watched)."""
+
+        def after_init(self, algo):
+            super().after_init(algo)
+            prepare = algo.prepare_dataset
+
+            def stamped(batch_dict):
+                stamps.append((time.perf_counter(), time.process_time()))
+                return prepare(batch_dict)
+
+            algo.prepare_dataset = stamped
+            if watched:
+                judge = self._judge
+
+                def timed(record):
+                    start = time.perf_counter()
+                    try:
+                        return judge(record)
+                    finally:
+                        hook_seconds.append(time.perf_counter() - start)
+
+                self._judge = timed
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    stamps: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        register_env(worlds, steps, 0, None, notes=None)
+        observer = Stamped(console=WatchdogConsole(io.StringIO())) if watched else Stamped()
+        runner = Runner(observer)
+        runner.load(agent_params(0, iterations=iterations, num_actors=2 * worlds, horizon=steps, run_dir=Path(tmp) / "run"))
+        runner.run({"train": True, "play": False})
+    wall, cpu = ((stamps[-1][i] - stamps[1][i]) / (len(stamps) - 2) for i in (0, 1))
+    return wall, cpu
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", default=["32x16", "512x16"],
+                   help="WORLDSxSTEPS per size (32x16: the example's rollout; 512x16: 1024 actors, Isaac Lab's 16 steps)")
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=2, help="ABBA blocks (each: 2 unwatched + 2 watched runs)")
+    args = p.parse_args(argv)
+    sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes]
+    import importlib.metadata
+
+    result = {"machine": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+              "framework": "rl_games", "rl_games_version": importlib.metadata.version("rl-games"),
+              "task": "push_lite (examples/rl_games_ppo.py)", "iterations": args.iterations, "order": "ABBA",
+              "sizes": abba("rl_games", rl_games_run, sizes, args.iterations, args.repeats)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "rl_games_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

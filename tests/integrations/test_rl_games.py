@@ -1,0 +1,278 @@
+"""rl_games under the watchdog: real rl_games PPO (a2c_continuous) on push_lite (tiny), with injected faults.
+
+Save -> train -> fault -> roll back -> the next update starts from exactly the saved tensors, at the safe
+learning rate, and rl_games' loop trains on to its end (or ends at a stop, without saving diverged weights).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("rl_games", reason="rl-games is not installed (pip install 'ppo-watchdog[rl-games]')")
+
+import torch  # noqa: E402
+
+from openrl_ws.inject import FaultSchedule, InjectedCrash  # noqa: E402
+from watchdog.checkpoints import load_checkpoint  # noqa: E402
+from watchdog.config import RlGamesSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
+from watchdog.console import WatchdogConsole  # noqa: E402
+from watchdog.errors import NonFiniteTraining, WatchdogError  # noqa: E402
+from watchdog.eventlog import read_events  # noqa: E402
+from watchdog.integrations import rl_games as wrg  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+import rl_games_ppo  # noqa: E402
+
+torch.set_num_threads(1)
+WORLDS, HORIZON = 8, 16  # 16 actors x 16 steps per epoch: a few hundredths of a second per epoch on a CPU
+SAFE_LR = 3e-4
+# Sensitive enough for a 30-epoch run: short warm-up, frequent stable checkpoints.
+QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5},
+         "trend": {"baseline_iters": 10, "lag_iters": 2},
+         "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
+
+
+class Recording(wrg.WatchdogObserver):
+    """The watchdog's observer, also recording the training state each update starts from (rl_games'
+    ``prepare_dataset`` runs between the rollout and the update, before it touches the value normaliser)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rollbacks_seen = 0
+        self.update_starts: list[tuple[int, dict]] = []
+
+    def after_init(self, algo):
+        super().after_init(algo)
+        self.watch.watchdog.listeners.append(self._on_event)
+        prepare = algo.prepare_dataset
+
+        def recording_prepare(batch_dict):
+            state = wrg.capture_state(algo)
+            state["group_lrs"] = [g["lr"] for g in algo.optimizer.param_groups]
+            self.update_starts.append((self.rollbacks_seen, state))
+            return prepare(batch_dict)
+
+        algo.prepare_dataset = recording_prepare
+
+    def _on_event(self, event: dict) -> None:
+        self.rollbacks_seen += event["event"] == "rollback"
+
+
+def train(tmp_path: Path, inject: list[str], epochs: int, *, wd_cfg: WatchdogConfig | None = None,
+          safe: RlGamesSafeConfig | str | None = str(ROOT / "cfgs" / "rl_games_safe.yaml"), seed: int = 0,
+          changes: dict | None = None) -> tuple[Recording, list[dict]]:
+    from rl_games.torch_runner import Runner
+
+    run_dir = tmp_path / "run"
+    torch.manual_seed(seed)
+    rl_games_ppo.register_env(WORLDS, HORIZON, seed, FaultSchedule.from_specs(inject), notes=None)
+    observer = Recording(config=wd_cfg, safe_config=safe, console=WatchdogConsole(io.StringIO()))
+    params = rl_games_ppo.agent_params(seed, iterations=epochs, num_actors=WORLDS * 2, horizon=HORIZON, run_dir=run_dir)
+    params["params"]["config"].update(changes or {})
+    runner = Runner(observer)
+    runner.load(params)
+    runner.run({"train": True, "play": False})
+    return observer, read_events(run_dir / "watchdog_events.jsonl").events
+
+
+def kinds(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def assert_same_tensors(live: dict, saved: dict, where: str) -> None:
+    assert live.keys() == saved.keys(), where
+    for key, value in saved.items():
+        if isinstance(value, dict):
+            assert_same_tensors(live[key], value, f"{where}.{key}")
+        elif isinstance(value, torch.Tensor):
+            assert torch.equal(live[key].cpu(), value.cpu()), f"{where}.{key} differs"
+        elif isinstance(value, list):
+            assert len(live[key]) == len(value), where
+            for i, (a, b) in enumerate(zip(live[key], value)):
+                assert_same_tensors({"v": a}, {"v": b}, f"{where}.{key}.{i}")
+        else:
+            assert live[key] == value, f"{where}.{key}: {live[key]!r} != {value!r}"
+
+
+def assert_restored_exactly(observer: Recording, rollback: dict) -> None:
+    """The first update after the rollback starts from the checkpoint's model (with its input and value
+    normalisers) and Adam state, bit for bit, at the safe learning rate."""
+    saved, meta = load_checkpoint(rollback["checkpoint"])  # weights-only, sha-verified
+    assert meta["iteration"] == rollback["to_iteration"]
+    live = next(state for rollbacks, state in observer.update_starts if rollbacks == 1)
+    assert_same_tensors(live["model"], saved["model"], "model")
+    assert "running_mean_std.count" in saved["model"]
+    assert ("value_mean_std.count" in saved["model"]) == observer.agent.normalize_value
+    assert_same_tensors(live["optimizer"]["state"], saved["optimizer"]["state"], "optimizer.state")
+    assert live["group_lrs"] == [pytest.approx(SAFE_LR)] and live["last_lr"] == pytest.approx(SAFE_LR)
+
+
+def assert_trained_on_at_safe_lr(observer: Recording, events: list[dict], epochs: int, rollback: dict) -> None:
+    result = observer.result
+    assert not result.stopped and result.rollbacks == 1
+    metrics = kinds(events, "metrics")
+    assert metrics[-1]["iteration"] == epochs - 1
+    after = [m["metrics"] for m in metrics if m["iteration"] > rollback["iteration"]]
+    assert after and all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
+    assert all(math.isfinite(m["train/value_loss"]) for m in after)
+    agent = observer.agent
+    assert isinstance(agent.scheduler, wrg.schedulers.IdentityScheduler) and agent.grad_norm == 0.5
+    assert all(torch.isfinite(p).all() for p in agent.model.parameters())
+    assert kinds(events, "end")
+
+
+def test_nan_rollout_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+    observer, events = train(tmp_path, ["nan@8"], 14)  # the integration's default watchdog config
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and alarm["onset_iteration"] == 8
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 8
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert switch["changes"]["lr_schedule"] == {"old": "adaptive", "new": "fixed"}
+    assert switch["changes"]["grad_norm"] == {"old": 1.0, "new": 0.5}
+    assert_restored_exactly(observer, rollback)
+    assert_trained_on_at_safe_lr(observer, events, 14, rollback)
+
+
+def test_a_reward_blowup_rolls_back_before_it_and_restores_exactly(tmp_path):
+    """Raw value targets (``normalize_value`` off; on, rl_games' value normaliser absorbs a reward x1000 within
+    an epoch: the normalised loss rose 4x): the value loss blows up 10^5x at the fault."""
+    observer, events = train(tmp_path, ["reward_scale@15-17:50"], 30, wd_cfg=WatchdogConfig.model_validate(QUICK),
+                             changes={"normalize_value": False})
+    alarm, = kinds(events, "alarm")
+    assert alarm["signal"] == "train/value_loss" and alarm["detector"] == "blowup"
+    assert 15 <= alarm["iteration"] <= 17 and alarm["onset_iteration"] == 15
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 15
+    assert_restored_exactly(observer, rollback)
+    assert_trained_on_at_safe_lr(observer, events, 30, rollback)
+
+
+def test_the_episode_meters_go_back_with_the_weights(tmp_path):
+    """rl_games' running mean of the last 100 returns is restored too, and the unfinished episodes' sums are
+    zeroed: the return judged after a rollback is the restored policy's, not one poisoned by the abandoned
+    stretch's NaN reward (push_lite's episodes end at a success or after 150 steps: the first in epoch 9)."""
+    _, events = train(tmp_path, ["nan@20"], 26, wd_cfg=WatchdogConfig.model_validate(QUICK))
+    rollback, = kinds(events, "rollback")
+    saved, _ = load_checkpoint(rollback["checkpoint"])
+    assert rollback["to_iteration"] >= 12 and int(saved["episodes"]["game_rewards"]["size"]) > 0
+    returns = [m["metrics"].get("rollout/episode_return") for m in kinds(events, "metrics") if m["iteration"] > 20]
+    assert len(returns) == 5 and all(r is not None and math.isfinite(r) for r in returns)
+    # the reset envs finish no episode in their first 2 epochs (32 steps): the meter holds the checkpoint's mean
+    assert returns[:2] == [pytest.approx(float(saved["episodes"]["game_rewards"]["mean"].reshape(-1)[0]))] * 2
+
+
+@pytest.mark.parametrize("wd_cfg", [None, WatchdogConfig.model_validate(QUICK)], ids=["default", "quick"])
+def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
+    observer, events = train(tmp_path, [], 30, wd_cfg=wd_cfg)
+    assert not kinds(events, "alarm") and not kinds(events, "rollback") and not observer.result.stopped
+    assert len(kinds(events, "metrics")) == 30 and kinds(events, "end")
+    assert list((tmp_path / "run" / "nn").glob("last_push_lite_ep_30_*.pth"))  # rl_games' own final save
+
+
+def test_a_second_rollback_halves_the_safe_lr_and_a_third_stops_without_saving_diverged_weights(tmp_path):
+    cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 2}})
+    observer, events = train(tmp_path, ["nan@4", "nan@7", "nan@10"], 14, wd_cfg=cfg)
+    first, second = kinds(events, "config_switch")
+    assert first["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert second["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR / 2)  # escalation_lr_factor 0.5
+    stop, = kinds(events, "stop")
+    assert stop["iteration"] == 10 and observer.result.stopped
+    assert max(e["iteration"] for e in kinds(events, "metrics")) == 10  # rl_games' loop ended with that epoch
+    assert not list((tmp_path / "run" / "nn").glob("*.pth"))  # no rl_games save of the diverged weights
+
+
+def test_a_crash_with_finite_numbers_is_a_bug_and_is_raised(tmp_path):
+    with pytest.raises(InjectedCrash):
+        train(tmp_path, ["crash@5"], 10)
+
+
+def test_alert_mode_does_not_swallow_a_nan_epoch(tmp_path):
+    cfg = WatchdogConfig.model_validate({"action": "alert"})
+    with pytest.raises(NonFiniteTraining, match="alert"):
+        train(tmp_path, ["nan@6"], 10, wd_cfg=cfg)
+
+
+def test_an_adaptive_safe_config_restarts_the_kl_schedule_from_the_safe_lr(tmp_path):
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, lr_schedule="adaptive", kl_threshold=0.004)
+    observer, events = train(tmp_path, ["nan@6"], 8, safe=safe)
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["kl_threshold"] == {"old": 0.008, "new": 0.004}
+    assert "adaptive schedule moves it" in switch["kept"]["learning_rate"]
+    scheduler = observer.agent.scheduler
+    assert isinstance(scheduler, wrg.schedulers.AdaptiveScheduler) and scheduler.kl_threshold == 0.004
+
+
+def test_the_value_loss_rule_follows_normalize_value_as_replay_does():
+    on, off = wrg.default_watchdog_config(True), wrg.default_watchdog_config(False)
+    assert on.value_loss.enabled and on.trend.alarm_ratio is not None
+    assert not off.value_loss.enabled and off.trend.alarm_ratio is None and off.policy.reward_corroborates
+    assert on.reward_collapse.signal == off.reward_collapse.signal == "rollout/episode_return"
+
+
+def test_an_unsupported_rl_games_version_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setattr(wrg.importlib.metadata, "version", lambda name: "1.5.2")
+    with pytest.raises(WatchdogError) as err:
+        wrg.rl_games_version()
+    assert "rl-games 1.5.2 is installed" in str(err.value) and ">=1.6,<1.7" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_shipped_safe_config_is_the_field_reports(capsys):
+    from watchdog.cli import main
+
+    shipped = load_any_config(ROOT / "cfgs" / "rl_games_safe.yaml")
+    assert isinstance(shipped, RlGamesSafeConfig) and shipped == wrg.FIELD_REPORT_SAFE
+    assert main(["check", str(ROOT / "cfgs" / "rl_games_safe.yaml")]) == 0
+    assert "valid rl_games safe config" in capsys.readouterr().out
+
+
+def test_a_bad_safe_config_is_one_line_before_rl_games_builds_anything(tmp_path):
+    bad = tmp_path / "safe.yaml"
+    bad.write_text("framework: rl_games\nlr_schedule: fixed\nkl_threshold: 0.01\n")
+    with pytest.raises(WatchdogError, match="kl_threshold is set but lr_schedule is fixed"):
+        wrg.WatchdogObserver(safe_config=bad)
+
+
+def example(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / "rl_games_ppo.py"), "--num_worlds", str(WORLDS),
+                           "--run_dir", str(tmp_path / "run"), *args], capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_example_nan_at_20_of_30_rolls_back_switches_and_exits_0_and_replays(tmp_path):
+    out = example(tmp_path, "--watchdog", "--inject", "nan@20", "--iterations", "30")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ROLLBACK it 20" in out.stdout and "finished: 30 epochs" in out.stdout and "1 rollback(s)" in out.stdout
+    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    assert kinds(events, "rollback")[0]["to_iteration"] < 20
+    replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert replay.returncode == 1 and "DIVERGED" in replay.stdout, replay.stderr[-2000:]
+    # judged as the live run was: an rl_games run whose start event says its value targets are normalised
+    assert "framework: rl_games" in replay.stdout and "absolute value-loss rule on (the live run's start event" \
+        in replay.stdout and "openrl_ws" not in replay.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--inject", "nan@5", "--iterations", "8"], 3, "training diverged"),  # unwatched: NaN weights at the end
+    (["--watchdog", "--inject", "nan@3", "--inject", "nan@5", "--inject", "nan@7", "--iterations", "10",
+      "--watchdog_config", "BUDGET1"], 1, "STOPPED"),
+    (["--watchdog", "--inject", "lr_spike@3:10"], 2, "not supported"),
+    (["--watchdog", "--safe_config", "missing.yaml"], 2, "missing.yaml"),
+])
+def test_example_exit_codes(tmp_path, args, code, says):
+    (tmp_path / "budget1.yaml").write_text("policy:\n  rollback_budget: 1\n")
+    args = [str(tmp_path / "budget1.yaml") if a == "BUDGET1" else a for a in args]
+    out = example(tmp_path, *args)
+    assert out.returncode == code, (out.stdout[-2000:], out.stderr[-2000:])
+    assert says in out.stdout + out.stderr
+    if code == 2:
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

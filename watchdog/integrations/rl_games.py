@@ -1,0 +1,455 @@
+"""The watchdog inside rl_games' PPO (rl-games 1.6.x: ``a2c_continuous`` and ``a2c_discrete``), the trainer of
+IsaacGymEnvs and one of Isaac Lab's.
+
+rl_games' own plug-in point is the algorithm observer a ``Runner`` is built with; pass
+:class:`WatchdogObserver` (wrapping the observer the script used before, if any)::
+
+    from watchdog.integrations.rl_games import WatchdogObserver
+
+    observer = WatchdogObserver(safe_config="cfgs/rl_games_safe.yaml", wrap=IsaacAlgoObserver())
+    runner = Runner(observer)            # was: Runner(IsaacAlgoObserver())
+    runner.load(agent_cfg); runner.run({"train": True, "play": False})
+    if observer.result.stopped: ...      # the watchdog gave up
+
+Attach point: when rl_games has built its agent it calls ``observer.after_init(agent)``; the observer then
+wraps three of that agent's methods (instance attributes; the class is untouched). ``train_epoch`` (one
+rollout and its update): right after it returns, the epoch's record is built from the losses it returns and
+judged, so a rollback and the safe config take effect before the next rollout; an epoch that crashes on
+non-finite numbers counts as a non-finite iteration. ``save``: skipped once the watchdog has stopped the run
+(the weights diverged). ``train``: the watched session closes when rl_games' loop ends. A stop ends that
+loop at the end of the epoch, through rl_games' own ``max_epochs``.
+
+The record (iteration = epochs run so far, rolled-back ones included, 0-based; env steps = rl_games'
+``frame`` after the epoch, monotonic):
+
+==========================  ==========================================================================
+``train/value_loss``        the mean of the epoch's ``c_loss`` (what rl_games logs as ``losses/c_loss``)
+``train/policy_loss``       ``a_loss`` (``losses/a_loss``)
+``train/entropy``           ``entropy`` (``losses/entropy``)
+``train/approx_kl``         the KL per mini-epoch, averaged (``info/kl``)
+``train/learning_rate``     ``last_lr`` x ``lr_mul`` (``info/last_lr``)
+``train/log_std_max``       the log of the largest std of the last mini-batch (Gaussian policies)
+``rollout/episode_return``  the mean return of the last ``games_to_track`` (100) episodes, what rl_games
+                            logs as ``rewards/step``; absent until an episode has finished
+==========================  ==========================================================================
+
+No critic gradient norm (one clipped gradient over actor and critic, as SB3) and no step reward (rl_games
+logs the episodes' returns). The value-loss rule follows the agent's ``normalize_value``, as replay reads
+it from the run's ``params/agent.yaml``: on with normalised value targets, off with raw ones.
+
+Supported: rl-games 1.6.x, one process (``multi_gpu`` is refused with a one-line error).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from watchdog.checkpoints import clone_tree, nonfinite_keys
+from watchdog.config import (
+    RlGamesSafeConfig,
+    WatchdogConfig,
+    load_rl_games_safe_config,
+    load_watchdog_config,
+)
+from watchdog.console import WatchdogConsole
+from watchdog.driver import ConfigSwitch
+from watchdog.errors import WatchdogError
+from watchdog.frameworks import live_config
+from watchdog.pipeline import Watchdog
+from watchdog.policy import Rollback, SaveStable
+from watchdog.session import SessionResult, TrainingSession, rollback_seed
+from watchdog.signals import (
+    APPROX_KL,
+    EPISODE_RETURN,
+    LEARNING_RATE,
+    LOG_STD_MAX,
+    POLICY_ENTROPY,
+    POLICY_LOSS,
+    VALUE_LOSS,
+    MetricRecord,
+)
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = ">=1.6,<1.7"
+# The field report's safe values where rl_games has the knob (cfgs/rl_games_safe.yaml says the same).
+FIELD_REPORT_SAFE = RlGamesSafeConfig(learning_rate=3e-4, lr_schedule="fixed", grad_norm=0.5, e_clip=0.2,
+                                      normalize_advantage=True)
+# safe-config key -> the agent attribute rl_games reads it from at use time
+_LIVE_ATTRS = {"grad_norm": "grad_norm", "e_clip": "e_clip", "entropy_coef": "entropy_coef",
+               "critic_coef": "critic_coef", "bounds_loss_coef": "bounds_loss_coef", "mini_epochs": "mini_epochs_num",
+               "normalize_advantage": "normalize_advantage"}
+_EPISODE_METERS = ("game_rewards", "game_shaped_rewards", "game_lengths")
+
+
+def rl_games_version() -> str:
+    """The installed rl-games version; a one-line error when it is not a supported one."""
+    try:
+        version = importlib.metadata.version("rl-games")
+    except importlib.metadata.PackageNotFoundError:
+        raise WatchdogError("rl-games is not installed; watchdog.integrations.rl_games needs rl-games 1.6.x",
+                            hint="pip install 'ppo-watchdog[rl-games]'") from None
+    if version.split(".")[:2] != ["1", "6"]:
+        raise WatchdogError(f"rl-games {version} is installed; watchdog.integrations.rl_games supports rl-games "
+                            f"{SUPPORTED}", hint="pip install 'rl-games>=1.6,<1.7'")
+    return version
+
+
+RL_GAMES_VERSION = rl_games_version()
+
+from rl_games.common import schedulers  # noqa: E402  (after the version check)
+from rl_games.common.algo_observer import AlgoObserver  # noqa: E402
+
+
+def default_watchdog_config(normalize_value: bool = True) -> WatchdogConfig:
+    """The watchdog defaults as replay judges an rl_games run: the reward detector on the episode return, and
+    the absolute value-loss rule only with normalised value targets (``normalize_value``, on in IsaacGymEnvs'
+    and Isaac Lab's configs). A config the observer is given gets the same treatment."""
+    return live_config("rl_games", reward=EPISODE_RETURN, normalization=_normalization(normalize_value))
+
+
+def _normalization(normalize_value: bool) -> tuple[bool, str]:
+    return bool(normalize_value), f"the agent's normalize_value: {bool(normalize_value)}"
+
+
+# --- the training state -------------------------------------------------------------------------
+
+
+def capture_state(agent: Any) -> dict:
+    """A weights-only copy of everything an update changes: the model (its input and value normalisers are
+    buffers inside it), the optimizer (Adam moments, steps), the lr and entropy coefficient the schedule
+    moves, and where used the central value net, the mixed-precision scaler and the advantage normaliser."""
+    state = {
+        "model": {k: v.detach().clone() for k, v in agent.model.state_dict().items()},
+        "optimizer": clone_tree(agent.optimizer.state_dict()),
+        "last_lr": float(agent.last_lr),
+        "entropy_coef": float(agent.entropy_coef),
+    }
+    if getattr(agent, "has_central_value", False):
+        state["central_value"] = {k: v.detach().clone() for k, v in agent.central_value_net.state_dict().items()}
+        state["central_value_optimizer"] = clone_tree(agent.central_value_net.optimizer.state_dict())
+    if getattr(agent, "mixed_precision", False):
+        state["scaler"] = clone_tree(agent.scaler.state_dict())
+    if getattr(agent, "normalize_rms_advantage", False):
+        state["advantage_mean_std"] = {k: v.detach().clone() for k, v in agent.advantage_mean_std.state_dict().items()}
+    return state
+
+
+def restore_state(agent: Any, state: dict) -> None:
+    """Load ``state`` into the live model, optimizer and the rest, in place."""
+    agent.model.load_state_dict(state["model"])
+    # an optimizer keeps the tensors it is given: a copy, so training never writes into the snapshot
+    agent.optimizer.load_state_dict(clone_tree(state["optimizer"]))
+    set_learning_rate(agent, state["last_lr"])
+    agent.entropy_coef = state["entropy_coef"]
+    if "central_value" in state:
+        agent.central_value_net.load_state_dict(state["central_value"])
+        agent.central_value_net.optimizer.load_state_dict(clone_tree(state["central_value_optimizer"]))
+    if "scaler" in state:
+        agent.scaler.load_state_dict(clone_tree(state["scaler"]))
+    if "advantage_mean_std" in state:
+        agent.advantage_mean_std.load_state_dict(state["advantage_mean_std"])
+
+
+def episodes_state(agent: Any) -> dict:
+    """rl_games' finished-episode meters (the running means of the last ``games_to_track`` episodes)."""
+    return {name: {"mean": getattr(agent, name).mean.detach().clone(),
+                   "size": torch.tensor(int(getattr(agent, name).current_size))} for name in _EPISODE_METERS}
+
+
+def restore_episodes(agent: Any, state: dict | None) -> None:
+    """Put back the meters of a stable checkpoint: the abandoned stretch's episodes go with it, so the episode
+    return judged next (and rl_games' ``rewards/step``) are the restored policy's."""
+    for name, meter in (state or {}).items():
+        live = getattr(agent, name)
+        live.mean.copy_(meter["mean"])
+        live.current_size = int(meter["size"])
+
+
+def set_learning_rate(agent: Any, lr: float) -> None:
+    """rl_games keeps the lr twice: ``last_lr`` (the schedule's, put on the optimizer after every mini-batch)
+    and the optimizer's groups (what the next step uses)."""
+    agent.last_lr = float(lr)
+    for group in agent.optimizer.param_groups:
+        group["lr"] = float(lr)
+
+
+def _schedule(agent: Any) -> str:
+    if isinstance(agent.scheduler, schedulers.AdaptiveScheduler):
+        return "adaptive"
+    if isinstance(agent.scheduler, schedulers.LinearScheduler):
+        return "linear"
+    return "fixed"
+
+
+def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0) -> ConfigSwitch:
+    """Switch the live agent to ``safe``: every key it sets, the learning rate times ``lr_scale``.
+
+    ``lr_schedule: fixed`` replaces the agent's scheduler by rl_games' ``IdentityScheduler`` (the lr then stays
+    where it is put); ``adaptive`` by a fresh ``AdaptiveScheduler`` (``kl_threshold``: the safe config's, else
+    the run's, else rl_games' 0.008) that starts from the safe lr. Left unset, an adaptive or linear schedule
+    moves a safe lr from the next mini-epoch on, and the switch says so."""
+    values = safe.live_values()
+    changes: dict[str, tuple[Any, Any]] = {}
+    for key, attr in _LIVE_ATTRS.items():
+        if key in values and getattr(agent, attr, None) != values[key]:
+            changes[key] = (getattr(agent, attr, None), values[key])
+            setattr(agent, attr, values[key])
+    if "grad_norm" in values and not agent.truncate_grads:
+        changes["truncate_grads"] = (False, True)
+        agent.truncate_grads = True
+    old_schedule = _schedule(agent)
+    schedule = values.get("lr_schedule", old_schedule)
+    old_kl = getattr(agent, "kl_threshold", None)
+    if schedule == "fixed" and old_schedule != "fixed":
+        agent.scheduler = schedulers.IdentityScheduler()
+        agent.is_adaptive_lr = False
+    elif schedule == "adaptive":
+        kl = float(values.get("kl_threshold", old_kl if old_kl is not None else 0.008))
+        if old_schedule != "adaptive" or kl != old_kl:
+            agent.scheduler = schedulers.AdaptiveScheduler(kl)
+            agent.kl_threshold, agent.is_adaptive_lr = kl, True
+            if kl != old_kl:
+                changes["kl_threshold"] = (old_kl, kl)
+    if schedule != old_schedule:
+        changes["lr_schedule"] = (old_schedule, schedule)
+    old_lr = float(agent.last_lr)
+    new_lr = float(values.get("learning_rate", old_lr)) * lr_scale
+    set_learning_rate(agent, new_lr)
+    if new_lr != old_lr:
+        changes["learning_rate"] = (old_lr, new_lr)
+    kept = {}
+    if schedule != "fixed":
+        kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' {schedule} schedule moves it from there "
+                                 "(lr_schedule: fixed would hold it)")
+    return ConfigSwitch(changes, kept)
+
+
+def _mean(values: list) -> float:
+    """The mean of rl_games' per-mini-batch loss tensors (as its ``torch_ext.mean_list``), NaN for none."""
+    if not values:
+        return math.nan
+    return float(torch.stack([torch.as_tensor(v, dtype=torch.float32).detach().reshape(()) for v in values]).mean())
+
+
+def nonfinite_where(agent: Any) -> str | None:
+    """Where a failed epoch's numbers went NaN/Inf (the weights, the observations), else None: a crash with
+    finite numbers is a bug."""
+    if any(not bool(torch.isfinite(p).all()) for p in agent.model.parameters()):
+        return "model weights"
+    obs = getattr(agent, "obs", None)
+    leaves = list(obs.values()) if isinstance(obs, dict) else [obs]
+    if nonfinite_keys([torch.as_tensor(x) for x in leaves if x is not None]):
+        return "environment's observations"
+    return None
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+class RlGamesSession(TrainingSession):
+    """The rl_games :class:`~watchdog.driver.Driver`: the library's session plus a live rl_games agent."""
+
+    def __init__(self, agent: Any, *, watchdog: Watchdog, safe: RlGamesSafeConfig, safe_name: str, run_dir: Path,
+                 console: Any, seed: int, scalar: Any):
+        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console, scalar=scalar)
+        self.agent = agent
+        self.safe = safe
+        self.seed = seed
+
+    def capture(self, action: SaveStable) -> dict:
+        return {**capture_state(self.agent), "episodes": episodes_state(self.agent)}
+
+    def to_state(self, snap: dict) -> dict:
+        return snap
+
+    def from_state(self, state: dict) -> dict:
+        return state
+
+    def restore_snapshot(self, snap: dict, action: Rollback) -> None:
+        """Weights, normalisers and optimizer back in place; fresh RNG, env, episode sums and RNN states."""
+        agent = self.agent
+        restore_state(agent, snap)
+        restore_episodes(agent, snap.get("episodes"))
+        torch.manual_seed(rollback_seed(self.seed, action))
+        batch = agent.num_agents * agent.num_actors
+        agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
+        agent.reset_envs()  # the env's reset() and rl_games' RNN states
+
+    def apply_config(self, action: Rollback) -> ConfigSwitch:
+        return apply_safe_config(self.agent, self.safe, action.lr_scale)
+
+
+class WatchdogObserver(AlgoObserver):
+    """rl_games' algorithm observer that watches the run; forwards every call to ``wrap`` (the observer the
+    script used before, e.g. Isaac Lab's ``IsaacAlgoObserver``; default rl_games' ``DefaultAlgoObserver``).
+
+    ``run_dir``: where ``watchdog_events.jsonl`` and ``checkpoints/watchdog/`` go (default the agent's
+    experiment folder, ``<train_dir>/<experiment>/``, beside ``nn/`` and ``summaries/``); ``config``: a
+    :class:`WatchdogConfig` or a YAML path (default :func:`default_watchdog_config`); ``safe_config``: a
+    :class:`RlGamesSafeConfig` or a YAML path (default the field report's, :data:`FIELD_REPORT_SAFE`);
+    ``console``: a :class:`WatchdogConsole` (default one on stdout). TensorBoard's ``watchdog/*`` scalars go
+    through rl_games' own writer, on its frame axis. One observer watches one run.
+    """
+
+    def __init__(self, run_dir: str | Path | None = None, *, config: WatchdogConfig | str | Path | None = None,
+                 safe_config: RlGamesSafeConfig | str | Path | None = None, console: Any = None, wrap: Any = None):
+        super().__init__()
+        # everything the user can get wrong, before rl_games builds anything
+        self._config = config if config is None or isinstance(config, WatchdogConfig) else load_watchdog_config(config)
+        self.safe = (safe_config if isinstance(safe_config, RlGamesSafeConfig) else
+                     load_rl_games_safe_config(safe_config) if safe_config is not None else FIELD_REPORT_SAFE)
+        self.safe_name = Path(safe_config).name if isinstance(safe_config, (str, Path)) else "rl_games safe config"
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.console = console
+        if wrap is None:
+            from rl_games.common.algo_observer import DefaultAlgoObserver
+
+            wrap = DefaultAlgoObserver()
+        self.wrap = wrap
+        self.agent: Any = None
+        self.watch: RlGamesSession | None = None
+        self._axis = 0  # rl_games' frame axis of the epoch being judged (its TensorBoard step)
+        self._stopped_at: int | None = None
+
+    @property
+    def result(self) -> SessionResult:
+        """How the watched run went: ``stopped``, ``stop_reason``, ``rollbacks``, ``iterations``, ``events``."""
+        return self.watch.result if self.watch is not None else SessionResult()
+
+    # --- rl_games' observer calls -----------------------------------------------------------------
+
+    def before_init(self, base_name: str, config: dict, experiment_name: str) -> None:
+        self.wrap.before_init(base_name, config, experiment_name)
+
+    def after_init(self, algo: Any) -> None:
+        self.wrap.after_init(algo)
+        if self.agent is not None:
+            raise WatchdogError("this WatchdogObserver already watches an agent (its event log is open)",
+                                hint="build a new observer (and Runner) per run")
+        if getattr(algo, "multi_gpu", False):
+            raise WatchdogError("the rl_games watchdog runs in one process; multi_gpu rl_games training is not "
+                                "supported yet", hint="train without multi_gpu, or leave the observer out")
+        if not all(hasattr(algo, name) for name in ("train_epoch", "last_lr", "scheduler", "model", "optimizer")):
+            raise WatchdogError(f"{type(algo).__name__} is not an rl_games PPO agent (a2c_continuous or "
+                                "a2c_discrete)", hint="use the watchdog with rl_games' PPO agents only")
+        self.agent = algo
+        normalization = _normalization(getattr(algo, "normalize_value", False))
+        cfg = live_config("rl_games", self._config, reward=EPISODE_RETURN, normalization=normalization)
+        run_dir = self.run_dir or Path(algo.experiment_dir)
+        self.watch = RlGamesSession(
+            algo, watchdog=Watchdog(cfg), safe=self.safe, safe_name=self.safe_name, run_dir=run_dir,
+            console=self.console if self.console is not None else WatchdogConsole(),
+            seed=int(algo.config.get("seed", 0) or 0), scalar=self._scalar)
+        self._train_epoch, self._save, self._train = algo.train_epoch, algo.save, algo.train
+        algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
+
+    def process_infos(self, infos: Any, done_indices: Any) -> None:
+        self.wrap.process_infos(infos, done_indices)
+
+    def after_steps(self) -> None:
+        self.wrap.after_steps()
+
+    def after_clear_stats(self) -> None:
+        if hasattr(self.wrap, "after_clear_stats"):
+            self.wrap.after_clear_stats()
+
+    def after_print_stats(self, frame: int, epoch_num: int, total_time: float) -> None:
+        self.wrap.after_print_stats(frame, epoch_num, total_time)
+
+    # --- the wrapped agent methods ----------------------------------------------------------------
+
+    def _watched_train(self) -> Any:
+        """rl_games' ``train``, with the watched session around it."""
+        agent = self.agent
+        self.watch.watchdog.start(
+            run_dir=str(self.watch.run_dir), framework="rl_games", rl_games_version=RL_GAMES_VERSION,
+            value_targets_normalized=bool(agent.normalize_value),
+            ppo={"learning_rate": float(agent.last_lr), "lr_schedule": _schedule(agent),
+                 "grad_norm": agent.grad_norm if agent.truncate_grads else None, "e_clip": agent.e_clip,
+                 "normalize_value": bool(agent.normalize_value)},
+            steps_per_iteration=int(agent.batch_size_envs))
+        try:
+            return self._train()
+        finally:
+            self.watch.close()
+            if getattr(agent, "writer", None) is not None:
+                agent.writer.flush()
+
+    def _watched_epoch(self) -> tuple:
+        """One rl_games epoch (rollout + update), then the watchdog judges it."""
+        agent = self.agent
+        started = time.perf_counter()
+        try:
+            out = self._train_epoch()
+        except Exception as exc:
+            where = nonfinite_where(agent)
+            if where is None:  # finite numbers: a bug, not a divergence
+                raise
+            return self._failed_epoch(where, exc, max(time.perf_counter() - started, 1e-9))
+        losses = dict(zip(("a", "c", "b", "entropy", "kl"), out[4:9])) if len(out) == 11 else \
+            dict(zip(("a", "c", "entropy", "kl"), out[4:8]))
+        self._judge(self.record(losses, last_lr=out[-2], lr_mul=out[-1]))
+        return out
+
+    def _save_unless_stopped(self, fn: str) -> None:
+        if self._stopped_at is not None:
+            log.info("not saving %s: the watchdog stopped the run at iteration %d (the weights diverged)",
+                     fn, self._stopped_at)
+            return
+        self._save(fn)
+
+    # --- judging ----------------------------------------------------------------------------------
+
+    def record(self, losses: dict, *, last_lr: float, lr_mul: float) -> MetricRecord:
+        """This epoch's metrics under the watchdog's keys (iteration: the 0-based epoch index)."""
+        agent = self.agent
+        values: dict[str, Any] = {VALUE_LOSS: _mean(losses["c"]), POLICY_LOSS: _mean(losses["a"]),
+                                  POLICY_ENTROPY: _mean(losses["entropy"]), APPROX_KL: _mean(losses["kl"]),
+                                  LEARNING_RATE: float(last_lr) * float(lr_mul)}
+        if losses.get("b"):
+            values["extra/bounds_loss"] = _mean(losses["b"])
+        result = getattr(agent, "train_result", None)
+        if isinstance(result, tuple) and len(result) == 9:  # continuous: (..., mu, sigma, b_loss)
+            sigma = result[7]
+            if isinstance(sigma, torch.Tensor) and sigma.numel():
+                values[LOG_STD_MAX] = math.log(max(float(sigma.max()), 1e-45))
+        if agent.game_rewards.current_size > 0:
+            values[EPISODE_RETURN] = float(agent.game_rewards.get_mean().reshape(-1)[0])
+        it = int(agent.epoch_num) - 1
+        return MetricRecord.from_mapping(it, int(agent.frame) + int(agent.curr_frames), values)
+
+    def _judge(self, record: MetricRecord) -> bool:
+        """Feed the watchdog; a stop ends rl_games' loop after this epoch (its ``max_epochs``). False: stopped."""
+        self._axis = int(self.agent.frame) // max(1, int(self.agent.num_agents))  # where rl_games logs this epoch
+        if self.watch.observe(record):
+            return True
+        self._stopped_at = record.iteration
+        self.agent.max_epochs = int(self.agent.epoch_num)  # rl_games' own exit at the end of this epoch
+        return False
+
+    def _failed_epoch(self, where: str, exc: BaseException, elapsed: float) -> tuple:
+        """An epoch died on non-finite numbers: judge it as a NaN record; only a rollback (or a stop) lets the
+        run go on to rl_games' next epoch (or its end); with neither (``action: alert``) it is the run's end
+        (:class:`~watchdog.errors.NonFiniteTraining`). Returns what ``train_epoch`` returns, with NaN losses."""
+        agent = self.agent
+        it = int(agent.epoch_num) - 1
+        log.warning("epoch %d failed with non-finite numbers in the %s: %s", it, where, " ".join(str(exc).split()))
+        record = MetricRecord.from_mapping(it, int(agent.frame) + int(agent.curr_frames), {VALUE_LOSS: math.nan})
+        self.watch.judge_failed(lambda: self._judge(record), where, exc)
+        nan = [torch.tensor(math.nan)]
+        losses = (nan, nan, nan, nan) if agent.is_discrete else (nan, nan, [], nan, nan)  # continuous: + b_losses
+        return (elapsed, elapsed, elapsed, elapsed, *losses, float(agent.last_lr), 1.0)
+
+    def _scalar(self, tag: str, value: float, env_steps: int) -> None:
+        """``watchdog/*`` scalars through rl_games' writer, at the frame rl_games logs this epoch at."""
+        writer = getattr(self.agent, "writer", None)
+        if writer is not None:
+            writer.add_scalar(tag, value, self._axis)
