@@ -276,3 +276,55 @@ def test_example_exit_codes(tmp_path, args, code, says):
     assert says in out.stdout + out.stderr
     if code == 2:
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_discrete_actions_a2c_discrete_on_cartpole_roll_back_a_nan_epoch(tmp_path):
+    """rl_games' other PPO agent (``a2c_discrete``, its 10-value ``train_epoch``) on gymnasium's CartPole: a NaN
+    observation at epoch 6 is an alarm and a rollback, and training goes on at the safe lr to the end."""
+    import gymnasium as gym
+    import numpy as np
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.common.ivecenv import IVecEnv
+    from rl_games.torch_runner import Runner
+
+    actors, horizon = 8, 32
+
+    class CartPoles(IVecEnv):
+        def __init__(self):
+            self.envs = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(actors)])
+            self.steps = 0
+
+        def step(self, actions):
+            obs, rew, term, trunc, _ = self.envs.step(np.asarray(actions).astype(np.int64))
+            self.steps += 1
+            if self.steps == 6 * horizon + 1:  # the first step of epoch 6 (0-based)
+                obs = np.full_like(obs, np.nan)
+            return obs.astype(np.float32), rew.astype(np.float32), (term | trunc).astype(np.uint8), {}
+
+        def reset(self):
+            return self.envs.reset(seed=0)[0].astype(np.float32)
+
+        def get_env_info(self):
+            return {"action_space": self.envs.single_action_space, "observation_space": self.envs.single_observation_space,
+                    "agents": 1, "value_size": 1}
+
+    vecenv.register("WATCHDOG_CARTPOLE", lambda config_name, num_actors, **kw: CartPoles())
+    env_configurations.register("cartpole_watchdog", {"vecenv_type": "WATCHDOG_CARTPOLE", "env_creator": lambda **kw: None})
+    params = rl_games_ppo.agent_params(0, iterations=12, num_actors=actors, horizon=horizon, run_dir=tmp_path / "run")
+    params["params"].update({"algo": {"name": "a2c_discrete"}, "model": {"name": "discrete_a2c"},
+                             "network": {"name": "actor_critic", "separate": False, "space": {"discrete": {}},
+                                         "mlp": {"units": [32, 32], "activation": "elu", "initializer": {"name": "default"}}}})
+    params["params"]["config"].update({"env_name": "cartpole_watchdog", "bounds_loss_coef": None})
+    torch.manual_seed(0)
+    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
+    runner = Runner(observer)
+    runner.load(params)
+    runner.run({"train": True, "play": False})
+    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    alarm, = kinds(events, "alarm")
+    rollback, = kinds(events, "rollback")
+    assert (alarm["iteration"], alarm["detector"]) == (6, "nonfinite") and rollback["to_iteration"] < 6
+    after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > 6]
+    assert len(after) == 5 and all(math.isfinite(m["train/value_loss"]) for m in after)
+    assert all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
+    assert "train/log_std_max" not in after[0]  # a categorical policy has no std
