@@ -194,8 +194,8 @@ def _next_step(ev: dict, role: str) -> str | None:
     before = f" before it {onset}" if onset is not None else ""
     if role == "watch":
         act = (f"a watcher cannot roll back a run it does not own; a training watchdog would roll back to its last "
-               f"stable checkpoint{before}: stop this run and resume it from a checkpoint{before} with "
-               "--config cfgs/ppo_safe.yaml (`watchdog replay RUN_DIR` names the checkpoint)")
+               f"stable checkpoint{before}: stop this run and resume it from a checkpoint{before} under the safe "
+               "config (`watchdog replay RUN_DIR` names the checkpoint and the framework's resume command)")
     elif role == "replay":
         act = f"a live watchdog would roll back to its last stable checkpoint{before} and switch to the safe config"
     else:

@@ -508,6 +508,16 @@ def config_for_run(cfg, info: Mapping) -> object:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
+# the safe config a live watchdog of each framework switches to: its integration's (CleanRL has none)
+_SAFE_CONFIGS = {OPENRL: "cfgs/ppo_safe.yaml", "rsl_rl": "cfgs/rsl_rl_safe.yaml", "sb3": "cfgs/sb3_safe.yaml",
+                 "rl_games": "cfgs/rl_games_safe.yaml", "skrl": "cfgs/skrl_safe.yaml"}
+
+
+def safe_config_name(framework: str) -> str:
+    """What replay and watch say a live watchdog of ``framework`` would switch to after a rollback."""
+    return _SAFE_CONFIGS.get(framework, "the safe config (the field report's values)")
+
+
 def live_config(framework: str, cfg=None, *, reward: str = STEP_REWARD, normalization: tuple[bool, str] | None = None):
     """The watchdog config a live run of ``framework`` (an integration) starts from: ``cfg`` (else
     the defaults) with the value-loss rule decided exactly as replay decides it for that framework, and

@@ -31,6 +31,7 @@ from watchdog.frameworks import (
     epoch_frames,
     framework_resume_command,
     list_framework_checkpoints,
+    safe_config_name,
     signals_found,
     value_normalization,
     value_rule,
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 UNRECOGNISED = "unrecognised"  # verdict of a run in which no tracked signal was found
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
-SAFE_CONFIG = "cfgs/ppo_safe.yaml"
+SAFE_CONFIG = safe_config_name(OPENRL)
 _OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
 EVENT_PREFIX = "events.out.tfevents."
 
@@ -193,7 +194,7 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
 
 
 # the name an integration's start event gives its framework -> watchdog.frameworks' name
-_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games"}
+_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games", "skrl": "skrl"}
 
 
 def _info_from_start(ev: dict) -> dict:
@@ -207,6 +208,8 @@ def _info_from_start(ev: dict) -> dict:
         signal = ((ev.get("config") or {}).get("reward_collapse") or {}).get("signal")
         if isinstance(signal, str):
             info["live_reward"] = signal  # the reward the integration judged (its records carry several)
+        if isinstance(ev.get("envs"), int):
+            info["envs"] = ev["envs"]  # skrl: its checkpoints count timesteps, each one env step of every env
         if isinstance(ev.get("value_targets_normalized"), bool):
             flag = ev["value_targets_normalized"]
             info["value_targets_normalized"] = flag
@@ -432,10 +435,11 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     threshold = next((d for d in wd.detectors if isinstance(d, ValueLossThreshold)), None)
     report.first_nonfinite = first_nonfinite(data.records)
     driver = ReplayDriver(report)
+    safe_name = safe_config_name(data.info.get("framework", OPENRL))
     for rec in data.records:
         actions = wd.observe(rec)
         _note_crossing(report, threshold, rec, cfg)
-        if not carry_out(wd, actions, driver, config_name=SAFE_CONFIG):
+        if not carry_out(wd, actions, driver, config_name=safe_name):
             break
     report.final_state = wd.state.value
     _summarise(report, cfg)
@@ -559,6 +563,9 @@ def list_checkpoints(run_dir: Path, info: dict | None = None) -> list[tuple[int,
             # an integration's event log counts env steps, (it + 1) x steps per iteration; model_<it>.pt is
             # saved after iteration it's update (rl_games' epoch x step size and SB3's steps are env steps already)
             found = [((it + 1) * info["step_size"], kind, path) for it, kind, path in found if info.get("step_size")]
+        elif info.get("live_axis") and info["framework"] == "skrl":
+            # agent_<timestep>.pt holds the weights of the updates up to that timestep: timestep x envs env steps
+            found = [(t * info["envs"], kind, path) for t, kind, path in found if info.get("envs")]
         return sorted(set(found), key=lambda t: (t[0], str(t[2])))
     found = []
     root = run_dir / "checkpoints"

@@ -30,7 +30,15 @@ from watchdog.eventlog import EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
-from watchdog.frameworks import OPENRL, Detected, RecordAssembler, config_for_run, detect, value_normalization
+from watchdog.frameworks import (
+    OPENRL,
+    Detected,
+    RecordAssembler,
+    config_for_run,
+    detect,
+    safe_config_name,
+    value_normalization,
+)
 from watchdog.policy import STATE_CODES, State
 from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
@@ -41,7 +49,6 @@ if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI regist
 
 WATCH_EVENTS = "watchdog_watch_events.jsonl"
 WATCHER = VirtualDriver()
-WOULD_SWITCH_TO = "cfgs/ppo_safe.yaml"
 EVENT_PREFIX = "events.out.tfevents."
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
 HOLD_POINTS = 100_000  # points kept per run while no tag we read has appeared (SB3's first dump: time/* only)
@@ -296,6 +303,7 @@ class WatchedRun:
     new_alarms: list[dict] = field(default_factory=list)
     adopted: bool = False  # the framework's config was applied (see _adopt_framework)
     unrecognised_said: bool = False
+    would_switch_to: str = safe_config_name(OPENRL)  # the framework's safe config, once it is known
 
     @property
     def state(self) -> str:
@@ -577,6 +585,7 @@ def _adopt_framework(run: WatchedRun, console: WatchdogConsole) -> None:
         return
     run.adopted = True
     info = follower.info()
+    run.would_switch_to = safe_config_name(info["framework"])
     if run.wd.last_record is None:
         cfg = config_for_run(run.wd.cfg, info)
         if cfg is not run.wd.cfg:
@@ -590,7 +599,7 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
            fleet: bool) -> None:
     for record in records:
         # a watcher owns no checkpoints: it notes where the run was healthy and what it would do
-        carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=WOULD_SWITCH_TO)
+        carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
         run.last = record
         if not fleet:
             console.status(record, run.wd.state.value)

@@ -281,10 +281,18 @@ def test_watch_follows_a_growing_run_of_another_framework_and_alarms_after_the_f
     watcher.flush()
     (watched,) = watcher.runs
     assert not watched.wd.cfg.value_loss.enabled  # the run's config was adopted
-    alarms = [json.loads(line) for line in (dst / "watchdog_watch_events.jsonl").read_text().splitlines()
-              if '"alarm"' in line]
+    events = [json.loads(line) for line in (dst / "watchdog_watch_events.jsonl").read_text().splitlines()]
+    alarms = [e for e in events if e["event"] == "alarm"]
     assert alarms and FAULT_IT <= alarms[0]["iteration"] <= FAULT_IT + 5
     watcher.close()
+
+
+@pytest.mark.parametrize(("run", "safe"), [("rsl_rl/push_lite_fault", "cfgs/rsl_rl_safe.yaml"),
+                                          ("sb3/cartpole_fault", "cfgs/sb3_safe.yaml"),
+                                          ("skrl/pendulum_fault", "cfgs/skrl_safe.yaml")])
+def test_replay_says_each_framework_would_switch_to_its_own_safe_config(run, safe):
+    report = replay_run(DATA / run)
+    assert report.verdict == "diverged" and {e["config"] for e in report.events if e["event"] == "rollback"} == {safe}
 
 
 def test_watch_follows_a_fleet_of_nested_runs_of_every_framework(tmp_path):
