@@ -18,8 +18,8 @@ overwriting the full-size results in ``bench/results/``:
 - ``fuzz_long``: 300 examples per property (default 20,000, about 50 minutes);
 - ``rsl_rl_overhead``: the example's size (64 envs x 24 steps), 12 iterations, 1 ABBA block (default also
   1024 envs, 20 iterations, 2 blocks; about 10 minutes);
-- ``rl_games_overhead``: the example's size (64 actors x 16 steps), 12 epochs, 1 ABBA block (default also
-  1024 actors, 20 epochs, 2 blocks);
+- ``rl_games_overhead``, ``skrl_overhead``: the example's size (64 envs x 16 steps), 12 updates, 1 ABBA block
+  (default also 1024 envs, 20 updates, 2 blocks);
 - ``observe_cost``: a 10,000-iteration replay against tbparse instead of 50,000, once;
 - ``loo``: the first 2 settings of the leave-one-run-out grid instead of 5 (about 2 minutes).
 
@@ -52,11 +52,13 @@ QUICK_ARGS = {
     "fuzz_long": ["--examples", "300"],
     "rsl_rl_overhead": ["--sizes", "32x24", "--iterations", "12", "--repeats", "1"],
     "rl_games_overhead": ["--sizes", "32x16", "--iterations", "12", "--repeats", "1"],
+    "skrl_overhead": ["--sizes", "32x16", "--iterations", "12", "--repeats", "1"],
     "observe_cost": ["--iterations", "10000", "--repeats", "1", "--out", "{suite}/observe_cost.json"],
     "loo": ["--grid", "2", "--out", "{suite}/detection_loo.json"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
-QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long", "rsl_rl_overhead", "rl_games_overhead"}
+QUICK_RESULTS_DIR = {"overhead", "divergence_demo", "fuzz_long", "rsl_rl_overhead", "rl_games_overhead",
+                     "skrl_overhead"}
 
 # Runs in the child process: argv = name, results-dir override ("" = none), module args...
 _CHILD = r"""

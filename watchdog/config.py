@@ -687,6 +687,49 @@ def load_rl_games_safe_config(path: str | Path) -> RlGamesSafeConfig:
     return validate_mapping(RlGamesSafeConfig, read_yaml(path), source=str(path))
 
 
+# --- skrl -----------------------------------------------------------------------------------------
+
+
+class SkrlSafeConfig(BaseModel):
+    """``cfgs/skrl_safe.yaml``: what ``watchdog.integrations.skrl`` switches a running skrl PPO agent to after a
+    rollback, under skrl's own ``PPO_CFG`` names. Every key but ``framework`` is optional (unset: the run keeps
+    its value); skrl's PPO reads them from its ``cfg`` at each update, so all switch live. ``framework: skrl``
+    marks the file for ``watchdog check``.
+    """
+
+    model_config = _STRICT
+    framework: Literal["skrl"] = Field("skrl", description="Marks the file as a skrl safe config.")
+    learning_rate: float | None = Field(
+        None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
+                                      "further rollback (field report: 3e-4).",
+    )
+    learning_rate_scheduler: Literal["fixed"] | None = Field(
+        None, description="fixed: remove the run's scheduler, so the lr stays at learning_rate (skrl's KLAdaptiveLR "
+                          "moves it x1.5 per epoch while the KL is low, up to 1e-2); unset: the run's scheduler "
+                          "moves the safe lr from the next epoch on.",
+    )
+    grad_norm_clip: float | None = Field(None, gt=0, description="Gradient clipping norm (field report 0.5).")
+    ratio_clip: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip (field report 0.2).")
+    value_clip: float | None = Field(None, ge=0, description="Value clip (0: none).")
+    entropy_loss_scale: float | None = Field(None, ge=0, description="Entropy bonus weight.")
+    value_loss_scale: float | None = Field(None, gt=0, description="Value loss weight.")
+    learning_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
+    mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch.")
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+    def live_values(self) -> dict[str, Any]:
+        """The PPO keys the file sets (all of them switch live)."""
+        return {k: v for k, v in self.set_values().items() if k != "framework"}
+
+
+def load_skrl_safe_config(path: str | Path) -> SkrlSafeConfig:
+    """Load ``cfgs/skrl_safe.yaml``."""
+    return validate_mapping(SkrlSafeConfig, read_yaml(path), source=str(path))
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -771,13 +814,16 @@ def load_ppo_config(path: str | Path | None) -> PPOConfig:
     return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
 
 
-def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig | RlGamesSafeConfig:
+def load_any_config(path: str | Path) -> (WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig | RlGamesSafeConfig
+                                         | SkrlSafeConfig):
     """For ``watchdog check``: decide by the keys (or a ``framework:`` marker) which config the file is."""
     data = read_yaml(path)
     if isinstance(data, dict) and data.get("framework") == "rsl_rl":
         return validate_mapping(RslRlSafeConfig, data, source=str(path))
     if isinstance(data, dict) and data.get("framework") == "rl_games":
         return validate_mapping(RlGamesSafeConfig, data, source=str(path))
+    if isinstance(data, dict) and data.get("framework") == "skrl":
+        return validate_mapping(SkrlSafeConfig, data, source=str(path))
     sb3_only = set(SB3SafeConfig.model_fields) - set(PPOConfig.model_fields)
     ppo_only = set(PPOConfig.model_fields) - set(SB3SafeConfig.model_fields)
     if isinstance(data, dict) and set(data) & sb3_only and not set(data) & ppo_only:

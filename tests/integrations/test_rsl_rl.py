@@ -286,7 +286,7 @@ def test_an_unsupported_rsl_rl_version_is_one_line_naming_it(monkeypatch):
 
 def test_importing_watchdog_imports_no_framework():
     code = ("import sys, watchdog, watchdog.integrations; "
-            "bad = [m for m in ('rsl_rl', 'stable_baselines3', 'rl_games') if m in sys.modules]; assert not bad, bad")
+            "bad = [m for m in ('rsl_rl', 'stable_baselines3', 'rl_games', 'skrl') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 

@@ -1,0 +1,101 @@
+"""In-loop watchdog cost per PPO update for skrl, as watched / unwatched.
+
+Real skrl PPO (``examples/skrl_ppo.py``'s agent: Gaussian policy, running scalers, KLAdaptiveLR) on push_lite
+through skrl's gymnasium wrapper, trained by its ``SequentialTrainer`` bare or inside ``SkrlWatchdog``, the same
+seed and sizes, one process, ABBA-interleaved (``bench.rsl_rl_overhead.abba``). Each run's seconds per update
+are timed between the starts of its second and last update; wall and CPU time. Both runs write skrl's
+TensorBoard events; the watched one adds the whole watchdog (record, detectors, policy, event log, status line to
+a null console, ``watchdog/*`` scalars, stable checkpoints to memory and disk every 10 updates). ``hook_ms`` is
+the time inside the watchdog's per-update judgement alone.
+
+    python -m bench.skrl_overhead [--sizes 32x16 512x16] [--iterations 20] [--repeats 2]
+
+Sizes are ``WORLDSxSTEPS``: push_lite worlds (2 skrl envs each) x rollouts. Writes
+bench/results/skrl_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.rsl_rl_overhead import abba
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def skrl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_seconds: list[float]) -> tuple[float, float]:
+    """Wall and CPU seconds per PPO update of one skrl run (the first update excluded)."""
+    import skrl
+    import torch
+
+    sys.path.insert(0, str(ROOT / "examples"))
+    from skrl_ppo import build_agent, make_env
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.integrations.skrl import SkrlWatchdog
+
+    skrl.logger.setLevel(logging.WARNING)
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    stamps: list[tuple[float, float]] = []
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, contextlib.redirect_stdout(io.StringIO()):
+        env = make_env(worlds, rollouts=steps, seed=0)
+        agent, trainer = build_agent(env, iterations=iterations, rollouts=steps, run_dir=Path(tmp) / "run")
+        update = agent.update
+
+        def stamped(*, timestep, timesteps):
+            stamps.append((time.perf_counter(), time.process_time()))
+            return update(timestep=timestep, timesteps=timesteps)
+
+        agent.update = stamped
+        if watched:
+            watch = SkrlWatchdog(agent, console=WatchdogConsole(io.StringIO()))
+            judge = watch.watch.observe
+
+            def timed(record):
+                start = time.perf_counter()
+                try:
+                    return judge(record)
+                finally:
+                    hook_seconds.append(time.perf_counter() - start)
+
+            watch.watch.observe = timed
+            with watch:
+                trainer.train()
+        else:
+            trainer.train()
+        agent.writer.close()
+    wall, cpu = ((stamps[-1][i] - stamps[1][i]) / (len(stamps) - 2) for i in (0, 1))
+    return wall, cpu
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", default=["32x16", "512x16"],
+                   help="WORLDSxSTEPS per size (32x16: the example's rollout; 512x16: 1024 envs)")
+    p.add_argument("--iterations", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=2, help="ABBA blocks (each: 2 unwatched + 2 watched runs)")
+    args = p.parse_args(argv)
+    sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes]
+    import importlib.metadata
+
+    result = {"machine": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+              "framework": "skrl", "skrl_version": importlib.metadata.version("skrl"),
+              "task": "push_lite (examples/skrl_ppo.py)", "iterations": args.iterations, "order": "ABBA",
+              "sizes": abba("skrl", skrl_run, sizes, args.iterations, args.repeats)}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "skrl_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,223 @@
+"""skrl under the watchdog: real skrl PPO (Gaussian policy, running scalers, KLAdaptiveLR) on push_lite (tiny),
+with injected faults.
+
+Save -> train -> fault -> roll back -> the next update starts from exactly the saved tensors, at the safe
+learning rate, and skrl's trainer goes on to its end (or is left at a stop, without a checkpoint of diverged
+weights).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("skrl", reason="skrl is not installed (pip install 'ppo-watchdog[skrl]')")
+
+import torch  # noqa: E402
+
+from openrl_ws.inject import FaultSchedule  # noqa: E402
+from watchdog.checkpoints import load_checkpoint  # noqa: E402
+from watchdog.config import SkrlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
+from watchdog.console import WatchdogConsole  # noqa: E402
+from watchdog.errors import WatchdogError  # noqa: E402
+from watchdog.eventlog import read_events  # noqa: E402
+from watchdog.integrations import skrl as wsk  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "examples"))
+import skrl_ppo  # noqa: E402
+
+torch.set_num_threads(1)
+WORLDS, ROLLOUTS = 8, 16  # 16 envs x 16 steps per update
+SAFE_LR = 3e-4
+QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5},
+         "trend": {"baseline_iters": 10, "lag_iters": 2},
+         "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _skrl_quiet_at_exit():
+    """skrl's trainers log "Closing environment" from an atexit hook, after pytest has closed the stream skrl's
+    logger writes to (a logging error at the end of the run): info messages off for this process."""
+    import logging
+
+    import skrl
+
+    skrl.logger.setLevel(logging.WARNING)
+
+
+@pytest.fixture(autouse=True)
+def _argument_checks_off_as_in_a_skrl_process():
+    """skrl's Gaussian models turn torch.distributions' argument checks off for the whole process when first
+    imported; tests/conftest.py restores the setting after each test, so each test here starts as a skrl
+    process is (NaN reaches the losses instead of raising in ``act``)."""
+    torch.distributions.Distribution.set_default_validate_args(False)
+
+
+class Run:
+    """One tiny watched skrl run, recording the training state each update starts from."""
+
+    def __init__(self, tmp_path: Path, inject: list[str], updates: int, *, wd_cfg: WatchdogConfig | None = None,
+                 safe: SkrlSafeConfig | str | None = str(ROOT / "cfgs" / "skrl_safe.yaml")):
+        torch.manual_seed(0)
+        self.run_dir = tmp_path / "run"
+        env = skrl_ppo.make_env(WORLDS, rollouts=ROLLOUTS, seed=0, faults=FaultSchedule.from_specs(inject))
+        self.agent, self.trainer = skrl_ppo.build_agent(env, iterations=updates, rollouts=ROLLOUTS, run_dir=self.run_dir)
+        self.watch = wsk.SkrlWatchdog(self.agent, config=wd_cfg, safe_config=safe, console=WatchdogConsole(io.StringIO()))
+        self.rollbacks_seen = 0
+        self.update_starts: list[tuple[int, dict]] = []
+        self.watch.watch.watchdog.listeners.append(self._on_event)
+        agent, update = self.agent, self.agent.update
+
+        def recording_update(*, timestep, timesteps):
+            state = wsk.capture_state(agent)
+            state["group_lrs"] = [g["lr"] for g in agent.optimizer.param_groups]
+            self.update_starts.append((self.rollbacks_seen, state))
+            return update(timestep=timestep, timesteps=timesteps)
+
+        agent.update = recording_update
+
+    def _on_event(self, event: dict) -> None:
+        self.rollbacks_seen += event["event"] == "rollback"
+
+    def train(self) -> list[dict]:
+        with self.watch:
+            self.trainer.train()
+        return read_events(self.run_dir / "watchdog_events.jsonl").events
+
+
+def kinds(events: list[dict], kind: str) -> list[dict]:
+    return [e for e in events if e["event"] == kind]
+
+
+def assert_restored_exactly(run: Run, rollback: dict) -> None:
+    saved, meta = load_checkpoint(rollback["checkpoint"])
+    assert meta["iteration"] == rollback["to_iteration"]
+    live = next(state for rollbacks, state in run.update_starts if rollbacks == 1)
+    for name in ("policy", "value", "_observation_preprocessor", "_value_preprocessor"):
+        assert live[name].keys() == saved[name].keys(), name
+        for key, value in saved[name].items():
+            assert torch.equal(live[name][key], value), f"{name}.{key}"
+    for index, state in saved["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(torch.as_tensor(live["optimizer"]["state"][index][key]), torch.as_tensor(value))
+    assert live["group_lrs"] == [pytest.approx(SAFE_LR)]
+
+
+def assert_trained_on_at_safe_lr(run: Run, events: list[dict], updates: int, rollback: dict) -> None:
+    assert not run.watch.result.stopped and run.watch.result.rollbacks == 1
+    metrics = kinds(events, "metrics")
+    assert metrics[-1]["iteration"] == updates - 1
+    after = [m["metrics"] for m in metrics if m["iteration"] > rollback["iteration"]]
+    assert after and all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
+    assert all(math.isfinite(m["train/value_loss"]) for m in after)
+    assert run.agent.scheduler is None and run.agent.cfg.grad_norm_clip == 0.5
+    assert all(torch.isfinite(p).all() for p in run.agent.policy.parameters())
+    assert kinds(events, "end") and "update" not in run.agent.__dict__  # skrl's own update again
+
+
+def test_nan_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+    run = Run(tmp_path, ["nan@8"], 14)
+    events = run.train()
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and alarm["onset_iteration"] == 8
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] < 8
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["learning_rate_scheduler"] == {"old": "KLAdaptiveLR", "new": "fixed"}
+    assert switch["changes"]["grad_norm_clip"] == {"old": 1.0, "new": 0.5}
+    assert switch["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    assert_restored_exactly(run, rollback)
+    assert_trained_on_at_safe_lr(run, events, 14, rollback)
+
+
+def test_the_returns_after_a_rollback_are_not_poisoned_by_the_abandoned_nan_reward(tmp_path):
+    run = Run(tmp_path, ["nan@20"], 30, wd_cfg=WatchdogConfig.model_validate(QUICK))
+    events = run.train()
+    rollback, = kinds(events, "rollback")
+    assert rollback["iteration"] == 20
+    returns = [m["metrics"].get("rollout/episode_return") for m in kinds(events, "metrics") if m["iteration"] > 20]
+    assert returns and all(r is None or math.isfinite(r) for r in returns) and any(r is not None for r in returns)
+
+
+@pytest.mark.parametrize("wd_cfg", [None, WatchdogConfig.model_validate(QUICK)], ids=["default", "quick"])
+def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
+    run = Run(tmp_path, [], 30, wd_cfg=wd_cfg)
+    events = run.train()
+    assert not kinds(events, "alarm") and not kinds(events, "rollback") and not run.watch.result.stopped
+    assert len(kinds(events, "metrics")) == 30 and kinds(events, "end")
+
+
+def test_a_stop_leaves_the_trainer_without_a_checkpoint_of_diverged_weights(tmp_path):
+    cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 1}})
+    run = Run(tmp_path, ["nan@4", "nan@12"], 30, wd_cfg=cfg)
+    events = run.train()  # the stop ends the with block quietly
+    stop, = kinds(events, "stop")
+    assert stop["iteration"] == 12 and run.watch.result.stopped
+    assert max(e["iteration"] for e in kinds(events, "metrics")) == 12
+    # skrl checkpoints every 10 updates (160 timesteps): 160 only; 320 would come after the stop
+    assert sorted(p.name for p in (run.run_dir / "checkpoints").glob("agent_*.pt")) == ["agent_160.pt"]
+
+
+def test_a_kl_adaptive_schedule_left_in_place_is_said_to_move_the_safe_lr(tmp_path):
+    run = Run(tmp_path, ["nan@6"], 8, safe=SkrlSafeConfig(learning_rate=SAFE_LR))
+    events = run.train()
+    switch, = kinds(events, "config_switch")
+    assert "KLAdaptiveLR moves it" in switch["kept"]["learning_rate"]
+    assert isinstance(run.agent.scheduler, wsk.KLAdaptiveLR)
+
+
+def test_the_value_loss_rule_follows_the_value_preprocessor_as_replay_does():
+    on, off = wsk.default_watchdog_config(True), wsk.default_watchdog_config(False)
+    assert on.value_loss.enabled and not off.value_loss.enabled and off.trend.alarm_ratio is None
+    assert on.reward_collapse.signal == off.reward_collapse.signal == "rollout/episode_return"
+
+
+def test_the_shipped_safe_config_is_the_field_reports():
+    shipped = load_any_config(ROOT / "cfgs" / "skrl_safe.yaml")
+    assert isinstance(shipped, SkrlSafeConfig) and shipped == wsk.FIELD_REPORT_SAFE
+
+
+def test_an_unsupported_skrl_version_is_one_line_naming_it(monkeypatch):
+    monkeypatch.setattr(wsk.importlib.metadata, "version", lambda name: "1.4.3")
+    with pytest.raises(WatchdogError) as err:
+        wsk.skrl_version()
+    assert "skrl 1.4.3 is installed" in str(err.value) and "\n" not in str(err.value)
+
+
+def example(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "examples" / "skrl_ppo.py"), "--num_worlds", str(WORLDS),
+                           "--run_dir", str(tmp_path / "run"), *args], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300, check=False)
+
+
+def test_example_nan_at_20_of_30_rolls_back_and_exits_0_and_replays_as_skrl(tmp_path):
+    out = example(tmp_path, "--watchdog", "--inject", "nan@20", "--iterations", "30")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ROLLBACK it 20" in out.stdout and "finished: 30 updates" in out.stdout
+    replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert replay.returncode == 1 and "framework: skrl" in replay.stdout and "openrl_ws" not in replay.stdout
+    # the first NaN at update 20 is an exact onset: agent_320.pt (timestep 320 x 16 envs = after update 19) is before it
+    assert "recommended checkpoint: " + str(tmp_path / "run" / "checkpoints" / "agent_320.pt") in replay.stdout
+    assert "would train on with cfgs/skrl_safe.yaml" in replay.stdout
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (["--inject", "nan@5", "--iterations", "8"], 3, "non-finite policy weights"),  # unwatched: skrl trains on
+    (["--watchdog", "--inject", "nan@5", "--iterations", "8", "--watchdog_config", "ALERT"], 3, "non-finite"),
+    (["--watchdog", "--inject", "lr_spike@3:10"], 2, "not supported"),
+    (["--watchdog", "--safe_config", "missing.yaml"], 2, "missing.yaml"),
+])
+def test_example_exit_codes(tmp_path, args, code, says):
+    (tmp_path / "alert.yaml").write_text("action: alert\n")
+    out = example(tmp_path, *[str(tmp_path / "alert.yaml") if a == "ALERT" else a for a in args])
+    assert out.returncode == code, (out.stdout[-2000:], out.stderr[-2000:])
+    assert says in out.stderr
+    if code == 2:
+        assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
