@@ -17,17 +17,14 @@ bench/results/rl_games_overhead.json.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.rsl_rl_overhead import abba
+from bench.rsl_rl_overhead import overhead_main
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -83,21 +80,10 @@ def rl_games_run(worlds: int, steps: int, iterations: int, watched: bool, hook_s
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", nargs="+", default=["32x16", "512x16"],
-                   help="WORLDSxSTEPS per size (32x16: the example's rollout; 512x16: 1024 actors, Isaac Lab's 16 steps)")
-    p.add_argument("--iterations", type=int, default=20)
-    p.add_argument("--repeats", type=int, default=2, help="ABBA blocks (each: 2 unwatched + 2 watched runs)")
-    args = p.parse_args(argv)
-    sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes]
-    import importlib.metadata
-
-    result = {"machine": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-              "framework": "rl_games", "rl_games_version": importlib.metadata.version("rl-games"),
-              "task": "push_lite (examples/rl_games_ppo.py)", "iterations": args.iterations, "order": "ABBA",
-              "sizes": abba("rl_games", rl_games_run, sizes, args.iterations, args.repeats)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rl_games_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+    overhead_main(argv, doc=__doc__, framework="rl_games", dist="rl-games", run=rl_games_run, task="push_lite (examples/rl_games_ppo.py)",
+                  default_sizes=["32x16", "512x16"],
+                  sizes_help="WORLDSxSTEPS per size (32x16: the example's rollout; 512x16: 1024 actors, Isaac Lab's 16 steps)",
+                  results=RESULTS)
 
 
 if __name__ == "__main__":

@@ -119,22 +119,32 @@ def abba(framework: str, run, sizes: list[tuple[int, int]], iterations: int, rep
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--sizes", nargs="+", default=["32x24", "512x24"],
-                   help="WORLDSxSTEPS per size (32x24: the example's rollout; 512x24: 1024 envs, Isaac Lab's 24 steps)")
+def overhead_main(argv: list[str] | None, *, doc: str, framework: str, dist: str, task: str, run,
+                  default_sizes: list[str], sizes_help: str, results: Path) -> None:
+    """The integration benches' command line (``--sizes --iterations --repeats``) and result file
+    (``<results>/<framework>_overhead.json``): ``run`` as :func:`abba` takes it; ``dist`` the framework's
+    distribution, whose version is recorded."""
+    import importlib.metadata
+
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", default=default_sizes, help=sizes_help)
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--repeats", type=int, default=2, help="ABBA blocks (each: 2 unwatched + 2 watched runs)")
     args = p.parse_args(argv)
     sizes = [tuple(int(x) for x in s.lower().split("x")) for s in args.sizes]
-    import importlib.metadata
-
     result = {"machine": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-              "framework": "rsl_rl", "rsl_rl_version": importlib.metadata.version("rsl-rl-lib"),
-              "task": "push_lite (examples/push_lite_vecenv.py)", "iterations": args.iterations, "order": "ABBA",
-              "sizes": abba("rsl_rl", rsl_rl_run, sizes, args.iterations, args.repeats)}
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "rsl_rl_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+              "framework": framework, f"{framework}_version": importlib.metadata.version(dist), "task": task,
+              "iterations": args.iterations, "order": "ABBA",
+              "sizes": abba(framework, run, sizes, args.iterations, args.repeats)}
+    results.mkdir(exist_ok=True)
+    (results / f"{framework}_overhead.json").write_text(json.dumps(result, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    overhead_main(argv, doc=__doc__, framework="rsl_rl", dist="rsl-rl-lib", run=rsl_rl_run,
+                  task="push_lite (examples/push_lite_vecenv.py)", default_sizes=["32x24", "512x24"],
+                  sizes_help="WORLDSxSTEPS per size (32x24: the example's rollout; 512x24: 1024 envs, Isaac Lab's 24 steps)",
+                  results=RESULTS)
 
 
 if __name__ == "__main__":

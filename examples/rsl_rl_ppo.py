@@ -24,8 +24,7 @@ for path in (ROOT, ROOT / "examples"):  # `python examples/rsl_rl_ppo.py` from a
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
-UNSUPPORTED_FAULTS = ("lr_spike",)  # needs OpenRL's trainer; the rest act on the env (or raise)
+from example_cli import EXIT_OK, EXIT_STOPPED, checked_inputs, run_example  # noqa: E402  (on the path now)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,46 +88,17 @@ def build_runner(args, run_dir: Path, faults, console, *, quiet: bool = False):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from watchdog.errors import NonFiniteTraining, WatchdogError
-
-    try:
-        return _run(args)
-    except WatchdogError as err:
-        print(f"rsl_rl_ppo.py: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteTraining as exc:
-        advice = "rerun with --watchdog to roll back instead" if not args.watchdog else "resume from a stable checkpoint"
-        print(f"rsl_rl_ppo.py: training diverged: {exc}; {advice}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_example("rsl_rl_ppo.py", build_parser().parse_args(argv), _run)
 
 
 def _run(args) -> int:
-    from openrl_ws.inject import FaultSchedule
-    from watchdog.config import load_rsl_rl_safe_config, load_watchdog_config
+    from watchdog.config import load_rsl_rl_safe_config
     from watchdog.console import WatchdogConsole
-    from watchdog.errors import ConfigError, InputError, NonFiniteTraining
+    from watchdog.errors import NonFiniteTraining
 
-    faults = FaultSchedule.from_specs(args.inject)  # every spec checked before anything is built
-    for fault in faults.faults:
-        if fault.kind in UNSUPPORTED_FAULTS or fault.rank is not None:
-            raise ConfigError(f"--inject {fault.spec!r}: not supported by this example",
-                              hint="use nan, reward_scale, obs_noise or crash, without /rank=")
-    if args.iterations < 1 or args.num_worlds < 1 or args.steps_per_env < 1:
-        raise ConfigError("--iterations, --num_worlds and --steps_per_env must be >= 1")
-    if args.watchdog:  # bad YAML is exit 2 before training, not a traceback in it
-        load_rsl_rl_safe_config(args.safe_config)
-        if args.watchdog_config:
-            load_watchdog_config(args.watchdog_config)
-    run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_rsl_rl")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the run directory ({exc.strerror or exc})", path=str(run_dir)) from None
-
-    import torch
-
-    torch.set_num_threads(max(1, args.torch_threads))
+    faults, run_dir = checked_inputs(args, load_safe_config=load_rsl_rl_safe_config, framework="rsl_rl",
+                                     sizes_ok=min(args.iterations, args.num_worlds, args.steps_per_env) >= 1,
+                                     sizes_rule="--iterations, --num_worlds and --steps_per_env must be >= 1")
     console = WatchdogConsole()
     env, runner = build_runner(args, run_dir, faults, console)
     console.message(f"rsl_rl PPO on push_lite: {env.num_envs} envs x {args.steps_per_env} steps/iteration, "

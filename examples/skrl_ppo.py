@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python examples/skrl_ppo.py` from anywhere
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "examples"):  # `python examples/skrl_ppo.py` from anywhere
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
-EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
-UNSUPPORTED_FAULTS = ("lr_spike",)  # needs OpenRL's trainer; the rest act on the env (or raise)
+from example_cli import EXIT_OK, EXIT_STOPPED, checked_inputs, run_example  # noqa: E402  (on the path now)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,48 +137,19 @@ def build_agent(env, *, iterations: int, rollouts: int, run_dir: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from watchdog.errors import NonFiniteTraining, WatchdogError
-    from watchdog.quiet import quiet_dependency_warnings
-
-    quiet_dependency_warnings()
-    try:
-        return _run(args)
-    except WatchdogError as err:
-        print(f"skrl_ppo.py: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except NonFiniteTraining as exc:
-        advice = "rerun with --watchdog to roll back instead" if not args.watchdog else "resume from a stable checkpoint"
-        print(f"skrl_ppo.py: training diverged: {exc}; {advice}", file=sys.stderr)
-        return EXIT_DIVERGED
+    return run_example("skrl_ppo.py", build_parser().parse_args(argv), _run)
 
 
 def _run(args) -> int:
-    from openrl_ws.inject import FaultSchedule
-    from watchdog.config import load_skrl_safe_config, load_watchdog_config
-    from watchdog.console import WatchdogConsole
-    from watchdog.errors import ConfigError, InputError, NonFiniteTraining
-
-    faults = FaultSchedule.from_specs(args.inject)  # every spec checked before anything is built
-    for fault in faults.faults:
-        if fault.kind in UNSUPPORTED_FAULTS or fault.rank is not None:
-            raise ConfigError(f"--inject {fault.spec!r}: not supported by this example",
-                              hint="use nan, reward_scale, obs_noise or crash, without /rank=")
-    if args.iterations < 1 or args.num_worlds < 2 or args.rollouts < 4:
-        raise ConfigError("--iterations must be >= 1, --num_worlds >= 2 and --rollouts >= 4")
-    if args.watchdog:  # bad YAML is exit 2 before training, not a traceback in it
-        load_skrl_safe_config(args.safe_config)
-        if args.watchdog_config:
-            load_watchdog_config(args.watchdog_config)
-    run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_skrl").resolve()
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the run directory ({exc.strerror or exc})", path=str(run_dir)) from None
-
     import torch
 
-    torch.set_num_threads(max(1, args.torch_threads))
+    from watchdog.config import load_skrl_safe_config
+    from watchdog.console import WatchdogConsole
+    from watchdog.errors import NonFiniteTraining
+
+    faults, run_dir = checked_inputs(args, load_safe_config=load_skrl_safe_config, framework="skrl",
+                                     sizes_ok=args.iterations >= 1 and args.num_worlds >= 2 and args.rollouts >= 4,
+                                     sizes_rule="--iterations must be >= 1, --num_worlds >= 2 and --rollouts >= 4")
     torch.manual_seed(args.seed)
     console = WatchdogConsole()
     env = make_env(args.num_worlds, rollouts=args.rollouts, seed=args.seed, faults=faults,

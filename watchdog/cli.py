@@ -18,6 +18,7 @@ EXIT_OK, EXIT_DIVERGED, EXIT_BAD_INPUT = 0, 1, 2
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from watchdog.config import (
+        FrameworkSafeConfig,
         PPOConfig,
         RlGamesSafeConfig,
         RslRlSafeConfig,
@@ -38,7 +39,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows = []
     for key, value in _flatten(cfg.model_dump()).items():
         rows.append([key, value])
-    if isinstance(cfg, (PPOConfig, SB3SafeConfig, RslRlSafeConfig, RlGamesSafeConfig, SkrlSafeConfig)):
+    if isinstance(cfg, (PPOConfig, SB3SafeConfig, FrameworkSafeConfig)):
         set_keys = cfg.set_values()
         unset = "(OpenRL default)" if isinstance(cfg, PPOConfig) else "(the model's own value)"
         rows = [[k, v if k in set_keys else unset] for k, v in rows]

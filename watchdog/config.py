@@ -584,17 +584,31 @@ class SB3SafeConfig(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class FrameworkSafeConfig(BaseModel):
+    """What the safe configs of the framework integrations share: every key optional (unset: the run keeps its
+    value), a ``framework`` marker for ``watchdog check``, and all keys switched live."""
+
+    model_config = _STRICT
+
+    def set_values(self) -> dict[str, Any]:
+        """Only the keys the file actually sets."""
+        return self.model_dump(exclude_unset=True)
+
+    def live_values(self) -> dict[str, Any]:
+        """The PPO keys the file sets (all of them switch live)."""
+        return {k: v for k, v in self.set_values().items() if k != "framework"}
+
+
 # --- rsl_rl ---------------------------------------------------------------------------------------
 
 
-class RslRlSafeConfig(BaseModel):
+class RslRlSafeConfig(FrameworkSafeConfig):
     """``cfgs/rsl_rl_safe.yaml``: what ``watchdog.integrations.rsl_rl`` switches a running rsl_rl PPO to
     after a rollback. Every key but ``framework`` is optional (unset: the run keeps its value); all are
     attributes rsl_rl's PPO reads at use time, so all switch live. ``framework: rsl_rl`` marks the
     file for ``watchdog check`` (rsl_rl and SB3 share key names such as ``learning_rate``).
     """
 
-    model_config = _STRICT
     framework: Literal["rsl_rl"] = Field("rsl_rl", description="Marks the file as an rsl_rl safe config.")
     learning_rate: float | None = Field(
         None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
@@ -613,14 +627,6 @@ class RslRlSafeConfig(BaseModel):
     num_learning_epochs: int | None = Field(None, ge=1, le=100, description="Epochs per update (default 5).")
     num_mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch (default 4).")
 
-    def set_values(self) -> dict[str, Any]:
-        """Only the keys the file actually sets."""
-        return self.model_dump(exclude_unset=True)
-
-    def live_values(self) -> dict[str, Any]:
-        """The PPO keys the file sets (all of them switch live)."""
-        return {k: v for k, v in self.set_values().items() if k != "framework"}
-
     @model_validator(mode="after")
     def _kl_needs_adaptive(self) -> "RslRlSafeConfig":
         if self.schedule == "fixed" and self.desired_kl is not None:
@@ -637,14 +643,13 @@ def load_rsl_rl_safe_config(path: str | Path) -> RslRlSafeConfig:
 # --- rl_games -------------------------------------------------------------------------------------
 
 
-class RlGamesSafeConfig(BaseModel):
+class RlGamesSafeConfig(FrameworkSafeConfig):
     """``cfgs/rl_games_safe.yaml``: what ``watchdog.integrations.rl_games`` switches a running rl_games PPO
     (``a2c_continuous`` / ``a2c_discrete``) to after a rollback, under rl_games' own config names. Every key but
     ``framework`` is optional (unset: the run keeps its value); all are agent attributes rl_games reads at use
     time, so all switch live. ``framework: rl_games`` marks the file for ``watchdog check``.
     """
 
-    model_config = _STRICT
     framework: Literal["rl_games"] = Field("rl_games", description="Marks the file as an rl_games safe config.")
     learning_rate: float | None = Field(
         None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
@@ -666,14 +671,6 @@ class RlGamesSafeConfig(BaseModel):
     mini_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
     normalize_advantage: bool | None = Field(None, description="Normalise advantages per rollout (field report: on).")
 
-    def set_values(self) -> dict[str, Any]:
-        """Only the keys the file actually sets."""
-        return self.model_dump(exclude_unset=True)
-
-    def live_values(self) -> dict[str, Any]:
-        """The PPO keys the file sets (all of them switch live)."""
-        return {k: v for k, v in self.set_values().items() if k != "framework"}
-
     @model_validator(mode="after")
     def _kl_needs_adaptive(self) -> "RlGamesSafeConfig":
         if self.lr_schedule == "fixed" and self.kl_threshold is not None:
@@ -690,14 +687,13 @@ def load_rl_games_safe_config(path: str | Path) -> RlGamesSafeConfig:
 # --- skrl -----------------------------------------------------------------------------------------
 
 
-class SkrlSafeConfig(BaseModel):
+class SkrlSafeConfig(FrameworkSafeConfig):
     """``cfgs/skrl_safe.yaml``: what ``watchdog.integrations.skrl`` switches a running skrl PPO agent to after a
     rollback, under skrl's own ``PPO_CFG`` names. Every key but ``framework`` is optional (unset: the run keeps
     its value); skrl's PPO reads them from its ``cfg`` at each update, so all switch live. ``framework: skrl``
     marks the file for ``watchdog check``.
     """
 
-    model_config = _STRICT
     framework: Literal["skrl"] = Field("skrl", description="Marks the file as a skrl safe config.")
     learning_rate: float | None = Field(
         None, gt=0, lt=1, description="Learning rate after the switch, times policy.escalation_lr_factor per "
@@ -715,14 +711,6 @@ class SkrlSafeConfig(BaseModel):
     value_loss_scale: float | None = Field(None, gt=0, description="Value loss weight.")
     learning_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
     mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch.")
-
-    def set_values(self) -> dict[str, Any]:
-        """Only the keys the file actually sets."""
-        return self.model_dump(exclude_unset=True)
-
-    def live_values(self) -> dict[str, Any]:
-        """The PPO keys the file sets (all of them switch live)."""
-        return {k: v for k, v in self.set_values().items() if k != "framework"}
 
 
 def load_skrl_safe_config(path: str | Path) -> SkrlSafeConfig:

@@ -273,3 +273,21 @@ class TrainingSession:
                               iterations=self.result.iterations, env_steps_spent=self.result.env_steps)
         if self.events is not None:
             self.events.close()
+
+
+class IntegrationSession(TrainingSession):
+    """The session of a framework integration (``watchdog.integrations``): its snapshots are already plain,
+    weights-only dicts of tensors and numbers (stored as they are), and it keeps the safe config it switches to
+    and the seed its rollbacks reseed from. Subclasses fill in ``capture``, ``restore_snapshot`` and
+    ``apply_config``."""
+
+    def __init__(self, *, safe: Any, seed: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.safe = safe
+        self.seed = seed
+
+    def to_state(self, snap: dict) -> dict:
+        return snap
+
+    def from_state(self, state: dict) -> dict:
+        return state

@@ -6,6 +6,7 @@ learning rate, and rl_games' loop trains on to its end (or ends at a stop, witho
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import math
 import subprocess
@@ -19,6 +20,7 @@ pytest.importorskip("rl_games", reason="rl-games is not installed (pip install '
 import torch  # noqa: E402
 
 from openrl_ws.inject import FaultSchedule, InjectedCrash  # noqa: E402
+from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import RlGamesSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
@@ -80,25 +82,6 @@ def train(tmp_path: Path, inject: list[str], epochs: int, *, wd_cfg: WatchdogCon
     runner.load(params)
     runner.run({"train": True, "play": False})
     return observer, read_events(run_dir / "watchdog_events.jsonl").events
-
-
-def kinds(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["event"] == kind]
-
-
-def assert_same_tensors(live: dict, saved: dict, where: str) -> None:
-    assert live.keys() == saved.keys(), where
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            assert_same_tensors(live[key], value, f"{where}.{key}")
-        elif isinstance(value, torch.Tensor):
-            assert torch.equal(live[key].cpu(), value.cpu()), f"{where}.{key} differs"
-        elif isinstance(value, list):
-            assert len(live[key]) == len(value), where
-            for i, (a, b) in enumerate(zip(live[key], value)):
-                assert_same_tensors({"v": a}, {"v": b}, f"{where}.{key}.{i}")
-        else:
-            assert live[key] == value, f"{where}.{key}: {live[key]!r} != {value!r}"
 
 
 def assert_restored_exactly(observer: Recording, rollback: dict) -> None:
@@ -219,11 +202,22 @@ def test_the_value_loss_rule_follows_normalize_value_as_replay_does():
 
 
 def test_an_unsupported_rl_games_version_is_one_line_naming_it(monkeypatch):
-    monkeypatch.setattr(wrg.importlib.metadata, "version", lambda name: "1.5.2")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.5.2")
     with pytest.raises(WatchdogError) as err:
         wrg.rl_games_version()
     assert "rl-games 1.5.2 is installed" in str(err.value) and ">=1.6,<1.7" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_missing_framework_is_one_line_naming_our_extra(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    with pytest.raises(WatchdogError) as err:
+        wrg.rl_games_version()
+    assert str(err.value).startswith("rl-games is not installed; watchdog.integrations.rl_games needs rl-games >=1.6")
+    assert "ppo-watchdog[rl-games]" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_the_shipped_safe_config_is_the_field_reports(capsys):

@@ -6,6 +6,7 @@ Save -> train -> fault -> roll back -> the next update starts from exactly the s
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import math
 import subprocess
@@ -19,6 +20,7 @@ pytest.importorskip("rsl_rl", reason="rsl-rl-lib is not installed (pip install '
 import torch  # noqa: E402
 
 from openrl_ws.inject import FaultSchedule  # noqa: E402
+from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import RslRlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
@@ -76,25 +78,6 @@ class Watched:
 
     def first_update_after_rollback(self) -> dict:
         return next(state for rollbacks, state in self.update_starts if rollbacks == 1)
-
-
-def kinds(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["event"] == kind]
-
-
-def assert_same_tensors(live: dict, saved: dict, where: str) -> None:
-    assert live.keys() == saved.keys(), where
-    for key, value in saved.items():
-        if isinstance(value, dict):
-            assert_same_tensors(live[key], value, f"{where}.{key}")
-        elif isinstance(value, torch.Tensor):
-            assert torch.equal(live[key].cpu(), value.cpu()), f"{where}.{key} differs"
-        elif isinstance(value, list):
-            assert len(live[key]) == len(value), where
-            for i, (a, b) in enumerate(zip(live[key], value)):
-                assert_same_tensors({"v": a}, {"v": b}, f"{where}.{key}.{i}")
-        else:
-            assert live[key] == value, f"{where}.{key}: {live[key]!r} != {value!r}"
 
 
 def assert_restored_exactly(run: Watched, rollback: dict) -> None:
@@ -277,7 +260,7 @@ def test_an_adaptive_safe_config_restarts_the_schedule_from_the_safe_lr(tmp_path
 
 
 def test_an_unsupported_rsl_rl_version_is_one_line_naming_it(monkeypatch):
-    monkeypatch.setattr(wrsl.importlib.metadata, "version", lambda name: "4.0.1")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "4.0.1")
     with pytest.raises(WatchdogError) as err:
         wrsl.rsl_rl_version()
     assert "rsl-rl-lib 4.0.1 is installed" in str(err.value) and ">=5.0,<6" in str(err.value)

@@ -8,6 +8,7 @@ weights).
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import math
 import subprocess
@@ -21,6 +22,7 @@ pytest.importorskip("skrl", reason="skrl is not installed (pip install 'ppo-watc
 import torch  # noqa: E402
 
 from openrl_ws.inject import FaultSchedule  # noqa: E402
+from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import SkrlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
@@ -91,21 +93,13 @@ class Run:
         return read_events(self.run_dir / "watchdog_events.jsonl").events
 
 
-def kinds(events: list[dict], kind: str) -> list[dict]:
-    return [e for e in events if e["event"] == kind]
-
-
 def assert_restored_exactly(run: Run, rollback: dict) -> None:
     saved, meta = load_checkpoint(rollback["checkpoint"])
     assert meta["iteration"] == rollback["to_iteration"]
     live = next(state for rollbacks, state in run.update_starts if rollbacks == 1)
     for name in ("policy", "value", "_observation_preprocessor", "_value_preprocessor"):
-        assert live[name].keys() == saved[name].keys(), name
-        for key, value in saved[name].items():
-            assert torch.equal(live[name][key], value), f"{name}.{key}"
-    for index, state in saved["optimizer"]["state"].items():
-        for key, value in state.items():
-            assert torch.equal(torch.as_tensor(live["optimizer"]["state"][index][key]), torch.as_tensor(value))
+        assert_same_tensors(live[name], saved[name], name)
+    assert_same_tensors(live["optimizer"]["state"], saved["optimizer"]["state"], "optimizer.state")
     assert live["group_lrs"] == [pytest.approx(SAFE_LR)]
 
 
@@ -184,7 +178,7 @@ def test_the_shipped_safe_config_is_the_field_reports():
 
 
 def test_an_unsupported_skrl_version_is_one_line_naming_it(monkeypatch):
-    monkeypatch.setattr(wsk.importlib.metadata, "version", lambda name: "1.4.3")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.4.3")
     with pytest.raises(WatchdogError) as err:
         wsk.skrl_version()
     assert "skrl 1.4.3 is installed" in str(err.value) and "\n" not in str(err.value)

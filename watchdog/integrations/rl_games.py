@@ -42,7 +42,6 @@ Supported: rl-games 1.6.x, one process (``multi_gpu`` is refused with a one-line
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 import time
@@ -62,9 +61,10 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.frameworks import live_config
+from watchdog.integrations import supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,
@@ -91,15 +91,7 @@ _EPISODE_METERS = ("game_rewards", "game_shaped_rewards", "game_lengths")
 
 def rl_games_version() -> str:
     """The installed rl-games version; a one-line error when it is not a supported one."""
-    try:
-        version = importlib.metadata.version("rl-games")
-    except importlib.metadata.PackageNotFoundError:
-        raise WatchdogError("rl-games is not installed; watchdog.integrations.rl_games needs rl-games 1.6.x",
-                            hint="pip install 'ppo-watchdog[rl-games]'") from None
-    if version.split(".")[:2] != ["1", "6"]:
-        raise WatchdogError(f"rl-games {version} is installed; watchdog.integrations.rl_games supports rl-games "
-                            f"{SUPPORTED}", hint="pip install 'rl-games>=1.6,<1.7'")
-    return version
+    return supported_version("rl-games", "rl_games", SUPPORTED, "rl-games", lambda v: v.split(".")[:2] == ["1", "6"])
 
 
 RL_GAMES_VERSION = rl_games_version()
@@ -254,24 +246,15 @@ def nonfinite_where(agent: Any) -> str | None:
 # --- the driver ---------------------------------------------------------------------------------
 
 
-class RlGamesSession(TrainingSession):
+class RlGamesSession(IntegrationSession):
     """The rl_games :class:`~watchdog.driver.Driver`: the library's session plus a live rl_games agent."""
 
-    def __init__(self, agent: Any, *, watchdog: Watchdog, safe: RlGamesSafeConfig, safe_name: str, run_dir: Path,
-                 console: Any, seed: int, scalar: Any):
-        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console, scalar=scalar)
+    def __init__(self, agent: Any, **kwargs: Any):
+        super().__init__(**kwargs)
         self.agent = agent
-        self.safe = safe
-        self.seed = seed
 
     def capture(self, action: SaveStable) -> dict:
         return {**capture_state(self.agent), "episodes": episodes_state(self.agent)}
-
-    def to_state(self, snap: dict) -> dict:
-        return snap
-
-    def from_state(self, state: dict) -> dict:
-        return state
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, normalisers and optimizer back in place; fresh RNG, env, episode sums and RNN states."""

@@ -32,7 +32,6 @@ Supported: rsl-rl-lib >= 5.0, < 6 (tested on 5.5.1), single process (no multi-GP
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 import os
@@ -53,9 +52,10 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.frameworks import curriculum_key, live_config
+from watchdog.integrations import supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -78,15 +78,7 @@ _LIVE_KEYS = ("schedule", "desired_kl", "max_grad_norm", "clip_param", "entropy_
 
 def rsl_rl_version() -> str:
     """The installed rsl-rl-lib version; a one-line error when it is not a supported one."""
-    try:
-        version = importlib.metadata.version("rsl-rl-lib")
-    except importlib.metadata.PackageNotFoundError:
-        raise WatchdogError("rsl-rl-lib is not installed; watchdog.integrations.rsl_rl needs rsl-rl-lib 5.x",
-                            hint="pip install 'ppo-watchdog[rsl-rl]'") from None
-    if version.split(".")[0] != "5":
-        raise WatchdogError(f"rsl-rl-lib {version} is installed; watchdog.integrations.rsl_rl supports "
-                            f"rsl-rl-lib {SUPPORTED}", hint="pip install 'rsl-rl-lib>=5,<6'")
-    return version
+    return supported_version("rsl-rl-lib", "rsl_rl", SUPPORTED, "rsl-rl", lambda v: v.split(".")[0] == "5")
 
 
 RSL_RL_VERSION = rsl_rl_version()
@@ -231,25 +223,15 @@ def _raised_by_check_nan(exc: BaseException) -> bool:
 # --- the driver ---------------------------------------------------------------------------------
 
 
-class RslRlSession(TrainingSession):
+class RslRlSession(IntegrationSession):
     """The rsl_rl :class:`~watchdog.driver.Driver`: the library's session plus a live ``OnPolicyRunner``."""
 
-    def __init__(self, runner: "WatchedOnPolicyRunner", *, watchdog: Watchdog, safe: RslRlSafeConfig,
-                 safe_name: str, run_dir: Path, console: Any, seed: int):
-        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console,
-                         scalar=runner.add_watchdog_scalar)
+    def __init__(self, runner: "WatchedOnPolicyRunner", **kwargs: Any):
+        super().__init__(scalar=runner.add_watchdog_scalar, **kwargs)
         self.runner = runner
-        self.safe = safe
-        self.seed = seed
 
     def capture(self, action: SaveStable) -> dict:
         return {**capture_state(self.runner.alg), "episodes": self.runner.episodes_state()}
-
-    def to_state(self, snap: dict) -> dict:
-        return snap
-
-    def from_state(self, state: dict) -> dict:
-        return state
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, normalisers and optimizer back in place; fresh RNG, env and rollout storage."""

@@ -45,7 +45,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession, reseed, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
@@ -187,23 +187,15 @@ def current_value(model: Any, key: str) -> Any:
 # --- the driver -----------------------------------------------------------------------------------
 
 
-class SB3Session(TrainingSession):
+class SB3Session(IntegrationSession):
     """The SB3 :class:`~watchdog.driver.Driver`: the library's session acting on a live model."""
 
-    def __init__(self, model: Any, *, safe: SB3SafeConfig, seed: int, **kwargs: Any):
+    def __init__(self, model: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.model = model
-        self.safe = safe
-        self.seed = seed
 
     def capture(self, action: SaveStable) -> dict:
         return capture_state(self.model)
-
-    def to_state(self, snap: dict) -> dict:
-        return snap
-
-    def from_state(self, state: dict) -> dict:
-        return state
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Weights, optimizer and VecNormalize statistics back in place; fresh RNG, env and buffer."""

@@ -28,7 +28,6 @@ The value-loss rule follows the agent's ``value_preprocessor`` (on with one, as 
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import math
 from pathlib import Path
@@ -38,14 +37,20 @@ import numpy as np
 import torch
 
 from watchdog.checkpoints import clone_tree
-from watchdog.config import SkrlSafeConfig, WatchdogConfig, load_skrl_safe_config, load_watchdog_config
+from watchdog.config import (
+    SkrlSafeConfig,
+    WatchdogConfig,
+    load_skrl_safe_config,
+    load_watchdog_config,
+)
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.frameworks import live_config
+from watchdog.integrations import supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import SessionResult, TrainingSession, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
@@ -69,15 +74,7 @@ _MODULES = ("policy", "value", "_observation_preprocessor", "_state_preprocessor
 
 def skrl_version() -> str:
     """The installed skrl version; a one-line error when it is not a supported one."""
-    try:
-        version = importlib.metadata.version("skrl")
-    except importlib.metadata.PackageNotFoundError:
-        raise WatchdogError("skrl is not installed; watchdog.integrations.skrl needs skrl 2.x",
-                            hint="pip install 'ppo-watchdog[skrl]'") from None
-    if version.split(".")[0] != "2":
-        raise WatchdogError(f"skrl {version} is installed; watchdog.integrations.skrl supports skrl {SUPPORTED}",
-                            hint="pip install 'skrl>=2,<3'")
-    return version
+    return supported_version("skrl", "skrl", SUPPORTED, "skrl", lambda v: v.split(".")[0] == "2")
 
 
 SKRL_VERSION = skrl_version()
@@ -188,24 +185,15 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0) -
 # --- the driver ---------------------------------------------------------------------------------
 
 
-class SkrlSession(TrainingSession):
+class SkrlSession(IntegrationSession):
     """The skrl :class:`~watchdog.driver.Driver`: the library's session plus a live skrl agent."""
 
-    def __init__(self, agent: Any, *, watchdog: Watchdog, safe: SkrlSafeConfig, safe_name: str, run_dir: Path,
-                 console: Any, seed: int, scalar: Any):
-        super().__init__(watchdog=watchdog, run_dir=run_dir, safe_name=safe_name, console=console, scalar=scalar)
+    def __init__(self, agent: Any, **kwargs: Any):
+        super().__init__(**kwargs)
         self.agent = agent
-        self.safe = safe
-        self.seed = seed
 
     def capture(self, action: SaveStable) -> dict:
         return {**capture_state(self.agent), "episodes": episodes_state(self.agent)}
-
-    def to_state(self, snap: dict) -> dict:
-        return snap
-
-    def from_state(self, state: dict) -> dict:
-        return state
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         """Models, preprocessors, optimizer and scheduler back in place; fresh RNG and episode sums. The env is
