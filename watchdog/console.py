@@ -225,8 +225,10 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "rollback":
         verb = "would roll back" if would else "rolled back"
         lr = f", learning rates x{_fmt(ev.get('lr_scale'))}" if ev.get("lr_scale") not in (None, 1, 1.0) else ""
+        passed = (f"; past it {ev['passed_over']}'s checkpoint, restored last time, whose run went non-finite "
+                  "again before it recovered" if ev.get("passed_over") is not None else "")
         return (f"{head}: {verb} #{ev.get('number')} to it {ev.get('to_iteration')} "
-                f"({ev.get('checkpoint')}), before the onset at it {ev.get('onset_iteration')}; "
+                f"({ev.get('checkpoint')}), before the onset at it {ev.get('onset_iteration')}{passed}; "
                 f"{'would train' if would else 'training'} on with {ev.get('config')}{lr}")
     if kind == "config_switch":
         return f"{head}: {'would switch' if would else 'switched'} to {ev.get('config')}: {_switch(ev)}"

@@ -264,7 +264,8 @@ class Watchdog:
         self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
                   to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
                   onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
-                  abandoned=[r.path or r.tag for r in abandoned])
+                  abandoned=[r.path or r.tag for r in abandoned],
+                  **({} if action.passed_over is None else {"passed_over": action.passed_over}))
         if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
                       changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},

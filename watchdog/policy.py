@@ -77,6 +77,7 @@ class Rollback:
     number: int
     lr_scale: float
     alarm: Verdict
+    passed_over: int | None = None  # the iteration of a restored checkpoint this rollback goes back past
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Policy:
         self.advisory_active: dict[str, int] = {}  # advisory warnings of the current stretch -> quiet records since
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
+        self.restored_iteration: int | None = None  # the checkpoint the last rollback restored
         # reported resource verdict -> quiet points since; this process's, like the resource
         # detectors' state, so neither saved nor restored
         self.resource_active: dict[str, int] = {}
@@ -250,6 +252,7 @@ class Policy:
         if self.state is State.DIVERGED and self.cfg.action == "alert":
             self.quiet_points = 0
             return []  # already reported; alert-only mode keeps watching
+        in_cooldown = self.state is State.ROLLED_BACK  # a rollback's trajectory that has not yet recovered
         self.state = State.DIVERGED
         self.quiet_points = 0
         onset = onset_fn(alarm)
@@ -265,9 +268,18 @@ class Policy:
         target = self.registry.target_before(self.latest_target_iteration(onset))
         if target is None:
             return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
+        passed_over = None
+        if (in_cooldown and alarm.detector == "nonfinite" and self.restored_iteration is not None
+                and target.iteration >= self.restored_iteration):
+            # NaN/Inf within the cooldown of a restore, at the safe config: the restored weights themselves
+            # cannot train (an update before that checkpoint broke them while its numbers still looked
+            # finite, as skrl's KL-less lr fault does); going back to them again would fail again
+            older = self.registry.target_before(self.restored_iteration - 1)
+            if older is not None and older.iteration < self.restored_iteration:
+                target, passed_over = older, self.restored_iteration
         self.rollbacks += 1
         scale = self.cfg.policy.escalation_lr_factor ** (self.rollbacks - 1)
-        return [Rollback(target, onset, record.iteration, record.env_steps, self.rollbacks, scale, alarm)]
+        return [Rollback(target, onset, record.iteration, record.env_steps, self.rollbacks, scale, alarm, passed_over)]
 
     def _on_warnings(self, warnings: list[Verdict], emit: Emit) -> None:
         self.quiet_points = 0
@@ -325,6 +337,7 @@ class Policy:
         self.quiet_points = 0
         self.cooldown_until = iteration + self.cfg.policy.cooldown_iters
         self.last_stable_iteration = iteration
+        self.restored_iteration = action.target.iteration
         return self.registry.abandon_after(action.target.iteration)
 
     def resumed(self, ref: CheckpointRef | None, iteration: int, recoveries: int) -> None:
@@ -350,6 +363,7 @@ class Policy:
             "advisory_active": dict(self.advisory_active),
             "stable": self.registry.state_dict(),
             "last_alarm": copy.deepcopy(self.last_alarm),
+            "restored_iteration": self.restored_iteration,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -362,6 +376,7 @@ class Policy:
         self.advisory_active = {str(k): int(v) for k, v in state.get("advisory_active", {}).items()}
         self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
+        self.restored_iteration = state.get("restored_iteration")
 
 
 def latest_target_iteration(onset_iteration: int, method: str | None, margin_iters: int,

@@ -322,3 +322,36 @@ def test_discrete_actions_a2c_discrete_on_cartpole_roll_back_a_nan_epoch(tmp_pat
     assert len(after) == 5 and all(math.isfinite(m["train/value_loss"]) for m in after)
     assert all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
     assert "train/log_std_max" not in after[0]  # a categorical policy has no std
+
+
+def test_a_real_learning_rate_fault_is_caught_live_and_rolled_back_before_it(tmp_path):
+    """Not an injected number: rl_games' learning rate set to 1.0 (from 1e-3) before epoch 60's update, through
+    the env's ``set_train_info`` hook (how the committed rl_games fault run was made), on rl_games' fixed schedule,
+    which keeps it. The update blows the value loss up ~10^4x and the policy's std out (log-std -0.06 -> 3.1):
+    ``blowup`` within 2 epochs, dated 60, a rollback to before 60, and the run trains on at the safe lr."""
+    from rl_games.common import env_configurations, vecenv
+    from rl_games.torch_runner import Runner
+
+    class Spiked(rl_games_ppo.make_env_class()):
+        def set_train_info(self, env_frames, algo=None, *args, **kwargs):
+            if algo is not None and algo.epoch_num - 1 == 60:
+                algo.last_lr = 1.0
+
+    vecenv.register("WATCHDOG_PUSH_LITE", lambda config_name, num_actors, **kw: Spiked(16, horizon=HORIZON, seed=0))
+    env_configurations.register(rl_games_ppo.ENV_NAME, {"vecenv_type": "WATCHDOG_PUSH_LITE",
+                                                        "env_creator": lambda **kw: None})
+    params = rl_games_ppo.agent_params(0, iterations=75, num_actors=32, horizon=HORIZON, run_dir=tmp_path / "run")
+    params["params"]["config"]["lr_schedule"] = "fixed"
+    torch.manual_seed(0)
+    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
+    runner = Runner(observer)
+    runner.load(params)
+    runner.run({"train": True, "play": False})
+    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    alarm, = kinds(events, "alarm")
+    rollback, = kinds(events, "rollback")
+    assert alarm["detector"] == "blowup" and 60 <= alarm["iteration"] <= 62 and alarm["onset_iteration"] == 60
+    assert rollback["to_iteration"] < 60 and not observer.result.stopped
+    after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > alarm["iteration"]]
+    assert len(after) == 74 - alarm["iteration"] and all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
+    assert max(m["train/value_loss"] for m in after[2:]) < 5  # back to the loss's healthy range (0.1-1.3)

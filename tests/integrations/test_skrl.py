@@ -215,3 +215,27 @@ def test_example_exit_codes(tmp_path, args, code, says):
     assert says in out.stderr
     if code == 2:
         assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_a_real_learning_rate_fault_rolls_back_past_the_checkpoint_it_broke(tmp_path):
+    """Not an injected number: the learning rate x1000 (1e-3 -> 1.0) for update 60 alone, through skrl's own
+    ``learning_rate_scheduler`` (a torch ``LambdaLR``, as the committed skrl lr faults were made). skrl logs no
+    KL, and update 60's losses look normal (value loss 0.71, the log-std up 0.7 nats): its checkpoint is taken
+    as stable. Update 61 is NaN, an exact onset: back to 60, whose weights go NaN again at once; the next
+    rollback passes 60 over and goes back to 50, and the run trains on to its end at the safe lr, halved."""
+    torch.manual_seed(0)
+    run_dir = tmp_path / "run"
+    env = skrl_ppo.make_env(16, rollouts=ROLLOUTS, seed=0)
+    agent, trainer = skrl_ppo.build_agent(env, iterations=75, rollouts=ROLLOUTS, run_dir=run_dir)
+    epochs = agent.cfg.learning_epochs  # LambdaLR counts the scheduler's steps: one per learning epoch
+    agent.scheduler = torch.optim.lr_scheduler.LambdaLR(agent.optimizer, lambda n: 1000.0 if n // epochs == 60 else 1.0)
+    with wsk.SkrlWatchdog(agent, safe_config=ROOT / "cfgs" / "skrl_safe.yaml", console=WatchdogConsole(io.StringIO())) as watch:
+        trainer.train()
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    first, second = kinds(events, "rollback")
+    assert (first["iteration"], first["to_iteration"]) == (61, 60)
+    assert (second["iteration"], second["to_iteration"], second["passed_over"]) == (62, 50, 60)
+    assert not watch.result.stopped and len(kinds(events, "alarm")) == 2
+    after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > 62]
+    assert len(after) == 12 and all(math.isfinite(m["train/value_loss"]) for m in after)
+    assert all(m["train/learning_rate"] == pytest.approx(SAFE_LR / 2) for m in after)

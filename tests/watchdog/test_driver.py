@@ -140,3 +140,34 @@ def test_config_switch_event_lists_changes_and_kept_keys():
     switch, = [e for e in events if e["event"] == "config_switch"]
     assert switch["changes"] == {"lr": {"old": 5e-3, "new": 3e-4}}
     assert switch["kept"] == {"episode_length": "the run keeps 100"}
+
+
+def test_a_restored_checkpoint_whose_run_goes_non_finite_again_at_once_is_passed_over():
+    """skrl's learning-rate fault, live (tests/integrations/test_skrl.py): the update that broke the policy still
+    logged finite numbers, so its checkpoint (60) was the newest stable one when the next update went NaN. A
+    first NaN is an exact onset: back to 60. Restored, 60's weights go NaN again within the cooldown, at the safe
+    config: they cannot train, and the next rollback goes back past them, to 50, and says so. A divergence
+    with finite numbers after a restore keeps its checkpoint as the target (at the next rollback's lr)."""
+    from watchdog.console import WatchdogConsole
+
+    events: list[dict] = []
+    wd = Watchdog(listeners=[events.append])
+    driver = Rank()
+    recs = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: math.nan if i in (61, 62) else 0.01}) for i in range(90)]
+    for rec in recs:
+        assert carry_out(wd, wd.observe(rec), driver, config_name="safe")
+    first, second = [e for e in events if e["event"] == "rollback"]
+    assert (first["to_iteration"], first["onset_iteration"]) == (60, 61) and "passed_over" not in first
+    assert (second["to_iteration"], second["onset_iteration"], second["passed_over"]) == (50, 62, 60)
+    assert [t.iteration for t in driver.restored] == [60, 50]
+    assert [e["event"] for e in events if e["iteration"] > 62 and e["event"] not in ("metrics", "stable_checkpoint")] \
+        == ["recovered"]  # and trained on
+    import io
+
+    out = io.StringIO()
+    WatchdogConsole(out, rich=False)(second)
+    assert "rolled back #2 to it 50" in out.getvalue() and "past it 60's checkpoint, restored last time" in out.getvalue()
+    # the restored iteration is part of the policy's state (a resumed or torchrun rank decides the same)
+    resumed = Watchdog()
+    resumed.load_state_dict(wd.state_dict())
+    assert resumed.policy.restored_iteration == 50
