@@ -508,9 +508,11 @@ def config_for_run(cfg, info: Mapping) -> object:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
-# the safe config a live watchdog of each framework switches to: its integration's (CleanRL has none)
+LOOP = "loop"  # a PPO loop of your own, watched through watchdog.integrations.loop (CleanRL's scripts)
+# the safe config a live watchdog of each framework switches to: its integration's (a CleanRL log's: none)
 _SAFE_CONFIGS = {OPENRL: "cfgs/ppo_safe.yaml", "rsl_rl": "cfgs/rsl_rl_safe.yaml", "sb3": "cfgs/sb3_safe.yaml",
-                 "rl_games": "cfgs/rl_games_safe.yaml", "skrl": "cfgs/skrl_safe.yaml"}
+                 "rl_games": "cfgs/rl_games_safe.yaml", "skrl": "cfgs/skrl_safe.yaml",
+                 LOOP: "your safe config (LoopWatchdog's switch)"}
 
 
 def safe_config_name(framework: str) -> str:

@@ -22,6 +22,7 @@ from watchdog.errors import CheckpointError, InputError
 from watchdog.eventlog import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
+    LOOP,
     OPENRL,
     RL_GAMES_EPOCHS,
     assemble,
@@ -194,7 +195,8 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
 
 
 # the name an integration's start event gives its framework -> watchdog.frameworks' name
-_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games", "skrl": "skrl"}
+_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games", "skrl": "skrl",
+                    LOOP: LOOP}
 
 
 def _info_from_start(ev: dict) -> dict:
@@ -205,6 +207,8 @@ def _info_from_start(ev: dict) -> dict:
     framework = _LIVE_FRAMEWORKS.get(str(ev.get("framework")))
     if framework is not None:
         info["framework"] = framework
+        if framework == LOOP:
+            info["framework_label"] = "a loop of your own (watchdog.integrations.loop)"
         signal = ((ev.get("config") or {}).get("reward_collapse") or {}).get("signal")
         if isinstance(signal, str):
             info["live_reward"] = signal  # the reward the integration judged (its records carry several)
@@ -635,6 +639,9 @@ def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
     the framework's own way otherwise (``watchdog.frameworks.framework_resume_command``)."""
     if info.get("framework") in FRAMEWORKS:
         return framework_resume_command(info["framework"], path, run_dir or path.parent, info)
+    if info.get("framework") == LOOP:  # our stable checkpoint of your loop's capture(): your restore() loads it
+        return (f"python -c \"from watchdog.checkpoints import load_checkpoint; state, meta = "
+                f"load_checkpoint('{path}')\"  # then your restore(state), and train on from meta['iteration']")
     target = path / "module.pt" if (path / "module.pt").is_file() else path
     cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
     if info.get("task"):

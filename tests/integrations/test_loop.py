@@ -1,0 +1,184 @@
+"""A PPO loop of your own under the watchdog: CleanRL's ppo.py loop on CartPole (the rewrite that made the committed
+CleanRL runs, tests/data/frameworks/make_runs.py), with ``LoopWatchdog`` called once per update."""
+
+from __future__ import annotations
+
+import collections
+import io
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.distributions.categorical import Categorical
+
+from tests.data.frameworks.make_runs import cleanrl_gae, cleanrl_losses
+from tests.integrations.common import assert_same_tensors, kinds
+from watchdog.checkpoints import clone_tree, load_checkpoint
+from watchdog.config import WatchdogConfig
+from watchdog.console import WatchdogConsole
+from watchdog.errors import NonFiniteTraining
+from watchdog.eventlog import read_events
+from watchdog.integrations.loop import LoopWatchdog
+
+ENVS, STEPS, LR, SAFE_LR = 4, 32, 2.5e-4, 1e-4
+QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5},
+         "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
+
+
+class CleanRLLoop:
+    """CleanRL's ppo.py, reduced to CartPole on CPU, with the watchdog's few lines in it. ``nan_reward_at``: the
+    updates whose rollout gets one NaN reward (the env's fault); ``nan_obs_at``: one NaN observation (the policy's
+    Categorical raises)."""
+
+    def __init__(self, run_dir: Path, *, cfg: WatchdogConfig | None = None, nan_reward_at=(), nan_obs_at=()):
+        torch.manual_seed(1)
+        self.envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1"))
+                                              for _ in range(ENVS)])
+        self.critic = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 1))
+        self.actor = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
+        self.params = [*self.critic.parameters(), *self.actor.parameters()]
+        self.opt = torch.optim.Adam(self.params, lr=LR, eps=1e-5)
+        self.nan_reward_at, self.nan_obs_at = set(nan_reward_at), set(nan_obs_at)
+        self.update_starts: list[tuple[int, dict]] = []  # (rollbacks so far, state) at each update's start
+        self.watch = LoopWatchdog(run_dir, capture=self.capture, restore=self.restore, switch=self.switch,
+                                  config=cfg, safe_name="lr 1e-4", console=WatchdogConsole(io.StringIO()))
+
+    # the three functions a user writes
+    def capture(self) -> dict:
+        return {"actor": self.actor.state_dict(), "critic": self.critic.state_dict(), "optimizer": self.opt.state_dict()}
+
+    def restore(self, state: dict) -> None:
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["optimizer"])
+
+    def switch(self, lr_scale: float) -> dict:
+        old = self.opt.param_groups[0]["lr"]
+        self.opt.param_groups[0]["lr"] = SAFE_LR * lr_scale
+        return {"learning_rate": (old, SAFE_LR * lr_scale)}
+
+    def train(self, updates: int) -> list[dict]:
+        returns = collections.deque(maxlen=100)
+        next_obs, next_done, global_step = torch.tensor(self.envs.reset(seed=1)[0], dtype=torch.float32), torch.zeros(ENVS), 0
+        obs_buf = torch.zeros(STEPS, ENVS, 4)
+        act_buf, logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(STEPS, ENVS) for _ in range(5))
+        for update in range(updates):
+            state = clone_tree(self.capture())  # state_dict() holds the live tensors
+            self.update_starts.append((self.watch.result.rollbacks, {**state, "lr": self.opt.param_groups[0]["lr"]}))
+            try:
+                for t in range(STEPS):
+                    global_step += ENVS
+                    if update in self.nan_obs_at and t == 0:
+                        next_obs = torch.full_like(next_obs, math.nan)
+                    obs_buf[t], done_buf[t] = next_obs, next_done
+                    with torch.no_grad():
+                        dist = Categorical(logits=self.actor(next_obs))
+                        action = dist.sample()
+                        val_buf[t] = self.critic(next_obs).flatten()
+                    act_buf[t], logp_buf[t] = action, dist.log_prob(action)
+                    o, r, term, trunc, info = self.envs.step(action.numpy())
+                    rew_buf[t] = torch.tensor(r, dtype=torch.float32)
+                    if update in self.nan_reward_at and t == 0:
+                        rew_buf[t, 0] = math.nan
+                    next_obs = torch.tensor(o, dtype=torch.float32)
+                    next_done = torch.tensor(term | trunc, dtype=torch.float32)
+                    returns.extend(f["episode"]["r"].item() for f in info.get("final_info", ()) if f and "episode" in f)
+                with torch.no_grad():
+                    adv, ret = cleanrl_gae(rew_buf, val_buf, done_buf, self.critic(next_obs).flatten(), next_done)
+                b_obs, b_act, b_logp = obs_buf.reshape(-1, 4), act_buf.reshape(-1), logp_buf.reshape(-1)
+                b_adv, b_ret, b_val = adv.reshape(-1), ret.reshape(-1), val_buf.reshape(-1)
+                for _ in range(2):
+                    for mb in torch.randperm(len(b_obs)).split(len(b_obs) // 2):
+                        dist = Categorical(logits=self.actor(b_obs[mb]))
+                        pg_loss, v_loss, _, approx_kl = cleanrl_losses(
+                            dist.log_prob(b_act[mb]) - b_logp[mb], b_adv[mb], self.critic(b_obs[mb]).flatten(),
+                            b_val[mb], b_ret[mb], 0.2, [])
+                        entropy = dist.entropy().mean()
+                        self.opt.zero_grad()
+                        (pg_loss - 0.01 * entropy + 0.5 * v_loss).backward()
+                        torch.nn.utils.clip_grad_norm_(self.params, 0.5)
+                        self.opt.step()
+            except ValueError as exc:  # Categorical(logits=nan): non-finite numbers, judged as such
+                step = self.watch.failed(update, global_step, exc)
+            else:  # the watchdog's line, where CleanRL writes its scalars
+                metrics = {"losses/value_loss": v_loss.item(), "losses/policy_loss": pg_loss.item(),
+                           "losses/entropy": entropy.item(), "losses/approx_kl": approx_kl.item(),
+                           "charts/learning_rate": self.opt.param_groups[0]["lr"]}
+                if returns:
+                    metrics["rollout/episode_return"] = float(np.mean(returns))
+                step = self.watch.step(update, global_step, metrics)
+            if step.stopped:
+                break
+            if step.rolled_back:  # the next rollout starts from fresh observations
+                next_obs, next_done = torch.tensor(self.envs.reset()[0], dtype=torch.float32), torch.zeros(ENVS)
+        self.watch.close()
+        return read_events(self.watch.watch.run_dir / "watchdog_events.jsonl").events
+
+    def first_update_after_rollback(self) -> dict:
+        return next(state for rollbacks, state in self.update_starts if rollbacks == 1)
+
+
+def assert_restored_exactly_at_the_safe_lr(loop: CleanRLLoop, rollback: dict) -> None:
+    saved, meta = load_checkpoint(rollback["checkpoint"])
+    assert meta["iteration"] == rollback["to_iteration"]
+    live = loop.first_update_after_rollback()
+    for name in ("actor", "critic"):
+        assert_same_tensors(live[name], saved[name], name)
+    assert_same_tensors(live["optimizer"]["state"], saved["optimizer"]["state"], "optimizer.state")
+    assert live["lr"] == pytest.approx(SAFE_LR)
+
+
+def test_a_nan_reward_rolls_back_before_it_restores_exactly_and_trains_on_at_the_safe_lr(tmp_path):
+    loop = CleanRLLoop(tmp_path / "run", cfg=WatchdogConfig.model_validate(QUICK), nan_reward_at=[12])
+    events = loop.train(20)
+    alarm, = kinds(events, "alarm")
+    rollback, = kinds(events, "rollback")
+    assert (alarm["iteration"], alarm["detector"], alarm["onset_iteration"]) == (12, "nonfinite", 12)
+    assert rollback["to_iteration"] == 10 and rollback["config"] == "lr 1e-4"  # checkpoints every 2
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["learning_rate"] == {"old": LR, "new": SAFE_LR}
+    assert_restored_exactly_at_the_safe_lr(loop, rollback)
+    after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > 12]
+    assert len(after) == 7 and all(math.isfinite(m["train/value_loss"]) for m in after)
+    assert all(torch.isfinite(p).all() for p in loop.params) and not loop.watch.result.stopped
+
+
+def test_an_update_that_raises_on_nan_is_judged_and_rolled_back(tmp_path):
+    loop = CleanRLLoop(tmp_path / "run", cfg=WatchdogConfig.model_validate(QUICK), nan_obs_at=[10])
+    events = loop.train(16)
+    alarm, = kinds(events, "alarm")
+    rollback, = kinds(events, "rollback")
+    assert (alarm["iteration"], alarm["detector"]) == (10, "nonfinite") and rollback["to_iteration"] < 10
+    assert_restored_exactly_at_the_safe_lr(loop, rollback)
+    assert kinds(events, "metrics")[-1]["iteration"] == 15
+
+
+def test_alert_mode_does_not_swallow_an_update_that_raised_on_nan(tmp_path):
+    cfg = WatchdogConfig.model_validate({**QUICK, "action": "alert"})
+    with pytest.raises(NonFiniteTraining, match="alert"):
+        CleanRLLoop(tmp_path / "run", cfg=cfg, nan_obs_at=[8]).train(12)
+
+
+def test_a_spent_budget_stops_the_loop(tmp_path):
+    cfg = WatchdogConfig.model_validate({**QUICK, "policy": {**QUICK["policy"], "rollback_budget": 1}})
+    loop = CleanRLLoop(tmp_path / "run", cfg=cfg, nan_reward_at=[8, 11])
+    events = loop.train(20)
+    stop, = kinds(events, "stop")
+    assert stop["iteration"] == 11 and loop.watch.result.stopped
+    assert kinds(events, "metrics")[-1]["iteration"] == 11
+
+
+def test_a_healthy_loop_is_never_rolled_back_and_replays_as_a_loop_of_your_own(tmp_path):
+    loop = CleanRLLoop(tmp_path / "run", cfg=WatchdogConfig.model_validate(QUICK))
+    events = loop.train(30)
+    assert not kinds(events, "alarm") and len(kinds(events, "metrics")) == 30
+    out = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
+                         capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert out.returncode == 0 and "HEALTHY" in out.stdout, out.stderr[-2000:]
+    assert "a loop of your own" in out.stdout and "absolute value-loss rule off" in out.stdout

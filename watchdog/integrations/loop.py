@@ -1,0 +1,168 @@
+"""The watchdog inside a PPO loop of your own (CleanRL's single-file scripts, or any hand-written trainer).
+
+A loop you own has no hook to wrap, so you call the watchdog once per update and give it three functions:
+how to copy the training state, how to put a copy back, and how to switch to the safe config::
+
+    from watchdog.integrations.loop import LoopWatchdog
+
+    watch = LoopWatchdog(f"runs/{run_name}",
+                         capture=lambda: {"agent": agent.state_dict(), "optimizer": optimizer.state_dict()},
+                         restore=lambda s: (agent.load_state_dict(s["agent"]), optimizer.load_state_dict(s["optimizer"])),
+                         switch=lambda lr_scale: set_lr(optimizer, 3e-4 * lr_scale))   # returns {key: (old, new)}
+    for iteration in range(num_iterations):
+        ...  # rollout, update
+        step = watch.step(iteration, global_step, {"losses/value_loss": v_loss.item(), ...,
+                                                   "rollout/episode_return": mean_of_last_100_returns})
+        if step.stopped:
+            break
+        if step.rolled_back:
+            next_obs, _ = envs.reset()  # the next rollout starts from fresh observations
+    watch.close()
+
+``capture`` returns a nested dict of tensors and numbers (``state_dict``s); the watchdog copies it (in memory,
+and verified on disk as a stable checkpoint), and on a rollback hands ``restore`` a copy to load in place.
+``switch(lr_scale)`` applies your safe config, the learning rate times ``lr_scale`` (1, then 0.5, 0.25 for
+further rollbacks), and returns what it changed as ``{name: (old, new)}``; without it a rollback restores the
+weights and changes nothing else, and says so. Metrics: the watchdog's keys (``watchdog.signals``:
+``train/value_loss``, ``rollout/episode_return`` ...) or CleanRL's tags (``losses/value_loss``,
+``losses/policy_loss``, ``losses/entropy``, ``losses/approx_kl``, ``charts/learning_rate``). The absolute 0.2
+value-loss rule is on only with ``value_targets_normalized=True`` (CleanRL regresses raw returns).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+from watchdog.checkpoints import clone_tree
+from watchdog.config import WatchdogConfig, load_watchdog_config
+from watchdog.console import WatchdogConsole
+from watchdog.driver import ConfigSwitch
+from watchdog.errors import WatchdogError
+from watchdog.frameworks import FRAMEWORKS, LOOP, live_config
+from watchdog.pipeline import Watchdog
+from watchdog.policy import Rollback, SaveStable
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
+
+log = logging.getLogger(__name__)
+
+FRAMEWORK = LOOP  # the start event's name for a run watched through this module (replay reads it)
+_CLEANRL_TAGS = {tag: key for tag, key in FRAMEWORKS["cleanrl"].tags.items() if not tag.startswith("charts/episod")}
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the watchdog did after an update: ``rolled_back`` (the state was restored: restart the rollout),
+    ``stopped`` (the rollback budget is spent: end training); ``rollback``: the rollback event, if any."""
+
+    rolled_back: bool = False
+    stopped: bool = False
+    rollback: dict | None = None
+
+
+class LoopSession(IntegrationSession):
+    """The :class:`~watchdog.driver.Driver` of a loop you own: your ``capture`` / ``restore`` / ``switch``."""
+
+    def __init__(self, capture: Callable[[], dict], restore: Callable[[dict], Any],
+                 switch: Callable[[float], Mapping[str, tuple[Any, Any]]] | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._capture, self._restore, self._switch = capture, restore, switch
+
+    def capture(self, action: SaveStable) -> dict:
+        state = self._capture()
+        if not isinstance(state, dict):
+            raise WatchdogError(f"capture() returned {type(state).__name__}, not a dict of state_dicts",
+                                hint="return e.g. {'agent': agent.state_dict(), 'optimizer': optimizer.state_dict()}")
+        return clone_tree(state)  # training must never write into a snapshot
+
+    def restore_snapshot(self, snap: dict, action: Rollback) -> None:
+        self._restore(clone_tree(snap))  # a copy: a later rollback to the same checkpoint finds it intact
+        torch.manual_seed(rollback_seed(self.seed, action))
+
+    def apply_config(self, action: Rollback) -> ConfigSwitch:
+        if self._switch is None:
+            return ConfigSwitch({}, {"config": "no switch() given: the run keeps its hyper-parameters"})
+        return ConfigSwitch(dict(self._switch(action.lr_scale) or {}), {})
+
+
+class LoopWatchdog:
+    """Watches a PPO loop you own; see the module's docstring.
+
+    ``run_dir``: where ``watchdog_events.jsonl`` and ``checkpoints/watchdog/`` go; ``config``: a
+    :class:`WatchdogConfig` or a YAML path (default: the library's, judged as replay judges a run with raw value
+    targets, the reward detector on ``rollout/episode_return``); ``value_targets_normalized``: your value targets
+    are normalised (then the 0.2 rule is on); ``safe_name``: how events name your safe config; ``console``: a
+    :class:`WatchdogConsole` (default one on stdout); ``seed``: the base of the rollbacks' reseeding;
+    ``scalar(tag, value, step)``: where the ``watchdog/*`` scalars go (e.g. your ``SummaryWriter.add_scalar``).
+    """
+
+    def __init__(self, run_dir: str | Path, *, capture: Callable[[], dict], restore: Callable[[dict], Any],
+                 switch: Callable[[float], Mapping[str, tuple[Any, Any]]] | None = None,
+                 config: WatchdogConfig | str | Path | None = None, value_targets_normalized: bool = False,
+                 safe_name: str = "your safe config", console: Any = None, seed: int = 0,
+                 scalar: Callable[[str, float, int], Any] | None = None):
+        cfg = config if config is None or isinstance(config, WatchdogConfig) else load_watchdog_config(config)
+        why = f"LoopWatchdog(value_targets_normalized={value_targets_normalized})"
+        self.normalized = bool(value_targets_normalized)
+        self.watch = LoopSession(
+            capture, restore, switch, safe=None, seed=seed,
+            watchdog=Watchdog(live_config(FRAMEWORK, cfg, reward=EPISODE_RETURN, normalization=(self.normalized, why))),
+            run_dir=Path(run_dir), safe_name=safe_name, console=console if console is not None else WatchdogConsole(),
+            scalar=scalar)
+        self._started = self._closed = False
+
+    @property
+    def result(self) -> SessionResult:
+        """How the watched run went: ``stopped``, ``stop_reason``, ``rollbacks``, ``iterations``, ``events``."""
+        return self.watch.result
+
+    def step(self, iteration: int, env_steps: int, metrics: Mapping[str, float]) -> Step:
+        """Judge one update's metrics (iteration: 0-based, counting every update run, rolled-back ones
+        included; env steps: all envs' steps so far) and carry out what the watchdog decides."""
+        values = {_CLEANRL_TAGS.get(k, k): float(v) for k, v in metrics.items()}
+        rollbacks = self.watch.result.rollbacks
+        keep_going = self.step_record(MetricRecord.from_mapping(int(iteration), int(env_steps), values))
+        rolled_back = self.watch.result.rollbacks != rollbacks
+        return Step(rolled_back=rolled_back, stopped=not keep_going, rollback=self._last_rollback() if rolled_back else None)
+
+    def step_record(self, record: MetricRecord) -> bool:
+        """Judge one record (already under the watchdog's keys); False: stop training."""
+        if self._closed:
+            raise WatchdogError("this LoopWatchdog is closed", hint="build a new one per run")
+        if not self._started:
+            self._started = True
+            self.watch.watchdog.start(run_dir=str(self.watch.run_dir), framework=FRAMEWORK,
+                                      value_targets_normalized=self.normalized)
+        return self.watch.observe(record)
+
+    def _last_rollback(self) -> dict | None:
+        return next((e for e in reversed(self.watch.result.events) if e["event"] == "rollback"), None)
+
+    def failed(self, iteration: int, env_steps: int, exc: BaseException) -> Step:
+        """An update that raised on non-finite numbers (``Categorical(logits=nan)``, ``Normal(loc=nan)``: NaN
+        observations or weights), judged as a NaN record. Only a rollback or a stop lets your loop go on; with
+        neither (``action: alert``) it raises :class:`~watchdog.errors.NonFiniteTraining`. Call it from your
+        ``except`` around the rollout and update, for errors you know to be non-finite numbers."""
+        rollbacks = self.watch.result.rollbacks
+        record = MetricRecord.from_mapping(int(iteration), int(env_steps), {VALUE_LOSS: math.nan})
+        keep_going = self.watch.judge_failed(lambda: self.step_record(record), "update", exc)
+        rolled_back = self.watch.result.rollbacks != rollbacks
+        return Step(rolled_back=rolled_back, stopped=not keep_going, rollback=self._last_rollback() if rolled_back else None)
+
+    def close(self) -> None:
+        """End the watched run (the event log's ``end`` event; pending checkpoint writes finished)."""
+        if not self._closed:
+            self._closed = True
+            self.watch.close()
+
+    def __enter__(self) -> "LoopWatchdog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
