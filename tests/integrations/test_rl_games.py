@@ -84,6 +84,18 @@ def train(tmp_path: Path, inject: list[str], epochs: int, *, wd_cfg: WatchdogCon
     return observer, read_events(run_dir / "watchdog_events.jsonl").events
 
 
+def run_watched(params: dict, run_dir: Path) -> tuple[wrg.WatchdogObserver, list[dict]]:
+    """rl_games' Runner with ``params`` under the default observer (seeded: rl_games 1.6 seeds nothing for 0)."""
+    from rl_games.torch_runner import Runner
+
+    torch.manual_seed(0)
+    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
+    runner = Runner(observer)
+    runner.load(params)
+    runner.run({"train": True, "play": False})
+    return observer, read_events(run_dir / "watchdog_events.jsonl").events
+
+
 def assert_restored_exactly(observer: Recording, rollback: dict) -> None:
     """The first update after the rollback starts from the checkpoint's model (with its input and value
     normalisers) and Adam state, bit for bit, at the safe learning rate."""
@@ -279,7 +291,6 @@ def test_discrete_actions_a2c_discrete_on_cartpole_roll_back_a_nan_epoch(tmp_pat
     import numpy as np
     from rl_games.common import env_configurations, vecenv
     from rl_games.common.ivecenv import IVecEnv
-    from rl_games.torch_runner import Runner
 
     actors, horizon = 8, 32
 
@@ -309,12 +320,7 @@ def test_discrete_actions_a2c_discrete_on_cartpole_roll_back_a_nan_epoch(tmp_pat
                              "network": {"name": "actor_critic", "separate": False, "space": {"discrete": {}},
                                          "mlp": {"units": [32, 32], "activation": "elu", "initializer": {"name": "default"}}}})
     params["params"]["config"].update({"env_name": "cartpole_watchdog", "bounds_loss_coef": None})
-    torch.manual_seed(0)
-    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
-    runner = Runner(observer)
-    runner.load(params)
-    runner.run({"train": True, "play": False})
-    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    observer, events = run_watched(params, tmp_path / "run")
     alarm, = kinds(events, "alarm")
     rollback, = kinds(events, "rollback")
     assert (alarm["iteration"], alarm["detector"]) == (6, "nonfinite") and rollback["to_iteration"] < 6
@@ -330,7 +336,6 @@ def test_a_real_learning_rate_fault_is_caught_live_and_rolled_back_before_it(tmp
     which keeps it. The update blows the value loss up ~10^4x and the policy's std out (log-std -0.06 -> 3.1):
     ``blowup`` within 2 epochs, dated 60, a rollback to before 60, and the run trains on at the safe lr."""
     from rl_games.common import env_configurations, vecenv
-    from rl_games.torch_runner import Runner
 
     class Spiked(rl_games_ppo.make_env_class()):
         def set_train_info(self, env_frames, algo=None, *args, **kwargs):
@@ -342,12 +347,7 @@ def test_a_real_learning_rate_fault_is_caught_live_and_rolled_back_before_it(tmp
                                                         "env_creator": lambda **kw: None})
     params = rl_games_ppo.agent_params(0, iterations=75, num_actors=32, horizon=HORIZON, run_dir=tmp_path / "run")
     params["params"]["config"]["lr_schedule"] = "fixed"
-    torch.manual_seed(0)
-    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
-    runner = Runner(observer)
-    runner.load(params)
-    runner.run({"train": True, "play": False})
-    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    observer, events = run_watched(params, tmp_path / "run")
     alarm, = kinds(events, "alarm")
     rollback, = kinds(events, "rollback")
     assert alarm["detector"] == "blowup" and 60 <= alarm["iteration"] <= 62 and alarm["onset_iteration"] == 60
