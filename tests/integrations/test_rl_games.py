@@ -84,12 +84,13 @@ def train(tmp_path: Path, inject: list[str], epochs: int, *, wd_cfg: WatchdogCon
     return observer, read_events(run_dir / "watchdog_events.jsonl").events
 
 
-def run_watched(params: dict, run_dir: Path) -> tuple[wrg.WatchdogObserver, list[dict]]:
-    """rl_games' Runner with ``params`` under the default observer (seeded: rl_games 1.6 seeds nothing for 0)."""
+def run_watched(params: dict, run_dir: Path, observer: wrg.WatchdogObserver | None = None):
+    """rl_games' Runner with ``params`` under ``observer`` (default: the default observer), seeded (rl_games 1.6
+    seeds nothing for seed 0); returns the observer and the run's events."""
     from rl_games.torch_runner import Runner
 
     torch.manual_seed(0)
-    observer = wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
+    observer = observer or wrg.WatchdogObserver(console=WatchdogConsole(io.StringIO()))
     runner = Runner(observer)
     runner.load(params)
     runner.run({"train": True, "play": False})
@@ -355,3 +356,30 @@ def test_a_real_learning_rate_fault_is_caught_live_and_rolled_back_before_it(tmp
     after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > alarm["iteration"]]
     assert len(after) == 74 - alarm["iteration"] and all(m["train/learning_rate"] == pytest.approx(SAFE_LR) for m in after)
     assert max(m["train/value_loss"] for m in after[2:]) < 5  # back to the loss's healthy range (0.1-1.3)
+
+
+def test_a_curriculum_step_the_env_reports_restarts_the_reward_and_value_detectors_live(tmp_path):
+    """Isaac Lab's curriculum terms reach rl_games in the env's step info (``infos["log"]["Curriculum/<term>"]``,
+    what its rl_games observer logs as ``Episode/Curriculum/<term>``); the observer reads them as rsl_rl's
+    runner does: a term that held 0 for 15 epochs (10 suffice here) and then takes 2 is a staged change of the
+    task, and the task-scaled detectors start over there."""
+    from rl_games.common import env_configurations, vecenv
+
+    class Staged(rl_games_ppo.make_env_class()):
+        def step(self, actions):
+            level = 2.0 if self.iteration >= 15 else 0.0  # the epoch this step's rollout belongs to, from 15 on
+            obs, rewards, dones, _ = super().step(actions)
+            levels = torch.full((len(rewards),), level)
+            return obs, rewards, dones, {"log": {"Curriculum/levels": levels, "Episode_Reward/other": 1.0}}
+
+    vecenv.register("WATCHDOG_PUSH_LITE", lambda config_name, num_actors, **kw: Staged(WORLDS, horizon=HORIZON, seed=0))
+    env_configurations.register(rl_games_ppo.ENV_NAME, {"vecenv_type": "WATCHDOG_PUSH_LITE",
+                                                        "env_creator": lambda **kw: None})
+    params = rl_games_ppo.agent_params(0, iterations=25, num_actors=WORLDS * 2, horizon=HORIZON, run_dir=tmp_path / "run")
+    observer = Recording(config=WatchdogConfig.model_validate({**QUICK, "curriculum": {"still_iters": 10}}),
+                         console=WatchdogConsole(io.StringIO()))
+    _, events = run_watched(params, tmp_path / "run", observer)
+    change, = kinds(events, "task_change")
+    assert change["iteration"] == 15 and change["change"] == "levels 0 -> 2 (held 15 iterations)"
+    assert {"reward_collapse", "blowup:train/value_loss"} <= set(change["restarted"])
+    assert kinds(events, "metrics")[-1]["metrics"]["curriculum/levels"] == 2.0

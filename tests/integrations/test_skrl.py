@@ -239,3 +239,23 @@ def test_a_real_learning_rate_fault_rolls_back_past_the_checkpoint_it_broke(tmp_
     after = [m["metrics"] for m in kinds(events, "metrics") if m["iteration"] > 62]
     assert len(after) == 12 and all(math.isfinite(m["train/value_loss"]) for m in after)
     assert all(m["train/learning_rate"] == pytest.approx(SAFE_LR / 2) for m in after)
+
+
+def test_a_curriculum_step_the_env_reports_restarts_the_reward_and_value_detectors_live(tmp_path):
+    """Isaac Lab's curriculum terms reach skrl's ``record_transition`` in the step info (``infos["log"]``); the
+    watchdog reads them there: a term that held 0 for 15 updates and then takes 2 is a task change."""
+    cfg = WatchdogConfig.model_validate({**QUICK, "curriculum": {"still_iters": 10}})
+    run = Run(tmp_path, [], 25, wd_cfg=cfg)
+    env, step, steps = run.trainer.env, run.trainer.env.step, [0]
+
+    def with_curriculum(actions):  # the env's extras, as Isaac Lab's env returns them through skrl's wrapper
+        obs, rewards, terminated, truncated, _ = step(actions)
+        steps[0] += 1  # update u's rollout is steps u * ROLLOUTS + 1 .. (u + 1) * ROLLOUTS
+        level = 2.0 if steps[0] > 15 * ROLLOUTS else 0.0
+        return obs, rewards, terminated, truncated, {"log": {"Curriculum/levels": torch.full((WORLDS * 2,), level)}}
+
+    env.step = with_curriculum
+    events = run.train()
+    change, = kinds(events, "task_change")
+    assert change["iteration"] == 15 and change["change"] == "levels 0 -> 2 (held 15 iterations)"
+    assert kinds(events, "metrics")[-1]["metrics"]["curriculum/levels"] == 2.0

@@ -10,7 +10,7 @@ Importing ``watchdog`` or this package imports no framework.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 
 def supported_version(dist: str, module: str, supported: str, extra: str, ok: Callable[[str], bool]) -> str:
@@ -30,3 +30,37 @@ def supported_version(dist: str, module: str, supported: str, extra: str, ok: Ca
         raise WatchdogError(f"{dist} {version} is installed; watchdog.integrations.{module} supports {dist} {supported}",
                             hint=f"pip install '{dist}{supported}'")
     return version
+
+
+class CurriculumTerms:
+    """The task's curriculum terms as an env reports them in its step info (Isaac Lab's ``Curriculum/<term>`` in
+    ``extras["episode"]``, else ``extras["log"]``, which rsl_rl's logger and Isaac Lab's rl_games observer read):
+    the newest value of each, under our key (``curriculum/<term>``), read as a record's value once per iteration
+    (a mean over envs; one device sync then, none per step)."""
+
+    def __init__(self) -> None:
+        self.newest: dict[str, Any] = {}
+        self._keys: dict[str, str | None] = {}  # each info name's key (None: not a curriculum term), looked up once
+
+    def update(self, extras: Any) -> None:
+        """One env step's info dict (anything else is ignored)."""
+        if not isinstance(extras, Mapping):
+            return
+        info = extras.get("episode") or extras.get("log")
+        if not isinstance(info, Mapping):
+            return
+        from watchdog.frameworks import curriculum_key
+
+        keys = self._keys
+        for name, value in info.items():
+            key = keys.get(name, False)
+            if key is False:  # "/" in the name: the frameworks log it as it is ("Curriculum/terrain_levels")
+                key = keys[name] = curriculum_key(name) if "/" in str(name) else None
+            if key is not None:
+                self.newest[key] = value
+
+    def values(self) -> dict[str, float]:
+        """Each term's newest value, a float (the mean over envs)."""
+        import torch
+
+        return {key: float(torch.as_tensor(value, dtype=torch.float64).mean()) for key, value in self.newest.items()}

@@ -61,7 +61,7 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.frameworks import live_config
-from watchdog.integrations import supported_version
+from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
@@ -301,6 +301,7 @@ class WatchdogObserver(AlgoObserver):
         self.watch: RlGamesSession | None = None
         self._axis = 0  # rl_games' frame axis of the epoch being judged (its TensorBoard step)
         self._stopped_at: int | None = None
+        self._curriculum = CurriculumTerms()  # the task's curriculum terms from the env's step infos
 
     @property
     def result(self) -> SessionResult:
@@ -336,6 +337,7 @@ class WatchdogObserver(AlgoObserver):
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:
         self.wrap.process_infos(infos, done_indices)
+        self._curriculum.update(infos)  # Isaac Lab's curriculum terms, as its rl_games observer reads them
 
     def after_steps(self) -> None:
         self.wrap.after_steps()
@@ -406,6 +408,7 @@ class WatchdogObserver(AlgoObserver):
                 values[LOG_STD_MAX] = math.log(max(float(sigma.max()), 1e-45))
         if agent.game_rewards.current_size > 0:
             values[EPISODE_RETURN] = float(agent.game_rewards.get_mean().reshape(-1)[0])
+        values.update(self._curriculum.values())
         it = int(agent.epoch_num) - 1
         return MetricRecord.from_mapping(it, int(agent.frame) + int(agent.curr_frames), values)
 

@@ -51,8 +51,8 @@ from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
-from watchdog.frameworks import curriculum_key, live_config
-from watchdog.integrations import supported_version
+from watchdog.frameworks import live_config
+from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
@@ -276,10 +276,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         self._started = self._finished = False
         self._reward_sum = torch.zeros((), device=self.device)
         self._reward_steps = 0
-        # the task's curriculum terms from the env's episode extras (Isaac Lab's ``Curriculum/<term>``), newest
-        # value by our key; and each extras name's key (None: not a curriculum term), looked up once
-        self._curriculum: dict[str, Any] = {}
-        self._curriculum_names: dict[str, str | None] = {}
+        self._curriculum = CurriculumTerms()  # the task's curriculum terms from the env's episode extras
         self.watch = RslRlSession(
             self, watchdog=Watchdog(wd_cfg), safe=safe,
             safe_name=Path(safe_config).name if isinstance(safe_config, (str, Path)) else "rsl_rl safe config",
@@ -367,15 +364,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         """Add up the raw env rewards (no sync: a tensor sum), then rsl_rl's own step processing."""
         self._reward_sum = self._reward_sum + rewards.detach().sum()
         self._reward_steps += rewards.numel()
-        info = extras.get("episode") or extras.get("log")  # what rsl_rl's logger reads, in its order
-        if info:
-            names = self._curriculum_names
-            for name, value in info.items():
-                key = names.get(name, False)
-                if key is False:  # "/" in the name: rsl_rl logs it as it is ("Curriculum/terrain_levels")
-                    key = names[name] = curriculum_key(name) if "/" in name else None
-                if key is not None:
-                    self._curriculum[key] = value  # read (one sync) when the iteration's record is made
+        self._curriculum.update(extras)  # what rsl_rl's logger reads, in its order
         return self._rsl_process_env_step(obs, rewards, dones, extras)
 
     def _init_writer_once(self) -> None:
@@ -398,8 +387,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         episodes = getattr(self.logger, "rewbuffer", None)  # rsl_rl's last 100 finished episodes
         if episodes:
             values[EPISODE_RETURN] = statistics.mean(episodes)  # as rsl_rl logs Train/mean_reward
-        for key, value in self._curriculum.items():  # each term's newest value (rsl_rl logs the iteration's mean of them)
-            values[key] = float(torch.as_tensor(value, dtype=torch.float64).mean())
+        values.update(self._curriculum.values())  # each term's newest value (rsl_rl logs the iteration's mean of them)
         return MetricRecord.from_mapping(it, (it + 1) * self.steps_per_iteration, values)
 
     def episodes_state(self) -> dict:

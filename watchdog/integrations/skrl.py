@@ -47,7 +47,7 @@ from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import WatchdogError
 from watchdog.frameworks import live_config
-from watchdog.integrations import supported_version
+from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
@@ -242,8 +242,9 @@ class SkrlWatchdog:
             console=console if console is not None else WatchdogConsole(), seed=seed, scalar=self._scalar)
         self._updates = 0
         self._axis = 0
-        self._update = None
+        self._update = self._record_transition = None
         self._used = False
+        self._curriculum = CurriculumTerms()  # the task's curriculum terms from the env's step infos
 
     @property
     def result(self) -> SessionResult:
@@ -263,12 +264,13 @@ class SkrlWatchdog:
                  "learning_rate_scheduler": type(agent.scheduler).__name__ if agent.scheduler is not None else None,
                  "grad_norm_clip": agent.cfg.grad_norm_clip, "ratio_clip": agent.cfg.ratio_clip},
             envs=self.num_envs, steps_per_iteration=int(agent.cfg.rollouts) * self.num_envs)
-        self._update = agent.update
-        agent.update = self._watched_update
+        self._update, self._record_transition = agent.update, agent.record_transition
+        agent.update, agent.record_transition = self._watched_update, self._watched_record_transition
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
-        self.agent.__dict__.pop("update", None)  # skrl's own method again
+        for name in ("update", "record_transition"):
+            self.agent.__dict__.pop(name, None)  # skrl's own methods again
         self.watch.close()
         writer = getattr(self.agent, "writer", None)
         if writer is not None:
@@ -283,6 +285,12 @@ class SkrlWatchdog:
         self._axis = int(timestep)
         if not self.watch.observe(record):
             raise _Stop()
+
+    def _watched_record_transition(self, **kwargs: Any) -> None:
+        """skrl's per-step bookkeeping; the env's step info first gives up its curriculum terms (Isaac Lab's
+        ``Curriculum/<term>`` in ``extras["log"]``)."""
+        self._curriculum.update(kwargs.get("infos"))
+        self._record_transition(**kwargs)
 
     def record(self, timestep: int) -> MetricRecord:
         """This update's metrics under the watchdog's keys, from the newest values skrl tracked."""
@@ -303,6 +311,7 @@ class SkrlWatchdog:
         if agent._track_rewards:
             values[EPISODE_RETURN] = float(np.mean(np.asarray(agent._track_rewards)))  # as skrl's Total reward (mean)
         values = {k: (math.nan if v is None else v) for k, v in values.items()}
+        values.update(self._curriculum.values())
         return MetricRecord.from_mapping(self._updates, (int(timestep) + 1) * self.num_envs, values)
 
     def _scalar(self, tag: str, value: float, env_steps: int) -> None:
