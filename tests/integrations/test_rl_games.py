@@ -383,3 +383,50 @@ def test_a_curriculum_step_the_env_reports_restarts_the_reward_and_value_detecto
     assert change["iteration"] == 15 and change["change"] == "levels 0 -> 2 (held 15 iterations)"
     assert {"reward_collapse", "blowup:train/value_loss"} <= set(change["restarted"])
     assert kinds(events, "metrics")[-1]["metrics"]["curriculum/levels"] == 2.0
+
+
+def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_path):
+    """rl_games' central value net (Isaac Lab's asymmetric actor-critic tasks: the critic sees ``states``): its
+    weights, optimizer and lr come back with the actor's on a rollback, the safe lr is the critic's too, and its
+    loss is the value loss judged (the actor-critic's own ``c_loss`` is 0 with one)."""
+    from rl_games.common import env_configurations, vecenv
+
+    base = rl_games_ppo.make_env_class()
+
+    class WithStates(base):
+        def step(self, actions):
+            obs, rewards, dones, infos = super().step(actions)
+            return {"obs": obs, "states": obs}, rewards, dones, infos
+
+        def reset(self):
+            obs = super().reset()
+            return {"obs": obs, "states": obs}
+
+        def get_env_info(self):
+            info = super().get_env_info()
+            return {**info, "state_space": info["observation_space"]}
+
+    vecenv.register("WATCHDOG_PUSH_LITE", lambda config_name, num_actors, **kw: WithStates(
+        WORLDS, horizon=HORIZON, seed=0, faults=FaultSchedule.from_specs(["nan@8"])))
+    env_configurations.register(rl_games_ppo.ENV_NAME, {"vecenv_type": "WATCHDOG_PUSH_LITE",
+                                                        "env_creator": lambda **kw: None})
+    params = rl_games_ppo.agent_params(0, iterations=14, num_actors=WORLDS * 2, horizon=HORIZON, run_dir=tmp_path / "run")
+    params["params"]["config"]["central_value_config"] = {
+        "minibatch_size": WORLDS * 2 * HORIZON // 4, "mini_epochs": 4, "learning_rate": 1e-3, "lr_schedule": "adaptive",
+        "kl_threshold": 0.008, "clip_value": True, "normalize_input": True, "truncate_grads": True,
+        "network": {"name": "actor_critic", "central_value": True,
+                    "mlp": {"units": [64, 64], "activation": "elu", "initializer": {"name": "default"}}}}
+    observer = Recording(safe_config=str(ROOT / "cfgs" / "rl_games_safe.yaml"), console=WatchdogConsole(io.StringIO()))
+    _, events = run_watched(params, tmp_path / "run", observer)
+    rollback, = kinds(events, "rollback")
+    switch, = kinds(events, "config_switch")
+    assert rollback["iteration"] == 8 and switch["changes"]["central_value_learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    saved, _ = load_checkpoint(rollback["checkpoint"])
+    live = next(state for rollbacks, state in observer.update_starts if rollbacks == 1)
+    assert_same_tensors(live["central_value"], saved["central_value"], "central_value")
+    assert_same_tensors(live["central_value_optimizer"]["state"], saved["central_value_optimizer"]["state"], "cv.opt")
+    net = observer.agent.central_value_net
+    assert net.lr == pytest.approx(SAFE_LR) and all(g["lr"] == pytest.approx(SAFE_LR) for g in net.optimizer.param_groups)
+    # the value loss judged is the central value net's (the actor-critic's c_loss is 0 here), NaN at the fault
+    losses = {m["iteration"]: m["metrics"]["train/value_loss"] for m in kinds(events, "metrics")}
+    assert all(isinstance(v, float) and v > 0 for i, v in losses.items() if i != 8) and not math.isfinite(float(losses[8]))

@@ -23,7 +23,8 @@ The record (iteration = epochs run so far, rolled-back ones included, 0-based; e
 ``frame`` after the epoch, monotonic):
 
 ==========================  ==========================================================================
-``train/value_loss``        the mean of the epoch's ``c_loss`` (what rl_games logs as ``losses/c_loss``)
+``train/value_loss``        the mean of the epoch's ``c_loss`` (``losses/c_loss``); with a central value net (an
+                            asymmetric critic, whose actor-critic ``c_loss`` is 0) its loss (``losses/cval_loss``)
 ``train/policy_loss``       ``a_loss`` (``losses/a_loss``)
 ``train/entropy``           ``entropy`` (``losses/entropy``)
 ``train/approx_kl``         the KL per mini-epoch, averaged (``info/kl``)
@@ -127,6 +128,7 @@ def capture_state(agent: Any) -> dict:
     if getattr(agent, "has_central_value", False):
         state["central_value"] = {k: v.detach().clone() for k, v in agent.central_value_net.state_dict().items()}
         state["central_value_optimizer"] = clone_tree(agent.central_value_net.optimizer.state_dict())
+        state["central_value_lr"] = float(agent.central_value_net.lr)
     if getattr(agent, "mixed_precision", False):
         state["scaler"] = clone_tree(agent.scaler.state_dict())
     if getattr(agent, "normalize_rms_advantage", False):
@@ -144,6 +146,7 @@ def restore_state(agent: Any, state: dict) -> None:
     if "central_value" in state:
         agent.central_value_net.load_state_dict(state["central_value"])
         agent.central_value_net.optimizer.load_state_dict(clone_tree(state["central_value_optimizer"]))
+        _set_central_value_lr(agent, state["central_value_lr"])
     if "scaler" in state:
         agent.scaler.load_state_dict(clone_tree(state["scaler"]))
     if "advantage_mean_std" in state:
@@ -170,6 +173,14 @@ def set_learning_rate(agent: Any, lr: float) -> None:
     and the optimizer's groups (what the next step uses)."""
     agent.last_lr = float(lr)
     for group in agent.optimizer.param_groups:
+        group["lr"] = float(lr)
+
+
+def _set_central_value_lr(agent: Any, lr: float) -> None:
+    """The asymmetric critic's lr (rl_games' central value net keeps its own, and its own schedule)."""
+    net = agent.central_value_net
+    net.lr = float(lr)
+    for group in net.optimizer.param_groups:
         group["lr"] = float(lr)
 
 
@@ -217,6 +228,14 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     set_learning_rate(agent, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
+    if getattr(agent, "has_central_value", False) and "learning_rate" in values:
+        # the field report's critic lr is the safe lr too; the central value net's schedule held it there
+        net, old_cv = agent.central_value_net, float(agent.central_value_net.lr)
+        if schedule == "fixed":
+            net.scheduler = schedulers.IdentityScheduler()
+        _set_central_value_lr(agent, new_lr)
+        if new_lr != old_cv:
+            changes["central_value_learning_rate"] = (old_cv, new_lr)
     kept = {}
     if schedule != "fixed":
         kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' {schedule} schedule moves it from there "
@@ -334,6 +353,11 @@ class WatchdogObserver(AlgoObserver):
             seed=int(algo.config.get("seed", 0) or 0), scalar=self._scalar)
         self._train_epoch, self._save, self._train = algo.train_epoch, algo.save, algo.train
         algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
+        self._cval_loss: float | None = None
+        if getattr(algo, "has_central_value", False) and not getattr(algo, "has_value_loss", True):
+            # an asymmetric critic: the actor-critic's c_loss is 0, the central value net's loss is the value loss
+            self._train_central_value = algo.train_central_value
+            algo.train_central_value = self._watched_central_value
 
     def process_infos(self, infos: Any, done_indices: Any) -> None:
         self.wrap.process_infos(infos, done_indices)
@@ -384,6 +408,11 @@ class WatchdogObserver(AlgoObserver):
         self._judge(self.record(losses, last_lr=out[-2], lr_mul=out[-1]))
         return out
 
+    def _watched_central_value(self) -> Any:
+        loss = self._train_central_value()
+        self._cval_loss = _mean([loss])
+        return loss
+
     def _save_unless_stopped(self, fn: str) -> None:
         if self._stopped_at is not None:
             log.info("not saving %s: the watchdog stopped the run at iteration %d (the weights diverged)",
@@ -396,7 +425,8 @@ class WatchdogObserver(AlgoObserver):
     def record(self, losses: dict, *, last_lr: float, lr_mul: float) -> MetricRecord:
         """This epoch's metrics under the watchdog's keys (iteration: the 0-based epoch index)."""
         agent = self.agent
-        values: dict[str, Any] = {VALUE_LOSS: _mean(losses["c"]), POLICY_LOSS: _mean(losses["a"]),
+        value_loss, self._cval_loss = (_mean(losses["c"]) if self._cval_loss is None else self._cval_loss), None
+        values: dict[str, Any] = {VALUE_LOSS: value_loss, POLICY_LOSS: _mean(losses["a"]),
                                   POLICY_ENTROPY: _mean(losses["entropy"]), APPROX_KL: _mean(losses["kl"]),
                                   LEARNING_RATE: float(last_lr) * float(lr_mul)}
         if losses.get("b"):
@@ -427,6 +457,7 @@ class WatchdogObserver(AlgoObserver):
         (:class:`~watchdog.errors.NonFiniteTraining`). Returns what ``train_epoch`` returns, with NaN losses."""
         agent = self.agent
         it = int(agent.epoch_num) - 1
+        self._cval_loss = None
         log.warning("epoch %d failed with non-finite numbers in the %s: %s", it, where, " ".join(str(exc).split()))
         record = MetricRecord.from_mapping(it, int(agent.frame) + int(agent.curr_frames), {VALUE_LOSS: math.nan})
         self.watch.judge_failed(lambda: self._judge(record), where, exc)
