@@ -23,8 +23,8 @@ The record (iteration = epochs run so far, rolled-back ones included, 0-based; e
 ``frame`` after the epoch, monotonic):
 
 ==========================  ==========================================================================
-``train/value_loss``        the mean of the epoch's ``c_loss`` (``losses/c_loss``); with a central value net (an
-                            asymmetric critic, whose actor-critic ``c_loss`` is 0) its loss (``losses/cval_loss``)
+``train/value_loss``        the mean of the epoch's ``c_loss`` (``losses/c_loss``); with a central value net and
+                            ``use_experimental_cv: False`` (``c_loss`` 0), that net's loss (``losses/cval_loss``)
 ``train/policy_loss``       ``a_loss`` (``losses/a_loss``)
 ``train/entropy``           ``entropy`` (``losses/entropy``)
 ``train/approx_kl``         the KL per mini-epoch, averaged (``info/kl``)
@@ -355,7 +355,8 @@ class WatchdogObserver(AlgoObserver):
         algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
         self._cval_loss: float | None = None
         if getattr(algo, "has_central_value", False) and not getattr(algo, "has_value_loss", True):
-            # an asymmetric critic: the actor-critic's c_loss is 0, the central value net's loss is the value loss
+            # an asymmetric critic alone (use_experimental_cv: False): the actor-critic's c_loss is 0, the central
+            # value net's loss is the value loss
             self._train_central_value = algo.train_central_value
             algo.train_central_value = self._watched_central_value
 
