@@ -310,7 +310,7 @@ class SkrlWatchdog:
             values[LOG_STD_MAX] = math.log(std) if std > 0 else math.nan  # a NaN std: a non-finite record
         if agent._track_rewards:
             values[EPISODE_RETURN] = float(np.mean(np.asarray(agent._track_rewards)))  # as skrl's Total reward (mean)
-        values = {k: (math.nan if v is None else v) for k, v in values.items()}
+        values = {k: v for k, v in values.items() if v is not None}  # a key skrl did not track is absent, not NaN
         values.update(self._curriculum.values())
         return MetricRecord.from_mapping(self._updates, (int(timestep) + 1) * self.num_envs, values)
 
