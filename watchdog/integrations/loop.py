@@ -31,7 +31,6 @@ value-loss rule is on only with ``value_targets_normalized=True`` (CleanRL regre
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +48,6 @@ from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
-
-log = logging.getLogger(__name__)
 
 FRAMEWORK = LOOP  # the start event's name for a run watched through this module (replay reads it)
 _CLEANRL_TAGS = {tag: key for tag, key in FRAMEWORKS["cleanrl"].tags.items() if not tag.startswith("charts/episod")}

@@ -28,7 +28,6 @@ The value-loss rule follows the agent's ``value_preprocessor`` (on with one, as 
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -60,8 +59,6 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
-
-log = logging.getLogger(__name__)
 
 SUPPORTED = ">=2.0,<3"
 # The field report's safe values where skrl has the knob (cfgs/skrl_safe.yaml says the same).
