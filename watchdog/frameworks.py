@@ -236,6 +236,30 @@ _SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 p
 RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against the frame
 
 
+RL_GAMES_C_LOSS, RL_GAMES_CVAL_LOSS = "losses/c_loss", "losses/cval_loss"  # the actor-critic's, the central value net's
+
+
+def rl_games_critic_loss(scalars: dict) -> bool:
+    """rl_games with a central value net and ``use_experimental_cv: False``: the actor-critic trains no value head
+    and logs ``losses/c_loss`` as 0 every epoch, while the critic's loss is ``losses/cval_loss`` (logged in the
+    same epoch, on the central value net's own frame count). Puts the critic's loss, epoch by epoch, in place of
+    those zeros (at c_loss's frames, so the iteration grid and checkpoint placement stay rl_games'); True when
+    it did. Whole logs only (replay): a followed run's zeros cannot be told from a loss not yet written."""
+    c_loss, cval = scalars.get(RL_GAMES_C_LOSS), scalars.get(RL_GAMES_CVAL_LOSS)
+    if c_loss is None or cval is None:
+        return False
+    trained = np.isfinite(c_loss.values)  # a NaN c_loss: an epoch that failed before its critic trained (no cval)
+    if not trained.any() or np.any(c_loss.values[trained] != 0):
+        return False
+    from dataclasses import replace
+
+    values, at = c_loss.values.copy(), np.flatnonzero(trained)
+    n = min(len(at), len(cval))
+    values[at[:n]] = cval.values[:n]
+    scalars[RL_GAMES_C_LOSS] = replace(c_loss, values=values)
+    return True
+
+
 def epoch_frames(frames: Iterable[int], epochs: Iterable[float]) -> dict[int, int]:
     """rl_games' ``info/epochs`` points as {epoch: frame} (an epoch logged twice: its newest frame)."""
     return {int(epoch): int(frame) for frame, epoch in zip(frames, epochs)}
