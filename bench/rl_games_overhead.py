@@ -2,7 +2,7 @@
 
 Real rl_games PPO (``Runner()`` vs ``Runner(WatchdogObserver(...))``) on push_lite registered as an rl_games
 vecenv (``examples/rl_games_ppo.py``: its agent config), the same seed and sizes, one process, runs interleaved
-in ABBA order so machine load hits both alike (``bench.rsl_rl_overhead.abba``). Each run's seconds per epoch
+in ABBA order so machine load hits both alike (``bench.abba``). Each run's seconds per epoch
 are timed between the starts of its second and last update (rl_games' ``prepare_dataset``, between rollout and
 update); wall and CPU time (``time.process_time``). Both runs write rl_games' TensorBoard events; the watched one
 adds the whole watchdog: record, detectors, policy, event log, status line (to a null console), ``watchdog/*``
@@ -21,10 +21,9 @@ import contextlib
 import io
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.rsl_rl_overhead import overhead_main
+from bench.abba import overhead_main, per_update, stamped, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -47,24 +46,9 @@ def rl_games_run(worlds: int, steps: int, iterations: int, watched: bool, hook_s
 
         def after_init(self, algo):
             super().after_init(algo)
-            prepare = algo.prepare_dataset
-
-            def stamped(batch_dict):
-                stamps.append((time.perf_counter(), time.process_time()))
-                return prepare(batch_dict)
-
-            algo.prepare_dataset = stamped
+            algo.prepare_dataset = stamped(algo.prepare_dataset, stamps)
             if watched:
-                judge = self._judge
-
-                def timed(record):
-                    start = time.perf_counter()
-                    try:
-                        return judge(record)
-                    finally:
-                        hook_seconds.append(time.perf_counter() - start)
-
-                self._judge = timed
+                self._judge = timed(self._judge, hook_seconds)
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -75,8 +59,7 @@ def rl_games_run(worlds: int, steps: int, iterations: int, watched: bool, hook_s
         runner = Runner(observer)
         runner.load(agent_params(0, iterations=iterations, num_actors=2 * worlds, horizon=steps, run_dir=Path(tmp) / "run"))
         runner.run({"train": True, "play": False})
-    wall, cpu = ((stamps[-1][i] - stamps[1][i]) / (len(stamps) - 2) for i in (0, 1))
-    return wall, cpu
+    return per_update(stamps)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 Real skrl PPO (``examples/skrl_ppo.py``'s agent: Gaussian policy, running scalers, KLAdaptiveLR) on push_lite
 through skrl's gymnasium wrapper, trained by its ``SequentialTrainer`` bare or inside ``SkrlWatchdog``, the same
-seed and sizes, one process, ABBA-interleaved (``bench.rsl_rl_overhead.abba``). Each run's seconds per update
+seed and sizes, one process, ABBA-interleaved (``bench.abba``). Each run's seconds per update
 are timed between the starts of its second and last update; wall and CPU time. Both runs write skrl's
 TensorBoard events; the watched one adds the whole watchdog (record, detectors, policy, event log, status line to
 a null console, ``watchdog/*`` scalars, stable checkpoints to memory and disk every 10 updates). ``hook_ms`` is
@@ -21,10 +21,9 @@ import io
 import logging
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench.rsl_rl_overhead import overhead_main
+from bench.abba import overhead_main, per_update, stamped, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -48,32 +47,16 @@ def skrl_run(worlds: int, steps: int, iterations: int, watched: bool, hook_secon
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp, contextlib.redirect_stdout(io.StringIO()):
         env = make_env(worlds, rollouts=steps, seed=0)
         agent, trainer = build_agent(env, iterations=iterations, rollouts=steps, run_dir=Path(tmp) / "run")
-        update = agent.update
-
-        def stamped(*, timestep, timesteps):
-            stamps.append((time.perf_counter(), time.process_time()))
-            return update(timestep=timestep, timesteps=timesteps)
-
-        agent.update = stamped
+        agent.update = stamped(agent.update, stamps)
         if watched:
             watch = SkrlWatchdog(agent, console=WatchdogConsole(io.StringIO()))
-            judge = watch.watch.observe
-
-            def timed(record):
-                start = time.perf_counter()
-                try:
-                    return judge(record)
-                finally:
-                    hook_seconds.append(time.perf_counter() - start)
-
-            watch.watch.observe = timed
+            watch.watch.observe = timed(watch.watch.observe, hook_seconds)
             with watch:
                 trainer.train()
         else:
             trainer.train()
         agent.writer.close()
-    wall, cpu = ((stamps[-1][i] - stamps[1][i]) / (len(stamps) - 2) for i in (0, 1))
-    return wall, cpu
+    return per_update(stamps)
 
 
 def main(argv: list[str] | None = None) -> None:
