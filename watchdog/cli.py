@@ -17,24 +17,14 @@ EXIT_OK, EXIT_DIVERGED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from watchdog.config import (
-        FrameworkSafeConfig,
-        PPOConfig,
-        RlGamesSafeConfig,
-        RslRlSafeConfig,
-        SB3SafeConfig,
-        SkrlSafeConfig,
-        load_any_config,
-    )
+    from watchdog.config import FrameworkSafeConfig, PPOConfig, SB3SafeConfig, load_any_config
     from watchdog.console import WatchdogConsole
 
     cfg = load_any_config(args.file)
     out = WatchdogConsole()
     kind = ("PPO config" if isinstance(cfg, PPOConfig) else
             "Stable-Baselines3 safe config" if isinstance(cfg, SB3SafeConfig) else
-            "rsl_rl safe config" if isinstance(cfg, RslRlSafeConfig) else
-            "rl_games safe config" if isinstance(cfg, RlGamesSafeConfig) else
-            "skrl safe config" if isinstance(cfg, SkrlSafeConfig) else "watchdog config")
+            f"{cfg.framework} safe config" if isinstance(cfg, FrameworkSafeConfig) else "watchdog config")
     out.message(f"{args.file}: valid {kind}; effective values:", style="green")
     rows = []
     for key, value in _flatten(cfg.model_dump()).items():

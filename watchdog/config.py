@@ -718,6 +718,11 @@ def load_skrl_safe_config(path: str | Path) -> SkrlSafeConfig:
     return validate_mapping(SkrlSafeConfig, read_yaml(path), source=str(path))
 
 
+# the integrations' safe configs by their ``framework:`` marker (how ``watchdog check`` tells them apart)
+FRAMEWORK_SAFE_CONFIGS: dict[str, type[FrameworkSafeConfig]] = {
+    "rsl_rl": RslRlSafeConfig, "rl_games": RlGamesSafeConfig, "skrl": SkrlSafeConfig}
+
+
 # --- loading --------------------------------------------------------------------------------------
 
 
@@ -802,16 +807,12 @@ def load_ppo_config(path: str | Path | None) -> PPOConfig:
     return validate_mapping(PPOConfig, read_yaml(path), source=str(path))
 
 
-def load_any_config(path: str | Path) -> (WatchdogConfig | PPOConfig | SB3SafeConfig | RslRlSafeConfig | RlGamesSafeConfig
-                                         | SkrlSafeConfig):
+def load_any_config(path: str | Path) -> WatchdogConfig | PPOConfig | SB3SafeConfig | FrameworkSafeConfig:
     """For ``watchdog check``: decide by the keys (or a ``framework:`` marker) which config the file is."""
     data = read_yaml(path)
-    if isinstance(data, dict) and data.get("framework") == "rsl_rl":
-        return validate_mapping(RslRlSafeConfig, data, source=str(path))
-    if isinstance(data, dict) and data.get("framework") == "rl_games":
-        return validate_mapping(RlGamesSafeConfig, data, source=str(path))
-    if isinstance(data, dict) and data.get("framework") == "skrl":
-        return validate_mapping(SkrlSafeConfig, data, source=str(path))
+    marker = data.get("framework") if isinstance(data, dict) else None
+    if isinstance(marker, str) and marker in FRAMEWORK_SAFE_CONFIGS:
+        return validate_mapping(FRAMEWORK_SAFE_CONFIGS[marker], data, source=str(path))
     sb3_only = set(SB3SafeConfig.model_fields) - set(PPOConfig.model_fields)
     ppo_only = set(PPOConfig.model_fields) - set(SB3SafeConfig.model_fields)
     if isinstance(data, dict) and set(data) & sb3_only and not set(data) & ppo_only:

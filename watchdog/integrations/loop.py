@@ -123,10 +123,8 @@ class LoopWatchdog:
         """Judge one update's metrics (iteration: 0-based, counting every update run, rolled-back ones
         included; env steps: all envs' steps so far) and carry out what the watchdog decides."""
         values = {_CLEANRL_TAGS.get(k, k): float(v) for k, v in metrics.items()}
-        rollbacks = self.watch.result.rollbacks
-        keep_going = self.step_record(MetricRecord.from_mapping(int(iteration), int(env_steps), values))
-        rolled_back = self.watch.result.rollbacks != rollbacks
-        return Step(rolled_back=rolled_back, stopped=not keep_going, rollback=self._last_rollback() if rolled_back else None)
+        record = MetricRecord.from_mapping(int(iteration), int(env_steps), values)
+        return self._outcome(lambda: self.step_record(record))
 
     def step_record(self, record: MetricRecord) -> bool:
         """Judge one record (already under the watchdog's keys); False: stop training."""
@@ -138,19 +136,22 @@ class LoopWatchdog:
                                       value_targets_normalized=self.normalized)
         return self.watch.observe(record)
 
-    def _last_rollback(self) -> dict | None:
-        return next((e for e in reversed(self.watch.result.events) if e["event"] == "rollback"), None)
+    def _outcome(self, judge: Callable[[], bool]) -> Step:
+        """Run ``judge`` (False: stop) and say what the watchdog did."""
+        rollbacks = self.watch.result.rollbacks
+        keep_going = judge()
+        if self.watch.result.rollbacks == rollbacks:
+            return Step(stopped=not keep_going)
+        rollback = next(e for e in reversed(self.watch.result.events) if e["event"] == "rollback")
+        return Step(rolled_back=True, stopped=not keep_going, rollback=rollback)
 
     def failed(self, iteration: int, env_steps: int, exc: BaseException) -> Step:
         """An update that raised on non-finite numbers (``Categorical(logits=nan)``, ``Normal(loc=nan)``: NaN
         observations or weights), judged as a NaN record. Only a rollback or a stop lets your loop go on; with
         neither (``action: alert``) it raises :class:`~watchdog.errors.NonFiniteTraining`. Call it from your
         ``except`` around the rollout and update, for errors you know to be non-finite numbers."""
-        rollbacks = self.watch.result.rollbacks
         record = MetricRecord.from_mapping(int(iteration), int(env_steps), {VALUE_LOSS: math.nan})
-        keep_going = self.watch.judge_failed(lambda: self.step_record(record), "update", exc)
-        rolled_back = self.watch.result.rollbacks != rollbacks
-        return Step(rolled_back=rolled_back, stopped=not keep_going, rollback=self._last_rollback() if rolled_back else None)
+        return self._outcome(lambda: self.watch.judge_failed(lambda: self.step_record(record), "update", exc))
 
     def close(self) -> None:
         """End the watched run (the event log's ``end`` event; pending checkpoint writes finished)."""
