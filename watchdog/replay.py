@@ -414,11 +414,14 @@ def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunRep
 def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
     """What the report says about the run's origin: framework, step unit, signals, the value rule."""
     info = data.info
+    span = data.records[-1].iteration - data.records[0].iteration if data.records else 0
     return {"framework": info.get("framework_label") or info.get("framework", OPENRL),
             "step_unit": info.get("step_unit", "env steps"),
             "signals_found": info.get("signals_found", []), "signals_absent": info.get("signals_absent", []),
             "curriculum_terms": [k[len(CURRICULUM_PREFIX):] for k in info.get("keys", []) if k.startswith(CURRICULUM_PREFIX)],
-            "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1]}
+            "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1],
+            # shorter than the warm-up: only non-finite values and blow-ups were judged, and "healthy" says no more
+            "within_warmup": span < cfg.warmup.min_iters, "warmup_iters": cfg.warmup.min_iters}
 
 
 def unrecognised_report(run: str, data: RunData) -> RunReport:

@@ -53,7 +53,8 @@ def _render(out, reports, seconds: float) -> None:
         _render_one(out, report)
     if len(reports) > 1:
         names = _short_names([r.run for r in reports])
-        rows = [[names[r.run], r.source, r.verdict, _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
+        rows = [[names[r.run], r.source, r.verdict + (" (too short)" if r.run_info.get("within_warmup") else ""),
+                 _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
                  (r.recommended_checkpoint or {}).get("step", "-")] for r in _by_verdict(reports)]
         out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
                                      "recommended step"], rows)
@@ -174,6 +175,10 @@ def _render_origin(out, report) -> None:
     if info.get("curriculum_terms"):
         out.message(f"  curriculum terms: {', '.join(info['curriculum_terms'])} (a step of one is a task change: the "
                     "reward and value-loss detectors start over)", style="dim")
+    if info.get("within_warmup"):
+        out.message(f"  too short to judge: {report.iterations} records, all within the first {info.get('warmup_iters')} "
+                    "iterations (the detectors' warm-up), so only non-finite values and blow-ups were judged",
+                    style="yellow")
     rule = "on" if info.get("value_loss_rule") else "off"
     out.message(f"  absolute value-loss rule {rule} ({info.get('value_normalization')})", style="dim")
 

@@ -93,6 +93,23 @@ def test_the_report_says_where_the_reward_began_and_ended_which_a_verdict_does_n
     assert "episode return -44.88 over its first tenth, -1208 over its last (best -10.65 at it 0)" in capsys.readouterr().out
 
 
+def test_a_run_shorter_than_the_warm_up_is_said_to_be_too_short_to_judge(tmp_path, mapush_runs, capsys):
+    """Run8's first 10 log points (45 iterations, inside the 50-iteration warm-up): `healthy` (nothing non-finite,
+    no blow-up), and the report says that is all that was judged; its first 40 points are judged as usual."""
+    records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records
+    _write_openrl_tb(tmp_path / "short", records[:10])
+    _write_openrl_tb(tmp_path / "longer", records[:40])
+    code, out = _replay_json(capsys, tmp_path / "short", tmp_path / "longer")
+    short, longer = sorted(out["runs"], key=lambda r: r["run"], reverse=True)
+    assert code == 0 and short["verdict"] == longer["verdict"] == "healthy"
+    assert (short["within_warmup"], short["warmup_iters"], longer["within_warmup"]) == (True, 50, False)
+    assert main(["replay", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.count("too short to judge: 10 records, all within the first 50 iterations (the detectors' warm-up), "
+                      "so only non-finite values and blow-ups were judged") == 1
+    assert "healthy (too short)" in text and text.count("too short") == 2
+
+
 def test_the_plot_and_the_reward_line_show_the_reward_the_detectors_judged(tmp_path, capsys):
     """A config that points ``reward_collapse.signal`` at another key: the reward line and the plot's reward panel
     follow it (named as it is); a key the run lacks falls back to the reward the run logs."""
