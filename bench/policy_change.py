@@ -36,7 +36,8 @@ from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY, POLICY_LOSS
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data")
 # runs that diverged with no fault injected (their folders do not say "fault")
-NATURAL = ("mujoco/skrl/hopper/", "mujoco/skrl/hopper_seed1/", "mujoco/skrl/walker2d_fixed_lr/", "many_envs/skrl/push_lite_fixed_lr/",
+NATURAL = ("mujoco/skrl/hopper/", "mujoco/skrl/hopper_seed1/", "mujoco/skrl/walker2d_fixed_lr/", "mujoco/skrl/idp_fixed_lr/",
+           "many_envs/skrl/push_lite_fixed_lr/",
            "many_envs/skrl/push_lite_fixed_lr3e-4/")
 SPAN, LAG, WARMUP, MIN_POINTS, PERSIST = 200, 20, 50, 10, 3
 

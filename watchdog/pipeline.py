@@ -368,8 +368,9 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     reach = fallback
     if earliest_hint is not None:  # another detector's hint, but not from a different era of the run
         reach = max(min(reach, earliest_hint), fallback - ONSET_LOOKBACK_ITERS)
-    if alarm.signal in STD_CLIMB_KEYS or alarm.detector == "policy_collapse":
-        # a steady climb, or an entropy that left its recent range and fell on: the detector knows its onset
+    if alarm.signal in STD_CLIMB_KEYS or alarm.detector in ("policy_collapse", "kl_surge"):
+        # a steady climb, an entropy that left its recent range and fell on, or a KL that left its range (the
+        # surge's first point above it): the detector knows its onset, and the value loss it did not judge does not
         return Onset(fallback, fallback, alarm.iteration, "detector")
     if key == POLICY_LOSS:
         transform = _log_size

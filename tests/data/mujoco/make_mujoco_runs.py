@@ -59,6 +59,24 @@ RUNS = {
     # (read as the mean of the last 100 episodes since session 11), made after that reading was chosen
     "cleanrl/hopper": ("cleanrl", "Hopper-v4", 4, 300),
     "cleanrl/walker2d": ("cleanrl", "Walker2d-v4", 4, 300),
+    # session 13: three more tasks, blind as session 11's (made after every setting was fixed, read as they
+    # came out): InvertedDoublePendulum (episodes end when it falls: the return leaps as the policy learns to
+    # balance), Humanoid (17 joints, 376 observations; episodes end when it falls) and Reacher (fixed 50-step
+    # episodes, a negative return); SB3 with the zoo's entries for each (Humanoid-v4's as published: the zoo's
+    # MuJoCo defaults, i.e. SB3's own; the other two from their -v2 entries). Swimmer-v4 was meant instead of
+    # Humanoid: its XML does not load in mujoco 4.0 (gymnasium 0.29)
+    "sb3/idp_zoo": ("sb3", "InvertedDoublePendulum-v4", True, 100_000),
+    "sb3/humanoid_zoo": ("sb3", "Humanoid-v4", True, 300_000),
+    "sb3/reacher_zoo": ("sb3", "Reacher-v4", True, 100_000),
+    "rsl_rl/idp": ("rsl_rl", "InvertedDoublePendulum-v4", 32, 500),
+    "rsl_rl/humanoid": ("rsl_rl", "Humanoid-v4", 32, 500),
+    "rsl_rl/reacher": ("rsl_rl", "Reacher-v4", 32, 500),
+    "rl_games/idp": ("rl_games", "InvertedDoublePendulum-v4", 32, 500),
+    "rl_games/humanoid": ("rl_games", "Humanoid-v4", 32, 500),
+    "rl_games/reacher": ("rl_games", "Reacher-v4", 32, 500),
+    "skrl/idp": ("skrl", "InvertedDoublePendulum-v4", 32, 500),
+    "skrl/humanoid": ("skrl", "Humanoid-v4", 32, 500),
+    "skrl/reacher": ("skrl", "Reacher-v4", 32, 500),
 }
 # faulted runs: the same, with the learning rate x factor from an update on (update, factor)
 FAULTS = {
@@ -87,6 +105,13 @@ FAULTS = {
     "rl_games/walker2d_lr_ramp": ("rl_games", "Walker2d-v4", 32, 450, (250, 1.0, 1.03)),
     "sb3/walker2d_zoo_lr_ramp": ("sb3", "Walker2d-v4", True, 100_000, (120, 1.0, 1.08)),
     "cleanrl/hopper_lr_fault": ("cleanrl", "Hopper-v4", 4, 300, (200, 30.0)),
+    # session 13, blind as its healthy runs above: the same lr faults on the new tasks
+    "rsl_rl/idp_lr_fault": ("rsl_rl", "InvertedDoublePendulum-v4", 32, 400, (250, 30.0)),
+    "rl_games/humanoid_lr_fault": ("rl_games", "Humanoid-v4", 32, 400, (250, 30.0)),
+    # made as skrl's lr fault (x30 from 250); its fixed schedule alone (lr 1e-3 without KLAdaptiveLR) took it to
+    # NaN at update 41, as it did Walker2d's, so it is named for that (the jump never mattered)
+    "skrl/idp_fixed_lr": ("skrl", "InvertedDoublePendulum-v4", 32, 400, 0, (250, 30.0)),
+    "sb3/reacher_zoo_lr_fault": ("sb3", "Reacher-v4", True, 100_000, (120, 100.0)),
 }
 
 ZOO_256_RELU = "256x256 ReLU, log-std init -2"  # the zoo's policy_kwargs for Hopper-v4 and HalfCheetah-v4
@@ -100,6 +125,14 @@ ZOO = {  # rl-baselines3-zoo hyperparams/ppo.yml (the MuJoCo v4 entries); "polic
     "Walker2d-v4": dict(batch_size=32, n_steps=512, gamma=0.99, learning_rate=5.05041e-05, ent_coef=0.000585045,
                         clip_range=0.1, n_epochs=20, gae_lambda=0.95, max_grad_norm=1.0, vf_coef=0.871923,
                         policy=None),
+    # session 13: Humanoid-v4 as published (the zoo's MuJoCo defaults: SB3's own hyper-parameters); the other two
+    # from the zoo's -v2 entries (no -v4 entry), n_envs 1 as published
+    "Humanoid-v4": dict(policy=None),
+    "InvertedDoublePendulum-v4": dict(batch_size=512, n_steps=128, gamma=0.98, learning_rate=0.000155454,
+                                      ent_coef=1.05057e-06, clip_range=0.4, n_epochs=10, gae_lambda=0.8,
+                                      max_grad_norm=0.5, vf_coef=0.695929, policy=None),
+    "Reacher-v4": dict(batch_size=32, n_steps=512, gamma=0.9, learning_rate=0.000104019, ent_coef=7.52585e-08,
+                       clip_range=0.3, n_epochs=5, gae_lambda=1.0, max_grad_norm=0.9, vf_coef=0.950368, policy=None),
 }
 
 
@@ -129,8 +162,9 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
 
     kw = dict(ZOO[env_id])
     zoo_policy = kw.pop("policy")
+    n_envs = kw.pop("n_envs", 1)
     if lr_jump is not None:
-        base, total, (jump, factor, *ramp) = kw["learning_rate"], steps // kw["n_steps"], lr_jump
+        base, total, (jump, factor, *ramp) = kw["learning_rate"], steps // (kw["n_steps"] * n_envs), lr_jump
         growth = ramp[0] if ramp else 1.0
 
         def learning_rate(progress: float) -> float:
@@ -138,11 +172,11 @@ def sb3(out: Path, env_id: str, normalize: bool, steps: int, lr_jump: tuple[int,
             return base * (factor * growth ** (k - jump - 1) if k > jump else 1.0)
 
         kw["learning_rate"] = learning_rate
-    env = make_vec_env(env_id, n_envs=1, seed=0)
+    env = make_vec_env(env_id, n_envs=n_envs, seed=0)
     if obs_spike is not None:
         env = ObsSpike(env, obs_spike[0] * kw["n_steps"] + 1, obs_spike[1])
     if normalize:
-        env = VecNormalize(env, gamma=kw["gamma"])
+        env = VecNormalize(env, gamma=kw.get("gamma", 0.99))  # 0.99: PPO's default and VecNormalize's
     policy = {} if zoo_policy is None else dict(log_std_init=-2, ortho_init=False, activation_fn=torch.nn.ReLU,
                                                  net_arch=dict(pi=[256, 256], vf=[256, 256]))
     PPO("MlpPolicy", env, seed=0, verbose=0, device="cpu", tensorboard_log=str(out), policy_kwargs=policy,
