@@ -266,11 +266,15 @@ class Watchdog:
                   onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
                   abandoned=[r.path or r.tag for r in abandoned],
                   **({} if action.passed_over is None else {"passed_over": action.passed_over}))
+        self.config_switched(switch, config_name=config_name)
+        return abandoned
+
+    def config_switched(self, switch: ConfigSwitch, *, config_name: str) -> None:
+        """The driver switched the live trainer to the safe config (after a rollback, or in a restarted process)."""
         if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
                       changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},
                       kept=dict(switch.kept))
-        return abandoned
 
     def resumed(self, ref: CheckpointRef | None, record_iteration: int, *, recoveries: int = 0) -> None:
         """This process continues a run: ``load_state_dict`` first (when the checkpoint carried the

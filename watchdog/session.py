@@ -18,6 +18,7 @@ the ``sys/*`` resource keys of every record, in the event log and TensorBoard.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,13 +29,16 @@ import numpy as np
 import torch
 
 from watchdog.checkpoints import CheckpointStore, load_checkpoint
+from watchdog.detectors import Verdict
 from watchdog.driver import ConfigSwitch, carry_out
-from watchdog.errors import NonFiniteTraining
+from watchdog.errors import NonFiniteTraining, WatchdogError
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
+from watchdog.onset import Onset
 from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 from watchdog.resources import ResourceSampler
 from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
+from watchdog.supervise import RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, last_restart_cause, recoveries_so_far
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +65,16 @@ def rollback_seed(seed: int, action: Rollback) -> int:
     """The RNG seed after ``action``: new for every rollback, so the restored run does not replay the
     samples that led to the alarm, and the same on every rank and every rerun."""
     return seed + 7919 * action.number + action.from_iteration
+
+
+def supervised_run_dir(given: str | Path | None) -> Path | None:
+    """The run dir ``watchdog run`` gave every attempt (``WATCHDOG_RUN_DIR``), else ``given``: the attempts of a
+    supervised run share one event log and one checkpoint store, whatever directory the script picks (Isaac
+    Lab's train scripts pick a new timestamped one per launch)."""
+    supervised = os.environ.get(RUN_DIR_ENV)
+    if supervised:
+        return Path(supervised)
+    return None if given is None else Path(given)
 
 
 def reseed(seed: int) -> None:
@@ -210,6 +224,42 @@ class TrainingSession:
                      "the checkpoints already on disk are intact and rollbacks use the in-memory copy - free "
                      "space or fix permissions to get disk checkpoints again", style="bold red")
 
+    def resume_from_env(self) -> CheckpointRef | None:
+        """In a process ``watchdog run`` restarted (``WATCHDOG_RESUME`` names the verified stable checkpoint it
+        chose): put that checkpoint in place and continue the run's watchdog, as a rollback across processes.
+        The detectors and policy come back as they were at the checkpoint (its ``meta.json``), the stable
+        checkpoints still on disk are the rollback targets, the recoveries in the run's event log (rollbacks
+        and restarts) share the one budget, and the trainer switches to the safe config (not after a resource
+        stop, which the supervisor's restart event says: that run was not diverging). Returns the
+        checkpoint (the framework goes on at ``ref.iteration + 1``), None when the process was not restarted.
+        A checkpoint that fails verification is a :class:`~watchdog.errors.CheckpointError` (one line, exit 2)."""
+        raw = os.environ.get(RESUME_ENV)
+        if not raw or self.watchdog is None:
+            return None
+        self.settle()
+        state, meta = load_checkpoint(raw)
+        wd = self.watchdog
+        if isinstance(meta.get("watchdog"), dict):
+            wd.load_state_dict(meta["watchdog"])
+            wd.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
+        iteration, env_steps = int(meta["iteration"]), int(meta["env_steps"])
+        ref = CheckpointRef(str(meta.get("tag") or Path(raw).name), iteration, env_steps, str(raw))
+        recoveries = recoveries_so_far(self.run_dir)  # the supervisor's restart event included
+        wd.resumed(ref, iteration + 1, recoveries=recoveries)
+        restart = Verdict("restart", "alarm", "", float("nan"), float("nan"),
+                          f"the process was restarted by watchdog run from {raw}", iteration, env_steps)
+        action = Rollback(target=ref, onset=Onset(iteration, iteration, iteration, "restart"),
+                          from_iteration=iteration + 1, from_env_steps=env_steps, number=recoveries, lr_scale=1.0,
+                          alarm=restart)
+        self.restore_snapshot(self.from_state(state), action)
+        self.result.rollbacks = recoveries
+        self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
+                 f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
+        wd.last_record = MetricRecord.from_mapping(iteration, env_steps, {})  # where the run stands: its events' place
+        if last_restart_cause(self.run_dir) != RESOURCE_CAUSE:
+            wd.config_switched(self.apply_config(action), config_name=self.safe_name)
+        return ref
+
     def restore(self, action: Rollback) -> None:
         """The target's snapshot from memory (else from disk) back in place."""
         snap = self.snapshots.get(action.target.tag)
@@ -281,7 +331,15 @@ class IntegrationSession(TrainingSession):
     and the seed its rollbacks reseed from. Subclasses fill in ``capture``, ``restore_snapshot`` and
     ``apply_config``."""
 
+    resumes = False  # picks up a restarted process's WATCHDOG_RESUME (``resume_from_env``) in its framework's loop
+
     def __init__(self, *, safe: Any, seed: int, **kwargs: Any):
+        if os.environ.get(RESUME_ENV) and not self.resumes:
+            raise WatchdogError(f"watchdog run restarted this process to resume from {os.environ[RESUME_ENV]}, and "
+                                f"this integration ({type(self).__name__}) cannot resume a run in place yet",
+                                hint="restart it yourself from the framework's own checkpoint, or supervise "
+                                     "an rsl_rl or OpenRL run")
+        kwargs["run_dir"] = supervised_run_dir(kwargs["run_dir"])  # under `watchdog run`: its run dir
         super().__init__(**kwargs)
         self.safe = safe
         self.seed = seed

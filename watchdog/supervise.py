@@ -47,6 +47,11 @@ DEFAULT_SAFE_CONFIG = ROOT / "cfgs" / "ppo_safe.yaml"
 EXIT_OK, EXIT_GAVE_UP, EXIT_BAD_INPUT = 0, 1, 2
 CHILD_STOPPED, CHILD_BAD_INPUT = 1, 2  # our train.py: stopped by the watchdog / bad input
 RESTART_ENV = "WATCHDOG_RESTART"  # in a restarted attempt's environment: the attempt number
+# in every attempt's environment: the supervised run dir, where an integration keeps its event log and stable
+# checkpoints (whatever directory the script would have picked), so the next attempt finds them
+RUN_DIR_ENV = "WATCHDOG_RUN_DIR"
+# in a restarted attempt of an integration's run: the stable checkpoint it resumes from, in place
+RESUME_ENV = "WATCHDOG_RESUME"
 RESOURCE_CAUSE = "resource"  # a restart event's cause after a restartable (resource) stop
 OWN_CONFIG = "of its own (no --config: OpenRL's defaults)"
 MERGED_CONFIG_NAME = "ppo_safe.restart.yaml"
@@ -170,6 +175,35 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
     return merged
 
 
+# what an integration's start event calls its framework (watchdog.integrations): such a run is restarted with its
+# own command line, and resumes in place from WATCHDOG_RESUME
+INTEGRATION_FRAMEWORKS = ("rsl_rl", "stable-baselines3", "rl_games", "skrl", "loop")
+
+
+def _first_start(run_dir: Path) -> dict:
+    from watchdog.eventlog import read_events
+
+    path = run_dir / EVENTS_FILENAME
+    if not path.is_file():
+        return {}
+    return next((e for e in read_events(path).events if e.get("event") == "start"), None) or {}
+
+
+def integration_of(run_dir: Path) -> str | None:
+    """The framework of the integration whose event log the run dir holds (its first start event's), else None
+    (OpenRL's train.py, a MAPush command line, or no event log yet)."""
+    framework = _first_start(run_dir).get("framework")
+    return framework if framework in INTEGRATION_FRAMEWORKS else None
+
+
+def integration_budget(run_dir: Path) -> int | None:
+    """An integration's ``policy.rollback_budget``, from the config its start event carries (None: not one)."""
+    if integration_of(run_dir) is None:
+        return None
+    budget = ((_first_start(run_dir).get("config") or {}).get("policy") or {}).get("rollback_budget")
+    return budget if isinstance(budget, int) else None
+
+
 def is_recovery(event: dict) -> bool:
     """A rollback or a restart after a crash: what the rollback budget counts (a restart after a
     resource stop is not one: the training was not diverging)."""
@@ -185,6 +219,17 @@ def recoveries_so_far(run_dir: Path) -> int:
     if not path.is_file():
         return 0
     return sum(is_recovery(e) for e in read_events(path).events)
+
+
+def last_restart_cause(run_dir: Path) -> str | None:
+    """Why the supervisor last restarted the run (its restart event's ``cause``: "crash" or "resource"), else None."""
+    from watchdog.eventlog import read_events
+
+    path = run_dir / EVENTS_FILENAME
+    if not path.is_file():
+        return None
+    restarts = [e for e in read_events(path).events if e.get("event") == "restart"]
+    return restarts[-1].get("cause") if restarts else None
 
 
 def rollback_budget_of(cmd: Sequence[str]) -> int | None:
@@ -262,6 +307,7 @@ class Supervisor:
         self.grace_seconds = grace_seconds
         self.out = out or sys.stderr
         self._interrupt: int | None = None
+        self._resume: Path | None = None  # the stable checkpoint an integration's restarted attempt resumes from
 
     def say(self, text: str) -> None:
         print(f"watchdog run: {text}", file=self.out, flush=True)
@@ -282,6 +328,8 @@ class Supervisor:
                 return self._finish(outcome)
             if restarts >= self.max_restarts:
                 return self._give_up(outcome, restarts, f"restart budget ({self.max_restarts}) spent")
+            if budget is None:  # an integration's watchdog names its budget in its start event
+                budget = integration_budget(self.run_dir)
             spent = None if budget is None or outcome.restartable_stop else recoveries_so_far(self.run_dir)
             if spent is not None and spent >= budget:
                 return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by {spent} rollbacks and restarts")
@@ -305,7 +353,10 @@ class Supervisor:
         return EXIT_BAD_INPUT
 
     def _restart(self, outcome: Outcome, attempt: int, current: list[str]) -> list[str]:
-        point = choose_restart_point(self.run_dir)
+        point, self._resume = choose_restart_point(self.run_dir), None
+        integration = integration_of(self.run_dir)
+        if integration is not None:
+            return self._restart_integration(outcome, attempt, point, integration)
         if outcome.restartable_stop:  # not diverging: the attempt's own config, only the checkpoint moves
             cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
             config = get_flag(cmd, "--config")
@@ -314,6 +365,27 @@ class Supervisor:
             cmd = restart_command(self.cmd, point, config)
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; "
                  f"restarting from {point.describe()} with config {config or OWN_CONFIG}")
+        self._write_restart_event(outcome, attempt, point, cmd, config=None if config is None else str(config),
+                                  cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash")
+        return cmd
+
+    def _restart_integration(self, outcome: Outcome, attempt: int, point: RestartPoint, framework: str) -> list[str]:
+        """An integration's run (rsl_rl, ...): the same command line again; its watchdog reads the stable checkpoint
+        from ``WATCHDOG_RESUME``, puts it in place and switches to its own safe config (the script's
+        ``safe_config``). Only our stable checkpoints count: the framework's own are not verified or dated."""
+        if point.kind != "stable":
+            point = RestartPoint(None, "scratch")
+        self._resume = point.path
+        resource = outcome.restartable_stop  # not diverging: resumed with the config it had
+        config = f"its {framework} watchdog's " + ("config as it was" if resource else "safe config")
+        self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same command "
+                 f"from {point.describe()}, resumed in place with {config}")
+        self._write_restart_event(outcome, attempt, point, self.cmd, config=config,
+                                  cause=RESOURCE_CAUSE if resource else "crash")
+        return list(self.cmd)
+
+    def _write_restart_event(self, outcome: Outcome, attempt: int, point: RestartPoint, cmd: list[str], *,
+                             config: str | None, cause: str) -> None:
         with EventLog(self.run_dir / EVENTS_FILENAME) as log:
             log.write(make_event(
                 "restart", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
@@ -321,10 +393,8 @@ class Supervisor:
                 exit_code=outcome.exit_code, signal=signal_name(outcome.signal) if outcome.signal else None,
                 stalled=outcome.stalled, checkpoint=str(point.path) if point.path else None,
                 checkpoint_kind=point.kind, to_iteration=point.iteration, to_env_steps=point.env_steps,
-                config=None if config is None else str(config), attempt=attempt, max_restarts=self.max_restarts, command=cmd,
-                cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash",
+                config=config, attempt=attempt, max_restarts=self.max_restarts, command=cmd, cause=cause,
             ))
-        return cmd
 
     def _give_up(self, outcome: Outcome, restarts: int, why: str) -> int:
         self.say(f"gave up: training {outcome.describe()} and the {why} "
@@ -344,7 +414,12 @@ class Supervisor:
         events_path = self.run_dir / EVENTS_FILENAME
         tail = EventTail(events_path)
         tail.offset = events_path.stat().st_size if events_path.exists() else 0
-        env = {**os.environ, RESTART_ENV: str(restarts)} if restarts else None
+        env = {**os.environ, RUN_DIR_ENV: str(self.run_dir.resolve())}
+        env.pop(RESUME_ENV, None)
+        if restarts:
+            env[RESTART_ENV] = str(restarts)
+            if self._resume is not None:
+                env[RESUME_ENV] = str(self._resume)
         try:
             proc = subprocess.Popen(cmd, process_group=0, env=env)
         except OSError as err:

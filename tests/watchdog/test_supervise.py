@@ -96,6 +96,59 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     assert start["resumed_from"] == last_stable["checkpoint"]
 
 
+RSL_RL_HELPER = REPO / "tests" / "helpers" / "crashing_rsl_rl.py"
+RSL_RL_ITERS = 30
+
+
+@pytest.mark.parametrize("crash", ["kill", "exit"])
+def test_a_crashed_rsl_rl_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, crash):
+    """An rsl_rl run under WatchedOnPolicyRunner, launched as Isaac Lab launches one (a new log folder per launch),
+    dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same command line; the restarted
+    process's watchdog resumes in place from the newest stable checkpoint (15): weights, optimizer and the
+    watchdog's own state, iteration 16 next, the safe learning rate, the restart counted in the budget."""
+    run_dir, logs = tmp_path / "run", tmp_path / "logs"
+    wd_cfg = tmp_path / "wd.yaml"
+    wd_cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    cmd = [sys.executable, str(RSL_RL_HELPER), "--crash", f"{crash}@17", "--logs", str(logs), "--watchdog",
+           "--watchdog_config", str(wd_cfg), "--iterations", str(RSL_RL_ITERS), "--num_worlds", "8",
+           "--steps_per_env", "16"]
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "2", "--", *cmd)
+
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = events_of(run_dir)
+    restart, = [e for e in events if e["event"] == "restart"]
+    before, after = events[: events.index(restart)], events[events.index(restart) + 1:]
+    stable = [e for e in before if e["event"] == "stable_checkpoint"]
+    assert [e["iteration"] for e in stable][-1] == 15 and before[-1]["iteration"] == 17
+    assert (restart["checkpoint"], restart["checkpoint_kind"], restart["to_iteration"]) == (
+        stable[-1]["checkpoint"], "stable", 15)
+    assert restart["command"] == cmd and restart["signal"] == ("SIGKILL" if crash == "kill" else None)
+    start = after[0]
+    assert (start["event"], start["framework"], start["resumed_from"]) == ("start", "rsl_rl", restart["checkpoint"])
+    switch = next(e for e in after if e["event"] == "config_switch")
+    assert switch["changes"]["learning_rate"]["new"] == pytest.approx(3e-4)
+    metrics = [e for e in after if e["event"] == "metrics"]
+    assert [e["iteration"] for e in metrics] == list(range(16, RSL_RL_ITERS))
+    assert all(e["metrics"]["train/learning_rate"] == pytest.approx(3e-4) for e in metrics)
+    assert after[-1]["event"] == "end" and not after[-1]["stopped"] and after[-1]["rollbacks"] == 1
+    # every launch logged rsl_rl's own files in its own folder; the watchdog kept one run dir for both
+    assert (logs / "attempt1" / f"model_{RSL_RL_ITERS - 1}.pt").is_file()
+    assert not (logs / "attempt0" / "watchdog_events.jsonl").exists()
+    assert "watchdog: resumed from stable checkpoint" in proc.stdout
+    assert "resumed in place with its rsl_rl watchdog's safe config" in proc.stderr
+
+
+def test_an_integration_that_cannot_resume_in_place_refuses_a_restart_with_one_line(tmp_path, monkeypatch):
+    from watchdog.errors import WatchdogError
+    from watchdog.integrations.loop import LoopWatchdog
+    from watchdog.supervise import RESUME_ENV
+
+    monkeypatch.setenv(RESUME_ENV, str(tmp_path / "checkpoints" / "watchdog" / "stable_100_steps"))
+    with pytest.raises(WatchdogError, match="cannot resume a run in place yet") as err:
+        LoopWatchdog(tmp_path, capture=dict, restore=lambda state: None, switch=lambda scale: {})
+    assert "\n" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- the contract, with tiny children
 
 
@@ -169,6 +222,24 @@ def test_ctrl_c_is_forwarded_to_the_child_group_and_exits_130(tmp_path):
     assert got.exists()
     assert "interrupted by SIGINT" in sup.stderr.read()
     assert events_of(run_dir, "restart") == []
+
+
+def test_an_integration_runs_budget_comes_from_its_start_event_and_spans_its_restarts(tmp_path):
+    """A watched rsl_rl run (its start event names the framework and its config: rollback_budget 2) that already
+    rolled back twice crashes again: the supervisor gives up instead of restarting it."""
+    from watchdog.eventlog import EventLog, make_event
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with EventLog(run_dir / EVENTS_FILENAME) as log:
+        log.write(make_event("start", iteration=0, env_steps=0, state="healthy", framework="rsl_rl",
+                             config={"policy": {"rollback_budget": 2}}))
+        for n in (1, 2):
+            log.write(make_event("rollback", iteration=10 * n, env_steps=0, state="rolled_back", number=n))
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "5", "--", sys.executable, "-c",
+                     "import os; os._exit(3)")
+    assert proc.returncode == 1 and not events_of(run_dir, "restart")
+    assert "rollback budget (2) spent by 2 rollbacks and restarts" in proc.stderr
 
 
 def test_missing_run_dir_is_one_line_exit_2():

@@ -55,7 +55,8 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
+from watchdog.supervise import RESUME_ENV
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -226,6 +227,8 @@ def _raised_by_check_nan(exc: BaseException) -> bool:
 class RslRlSession(IntegrationSession):
     """The rsl_rl :class:`~watchdog.driver.Driver`: the library's session plus a live ``OnPolicyRunner``."""
 
+    resumes = True  # WatchedOnPolicyRunner.learn continues a restarted run at the checkpoint's next iteration
+
     def __init__(self, runner: "WatchedOnPolicyRunner", **kwargs: Any):
         super().__init__(scalar=runner.add_watchdog_scalar, **kwargs)
         self.runner = runner
@@ -258,7 +261,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
                  watchdog_config: WatchdogConfig | str | Path | None = None,
                  safe_config: RslRlSafeConfig | str | Path | None = None,
                  run_dir: str | Path | None = None, console: Any = None):
-        run_dir = run_dir or log_dir  # everything the user can get wrong, before rsl_rl builds anything
+        run_dir = supervised_run_dir(run_dir or log_dir)  # everything the user can get wrong, before rsl_rl builds anything
         if run_dir is None:
             raise WatchdogError("the watched runner needs a directory for its event log and checkpoints",
                                 hint="pass log_dir or run_dir")
@@ -303,8 +306,11 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
             raise WatchdogError("this watched runner's learn() already ran (its event log is closed)",
                                 hint="build a new runner per run")
         end = self.current_learning_iteration + num_learning_iterations
-        self._next_it = self.current_learning_iteration
         self._start()
+        resumed = self.watch.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
+        if resumed is not None:
+            self.current_learning_iteration = resumed.iteration + 1
+        self._next_it = self.current_learning_iteration
         completed = False  # rsl_rl's loop ran to its end (and wrote its final model itself)
         try:
             while self._next_it < end:
@@ -353,7 +359,8 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
                 run_dir=str(self.watch.run_dir), framework="rsl_rl", rsl_rl_version=RSL_RL_VERSION,
                 ppo={"learning_rate": alg.learning_rate, "schedule": alg.schedule, "desired_kl": alg.desired_kl,
                      "max_grad_norm": alg.max_grad_norm, "clip_param": alg.clip_param},
-                steps_per_iteration=self.steps_per_iteration)
+                steps_per_iteration=self.steps_per_iteration,
+                **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
 
     def _log_and_watch(self, *args: Any, **kwargs: Any) -> None:
         """rsl_rl's per-iteration ``logger.log``, then the watchdog judges the iteration."""

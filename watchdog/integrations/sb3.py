@@ -45,7 +45,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
@@ -246,7 +246,7 @@ class WatchdogCallback(BaseCallback):
                  safe_config: SB3SafeConfig | str | Path | None = None,
                  console: WatchdogConsole | bool = True, seed: int | None = None, verbose: int = 0):
         super().__init__(verbose)
-        self.run_dir = Path(run_dir)
+        self.run_dir = supervised_run_dir(run_dir)  # under `watchdog run`: its run dir, for every attempt
         # a given config is judged as replay judges SB3 too (frameworks.config_for_run: the value-loss rule,
         # the trend and the reward signal for raw-return value targets; tags.value_targets_normalized decides)
         given = config if isinstance(config, WatchdogConfig) or config is None else load_watchdog_config(config)
