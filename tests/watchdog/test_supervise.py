@@ -96,22 +96,28 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     assert start["resumed_from"] == last_stable["checkpoint"]
 
 
-RSL_RL_HELPER = REPO / "tests" / "helpers" / "crashing_rsl_rl.py"
-RSL_RL_ITERS = 30
+CRASHING_INTEGRATION = REPO / "tests" / "helpers" / "crashing_integration.py"
+INTEGRATION_ITERS = 30
+# example -> (its flags, the safe learning rate, the learning-rate key its records carry, its own final files)
+INTEGRATIONS = {
+    "rsl_rl_ppo": (["--num_worlds", "8", "--steps_per_env", "16"], 3e-4, f"model_{INTEGRATION_ITERS - 1}.pt"),
+    "sb3_ppo": (["--n_envs", "2", "--n_steps", "32"], 3e-4, None),
+}
 
 
-@pytest.mark.parametrize("crash", ["kill", "exit"])
-def test_a_crashed_rsl_rl_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, crash):
-    """An rsl_rl run under WatchedOnPolicyRunner, launched as Isaac Lab launches one (a new log folder per launch),
-    dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same command line; the restarted
-    process's watchdog resumes in place from the newest stable checkpoint (15): weights, optimizer and the
-    watchdog's own state, iteration 16 next, the safe learning rate, the restart counted in the budget."""
+@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("rsl_rl_ppo", "exit"), ("sb3_ppo", "kill")])
+def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, example, crash):
+    """An rsl_rl run under WatchedOnPolicyRunner (an SB3 run under WatchdogCallback), launched as Isaac Lab launches
+    one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same
+    command line; the restarted process's watchdog resumes in place from the newest stable checkpoint (15):
+    weights, optimizer and the watchdog's own state, iteration 16 next, the safe learning rate, the restart
+    counted in the budget."""
+    flags, safe_lr, final_file = INTEGRATIONS[example]
     run_dir, logs = tmp_path / "run", tmp_path / "logs"
     wd_cfg = tmp_path / "wd.yaml"
     wd_cfg.write_text("policy:\n  stable_every_iters: 5\n")
-    cmd = [sys.executable, str(RSL_RL_HELPER), "--crash", f"{crash}@17", "--logs", str(logs), "--watchdog",
-           "--watchdog_config", str(wd_cfg), "--iterations", str(RSL_RL_ITERS), "--num_worlds", "8",
-           "--steps_per_env", "16"]
+    cmd = [sys.executable, str(CRASHING_INTEGRATION), example, "--crash", f"{crash}@17", "--logs", str(logs),
+           "--watchdog", "--watchdog_config", str(wd_cfg), "--iterations", str(INTEGRATION_ITERS), *flags]
     proc = supervise("--run-dir", str(run_dir), "--max-restarts", "2", "--", *cmd)
 
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -124,18 +130,20 @@ def test_a_crashed_rsl_rl_run_is_restarted_and_resumed_in_place_from_its_stable_
         stable[-1]["checkpoint"], "stable", 15)
     assert restart["command"] == cmd and restart["signal"] == ("SIGKILL" if crash == "kill" else None)
     start = after[0]
-    assert (start["event"], start["framework"], start["resumed_from"]) == ("start", "rsl_rl", restart["checkpoint"])
+    assert (start["event"], start["resumed_from"]) == ("start", restart["checkpoint"])
     switch = next(e for e in after if e["event"] == "config_switch")
-    assert switch["changes"]["learning_rate"]["new"] == pytest.approx(3e-4)
+    assert switch["iteration"] == 15 and switch["changes"]["learning_rate"]["new"] == pytest.approx(safe_lr)
     metrics = [e for e in after if e["event"] == "metrics"]
-    assert [e["iteration"] for e in metrics] == list(range(16, RSL_RL_ITERS))
-    assert all(e["metrics"]["train/learning_rate"] == pytest.approx(3e-4) for e in metrics)
+    assert [e["iteration"] for e in metrics] == list(range(16, INTEGRATION_ITERS))
+    assert metrics[0]["env_steps"] == stable[-1]["env_steps"] + (stable[-1]["env_steps"] // 16)
+    assert all(e["metrics"]["train/learning_rate"] == pytest.approx(safe_lr) for e in metrics)
     assert after[-1]["event"] == "end" and not after[-1]["stopped"] and after[-1]["rollbacks"] == 1
-    # every launch logged rsl_rl's own files in its own folder; the watchdog kept one run dir for both
-    assert (logs / "attempt1" / f"model_{RSL_RL_ITERS - 1}.pt").is_file()
+    # every launch logged the framework's own files in its own folder; the watchdog kept one run dir for both
     assert not (logs / "attempt0" / "watchdog_events.jsonl").exists()
+    if final_file:
+        assert (logs / "attempt1" / final_file).is_file()
     assert "watchdog: resumed from stable checkpoint" in proc.stdout
-    assert "resumed in place with its rsl_rl watchdog's safe config" in proc.stderr
+    assert f"resumed in place with its {start['framework']} watchdog's safe config" in proc.stderr
 
 
 def test_an_integration_that_cannot_resume_in_place_refuses_a_restart_with_one_line(tmp_path, monkeypatch):

@@ -56,7 +56,6 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
-from watchdog.supervise import RESUME_ENV
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -67,6 +66,7 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
+from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 

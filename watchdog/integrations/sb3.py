@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +51,14 @@ from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
     EPISODE_RETURN,
+    LEARNING_RATE,
     LOG_STD_MAX,
     POLICY_LOSS,
     STEP_REWARD,
     VALUE_LOSS,
     MetricRecord,
 )
+from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,7 @@ _LOGGED = {
     "train/clip_fraction": ("train/clip_fraction", 1.0),
     "train/explained_variance": ("train/explained_variance", 1.0),
     "train/std": ("train/std", 1.0),
+    "train/learning_rate": (LEARNING_RATE, 1.0),  # as replay maps SB3's tag
 }
 _PLAIN_KEYS = ("max_grad_norm", "normalize_advantage", "ent_coef", "vf_coef", "n_epochs", "target_kl")
 _SCHEDULE_KEYS = ("learning_rate", "clip_range")
@@ -190,6 +194,8 @@ def current_value(model: Any, key: str) -> Any:
 class SB3Session(IntegrationSession):
     """The SB3 :class:`~watchdog.driver.Driver`: the library's session acting on a live model."""
 
+    resumes = True  # WatchdogCallback's training start continues a restarted run at the checkpoint's env steps
+
     def __init__(self, model: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.model = model
@@ -292,7 +298,12 @@ class WatchdogCallback(BaseCallback):
         self.session.watchdog.start(run_dir=str(self.run_dir), framework="stable-baselines3",
                                     algorithm=type(self.model).__name__, n_envs=self.model.n_envs,
                                     n_steps=getattr(self.model, "n_steps", None),
-                                    safe_config=self.safe.set_values())
+                                    safe_config=self.safe.set_values(),
+                                    **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
+        resumed = self.session.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
+        if resumed is not None:  # learn's loop runs on to its total_timesteps from the checkpoint's env steps
+            self.iteration = resumed.iteration + 1
+            self.model.num_timesteps = resumed.env_steps
 
     def _on_step(self) -> bool:
         """Keep the env's rewards (SB3 adds time-out bootstraps to them next); False once stopped."""
