@@ -338,7 +338,7 @@ class IntegrationSession(TrainingSession):
             raise WatchdogError(f"watchdog run restarted this process to resume from {os.environ[RESUME_ENV]}, and "
                                 f"this integration ({type(self).__name__}) cannot resume a run in place yet",
                                 hint="restart it yourself from the framework's own checkpoint, or supervise "
-                                     "an rsl_rl, SB3 or OpenRL run")
+                                     "an rsl_rl, SB3, rl_games or OpenRL run")
         kwargs["run_dir"] = supervised_run_dir(kwargs["run_dir"])  # under `watchdog run`: its run dir
         super().__init__(**kwargs)
         self.safe = safe

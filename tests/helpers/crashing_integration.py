@@ -2,7 +2,7 @@
 
     python tests/helpers/crashing_integration.py EXAMPLE --crash KIND@K --logs BASE [example flags...]
 
-EXAMPLE: ``rsl_rl_ppo`` or ``sb3_ppo`` (``examples/``). Each launch logs into a new folder, ``BASE/attempt<N>``
+EXAMPLE: ``rsl_rl_ppo``, ``rl_games_ppo`` or ``sb3_ppo`` (``examples/``). Each launch logs into a new folder, ``BASE/attempt<N>``
 (N: ``WATCHDOG_RESTART``, 0 for the first), as Isaac Lab's train scripts make a new timestamped one per launch;
 the watchdog's run dir is the one ``watchdog run`` names. KIND: ``exit`` (``os._exit(3)``) or ``kill`` (SIGKILL
 to itself, as the OOM killer would). Only the first attempt crashes, right after the watchdog judged iteration
@@ -29,6 +29,10 @@ def _watched(example: str):
         from watchdog.integrations.rsl_rl import WatchedOnPolicyRunner
 
         return WatchedOnPolicyRunner, lambda obj: obj.watch
+    if example == "rl_games_ppo":
+        from watchdog.integrations.rl_games import WatchdogObserver
+
+        return WatchdogObserver, lambda obj: obj.watch
     from watchdog.integrations.sb3 import WatchdogCallback
 
     return WatchdogCallback, lambda obj: obj.session

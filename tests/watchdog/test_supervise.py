@@ -102,10 +102,12 @@ INTEGRATION_ITERS = 30
 INTEGRATIONS = {
     "rsl_rl_ppo": (["--num_worlds", "8", "--steps_per_env", "16"], 3e-4, f"model_{INTEGRATION_ITERS - 1}.pt"),
     "sb3_ppo": (["--n_envs", "2", "--n_steps", "32"], 3e-4, None),
+    "rl_games_ppo": (["--num_worlds", "8", "--horizon", "16"], 3e-4, None),
 }
 
 
-@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("rsl_rl_ppo", "exit"), ("sb3_ppo", "kill")])
+@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("rsl_rl_ppo", "exit"), ("sb3_ppo", "kill"),
+                                                ("rl_games_ppo", "kill")])
 def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, example, crash):
     """An rsl_rl run under WatchedOnPolicyRunner (an SB3 run under WatchdogCallback), launched as Isaac Lab launches
     one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same

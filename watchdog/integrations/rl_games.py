@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
+from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +166,8 @@ def restore_episodes(agent: Any, state: dict | None) -> None:
     return judged next (and rl_games' ``rewards/step``) are the restored policy's."""
     for name, meter in (state or {}).items():
         live = getattr(agent, name)
-        live.mean.copy_(meter["mean"])
+        # assigned, as rl_games' own update does: a meter with no episode yet (a new process) has another shape
+        live.mean = meter["mean"].to(device=live.mean.device, dtype=live.mean.dtype).clone()
         live.current_size = int(meter["size"])
 
 
@@ -268,6 +271,8 @@ def nonfinite_where(agent: Any) -> str | None:
 class RlGamesSession(IntegrationSession):
     """The rl_games :class:`~watchdog.driver.Driver`: the library's session plus a live rl_games agent."""
 
+    resumes = True  # the first watched epoch of a restarted run goes on from the checkpoint's next epoch
+
     def __init__(self, agent: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.agent = agent
@@ -320,6 +325,7 @@ class WatchdogObserver(AlgoObserver):
         self.watch: RlGamesSession | None = None
         self._axis = 0  # rl_games' frame axis of the epoch being judged (its TensorBoard step)
         self._stopped_at: int | None = None
+        self._first_epoch = True  # a restarted run resumes there, inside rl_games' loop (as a rollback would)
         self._curriculum = CurriculumTerms()  # the task's curriculum terms from the env's step infos
 
     @property
@@ -385,7 +391,8 @@ class WatchdogObserver(AlgoObserver):
             ppo={"learning_rate": float(agent.last_lr), "lr_schedule": _schedule(agent),
                  "grad_norm": agent.grad_norm if agent.truncate_grads else None, "e_clip": agent.e_clip,
                  "normalize_value": bool(agent.normalize_value)},
-            steps_per_iteration=int(agent.batch_size_envs))
+            steps_per_iteration=int(agent.batch_size_envs),
+            **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
         try:
             return self._train()
         finally:
@@ -396,6 +403,11 @@ class WatchdogObserver(AlgoObserver):
     def _watched_epoch(self) -> tuple:
         """One rl_games epoch (rollout + update), then the watchdog judges it."""
         agent = self.agent
+        if self._first_epoch:
+            self._first_epoch = False
+            resumed = self.watch.resume_from_env()  # a process `watchdog run` restarted: from its stable checkpoint
+            if resumed is not None:  # this epoch is the checkpoint's next; max_epochs / max_frames end it as planned
+                agent.epoch_num, agent.frame = resumed.iteration + 2, resumed.env_steps
         started = time.perf_counter()
         try:
             out = self._train_epoch()
