@@ -112,6 +112,14 @@ FAULTS = {
     # NaN at update 41, as it did Walker2d's, so it is named for that (the jump never mattered)
     "skrl/idp_fixed_lr": ("skrl", "InvertedDoublePendulum-v4", 32, 400, 0, (250, 30.0)),
     "sb3/reacher_zoo_lr_fault": ("sb3", "Reacher-v4", True, 100_000, (120, 100.0)),
+    # session 13, a second blind batch: other kinds of fault on the new tasks. A one-step observation spike (x1e6,
+    # a simulator blowing up for a step) into the running observation normaliser: rl_games' (8 of 32 envs, epoch
+    # 300) and SB3's VecNormalize (rollout 400 of 781); and rsl_rl's entropy coefficient x100 from update 250
+    # (0.005 -> 0.5, a config changed on resume), as ../many_envs made them on push_lite
+    "rl_games/idp_obs_spike": ("rl_games", "InvertedDoublePendulum-v4", 32, 500, None, (300, 8, 1e6)),
+    "sb3/idp_zoo_obs_spike": ("sb3", "InvertedDoublePendulum-v4", True, 100_000, None, (400, 1e6)),
+    "rsl_rl/idp_entropy_fault": ("rsl_rl", "InvertedDoublePendulum-v4", 32, 500, None, 0, (250, 100.0)),
+    "rsl_rl/humanoid_entropy_fault": ("rsl_rl", "Humanoid-v4", 32, 500, None, 0, (250, 100.0)),
 }
 
 ZOO_256_RELU = "256x256 ReLU, log-std init -2"  # the zoo's policy_kwargs for Hopper-v4 and HalfCheetah-v4
@@ -200,7 +208,7 @@ def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool, obs_normal
 
 
 def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
-           seed: int = 0) -> None:
+           seed: int = 0, entropy_jump: tuple[int, float] | None = None) -> None:
     """``lr_jump`` (update, factor[, growth]): that update (0-based) and every later one at the learning rate x
     factor (x growth more per update after it: a ramp), with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
     import gymnasium as gym
@@ -234,7 +242,8 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
                     {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
 
     torch.manual_seed(seed)
-    rsl_rl_train(GymVecEnv(), [256, 128, 64], out / "logs" / RSL_RL_DATE, iterations, lr_jump, save_interval=100)
+    rsl_rl_train(GymVecEnv(), [256, 128, 64], out / "logs" / RSL_RL_DATE, iterations, lr_jump, save_interval=100,
+                 entropy_jump=entropy_jump)
 
 
 def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump: tuple[int, float] | None, *,
@@ -273,14 +282,17 @@ def _jump_entropy_coef(alg, jump: int, factor: float) -> None:
     alg.update = jumped
 
 
-def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[int, float] | None = None) -> None:
+def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[int, float] | None = None,
+             obs_spike: tuple[int, int, float] | None = None) -> None:
     """rl_games' Runner with Isaac Gym's Ant PPO settings, scaled to 32 envs (a2c_continuous,
     normalize_input and normalize_value, rewards x0.01, lr 3e-4 with the adaptive KL schedule at
     0.008, 16-step horizon, 4 minibatches x 4 mini-epochs, 256-128-64 ELU); Isaac Lab's
     params/agent.yaml is written beside the run, as its train script does. ``lr_jump`` (epoch, factor[,
     growth]): that epoch (0-based) and every later one at the learning rate x factor (x growth more per epoch
     after it: a ramp), set as ``algo.last_lr`` before each update, with the "fixed" schedule (the adaptive one
-    would undo it)."""
+    would undo it). ``obs_spike`` (epoch, actors, factor): the first ``actors`` envs' observations x factor for
+    the first env step of that epoch (0-based), into rl_games' running input normaliser (a simulator blowing up
+    for a step), as ../many_envs does on push_lite."""
     import gymnasium as gym
     import numpy as np
     from rl_games.common.ivecenv import IVecEnv
@@ -288,9 +300,13 @@ def rl_games(out: Path, env_id: str, n_envs: int, epochs: int, lr_jump: tuple[in
     class GymVec(IVecEnv):
         def __init__(self):
             self.envs = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
+            self.steps = 0
 
         def step(self, actions):
             obs, rew, term, trunc, _ = self.envs.step(np.clip(np.asarray(actions, dtype=np.float32), -1, 1))
+            if obs_spike is not None and self.steps == obs_spike[0] * 16:  # 16 steps an epoch (horizon_length)
+                obs[: obs_spike[1]] *= obs_spike[2]
+            self.steps += 1
             return obs.astype(np.float32), rew.astype(np.float32), (term | trunc).astype(np.uint8), {}
 
         def reset(self):
