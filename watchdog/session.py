@@ -77,6 +77,13 @@ def supervised_run_dir(given: str | Path | None) -> Path | None:
     return None if given is None else Path(given)
 
 
+def resumed_from() -> dict:
+    """``{"resumed_from": checkpoint}`` for the start event of a process ``watchdog run`` restarted to resume in place
+    (``WATCHDOG_RESUME``), else ``{}``: what the integrations add to their start event."""
+    checkpoint = os.environ.get(RESUME_ENV)
+    return {"resumed_from": checkpoint} if checkpoint else {}
+
+
 def reseed(seed: int) -> None:
     """Reseed torch (CPU and CUDA), numpy and random. Environments with their own generators
     (gym's ``np_random``) are not touched; Isaac Gym tasks draw from torch, which this covers."""

@@ -106,8 +106,7 @@ INTEGRATIONS = {
 }
 
 
-@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("rsl_rl_ppo", "exit"), ("sb3_ppo", "kill"),
-                                                ("rl_games_ppo", "kill")])
+@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("sb3_ppo", "exit"), ("rl_games_ppo", "kill")])
 def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, example, crash):
     """An rsl_rl run under WatchedOnPolicyRunner (an SB3 run under WatchdogCallback), launched as Isaac Lab launches
     one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same

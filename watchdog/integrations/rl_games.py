@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -66,7 +65,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,
@@ -77,7 +76,6 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
-from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +390,7 @@ class WatchdogObserver(AlgoObserver):
                  "grad_norm": agent.grad_norm if agent.truncate_grads else None, "e_clip": agent.e_clip,
                  "normalize_value": bool(agent.normalize_value)},
             steps_per_iteration=int(agent.batch_size_envs),
-            **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
+            **resumed_from())
         try:
             return self._train()
         finally:

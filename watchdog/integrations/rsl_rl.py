@@ -55,7 +55,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -66,7 +66,6 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
-from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +359,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
                 ppo={"learning_rate": alg.learning_rate, "schedule": alg.schedule, "desired_kl": alg.desired_kl,
                      "max_grad_norm": alg.max_grad_norm, "clip_param": alg.clip_param},
                 steps_per_iteration=self.steps_per_iteration,
-                **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
+                **resumed_from())
 
     def _log_and_watch(self, *args: Any, **kwargs: Any) -> None:
         """rsl_rl's per-iteration ``logger.log``, then the watchdog judges the iteration."""

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, reseed, resumed_from, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
@@ -58,7 +57,6 @@ from watchdog.signals import (
     VALUE_LOSS,
     MetricRecord,
 )
-from watchdog.supervise import RESUME_ENV
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +297,7 @@ class WatchdogCallback(BaseCallback):
                                     algorithm=type(self.model).__name__, n_envs=self.model.n_envs,
                                     n_steps=getattr(self.model, "n_steps", None),
                                     safe_config=self.safe.set_values(),
-                                    **({"resumed_from": os.environ[RESUME_ENV]} if os.environ.get(RESUME_ENV) else {}))
+                                    **resumed_from())
         resumed = self.session.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
         if resumed is not None:  # learn's loop runs on to its total_timesteps from the checkpoint's env steps
             self.iteration = resumed.iteration + 1
