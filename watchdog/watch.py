@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.errors import InputError, WatchdogError
-from watchdog.eventlog import EventLog
+from watchdog.eventlog import EVENTS_FILENAME, EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
@@ -533,6 +533,9 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 w.write_metrics()
                 if any(r.follower.unrecognised for r in w.runs):
                     return 2  # never "healthy" for a run we could not read
+                if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
+                    console.message(nothing_to_judge(run_dir, idle_exit_s), style="red")
+                    return 2
                 return 1 if w.diverged else 0
             w.write_metrics()
             if w.fleet and summary_every > 0 and w.polls % summary_every == 0:
@@ -540,6 +543,16 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
             time.sleep(interval_s)
     finally:
         w.close()
+
+
+def nothing_to_judge(run_dir: Path, idle_s: float) -> str:
+    """Why a watch that read no metrics at all ends without a verdict (exit 2)."""
+    events = [p for p in (run_dir / EVENTS_FILENAME, *run_dir.glob(f"*/{EVENTS_FILENAME}")) if p.is_file()]
+    hint = (f"; {events[0]} is a live watchdog's event log: that run is judged in its own process already, and "
+            "`watchdog replay` reads it" if events else
+            "; is it the folder the training writes its TensorBoard events (or OpenRL's log.txt) to?")
+    return (f"{run_dir}: no metrics in {idle_s:g} s (no TensorBoard event file or log.txt with a tracked signal), "
+            f"so no verdict{hint}")
 
 
 def _relative_name(path: Path, parent: Path) -> str:

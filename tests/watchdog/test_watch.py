@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from watchdog.cli import main
-from watchdog.eventlog import read_events
+from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event, read_events
 from watchdog.watch import WATCH_EVENTS, RunFollower
 
 WRITER = Path(__file__).resolve().parents[1] / "helpers" / "slow_writer.py"
@@ -125,6 +125,20 @@ def test_a_step_written_while_the_follower_reads_is_one_record(tmp_path, monkeyp
 def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
     assert main(["watch", str(tmp_path / "nope"), "--idle-exit", "0"]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def test_a_watch_that_read_no_metrics_ends_without_a_verdict_exit_2(tmp_path, capsys):
+    """An empty run folder, or one holding only a live watchdog's event log (an integration's run dir): at
+    --idle-exit nothing was judged, so no "no divergence seen" (exit 0) either: one line saying why, exit 2."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["watch", str(empty), "--idle-exit", "0"]) == 2
+    assert f"{empty}: no metrics in 0 s" in capsys.readouterr().out
+    live = tmp_path / "live"
+    with EventLog(live / EVENTS_FILENAME) as log:
+        log.write(make_event("start", iteration=0, env_steps=0, state="healthy", framework="rsl_rl"))
+    assert main(["watch", str(live), "--idle-exit", "0"]) == 2
+    assert "is a live watchdog's event log" in capsys.readouterr().out
 
 
 def _write_log_interval_run(run: Path, jump_at: int = 60, every: int = 5, spi: int = 6400) -> None:
