@@ -68,9 +68,9 @@ def rollback_seed(seed: int, action: Rollback) -> int:
 
 
 def supervised_run_dir(given: str | Path | None) -> Path | None:
-    """The run dir ``watchdog run`` gave every attempt (``WATCHDOG_RUN_DIR``), else ``given``: the attempts of a
-    supervised run share one event log and one checkpoint store, whatever directory the script picks (Isaac
-    Lab's train scripts pick a new timestamped one per launch)."""
+    """The run dir ``watchdog run`` gave every attempt (``WATCHDOG_SUPERVISED_RUN_DIR``), else ``given``: the
+    attempts of a supervised run share one event log and one checkpoint store, whatever directory the script
+    picks (Isaac Lab's train scripts pick a new timestamped one per launch)."""
     supervised = os.environ.get(RUN_DIR_ENV)
     if supervised:
         return Path(supervised)

@@ -49,7 +49,7 @@ CHILD_STOPPED, CHILD_BAD_INPUT = 1, 2  # our train.py: stopped by the watchdog /
 RESTART_ENV = "WATCHDOG_RESTART"  # in a restarted attempt's environment: the attempt number
 # in every attempt's environment: the supervised run dir, where an integration keeps its event log and stable
 # checkpoints (whatever directory the script would have picked), so the next attempt finds them
-RUN_DIR_ENV = "WATCHDOG_RUN_DIR"
+RUN_DIR_ENV = "WATCHDOG_SUPERVISED_RUN_DIR"  # (not `watch --on-alarm`'s WATCHDOG_RUN_DIR: the run that alarmed)
 # in a restarted attempt of an integration's run: the stable checkpoint it resumes from, in place
 RESUME_ENV = "WATCHDOG_RESUME"
 RESOURCE_CAUSE = "resource"  # a restart event's cause after a restartable (resource) stop
