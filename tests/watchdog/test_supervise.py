@@ -108,9 +108,9 @@ INTEGRATIONS = {
 
 @pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("sb3_ppo", "exit"), ("rl_games_ppo", "kill")])
 def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, example, crash):
-    """An rsl_rl run under WatchedOnPolicyRunner (an SB3 run under WatchdogCallback), launched as Isaac Lab launches
-    one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog run` restarts the same
-    command line; the restarted process's watchdog resumes in place from the newest stable checkpoint (15):
+    """An rsl_rl run under WatchedOnPolicyRunner (SB3: WatchdogCallback; rl_games: WatchdogObserver), launched as
+    Isaac Lab launches one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog
+    run` restarts the same command line; the restarted process's watchdog resumes in place from the newest stable checkpoint (15):
     weights, optimizer and the watchdog's own state, iteration 16 next, the safe learning rate, the restart
     counted in the budget."""
     flags, safe_lr, final_file = INTEGRATIONS[example]
