@@ -38,7 +38,7 @@ from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 from watchdog.resources import ResourceSampler
 from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
-from watchdog.supervise import RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, last_restart_cause, recoveries_so_far
+from watchdog.supervise import RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, count_recoveries, last_restart_cause, run_events
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,6 @@ class TrainingSession:
         raw = os.environ.get(RESUME_ENV)
         if not raw or self.watchdog is None:
             return None
-        self.settle()
         state, meta = load_checkpoint(raw)
         wd = self.watchdog
         if isinstance(meta.get("watchdog"), dict):
@@ -251,7 +250,8 @@ class TrainingSession:
             wd.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
         iteration, env_steps = int(meta["iteration"]), int(meta["env_steps"])
         ref = CheckpointRef(str(meta.get("tag") or Path(raw).name), iteration, env_steps, str(raw))
-        recoveries = recoveries_so_far(self.run_dir)  # the supervisor's restart event included
+        events = run_events(self.run_dir)  # the supervisor's restart event included
+        recoveries = count_recoveries(events)
         wd.resumed(ref, iteration + 1, recoveries=recoveries)
         restart = Verdict("restart", "alarm", "", float("nan"), float("nan"),
                           f"the process was restarted by watchdog run from {raw}", iteration, env_steps)
@@ -263,7 +263,7 @@ class TrainingSession:
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
                  f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
         wd.last_record = MetricRecord.from_mapping(iteration, env_steps, {})  # where the run stands: its events' place
-        if last_restart_cause(self.run_dir) != RESOURCE_CAUSE:
+        if last_restart_cause(events) != RESOURCE_CAUSE:
             wd.config_switched(self.apply_config(action), config_name=self.safe_name)
         return ref
 

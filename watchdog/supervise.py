@@ -180,13 +180,25 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
 INTEGRATION_FRAMEWORKS = ("rsl_rl", "stable-baselines3", "rl_games", "skrl", "loop")
 
 
-def _first_start(run_dir: Path) -> dict:
+def run_events(run_dir: Path) -> list[dict]:
+    """The run's event log, parsed ([] when the run dir has none)."""
     from watchdog.eventlog import read_events
 
     path = run_dir / EVENTS_FILENAME
-    if not path.is_file():
-        return {}
-    return next((e for e in read_events(path).events if e.get("event") == "start"), None) or {}
+    return read_events(path).events if path.is_file() else []
+
+
+def _first_start(run_dir: Path) -> dict:
+    """The run's first start event ({} when there is none): read up to it, not through a long run's log."""
+    from watchdog.eventlog import iter_lines, parse_event_line
+
+    path = run_dir / EVENTS_FILENAME
+    if path.is_file():
+        for _, raw in iter_lines(path):
+            event = parse_event_line(raw)
+            if event is not None and event["event"] == "start":
+                return event
+    return {}
 
 
 def integration_of(run_dir: Path) -> str | None:
@@ -198,9 +210,10 @@ def integration_of(run_dir: Path) -> str | None:
 
 def integration_budget(run_dir: Path) -> int | None:
     """An integration's ``policy.rollback_budget``, from the config its start event carries (None: not one)."""
-    if integration_of(run_dir) is None:
+    start = _first_start(run_dir)
+    if start.get("framework") not in INTEGRATION_FRAMEWORKS:
         return None
-    budget = ((_first_start(run_dir).get("config") or {}).get("policy") or {}).get("rollback_budget")
+    budget = ((start.get("config") or {}).get("policy") or {}).get("rollback_budget")
     return budget if isinstance(budget, int) else None
 
 
@@ -211,25 +224,19 @@ def is_recovery(event: dict) -> bool:
     return kind == "rollback" or (kind == "restart" and event.get("cause") != RESOURCE_CAUSE)
 
 
+def count_recoveries(events: list[dict]) -> int:
+    """Rollbacks (in any process) and restarts among a run's events: one budget spans them."""
+    return sum(is_recovery(e) for e in events)
+
+
 def recoveries_so_far(run_dir: Path) -> int:
-    """Rollbacks (in any process) and restarts the run's event log records: one budget spans them."""
-    from watchdog.eventlog import read_events
-
-    path = run_dir / EVENTS_FILENAME
-    if not path.is_file():
-        return 0
-    return sum(is_recovery(e) for e in read_events(path).events)
+    """The recoveries the run's event log records (:func:`count_recoveries`)."""
+    return count_recoveries(run_events(run_dir))
 
 
-def last_restart_cause(run_dir: Path) -> str | None:
+def last_restart_cause(events: list[dict]) -> str | None:
     """Why the supervisor last restarted the run (its restart event's ``cause``: "crash" or "resource"), else None."""
-    from watchdog.eventlog import read_events
-
-    path = run_dir / EVENTS_FILENAME
-    if not path.is_file():
-        return None
-    restarts = [e for e in read_events(path).events if e.get("event") == "restart"]
-    return restarts[-1].get("cause") if restarts else None
+    return next((e.get("cause") for e in reversed(events) if e.get("event") == "restart"), None)
 
 
 def rollback_budget_of(cmd: Sequence[str]) -> int | None:
