@@ -533,6 +533,9 @@ def config_for_run(cfg, info: Mapping) -> object:
 
 
 LOOP = "loop"  # a PPO loop of your own, watched through watchdog.integrations.loop (CleanRL's scripts)
+# the name an integration's start event gives its framework (watchdog.integrations) -> the framework's name here
+LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games", "skrl": "skrl",
+                   LOOP: LOOP}
 # the safe config a live watchdog of each framework switches to: its integration's (a CleanRL log's: none)
 _SAFE_CONFIGS = {OPENRL: "cfgs/ppo_safe.yaml", "rsl_rl": "cfgs/rsl_rl_safe.yaml", "sb3": "cfgs/sb3_safe.yaml",
                  "rl_games": "cfgs/rl_games_safe.yaml", "skrl": "cfgs/skrl_safe.yaml",

@@ -22,6 +22,7 @@ from watchdog.errors import CheckpointError, InputError
 from watchdog.eventlog import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
+    LIVE_FRAMEWORKS,
     LOOP,
     OPENRL,
     RL_GAMES_EPOCHS,
@@ -195,17 +196,12 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     return RunData(records, "events", list(res.warnings), spi or None, info)
 
 
-# the name an integration's start event gives its framework -> watchdog.frameworks' name
-_LIVE_FRAMEWORKS = {"stable-baselines3": "sb3", "sb3": "sb3", "rsl_rl": "rsl_rl", "rl_games": "rl_games", "skrl": "skrl",
-                    LOOP: LOOP}
-
-
 def _info_from_start(ev: dict) -> dict:
     """task / num_envs from the live run's start event (its argv); the framework of an integration's run
     (``watchdog.integrations``) and, where the integration knew it, whether its value targets are normalised
     (rl_games' ``normalize_value``), so replay judges the event log as the live run was judged."""
     info = {}
-    framework = _LIVE_FRAMEWORKS.get(str(ev.get("framework")))
+    framework = LIVE_FRAMEWORKS.get(str(ev.get("framework")))
     if framework is not None:
         info["framework"] = framework
         if framework == LOOP:

@@ -175,11 +175,6 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
     return merged
 
 
-# what an integration's start event calls its framework (watchdog.integrations): such a run is restarted with its
-# own command line, and resumes in place from WATCHDOG_RESUME
-INTEGRATION_FRAMEWORKS = ("rsl_rl", "stable-baselines3", "rl_games", "skrl", "loop")
-
-
 def run_events(run_dir: Path) -> list[dict]:
     """The run's event log, parsed ([] when the run dir has none)."""
     from watchdog.eventlog import read_events
@@ -201,17 +196,25 @@ def _first_start(run_dir: Path) -> dict:
     return {}
 
 
+def _integration(start: dict) -> str | None:
+    """The framework an integration's start event names (``frameworks.LIVE_FRAMEWORKS``), else None: such a run is
+    restarted with its own command line and resumes in place from WATCHDOG_RESUME."""
+    from watchdog.frameworks import LIVE_FRAMEWORKS
+
+    framework = start.get("framework")
+    return framework if isinstance(framework, str) and framework in LIVE_FRAMEWORKS else None
+
+
 def integration_of(run_dir: Path) -> str | None:
     """The framework of the integration whose event log the run dir holds (its first start event's), else None
     (OpenRL's train.py, a MAPush command line, or no event log yet)."""
-    framework = _first_start(run_dir).get("framework")
-    return framework if framework in INTEGRATION_FRAMEWORKS else None
+    return _integration(_first_start(run_dir))
 
 
 def integration_budget(run_dir: Path) -> int | None:
     """An integration's ``policy.rollback_budget``, from the config its start event carries (None: not one)."""
     start = _first_start(run_dir)
-    if start.get("framework") not in INTEGRATION_FRAMEWORKS:
+    if _integration(start) is None:
         return None
     budget = ((start.get("config") or {}).get("policy") or {}).get("rollback_budget")
     return budget if isinstance(budget, int) else None
