@@ -252,6 +252,14 @@ def rollback_budget_of(cmd: Sequence[str]) -> int | None:
     return load_watchdog_config(config).policy.rollback_budget
 
 
+def is_openrl_command(cmd: Sequence[str]) -> bool:
+    """Whether ``cmd`` runs OpenRL's ``train.py`` (ours or MAPush's: ``openrl_ws/train.py``, or a command carrying
+    its ``--run_dir`` flag), whose ``--checkpoint`` and ``--config`` a restart may rewrite. Another script's
+    flags are its own (Isaac Lab's ``train.py`` has a ``--checkpoint`` that means something else)."""
+    return get_flag(cmd, "--run_dir") is not None or any(
+        Path(arg).as_posix().endswith("openrl_ws/train.py") or arg == "openrl_ws.train" for arg in cmd)
+
+
 def restart_command(cmd: Sequence[str], point: RestartPoint, config: Path) -> list[str]:
     """The original command with ``--checkpoint`` (unless from scratch) and ``--config`` set."""
     out = list(cmd)
@@ -367,6 +375,8 @@ class Supervisor:
         integration = integration_of(self.run_dir)
         if integration is not None:
             return self._restart_integration(outcome, attempt, point, integration)
+        if not is_openrl_command(self.cmd):
+            return self._restart_unchanged(outcome, attempt)
         if outcome.restartable_stop:  # not diverging: the attempt's own config, only the checkpoint moves
             cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
             config = get_flag(cmd, "--config")
@@ -392,6 +402,16 @@ class Supervisor:
                  f"from {point.describe()}, resumed in place with {config}")
         self._write_restart_event(outcome, attempt, point, self.cmd, config=config,
                                   cause=RESOURCE_CAUSE if resource else "crash")
+        return list(self.cmd)
+
+    def _restart_unchanged(self, outcome: Outcome, attempt: int) -> list[str]:
+        """Neither OpenRL's train.py nor an integration that said so in a start event (one that died before
+        writing it, a script with no watchdog): the same command again, as it was. No checkpoint or safe config
+        can be put in place through flags the supervisor does not know."""
+        self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same "
+                 "command unchanged (not OpenRL's train.py, and no watchdog start event in the run dir to resume "
+                 "from: its own start, its own config)")
+        self._write_restart_event(outcome, attempt, RestartPoint(None, "scratch"), self.cmd, config=None, cause="crash")
         return list(self.cmd)
 
     def _write_restart_event(self, outcome: Outcome, attempt: int, point: RestartPoint, cmd: list[str], *,

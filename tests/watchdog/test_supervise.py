@@ -23,6 +23,7 @@ from watchdog.supervise import (
     RestartPoint,
     choose_restart_point,
     get_flag,
+    is_openrl_command,
     restart_command,
     run_dir_of,
     safe_config_for,
@@ -249,6 +250,32 @@ def test_an_integration_runs_budget_comes_from_its_start_event_and_spans_its_res
                      "import os; os._exit(3)")
     assert proc.returncode == 1 and not events_of(run_dir, "restart")
     assert "rollback budget (2) spent by 2 rollbacks and restarts" in proc.stderr
+
+
+def test_a_script_that_is_not_openrl_and_died_before_any_start_event_is_restarted_unchanged(tmp_path):
+    """An integration's script (here a stand-in) that died before its watchdog wrote a start event: the supervisor
+    cannot know its flags, so the restart is the same command line, from the script's own start."""
+    run_dir, seen = tmp_path / "run", tmp_path / "argv"
+    code = (f"import os, sys; open({str(seen)!r}, 'a').write(repr(sys.argv[1:]) + '\\n'); "
+            "os.environ.get('WATCHDOG_RESTART') or os._exit(3)")
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "2", "--", sys.executable, "-c", code, "--seed", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text().splitlines() == ["['--seed', '1']"] * 2  # no --checkpoint, no --config
+    restart, = events_of(run_dir, "restart")
+    assert restart["checkpoint_kind"] == "scratch" and restart["config"] is None and restart["command"][-2:] == ["--seed", "1"]
+    assert "restarting the same command unchanged" in proc.stderr
+
+
+@pytest.mark.parametrize(("cmd", "openrl"), [
+    (["python", "openrl_ws/train.py", "--watchdog"], True),
+    (["python", "./openrl_ws/train.py", "--task", "go1push_mid"], True),  # a MAPush command line
+    (["python", "-m", "openrl_ws.train"], True),
+    (["python", "my_train.py", "--run_dir", "r"], True),  # train.py's own flag
+    (["python", "scripts/rsl_rl/train.py", "--task", "Isaac-Velocity-Flat-Anymal-D-v0", "--checkpoint", "m.pt"], False),
+    (["python", "train_sb3.py"], False),
+])
+def test_only_openrl_commands_have_their_flags_rewritten(cmd, openrl):
+    assert is_openrl_command(cmd) is openrl
 
 
 def test_missing_run_dir_is_one_line_exit_2():
