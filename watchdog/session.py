@@ -77,6 +77,22 @@ def supervised_run_dir(given: str | Path | None) -> Path | None:
     return None if given is None else Path(given)
 
 
+def refuse_resume(what: str, hint: str) -> WatchdogError:
+    """The one-line error of a restarted process that cannot resume in place (``what`` says why), after a ``stop``
+    event in the supervised run's event log: the exception ends the process with exit 1, and the supervisor
+    reads that stop as final instead of restarting the same refusal again."""
+    message = f"watchdog run restarted this process to resume from {os.environ.get(RESUME_ENV)}, and {what}"
+    run_dir = os.environ.get(RUN_DIR_ENV)
+    if run_dir:
+        try:
+            with EventLog(Path(run_dir) / EVENTS_FILENAME) as log:
+                log.write(make_event("stop", iteration=-1, env_steps=0, state="stopped", by="watchdog",
+                                     reason=f"cannot resume in place: {what}"))
+        except OSError:  # the error itself still says it; the supervisor then restarts, and it refuses again
+            pass
+    return WatchdogError(message, hint=hint)
+
+
 def resumed_from() -> dict:
     """``{"resumed_from": checkpoint}`` for the start event of a process ``watchdog run`` restarted to resume in place
     (``WATCHDOG_RESUME``), else ``{}``: what the integrations add to their start event."""
@@ -342,10 +358,9 @@ class IntegrationSession(TrainingSession):
 
     def __init__(self, *, safe: Any, seed: int, **kwargs: Any):
         if os.environ.get(RESUME_ENV) and not self.resumes:
-            raise WatchdogError(f"watchdog run restarted this process to resume from {os.environ[RESUME_ENV]}, and "
-                                f"this integration ({type(self).__name__}) cannot resume a run in place yet",
-                                hint="restart it yourself from the framework's own checkpoint, or supervise "
-                                     "an rsl_rl, SB3, rl_games or OpenRL run")
+            raise refuse_resume(f"this integration ({type(self).__name__}) cannot resume a run in place yet",
+                                hint="restart it yourself from the framework's own checkpoint, or supervise an "
+                                     "rsl_rl, SB3, rl_games, OpenRL run or a loop with LoopWatchdog")
         kwargs["run_dir"] = supervised_run_dir(kwargs["run_dir"])  # under `watchdog run`: its run dir
         super().__init__(**kwargs)
         self.safe = safe

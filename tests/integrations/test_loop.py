@@ -65,10 +65,12 @@ class CleanRLLoop:
 
     def train(self, updates: int) -> list[dict]:
         returns = collections.deque(maxlen=100)
-        next_obs, next_done, global_step = torch.tensor(self.envs.reset(seed=1)[0], dtype=torch.float32), torch.zeros(ENVS), 0
+        start = self.watch.resume()  # under `watchdog run`: where a restarted process goes on
+        next_obs, next_done = torch.tensor(self.envs.reset(seed=1)[0], dtype=torch.float32), torch.zeros(ENVS)
+        global_step = start.env_steps
         obs_buf = torch.zeros(STEPS, ENVS, 4)
         act_buf, logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(STEPS, ENVS) for _ in range(5))
-        for update in range(updates):
+        for update in range(start.iteration, updates):
             state = clone_tree(self.capture())  # state_dict() holds the live tensors
             self.update_starts.append((self.watch.result.rollbacks, {**state, "lr": self.opt.param_groups[0]["lr"]}))
             try:

@@ -148,14 +148,65 @@ def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_st
     assert f"resumed in place with its {start['framework']} watchdog's safe config" in proc.stderr
 
 
-def test_an_integration_that_cannot_resume_in_place_refuses_a_restart_with_one_line(tmp_path, monkeypatch):
+def test_a_loop_of_your_own_that_crashed_resumes_where_loop_watchdog_resume_says(tmp_path):
+    """A CleanRL-style loop under LoopWatchdog dies at update 17 (os._exit); `watchdog run` restarts the same command;
+    ``watch.resume()`` puts the stable checkpoint of 15 back through the loop's own restore, its switch applies the
+    safe lr, and the loop goes on from update 16 at 15's env steps."""
+    from tests.integrations.test_loop import ENVS, SAFE_LR, STEPS
+
+    run_dir, cfg = tmp_path / "run", tmp_path / "wd.yaml"
+    cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    cmd = [sys.executable, str(REPO / "tests" / "helpers" / "crashing_loop.py"), str(run_dir), "24", "17", str(cfg)]
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", *cmd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = events_of(run_dir)
+    restart, = [e for e in events if e["event"] == "restart"]
+    before, after = events[: events.index(restart)], events[events.index(restart) + 1:]
+    assert before[-1]["iteration"] == 17 and (restart["checkpoint_kind"], restart["to_iteration"]) == ("stable", 15)
+    start = after[0]
+    assert (start["event"], start["framework"], start["resumed_from"]) == ("start", "loop", restart["checkpoint"])
+    switch = next(e for e in after if e["event"] == "config_switch")
+    assert switch["iteration"] == 15 and switch["changes"]["learning_rate"]["new"] == pytest.approx(SAFE_LR)
+    metrics = [e for e in after if e["event"] == "metrics"]
+    assert [e["iteration"] for e in metrics] == list(range(16, 24))
+    assert metrics[0]["env_steps"] == 17 * ENVS * STEPS  # 15's env steps, then one update's
+    assert all(e["metrics"]["train/learning_rate"] == pytest.approx(SAFE_LR) for e in metrics)
+    assert after[-1]["event"] == "end" and not after[-1]["stopped"] and after[-1]["rollbacks"] == 1
+    assert "resumed in place with its loop watchdog's safe config" in proc.stderr
+
+
+def test_a_restarted_loop_that_skips_resume_stops_with_one_line_and_is_not_restarted_again(tmp_path):
+    run_dir, cfg = tmp_path / "run", tmp_path / "wd.yaml"
+    cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    cmd = [sys.executable, str(REPO / "tests" / "helpers" / "crashing_loop.py"), str(run_dir), "24", "12", str(cfg),
+           "--skip-resume"]
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "3", "--", *cmd)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert len(events_of(run_dir, "restart")) == 1 and "not restarting" in proc.stderr.splitlines()[-1]
+    stop = events_of(run_dir, "stop")[-1]
+    assert "did not call LoopWatchdog.resume()" in stop["reason"]
+    assert "WatchdogError: watchdog run restarted this process to resume from" in proc.stderr
+
+
+def test_a_restarted_process_that_cannot_resume_in_place_refuses_with_one_line(tmp_path, monkeypatch):
+    """skrl's watchdog cannot resume yet; a loop of your own that skipped ``resume()`` would start over at its
+    own update 0 with a resumed watchdog: both refuse."""
+    from watchdog.config import WatchdogConfig
     from watchdog.errors import WatchdogError
     from watchdog.integrations.loop import LoopWatchdog
+    from watchdog.pipeline import Watchdog
     from watchdog.supervise import RESUME_ENV
+
+    pytest.importorskip("skrl")
+    from watchdog.integrations.skrl import SkrlSession
 
     monkeypatch.setenv(RESUME_ENV, str(tmp_path / "checkpoints" / "watchdog" / "stable_100_steps"))
     with pytest.raises(WatchdogError, match="cannot resume a run in place yet") as err:
-        LoopWatchdog(tmp_path, capture=dict, restore=lambda state: None, switch=lambda scale: {})
+        SkrlSession(None, watchdog=Watchdog(WatchdogConfig()), safe=None, seed=0, run_dir=tmp_path, safe_name="s")
+    assert "\n" not in str(err.value)
+    watch = LoopWatchdog(tmp_path, capture=dict, restore=lambda state: None, switch=lambda scale: {})
+    with pytest.raises(WatchdogError, match=r"did not call LoopWatchdog.resume\(\)") as err:
+        watch.step(0, 10, {"losses/value_loss": 0.1})
     assert "\n" not in str(err.value)
 
 

@@ -19,6 +19,13 @@ how to copy the training state, how to put a copy back, and how to switch to the
             next_obs, _ = envs.reset()  # the next rollout starts from fresh observations
     watch.close()
 
+Under ``watchdog run`` (a restart after the process died), start the loop where the watchdog says::
+
+    start = watch.resume()      # a restarted process: the stable checkpoint back in place, the safe config on
+    global_step = start.env_steps
+    for iteration in range(start.iteration, num_iterations):
+        ...
+
 ``capture`` returns a nested dict of tensors and numbers (``state_dict``s); the watchdog copies it (in memory,
 and verified on disk as a stable checkpoint), and on a rollback hands ``restore`` a copy to load in place.
 ``switch(lr_scale)`` applies your safe config, the learning rate times ``lr_scale`` (1, then 0.5, 0.25 for
@@ -32,6 +39,7 @@ value-loss rule is on only with ``value_targets_normalized=True`` (CleanRL regre
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -46,7 +54,8 @@ from watchdog.errors import WatchdogError
 from watchdog.frameworks import FRAMEWORKS, LOOP, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, refuse_resume, resumed_from, rollback_seed
+from watchdog.supervise import RESUME_ENV
 from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
 
 FRAMEWORK = LOOP  # the start event's name for a run watched through this module (replay reads it)
@@ -63,8 +72,20 @@ class Step:
     rollback: dict | None = None
 
 
+@dataclass(frozen=True)
+class Resume:
+    """Where your loop starts: ``iteration`` (the next update to run) and ``env_steps`` (all envs' steps so far);
+    ``checkpoint``: the stable checkpoint put back in place (None: the process was not restarted, start at 0)."""
+
+    iteration: int = 0
+    env_steps: int = 0
+    checkpoint: str | None = None
+
+
 class LoopSession(IntegrationSession):
     """The :class:`~watchdog.driver.Driver` of a loop you own: your ``capture`` / ``restore`` / ``switch``."""
+
+    resumes = True  # through LoopWatchdog.resume(), which the loop calls before its first update
 
     def __init__(self, capture: Callable[[], dict], restore: Callable[[dict], Any],
                  switch: Callable[[float], Mapping[str, tuple[Any, Any]]] | None, **kwargs: Any):
@@ -112,12 +133,31 @@ class LoopWatchdog:
             watchdog=Watchdog(live_config(FRAMEWORK, cfg, reward=EPISODE_RETURN, normalization=(self.normalized, why))),
             run_dir=Path(run_dir), safe_name=safe_name, console=console if console is not None else WatchdogConsole(),
             scalar=scalar)
-        self._started = self._closed = False
+        self._started = self._closed = self._resumed = False
 
     @property
     def result(self) -> SessionResult:
         """How the watched run went: ``stopped``, ``stop_reason``, ``rollbacks``, ``iterations``, ``events``."""
         return self.watch.result
+
+    def resume(self) -> Resume:
+        """Where your loop starts; call it once, before the first update. In a process ``watchdog run`` restarted
+        (``WATCHDOG_RESUME``), the stable checkpoint it chose goes back in place through your ``restore``, the
+        watchdog goes on as it was then (detectors, rollback budget, the stable checkpoints still on disk), your
+        ``switch(1.0)`` applies the safe config (not after a resource stop), and your loop goes on from
+        ``Resume.iteration`` at ``Resume.env_steps``. In any other process: ``Resume(0, 0)``."""
+        if self._started:
+            raise WatchdogError("LoopWatchdog.resume() called after the first step()",
+                                hint="call it once, before your loop, and start the loop from its iteration")
+        self._begin()
+        self._resumed = True
+        ref = self.watch.resume_from_env()
+        return Resume() if ref is None else Resume(ref.iteration + 1, ref.env_steps, ref.path)
+
+    def _begin(self) -> None:
+        self._started = True
+        self.watch.watchdog.start(run_dir=str(self.watch.run_dir), framework=FRAMEWORK,
+                                  value_targets_normalized=self.normalized, **resumed_from())
 
     def step(self, iteration: int, env_steps: int, metrics: Mapping[str, float]) -> Step:
         """Judge one update's metrics (iteration: 0-based, counting every update run, rolled-back ones
@@ -131,9 +171,11 @@ class LoopWatchdog:
         if self._closed:
             raise WatchdogError("this LoopWatchdog is closed", hint="build a new one per run")
         if not self._started:
-            self._started = True
-            self.watch.watchdog.start(run_dir=str(self.watch.run_dir), framework=FRAMEWORK,
-                                      value_targets_normalized=self.normalized)
+            if os.environ.get(RESUME_ENV):  # restarted to resume, and the loop would start over at its own 0
+                raise refuse_resume("this loop did not call LoopWatchdog.resume()",
+                                    hint="start = watch.resume() before the loop; run it from start.iteration "
+                                         "with global_step = start.env_steps")
+            self._begin()
         return self.watch.observe(record)
 
     def _outcome(self, judge: Callable[[], bool]) -> Step:
