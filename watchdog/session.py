@@ -359,8 +359,7 @@ class IntegrationSession(TrainingSession):
     def __init__(self, *, safe: Any, seed: int, **kwargs: Any):
         if os.environ.get(RESUME_ENV) and not self.resumes:
             raise refuse_resume(f"this integration ({type(self).__name__}) cannot resume a run in place yet",
-                                hint="restart it yourself from the framework's own checkpoint, or supervise an "
-                                     "rsl_rl, SB3, rl_games, OpenRL run or a loop with LoopWatchdog")
+                                hint="restart it yourself from the framework's own checkpoint")
         kwargs["run_dir"] = supervised_run_dir(kwargs["run_dir"])  # under `watchdog run`: its run dir
         super().__init__(**kwargs)
         self.safe = safe

@@ -2,7 +2,7 @@
 
     python tests/helpers/crashing_integration.py EXAMPLE --crash KIND@K --logs BASE [example flags...]
 
-EXAMPLE: ``rsl_rl_ppo``, ``rl_games_ppo`` or ``sb3_ppo`` (``examples/``). Each launch logs into a new folder, ``BASE/attempt<N>``
+EXAMPLE: ``rsl_rl_ppo``, ``rl_games_ppo``, ``sb3_ppo`` or ``skrl_ppo`` (``examples/``). Each launch logs into a new folder, ``BASE/attempt<N>``
 (N: ``WATCHDOG_RESTART``, 0 for the first), as Isaac Lab's train scripts make a new timestamped one per launch;
 the watchdog's run dir is the one ``watchdog run`` names. KIND: ``exit`` (``os._exit(3)``) or ``kill`` (SIGKILL
 to itself, as the OOM killer would). Only the first attempt crashes, right after the watchdog judged iteration
@@ -47,7 +47,21 @@ def main(argv: list[str]) -> int:
     attempt = int(os.environ.get("WATCHDOG_RESTART", "0"))
     argv = argv[:j] + ["--run_dir", str(Path(argv[j + 1]) / f"attempt{attempt}")] + argv[j + 2:]
     module = importlib.import_module(example)
-    if attempt == 0:
+    if attempt == 0 and example == "skrl_ppo":  # skrl's watchdog judges inside the agent's update
+        from watchdog.integrations.skrl import SkrlWatchdog
+
+        watched_update = SkrlWatchdog._watched_update
+
+        def update(self, *, timestep, timesteps):
+            iteration = self._updates
+            watched_update(self, timestep=timestep, timesteps=timesteps)
+            if iteration == int(at):
+                self.watch.settle()
+                print(f"crashing_integration: crashing with {kind}", file=sys.stderr, flush=True)
+                CRASHES[kind]()
+
+        SkrlWatchdog._watched_update = update
+    elif attempt == 0:
         cls, session_of = _watched(example)
         original = cls._judge
 

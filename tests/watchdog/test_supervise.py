@@ -104,10 +104,12 @@ INTEGRATIONS = {
     "rsl_rl_ppo": (["--num_worlds", "8", "--steps_per_env", "16"], 3e-4, f"model_{INTEGRATION_ITERS - 1}.pt"),
     "sb3_ppo": (["--n_envs", "2", "--n_steps", "32"], 3e-4, None),
     "rl_games_ppo": (["--num_worlds", "8", "--horizon", "16"], 3e-4, None),
+    "skrl_ppo": (["--num_worlds", "8", "--rollouts", "16"], 3e-4, None),
 }
 
 
-@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("sb3_ppo", "exit"), ("rl_games_ppo", "kill")])
+@pytest.mark.parametrize(("example", "crash"), [("rsl_rl_ppo", "kill"), ("sb3_ppo", "exit"), ("rl_games_ppo", "kill"),
+                                                ("skrl_ppo", "exit")])
 def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_stable_checkpoint(tmp_path, example, crash):
     """An rsl_rl run under WatchedOnPolicyRunner (SB3: WatchdogCallback; rl_games: WatchdogObserver), launched as
     Isaac Lab launches one (a new log folder per launch), dies at iteration 17 (SIGKILL, or os._exit). `watchdog
@@ -189,20 +191,22 @@ def test_a_restarted_loop_that_skips_resume_stops_with_one_line_and_is_not_resta
 
 
 def test_a_restarted_process_that_cannot_resume_in_place_refuses_with_one_line(tmp_path, monkeypatch):
-    """skrl's watchdog cannot resume yet; a loop of your own that skipped ``resume()`` would start over at its
-    own update 0 with a resumed watchdog: both refuse."""
+    """An integration session that does not say it resumes (the base class's default, for an integration yet to
+    learn it), and a loop of your own that skipped ``resume()`` (it would start over at its own update 0 under a
+    resumed watchdog): both refuse."""
     from watchdog.config import WatchdogConfig
     from watchdog.errors import WatchdogError
     from watchdog.integrations.loop import LoopWatchdog
     from watchdog.pipeline import Watchdog
+    from watchdog.session import IntegrationSession
     from watchdog.supervise import RESUME_ENV
 
-    pytest.importorskip("skrl")
-    from watchdog.integrations.skrl import SkrlSession
+    class NewIntegration(IntegrationSession):
+        pass
 
     monkeypatch.setenv(RESUME_ENV, str(tmp_path / "checkpoints" / "watchdog" / "stable_100_steps"))
-    with pytest.raises(WatchdogError, match="cannot resume a run in place yet") as err:
-        SkrlSession(None, watchdog=Watchdog(WatchdogConfig()), safe=None, seed=0, run_dir=tmp_path, safe_name="s")
+    with pytest.raises(WatchdogError, match=r"this integration \(NewIntegration\) cannot resume a run in place yet") as err:
+        NewIntegration(watchdog=Watchdog(WatchdogConfig()), safe=None, seed=0, run_dir=tmp_path, safe_name="s")
     assert "\n" not in str(err.value)
     watch = LoopWatchdog(tmp_path, capture=dict, restore=lambda state: None, switch=lambda scale: {})
     with pytest.raises(WatchdogError, match=r"did not call LoopWatchdog.resume\(\)") as err:

@@ -24,6 +24,10 @@ finished episodes skrl holds for its ``Reward / Total reward (mean)``; absent un
 
 The value-loss rule follows the agent's ``value_preprocessor`` (on with one, as replay reads it from the run's
 ``params/agent.yaml``). Supported: skrl 2.x, one process, one agent.
+
+Under ``watchdog run``, a restarted process resumes in place on entering the block (``WATCHDOG_RESUME``): skrl's
+trainer counts its loop from 0 again, so the agent's methods get its timestep plus the checkpoint's, and the
+block ends at the trainer's last timestep.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
@@ -185,6 +189,8 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0) -
 class SkrlSession(IntegrationSession):
     """The skrl :class:`~watchdog.driver.Driver`: the library's session plus a live skrl agent."""
 
+    resumes = True  # SkrlWatchdog shifts the restarted trainer's timesteps to go on from the checkpoint's
+
     def __init__(self, agent: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.agent = agent
@@ -205,6 +211,14 @@ class SkrlSession(IntegrationSession):
 
 class _Stop(Exception):
     """The watchdog stopped the run: leave skrl's trainer loop (swallowed by :class:`SkrlWatchdog`)."""
+
+
+class _Done(Exception):
+    """A resumed run reached the trainer's last timestep: leave its loop, whose count started at 0 again
+    (swallowed by :class:`SkrlWatchdog`)."""
+
+
+_SHIFTED = ("pre_interaction", "act", "post_interaction")  # the agent's methods the trainer hands its timestep
 
 
 class SkrlWatchdog:
@@ -239,6 +253,7 @@ class SkrlWatchdog:
             console=console if console is not None else WatchdogConsole(), seed=seed, scalar=self._scalar)
         self._updates = 0
         self._axis = 0
+        self._offset = 0  # a resumed run: the timesteps the trainer's loop, counting from 0 again, is behind
         self._update = self._record_transition = None
         self._used = False
         self._curriculum = CurriculumTerms()  # the task's curriculum terms from the env's step infos
@@ -260,19 +275,43 @@ class SkrlWatchdog:
             ppo={"learning_rate": float(agent.optimizer.param_groups[0]["lr"]),
                  "learning_rate_scheduler": type(agent.scheduler).__name__ if agent.scheduler is not None else None,
                  "grad_norm_clip": agent.cfg.grad_norm_clip, "ratio_clip": agent.cfg.ratio_clip},
-            envs=self.num_envs, steps_per_iteration=int(agent.cfg.rollouts) * self.num_envs)
+            envs=self.num_envs, steps_per_iteration=int(agent.cfg.rollouts) * self.num_envs, **resumed_from())
         self._update, self._record_transition = agent.update, agent.record_transition
         agent.update, agent.record_transition = self._watched_update, self._watched_record_transition
+        resumed = self.watch.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
+        if resumed is not None:
+            self._resume_at(resumed.iteration, resumed.env_steps)
         return self
 
+    def _resume_at(self, iteration: int, env_steps: int) -> None:
+        """Go on after the update of ``iteration`` (skrl's timestep ``env_steps / envs - 1``): skrl's trainer
+        counts its loop from 0 again, so the agent's methods get its timestep plus the steps already run (its
+        updates, TensorBoard axis and checkpoint names go on from there), and the loop ends at the trainer's
+        last timestep."""
+        self._updates = iteration + 1
+        self._offset = env_steps // self.num_envs
+        self._axis = self._offset - 1
+        for name in _SHIFTED:
+            setattr(self.agent, name, self._shifted(getattr(self.agent, name), name == "pre_interaction"))
+
+    def _shifted(self, method: Any, first: bool) -> Any:
+        offset = self._offset
+
+        def call(*args: Any, timestep: int, timesteps: int, **kwargs: Any) -> Any:
+            if first and timestep + offset >= timesteps:
+                raise _Done()
+            return method(*args, timestep=timestep + offset, timesteps=timesteps, **kwargs)
+
+        return call
+
     def __exit__(self, exc_type, exc, tb) -> bool:
-        for name in ("update", "record_transition"):
+        for name in ("update", "record_transition", *_SHIFTED):
             self.agent.__dict__.pop(name, None)  # skrl's own methods again
         self.watch.close()
         writer = getattr(self.agent, "writer", None)
         if writer is not None:
             writer.flush()
-        return exc_type is _Stop  # a stop ends the block quietly; anything else goes on up
+        return exc_type in (_Stop, _Done)  # a stop or a resumed run's end ends the block quietly; anything else goes on up
 
     def _watched_update(self, *, timestep: int, timesteps: int) -> None:
         """skrl's update, then the watchdog judges it; a stop leaves the trainer's loop."""
@@ -287,6 +326,8 @@ class SkrlWatchdog:
         """skrl's per-step bookkeeping; the env's step info first gives up its curriculum terms (Isaac Lab's
         ``Curriculum/<term>`` in ``extras["log"]``)."""
         self._curriculum.update(kwargs.get("infos"))
+        if "timestep" in kwargs:
+            kwargs["timestep"] += self._offset
         self._record_transition(**kwargs)
 
     def record(self, timestep: int) -> MetricRecord:
