@@ -239,25 +239,36 @@ RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against th
 RL_GAMES_C_LOSS, RL_GAMES_CVAL_LOSS = "losses/c_loss", "losses/cval_loss"  # the actor-critic's, the central value net's
 
 
-def rl_games_critic_loss(scalars: dict) -> bool:
+CRITIC_LOSS_NOTE = ("losses/c_loss is 0 (a central value net, use_experimental_cv: False): the value loss read is "
+                    "the critic's, losses/cval_loss")
+
+
+class CriticLoss:
     """rl_games with a central value net and ``use_experimental_cv: False``: the actor-critic trains no value head
     and logs ``losses/c_loss`` as 0 every epoch, while the critic's loss is ``losses/cval_loss`` (logged in the
-    same epoch, on the central value net's own frame count). Puts the critic's loss, epoch by epoch, in place of
-    those zeros (at c_loss's frames, so the iteration grid and checkpoint placement stay rl_games'); True when
-    it did. Whole logs only (replay): a followed run's zeros cannot be told from a loss not yet written."""
-    c_loss, cval = scalars.get(RL_GAMES_C_LOSS), scalars.get(RL_GAMES_CVAL_LOSS)
-    if c_loss is None or cval is None:
-        return False
-    trained = np.isfinite(c_loss.values)  # a NaN c_loss: an epoch that failed before its critic trained (no cval)
-    if not trained.any() or np.any(c_loss.values[trained] != 0):
-        return False
-    from dataclasses import replace
+    same epoch, on the central value net's own frame count). The k-th trained epoch's c_loss (a finite one: a NaN
+    is an epoch that failed before its critic trained, with no cval) that is exactly 0 becomes the k-th cval_loss,
+    at c_loss's frame (the iteration grid and checkpoint placement stay rl_games'). rl_games writes an epoch's
+    cval_loss while its central value net trains, before the epoch's c_loss, so a follower of the live file has
+    it by then; replay feeds the whole cval series first. ``swapped``: how many it replaced."""
 
-    values, at = c_loss.values.copy(), np.flatnonzero(trained)
-    n = min(len(at), len(cval))
-    values[at[:n]] = cval.values[:n]
-    scalars[RL_GAMES_C_LOSS] = replace(c_loss, values=values)
-    return True
+    def __init__(self) -> None:
+        self.cval: list[float] = []
+        self.trained = 0  # finite c_loss points seen
+        self.swapped = 0
+
+    def note_cval(self, values: Iterable[float]) -> None:
+        self.cval.extend(float(v) for v in values)
+
+    def c_loss(self, values: Iterable[float]) -> np.ndarray:
+        out = np.array(values, dtype=np.float64)
+        for i, v in enumerate(out):
+            if np.isfinite(v):
+                k, self.trained = self.trained, self.trained + 1
+                if v == 0 and k < len(self.cval):
+                    out[i] = self.cval[k]
+                    self.swapped += 1
+        return out
 
 
 def epoch_frames(frames: Iterable[int], epochs: Iterable[float]) -> dict[int, int]:
@@ -283,19 +294,27 @@ class RecordAssembler:
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
+        self._first_step: int | None = None  # the first grid step returned
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
         self._epoch_frames: dict[int, int] = {}
         self._by_epoch: dict[str, tuple[list[int], list[float]]] = {}
         self._episodes: dict[str, np.ndarray] = {}  # a per-episode tag -> its last EPISODE_WINDOW - 1 returns
+        self.critic = CriticLoss()  # rl_games: a c_loss of 0 beside a central value net's cval_loss
 
     def feed(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         """Add one series' new points (raw tag; unmapped tags are ignored)."""
-        if self.det.framework == "rl_games" and (tag == RL_GAMES_EPOCHS or tag.startswith("Episode/")):
-            self._feed_by_epoch(tag, steps, values)
-        else:
-            self._place(tag, steps, values)
+        if self.det.framework == "rl_games":
+            if tag == RL_GAMES_EPOCHS or tag.startswith("Episode/"):
+                self._feed_by_epoch(tag, steps, values)
+                return
+            if tag == RL_GAMES_CVAL_LOSS:
+                self.critic.note_cval(values)
+                return
+            if tag == RL_GAMES_C_LOSS:
+                values = self.critic.c_loss(values)
+        self._place(tag, steps, values)
 
     def _place(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
         target = self.det.target(tag)
@@ -389,13 +408,16 @@ class RecordAssembler:
         return grid if final else grid[:-1]
 
     def _fix_step_size(self, grid: np.ndarray) -> None:
-        """Once, from the first grid: the step size (gcd of its steps) and the first step's iteration."""
+        """Once, from the first grid with a step other than 0: the step size (gcd of its steps), and the iteration
+        of the first step ever (a follower's first grid can be rl_games' frame 0 alone, which sets no size)."""
         if self.step_size is None and self.det.step_unit != "iterations":
             steps = grid % _SEGMENT
+            if self._first_step is None:
+                self._first_step = int(steps.min())
             size = int(np.gcd.reduce(steps)) if len(steps) else 0
             if size:
                 self.step_size = size
-                self._first = int(steps.min()) // size
+                self._first = self._first_step // size
 
     def _iteration(self, step: int) -> int:
         """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a
@@ -405,12 +427,21 @@ class RecordAssembler:
         return max(step // self.step_size - self._first, 0)
 
 
-def assemble(scalars: Mapping[str, object], det: Detected) -> tuple[list, int | None]:
-    """Records (and the step size of one iteration) from a whole run's ``{raw tag: Series}``."""
+def in_feed_order(series: Mapping[str, object]) -> list[tuple[str, object]]:
+    """``{raw tag: points}`` in the order a :class:`RecordAssembler` takes them: rl_games' cval_loss first (its
+    points replace the c_loss zeros of the same epochs, :class:`CriticLoss`), the rest as they are."""
+    return sorted(series.items(), key=lambda item: item[0] != RL_GAMES_CVAL_LOSS)
+
+
+def assemble(scalars: Mapping[str, object], det: Detected, notes: list[str] | None = None) -> tuple[list, int | None]:
+    """Records (and the step size of one iteration) from a whole run's ``{raw tag: Series}``; what the reading
+    changed goes to ``notes`` (rl_games' critic loss read from ``losses/cval_loss``)."""
     asm = RecordAssembler(det)
-    for tag, series in scalars.items():
+    for tag, series in in_feed_order(scalars):
         asm.feed(tag, series.steps, series.values)
     records = asm.records(final=True)
+    if asm.critic.swapped and notes is not None:
+        notes.append(CRITIC_LOSS_NOTE)
     return records, (1 if det.step_unit == "iterations" else asm.step_size)
 
 

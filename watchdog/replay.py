@@ -33,7 +33,6 @@ from watchdog.frameworks import (
     epoch_frames,
     framework_resume_command,
     list_framework_checkpoints,
-    rl_games_critic_loss,
     safe_config_name,
     signals_found,
     value_normalization,
@@ -233,14 +232,12 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
     except InputError:
         return None
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
-    critic_loss = det.framework == "rl_games" and rl_games_critic_loss(res.scalars)
     if det.framework == OPENRL and not tags.map:
         records, spi = tb_records(res.scalars)
     else:
-        records, spi = assemble(res.scalars, det)
-    if critic_loss:
-        warnings.append(f"{root}: losses/c_loss is 0 throughout (a central value net, use_experimental_cv: False): "
-                        "the value loss read is the critic's, losses/cval_loss")
+        notes: list[str] = []
+        records, spi = assemble(res.scalars, det, notes)
+        warnings.extend(f"{root}: {note}" for note in notes)
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi,
             "event_dirs": sorted({str(Path(f).parent) for f in res.files})}

@@ -31,11 +31,13 @@ from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import (
+    CRITIC_LOSS_NOTE,
     OPENRL,
     Detected,
     RecordAssembler,
     config_for_run,
     detect,
+    in_feed_order,
     safe_config_name,
     value_normalization,
 )
@@ -95,6 +97,8 @@ class RunFollower:
         self._refreshes = 0
         self._last_scan = -1
         self._signature: tuple | None = None
+        self.notes: list[str] = []  # what the reading changed, said once each (the caller takes them)
+        self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
 
@@ -167,8 +171,11 @@ class RunFollower:
         if not self._identify(new):
             return []
         if self.assembler is not None:
-            for tag, (steps, values) in new.items():
+            for tag, (steps, values) in in_feed_order(new):
                 self.assembler.feed(tag, steps, values)
+            if self.assembler.critic.swapped and not self._critic_said:
+                self._critic_said = True
+                self.notes.append(CRITIC_LOSS_NOTE)
             return self.assembler.records(final=final)
         for tag, (steps, values) in new.items():
             key = normalize_key(tag)
@@ -580,6 +587,8 @@ def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str 
         _run_error(console, run, exc, fleet)
         return
     _adopt_framework(run, console)
+    while run.follower.notes:
+        console.message(f"{run.name}: {run.follower.notes.pop(0)}", style="dim")
     _judge(run, records, console, on_alarm, fleet)
 
 

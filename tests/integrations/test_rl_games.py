@@ -442,3 +442,21 @@ def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_pat
     # replay reads the same value loss, epoch by epoch: c_loss, or (c_loss all 0) the critic's cval_loss, said so
     assert all(replayed[i] == pytest.approx(float(v), rel=1e-6) for i, v in losses.items() if i < 8)
     assert any("losses/cval_loss" in w for w in report.input_warnings) != experimental_cv
+    # watch, following the file as it grew (cut at arbitrary bytes): the same iterations and value loss, the same
+    # note, once
+    from watchdog.frameworks import CRITIC_LOSS_NOTE
+    from watchdog.watch import RunFollower
+
+    src, = (logs / "summaries").glob("events.out.tfevents.*")
+    grown = tmp_path / "grown" / "summaries"
+    grown.mkdir(parents=True)
+    data, follower, followed = src.read_bytes(), RunFollower(tmp_path / "grown"), []
+    for cut in range(0, len(data), 997):
+        with open(grown / src.name, "ab") as f:
+            f.write(data[cut:cut + 997])
+        followed += follower.poll()
+    followed += follower.poll(final=True)
+    watched = {r.iteration: r.metrics.get("train/value_loss") for r in followed}
+    assert [r.iteration for r in followed] == [r.iteration for r in report.records]  # frame 0 first, alone: iteration 0 once
+    assert all(watched[i] == pytest.approx(float(v), rel=1e-6) for i, v in losses.items() if i < 8)
+    assert follower.notes == ([] if experimental_cv else [CRITIC_LOSS_NOTE])

@@ -122,6 +122,42 @@ def test_a_return_logged_per_episode_is_read_as_the_mean_of_the_last_100_episode
         assert got[249] == pytest.approx(sum(range(151, 251)) / 100)
 
 
+def test_rl_games_followed_from_its_first_epoch_at_frame_0_numbers_iterations_as_replay_does():
+    """rl_games logs its first epoch at frame 0. A follower's first poll can hold that point alone (no step size
+    yet); the next epochs still count from it: 0, 1, 2 (it was 0, 0, 1 until session 14)."""
+    tags = ["losses/c_loss", "rewards/step"]
+
+    def iterations(pieces):
+        asm = RecordAssembler(detect(tags))
+        out = []
+        for steps in pieces:
+            asm.feed("losses/c_loss", steps, [1.0] * len(steps))
+            out += [(r.iteration, r.env_steps) for r in asm.records(final=False)]
+        return out + [(r.iteration, r.env_steps) for r in asm.records(final=True)]
+
+    whole = iterations([[0, 256, 512]])
+    assert whole == [(0, 0), (1, 256), (2, 512)]
+    assert iterations([[0], [256], [512]]) == iterations([[0, 256], [512]]) == whole
+
+
+def test_rl_games_c_loss_zeros_beside_a_central_value_net_read_its_cval_loss_as_they_arrive():
+    """``use_experimental_cv: False``: c_loss is 0 every epoch; the k-th trained epoch's 0 becomes the k-th
+    cval_loss (written first, in the same epoch). A NaN c_loss (an epoch that failed before its critic trained)
+    has no cval; a c_loss that is not 0 is the actor-critic's own value loss and stays."""
+    from watchdog.frameworks import CriticLoss
+
+    whole = CriticLoss()
+    whole.note_cval([0.5, 0.6, 0.7])
+    assert whole.c_loss([0.0, float("nan"), 0.0, 0.3]).tolist()[2:] == [0.6, 0.3]
+    assert whole.swapped == 2
+    live = CriticLoss()
+    got = []
+    for cval, c_loss in (([0.5], [0.0]), ([0.6], [float("nan"), 0.0]), ([], [0.0])):  # the 3rd's cval not yet read
+        live.note_cval(cval)
+        got += live.c_loss(c_loss).tolist()
+    assert got[0] == 0.5 and got[2] == 0.6 and got[3] == 0.0 and live.swapped == 2
+
+
 def test_a_user_tag_map_reads_any_other_framework():
     det = detect(["my/critic_mse", "my/return"], user_map={"my/critic_mse": VALUE_LOSS, "my/return": EPISODE_RETURN})
     assert det.framework == "custom" and det.target("my/critic_mse") == (VALUE_LOSS, None)
