@@ -294,7 +294,6 @@ class RecordAssembler:
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
-        self._first_step: int | None = None  # the first grid step returned
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
@@ -375,10 +374,9 @@ class RecordAssembler:
 
         series = {k: (np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts]))
                   for k, parts in self.pending.items() if parts}
-        grid = self._grid(series, final)
-        if not len(grid):
+        grid, seen = self._grid(series, final)
+        if not len(grid) or not self._fix_step_size(seen, final):
             return []
-        self._fix_step_size(grid)
         columns: dict[str, tuple[list, list]] = {}
         for key, (pos, vals) in series.items():
             idx = np.searchsorted(grid, pos, side="left")
@@ -396,28 +394,33 @@ class RecordAssembler:
         self._emitted = int(grid[-1])
         return out
 
-    def _grid(self, series: dict, final: bool) -> np.ndarray:
+    def _grid(self, series: dict, final: bool) -> tuple[np.ndarray, np.ndarray]:
         """The value loss's positions after the last one returned (a run without a value loss, at its
-        end: its most logged key's); without ``final``, all but the newest."""
+        end: its most logged key's); without ``final``, all but the newest. And all its positions pending."""
         key = VALUE_LOSS if VALUE_LOSS in series or not final or not series else \
             max(series, key=lambda k: len(series[k][0]))
         if key not in series:
-            return np.empty(0, dtype=np.int64)
-        grid = np.unique(series[key][0])
-        grid = grid[grid > self._emitted]
-        return grid if final else grid[:-1]
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        seen = np.unique(series[key][0])
+        grid = seen[seen > self._emitted]
+        return (grid if final else grid[:-1]), seen
 
-    def _fix_step_size(self, grid: np.ndarray) -> None:
-        """Once, from the first grid with a step other than 0: the step size (gcd of its steps), and the iteration
-        of the first step ever (a follower's first grid can be rl_games' frame 0 alone, which sets no size)."""
-        if self.step_size is None and self.det.step_unit != "iterations":
-            steps = grid % _SEGMENT
-            if self._first_step is None:
-                self._first_step = int(steps.min())
-            size = int(np.gcd.reduce(steps)) if len(steps) else 0
-            if size:
-                self.step_size = size
-                self._first = self._first_step // size
+    def _fix_step_size(self, seen: np.ndarray, final: bool) -> bool:
+        """Once, before the first record: the step size (gcd of the grid's steps) and the first step's iteration.
+        A follower waits for two steps (False: nothing returned yet), since one alone cannot tell the size: SB3's
+        first point is two updates' steps (it writes an update's losses at the next one's start), rl_games' is
+        frame 0. (Until session 14 a follower's first poll holding one step set the size from it: a watched SB3
+        run numbered its iterations 0, 0, 1, 1, ...)"""
+        if self.step_size is not None or self.det.step_unit == "iterations":
+            return True
+        steps = seen % _SEGMENT
+        if len(steps) < 2 and not final:
+            return False
+        size = int(np.gcd.reduce(steps)) if len(steps) else 0
+        if size:
+            self.step_size = size
+            self._first = int(steps.min()) // size
+        return True
 
     def _iteration(self, step: int) -> int:
         """rsl_rl: the step; otherwise grid steps counted from the first one (iteration 0), whether a

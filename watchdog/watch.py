@@ -168,7 +168,7 @@ class RunFollower:
         horizon = max([self.newest_step, *(max(steps) for steps, _ in new.values() if steps)])
         if len(self.files) > 1:
             self._read_tails(new)
-        if not self._identify(new):
+        if not self._identify(new, final):
             return []
         if self.assembler is not None:
             for tag, (steps, values) in in_feed_order(new):
@@ -202,8 +202,14 @@ class RunFollower:
                 steps.extend(series.steps.tolist())
                 values.extend(series.values.tolist())
 
-    def _identify(self, new: dict[str, tuple[list[int], list[float]]]) -> bool:
-        """Name the framework from the tags seen so far; until then hold the points (False)."""
+    def _identify(self, new: dict[str, tuple[list[int], list[float]]], final: bool = False) -> bool:
+        """Name the framework from the tags of a complete step; until then hold the points (False).
+
+        A step's tags are all written once a later step has appeared (a framework writes an update's scalars
+        together; the records wait for the same sign), so the name is decided from the tags of the steps before
+        the newest held (or from all, once the writer is done): a poll that lands inside a write sees a prefix of
+        its tags, and SB3's first two of an update (``time/fps``, ``train/approx_kl``) tie with OpenRL's names,
+        which win a tie. (Until session 14 such a prefix decided, for good.)"""
         if self.detected is not None:
             return True
         self.tags_seen.update(new)
@@ -211,9 +217,14 @@ class RunFollower:
             held = self._held.setdefault(tag, ([], []))
             held[0].extend(steps)
             held[1].extend(values)
-        if sum(len(steps) for steps, _ in self._held.values()) > HOLD_POINTS:
+        held_points = sum(len(steps) for steps, _ in self._held.values())
+        if held_points > HOLD_POINTS:
             self._held = {}  # a log of something else: keep its tag names (for the report), not its points
-        det = detect(self.tags_seen, forced=self.tags.framework, user_map=self.tags.map)
+        tags = self.tags_seen
+        if not final and self._held:
+            newest = max((max(steps) for steps, _ in self._held.values() if steps), default=None)
+            tags = {tag for tag, (steps, _) in self._held.items() if steps and min(steps) < newest}
+        det = detect(tags, forced=self.tags.framework, user_map=self.tags.map)
         if not det.recognised:
             return False
         self.detected = det
@@ -226,8 +237,9 @@ class RunFollower:
 
     @property
     def unrecognised(self) -> bool:
-        """Tags have been read, and none of them is one we track."""
-        return self.detected is None and bool(self.tags_seen)
+        """Tags have been read, and none of them is one we track (not: tracked ones whose step is not complete)."""
+        return (self.detected is None and bool(self.tags_seen)
+                and not detect(self.tags_seen, forced=self.tags.framework, user_map=self.tags.map).recognised)
 
     def info(self) -> dict:
         """What replay's ``RunData.info`` says about the run (framework, step unit, value targets)."""

@@ -174,3 +174,56 @@ def test_watch_at_log_interval_alarms_on_a_300x_jump_and_runs_the_alarm_command(
     assert 60 <= alarm["iteration"] <= 70 and abs(alarm["onset_iteration"] - 60) <= 5
     detector, iteration, onset = flag.read_text().split()
     assert detector == alarm["detector"] and int(iteration) == alarm["iteration"] and int(onset) == alarm["onset_iteration"]
+
+
+def _grow(run: Path, dst: Path, cuts: list[float]) -> list:
+    """Follow a copy of ``run`` while its event files grow, every file to each fraction of ``cuts`` in turn (a
+    poll after each: prefixes of the frameworks' writes, at any byte), then read to the end."""
+    import shutil
+
+    from watchdog.tfevents import find_event_files
+
+    files = {f: f.read_bytes() for f in find_event_files(run)}
+    for path in run.rglob("*"):  # params/agent.yaml and the like, as they are
+        if path.is_file() and path not in files:
+            (dst / path.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, dst / path.relative_to(run))
+    follower, records, done = RunFollower(dst), [], {f: 0 for f in files}
+    for cut in [*cuts, 1.0]:
+        for f, data in files.items():
+            out = dst / f.relative_to(run)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with open(out, "ab") as handle:
+                handle.write(data[done[f]:int(len(data) * cut)])
+            done[f] = int(len(data) * cut)
+        records += follower.poll()
+    return records + follower.poll(final=True)
+
+
+def test_watch_reads_every_real_runs_records_as_replay_does_whatever_the_bytes_it_finds(tmp_path):
+    """Every TensorBoard run in tests/data and ../shared/data (SB3, rsl_rl, rl_games, skrl, CleanRL, OpenRL/MAPush),
+    followed while its files grow in many small pieces at first (a poll can land inside a framework's write: a
+    prefix of its tags, the first step alone) and a few large ones: the same records as replay, iteration for
+    iteration, value for value. Found in session 14: a follower that met SB3's first two tags named the run
+    OpenRL's, and one whose first poll held a single step (SB3's, two updates' steps; rl_games' frame 0) took it
+    for the iteration size (SB3: iterations 0, 0, 1, 1, ...)."""
+    from bench.real_runs import DATA
+    from watchdog.replay import iter_run_dirs, replay_run
+
+    cuts = [i / 2000 for i in range(1, 41)] + [0.1, 0.3, 0.6, 0.9]  # 40 pieces in the first 2 %, then 4
+    roots = [Path(__file__).resolve().parents[1] / "data", *([DATA] if DATA.is_dir() else [])]
+    differ, followed = [], 0
+    for root in roots:
+        for run in iter_run_dirs(root):
+            report = replay_run(run)
+            if report.source != "tensorboard":
+                continue
+            followed += 1
+            watched = _grow(run, tmp_path / f"run{followed}", cuts)
+            mine = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in watched]
+            theirs = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in report.records]
+            if repr(mine) != repr(theirs):  # repr: NaN equals NaN
+                differ.append(f"{run}: {len(mine)} vs {len(theirs)} records, first "
+                              f"{next((a[:2], b[:2]) for a, b in zip(mine, theirs) if repr(a) != repr(b))}"
+                              if len(mine) == len(theirs) else f"{run}: {len(mine)} vs {len(theirs)} records")
+    assert followed >= 60 and not differ, "\n".join(differ)
