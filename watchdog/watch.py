@@ -32,6 +32,7 @@ from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import (
     CRITIC_LOSS_NOTE,
+    FRAMEWORKS,
     OPENRL,
     Detected,
     RecordAssembler,
@@ -247,8 +248,11 @@ class RunFollower:
         if det is None:
             return {}
         normalized, why = value_normalization(det.framework, self.run_dir)
+        keys = det.keys()
+        if det.framework in FRAMEWORKS:  # what it logs, not only what it has so far: its return may first come at
+            keys |= set(FRAMEWORKS[det.framework].tags.values())  # its first finished episode, after the config is set
         return {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
-                "keys": sorted(det.keys()), "value_targets_normalized": normalized, "value_normalization": why}
+                "keys": sorted(keys), "value_targets_normalized": normalized, "value_normalization": why}
 
     def _poll_log(self, final: bool) -> list[MetricRecord]:
         path = self.run_dir / "log.txt"

@@ -176,28 +176,46 @@ def test_watch_at_log_interval_alarms_on_a_300x_jump_and_runs_the_alarm_command(
     assert detector == alarm["detector"] and int(iteration) == alarm["iteration"] and int(onset) == alarm["onset_iteration"]
 
 
-def _grow(run: Path, dst: Path, cuts: list[float]) -> list:
-    """Follow a copy of ``run`` while its event files grow, every file to each fraction of ``cuts`` in turn (a
-    poll after each: prefixes of the frameworks' writes, at any byte), then read to the end."""
-    import shutil
+class _GrowingCopy:
+    """A copy of a finished run whose event files grow again, every file to each fraction of its bytes in turn (a
+    poll after each sees prefixes of the frameworks' writes, cut at any byte); its other files as they are."""
 
-    from watchdog.tfevents import find_event_files
+    def __init__(self, run: Path, dst: Path):
+        import shutil
 
-    files = {f: f.read_bytes() for f in find_event_files(run)}
-    for path in run.rglob("*"):  # params/agent.yaml and the like, as they are
-        if path.is_file() and path not in files:
-            (dst / path.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, dst / path.relative_to(run))
-    follower, records, done = RunFollower(dst), [], {f: 0 for f in files}
-    for cut in [*cuts, 1.0]:
-        for f, data in files.items():
-            out = dst / f.relative_to(run)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            with open(out, "ab") as handle:
-                handle.write(data[done[f]:int(len(data) * cut)])
-            done[f] = int(len(data) * cut)
-        records += follower.poll()
-    return records + follower.poll(final=True)
+        from watchdog.tfevents import find_event_files
+
+        self.run, self.dst = run, dst
+        self.files = {f: f.read_bytes() for f in find_event_files(run)}
+        for path in run.rglob("*"):  # params/agent.yaml and the like
+            if path.is_file() and path not in self.files:
+                (dst / path.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(path, dst / path.relative_to(run))
+        for f in self.files:
+            (dst / f.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+            (dst / f.relative_to(run)).write_bytes(b"")
+        self.done = dict.fromkeys(self.files, 0)
+
+    def grow(self, fraction: float) -> None:
+        for f, data in self.files.items():
+            with open(self.dst / f.relative_to(self.run), "ab") as handle:
+                handle.write(data[self.done[f]:int(len(data) * fraction)])
+            self.done[f] = int(len(data) * fraction)
+
+
+CUTS = [i / 2000 for i in range(1, 41)] + [0.1, 0.3, 0.6, 0.9, 1.0]  # 40 pieces in the first 2 %, then 5
+
+
+def _tensorboard_runs():
+    """(run, its replay) for every TensorBoard run in tests/data and ../shared/data."""
+    from bench.real_runs import DATA
+    from watchdog.replay import iter_run_dirs, replay_run
+
+    for root in [Path(__file__).resolve().parents[1] / "data", *([DATA] if DATA.is_dir() else [])]:
+        for run in iter_run_dirs(root):
+            report = replay_run(run)
+            if report.source == "tensorboard":
+                yield run, report
 
 
 def test_watch_reads_every_real_runs_records_as_replay_does_whatever_the_bytes_it_finds(tmp_path):
@@ -207,23 +225,54 @@ def test_watch_reads_every_real_runs_records_as_replay_does_whatever_the_bytes_i
     iteration, value for value. Found in session 14: a follower that met SB3's first two tags named the run
     OpenRL's, and one whose first poll held a single step (SB3's, two updates' steps; rl_games' frame 0) took it
     for the iteration size (SB3: iterations 0, 0, 1, 1, ...)."""
-    from bench.real_runs import DATA
-    from watchdog.replay import iter_run_dirs, replay_run
-
-    cuts = [i / 2000 for i in range(1, 41)] + [0.1, 0.3, 0.6, 0.9]  # 40 pieces in the first 2 %, then 4
-    roots = [Path(__file__).resolve().parents[1] / "data", *([DATA] if DATA.is_dir() else [])]
     differ, followed = [], 0
-    for root in roots:
-        for run in iter_run_dirs(root):
-            report = replay_run(run)
-            if report.source != "tensorboard":
-                continue
-            followed += 1
-            watched = _grow(run, tmp_path / f"run{followed}", cuts)
-            mine = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in watched]
-            theirs = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in report.records]
-            if repr(mine) != repr(theirs):  # repr: NaN equals NaN
-                differ.append(f"{run}: {len(mine)} vs {len(theirs)} records, first "
-                              f"{next((a[:2], b[:2]) for a, b in zip(mine, theirs) if repr(a) != repr(b))}"
-                              if len(mine) == len(theirs) else f"{run}: {len(mine)} vs {len(theirs)} records")
+    for run, report in _tensorboard_runs():
+        followed += 1
+        copy, watched = _GrowingCopy(run, tmp_path / f"run{followed}"), []
+        follower = RunFollower(copy.dst)
+        for cut in CUTS:
+            copy.grow(cut)
+            watched += follower.poll()
+        watched += follower.poll(final=True)
+        mine = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in watched]
+        theirs = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in report.records]
+        if repr(mine) != repr(theirs):  # repr: NaN equals NaN
+            differ.append(f"{run}: {len(mine)} vs {len(theirs)} records, first "
+                          f"{next((a[:2], b[:2]) for a, b in zip(mine, theirs) if repr(a) != repr(b))}"
+                          if len(mine) == len(theirs) else f"{run}: {len(mine)} vs {len(theirs)} records")
     assert followed >= 60 and not differ, "\n".join(differ)
+
+
+def test_watch_raises_every_real_runs_alerts_as_replay_does(tmp_path, monkeypatch):
+    """The same runs followed by ``watchdog watch`` (alert mode) as their files grow: the first alarm and every
+    warning before it as replay has them (replay then rolls back, watch cannot). Found in session 14: watch set
+    a run's config from the keys it had seen at its first record, before the return's first point (SB3's, rsl_rl's:
+    the first finished episode), so its reward detector read a key the run never logs: 12 of these runs lost
+    their `policy_collapse` alarm or reward warnings, or gained `trend` warnings the return explains."""
+    import io
+
+    import watchdog.watch as watch_module
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    monkeypatch.setattr(watch_module, "SETTLE_NS", 0)  # the copies' folders are new, not being written
+    differ, followed, alarms = [], 0, 0
+    for run, report in _tensorboard_runs():
+        followed += 1
+        copy = _GrowingCopy(run, tmp_path / f"run{followed}")
+        watcher = Watcher(copy.dst, console=WatchdogConsole(io.StringIO()), rescan_every=1)
+        for cut in CUTS:
+            copy.grow(cut)
+            watcher.poll()
+        watcher.flush()
+        watcher.close()
+        events = read_events(copy.dst / WATCH_EVENTS).events
+        first = next(((e["iteration"], e["detector"]) for e in events if e["event"] == "alarm"), None)
+        replayed = report.first_alarm and (report.first_alarm["iteration"], report.first_alarm["detector"])
+        until = first[0] if first else math.inf
+        said = sorted({(e["iteration"], e["detector"]) for e in events if e["event"] == "warning" and e["iteration"] < until})
+        told = sorted({(e["iteration"], e["detector"]) for e in report.events if e["event"] == "warning" and e["iteration"] < until})
+        alarms += first is not None
+        if first != (replayed or None) or said != told:
+            differ.append(f"{run}: alarm {first} vs {replayed}; warnings {said[:3]} vs {told[:3]}")
+    assert followed >= 60 and alarms >= 20 and not differ, "\n".join(differ)
