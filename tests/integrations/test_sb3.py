@@ -279,6 +279,19 @@ def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finis
     report = replay_run(tmp_path)
     assert report.source == "events" and report.run_info["framework"] == "sb3"
     assert not report.run_info["value_loss_rule"] and "openrl_ws" not in (report.resume_command or "")
+    # SB3's own TensorBoard file alone replays update for update as judged live: the failed rollout's flush and the
+    # last update's go where SB3's next dump would have put them, not onto the update before's step (averaged)
+    import shutil
+
+    logs = tmp_path / "tb_only"
+    logs.mkdir()
+    shutil.copy(next(tmp_path.glob("events.out.tfevents.*")), logs)
+    tb_only = replay_run(logs)
+    live = {e["iteration"]: e["metrics"]["train/value_loss"] for e in events if e["event"] == "metrics"}
+    read = {r.iteration: r.metrics.get("train/value_loss") for r in tb_only.records}
+    judged = [i for i, v in live.items() if isinstance(v, float)]  # not the failed rollout's NaN: no update, no point
+    assert sorted(read) == judged and len(judged) == 39
+    assert [read[i] for i in judged] == pytest.approx([live[i] for i in judged], rel=1e-6)
 
 
 @pytest.mark.parametrize(("args", "code"), [

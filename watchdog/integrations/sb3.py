@@ -323,9 +323,15 @@ class WatchdogCallback(BaseCallback):
                 self._curriculum[key] = float(value)
 
     def _on_training_end(self) -> None:
-        """Flush the last update's scalars (SB3 dumps an update's at the next iteration), then detach."""
-        self.model.logger.dump(self.model.num_timesteps)
+        """Flush the last update's scalars, then detach. SB3 dumps an update's at the next iteration's rollout end
+        (update k at (k + 2) rollouts), so the last one goes where that dump would have been: at the step of the
+        previous update's, replay of the TensorBoard file would average the two into one record."""
+        self.model.logger.dump(self.model.num_timesteps + self._rollout_steps())
         self.detach()
+
+    def _rollout_steps(self) -> int:
+        """Env steps of one rollout, all envs (n_steps x n_envs)."""
+        return int(getattr(self.model, "n_steps", 1)) * int(self.model.n_envs)
 
     def detach(self) -> None:
         """Unwrap the model and write the end event; idempotent. ``learn`` calls it when it returns;
@@ -365,7 +371,9 @@ class WatchdogCallback(BaseCallback):
             log.warning("iteration %d: rollout failed with non-finite numbers in the %s: %s", self.iteration, where, error)
             # the failed iteration spends its whole slot (as OpenRL's), so iterations and steps stay in step
             self.model.num_timesteps = start_steps + n_rollout_steps * env.num_envs
-            self.model.logger.dump(start_steps)  # the previous update's values, before this record's overwrite them
+            # the previous update's values, where SB3's dump after this rollout would have put them (before this
+            # record's overwrite them; at start_steps they would land on the update before's)
+            self.model.logger.dump(self.model.num_timesteps)
             record = MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan})
             keep_going = self.session.judge_failed(lambda: self._judge(record), where, exc)
             self._skip_update = keep_going
