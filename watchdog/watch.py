@@ -218,8 +218,7 @@ class RunFollower:
             held = self._held.setdefault(tag, ([], []))
             held[0].extend(steps)
             held[1].extend(values)
-        held_points = sum(len(steps) for steps, _ in self._held.values())
-        if held_points > HOLD_POINTS:
+        if sum(len(steps) for steps, _ in self._held.values()) > HOLD_POINTS:
             self._held = {}  # a log of something else: keep its tag names (for the report), not its points
         tags = self.tags_seen
         if not final and self._held:

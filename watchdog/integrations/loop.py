@@ -133,7 +133,7 @@ class LoopWatchdog:
             watchdog=Watchdog(live_config(FRAMEWORK, cfg, reward=EPISODE_RETURN, normalization=(self.normalized, why))),
             run_dir=Path(run_dir), safe_name=safe_name, console=console if console is not None else WatchdogConsole(),
             scalar=scalar)
-        self._started = self._closed = self._resumed = False
+        self._started = self._closed = False
 
     @property
     def result(self) -> SessionResult:
@@ -150,7 +150,6 @@ class LoopWatchdog:
             raise WatchdogError("LoopWatchdog.resume() called after the first step()",
                                 hint="call it once, before your loop, and start the loop from its iteration")
         self._begin()
-        self._resumed = True
         ref = self.watch.resume_from_env()
         return Resume() if ref is None else Resume(ref.iteration + 1, ref.env_steps, ref.path)
 
