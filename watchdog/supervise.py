@@ -410,7 +410,8 @@ class Supervisor:
         can be put in place through flags the supervisor does not know."""
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same "
                  "command unchanged (not OpenRL's train.py, and no watchdog start event in the run dir to resume "
-                 "from: its own start, its own config)")
+                 "from: its own start, its own config; a script that wraps openrl_ws/train.py, such as a train.sh, "
+                 "resumes from checkpoints only when train.py itself is the command)")
         self._write_restart_event(outcome, attempt, RestartPoint(None, "scratch"), self.cmd, config=None, cause="crash")
         return list(self.cmd)
 
