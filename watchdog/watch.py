@@ -54,6 +54,7 @@ WATCH_EVENTS = "watchdog_watch_events.jsonl"
 WATCHER = VirtualDriver()
 EVENT_PREFIX = "events.out.tfevents."
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
+WAITING = "waiting"  # a followed run's state before its first record is judged
 HOLD_POINTS = 100_000  # points kept per run while no tag we read has appeared (SB3's first dump: time/* only)
 MAX_NESTED_DEPTH = 5  # folders of runs inside the parent (logs/rsl_rl/<experiment>/<run>), searched when re-listing
 # A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
@@ -329,8 +330,11 @@ class WatchedRun:
 
     @property
     def state(self) -> str:
-        """The watchdog's state; "unrecognised" while the run's tags hold no signal we track."""
-        return UNRECOGNISED if self.follower.unrecognised else self.wd.state.value
+        """The watchdog's state; "unrecognised" while the run's tags hold no signal we track, "waiting" until its
+        first record is judged (no verdict yet: not "healthy")."""
+        if self.follower.unrecognised:
+            return UNRECOGNISED
+        return WAITING if self.last is None else self.wd.state.value
 
     @property
     def value_loss(self) -> float:
@@ -410,7 +414,8 @@ def prometheus_text(runs: list[WatchedRun], *, now: float | None = None) -> str:
         return f'{{run="{_escape_label(r.name)}"}}'
 
     ordered = sorted(runs, key=lambda r: r.name)
-    family("watchdog_run_state", "gauge", f"Watchdog state of the run ({legend}).",
+    family("watchdog_run_state", "gauge", f"Watchdog state of the run ({legend}; -1 no verdict yet: no record "
+           "judged, or no tracked signal).",
            [(run_label(r), codes.get(r.state, -1)) for r in ordered])
     family("watchdog_run_iteration", "gauge", "Last PPO iteration the watchdog judged (NaN: none yet).",
            [(run_label(r), r.last.iteration if r.last else math.nan) for r in ordered])

@@ -276,3 +276,27 @@ def test_watch_raises_every_real_runs_alerts_as_replay_does(tmp_path, monkeypatc
         if first != (replayed or None) or said != told:
             differ.append(f"{run}: alarm {first} vs {replayed}; warnings {said[:3]} vs {told[:3]}")
     assert followed >= 60 and alarms >= 20 and not differ, "\n".join(differ)
+
+
+def test_a_followed_run_with_no_record_judged_yet_is_waiting_not_healthy(tmp_path):
+    """Before its first record is judged (here: SB3's first dump alone, whose step no later one completes yet) a
+    run has no verdict: the fleet table and the Prometheus file say "waiting" (-1), not "healthy" (0)."""
+    import io
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher, prometheus_text
+
+    run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
+    copy = _GrowingCopy(run, tmp_path / "fleet" / "sb3")
+    copy.grow(0.002)
+    watcher = Watcher(tmp_path / "fleet", console=WatchdogConsole(io.StringIO()), rescan_every=1)
+    watcher.poll()
+    (followed,) = watcher.runs
+    assert followed.last is None and followed.state == "waiting"
+    text = prometheus_text(watcher.runs, now=0.0)
+    assert 'watchdog_run_state{run="sb3"} -1' in text and 'watchdog_runs{state="waiting"} 1' in text
+    copy.grow(1.0)
+    watcher.poll()
+    watcher.flush()
+    assert followed.last is not None and followed.state == "healthy"
+    watcher.close()
