@@ -147,7 +147,7 @@ class LoopWatchdog:
         ``switch(1.0)`` applies the safe config (not after a resource stop), and your loop goes on from
         ``Resume.iteration`` at ``Resume.env_steps``. In any other process: ``Resume(0, 0)``."""
         if self._started:
-            raise WatchdogError("LoopWatchdog.resume() called after the first step()",
+            raise WatchdogError("LoopWatchdog.resume() called after the run started (a step() or resume() before it)",
                                 hint="call it once, before your loop, and start the loop from its iteration")
         self._begin()
         ref = self.watch.resume_from_env()
