@@ -237,6 +237,16 @@ class RunFollower:
         return True
 
     @property
+    def unread(self) -> bool:
+        """Points read and not yet returned as records: the newest step, which waits for a later one (any
+        framework's, not only OpenRL's), points held until the framework is named, or a log.txt being followed.
+        (Until session 14 the end of a watch judged only OpenRL's last step, so another framework's last record,
+        the NaN a run logs before it crashes among them, was never judged.)"""
+        assembler = self.assembler
+        return (bool(self.pending) or bool(self._held) or self.log_tail is not None
+                or (assembler is not None and any(assembler.pending.values())))
+
+    @property
     def unrecognised(self) -> bool:
         """Tags have been read, and none of them is one we track (not: tracked ones whose step is not complete)."""
         return (self.detected is None and bool(self.tags_seen)
@@ -518,7 +528,7 @@ class Watcher:
     def flush(self) -> None:
         """The writers are done: judge every run's last (pending) step."""
         for run in self.runs:
-            if run.follower.pending or run.follower.log_tail is not None:
+            if run.follower.unread:
                 _read(run, True, self.console, self.on_alarm, self.fleet)
 
     def write_metrics(self) -> None:

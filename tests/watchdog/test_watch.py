@@ -245,7 +245,8 @@ def test_watch_reads_every_real_runs_records_as_replay_does_whatever_the_bytes_i
 
 def test_watch_raises_every_real_runs_alerts_as_replay_does(tmp_path, monkeypatch):
     """The same runs followed by ``watchdog watch`` (alert mode) as their files grow: the first alarm and every
-    warning before it as replay has them (replay then rolls back, watch cannot). Found in session 14: watch set
+    warning before it as replay has them (replay then rolls back, watch cannot), and the last record judged at
+    the end of the watch is replay's last. Found in session 14: watch set
     a run's config from the keys it had seen at its first record, before the return's first point (SB3's, rsl_rl's:
     the first finished episode), so its reward detector read a key the run never logs: 12 of these runs lost
     their `policy_collapse` alarm or reward warnings, or gained `trend` warnings the return explains."""
@@ -273,8 +274,10 @@ def test_watch_raises_every_real_runs_alerts_as_replay_does(tmp_path, monkeypatc
         said = sorted({(e["iteration"], e["detector"]) for e in events if e["event"] == "warning" and e["iteration"] < until})
         told = sorted({(e["iteration"], e["detector"]) for e in report.events if e["event"] == "warning" and e["iteration"] < until})
         alarms += first is not None
-        if first != (replayed or None) or said != told:
-            differ.append(f"{run}: alarm {first} vs {replayed}; warnings {said[:3]} vs {told[:3]}")
+        last = watcher.runs[0].last
+        if first != (replayed or None) or said != told or last.iteration != report.records[-1].iteration:
+            differ.append(f"{run}: alarm {first} vs {replayed}; warnings {said[:3]} vs {told[:3]}; last judged "
+                          f"{last.iteration} vs {report.records[-1].iteration}")
     assert followed >= 60 and alarms >= 20 and not differ, "\n".join(differ)
 
 
@@ -300,3 +303,34 @@ def test_a_followed_run_with_no_record_judged_yet_is_waiting_not_healthy(tmp_pat
     watcher.flush()
     assert followed.last is not None and followed.state == "healthy"
     watcher.close()
+
+
+def test_the_end_of_a_watch_judges_every_frameworks_last_step_the_nan_a_run_dies_on_included(tmp_path, monkeypatch):
+    """An SB3 run whose last logged update is NaN (then the process died): the newest step waits for a later one
+    while the run is followed, and the end of the watch judges it: the `nonfinite` alarm replay raises there.
+    (Until session 14 only OpenRL's last step was judged at the end.)"""
+    import io
+
+    import watchdog.watch as watch_module
+    from watchdog.console import WatchdogConsole
+    from watchdog.replay import replay_run
+    from watchdog.tfevents import ScalarWriter
+    from watchdog.watch import Watcher
+
+    monkeypatch.setattr(watch_module, "SETTLE_NS", 0)
+    run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
+    copy = _GrowingCopy(run, tmp_path / "run")
+    healthy = replay_run(run).records
+    step = healthy[-1].env_steps + (healthy[-1].env_steps - healthy[-2].env_steps)
+    watcher = Watcher(copy.dst, console=WatchdogConsole(io.StringIO()), rescan_every=1)
+    copy.grow(1.0)
+    writer = ScalarWriter(copy.dst)  # the update that went NaN, in a file of its own
+    writer.add_scalar("train/value_loss", math.nan, step)
+    writer.close()
+    watcher.poll()
+    watcher.flush()
+    watcher.close()
+    report = replay_run(copy.dst)
+    alarm = next(e for e in read_events(copy.dst / WATCH_EVENTS).events if e["event"] == "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (report.first_alarm["iteration"], "nonfinite")
+    assert alarm["iteration"] == healthy[-1].iteration + 1 == watcher.runs[0].last.iteration
