@@ -371,12 +371,13 @@ class Supervisor:
         return EXIT_BAD_INPUT
 
     def _restart(self, outcome: Outcome, attempt: int, current: list[str]) -> list[str]:
-        point, self._resume = choose_restart_point(self.run_dir), None
+        self._resume = None
         integration = integration_of(self.run_dir)
+        if integration is None and not is_openrl_command(self.cmd):
+            return self._restart_unchanged(outcome, attempt)  # no checkpoint it could be given: none chosen
+        point = choose_restart_point(self.run_dir)
         if integration is not None:
             return self._restart_integration(outcome, attempt, point, integration)
-        if not is_openrl_command(self.cmd):
-            return self._restart_unchanged(outcome, attempt)
         if outcome.restartable_stop:  # not diverging: the attempt's own config, only the checkpoint moves
             cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
             config = get_flag(cmd, "--config")
