@@ -11,6 +11,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,7 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
         return None
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
     if det.framework == OPENRL and not tags.map:
-        records, spi = tb_records(res.scalars)
+        records, spi = tb_records(res.scalars, res.sessions)
     else:
         notes: list[str] = []
         records, spi = assemble(res.scalars, det, notes)
@@ -251,15 +252,16 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
     return RunData(records, "tensorboard", list(res.warnings), spi, info)
 
 
-def tb_records(scalars: dict) -> tuple[list[MetricRecord], int | None]:
+def tb_records(scalars: dict, sessions: list[float] | None = None) -> tuple[list[MetricRecord], int | None]:
     """Group TensorBoard series by step into records; a step going backwards starts a new segment.
 
     OpenRL logs iteration 0 at step = steps_per_iteration, so the smallest positive step is the
-    iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged.
+    iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged; ``sessions``
+    (:func:`~watchdog.tfevents.session_starts`) puts each point in the process that wrote it first.
     """
     points = _rows_at_shared_steps(scalars)
     if points is None:
-        points = _points_by_segment(scalars)
+        points = _points_by_segment(scalars, sessions or [])
     steps = [s for s, _ in points if s > 0]
     if not steps:
         return [], None
@@ -286,17 +288,27 @@ def _rows_at_shared_steps(scalars: dict) -> list[tuple[int, dict[str, float]]] |
     return [(step, dict(zip(keys, row))) for step, row in zip(first.tolist(), zip(*columns))]
 
 
-def _points_by_segment(scalars: dict) -> list[tuple[int, dict[str, float]]]:
-    """(step, metrics) in (segment, step) order: the general case, steps going backwards included."""
-    points: dict[tuple[int, int], dict[str, float]] = {}
+def _points_by_segment(scalars: dict, sessions: list[float]) -> list[tuple[int, dict[str, float]]]:
+    """(step, metrics) in (session, segment, step) order: the general case, steps going backwards included.
+
+    A restarted OpenRL run's new process logs into the same folder (:func:`~watchdog.tfevents.session_starts`):
+    its points come after the old one's whatever their steps, so a tag it logs every ``log_interval`` joins the
+    new process's losses, not the old process's records. (Until session 15 a segment was each tag's own: such a
+    tag, whose first new step was above its last old one, gave the old segment records of the new process.)"""
+    from watchdog.tfevents import session_of
+
+    points: dict[tuple[int, int, int], dict[str, float]] = {}
     for key, series in scalars.items():
-        segment, previous = 0, None
-        for step, value in zip(series.steps.tolist(), series.values.tolist()):
+        session, segment, previous = 0, 0, None
+        walls = series.wall_times.tolist() if sessions else repeat(0.0)
+        for step, value, wall in zip(series.steps.tolist(), series.values.tolist(), walls):
+            if sessions and (now := session_of(sessions, wall)) != session:
+                session, segment, previous = now, 0, None
             if previous is not None and step < previous:
                 segment += 1
             previous = step
-            points.setdefault((segment, int(step)), {})[key] = float(value)
-    return [(s, metrics) for (_, s), metrics in sorted(points.items())]
+            points.setdefault((session, segment, int(step)), {})[key] = float(value)
+    return [(k[2], metrics) for k, metrics in sorted(points.items())]
 
 
 def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import os
 import re
+from bisect import bisect_right
 import socket
 import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -182,6 +183,7 @@ class ReadResult:
     bytes_read: int = 0
     files: list[str] = field(default_factory=list)
     first_wall_time: float | None = None  # wall time of the file's first record (file_version)
+    sessions: list[float] = field(default_factory=list)  # start times of the processes that wrote the run
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1012,6 +1014,7 @@ class EventFileTail:
         self.broken = False
         self._tags = None if tags is None else set(tags)
         self._check_crc = check_crc
+        self.first_wall_time: float | None = None  # of the file's first record, once read
 
     def poll(self) -> dict[str, Series]:
         if self.broken:
@@ -1045,6 +1048,8 @@ class EventFileTail:
             self.broken = True
         self.offset = base + dec.consumed
         self.records_read += dec.records
+        if self.first_wall_time is None:
+            self.first_wall_time = dec.first_wall
         return dec.series
 
 
@@ -1061,6 +1066,37 @@ def find_event_files(run_dir) -> list[Path]:
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob(EVENT_FILE_GLOB) if p.is_file())
+
+
+def file_time(path: Path, first_wall: float | None = None) -> float | None:
+    """When a writer created the file: the time in its name (``events.out.tfevents.<seconds>...``, as torch's and
+    tensorboardX's writers name it), else its first record's wall time."""
+    m = _FNAME_TIME.match(path.name)
+    return float(m.group(1)) if m else first_wall
+
+
+def session_starts(files: Mapping[Path, float | None]) -> list[float]:
+    """When each process that wrote a run started, oldest first (``{file: its first record's wall time}``).
+
+    OpenRL's layout has a main writer's file in ``logs/``, created when the process starts, and a file per tag in
+    folders below it. A run restarted into the same folder (``watchdog run``) gets a second set of files: each
+    main file starts a session, and a point belongs to the latest session started at or before its wall time, so
+    a tag the new process logs at later steps than the old one's last (the rewards, every ``log_interval``) is
+    still the new process's. ``[]`` where there is nothing to tell apart: one main file, or no deeper ones (a
+    framework that writes one file per process, whose files are the sessions themselves)."""
+    if not files:
+        return []
+    depth = min(len(path.parts) for path in files)
+    mains = [path for path in files if len(path.parts) == depth]
+    if len(mains) < 2 or len(mains) == len(files):
+        return []
+    times = [file_time(path, files[path]) for path in mains]
+    return [] if any(t is None for t in times) else sorted(t for t in times if t is not None)
+
+
+def session_of(starts: list[float], wall_time: float) -> int:
+    """The session (index into :func:`session_starts`) a point written at ``wall_time`` belongs to."""
+    return max(0, bisect_right(starts, wall_time) - 1) if starts else 0
 
 
 def _series_tag(root: Path, file: Path, tag: str) -> str:
@@ -1132,6 +1168,7 @@ def read_run_scalars(run_dir, *, check_crc: bool = False, tags=None) -> ReadResu
                 continue
             merged.setdefault(key, []).append(ser)
     out.scalars = {k: Series.concat(v) for k, v in merged.items()}
+    out.sessions = session_starts({f: r.first_wall_time for _, _, f, r in per_file})
     return out
 
 

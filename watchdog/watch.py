@@ -45,7 +45,7 @@ from watchdog.frameworks import (
 from watchdog.policy import STATE_CODES, State
 from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
-from watchdog.tfevents import EventFileTail
+from watchdog.tfevents import EventFileTail, _series_tag, session_of, session_starts
 
 if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI registers the command
     from watchdog.console import WatchdogConsole
@@ -60,6 +60,9 @@ MAX_NESTED_DEPTH = 5  # folders of runs inside the parent (logs/rsl_rl/<experime
 # A folder modified this recently may change again within the same (coarse, jiffy-sized) mtime tick:
 # list it again next poll. Network filesystems (attribute caching) rely on the periodic rescan.
 SETTLE_NS = 100_000_000
+# An OpenRL tag file not written for this long while another file was has stopped being logged: its tag no
+# longer holds the steps back. TensorBoard's writers flush every 120 s (``flush_secs``) at the latest.
+STALE_NS = 240 * 1_000_000_000
 
 
 def _mtime(path: Path) -> int | None:
@@ -67,6 +70,40 @@ def _mtime(path: Path) -> int | None:
         return path.stat().st_mtime_ns
     except OSError:
         return None
+
+
+@dataclass
+class _Channel:
+    """One tag of an OpenRL run as read so far: the process that wrote its newest point (a restarted run's
+    processes share the folder: :func:`~watchdog.tfevents.session_starts`), its segment in that process (a step
+    going back starts the next one, as replay's ``tb_records`` counts them), its newest step, and its cadence (the
+    smallest step between two of its points)."""
+
+    session: int = 0
+    segment: int = 0
+    last: int | None = None
+    gap: int | None = None
+    path: Path | None = None  # the file of its newest points (its mtime says whether it is still written)
+
+    def add(self, step: int, session: int) -> None:
+        if session != self.session:
+            self.session, self.segment, self.last = session, 0, None
+        if self.last is not None:
+            if step < self.last:
+                self.segment += 1
+            elif step > self.last:
+                self.gap = step - self.last if self.gap is None else min(self.gap, step - self.last)
+        self.last = step
+
+    def position(self) -> tuple[int, int, int]:
+        assert self.last is not None
+        return (self.session, self.segment, self.last)
+
+    def due(self) -> tuple[int, int, int]:
+        """The first (session, segment, step) at which this tag may still log a point (with one point so far, any
+        later step)."""
+        assert self.last is not None
+        return (self.session, self.segment, self.last + (self.gap or 1))
 
 
 class RunFollower:
@@ -84,10 +121,12 @@ class RunFollower:
         self.detected: Detected | None = None  # the framework, once a tag we read has appeared
         self.assembler: RecordAssembler | None = None  # other frameworks' records (OpenRL: pending below)
         self.tags_seen: set[str] = set()
-        self._held: dict[str, tuple[list[int], list[float]]] = {}  # points read before the framework was known
+        self._held: dict[str, tuple[list[int], list[float], list[int]]] = {}  # points read before the framework was known
         self.tails: dict[Path, EventFileTail] = {}
-        self.pending: dict[int, dict[str, float]] = {}
-        self.newest_step = -1
+        self.pending: dict[tuple[int, int, int], dict[str, float]] = {}  # OpenRL: (session, segment, step) -> points
+        self.channels: dict[str, _Channel] = {}  # OpenRL: where each tag is, how often it logs
+        self._source: dict[str, Path] = {}  # tag -> the file its newest points came from
+        self._pointed: set[Path] = set()  # files that gave points
         self.steps_per_iteration: int | None = None
         self.log_tail: LogTxtTail | None = None
         self.rescan_every = max(1, rescan_every)
@@ -153,41 +192,49 @@ class RunFollower:
     # --- reading --------------------------------------------------------------------------------
 
     def poll(self, *, final: bool = False, refresh: bool = True) -> list[MetricRecord]:
-        """New complete records. A step is complete once a later step has appeared in a pass over
-        the files before the one that reads its last points (OpenRL logs every tag of an iteration
-        together), or when ``final`` (the writer is done)."""
+        """New complete records, oldest first; every record once the writer is done (``final``).
+
+        OpenRL puts each tag in a file of its own, and the files are flushed at different times and can log
+        at different cadences (our ``train.py --watchdog``: the losses every iteration, the rewards every
+        ``log_interval``): a step is complete when every tag has passed it, or has no point due at it by its
+        own cadence (:class:`_Channel`), and a later step has appeared. A tag whose file has not changed for
+        ``STALE_NS`` while another did (it stopped being logged) no longer holds steps back. (Until session
+        15 any file's later step completed a step, so a file flushed later gave its points as an extra record
+        of an iteration already judged, out of order.)"""
         if refresh:
             self.refresh()
         self.reads += 1
         if not self.files:
             return self._poll_log(final)
-        new: dict[str, tuple[list[int], list[float]]] = {}
+        new: dict[str, tuple[list[int], list[float], list[int]]] = {}
         self._read_tails(new)
         # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
         # early in the pass can miss a point that its iteration's other tags, read later, already
-        # follow. Every tag of the steps before the newest one this pass saw was written before this
-        # pass ended, so a second pass has them all (the files' new bytes only: cheap).
-        horizon = max([self.newest_step, *(max(steps) for steps, _ in new.values() if steps)])
+        # follow. A second pass has them (the files' new bytes only: cheap), so such a step need not wait
+        # for the next poll.
         if len(self.files) > 1:
             self._read_tails(new)
         if not self._identify(new, final):
             return []
         if self.assembler is not None:
-            for tag, (steps, values) in in_feed_order(new):
+            for tag, (steps, values, _) in in_feed_order(new):
                 self.assembler.feed(tag, steps, values)
             if self.assembler.critic.swapped and not self._critic_said:
                 self._critic_said = True
                 self.notes.append(CRITIC_LOSS_NOTE)
             return self.assembler.records(final=final)
-        for tag, (steps, values) in new.items():
+        for tag, (steps, values, sessions) in new.items():
             key = normalize_key(tag)
-            for step, value in zip(steps, values):
-                self.pending.setdefault(int(step), {})[key] = float(value)
-                self.newest_step = max(self.newest_step, int(step))
-        ready = sorted(s for s in self.pending if final or s < horizon)
+            channel = self.channels.setdefault(key, _Channel())
+            channel.path = self._source.get(tag, channel.path)
+            for step, value, session in zip(steps, values, sessions):
+                channel.add(int(step), session)
+                self.pending.setdefault(channel.position(), {})[key] = float(value)
+        ready = sorted(self.pending) if final else sorted(k for k in self.pending if k < self._bound())
         records = []
-        for step in ready:
-            metrics = self.pending.pop(step)
+        for key in ready:
+            metrics = self.pending.pop(key)
+            step = key[-1]
             if step <= 0:
                 continue
             if self.steps_per_iteration is None:
@@ -195,16 +242,49 @@ class RunFollower:
             records.append(MetricRecord(step // self.steps_per_iteration - 1, step, metrics))
         return records
 
-    def _read_tails(self, new: dict[str, tuple[list[int], list[float]]]) -> None:
-        """Add every followed file's new points to ``new`` (tag -> (steps, values))."""
+    def _bound(self) -> tuple[int, int, int]:
+        """The first (session, segment, step) not known complete: the newest any tag reached (a step waits for a
+        later one: a tag whose file is not there yet) or the first at which a tag may still have a point to come."""
+        channels = [c for c in self.channels.values() if c.last is not None]
+        if not channels:
+            return (0, 0, -1)
+        bound = max(c.position() for c in channels)
+        # OpenRL's tag files (logs/<tag>/<tag>/events..., below the main writer's) are created with their tag's
+        # first point, which the writer may flush later than other tags' points: one that gave none yet holds
+        # every step back. (The main writer's file can hold nothing at all: MAPush's.)
+        shallowest = min(len(f.parts) for f in self.files)
+        empty = [f for f in self.files if f not in self._pointed and len(f.parts) > shallowest]
+        mtimes = {path: _mtime(path) for path in {c.path for c in channels} | set(empty)}
+        newest = max((m for m in mtimes.values() if m is not None), default=None)
+
+        def stale(path: Path | None) -> bool:  # stopped being logged (or its writer is gone): holds nothing back
+            mtime = mtimes.get(path)
+            return newest is not None and mtime is not None and newest - mtime > STALE_NS
+
+        for c in channels:
+            if not stale(c.path):
+                bound = min(bound, c.due())
+        if any(not stale(f) for f in empty):
+            return (0, 0, -1)
+        return bound
+
+    def _read_tails(self, new: dict[str, tuple[list[int], list[float], list[int]]]) -> None:
+        """Add every followed file's new points to ``new`` (tag -> (steps, values, sessions)): the session is the
+        process that wrote the point, where a restarted OpenRL run's processes share the folder (as replay's)."""
         for path in self.files:
-            tail = self.tails.setdefault(path, EventFileTail(path))
-            for tag, series in tail.poll().items():
-                steps, values = new.setdefault(tag, ([], []))
+            self.tails.setdefault(path, EventFileTail(path))
+        starts = session_starts({path: self.tails[path].first_wall_time for path in self.files})
+        for path in self.files:
+            for tag, series in self.tails[path].poll().items():
+                tag = _series_tag(self.run_dir, path, tag)  # replay's name for it (add_scalars' sub-tag folders)
+                self._source[tag] = path
+                self._pointed.add(path)
+                steps, values, sessions = new.setdefault(tag, ([], [], []))
                 steps.extend(series.steps.tolist())
                 values.extend(series.values.tolist())
+                sessions.extend(session_of(starts, wall) for wall in series.wall_times.tolist())
 
-    def _identify(self, new: dict[str, tuple[list[int], list[float]]], final: bool = False) -> bool:
+    def _identify(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool = False) -> bool:
         """Name the framework from the tags of a complete step; until then hold the points (False).
 
         A step's tags are all written once a later step has appeared (a framework writes an update's scalars
@@ -215,16 +295,16 @@ class RunFollower:
         if self.detected is not None:
             return True
         self.tags_seen.update(new)
-        for tag, (steps, values) in new.items():
-            held = self._held.setdefault(tag, ([], []))
-            held[0].extend(steps)
-            held[1].extend(values)
-        if sum(len(steps) for steps, _ in self._held.values()) > HOLD_POINTS:
+        for tag, points in new.items():
+            held = self._held.setdefault(tag, ([], [], []))
+            for kept, more in zip(held, points):
+                kept.extend(more)
+        if sum(len(steps) for steps, _, _ in self._held.values()) > HOLD_POINTS:
             self._held = {}  # a log of something else: keep its tag names (for the report), not its points
         tags = self.tags_seen
         if not final and self._held:
-            newest = max((max(steps) for steps, _ in self._held.values() if steps), default=None)
-            tags = {tag for tag, (steps, _) in self._held.items() if steps and min(steps) < newest}
+            newest = max((max(steps) for steps, _, _ in self._held.values() if steps), default=None)
+            tags = {tag for tag, (steps, _, _) in self._held.items() if steps and min(steps) < newest}
         det = detect(tags, forced=self.tags.framework, user_map=self.tags.map)
         if not det.recognised:
             return False

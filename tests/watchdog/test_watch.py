@@ -178,15 +178,19 @@ def test_watch_at_log_interval_alarms_on_a_300x_jump_and_runs_the_alarm_command(
 
 class _GrowingCopy:
     """A copy of a finished run whose event files grow again, every file to each fraction of its bytes in turn (a
-    poll after each sees prefixes of the frameworks' writes, cut at any byte); its other files as they are."""
+    poll after each sees prefixes of the frameworks' writes, cut at any byte); its other files as they are. A run
+    restarted into its folder grows one process after the other (the second writes once the first is gone)."""
 
     def __init__(self, run: Path, dst: Path):
         import shutil
 
-        from watchdog.tfevents import find_event_files
+        from watchdog.tfevents import file_time, find_event_files, session_of, session_starts
 
         self.run, self.dst = run, dst
         self.files = {f: f.read_bytes() for f in find_event_files(run)}
+        starts = session_starts(dict.fromkeys(self.files))
+        self.session = {f: session_of(starts, file_time(f) or 0.0) for f in self.files}
+        self.sessions = len(starts) or 1
         for path in run.rglob("*"):  # params/agent.yaml and the like
             if path.is_file() and path not in self.files:
                 (dst / path.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
@@ -198,9 +202,10 @@ class _GrowingCopy:
 
     def grow(self, fraction: float) -> None:
         for f, data in self.files.items():
+            mine = min(1.0, max(0.0, fraction * self.sessions - self.session[f]))
             with open(self.dst / f.relative_to(self.run), "ab") as handle:
-                handle.write(data[self.done[f]:int(len(data) * fraction)])
-            self.done[f] = int(len(data) * fraction)
+                handle.write(data[self.done[f]:int(len(data) * mine)])
+            self.done[f] = int(len(data) * mine)
 
 
 CUTS = [i / 2000 for i in range(1, 41)] + [0.1, 0.3, 0.6, 0.9, 1.0]  # 40 pieces in the first 2 %, then 5
@@ -279,6 +284,104 @@ def test_watch_raises_every_real_runs_alerts_as_replay_does(tmp_path, monkeypatc
             differ.append(f"{run}: alarm {first} vs {replayed}; warnings {said[:3]} vs {told[:3]}; last judged "
                           f"{last.iteration} vs {report.records[-1].iteration}")
     assert followed >= 60 and alarms >= 20 and not differ, "\n".join(differ)
+
+
+RESTARTED = Path(__file__).resolve().parents[1] / "data" / "openrl_restarted" / "push_lite_crash_restart"
+
+
+def _record_ends(data: bytes) -> list[tuple[int, float]]:
+    """(end byte, wall time) of each record of an event file (Event.wall_time is field 1, first: 0x09 + 8 bytes)."""
+    import struct
+
+    ends, pos = [], 0
+    while pos + 12 <= len(data):
+        size = struct.unpack_from("<Q", data, pos)[0]
+        wall = struct.unpack_from("<d", data, pos + 13)[0]
+        pos += 12 + size + 4
+        ends.append((pos, wall))
+    return ends
+
+
+class _FlushedCopy:
+    """A copy of a finished OpenRL run whose files grow again as their writers flushed them: at each moment a file
+    holds its records written up to ``lag`` seconds before (each file its own lag, as TensorBoard's writers flush
+    each file on their own), and half of the next record's bytes on odd polls (a write in progress)."""
+
+    def __init__(self, run: Path, dst: Path, lags: list[float]):
+        from watchdog.tfevents import find_event_files
+
+        self.run, self.dst = run, dst
+        self.files = {f: f.read_bytes() for f in find_event_files(run)}
+        self.ends = {f: _record_ends(data) for f, data in self.files.items()}
+        self.lag = {f: lags[i % len(lags)] for i, f in enumerate(sorted(self.files))}
+        for f in self.files:
+            (dst / f.relative_to(run)).parent.mkdir(parents=True, exist_ok=True)
+        self.done = dict.fromkeys(self.files, 0)
+        self.span = (min(e[0][1] for e in self.ends.values()), max(e[-1][1] for e in self.ends.values()) + max(lags))
+
+    def at(self, now: float, torn: bool) -> None:
+        for f, data in self.files.items():
+            whole = [end for end, wall in self.ends[f] if wall <= now - self.lag[f]]
+            if not whole and now < self.ends[f][0][1]:
+                continue  # not created yet
+            upto = whole[-1] if whole else 0
+            if torn and len(whole) < len(self.ends[f]):
+                upto += (self.ends[f][len(whole)][0] - upto) // 2
+            with open(self.dst / f.relative_to(self.run), "ab") as handle:
+                handle.write(data[self.done[f]:max(upto, self.done[f])])
+            self.done[f] = max(upto, self.done[f])
+
+
+def test_watch_reads_an_openrl_run_whose_tag_files_are_flushed_at_their_own_times_as_replay_does(tmp_path):
+    """A real `train.py --watchdog` run restarted in place by `watchdog run` (tests/data/openrl_restarted: the
+    losses every iteration, the rewards every 5; the second process logs iterations 21-39 into the first's
+    folders), its 32 files growing as their writers flushed them, 0-7 s apart: the same records as replay, and all
+    but the newest judged while the files grow. Found in session 14, fixed in 15: a step was taken as complete once
+    any file showed a later one, so a file flushed later gave its points as an extra, out-of-order record of an
+    iteration already judged (90 records for replay's 60 here); and a tag's segment was its own, so the new
+    process's rewards (at steps above the old one's last) made records of the old process, in replay too."""
+    from watchdog.replay import replay_run
+
+    report = replay_run(RESTARTED)
+    assert report.source == "tensorboard"
+    theirs = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in report.records]
+    assert [r.iteration for r in report.records] == [*range(25), *range(21, 40)]  # the restart is a segment
+    assert all("rollout/average_step_reward" in r.metrics for r in report.records if r.iteration % 5 == 0)
+    for n, lags in enumerate([[0.0], [0.0, 3.0, 1.0, 7.0, 2.0], [5.0, 0.0]]):
+        copy = _FlushedCopy(RESTARTED, tmp_path / f"copy{n}", lags)
+        follower, watched, now, polls = RunFollower(copy.dst), [], copy.span[0], 0
+        while now <= copy.span[1] + 0.4:  # the last poll sees every file whole
+            copy.at(now, torn=polls % 2 == 1)
+            watched += follower.poll()
+            now, polls = now + 0.4, polls + 1
+        copy.at(math.inf, torn=False)
+        judged_while_growing = len(watched)
+        watched += follower.poll(final=True)
+        mine = [(r.iteration, r.env_steps, sorted(r.metrics.items())) for r in watched]
+        assert repr(mine) == repr(theirs), lags
+        assert judged_while_growing >= len(theirs) - 1, lags
+
+
+def test_a_tag_that_stops_being_logged_holds_the_records_back_only_until_its_file_is_stale(tmp_path):
+    """An OpenRL tag file that stopped growing (its tag no longer logged, its writer gone) while the others go on:
+    records wait for it (its cadence says a point is due) only until its file has not changed for ``STALE_NS``."""
+    import os
+
+    from watchdog.watch import STALE_NS
+
+    copy = _GrowingCopy(RESTARTED, tmp_path / "run")
+    copy.grow(1.0)
+    reward = next(f for f in copy.files if "average_step_reward" in str(f) and copy.session[f] == 1)
+    stopped = copy.dst / reward.relative_to(RESTARTED)
+    data = copy.files[reward]
+    stopped.write_bytes(data[:_record_ends(data)[1][0]])  # the new process's rewards stop after their first point
+    follower = RunFollower(copy.dst)
+    held = follower.poll()
+    now = time.time()
+    os.utime(stopped, (now - 2 * STALE_NS / 1e9, now - 2 * STALE_NS / 1e9))
+    released = follower.poll()
+    assert held and released and held[-1].iteration < 35 and released[-1].iteration == 38
+    assert [r.iteration for r in held + released] == [*range(25), *range(21, 39)]
 
 
 def test_a_followed_run_with_no_record_judged_yet_is_waiting_not_healthy(tmp_path):
