@@ -48,6 +48,7 @@ from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, Met
 log = logging.getLogger(__name__)
 
 UNRECOGNISED = "unrecognised"  # verdict of a run in which no tracked signal was found
+UNREADABLE = "unreadable"  # verdict of a run whose files could not be read (replayed among others)
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
 SAFE_CONFIG = safe_config_name(OPENRL)
 _OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
@@ -241,7 +242,7 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
         warnings.extend(f"{root}: {note}" for note in notes)
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi,
-            "event_dirs": sorted({str(Path(f).parent) for f in res.files})}
+            "event_dirs": sorted({str(Path(f).parent) for f in res.files}), "damaged_files": res.damaged}
     if det.framework == "rl_games" and RL_GAMES_EPOCHS in res.scalars:
         series = res.scalars[RL_GAMES_EPOCHS]
         info["epoch_steps"] = epoch_frames(series.steps.tolist(), series.values.tolist())
@@ -426,7 +427,9 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             "curriculum_terms": [k[len(CURRICULUM_PREFIX):] for k in info.get("keys", []) if k.startswith(CURRICULUM_PREFIX)],
             "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1],
             # shorter than the warm-up: only non-finite values and blow-ups were judged, and "healthy" says no more
-            "within_warmup": span < cfg.warmup.min_iters, "warmup_iters": cfg.warmup.min_iters}
+            "within_warmup": span < cfg.warmup.min_iters, "warmup_iters": cfg.warmup.min_iters,
+            # files whose reading stopped at a corrupt record: the verdict holds up to there, no further
+            **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {})}
 
 
 def unrecognised_report(run: str, data: RunData) -> RunReport:
@@ -438,6 +441,11 @@ def unrecognised_report(run: str, data: RunData) -> RunReport:
                        "signals_absent": list(data.info.get("signals_absent") or []),
                        "tags_seen": data.info.get("tags_seen") or data.info.get("keys") or []}
     return report
+
+
+def unreadable_report(run: str, error: InputError) -> RunReport:
+    """A run among several whose files could not be read: never "healthy", and the others are still replayed."""
+    return RunReport(run=run, source="none", verdict=UNREADABLE, final_state=UNREADABLE, input_warnings=[str(error)])
 
 
 def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunReport:

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
-_VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red"}
+_VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red", "unreadable": "red",
+                 "unrecognised": "red"}
 _TIMELINE = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
 MAX_TIMELINE = 25
 
@@ -26,26 +27,64 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from watchdog.config import load_watchdog_config
-    from watchdog.replay import UNRECOGNISED, find_run_dirs, replay_run
+    from watchdog.replay import UNREADABLE, UNRECOGNISED, find_run_dirs
 
     config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
     cfg = load_watchdog_config(config)
+    if args.plot:
+        check_plot_path(args.plot)
     runs = find_run_dirs(args.runs)
     start = time.monotonic()
     if args.json:
-        reports = [replay_run(run, cfg) for run in runs]
+        reports = _replay_each(runs, cfg, runs)
         print(json.dumps({"runs": [r.to_dict() for r in reports]}, allow_nan=False))
     else:
         from watchdog.console import WatchdogConsole
 
         out = WatchdogConsole(role="replay")
-        reports = [replay_run(run, cfg) for run in out.track(runs, "replaying runs")]
+        reports = _replay_each(runs, cfg, out.track(runs, "replaying runs"))
         _render(out, reports, time.monotonic() - start)
     if args.plot:
         plot_report(reports[0], cfg, args.plot)
-    if any(r.verdict == UNRECOGNISED for r in reports):
+    if any(r.verdict in (UNRECOGNISED, UNREADABLE) for r in reports):
         return 2  # a run we could not judge is bad input, never "healthy"
+    if any(r.run_info.get("damaged_files") and r.verdict != "diverged" for r in reports):
+        return 2  # judged up to a corrupt record: "healthy" for the whole run is more than the data says
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
+
+
+def _replay_each(runs: list[Path], cfg, tracked) -> list:
+    """Every run's report. One run's unreadable files end a replay of that run alone (its one-line error, as
+    before); among several, that run is ``unreadable`` and the others are still replayed."""
+    from watchdog.errors import InputError
+    from watchdog.replay import replay_run, unreadable_report
+
+    reports = []
+    for run in tracked:
+        try:
+            reports.append(replay_run(run, cfg))
+        except InputError as exc:
+            if len(runs) == 1:
+                raise
+            reports.append(unreadable_report(str(run), exc))
+    return reports
+
+
+PLOT_FORMATS = (".png", ".pdf", ".svg")
+
+
+def check_plot_path(path: str) -> None:
+    """A one-line error now, before the replay, for a --plot file that cannot be written."""
+    from watchdog.errors import InputError
+
+    target = Path(path)
+    if target.suffix.lower() not in PLOT_FORMATS:
+        raise InputError(f"--plot: cannot write a {target.suffix or 'suffix-less'} file", path=path,
+                         hint=f"end the name in {', '.join(PLOT_FORMATS)}")
+    if target.is_dir():
+        raise InputError("--plot names a folder", path=path, hint="give a file name in it, e.g. run.png")
+    if not target.parent.is_dir():
+        raise InputError("--plot: folder not found", path=str(target.parent), hint="create it first")
 
 
 def _render(out, reports, seconds: float) -> None:
@@ -53,7 +92,7 @@ def _render(out, reports, seconds: float) -> None:
         _render_one(out, report)
     if len(reports) > 1:
         names = _short_names([r.run for r in reports])
-        rows = [[names[r.run], r.source, r.verdict + (" (too short)" if r.run_info.get("within_warmup") else ""),
+        rows = [[names[r.run], r.source, verdict_text(r).lower(),
                  _it(r.first_alarm), _it(r.onset), len(r.would_roll_back),
                  (r.recommended_checkpoint or {}).get("step", "-")] for r in _by_verdict(reports)]
         out.table("replay summary", ["run", "source", "verdict", "first alarm", "onset", "rollbacks",
@@ -72,7 +111,7 @@ def closing_line(reports, seconds: float) -> str:
             f"{verdicts}; a live watchdog would have rolled back {rollbacks} time(s)")
 
 
-_VERDICT_ORDER = {"unrecognised": 0, "diverged": 0, "warning": 1, "healthy": 2}
+_VERDICT_ORDER = {"unreadable": 0, "unrecognised": 0, "diverged": 0, "warning": 1, "healthy": 2}
 
 
 def _short_names(runs: list[str]) -> dict[str, str]:
@@ -108,12 +147,25 @@ def reward_label(key: str) -> str:
     return {STEP_REWARD: "average step reward", EPISODE_RETURN: "episode return"}.get(key, key)
 
 
+def verdict_text(report) -> str:
+    """The verdict as the headline says it, with what bounds it: a run within the warm-up is healthy so far (only
+    non-finite values and blow-ups were judged), one with a corrupt file is judged up to the corrupt record."""
+    info, bounds = report.run_info, []
+    short = report.verdict == "healthy" and info.get("within_warmup")
+    if short:
+        bounds.append("too short to judge")
+    if info.get("damaged_files") and report.records:
+        bounds.append(f"judged up to it {report.records[-1].iteration}: the rest of a damaged file is lost")
+    return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
+
+
 def _render_one(out, report) -> None:
     from watchdog.console import at_iteration, describe_event
 
     advisory = sum(1 for w in report.warnings if w.get("advisory"))
     said = f", {advisory} advisory warning{'s' * (advisory != 1)} below" if advisory and report.verdict == "healthy" else ""
-    out.message(f"{report.run}: {report.verdict.upper()} ({report.iterations} records from {report.source}{said})",
+    read = "" if report.verdict == "unreadable" else f" ({report.iterations} records from {report.source}{said})"
+    out.message(f"{report.run}: {verdict_text(report)}{read}",
                 style=_VERDICT_STYLE.get(report.verdict, ""))
     if report.records:
         last = report.records[-1]

@@ -28,6 +28,7 @@ it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -564,13 +565,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not cmd:
         raise InputError("no training command", hint="give it after `--`: watchdog run -- python openrl_ws/train.py ...")
     run_dir = run_dir_of(cmd, args.run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError("the run directory is a file", path=str(run_dir), hint="pass the run's folder")
     safe = Path(args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")
+    if is_openrl_command(cmd):  # read at the first restart, maybe hours in: a bad one is said now, not then
+        from watchdog.config import load_ppo_config
+
+        load_ppo_config(safe)
     if args.max_restarts < 0:
         raise InputError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    if args.stall_seconds is not None and args.stall_seconds <= 0:
-        raise InputError(f"--stall-seconds must be > 0, got {args.stall_seconds:g}",
+    if args.stall_seconds is not None and not (math.isfinite(args.stall_seconds) and args.stall_seconds > 0):
+        raise InputError(f"--stall-seconds must be a number > 0, got {args.stall_seconds:g}",
                          hint="leave it out to turn the stall detector off")
     return Supervisor(cmd, run_dir, max_restarts=args.max_restarts, stall_seconds=args.stall_seconds,
                       safe_config=safe).run()

@@ -184,6 +184,7 @@ class ReadResult:
     files: list[str] = field(default_factory=list)
     first_wall_time: float | None = None  # wall time of the file's first record (file_version)
     sessions: list[float] = field(default_factory=list)  # start times of the processes that wrote the run
+    damaged: list[str] = field(default_factory=list)  # files read up to a corrupt record, the rest of them lost
 
 
 # ---------------------------------------------------------------------------------------------
@@ -990,6 +991,8 @@ def read_scalars_bytes(buf: bytes, *, name: str = "<bytes>", check_crc: bool = F
         )
     if dec.problem is not None:
         res.warnings.append(_problem_warning(str(p), dec.problem, dec.records, len(buf)))
+        if dec.problem[0] != "truncated":  # a torn last write is how a killed run ends; this lost what follows
+            res.damaged.append(str(p))
     return res
 
 
@@ -1158,6 +1161,7 @@ def read_run_scalars(run_dir, *, check_crc: bool = False, tags=None) -> ReadResu
     for _, name, f, r in per_file:
         out.files.append(name)
         out.warnings.extend(r.warnings)
+        out.damaged.extend(r.damaged)
         out.records_read += r.records_read
         out.bytes_read += r.bytes_read
         if r.first_wall_time is not None and (out.first_wall_time is None or r.first_wall_time < out.first_wall_time):

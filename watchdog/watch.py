@@ -282,7 +282,10 @@ class RunFollower:
                 steps, values, sessions = new.setdefault(tag, ([], [], []))
                 steps.extend(series.steps.tolist())
                 values.extend(series.values.tolist())
-                sessions.extend(session_of(starts, wall) for wall in series.wall_times.tolist())
+                if starts:
+                    sessions.extend(session_of(starts, wall) for wall in series.wall_times.tolist())
+                else:
+                    sessions.extend([0] * len(series.steps))
 
     def _identify(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool = False) -> bool:
         """Name the framework from the tags of a complete step; until then hold the points (False).
@@ -743,9 +746,32 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
         run.log.flush()
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    """The flags' values, and that the files watch writes can be written, before the first poll."""
+    if not (math.isfinite(args.interval) and args.interval > 0):
+        raise InputError(f"--interval must be a number of seconds > 0, got {args.interval:g}")
+    if args.idle_exit is not None and not (math.isfinite(args.idle_exit) and args.idle_exit >= 0):
+        raise InputError(f"--idle-exit must be a number of seconds >= 0 (0: read once), got {args.idle_exit:g}",
+                         hint="leave it out to watch until Ctrl-C")
+    for flag, value in (("--prometheus", args.prometheus), ("--events-out", args.events_out)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise InputError(f"{flag} names a folder", path=str(path), hint="give a file name in it")
+        folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
+        if folder is not None and not folder.is_dir():
+            raise InputError(f"{flag}: a file stands where a folder of the path should be", path=str(folder),
+                             hint="give a path whose folders are folders")
+        if flag == "--prometheus" and not path.parent.is_dir():
+            raise InputError("--prometheus: folder not found", path=str(path.parent),
+                             hint="create it first (node_exporter's textfile collector directory)")
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from watchdog.console import WatchdogConsole
 
+    _check_args(args)
     try:
         return watch(Path(args.run_dir), config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
                      on_alarm=args.on_alarm, events_out=Path(args.events_out) if args.events_out else None,

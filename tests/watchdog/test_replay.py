@@ -107,7 +107,8 @@ def test_a_run_shorter_than_the_warm_up_is_said_to_be_too_short_to_judge(tmp_pat
     text = capsys.readouterr().out
     assert text.count("too short to judge: 10 records, all within the first 50 iterations (the detectors' warm-up), "
                       "so only non-finite values and blow-ups were judged") == 1
-    assert "healthy (too short)" in text and text.count("too short") == 2
+    assert "short: HEALTHY SO FAR (too short to judge) (10 records" in text  # the headline (since session 15)
+    assert "healthy so far (too short to judge)" in text and text.count("too short") == 3  # + the summary table
 
 
 def test_the_plot_and_the_reward_line_show_the_reward_the_detectors_judged(tmp_path, capsys):
@@ -314,3 +315,44 @@ def test_deferred_snapshots_are_the_copies_a_live_watchdog_takes(diverged_run):
             deferred_seen += isinstance(snapshot, DeferredSnapshot)
             assert lazy.state_dict()["detector_snapshots"][tag] == copies[tag] == eager.detector_snapshots[tag]
     assert deferred_seen > 10 and rollbacks >= 2
+
+
+SB3_RUN = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
+
+
+def test_a_folder_with_one_unreadable_run_still_judges_the_others_and_exits_2(tmp_path, capsys):
+    """One run of a folder whose event file is empty: that run is `unreadable` (its one-line error), the others are
+    replayed as ever, and the exit is 2 (bad input). Until session 15 the one run's error ended the whole command:
+    no verdict for any run, and nothing on stdout for --json."""
+    shutil.copytree(SB3_RUN, tmp_path / "fleet" / "good")
+    (tmp_path / "fleet" / "bad").mkdir()
+    (tmp_path / "fleet" / "bad" / "events.out.tfevents.123.host").write_bytes(b"")
+    code, out = _replay_json(capsys, tmp_path / "fleet")
+    verdicts = {Path(r["run"]).name: r["verdict"] for r in out["runs"]}
+    assert code == 2 and verdicts == {"good": "healthy", "bad": "unreadable"}
+    assert main(["replay", str(tmp_path / "fleet" / "bad")]) == 2  # alone: its error, as before
+    assert "no readable metrics" in capsys.readouterr().err
+
+
+def test_a_corrupt_record_bounds_the_verdict_and_exits_2(tmp_path, capsys):
+    """A byte flipped a third of the way into an SB3 run's file: replay judges the records before it, and says so;
+    "healthy" for the whole run is more than those records say, so the exit is 2, not 0."""
+    (tmp_path / "run").mkdir()
+    (src,) = SB3_RUN.glob("events.out.tfevents.*")
+    data = bytearray(src.read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    (tmp_path / "run" / src.name).write_bytes(bytes(data))
+    code = main(["replay", str(tmp_path / "run")])
+    text = capsys.readouterr().out
+    assert code == 2 and "the rest of a damaged file is lost" in text and "judged up to it " in text
+    truncated = tmp_path / "torn"  # a torn last write (how a killed run's file ends) is not damage
+    truncated.mkdir()
+    (truncated / src.name).write_bytes(src.read_bytes()[:-7])
+    assert main(["replay", str(truncated)]) == 0 and "damaged" not in capsys.readouterr().out
+
+
+def test_a_plot_file_that_cannot_be_written_is_an_error_before_the_replay(tmp_path, capsys):
+    for bad, said in ((tmp_path / "no" / "run.png", "folder not found"), (tmp_path / "run.txtx", "cannot write a .txtx")):
+        assert main(["replay", str(SB3_RUN), "--plot", str(bad)]) == 2
+        out, err = capsys.readouterr()
+        assert said in err and "HEALTHY" not in out

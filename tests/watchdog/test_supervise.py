@@ -426,3 +426,25 @@ def test_checkpoint_choice_prefers_verified_stable_then_finite_openrl_then_scrat
     newer = store.save("stable_60_steps", {"w": torch.ones(2)}, {"iteration": 6, "env_steps": 60}).path
     (newer / "state.pt").write_bytes(b"torn")  # fails its sha256: fall back to the older one
     assert choose_restart_point(run) == RestartPoint(older, "stable", 5, 50)
+
+
+def test_flags_a_run_could_only_trip_over_hours_in_are_refused_at_start(tmp_path, capsys):
+    """A safe config OpenRL's train.py could not read (it is read at the first restart), a NaN --stall-seconds (it
+    turned the stall detector off) and a file given as the run directory: each a one-line error, exit 2, and the
+    command never started."""
+    from watchdog.cli import main
+
+    flag = tmp_path / "started"
+    cmd = ["--", sys.executable, "-c", f"open({str(flag)!r}, 'w')", "--run_dir", str(tmp_path / "run")]
+    bad_safe = tmp_path / "safe.yaml"
+    bad_safe.write_text("lr: [not, a, number]\n")
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    for args, said in ((["--safe-config", str(bad_safe), "--run-dir", str(tmp_path / "run"),
+                         "--", sys.executable, "openrl_ws/train.py", "--run_dir", str(tmp_path / "run")], "lr"),
+                       (["--stall-seconds", "nan", *cmd], "--stall-seconds must be a number > 0"),
+                       (["--run-dir", str(a_file), *cmd], "the run directory is a file")):
+        assert main(["run", *args]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not flag.exists()

@@ -437,3 +437,19 @@ def test_the_end_of_a_watch_judges_every_frameworks_last_step_the_nan_a_run_dies
     alarm = next(e for e in read_events(copy.dst / WATCH_EVENTS).events if e["event"] == "alarm")
     assert (alarm["iteration"], alarm["detector"]) == (report.first_alarm["iteration"], "nonfinite")
     assert alarm["iteration"] == healthy[-1].iteration + 1 == watcher.runs[0].last.iteration
+
+
+def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_path, capsys):
+    """A negative or NaN --interval (a traceback from time.sleep), a negative --idle-exit (one poll, then exit 0),
+    a --prometheus file in a missing folder (a traceback after the first poll), an --events-out path through a
+    file: exit 2 and one line each, before anything is read."""
+    run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
+    (tmp_path / "a_file").write_text("")
+    for args, said in ((["--interval", "-1"], "--interval must be"), (["--interval", "nan"], "--interval must be"),
+                       (["--idle-exit", "-1"], "--idle-exit must be"),
+                       (["--prometheus", str(tmp_path / "no" / "x.prom")], "folder not found"),
+                       (["--events-out", str(tmp_path / "a_file" / "e.jsonl")], "a file stands where a folder")):
+        assert main(["watch", str(run), *args]) == 2
+        out, err = capsys.readouterr()
+        assert said in err and len(err.strip().splitlines()) == 1 and not out, err
+    assert not (run / WATCH_EVENTS).exists()
