@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-from bisect import bisect_right
 import socket
 import struct
 import time
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -1102,7 +1102,7 @@ def session_of(starts: list[float], wall_time: float) -> int:
     return max(0, bisect_right(starts, wall_time) - 1) if starts else 0
 
 
-def _series_tag(root: Path, file: Path, tag: str) -> str:
+def series_tag(root: Path, file: Path, tag: str) -> str:
     """The tag a series gets when read from ``file`` inside a run directory.
 
     OpenRL/tensorboardX ``add_scalars(main, {sub: v})`` writes ``<main>/<sub>/events...`` with the
@@ -1167,7 +1167,7 @@ def read_run_scalars(run_dir, *, check_crc: bool = False, tags=None) -> ReadResu
         if r.first_wall_time is not None and (out.first_wall_time is None or r.first_wall_time < out.first_wall_time):
             out.first_wall_time = r.first_wall_time
         for tag, ser in r.scalars.items():
-            key = normalize_key(_series_tag(base, f, tag))
+            key = normalize_key(series_tag(base, f, tag))
             if tag_filter is not None and key not in tag_filter and tag not in tag_filter:
                 continue
             merged.setdefault(key, []).append(ser)

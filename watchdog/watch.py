@@ -45,7 +45,7 @@ from watchdog.frameworks import (
 from watchdog.policy import STATE_CODES, State
 from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
-from watchdog.tfevents import EventFileTail, _series_tag, session_of, session_starts
+from watchdog.tfevents import EventFileTail, series_tag, session_of, session_starts
 
 if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI registers the command
     from watchdog.console import WatchdogConsole
@@ -276,7 +276,7 @@ class RunFollower:
         starts = session_starts({path: self.tails[path].first_wall_time for path in self.files})
         for path in self.files:
             for tag, series in self.tails[path].poll().items():
-                tag = _series_tag(self.run_dir, path, tag)  # replay's name for it (add_scalars' sub-tag folders)
+                tag = series_tag(self.run_dir, path, tag)  # replay's name for it (add_scalars' sub-tag folders)
                 self._source[tag] = path
                 self._pointed.add(path)
                 steps, values, sessions = new.setdefault(tag, ([], [], []))
