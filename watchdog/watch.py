@@ -230,7 +230,11 @@ class RunFollower:
             for step, value, session in zip(steps, values, sessions):
                 channel.add(int(step), session)
                 self.pending.setdefault(channel.position(), {})[key] = float(value)
-        ready = sorted(self.pending) if final else sorted(k for k in self.pending if k < self._bound())
+        if final:
+            ready = sorted(self.pending)
+        else:
+            bound = self._bound()
+            ready = sorted(k for k in self.pending if k < bound)
         records = []
         for key in ready:
             metrics = self.pending.pop(key)
