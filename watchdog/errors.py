@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 
 class WatchdogError(Exception):
     """A problem the user can fix (bad config, missing file, malformed input).
@@ -52,6 +55,27 @@ def read_input_range(path, start: int, end: int, *, what: str) -> bytes:
     except OSError as exc:
         raise InputError(f"cannot read {what} ({exc.strerror or exc})", path=str(path),
                          hint="check its permissions") from None
+
+
+def check_number(flag: str, value: float, *, zero_ok: bool = False, hint: str | None = None) -> None:
+    """A command-line number of seconds that must be finite and > 0 (>= 0 with ``zero_ok``): one-line InputError."""
+    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+        raise InputError(f"{flag} must be a number {'>=' if zero_ok else '>'} 0 (seconds), got {value:g}", hint=hint)
+
+
+def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: str = "create it first") -> None:
+    """A file a command will write (``flag``'s value), checked before the work rather than met as a traceback after
+    it: a folder given as the file, a file where a folder of its path should be, or (unless the command creates
+    missing folders) a missing folder (``hint`` says what to do then)."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{flag} names a folder", path=str(target), hint="give a file name in it")
+    folder = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise InputError(f"{flag}: a file stands where a folder of the path should be", path=str(folder),
+                         hint="give a path whose folders are folders")
+    if not creates_folders and not target.parent.is_dir():
+        raise InputError(f"{flag}: folder not found", path=str(target.parent), hint=hint)
 
 
 class InternalError(RuntimeError):

@@ -75,16 +75,13 @@ PLOT_FORMATS = (".png", ".pdf", ".svg")
 
 def check_plot_path(path: str) -> None:
     """A one-line error now, before the replay, for a --plot file that cannot be written."""
-    from watchdog.errors import InputError
+    from watchdog.errors import InputError, check_output_file
 
-    target = Path(path)
-    if target.suffix.lower() not in PLOT_FORMATS:
-        raise InputError(f"--plot: cannot write a {target.suffix or 'suffix-less'} file", path=path,
+    suffix = Path(path).suffix
+    if suffix.lower() not in PLOT_FORMATS:
+        raise InputError(f"--plot: cannot write a {suffix or 'suffix-less'} file", path=path,
                          hint=f"end the name in {', '.join(PLOT_FORMATS)}")
-    if target.is_dir():
-        raise InputError("--plot names a folder", path=path, hint="give a file name in it, e.g. run.png")
-    if not target.parent.is_dir():
-        raise InputError("--plot: folder not found", path=str(target.parent), hint="create it first")
+    check_output_file("--plot", path)
 
 
 def _render(out, reports, seconds: float) -> None:

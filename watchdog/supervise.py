@@ -28,7 +28,6 @@ it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from typing import Callable, Sequence, TextIO
 
 import yaml
 
-from watchdog.errors import InputError
+from watchdog.errors import InputError, check_number
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -576,9 +575,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         load_ppo_config(safe)
     if args.max_restarts < 0:
         raise InputError(f"--max-restarts must be >= 0, got {args.max_restarts}")
-    if args.stall_seconds is not None and not (math.isfinite(args.stall_seconds) and args.stall_seconds > 0):
-        raise InputError(f"--stall-seconds must be a number > 0, got {args.stall_seconds:g}",
-                         hint="leave it out to turn the stall detector off")
+    if args.stall_seconds is not None:
+        check_number("--stall-seconds", args.stall_seconds, hint="leave it out to turn the stall detector off")
     return Supervisor(cmd, run_dir, max_restarts=args.max_restarts, stall_seconds=args.stall_seconds,
                       safe_config=safe).run()
 

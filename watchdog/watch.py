@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
-from watchdog.errors import InputError, WatchdogError
+from watchdog.errors import InputError, WatchdogError, check_number, check_output_file
 from watchdog.eventlog import EVENTS_FILENAME, EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
@@ -752,24 +752,14 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
 
 def _check_args(args: argparse.Namespace) -> None:
     """The flags' values, and that the files watch writes can be written, before the first poll."""
-    if not (math.isfinite(args.interval) and args.interval > 0):
-        raise InputError(f"--interval must be a number of seconds > 0, got {args.interval:g}")
-    if args.idle_exit is not None and not (math.isfinite(args.idle_exit) and args.idle_exit >= 0):
-        raise InputError(f"--idle-exit must be a number of seconds >= 0 (0: read once), got {args.idle_exit:g}",
-                         hint="leave it out to watch until Ctrl-C")
-    for flag, value in (("--prometheus", args.prometheus), ("--events-out", args.events_out)):
-        if value is None:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            raise InputError(f"{flag} names a folder", path=str(path), hint="give a file name in it")
-        folder = next((p for p in [path.parent, *path.parent.parents] if p.exists()), None)
-        if folder is not None and not folder.is_dir():
-            raise InputError(f"{flag}: a file stands where a folder of the path should be", path=str(folder),
-                             hint="give a path whose folders are folders")
-        if flag == "--prometheus" and not path.parent.is_dir():
-            raise InputError("--prometheus: folder not found", path=str(path.parent),
-                             hint="create it first (node_exporter's textfile collector directory)")
+    check_number("--interval", args.interval)
+    if args.idle_exit is not None:
+        check_number("--idle-exit", args.idle_exit, zero_ok=True, hint="0: read once; leave it out to watch until Ctrl-C")
+    if args.prometheus is not None:
+        check_output_file("--prometheus", args.prometheus,
+                          hint="create it first (node_exporter's textfile collector directory)")
+    if args.events_out is not None:
+        check_output_file("--events-out", args.events_out, creates_folders=True)
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
