@@ -571,7 +571,7 @@ def _frame(buf: bytes, pos: int, end: int):
 
     Returns (offsets int64[], lengths int64[], stop_pos, stop_kind, stop_len) where stop_kind is
     None (clean end), "truncated" (the last record is incomplete) or "bad_length" (its length
-    header fails its checksum and points past the end of the data).
+    header fails its checksum and points past the end of the data, or is 0: zero-filled bytes).
     """
     o_chunks: list[np.ndarray] = []
     n_chunks: list[np.ndarray] = []
@@ -590,8 +590,8 @@ def _frame(buf: bytes, pos: int, end: int):
                 kind = "truncated"
             break
         n = unpack(buf, pos)[0]
-        if n > rem - 16:
-            kind = "truncated" if _header_ok(buf, pos) else "bad_length"
+        if n > rem - 16 or (n == 0 and not _header_ok(buf, pos)):  # no writer writes an empty Event: zeros
+            kind = "truncated" if n and _header_ok(buf, pos) else "bad_length"  # (a file's length ahead of its bytes)
             stop_len = n
             break
         step = n + 16
@@ -1006,8 +1006,13 @@ class EventFileTail:
 
     Each :meth:`poll` returns only the scalars of records completed since the previous poll; an
     incomplete last record is left for the next poll without a warning. A corrupt record stops the
-    tail for good (``broken`` becomes True and a line is added to ``warnings``).
+    tail for good (``broken`` becomes True and a line is added to ``warnings``) when a poll at least
+    ``SUSPECT_S`` later, or a ``final`` one (the writer is done), finds it as it was: until then it may be
+    a write still in flight (a network file system can show a file's new length before its bytes), so it
+    is only ``suspect``.
     """
+
+    SUSPECT_S = 1.0
 
     def __init__(self, path, *, tags=None, check_crc: bool = False):
         self.path = Path(path)
@@ -1018,8 +1023,10 @@ class EventFileTail:
         self._tags = None if tags is None else set(tags)
         self._check_crc = check_crc
         self.first_wall_time: float | None = None  # of the file's first record, once read
+        self.suspect: int | None = None  # where a record failed its checks (corrupt if it still does later)
+        self._suspect_since = 0.0
 
-    def poll(self) -> dict[str, Series]:
+    def poll(self, *, final: bool = False) -> dict[str, Series]:
         if self.broken:
             return {}
         try:
@@ -1045,10 +1052,14 @@ class EventFileTail:
             )
         if dec.problem is not None and dec.problem[0] != "truncated":
             kind, off, extra = dec.problem
-            self.warnings.append(
-                _problem_warning(str(self.path), (kind, base + off, extra), self.records_read + dec.records, base + len(data))
-            )
-            self.broken = True
+            if self.suspect != base + off:
+                self.suspect, self._suspect_since = base + off, time.monotonic()
+            if final or time.monotonic() - self._suspect_since >= self.SUSPECT_S:
+                self.warnings.append(_problem_warning(str(self.path), (kind, base + off, extra),
+                                                      self.records_read + dec.records, base + len(data)))
+                self.broken = True
+        else:
+            self.suspect = None
         self.offset = base + dec.consumed
         self.records_read += dec.records
         if self.first_wall_time is None:

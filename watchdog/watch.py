@@ -139,6 +139,8 @@ class RunFollower:
         self._last_scan = -1
         self._signature: tuple | None = None
         self.notes: list[str] = []  # what the reading changed, said once each (the caller takes them)
+        self.input_warnings: list[str] = []  # damaged, shrunk or undecodable files, said once each (the caller takes them)
+        self._warned: dict[Path, int] = {}  # how many of each file's warnings were passed on
         self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
@@ -207,13 +209,13 @@ class RunFollower:
         if not self.files:
             return self._poll_log(final)
         new: dict[str, tuple[list[int], list[float], list[int]]] = {}
-        self._read_tails(new)
+        self._read_tails(new, final)
         # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
         # early in the pass can miss a point that its iteration's other tags, read later, already
         # follow. A second pass has them (the files' new bytes only: cheap), so such a step need not wait
         # for the next poll.
         if len(self.files) > 1:
-            self._read_tails(new)
+            self._read_tails(new, final)
         if not self._identify(new, final):
             return []
         if self.assembler is not None:
@@ -272,14 +274,19 @@ class RunFollower:
             return (0, 0, -1)
         return bound
 
-    def _read_tails(self, new: dict[str, tuple[list[int], list[float], list[int]]]) -> None:
+    def _read_tails(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool = False) -> None:
         """Add every followed file's new points to ``new`` (tag -> (steps, values, sessions)): the session is the
         process that wrote the point, where a restarted OpenRL run's processes share the folder (as replay's)."""
         for path in self.files:
             self.tails.setdefault(path, EventFileTail(path))
         starts = session_starts({path: self.tails[path].first_wall_time for path in self.files})
         for path in self.files:
-            for tag, series in self.tails[path].poll().items():
+            tail = self.tails[path]
+            points = tail.poll(final=final)
+            if len(tail.warnings) > self._warned.get(path, 0):
+                self.input_warnings.extend(tail.warnings[self._warned.get(path, 0):])
+                self._warned[path] = len(tail.warnings)
+            for tag, series in points.items():
                 tag = series_tag(self.run_dir, path, tag)  # replay's name for it (add_scalars' sub-tag folders)
                 self._source[tag] = path
                 self._pointed.add(path)
@@ -331,7 +338,8 @@ class RunFollower:
         the NaN a run logs before it crashes among them, was never judged.)"""
         assembler = self.assembler
         return (bool(self.pending) or bool(self._held) or self.log_tail is not None
-                or (assembler is not None and any(assembler.pending.values())))
+                or (assembler is not None and any(assembler.pending.values()))
+                or any(t.suspect is not None and not t.broken for t in self.tails.values()))
 
     @property
     def unrecognised(self) -> bool:
@@ -357,7 +365,16 @@ class RunFollower:
             return []
         if self.log_tail is None:
             self.log_tail = LogTxtTail(path)
-        return self.log_tail.poll(final=final)
+        records = self.log_tail.poll(final=final)
+        said = self._warned.get(path, 0)
+        self.input_warnings.extend(self.log_tail.warnings[said:])
+        self._warned[path] = len(self.log_tail.warnings)
+        return records
+
+    @property
+    def damaged(self) -> list[Path]:
+        """Event files read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
+        return [path for path, tail in self.tails.items() if tail.broken]
 
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""
@@ -651,16 +668,19 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 w.flush()
                 reason = f"no new data for {idle_exit_s:g} s"
                 for run in w.runs:
-                    run.wd.end(reason=reason)
+                    run.wd.end(reason=reason + _damage_note(run), **_damage_fields(run))
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()
                 if any(r.follower.unrecognised for r in w.runs):
                     return 2  # never "healthy" for a run we could not read
                 if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
-                    console.message(nothing_to_judge(run_dir, idle_exit_s), style="red")
+                    console.message(nothing_to_judge(run_dir, idle_exit_s, w.runs), style="red")
                     return 2
-                return 1 if w.diverged else 0
+                if w.diverged:
+                    return 1
+                # judged up to a corrupt record (replay's exit 2): "no divergence" for the whole run is more than it says
+                return 2 if any(r.follower.damaged for r in w.runs) else 0
             w.write_metrics()
             if w.fleet and summary_every > 0 and w.polls % summary_every == 0:
                 print_summary(console, w.runs)
@@ -669,9 +689,28 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
         w.close()
 
 
-def nothing_to_judge(run_dir: Path, idle_s: float) -> str:
+def _damage_note(run: WatchedRun) -> str:
+    """What bounds a run's verdict when its files were damaged (replay's headline says the same)."""
+    damaged = run.follower.damaged
+    if not damaged or run.last is None:
+        return ""
+    files = "a damaged file" if len(damaged) == 1 else f"{len(damaged)} damaged files"
+    return f"; judged up to it {run.last.iteration}: the rest of {files} is lost"
+
+
+def _damage_fields(run: WatchedRun) -> dict:
+    damaged = run.follower.damaged
+    return {"damaged_files": [str(p) for p in damaged]} if damaged else {}
+
+
+def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = ()) -> str:
     """Why a watch that read no metrics at all ends without a verdict (exit 2)."""
+    damaged = [p for r in runs for p in r.follower.damaged]
     events = [p for p in (run_dir / EVENTS_FILENAME, *run_dir.glob(f"*/{EVENTS_FILENAME}")) if p.is_file()]
+    if damaged:
+        return (f"{run_dir}: no metrics in {idle_s:g} s: {damaged[0]}"
+                f"{f' and {len(damaged) - 1} more event file(s)' if len(damaged) > 1 else ''} corrupt before its "
+                "first tracked point (the input line above says where), so no verdict")
     hint = (f"; {events[0]} is a live watchdog's event log: that run is judged in its own process already, and "
             "`watchdog replay` reads it" if events else
             "; is it the folder the training writes its TensorBoard events (or OpenRL's log.txt) to?")
@@ -706,6 +745,8 @@ def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str 
     _adopt_framework(run, console)
     while run.follower.notes:
         console.message(f"{run.name}: {run.follower.notes.pop(0)}", style="dim")
+    while run.follower.input_warnings:  # replay's "input:" lines, as they happen
+        console.message(f"{run.name}: input: {run.follower.input_warnings.pop(0)}", style="yellow")
     _judge(run, records, console, on_alarm, fleet)
 
 

@@ -334,6 +334,8 @@ def test_huge_length_header_warns_without_allocating(tmp_path):
         assert len(res.warnings) == 1 and f"byte {len(good)}" in res.warnings[0]
         tail = EventFileTail(p)
         assert tail.poll()["train/value_loss"].steps.tolist() == list(range(10))
+        assert not tail.broken and (tail.suspect is None) is header_crc_ok  # a bad header may be a write in flight
+        assert tail.poll(final=True) == {}  # the writer is done: it is corrupt
         assert tail.broken is (not header_crc_ok)
 
 
@@ -399,6 +401,33 @@ def test_event_file_tail_sees_appended_records_not_half_written_ones(tmp_path):
     assert tail.poll()["train/value_loss"].steps.tolist() == [3]
     assert tail.warnings == [] and not tail.broken
     w.close()
+
+
+def test_event_file_tail_calls_a_bad_record_corrupt_only_when_it_stays_bad(tmp_path, monkeypatch):
+    """A file system that shows a file's new length before its bytes (NFS) gives a record that fails its checks
+    for a moment: the tail waits SUSPECT_S for it. One that is still bad then is corrupt: said once, the tail stops."""
+    w = ScalarWriter(tmp_path)
+    for i in range(3):
+        w.add_scalar("train/value_loss", float(i), i)
+    w.close()
+    good = w.path.read_bytes()
+    record = encode_record(encode_scalar_event("train/value_loss", 3.0, 3, 1.0))
+    w.path.write_bytes(good + b"\x00" * len(record))  # the length is there, the bytes not yet
+    tail = EventFileTail(w.path)
+    assert tail.poll()["train/value_loss"].steps.tolist() == [0, 1, 2]
+    assert tail.suspect == len(good) and not tail.broken and tail.warnings == []
+    w.path.write_bytes(good + record)  # the bytes arrive
+    assert tail.poll()["train/value_loss"].steps.tolist() == [3]
+    assert tail.suspect is None and not tail.broken and tail.warnings == []
+
+    bad = good + record + b"\x5a" * len(record)
+    w.path.write_bytes(bad)
+    assert tail.poll() == {} and tail.suspect == len(good + record) and tail.warnings == []
+    monkeypatch.setattr(EventFileTail, "SUSPECT_S", 0.0)  # as if a poll SUSPECT_S later
+    w.path.write_bytes(bad + record)  # what follows it does not mend it
+    assert tail.poll() == {} and tail.broken
+    assert len(tail.warnings) == 1 and f"byte {len(good + record)}" in tail.warnings[0]
+    assert tail.poll(final=True) == {} and len(tail.warnings) == 1
 
 
 def test_event_file_tail_with_torch_summary_writer(tmp_path):

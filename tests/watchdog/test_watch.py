@@ -13,6 +13,8 @@ from watchdog.cli import main
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event, read_events
 from watchdog.watch import WATCH_EVENTS, RunFollower
 
+TEST_DATA = Path(__file__).resolve().parents[1] / "data"
+
 WRITER = Path(__file__).resolve().parents[1] / "helpers" / "slow_writer.py"
 
 
@@ -102,12 +104,12 @@ def test_a_step_written_while_the_follower_reads_is_one_record(tmp_path, monkeyp
 
         raced = False
 
-        def poll(self):
+        def poll(self, **kw):
             if "value_loss" in str(self.path) and not Racing.raced:
                 Racing.raced = True
                 write(2000, tags=("average_step_reward",))
                 write(3000, tags=("value_loss",))
-            return super().poll()
+            return super().poll(**kw)
 
     monkeypatch.setattr(watch_module, "EventFileTail", Racing)
     follower = RunFollower(run)
@@ -139,6 +141,42 @@ def test_a_watch_that_read_no_metrics_ends_without_a_verdict_exit_2(tmp_path, ca
         log.write(make_event("start", iteration=0, env_steps=0, state="healthy", framework="rsl_rl"))
     assert main(["watch", str(live), "--idle-exit", "0"]) == 2
     assert "is a live watchdog's event log" in capsys.readouterr().out
+
+
+def test_a_damaged_event_file_is_said_and_bounds_the_watch_as_it_does_replay(tmp_path, capsys):
+    """A record that fails its checks mid-file (a real SB3 run's file, bytes flipped): watch says where, as
+    replay's input line does, and ends as replay does: judged up to the record before it, exit 2, the damaged
+    file in the end event. Corrupt before its first point: no metrics, and the message names the file."""
+    import shutil
+
+    src = next((TEST_DATA / "frameworks" / "sb3" / "cartpole_healthy").rglob("events.out.tfevents.*"))
+    run = tmp_path / "damaged"
+    run.mkdir()
+    data = bytearray(src.read_bytes())
+    half = len(data) // 2
+    data[half:half + 40] = bytes(b ^ 0x5A for b in data[half:half + 40])
+    (run / src.name).write_bytes(bytes(data))
+    assert main(["replay", str(run)]) == 2
+    said = capsys.readouterr().out
+    replay_input = next(line.strip() for line in said.splitlines() if line.strip().startswith("input:"))
+    judged = said.split("judged up to it ")[1].split(":")[0]
+    assert main(["watch", str(run), "--idle-exit", "0"]) == 2
+    out = capsys.readouterr().out
+    assert f"damaged: {replay_input}" in out  # the run's name, then replay's line
+    assert f"judged up to it {judged}: the rest of a damaged file is lost" in out
+    end = [e for e in read_events(run / WATCH_EVENTS).events if e["event"] == "end"][-1]
+    assert end["damaged_files"] == [str(run / src.name)] and end["iteration"] == int(judged)
+
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    shutil.copy(src, dead / src.name)
+    data = bytearray((dead / src.name).read_bytes())
+    data[:20] = bytes(b ^ 0x5A for b in data[:20])
+    (dead / src.name).write_bytes(bytes(data))
+    assert main(["watch", str(dead), "--idle-exit", "0"]) == 2
+    out = capsys.readouterr().out
+    assert "corrupt record length header at byte 0" in out
+    assert f"no metrics in 0 s: {dead / src.name} corrupt before its first tracked point" in out
 
 
 def _write_log_interval_run(run: Path, jump_at: int = 60, every: int = 5, spi: int = 6400) -> None:
