@@ -131,6 +131,20 @@ def parse_event_line(raw: bytes) -> dict | None:
     return obj
 
 
+def _why_not_event(raw: bytes) -> str:
+    """Why a line is not an event, as the warning says it."""
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "is not UTF-8 text"
+    except json.JSONDecodeError as exc:
+        return f"is not valid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+    except (ValueError, RecursionError):
+        return "is not valid JSON"
+    return ("is JSON but not a watchdog event (an object with an \"event\" name)"
+            if not isinstance(obj, dict) or not isinstance(obj.get("event"), str) else "is not a watchdog event")
+
+
 def read_events(path: str | Path) -> EventReadResult:
     """Read a whole event log; a torn last line or junk lines become warnings."""
     path = Path(path)
@@ -142,7 +156,7 @@ def read_events(path: str | Path) -> EventReadResult:
             continue
         event = parse_event_line(raw)
         if event is None:
-            result.warnings.append(f"{path}: line {lineno} is not a watchdog event; skipped")
+            result.warnings.append(f"{path}: line {lineno} {_why_not_event(raw)}; skipped")
         else:
             result.events.append(event)
     if end < size:

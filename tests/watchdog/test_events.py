@@ -53,7 +53,13 @@ def test_torn_last_line_is_a_warning_and_the_next_writer_starts_clean(tmp_path):
         log.write({"event": "end", "iteration": 5})
     result = read_events(path)
     assert [e["event"] for e in result.events] == ["start", "end"]
-    assert "not a watchdog event" in result.warnings[0]
+    assert result.warnings[0].startswith(f"{path}: line 2 is not valid JSON (")
+    with open(path, "a") as f:
+        f.write('[1, 2]\n{"iteration": 3}\n')
+    result = read_events(path)
+    assert [w.split(": ", 1)[1] for w in result.warnings[1:]] == [
+        'line 4 is JSON but not a watchdog event (an object with an "event" name); skipped',
+        'line 5 is JSON but not a watchdog event (an object with an "event" name); skipped']
 
 
 def test_console_plain_lines_when_not_a_terminal(tmp_path):
