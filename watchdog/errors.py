@@ -78,6 +78,18 @@ def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: s
         raise InputError(f"{flag}: folder not found", path=str(target.parent), hint=hint)
 
 
+def check_run_dir(path, *, may_be_missing: bool = False) -> Path:
+    """A run directory named on the command line: it exists (unless ``may_be_missing``: a run that will create
+    it) and is a folder. A file named instead (an event file, the event log) is said so, with the folder to pass."""
+    path = Path(path)
+    if path.is_file():
+        raise InputError("is a file, not a run directory", path=str(path),
+                         hint=f"pass the folder it is in: {path.parent}")
+    if not path.exists() and not may_be_missing:
+        raise InputError("run directory not found", path=str(path), hint="check the path")
+    return path
+
+
 class InternalError(RuntimeError):
     """A bug in the watchdog itself: report it, do not fix your config."""
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from watchdog.config import TagsConfig, WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, Verdict
-from watchdog.errors import CheckpointError, InputError
+from watchdog.errors import CheckpointError, InputError, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, _jsonable, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
@@ -120,9 +120,7 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
     """Each path is a run, or a folder with runs somewhere below it; anything else is bad input."""
     runs: list[Path] = []
     for raw in paths:
-        path = Path(raw)
-        if not path.exists():
-            raise InputError("run directory not found", path=str(path), hint="check the path")
+        path = check_run_dir(raw)
         found = iter_run_dirs(path)
         if not found:
             raise InputError("not a run directory and holds no runs", path=str(path),

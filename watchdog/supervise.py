@@ -39,7 +39,7 @@ from typing import Callable, Sequence, TextIO
 
 import yaml
 
-from watchdog.errors import InputError, check_number
+from watchdog.errors import InputError, check_number, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -564,8 +564,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not cmd:
         raise InputError("no training command", hint="give it after `--`: watchdog run -- python openrl_ws/train.py ...")
     run_dir = run_dir_of(cmd, args.run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise InputError("the run directory is a file", path=str(run_dir), hint="pass the run's folder")
+    check_run_dir(run_dir, may_be_missing=True)
     safe = Path(args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
-from watchdog.errors import InputError, WatchdogError, check_number, check_output_file
+from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
@@ -574,9 +574,7 @@ class Watcher:
     def __init__(self, run_dir: Path, *, config: str | None = None, on_alarm: str | None = None,
                  events_out: Path | None = None, console: WatchdogConsole, fleet: bool | None = None,
                  prometheus: Path | None = None, rescan_every: int = RESCAN_EVERY):
-        run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise InputError("run directory not found", path=str(run_dir), hint="check the path")
+        run_dir = check_run_dir(run_dir)
         if fleet is None:
             fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
         if fleet and events_out is not None:

@@ -129,6 +129,16 @@ def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
 
 
+def test_a_file_given_for_the_run_directory_is_said_with_the_folder_to_pass(tmp_path, capsys):
+    """Replay and watch, given a run's event file rather than its folder (was: watch 'run directory not found' for
+    a file that is there, replay 'not a run directory and holds no runs')."""
+    src = next((TEST_DATA / "frameworks" / "sb3" / "cartpole_healthy").rglob("events.out.tfevents.*"))
+    for command in (["replay", str(src)], ["watch", str(src), "--idle-exit", "0"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == f"watchdog: error: {src}: is a file, not a run directory (pass the folder it is in: {src.parent})"
+
+
 def test_a_watch_that_read_no_metrics_ends_without_a_verdict_exit_2(tmp_path, capsys):
     """An empty run folder, or one holding only a live watchdog's event log (an integration's run dir): at
     --idle-exit nothing was judged, so no "no divergence seen" (exit 0) either: one line saying why, exit 2."""
