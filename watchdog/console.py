@@ -34,7 +34,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from watchdog.config import TrendConfig
+from watchdog.config import PolicyStdConfig, TrendConfig
 from watchdog.policy import POLICY_CHANGE_DETECTORS
 from watchdog.signals import (
     CRITIC_GRAD_NORM,
@@ -97,6 +97,9 @@ ADVICE: dict[str, tuple[str, str]] = {
 _POLICY_CHANGE_NEXT = "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"
 _WARNING_NEXT = {"trend": f"nothing yet: it becomes an alarm when the climb reaches trend.alarm_ratio (default "
                           f"{TrendConfig.model_fields['alarm_ratio'].default:g}x) its baseline",
+                 "policy_std": "nothing yet: said once, the run stays healthy; it becomes an alarm when the overflow "
+                               f"comes within policy_std.alarm_within_iters (default "
+                               f"{PolicyStdConfig.model_fields['alarm_within_iters'].default:g}) iterations",
                  **dict.fromkeys(POLICY_CHANGE_DETECTORS, _POLICY_CHANGE_NEXT)}
 # an advisory warning never alarms alone (a value loss in the returns' units climbs while a policy learns)
 _ADVISORY_NEXT = ("nothing: it is said and the run stays healthy; with other evidence at the same time (a reward "
@@ -187,7 +190,7 @@ def _next_step(ev: dict, role: str) -> str | None:
     tip = ev.get("next_step") or (advice[1] if advice else None)
     if ev.get("event") == "warning" and not ev.get("next_step"):
         detector = str(ev.get("detector"))
-        if ev.get("advisory") and detector not in POLICY_CHANGE_DETECTORS:
+        if ev.get("advisory") and detector not in (*POLICY_CHANGE_DETECTORS, "policy_std"):
             return _ADVISORY_NEXT
         return _WARNING_NEXT.get(detector, tip)
     onset = ev.get("onset_iteration")

@@ -73,7 +73,8 @@ class Verdict:
     iteration: int
     env_steps: int
     onset_hint: int | None = None  # iteration where this detector thinks the trouble began
-    advisory: bool = False  # a warning that can never become an alarm on its own: said, but the run stays healthy
+    advisory: bool = False  # a warning said once that leaves the run healthy (and its stable checkpoints going):
+    # one that can never become an alarm on its own, or a forecast whose detector alarms by itself when it comes true
 
     def to_dict(self) -> dict:
         """JSON-ready fields (NaN/Inf as strings)."""
@@ -1108,9 +1109,11 @@ class PolicyStd(Detector):
     Reads ``train/log_std_max`` when the run reports it (live training does), else the mean log-std
     per action dimension from ``train/dist_entropy`` (what OpenRL logs; a lower bound on the largest).
     The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration. The
-    warning is said once, when the overflow comes within ``warn_within_iters``: it is a fact about the
+    warning is said once, when the overflow comes within ``warn_within_iters``: a forecast about the
     run, not a state to stay in (a standing warning would stop the stable checkpoints for hundreds of
-    iterations); the alarm fires on every point within ``alarm_within_iters``.
+    iterations), so it is advisory: the run stays healthy, and is not said to have "recovered" while
+    its std still climbs (until session 16 it was, ``policy.recover_points`` records later). The alarm fires
+    on every point within ``alarm_within_iters``.
     """
 
     name = "policy_std"
@@ -1167,13 +1170,15 @@ class PolicyStd(Detector):
             return None
         self.warned = True
         what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
-        return self._verdict(
+        verdict = self._verdict(
             record, level, signal, log_std, self.cfg.overflow_log_std,
             f"policy {what} {log_std:.1f} (std {math.exp(min(log_std, 700)):.2g}) climbing {rate:+.3f}/iteration: "
             f"float32 log-probs overflow at {self.cfg.overflow_log_std:g}, NaN in about {eta:.0f} iterations "
             "(the entropy bonus outweighs the reward's pull on the std; lower lr or entropy_coef)",
             onset_hint=self.saturated_since if self.saturated_since is not None else self.warn_since,
         )
+        verdict.advisory = level == "warning"  # a forecast: its own alarm follows if it comes true
+        return verdict
 
 
 def _slope(points) -> float | None:
