@@ -41,6 +41,7 @@ from watchdog.signals import (
     CRITIC_GRAD_NORM,
     ENTROPY,
     LOG_STD_MAX,
+    LOG_STD_MEAN,
     POLICY_ENTROPY,
     POLICY_LOSS,
     TRACKED_KEYS,
@@ -1106,8 +1107,10 @@ class SurrogateSurge(KlSurge):
 class PolicyStd(Detector):
     """The policy's log-std climbing towards float32 overflow: how many iterations until NaN.
 
-    Reads ``train/log_std_max`` when the run reports it (live training does), else the mean log-std
-    per action dimension from ``train/dist_entropy`` (what OpenRL logs; a lower bound on the largest).
+    Reads ``train/log_std_max`` when the run reports it (live training does), else ``train/log_std_mean``
+    (the log of the mean std, what SB3, rsl_rl and skrl log), else the mean log-std per action dimension
+    from ``train/dist_entropy`` (what OpenRL logs): the last two are lower bounds on the largest, and the
+    warning says which it read (until session 16 a framework's mean std was read as the largest).
     The climb rate is a least-squares slope over the last ``rate_points`` points, per iteration. The
     warning is said once, when the overflow comes within ``warn_within_iters``: a forecast about the
     run, not a state to stay in (a standing warning would stop the stable checkpoints for hundreds of
@@ -1128,13 +1131,15 @@ class PolicyStd(Detector):
         self.warned = False  # the current stretch's warning has been said
 
     def reads(self) -> tuple[str, ...]:
-        return (LOG_STD_MAX, ENTROPY)
+        return (LOG_STD_MAX, LOG_STD_MEAN, ENTROPY)
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
-        """``{signal: log-std}``: the exact maximum, else the mean per dimension from the entropy."""
-        exact = record.metrics.get(LOG_STD_MAX)
-        if exact is not None:
-            return {LOG_STD_MAX: exact}
+        """``{signal: log-std}``: the exact maximum, else the log of the mean std, else the mean per dimension
+        from the entropy."""
+        for key in (LOG_STD_MAX, LOG_STD_MEAN):
+            value = record.metrics.get(key)
+            if value is not None:
+                return {key: value}
         entropy = record.metrics.get(ENTROPY)
         if entropy is None:
             return None
@@ -1169,7 +1174,8 @@ class PolicyStd(Detector):
         if level == "warning" and self.warned:
             return None
         self.warned = True
-        what = "largest log-std" if signal == LOG_STD_MAX else f"mean log-std over {self.cfg.action_dims} action dims"
+        what = {LOG_STD_MAX: "largest log-std", LOG_STD_MEAN: "log of the mean std"}.get(
+            signal, f"mean log-std over {self.cfg.action_dims} action dims")
         verdict = self._verdict(
             record, level, signal, log_std, self.cfg.overflow_log_std,
             f"policy {what} {log_std:.1f} (std {math.exp(min(log_std, 700)):.2g}) climbing {rate:+.3f}/iteration: "

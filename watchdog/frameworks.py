@@ -28,6 +28,7 @@ from watchdog.signals import (
     EXPLAINED_VARIANCE,
     LEARNING_RATE,
     LOG_STD_MAX,
+    LOG_STD_MEAN,
     POLICY_ENTROPY,
     POLICY_LOSS,
     STEP_REWARD,
@@ -42,7 +43,7 @@ SIGNALS = {
     "value loss": (VALUE_LOSS,),
     "reward": (STEP_REWARD, EPISODE_RETURN),
     "critic grad norm": (CRITIC_GRAD_NORM,),
-    "policy std": (LOG_STD_MAX, ENTROPY),
+    "policy std": (LOG_STD_MAX, LOG_STD_MEAN, ENTROPY),
     "policy entropy": (POLICY_ENTROPY, ENTROPY),
 }
 # Keys a user tag map may target (``tags.map`` in watchdog.yaml).
@@ -69,7 +70,7 @@ class Framework:
 RSL_RL = Framework(
     "rsl_rl",
     {"Loss/value_function": VALUE_LOSS, "Loss/value": VALUE_LOSS, "Loss/surrogate": POLICY_LOSS,
-     "Loss/entropy": POLICY_ENTROPY, "Policy/mean_noise_std": LOG_STD_MAX, "Policy/mean_std": LOG_STD_MAX,
+     "Loss/entropy": POLICY_ENTROPY, "Policy/mean_noise_std": LOG_STD_MEAN, "Policy/mean_std": LOG_STD_MEAN,
      "Train/mean_reward": EPISODE_RETURN, "Loss/learning_rate": LEARNING_RATE},
     "iterations", False,
     transforms={"Policy/mean_noise_std": _LOG, "Policy/mean_std": _LOG},
@@ -79,7 +80,7 @@ SB3 = Framework(
     "sb3",
     {"train/value_loss": VALUE_LOSS, "train/policy_gradient_loss": POLICY_LOSS, "train/entropy_loss": POLICY_ENTROPY,
      "train/approx_kl": APPROX_KL, "train/clip_fraction": CLIP_FRACTION,
-     "train/explained_variance": EXPLAINED_VARIANCE, "train/std": LOG_STD_MAX,
+     "train/explained_variance": EXPLAINED_VARIANCE, "train/std": LOG_STD_MEAN,
      "train/learning_rate": LEARNING_RATE, "rollout/ep_rew_mean": EPISODE_RETURN},
     "env steps", False,
     transforms={"train/entropy_loss": _NEGATE, "train/std": _LOG},  # SB3 logs -entropy
@@ -102,7 +103,7 @@ RL_GAMES = Framework(
 SKRL = Framework(
     "skrl",
     {"Loss / Value loss": VALUE_LOSS, "Loss / Policy loss": POLICY_LOSS, "Loss / Entropy loss": POLICY_ENTROPY,
-     "Policy / Standard deviation": LOG_STD_MAX, "Learning / Learning rate": LEARNING_RATE,
+     "Policy / Standard deviation": LOG_STD_MEAN, "Learning / Learning rate": LEARNING_RATE,
      "Reward / Total reward (mean)": EPISODE_RETURN},
     "timesteps", None,  # value_preprocessor is a per-run setting: read from the run's params
     transforms={"Loss / Entropy loss": _NEGATE, "Policy / Standard deviation": _LOG},  # -coef x entropy

@@ -18,6 +18,7 @@ ENTROPY = "train/dist_entropy"
 RATIO = "train/ratio"
 APPROX_KL = "train/approx_kl"
 LOG_STD_MAX = "train/log_std_max"  # largest log-std of a Gaussian policy (the live hook reports it)
+LOG_STD_MEAN = "train/log_std_mean"  # log of its mean std (what SB3, rsl_rl and skrl log): a lower bound on the largest
 STEP_REWARD = "rollout/average_step_reward"
 # Other frameworks' signals (watchdog.frameworks maps their tags here).
 EPISODE_RETURN = "rollout/episode_return"  # mean return of finished episodes (SB3, rsl_rl, CleanRL, skrl, rl_games)
@@ -25,7 +26,7 @@ POLICY_ENTROPY = "train/entropy"  # the policy's entropy as a framework reports 
 CLIP_FRACTION = "train/clip_fraction"
 EXPLAINED_VARIANCE = "train/explained_variance"
 LEARNING_RATE = "train/learning_rate"
-STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX)  # what the policy-std detector reads: a steady climb, not a change point
+STD_CLIMB_KEYS = (ENTROPY, LOG_STD_MAX, LOG_STD_MEAN)  # what the policy-std detector reads: a steady climb, not a change point
 WATCHDOG_STATE = "watchdog/state"
 WATCHDOG_ROLLBACKS = "watchdog/rollbacks"
 WATCHDOG_ONSET = "watchdog/onset_iteration"
@@ -45,10 +46,11 @@ SYS_STEPS_PER_S = "sys/steps_per_s"  # env steps per wall-clock second since the
 # (memory signal, its default limit) pairs the memory forecast judges
 MEMORY_LIMITS = ((SYS_CUDA_RESERVED_MB, SYS_CUDA_TOTAL_MB), (SYS_RSS_MB, SYS_MEM_TOTAL_MB))
 
-TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX)
+TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX,
+              LOG_STD_MEAN)
 # Metrics whose non-finite value means the run is broken (others, e.g. extra scalars, are ignored).
 TRACKED_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, STEP_REWARD, LOG_STD_MAX,
-                EPISODE_RETURN, POLICY_ENTROPY)
+                LOG_STD_MEAN, EPISODE_RETURN, POLICY_ENTROPY)
 
 _BARE_TO_KEY = {key.split("/", 1)[1]: key for key in TRAIN_KEYS}
 _BARE_TO_KEY.update(

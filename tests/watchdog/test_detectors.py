@@ -266,6 +266,18 @@ def test_policy_std_prefers_the_exact_largest_log_std():
     assert warning["signal"] == "train/log_std_max" and warning["iteration"] == 80
 
 
+def test_policy_std_reads_a_frameworks_mean_std_and_says_so():
+    """SB3, rsl_rl and skrl log the mean std: its log is read below the largest (above the entropy's mean log-std)
+    and named as what it is, not as the largest (until session 16 it was called the largest log-std)."""
+    recs = _std_records([0.1 * i for i in range(300)])
+    for rec in recs:
+        rec.metrics["train/log_std_mean"] = rec.metrics["train/dist_entropy"] / 3 - 1.4189385 + 2.0
+    out = drive(recs)
+    warning = next(e for e in out.kinds("warning") if e["detector"] == "policy_std")
+    assert warning["signal"] == "train/log_std_mean" and warning["iteration"] == 110
+    assert warning["reason"].startswith("policy log of the mean std 13.0 (std 4.4e+05)")
+
+
 def test_policy_std_config_checks_alarm_inside_warning(tmp_path):
     from watchdog.config import load_watchdog_config
     from watchdog.errors import ConfigError

@@ -18,7 +18,7 @@ from watchdog.console import WatchdogConsole
 from watchdog.errors import ConfigError
 from watchdog.frameworks import RecordAssembler, config_for_run, detect
 from watchdog.replay import UNRECOGNISED, find_run_dirs, load_run, replay_run
-from watchdog.signals import EPISODE_RETURN, LOG_STD_MAX, POLICY_ENTROPY, VALUE_LOSS
+from watchdog.signals import EPISODE_RETURN, LOG_STD_MEAN, POLICY_ENTROPY, VALUE_LOSS
 from watchdog.tfevents import ScalarWriter
 from watchdog.watch import Watcher
 
@@ -86,7 +86,7 @@ def test_values_are_put_in_our_keys_conventions():
     for tag, value in (("train/value_loss", 1.0), ("train/entropy_loss", -1.4), ("train/std", 1.0)):
         asm.feed(tag, [64], [value])
     (rec,) = asm.records(final=True)
-    assert rec.metrics == {VALUE_LOSS: 1.0, POLICY_ENTROPY: 1.4, LOG_STD_MAX: 0.0}
+    assert rec.metrics == {VALUE_LOSS: 1.0, POLICY_ENTROPY: 1.4, LOG_STD_MEAN: 0.0}
 
 
 def test_points_between_iterations_join_the_next_one():

@@ -18,7 +18,7 @@ turn off torch's argument checks, so NaN reaches the losses instead of raising: 
 The record (iteration = updates run so far, rolled-back ones included, 0-based; env steps = (timestep + 1) x
 envs, skrl's timestep x envs after the update's step): ``train/value_loss`` (``Loss / Value loss``),
 ``train/policy_loss`` (``Loss / Policy loss``), ``train/entropy`` (minus ``Loss / Entropy loss``, where
-``entropy_loss_scale`` is set), ``train/log_std_max`` (log of ``Policy / Standard deviation``, the mean std, as
+``entropy_loss_scale`` is set), ``train/log_std_mean`` (log of ``Policy / Standard deviation``, the mean std, as
 replay reads it), ``train/learning_rate`` (the optimizer's), ``rollout/episode_return`` (the mean return of the
 finished episodes skrl holds for its ``Reward / Total reward (mean)``; absent until one has finished).
 
@@ -57,7 +57,7 @@ from watchdog.session import IntegrationSession, SessionResult, resumed_from, ro
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
-    LOG_STD_MAX,
+    LOG_STD_MEAN,
     POLICY_ENTROPY,
     POLICY_LOSS,
     VALUE_LOSS,
@@ -345,7 +345,7 @@ class SkrlWatchdog:
             values[POLICY_ENTROPY] = -entropy_loss
         std = newest("Policy / Standard deviation")
         if std is not None:
-            values[LOG_STD_MAX] = math.log(std) if std > 0 else math.nan  # a NaN std: a non-finite record
+            values[LOG_STD_MEAN] = math.log(std) if std > 0 else math.nan  # skrl tracks the mean; NaN: non-finite
         if agent._track_rewards:
             values[EPISODE_RETURN] = float(np.mean(np.asarray(agent._track_rewards)))  # as skrl's Total reward (mean)
         values = {k: v for k, v in values.items() if v is not None}  # a key skrl did not track is absent, not NaN
