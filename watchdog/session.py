@@ -365,6 +365,12 @@ class IntegrationSession(TrainingSession):
         self.safe = safe
         self.seed = seed
 
+    def start(self, **facts: Any) -> None:
+        """The run's start event: the framework's ``facts``, the run dir, and (in a process ``watchdog run``
+        restarted) the checkpoint it resumes from; :meth:`resume_from_env` then puts that checkpoint in place,
+        where the framework's loop can take it."""
+        self.watchdog.start(run_dir=str(self.run_dir), **facts, **resumed_from())
+
     def to_state(self, snap: dict) -> dict:
         return snap
 

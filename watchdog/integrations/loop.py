@@ -54,7 +54,7 @@ from watchdog.errors import WatchdogError
 from watchdog.frameworks import FRAMEWORKS, LOOP, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, refuse_resume, resumed_from, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, refuse_resume, rollback_seed
 from watchdog.supervise import RESUME_ENV
 from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
 
@@ -155,8 +155,7 @@ class LoopWatchdog:
 
     def _begin(self) -> None:
         self._started = True
-        self.watch.watchdog.start(run_dir=str(self.watch.run_dir), framework=FRAMEWORK,
-                                  value_targets_normalized=self.normalized, **resumed_from())
+        self.watch.start(framework=FRAMEWORK, value_targets_normalized=self.normalized)
 
     def step(self, iteration: int, env_steps: int, metrics: Mapping[str, float]) -> Step:
         """Judge one update's metrics (iteration: 0-based, counting every update run, rolled-back ones

@@ -65,7 +65,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,
@@ -383,14 +383,13 @@ class WatchdogObserver(AlgoObserver):
     def _watched_train(self) -> Any:
         """rl_games' ``train``, with the watched session around it."""
         agent = self.agent
-        self.watch.watchdog.start(
-            run_dir=str(self.watch.run_dir), framework="rl_games", rl_games_version=RL_GAMES_VERSION,
+        self.watch.start(
+            framework="rl_games", rl_games_version=RL_GAMES_VERSION,
             value_targets_normalized=bool(agent.normalize_value),
             ppo={"learning_rate": float(agent.last_lr), "lr_schedule": _schedule(agent),
                  "grad_norm": agent.grad_norm if agent.truncate_grads else None, "e_clip": agent.e_clip,
                  "normalize_value": bool(agent.normalize_value)},
-            steps_per_iteration=int(agent.batch_size_envs),
-            **resumed_from())
+            steps_per_iteration=int(agent.batch_size_envs))
         try:
             return self._train()
         finally:

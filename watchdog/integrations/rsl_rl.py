@@ -55,7 +55,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -354,12 +354,11 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         if not self._started:
             self._started = True
             alg = self.alg
-            self.watch.watchdog.start(
-                run_dir=str(self.watch.run_dir), framework="rsl_rl", rsl_rl_version=RSL_RL_VERSION,
+            self.watch.start(
+                framework="rsl_rl", rsl_rl_version=RSL_RL_VERSION,
                 ppo={"learning_rate": alg.learning_rate, "schedule": alg.schedule, "desired_kl": alg.desired_kl,
                      "max_grad_norm": alg.max_grad_norm, "clip_param": alg.clip_param},
-                steps_per_iteration=self.steps_per_iteration,
-                **resumed_from())
+                steps_per_iteration=self.steps_per_iteration)
 
     def _log_and_watch(self, *args: Any, **kwargs: Any) -> None:
         """rsl_rl's per-iteration ``logger.log``, then the watchdog judges the iteration."""

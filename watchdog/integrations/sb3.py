@@ -45,7 +45,7 @@ from watchdog.driver import ConfigSwitch
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, reseed, resumed_from, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
@@ -293,11 +293,9 @@ class WatchdogCallback(BaseCallback):
         self._originals = {"train": self.model.train, "collect_rollouts": self.model.collect_rollouts}
         self.model.train = self._train
         self.model.collect_rollouts = self._collect_rollouts
-        self.session.watchdog.start(run_dir=str(self.run_dir), framework="stable-baselines3",
-                                    algorithm=type(self.model).__name__, n_envs=self.model.n_envs,
-                                    n_steps=getattr(self.model, "n_steps", None),
-                                    safe_config=self.safe.set_values(),
-                                    **resumed_from())
+        self.session.start(framework="stable-baselines3", algorithm=type(self.model).__name__,
+                           n_envs=self.model.n_envs, n_steps=getattr(self.model, "n_steps", None),
+                           safe_config=self.safe.set_values())
         resumed = self.session.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
         if resumed is not None:  # learn's loop runs on to its total_timesteps from the checkpoint's env steps
             self.iteration = resumed.iteration + 1

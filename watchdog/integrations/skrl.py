@@ -53,7 +53,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
-from watchdog.session import IntegrationSession, SessionResult, resumed_from, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
@@ -269,13 +269,13 @@ class SkrlWatchdog:
                                 hint="build a new one per run")
         self._used = True
         agent = self.agent
-        self.watch.watchdog.start(
-            run_dir=str(self.watch.run_dir), framework="skrl", skrl_version=SKRL_VERSION,
+        self.watch.start(
+            framework="skrl", skrl_version=SKRL_VERSION,
             value_targets_normalized=bool(agent.cfg.value_preprocessor),
             ppo={"learning_rate": float(agent.optimizer.param_groups[0]["lr"]),
                  "learning_rate_scheduler": type(agent.scheduler).__name__ if agent.scheduler is not None else None,
                  "grad_norm_clip": agent.cfg.grad_norm_clip, "ratio_clip": agent.cfg.ratio_clip},
-            envs=self.num_envs, steps_per_iteration=int(agent.cfg.rollouts) * self.num_envs, **resumed_from())
+            envs=self.num_envs, steps_per_iteration=int(agent.cfg.rollouts) * self.num_envs)
         self._update, self._record_transition = agent.update, agent.record_transition
         agent.update, agent.record_transition = self._watched_update, self._watched_record_transition
         resumed = self.watch.resume_from_env()  # a process `watchdog run` restarted: on from its stable checkpoint
