@@ -63,7 +63,7 @@ class RunData:
     """One run's records from its richest source, plus what the readers warned about."""
 
     records: list[MetricRecord]
-    source: str  # "events" | "tensorboard" | "log.txt"
+    source: str  # "events" | "tensorboard" | "csv" (SB3's progress.csv) | "log.txt"
     warnings: list[str] = field(default_factory=list)
     steps_per_iteration: int | None = None
     # task, num_envs when known; framework, framework_label, step_unit, keys, signals_found,
@@ -95,12 +95,14 @@ def _openrl_logs(logs: Path) -> bool:
 
 def is_run_dir(path: Path) -> bool:
     """A run: our event log, OpenRL's log.txt or logs/ folder, event files directly in it (SB3's
-    ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games)."""
+    ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games), or SB3's ``progress.csv``."""
+    from watchdog.csvlog import PROGRESS_CSV, is_progress_csv
+
     if not path.is_dir():
         return False
     if (path / EVENTS_FILENAME).exists() or (path / "log.txt").exists() or _openrl_logs(path / "logs"):
         return True
-    return _holds_events(path) or _holds_events(path / "summaries")
+    return _holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(path / PROGRESS_CSV)
 
 
 def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH) -> list[Path]:
@@ -124,14 +126,15 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
         found = iter_run_dirs(path)
         if not found:
             raise InputError("not a run directory and holds no runs", path=str(path),
-                             hint="pass a folder with TensorBoard event files (any framework), log.txt, logs/ "
-                                  "or watchdog_events.jsonl, or a folder of such runs")
+                             hint="pass a folder with TensorBoard event files (any framework), SB3's progress.csv, "
+                                  "log.txt, logs/ or watchdog_events.jsonl, or a folder of such runs")
         runs.extend(found)
     return runs
 
 
 def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
-    """Records from our event log, else TensorBoard events, else log.txt (the richest first).
+    """Records from our event log, else TensorBoard events, else SB3's progress.csv, else log.txt (the richest
+    first).
 
     A source whose records carry no tracked signal gives way to the next; when none has one, the
     first source that had records is returned with ``info["signals_found"] == []`` and the tags it
@@ -142,8 +145,8 @@ def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
         raise InputError("run directory not found", path=str(root), hint="check the path")
     warnings: list[str] = []
     unrecognised: RunData | None = None
-    for loader in (_load_events, _load_tensorboard, _load_logtxt):
-        data = loader(root, warnings) if loader is not _load_tensorboard else loader(root, warnings, tags)
+    for loader in (_load_events, _load_tensorboard, _load_csv, _load_logtxt):
+        data = loader(root, warnings) if loader in (_load_events, _load_logtxt) else loader(root, warnings, tags)
         if data is None or not data.records and not data.info.get("tags_seen"):
             continue
         _note_signals(data)
@@ -156,7 +159,8 @@ def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
         return unrecognised
     detail = f" ({warnings[0]})" if warnings else ""
     raise InputError(f"no readable metrics{detail}", path=str(root),
-                     hint="expected watchdog_events.jsonl, TensorBoard event files or log.txt with metrics")
+                     hint="expected watchdog_events.jsonl, TensorBoard event files, SB3's progress.csv or log.txt "
+                          "with metrics")
 
 
 def _note_signals(data: RunData) -> None:
@@ -249,6 +253,24 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
     if not records:
         warnings.extend(res.warnings)
     return RunData(records, "tensorboard", list(res.warnings), spi, info)
+
+
+def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -> RunData | None:
+    """SB3's CSV logger's ``progress.csv``: its columns are its TensorBoard tags, read as SB3's TensorBoard is."""
+    from watchdog.csvlog import PROGRESS_CSV, is_progress_csv, read_progress_csv
+
+    path = root / PROGRESS_CSV
+    if not is_progress_csv(path):
+        return None
+    tags = tags or TagsConfig()
+    res = read_progress_csv(path)
+    det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
+    records, spi = assemble(res.scalars, det)
+    normalized, why = value_normalization(det.framework, root)
+    info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
+            "tags_seen": sorted(res.scalars), "step_size": spi, "value_targets_normalized": normalized,
+            "value_normalization": why}
+    return RunData(records, "csv", list(res.warnings), spi, info)
 
 
 def tb_records(scalars: dict, sessions: list[float] | None = None) -> tuple[list[MetricRecord], int | None]:

@@ -1,7 +1,7 @@
 """`watchdog watch RUN_DIR | PARENT_DIR`: the live watchdog for runs written by processes we did not start.
 
 It follows a run's TensorBoard event files (new files appearing, files growing, a writer
-rotating to a new file) or, without them, OpenRL's ``log.txt``; assembles one record per logged
+rotating to a new file) or, without them, SB3's ``progress.csv`` or OpenRL's ``log.txt``; assembles one record per logged
 step; feeds the same :class:`~watchdog.pipeline.Watchdog` as training and replay; renders the
 same console; appends events to its own JSONL log; and can run a command on alarm so a cluster
 user can stop or requeue the job. It only reads the training's files.
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
+from watchdog.csvlog import PROGRESS_CSV, is_progress_csv, read_progress_csv
 from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog
 from watchdog.logtxt import LogTxtTail
@@ -141,6 +142,8 @@ class RunFollower:
         self.notes: list[str] = []  # what the reading changed, said once each (the caller takes them)
         self.input_warnings: list[str] = []  # damaged, shrunk or undecodable files, said once each (the caller takes them)
         self._warned: dict[Path, int] = {}  # how many of each file's warnings were passed on
+        self.csv = self.run_dir / PROGRESS_CSV  # SB3's CSV logger: followed where there are no event files
+        self._csv_rows = 0  # its rows read so far
         self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
@@ -174,7 +177,7 @@ class RunFollower:
 
     def signature(self) -> tuple:
         sig = []
-        for path in [*self.files, self.run_dir / "log.txt"]:
+        for path in [*self.files, self.csv, self.run_dir / "log.txt"]:
             try:
                 st = path.stat()
                 sig.append((st.st_size, st.st_mtime_ns))
@@ -206,16 +209,19 @@ class RunFollower:
         if refresh:
             self.refresh()
         self.reads += 1
-        if not self.files:
-            return self._poll_log(final)
         new: dict[str, tuple[list[int], list[float], list[int]]] = {}
-        self._read_tails(new, final)
-        # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
-        # early in the pass can miss a point that its iteration's other tags, read later, already
-        # follow. A second pass has them (the files' new bytes only: cheap), so such a step need not wait
-        # for the next poll.
-        if len(self.files) > 1:
+        if self.files:
             self._read_tails(new, final)
+            # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
+            # early in the pass can miss a point that its iteration's other tags, read later, already
+            # follow. A second pass has them (the files' new bytes only: cheap), so such a step need not wait
+            # for the next poll.
+            if len(self.files) > 1:
+                self._read_tails(new, final)
+        elif is_progress_csv(self.csv):
+            self._read_csv(new)
+        else:
+            return self._poll_log(final)
         if not self._identify(new, final):
             return []
         if self.assembler is not None:
@@ -297,6 +303,20 @@ class RunFollower:
                     sessions.extend(session_of(starts, wall) for wall in series.wall_times.tolist())
                 else:
                     sessions.extend([0] * len(series.steps))
+
+    def _read_csv(self, new: dict[str, tuple[list[int], list[float], list[int]]]) -> None:
+        """SB3's ``progress.csv``: the points of the rows not read before (:mod:`watchdog.csvlog`; SB3 rewrites the
+        file when a dump brings a new key, so rows are counted, not bytes)."""
+        res = read_progress_csv(self.csv, first_row=self._csv_rows)
+        if res.rows < self._csv_rows:  # shorter than what was read: a new run wrote over it
+            self.input_warnings.append(f"{self.csv}: {res.rows} rows after {self._csv_rows} (rewritten by a new run?) "
+                                       "- reading it again from the start")
+            self._csv_rows = 0
+            res = read_progress_csv(self.csv)
+        self._csv_rows = res.rows
+        self.input_warnings.extend(res.warnings)
+        for tag, series in res.scalars.items():
+            new[tag] = (series.steps.tolist(), series.values.tolist(), [0] * len(series))
 
     def _identify(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool = False) -> bool:
         """Name the framework from the tags of a complete step; until then hold the points (False).
@@ -380,7 +400,7 @@ class RunFollower:
         """Bytes of everything we follow: growth means the training is alive."""
         self.refresh()
         total = 0
-        for path in [*self.files, self.run_dir / "log.txt"]:
+        for path in [*self.files, self.csv, self.run_dir / "log.txt"]:
             try:
                 total += path.stat().st_size
             except OSError:
@@ -711,8 +731,10 @@ def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = ()) 
                 "first tracked point (the input line above says where), so no verdict")
     hint = (f"; {events[0]} is a live watchdog's event log: that run is judged in its own process already, and "
             "`watchdog replay` reads it" if events else
-            "; is it the folder the training writes its TensorBoard events (or OpenRL's log.txt) to?")
-    return (f"{run_dir}: no metrics in {idle_s:g} s (no TensorBoard event file or log.txt with a tracked signal), "
+            "; is it the folder the training writes its TensorBoard events (or SB3's progress.csv, or OpenRL's "
+            "log.txt) to?")
+    return (f"{run_dir}: no metrics in {idle_s:g} s (no TensorBoard event file, progress.csv or log.txt with a tracked "
+            "signal), "
             f"so no verdict{hint}")
 
 

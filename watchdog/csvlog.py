@@ -1,0 +1,99 @@
+"""Stable-Baselines3's ``progress.csv`` (its CSV logger), for replay and watch.
+
+SB3's CSV logger writes the keys its TensorBoard logger writes as tags (``train/value_loss``,
+``rollout/ep_rew_mean``, ...), one row per dump, plus ``time/total_timesteps``, which is the step its
+TensorBoard points carry. So a CSV row is read as points of those tags at that step, and the rest is SB3's
+TensorBoard reading (:mod:`watchdog.frameworks`). An empty cell is a key not dumped then (SB3's first dump has
+no ``train/*`` yet: it writes an update's losses at the next dump); a cell that is not a number (a string key)
+gives no point. When a dump brings a new key, SB3 rewrites the file with the longer header and an empty cell
+in the old rows, so rows are counted, never byte offsets. A last line without its newline is a dump still
+being written: left for the next read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from watchdog.errors import InputError, read_input
+from watchdog.tfevents import Series
+
+PROGRESS_CSV = "progress.csv"
+STEP_COLUMN = "time/total_timesteps"  # SB3's step: what its TensorBoard points are logged at
+TIME_COLUMN = "time/time_elapsed"
+_HEADER_BYTES = 1 << 16
+
+
+def is_progress_csv(path: Path) -> bool:
+    """A CSV whose header names SB3's step column (read: its first line only)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(_HEADER_BYTES).split(b"\n", 1)[0]
+    except OSError:
+        return False
+    return STEP_COLUMN in head.decode("utf-8", "replace").strip().split(",")
+
+
+@dataclass
+class CsvRead:
+    """What :func:`read_progress_csv` found: the points of every numeric column, from row ``first_row`` on."""
+
+    scalars: dict[str, Series] = field(default_factory=dict)
+    rows: int = 0  # complete rows in the file
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
+    """The complete rows of SB3's ``progress.csv`` from ``first_row`` (0: the first data row) on, as points per
+    column at each row's ``time/total_timesteps``. Never raises on bad rows: a row without a step is skipped,
+    with a warning."""
+    path = Path(path)
+    raw = read_input(path, what="progress.csv", missing_hint="check the path",
+                     directory_hint="pass the folder that holds it")
+    text = raw.decode("utf-8", "replace")
+    complete = text[:text.rfind("\n") + 1]  # a last line without its newline is still being written
+    lines = list(csv.reader(io.StringIO(complete)))
+    out = CsvRead()
+    if not lines:
+        return out
+    header = lines[0]
+    if STEP_COLUMN not in header:
+        raise InputError(f"no {STEP_COLUMN} column in its header", path=str(path),
+                         hint="SB3's CSV logger writes it; another CSV cannot be read as a run")
+    rows = lines[1:]
+    out.rows = len(rows)
+    at, wall_at = header.index(STEP_COLUMN), header.index(TIME_COLUMN) if TIME_COLUMN in header else None
+    points: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file
+        step = _number(row, at)
+        if step is None or not math.isfinite(step):
+            out.warnings.append(f"{path}: line {number} has no {STEP_COLUMN}; skipped")
+            continue
+        wall = _number(row, wall_at) if wall_at is not None else None
+        for column, cell in enumerate(row[:len(header)]):
+            if column == at or not cell:
+                continue
+            value = _number(row, column)
+            if value is not None:
+                steps, values, walls = points.setdefault(header[column], ([], [], []))
+                steps.append(int(step))
+                values.append(value)
+                walls.append(wall if wall is not None else 0.0)
+    out.scalars = {tag: Series(np.asarray(s, np.int64), np.asarray(v, np.float64), np.asarray(w, np.float64))
+                   for tag, (s, v, w) in points.items()}
+    return out
+
+
+def _number(row: list[str], column: int | None) -> float | None:
+    """The cell as a float (``nan`` and ``inf`` as SB3 writes them), None when empty, missing or text."""
+    if column is None or column >= len(row) or not row[column]:
+        return None
+    try:
+        return float(row[column])
+    except ValueError:
+        return None
