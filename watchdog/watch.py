@@ -583,8 +583,8 @@ def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
 
 
 def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:
-    rows = [[r.name, r.state, r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.alarms]
-            for r in sort_runs(runs)]
+    rows = [[r.name, r.state + (" (a damaged file: judged up to its corrupt record)" if r.follower.damaged else ""),
+             r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.alarms] for r in sort_runs(runs)]
     console.table(title, ["run", "state", "last iteration", "value loss", "alarms"], rows)
 
 

@@ -176,6 +176,11 @@ def test_a_damaged_event_file_is_said_and_bounds_the_watch_as_it_does_replay(tmp
     assert f"judged up to it {judged}: the rest of a damaged file is lost" in out
     end = [e for e in read_events(run / WATCH_EVENTS).events if e["event"] == "end"][-1]
     assert end["damaged_files"] == [str(run / src.name)] and end["iteration"] == int(judged)
+    fleet = tmp_path / "fleet"
+    fleet.mkdir()
+    shutil.copytree(run, fleet / "damaged", ignore=shutil.ignore_patterns(WATCH_EVENTS))
+    assert main(["watch", str(fleet), "--idle-exit", "0"]) == 2  # the fleet's summary says it too
+    assert "healthy (a damaged file: judged up to its corrupt record)" in capsys.readouterr().out
 
     dead = tmp_path / "dead"
     dead.mkdir()
