@@ -7,7 +7,8 @@ TensorBoard reading (:mod:`watchdog.frameworks`). An empty cell is a key not dum
 no ``train/*`` yet: it writes an update's losses at the next dump); a cell that is not a number (a string key)
 gives no point. When a dump brings a new key, SB3 rewrites the file with the longer header and an empty cell
 in the old rows, so rows are counted, never byte offsets. A last line without its newline is a dump still
-being written: left for the next read.
+being written: left for the next read (``torn``; at the end of a run, a warning). NUL bytes (a file whose
+length ran ahead of its data: a crash) end the reading there: the file is ``damaged``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,15 @@ def is_progress_csv(path: Path) -> bool:
             head = fh.read(_HEADER_BYTES).split(b"\n", 1)[0]
     except OSError:
         return False
-    return STEP_COLUMN in head.decode("utf-8", "replace").strip().split(",")
+    return STEP_COLUMN in _header(head.decode("utf-8", "replace"))
+
+
+def _header(line: str) -> list[str]:
+    """A header line's column names (quoted or not; a UTF-8 byte-order mark and a CR dropped)."""
+    try:
+        return next(csv.reader([line.lstrip("\ufeff").rstrip("\r\n")]), [])
+    except csv.Error:
+        return []
 
 
 @dataclass
@@ -44,8 +53,11 @@ class CsvRead:
     """What :func:`read_progress_csv` found: the points of every numeric column, from row ``first_row`` on."""
 
     scalars: dict[str, Series] = field(default_factory=dict)
-    rows: int = 0  # complete rows in the file
+    rows: int = 0  # complete rows in the file (up to a damage)
     warnings: list[str] = field(default_factory=list)
+    size: int = 0  # bytes in the file when read
+    torn: str | None = None  # a last line without its newline (a dump being written, or the end of a killed run)
+    damaged: bool = False  # read up to NUL bytes or a line no CSV reader can parse: the rest is lost
 
 
 def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
@@ -55,10 +67,26 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
     path = Path(path)
     raw = read_input(path, what="progress.csv", missing_hint="check the path",
                      directory_hint="pass the folder that holds it")
-    text = raw.decode("utf-8", "replace")
-    complete = text[:text.rfind("\n") + 1]  # a last line without its newline is still being written
-    lines = list(csv.reader(io.StringIO(complete)))
-    out = CsvRead()
+    out = CsvRead(size=len(raw))
+    text = raw.decode("utf-8", "replace").lstrip("\ufeff")
+    nul = text.find("\x00")
+    if nul >= 0:  # zero-filled: its length ran ahead of its data (a crash): what comes before it is whole lines
+        out.damaged = True
+        text = text[:text.rfind("\n", 0, nul) + 1]
+        out.warnings.append(f"{path}: NUL bytes at line {text.count(chr(10)) + 1} (its length ran ahead of its data: "
+                            "a crash?) - read the lines before them; the rest is ignored")
+    end = text.rfind("\n") + 1
+    if text[end:].strip():
+        out.torn = text[end:]
+    lines: list[list[str]] = []
+    reader = csv.reader(io.StringIO(text[:end]))
+    try:
+        for line in reader:
+            lines.append(line)
+    except csv.Error as exc:
+        out.damaged = True
+        out.warnings.append(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}) - read the lines before "
+                            "it; the rest is ignored")
     if not lines:
         return out
     header = lines[0]

@@ -85,6 +85,8 @@ def check_run_dir(path, *, may_be_missing: bool = False) -> Path:
     if path.is_file():
         raise InputError("is a file, not a run directory", path=str(path),
                          hint=f"pass the folder it is in: {path.parent}")
+    if path.exists() and not path.is_dir():
+        raise InputError("is not a folder (a device or a pipe?)", path=str(path), hint="pass the run's folder")
     if not path.exists() and not may_be_missing:
         raise InputError("run directory not found", path=str(path), hint="check the path")
     return path

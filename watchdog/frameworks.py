@@ -295,6 +295,7 @@ class RecordAssembler:
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
+        self._origin = 0  # SB3: its grid's offset (steps are origin + k x step_size)
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
@@ -375,6 +376,8 @@ class RecordAssembler:
 
         series = {k: (np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts]))
                   for k, parts in self.pending.items() if parts}
+        if self.det.framework == "sb3":
+            series = self._on_rollout_grid(series, final)
         grid, seen = self._grid(series, final)
         if not len(grid) or not self._fix_step_size(seen, final):
             return []
@@ -406,6 +409,24 @@ class RecordAssembler:
         grid = seen[seen > self._emitted]
         return (grid if final else grid[:-1]), seen
 
+    def _on_rollout_grid(self, series: dict, final: bool) -> dict:
+        """SB3: a dump off the run's rollout grid is an ``EvalCallback``'s (it dumps mid-rollout, with the last
+        update's ``train/*`` values): its points go to the rollout's end, where SB3's own dump would have put them
+        (and where that rollout's return is). Until session 16 such a step entered the step size's greatest common
+        divisor, and a run evaluated every 700 steps of 64-step rollouts numbered its iterations 0, 8, 16, ..."""
+        if self.step_size is None and VALUE_LOSS in series:
+            self._fix_step_size(np.unique(series[VALUE_LOSS][0]), final)
+        size = self.step_size
+        if not size:
+            return series
+        origin = self._origin
+        out = {}
+        for key, (pos, vals) in series.items():
+            steps = pos % _SEGMENT
+            up = origin + -((origin - steps) // size) * size  # the grid step at or after each step
+            out[key] = (pos - steps + np.where(steps > origin, up, steps), vals)
+        return out
+
     def _fix_step_size(self, seen: np.ndarray, final: bool) -> bool:
         """Once, before the first record: the step size (gcd of the grid's steps) and the first step's iteration.
         A follower waits for two steps (False: nothing returned yet), since one alone cannot tell the size: SB3's
@@ -417,10 +438,11 @@ class RecordAssembler:
         steps = seen % _SEGMENT
         if len(steps) < 2 and not final:
             return False
-        size = int(np.gcd.reduce(steps)) if len(steps) else 0
+        size = _rollout_size(steps) if self.det.framework == "sb3" else int(np.gcd.reduce(steps)) if len(steps) else 0
         if size:
             self.step_size = size
             self._first = int(steps.min()) // size
+            self._origin = int(steps.min()) % size
         return True
 
     def _iteration(self, step: int) -> int:
@@ -429,6 +451,18 @@ class RecordAssembler:
         if self.det.step_unit == "iterations" or not self.step_size:
             return step
         return max(step // self.step_size - self._first, 0)
+
+
+def _rollout_size(steps: np.ndarray) -> int:
+    """SB3's steps per dump: the most common step between its value-loss points (the greatest common divisor when
+    none is; an ``EvalCallback``'s dumps fall between them)."""
+    diffs = np.diff(np.unique(steps))
+    diffs = diffs[diffs > 0]
+    if not len(diffs):
+        return int(np.gcd.reduce(steps)) if len(steps) else 0
+    values, counts = np.unique(diffs, return_counts=True)
+    top = values[counts == counts.max()]
+    return int(top[0]) if len(top) == 1 else int(np.gcd.reduce(diffs))
 
 
 def in_feed_order(series: Mapping[str, object]) -> list[tuple[str, object]]:

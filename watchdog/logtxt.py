@@ -31,6 +31,11 @@ _EPISODE = re.compile(r"^Episode:\s*(\d{1,18})\s*/\s*(\d{1,18})\s*$")  # bounded
 _METRIC = re.compile(r"^[ \t]+([A-Za-z_][\w./\-]*(?: [\w./\-]+)*)[ \t]*:[ \t]*(\S+)\s*$")
 
 
+
+def torn_line_warning(path, tail: str) -> str:
+    """A text log's last line without its newline, at the end of a run: said, and left out."""
+    return f"{path}: ignored a torn last line without a newline ({tail[:60]!r}; the run was still writing?)"
+
 def _to_float(text: str) -> float | None:
     try:
         return float(text)
@@ -145,9 +150,7 @@ def parse_log_txt(path, *, steps_per_iteration: int | None = None) -> LogTxtResu
     lines = text.split("\n")
     tail = lines.pop()  # "" when the file ends with a newline
     if tail.strip():
-        res.warnings.append(
-            f"{p}: ignored a torn last line without a newline ({tail[:60]!r}; the run was still writing?)"
-        )
+        res.warnings.append(torn_line_warning(p, tail))
     for line in lines:
         rec = parser.feed(line)
         if rec is not None:

@@ -258,18 +258,21 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
 def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -> RunData | None:
     """SB3's CSV logger's ``progress.csv``: its columns are its TensorBoard tags, read as SB3's TensorBoard is."""
     from watchdog.csvlog import PROGRESS_CSV, is_progress_csv, read_progress_csv
+    from watchdog.logtxt import torn_line_warning
 
     path = root / PROGRESS_CSV
     if not is_progress_csv(path):
         return None
     tags = tags or TagsConfig()
     res = read_progress_csv(path)
+    if res.torn is not None:
+        res.warnings.append(torn_line_warning(path, res.torn))
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
     records, spi = assemble(res.scalars, det)
     normalized, why = value_normalization(det.framework, root)
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi, "value_targets_normalized": normalized,
-            "value_normalization": why}
+            "value_normalization": why, "damaged_files": [str(path)] if res.damaged else []}
     return RunData(records, "csv", list(res.warnings), spi, info)
 
 

@@ -942,6 +942,9 @@ def _problem_warning(path: str, problem: tuple[str, int, int], records: int, siz
             f"{path}: truncated record at byte {off} (file ends mid-record; a run killed mid-write?)"
             f" - {before}"
         )
+    if kind == "bad_length" and extra == 0:
+        return (f"{path}: zero-filled bytes at byte {off} (the file's length ran ahead of its data: a crash, or a "
+                f"network file system's write not there yet) - {before}; the rest is ignored")
     if kind == "bad_length":
         return (
             f"{path}: corrupt record length header at byte {off} (claims {extra} bytes, only"
@@ -1025,6 +1028,13 @@ class EventFileTail:
         self.first_wall_time: float | None = None  # of the file's first record, once read
         self.suspect: int | None = None  # where a record failed its checks (corrupt if it still does later)
         self._suspect_since = 0.0
+        self.torn = False
+        self._torn_said = False
+
+    @property
+    def torn_unsaid(self) -> bool:
+        """Its last record is incomplete and not yet said (a ``final`` poll says it: a torn last write)."""
+        return self.torn and not self._torn_said
 
     def poll(self, *, final: bool = False) -> dict[str, Series]:
         if self.broken:
@@ -1060,6 +1070,11 @@ class EventFileTail:
                 self.broken = True
         else:
             self.suspect = None
+            self.torn = dec.problem is not None  # a record still being written (a torn last write, at the end)
+            if self.torn and final and not self._torn_said:  # the writer is done: a torn last write
+                self._torn_said = True
+                self.warnings.append(_problem_warning(str(self.path), (dec.problem[0], base + dec.problem[1], dec.problem[2]),
+                                                      self.records_read + dec.records, base + len(data)))
         self.offset = base + dec.consumed
         self.records_read += dec.records
         if self.first_wall_time is None:

@@ -28,7 +28,7 @@ from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.csvlog import PROGRESS_CSV, is_progress_csv, read_progress_csv
 from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog
-from watchdog.logtxt import LogTxtTail
+from watchdog.logtxt import LogTxtTail, torn_line_warning
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import (
@@ -143,7 +143,9 @@ class RunFollower:
         self.input_warnings: list[str] = []  # damaged, shrunk or undecodable files, said once each (the caller takes them)
         self._warned: dict[Path, int] = {}  # how many of each file's warnings were passed on
         self.csv = self.run_dir / PROGRESS_CSV  # SB3's CSV logger: followed where there are no event files
-        self._csv_rows = 0  # its rows read so far
+        self.csv_mode = False  # following it (no event files, or none with a tracked signal)
+        self._csv_rows = self._csv_size = 0  # its rows read so far, and its size then
+        self._csv_damaged = False
         self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
@@ -210,7 +212,7 @@ class RunFollower:
             self.refresh()
         self.reads += 1
         new: dict[str, tuple[list[int], list[float], list[int]]] = {}
-        if self.files:
+        if self.files and not self.csv_mode:
             self._read_tails(new, final)
             # OpenRL writes one file per tag, every tag of an iteration before the next one's: a file read
             # early in the pass can miss a point that its iteration's other tags, read later, already
@@ -218,9 +220,13 @@ class RunFollower:
             # for the next poll.
             if len(self.files) > 1:
                 self._read_tails(new, final)
-        elif is_progress_csv(self.csv):
-            self._read_csv(new)
-        else:
+            self.csv_mode = self._events_fail(new)
+        elif not self.files:
+            self.csv_mode = is_progress_csv(self.csv)
+        if self.csv_mode:
+            new.clear()
+            self._read_csv(new, final)
+        elif not self.files:
             return self._poll_log(final)
         if not self._identify(new, final):
             return []
@@ -304,17 +310,38 @@ class RunFollower:
                 else:
                     sessions.extend([0] * len(series.steps))
 
-    def _read_csv(self, new: dict[str, tuple[list[int], list[float], list[int]]]) -> None:
+    def _events_fail(self, new: dict) -> bool:
+        """The run's event files give nothing to judge while its ``progress.csv`` would (replay then reads the CSV):
+        every one of them corrupt before a point, or their tags, none tracked, beside a CSV whose columns are."""
+        if self.detected is not None or not is_progress_csv(self.csv):
+            return False
+        if all(tail.broken for tail in self.tails.values()) and not self.tags_seen:
+            return True
+        tags = self.tags_seen | set(new)
+        columns = read_progress_csv(self.csv).scalars
+        return (bool(tags) and not detect(tags, forced=self.tags.framework, user_map=self.tags.map).recognised
+                and detect(columns, forced=self.tags.framework, user_map=self.tags.map).recognised)
+
+    def _read_csv(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool) -> None:
         """SB3's ``progress.csv``: the points of the rows not read before (:mod:`watchdog.csvlog`; SB3 rewrites the
-        file when a dump brings a new key, so rows are counted, not bytes)."""
+        file when a dump brings a new key, so rows are counted, not bytes). Fewer rows than were read while the
+        file did not shrink is a rewrite caught half-way (SB3 writes it in 8 KB pieces): the next poll reads it
+        whole. A file that shrank was written over by a new run: read again from the start. Damage (NUL bytes, a
+        line no CSV reader can parse) ends the reading, as a corrupt event file does."""
+        if self._csv_damaged:
+            return
         res = read_progress_csv(self.csv, first_row=self._csv_rows)
-        if res.rows < self._csv_rows:  # shorter than what was read: a new run wrote over it
-            self.input_warnings.append(f"{self.csv}: {res.rows} rows after {self._csv_rows} (rewritten by a new run?) "
-                                       "- reading it again from the start")
+        if res.rows < self._csv_rows and not res.damaged:
+            if res.size >= self._csv_size:
+                return
+            self.input_warnings.append(f"{self.csv}: shrank from {self._csv_size} to {res.size} bytes (written over by "
+                                       "a new run?) - reading it again from the start")
             self._csv_rows = 0
             res = read_progress_csv(self.csv)
-        self._csv_rows = res.rows
+        self._csv_rows, self._csv_size, self._csv_damaged = max(res.rows, self._csv_rows), res.size, res.damaged
         self.input_warnings.extend(res.warnings)
+        if final and res.torn is not None:
+            self.input_warnings.append(torn_line_warning(self.csv, res.torn))
         for tag, series in res.scalars.items():
             new[tag] = (series.steps.tolist(), series.values.tolist(), [0] * len(series))
 
@@ -343,7 +370,7 @@ class RunFollower:
         if not det.recognised:
             return False
         self.detected = det
-        if det.framework != OPENRL or self.tags.map:
+        if det.framework != OPENRL or self.tags.map or self.csv_mode:  # a CSV's rows are whole records
             self.assembler = RecordAssembler(det)
         new.clear()
         new.update(self._held)
@@ -358,8 +385,8 @@ class RunFollower:
         the NaN a run logs before it crashes among them, was never judged.)"""
         assembler = self.assembler
         return (bool(self.pending) or bool(self._held) or self.log_tail is not None
-                or (assembler is not None and any(assembler.pending.values()))
-                or any(t.suspect is not None and not t.broken for t in self.tails.values()))
+                or (assembler is not None and any(assembler.pending.values())) or self.suspect
+                or any(t.torn_unsaid for t in self.tails.values()))
 
     @property
     def unrecognised(self) -> bool:
@@ -392,9 +419,15 @@ class RunFollower:
         return records
 
     @property
+    def suspect(self) -> bool:
+        """A file has a record that failed its checks and may still be being written (corrupt if it stays so)."""
+        return any(t.suspect is not None and not t.broken for t in self.tails.values())
+
+    @property
     def damaged(self) -> list[Path]:
-        """Event files read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
-        return [path for path, tail in self.tails.items() if tail.broken]
+        """Files read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
+        broken = [path for path, tail in self.tails.items() if tail.broken]
+        return broken + [self.csv] if self.csv_mode and self._csv_damaged else broken
 
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""
@@ -583,7 +616,12 @@ def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
 
 
 def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:
-    rows = [[r.name, r.state + (" (a damaged file: judged up to its corrupt record)" if r.follower.damaged else ""),
+    def damage(r: WatchedRun) -> str:
+        if not r.follower.damaged:
+            return ""
+        return " (a damaged file: " + ("judged up to its corrupt record)" if r.last else "corrupt before a record)")
+
+    rows = [[r.name, r.state + damage(r),
              r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.alarms] for r in sort_runs(runs)]
     console.table(title, ["run", "state", "last iteration", "value loss", "alarms"], rows)
 
@@ -639,7 +677,7 @@ class Watcher:
         changed = []
         for run in self.runs:
             try:
-                if run.follower.changed():
+                if run.follower.changed() or run.follower.suspect:  # a bad record is looked at again, changed or not
                     changed.append(run)
             except (OSError, WatchdogError) as exc:
                 _run_error(self.console, run, exc, self.fleet)
@@ -695,10 +733,11 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
                     console.message(nothing_to_judge(run_dir, idle_exit_s, w.runs), style="red")
                     return 2
-                if w.diverged:
-                    return 1
-                # judged up to a corrupt record (replay's exit 2): "no divergence" for the whole run is more than it says
-                return 2 if any(r.follower.damaged for r in w.runs) else 0
+                # judged up to a corrupt record and not diverged before it: "no divergence" for the whole run is more
+                # than the data says (replay's exit 2, and replay's order: this before a divergence elsewhere)
+                if any(r.follower.damaged and not r.alarms for r in w.runs):
+                    return 2
+                return 1 if w.diverged else 0
             w.write_metrics()
             if w.fleet and summary_every > 0 and w.polls % summary_every == 0:
                 print_summary(console, w.runs)
@@ -729,6 +768,10 @@ def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = ()) 
         return (f"{run_dir}: no metrics in {idle_s:g} s: {damaged[0]}"
                 f"{f' and {len(damaged) - 1} more event file(s)' if len(damaged) > 1 else ''} corrupt before its "
                 "first tracked point (the input line above says where), so no verdict")
+    files = [f for r in runs for f in r.follower.files]
+    if files:
+        return (f"{run_dir}: no metrics in {idle_s:g} s: {len(files)} TensorBoard event file(s), none with a complete "
+                "record of a tracked signal, so no verdict")
     hint = (f"; {events[0]} is a live watchdog's event log: that run is judged in its own process already, and "
             "`watchdog replay` reads it" if events else
             "; is it the folder the training writes its TensorBoard events (or SB3's progress.csv, or OpenRL's "

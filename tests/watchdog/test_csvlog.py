@@ -102,3 +102,115 @@ def test_watch_and_replay_name_a_progress_csv_run_and_its_alarm(tmp_path, capsys
     assert main(["watch", str(run), "--idle-exit", "0"]) == 1
     out = capsys.readouterr().out
     assert "sb3 logs, steps are env steps" in out and "ALARM it 101" in out
+
+
+def test_an_eval_callbacks_dumps_between_rollouts_join_the_rollouts_end(tmp_path):
+    """SB3's EvalCallback dumps mid-rollout, with the last update's train/* values (here every 700 steps of 64-step
+    rollouts): those points go to the rollout's end, where SB3's own dump would have put them. Until session 16 the
+    off-grid steps entered the step size's gcd and replay numbered the iterations 0, 8, 16, ... (watch, which fixed
+    the size from the first two steps, 0, 1, 2). The same from the CSV and the TensorBoard file, in replay and watch."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import configure
+
+    run = tmp_path / "run"
+    model = PPO("MlpPolicy", make_vec_env("CartPole-v1", n_envs=2, seed=0), n_steps=32, batch_size=64, n_epochs=1,
+                seed=0, policy_kwargs={"net_arch": [16]})
+    model.set_logger(configure(str(run), ["csv", "tensorboard"]))
+    model.learn(total_timesteps=40 * 64, callback=EvalCallback(make_vec_env("CartPole-v1", n_envs=1, seed=1),
+                                                               eval_freq=350, n_eval_episodes=1))
+    model.logger.close()
+    (tmp_path / "csv").mkdir()
+    (run / "progress.csv").rename(tmp_path / "csv" / "progress.csv")
+    off_grid = [s for s in read_progress_csv(tmp_path / "csv" / "progress.csv").scalars["train/value_loss"].steps
+                if s % 64]
+    assert len(off_grid) >= 3  # the evaluations' dumps carried update losses
+    for folder in (run, tmp_path / "csv"):
+        replayed = replay_run(folder)
+        assert [(r.iteration, r.env_steps) for r in replayed.records] == [(i, 128 + 64 * i) for i in range(39)]
+        follower = RunFollower(folder)
+        watched = follower.poll() + follower.poll(final=True)
+        assert [(r.iteration, r.env_steps, r.metrics) for r in watched] == \
+               [(r.iteration, r.env_steps, r.metrics) for r in replayed.records]
+
+
+def test_csv_oddities_are_read_or_said(tmp_path):
+    """A byte-order mark and a quoted header, a cell too long for Python's csv module (a stray quote swallowing the
+    rest), NUL bytes (a crash), a torn last line at the end: read, or said, never a traceback."""
+    bom = tmp_path / "bom" / "progress.csv"
+    bom.parent.mkdir()
+    bom.write_bytes(b'\xef\xbb\xbf"time/total_timesteps","train/value_loss"\r\n64,0.5\r\n128,0.4\r\n')
+    assert read_progress_csv(bom).scalars["train/value_loss"].steps.tolist() == [64, 128]
+    assert find_run_dirs([bom.parent]) == [bom.parent]
+
+    long = tmp_path / "long.csv"
+    long.write_text('time/total_timesteps,train/value_loss,note\n64,0.5,x\n128,0.4,"' + "x" * 200_000 + '"\n')
+    res = read_progress_csv(long)
+    assert res.damaged and res.rows == 1 and "line 3 cannot be read as CSV" in res.warnings[0]
+
+    nul = tmp_path / "nul" / "progress.csv"
+    nul.parent.mkdir()
+    nul.write_bytes(b"time/total_timesteps,train/value_loss\n64,0.5\n128,0.4\n19" + b"\x00" * 50 + b"2,0.3\n")
+    res = read_progress_csv(nul)
+    assert res.damaged and res.rows == 2 and res.warnings == [f"{nul}: NUL bytes at line 4 (its length ran ahead "
+                                                              "of its data: a crash?) - read the lines before them; "
+                                                              "the rest is ignored"]
+    assert replay_run(nul.parent).run_info["damaged_files"] == [str(nul)]
+
+    torn = tmp_path / "torn" / "progress.csv"
+    torn.parent.mkdir()
+    torn.write_text("time/total_timesteps,train/value_loss\n" + "".join(f"{64 * i},0.5\n" for i in range(1, 9))
+                    + "576,0.")
+    assert any("ignored a torn last line" in w for w in replay_run(torn.parent).input_warnings)
+    follower = RunFollower(torn.parent)
+    follower.poll()
+    assert follower.input_warnings == []  # a dump being written: wait
+    follower.poll(final=True)
+    assert any("ignored a torn last line" in w for w in follower.input_warnings)  # the end: say it
+
+
+def test_a_rewrite_caught_half_way_is_not_a_new_run(tmp_path):
+    """SB3 rewrites progress.csv in 8 KB pieces when a dump brings a new key: a poll in between sees the new
+    header and fewer rows. That waits for the next poll; a file that shrank (a new run) is read from the start."""
+    path = tmp_path / "progress.csv"
+    rows = "".join(f"{64 * i},0.5\n" for i in range(1, 60))
+    old = "time/total_timesteps,train/value_loss\n" + rows
+    path.write_text(old)
+    follower = RunFollower(tmp_path)
+    assert len(follower.poll()) == 58  # the newest waits for a later one
+    whole = "time/total_timesteps,train/value_loss,eval/mean_reward\n" + rows.replace("\n", ",\n") + "3840,0.4,9\n"
+    half = whole[:len(whole) // 2] + old[len(whole) // 2:]  # the new start over the old end
+    assert len(half) > len(old) // 2 and half.count("\n") < old.count("\n")
+    path.write_text(half)
+    assert follower.poll() == [] and follower.input_warnings == []
+    path.write_text(whole)
+    assert [r.iteration for r in follower.poll(final=True)] == [58, 59]
+    path.write_text("time/total_timesteps,train/value_loss\n64,0.5\n")  # a new run over it
+    follower.poll(final=True)
+    assert "written over by a new run?" in follower.input_warnings[-1]
+
+
+def test_watch_reads_a_csv_whose_columns_are_openrls_names_and_falls_back_to_it_as_replay_does(tmp_path, capsys):
+    """A custom loop's SB3 Logger whose columns detect as OpenRL's (watch crashed on it), and a folder whose event
+    file holds no tracked signal beside a progress.csv that does (replay read the CSV, watch said no metrics)."""
+    from watchdog.tfevents import ScalarWriter
+
+    custom = tmp_path / "custom"
+    custom.mkdir()
+    (custom / "progress.csv").write_text("rollout/ep_rew_mean,time/total_timesteps,train/value_loss\n" + "".join(
+        f"{10 + i},{2048 * i},{1 / i}\n" for i in range(1, 80)))
+    replayed = replay_run(custom)
+    follower = RunFollower(custom)
+    assert [r.env_steps for r in follower.poll() + follower.poll(final=True)] == \
+           [r.env_steps for r in replayed.records] and len(replayed.records) == 79
+
+    both = tmp_path / "both"
+    shutil.copytree(DATA / "cartpole_reward_fault" / "csv", both)
+    with ScalarWriter(both) as w:
+        for i in range(1, 50):
+            w.add_scalar("perf/fps", 1000.0, 64 * i)
+    assert main(["replay", str(both)]) == 1
+    assert "DIVERGED (149 records from csv)" in capsys.readouterr().out
+    assert main(["watch", str(both), "--idle-exit", "0"]) == 1
+    assert "ALARM it 101" in capsys.readouterr().out

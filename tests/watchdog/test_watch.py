@@ -129,6 +129,28 @@ def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
     assert "run directory not found" in capsys.readouterr().err
 
 
+def test_a_bad_record_in_a_file_that_stops_growing_is_said_without_idle_exit(tmp_path, capsys, monkeypatch):
+    """Zero-filled bytes at the end of a run's file (a crash): the watch, running on (no --idle-exit), looks at the
+    bad record again at its next poll although the file did not change, and says it (it waited forever before)."""
+    from watchdog import watch as watch_module
+    from watchdog.console import WatchdogConsole
+    from watchdog.tfevents import EventFileTail
+
+    src = next((TEST_DATA / "frameworks" / "sb3" / "cartpole_healthy").rglob("events.out.tfevents.*"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / src.name).write_bytes(src.read_bytes() + bytes(64))
+    monkeypatch.setattr(EventFileTail, "SUSPECT_S", 0.05)
+    w = watch_module.Watcher(run, console=WatchdogConsole(role="watch"))
+    w.poll()
+    assert w.runs[0].follower.suspect and not w.runs[0].follower.damaged
+    time.sleep(0.1)
+    w.poll()  # the file did not change
+    assert w.runs[0].follower.damaged == [run / src.name]
+    assert f"zero-filled bytes at byte {src.stat().st_size}" in capsys.readouterr().out
+    w.close()
+
+
 def test_a_file_given_for_the_run_directory_is_said_with_the_folder_to_pass(tmp_path, capsys):
     """Replay and watch, given a run's event file rather than its folder (was: watch 'run directory not found' for
     a file that is there, replay 'not a run directory and holds no runs')."""
@@ -137,6 +159,8 @@ def test_a_file_given_for_the_run_directory_is_said_with_the_folder_to_pass(tmp_
         assert main(command) == 2
         err = capsys.readouterr().err.strip()
         assert err == f"watchdog: error: {src}: is a file, not a run directory (pass the folder it is in: {src.parent})"
+    assert main(["watch", "/dev/null", "--idle-exit", "0"]) == 2
+    assert "/dev/null: is not a folder" in capsys.readouterr().err
 
 
 def test_a_watch_that_read_no_metrics_ends_without_a_verdict_exit_2(tmp_path, capsys):
@@ -181,6 +205,12 @@ def test_a_damaged_event_file_is_said_and_bounds_the_watch_as_it_does_replay(tmp
     shutil.copytree(run, fleet / "damaged", ignore=shutil.ignore_patterns(WATCH_EVENTS))
     assert main(["watch", str(fleet), "--idle-exit", "0"]) == 2  # the fleet's summary says it too
     assert "healthy (a damaged file: judged up to its corrupt record)" in capsys.readouterr().out
+    # beside a run that diverged: still 2, as replay (a verdict for the damaged run is more than its data says)
+    shutil.copytree(TEST_DATA / "sb3_csv" / "cartpole_reward_fault" / "tensorboard", fleet / "diverged")
+    assert main(["replay", str(fleet)]) == 2
+    capsys.readouterr()
+    assert main(["watch", str(fleet), "--idle-exit", "0"]) == 2
+    capsys.readouterr()
 
     dead = tmp_path / "dead"
     dead.mkdir()
