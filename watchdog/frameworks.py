@@ -295,7 +295,7 @@ class RecordAssembler:
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
-        self._origin = 0  # SB3: its grid's offset (steps are origin + k x step_size)
+        self._rollouts: tuple[int, int] | None = None  # SB3: its dumps' step size and offset (origin + k x size)
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
@@ -412,14 +412,23 @@ class RecordAssembler:
     def _on_rollout_grid(self, series: dict, final: bool) -> dict:
         """SB3: a dump off the run's rollout grid is an ``EvalCallback``'s (it dumps mid-rollout, with the last
         update's ``train/*`` values): its points go to the rollout's end, where SB3's own dump would have put them
-        (and where that rollout's return is). Until session 16 such a step entered the step size's greatest common
-        divisor, and a run evaluated every 700 steps of 64-step rollouts numbered its iterations 0, 8, 16, ..."""
-        if self.step_size is None and VALUE_LOSS in series:
-            self._fix_step_size(np.unique(series[VALUE_LOSS][0]), final)
-        size = self.step_size
-        if not size:
-            return series
-        origin = self._origin
+        (and where that rollout's return is). The grid is that of the return (in every dump of SB3's own once an
+        episode has ended; else the losses'): the most common step between its points. Until session 16 off-grid
+        steps entered the step size's greatest common divisor, and a run evaluated every 700 steps of 64-step
+        rollouts numbered its iterations 0, 8, 16, ..."""
+        if self._rollouts is None:
+            # the grid from SB3's own dumps: the return is in each (once an episode has ended), the losses may not be
+            ref = series.get(EPISODE_RETURN)
+            if ref is None or len(np.unique(ref[0])) < 2:
+                ref = series.get(VALUE_LOSS)
+            steps = np.unique(ref[0] % _SEGMENT) if ref is not None else ()
+            if len(steps) < 2 and not (final and len(steps)):
+                return series
+            size = _rollout_size(steps)
+            if not size:
+                return series
+            self._rollouts = (size, int(steps.min()) % size)
+        size, origin = self._rollouts
         out = {}
         for key, (pos, vals) in series.items():
             steps = pos % _SEGMENT
@@ -438,11 +447,13 @@ class RecordAssembler:
         steps = seen % _SEGMENT
         if len(steps) < 2 and not final:
             return False
-        size = _rollout_size(steps) if self.det.framework == "sb3" else int(np.gcd.reduce(steps)) if len(steps) else 0
+        if self._rollouts is not None:  # SB3: its dumps' grid, the losses snapped onto it
+            size = self._rollouts[0]
+        else:
+            size = int(np.gcd.reduce(steps)) if len(steps) else 0
         if size:
             self.step_size = size
             self._first = int(steps.min()) // size
-            self._origin = int(steps.min()) % size
         return True
 
     def _iteration(self, step: int) -> int:
@@ -454,8 +465,8 @@ class RecordAssembler:
 
 
 def _rollout_size(steps: np.ndarray) -> int:
-    """SB3's steps per dump: the most common step between its value-loss points (the greatest common divisor when
-    none is; an ``EvalCallback``'s dumps fall between them)."""
+    """SB3's steps per dump: the most common step between the points of a key it dumps (the greatest common divisor
+    when none is; an ``EvalCallback``'s dumps fall between them)."""
     diffs = np.diff(np.unique(steps))
     diffs = diffs[diffs > 0]
     if not len(diffs):

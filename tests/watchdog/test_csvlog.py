@@ -104,11 +104,13 @@ def test_watch_and_replay_name_a_progress_csv_run_and_its_alarm(tmp_path, capsys
     assert "sb3 logs, steps are env steps" in out and "ALARM it 101" in out
 
 
-def test_an_eval_callbacks_dumps_between_rollouts_join_the_rollouts_end(tmp_path):
+@pytest.mark.parametrize("eval_freq", [350, 20])
+def test_an_eval_callbacks_dumps_between_rollouts_join_the_rollouts_end(tmp_path, eval_freq):
     """SB3's EvalCallback dumps mid-rollout, with the last update's train/* values (here every 700 steps of 64-step
-    rollouts): those points go to the rollout's end, where SB3's own dump would have put them. Until session 16 the
-    off-grid steps entered the step size's gcd and replay numbered the iterations 0, 8, 16, ... (watch, which fixed
-    the size from the first two steps, 0, 1, 2). The same from the CSV and the TensorBoard file, in replay and watch."""
+    rollouts, or every 40: then every update's losses go out mid-rollout, the first among them): those points go to
+    the rollout's end, where SB3's own dump would have put them. Until session 16 the off-grid steps entered the
+    step size's gcd and replay numbered the iterations 0, 8, 16, ... (watch, which fixed the size from the first two
+    steps, 0, 1, 2). The same from the CSV and the TensorBoard file, in replay and watch."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import EvalCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -119,7 +121,7 @@ def test_an_eval_callbacks_dumps_between_rollouts_join_the_rollouts_end(tmp_path
                 seed=0, policy_kwargs={"net_arch": [16]})
     model.set_logger(configure(str(run), ["csv", "tensorboard"]))
     model.learn(total_timesteps=40 * 64, callback=EvalCallback(make_vec_env("CartPole-v1", n_envs=1, seed=1),
-                                                               eval_freq=350, n_eval_episodes=1))
+                                                               eval_freq=eval_freq, n_eval_episodes=1))
     model.logger.close()
     (tmp_path / "csv").mkdir()
     (run / "progress.csv").rename(tmp_path / "csv" / "progress.csv")
