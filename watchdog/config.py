@@ -290,7 +290,7 @@ class PolicyStdConfig(BaseModel):
                     "Live training reports the exact largest log-std instead.",
     )
     overflow_log_std: float = Field(43.0, gt=0, description="Log-std at which float32 log-probs start to fail.")
-    warn_within_iters: int = Field(300, ge=1, description="WARNING when the overflow is this many iterations away.")
+    warn_within_iters: int = Field(300, ge=1, description="An advisory warning (said once) when the overflow is this many iterations away.")
     alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
     rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
     saturated_log_std: float = Field(
