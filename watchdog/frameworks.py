@@ -234,6 +234,7 @@ def transform(values: np.ndarray, how: str | None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- records
 
 _SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 per point
+SB3_DUMP_TAG = "time/fps"  # SB3: logged at each of its own dumps (not an EvalCallback's): where its rollouts end
 RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against the frame
 
 
@@ -295,7 +296,8 @@ class RecordAssembler:
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
         self.step_size: int | None = None
         self._first = 0
-        self._rollouts: tuple[int, int] | None = None  # SB3: its dumps' step size and offset (origin + k x size)
+        self._dumps: list[np.ndarray] = []  # SB3: the positions of its own dumps (its time/fps points)
+        self._last_dump: int | None = None  # ... the newest of them (and of its return's points)
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
         # epoch, the rest against frames: each epoch's frame (``info/epochs``), and the points still waiting for theirs
@@ -315,6 +317,11 @@ class RecordAssembler:
                 return
             if tag == RL_GAMES_C_LOSS:
                 values = self.critic.c_loss(values)
+        elif self.det.framework == "sb3" and tag == SB3_DUMP_TAG:
+            steps = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.int64)
+            if len(steps):
+                self._dumps.append(self._positions(tag, steps))
+            return
         self._place(tag, steps, values)
 
     def _place(self, tag: str, steps: Iterable[int], values: Iterable[float]) -> None:
@@ -325,13 +332,17 @@ class RecordAssembler:
         key, how = target
         vals = np.asarray(values, dtype=np.float64)
         vals = self._episode_means(tag, vals) if how == _EPISODES else transform(vals, how)
+        self.pending.setdefault(key, []).append((self._positions(tag, steps), vals))
+
+    def _positions(self, tag: str, steps: np.ndarray) -> np.ndarray:
+        """A series' new steps as positions (segment x _SEGMENT + step): a step going backwards starts a segment."""
         segment, previous = self._segment.get(tag, (0, None))
         back = np.empty(len(steps), dtype=np.int64)
         back[0] = previous is not None and steps[0] < previous
         back[1:] = np.diff(steps) < 0
         segments = segment + np.cumsum(back)
         self._segment[tag] = (int(segments[-1]), int(steps[-1]))
-        self.pending.setdefault(key, []).append((segments * _SEGMENT + steps, vals))
+        return segments * _SEGMENT + steps
 
     def _episode_means(self, tag: str, returns: np.ndarray) -> np.ndarray:
         """Returns logged one per finished episode -> at each, the mean of the last ``EPISODE_WINDOW`` of
@@ -377,7 +388,7 @@ class RecordAssembler:
         series = {k: (np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts]))
                   for k, parts in self.pending.items() if parts}
         if self.det.framework == "sb3":
-            series = self._on_rollout_grid(series, final)
+            series = self._on_dumps(series)
         grid, seen = self._grid(series, final)
         if not len(grid) or not self._fix_step_size(seen, final):
             return []
@@ -409,31 +420,25 @@ class RecordAssembler:
         grid = seen[seen > self._emitted]
         return (grid if final else grid[:-1]), seen
 
-    def _on_rollout_grid(self, series: dict, final: bool) -> dict:
-        """SB3: a dump off the run's rollout grid is an ``EvalCallback``'s (it dumps mid-rollout, with the last
-        update's ``train/*`` values): its points go to the rollout's end, where SB3's own dump would have put them
-        (and where that rollout's return is). The grid is that of the return (in every dump of SB3's own once an
-        episode has ended; else the losses'): the most common step between its points. Until session 16 off-grid
-        steps entered the step size's greatest common divisor, and a run evaluated every 700 steps of 64-step
-        rollouts numbered its iterations 0, 8, 16, ..."""
-        if self._rollouts is None:
-            # the grid from SB3's own dumps: the return is in each (once an episode has ended), the losses may not be
-            ref = series.get(EPISODE_RETURN)
-            if ref is None or len(np.unique(ref[0])) < 2:
-                ref = series.get(VALUE_LOSS)
-            steps = np.unique(ref[0] % _SEGMENT) if ref is not None else ()
-            if len(steps) < 2 and not (final and len(steps)):
-                return series
-            size = _rollout_size(steps)
-            if not size:
-                return series
-            self._rollouts = (size, int(steps.min()) % size)
-        size, origin = self._rollouts
+    def _on_dumps(self, series: dict) -> dict:
+        """SB3: a point logged between two of SB3's own dumps is an ``EvalCallback``'s (it dumps mid-rollout, with the
+        last update's ``train/*`` values): it goes to the next dump of its segment, where SB3's own would have put it
+        (with that rollout's return). SB3's dumps are the steps of its ``time/fps`` (in every one of them) and of its
+        return. Until session 16 such steps entered the step size's greatest common divisor, and a run evaluated every
+        700 steps of 64-step rollouts numbered its iterations 0, 8, 16, ..."""
+        if len(self._dumps) > 1:
+            self._dumps = [np.unique(np.concatenate(self._dumps))]
+        known = [*self._dumps, *(p for p, _ in self.pending.get(EPISODE_RETURN, []))]
+        if not known:
+            return series
+        dumps = np.unique(np.concatenate(known))
+        self._last_dump = int(dumps[-1])
         out = {}
         for key, (pos, vals) in series.items():
-            steps = pos % _SEGMENT
-            up = origin + -((origin - steps) // size) * size  # the grid step at or after each step
-            out[key] = (pos - steps + np.where(steps > origin, up, steps), vals)
+            nxt = np.minimum(np.searchsorted(dumps, pos, side="left"), len(dumps) - 1)
+            target = dumps[nxt]
+            move = (target != pos) & (target > pos) & (target // _SEGMENT == pos // _SEGMENT)
+            out[key] = (np.where(move, target, pos), vals) if move.any() else (pos, vals)
         return out
 
     def _fix_step_size(self, seen: np.ndarray, final: bool) -> bool:
@@ -444,13 +449,12 @@ class RecordAssembler:
         run numbered its iterations 0, 0, 1, 1, ...)"""
         if self.step_size is not None or self.det.step_unit == "iterations":
             return True
+        if not final and self._last_dump is not None:  # SB3: a point after its last dump may be an evaluation's
+            seen = seen[seen <= self._last_dump]
         steps = seen % _SEGMENT
         if len(steps) < 2 and not final:
             return False
-        if self._rollouts is not None:  # SB3: its dumps' grid, the losses snapped onto it
-            size = self._rollouts[0]
-        else:
-            size = int(np.gcd.reduce(steps)) if len(steps) else 0
+        size = int(np.gcd.reduce(steps)) if len(steps) else 0
         if size:
             self.step_size = size
             self._first = int(steps.min()) // size
@@ -462,18 +466,6 @@ class RecordAssembler:
         if self.det.step_unit == "iterations" or not self.step_size:
             return step
         return max(step // self.step_size - self._first, 0)
-
-
-def _rollout_size(steps: np.ndarray) -> int:
-    """SB3's steps per dump: the most common step between the points of a key it dumps (the greatest common divisor
-    when none is; an ``EvalCallback``'s dumps fall between them)."""
-    diffs = np.diff(np.unique(steps))
-    diffs = diffs[diffs > 0]
-    if not len(diffs):
-        return int(np.gcd.reduce(steps)) if len(steps) else 0
-    values, counts = np.unique(diffs, return_counts=True)
-    top = values[counts == counts.max()]
-    return int(top[0]) if len(top) == 1 else int(np.gcd.reduce(diffs))
 
 
 def in_feed_order(series: Mapping[str, object]) -> list[tuple[str, object]]:

@@ -216,3 +216,57 @@ def test_watch_reads_a_csv_whose_columns_are_openrls_names_and_falls_back_to_it_
     assert "DIVERGED (149 records from csv)" in capsys.readouterr().out
     assert main(["watch", str(both), "--idle-exit", "0"]) == 1
     assert "ALARM it 101" in capsys.readouterr().out
+
+
+def _fed_dump_by_dump(folder: Path):
+    """A finished run's points fed to one assembler step by step, as a follower polling between dumps sees them."""
+    from watchdog.frameworks import RecordAssembler, detect
+    from watchdog.tfevents import read_run_scalars
+
+    scalars = read_run_scalars(folder).scalars
+    asm, records = RecordAssembler(detect(scalars)), []
+    for step in sorted({int(s) for series in scalars.values() for s in series.steps}):
+        for tag, series in scalars.items():
+            at = series.steps == step
+            if at.any():
+                asm.feed(tag, series.steps[at], series.values[at])
+        records += asm.records(final=False)
+    return records + asm.records(final=True), scalars
+
+
+@pytest.mark.parametrize("case", ["log_interval_3_resumed", "late_return_eval_every_40"])
+def test_sb3_steps_stay_as_logged_and_a_follower_gets_replays_records(tmp_path, case):
+    """Found by a review of the EvalCallback change: a run dumping every 3 rollouts whose second learn() goes on
+    (reset_num_timesteps=False: a new phase of the 3-rollout grid) kept its logged steps; and with MountainCar (no
+    return before step 448) and an evaluation every 40 steps, a follower fed dump by dump takes the step size only
+    from points up to SB3's newest own dump (its time/fps), not from an evaluation's."""
+    import numpy as np
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.logger import configure
+
+    env_id = "CartPole-v1" if case.startswith("log") else "MountainCar-v0"
+    model = PPO("MlpPolicy", make_vec_env(env_id, n_envs=2, seed=0), n_steps=32, batch_size=64, n_epochs=1, seed=0,
+                policy_kwargs={"net_arch": [16]})
+    model.set_logger(configure(str(tmp_path), ["tensorboard"]))
+    if case.startswith("log"):
+        model.learn(10 * 64, log_interval=3)
+        model.learn(20 * 64, log_interval=3, reset_num_timesteps=False)
+    else:
+        model.learn(30 * 64, callback=EvalCallback(make_vec_env(env_id, n_envs=1, seed=1), eval_freq=20,
+                                                   n_eval_episodes=1))
+    model.logger.close()
+    followed, scalars = _fed_dump_by_dump(tmp_path)
+    replayed = replay_run(tmp_path).records
+    assert [(r.env_steps, r.metrics) for r in followed] == [(r.env_steps, r.metrics) for r in replayed]
+    if case.startswith("log"):  # every record at a step SB3 logged it
+        assert [r.env_steps for r in replayed] == scalars["train/value_loss"].steps.tolist()
+        # (the follower numbers them by the 3-rollout grid of its first two; replay, which also sees the second
+        # learn()'s new phase, by rollouts: 0, 3, 6, ... A follower cannot renumber what it judged.)
+        assert [r.iteration for r in replayed] == [s // 64 - 3 for s in scalars["train/value_loss"].steps.tolist()]
+    else:  # one record per rollout, each update's losses at its rollout's end
+        assert [(r.iteration, r.env_steps) for r in followed] == [(r.iteration, r.env_steps) for r in replayed]
+        assert [r.env_steps for r in replayed] == [128 + 64 * i for i in range(len(replayed))]
+        assert len(replayed) == len(scalars["train/value_loss"]) and not np.all(
+            scalars["train/value_loss"].steps % 64 == 0)
