@@ -8,7 +8,7 @@ no ``train/*`` yet: it writes an update's losses at the next dump); a cell that 
 gives no point. When a dump brings a new key, SB3 rewrites the file with the longer header and an empty cell
 in the old rows, so rows are counted, never byte offsets. A last line without its newline is a dump still
 being written: left for the next read (``torn``; at the end of a run, a warning). NUL bytes (a file whose
-length ran ahead of its data: a crash) end the reading there: the file is ``damaged``.
+length ran ahead of its data: a crash) or a line the csv module cannot parse end the reading there (``damage``).
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ class CsvRead:
     warnings: list[str] = field(default_factory=list)
     size: int = 0  # bytes in the file when read
     torn: str | None = None  # a last line without its newline (a dump being written, or the end of a killed run)
-    damaged: bool = False  # read up to NUL bytes or a line no CSV reader can parse: the rest is lost
+    damage: str | None = None  # why it was read only up to NUL bytes or a line no CSV reader can parse (the rest lost)
+    header: list[str] = field(default_factory=list)
+    ragged: bool = False  # a row whose cells are not the header's count (SB3 writes every row whole)
 
 
 def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
@@ -71,10 +73,9 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
     text = raw.decode("utf-8", "replace").lstrip("\ufeff")
     nul = text.find("\x00")
     if nul >= 0:  # zero-filled: its length ran ahead of its data (a crash): what comes before it is whole lines
-        out.damaged = True
         text = text[:text.rfind("\n", 0, nul) + 1]
-        out.warnings.append(f"{path}: NUL bytes at line {text.count(chr(10)) + 1} (its length ran ahead of its data: "
-                            "a crash?) - read the lines before them; the rest is ignored")
+        out.damage = (f"{path}: NUL bytes at line {text.count(chr(10)) + 1} (its length ran ahead of its data: a "
+                      "crash?) - read the lines before them; the rest is ignored")
     end = text.rfind("\n") + 1
     if text[end:].strip():
         out.torn = text[end:]
@@ -84,17 +85,17 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
         for line in reader:
             lines.append(line)
     except csv.Error as exc:
-        out.damaged = True
-        out.warnings.append(f"{path}: line {reader.line_num} cannot be read as CSV ({exc}) - read the lines before "
-                            "it; the rest is ignored")
+        out.damage = (f"{path}: line {reader.line_num} cannot be read as CSV ({exc}) - read the lines before it; the "
+                      "rest is ignored")
     if not lines:
         return out
-    header = lines[0]
+    header = out.header = lines[0]
     if STEP_COLUMN not in header:
         raise InputError(f"no {STEP_COLUMN} column in its header", path=str(path),
                          hint="SB3's CSV logger writes it; another CSV cannot be read as a run")
     rows = lines[1:]
     out.rows = len(rows)
+    out.ragged = any(len(row) != len(header) for row in rows)
     at, wall_at = header.index(STEP_COLUMN), header.index(TIME_COLUMN) if TIME_COLUMN in header else None
     points: dict[str, tuple[list[int], list[float], list[float]]] = {}
     for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file

@@ -265,14 +265,13 @@ def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -
         return None
     tags = tags or TagsConfig()
     res = read_progress_csv(path)
-    if res.torn is not None:
-        res.warnings.append(torn_line_warning(path, res.torn))
+    res.warnings += [w for w in (res.damage, res.torn and torn_line_warning(path, res.torn)) if w]
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
     records, spi = assemble(res.scalars, det)
     normalized, why = value_normalization(det.framework, root)
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi, "value_targets_normalized": normalized,
-            "value_normalization": why, "damaged_files": [str(path)] if res.damaged else []}
+            "value_normalization": why, "damaged_files": [str(path)] if res.damage else []}
     return RunData(records, "csv", list(res.warnings), spi, info)
 
 

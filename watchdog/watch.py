@@ -145,7 +145,9 @@ class RunFollower:
         self.csv = self.run_dir / PROGRESS_CSV  # SB3's CSV logger: followed where there are no event files
         self.csv_mode = False  # following it (no event files, or none with a tracked signal)
         self._csv_rows = self._csv_size = 0  # its rows read so far, and its size then
+        self._csv_header: list[str] | None = None  # its header then
         self._csv_damaged = False
+        self._csv_suspect: float | None = None  # when a read first found NUL bytes or an unreadable line
         self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
@@ -313,8 +315,8 @@ class RunFollower:
     def _events_fail(self, new: dict) -> bool:
         """The run's event files give nothing to judge while its ``progress.csv`` would (replay then reads the CSV):
         every one of them corrupt before a point, or their tags, none tracked, beside a CSV whose columns are."""
-        if self.detected is not None or not is_progress_csv(self.csv):
-            return False
+        if self.detected is not None or self.suspect or not is_progress_csv(self.csv):
+            return False  # (a suspect record: undecided until it is read again)
         if all(tail.broken for tail in self.tails.values()) and not self.tags_seen:
             return True
         tags = self.tags_seen | set(new)
@@ -331,14 +333,25 @@ class RunFollower:
         if self._csv_damaged:
             return
         res = read_progress_csv(self.csv, first_row=self._csv_rows)
-        if res.rows < self._csv_rows and not res.damaged:
-            if res.size >= self._csv_size:
-                return
+        shrank = res.size < self._csv_size
+        rewriting = self._csv_header is not None and res.header != self._csv_header and res.ragged
+        if not final and not shrank and (res.rows < self._csv_rows or rewriting):
+            return  # a rewrite for new keys caught half-way (SB3 writes it in 8 KB pieces): the next poll has it whole
+        if shrank:
             self.input_warnings.append(f"{self.csv}: shrank from {self._csv_size} to {res.size} bytes (written over by "
                                        "a new run?) - reading it again from the start")
             self._csv_rows = 0
             res = read_progress_csv(self.csv)
-        self._csv_rows, self._csv_size, self._csv_damaged = max(res.rows, self._csv_rows), res.size, res.damaged
+        if res.damage is None:
+            self._csv_suspect = None
+        else:  # NUL bytes may be a write not there yet (a network file system): corrupt if still there SUSPECT_S later
+            now = time.monotonic()
+            self._csv_suspect = now if self._csv_suspect is None else self._csv_suspect
+            if final or now - self._csv_suspect >= EventFileTail.SUSPECT_S:
+                self._csv_damaged = True
+                self.input_warnings.append(res.damage)
+        self._csv_rows, self._csv_size = max(res.rows, self._csv_rows), res.size
+        self._csv_header = res.header or self._csv_header
         self.input_warnings.extend(res.warnings)
         if final and res.torn is not None:
             self.input_warnings.append(torn_line_warning(self.csv, res.torn))
@@ -420,14 +433,17 @@ class RunFollower:
 
     @property
     def suspect(self) -> bool:
-        """A file has a record that failed its checks and may still be being written (corrupt if it stays so)."""
+        """A file followed has a record that failed its checks and may still be being written (corrupt if it stays so)."""
+        if self.csv_mode:
+            return self._csv_suspect is not None and not self._csv_damaged
         return any(t.suspect is not None and not t.broken for t in self.tails.values())
 
     @property
     def damaged(self) -> list[Path]:
-        """Files read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
-        broken = [path for path, tail in self.tails.items() if tail.broken]
-        return broken + [self.csv] if self.csv_mode and self._csv_damaged else broken
+        """Files followed read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
+        if self.csv_mode:
+            return [self.csv] if self._csv_damaged else []
+        return [path for path, tail in self.tails.items() if tail.broken]
 
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""

@@ -149,15 +149,14 @@ def test_csv_oddities_are_read_or_said(tmp_path):
     long = tmp_path / "long.csv"
     long.write_text('time/total_timesteps,train/value_loss,note\n64,0.5,x\n128,0.4,"' + "x" * 200_000 + '"\n')
     res = read_progress_csv(long)
-    assert res.damaged and res.rows == 1 and "line 3 cannot be read as CSV" in res.warnings[0]
+    assert res.rows == 1 and "line 3 cannot be read as CSV" in res.damage
 
     nul = tmp_path / "nul" / "progress.csv"
     nul.parent.mkdir()
     nul.write_bytes(b"time/total_timesteps,train/value_loss\n64,0.5\n128,0.4\n19" + b"\x00" * 50 + b"2,0.3\n")
     res = read_progress_csv(nul)
-    assert res.damaged and res.rows == 2 and res.warnings == [f"{nul}: NUL bytes at line 4 (its length ran ahead "
-                                                              "of its data: a crash?) - read the lines before them; "
-                                                              "the rest is ignored"]
+    assert res.rows == 2 and res.damage == (f"{nul}: NUL bytes at line 4 (its length ran ahead of its data: a crash?) "
+                                            "- read the lines before them; the rest is ignored")
     assert replay_run(nul.parent).run_info["damaged_files"] == [str(nul)]
 
     torn = tmp_path / "torn" / "progress.csv"
@@ -270,3 +269,64 @@ def test_sb3_steps_stay_as_logged_and_a_follower_gets_replays_records(tmp_path, 
         assert [r.env_steps for r in replayed] == [128 + 64 * i for i in range(len(replayed))]
         assert len(replayed) == len(scalars["train/value_loss"]) and not np.all(
             scalars["train/value_loss"].steps % 64 == 0)
+
+
+def _csv_rows(first: int, last: int, extra: bool = False) -> str:
+    return "".join(f"{64 * i},{0.5 + i / 1000},{20 + i / 10}" + ("," if extra else "") + "\n" for i in range(first, last))
+
+
+def test_a_follower_behind_a_rewrite_waits_for_it_whole_and_nul_bytes_get_a_grace(tmp_path, monkeypatch):
+    """Found by a second review. A follower rows behind when SB3 rewrites the file (a new key): the half-written
+    file (new header and rows, then the old bytes) can hold as many rows as were read, one old line lost where the
+    two meet; its rows are ragged, so it waits and reads the whole file at the next poll (was: one step skipped,
+    one read twice). NUL bytes get the event files' grace (a network file system's write not there yet)."""
+    from watchdog.tfevents import EventFileTail
+
+    path = tmp_path / "progress.csv"
+    header = "time/total_timesteps,train/value_loss,rollout/ep_rew_mean"
+    path.write_text(header + "\n" + _csv_rows(1, 100))
+    follower = RunFollower(tmp_path)
+    assert len(follower.poll()) == 98
+    old = header + "\n" + _csv_rows(1, 140)  # SB3 went on meanwhile
+    whole = header + ",eval/mean_reward\n" + _csv_rows(1, 140, extra=True) + f"{64 * 140},0.64,34.0,500\n"
+    path.write_text(whole[:2048] + old[2048:])  # its first piece written, the rest still the old bytes
+    assert follower.poll() == []
+    path.write_text(whole)
+    assert [r.env_steps for r in follower.poll(final=True)] == [64 * i for i in range(99, 141)]
+
+    nul = tmp_path / "nul"
+    nul.mkdir()
+    good = header + "\n" + _csv_rows(1, 40)
+    cut = len(good) // 2
+    (nul / "progress.csv").write_bytes(good[:cut].encode() + bytes(len(good) - cut))
+    monkeypatch.setattr(EventFileTail, "SUSPECT_S", 60.0)
+    follower = RunFollower(nul)
+    first = follower.poll()
+    assert follower.suspect and follower.damaged == [] and follower.input_warnings == []
+    (nul / "progress.csv").write_text(good)  # the bytes arrive
+    records = first + follower.poll(final=True)
+    assert [r.env_steps for r in records] == [64 * i for i in range(1, 40)] and follower.damaged == []
+
+
+def test_a_watch_that_falls_back_to_the_csv_ends_and_judges_as_replay(tmp_path, capsys):
+    """Found by a second review: an event file with only an untracked tag and a zero-filled tail beside a CSV
+    kept the watch from ever ending (the bad record, never read again, counted as news each poll); an event file
+    zero-filled from byte 0 beside a healthy CSV made the watch exit 2 ("damaged") where replay said HEALTHY, 0."""
+    from watchdog.tfevents import ScalarWriter
+
+    hang = tmp_path / "hang"
+    shutil.copytree(DATA / "cartpole_reward_fault" / "csv", hang)
+    with ScalarWriter(hang) as w:
+        for i in range(1, 50):
+            w.add_scalar("perf/fps", 1000.0, 64 * i)
+    event = next(hang.glob("events.out.tfevents.*"))
+    event.write_bytes(event.read_bytes() + bytes(64))
+    assert main(["watch", str(hang), "--idle-exit", "1.5", "--interval", "0.2"]) == 1
+    capsys.readouterr()
+
+    zero = tmp_path / "zero"
+    shutil.copytree(DATA / "cartpole_healthy" / "csv", zero)
+    (zero / "events.out.tfevents.1700000000.host").write_bytes(bytes(200))
+    assert main(["replay", str(zero)]) == 0
+    assert "HEALTHY (149 records from csv)" in capsys.readouterr().out
+    assert main(["watch", str(zero), "--idle-exit", "0"]) == 0
