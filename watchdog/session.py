@@ -38,7 +38,8 @@ from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 from watchdog.resources import ResourceSampler
 from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
-from watchdog.supervise import RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, count_recoveries, last_restart_cause, run_events
+from watchdog.supervise import (RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, count_recoveries, last_restart_cause,
+                                on_safe_config, run_events)
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,8 @@ class TrainingSession:
         The detectors and policy come back as they were at the checkpoint (its ``meta.json``), the stable
         checkpoints still on disk are the rollback targets, the recoveries in the run's event log (rollbacks
         and restarts) share the one budget, and the trainer switches to the safe config (not after a resource
-        stop, which the supervisor's restart event says: that run was not diverging). Returns the
+        stop, which the supervisor's restart event says, of a run that never recovered: it was not diverging; one
+        that had switched goes on on the safe config, which its weights-only checkpoint does not carry). Returns the
         checkpoint (the framework goes on at ``ref.iteration + 1``), None when the process was not restarted.
         A checkpoint that fails verification is a :class:`~watchdog.errors.CheckpointError` (one line, exit 2)."""
         raw = os.environ.get(RESUME_ENV)
@@ -279,7 +281,7 @@ class TrainingSession:
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
                  f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
         wd.last_record = MetricRecord.from_mapping(iteration, env_steps, {})  # where the run stands: its events' place
-        if last_restart_cause(events) != RESOURCE_CAUSE:
+        if last_restart_cause(events) != RESOURCE_CAUSE or on_safe_config(events):  # (a resource stop: as it was)
             wd.config_switched(self.apply_config(action), config_name=self.safe_name)
         return ref
 
@@ -300,6 +302,10 @@ class TrainingSession:
             return
         if abandoned:
             self._on_disk(self.store.mark_unstable, ref.tag, reason=f"abandoned by rollback {self.result.rollbacks}")
+            # on disk before training goes on: a crash in the next iteration must not restart from a checkpoint
+            # this rollback rejected (`watchdog run` takes the newest one marked stable; until session 16 the mark
+            # waited for the next record)
+            self.settle()
         else:
             self._on_disk(self.store.delete, ref.tag)
 

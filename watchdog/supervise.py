@@ -237,6 +237,13 @@ def recoveries_so_far(run_dir: Path) -> int:
     return count_recoveries(run_events(run_dir))
 
 
+def on_safe_config(events: list[dict]) -> bool:
+    """Has the run switched to its safe config (a rollback, a crash restart, a config switch)? A restart after a
+    resource stop then stays on it: a checkpoint holds weights, not the settings switched live. (Until session 16 it
+    went back to the run's own config, the one that had diverged.)"""
+    return any(is_recovery(e) or e.get("event") == "config_switch" for e in events)
+
+
 def last_restart_cause(events: list[dict]) -> str | None:
     """Why the supervisor last restarted the run (its restart event's ``cause``: "crash" or "resource"), else None."""
     return next((e.get("cause") for e in reversed(events) if e.get("event") == "restart"), None)
@@ -378,7 +385,8 @@ class Supervisor:
         point = choose_restart_point(self.run_dir)
         if integration is not None:
             return self._restart_integration(outcome, attempt, point, integration)
-        if outcome.restartable_stop:  # not diverging: the attempt's own config, only the checkpoint moves
+        if outcome.restartable_stop and not on_safe_config(run_events(self.run_dir)):
+            # not diverging, never recovered: the attempt's own config, only the checkpoint moves
             cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
             config = get_flag(cmd, "--config")
         else:
@@ -397,8 +405,10 @@ class Supervisor:
         if point.kind != "stable":
             point = RestartPoint(None, "scratch")
         self._resume = point.path
-        resource = outcome.restartable_stop  # not diverging: resumed with the config it had
-        config = f"its {framework} watchdog's " + ("config as it was" if resource else "safe config")
+        # not diverging: resumed with the config it had (its own, or the safe one a recovery switched it to)
+        resource = outcome.restartable_stop
+        own = resource and not on_safe_config(run_events(self.run_dir))
+        config = f"its {framework} watchdog's " + ("config as it was" if own else "safe config")
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same command "
                  f"from {point.describe()}, resumed in place with {config}")
         self._write_restart_event(outcome, attempt, point, self.cmd, config=config,

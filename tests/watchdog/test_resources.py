@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -318,6 +319,32 @@ def test_a_training_session_subclass_saves_a_resumable_checkpoint_and_stops_rest
     assert [e["event"] for e in events][-4:] == ["stop", "stable_checkpoint", "resume_checkpoint", "end"]
 
 
+def test_a_checkpoint_a_rollback_abandons_is_marked_on_disk_before_training_goes_on(tmp_path):
+    """Found by an audit (session 16): the mark was written on the checkpoint thread and waited for only at the
+    next record, so a crash in the iteration after a rollback left a rejected checkpoint marked stable, and
+    `watchdog run` restarted from it (it takes the newest one marked stable)."""
+    from watchdog.checkpoints import load_checkpoint
+    from watchdog.policy import CheckpointRef, SaveStable
+    from watchdog.supervise import choose_restart_point
+
+    session = _MinimalSession(tmp_path / "run", _cfg())
+    for iteration in (10, 20):
+        path = session.save(SaveStable(iteration, iteration * 100), session.watchdog.state_dict)
+        session.settle()
+        ref = CheckpointRef(f"stable_{iteration * 100}_steps", iteration, iteration * 100, path)
+    mark = session.store.mark_unstable
+
+    def slow_mark(*args, **kwargs):  # a busy disk: the mark lands a while after it was asked for
+        time.sleep(0.3)
+        return mark(*args, **kwargs)
+
+    session.store.mark_unstable = slow_mark
+    session.forget(ref, abandoned=True)  # no settle(), no next record: a crash could come now
+    assert load_checkpoint(ref.path)[1]["stable"] is False
+    assert choose_restart_point(tmp_path / "run").iteration == 10
+    session.close()
+
+
 def test_the_sampler_is_opt_in_for_sessions_and_its_keys_reach_the_event_log_and_tensorboard(tmp_path):
     scalars = []
     session = TrainingSession(watchdog=Watchdog(_cfg()), run_dir=tmp_path, safe_name="safe",
@@ -354,6 +381,34 @@ def test_a_restartable_stop_is_restarted_with_the_attempts_own_config_and_spends
     assert get_flag(restart["command"], "--config") == "mine.yaml" and restart["config"] == "mine.yaml"
     assert "attempt 1 ['--config', 'mine.yaml']" in proc.stdout  # WATCHDOG_RESTART=1 in the restart's env
     assert "stopped by its watchdog for a restart (a resource alarm; exit 1)" in proc.stderr
+
+
+def test_a_restartable_stop_of_a_run_that_had_rolled_back_is_restarted_on_the_safe_config(tmp_path):
+    """Found by an audit (session 16): the run had rolled back (its watchdog switched it to the safe config live),
+    then stopped for a resource alarm; the restart took the attempt's own config, the one that had diverged (a
+    checkpoint holds weights, not the settings switched live). It now stays on the safe config; the budget is
+    still not spent by the resource stop."""
+    from watchdog.supervise import on_safe_config
+
+    run_dir = tmp_path / "run"
+    code = ("import sys, json, os; d = sys.argv[2]; os.makedirs(d, exist_ok=True); "
+            "restart = os.environ.get('WATCHDOG_RESTART'); print('attempt', restart, sys.argv[3:]); "
+            "log = open(os.path.join(d, 'watchdog_events.jsonl'), 'a'); "
+            "restart or log.write(json.dumps({'event': 'rollback', 'iteration': 2, 'env_steps': 20, 'state': "
+            "'rolled_back', 'time': 0}) + '\\n' + json.dumps({'event': 'stop', 'iteration': 3, 'env_steps': 30, "
+            "'state': 'stopped', 'time': 0, 'reason': 'memory', 'restartable': True}) + '\\n'); "
+            "sys.exit(0 if restart else 1)")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("lr: 0.001\n")
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
+                      "--config", str(mine))
+    assert proc.returncode == 0, proc.stderr
+    events = read_events(run_dir / EVENTS_FILENAME).events
+    restart, = [e for e in events if e["event"] == "restart"]
+    assert restart["cause"] == "resource" and not is_recovery(restart) and on_safe_config(events)
+    safe = get_flag(restart["command"], "--config")
+    assert safe != str(mine) and restart["config"] == safe and "safe" in Path(safe).name, restart
+    assert not on_safe_config([{"event": "stop", "restartable": True}, restart])
 
 
 def test_a_stop_without_restartable_stays_final():
