@@ -209,6 +209,20 @@ def test_an_adaptive_safe_config_restarts_the_kl_schedule_from_the_safe_lr(tmp_p
     assert isinstance(scheduler, wrg.schedulers.AdaptiveScheduler) and scheduler.kl_threshold == 0.004
 
 
+def test_a_linear_schedule_goes_on_from_the_safe_lr(tmp_path):
+    """Found by an audit (session 16): rl_games' linear schedule sets the lr from its start lr at each update, so a
+    safe lr under it (lr_schedule left unset) never took effect, while the switch said it did. It now goes on from
+    the safe lr, down to its min_lr."""
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, grad_norm=0.5)
+    observer, events = train(tmp_path, ["nan@6"], 12, safe=safe, changes={"lr_schedule": "linear"})
+    rollback, = kinds(events, "rollback")
+    switch, = kinds(events, "config_switch")
+    assert "linear schedule takes it down to its min_lr" in switch["kept"]["learning_rate"]
+    after = [e["metrics"]["train/learning_rate"] for e in kinds(events, "metrics") if e["iteration"] > rollback["iteration"]]
+    assert after and all(lr <= SAFE_LR for lr in after) and after[0] > 0.8 * SAFE_LR
+    assert after == sorted(after, reverse=True)  # still the linear schedule's fall
+
+
 def test_the_value_loss_rule_follows_normalize_value_as_replay_does():
     on, off = wrg.default_watchdog_config(True), wrg.default_watchdog_config(False)
     assert on.value_loss.enabled and on.trend.alarm_ratio is not None

@@ -238,7 +238,20 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
         if new_lr != old_cv:
             changes["central_value_learning_rate"] = (old_cv, new_lr)
     kept = {}
-    if schedule != "fixed":
+    if schedule == "linear" and isinstance(agent.scheduler, schedulers.LinearScheduler):
+        # rl_games' linear schedule sets the lr from its start lr at each update, whatever the lr is: it goes on
+        # from the safe lr instead, down to its min_lr by its end (until session 16 the safe lr never took effect)
+        sched = agent.scheduler
+        steps = agent.epoch_num if sched.use_epochs else agent.frame
+        left = max(0, sched.max_steps - steps) / sched.max_steps
+        if left > 0 and new_lr > sched.min_lr:
+            sched.start_lr = sched.min_lr + (new_lr - sched.min_lr) / left
+            kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' linear schedule takes it down to its min_lr "
+                                     f"{sched.min_lr:g} by its end (lr_schedule: fixed would hold it)")
+        else:  # the schedule has run out: it would hold its min_lr, not the safe lr
+            agent.scheduler = schedulers.IdentityScheduler()
+            changes["lr_schedule"] = ("linear", "fixed")
+    elif schedule != "fixed":
         kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' {schedule} schedule moves it from there "
                                  "(lr_schedule: fixed would hold it)")
     return ConfigSwitch(changes, kept)
