@@ -370,6 +370,15 @@ class IntegrationSession(TrainingSession):
         super().__init__(**kwargs)
         self.safe = safe
         self.seed = seed
+        self._own_lr: float | None = None
+
+    def own_lr(self, current: float) -> float:
+        """The run's own learning rate as it was at its first switch (``current`` then): what a safe config without
+        a learning rate scales. A later rollback can restore a checkpoint saved after an earlier, scaled switch, whose
+        lr must not be scaled again (until session 16 the scales multiplied: x0.5 then x0.25 ran at x0.125)."""
+        if self._own_lr is None:
+            self._own_lr = float(current)
+        return self._own_lr
 
     def start(self, **facts: Any) -> None:
         """The run's start event: the framework's ``facts``, the run dir, and (in a process ``watchdog run``

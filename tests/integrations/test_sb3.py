@@ -81,9 +81,9 @@ def make_model(seed: int = 0, *, vecnorm: bool = False) -> tuple[ProbedPPO, obje
 
 
 def run(tmp_path: Path, iterations: int, inject: list[str], cfg: WatchdogConfig, *, seed: int = 0,
-        vecnorm: bool = False):
+        vecnorm: bool = False, safe_config: Path = ROOT / "cfgs" / "sb3_safe.yaml"):
     model, venv = make_model(seed, vecnorm=vecnorm)
-    callback = WatchdogCallback(tmp_path, config=cfg, safe_config=ROOT / "cfgs" / "sb3_safe.yaml", console=False)
+    callback = WatchdogCallback(tmp_path, config=cfg, safe_config=safe_config, console=False)
     model.callback = callback
     callbacks = [example.InjectFaults(FaultSchedule.from_specs(inject), venv)] if inject else []
     model.learn(iterations * N_ENVS * N_STEPS, callback=CallbackList([*callbacks, callback]))
@@ -182,6 +182,18 @@ def test_the_second_rollback_halves_the_safe_learning_rate(tmp_path):
     _, callback, events = run(tmp_path, 30, ["nan@8", "nan@20"], small_config())
     switches = [e["changes"]["learning_rate"]["new"] for e in events if e["event"] == "config_switch"]
     assert switches == [SAFE_LR, SAFE_LR / 2] and callback.result.rollbacks == 2
+
+
+def test_a_safe_config_without_a_learning_rate_scales_the_runs_own_once_per_rollback(tmp_path):
+    """Found by an audit (session 16): the scale was applied to the lr already scaled by the rollback before
+    (x0.5 then x0.25 ran at x0.125 of the run's lr)."""
+    safe = tmp_path / "safe.yaml"
+    safe.write_text("max_grad_norm: 0.5\n")
+    _, callback, events = run(tmp_path / "run", 30, ["nan@8", "nan@15", "nan@22"], small_config(rollback_budget=5),
+                              safe_config=safe)
+    switches = [e["changes"]["learning_rate"]["new"] for e in events if e["event"] == "config_switch"
+                and "learning_rate" in e["changes"]]
+    assert callback.result.rollbacks == 3 and switches == [BASE_LR / 2, BASE_LR / 4]
 
 
 def test_each_learn_call_is_one_watched_session(tmp_path):

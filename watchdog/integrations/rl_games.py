@@ -193,7 +193,8 @@ def _schedule(agent: Any) -> str:
     return "fixed"
 
 
-def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0) -> ConfigSwitch:
+def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0,
+                      base_lr: float | None = None) -> ConfigSwitch:
     """Switch the live agent to ``safe``: every key it sets, the learning rate times ``lr_scale``.
 
     ``lr_schedule: fixed`` replaces the agent's scheduler by rl_games' ``IdentityScheduler`` (the lr then stays
@@ -225,7 +226,7 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     if schedule != old_schedule:
         changes["lr_schedule"] = (old_schedule, schedule)
     old_lr = float(agent.last_lr)
-    new_lr = float(values.get("learning_rate", old_lr)) * lr_scale
+    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
     set_learning_rate(agent, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
@@ -302,7 +303,7 @@ class RlGamesSession(IntegrationSession):
         agent.reset_envs()  # the env's reset() and rl_games' RNN states
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        return apply_safe_config(self.agent, self.safe, action.lr_scale)
+        return apply_safe_config(self.agent, self.safe, action.lr_scale, base_lr=self.own_lr(self.agent.last_lr))
 
 
 class WatchdogObserver(AlgoObserver):

@@ -153,7 +153,8 @@ def set_learning_rate(alg: Any, lr: float) -> None:
         group["lr"] = lr
 
 
-def apply_safe_config(alg: Any, safe: RslRlSafeConfig, lr_scale: float = 1.0) -> ConfigSwitch:
+def apply_safe_config(alg: Any, safe: RslRlSafeConfig, lr_scale: float = 1.0,
+                      base_lr: float | None = None) -> ConfigSwitch:
     """Switch the live PPO to ``safe``: every key it sets, the learning rate times ``lr_scale``.
 
     The learning rate with rsl_rl's adaptive schedule: the schedule multiplies the lr by 1.5 after
@@ -168,7 +169,7 @@ def apply_safe_config(alg: Any, safe: RslRlSafeConfig, lr_scale: float = 1.0) ->
             changes[key] = (getattr(alg, key, None), values[key])
             setattr(alg, key, values[key])
     old_lr = float(alg.learning_rate)
-    new_lr = float(values.get("learning_rate", old_lr)) * lr_scale
+    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
     set_learning_rate(alg, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
@@ -243,7 +244,8 @@ class RslRlSession(IntegrationSession):
         self.runner.restart_rollout()
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        return apply_safe_config(self.runner.alg, self.safe, action.lr_scale)
+        alg = self.runner.alg
+        return apply_safe_config(alg, self.safe, action.lr_scale, base_lr=self.own_lr(alg.learning_rate))
 
 
 class WatchedOnPolicyRunner(OnPolicyRunner):

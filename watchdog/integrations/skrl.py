@@ -156,7 +156,8 @@ def set_learning_rate(agent: Any, lr: float) -> None:
         agent.scheduler._last_lr = [float(lr)] * len(agent.optimizer.param_groups)
 
 
-def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0) -> ConfigSwitch:
+def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0,
+                      base_lr: float | None = None) -> ConfigSwitch:
     """Switch the live agent to ``safe``: every key it sets (skrl's PPO reads ``agent.cfg`` at each update), the
     learning rate times ``lr_scale``. ``learning_rate_scheduler: fixed`` removes the run's scheduler (skrl's
     ``KLAdaptiveLR``, Isaac Lab's choice, multiplies the lr by 1.5 after each epoch whose KL is below half its
@@ -172,7 +173,7 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0) -
         changes["learning_rate_scheduler"] = (type(agent.scheduler).__name__, "fixed")
         agent.scheduler = None
     old_lr = float(agent.optimizer.param_groups[0]["lr"])
-    new_lr = float(values.get("learning_rate", old_lr)) * lr_scale
+    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
     set_learning_rate(agent, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
@@ -206,7 +207,8 @@ class SkrlSession(IntegrationSession):
         torch.manual_seed(rollback_seed(self.seed, action))
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        return apply_safe_config(self.agent, self.safe, action.lr_scale)
+        lr = self.agent.optimizer.param_groups[0]["lr"]
+        return apply_safe_config(self.agent, self.safe, action.lr_scale, base_lr=self.own_lr(lr))
 
 
 class _Stop(Exception):
