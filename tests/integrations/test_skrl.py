@@ -166,6 +166,17 @@ def test_a_kl_adaptive_schedule_left_in_place_is_said_to_move_the_safe_lr(tmp_pa
     assert isinstance(run.agent.scheduler, wsk.KLAdaptiveLR)
 
 
+def test_a_torch_schedule_left_in_place_goes_on_from_the_safe_lr(tmp_path):
+    """Found by an audit (session 16): a torch scheduler computed from its base lrs (LambdaLR here) set the run's
+    own lr again at its next step, so a safe lr with learning_rate_scheduler left unset never took effect."""
+    run = Run(tmp_path, ["nan@6"], 10, safe=SkrlSafeConfig(learning_rate=SAFE_LR))
+    run.agent.scheduler = torch.optim.lr_scheduler.LambdaLR(run.agent.optimizer, lambda n: 1.0)
+    events = run.train()
+    rollback, = kinds(events, "rollback")
+    after = [m["metrics"]["train/learning_rate"] for m in kinds(events, "metrics") if m["iteration"] > rollback["iteration"]]
+    assert after and all(lr == pytest.approx(SAFE_LR) for lr in after), after
+
+
 def test_the_value_loss_rule_follows_the_value_preprocessor_as_replay_does():
     on, off = wsk.default_watchdog_config(True), wsk.default_watchdog_config(False)
     assert on.value_loss.enabled and not off.value_loss.enabled and off.trend.alarm_ratio is None

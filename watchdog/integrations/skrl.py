@@ -175,6 +175,10 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0,
     old_lr = float(agent.optimizer.param_groups[0]["lr"])
     new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
     set_learning_rate(agent, new_lr)
+    if agent.scheduler is not None and old_lr > 0 and hasattr(agent.scheduler, "base_lrs"):
+        # a torch schedule computed from its base lrs (LambdaLR, OneCycleLR) would set the run's own lr at its next
+        # step: its base lrs move with the lr, so it goes on from the safe lr (until session 16 it did not)
+        agent.scheduler.base_lrs = [base * new_lr / old_lr for base in agent.scheduler.base_lrs]
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
     kept = {}
