@@ -233,22 +233,17 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     if getattr(agent, "has_central_value", False) and "learning_rate" in values:
         # the field report's critic lr is the safe lr too; the central value net's schedule held it there
         net, old_cv = agent.central_value_net, float(agent.central_value_net.lr)
-        if schedule == "fixed":
+        if schedule == "fixed" or (isinstance(net.scheduler, schedulers.LinearScheduler)
+                                   and not _linear_from(net.scheduler, new_lr, net.epoch_num, net.frame)):
             net.scheduler = schedulers.IdentityScheduler()
         _set_central_value_lr(agent, new_lr)
         if new_lr != old_cv:
             changes["central_value_learning_rate"] = (old_cv, new_lr)
     kept = {}
     if schedule == "linear" and isinstance(agent.scheduler, schedulers.LinearScheduler):
-        # rl_games' linear schedule sets the lr from its start lr at each update, whatever the lr is: it goes on
-        # from the safe lr instead, down to its min_lr by its end (until session 16 the safe lr never took effect)
-        sched = agent.scheduler
-        steps = agent.epoch_num if sched.use_epochs else agent.frame
-        left = max(0, sched.max_steps - steps) / sched.max_steps
-        if left > 0 and new_lr > sched.min_lr:
-            sched.start_lr = sched.min_lr + (new_lr - sched.min_lr) / left
+        if _linear_from(agent.scheduler, new_lr, agent.epoch_num, agent.frame):
             kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' linear schedule takes it down to its min_lr "
-                                     f"{sched.min_lr:g} by its end (lr_schedule: fixed would hold it)")
+                                     f"{agent.scheduler.min_lr:g} by its end (lr_schedule: fixed would hold it)")
         else:  # the schedule has run out: it would hold its min_lr, not the safe lr
             agent.scheduler = schedulers.IdentityScheduler()
             changes["lr_schedule"] = ("linear", "fixed")
@@ -256,6 +251,18 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
         kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' {schedule} schedule moves it from there "
                                  "(lr_schedule: fixed would hold it)")
     return ConfigSwitch(changes, kept)
+
+
+def _linear_from(scheduler: Any, lr: float, epoch: int, frame: int) -> bool:
+    """rl_games' linear schedule sets the lr from its start lr at each update, whatever the lr is: it goes on from
+    ``lr`` instead, down to its min_lr by its end (its start lr moved so that it gives ``lr`` now; until session 16 a
+    safe lr under it never took effect). False when it has run out (it would hold its min_lr)."""
+    steps = epoch if scheduler.use_epochs else frame
+    left = max(0, scheduler.max_steps - steps) / scheduler.max_steps
+    if left <= 0 or lr <= scheduler.min_lr:
+        return False
+    scheduler.start_lr = scheduler.min_lr + (lr - scheduler.min_lr) / left
+    return True
 
 
 def _mean(values: list) -> float:
