@@ -1060,21 +1060,20 @@ class EventFileTail:
                 f"{self.path}: skipped {len(dec.skipped)} undecodable record(s) with valid checksums"
                 f" (first at byte {base + dec.skipped[0]})"
             )
-        if dec.problem is not None and dec.problem[0] != "truncated":
-            kind, off, extra = dec.problem
-            if self.suspect != base + off:
-                self.suspect, self._suspect_since = base + off, time.monotonic()
+        problem = None if dec.problem is None else (dec.problem[0], base + dec.problem[1], dec.problem[2])
+        read, end = self.records_read + dec.records, base + len(data)
+        if problem is not None and problem[0] != "truncated":
+            if self.suspect != problem[1]:
+                self.suspect, self._suspect_since = problem[1], time.monotonic()
             if final or time.monotonic() - self._suspect_since >= self.SUSPECT_S:
-                self.warnings.append(_problem_warning(str(self.path), (kind, base + off, extra),
-                                                      self.records_read + dec.records, base + len(data)))
+                self.warnings.append(_problem_warning(str(self.path), problem, read, end))
                 self.broken = True
         else:
             self.suspect = None
-            self.torn = dec.problem is not None  # a record still being written (a torn last write, at the end)
+            self.torn = problem is not None  # a record still being written (a torn last write, at the end)
             if self.torn and final and not self._torn_said:  # the writer is done: a torn last write
                 self._torn_said = True
-                self.warnings.append(_problem_warning(str(self.path), (dec.problem[0], base + dec.problem[1], dec.problem[2]),
-                                                      self.records_read + dec.records, base + len(data)))
+                self.warnings.append(_problem_warning(str(self.path), problem, read, end))
         self.offset = base + dec.consumed
         self.records_read += dec.records
         if self.first_wall_time is None:
