@@ -16,13 +16,15 @@ from __future__ import annotations
 import csv
 import io
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from watchdog.errors import InputError, read_input
-from watchdog.tfevents import Series
+from watchdog.logtxt import torn_line_warning
+from watchdog.tfevents import EventFileTail, Series
 
 PROGRESS_CSV = "progress.csv"
 STEP_COLUMN = "time/total_timesteps"  # SB3's step: what its TensorBoard points are logged at
@@ -30,14 +32,20 @@ TIME_COLUMN = "time/time_elapsed"
 _HEADER_BYTES = 1 << 16
 
 
-def is_progress_csv(path: Path) -> bool:
-    """A CSV whose header names SB3's step column (read: its first line only)."""
+def progress_csv_columns(path: Path) -> list[str]:
+    """The column names of an SB3 ``progress.csv`` (its first line only), [] for a file that is not one."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEADER_BYTES).split(b"\n", 1)[0]
     except OSError:
-        return False
-    return STEP_COLUMN in _header(head.decode("utf-8", "replace"))
+        return []
+    columns = _header(head.decode("utf-8", "replace"))
+    return columns if STEP_COLUMN in columns else []
+
+
+def is_progress_csv(path: Path) -> bool:
+    """A CSV whose header names SB3's step column (read: its first line only)."""
+    return bool(progress_csv_columns(path))
 
 
 def _header(line: str) -> list[str]:
@@ -126,3 +134,65 @@ def _number(row: list[str], column: int | None) -> float | None:
         return float(row[column])
     except ValueError:
         return None
+
+
+class ProgressCsvTail:
+    """SB3's ``progress.csv`` being written, followed as :class:`~watchdog.tfevents.EventFileTail` follows an event
+    file: each :meth:`poll` returns the points of the rows not returned before, ``warnings`` collects what a reader
+    should be told.
+
+    SB3 rewrites the whole file when a dump brings a new key, so rows are counted, not bytes: fewer rows than were
+    read while the file did not shrink, or a new header over rows of unequal length, is that rewrite caught
+    half-way (SB3 writes it in 8 KB pieces), read whole at the next poll; a file that shrank was written over by a
+    new run and is read again from the start. Damage (NUL bytes, a line no CSV reader can parse) is ``suspect``
+    until a poll ``EventFileTail.SUSPECT_S`` later, or a ``final`` one, still finds it (a network file system can
+    show a file's length before its bytes), then ``broken``, as an event file's corrupt record is. A last line
+    without its newline waits; a ``final`` poll says it was left out.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.rows = 0  # rows returned so far
+        self.size = 0  # the file's size then
+        self.header: list[str] | None = None  # its header then
+        self.warnings: list[str] = []
+        self.broken = False
+        self.suspect: int | None = None  # the rows read before damage was found (corrupt if it stays)
+        self._suspect_since = 0.0
+        self.torn = False
+        self._torn_said = False
+
+    @property
+    def torn_unsaid(self) -> bool:
+        """Its last line is incomplete and not yet said (a ``final`` poll says it)."""
+        return self.torn and not self._torn_said
+
+    def poll(self, *, final: bool = False) -> dict[str, Series]:
+        if self.broken:
+            return {}
+        res = read_progress_csv(self.path, first_row=self.rows)
+        shrank = res.size < self.size
+        rewriting = self.header is not None and res.header != self.header and res.ragged
+        if not final and not shrank and (res.rows < self.rows or rewriting):
+            return {}  # a rewrite for new keys caught half-way: the next poll has it whole
+        if shrank:
+            self.warnings.append(f"{self.path}: shrank from {self.size} to {res.size} bytes (written over by a new "
+                                 "run?) - reading it again from the start")
+            self.rows = 0
+            res = read_progress_csv(self.path)
+        if res.damage is None:
+            self.suspect = None
+        else:
+            if self.suspect is None:
+                self.suspect, self._suspect_since = res.rows, time.monotonic()
+            if final or time.monotonic() - self._suspect_since >= EventFileTail.SUSPECT_S:
+                self.broken = True
+                self.warnings.append(res.damage)
+        self.rows, self.size = max(res.rows, self.rows), res.size
+        self.header = res.header or self.header
+        self.warnings.extend(res.warnings)
+        self.torn = res.torn is not None
+        if self.torn and final and not self._torn_said:
+            self._torn_said = True
+            self.warnings.append(torn_line_warning(self.path, res.torn))
+        return res.scalars

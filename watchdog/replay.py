@@ -454,6 +454,12 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {})}
 
 
+def damage_bound(iteration: int, files: int) -> str:
+    """What bounds a verdict judged up to a corrupt record: replay's headline and watch's end event say the same."""
+    damaged = "a damaged file" if files == 1 else f"{files} damaged files"
+    return f"judged up to it {iteration}: the rest of {damaged} is lost"
+
+
 def unrecognised_report(run: str, data: RunData) -> RunReport:
     """A run in which no tracked signal was found: never "healthy"; the tags it held are listed."""
     report = RunReport(run=run, source=data.source, verdict=UNRECOGNISED, final_state=UNRECOGNISED,

@@ -152,7 +152,9 @@ def verdict_text(report) -> str:
     if short:
         bounds.append("too short to judge")
     if info.get("damaged_files") and report.records:
-        bounds.append(f"judged up to it {report.records[-1].iteration}: the rest of a damaged file is lost")
+        from watchdog.replay import damage_bound
+
+        bounds.append(damage_bound(report.records[-1].iteration, len(info["damaged_files"])))
     return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
 
 

@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watchdog.config import TagsConfig, load_watchdog_config
-from watchdog.csvlog import PROGRESS_CSV, is_progress_csv, read_progress_csv
+from watchdog.csvlog import PROGRESS_CSV, ProgressCsvTail, is_progress_csv, progress_csv_columns
 from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog
-from watchdog.logtxt import LogTxtTail, torn_line_warning
+from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import (
@@ -44,7 +44,7 @@ from watchdog.frameworks import (
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import UNRECOGNISED, is_run_dir, iter_run_dirs
+from watchdog.replay import UNRECOGNISED, damage_bound, is_run_dir, iter_run_dirs
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, series_tag, session_of, session_starts
 
@@ -142,12 +142,8 @@ class RunFollower:
         self.notes: list[str] = []  # what the reading changed, said once each (the caller takes them)
         self.input_warnings: list[str] = []  # damaged, shrunk or undecodable files, said once each (the caller takes them)
         self._warned: dict[Path, int] = {}  # how many of each file's warnings were passed on
-        self.csv = self.run_dir / PROGRESS_CSV  # SB3's CSV logger: followed where there are no event files
+        self.csv = ProgressCsvTail(self.run_dir / PROGRESS_CSV)  # SB3's CSV logger: where no event file serves
         self.csv_mode = False  # following it (no event files, or none with a tracked signal)
-        self._csv_rows = self._csv_size = 0  # its rows read so far, and its size then
-        self._csv_header: list[str] | None = None  # its header then
-        self._csv_damaged = False
-        self._csv_suspect: float | None = None  # when a read first found NUL bytes or an unreadable line
         self._critic_said = False
 
     # --- the cheap part: which files, did they change -------------------------------------------
@@ -181,7 +177,7 @@ class RunFollower:
 
     def signature(self) -> tuple:
         sig = []
-        for path in [*self.files, self.csv, self.run_dir / "log.txt"]:
+        for path in [*self.files, self.csv.path, self.run_dir / "log.txt"]:
             try:
                 st = path.stat()
                 sig.append((st.st_size, st.st_mtime_ns))
@@ -224,7 +220,7 @@ class RunFollower:
                 self._read_tails(new, final)
             self.csv_mode = self._events_fail(new)
         elif not self.files:
-            self.csv_mode = is_progress_csv(self.csv)
+            self.csv_mode = is_progress_csv(self.csv.path)
         if self.csv_mode:
             new.clear()
             self._read_csv(new, final)
@@ -297,9 +293,7 @@ class RunFollower:
         for path in self.files:
             tail = self.tails[path]
             points = tail.poll(final=final)
-            if len(tail.warnings) > self._warned.get(path, 0):
-                self.input_warnings.extend(tail.warnings[self._warned.get(path, 0):])
-                self._warned[path] = len(tail.warnings)
+            self._take_warnings(path, tail.warnings)
             for tag, series in points.items():
                 tag = series_tag(self.run_dir, path, tag)  # replay's name for it (add_scalars' sub-tag folders)
                 self._source[tag] = path
@@ -312,50 +306,30 @@ class RunFollower:
                 else:
                     sessions.extend([0] * len(series.steps))
 
+    def _take_warnings(self, path: Path, warnings: list[str]) -> None:
+        """A followed file's warnings not passed on yet go to ``input_warnings`` (each said once)."""
+        said = self._warned.get(path, 0)
+        if len(warnings) > said:
+            self.input_warnings.extend(warnings[said:])
+            self._warned[path] = len(warnings)
+
     def _events_fail(self, new: dict) -> bool:
         """The run's event files give nothing to judge while its ``progress.csv`` would (replay then reads the CSV):
         every one of them corrupt before a point, or their tags, none tracked, beside a CSV whose columns are."""
-        if self.detected is not None or self.suspect or not is_progress_csv(self.csv):
+        columns = progress_csv_columns(self.csv.path) if self.detected is None and not self.suspect else []
+        if not columns:
             return False  # (a suspect record: undecided until it is read again)
         if all(tail.broken for tail in self.tails.values()) and not self.tags_seen:
             return True
         tags = self.tags_seen | set(new)
-        columns = read_progress_csv(self.csv).scalars
         return (bool(tags) and not detect(tags, forced=self.tags.framework, user_map=self.tags.map).recognised
                 and detect(columns, forced=self.tags.framework, user_map=self.tags.map).recognised)
 
     def _read_csv(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool) -> None:
-        """SB3's ``progress.csv``: the points of the rows not read before (:mod:`watchdog.csvlog`; SB3 rewrites the
-        file when a dump brings a new key, so rows are counted, not bytes). Fewer rows than were read while the
-        file did not shrink is a rewrite caught half-way (SB3 writes it in 8 KB pieces): the next poll reads it
-        whole. A file that shrank was written over by a new run: read again from the start. Damage (NUL bytes, a
-        line no CSV reader can parse) ends the reading, as a corrupt event file does."""
-        if self._csv_damaged:
-            return
-        res = read_progress_csv(self.csv, first_row=self._csv_rows)
-        shrank = res.size < self._csv_size
-        rewriting = self._csv_header is not None and res.header != self._csv_header and res.ragged
-        if not final and not shrank and (res.rows < self._csv_rows or rewriting):
-            return  # a rewrite for new keys caught half-way (SB3 writes it in 8 KB pieces): the next poll has it whole
-        if shrank:
-            self.input_warnings.append(f"{self.csv}: shrank from {self._csv_size} to {res.size} bytes (written over by "
-                                       "a new run?) - reading it again from the start")
-            self._csv_rows = 0
-            res = read_progress_csv(self.csv)
-        if res.damage is None:
-            self._csv_suspect = None
-        else:  # NUL bytes may be a write not there yet (a network file system): corrupt if still there SUSPECT_S later
-            now = time.monotonic()
-            self._csv_suspect = now if self._csv_suspect is None else self._csv_suspect
-            if final or now - self._csv_suspect >= EventFileTail.SUSPECT_S:
-                self._csv_damaged = True
-                self.input_warnings.append(res.damage)
-        self._csv_rows, self._csv_size = max(res.rows, self._csv_rows), res.size
-        self._csv_header = res.header or self._csv_header
-        self.input_warnings.extend(res.warnings)
-        if final and res.torn is not None:
-            self.input_warnings.append(torn_line_warning(self.csv, res.torn))
-        for tag, series in res.scalars.items():
+        """SB3's ``progress.csv``: the points of the rows not read before (:class:`~watchdog.csvlog.ProgressCsvTail`)."""
+        points = self.csv.poll(final=final)
+        self._take_warnings(self.csv.path, self.csv.warnings)
+        for tag, series in points.items():
             new[tag] = (series.steps.tolist(), series.values.tolist(), [0] * len(series))
 
     def _identify(self, new: dict[str, tuple[list[int], list[float], list[int]]], final: bool = False) -> bool:
@@ -399,7 +373,7 @@ class RunFollower:
         assembler = self.assembler
         return (bool(self.pending) or bool(self._held) or self.log_tail is not None
                 or (assembler is not None and any(assembler.pending.values())) or self.suspect
-                or any(t.torn_unsaid for t in self.tails.values()))
+                or any(t.torn_unsaid for t in self._followed()))
 
     @property
     def unrecognised(self) -> bool:
@@ -426,30 +400,28 @@ class RunFollower:
         if self.log_tail is None:
             self.log_tail = LogTxtTail(path)
         records = self.log_tail.poll(final=final)
-        said = self._warned.get(path, 0)
-        self.input_warnings.extend(self.log_tail.warnings[said:])
-        self._warned[path] = len(self.log_tail.warnings)
+        self._take_warnings(path, self.log_tail.warnings)
         return records
+
+    def _followed(self) -> list:
+        """The file tails the records come from: the CSV's once it is followed, else the event files'."""
+        return [self.csv] if self.csv_mode else list(self.tails.values())
 
     @property
     def suspect(self) -> bool:
         """A file followed has a record that failed its checks and may still be being written (corrupt if it stays so)."""
-        if self.csv_mode:
-            return self._csv_suspect is not None and not self._csv_damaged
-        return any(t.suspect is not None and not t.broken for t in self.tails.values())
+        return any(t.suspect is not None and not t.broken for t in self._followed())
 
     @property
     def damaged(self) -> list[Path]:
         """Files followed read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
-        if self.csv_mode:
-            return [self.csv] if self._csv_damaged else []
-        return [path for path, tail in self.tails.items() if tail.broken]
+        return [t.path for t in self._followed() if t.broken]
 
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""
         self.refresh()
         total = 0
-        for path in [*self.files, self.csv, self.run_dir / "log.txt"]:
+        for path in [*self.files, self.csv.path, self.run_dir / "log.txt"]:
             try:
                 total += path.stat().st_size
             except OSError:
@@ -765,10 +737,7 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
 def _damage_note(run: WatchedRun) -> str:
     """What bounds a run's verdict when its files were damaged (replay's headline says the same)."""
     damaged = run.follower.damaged
-    if not damaged or run.last is None:
-        return ""
-    files = "a damaged file" if len(damaged) == 1 else f"{len(damaged)} damaged files"
-    return f"; judged up to it {run.last.iteration}: the rest of {files} is lost"
+    return "" if not damaged or run.last is None else "; " + damage_bound(run.last.iteration, len(damaged))
 
 
 def _damage_fields(run: WatchedRun) -> dict:
