@@ -38,8 +38,7 @@ from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
 from watchdog.resources import ResourceSampler
 from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
-from watchdog.supervise import (RESOURCE_CAUSE, RESUME_ENV, RUN_DIR_ENV, count_recoveries, last_restart_cause,
-                                on_safe_config, run_events)
+from watchdog.supervise import RESUME_ENV, RUN_DIR_ENV, count_recoveries, resumes_on_own_config, run_events
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +280,7 @@ class TrainingSession:
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
                  f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
         wd.last_record = MetricRecord.from_mapping(iteration, env_steps, {})  # where the run stands: its events' place
-        if last_restart_cause(events) != RESOURCE_CAUSE or on_safe_config(events):  # (a resource stop: as it was)
+        if not resumes_on_own_config(events):
             wd.config_switched(self.apply_config(action), config_name=self.safe_name)
         return ref
 

@@ -244,6 +244,12 @@ def on_safe_config(events: list[dict]) -> bool:
     return any(is_recovery(e) or e.get("event") == "config_switch" for e in events)
 
 
+def resumes_on_own_config(events: list[dict]) -> bool:
+    """A process the supervisor restarted keeps the run's own config: after a resource stop (its last restart's
+    cause) of a run that never recovered; every other restart switches to the safe config."""
+    return last_restart_cause(events) == RESOURCE_CAUSE and not on_safe_config(events)
+
+
 def last_restart_cause(events: list[dict]) -> str | None:
     """Why the supervisor last restarted the run (its restart event's ``cause``: "crash" or "resource"), else None."""
     return next((e.get("cause") for e in reversed(events) if e.get("event") == "restart"), None)
@@ -383,10 +389,11 @@ class Supervisor:
         if integration is None and not is_openrl_command(self.cmd):
             return self._restart_unchanged(outcome, attempt)  # no checkpoint it could be given: none chosen
         point = choose_restart_point(self.run_dir)
+        # a resource stop of a run that never recovered: not diverging, so on its own config (else the safe one)
+        own = outcome.restartable_stop and not on_safe_config(run_events(self.run_dir))
         if integration is not None:
-            return self._restart_integration(outcome, attempt, point, integration)
-        if outcome.restartable_stop and not on_safe_config(run_events(self.run_dir)):
-            # not diverging, never recovered: the attempt's own config, only the checkpoint moves
+            return self._restart_integration(outcome, attempt, point, integration, own)
+        if own:  # only the checkpoint moves
             cmd = current if point.path is None else set_flag(current, "--checkpoint", str(point.path))
             config = get_flag(cmd, "--config")
         else:
@@ -398,21 +405,19 @@ class Supervisor:
                                   cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash")
         return cmd
 
-    def _restart_integration(self, outcome: Outcome, attempt: int, point: RestartPoint, framework: str) -> list[str]:
+    def _restart_integration(self, outcome: Outcome, attempt: int, point: RestartPoint, framework: str,
+                             own: bool) -> list[str]:
         """An integration's run (rsl_rl, ...): the same command line again; its watchdog reads the stable checkpoint
         from ``WATCHDOG_RESUME``, puts it in place and switches to its own safe config (the script's
-        ``safe_config``). Only our stable checkpoints count: the framework's own are not verified or dated."""
+        ``safe_config``; not where ``own``: a resource stop of a run that never recovered). Only our stable checkpoints count: the framework's own are not verified or dated."""
         if point.kind != "stable":
             point = RestartPoint(None, "scratch")
         self._resume = point.path
-        # not diverging: resumed with the config it had (its own, or the safe one a recovery switched it to)
-        resource = outcome.restartable_stop
-        own = resource and not on_safe_config(run_events(self.run_dir))
         config = f"its {framework} watchdog's " + ("config as it was" if own else "safe config")
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same command "
                  f"from {point.describe()}, resumed in place with {config}")
         self._write_restart_event(outcome, attempt, point, self.cmd, config=config,
-                                  cause=RESOURCE_CAUSE if resource else "crash")
+                                  cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash")
         return list(self.cmd)
 
     def _restart_unchanged(self, outcome: Outcome, attempt: int) -> list[str]:
