@@ -437,7 +437,7 @@ class RecordAssembler:
         for key, (pos, vals) in series.items():
             nxt = np.minimum(np.searchsorted(dumps, pos, side="left"), len(dumps) - 1)
             target = dumps[nxt]
-            move = (target != pos) & (target > pos) & (target // _SEGMENT == pos // _SEGMENT)
+            move = (target > pos) & (target // _SEGMENT == pos // _SEGMENT)
             out[key] = (np.where(move, target, pos), vals) if move.any() else (pos, vals)
         return out
 
