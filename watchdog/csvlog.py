@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from watchdog.errors import InputError, read_input
 from watchdog.logtxt import torn_line_warning
-from watchdog.tfevents import EventFileTail, Series
+from watchdog.tfevents import FileTail, Series
 
 PROGRESS_CSV = "progress.csv"
 STEP_COLUMN = "time/total_timesteps"  # SB3's step: what its TensorBoard points are logged at
@@ -136,7 +135,7 @@ def _number(row: list[str], column: int | None) -> float | None:
         return None
 
 
-class ProgressCsvTail:
+class ProgressCsvTail(FileTail):
     """SB3's ``progress.csv`` being written, followed as :class:`~watchdog.tfevents.EventFileTail` follows an event
     file: each :meth:`poll` returns the points of the rows not returned before, ``warnings`` collects what a reader
     should be told.
@@ -144,28 +143,16 @@ class ProgressCsvTail:
     SB3 rewrites the whole file when a dump brings a new key, so rows are counted, not bytes: fewer rows than were
     read while the file did not shrink, or a new header over rows of unequal length, is that rewrite caught
     half-way (SB3 writes it in 8 KB pieces), read whole at the next poll; a file that shrank was written over by a
-    new run and is read again from the start. Damage (NUL bytes, a line no CSV reader can parse) is ``suspect``
-    until a poll ``EventFileTail.SUSPECT_S`` later, or a ``final`` one, still finds it (a network file system can
-    show a file's length before its bytes), then ``broken``, as an event file's corrupt record is. A last line
-    without its newline waits; a ``final`` poll says it was left out.
+    new run and is read again from the start. Damage (NUL bytes, a line no CSV reader can parse) is a bad read
+    (:class:`~watchdog.tfevents.FileTail`: suspect, then broken, as an event file's corrupt record), wherever in the
+    file it moves while suspect. A last line without its newline waits; a ``final`` poll says it was left out.
     """
 
     def __init__(self, path):
-        self.path = Path(path)
+        super().__init__(path)
         self.rows = 0  # rows returned so far
         self.size = 0  # the file's size then
         self.header: list[str] | None = None  # its header then
-        self.warnings: list[str] = []
-        self.broken = False
-        self.suspect: int | None = None  # the rows read before damage was found (corrupt if it stays)
-        self._suspect_since = 0.0
-        self.torn = False
-        self._torn_said = False
-
-    @property
-    def torn_unsaid(self) -> bool:
-        """Its last line is incomplete and not yet said (a ``final`` poll says it)."""
-        return self.torn and not self._torn_said
 
     def poll(self, *, final: bool = False) -> dict[str, Series]:
         if self.broken:
@@ -180,19 +167,11 @@ class ProgressCsvTail:
                                  "run?) - reading it again from the start")
             self.rows = 0
             res = read_progress_csv(self.path)
-        if res.damage is None:
-            self.suspect = None
-        else:
-            if self.suspect is None:
-                self.suspect, self._suspect_since = res.rows, time.monotonic()
-            if final or time.monotonic() - self._suspect_since >= EventFileTail.SUSPECT_S:
-                self.broken = True
-                self.warnings.append(res.damage)
+        if res.damage is not None:
+            self._bad(0, final, lambda: res.damage)  # (one place: the timer runs while the file stays damaged)
         self.rows, self.size = max(res.rows, self.rows), res.size
         self.header = res.header or self.header
         self.warnings.extend(res.warnings)
-        self.torn = res.torn is not None
-        if self.torn and final and not self._torn_said:
-            self._torn_said = True
-            self.warnings.append(torn_line_warning(self.path, res.torn))
+        if res.damage is None:
+            self._good(res.torn is not None, final, lambda: torn_line_warning(self.path, res.torn))
         return res.scalars

@@ -1004,37 +1004,60 @@ def read_scalars_bytes(buf: bytes, *, name: str = "<bytes>", check_crc: bool = F
 # ---------------------------------------------------------------------------------------------
 
 
-class EventFileTail:
-    """Incremental reader for an event file that is still being written.
-
-    Each :meth:`poll` returns only the scalars of records completed since the previous poll; an
-    incomplete last record is left for the next poll without a warning. A corrupt record stops the
-    tail for good (``broken`` becomes True and a line is added to ``warnings``) when a poll at least
-    ``SUSPECT_S`` later, or a ``final`` one (the writer is done), finds it as it was: until then it may be
-    a write still in flight (a network file system can show a file's new length before its bytes), so it
-    is only ``suspect``.
-    """
+class FileTail:
+    """What the reader of a file still being written keeps besides its place: ``warnings`` for whoever follows it,
+    and the rule for a bad read. A bad record is only ``suspect`` (where it failed) until a poll ``SUSPECT_S`` later,
+    or a ``final`` one (the writer is done), still finds it: then the file is ``broken`` and the reading stops (a
+    network file system can show a file's new length before its bytes). An incomplete end (``torn``) waits for the
+    rest; a ``final`` poll says it, once."""
 
     SUSPECT_S = 1.0
 
-    def __init__(self, path, *, tags=None, check_crc: bool = False):
+    def __init__(self, path):
         self.path = Path(path)
-        self.offset = 0
-        self.records_read = 0
         self.warnings: list[str] = []
         self.broken = False
-        self._tags = None if tags is None else set(tags)
-        self._check_crc = check_crc
-        self.first_wall_time: float | None = None  # of the file's first record, once read
-        self.suspect: int | None = None  # where a record failed its checks (corrupt if it still does later)
+        self.suspect: int | None = None  # where a read failed its checks (corrupt if it still does later)
         self._suspect_since = 0.0
         self.torn = False
         self._torn_said = False
 
     @property
     def torn_unsaid(self) -> bool:
-        """Its last record is incomplete and not yet said (a ``final`` poll says it: a torn last write)."""
+        """Its end is incomplete and not yet said (a ``final`` poll says it: a torn last write)."""
         return self.torn and not self._torn_said
+
+    def _bad(self, at: int, final: bool, said) -> None:
+        """A read failed its checks at ``at``: broken (``said()`` the warning) once it still does ``SUSPECT_S`` later."""
+        if self.suspect != at:
+            self.suspect, self._suspect_since = at, time.monotonic()
+        if final or time.monotonic() - self._suspect_since >= self.SUSPECT_S:
+            self.warnings.append(said())
+            self.broken = True
+
+    def _good(self, torn: bool, final: bool, said) -> None:
+        """A read passed its checks; ``torn``: its end is incomplete (at a ``final`` poll, ``said()`` once)."""
+        self.suspect, self.torn = None, torn
+        if torn and final and not self._torn_said:
+            self._torn_said = True
+            self.warnings.append(said())
+
+
+class EventFileTail(FileTail):
+    """Incremental reader for an event file that is still being written.
+
+    Each :meth:`poll` returns only the scalars of records completed since the previous poll; an
+    incomplete last record is left for the next poll without a warning. A corrupt record stops the
+    tail for good (``broken`` becomes True and a line is added to ``warnings``) as :class:`FileTail` says.
+    """
+
+    def __init__(self, path, *, tags=None, check_crc: bool = False):
+        super().__init__(path)
+        self.offset = 0
+        self.records_read = 0
+        self._tags = None if tags is None else set(tags)
+        self._check_crc = check_crc
+        self.first_wall_time: float | None = None  # of the file's first record, once read
 
     def poll(self, *, final: bool = False) -> dict[str, Series]:
         if self.broken:
@@ -1062,18 +1085,14 @@ class EventFileTail:
             )
         problem = None if dec.problem is None else (dec.problem[0], base + dec.problem[1], dec.problem[2])
         read, end = self.records_read + dec.records, base + len(data)
+
+        def said() -> str:
+            return _problem_warning(str(self.path), problem, read, end)
+
         if problem is not None and problem[0] != "truncated":
-            if self.suspect != problem[1]:
-                self.suspect, self._suspect_since = problem[1], time.monotonic()
-            if final or time.monotonic() - self._suspect_since >= self.SUSPECT_S:
-                self.warnings.append(_problem_warning(str(self.path), problem, read, end))
-                self.broken = True
-        else:
-            self.suspect = None
-            self.torn = problem is not None  # a record still being written (a torn last write, at the end)
-            if self.torn and final and not self._torn_said:  # the writer is done: a torn last write
-                self._torn_said = True
-                self.warnings.append(_problem_warning(str(self.path), problem, read, end))
+            self._bad(problem[1], final, said)
+        else:  # (truncated: a record still being written, or at the end a torn last write)
+            self._good(problem is not None, final, said)
         self.offset = base + dec.consumed
         self.records_read += dec.records
         if self.first_wall_time is None:

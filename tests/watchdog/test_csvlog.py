@@ -280,7 +280,7 @@ def test_a_follower_behind_a_rewrite_waits_for_it_whole_and_nul_bytes_get_a_grac
     file (new header and rows, then the old bytes) can hold as many rows as were read, one old line lost where the
     two meet; its rows are ragged, so it waits and reads the whole file at the next poll (was: one step skipped,
     one read twice). NUL bytes get the event files' grace (a network file system's write not there yet)."""
-    from watchdog.tfevents import EventFileTail
+    from watchdog.tfevents import FileTail
 
     path = tmp_path / "progress.csv"
     header = "time/total_timesteps,train/value_loss,rollout/ep_rew_mean"
@@ -299,7 +299,7 @@ def test_a_follower_behind_a_rewrite_waits_for_it_whole_and_nul_bytes_get_a_grac
     good = header + "\n" + _csv_rows(1, 40)
     cut = len(good) // 2
     (nul / "progress.csv").write_bytes(good[:cut].encode() + bytes(len(good) - cut))
-    monkeypatch.setattr(EventFileTail, "SUSPECT_S", 60.0)
+    monkeypatch.setattr(FileTail, "SUSPECT_S", 60.0)
     follower = RunFollower(nul)
     first = follower.poll()
     assert follower.suspect and follower.damaged == [] and follower.input_warnings == []
