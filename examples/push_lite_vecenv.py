@@ -41,6 +41,15 @@ class PushLiteRslEnv(VecEnv):
         self._rollout_steps = 0
         self._obs = self._observations(self.world.reset())
 
+    @property
+    def step_dt(self) -> float:
+        """Seconds per env step, as Isaac Lab's env has it (rsl_rl's RND scales its weight by it)."""
+        return self.world.cfg.dt_s
+
+    @property
+    def unwrapped(self) -> "PushLiteRslEnv":
+        return self
+
     def get_observations(self) -> TensorDict:
         return self._obs
 

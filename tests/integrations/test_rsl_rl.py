@@ -146,6 +146,31 @@ def test_reward_scale_fault_rolls_back_before_the_fault_and_restores_exactly(tmp
     assert_trained_on_at_safe_lr(run, events, 30, rollback)
 
 
+def test_an_rnd_run_rolls_back_its_curiosity_normalisers_too(tmp_path):
+    """RND with reward normalisation (rsl_rl's curiosity): its normaliser rebinds its std inside the
+    rollout's ``torch.inference_mode``, which refused the rollback's in-place copy (the run crashed), and
+    keeps a per-env discounted sum of intrinsic rewards outside ``state_dict`` that a NaN step left NaN,
+    so the normaliser's variance went NaN again at the next step and stayed so."""
+    base = rsl_rl_ppo.train_cfg(0, STEPS)
+    rnd = {"weight": 10.0, "reward_normalization": True, "state_normalization": True, "num_outputs": 8,
+           "predictor_hidden_dims": [32], "target_hidden_dims": [32]}
+    run = Watched(tmp_path, ["nan@6"], cfg_changes={  # rsl_rl's own NaN check off: the NaN reaches RND
+        "check_for_nan": False, "obs_groups": {**base["obs_groups"], "rnd_state": ["policy"]},
+        "algorithm": {**base["algorithm"], "rnd_cfg": rnd}})
+    events = run.learn(12)
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (6, "nonfinite")
+    rollback, = kinds(events, "rollback")
+    saved, _ = load_checkpoint(rollback["checkpoint"])
+    live = run.first_update_after_rollback()
+    learned = lambda rnd: {k: v for k, v in rnd.items() if not k.startswith("reward_normalizer.")}  # noqa: E731
+    assert_same_tensors(learned(live["rnd"]), learned(saved["rnd"]), "rnd")  # the rollout since moved the rest
+    assert torch.isfinite(saved["rnd_disc_avg"]).all()
+    assert_trained_on_at_safe_lr(run, events, 12, rollback)
+    norm = run.runner.alg.rnd.reward_normalizer
+    assert torch.isfinite(norm.disc_avg.avg).all() and torch.isfinite(norm.emp_norm._var).all()
+
+
 def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_path):
     cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 2}})
     run = Watched(tmp_path, ["nan@4", "nan@7", "nan@10"], wd_cfg=cfg)

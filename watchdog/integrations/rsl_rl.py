@@ -115,9 +115,27 @@ def _rnd_optimizer(alg: Any) -> Any:
     return getattr(alg.rnd, "optimizer", None) or getattr(alg, "rnd_optimizer", None)
 
 
+def _disc_avg(alg: Any) -> Any:
+    """RND's discounted sum of intrinsic rewards per env (behind its reward normaliser's statistics),
+    a plain attribute outside ``state_dict``; None without RND's reward normalisation."""
+    return getattr(getattr(getattr(alg, "rnd", None), "reward_normalizer", None), "disc_avg", None)
+
+
+def _load_module(module: torch.nn.Module, state: dict) -> None:
+    """``load_state_dict``, first giving a normal tensor back to every buffer rsl_rl rebound inside
+    ``torch.inference_mode`` (the RND reward normaliser sets its std during the rollout): such a
+    buffer refuses the in-place copy, and the rollback would crash the run."""
+    for name, buf in list(module.named_buffers()):
+        if buf.is_inference():
+            owner, _, leaf = name.rpartition(".")
+            (module.get_submodule(owner) if owner else module)._buffers[leaf] = buf.clone()
+    module.load_state_dict(state)
+
+
 def capture_state(alg: Any) -> dict:
     """A weights-only copy of everything an update changes: actor and critic (their observation
-    normalisers are buffers inside them), the optimizer (Adam moments, steps, lr), RND if used."""
+    normalisers are buffers inside them), the optimizer (Adam moments, steps, lr), RND if used
+    (with its reward normaliser's running discounted sum, which a NaN would otherwise keep NaN)."""
     state = {
         "actor": {k: v.detach().clone() for k, v in _raw(alg, "actor").state_dict().items()},
         "critic": {k: v.detach().clone() for k, v in _raw(alg, "critic").state_dict().items()},
@@ -127,19 +145,25 @@ def capture_state(alg: Any) -> dict:
     if getattr(alg, "rnd", None) is not None:
         state["rnd"] = {k: v.detach().clone() for k, v in alg.rnd.state_dict().items()}
         state["rnd_optimizer"] = clone_tree(_rnd_optimizer(alg).state_dict())
+        disc = _disc_avg(alg)
+        if disc is not None and disc.avg is not None:
+            state["rnd_disc_avg"] = disc.avg.detach().clone()
     return state
 
 
 def restore_state(alg: Any, state: dict) -> None:
     """Load ``state`` into the live modules and optimizer, in place, and empty the rollout storage."""
-    _raw(alg, "actor").load_state_dict(state["actor"])
-    _raw(alg, "critic").load_state_dict(state["critic"])
+    _load_module(_raw(alg, "actor"), state["actor"])
+    _load_module(_raw(alg, "critic"), state["critic"])
     # an optimizer keeps the tensors it is given: a copy, so training never writes into the snapshot
     alg.optimizer.load_state_dict(clone_tree(state["optimizer"]))
     alg.learning_rate = float(state["learning_rate"])
     if "rnd" in state and getattr(alg, "rnd", None) is not None:
-        alg.rnd.load_state_dict(state["rnd"])
+        _load_module(alg.rnd, state["rnd"])
         _rnd_optimizer(alg).load_state_dict(clone_tree(state["rnd_optimizer"]))
+        disc = _disc_avg(alg)
+        if disc is not None:
+            disc.avg = state["rnd_disc_avg"].clone() if "rnd_disc_avg" in state else None
     alg.storage.clear()
     alg.transition.clear()
     for model in (alg.actor, alg.critic):
