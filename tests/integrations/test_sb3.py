@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("stable_baselines3")
@@ -70,9 +71,10 @@ class ProbedPPO(PPO):
         self.probes.append(probe)
 
 
-def make_model(seed: int = 0, *, vecnorm: bool = False) -> tuple[ProbedPPO, object]:
+def make_model(seed: int = 0, *, vecnorm: bool = False, faults: type = example.FaultInjection
+               ) -> tuple[ProbedPPO, object]:
     torch.set_num_threads(1)
-    venv = example.FaultInjection(make_vec_env("Pendulum-v1", n_envs=N_ENVS, seed=seed))
+    venv = faults(make_vec_env("Pendulum-v1", n_envs=N_ENVS, seed=seed))
     env = VecNormalize(venv) if vecnorm else venv
     model = ProbedPPO("MlpPolicy", env, n_steps=N_STEPS, batch_size=64, n_epochs=4, gamma=0.9,
                       learning_rate=BASE_LR, seed=seed, device="cpu")
@@ -81,8 +83,8 @@ def make_model(seed: int = 0, *, vecnorm: bool = False) -> tuple[ProbedPPO, obje
 
 
 def run(tmp_path: Path, iterations: int, inject: list[str], cfg: WatchdogConfig, *, seed: int = 0,
-        vecnorm: bool = False, safe_config: Path = ROOT / "cfgs" / "sb3_safe.yaml"):
-    model, venv = make_model(seed, vecnorm=vecnorm)
+        vecnorm: bool = False, safe_config: Path = ROOT / "cfgs" / "sb3_safe.yaml", faults: type = example.FaultInjection):
+    model, venv = make_model(seed, vecnorm=vecnorm, faults=faults)
     callback = WatchdogCallback(tmp_path, config=cfg, safe_config=safe_config, console=False)
     model.callback = callback
     callbacks = [example.InjectFaults(FaultSchedule.from_specs(inject), venv)] if inject else []
@@ -140,6 +142,33 @@ def test_vecnormalize_statistics_are_rolled_back_with_the_weights(tmp_path):
     rewards = [e["metrics"]["rollout/average_step_reward"] for e in events  # the NaN batch's is "nan"
                if e["event"] == "metrics" and isinstance(e["metrics"].get("rollout/average_step_reward"), float)]
     assert -17 < min(rewards) and max(rewards) < 0  # Pendulum's raw reward per step, not VecNormalize's
+
+
+class NaNRewardsOnly(example.FaultInjection):
+    """``nan@N`` as one step of NaN rewards with finite observations: the rollout runs, the update goes NaN."""
+
+    def step_wait(self):
+        nan, self.nan_next_step = self.nan_next_step, False
+        obs, rewards, dones, infos = super().step_wait()
+        return obs, np.full_like(rewards, np.nan) if nan else rewards, dones, infos
+
+
+@pytest.mark.parametrize("vecnorm", [False, True])
+def test_an_update_that_goes_nan_is_rolled_back_like_a_rollout_that_does(tmp_path, vecnorm):
+    """SB3's first mini-batch on a NaN reward makes the weights NaN and the next one's ``Normal(loc=nan)``
+    raises inside ``train()``: that crashed ``learn`` with the weights NaN and no alarm (only a crash in the
+    rollout was judged). With ``VecNormalize(norm_reward)`` the NaN also went into its return statistics."""
+    model, callback, events = run(tmp_path, 14, ["nan@8"], small_config(), vecnorm=vecnorm, faults=NaNRewardsOnly)
+    alarm, = [e for e in events if e["event"] == "alarm"]
+    rollback, = [e for e in events if e["event"] == "rollback"]
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and rollback["to_iteration"] < 8
+    state, _ = load_checkpoint(rollback["checkpoint"])
+    after = next(p for p in model.probes if p["iteration"] > rollback["iteration"])
+    assert _equal(after["policy"], state["policy"]) and after["lr"] == [SAFE_LR]
+    assert not callback.result.stopped and events[-1]["event"] == "end" and callback.iteration == 14
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+    if vecnorm:
+        assert np.isfinite(model.get_vec_normalize_env().ret_rms.var).all()
 
 
 def test_a_healthy_run_is_never_rolled_back(tmp_path):

@@ -174,7 +174,7 @@ def nonfinite_where(model: Any) -> str | None:
     if nonfinite_keys(model._last_obs):
         return "observations"
     buffer = model.rollout_buffer
-    for name in ("observations", "rewards", "values", "log_probs"):
+    for name in ("observations", "rewards", "values", "log_probs", "returns", "advantages"):
         if nonfinite_keys(getattr(buffer, name, None)):
             return f"rollout buffer ({name})"
     return None
@@ -348,7 +348,12 @@ class WatchdogCallback(BaseCallback):
         if self._skip_update:  # the rollout failed and was rolled back: nothing to learn from
             self._skip_update = False
             return
-        self._originals["train"]()
+        try:
+            self._originals["train"]()
+        except Exception as exc:  # a NaN reward with finite observations: the rollout ran, the update went NaN
+            if not self._failed("update", exc, self.model.num_timesteps):
+                raise
+            return
         self._judge(self._record())
 
     def _collect_rollouts(self, env, callback, rollout_buffer, n_rollout_steps: int) -> bool:
@@ -362,20 +367,29 @@ class WatchdogCallback(BaseCallback):
         try:
             return self._originals["collect_rollouts"](env, callback, rollout_buffer, n_rollout_steps)
         except Exception as exc:
-            where = nonfinite_where(self.model)
-            if where is None:  # finite numbers: a bug, not a divergence
-                raise
-            error = " ".join(str(exc).split())[:300]
-            log.warning("iteration %d: rollout failed with non-finite numbers in the %s: %s", self.iteration, where, error)
             # the failed iteration spends its whole slot (as OpenRL's), so iterations and steps stay in step
-            self.model.num_timesteps = start_steps + n_rollout_steps * env.num_envs
-            # the previous update's values, where SB3's dump after this rollout would have put them (before this
-            # record's overwrite them; at start_steps they would land on the update before's)
-            self.model.logger.dump(self.model.num_timesteps)
-            record = MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan})
-            keep_going = self.session.judge_failed(lambda: self._judge(record), where, exc)
+            keep_going = self._failed("rollout", exc, start_steps + n_rollout_steps * env.num_envs)
+            if keep_going is None:
+                raise
             self._skip_update = keep_going
             return keep_going
+
+    def _failed(self, part: str, exc: BaseException, env_steps: int) -> bool | None:
+        """An iteration whose rollout or update raised: a non-finite iteration when the training state holds
+        NaN/Inf (judged, rolled back or stopped: whether training goes on), else None (a bug: re-raise)."""
+        where = nonfinite_where(self.model)
+        if where is None:  # finite numbers: a bug, not a divergence
+            return None
+        error = " ".join(str(exc).split())[:300]
+        log.warning("iteration %d: %s failed with non-finite numbers in the %s: %s", self.iteration, part, where, error)
+        self.model.num_timesteps = env_steps
+        # the previous update's values, where SB3's dump after this rollout would have put them (before this
+        # record's overwrite them; at the rollout's start they would land on the update before's). None left
+        # when the update failed after SB3's dump: an empty dump would be a blank CSV row
+        if self.model.logger.name_to_value:
+            self.model.logger.dump(self.model.num_timesteps)
+        record = MetricRecord(self.iteration, self.model.num_timesteps, {VALUE_LOSS: math.nan})
+        return self.session.judge_failed(lambda: self._judge(record), where, exc)
 
     def _judge(self, record: MetricRecord) -> bool:
         keep_going = self.session.observe(record)
