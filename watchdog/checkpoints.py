@@ -109,8 +109,7 @@ class CheckpointStore:
         missing = [k for k in _REQUIRED_META if k not in meta]
         if missing:
             raise InternalError(f"checkpoint meta for {tag!r} lacks {missing}; pass iteration and env_steps")
-        _check_plain(state, "state")
-        payload = _serialize(dict(state))
+        payload = _serialize(_plain(dict(state), "state"))
         meta.setdefault("stable", True)
         meta.update(
             tag=tag,
@@ -298,13 +297,16 @@ def load_checkpoint(path: Path | str | CheckpointInfo, *, map_location: Any = "c
 
 def clone_tree(tree: Any, device: Any = None) -> Any:
     """A copy of a state dict's nested dicts/lists/tuples with every tensor cloned (to ``device``
-    when given; ~10x faster than ``deepcopy``): a snapshot never shares tensors with live objects."""
+    when given; ~10x faster than ``deepcopy``): a snapshot never shares tensors with live objects.
+    A numpy scalar becomes the Python number it holds, as a checkpoint on disk has it."""
     if isinstance(tree, torch.Tensor):
         return tree.detach().clone() if device is None else tree.detach().to(device, copy=True)
     if isinstance(tree, dict):  # OrderedDict stays an OrderedDict
         return type(tree)((k, clone_tree(v, device)) for k, v in tree.items())
     if isinstance(tree, (list, tuple)):
         return type(tree)(clone_tree(v, device) for v in tree)
+    if isinstance(tree, np.generic):  # rl_games' frame-counted schedule puts numpy floats in the param groups
+        return tree.item()
     return tree
 
 
@@ -338,20 +340,23 @@ def _walk_leaves(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 _PLAIN = (str, int, float, bool, type(None), torch.dtype, torch.device)
 
 
-def _check_plain(tree: Any, where: str) -> None:
-    """Refuse anything ``torch.load(weights_only=True)`` would not read back (our bug, not the user's)."""
+def _plain(tree: Any, where: str) -> Any:
+    """``tree`` as ``torch.load(weights_only=True)`` reads it back: numpy scalars (a float64 passes as a
+    float, and was saved as one that could not be loaded) become Python numbers; anything else that is not
+    a tensor, a plain value or a dict/list/tuple of them is refused (our bug, not the user's)."""
+    if isinstance(tree, np.generic) and isinstance(tree.item(), (int, float, bool, str)):
+        return tree.item()
     if isinstance(tree, torch.Tensor) or isinstance(tree, _PLAIN):
-        return
+        return tree
     if isinstance(tree, dict):
-        for k, v in tree.items():
-            if not isinstance(k, (str, int)):
+        for k in tree:
+            if not isinstance(k, (str, int)) or isinstance(k, np.generic):
                 raise InternalError(f"checkpoint {where} has a non str/int key {k!r}")
-            _check_plain(v, f"{where}.{k}")
-        return
+        plain = {k: _plain(v, f"{where}.{k}") for k, v in tree.items()}
+        return collections.OrderedDict(plain) if isinstance(tree, collections.OrderedDict) else plain
     if isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            _check_plain(v, f"{where}.{i}")
-        return
+        items = [_plain(v, f"{where}.{i}") for i, v in enumerate(tree)]
+        return tuple(items) if isinstance(tree, tuple) else items
     raise InternalError(
         f"checkpoint {where} holds a {type(tree).__name__}; only tensors, dicts, lists and plain values are saved"
     )

@@ -223,6 +223,25 @@ def test_a_linear_schedule_goes_on_from_the_safe_lr(tmp_path):
     assert after == sorted(after, reverse=True)  # still the linear schedule's fall
 
 
+def test_a_linear_schedule_counted_in_frames_holds_the_safe_lr_and_its_checkpoints_load(tmp_path):
+    """Found by an audit (session 17), with ``max_epochs: -1`` and ``max_frames`` set: rl_games makes the
+    schedule's max steps a numpy integer, so its lrs are numpy floats in the optimizer's param groups and every
+    stable checkpoint was unreadable with ``weights_only=True``; and it gives the schedule no frame count, while
+    the switch moved its start lr by the real one: the safe lr ran at twice its value (5.99e-4 for 3e-4)."""
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, grad_norm=0.5)
+    frames = 12 * WORLDS * 2 * HORIZON
+    observer, events = train(tmp_path, ["nan@6"], 12, safe=safe,
+                             changes={"lr_schedule": "linear", "max_epochs": -1, "max_frames": frames})
+    rollback, = kinds(events, "rollback")
+    state, meta = load_checkpoint(rollback["checkpoint"])  # weights-only, sha-verified
+    assert meta["iteration"] == rollback["to_iteration"] and isinstance(state["optimizer"]["param_groups"][0]["lr"], float)
+    switch, = kinds(events, "config_switch")
+    assert "counted in frames holds it" in switch["kept"]["learning_rate"]
+    after = [e["metrics"]["train/learning_rate"] for e in kinds(events, "metrics") if e["iteration"] > rollback["iteration"]]
+    assert after and all(lr == pytest.approx(SAFE_LR) for lr in after)
+    assert all(g["lr"] == pytest.approx(SAFE_LR) for g in observer.agent.optimizer.param_groups)
+
+
 def test_the_value_loss_rule_follows_normalize_value_as_replay_does():
     on, off = wrg.default_watchdog_config(True), wrg.default_watchdog_config(False)
     assert on.value_loss.enabled and on.trend.alarm_ratio is not None

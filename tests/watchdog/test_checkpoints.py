@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from watchdog import checkpoints as ckpts
-from watchdog.checkpoints import CheckpointStore, read_openrl_module
+from watchdog.checkpoints import CheckpointStore, clone_tree, read_openrl_module
 from watchdog.errors import CheckpointError, ConfigError, InternalError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,6 +92,22 @@ def test_save_refuses_values_weights_only_cannot_read(tmp_path):
     with pytest.raises(InternalError, match="ndarray"):
         CheckpointStore(tmp_path).save("x", {"a": np.zeros(3)}, _meta(1))
     assert CheckpointStore(tmp_path).list() == []
+
+
+def test_numpy_scalars_are_saved_as_the_numbers_they_hold(tmp_path):
+    """rl_games' frame-counted linear schedule puts numpy float64 lrs into the optimizer's param groups: a
+    float64 passes as a float, and every stable checkpoint was written and sha-verified, then unreadable
+    with ``weights_only=True`` (so ``watchdog run`` restarted from scratch)."""
+    import numpy as np
+
+    state = {"optimizer": {"param_groups": [{"lr": np.float64(6e-4), "step": np.int64(3), "amsgrad": np.bool_(False)}]},
+             "pair": (np.float32(0.5), 1)}
+    info = CheckpointStore(tmp_path).save("x", state, _meta(1))
+    loaded, _ = CheckpointStore(tmp_path).load(info.path)
+    group = loaded["optimizer"]["param_groups"][0]
+    assert group == {"lr": 6e-4, "step": 3, "amsgrad": False} and loaded["pair"] == (0.5, 1)
+    assert [type(v) for v in group.values()] == [float, int, bool]
+    assert clone_tree(state)["optimizer"]["param_groups"][0]["lr"].__class__ is float  # an in-memory snapshot too
 
 
 @pytest.mark.parametrize("keep_last", [0, -1, 1.5, True])

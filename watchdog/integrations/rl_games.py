@@ -234,14 +234,17 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
         # the field report's critic lr is the safe lr too; the central value net's schedule held it there
         net, old_cv = agent.central_value_net, float(agent.central_value_net.lr)
         if schedule == "fixed" or (isinstance(net.scheduler, schedulers.LinearScheduler)
-                                   and not _linear_from(net.scheduler, new_lr, net.epoch_num, net.frame)):
+                                   and not _linear_from(net.scheduler, new_lr, net.epoch_num)):
             net.scheduler = schedulers.IdentityScheduler()
         _set_central_value_lr(agent, new_lr)
         if new_lr != old_cv:
             changes["central_value_learning_rate"] = (old_cv, new_lr)
     kept = {}
     if schedule == "linear" and isinstance(agent.scheduler, schedulers.LinearScheduler):
-        if _linear_from(agent.scheduler, new_lr, agent.epoch_num, agent.frame):
+        if not agent.scheduler.use_epochs and _linear_from(agent.scheduler, new_lr, agent.epoch_num):
+            kept["learning_rate"] = (f"{new_lr:g}; rl_games' linear schedule counted in frames holds it (rl_games "
+                                     "gives it no frame count)")
+        elif _linear_from(agent.scheduler, new_lr, agent.epoch_num):
             kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' linear schedule takes it down to its min_lr "
                                      f"{agent.scheduler.min_lr:g} by its end (lr_schedule: fixed would hold it)")
         else:  # the schedule has run out: it would hold its min_lr, not the safe lr
@@ -253,11 +256,14 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     return ConfigSwitch(changes, kept)
 
 
-def _linear_from(scheduler: Any, lr: float, epoch: int, frame: int) -> bool:
+def _linear_from(scheduler: Any, lr: float, epoch: int) -> bool:
     """rl_games' linear schedule sets the lr from its start lr at each update, whatever the lr is: it goes on from
     ``lr`` instead, down to its min_lr by its end (its start lr moved so that it gives ``lr`` now; until session 16 a
-    safe lr under it never took effect). False when it has run out (it would hold its min_lr)."""
-    steps = epoch if scheduler.use_epochs else frame
+    safe lr under it never took effect). False when it has run out (it would hold its min_lr).
+
+    Counted in frames (``max_epochs: -1``), it is moved as rl_games calls it: with no frames (1.6.5 passes 0,
+    so it holds its start lr; read from the real frame count, the safe lr ran at twice its value)."""
+    steps = epoch if scheduler.use_epochs else 0
     left = max(0, scheduler.max_steps - steps) / scheduler.max_steps
     if left <= 0 or lr <= scheduler.min_lr:
         return False
