@@ -84,14 +84,30 @@ def make_env(num_worlds: int, *, rollouts: int, seed: int = 0, faults: Any = Non
     return wrap_env(PushLiteVector(), wrapper="gymnasium")
 
 
+def ppo_cfg(env, *, rollouts: int, run_dir: Path):
+    """Isaac Lab's skrl PPO settings (KL-adaptive lr, running-mean observation and value preprocessors)."""
+    from skrl.agents.torch.ppo import PPO_CFG
+    from skrl.resources.preprocessors.torch import RunningStandardScaler
+    from skrl.resources.schedulers.torch import KLAdaptiveLR
+
+    cfg = PPO_CFG(rollouts=rollouts, learning_epochs=4, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
+                  learning_rate=1e-3, learning_rate_scheduler=KLAdaptiveLR,
+                  learning_rate_scheduler_kwargs={"kl_threshold": 0.008}, grad_norm_clip=1.0, ratio_clip=0.2,
+                  value_clip=0.2, entropy_loss_scale=0.0, value_loss_scale=2.0,
+                  observation_preprocessor=RunningStandardScaler,
+                  observation_preprocessor_kwargs={"size": env.observation_space, "device": env.device},
+                  value_preprocessor=RunningStandardScaler, value_preprocessor_kwargs={"size": 1, "device": env.device})
+    cfg.experiment.directory, cfg.experiment.experiment_name = str(run_dir.parent), run_dir.name
+    cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, rollouts * 10
+    return cfg
+
+
 def build_agent(env, *, iterations: int, rollouts: int, run_dir: Path):
     """An Isaac Lab-style skrl PPO agent and its ``SequentialTrainer`` (which ``init``s the agent)."""
     import torch
-    from skrl.agents.torch.ppo import PPO, PPO_CFG
+    from skrl.agents.torch.ppo import PPO
     from skrl.memories.torch import RandomMemory
     from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
-    from skrl.resources.preprocessors.torch import RunningStandardScaler
-    from skrl.resources.schedulers.torch import KLAdaptiveLR
     from skrl.trainers.torch import SequentialTrainer
     from torch import nn
 
@@ -117,15 +133,7 @@ def build_agent(env, *, iterations: int, rollouts: int, run_dir: Path):
         def compute(self, inputs, role):
             return self.net(inputs["observations"]), {}
 
-    cfg = PPO_CFG(rollouts=rollouts, learning_epochs=4, mini_batches=4, discount_factor=0.99, gae_lambda=0.95,
-                  learning_rate=1e-3, learning_rate_scheduler=KLAdaptiveLR,
-                  learning_rate_scheduler_kwargs={"kl_threshold": 0.008}, grad_norm_clip=1.0, ratio_clip=0.2,
-                  value_clip=0.2, entropy_loss_scale=0.0, value_loss_scale=2.0,
-                  observation_preprocessor=RunningStandardScaler,
-                  observation_preprocessor_kwargs={"size": env.observation_space, "device": env.device},
-                  value_preprocessor=RunningStandardScaler, value_preprocessor_kwargs={"size": 1, "device": env.device})
-    cfg.experiment.directory, cfg.experiment.experiment_name = str(run_dir.parent), run_dir.name
-    cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = rollouts, rollouts * 10
+    cfg = ppo_cfg(env, rollouts=rollouts, run_dir=run_dir)
     models = {"policy": Policy(env.observation_space, env.action_space, env.device),
               "value": Value(env.observation_space, env.action_space, env.device)}
     memory = RandomMemory(memory_size=rollouts, num_envs=env.num_envs, device=env.device)

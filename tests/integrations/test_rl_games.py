@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("rl_games", reason="rl-games is not installed (pip install 'ppo-watchdog[rl-games]')")
@@ -324,7 +325,6 @@ def test_discrete_actions_a2c_discrete_on_cartpole_roll_back_a_nan_epoch(tmp_pat
     """rl_games' other PPO agent (``a2c_discrete``, its 10-value ``train_epoch``) on gymnasium's CartPole: a NaN
     observation at epoch 6 is an alarm and a rollback, and training goes on at the safe lr to the end."""
     import gymnasium as gym
-    import numpy as np
     from rl_games.common import env_configurations, vecenv
     from rl_games.common.ivecenv import IVecEnv
 
@@ -420,39 +420,54 @@ def test_a_curriculum_step_the_env_reports_restarts_the_reward_and_value_detecto
     assert kinds(events, "metrics")[-1]["metrics"]["curriculum/levels"] == 2.0
 
 
-@pytest.mark.parametrize("experimental_cv", [True, False], ids=["own-value-head", "central-value-only"])
-def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_path, experimental_cv):
-    """rl_games' central value net (Isaac Lab's asymmetric actor-critic tasks: the critic sees ``states``): its
-    weights, optimizer and lr come back with the actor's on a rollback, and the safe lr is the critic's too. The
-    value loss judged is the actor-critic's own ``c_loss`` while it trains its value head too (rl_games'
-    default ``use_experimental_cv: True``), else (``False``: its ``c_loss`` is 0) the central value net's loss."""
+def asymmetric_params(tmp_path: Path, epochs: int, inject: list[str], *, nan_states_at: int | None = None,
+                      critic_rnn: bool = False) -> dict:
+    """rl_games with a central value net (Isaac Lab's asymmetric actor-critic tasks: the critic sees ``states``,
+    here the observations; NaN for one rollout step of epoch ``nan_states_at``, the actor's observations finite)."""
     from rl_games.common import env_configurations, vecenv
 
     base = rl_games_ppo.make_env_class()
 
     class WithStates(base):
         def step(self, actions):
+            epoch, step = self.iteration, self._rollout_steps
             obs, rewards, dones, infos = super().step(actions)
-            return {"obs": obs, "states": obs}, rewards, dones, infos
+            states = obs.copy()
+            if epoch == nan_states_at and step == 3:
+                states[:] = np.nan
+            return {"obs": obs, "states": states}, rewards, dones, infos
 
         def reset(self):
             obs = super().reset()
-            return {"obs": obs, "states": obs}
+            return {"obs": obs, "states": obs.copy()}
 
         def get_env_info(self):
             info = super().get_env_info()
             return {**info, "state_space": info["observation_space"]}
 
     vecenv.register("WATCHDOG_PUSH_LITE", lambda config_name, num_actors, **kw: WithStates(
-        WORLDS, horizon=HORIZON, seed=0, faults=FaultSchedule.from_specs(["nan@8"])))
+        WORLDS, horizon=HORIZON, seed=0, faults=FaultSchedule.from_specs(inject)))
     env_configurations.register(rl_games_ppo.ENV_NAME, {"vecenv_type": "WATCHDOG_PUSH_LITE",
                                                         "env_creator": lambda **kw: None})
-    params = rl_games_ppo.agent_params(0, iterations=14, num_actors=WORLDS * 2, horizon=HORIZON, run_dir=tmp_path / "run")
+    params = rl_games_ppo.agent_params(0, iterations=epochs, num_actors=WORLDS * 2, horizon=HORIZON,
+                                       run_dir=tmp_path / "run")
+    network = {"name": "actor_critic", "central_value": True,
+               "mlp": {"units": [64, 64], "activation": "elu", "initializer": {"name": "default"}}}
+    if critic_rnn:  # as IsaacGymEnvs' ShadowHandOpenAI_LSTM
+        network["rnn"] = {"name": "lstm", "units": 32, "layers": 1, "before_mlp": True, "layer_norm": False}
     params["params"]["config"]["central_value_config"] = {
         "minibatch_size": WORLDS * 2 * HORIZON // 4, "mini_epochs": 4, "learning_rate": 1e-3, "lr_schedule": "adaptive",
-        "kl_threshold": 0.008, "clip_value": True, "normalize_input": True, "truncate_grads": True,
-        "network": {"name": "actor_critic", "central_value": True,
-                    "mlp": {"units": [64, 64], "activation": "elu", "initializer": {"name": "default"}}}}
+        "kl_threshold": 0.008, "clip_value": True, "normalize_input": True, "truncate_grads": True, "network": network}
+    return params
+
+
+@pytest.mark.parametrize("experimental_cv", [True, False], ids=["own-value-head", "central-value-only"])
+def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_path, experimental_cv):
+    """rl_games' central value net (Isaac Lab's asymmetric actor-critic tasks: the critic sees ``states``): its
+    weights, optimizer and lr come back with the actor's on a rollback, and the safe lr is the critic's too. The
+    value loss judged is the actor-critic's own ``c_loss`` while it trains its value head too (rl_games'
+    default ``use_experimental_cv: True``), else (``False``: its ``c_loss`` is 0) the central value net's loss."""
+    params = asymmetric_params(tmp_path, 14, ["nan@8"])
     params["params"]["config"]["use_experimental_cv"] = experimental_cv
     observer = Recording(safe_config=str(ROOT / "cfgs" / "rl_games_safe.yaml"), console=WatchdogConsole(io.StringIO()))
     _, events = run_watched(params, tmp_path / "run", observer)
@@ -493,3 +508,17 @@ def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_pat
     assert [r.iteration for r in followed] == [r.iteration for r in report.records]  # frame 0 first, alone: iteration 0 once
     assert all(watched[i] == pytest.approx(float(v), rel=1e-6) for i, v in losses.items() if i < 8)
     assert follower.notes == ([] if experimental_cv else [CRITIC_LOSS_NOTE])
+
+
+def test_a_recurrent_critic_starts_afresh_after_a_rollback(tmp_path):
+    """Found by an audit (session 17): the central value net keeps its own RNN states, which ``reset_envs`` (the
+    actor's) leaves alone and rl_games zeroes only where an episode ends: one NaN step of the critic's states kept
+    the run NaN, rollback after rollback, until the budget was spent."""
+    params = asymmetric_params(tmp_path, 14, [], nan_states_at=8, critic_rnn=True)
+    observer = Recording(safe_config=str(ROOT / "cfgs" / "rl_games_safe.yaml"), console=WatchdogConsole(io.StringIO()))
+    _, events = run_watched(params, tmp_path / "run", observer)
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and len(kinds(events, "rollback")) == 1
+    losses = [m["metrics"]["train/value_loss"] for m in kinds(events, "metrics") if m["iteration"] > 8]
+    assert len(losses) == 5 and all(isinstance(v, float) and math.isfinite(v) for v in losses)
+    assert all(torch.isfinite(s).all() for s in observer.agent.central_value_net.rnn_states)

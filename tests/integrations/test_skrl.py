@@ -8,6 +8,7 @@ weights).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import io
 import math
@@ -15,12 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("skrl", reason="skrl is not installed (pip install 'ppo-watchdog[skrl]')")
 
 import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
+from openrl_ws.envs import push_lite  # noqa: E402
 from openrl_ws.inject import FaultSchedule  # noqa: E402
 from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
@@ -177,6 +181,23 @@ def test_a_torch_schedule_left_in_place_goes_on_from_the_safe_lr(tmp_path):
     assert after and all(lr == pytest.approx(SAFE_LR) for lr in after), after
 
 
+@pytest.mark.parametrize("schedule", [
+    lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=50),
+    lambda opt: torch.optim.lr_scheduler.CyclicLR(opt, base_lr=1e-4, max_lr=1e-3, step_size_up=8, cycle_momentum=False),
+], ids=["OneCycleLR", "CyclicLR"])
+def test_a_torch_schedule_of_its_own_lrs_goes_on_scaled_to_the_safe_lr(tmp_path, schedule):
+    """Found by an audit (session 17): OneCycleLR computes the lr from its groups' initial, max and min lrs and
+    CyclicLR from its max lrs as well as its base lrs: after one epoch they were back on the run's own curve."""
+    run = Run(tmp_path, ["nan@6"], 10, safe=SkrlSafeConfig(learning_rate=SAFE_LR))
+    run.agent.scheduler = schedule(run.agent.optimizer)
+    events = run.train()
+    rollback, = kinds(events, "rollback")
+    switch, = kinds(events, "config_switch")
+    scale = SAFE_LR / switch["changes"]["learning_rate"]["old"]  # the run's curve, scaled to give the safe lr then
+    after = [s["group_lrs"][0] for n, s in run.update_starts if n == 1]
+    assert after[0] == pytest.approx(SAFE_LR) and max(after) <= 1e-3 * scale * (1 + 1e-9), (scale, after)
+
+
 def test_the_value_loss_rule_follows_the_value_preprocessor_as_replay_does():
     on, off = wsk.default_watchdog_config(True), wsk.default_watchdog_config(False)
     assert on.value_loss.enabled and not off.value_loss.enabled and off.trend.alarm_ratio is None
@@ -193,6 +214,21 @@ def test_an_unsupported_skrl_version_is_one_line_naming_it(monkeypatch):
     with pytest.raises(WatchdogError) as err:
         wsk.skrl_version()
     assert "skrl 1.4.3 is installed" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_skrls_a2c_is_refused_in_one_line(tmp_path):
+    """A2C has PPO's shape (update, optimizer, memory) but no ratio clip: a traceback at the start until session 17."""
+    from skrl.agents.torch.a2c import A2C, A2C_CFG
+    from skrl.memories.torch import RandomMemory
+
+    env = skrl_ppo.make_env(WORLDS, rollouts=ROLLOUTS, seed=0)
+    ppo, _ = skrl_ppo.build_agent(env, iterations=2, rollouts=ROLLOUTS, run_dir=tmp_path / "run")
+    a2c = A2C(models=ppo.models, memory=RandomMemory(memory_size=ROLLOUTS, num_envs=env.num_envs), cfg=A2C_CFG(),
+              observation_space=env.observation_space, action_space=env.action_space, device=env.device)
+    a2c.init()
+    with pytest.raises(WatchdogError) as err:
+        wsk.SkrlWatchdog(a2c, tmp_path / "run", console=WatchdogConsole(io.StringIO()))
+    assert "A2C is not a skrl PPO agent: its config has no ratio_clip" in str(err.value) and "\n" not in str(err.value)
 
 
 def example(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -270,3 +306,102 @@ def test_a_curriculum_step_the_env_reports_restarts_the_reward_and_value_detecto
     change, = kinds(events, "task_change")
     assert change["iteration"] == 15 and change["change"] == "levels 0 -> 2 (held 15 iterations)"
     assert kinds(events, "metrics")[-1]["metrics"]["curriculum/levels"] == 2.0
+
+
+# --- PPO_RNN --------------------------------------------------------------------------------------
+# skrl keeps the rollout's hidden states outside every state_dict (``agent._rnn_initial_states``) and zeroes an
+# env's only when its episode ends. A NaN step left them NaN through the rollback, and the run went NaN again at
+# every update until the rollback budget was spent (found by an audit, session 17). Isaac Lab's episodes are long
+# (1,000 steps) and its envs clip NaN actions rather than end the episode, as the env of this test does.
+
+RNN_WORLDS, SEQUENCE, HIDDEN = 4, 8, 32
+
+
+def gru_models(env) -> dict:
+    from skrl.models.torch import DeterministicMixin, GaussianMixin, Model
+
+    class GRU(Model):
+        """A one-layer GRU and a linear head; skrl feeds it sequences of SEQUENCE steps when training."""
+
+        def __init__(self, outputs: int):
+            Model.__init__(self, observation_space=env.observation_space, action_space=env.action_space,
+                           device=env.device)
+            self.gru = nn.GRU(self.num_observations, HIDDEN, batch_first=True)
+            self.head = nn.Linear(HIDDEN, outputs)
+
+        def get_specification(self):
+            return {"rnn": {"sequence_length": SEQUENCE, "sizes": [(1, env.num_envs, HIDDEN)]}}
+
+        def features(self, inputs):
+            x, h = inputs["observations"], inputs["rnn"][0]
+            if self.training:  # (env, sequence) batches and each sequence's first hidden state
+                x = x.view(-1, SEQUENCE, x.shape[-1])
+                h = h.view(1, -1, SEQUENCE, h.shape[-1])[:, :, 0, :].contiguous()
+            else:
+                x = x.view(-1, 1, x.shape[-1])
+            out, h = self.gru(x, h)
+            return self.head(out.flatten(0, 1)), h
+
+    class Policy(GaussianMixin, GRU):
+        def __init__(self):
+            GRU.__init__(self, env.action_space.shape[0])
+            GaussianMixin.__init__(self, clip_actions=True, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
+            self.log_std = nn.Parameter(torch.zeros(self.num_actions))
+
+        def compute(self, inputs, role):
+            mean, h = self.features(inputs)
+            return mean, {"log_std": self.log_std, "rnn": [h]}
+
+    class Value(DeterministicMixin, GRU):
+        def __init__(self):
+            GRU.__init__(self, 1)
+            DeterministicMixin.__init__(self)
+
+        def compute(self, inputs, role):
+            value, h = self.features(inputs)
+            return value, {"rnn": [h]}
+
+    return {"policy": Policy(), "value": Value()}
+
+
+@pytest.fixture
+def long_episodes_clipping_nan_actions(monkeypatch):
+    """push_lite with Isaac Lab's kind of episode (1,000 steps) and action handling (a NaN action is clipped to
+    0, not the end of the episode, which would zero the hidden states and hide the fault's trace)."""
+    init, step = push_lite.PushLiteVecEnv.__init__, push_lite.PushLiteVecEnv.step
+
+    def long_init(self, *args, config=None, **kwargs):
+        init(self, *args, config=dataclasses.replace(config or push_lite.PushLiteConfig(), max_episode_steps=1000),
+             **kwargs)
+
+    def clipping_step(self, actions, *args, **kwargs):
+        return step(self, np.nan_to_num(np.asarray(actions, dtype=np.float32), nan=0.0), *args, **kwargs)
+
+    monkeypatch.setattr(push_lite.PushLiteVecEnv, "__init__", long_init)
+    monkeypatch.setattr(push_lite.PushLiteVecEnv, "step", clipping_step)
+
+
+def test_a_rollback_starts_the_rnn_hidden_states_afresh(tmp_path, long_episodes_clipping_nan_actions):
+    from skrl.agents.torch.ppo import PPO_RNN
+    from skrl.memories.torch import RandomMemory
+    from skrl.trainers.torch import SequentialTrainer
+
+    torch.manual_seed(0)
+    run_dir, updates = tmp_path / "run", 16
+    env = skrl_ppo.make_env(RNN_WORLDS, rollouts=ROLLOUTS, seed=0, faults=FaultSchedule.from_specs(["nan@8"]))
+    agent = PPO_RNN(models=gru_models(env), memory=RandomMemory(memory_size=ROLLOUTS, num_envs=env.num_envs),
+                    cfg=skrl_ppo.ppo_cfg(env, rollouts=ROLLOUTS, run_dir=run_dir), observation_space=env.observation_space, action_space=env.action_space,
+                    device=env.device)
+    trainer = SequentialTrainer(cfg={"timesteps": updates * ROLLOUTS, "headless": True, "disable_progressbar": True},
+                                env=env, agents=agent)
+    watch = wsk.SkrlWatchdog(agent, config=WatchdogConfig.model_validate(QUICK),
+                             safe_config=ROOT / "cfgs" / "skrl_safe.yaml", console=WatchdogConsole(io.StringIO()))
+    with watch:
+        trainer.train()
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    alarm, = kinds(events, "alarm")
+    assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite")
+    assert len(kinds(events, "rollback")) == 1 and not watch.result.stopped
+    after = [m["metrics"]["train/value_loss"] for m in kinds(events, "metrics") if m["iteration"] > 8]
+    assert len(after) == updates - 9 and all(math.isfinite(v) for v in after)
+    assert all(torch.isfinite(s).all() for states in agent._rnn_initial_states.values() for s in states)

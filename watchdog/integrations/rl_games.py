@@ -313,7 +313,10 @@ class RlGamesSession(IntegrationSession):
         torch.manual_seed(rollback_seed(self.seed, action))
         batch = agent.num_agents * agent.num_actors
         agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
-        agent.reset_envs()  # the env's reset() and rl_games' RNN states
+        agent.reset_envs()  # the env's reset() and rl_games' RNN states (the actor's)
+        net = getattr(agent, "central_value_net", None) if getattr(agent, "has_central_value", False) else None
+        if net is not None and net.is_rnn:  # the central value's own: zeroed only where an episode ends (a NaN
+            net.rnn_states = [s.to(net.ppo_device) for s in net.model.get_default_rnn_state()]  # step kept them NaN)
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         return apply_safe_config(self.agent, self.safe, action.lr_scale, base_lr=self.own_lr(self.agent.last_lr))

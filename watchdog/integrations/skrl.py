@@ -175,10 +175,18 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0,
     old_lr = float(agent.optimizer.param_groups[0]["lr"])
     new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
     set_learning_rate(agent, new_lr)
-    if agent.scheduler is not None and old_lr > 0 and hasattr(agent.scheduler, "base_lrs"):
-        # a torch schedule computed from its base lrs (LambdaLR, OneCycleLR) would set the run's own lr at its next
-        # step: its base lrs move with the lr, so it goes on from the safe lr (until session 16 it did not)
-        agent.scheduler.base_lrs = [base * new_lr / old_lr for base in agent.scheduler.base_lrs]
+    if agent.scheduler is not None and old_lr > 0:
+        # a torch schedule computes the lr from lrs of its own (LambdaLR its base lrs, CyclicLR also its max lrs,
+        # OneCycleLR its groups' initial, max and min lrs) and would set the run's own lr at its next step: they
+        # move with the lr, so it goes on from the safe lr (until session 16 none did, until session 17 only base lrs)
+        scale, sched = new_lr / old_lr, agent.scheduler
+        for name in ("base_lrs", "max_lrs"):
+            if isinstance(getattr(sched, name, None), list):
+                setattr(sched, name, [lr * scale for lr in getattr(sched, name)])
+        for group in agent.optimizer.param_groups:
+            for key in ("initial_lr", "max_lr", "min_lr"):
+                if isinstance(group.get(key), float):
+                    group[key] *= scale
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
     kept = {}
@@ -204,11 +212,16 @@ class SkrlSession(IntegrationSession):
         return {**capture_state(self.agent), "episodes": episodes_state(self.agent)}
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
-        """Models, preprocessors, optimizer and scheduler back in place; fresh RNG and episode sums. The env is
-        the trainer's: the next rollout goes on from its current observations."""
+        """Models, preprocessors, optimizer and scheduler back in place; fresh RNG, episode sums and RNN states.
+        The env is the trainer's: the next rollout goes on from its current observations."""
         restore_state(self.agent, snap)
         restore_episodes(self.agent, snap.get("episodes"))
         torch.manual_seed(rollback_seed(self.seed, action))
+        # PPO_RNN's hidden states, outside every state_dict and zeroed only where an episode ends: every env
+        # starts as at an episode's start (a NaN step left them NaN, and the run NaN, rollback after rollback)
+        for states in getattr(self.agent, "_rnn_initial_states", {}).values():
+            for state in states:
+                state.zero_()
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         lr = self.agent.optimizer.param_groups[0]["lr"]
@@ -246,6 +259,10 @@ class SkrlWatchdog:
                 load_skrl_safe_config(safe_config) if safe_config is not None else FIELD_REPORT_SAFE)
         if not all(hasattr(agent, name) for name in ("update", "optimizer", "memory", "tracking_data", "cfg")):
             raise WatchdogError(f"{type(agent).__name__} is not a skrl PPO agent", hint="watch skrl's PPO agent")
+        missing = [key for key in _LIVE_KEYS if not hasattr(agent.cfg, key)]
+        if missing:  # skrl's A2C has PPO's shape but not its clip (a traceback at the start, until session 17)
+            raise WatchdogError(f"{type(agent).__name__} is not a skrl PPO agent: its config has no "
+                                f"{', '.join(missing)}", hint="watch skrl's PPO (or PPO_RNN) agent")
         if getattr(agent, "memory", None) is None or getattr(agent, "optimizer", None) is None:
             raise WatchdogError("the skrl agent has no memory or optimizer yet (an evaluation-only agent?)",
                                 hint="watch the agent a trainer trains")
