@@ -243,6 +243,16 @@ def test_a_linear_schedule_counted_in_frames_holds_the_safe_lr_and_its_checkpoin
     assert all(g["lr"] == pytest.approx(SAFE_LR) for g in observer.agent.optimizer.param_groups)
 
 
+def test_a_second_train_of_a_watched_agent_is_refused_in_one_line(tmp_path):
+    """Found by an audit (session 17): it wrote to the closed event log (logged tracebacks), trained an epoch
+    unwatched, then raised ``ValueError: I/O operation on closed file``."""
+    observer, events = train(tmp_path, [], 3)
+    with pytest.raises(WatchdogError) as err:
+        observer.agent.train()
+    assert "already ended" in str(err.value) and "\n" not in str(err.value)
+    assert [e["event"] for e in read_events(tmp_path / "run" / "watchdog_events.jsonl").events].count("start") == 1
+
+
 def test_the_value_loss_rule_follows_normalize_value_as_replay_does():
     on, off = wrg.default_watchdog_config(True), wrg.default_watchdog_config(False)
     assert on.value_loss.enabled and on.trend.alarm_ratio is not None

@@ -171,6 +171,21 @@ def test_an_rnd_run_rolls_back_its_curiosity_normalisers_too(tmp_path):
     assert torch.isfinite(norm.disc_avg.avg).all() and torch.isfinite(norm.emp_norm._var).all()
 
 
+def test_distillation_is_refused_in_one_line(tmp_path):
+    """Found by an audit (session 17): rsl_rl's Distillation (Isaac Lab's student-teacher configs) was accepted
+    and crashed at ``learn`` (no ``schedule``); the watchdog judges PPO's value loss and switches PPO's lr."""
+    cfg = rsl_rl_ppo.train_cfg(0, STEPS)
+    cfg["algorithm"] = {"class_name": "Distillation", "num_learning_epochs": 1, "learning_rate": 1e-3,
+                        "gradient_length": 4}
+    cfg["student"], cfg["teacher"] = cfg.pop("actor"), cfg.pop("critic")
+    cfg["teacher"]["distribution_cfg"] = dict(cfg["student"]["distribution_cfg"])
+    cfg["obs_groups"] = {"student": ["policy"], "teacher": ["policy"]}
+    env = PushLiteRslEnv(WORLDS, steps_per_iteration=STEPS, seed=0)
+    with pytest.raises(WatchdogError) as err:
+        wrsl.WatchedOnPolicyRunner(env, cfg, str(tmp_path), run_dir=tmp_path, console=WatchdogConsole(io.StringIO()))
+    assert "watches PPO; Distillation is not supported" in str(err.value) and "\n" not in str(err.value)
+
+
 def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_path):
     cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 2}})
     run = Watched(tmp_path, ["nan@4", "nan@7", "nan@10"], wd_cfg=cfg)

@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import VecNormalize  # noqa: E402
 from openrl_ws.inject import FaultSchedule  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import SB3SafeConfig, WatchdogConfig  # noqa: E402
-from watchdog.errors import NonFiniteTraining  # noqa: E402
+from watchdog.errors import NonFiniteTraining, WatchdogError  # noqa: E402
 from watchdog.eventlog import EVENTS_FILENAME  # noqa: E402
 from watchdog.integrations.sb3 import WatchdogCallback, capture_state, default_config, restore_state  # noqa: E402
 
@@ -240,6 +240,31 @@ def test_alert_mode_does_not_swallow_a_nan_crash(tmp_path):
     cfg = small_config().model_copy(update={"action": "alert"})
     with pytest.raises(NonFiniteTraining):
         run(tmp_path, 10, ["nan@3"], cfg)
+
+
+def test_an_off_policy_model_is_refused_in_one_line_and_left_unwrapped(tmp_path):
+    """Found by an audit (session 17): SAC was wrapped, then failed with a TypeError traceback, left wrapped."""
+    from stable_baselines3 import SAC
+
+    model = SAC("MlpPolicy", "Pendulum-v1", learning_starts=0, seed=0, device="cpu")
+    with pytest.raises(WatchdogError) as err:
+        model.learn(10, callback=WatchdogCallback(tmp_path, console=False))
+    assert "SAC is off-policy" in str(err.value) and "\n" not in str(err.value)
+    assert "train" not in model.__dict__ and not (tmp_path / EVENTS_FILENAME).exists()
+
+
+def test_a_clip_range_schedule_is_replaced_even_where_it_stands_at_the_safe_value(tmp_path):
+    """Found by an audit (session 17): a schedule whose value at the switch equalled the safe clip (0.2) was left
+    in place and went on to 0.1, while the docs promised a constant."""
+    model, venv = make_model()
+    model.clip_range = lambda progress: 0.2 if progress > 0.5 else 0.1  # progress runs from 1 to 0
+    callback = WatchdogCallback(tmp_path, config=small_config(), safe_config=ROOT / "cfgs" / "sb3_safe.yaml",
+                                console=False)
+    model.callback = callback
+    model.learn(16 * N_ENVS * N_STEPS, callback=CallbackList([
+        example.InjectFaults(FaultSchedule.from_specs(["nan@6"]), venv), callback]))
+    assert callback.result.rollbacks == 1
+    assert model.clip_range(0.0) == 0.2 and model.clip_range(1.0) == 0.2  # a constant now
 
 
 def test_restore_is_in_place_and_a_snapshot_survives_further_training(tmp_path):

@@ -388,6 +388,7 @@ class WatchdogObserver(AlgoObserver):
         self._train_epoch, self._save, self._train = algo.train_epoch, algo.save, algo.train
         algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
         self._cval_loss: float | None = None
+        self._trained = False
         if getattr(algo, "has_central_value", False) and not getattr(algo, "has_value_loss", True):
             # an asymmetric critic alone (use_experimental_cv: False): the actor-critic's c_loss is 0, the central
             # value net's loss is the value loss
@@ -411,7 +412,11 @@ class WatchdogObserver(AlgoObserver):
     # --- the wrapped agent methods ----------------------------------------------------------------
 
     def _watched_train(self) -> Any:
-        """rl_games' ``train``, with the watched session around it."""
+        """rl_games' ``train``, with the watched session around it (once: its event log closes at the end)."""
+        if self._trained:
+            raise WatchdogError("this WatchdogObserver's run already ended (its event log is closed)",
+                                hint="build a new observer and Runner per run")
+        self._trained = True
         agent = self.agent
         self.watch.start(
             framework="rl_games", rl_games_version=RL_GAMES_VERSION,

@@ -83,7 +83,8 @@ def rsl_rl_version() -> str:
 
 RSL_RL_VERSION = rsl_rl_version()
 
-from rsl_rl.runners import OnPolicyRunner  # noqa: E402  (after the version check: a 4.x import may fail oddly)
+from rsl_rl.algorithms import PPO  # noqa: E402  (after the version check: a 4.x import may fail oddly)
+from rsl_rl.runners import OnPolicyRunner  # noqa: E402
 
 
 def default_watchdog_config() -> WatchdogConfig:
@@ -297,6 +298,9 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         if self.is_distributed:
             raise WatchdogError("the rsl_rl watchdog runs in one process; multi-GPU rsl_rl training is not supported yet",
                                 hint="train without torchrun, or use OnPolicyRunner unwatched")
+        if not isinstance(self.alg, PPO):  # Distillation: no value loss, schedule or lr to watch and switch
+            raise WatchdogError(f"the rsl_rl watchdog watches PPO; {type(self.alg).__name__} is not supported",
+                                hint="train PPO (algorithm class_name: PPO), or use rsl_rl's runner unwatched")
         self.steps_per_iteration = int(self.cfg["num_steps_per_env"]) * int(self.env.num_envs)
         self._next_it = self.current_learning_iteration
         self._record_it = 0

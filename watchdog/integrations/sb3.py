@@ -36,12 +36,14 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config, read_yaml, validate_mapping
 from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
+from watchdog.errors import WatchdogError
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
@@ -224,11 +226,13 @@ class SB3Session(IntegrationSession):
             if not hasattr(model, key):
                 kept[key] = f"{type(model).__name__} has no {key}"
                 continue
-            old = current_value(model, key)
-            if old == new:
+            old, scheduled = current_value(model, key), callable(getattr(model, key))
+            if old == new and not scheduled:
                 continue
+            # a schedule is replaced by the constant even where its value now is the safe one (it moves on)
             setattr(model, key, constant_schedule(new) if key in _SCHEDULE_KEYS else new)
-            changes[key] = (old, new)
+            if old != new:
+                changes[key] = (old, new)
         return ConfigSwitch(changes, kept)
 
 
@@ -283,6 +287,9 @@ class WatchdogCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         """Build the watchdog and session, and wrap the model's update and rollout for this ``learn``."""
+        if not isinstance(self.model, OnPolicyAlgorithm):  # SAC, TD3, DQN: no rollouts, another update
+            raise WatchdogError(f"the watchdog watches SB3's on-policy algorithms (PPO, A2C); {type(self.model).__name__} "
+                                "is off-policy", hint="train PPO or A2C, or leave WatchdogCallback out")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._closed = False  # each learn() is one watched session; iterations keep counting across them
         seed = self.seed if self.seed is not None else (self.model.seed or 0)
