@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 from typing import Callable, Sequence
 
@@ -96,16 +97,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     # What is alive now (the modules and classes just imported) stays alive: while the command runs,
     # the cyclic garbage collector need not scan it again at every collection (replay builds many objects).
     gc.freeze()
+    stdout = sys.stdout
+    sys.stdout = _ReaderMayLeave(stdout)
     try:
         return int(args.func(args))
     except WatchdogError as err:
         print(f"watchdog: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:  # a folder or file the system refuses (permissions, a full disk): not a traceback
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"watchdog: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("watchdog: interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.stdout = stdout
         gc.unfreeze()
+
+
+class _ReaderMayLeave:
+    """stdout whose reader may go away (``watchdog replay runs/ | head -1``): once it has, the rest of the
+    output is dropped and the command goes on to its own exit code (a verdict does not change because
+    nobody reads it; a BrokenPipeError made it a traceback and exit 1, "diverged")."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        self._gone = True
+        try:  # the interpreter flushes stdout at exit too: point its descriptor at nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 
@@ -57,10 +58,11 @@ def read_input_range(path, start: int, end: int, *, what: str) -> bytes:
                          hint="check its permissions") from None
 
 
-def check_number(flag: str, value: float, *, zero_ok: bool = False, hint: str | None = None) -> None:
-    """A command-line number of seconds that must be finite and > 0 (>= 0 with ``zero_ok``): one-line InputError."""
+def check_number(flag: str, value: float, *, zero_ok: bool = False, hint: str | None = None,
+                 unit: str = "seconds") -> None:
+    """A command-line number (of ``unit``) that must be finite and > 0 (>= 0 with ``zero_ok``): one-line InputError."""
     if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
-        raise InputError(f"{flag} must be a number {'>=' if zero_ok else '>'} 0 (seconds), got {value:g}", hint=hint)
+        raise InputError(f"{flag} must be a number {'>=' if zero_ok else '>'} 0 ({unit}), got {value:g}", hint=hint)
 
 
 def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: str = "create it first") -> None:
@@ -76,12 +78,21 @@ def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: s
                          hint="give a path whose folders are folders")
     if not creates_folders and not target.parent.is_dir():
         raise InputError(f"{flag}: folder not found", path=str(target.parent), hint=hint)
+    if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{flag}: cannot write in this folder (permission denied)", path=str(folder),
+                         hint="give a path in a folder you can write to")
 
 
 def check_run_dir(path, *, may_be_missing: bool = False) -> Path:
     """A run directory named on the command line: it exists (unless ``may_be_missing``: a run that will create
     it) and is a folder. A file named instead (an event file, the event log) is said so, with the folder to pass."""
+    if str(path) == "":
+        raise InputError("an empty path (an unset variable?) would be this folder", path='""',
+                         hint="name the run directory, '.' for this folder")
     path = Path(path)
+    if path.is_dir() and not os.access(path, os.R_OK | os.X_OK):
+        raise InputError("cannot read this folder (permission denied)", path=str(path),
+                         hint="run as a user who can read it, or copy the run somewhere readable")
     if path.is_file():
         raise InputError("is a file, not a run directory", path=str(path),
                          hint=f"pass the folder it is in: {path.parent}")

@@ -105,25 +105,39 @@ def is_run_dir(path: Path) -> bool:
     return _holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(path / PROGRESS_CSV)
 
 
-def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH) -> list[Path]:
-    """The runs at or below ``path`` (nested folders of runs), not looking inside a run."""
+def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | None = None) -> list[Path]:
+    """The runs at or below ``path`` (nested folders of runs), not looking inside a run. Each folder once
+    (``seen``: the real paths met so far): a symlink to a run beside it (``latest -> run8``) or back up the tree
+    (a loop) counted the same run again, rolled back twice as often, or seven times."""
+    seen = set() if seen is None else seen
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop Python will not resolve
+        return []
+    if real in seen:
+        return []
+    seen.add(real)
     if is_run_dir(path):
         return [path]
     if max_depth <= 0 or not path.is_dir():
         return []
-    try:
-        children = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:  # folders before links to folders: a run is named by its own folder when a link also leads to it
+        children = sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                          key=lambda p: (p.is_symlink(), p.name))
     except OSError:
         return []
-    return [run for child in children for run in iter_run_dirs(child, max_depth - 1)]
+    return [run for child in children for run in iter_run_dirs(child, max_depth - 1, seen)]
 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:
     """Each path is a run, or a folder with runs somewhere below it; anything else is bad input."""
     runs: list[Path] = []
+    seen: set[Path] = set()
     for raw in paths:
         path = check_run_dir(raw)
-        found = iter_run_dirs(path)
+        if path.resolve() in seen:
+            continue  # named twice, or met inside a folder named before: judged once
+        found = iter_run_dirs(path, seen=seen)
         if not found:
             raise InputError("not a run directory and holds no runs", path=str(path),
                              hint="pass a folder with TensorBoard event files (any framework), SB3's progress.csv, "

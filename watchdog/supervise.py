@@ -39,7 +39,7 @@ from typing import Callable, Sequence, TextIO
 
 import yaml
 
-from watchdog.errors import InputError, check_number, check_run_dir
+from watchdog.errors import InputError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -580,6 +580,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise InputError("no training command", hint="give it after `--`: watchdog run -- python openrl_ws/train.py ...")
     run_dir = run_dir_of(cmd, args.run_dir)
     check_run_dir(run_dir, may_be_missing=True)
+    # the restart events go there, maybe hours in: a folder we cannot write is said now (a traceback at the
+    # first restart until session 17)
+    check_output_file("--run-dir", Path(run_dir) / EVENTS_FILENAME, creates_folders=True)
     safe = Path(args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")

@@ -22,7 +22,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.csvlog import PROGRESS_CSV, ProgressCsvTail, is_progress_csv, progress_csv_columns
@@ -64,6 +64,13 @@ SETTLE_NS = 100_000_000
 # An OpenRL tag file not written for this long while another file was has stopped being logged: its tag no
 # longer holds the steps back. TensorBoard's writers flush every 120 s (``flush_secs``) at the latest.
 STALE_NS = 240 * 1_000_000_000
+
+
+def _real(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop Python will not resolve
+        return None
 
 
 def _mtime(path: Path) -> int | None:
@@ -448,19 +455,26 @@ class _BufferedLog:
     """A run's event log in fleet mode: events are kept during a poll and appended in one open,
     so hundreds of runs do not hold hundreds of open files."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, say: Callable[[str], None]):
         self.path = path
         self.buffer: list[dict] = []
+        self.say = say  # a run folder we cannot write (a read-only mount) is said once, not a crash of the fleet
+        self.unwritable = False
 
     def __call__(self, event: dict) -> None:
         self.buffer.append(event)
 
     def flush(self) -> None:
-        if self.buffer:
-            with EventLog(self.path) as log:
-                for event in self.buffer:
-                    log.write(event)
-            self.buffer.clear()
+        if self.buffer and not self.unwritable:
+            try:
+                with EventLog(self.path) as log:
+                    for event in self.buffer:
+                        log.write(event)
+            except OSError as exc:
+                self.unwritable = True
+                self.say(f"cannot write {self.path} ({exc.strerror or exc}): this run's watch events are shown "
+                         "here only")
+        self.buffer.clear()
 
     def close(self) -> None:
         self.flush()
@@ -512,6 +526,7 @@ class _RunFinder:
         self.parent = parent
         self.rescan_every = max(1, rescan_every)
         self.known: set[Path] = set()
+        self.known_real: set[Path] = set()  # the real folders of the runs found (links resolved)
         self.candidates: set[Path] = set()  # child folders that are not (yet) runs
         self._mtime: int | None = None
         self._calls = 0
@@ -532,10 +547,16 @@ class _RunFinder:
                       for r in iter_run_dirs(c, MAX_NESTED_DEPTH) if r not in self.known]
         else:
             nested = []
-        found = sorted({p for p in self.candidates if is_run_dir(p)} | set(nested))
+        found = sorted({p for p in self.candidates if is_run_dir(p)} | set(nested), key=lambda p: (p.is_symlink(), p))
         self.candidates -= set(found)
         self.known |= set(found)
-        return found
+        new = []
+        for run in found:  # one watcher per real folder: a link to a run (or a loop) is the same run
+            real = _real(run)
+            if real is not None and real not in self.known_real:
+                self.known_real.add(real)
+                new.append(run)
+        return sorted(new)
 
 
 # --------------------------------------------------------------------------------------------- prometheus
@@ -639,7 +660,10 @@ class Watcher:
     def add_run(self, path: Path) -> WatchedRun:
         fleet, console = self.fleet, self.console
         name = _relative_name(path, self.run_dir) if fleet else (path.name or str(path))
-        log = _BufferedLog(path / WATCH_EVENTS) if fleet else EventLog(self.events_out or path / WATCH_EVENTS)
+        if fleet:
+            log = _BufferedLog(path / WATCH_EVENTS, lambda text: console.message(f"{name}: {text}", style="yellow"))
+        else:
+            log = _event_log(self.events_out or path / WATCH_EVENTS)
         follower = RunFollower(path, rescan_every=self.rescan_every, tags=self.cfg.tags)
         run = WatchedRun(name, path, follower, None, log)  # type: ignore[arg-type]
 
@@ -839,9 +863,21 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
         run.log.flush()
 
 
+def _event_log(path: Path) -> EventLog:
+    """One run's watch event log, opened before the first poll: a folder we cannot write (a run on a read-only
+    mount) is one line naming the way out."""
+    try:
+        return EventLog(path)
+    except OSError as exc:
+        raise InputError(f"cannot write the watch's event log ({exc.strerror or exc})", path=str(path),
+                         hint="--events-out FILE in a folder you can write") from exc
+
+
 def _check_args(args: argparse.Namespace) -> None:
     """The flags' values, and that the files watch writes can be written, before the first poll."""
     check_number("--interval", args.interval)
+    check_number("--rescan-every", args.rescan_every, unit="polls")
+    check_number("--summary-every", args.summary_every, zero_ok=True, unit="polls", hint="0: the table at exit only")
     if args.idle_exit is not None:
         check_number("--idle-exit", args.idle_exit, zero_ok=True, hint="0: read once; leave it out to watch until Ctrl-C")
     if args.prometheus is not None:

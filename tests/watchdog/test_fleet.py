@@ -218,3 +218,31 @@ def test_watch_single_run_dir_still_works_and_rejects_events_out_for_a_fleet(tmp
     assert [e for e in read_events(out).events if e["event"] == "alarm"]
     assert f"it {N_ITERS - 1}" in capsys.readouterr().out  # status lines as before
     assert main(["watch", str(parent), "--idle-exit", "0", "--events-out", str(out)]) == 2
+
+
+def test_a_run_reached_through_links_is_one_run_in_replay_and_in_watch(tmp_path, capsys):
+    """``latest -> run_a`` beside it and a loop back up the tree counted the same run two and seven times
+    (rolled back as often, a watcher each, ``--on-alarm`` as often)."""
+    from watchdog.replay import find_run_dirs
+    from watchdog.watch import _RunFinder
+
+    write_run(tmp_path / "fleet" / "run_a", 0, diverging=False, iters=range(5))
+    (tmp_path / "fleet" / "latest").symlink_to("run_a")
+    (tmp_path / "fleet" / "run_a_again").symlink_to(tmp_path / "fleet")  # a loop
+    assert find_run_dirs([tmp_path / "fleet"]) == [tmp_path / "fleet" / "run_a"]  # named by its own folder
+    assert find_run_dirs([tmp_path / "fleet", tmp_path / "fleet" / "latest"]) == [tmp_path / "fleet" / "run_a"]
+    assert _RunFinder(tmp_path / "fleet", rescan_every=1).new_runs() == [tmp_path / "fleet" / "run_a"]
+
+
+def test_a_run_folder_the_watch_cannot_write_in(tmp_path, capsys):
+    """A run on a read-only mount (here: its watch log's name taken by a folder, which root cannot write either):
+    one run is a one-line error naming --events-out before the first poll; in a fleet the run is still judged and
+    said, its events shown on the console only (a crash of the whole watch until session 17)."""
+    write_run(tmp_path / "fleet" / "run_a", 0, diverging=False, iters=range(5))
+    (tmp_path / "fleet" / "run_a" / WATCH_EVENTS).mkdir()
+    assert main(["watch", str(tmp_path / "fleet" / "run_a"), "--idle-exit", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the watch's event log" in err[0] and "--events-out" in err[0]
+    assert main(["watch", str(tmp_path / "fleet"), "--idle-exit", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "run_a: cannot write" in out and "shown here only" in out

@@ -231,10 +231,13 @@ def test_truncated_tensorboard_file_still_replays_with_a_warning(tmp_path, mapus
     assert report.input_warnings
 
 
-@pytest.mark.parametrize("make", ["missing", "empty", "no_metrics"])
-def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
+@pytest.mark.parametrize("make", ["missing", "empty", "no_metrics", "empty_path"])
+def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make, monkeypatch):
     target = tmp_path / "run"
-    if make != "missing":
+    if make == "empty_path":  # an unset "$RUN": it replayed every run in this folder
+        monkeypatch.chdir(tmp_path)
+        target = ""
+    elif make != "missing":
         target.mkdir()
     if make == "no_metrics":
         (target / "log.txt").write_text("2024-01-01 00:00:00 [INFO] starting\n")
@@ -242,7 +245,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, capsys, make):
     captured = capsys.readouterr()
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("watchdog: error:") and str(target) in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("watchdog: error:") and (str(target) or '""') in lines[0]
 
 
 def test_detectors_that_see_nothing_are_left_out_with_the_same_report(diverged_run, monkeypatch):
@@ -356,3 +359,23 @@ def test_a_plot_file_that_cannot_be_written_is_an_error_before_the_replay(tmp_pa
         assert main(["replay", str(SB3_RUN), "--plot", str(bad)]) == 2
         out, err = capsys.readouterr()
         assert said in err and "HEALTHY" not in out
+
+
+def test_a_system_error_writing_the_plot_is_one_line_and_exit_2(capsys):
+    """A folder the system refuses (here /proc, refused even to root) is an OSError: one line, not a traceback
+    with exit 1 (the code for "diverged")."""
+    assert main(["replay", str(SB3_RUN), "--plot", "/proc/watchdog-test.png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("watchdog: error: /proc/watchdog-test.png")
+
+
+def test_a_reader_that_leaves_neither_changes_the_exit_code_nor_prints_a_traceback():
+    """``watchdog replay runs/ | head -1``: a BrokenPipeError was a traceback and exit 1 ("diverged")."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "replay", str(SB3_RUN)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # gone before the report is written
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err

@@ -448,3 +448,15 @@ def test_flags_a_run_could_only_trip_over_hours_in_are_refused_at_start(tmp_path
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not flag.exists()
+
+
+def test_a_run_dir_the_supervisor_cannot_write_in_is_said_before_the_command_runs(tmp_path, capsys):
+    """Its restart events would go there: the first restart, maybe hours in, was a traceback (until session 17).
+    (A folder where the event log would be stands in for a read-only mount, which root could write.)"""
+    from watchdog.cli import main
+
+    (tmp_path / "run" / "watchdog_events.jsonl").mkdir(parents=True)
+    marker = tmp_path / "ran"
+    assert main(["run", "--run-dir", str(tmp_path / "run"), "--", sys.executable, "-c",
+                 f"open({str(marker)!r}, 'w')"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not marker.exists()

@@ -530,6 +530,8 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
     (tmp_path / "a_file").write_text("")
     for args, said in ((["--interval", "-1"], "--interval must be"), (["--interval", "nan"], "--interval must be"),
                        (["--idle-exit", "-1"], "--idle-exit must be"),
+                       (["--rescan-every", "0"], "--rescan-every must be"),  # (clamped to 1, silently, until session 17)
+                       (["--summary-every", "-1"], "--summary-every must be"),
                        (["--prometheus", str(tmp_path / "no" / "x.prom")], "folder not found"),
                        (["--events-out", str(tmp_path / "a_file" / "e.jsonl")], "a file stands where a folder")):
         assert main(["watch", str(run), *args]) == 2
