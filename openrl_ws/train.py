@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
         if args.status_every is not None and args.status_every < 1:
             return _fail(f"--status_every must be >= 1, got {args.status_every}")
+        # (until session 17: 0 meant the default, a negative --train_timesteps trained "-3 iterations", a negative
+        # --save_interval hung after iteration 0, a negative --episode_length was a traceback)
+        for flag, value, least in (("--train_timesteps", args.train_timesteps, 1),
+                                   ("--episode_length", args.episode_length, 1), ("--torch_threads", args.torch_threads, 1),
+                                   ("--save_interval", args.save_interval, 0)):  # 0: no OpenRL module.pt
+            if value is not None and value < least:
+                return _fail(f"{flag} must be >= {least}, got {value}")
+        if args.rl_device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.rl_device):
+            return _fail(f"--rl_device must be cpu, cuda or cuda:N, got {args.rl_device!r}")
         from watchdog.distributed import env_world_size
 
         if faults.max_rank() >= env_world_size():
@@ -134,6 +144,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.supervise import RESTART_ENV
 
     device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():  # the env fell back to the CPU, the net did not
+        raise InputError(f"--rl_device {device}: this torch sees no CUDA device (a CPU build, or no GPU here)",
+                         hint="--rl_device cpu, or leave it out")
     # --- data-parallel under torchrun (WORLD_SIZE > 1); None in a single process -------------------
     from openrl_ws import distributed as ows_dist
 

@@ -143,6 +143,15 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
         (["--inject", "nan@x"], "nan@x"),
         (["--checkpoint", "/nonexistent/module.pt"], "checkpoint not found"),
         (["--config", "/nonexistent.yaml"], "file not found"),
+        # until session 17: -3 iterations and exit 0; 0 was the default; a hang after iteration 0; a traceback
+        (["--train_timesteps", "-100"], "--train_timesteps must be >= 1"),
+        (["--train_timesteps", "0"], "--train_timesteps must be >= 1"),
+        (["--save_interval", "-1"], "--save_interval must be >= 0"),
+        (["--episode_length", "-3"], "--episode_length must be >= 1"),
+        (["--torch_threads", "0"], "--torch_threads must be >= 1"),
+        (["--rl_device", "tpu"], "--rl_device must be cpu, cuda or cuda:N"),
+        pytest.param(["--rl_device", "cuda:0"], "sees no CUDA device", marks=pytest.mark.skipif(
+            __import__("torch").cuda.is_available(), reason="a CUDA device is here")),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, expected):
