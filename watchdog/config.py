@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from watchdog.errors import ConfigError
 
@@ -79,10 +79,22 @@ class ValueLossThresholdConfig(BaseModel):
     )
 
 
+def _keys_we_read(value):
+    """A detector's signal is a metric key we read: a misspelt one (``train/valueloss``) left its detector seeing
+    nothing, and a diverging run replayed HEALTHY (until session 17)."""
+    from watchdog.frameworks import MAPPABLE_KEYS
+
+    for key in [value] if isinstance(value, str) else value or []:
+        if key not in MAPPABLE_KEYS:
+            raise ValueError(f"'{key}' is not a metric key we read (legal: {', '.join(MAPPABLE_KEYS)})")
+    return value
+
+
 class BlowUpConfig(BaseModel):
     """A sustained blow-up is divergence at any time, warm-up included (scale-free)."""
 
     model_config = _STRICT
+    _known = field_validator("signals", "explained_by")(_keys_we_read)
     enabled: bool = True
     signals: list[str] = Field(
         default_factory=lambda: ["train/value_loss"], description="Metric keys watched for a blow-up."
@@ -110,6 +122,7 @@ class TrendConfig(BaseModel):
     """Early warning: a one-sided CUSUM on standardised log-values against the run's own baseline."""
 
     model_config = _STRICT
+    _known = field_validator("signals", "explained_by")(_keys_we_read)
     enabled: bool = True
     signals: list[str] = Field(
         default_factory=lambda: ["train/value_loss", "train/critic_grad_norm"],
@@ -174,6 +187,7 @@ class RewardCollapseConfig(BaseModel):
     """A reward drop abnormal for this run, in units of the run's own reward-change scale."""
 
     model_config = _STRICT
+    _known = field_validator("signal")(_keys_we_read)
     enabled: bool = True
     signal: str = Field("rollout/average_step_reward", description="Reward metric key.")
     horizon_points: int = Field(3, ge=1, le=1000, description="Drop measured over this many points.")

@@ -47,6 +47,10 @@ def test_shipped_configs_are_valid_and_match_the_field_report():
         ("action: panic\n", load_watchdog_config, ["'action'", "'rollback' or 'alert'", "panic"]),
         ("lr: [3e-4\n", load_ppo_config, ["malformed YAML", "line"]),
         ("- 1\n- 2\n", load_watchdog_config, ["expected a mapping"]),
+        # a misspelt signal left its detector seeing nothing: a diverging run replayed HEALTHY (until session 17)
+        ("blowup:\n  signals: [train/valueloss]\n", load_watchdog_config,
+         ["blowup.signals", "'train/valueloss' is not a metric key we read", "train/value_loss"]),
+        ("reward_collapse:\n  signal: rollout/foo\n", load_watchdog_config, ["reward_collapse.signal", "rollout/foo"]),
     ],
 )
 def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):

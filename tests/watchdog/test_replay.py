@@ -122,7 +122,7 @@ def test_the_plot_and_the_reward_line_show_the_reward_the_detectors_judged(tmp_p
     report = replay_run(run, custom)
     assert report.reward_key == "train/explained_variance" == report.reward_path["signal"]
     missing = WatchdogConfig()
-    missing.reward_collapse.signal = "rollout/no_such_key"
+    missing.reward_collapse.signal = "train/critic_grad_norm"  # a key we read (no other is legal) that SB3 lacks
     assert replay_run(run, missing).reward_key == "rollout/episode_return"
     cfg_file = tmp_path / "wd.yaml"
     cfg_file.write_text("reward_collapse:\n  signal: train/explained_variance\n")
