@@ -106,6 +106,7 @@ class EventReadResult:
 
     events: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    bad_lines: int = 0  # complete lines that are not events (a torn last line is not one of them)
 
 
 def iter_lines(path: Path, start: int = 0) -> Iterator[tuple[int, bytes]]:
@@ -157,6 +158,7 @@ def read_events(path: str | Path) -> EventReadResult:
         event = parse_event_line(raw)
         if event is None:
             result.warnings.append(f"{path}: line {lineno} {_why_not_event(raw)}; skipped")
+            result.bad_lines += 1
         else:
             result.events.append(event)
     if end < size:

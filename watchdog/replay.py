@@ -208,6 +208,8 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         return None
     first = records[0]
     spi = first.env_steps // (first.iteration + 1) if first.env_steps else None
+    if res.bad_lines:  # a damaged line mid-file: its record (a NaN, an alarm's) is lost, so is "healthy" for the run
+        info["lost_lines"] = res.bad_lines
     if info.get("framework") in FRAMEWORKS:
         info["step_size"], info["live_axis"] = spi or None, True  # the framework's checkpoints, on our axis
     return RunData(records, "events", list(res.warnings), spi or None, info)
@@ -465,7 +467,9 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             # shorter than the warm-up: only non-finite values and blow-ups were judged, and "healthy" says no more
             "within_warmup": span < cfg.warmup.min_iters, "warmup_iters": cfg.warmup.min_iters,
             # files whose reading stopped at a corrupt record: the verdict holds up to there, no further
-            **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {})}
+            **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {}),
+            # our event log's lines that are not events (mid-file): their records are lost, the rest judged
+            **({"lost_lines": info["lost_lines"]} if info.get("lost_lines") else {})}
 
 
 def damage_bound(iteration: int, files: int) -> str:

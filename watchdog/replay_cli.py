@@ -48,8 +48,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         plot_report(reports[0], cfg, args.plot)
     if any(r.verdict in (UNRECOGNISED, UNREADABLE) for r in reports):
         return 2  # a run we could not judge is bad input, never "healthy"
-    if any(r.run_info.get("damaged_files") and r.verdict != "diverged" for r in reports):
-        return 2  # judged up to a corrupt record: "healthy" for the whole run is more than the data says
+    if any((r.run_info.get("damaged_files") or r.run_info.get("lost_lines")) and r.verdict != "diverged" for r in reports):
+        return 2  # judged up to a corrupt record, or without lost lines: "healthy" for the whole run is more than the data says
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
 
 
@@ -155,6 +155,10 @@ def verdict_text(report) -> str:
         from watchdog.replay import damage_bound
 
         bounds.append(damage_bound(report.records[-1].iteration, len(info["damaged_files"])))
+    if info.get("lost_lines"):
+        lines = info["lost_lines"]
+        bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its event log, "
+                      "whose records are lost")
     return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
 
 
