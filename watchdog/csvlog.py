@@ -67,6 +67,7 @@ class CsvRead:
     damage: str | None = None  # why it was read only up to NUL bytes or a line no CSV reader can parse (the rest lost)
     header: list[str] = field(default_factory=list)
     ragged: bool = False  # a row whose cells are not the header's count (SB3 writes every row whole)
+    bad_rows: int = 0  # rows with more cells than the header, skipped: their cells cannot be matched to the columns
 
 
 def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
@@ -106,6 +107,11 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
     at, wall_at = header.index(STEP_COLUMN), header.index(TIME_COLUMN) if TIME_COLUMN in header else None
     points: dict[str, tuple[list[int], list[float], list[float]]] = {}
     for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file
+        if len(row) > len(header):  # more cells than columns: which is whose cannot be told (read as they were, its
+            # values went to the wrong columns: a wrong iteration axis); a shorter row lacks its last cells only
+            out.warnings.append(f"{path}: line {number} has {len(row)} cells, its header {len(header)}; skipped")
+            out.bad_rows += 1
+            continue
         step = _number(row, at)
         if step is None or not math.isfinite(step):
             out.warnings.append(f"{path}: line {number} has no {STEP_COLUMN}; skipped")

@@ -209,7 +209,7 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     first = records[0]
     spi = first.env_steps // (first.iteration + 1) if first.env_steps else None
     if res.bad_lines:  # a damaged line mid-file: its record (a NaN, an alarm's) is lost, so is "healthy" for the run
-        info["lost_lines"] = res.bad_lines
+        info["lost_lines"], info["lost_lines_in"] = res.bad_lines, EVENTS_FILENAME
     if info.get("framework") in FRAMEWORKS:
         info["step_size"], info["live_axis"] = spi or None, True  # the framework's checkpoints, on our axis
     return RunData(records, "events", list(res.warnings), spi or None, info)
@@ -288,6 +288,8 @@ def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi, "value_targets_normalized": normalized,
             "value_normalization": why, "damaged_files": [str(path)] if res.damage else []}
+    if res.bad_rows:
+        info["lost_lines"], info["lost_lines_in"] = res.bad_rows, PROGRESS_CSV
     return RunData(records, "csv", list(res.warnings), spi, info)
 
 
@@ -469,7 +471,7 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             # files whose reading stopped at a corrupt record: the verdict holds up to there, no further
             **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {}),
             # our event log's lines that are not events (mid-file): their records are lost, the rest judged
-            **({"lost_lines": info["lost_lines"]} if info.get("lost_lines") else {})}
+            **({"lost_lines": info["lost_lines"], "lost_lines_in": info["lost_lines_in"]} if info.get("lost_lines") else {})}
 
 
 def damage_bound(iteration: int, files: int) -> str:

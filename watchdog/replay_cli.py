@@ -157,8 +157,8 @@ def verdict_text(report) -> str:
         bounds.append(damage_bound(report.records[-1].iteration, len(info["damaged_files"])))
     if info.get("lost_lines"):
         lines = info["lost_lines"]
-        bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its event log, "
-                      "whose records are lost")
+        bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its "
+                      f"{info['lost_lines_in']}, whose records are lost")
     return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
 
 

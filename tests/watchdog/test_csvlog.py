@@ -171,6 +171,24 @@ def test_csv_oddities_are_read_or_said(tmp_path):
     assert any("ignored a torn last line" in w for w in follower.input_warnings)  # the end: say it
 
 
+def test_a_row_with_more_cells_than_its_header_is_skipped_and_bounds_the_verdict(tmp_path, capsys):
+    """Read as they were, a row with two extra cells put its values in the wrong columns: 9577 iterations (9,600 env
+    steps) and the reward's best at iteration 0, HEALTHY and exit 0 (found by a helper's sweep, session 17)."""
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "cartpole_healthy" / "csv", run)
+    lines = (run / "progress.csv").read_text().splitlines(keepends=True)
+    lines[5] = "nan,abc," + lines[5]
+    (run / "progress.csv").write_text("".join(lines))
+    res = read_progress_csv(run / "progress.csv")
+    assert res.bad_rows == 1 and any("line 6 has" in w and "skipped" in w for w in res.warnings)
+    report = replay_run(run)
+    clean = replay_run(DATA / "cartpole_healthy" / "csv")
+    assert len(report.records) == len(clean.records) - 1
+    assert report.records[-1].iteration == clean.records[-1].iteration  # the axis as SB3 logged it
+    assert main(["replay", str(run)]) == 2
+    assert "without a damaged line of its progress.csv" in capsys.readouterr().out
+
+
 def test_a_rewrite_caught_half_way_is_not_a_new_run(tmp_path):
     """SB3 rewrites progress.csv in 8 KB pieces when a dump brings a new key: a poll in between sees the new
     header and fewer rows. That waits for the next poll; a file that shrank (a new run) is read from the start."""

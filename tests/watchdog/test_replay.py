@@ -236,7 +236,7 @@ def test_a_damaged_line_of_the_event_log_is_no_healthy_verdict_for_the_run(tmp_p
     report = replay_run(run)
     assert report.verdict == "healthy" and report.run_info["lost_lines"] == 1 and len(report.records) == 79
     assert main(["replay", str(run)]) == 2
-    assert "HEALTHY (without a damaged line of its event log, whose records are lost)" in capsys.readouterr().out
+    assert "HEALTHY (without a damaged line of its watchdog_events.jsonl, whose records are lost)" in capsys.readouterr().out
 
 
 def test_truncated_tensorboard_file_still_replays_with_a_warning(tmp_path, mapush_runs):
