@@ -360,7 +360,13 @@ def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
     if not res.records:
         warnings.extend(res.warnings or [f"{path}: no metric blocks found"])
         return None
-    return RunData(res.records, "log.txt", list(res.warnings), None)
+    # OpenRL's log.txt counts episodes (iterations), not env steps: without the run's env count and rollout length
+    # its steps are said to be iterations (it said "1,296 env steps" for 129,600,000)
+    if res.steps_per_iteration_known:
+        return RunData(res.records, "log.txt", list(res.warnings), None)
+    for rec in res.records:  # its step is its iteration, as rsl_rl's ("it 71", not "it 71 (72 steps)")
+        rec.env_steps = rec.iteration
+    return RunData(res.records, "log.txt", list(res.warnings), None, {"step_unit": "iterations"})
 
 
 # --------------------------------------------------------------------------- the report

@@ -398,3 +398,15 @@ def test_a_reader_that_leaves_neither_changes_the_exit_code_nor_prints_a_traceba
     proc.stdout.close()  # gone before the report is written
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0 and b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+def test_a_run_read_from_log_txt_alone_counts_iterations_not_env_steps(tmp_path, mapush_runs, capsys):
+    """OpenRL's log.txt numbers episodes: without the run's envs and rollout length, its steps are its iterations
+    (it said "up to it 1295 (1,296 env steps)" and "steps are env steps" for 129,600,000; session 17)."""
+    (tmp_path / "run").mkdir()
+    shutil.copy(mapush_runs / "11-07-17_cuboid" / "log.txt", tmp_path / "run" / "log.txt")
+    report = replay_run(tmp_path / "run")
+    assert report.run_info["step_unit"] == "iterations" and all(r.env_steps == r.iteration for r in report.records)
+    assert main(["replay", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "up to it 1295;" in out and "steps are iterations" in out and "env steps" not in out
