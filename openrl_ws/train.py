@@ -69,6 +69,20 @@ def _fail(message: str) -> int:
     return EXIT_BAD_INPUT
 
 
+def parse_openrl_args(parser, argv: list[str]):
+    """OpenRL's config parser on the flags train.py does not know: a flag it does not know either, or a value of the
+    wrong type, is one line (InputError), not its 130-line usage block."""
+    from watchdog.errors import InputError
+
+    parser.exit_on_error = False
+    try:
+        return parser.parse_args(argv)
+    except Exception as exc:  # jsonargparse's ArgumentError
+        said = " ".join(str(exc).split())
+        raise InputError(f"OpenRL's config: {said}",
+                         hint="the flags python -m openrl_ws.train --help does not list go to OpenRL's parser") from exc
+
+
 def _checkpoint_path(raw: str | None) -> Path | None:
     """MAPush's train.sh passes `<dir>/None` for 'no checkpoint'."""
     if raw is None or Path(raw).name == "None":
@@ -97,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        from watchdog.eventlog import EVENTS_FILENAME
+        from watchdog.supervise import RESTART_ENV
+
+        if (args.run_dir and checkpoint is None and not os.environ.get(RESTART_ENV)
+                and (Path(args.run_dir) / EVENTS_FILENAME).exists()):
+            # a fresh run there wrote over the first's checkpoints, and replay read the two as one (until session 17)
+            return _fail(f"--run_dir {args.run_dir} holds a run already (its {EVENTS_FILENAME}); resume it with "
+                         "--checkpoint, or give a new --run_dir")
         if args.status_every is not None and args.status_every < 1:
             return _fail(f"--status_every must be >= 1, got {args.status_every}")
         # (until session 17: 0 meant the default, a negative --train_timesteps trained "-3 iterations", a negative
@@ -116,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint)
     except WatchdogError as err:
         return _fail(str(err))
+    except KeyboardInterrupt:  # (a traceback from OpenRL's internals until session 17)
+        print("train.py: interrupted; the logs, stable checkpoints and event log written so far are kept",
+              file=sys.stderr)
+        return 130
     except NonFiniteTraining as exc:
         advice = ("resume from its last stable checkpoint, or run it under `watchdog run --`" if args.watchdog
                   else "rerun with --watchdog to roll back instead")
@@ -144,13 +170,14 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.supervise import RESTART_ENV
 
     device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():  # the env fell back to the CPU, the net did not
-        raise InputError(f"--rl_device {device}: this torch sees no CUDA device (a CPU build, or no GPU here)",
-                         hint="--rl_device cpu, or leave it out")
     # --- data-parallel under torchrun (WORLD_SIZE > 1); None in a single process -------------------
     from openrl_ws import distributed as ows_dist
 
     dist_ctx = ows_dist.setup(device)
+    if device.startswith("cuda") and not torch.cuda.is_available():  # the env fell back to the CPU, the net did not
+        # (under torchrun, setup said which rank wanted which GPU)
+        raise InputError(f"--rl_device {device}: this torch sees no CUDA device (a CPU build, or no GPU here)",
+                         hint="--rl_device cpu, or leave it out")
     console = WatchdogConsole(status_every=args.status_every)
     rank = dist_ctx.rank if dist_ctx is not None else 0
     if dist_ctx is not None and str(device).startswith("cuda"):
@@ -166,7 +193,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         openrl_argv = ["--config", args.config, *openrl_argv]
     openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",
                     str(base.log_interval or 5)]
-    cfg = create_config_parser().parse_args(openrl_argv)
+    cfg = parse_openrl_args(create_config_parser(), openrl_argv)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints

@@ -150,6 +150,8 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
         (["--episode_length", "-3"], "--episode_length must be >= 1"),
         (["--torch_threads", "0"], "--torch_threads must be >= 1"),
         (["--rl_device", "tpu"], "--rl_device must be cpu, cuda or cuda:N"),
+        (["--bogus_flag", "3"], "OpenRL's config: Unrecognized arguments: --bogus_flag"),  # (its usage block)
+        (["--hidden_size", "abc"], "OpenRL's config: Parser key \"hidden_size\""),
         pytest.param(["--rl_device", "cuda:0"], "sees no CUDA device", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="a CUDA device is here")),
     ],
@@ -201,3 +203,36 @@ def test_unwritable_run_dir_is_one_line_exit_2(tmp_path, capsys):
     code = main([*SMALL, "--watchdog", "--run_dir", str(blocker / "run"), "--train_timesteps", "512"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot write the run directory" in err and err.strip().count("\n") == 0
+
+
+def test_a_fresh_run_into_a_run_dir_holding_a_run_is_refused(tmp_path, capsys):
+    """It wrote over the first run's checkpoints, and replay read the two runs as one (until session 17)."""
+    code, run_dir, _ = run(tmp_path, iterations=2)
+    assert code == 0
+    before = sorted(p.name for p in (run_dir / "checkpoints" / "watchdog").iterdir())
+    code, _, _ = run(tmp_path, iterations=2)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holds a run already" in err[0] and "--checkpoint" in err[0]
+    assert sorted(p.name for p in (run_dir / "checkpoints" / "watchdog").iterdir()) == before
+
+
+def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
+    """A traceback from OpenRL's internals until session 17."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "openrl_ws.train", *SMALL, "--watchdog", "--run_dir", str(run_dir),
+                             "--train_timesteps", str(8 * 32 * 10_000)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    log = run_dir / "watchdog_events.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count('"metrics"') >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and b"Traceback" not in err, err[-2000:]
+    assert err.decode().strip().splitlines()[-1].startswith("train.py: interrupted")
+    assert len([e for e in read_events(log).events if e["event"] == "metrics"]) >= 3
