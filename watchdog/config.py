@@ -787,6 +787,26 @@ def validate_mapping(model: type[BaseModel], data: Any, *, source: str):
         raise ConfigError(_describe(err), path=source, hint=hint) from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping: the last one won, silently (until session 17),
+    so a config's first `lr: 3e-4` could be undone further down the file."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # (the safe loader's own error names it)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' is given twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1})",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
     path = Path(path)
@@ -797,7 +817,7 @@ def read_yaml(path: str | Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", path=str(path)) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise ConfigError("YAML nested too deeply to be a config", path=str(path)) from None
     except yaml.YAMLError as exc:

@@ -51,6 +51,8 @@ def test_shipped_configs_are_valid_and_match_the_field_report():
         ("blowup:\n  signals: [train/valueloss]\n", load_watchdog_config,
          ["blowup.signals", "'train/valueloss' is not a metric key we read", "train/value_loss"]),
         ("reward_collapse:\n  signal: rollout/foo\n", load_watchdog_config, ["reward_collapse.signal", "rollout/foo"]),
+        # the last one won, silently (until session 17)
+        ("lr: 3e-4\nmax_grad_norm: 0.5\nlr: 1e-3\n", load_ppo_config, ["key 'lr' is given twice (lines 1 and 3)"]),
     ],
 )
 def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):
