@@ -236,7 +236,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     else:
         logger = ows_dist.NullLogger()
     watchdog = Watchdog(wd_cfg) if wd_cfg is not None else None
-    if watchdog is not None and loaded is not None:
+    if watchdog is not None and (loaded is not None or os.environ.get(RESTART_ENV)):
+        # (a restart from scratch, no usable checkpoint, is a recovery of the run too: it was left out of the
+        # budget and the lr escalation until session 17)
         _resume_watchdog(watchdog, loaded, run_dir, start_iteration)
     session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
@@ -297,16 +299,16 @@ def effective_ppo_values(module, cfg) -> dict:
     return out
 
 
-def _resume_watchdog(watchdog, loaded: dict, run_dir: Path, start_iteration: int) -> None:
-    """Continue the watchdog of the run the checkpoint came from: its detectors, policy and
+def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iteration: int) -> None:
+    """Continue the watchdog of the run the checkpoint (if any) came from: its detectors, policy and
     registry when the checkpoint carries them (ours do), and one budget for the run's recoveries
     (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log)."""
     from watchdog.policy import CheckpointRef
     from watchdog.supervise import recoveries_so_far
 
-    meta = loaded.get("meta") or {}
+    meta = (loaded or {}).get("meta") or {}
     ref = None
-    if loaded["kind"] == "watchdog" and isinstance(meta.get("watchdog"), dict):
+    if loaded is not None and loaded["kind"] == "watchdog" and isinstance(meta.get("watchdog"), dict):
         watchdog.load_state_dict(meta["watchdog"])
         watchdog.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
         ref = CheckpointRef(str(meta.get("tag") or Path(loaded["path"]).name), int(meta["iteration"]),

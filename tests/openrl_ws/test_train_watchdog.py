@@ -236,3 +236,21 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     assert proc.returncode == 130 and b"Traceback" not in err, err[-2000:]
     assert err.decode().strip().splitlines()[-1].startswith("train.py: interrupted")
     assert len([e for e in read_events(log).events if e["event"] == "metrics"]) >= 3
+
+
+def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch):
+    """`watchdog run` restarted a run that died before its first stable checkpoint: the restarted process started
+    with no recoveries, so its rollbacks ran at x1, x0.5, x0.25 after the restart and the budget of 3 held 4
+    (found by a helper's audit, session 17)."""
+    from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
+    from watchdog.supervise import RESTART_ENV
+
+    run_dir = tmp_path / "run"
+    with EventLog(run_dir / EVENTS_FILENAME) as log:
+        log.write(make_event("start", iteration=0, env_steps=0, state="healthy"))
+        log.write(make_event("restart", iteration=0, env_steps=0, state="restarting", cause="crash", checkpoint=None,
+                             checkpoint_kind="scratch", to_iteration=None, to_env_steps=None, attempt=1))
+    monkeypatch.setenv(RESTART_ENV, "1")
+    assert main([*SMALL, "--watchdog", "--run_dir", str(run_dir), "--train_timesteps", str(8 * 32 * 3)]) == 0
+    end = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "end"][-1]
+    assert end["rollbacks"] == 1  # the restart, counted
