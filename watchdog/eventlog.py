@@ -59,6 +59,16 @@ def make_event(event: str, *, iteration: int, env_steps: int, state: str, **fiel
                       "env_steps": env_steps, "state": state, **fields})
 
 
+RESOURCE_CAUSE = "resource"  # a restart event's cause after a restartable (resource) stop
+
+
+def is_recovery(event: dict) -> bool:
+    """A rollback or a restart after a crash: what the rollback budget counts (a restart after a
+    resource stop is not one: the training was not diverging)."""
+    kind = event.get("event")
+    return kind == "rollback" or (kind == "restart" and event.get("cause") != RESOURCE_CAUSE)
+
+
 class EventLog:
     """Append-only JSONL writer; each line is written whole, flushed and (optionally) fsynced."""
 

@@ -10,6 +10,7 @@ import copy
 import logging
 import math
 from collections import deque
+from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import CurriculumConfig, WatchdogConfig
@@ -282,6 +283,30 @@ class Watchdog:
         self.policy.resumed(ref, record_iteration, recoveries)
         if ref is not None:
             self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
+
+    def restart_replayed(self, event: dict, recovery: bool) -> None:
+        """Replay of a restart ``watchdog run`` made (its event in the run's log, before the restarted process's
+        records): that process went on with the watchdog as it was at the checkpoint it resumed from, the restart
+        counted among the run's recoveries (``recovery``: not after a resource stop). The detectors come back from
+        this watchdog's own copy of that checkpoint (replay keeps its stable checkpoints where the live run did, by
+        the same name), and the stretch after it is no part of the trajectory that goes on; a restart from scratch
+        or from a checkpoint replay did not keep counts the recovery only. (Until session 17 replay fed the restarted
+        process's records to the crashed one's detectors: another onset, rollback target and escalation than live.)"""
+        self.emit("restart", **{k: v for k, v in event.items() if k not in ("time", "event", "iteration", "env_steps",
+                                                                             "state")})
+        tag = Path(event["checkpoint"]).name if event.get("checkpoint") else None
+        ref = next((r for r in self.policy.registry if r.tag == tag), None)
+        snapshot = self.detector_snapshots.get(tag) if ref is not None else None
+        if snapshot is not None:
+            self.load_detectors_state(_taken(snapshot))
+            self._drop_snapshots(self.policy.registry.abandon_after(ref.iteration))
+            self.restored_at = ref.iteration
+            self.last_record = MetricRecord.from_mapping(ref.iteration, ref.env_steps, {})
+        self.history.clear()  # a new process keeps no history (state_dict leaves it out): its onset fits see the same
+        policy = self.policy
+        policy.state, policy.active_warnings, policy.quiet_points = State.HEALTHY, [], 0  # as at a stable checkpoint
+        policy.resumed(ref if snapshot is not None else None, (ref.iteration if ref else event.get("iteration", 0)) + 1,
+                       policy.rollbacks + recovery)
 
     def _snapshot(self) -> dict | DeferredSnapshot:
         """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""

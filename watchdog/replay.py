@@ -20,7 +20,7 @@ import numpy as np
 from watchdog.config import TagsConfig, WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, Verdict
 from watchdog.errors import CheckpointError, InputError, check_run_dir
-from watchdog.eventlog import EVENTS_FILENAME, _jsonable, read_events
+from watchdog.eventlog import EVENTS_FILENAME, _jsonable, is_recovery, read_events
 from watchdog.frameworks import (
     FRAMEWORKS,
     LIVE_FRAMEWORKS,
@@ -48,6 +48,8 @@ from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, Met
 log = logging.getLogger(__name__)
 
 UNRECOGNISED = "unrecognised"  # verdict of a run in which no tracked signal was found
+# what a replay's timeline (and --json's events) holds: what the watchdog said and did, and the restarts it replayed
+TIMELINE_EVENTS = ("task_change", "warning", "alarm", "rollback", "restart", "stop", "recovered")
 UNREADABLE = "unreadable"  # verdict of a run whose files could not be read (replayed among others)
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
 SAFE_CONFIG = safe_config_name(OPENRL)
@@ -197,12 +199,16 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     if not path.is_file():
         return None
     res = read_events(path)
-    records, info = [], {}
+    records, info, restarts = [], {}, []
     for ev in res.events:
         if ev["event"] == "metrics" and isinstance(ev.get("metrics"), dict):
             records.append(MetricRecord.from_mapping(ev.get("iteration", 0), ev.get("env_steps", 0), ev["metrics"]))
         elif ev["event"] == "start":
             info.update(_info_from_start(ev))
+        elif ev["event"] == "restart":  # `watchdog run` restarted the process: replayed before the next record
+            restarts.append((len(records), ev))
+    if restarts:
+        info["restarts"] = restarts
     if not records:
         warnings.append(f"{path}: no metrics events; falling back")
         return None
@@ -430,7 +436,6 @@ class RunReport:
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no records, no per-iteration events)."""
-        keep = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
         return _jsonable({
             "run": self.run, "source": self.source, "verdict": self.verdict, "final_state": self.final_state,
             **self.run_info,
@@ -440,7 +445,7 @@ class RunReport:
             "would_roll_back": self.would_roll_back, "stopped": self.stopped,
             "recommended_checkpoint": self.recommended_checkpoint, "rejected_checkpoints": self.rejected_checkpoints,
             "resume_command": self.resume_command, "input_warnings": self.input_warnings,
-            "events": [_strip_time(e) for e in self.events if e["event"] in keep],
+            "events": [_strip_time(e) for e in self.events if e["event"] in TIMELINE_EVENTS],
         })
 
 
@@ -515,7 +520,11 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     report.first_nonfinite = first_nonfinite(data.records)
     driver = ReplayDriver(report)
     safe_name = safe_config_name(data.info.get("framework", OPENRL))
-    for rec in data.records:
+    restarts = list(data.info.get("restarts", []))
+    for index, rec in enumerate(data.records):
+        while restarts and restarts[0][0] <= index:
+            event = restarts.pop(0)[1]
+            wd.restart_replayed(event, recovery=is_recovery(event))
         actions = wd.observe(rec)
         _note_crossing(report, threshold, rec, cfg)
         if not carry_out(wd, actions, driver, config_name=safe_name):

@@ -11,7 +11,6 @@ from pathlib import Path
 DEFAULT_CONFIG = "cfgs/watchdog.yaml"
 _VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red", "unreadable": "red",
                  "unrecognised": "red"}
-_TIMELINE = ("task_change", "warning", "alarm", "rollback", "stop", "recovered")
 MAX_TIMELINE = 25
 
 
@@ -182,7 +181,9 @@ def _render_one(out, report) -> None:
     for warning in report.input_warnings:
         out.message(f"  input: {warning}", style="yellow")
     _render_origin(out, report)
-    timeline = [e for e in report.events if e["event"] in _TIMELINE]
+    from watchdog.replay import TIMELINE_EVENTS
+
+    timeline = [e for e in report.events if e["event"] in TIMELINE_EVENTS]
     if timeline:
         rows = [[e["event"], describe_event(e, "replay", brief=e["event"] != "alarm")] for e in timeline[:MAX_TIMELINE]]
         if len(timeline) > MAX_TIMELINE:

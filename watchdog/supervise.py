@@ -40,7 +40,7 @@ from typing import Callable, Sequence, TextIO
 import yaml
 
 from watchdog.errors import InputError, check_number, check_output_file, check_run_dir
-from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail, make_event
+from watchdog.eventlog import RESOURCE_CAUSE, EVENTS_FILENAME, EventLog, EventTail, is_recovery, make_event
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SAFE_CONFIG = ROOT / "cfgs" / "ppo_safe.yaml"
@@ -52,7 +52,6 @@ RESTART_ENV = "WATCHDOG_RESTART"  # in a restarted attempt's environment: the at
 RUN_DIR_ENV = "WATCHDOG_SUPERVISED_RUN_DIR"  # (not `watch --on-alarm`'s WATCHDOG_RUN_DIR: the run that alarmed)
 # in a restarted attempt of an integration's run: the stable checkpoint it resumes from, in place
 RESUME_ENV = "WATCHDOG_RESUME"
-RESOURCE_CAUSE = "resource"  # a restart event's cause after a restartable (resource) stop
 OWN_CONFIG = "of its own (no --config: OpenRL's defaults)"
 MERGED_CONFIG_NAME = "ppo_safe.restart.yaml"
 GRACE_SECONDS = 10.0  # how long an interrupted or stalled child gets before SIGKILL
@@ -218,13 +217,6 @@ def integration_budget(run_dir: Path) -> int | None:
         return None
     budget = ((start.get("config") or {}).get("policy") or {}).get("rollback_budget")
     return budget if isinstance(budget, int) else None
-
-
-def is_recovery(event: dict) -> bool:
-    """A rollback or a restart after a crash: what the rollback budget counts (a restart after a
-    resource stop is not one: the training was not diverging)."""
-    kind = event.get("event")
-    return kind == "rollback" or (kind == "restart" and event.get("cause") != RESOURCE_CAUSE)
 
 
 def count_recoveries(events: list[dict]) -> int:

@@ -150,6 +150,30 @@ def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_st
     assert f"resumed in place with its {start['framework']} watchdog's safe config" in proc.stderr
 
 
+def test_replay_of_a_restarted_run_says_what_the_restarted_process_did(tmp_path):
+    """rsl_rl: a NaN at 12 is rolled back, the process is killed at 17 and restarted from its stable checkpoint of
+    10, where the example's fault comes again at 12 (an incident of the env, as it would be). Live, the restarted
+    process went on with the watchdog of the checkpoint and the restart counted: rollback #3 at x0.25. Replay fed the
+    restarted process's records to the crashed one's detectors and called it #2 at x0.5 (until session 17); it now
+    replays the restart as it happened, so every rollback agrees."""
+    from watchdog.replay import replay_run
+
+    run_dir, wd_cfg = tmp_path / "run", tmp_path / "wd.yaml"
+    wd_cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    flags, _, _ = INTEGRATIONS["rsl_rl_ppo"]
+    cmd = [sys.executable, str(CRASHING_INTEGRATION), "rsl_rl_ppo", "--crash", "kill@17", "--logs", str(tmp_path / "logs"),
+           "--watchdog", "--watchdog_config", str(wd_cfg), "--iterations", "24", "--inject", "nan@12", *flags]
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", *cmd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    live = [(e["iteration"], e["to_iteration"], e["number"], e["lr_scale"]) for e in events_of(run_dir, "rollback")]
+    assert len(live) == 2 and live[1][2:] == (3, 0.25) and len(events_of(run_dir, "restart")) == 1
+    report = replay_run(run_dir)
+    replayed = [(e["iteration"], e["to_iteration"], e["number"], e["lr_scale"]) for e in report.events
+                if e["event"] == "rollback"]
+    assert replayed == live
+    assert [e["event"] for e in report.to_dict()["events"]].count("restart") == 1
+
+
 def test_a_loop_of_your_own_that_crashed_resumes_where_loop_watchdog_resume_says(tmp_path):
     """A CleanRL-style loop under LoopWatchdog dies at update 17 (os._exit); `watchdog run` restarts the same command;
     ``watch.resume()`` puts the stable checkpoint of 15 back through the loop's own restore, its switch applies the
