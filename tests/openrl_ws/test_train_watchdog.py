@@ -229,7 +229,7 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
                             stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
     log = run_dir / "watchdog_events.jsonl"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (log.exists() and log.read_text().count('"metrics"') >= 3):
+    while time.monotonic() < deadline and not (log.exists() and log.read_text().count('"event": "metrics"') >= 3):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
