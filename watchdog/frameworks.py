@@ -418,7 +418,13 @@ class RecordAssembler:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
         seen = np.unique(series[key][0])
         grid = seen[seen > self._emitted]
-        return (grid if final else grid[:-1]), seen
+        if final or not len(grid):
+            return grid, seen
+        pos, vals = series[key]
+        if not np.isfinite(vals[pos == grid[-1]]).all():
+            # a NaN/Inf is judged now: a run that dies on it logs no later step (its alarm never came, session 17)
+            return grid, seen
+        return grid[:-1], seen
 
     def _on_dumps(self, series: dict) -> dict:
         """SB3: a point logged between two of SB3's own dumps is an ``EvalCallback``'s (it dumps mid-rollout, with the

@@ -251,9 +251,10 @@ class RunFollower:
                 self.pending.setdefault(channel.position(), {})[key] = float(value)
         if final:
             ready = sorted(self.pending)
-        else:
+        else:  # a step holding a NaN/Inf is judged now: a run that dies on it logs no later step
             bound = self._bound()
-            ready = sorted(k for k in self.pending if k < bound)
+            ready = sorted(k for k in self.pending
+                           if k < bound or not all(math.isfinite(v) for v in self.pending[k].values()))
         records = []
         for key in ready:
             metrics = self.pending.pop(key)

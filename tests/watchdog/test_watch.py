@@ -538,3 +538,32 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
         out, err = capsys.readouterr()
         assert said in err and len(err.strip().splitlines()) == 1 and not out, err
     assert not (run / WATCH_EVENTS).exists()
+
+
+def test_a_nan_in_the_newest_step_is_judged_without_waiting_for_a_later_one(tmp_path):
+    """The newest step waits for a later one (a tag may still be on its way); a run that dies on its NaN logs none,
+    so its alarm never came and --on-alarm never ran until Ctrl-C (found by a helper's audit, session 17). A step
+    holding a NaN/Inf is judged at once: rsl_rl's tags (one writer) and OpenRL's (a file per tag)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from watchdog.tfevents import ScalarWriter
+
+    rsl = tmp_path / "rsl"
+    writer = SummaryWriter(str(rsl))
+    for it in range(61):
+        for tag, value in (("Loss/value", math.nan if it == 60 else 0.1 + 0.001 * (it % 7)), ("Loss/surrogate", -0.01),
+                           ("Loss/entropy", 1.0), ("Policy/mean_std", 1.0), ("Train/mean_reward", 1.0)):
+            writer.add_scalar(tag, value, it)
+    writer.flush()  # (not closed: the writer died)
+    records = RunFollower(rsl).poll()
+    assert records[-1].iteration == 60 and math.isnan(records[-1].metrics["train/value_loss"])
+
+    openrl = tmp_path / "openrl"
+    writers = {tag: ScalarWriter(openrl / "logs" / tag / tag) for tag in ("value_loss", "average_step_reward")}
+    for it in range(61):
+        writers["value_loss"].add_scalar("value_loss", math.nan if it == 60 else 0.01, (it + 1) * 1000)
+        writers["average_step_reward"].add_scalar("average_step_reward", 0.02, (it + 1) * 1000)
+    for w in writers.values():
+        w.flush()
+    records = RunFollower(openrl).poll()
+    assert records[-1].iteration == 60 and math.isnan(records[-1].metrics["train/value_loss"])
