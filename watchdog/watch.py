@@ -501,10 +501,14 @@ class WatchedRun:
     @property
     def state(self) -> str:
         """The watchdog's state; "unrecognised" while the run's tags hold no signal we track, "waiting" until its
-        first record is judged (no verdict yet: not "healthy")."""
+        first record is judged (no verdict yet: not "healthy"); "diverged" for good once it raised a divergence
+        alarm, as replay's verdict is (a watcher rolls nothing back: until session 17 the summary table and the
+        Prometheus state gauge went back to "healthy" a few quiet points after the alarm)."""
         if self.follower.unrecognised:
             return UNRECOGNISED
-        return WAITING if self.last is None else self.wd.state.value
+        if self.last is None:
+            return WAITING
+        return State.DIVERGED.value if self.alarms else self.wd.state.value
 
     @property
     def value_loss(self) -> float:

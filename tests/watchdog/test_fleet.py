@@ -246,3 +246,28 @@ def test_a_run_folder_the_watch_cannot_write_in(tmp_path, capsys):
     assert main(["watch", str(tmp_path / "fleet"), "--idle-exit", "0"]) == 0
     out = capsys.readouterr().out
     assert "run_a: cannot write" in out and "shown here only" in out
+
+
+def test_a_run_that_blew_up_stays_diverged_in_the_table_and_the_state_gauge(tmp_path, capsys):
+    """A blow-up for fifteen iterations, then the run's own level again: the alarm at the blow-up, and the run stays
+    "diverged" (replay's verdict). A watcher rolls nothing back; its state went back to healthy a few quiet points
+    later, so the table sorted it among the healthy runs and an alert on watchdog_run_state == 2 never fired
+    (found by a helper's audit, session 17)."""
+    from watchdog.tfevents import ScalarWriter
+
+    parent = tmp_path / "fleet"
+    write_run(parent / "calm", 1, diverging=False)
+    writers = {tag: ScalarWriter(parent / "spike" / "logs" / tag / tag) for tag in TAGS}
+    for it in range(N_ITERS):
+        vl = curve(it, 2, diverging=False) * (1000.0 if 120 <= it < 135 else 1.0)
+        for tag, value in (("value_loss", vl), ("critic_grad_norm", 0.1), ("average_step_reward", 0.02)):
+            writers[tag].add_scalar(tag, value, (it + 1) * SPI)
+    for w in writers.values():
+        w.close()
+    prom = tmp_path / "watchdog.prom"
+    assert main(["watch", str(parent), "--fleet", "--interval", "0.05", "--idle-exit", "0", "--prometheus", str(prom)]) == 1
+    assert 120 <= alarms_of(parent / "spike")[0]["iteration"] <= 135
+    samples = parse_prometheus(prom.read_text())
+    assert samples[("watchdog_run_state", '{run="spike"}')] == 2 and samples[("watchdog_run_state", '{run="calm"}')] == 0
+    table = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["spike"], ["calm"])]
+    assert [row[:2] for row in table[-2:]] == [["spike", "diverged"], ["calm", "healthy"]]  # the last table, diverged first
