@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Callable
 from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.csvlog import PROGRESS_CSV, ProgressCsvTail, is_progress_csv, progress_csv_columns
 from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
-from watchdog.eventlog import EVENTS_FILENAME, EventLog
+from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail
 from watchdog.logtxt import LogTxtTail
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
@@ -497,6 +497,13 @@ class WatchedRun:
     adopted: bool = False  # the framework's config was applied (see _adopt_framework)
     unrecognised_said: bool = False
     would_switch_to: str = safe_config_name(OPENRL)  # the framework's safe config, once it is known
+    live: EventTail | None = None  # the training's own watchdog's event log, where it runs with one
+    live_alarms: int = 0  # the divergence alarms in it
+
+    @property
+    def divergence_alarms(self) -> int:
+        """This watch's divergence alarms and those of the training's own watchdog (its event log in the run)."""
+        return self.alarms + self.live_alarms
 
     @property
     def state(self) -> str:
@@ -508,7 +515,7 @@ class WatchedRun:
             return UNRECOGNISED
         if self.last is None:
             return WAITING
-        return State.DIVERGED.value if self.alarms else self.wd.state.value
+        return State.DIVERGED.value if self.divergence_alarms else self.wd.state.value
 
     @property
     def value_loss(self) -> float:
@@ -603,7 +610,7 @@ def prometheus_text(runs: list[WatchedRun], *, now: float | None = None) -> str:
     family("watchdog_run_value_loss", "gauge", "Value loss at the last judged iteration.",
            [(run_label(r), r.value_loss) for r in ordered])
     family("watchdog_run_alarms_total", "counter", "Alarms raised on the run since the watch started.",
-           [(run_label(r), r.alarms) for r in ordered])
+           [(run_label(r), r.divergence_alarms) for r in ordered])
     counts = {s: 0 for s in codes}
     for r in runs:
         counts[r.state] = counts.get(r.state, 0) + 1
@@ -636,7 +643,7 @@ def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str =
         return " (a damaged file: " + ("judged up to its corrupt record)" if r.last else "corrupt before a record)")
 
     rows = [[r.name, r.state + damage(r),
-             r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.alarms] for r in sort_runs(runs)]
+             r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.divergence_alarms] for r in sort_runs(runs)]
     console.table(title, ["run", "state", "last iteration", "value loss", "alarms"], rows)
 
 
@@ -700,6 +707,8 @@ class Watcher:
                 _run_error(self.console, run, exc, self.fleet)
         for run in changed:
             _read(run, False, self.console, self.on_alarm, self.fleet)
+        for run in self.runs:
+            _read_live_log(run, self.console)
         return bool(new or changed)
 
     def flush(self) -> None:
@@ -707,6 +716,7 @@ class Watcher:
         for run in self.runs:
             if run.follower.unread:
                 _read(run, True, self.console, self.on_alarm, self.fleet)
+            _read_live_log(run, self.console)
 
     def write_metrics(self) -> None:
         if self.prometheus is not None:
@@ -720,7 +730,7 @@ class Watcher:
 
     @property
     def diverged(self) -> bool:
-        return any(r.alarms for r in self.runs)
+        return any(r.divergence_alarms for r in self.runs)
 
 
 def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: float | None,
@@ -866,6 +876,28 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
                 run_on_alarm(on_alarm, event, run.run_dir, console)
     if isinstance(run.log, _BufferedLog):
         run.log.flush()
+
+
+def _read_live_log(run: WatchedRun, console: WatchdogConsole) -> None:
+    """A run trained with a live watchdog: its event log holds that watchdog's alarms, and the iterations it rolled
+    back, which the TensorBoard files this watch judges leave out. Its divergence alarms count for the run (state,
+    table, exit code), as replay, which reads that log, calls the run diverged (until session 17 such a run was
+    watched to "healthy", exit 0). They are said, not acted on: the training's watchdog acted."""
+    if run.live is None:
+        path = run.run_dir / EVENTS_FILENAME
+        if not path.is_file() or getattr(run.log, "path", None) == path:  # (--events-out naming it: our own)
+            return
+        run.live = EventTail(path)
+    try:
+        events = run.live.poll()
+    except OSError:
+        return
+    for event in events:
+        if event.get("event") == "alarm" and not event.get("resource"):
+            run.live_alarms += 1
+            console.message(f"{run.name}: the training's own watchdog raised an alarm at it {event.get('iteration')} "
+                            f"[{event.get('detector')}] (see {run.live.path.name}; replay reads it): the TensorBoard "
+                            "files judged here leave out the iterations it rolled back", style="bold red")
 
 
 def _event_log(path: Path) -> EventLog:

@@ -567,3 +567,18 @@ def test_a_nan_in_the_newest_step_is_judged_without_waiting_for_a_later_one(tmp_
         w.flush()
     records = RunFollower(openrl).poll()
     assert records[-1].iteration == 60 and math.isnan(records[-1].metrics["train/value_loss"])
+
+
+def test_a_run_trained_with_a_live_watchdog_is_watched_with_its_alarms(tmp_path, capsys):
+    """train.py --watchdog rolled a NaN back: its TensorBoard files leave out the rolled-back iteration, and watch,
+    judging them, ended "healthy" and exit 0 while replay (reading the run's event log) said diverged (found by a
+    helper's audit, session 17). The live watchdog's alarms now count for the run, said as its own."""
+    from openrl_ws.train import main as train
+
+    run = tmp_path / "run"
+    assert train(["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32", "--watchdog",
+                  "--run_dir", str(run), "--train_timesteps", str(8 * 32 * 40), "--inject", "nan@30"]) == 0
+    capsys.readouterr()
+    assert main(["watch", str(run), "--idle-exit", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "the training's own watchdog raised an alarm at it 30 [nonfinite]" in out
