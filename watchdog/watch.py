@@ -66,6 +66,14 @@ SETTLE_NS = 100_000_000
 STALE_NS = 240 * 1_000_000_000
 
 
+def _holds_anything(path: Path) -> bool:
+    """Does the folder exist and hold any file or folder (hidden ones aside)?"""
+    try:
+        return any(not p.name.startswith(".") for p in path.iterdir())
+    except OSError:
+        return False
+
+
 def _real(path: Path) -> Path | None:
     try:
         return path.resolve()
@@ -653,7 +661,14 @@ class Watcher:
     def __init__(self, run_dir: Path, *, config: str | None = None, on_alarm: str | None = None,
                  events_out: Path | None = None, console: WatchdogConsole, fleet: bool | None = None,
                  prometheus: Path | None = None, rescan_every: int = RESCAN_EVERY):
-        run_dir = check_run_dir(run_dir)
+        run_dir = check_run_dir(run_dir, may_be_missing=True)
+        # a folder holding nothing yet (or not there yet: a watch started before the training) is one run or a folder
+        # of runs by what appears in it first (until session 17 it was taken for one run, and every run after the first
+        # that appeared in it was ignored; a missing one was an error)
+        self.undecided = fleet is None and events_out is None and not _holds_anything(run_dir)
+        if self.undecided:
+            console.message(f"{run_dir}: {'nothing in it' if run_dir.exists() else 'not there'} yet; waiting for a run "
+                            "(or runs) to appear", style="dim")
         if fleet is None:
             fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
         if fleet and events_out is not None:
@@ -666,8 +681,20 @@ class Watcher:
         self.runs: list[WatchedRun] = []
         self.finder = _RunFinder(run_dir, rescan_every) if fleet else None
         self.polls = 0
-        if not fleet:
+        if not fleet and not self.undecided:
             self.add_run(run_dir)
+
+    def _decide(self) -> None:
+        """The folder that held nothing at start: one run once it is one, a folder of runs once runs appear in it."""
+        if not self.run_dir.is_dir():
+            return
+        if is_run_dir(self.run_dir):
+            self.undecided = False
+            self.add_run(self.run_dir)
+        elif iter_run_dirs(self.run_dir):
+            self.undecided, self.fleet = False, True
+            self.finder = _RunFinder(self.run_dir, self.rescan_every)
+            self.console.message(f"{self.run_dir}: watching it as a folder of runs", style="dim")
 
     def add_run(self, path: Path) -> WatchedRun:
         fleet, console = self.fleet, self.console
@@ -695,6 +722,8 @@ class Watcher:
     def poll(self) -> bool:
         """Pick up new runs, read the runs whose files changed; True if anything was new."""
         self.polls += 1
+        if self.undecided:
+            self._decide()
         new = self.finder.new_runs() if self.finder is not None else []
         for path in new:
             self.add_run(path)
@@ -786,6 +815,9 @@ def _damage_fields(run: WatchedRun) -> dict:
 
 def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = ()) -> str:
     """Why a watch that read no metrics at all ends without a verdict (exit 2)."""
+    if not run_dir.exists():
+        return (f"{run_dir}: run directory not found in {idle_s:g} s (no run appeared there), so no verdict; check the "
+                "path")
     damaged = [p for r in runs for p in r.follower.damaged]
     events = [p for p in (run_dir / EVENTS_FILENAME, *run_dir.glob(f"*/{EVENTS_FILENAME}")) if p.is_file()]
     if damaged:

@@ -124,9 +124,36 @@ def test_a_step_written_while_the_follower_reads_is_one_record(tmp_path, monkeyp
     ]
 
 
-def test_watch_missing_dir_is_exit_2(tmp_path, capsys):
+def test_watch_missing_dir_is_waited_for_and_exit_2_if_nothing_came(tmp_path, capsys):
+    """A watch started before its training (a missing folder was an error until session 17): it waits for the
+    folder; at --idle-exit with nothing there, no verdict, exit 2."""
     assert main(["watch", str(tmp_path / "nope"), "--idle-exit", "0"]) == 2
-    assert "run directory not found" in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "not there yet; waiting" in out and "run directory not found in 0 s (no run appeared there)" in out
+
+
+def test_a_folder_empty_at_start_becomes_one_run_or_a_fleet_by_what_appears(tmp_path, capsys):
+    """An empty folder watched without --fleet was taken for one run: the first run appearing in a subfolder was
+    followed, every later one ignored without a word, exit 0 though one diverged (found by a helper's audit,
+    session 17). Runs appearing in it make it a fleet; files of one run appearing in it, a run."""
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    from tests.watchdog.test_fleet import write_run
+
+    fleet, single = tmp_path / "fleet", tmp_path / "single"
+    fleet.mkdir()
+    w = Watcher(fleet, console=WatchdogConsole())
+    w.poll()
+    write_run(fleet / "a", 0, diverging=False, iters=range(5))
+    write_run(fleet / "b", 1, diverging=False, iters=range(5))
+    w.poll()
+    assert w.fleet and sorted(r.name for r in w.runs) == ["a", "b"]
+    w = Watcher(single, console=WatchdogConsole())  # (not there yet)
+    w.poll()
+    write_run(single, 0, diverging=False, iters=range(5))
+    w.poll()
+    assert not w.fleet and [r.run_dir for r in w.runs] == [single]
 
 
 def test_a_bad_record_in_a_file_that_stops_growing_is_said_without_idle_exit(tmp_path, capsys, monkeypatch):
