@@ -74,6 +74,14 @@ def _holds_anything(path: Path) -> bool:
         return False
 
 
+def _ident(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _real(path: Path) -> Path | None:
     try:
         return path.resolve()
@@ -145,6 +153,7 @@ class RunFollower:
         self._pointed: set[Path] = set()  # files that gave points
         self.steps_per_iteration: int | None = None
         self.log_tail: LogTxtTail | None = None
+        self._inodes: dict[Path, tuple[int, int]] = {}  # the files read from, as first seen (see gone)
         self.rescan_every = max(1, rescan_every)
         self.files: list[Path] = []
         self.scans = 0  # full listings of the tree
@@ -221,6 +230,11 @@ class RunFollower:
         ``STALE_NS`` while another did (it stopped being logged) no longer holds steps back. (Until session
         15 any file's later step completed a step, so a file flushed later gave its points as an extra record
         of an iteration already judged, out of order.)"""
+        records = self._poll(final, refresh)
+        self._remember_files()
+        return records
+
+    def _poll(self, final: bool, refresh: bool) -> list[MetricRecord]:
         if refresh:
             self.refresh()
         self.reads += 1
@@ -419,6 +433,23 @@ class RunFollower:
         self._take_warnings(path, self.log_tail.warnings)
         return records
 
+    def _read_from(self) -> list[Path]:
+        return [t.path for t in self.tails.values() if t.offset] + ([self.csv.path] if self.csv.rows else []) + (
+            [self.log_tail.path] if self.log_tail is not None and self.log_tail.offset else [])
+
+    def _remember_files(self) -> None:
+        """The files read from, as they are now (their inode): :meth:`gone` tells another file of the same name."""
+        for path in self._read_from():
+            if path not in self._inodes:
+                ident = _ident(path)
+                if ident is not None:
+                    self._inodes[path] = ident
+
+    def gone(self) -> bool:
+        """Has every file it read from vanished, or been replaced by another of its name (the run's folder deleted,
+        or emptied for a new run)?"""
+        return bool(self._inodes) and all(_ident(path) != ident for path, ident in self._inodes.items())
+
     def _followed(self) -> list:
         """The file tails the records come from: the CSV's once it is followed, else the event files'."""
         return [self.csv] if self.csv_mode else list(self.tails.values())
@@ -505,6 +536,7 @@ class WatchedRun:
     adopted: bool = False  # the framework's config was applied (see _adopt_framework)
     unrecognised_said: bool = False
     would_switch_to: str = safe_config_name(OPENRL)  # the framework's safe config, once it is known
+    gone_said: bool = False  # its folder was deleted while watched (said once; the verdict holds up to there)
     live: EventTail | None = None  # the training's own watchdog's event log, where it runs with one
     live_alarms: int = 0  # the divergence alarms in it
 
@@ -681,6 +713,7 @@ class Watcher:
         self.runs: list[WatchedRun] = []
         self.finder = _RunFinder(run_dir, rescan_every) if fleet else None
         self.polls = 0
+        self.replaced_alarms = 0  # divergence alarms of runs whose folder a new run took
         if not fleet and not self.undecided:
             self.add_run(run_dir)
 
@@ -727,6 +760,9 @@ class Watcher:
         new = self.finder.new_runs() if self.finder is not None else []
         for path in new:
             self.add_run(path)
+        for run in list(self.runs):
+            if not run.gone_said and run.follower.gone():
+                self._vanished(run)
         changed = []
         for run in self.runs:
             try:
@@ -739,6 +775,22 @@ class Watcher:
         for run in self.runs:
             _read_live_log(run, self.console)
         return bool(new or changed)
+
+    def _vanished(self, run: WatchedRun) -> None:
+        """The files a run was read from are gone. Its folder still there: a new run in it, followed and judged from
+        scratch (it was judged against the old run's history, its alarm missed, into a deleted event log); its
+        folder gone: said once, and the verdict holds up to there (until session 17 nothing was said, exit 0)."""
+        seen = f"it {run.last.iteration}" if run.last is not None else "its start"
+        if run.run_dir.is_dir():
+            self.replaced_alarms += run.divergence_alarms
+            self.runs.remove(run)
+            self.console.message(f"{run.name}: its files were replaced (a new run in its folder); judged up to {seen}, "
+                                 "the new run from its start", style="bold yellow")
+            self.add_run(run.run_dir)
+        else:
+            run.gone_said = True
+            self.console.message(f"{run.name}: its folder is gone (deleted while watched); judged up to {seen}",
+                                 style="bold red")
 
     def flush(self) -> None:
         """The writers are done: judge every run's last (pending) step."""
@@ -759,7 +811,7 @@ class Watcher:
 
     @property
     def diverged(self) -> bool:
-        return any(r.divergence_alarms for r in self.runs)
+        return bool(self.replaced_alarms) or any(r.divergence_alarms for r in self.runs)
 
 
 def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: float | None,
@@ -791,8 +843,8 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                     return 2
                 # judged up to a corrupt record and not diverged before it: "no divergence" for the whole run is more
                 # than the data says (replay's exit 2, and replay's order: this before a divergence elsewhere)
-                if any(r.follower.damaged and not r.alarms for r in w.runs):
-                    return 2
+                if any((r.follower.damaged or r.gone_said) and not r.divergence_alarms for r in w.runs):
+                    return 2  # (a folder deleted while watched: judged up to there only)
                 return 1 if w.diverged else 0
             w.write_metrics()
             if w.fleet and summary_every > 0 and w.polls % summary_every == 0:

@@ -271,3 +271,38 @@ def test_a_run_that_blew_up_stays_diverged_in_the_table_and_the_state_gauge(tmp_
     assert samples[("watchdog_run_state", '{run="spike"}')] == 2 and samples[("watchdog_run_state", '{run="calm"}')] == 0
     table = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["spike"], ["calm"])]
     assert [row[:2] for row in table[-2:]] == [["spike", "diverged"], ["calm", "healthy"]]  # the last table, diverged first
+
+
+def test_a_run_folder_replaced_or_deleted_while_watched(tmp_path, capsys):
+    """A run's folder emptied for a new run: the new one was judged against the old one's history (its blow-up not
+    "above any level it held before": no alarm, no --on-alarm), iterations going back, into a deleted event log.
+    A folder deleted: nothing said, exit 0 (found by a helper's audit, session 17)."""
+    import shutil
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    run = tmp_path / "run"
+    write_run(run, 0, diverging=True)  # an alarm
+    w = Watcher(run, console=WatchdogConsole())
+    w.poll()
+    w.flush()
+    assert w.runs[0].alarms == 1
+    shutil.rmtree(run)
+    time.sleep(1.1)  # other file names, as a new process's (a name taken again is told by its inode, which may be reused)
+    write_run(run, 1, diverging=True)  # the same again, a new run
+    w.poll()
+    w.flush()
+    new, = w.runs
+    assert new.alarms == 1 and new.last.iteration == N_ITERS - 1 and w.diverged
+    assert "its files were replaced (a new run in its folder)" in capsys.readouterr().out
+    assert alarms_of(run)  # its own watch event log, in the new folder
+
+    gone = tmp_path / "gone"
+    write_run(gone, 0, diverging=False)
+    assert main(["watch", str(gone), "--interval", "0.05", "--idle-exit", "0"]) == 0
+    w = Watcher(gone, console=WatchdogConsole())
+    w.poll()
+    shutil.rmtree(gone)
+    w.poll()
+    assert w.runs[0].gone_said and "its folder is gone (deleted while watched)" in capsys.readouterr().out
