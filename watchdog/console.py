@@ -400,6 +400,7 @@ class WatchdogConsole:
         self._live: Live | None = None
         self._last_alarm: dict | None = None
         self.rollbacks: list[dict] = []  # rollback events, each with the alarm that caused it ("why")
+        self._recoveries: int | None = None  # the end event's count (after a restart it is more than this process's)
         self.config_switches: list[dict] = []
         self._advisories: set[tuple] = set()  # (run, detector, signal) of advisory warnings shown in full
 
@@ -478,6 +479,8 @@ class WatchdogConsole:
             self.rollbacks.append({**ev, "why": self._last_alarm})
         elif kind == "config_switch":
             self.config_switches.append(ev)
+        elif kind == "end":
+            self._recoveries = ev.get("rollbacks")  # the run's, restarts and earlier processes' rollbacks included
         elif kind == "stable_checkpoint" and self.progress is not None:
             self.progress.last_stable = ev.get("checkpoint_iteration", ev.get("iteration"))
 
@@ -519,8 +522,10 @@ class WatchdogConsole:
         """Stop the footer and print the closing summary."""
         self.close()
         rows = self.summary_rows(summary)
+        earlier = (self._recoveries or 0) - len(self.rollbacks)  # a resumed process: what the run spent before it
         head = (f"{summary.verdict}: {summary.iterations:,} iterations, {summary.env_steps:,} env steps in "
-                f"{fmt_duration(summary.seconds)}, {len(self.rollbacks)} rollback(s)")
+                f"{fmt_duration(summary.seconds)}, {len(self.rollbacks)} rollback(s)"
+                + (f" ({earlier} recovery(ies) before this process: rollbacks and restarts)" if earlier > 0 else ""))
         if not self.rich:
             self.console.print(head, markup=False)
             for label, text in rows:

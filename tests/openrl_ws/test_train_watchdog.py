@@ -238,7 +238,7 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     assert len([e for e in read_events(log).events if e["event"] == "metrics"]) >= 3
 
 
-def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch):
+def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch, capsys):
     """`watchdog run` restarted a run that died before its first stable checkpoint: the restarted process started
     with no recoveries, so its rollbacks ran at x1, x0.5, x0.25 after the restart and the budget of 3 held 4
     (found by a helper's audit, session 17)."""
@@ -254,3 +254,5 @@ def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch
     assert main([*SMALL, "--watchdog", "--run_dir", str(run_dir), "--train_timesteps", str(8 * 32 * 3)]) == 0
     end = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "end"][-1]
     assert end["rollbacks"] == 1  # the restart, counted
+    # ...and the closing summary says the run's count, not only this process's 0
+    assert "0 rollback(s) (1 recovery(ies) before this process: rollbacks and restarts)" in capsys.readouterr().out
