@@ -162,6 +162,10 @@ class FaultSchedule:
     def __bool__(self) -> bool:
         return bool(self.faults)
 
+    def after(self, iterations: int) -> list[Fault]:
+        """The faults that start at or after iteration ``iterations`` (a run of that many never meets them)."""
+        return [f for f in self.faults if f.start >= iterations]
+
     def begin_iteration(self, iteration: int, env: Any, trainer: Any) -> list[str]:
         """Set this iteration's knobs; return descriptions of what was applied or reverted."""
         notes = []

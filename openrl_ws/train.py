@@ -262,6 +262,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             driver_holder["driver"] = self
 
     start = time.time()
+    for fault in faults.after(total // (episode_length * args.num_envs)):  # (accepted silently until session 17)
+        console.message(f"inject: {fault.spec} starts after this run's last iteration "
+                        f"({total // (episode_length * args.num_envs) - 1}): it will not happen", style="bold yellow")
     console.begin(total // (episode_length * args.num_envs), start_iteration=start_iteration)
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)

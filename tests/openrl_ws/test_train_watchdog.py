@@ -256,3 +256,10 @@ def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch
     assert end["rollbacks"] == 1  # the restart, counted
     # ...and the closing summary says the run's count, not only this process's 0
     assert "0 rollback(s) (1 recovery(ies) before this process: rollbacks and restarts)" in capsys.readouterr().out
+
+
+def test_a_fault_after_the_runs_end_is_said_not_to_happen(tmp_path, capsys):
+    """--inject nan@99999 in a 3-iteration run was accepted without a word (session 17)."""
+    code, _, events = run(tmp_path, "--inject", "nan@99999", iterations=3)
+    assert code == 0 and not [e for e in events if e["event"] == "alarm"]
+    assert "inject: nan@99999 starts after this run's last iteration (2): it will not happen" in capsys.readouterr().out
