@@ -109,7 +109,7 @@ class CheckpointStore:
         missing = [k for k in _REQUIRED_META if k not in meta]
         if missing:
             raise InternalError(f"checkpoint meta for {tag!r} lacks {missing}; pass iteration and env_steps")
-        payload = _serialize(_plain(dict(state), "state"))
+        payload = _serialize(plain_state(dict(state), "state"))
         meta.setdefault("stable", True)
         meta.update(
             tag=tag,
@@ -340,7 +340,7 @@ def _walk_leaves(tree: Any, prefix: str) -> Iterator[tuple[str, Any]]:
 _PLAIN = (str, int, float, bool, type(None), torch.dtype, torch.device)
 
 
-def _plain(tree: Any, where: str) -> Any:
+def plain_state(tree: Any, where: str) -> Any:
     """``tree`` as ``torch.load(weights_only=True)`` reads it back: numpy scalars (a float64 passes as a
     float, and was saved as one that could not be loaded) become Python numbers; anything else that is not
     a tensor, a plain value or a dict/list/tuple of them is refused (our bug, not the user's)."""
@@ -352,10 +352,10 @@ def _plain(tree: Any, where: str) -> Any:
         for k in tree:
             if not isinstance(k, (str, int)) or isinstance(k, np.generic):
                 raise InternalError(f"checkpoint {where} has a non str/int key {k!r}")
-        plain = {k: _plain(v, f"{where}.{k}") for k, v in tree.items()}
+        plain = {k: plain_state(v, f"{where}.{k}") for k, v in tree.items()}
         return collections.OrderedDict(plain) if isinstance(tree, collections.OrderedDict) else plain
     if isinstance(tree, (list, tuple)):
-        items = [_plain(v, f"{where}.{i}") for i, v in enumerate(tree)]
+        items = [plain_state(v, f"{where}.{i}") for i, v in enumerate(tree)]
         return tuple(items) if isinstance(tree, tuple) else items
     raise InternalError(
         f"checkpoint {where} holds a {type(tree).__name__}; only tensors, dicts, lists and plain values are saved"

@@ -50,6 +50,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return _jsonable(value.item())  # a numpy scalar (a switch's old lr): JSON refused it, the event was lost
     return value
 
 

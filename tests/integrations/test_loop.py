@@ -22,7 +22,7 @@ from tests.integrations.common import assert_same_tensors, kinds
 from watchdog.checkpoints import clone_tree, load_checkpoint
 from watchdog.config import WatchdogConfig
 from watchdog.console import WatchdogConsole
-from watchdog.errors import NonFiniteTraining
+from watchdog.errors import NonFiniteTraining, WatchdogError
 from watchdog.eventlog import read_events
 from watchdog.integrations.loop import LoopWatchdog
 
@@ -184,3 +184,47 @@ def test_a_healthy_loop_is_never_rolled_back_and_replays_as_a_loop_of_your_own(t
                          capture_output=True, text=True, cwd=tmp_path, check=False)
     assert out.returncode == 0 and "HEALTHY" in out.stdout, out.stderr[-2000:]
     assert "a loop of your own" in out.stdout and "absolute value-loss rule off" in out.stdout
+
+
+# --- what a user's loop hands over (found by an audit, session 17) ------------------------------------------------
+
+
+def _tiny(tmp_path: Path, *, capture=None, switch=None) -> LoopWatchdog:
+    """A loop of a few tensors, its metrics made up: what LoopWatchdog does with what it is given."""
+    weights = torch.zeros(3)
+    return LoopWatchdog(tmp_path / "run", capture=capture or (lambda: {"w": weights.clone()}), restore=lambda state: None,
+                        switch=switch, config=WatchdogConfig.model_validate(QUICK), console=WatchdogConsole(io.StringIO()))
+
+
+def _steps(watch: LoopWatchdog, nan_at: int) -> None:
+    for it in range(nan_at + 1):
+        watch.step(it, 64 * (it + 1), {"losses/value_loss": math.nan if it == nan_at else 0.1 + 0.01 * (it % 3)})
+
+
+def test_a_capture_that_a_checkpoint_cannot_hold_is_one_line_at_once(tmp_path):
+    """A numpy array (an observation normaliser's mean) was an InternalError ("our bug") an update later, its stable
+    checkpoint already announced and never written, that update's metrics line lost; its snapshot aliased the array."""
+    watch = _tiny(tmp_path, capture=lambda: {"rms": {"mean": np.zeros(3)}})
+    with pytest.raises(WatchdogError) as err:
+        watch.step(0, 64, {"losses/value_loss": 0.1})
+    message = str(err.value)
+    assert "capture().rms.mean holds a ndarray" in message and "torch.as_tensor" in message and "\n" not in message
+
+
+def test_a_switch_is_logged_with_numbers_and_a_malformed_one_is_one_line(tmp_path):
+    """numpy or tensor values lost the config_switch event (JSON refused them; a traceback in the log); a switch
+    returning {key: value} instead of {key: (old, new)} was a bare TypeError after the restore."""
+    watch = _tiny(tmp_path / "a", switch=lambda scale: {"learning_rate": (np.float32(1e-3), torch.tensor(3e-4 * scale))})
+    _steps(watch, nan_at=8)
+    switch, = kinds(read_events(tmp_path / "a" / "run" / "watchdog_events.jsonl").events, "config_switch")
+    assert switch["changes"]["learning_rate"] == {"old": pytest.approx(1e-3), "new": pytest.approx(3e-4)}
+    watch = _tiny(tmp_path / "b", switch=lambda scale: {"learning_rate": 3e-4 * scale})
+    with pytest.raises(WatchdogError) as err:
+        _steps(watch, nan_at=8)
+    assert "not a dict of key -> (old, new)" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_metric_that_is_not_a_number_is_one_line_naming_it(tmp_path):
+    with pytest.raises(WatchdogError) as err:
+        _tiny(tmp_path).step(0, 64, {"losses/value_loss": 0.1, "losses/clipfrac": None})
+    assert "metric 'losses/clipfrac' is None, not a number" in str(err.value)

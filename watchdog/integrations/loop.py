@@ -44,13 +44,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 
-from watchdog.checkpoints import clone_tree
+from watchdog.checkpoints import clone_tree, plain_state
 from watchdog.config import WatchdogConfig, load_watchdog_config
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
-from watchdog.errors import WatchdogError
+from watchdog.errors import InternalError, WatchdogError
 from watchdog.frameworks import FRAMEWORKS, LOOP, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
@@ -97,6 +98,11 @@ class LoopSession(IntegrationSession):
         if not isinstance(state, dict):
             raise WatchdogError(f"capture() returned {type(state).__name__}, not a dict of state_dicts",
                                 hint="return e.g. {'agent': agent.state_dict(), 'optimizer': optimizer.state_dict()}")
+        try:  # what a weights-only checkpoint cannot hold is said now, as the user's (a numpy array was an
+            plain_state(state, "capture()")  # InternalError an update later, its stable checkpoint never written)
+        except InternalError as exc:
+            raise WatchdogError(str(exc), hint="give tensors (torch.as_tensor(array), torch.get_rng_state()) and plain "
+                                "numbers; turn them back in restore()") from None
         return clone_tree(state)  # training must never write into a snapshot
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
@@ -106,7 +112,20 @@ class LoopSession(IntegrationSession):
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         if self._switch is None:
             return ConfigSwitch({}, {"config": "no switch() given: the run keeps its hyper-parameters"})
-        return ConfigSwitch(dict(self._switch(action.lr_scale) or {}), {})
+        changes = self._switch(action.lr_scale) or {}
+        try:
+            pairs = {str(k): (_plain_value(old), _plain_value(new)) for k, (old, new) in dict(changes).items()}
+        except (TypeError, ValueError):
+            raise WatchdogError(f"switch() returned {changes!r:.120}: not a dict of key -> (old, new)",
+                                hint="return e.g. {'learning_rate': (old_lr, new_lr)}") from None
+        return ConfigSwitch(pairs, {})
+
+
+def _plain_value(value: Any) -> Any:
+    """A switch's old or new value as the event log can hold it: a number (numpy's, a tensor's .item()), else as is."""
+    if isinstance(value, np.generic) or (isinstance(value, torch.Tensor) and value.numel() == 1):
+        return value.item()
+    return value
 
 
 class LoopWatchdog:
@@ -160,7 +179,14 @@ class LoopWatchdog:
     def step(self, iteration: int, env_steps: int, metrics: Mapping[str, float]) -> Step:
         """Judge one update's metrics (iteration: 0-based, counting every update run, rolled-back ones
         included; env steps: all envs' steps so far) and carry out what the watchdog decides."""
-        values = {_CLEANRL_TAGS.get(k, k): float(v) for k, v in metrics.items()}
+        values = {}
+        for key, value in metrics.items():
+            try:
+                values[_CLEANRL_TAGS.get(key, key)] = float(value)
+            except (TypeError, ValueError):  # (a bare TypeError naming no key until session 17)
+                raise WatchdogError(f"metric {key!r} is {value!r:.60}, not a number",
+                                    hint="pass numbers (a tensor's .item()); leave a metric out when you have none") \
+                    from None
         record = MetricRecord.from_mapping(int(iteration), int(env_steps), values)
         return self._outcome(lambda: self.step_record(record))
 
