@@ -228,3 +228,16 @@ def test_a_metric_that_is_not_a_number_is_one_line_naming_it(tmp_path):
     with pytest.raises(WatchdogError) as err:
         _tiny(tmp_path).step(0, 64, {"losses/value_loss": 0.1, "losses/clipfrac": None})
     assert "metric 'losses/clipfrac' is None, not a number" in str(err.value)
+
+
+def test_metrics_that_hold_no_key_we_read_are_said_once(tmp_path):
+    """A loop logging only keys of its own (CleanRL's charts/episodic_return is not read in a loop; a misspelt value
+    loss) was watched in silence, its NaN included (found by an audit, session 17)."""
+    out = io.StringIO()
+    watch = LoopWatchdog(tmp_path / "run", capture=lambda: {"w": torch.zeros(1)}, restore=lambda state: None,
+                         config=WatchdogConfig.model_validate(QUICK), console=WatchdogConsole(out))
+    for it in range(3):
+        watch.step(it, 64 * (it + 1), {"losses/value_los": 0.1, "charts/episodic_return": 20.0})
+    said = [line for line in out.getvalue().splitlines() if "hold no key the watchdog reads" in line]
+    assert len(said) == 1 and "losses/value_los" in said[0] and "update 0's" in said[0]
+    watch.close()

@@ -52,7 +52,7 @@ from watchdog.config import WatchdogConfig, load_watchdog_config
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import InternalError, WatchdogError
-from watchdog.frameworks import FRAMEWORKS, LOOP, live_config
+from watchdog.frameworks import FRAMEWORKS, LOOP, MAPPABLE_KEYS, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.session import IntegrationSession, SessionResult, refuse_resume, rollback_seed
@@ -153,6 +153,7 @@ class LoopWatchdog:
             run_dir=Path(run_dir), safe_name=safe_name, console=console if console is not None else WatchdogConsole(),
             scalar=scalar)
         self._started = self._closed = False
+        self._unread_said = False  # an update whose metrics hold no key we read was said (once)
 
     @property
     def result(self) -> SessionResult:
@@ -188,6 +189,12 @@ class LoopWatchdog:
                                     hint="pass numbers (a tensor's .item()); leave a metric out when you have none") \
                     from None
         record = MetricRecord.from_mapping(int(iteration), int(env_steps), values)
+        if not self._unread_said and not any(key in MAPPABLE_KEYS for key in record.metrics):
+            # (a loop logging only keys of its own was watched in silence, NaN included: session 17)
+            self._unread_said = True
+            self.watch.say(f"LoopWatchdog: update {iteration}'s metrics ({', '.join(sorted(metrics))[:200]}) hold no key "
+                           f"the watchdog reads, so nothing in them is judged; name them as ours or CleanRL's "
+                           f"(losses/value_loss, rollout/episode_return, ...: docs/integrations.md)", style="bold yellow")
         return self._outcome(lambda: self.step_record(record))
 
     def step_record(self, record: MetricRecord) -> bool:
