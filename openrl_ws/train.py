@@ -247,7 +247,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                            run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
                            resources=ResourceSampler(device) if watchdog is not None else None)
     ppo = effective_ppo_values(net.module, cfg)
-    console.message(f"training {args.algo} on {args.task}: {total // (episode_length * args.num_envs):,} iterations of "
+    iterations = total // (episode_length * args.num_envs)
+    console.message(f"training {args.algo} on {args.task}: {iterations:,} iterations of "
                     f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
                     f"run dir {run_dir}; " + ", ".join(f"{k} {v}" for k, v in ppo.items()), style="bold")
     if watchdog is not None:
@@ -262,10 +263,10 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             driver_holder["driver"] = self
 
     start = time.time()
-    for fault in faults.after(total // (episode_length * args.num_envs)):  # (accepted silently until session 17)
-        console.message(f"inject: {fault.spec} starts after this run's last iteration "
-                        f"({total // (episode_length * args.num_envs) - 1}): it will not happen", style="bold yellow")
-    console.begin(total // (episode_length * args.num_envs), start_iteration=start_iteration)
+    for fault in faults.after(iterations):  # (accepted silently until session 17)
+        console.message(f"inject: {fault.spec} starts after this run's last iteration ({iterations - 1}): it will "
+                        "not happen", style="bold yellow")
+    console.begin(iterations, start_iteration=start_iteration)
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
         if ("driver" in driver_holder and session.result.env_steps and not session.result.stopped

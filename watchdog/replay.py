@@ -107,16 +107,21 @@ def is_run_dir(path: Path) -> bool:
     return _holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(path / PROGRESS_CSV)
 
 
+def real_path(path: Path) -> Path | None:
+    """The folder a path leads to, links resolved; None where they loop beyond what Python resolves."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
 def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | None = None) -> list[Path]:
     """The runs at or below ``path`` (nested folders of runs), not looking inside a run. Each folder once
     (``seen``: the real paths met so far): a symlink to a run beside it (``latest -> run8``) or back up the tree
     (a loop) counted the same run again, rolled back twice as often, or seven times."""
     seen = set() if seen is None else seen
-    try:
-        real = path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop Python will not resolve
-        return []
-    if real in seen:
+    real = real_path(path)
+    if real is None or real in seen:
         return []
     seen.add(real)
     if is_run_dir(path):
@@ -137,7 +142,7 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for raw in paths:
         path = check_run_dir(raw)
-        if path.resolve() in seen:
+        if real_path(path) in seen:
             continue  # named twice, or met inside a folder named before: judged once
         found = iter_run_dirs(path, seen=seen)
         if not found:

@@ -44,7 +44,7 @@ from watchdog.frameworks import (
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import UNRECOGNISED, damage_bound, is_run_dir, iter_run_dirs
+from watchdog.replay import UNRECOGNISED, damage_bound, is_run_dir, iter_run_dirs, real_path
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, series_tag, session_of, session_starts
 
@@ -80,13 +80,6 @@ def _ident(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return st.st_dev, st.st_ino
-
-
-def _real(path: Path) -> Path | None:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):  # a symlink loop Python will not resolve
-        return None
 
 
 def _mtime(path: Path) -> int | None:
@@ -604,7 +597,7 @@ class _RunFinder:
         self.known |= set(found)
         new = []
         for run in found:  # one watcher per real folder: a link to a run (or a loop) is the same run
-            real = _real(run)
+            real = real_path(run)
             if real is not None and real not in self.known_real:
                 self.known_real.add(real)
                 new.append(run)

@@ -241,12 +241,12 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
             changes["central_value_learning_rate"] = (old_cv, new_lr)
     kept = {}
     if schedule == "linear" and isinstance(agent.scheduler, schedulers.LinearScheduler):
-        if not agent.scheduler.use_epochs and _linear_from(agent.scheduler, new_lr, agent.epoch_num):
-            kept["learning_rate"] = (f"{new_lr:g}; rl_games' linear schedule counted in frames holds it (rl_games "
-                                     "gives it no frame count)")
-        elif _linear_from(agent.scheduler, new_lr, agent.epoch_num):
-            kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' linear schedule takes it down to its min_lr "
-                                     f"{agent.scheduler.min_lr:g} by its end (lr_schedule: fixed would hold it)")
+        if _linear_from(agent.scheduler, new_lr, agent.epoch_num):
+            kept["learning_rate"] = (
+                f"starts at {new_lr:g}; rl_games' linear schedule takes it down to its min_lr "
+                f"{agent.scheduler.min_lr:g} by its end (lr_schedule: fixed would hold it)" if agent.scheduler.use_epochs
+                else f"{new_lr:g}; rl_games' linear schedule counted in frames holds it (rl_games gives it no frame "
+                     "count)")
         else:  # the schedule has run out: it would hold its min_lr, not the safe lr
             agent.scheduler = schedulers.IdentityScheduler()
             changes["lr_schedule"] = ("linear", "fixed")
