@@ -9,21 +9,46 @@ legal range.
 from __future__ import annotations
 
 import reprlib
+import types
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from watchdog.errors import ConfigError
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class WarmupConfig(BaseModel):
-    """When the detectors may start judging the run."""
+def _number_not_bool(annotation: Any) -> bool:
+    """Whether a field asks for a number and not for true/false (int, float, or a union holding one, no bool):
+    pydantic's lax mode takes true as 1 there."""
+    if annotation is int or annotation is float:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = get_args(annotation)
+        return bool not in args and any(_number_not_bool(a) for a in args)
+    return False
+
+
+class _Config(BaseModel):
+    """The base of every config: an unknown key is an error, and so is true/false where a number is asked for
+    (pydantic's lax mode read `rollback_budget: true` as 1 and `lr: yes` as 1.0 until session 18)."""
 
     model_config = _STRICT
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and _number_not_bool(cls.model_fields[info.field_name].annotation):
+            raise ValueError("true/false given where a number is asked for")
+        return value
+
+
+class WarmupConfig(_Config):
+    """When the detectors may start judging the run."""
+
     min_iters: int = Field(
         50, ge=0, description="No verdict (except non-finite values and blow-ups) in a detector's first this many "
                               "iterations (counted from the first point it sees, so a resumed run warms up again).",
@@ -33,7 +58,7 @@ class WarmupConfig(BaseModel):
     )
 
 
-class ValueLossThresholdConfig(BaseModel):
+class ValueLossThresholdConfig(_Config):
     """The user's rule: divergence when value loss rises above ``value_loss_max``, away from its settled level.
 
     Only meaningful where value targets are normalised (OpenRL's ``use_valuenorm``, as in MAPush);
@@ -41,7 +66,6 @@ class ValueLossThresholdConfig(BaseModel):
     the scale-free detectors.
     """
 
-    model_config = _STRICT
     enabled: bool = True
     value_loss_max: float = Field(0.2, gt=0, description="Value loss above this (after arming) is divergence.")
     arm_fraction: float = Field(
@@ -90,10 +114,9 @@ def _keys_we_read(value):
     return value
 
 
-class BlowUpConfig(BaseModel):
+class BlowUpConfig(_Config):
     """A sustained blow-up is divergence at any time, warm-up included (scale-free)."""
 
-    model_config = _STRICT
     _known = field_validator("signals", "explained_by")(_keys_we_read)
     enabled: bool = True
     signals: list[str] = Field(
@@ -118,10 +141,9 @@ class BlowUpConfig(BaseModel):
     )
 
 
-class TrendConfig(BaseModel):
+class TrendConfig(_Config):
     """Early warning: a one-sided CUSUM on standardised log-values against the run's own baseline."""
 
-    model_config = _STRICT
     _known = field_validator("signals", "explained_by")(_keys_we_read)
     enabled: bool = True
     signals: list[str] = Field(
@@ -169,10 +191,9 @@ class TrendConfig(BaseModel):
     )
 
 
-class CriticGradNormConfig(BaseModel):
+class CriticGradNormConfig(_Config):
     """Critic gradient norm (before clipping): absolute ceiling and jump against its baseline."""
 
-    model_config = _STRICT
     enabled: bool = True
     ceiling: float = Field(1.0, gt=0, description="Norm above this raises a WARNING (field report: < 1.0 healthy)...")
     ceiling_ratio: float = Field(3.0, ge=1, description="...when it is also this many times its rolling median.")
@@ -183,10 +204,9 @@ class CriticGradNormConfig(BaseModel):
     baseline_points: int = Field(50, ge=5, le=100_000, description="Rolling window for the median.")
 
 
-class RewardCollapseConfig(BaseModel):
+class RewardCollapseConfig(_Config):
     """A reward drop abnormal for this run, in units of the run's own reward-change scale."""
 
-    model_config = _STRICT
     _known = field_validator("signal")(_keys_we_read)
     enabled: bool = True
     signal: str = Field("rollout/average_step_reward", description="Reward metric key.")
@@ -217,7 +237,7 @@ class RewardCollapseConfig(BaseModel):
     )
 
 
-class EntropyCollapseConfig(BaseModel):
+class EntropyCollapseConfig(_Config):
     """The policy's entropy falling abruptly far below everything it did over its recent past.
 
     A policy that learns grows surer steadily: its entropy moves by a fraction of its recent range
@@ -226,7 +246,6 @@ class EntropyCollapseConfig(BaseModel):
     collapse at the same time it is divergence (``policy_collapse``).
     """
 
-    model_config = _STRICT
     enabled: bool = True
     baseline_iters: int = Field(
         200, ge=10, le=10_000_000, description="The entropy's recent range: this many iterations...")
@@ -245,10 +264,9 @@ class EntropySurgeConfig(EntropyCollapseConfig):
     with a reward collapse at the same time it is divergence (``policy_collapse``)."""
 
 
-class SurgeConfig(BaseModel):
+class SurgeConfig(_Config):
     """A signal jumping far above its own recent range (``kl_surge``, ``surrogate_surge``)."""
 
-    model_config = _STRICT
     enabled: bool = True
     baseline_iters: int = Field(
         200, ge=10, le=10_000_000, description="The signal's recent range: this many iterations...")
@@ -288,7 +306,7 @@ class SurrogateSurgeConfig(SurgeConfig):
     """
 
 
-class PolicyStdConfig(BaseModel):
+class PolicyStdConfig(_Config):
     """The Gaussian policy's std running away towards float32 overflow (NaN in the log-probs).
 
     With the entropy bonus and clipped actions, nothing stops a log-std that the reward no longer
@@ -296,7 +314,6 @@ class PolicyStdConfig(BaseModel):
     (log-std about 44; a few samples fail from 43) every log-prob and then every weight is NaN.
     """
 
-    model_config = _STRICT
     enabled: bool = True
     action_dims: int = Field(
         3, ge=1, le=1024,
@@ -320,7 +337,7 @@ class PolicyStdConfig(BaseModel):
         return self
 
 
-class MemoryConfig(BaseModel):
+class MemoryConfig(_Config):
     """Memory creeping towards an out-of-memory death: a least-squares climb extrapolated to the limit.
 
     Judges ``sys/cuda_reserved_mb`` (torch's allocator, our process) against ``cuda_limit_mb`` and
@@ -328,7 +345,6 @@ class MemoryConfig(BaseModel):
     carry. Its alarms never roll back weights (that frees no leaked memory): see ``action``.
     """
 
-    model_config = _STRICT
     enabled: bool = True
     action: Literal["alert", "checkpoint", "stop"] = Field(
         "stop",
@@ -360,10 +376,9 @@ class MemoryConfig(BaseModel):
         return self
 
 
-class ThroughputConfig(BaseModel):
+class ThroughputConfig(_Config):
     """Env steps per second falling well below the run's own settled rate (a warning only)."""
 
-    model_config = _STRICT
     enabled: bool = True
     drop_fraction: float = Field(
         0.5, gt=0, lt=1, description="WARNING when steps/s stays below this fraction of the settled rate...")
@@ -375,21 +390,19 @@ class ThroughputConfig(BaseModel):
         5, ge=0, description="No verdict on the first this many points of each process (start-up, first compilations).")
 
 
-class NonFiniteConfig(BaseModel):
+class NonFiniteConfig(_Config):
     """Any NaN/Inf in a tracked metric is immediate divergence."""
 
-    model_config = _STRICT
     enabled: bool = True
 
 
-class CurriculumConfig(BaseModel):
+class CurriculumConfig(_Config):
     """A staged change of the task: a curriculum term the run logs (Isaac Lab's ``Curriculum/<term>``, any
     framework's tag with a ``Curriculum/`` part) that held one value and then took another. The reward and
     the value loss of a new task are new: the detectors that judge their levels (``value_loss``,
     ``blowup``, ``trend``, ``critic_grad_norm``, ``reward_collapse``) start over there, warm-up included.
     A term that moves every iteration (a mean terrain level) never held a value, so it takes no step."""
 
-    model_config = _STRICT
     enabled: bool = True
     still_iters: int = Field(
         50, ge=1, le=10_000_000, description="A term's new value is a step after it held its old one for this many "
@@ -397,10 +410,9 @@ class CurriculumConfig(BaseModel):
                                              "level that moves every record takes none).")
 
 
-class PolicyConfig(BaseModel):
+class PolicyConfig(_Config):
     """What happens on verdicts: checkpoints, rollback, escalation, stop."""
 
-    model_config = _STRICT
     stable_every_iters: int = Field(10, ge=1, description="Mark a stable checkpoint every this many healthy iterations.")
     recover_points: int = Field(5, ge=1, description="Quiet points before WARNING returns to HEALTHY.")
     cooldown_iters: int = Field(20, ge=0, description="Re-warm-up after a rollback before stable marks resume.")
@@ -435,10 +447,9 @@ class PolicyConfig(BaseModel):
 _FRAMEWORK_CHOICES = ("auto", "openrl", "rsl_rl", "sb3", "cleanrl", "rl_games", "skrl")
 
 
-class TagsConfig(BaseModel):
+class TagsConfig(_Config):
     """Which framework wrote a run's TensorBoard tags, and a user's own tag map for anything else."""
 
-    model_config = _STRICT
     framework: Literal[_FRAMEWORK_CHOICES] = Field(  # type: ignore[valid-type]
         "auto", description="auto: detected from the tags; or name it (openrl, rsl_rl, sb3, cleanrl, rl_games, skrl)."
     )
@@ -465,10 +476,9 @@ class TagsConfig(BaseModel):
         return self
 
 
-class WatchdogConfig(BaseModel):
+class WatchdogConfig(_Config):
     """Everything in ``cfgs/watchdog.yaml``."""
 
-    model_config = _STRICT
     action: Literal["rollback", "alert"] = Field(
         "rollback", description="rollback: restore + safe config; alert: report only."
     )
@@ -526,10 +536,9 @@ STARTUP_PPO_KEYS = frozenset(
 )
 
 
-class PPOConfig(BaseModel):
+class PPOConfig(_Config):
     """The keys of ``cfgs/ppo.yaml`` / ``cfgs/ppo_safe.yaml`` (OpenRL names); unset = OpenRL default."""
 
-    model_config = _STRICT
     lr: float | None = Field(None, gt=0, lt=1, description="Actor learning rate (OpenRL default 5e-4).")
     critic_lr: float | None = Field(None, gt=0, lt=1, description="Critic learning rate (default 5e-4).")
     max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (default 10).")
@@ -578,12 +587,11 @@ def startup_keys_kept(safe: PPOConfig, run_values: Mapping[str, Any]) -> dict[st
 
 
 
-class SB3SafeConfig(BaseModel):
+class SB3SafeConfig(_Config):
     """``cfgs/sb3_safe.yaml``: the safe config a Stable-Baselines3 PPO model is switched to after a
     rollback (SB3's own argument names; unset = the model keeps its value). Every key is live: SB3's
     ``PPO.train`` reads them at each update."""
 
-    model_config = _STRICT
     learning_rate: float | None = Field(None, gt=0, lt=1, description="Constant learning rate (replaces the schedule).")
     max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (SB3 default 0.5).")
     clip_range: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip, constant (replaces the schedule).")
@@ -598,11 +606,10 @@ class SB3SafeConfig(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
-class FrameworkSafeConfig(BaseModel):
+class FrameworkSafeConfig(_Config):
     """What the safe configs of the framework integrations share: every key optional (unset: the run keeps its
     value), a ``framework`` marker for ``watchdog check``, and all keys switched live."""
 
-    model_config = _STRICT
 
     def set_values(self) -> dict[str, Any]:
         """Only the keys the file actually sets."""

@@ -12,6 +12,7 @@ from watchdog.config import (
     WatchdogConfig,
     STARTUP_PPO_KEYS,
     startup_keys_kept,
+    load_any_config,
     load_ppo_config,
     load_watchdog_config,
 )
@@ -53,6 +54,11 @@ def test_shipped_configs_are_valid_and_match_the_field_report():
         ("reward_collapse:\n  signal: rollout/foo\n", load_watchdog_config, ["reward_collapse.signal", "rollout/foo"]),
         # the last one won, silently (until session 17)
         ("lr: 3e-4\nmax_grad_norm: 0.5\nlr: 1e-3\n", load_ppo_config, ["key 'lr' is given twice (lines 1 and 3)"]),
+        # true/false where a number is asked for was read as 1 (until session 18): a budget of one rollback
+        ("policy:\n  rollback_budget: true\n", load_watchdog_config, ["policy.rollback_budget", "true/false", "True"]),
+        ("lr: yes\n", load_ppo_config, ["key 'lr'", "true/false"]),
+        ("framework: rl_games\nmini_epochs: on\n", load_any_config, ["key 'mini_epochs'", "true/false"]),
+        ("n_epochs: true\n", load_any_config, ["key 'n_epochs'", "true/false"]),  # SB3's safe config
     ],
 )
 def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):
