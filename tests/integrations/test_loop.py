@@ -241,3 +241,19 @@ def test_metrics_that_hold_no_key_we_read_are_said_once(tmp_path):
     said = [line for line in out.getvalue().splitlines() if "hold no key the watchdog reads" in line]
     assert len(said) == 1 and "losses/value_los" in said[0] and "update 0's" in said[0]
     watch.close()
+
+
+def test_an_update_given_twice_or_counted_back_is_one_line(tmp_path):
+    """A loop that went back to the checkpoint's iteration after a rollback (or judged an update twice) was taken
+    as it came (session 18): its stable checkpoints and onsets were dated on two clocks. Iterations count every
+    update run, rolled-back ones included."""
+    watch = _tiny(tmp_path)
+    _steps(watch, nan_at=8)
+    rollback, = kinds(watch.result.events, "rollback")
+    for again in (rollback["to_iteration"] + 1, 8):
+        with pytest.raises(WatchdogError) as err:
+            watch.step(again, 64 * 9, {"losses/value_loss": 0.1})
+        assert f"update {again} given after update 8" in str(err.value) and "rolled-back ones included" in str(err.value)
+    assert not watch.step(9, 64 * 10, {"losses/value_loss": 0.1}).rolled_back  # the count goes on: accepted
+    with pytest.raises(WatchdogError, match="update -1 given: iterations start at 0"):
+        _tiny(tmp_path / "b").step(-1, 0, {"losses/value_loss": 0.1})

@@ -154,6 +154,7 @@ class LoopWatchdog:
             scalar=scalar)
         self._started = self._closed = False
         self._unread_said = False  # an update whose metrics hold no key we read was said (once)
+        self._last: int | None = None  # the last update judged (step() or failed()); the next must come after it
 
     @property
     def result(self) -> SessionResult:
@@ -171,7 +172,10 @@ class LoopWatchdog:
                                 hint="call it once, before your loop, and start the loop from its iteration")
         self._begin()
         ref = self.watch.resume_from_env()
-        return Resume() if ref is None else Resume(ref.iteration + 1, ref.env_steps, ref.path)
+        if ref is None:
+            return Resume()
+        self._last = ref.iteration
+        return Resume(ref.iteration + 1, ref.env_steps, ref.path)
 
     def _begin(self) -> None:
         self._started = True
@@ -188,7 +192,7 @@ class LoopWatchdog:
                 raise WatchdogError(f"metric {key!r} is {value!r:.60}, not a number",
                                     hint="pass numbers (a tensor's .item()); leave a metric out when you have none") \
                     from None
-        record = MetricRecord.from_mapping(int(iteration), int(env_steps), values)
+        record = MetricRecord.from_mapping(self._next(iteration), int(env_steps), values)
         if not self._unread_said and not any(key in MAPPABLE_KEYS for key in record.metrics):
             # (a loop logging only keys of its own was watched in silence, NaN included: session 17)
             self._unread_said = True
@@ -196,6 +200,18 @@ class LoopWatchdog:
                            f"the watchdog reads, so nothing in them is judged; name them as ours or CleanRL's "
                            f"(losses/value_loss, rollout/episode_return, ...: docs/integrations.md)", style="bold yellow")
         return self._outcome(lambda: self.step_record(record))
+
+    def _next(self, iteration: int) -> int:
+        """The update's iteration, which must come after the last one judged (a loop that restarted its count at a
+        rollback, or judged an update twice, had its stable checkpoints and onsets dated wrongly: session 18)."""
+        it = int(iteration)
+        if it < 0 or (self._last is not None and it <= self._last):
+            after = "" if self._last is None else f" after update {self._last}"
+            raise WatchdogError(f"LoopWatchdog: update {iteration!r} given{after}: iterations start at 0 and increase",
+                                hint="count every update run, rolled-back ones included (and start from "
+                                     "LoopWatchdog.resume().iteration in a restarted process)")
+        self._last = it
+        return it
 
     def step_record(self, record: MetricRecord) -> bool:
         """Judge one record (already under the watchdog's keys); False: stop training."""
@@ -223,7 +239,7 @@ class LoopWatchdog:
         observations or weights), judged as a NaN record. Only a rollback or a stop lets your loop go on; with
         neither (``action: alert``) it raises :class:`~watchdog.errors.NonFiniteTraining`. Call it from your
         ``except`` around the rollout and update, for errors you know to be non-finite numbers."""
-        record = MetricRecord.from_mapping(int(iteration), int(env_steps), {VALUE_LOSS: math.nan})
+        record = MetricRecord.from_mapping(self._next(iteration), int(env_steps), {VALUE_LOSS: math.nan})
         return self._outcome(lambda: self.watch.judge_failed(lambda: self.step_record(record), "update", exc))
 
     def close(self) -> None:
