@@ -55,6 +55,9 @@ def checked_inputs(args: Any, *, load_safe_config: Callable[[Any], Any], framewo
                               hint="use nan, reward_scale, obs_noise or crash, without /rank=")
     if not sizes_ok:
         raise ConfigError(sizes_rule)
+    faults, not_repeated = faults.this_attempt()
+    if not_repeated:
+        print(not_repeated, flush=True)
     if args.watchdog:  # bad YAML is exit 2 before training, not a traceback in it
         load_safe_config(args.safe_config)
         if args.watchdog_config:

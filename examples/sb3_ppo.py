@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(f"--inject {unsupported[0]}: this example injects {', '.join(INJECT_KINDS)} only")
         if faults.max_rank() > 0:
             return _fail(f"--inject names rank {faults.max_rank()}: this example is one process (rank 0)")
+        faults, not_repeated = faults.this_attempt()
+        if not_repeated:
+            print(not_repeated, flush=True)
         for name in ("iterations", "n_envs", "n_steps"):
             if getattr(args, name) < 1:
                 return _fail(f"--{name} must be >= 1, got {getattr(args, name)}")

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -48,6 +49,7 @@ from typing import Any
 
 from openrl_ws.live_config import scale_learning_rates
 from watchdog.errors import ConfigError
+from watchdog.supervise import RESTART_ENV
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +163,16 @@ class FaultSchedule:
 
     def __bool__(self) -> bool:
         return bool(self.faults)
+
+    def this_attempt(self) -> tuple["FaultSchedule", str | None]:
+        """The faults this process injects, and what to say about those it does not: an injected fault is one
+        incident, not a property of the run, so a process `watchdog run` restarted injects none (the examples
+        repeated theirs until session 18: a `crash@10` spent every restart of the budget)."""
+        attempt = os.environ.get(RESTART_ENV)
+        if not self.faults or not attempt:
+            return self, None
+        return FaultSchedule(()), (f"restart {attempt} by `watchdog run`: injected faults "
+                                   f"({', '.join(f.spec for f in self.faults)}) are not repeated")
 
     def after(self, iterations: int) -> list[Fault]:
         """The faults that start at or after iteration ``iterations`` (a run of that many never meets them)."""

@@ -182,12 +182,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     rank = dist_ctx.rank if dist_ctx is not None else 0
     if dist_ctx is not None and str(device).startswith("cuda"):
         device = f"cuda:{torch.cuda.current_device()}"
-    faults = faults.for_rank(rank)
-    if faults and os.environ.get(RESTART_ENV):  # an injected fault is one incident, not a property of the run
-        if rank == 0:
-            console.message(f"restart {os.environ[RESTART_ENV]} by `watchdog run`: injected faults "
-                            f"({', '.join(f.spec for f in faults.faults)}) are not repeated")
-        faults = type(faults)(())
+    faults, not_repeated = faults.for_rank(rank).this_attempt()
+    if not_repeated and rank == 0:
+        console.message(not_repeated)
     episode_length = args.episode_length or base.episode_length or 100
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]

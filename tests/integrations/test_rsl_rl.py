@@ -364,6 +364,17 @@ def test_example_without_watchdog_dies_on_nan_with_exit_3_and_one_line(tmp_path,
     assert code == 3 and len(err) == 1 and "non-finite" in err[0] and "--watchdog" in err[0]
 
 
+def test_example_restarted_by_watchdog_run_does_not_inject_its_fault_again(tmp_path, monkeypatch, capsys):
+    """An injected fault is one incident: the examples repeated theirs in every process `watchdog run` restarted,
+    so `--inject crash@10` spent the whole restart budget (session 18; train.py already dropped them)."""
+    from watchdog.supervise import RESTART_ENV
+
+    monkeypatch.setenv(RESTART_ENV, "1")
+    code, _ = example(tmp_path, "--inject", "crash@2", "--iterations", "4")
+    assert code == 0 and "restart 1 by `watchdog run`: injected faults (crash@2) are not repeated" in \
+        capsys.readouterr().out
+
+
 def test_example_alert_only_watchdog_dies_on_nan_with_exit_3(tmp_path, capsys):
     cfg = tmp_path / "alert.yaml"
     cfg.write_text("action: alert\n")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -375,6 +376,16 @@ def test_example_exit_codes(tmp_path, args, code):
     if code in (2, 3):
         lines = [line for line in out.stderr.splitlines() if line.startswith("sb3_ppo.py:")]
         assert len(lines) == 1 and "Traceback" not in out.stderr
+
+
+def test_example_restarted_by_watchdog_run_does_not_inject_its_fault_again(tmp_path):
+    """`--inject nan@3` in a process `watchdog run` restarted was injected again (session 18): not an incident but a
+    property of the run, spending the restart budget."""
+    out = subprocess.run([sys.executable, str(EXAMPLE), "--inject", "nan@3", "--iterations", "5",
+                          "--run_dir", str(tmp_path / "run")], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                         env={**os.environ, "WATCHDOG_RESTART": "2"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "restart 2 by `watchdog run`: injected faults (nan@3) are not repeated" in out.stdout
 
 
 def test_a_real_lr_fault_collapses_the_policy_live_and_is_rolled_back_before_it_at_the_safe_lr(tmp_path):
