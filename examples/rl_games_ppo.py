@@ -194,7 +194,7 @@ def _run(args) -> int:
     if result is not None and result.stopped:
         console.message(f"STOPPED by the watchdog: {result.stop_reason}; run dir {run_dir}", style="bold red")
         return EXIT_STOPPED
-    rollbacks = f", {result.rollbacks} rollback(s)" if result is not None else ""
+    rollbacks = f", {result.recoveries_said()}" if result is not None else ""
     console.message(f"finished: {args.iterations} epochs in {time.time() - start:.0f} s{rollbacks}; "
                     f"run dir {run_dir}", style="bold green")
     return EXIT_OK

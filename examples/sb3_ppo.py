@@ -144,7 +144,8 @@ def train(args, faults, wd_cfg, run_dir: Path) -> int:
               if result and result.final_record else None)
     verdict = f"STOPPED by the watchdog: {result.stop_reason}" if stopped else "finished"
     print(f"{verdict}: {model.num_timesteps:,} env steps in {time.time() - start:.1f} s"
-          + (f", {result.rollbacks} rollback(s), last step reward {reward:.4g}" if result and reward is not None
+          + (f", {result.recoveries_said()}, "
+             f"last step reward {reward:.4g}" if result and reward is not None
              and math.isfinite(reward) else "") + f"; run dir {run_dir}", flush=True)
     return EXIT_STOPPED if stopped else EXIT_OK
 

@@ -181,7 +181,8 @@ def _run(args) -> int:
     # `action: alert`, a run can end with NaN weights; say so
     if any(not bool(torch.isfinite(p).all()) for p in agent.policy.parameters()):
         raise NonFiniteTraining("the run ended with non-finite policy weights")
-    rollbacks = f", {watch.result.rollbacks} rollback(s)" if args.watchdog else ""
+    result = watch.result if args.watchdog else None
+    rollbacks = f", {result.recoveries_said()}" if result is not None else ""
     console.message(f"finished: {args.iterations} updates in {time.time() - start:.0f} s{rollbacks}; "
                     f"run dir {run_dir}", style="bold green")
     return EXIT_OK

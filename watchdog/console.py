@@ -270,6 +270,13 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     return f"{head}: {kind}"
 
 
+def recoveries_said(rollbacks_here: int, before: int) -> str:
+    """A process's rollbacks, and what the run spent before it when it was resumed (restarts are not rollbacks:
+    an example's '2 rollback(s)' after two restarts and none, until session 18)."""
+    return f"{rollbacks_here} rollback(s)" + (
+        f" ({before} recovery(ies) before this process: rollbacks and restarts)" if before > 0 else "")
+
+
 def status_line(record: MetricRecord, state: str, rollbacks: int, progress: "_Progress | None" = None) -> str:
     """The compact status line: iteration (/ total), steps, rate, elapsed, ETA, key metrics, state."""
     def metric(key: str, label: str) -> str:
@@ -524,8 +531,7 @@ class WatchdogConsole:
         rows = self.summary_rows(summary)
         earlier = (self._recoveries or 0) - len(self.rollbacks)  # a resumed process: what the run spent before it
         head = (f"{summary.verdict}: {summary.iterations:,} iterations, {summary.env_steps:,} env steps in "
-                f"{fmt_duration(summary.seconds)}, {len(self.rollbacks)} rollback(s)"
-                + (f" ({earlier} recovery(ies) before this process: rollbacks and restarts)" if earlier > 0 else ""))
+                f"{fmt_duration(summary.seconds)}, {recoveries_said(len(self.rollbacks), earlier)}")
         if not self.rich:
             self.console.print(head, markup=False)
             for label, text in rows:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from watchdog.checkpoints import CheckpointStore, load_checkpoint
+from watchdog.console import recoveries_said
 from watchdog.detectors import Verdict
 from watchdog.driver import ConfigSwitch, carry_out
 from watchdog.errors import NonFiniteTraining, WatchdogError
@@ -52,13 +53,18 @@ class SessionResult:
 
     stopped: bool = False
     stop_reason: str = ""
-    rollbacks: int = 0
+    rollbacks: int = 0  # the run's recoveries so far: this process's rollbacks and those before it (a resumed run)
+    recoveries_before: int = 0  # of those, the earlier processes' (rollbacks and restarts)
     iterations: int = 0
     env_steps: int = 0
     final_record: MetricRecord | None = None
     events: list[dict] = field(default_factory=list)
     restartable: bool = False  # a resource stop: restart the process from resume_checkpoint
     resume_checkpoint: str | None = None  # the newest checkpoint saved for a resource alarm
+
+    def recoveries_said(self) -> str:
+        """'N rollback(s)' of this process, and the recoveries before it (a resumed run): restarts are not rollbacks."""
+        return recoveries_said(self.rollbacks - self.recoveries_before, self.recoveries_before)
 
 
 def rollback_seed(seed: int, action: Rollback) -> int:
@@ -276,7 +282,7 @@ class TrainingSession:
                           from_iteration=iteration + 1, from_env_steps=env_steps, number=recoveries, lr_scale=1.0,
                           alarm=restart)
         self.restore_snapshot(self.from_state(state), action)
-        self.result.rollbacks = recoveries
+        self.result.rollbacks = self.result.recoveries_before = recoveries
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
                  f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
         wd.last_record = MetricRecord.from_mapping(iteration, env_steps, {})  # where the run stands: its events' place

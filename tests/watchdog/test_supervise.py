@@ -147,6 +147,8 @@ def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_st
     if final_file:
         assert (logs / "attempt1" / final_file).is_file()
     assert "watchdog: resumed from stable checkpoint" in proc.stdout
+    # the example's last line: no rollback in this process, the restart before it (it said '1 rollback(s)')
+    assert "0 rollback(s) (1 recovery(ies) before this process: rollbacks and restarts)" in proc.stdout
     assert f"resumed in place with its {start['framework']} watchdog's safe config" in proc.stderr
 
 
