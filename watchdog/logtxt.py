@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from watchdog.errors import InputError, read_input, read_input_range
 from watchdog.signals import MetricRecord, normalize_key
 
-__all__ = ["LogTxtResult", "LogTxtTail", "parse_log_txt"]
+__all__ = ["LogTxtResult", "LogTxtTail", "first_logged_iteration", "openrl_steps_per_iteration", "parse_log_txt"]
 
 # "2025-11-07 17:40:53,572 [INFO] <message>"
 _HEADER = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:[,.]\d+)?\s+\[\w+\]\s?(.*)$")
@@ -133,6 +134,38 @@ class _Parser:
 def _read(path: Path) -> bytes:
     return read_input(path, what="log file", missing_hint="check the run directory holds OpenRL's log.txt",
                       directory_hint="pass the log.txt inside it")
+
+
+def first_logged_iteration(path: Path, limit: int = 1 << 20) -> int | None:
+    """The iteration of ``log.txt``'s first metric block, from its first ``limit`` bytes (None: no file, or no block
+    there yet). OpenRL numbers a resumed run's iterations on from its checkpoint ("Episode: 10/80"); its TensorBoard
+    steps are env steps only."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit)
+    except OSError:
+        return None
+    parser = _Parser(str(path), None)
+    for line in data.decode("utf-8", "replace").split("\n")[:-1]:
+        rec = parser.feed(line)
+        if rec is not None:
+            return rec.iteration
+    rec = parser.finish() if len(data) < limit else None  # the whole file was read: its last block is complete
+    return rec.iteration if rec is not None else None
+
+
+def openrl_steps_per_iteration(steps: Sequence[int], first_iteration: int | None) -> int:
+    """One iteration's env steps from OpenRL's TensorBoard steps, each (iteration + 1) x that size; ``steps[0]`` is
+    the first one logged, ``first_iteration`` its iteration when ``log.txt`` tells it. That step over its iteration
+    + 1 when it divides every step; else the steps' greatest common divisor, the first step itself in a run from
+    scratch (its first logged iteration is 0). Until session 18 it was always the smallest step, and a run resumed
+    from a checkpoint read its iterations as 0, 0, 0, 1, 1, ... (too short to judge)."""
+    size = math.gcd(*steps)
+    if first_iteration is not None and steps[0] % (first_iteration + 1) == 0:
+        told = steps[0] // (first_iteration + 1)
+        if told and size % told == 0:
+            return told
+    return size
 
 
 def parse_log_txt(path, *, steps_per_iteration: int | None = None) -> LogTxtResult:

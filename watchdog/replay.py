@@ -39,7 +39,7 @@ from watchdog.frameworks import (
     value_normalization,
     value_rule,
 )
-from watchdog.logtxt import parse_log_txt
+from watchdog.logtxt import first_logged_iteration, openrl_steps_per_iteration, parse_log_txt
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
@@ -264,7 +264,7 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
         return None
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
     if det.framework == OPENRL and not tags.map:
-        records, spi = tb_records(res.scalars, res.sessions)
+        records, spi = tb_records(res.scalars, res.sessions, first_logged_iteration(root / "log.txt"))
     else:
         notes: list[str] = []
         records, spi = assemble(res.scalars, det, notes)
@@ -304,12 +304,14 @@ def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -
     return RunData(records, "csv", list(res.warnings), spi, info)
 
 
-def tb_records(scalars: dict, sessions: list[float] | None = None) -> tuple[list[MetricRecord], int | None]:
+def tb_records(scalars: dict, sessions: list[float] | None = None,
+               first_iteration: int | None = None) -> tuple[list[MetricRecord], int | None]:
     """Group TensorBoard series by step into records; a step going backwards starts a new segment.
 
-    OpenRL logs iteration 0 at step = steps_per_iteration, so the smallest positive step is the
-    iteration size. Segments (a rolled-back run's restarts) stay in file order, never merged; ``sessions``
-    (:func:`~watchdog.tfevents.session_starts`) puts each point in the process that wrote it first.
+    OpenRL logs iteration i at step (i + 1) x steps per iteration (:func:`~watchdog.logtxt.openrl_steps_per_iteration`,
+    with ``first_iteration``, the first logged one's iteration, from ``log.txt``). Segments (a rolled-back run's
+    restarts) stay in file order, never merged; ``sessions`` (:func:`~watchdog.tfevents.session_starts`) puts each
+    point in the process that wrote it first.
     """
     points = _rows_at_shared_steps(scalars)
     if points is None:
@@ -317,7 +319,7 @@ def tb_records(scalars: dict, sessions: list[float] | None = None) -> tuple[list
     steps = [s for s, _ in points if s > 0]
     if not steps:
         return [], None
-    spi = min(steps)
+    spi = openrl_steps_per_iteration(steps, first_iteration)
     return [MetricRecord(s // spi - 1, s, metrics) for s, metrics in points], spi
 
 

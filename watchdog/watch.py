@@ -28,7 +28,7 @@ from watchdog.config import TagsConfig, load_watchdog_config
 from watchdog.csvlog import PROGRESS_CSV, ProgressCsvTail, is_progress_csv, progress_csv_columns
 from watchdog.errors import InputError, WatchdogError, check_number, check_output_file, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, EventTail
-from watchdog.logtxt import LogTxtTail
+from watchdog.logtxt import LogTxtTail, first_logged_iteration, openrl_steps_per_iteration
 from watchdog.pipeline import Watchdog
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.frameworks import (
@@ -276,8 +276,9 @@ class RunFollower:
             step = key[-1]
             if step <= 0:
                 continue
-            if self.steps_per_iteration is None:
-                self.steps_per_iteration = step
+            if self.steps_per_iteration is None:  # (as replay's; a resumed run's log.txt says its first iteration)
+                self.steps_per_iteration = openrl_steps_per_iteration(
+                    [step], first_logged_iteration(self.run_dir / "log.txt"))
             records.append(MetricRecord(step // self.steps_per_iteration - 1, step, metrics))
         return records
 

@@ -609,3 +609,24 @@ def test_a_run_trained_with_a_live_watchdog_is_watched_with_its_alarms(tmp_path,
     assert main(["watch", str(run), "--idle-exit", "0"]) == 1
     out = capsys.readouterr().out
     assert "the training's own watchdog raised an alarm at it 30 [nonfinite]" in out
+
+
+RESUMED = Path(__file__).resolve().parents[1] / "data" / "openrl_resumed" / "push_lite_resumed"
+
+
+def test_an_openrl_run_resumed_from_a_checkpoint_is_numbered_from_it_by_replay_and_watch(tmp_path):
+    """A real OpenRL run resumed from iteration 9's checkpoint into a new folder (tests/data/openrl_resumed): its
+    first TensorBoard step is 8,800, iteration 10 of 800 env steps. Replay took the smallest step for one iteration and
+    watch the first one (until session 18): iterations 0, 0, 0, 1, 1, ... 5, 'too short to judge' for 70 iterations."""
+    import shutil
+
+    from watchdog.replay import replay_run
+
+    report = replay_run(RESUMED)
+    assert [r.iteration for r in report.records] == list(range(10, 80, 5)) and report.verdict == "healthy"
+    assert [(r.iteration, r.env_steps) for r in report.records][:2] == [(10, 8_800), (15, 12_800)]
+    follower = RunFollower(RESUMED)
+    assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(10, 80, 5))
+    # its TensorBoard files alone (no log.txt): replay numbers it by its steps' greatest common divisor
+    shutil.copytree(RESUMED / "logs", tmp_path / "run" / "logs")
+    assert [r.iteration for r in replay_run(tmp_path / "run").records] == list(range(10, 80, 5))
