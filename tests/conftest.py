@@ -33,3 +33,14 @@ def _distribution_validation_restored():
     before = torch.distributions.Distribution._validate_args
     yield
     torch.distributions.Distribution.set_default_validate_args(before)
+
+
+@pytest.fixture
+def skrl_quiet_at_exit():
+    """skrl's trainers log "Closing environment" from an atexit hook, after pytest has closed the stream skrl's
+    logger writes to (a logging error at the end of the run): info messages off for this process."""
+    import logging
+
+    import skrl
+
+    skrl.logger.setLevel(logging.WARNING)

@@ -290,12 +290,14 @@ class RecordAssembler:
     replay of a long run costs about what OpenRL's own path does.
     """
 
-    def __init__(self, det: Detected):
+    def __init__(self, det: Detected, step_size: int | None = None):
         self.det = det
         self.pending: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}  # our key -> [(positions, values)]
         self._segment: dict[str, tuple[int, int]] = {}  # raw tag -> (segment, last step)
-        self.step_size: int | None = None
-        self._first = 0
+        # one iteration's steps when the run's files say it (:func:`known_step_size`: step_size x (i + 1) is the
+        # step after iteration i); else learnt from the grid
+        self.step_size: int | None = step_size
+        self._first = 1 if step_size else 0
         self._dumps: list[np.ndarray] = []  # SB3: the positions of its own dumps (its time/fps points)
         self._last_dump: int | None = None  # ... the newest of them (and of its return's points)
         self._emitted = -1  # position of the newest grid step returned
@@ -480,10 +482,12 @@ def in_feed_order(series: Mapping[str, object]) -> list[tuple[str, object]]:
     return sorted(series.items(), key=lambda item: item[0] != RL_GAMES_CVAL_LOSS)
 
 
-def assemble(scalars: Mapping[str, object], det: Detected, notes: list[str] | None = None) -> tuple[list, int | None]:
+def assemble(scalars: Mapping[str, object], det: Detected, notes: list[str] | None = None,
+             step_size: int | None = None) -> tuple[list, int | None]:
     """Records (and the step size of one iteration) from a whole run's ``{raw tag: Series}``; what the reading
-    changed goes to ``notes`` (rl_games' critic loss read from ``losses/cval_loss``)."""
-    asm = RecordAssembler(det)
+    changed goes to ``notes`` (rl_games' critic loss read from ``losses/cval_loss``); ``step_size``: see
+    :func:`known_step_size`."""
+    asm = RecordAssembler(det, step_size)
     for tag, series in in_feed_order(scalars):
         asm.feed(tag, series.steps, series.values)
     records = asm.records(final=True)
@@ -521,6 +525,17 @@ def _find_key(data, key: str):
             if found is not None:
                 return found
     return None
+
+
+def known_step_size(framework: str, run_dir: Path | None) -> int | None:
+    """One iteration's steps when the run's own files say it, else None (learnt from the logged steps). skrl: its
+    agent's ``rollouts`` (params/agent.yaml, as Isaac Lab dumps it): skrl writes every ``write_interval`` timesteps,
+    Isaac Lab's ``auto`` a hundred times a run, so the logged steps' common divisor is that interval, not one update
+    (until session 18 a 3,000-update run read as 100 iterations: every detector's iteration window 30x too long)."""
+    if framework != "skrl" or run_dir is None:
+        return None
+    rollouts = _find_key(_read_params(run_dir), "rollouts")
+    return rollouts if isinstance(rollouts, int) and not isinstance(rollouts, bool) and rollouts > 0 else None
 
 
 def value_normalization(framework: str, run_dir: Path | None) -> tuple[bool | None, str]:

@@ -33,6 +33,7 @@ from watchdog.frameworks import (
     detect,
     epoch_frames,
     framework_resume_command,
+    known_step_size,
     list_framework_checkpoints,
     safe_config_name,
     signals_found,
@@ -267,7 +268,7 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
         records, spi = tb_records(res.scalars, res.sessions, first_logged_iteration(root / "log.txt"))
     else:
         notes: list[str] = []
-        records, spi = assemble(res.scalars, det, notes)
+        records, spi = assemble(res.scalars, det, notes, known_step_size(det.framework, root))
         warnings.extend(f"{root}: {note}" for note in notes)
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi,

@@ -40,6 +40,7 @@ from watchdog.frameworks import (
     config_for_run,
     detect,
     in_feed_order,
+    known_step_size,
     safe_config_name,
     value_normalization,
 )
@@ -382,7 +383,7 @@ class RunFollower:
             return False
         self.detected = det
         if det.framework != OPENRL or self.tags.map or self.csv_mode:  # a CSV's rows are whole records
-            self.assembler = RecordAssembler(det)
+            self.assembler = RecordAssembler(det, known_step_size(det.framework, self.run_dir))
         new.clear()
         new.update(self._held)
         self._held = {}

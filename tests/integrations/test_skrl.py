@@ -46,15 +46,9 @@ QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5},
          "policy": {"stable_every_iters": 2, "onset_margin_iters": 2, "cooldown_iters": 5}}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _skrl_quiet_at_exit():
-    """skrl's trainers log "Closing environment" from an atexit hook, after pytest has closed the stream skrl's
-    logger writes to (a logging error at the end of the run): info messages off for this process."""
-    import logging
-
-    import skrl
-
-    skrl.logger.setLevel(logging.WARNING)
+@pytest.fixture(autouse=True)
+def _skrl_quiet(skrl_quiet_at_exit):
+    """(tests/conftest.py)"""
 
 
 @pytest.fixture(autouse=True)

@@ -374,3 +374,45 @@ def test_skrl_value_rule_follows_the_runs_value_preprocessor(tmp_path, params, r
     (run / "params").mkdir()
     (run / "params" / "agent.yaml").write_text(params)
     assert replay_run(run).run_info["value_loss_rule"] is rule
+
+
+def test_a_skrl_run_written_every_few_updates_is_numbered_by_its_rollouts_in_replay_and_watch(tmp_path,
+                                                                                        skrl_quiet_at_exit):
+    """Isaac Lab's skrl runs write TensorBoard every `write_interval` timesteps (its `auto`: a hundred times a run);
+    the logged steps' common divisor is that interval, and a 3,000-update run read as 100 iterations, every detector
+    window 30x too long: a 50x value-loss blow-up replayed HEALTHY (until session 18). One iteration is the agent's
+    `rollouts` (params/agent.yaml): a real skrl PPO run, 50 updates of 16 timesteps, written every 5 updates."""
+    import gymnasium as gym
+    import yaml
+    from skrl.agents.torch.ppo import PPO, PPO_CFG
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.memories.torch import RandomMemory
+    from skrl.trainers.torch import SequentialTrainer
+    from skrl.utils import set_seed
+    from torch import nn
+
+    from tests.data.frameworks.make_runs import skrl_models
+    from watchdog.watch import RunFollower
+
+    set_seed(0)
+    Policy, Value = skrl_models(lambda i, o: nn.Sequential(nn.Linear(i, 16), nn.ELU(), nn.Linear(16, o)))
+    env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1") for _ in range(2)]))
+    cfg = PPO_CFG(rollouts=16, learning_epochs=1, mini_batches=1)
+    cfg.experiment.directory, cfg.experiment.experiment_name = str(tmp_path), "run"
+    cfg.experiment.write_interval, cfg.experiment.checkpoint_interval = 80, 0
+    agent = PPO(models={"policy": Policy(env.observation_space, env.action_space, env.device),
+                        "value": Value(env.observation_space, env.action_space, env.device)},
+                memory=RandomMemory(memory_size=16, num_envs=env.num_envs, device=env.device), cfg=cfg,
+                observation_space=env.observation_space, action_space=env.action_space, device=env.device)
+    SequentialTrainer(cfg={"timesteps": 800, "headless": True, "disable_progressbar": True}, env=env,
+                      agents=agent).train()
+    env.close()
+    run = tmp_path / "run"
+    assert [r.iteration for r in replay_run(run).records] == list(range(10))  # its log alone: one point, one iteration
+    (run / "params").mkdir()
+    (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"agent": {"class": "PPO", "rollouts": 16}}))
+    report = replay_run(run)
+    assert [(r.iteration, r.env_steps) for r in report.records][:2] == [(4, 80), (9, 160)]
+    assert [r.iteration for r in report.records] == list(range(4, 50, 5))
+    follower = RunFollower(run)
+    assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(4, 50, 5))
