@@ -249,8 +249,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                     f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
                     f"run dir {run_dir}; " + ", ".join(f"{k} {v}" for k, v in ppo.items()), style="bold")
     if watchdog is not None:
-        watchdog.start(run_dir=str(run_dir), task=args.task, argv=sys.argv[1:], ppo=ppo,
-                       config_file=args.config, resumed_from=str(checkpoint) if checkpoint else None)
+        watchdog.start(run_dir=str(run_dir), task=args.task, argv=args.argv, ppo=ppo, config_file=args.config,
+                       resumed_from=str(checkpoint) if checkpoint else None, episode_length=episode_length,
+                       num_envs=args.num_envs)
     driver_holder: dict = {}
     driver_cls = make_driver_class(session)
 

@@ -71,8 +71,8 @@ def get_flag(cmd: Sequence[str], flag: str) -> str | None:
     return value
 
 
-def set_flag(cmd: Sequence[str], flag: str, value: str) -> list[str]:
-    """``cmd`` with every ``flag`` occurrence removed and ``flag value`` appended once."""
+def drop_flag(cmd: Sequence[str], flag: str) -> list[str]:
+    """``cmd`` without any ``flag`` occurrence (``--flag V`` or ``--flag=V``)."""
     out, skip = [], False
     for i, arg in enumerate(cmd):
         if skip:
@@ -81,7 +81,12 @@ def set_flag(cmd: Sequence[str], flag: str, value: str) -> list[str]:
             skip = i + 1 < len(cmd)
         elif not arg.startswith(flag + "="):
             out.append(arg)
-    return [*out, flag, value]
+    return out
+
+
+def set_flag(cmd: Sequence[str], flag: str, value: str) -> list[str]:
+    """``cmd`` with every ``flag`` occurrence removed and ``flag value`` appended once."""
+    return [*drop_flag(cmd, flag), flag, value]
 
 
 def run_dir_of(cmd: Sequence[str], given: str | None) -> Path:

@@ -6,6 +6,7 @@ of a live run: each one a defect that once was, each asserted on what the run it
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from watchdog.checkpoints import read_openrl_module
 from watchdog.config import load_watchdog_config
 from watchdog.eventlog import read_events
 from watchdog.replay import replay_run
-from watchdog.supervise import choose_restart_point
+from watchdog.supervise import choose_restart_point, get_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
@@ -119,6 +120,14 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     assert [(r["iteration"], r["to_iteration"]) for r in report.would_roll_back] == \
         [(live_rollback["from_iteration"], live_rollback["to_iteration"])]
     assert report.recommended_checkpoint["path"] == live_rollback["checkpoint"]  # the same rule on disk
+    # ...and its resume command is the run's own, watched, with its rollout length, from that checkpoint on the safe
+    # config, its injected fault left out (until session 18: the task and env count alone, unwatched, and the safe
+    # config's episode_length 200, which restarted the iteration count at 0)
+    cmd = shlex.split(report.resume_command)
+    assert cmd[:2] == ["python", "openrl_ws/train.py"] and "--watchdog" in cmd and "--inject" not in cmd
+    assert get_flag(cmd, "--checkpoint") == live_rollback["checkpoint"] and get_flag(cmd, "--config") == "cfgs/ppo_safe.yaml"
+    assert (get_flag(cmd, "--episode_length"), get_flag(cmd, "--hidden_size"), get_flag(cmd, "--run_dir")) == \
+        ("32", "32", str(run_dir))
 
     # a restart never picks a checkpoint of the stretch the rollback abandoned
     point = choose_restart_point(run_dir)
