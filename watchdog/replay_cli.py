@@ -8,7 +8,6 @@ import os
 import time
 from pathlib import Path
 
-DEFAULT_CONFIG = "cfgs/watchdog.yaml"
 _VERDICT_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "bold red", "unreadable": "red",
                  "unrecognised": "red"}
 MAX_TIMELINE = 25
@@ -17,8 +16,7 @@ MAX_TIMELINE = 25
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="replay finished runs through the watchdog: verdict, onset, checkpoint")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders holding runs")
-    p.add_argument("--config", default=None,
-                   help=f"watchdog config (default: {DEFAULT_CONFIG} when present, else built-in defaults)")
+    p.add_argument("--config", default=None, help="watchdog config YAML (default: the built-in defaults, as watch)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"runs\": [...]} instead")
     p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of the (first) run's curves")
     p.set_defaults(func=cmd_replay)
@@ -28,8 +26,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from watchdog.config import load_watchdog_config
     from watchdog.replay import UNREADABLE, UNRECOGNISED, find_run_dirs
 
-    config = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else None)
-    cfg = load_watchdog_config(config)
+    # the built-in defaults unless --config (until session 18 a cfgs/watchdog.yaml in the current folder was read
+    # silently: the same run replayed HEALTHY in one folder and DIVERGED in another, and watch disagreed)
+    cfg = load_watchdog_config(args.config)
     if args.plot:
         check_plot_path(args.plot)
     runs = find_run_dirs(args.runs)

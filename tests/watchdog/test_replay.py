@@ -410,3 +410,16 @@ def test_a_run_read_from_log_txt_alone_counts_iterations_not_env_steps(tmp_path,
     assert main(["replay", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert "up to it 1295;" in out and "steps are iterations" in out and "env steps" not in out
+
+
+def test_replay_takes_the_built_in_defaults_wherever_it_runs_unless_given_a_config(tmp_path, monkeypatch, capsys):
+    """A cfgs/watchdog.yaml in the current folder was read silently (until session 18): the same run replayed
+    HEALTHY in one folder and DIVERGED in another, and watch (built-in defaults) disagreed with replay."""
+    run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_fault" / "PPO_1"
+    (tmp_path / "cfgs").mkdir()
+    quiet = tmp_path / "cfgs" / "watchdog.yaml"
+    quiet.write_text("".join(f"{d}:\n  enabled: false\n" for d in ("blowup", "value_loss", "trend", "reward_collapse",
+                                                                  "entropy_collapse", "entropy_surge", "kl_surge")))
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", str(run)]) == 1 and "DIVERGED" in capsys.readouterr().out
+    assert main(["replay", "--config", str(quiet), str(run)]) == 0
