@@ -27,6 +27,7 @@ EVENT_KINDS = (
     "start",
     "metrics",
     "stable_checkpoint",
+    "resume_checkpoint",
     "warning",
     "recovered",
     "alarm",
