@@ -378,13 +378,39 @@ def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
     if not res.records:
         warnings.extend(res.warnings or [f"{path}: no metric blocks found"])
         return None
-    # OpenRL's log.txt counts episodes (iterations), not env steps: without the run's env count and rollout length
-    # its steps are said to be iterations (it said "1,296 env steps" for 129,600,000)
-    if res.steps_per_iteration_known:
-        return RunData(res.records, "log.txt", list(res.warnings), None)
+    # OpenRL's log.txt counts episodes (iterations), not env steps: its env count and rollout length are in the
+    # config its OpenRL checkpoints carry; without them its steps are said to be iterations (it said "1,296 env
+    # steps" for 129,600,000), and its checkpoints cannot be placed
+    spi, source = _openrl_checkpoint_step_size(root)
+    if spi:
+        res = parse_log_txt(path, steps_per_iteration=spi)
+        return RunData(res.records, "log.txt", list(res.warnings), spi, {"step_size_from": source})
     for rec in res.records:  # its step is its iteration, as rsl_rl's ("it 71", not "it 71 (72 steps)")
         rec.env_steps = rec.iteration
     return RunData(res.records, "log.txt", list(res.warnings), None, {"step_unit": "iterations"})
+
+
+def _openrl_checkpoint_step_size(root: Path) -> tuple[int | None, str | None]:
+    """(env steps of one iteration, where from) for a run kept as log.txt and OpenRL checkpoints: num_envs x
+    episode_length of the config its first ``rl_model_<steps>_steps/module.pt`` carries, when every checkpoint's steps
+    are a whole number of such iterations; else (None, None). Until session 18 such a run's checkpoints (env steps)
+    were compared with its records' iterations, and every one was rejected as "after onset"."""
+    found = [(step, path) for step, kind, path in list_checkpoints(root) if kind == "openrl"]
+    if not found:
+        return None, None
+    from watchdog.checkpoints import read_openrl_module
+
+    try:
+        config = read_openrl_module(found[0][1]).config
+    except CheckpointError:
+        return None, None
+    envs, length = config.get("num_envs"), config.get("episode_length")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (envs, length)):
+        return None, None
+    spi = envs * length
+    if any(step % spi for step, _ in found):
+        return None, None
+    return spi, f"{found[0][1].name}'s config: num_envs {envs} x episode_length {length}"
 
 
 # --------------------------------------------------------------------------- the report
@@ -486,6 +512,8 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
     span = data.records[-1].iteration - data.records[0].iteration if data.records else 0
     return {"framework": info.get("framework_label") or info.get("framework", OPENRL),
             "step_unit": info.get("step_unit", "env steps"),
+            # log.txt's iterations made env steps by the config an OpenRL checkpoint carries
+            **({"step_size_from": info["step_size_from"]} if info.get("step_size_from") else {}),
             "signals_found": info.get("signals_found", []), "signals_absent": info.get("signals_absent", []),
             "curriculum_terms": [k[len(CURRICULUM_PREFIX):] for k in info.get("keys", []) if k.startswith(CURRICULUM_PREFIX)],
             "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1],

@@ -223,7 +223,8 @@ def _render_origin(out, report) -> None:
                     f"tags seen: {shown or 'none'}", style="red")
         out.message("  name the framework or map its tags in watchdog.yaml's tags: section (docs/frameworks.md)")
         return
-    out.message(f"  framework: {info.get('framework')}; steps are {info.get('step_unit')}; signals: "
+    unit = info.get("step_unit") + (f" ({info['step_size_from']})" if info.get("step_size_from") else "")
+    out.message(f"  framework: {info.get('framework')}; steps are {unit}; signals: "
                 f"{', '.join(info.get('signals_found') or [])}"
                 + (f" (absent, their detectors see nothing: {', '.join(info['signals_absent'])})"
                    if info.get("signals_absent") else ""))

@@ -412,6 +412,32 @@ def test_a_run_read_from_log_txt_alone_counts_iterations_not_env_steps(tmp_path,
     assert "up to it 1295;" in out and "steps are iterations" in out and "env steps" not in out
 
 
+def test_a_log_txt_run_kept_with_its_openrl_checkpoints_places_them_by_their_config(tmp_path, mapush_runs, capsys):
+    """A run kept as log.txt and OpenRL checkpoints (10-15-23_cuboid's, its value loss NaN from iteration 700): the
+    checkpoints' env steps were compared with log.txt's iterations, and every one was rejected as "after onset"
+    (until session 18). Their config (500 envs x 200 steps) makes the records env steps: the newest checkpoint before
+    the exact onset is recommended."""
+    src, run = mapush_runs / "10-15-23_cuboid", tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    for steps in (60_000_000, 70_000_000, 80_000_000):
+        shutil.copytree(src / "checkpoints" / f"rl_model_{steps}_steps", run / "checkpoints" / f"rl_model_{steps}_steps")
+    lines, episode = [], -1
+    for line in (src / "log.txt").read_text().splitlines(keepends=True):
+        if "Episode:" in line:
+            episode = int(line.split("Episode:")[1].split("/")[0])
+        if episode >= 700 and line.strip().startswith("value_loss:"):
+            line = line.split(":")[0] + ": nan\n"
+        lines.append(line)
+    (run / "log.txt").write_text("".join(lines))
+    report = replay_run(run)
+    assert report.first_alarm["iteration"] == 700 and report.records[0].env_steps == 100_000
+    assert Path(report.recommended_checkpoint["path"]).name == "rl_model_70000000_steps"
+    assert [Path(r["path"]).name for r in report.rejected_checkpoints] == ["rl_model_80000000_steps"]
+    main(["replay", str(run)])
+    assert "steps are env steps (rl_model_60000000_steps's config: num_envs 500 x episode_length 200)" in \
+        capsys.readouterr().out
+
+
 def test_replay_takes_the_built_in_defaults_wherever_it_runs_unless_given_a_config(tmp_path, monkeypatch, capsys):
     """A cfgs/watchdog.yaml in the current folder was read silently (until session 18): the same run replayed
     HEALTHY in one folder and DIVERGED in another, and watch (built-in defaults) disagreed with replay."""
