@@ -91,6 +91,17 @@ def _checkpoint_path(raw: str | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from watchdog.errors import ReaderMayLeave
+
+    stdout = sys.stdout  # a reader of the output that leaves (`| head`, a dead tee) does not end the training
+    sys.stdout = ReaderMayLeave(stdout)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout = stdout
+
+
+def _main(argv: list[str] | None) -> int:
     from watchdog.quiet import quiet_dependency_warnings
 
     quiet_dependency_warnings()  # before openrl imports gym and treevalue
@@ -139,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     except WatchdogError as err:
         return _fail(str(err))
     except KeyboardInterrupt:  # (a traceback from OpenRL's internals until session 17)
-        print("train.py: interrupted; the logs, stable checkpoints and event log written so far are kept",
-              file=sys.stderr)
+        print("train.py: interrupted; the logs, stable checkpoints and event log written so far are kept"
+              + _resume_after_interrupt(args), file=sys.stderr)
         return 130
     except NonFiniteTraining as exc:
         advice = ("resume from its last stable checkpoint, or run it under `watchdog run --`" if args.watchdog
@@ -193,6 +204,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     cfg = parse_openrl_args(create_config_parser(), openrl_argv)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
+    args.run_dir_used = run_dir  # (where an interrupted run's resume command points)
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
         from watchdog.distributed import broadcast_object
 
@@ -359,12 +371,28 @@ def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | N
                         "which restarts it by itself)", style="bold")
 
 
+def _resume_after_interrupt(args) -> str:
+    """'; resume with: ...' from the newest verified stable checkpoint of a watched run (Ctrl-C said nothing of the
+    way back until session 18), else ''."""
+    run_dir = getattr(args, "run_dir_used", None)
+    if not args.watchdog or run_dir is None:
+        return ""
+    from watchdog.supervise import choose_restart_point, set_flag
+
+    point = choose_restart_point(run_dir)
+    if point.kind != "stable":
+        return ""
+    return f"; resume with: {resume_command(set_flag(args.argv, '--run_dir', str(run_dir)), str(point.path))}"
+
+
 def resume_command(argv: list[str], checkpoint: str | None) -> str:
-    """This command line, continuing from ``checkpoint`` (None: the supervisor's choice, the newest stable)."""
+    """This command line without its ``--inject`` faults, continuing from ``checkpoint`` (None: the supervisor's
+    choice, the newest stable)."""
     import shlex
 
-    from watchdog.supervise import set_flag
+    from watchdog.supervise import drop_flag, set_flag
 
+    argv = drop_flag(argv, "--inject")  # an injected fault is an incident, not part of the run to resume
     args = set_flag(argv, "--checkpoint", checkpoint) if checkpoint else list(argv)
     script = "openrl_ws/train.py" if Path.cwd().resolve() == ROOT else str(Path(__file__).resolve())
     return shlex.join(["python", script, *args])

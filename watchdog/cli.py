@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Callable, Sequence
 
-from watchdog.errors import WatchdogError
+from watchdog.errors import ReaderMayLeave, WatchdogError
 
 EXIT_OK, EXIT_DIVERGED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the cyclic garbage collector need not scan it again at every collection (replay builds many objects).
     gc.freeze()
     stdout = sys.stdout
-    sys.stdout = _ReaderMayLeave(stdout)
+    sys.stdout = ReaderMayLeave(stdout)
     try:
         return int(args.func(args))
     except WatchdogError as err:
@@ -114,42 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         sys.stdout = stdout
         gc.unfreeze()
-
-
-class _ReaderMayLeave:
-    """stdout whose reader may go away (``watchdog replay runs/ | head -1``): once it has, the rest of the
-    output is dropped and the command goes on to its own exit code (a verdict does not change because
-    nobody reads it; a BrokenPipeError made it a traceback and exit 1, "diverged")."""
-
-    def __init__(self, stream):
-        self._stream, self._gone = stream, False
-
-    def write(self, text: str) -> int:
-        if not self._gone:
-            try:
-                return self._stream.write(text)
-            except BrokenPipeError:
-                self._leave()
-        return len(text)
-
-    def flush(self) -> None:
-        if not self._gone:
-            try:
-                self._stream.flush()
-            except BrokenPipeError:
-                self._leave()
-
-    def _leave(self) -> None:
-        self._gone = True
-        try:  # the interpreter flushes stdout at exit too: point its descriptor at nothing
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-    def __getattr__(self, name: str):
-        return getattr(self._stream, name)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,41 @@ class InternalError(RuntimeError):
 class NonFiniteTraining(RuntimeError):
     """Training died on non-finite numbers (weights or rollout hold NaN/Inf) and nothing rolled it
     back: the crash the watchdog exists to prevent. Entry points exit 3 with one line."""
+
+
+class ReaderMayLeave:
+    """stdout whose reader may go away (``watchdog replay runs/ | head -1``, ``train.py | tee`` whose tee died): once
+    it has, the rest of the output is dropped and the command goes on to its own exit code (a verdict does not change
+    because nobody reads it; a BrokenPipeError made it a traceback and exit 1, "diverged"), and a training run goes on
+    (rich's console ended it with exit 1 and a clean-looking end event until session 18): the event log and
+    TensorBoard hold everything."""
+
+    def __init__(self, stream):
+        self._stream, self._gone = stream, False
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._leave()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._leave()
+
+    def _leave(self) -> None:
+        self._gone = True
+        try:  # the interpreter flushes stdout at exit too: point its descriptor at nothing
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)

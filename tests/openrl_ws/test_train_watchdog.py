@@ -234,8 +234,30 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and b"Traceback" not in err, err[-2000:]
-    assert err.decode().strip().splitlines()[-1].startswith("train.py: interrupted")
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("train.py: interrupted")
     assert len([e for e in read_events(log).events if e["event"] == "metrics"]) >= 3
+    # ...and says the way back in: the run's command from its newest stable checkpoint (session 18)
+    stable = [e for e in read_events(log).events if e["event"] == "stable_checkpoint"][-1]
+    assert f"resume with: python openrl_ws/train.py" in last and f"--checkpoint {stable['checkpoint']}" in last
+
+
+def test_a_reader_that_leaves_does_not_end_the_training(tmp_path):
+    """`train.py | head -2`, or a tee that died: rich's console raised SystemExit(1) at the broken pipe, so the run
+    ended at its next line with exit 1 ("stopped by the watchdog") and an end event like a finish (session 18)."""
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "openrl_ws.train", *SMALL, "--watchdog", "--run_dir", str(run_dir),
+                             "--train_timesteps", str(8 * 32 * 12), "--status_every", "1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader leaves after one line
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err, err[-2000:]
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    assert len([e for e in events if e["event"] == "metrics"]) == 12 and events[-1]["event"] == "end"
 
 
 def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch, capsys):
