@@ -295,7 +295,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         from watchdog.distributed import destroy_process_group
 
         destroy_process_group()  # only after a clean finish: a failing rank exits without it
-    _report(console, session, time.time() - start, run_dir, args.argv)
+    _report(console, session, time.time() - start, run_dir, args.argv, start_iteration,
+            start_iteration * episode_length * args.num_envs)
     last = session.result.final_record
     if last is not None and last.nonfinite_keys() and not session.result.stopped:
         # nothing crashed (e.g. distribution checks off) and nothing rolled back: not a finished run
@@ -346,8 +347,10 @@ def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) 
     return steps // steps_per_iteration
 
 
-def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | None = None) -> None:
-    """The closing summary: what was trained, what the watchdog did, where the files are."""
+def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | None = None, first_iteration: int = 0,
+            env_steps_before: int = 0) -> None:
+    """The closing summary: what was trained (by this process, from ``first_iteration`` on, after
+    ``env_steps_before`` of a resumed run), what the watchdog did, where the files are."""
     from watchdog.console import RunSummary
     from watchdog.eventlog import EVENTS_FILENAME
 
@@ -365,7 +368,8 @@ def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | N
         verdict=f"STOPPED by the watchdog: {res.stop_reason}" if res.stopped else "finished", ok=not res.stopped,
         iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,
         final_reward=last.metrics.get("rollout/average_step_reward") if last else None,
-        metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files))
+        metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files,
+        first_iteration=first_iteration, env_steps_before=env_steps_before))
     if res.restartable and argv is not None:
         console.message(f"resume with: {resume_command(argv, res.resume_checkpoint)} (or run it under `watchdog run --`, "
                         "which restarts it by itself)", style="bold")

@@ -92,6 +92,13 @@ ADVICE: dict[str, tuple[str, str]] = {
                         "surrogate loss surged) and the reward fell with it: updates too large (learning rate, epochs)",
                         "lower lr, or fewer epochs per update (cfgs/ppo_safe.yaml lowers lr)"),
     "corroboration": ("several detectors warn at once", "treat it as a divergence: lower the learning rates"),
+    "memory": ("memory climbing towards its limit at a steady rate: a leak (tensors kept across iterations, a growing "
+               "buffer or history) or a limit too tight for the run",
+               "memory.action (alert, checkpoint, stop) says what the watchdog does; under `watchdog run` a stop is "
+               "restarted from its checkpoint (docs/resources.md)"),
+    "throughput": ("env steps per second far below this run's settled rate: another process on the machine, thermal "
+                   "throttling, swapping, or a slower config",
+                   "check the machine (nvidia-smi, top, free); the run's numbers are not judged by it"),
 }
 # A warning's next step, where it differs from the alarm's.
 _POLICY_CHANGE_NEXT = "nothing yet: it becomes an alarm (policy_collapse) if the reward collapses too"
@@ -155,7 +162,7 @@ def _head(ev: dict) -> str:
 def _switch(ev: dict) -> str:
     """A config switch's changes, and the keys fixed at start-up that kept the run's values."""
     changes = ", ".join(f"{k} {_fmt(v['old'])} -> {_fmt(v['new'])}" for k, v in (ev.get("changes") or {}).items())
-    kept = ", ".join(ev.get("kept") or {})
+    kept = ", ".join(f"{k} ({why})" if isinstance(why, str) and why else k for k, why in (ev.get("kept") or {}).items())
     return (changes or "no changes") + (f"; kept as started: {kept}" if kept else "")
 
 
@@ -247,6 +254,9 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
         return f"{head}: {'would keep' if would else 'kept'} stable checkpoint {ev.get('checkpoint')}"
     if kind == "recovered":
         return f"{head}: back to healthy (was {ev.get('previous')})"
+    if kind == "resume_checkpoint":  # (fell through to "resume_checkpoint" until session 18)
+        return (f"{head}: saved a checkpoint to resume from after a resource alarm: {ev.get('checkpoint')} "
+                f"(it {ev.get('checkpoint_iteration')}" + (", stable)" if ev.get("stable") else ")"))
     if kind == "task_change":
         return (f"{head}: the task changed (curriculum: {ev.get('change')}); "
                 f"{', '.join(ev.get('restarted') or ()) or 'no detector'} start over, warm-up included: "
@@ -290,16 +300,17 @@ def status_line(record: MetricRecord, state: str, rollbacks: int, progress: "_Pr
         timing = [f"{_fmt_rate(progress.steps_per_second)} steps/s", f"elapsed {fmt_duration(progress.elapsed)}",
                   f"ETA {fmt_duration(progress.eta)}"]
     parts = [it, f"{record.env_steps:,} steps", *timing, state, metric(VALUE_LOSS, "vloss"),
-             metric(CRITIC_GRAD_NORM, "cgrad"), metric(STEP_REWARD, "reward"), _resources(record)]
+             metric(CRITIC_GRAD_NORM, "cgrad"), metric(STEP_REWARD, "reward"), _resources(record, rate=not timing)]
     if rollbacks:
         parts.append(f"rollbacks {rollbacks}")
     return " | ".join(p for p in parts if p)
 
 
-def _resources(record: MetricRecord) -> str:
-    """``mem 812 MiB, 2.3k steps/s`` when the record has resource keys (CUDA memory before host)."""
+def _resources(record: MetricRecord, *, rate: bool = True) -> str:
+    """``mem 812 MiB, 2.3k steps/s`` when the record has resource keys (CUDA memory before host); the iteration's own
+    rate only where the line has no rate of its own (two different steps/s side by side until session 18)."""
     mem = record.metrics.get(SYS_CUDA_RESERVED_MB, record.metrics.get(SYS_RSS_MB))
-    rate = record.metrics.get(SYS_STEPS_PER_S)
+    rate = record.metrics.get(SYS_STEPS_PER_S) if rate else None
     parts = ([f"{'cuda ' if SYS_CUDA_RESERVED_MB in record.metrics else ''}mem {mem:.0f} MiB"] if mem is not None else [])
     parts += [f"{rate / 1000:.1f}k steps/s" if rate >= 1000 else f"{rate:.0f} steps/s"] if rate is not None else []
     return ", ".join(parts)
@@ -385,6 +396,12 @@ class RunSummary:
     final_reward: float | None = None
     metrics_finite: bool = True
     files: list[tuple[str, str]] = field(default_factory=list)  # (what, where)
+    first_iteration: int = 0  # a resumed process: the iteration it started at ...
+    env_steps_before: int = 0  # ... and the run's env steps before it (its time and rate are this process's)
+
+    @property
+    def env_steps_here(self) -> int:
+        return self.env_steps - self.env_steps_before
 
 
 # --------------------------------------------------------------------------- the console
@@ -398,9 +415,11 @@ class WatchdogConsole:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         file = file or sys.stdout
-        self.rich = _isatty(file) if rich is None else rich
-        self.console = Console(file=file, force_terminal=self.rich, no_color=not self.rich,
-                               highlight=False, soft_wrap=not self.rich)
+        # a dumb terminal cannot draw the footer (rich draws nothing until it stops): plain lines, as in a log
+        self.rich = (_isatty(file) and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")) if rich is None \
+            else rich
+        self.console = Console(file=file, force_terminal=self.rich, no_color=None if self.rich else True,
+                               highlight=False, soft_wrap=not self.rich)  # (no_color=False overrode NO_COLOR)
         self.status_every = max(1, status_every if status_every is not None else _env_status_every())
         self.role = role
         self.progress: _Progress | None = None
@@ -497,8 +516,9 @@ class WatchdogConsole:
         """Training starts: on a terminal, show the live footer until :meth:`finish` / :meth:`close`."""
         self.progress = _Progress(total_iterations, start_iteration)
         if self.rich and self._live is None:
+            # stderr joins the footer only when it is the terminal too (`2>err.log` kept nothing until session 18)
             self._live = Live(self.progress, console=self.console, refresh_per_second=2, transient=False,
-                              redirect_stdout=True, redirect_stderr=True)
+                              redirect_stdout=True, redirect_stderr=_isatty(sys.stderr))
             self._live.start()
 
     def status(self, record: MetricRecord, state: str, rollbacks: int = 0) -> None:
@@ -530,24 +550,27 @@ class WatchdogConsole:
         self.close()
         rows = self.summary_rows(summary)
         earlier = (self._recoveries or 0) - len(self.rollbacks)  # a resumed process: what the run spent before it
-        head = (f"{summary.verdict}: {summary.iterations:,} iterations, {summary.env_steps:,} env steps in "
-                f"{fmt_duration(summary.seconds)}, {recoveries_said(len(self.rollbacks), earlier)}")
+        if summary.first_iteration:  # this process's share, then the run's (until session 18 the run's steps were
+            done = (f"iterations {summary.first_iteration}-{summary.iterations - 1}, {summary.env_steps_here:,} env "
+                    f"steps in {fmt_duration(summary.seconds)} (the run: {summary.iterations:,} iterations, "
+                    f"{summary.env_steps:,} env steps)")  # put over this process's time: a rate 5x too high)
+        else:
+            done = f"{summary.iterations:,} iterations, {summary.env_steps:,} env steps in {fmt_duration(summary.seconds)}"
+        head = f"{summary.verdict}: {done}, {recoveries_said(len(self.rollbacks), earlier)}"
         if not self.rich:
             self.console.print(head, markup=False)
             for label, text in rows:
                 self.console.print(f"  {label}: {text}", markup=False)
             return
-        grid = Table.grid(padding=(0, 1))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")  # long paths wrap rather than end in an ellipsis
+        # lines, not a panel: a panel's title was cut at the terminal's width (the counts lost at 60 columns) and its
+        # cells folded paths inside the borders; soft-wrapped lines copy whole (until session 18)
+        self.console.print(Text(head, style="bold green" if summary.ok else "bold red"), soft_wrap=True)
         for label, text in rows:
-            grid.add_row(label, Text(text))
-        self.console.print(Panel(grid, title=head, title_align="left", expand=False,
-                                 border_style="green" if summary.ok else "bold red"))
+            self.console.print(Text.assemble(("  " + label, "bold"), f": {text}"), soft_wrap=True)
 
     def summary_rows(self, summary: RunSummary) -> list[tuple[str, str]]:
         """The closing summary as labelled lines."""
-        rate = summary.env_steps / summary.seconds if summary.seconds > 0 and summary.env_steps else None
+        rate = summary.env_steps_here / summary.seconds if summary.seconds > 0 and summary.env_steps_here else None
         rows = [("wall time", f"{fmt_duration(summary.seconds)}" + (f" ({_fmt_rate(rate)} env steps/s)" if rate else ""))]
         for rb in self.rollbacks:
             why = rb.get("why")
@@ -586,7 +609,9 @@ class WatchdogConsole:
     # --- plain output ---------------------------------------------------------------------------
 
     def message(self, text: str, *, style: str | None = "") -> None:
-        self.console.print(Text(text, style=style or "") if self.rich else text, markup=False)
+        # soft-wrapped: the terminal folds a long line, rich does not break it (a resume command or a path copied from
+        # a narrow terminal held hard newlines until session 18)
+        self.console.print(Text(text, style=style or "") if self.rich else text, markup=False, soft_wrap=True)
 
     def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
         if not self.rich:

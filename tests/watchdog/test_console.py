@@ -227,9 +227,96 @@ def test_closing_summary_names_rollbacks_with_their_cause_switches_reward_and_fi
     text = buf.getvalue()
     assert text.startswith("finished: 60 iterations, 384,000 env steps in 0:00:46, 1 rollback(s)")
     assert "rollback #1: it 30 -> it 10 (run/checkpoints/watchdog/stable_70400_steps): [nonfinite]" in text
-    assert "config switch: it 30: ppo_safe.yaml: lr 0.0005 -> 0.0003; kept as started: episode_length" in text
+    assert ("config switch: it 30: ppo_safe.yaml: lr 0.0005 -> 0.0003; kept as started: episode_length (the run keeps "
+            "100 (the safe config says 200; fixed at start-up))") in text
     assert "final reward: 0.2116" in text and "event log: results/run/watchdog_events.jsonl" in text
     assert "wall time: 0:00:46 (8,312 env steps/s)" in text
+
+
+class _Terminal(io.StringIO):
+    """A terminal's stream, as far as the console can tell (the true boundary here)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_resumed_process_summary_gives_its_own_share_and_rate_then_the_runs(monkeypatch):
+    """A process resumed at iteration 40 of a 50-iteration run: the run's 80,000 env steps were put over this
+    process's 5 s, '16,000 env steps/s' for about 3,200 (until session 18)."""
+    buf = io.StringIO()
+    WatchdogConsole(buf).finish(RunSummary("finished", True, iterations=50, env_steps=80_000, seconds=5.0,
+                                           first_iteration=40, env_steps_before=64_000))
+    head, wall = buf.getvalue().splitlines()[:2]
+    assert head == ("finished: iterations 40-49, 16,000 env steps in 0:00:05 (the run: 50 iterations, 80,000 env "
+                    "steps), 0 rollback(s)")
+    assert wall == "  wall time: 0:00:05 (3,200 env steps/s)"
+
+
+def test_on_a_narrow_terminal_the_summary_and_commands_are_whole_lines(monkeypatch):
+    """At 60 columns the summary's headline (a panel title) lost its counts and a resume command or path held hard
+    newlines where rich broke it (until session 18): lines are soft-wrapped, the terminal folds them."""
+    monkeypatch.setenv("COLUMNS", "60")
+    buf = _Terminal()
+    console = WatchdogConsole(buf, rich=True)
+    path = "/a/long/run/directory/" + "x" * 80 + "/checkpoints/watchdog/stable_134400_steps"
+    console.message(f"resume with: python openrl_ws/train.py --checkpoint {path} --config cfgs/ppo_safe.yaml")
+    console.finish(RunSummary("STOPPED by the watchdog: memory: resident memory 983 MiB of a 1800 MiB limit", False,
+                              iterations=60, env_steps=384_000, seconds=46.2, files=[("run dir", path)]))
+    lines = ANSI.sub("", buf.getvalue()).splitlines()
+    assert any(f"--checkpoint {path} --config" in line for line in lines)
+    assert any(line.startswith("STOPPED by the watchdog: memory") and line.endswith("0 rollback(s)") for line in lines)
+    assert f"  run dir: {path}" in lines
+
+
+def test_a_dumb_terminal_gets_plain_lines_and_no_color_is_honoured(monkeypatch):
+    """TERM=dumb showed no progress at all (rich's footer draws nothing there), and NO_COLOR was overridden on a
+    terminal (until session 18)."""
+    monkeypatch.setenv("TERM", "dumb")
+    assert WatchdogConsole(_Terminal()).rich is False
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setenv("NO_COLOR", "1")
+    buf = _Terminal()
+    console = WatchdogConsole(buf)
+    assert console.rich is True
+    console(alarm("value_loss_threshold"))
+    assert "\x1b[1m" in buf.getvalue() and not re.search(r"\x1b\[(?:[0-9;]*;)?(?:3[0-8]|9[0-7])[;m]", buf.getvalue())
+
+
+def test_the_footer_leaves_a_stderr_that_is_not_the_terminal_alone(monkeypatch):
+    """`train.py 2>err.log` on a terminal: the live footer took stderr into stdout, and err.log kept nothing of the
+    libraries' warnings (until session 18)."""
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    buf = _Terminal()
+    console = WatchdogConsole(buf, rich=True)
+    console.begin(10)
+    print("a library's warning", file=sys.stderr)
+    console.close()
+    assert "a library's warning" in err.getvalue() and "a library's warning" not in buf.getvalue()
+
+
+def test_a_resource_alarms_checkpoint_and_advice_are_said_in_words():
+    """A memory alarm had no next step and its resume checkpoint read 'resume_checkpoint' (until session 18)."""
+    line = describe_event({"event": "resume_checkpoint", "iteration": 39, "env_steps": 64_000, "state": "diverged",
+                           "checkpoint": "run/checkpoints/watchdog/stable_64000_steps", "checkpoint_iteration": 39,
+                           "stable": True, "reason": "memory"})
+    assert "saved a checkpoint to resume from after a resource alarm: run/checkpoints/watchdog/stable_64000_steps" in line
+    assert set(ADVICE) >= {"memory", "throughput"}
+
+
+def test_a_status_line_gives_one_rate():
+    """'6,683 steps/s | ... | mem 489 MiB, 4.7k steps/s': the window's rate and the iteration's side by side."""
+    from watchdog.console import status_line
+    from watchdog.signals import SYS_RSS_MB, SYS_STEPS_PER_S
+
+    clock = Clock()
+    progress = _Progress(60, clock=clock)
+    rec = MetricRecord.from_mapping(3, 4 * STEPS_PER_IT, {VALUE_LOSS: 0.1, SYS_RSS_MB: 489.0, SYS_STEPS_PER_S: 4700.0})
+    clock.now += 4.0
+    progress.update(rec, "healthy", 0)
+    line = status_line(rec, "healthy", 0, progress)
+    assert line.count("steps/s") == 1 and "mem 489 MiB" in line
+    assert "4.7k steps/s" in status_line(rec, "healthy", 0)  # without a window (watch): the iteration's own
 
 
 # --- quiet start -------------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     assert [e["iteration"] for e in after if e["event"] == "metrics"] == list(range(restart["to_iteration"] + 1, ITERS))
     assert all(isinstance(v, float) for e in after if e["event"] == "metrics" for v in e["metrics"].values())
     assert f"resumed from watchdog checkpoint {last_stable['checkpoint']}" in proc.stdout
+    # the restarted process's summary: its own iterations and time, then the run's (session 18)
+    assert f"finished: iterations 5-{ITERS - 1}, {8 * 32 * (ITERS - 5):,} env steps in" in proc.stdout
     assert "watchdog run: restart 1/2: training" in proc.stderr
     assert "watchdog run: training finished (exit 0)" in proc.stderr
     # ...at the safe learning rate (the config wins over the checkpoint's optimizer state), and with
