@@ -205,8 +205,15 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     if not path.is_file():
         return None
     res = read_events(path)
-    records, info, restarts = [], {}, []
+    records, info, restarts, last_rollback = [], {}, [], None
     for ev in res.events:
+        if ev["event"] == "rollback":
+            last_rollback, info["live_rollbacks"] = ev, info.get("live_rollbacks", 0) + 1
+        elif ev["event"] == "stop":
+            last_rollback = None  # stopped after it: not recovered
+        elif ev["event"] == "end" and last_rollback is not None and not ev.get("stopped"):
+            info["live_recovered"] = {"rollbacks": info["live_rollbacks"], "from_iteration": last_rollback.get(
+                "from_iteration"), "to_iteration": last_rollback.get("to_iteration"), "end_iteration": ev.get("iteration")}
         if ev["event"] == "metrics" and isinstance(ev.get("metrics"), dict):
             records.append(MetricRecord.from_mapping(ev.get("iteration", 0), ev.get("env_steps", 0), ev["metrics"]))
         elif ev["event"] == "start":
@@ -434,6 +441,8 @@ class RunReport:
     recommended_checkpoint: dict | None = None
     rejected_checkpoints: list[dict] = field(default_factory=list)
     resume_command: str | None = None
+    # the live watchdog rolled back and the run trained on to its end: no checkpoint to resume from
+    live_recovered: dict | None = None
     events: list[dict] = field(default_factory=list)
     input_warnings: list[str] = field(default_factory=list)
     iterations: int = 0
@@ -482,7 +491,8 @@ class RunReport:
             "first_nonfinite": self.first_nonfinite, "first_crossing": self.first_crossing,
             "would_roll_back": self.would_roll_back, "stopped": self.stopped,
             "recommended_checkpoint": self.recommended_checkpoint, "rejected_checkpoints": self.rejected_checkpoints,
-            "resume_command": self.resume_command, "input_warnings": self.input_warnings,
+            "resume_command": self.resume_command, "live_recovered": self.live_recovered,
+            "input_warnings": self.input_warnings,
             "events": [_strip_time(e) for e in self.events if e["event"] in TIMELINE_EVENTS],
         })
 
@@ -502,7 +512,10 @@ def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunRep
     report.run_info = run_summary(data, cfg)
     if report.first_alarm is not None:
         report.onset = refine_onset(data.records, report, data.steps_per_iteration)
-        recommend_checkpoint(Path(run_dir), report, data, margin_iters=cfg.policy.onset_margin_iters)
+        report.live_recovered = data.info.get("live_recovered")
+        if report.live_recovered is None:  # (a run that recovered live was told to resume from before its onset, and
+            # the healthy final model trained after the rollback was 'rejected: after onset', until session 18)
+            recommend_checkpoint(Path(run_dir), report, data, margin_iters=cfg.policy.onset_margin_iters)
     return report
 
 

@@ -201,7 +201,12 @@ def _render_one(out, report) -> None:
                     f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return
-    if report.recommended_checkpoint:
+    if report.live_recovered:
+        live = report.live_recovered
+        out.message(f"  recovered live: the run's watchdog rolled back {live['rollbacks']} time(s), the last at it "
+                    f"{live['from_iteration']} -> it {live['to_iteration']}, and training went on to its end (it "
+                    f"{live['end_iteration']}): its final weights are the ones to use, nothing to resume", style="green")
+    elif report.recommended_checkpoint:
         ck = report.recommended_checkpoint
         out.message(f"  recommended checkpoint: {ck['path']} ({ck['step']:,} steps)", style="green")
         out.message(f"  resume: {report.resume_command}", style="bold")

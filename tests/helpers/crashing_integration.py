@@ -1,12 +1,13 @@
 """Test-only: an integration example under the watchdog, launched as Isaac Lab launches a run, that dies hard.
 
-    python tests/helpers/crashing_integration.py EXAMPLE --crash KIND@K --logs BASE [example flags...]
+    python tests/helpers/crashing_integration.py EXAMPLE --crash KIND@K --logs BASE [--restart-inject SPEC] [example flags...]
 
 EXAMPLE: ``rsl_rl_ppo``, ``rl_games_ppo``, ``sb3_ppo`` or ``skrl_ppo`` (``examples/``). Each launch logs into a new folder, ``BASE/attempt<N>``
 (N: ``WATCHDOG_RESTART``, 0 for the first), as Isaac Lab's train scripts make a new timestamped one per launch;
 the watchdog's run dir is the one ``watchdog run`` names. KIND: ``exit`` (``os._exit(3)``) or ``kill`` (SIGKILL
 to itself, as the OOM killer would). Only the first attempt crashes, right after the watchdog judged iteration
-K (its stable checkpoint, if K is one, on disk).
+K (its stable checkpoint, if K is one, on disk). ``--restart-inject SPEC``: the fault the restarted attempts inject
+(the examples inject none of their ``--inject`` faults there).
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ def main(argv: list[str]) -> int:
     argv = argv[:i] + argv[i + 2:]
     j = argv.index("--logs")
     attempt = int(os.environ.get("WATCHDOG_RESTART", "0"))
+    if "--restart-inject" in argv:  # a fault of the env that comes again in the restarted process (the examples
+        k = argv.index("--restart-inject")  # inject none of theirs there: an injected fault is one incident)
+        spec, argv = argv[k + 1], argv[:k] + argv[k + 2:]
+        j = argv.index("--logs")
+        if attempt:
+            from openrl_ws.inject import FaultSchedule
+
+            FaultSchedule.this_attempt = lambda self: (FaultSchedule.from_specs([spec]), None)
     argv = argv[:j] + ["--run_dir", str(Path(argv[j + 1]) / f"attempt{attempt}")] + argv[j + 2:]
     module = importlib.import_module(example)
     if attempt == 0 and example == "skrl_ppo":  # skrl's watchdog judges inside the agent's update

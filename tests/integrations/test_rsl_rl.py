@@ -351,6 +351,10 @@ def test_example_nan_at_20_of_40_alarms_rolls_back_switches_and_exits_0(tmp_path
     assert not report.run_info["value_loss_rule"] and report.reward_signal == "rollout/episode_return"
     live, = [(e["iteration"], e["detector"], e["onset_iteration"]) for e in kinds(events, "alarm")]
     assert [(e["iteration"], e["detector"], e["onset_iteration"]) for e in report.events if e["event"] == "alarm"] == [live]
+    assert report.live_recovered["end_iteration"] == 39 and report.recommended_checkpoint is None  # nothing to resume
+    log = run_dir / "watchdog_events.jsonl"  # killed before its end event: the checkpoints are weighed
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    report = replay_run(run_dir)
     steps = {Path(c["path"]).name: c["step"] for c in report.rejected_checkpoints}
     if report.recommended_checkpoint:
         steps[Path(report.recommended_checkpoint["path"]).name] = report.recommended_checkpoint["step"]

@@ -119,6 +119,16 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     assert report.online_onset["iteration"] == live_alarm["onset_iteration"]
     assert [(r["iteration"], r["to_iteration"]) for r in report.would_roll_back] == \
         [(live_rollback["from_iteration"], live_rollback["to_iteration"])]
+    # the run recovered live and trained on to its end: nothing to resume (replay told it to resume from before the
+    # onset, and rejected the final weights trained after the rollback as 'after onset', until session 18)
+    assert report.live_recovered == {"rollbacks": 1, "from_iteration": 5, "to_iteration": 4, "end_iteration": 9}
+    assert report.recommended_checkpoint is None and report.resume_command is None
+    # killed right after its last iteration (no end event): replay recommends what the live rollback chose
+    log = run_dir / "watchdog_events.jsonl"
+    full = log.read_text()
+    log.write_text("".join(full.splitlines(keepends=True)[:-1]))
+    report = replay_run(run_dir, load_watchdog_config(wd_cfg))
+    log.write_text(full)
     assert report.recommended_checkpoint["path"] == live_rollback["checkpoint"]  # the same rule on disk
     # ...and its resume command is the run's own, watched, with its rollout length, from that checkpoint on the safe
     # config, its injected fault left out (until session 18: the task and env count alone, unwatched, and the safe

@@ -156,7 +156,7 @@ def test_a_crashed_integration_run_is_restarted_and_resumed_in_place_from_its_st
 
 def test_replay_of_a_restarted_run_says_what_the_restarted_process_did(tmp_path):
     """rsl_rl: a NaN at 12 is rolled back, the process is killed at 17 and restarted from its stable checkpoint of
-    10, where the example's fault comes again at 12 (an incident of the env, as it would be). Live, the restarted
+    10, where a fault of the env comes again at 12 (`--restart-inject`: the example injects its own once). Live, the restarted
     process went on with the watchdog of the checkpoint and the restart counted: rollback #3 at x0.25. Replay fed the
     restarted process's records to the crashed one's detectors and called it #2 at x0.5 (until session 17); it now
     replays the restart as it happened, so every rollback agrees."""
@@ -166,7 +166,8 @@ def test_replay_of_a_restarted_run_says_what_the_restarted_process_did(tmp_path)
     wd_cfg.write_text("policy:\n  stable_every_iters: 5\n")
     flags, _, _ = INTEGRATIONS["rsl_rl_ppo"]
     cmd = [sys.executable, str(CRASHING_INTEGRATION), "rsl_rl_ppo", "--crash", "kill@17", "--logs", str(tmp_path / "logs"),
-           "--watchdog", "--watchdog_config", str(wd_cfg), "--iterations", "24", "--inject", "nan@12", *flags]
+           "--restart-inject", "nan@12", "--watchdog", "--watchdog_config", str(wd_cfg), "--iterations", "24",
+           "--inject", "nan@12", *flags]
     proc = supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", *cmd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     live = [(e["iteration"], e["to_iteration"], e["number"], e["lr_scale"]) for e in events_of(run_dir, "rollback")]
