@@ -1260,7 +1260,8 @@ def detector_key(det: Detector) -> str:
 # back), and a resumed process warms up and learns it again (its memory starts over).
 
 from watchdog.config import MemoryConfig, ThroughputConfig  # noqa: E402  (kept with the classes below)
-from watchdog.signals import MEMORY_LIMITS, SYS_CUDA_RESERVED_MB, SYS_RSS_MB, SYS_STEPS_PER_S  # noqa: E402
+from watchdog.signals import (HELD_BY_SIGNAL, MEMORY_LIMITS, SYS_CUDA_RESERVED_MB, SYS_RSS_MB,  # noqa: E402
+                              SYS_STEPS_PER_S)
 
 
 class MemoryForecast(Detector):
@@ -1271,6 +1272,10 @@ class MemoryForecast(Detector):
     limit the configured one, else the device's total / the machine's memory from the record. A
     climb smaller than ``min_climb_mb`` over the window is noise, so a run whose memory is flat
     after warm-up never triggers; a run already above its limit is an alarm at once.
+
+    The climb is fitted to the memory less what the watchdog's own in-memory checkpoint copies hold
+    (``sys/watchdog_host_mb`` / ``sys/watchdog_cuda_mb``, when the record has them): those grow by design
+    up to retention's bound and are not a leak. The headroom is the real memory's.
     """
 
     name = "memory"
@@ -1283,8 +1288,13 @@ class MemoryForecast(Detector):
         self.history: dict[str, list[list[float]]] = {}  # signal -> [[iteration, MiB], ...] (plain: saveable)
         self.warn_since: dict[str, int] = {}  # signal -> first iteration of its current warning stretch
 
+    def new_process(self) -> None:
+        """Another process goes on with the run (replay of a restart): its memory starts over, so the fit and the
+        warm-up do too (live, a restarted process builds its detectors afresh)."""
+        self.seen, self.history, self.warn_since = 0, {}, {}
+
     def reads(self) -> tuple[str, ...]:
-        return tuple(s for s, _ in MEMORY_LIMITS)  # the limits in a record matter only with these
+        return tuple(s for s, _ in MEMORY_LIMITS)  # the limits (and held copies) in a record matter only with these
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """The memory signals present whose limit is known (configured, or in the record)."""
@@ -1301,8 +1311,10 @@ class MemoryForecast(Detector):
         return next((v for v in verdicts if v.level == "alarm"), verdicts[0] if verdicts else None)
 
     def _forecast(self, record: MetricRecord, signal: str, used: float) -> Verdict | None:
+        held = record.metrics.get(HELD_BY_SIGNAL[signal], 0.0)
+        held = held if math.isfinite(held) and held > 0 else 0.0
         history = self.history.setdefault(signal, [])
-        history.append([record.iteration, used])
+        history.append([record.iteration, used - held])  # the climb of what is not the watchdog's own copies
         del history[: -self.cfg.window_points]
         if len(history) < self.cfg.window_points or history[-1][0] <= history[0][0]:
             return None
@@ -1322,6 +1334,8 @@ class MemoryForecast(Detector):
         what = "CUDA memory reserved by torch" if signal == SYS_CUDA_RESERVED_MB else "resident memory"
         cause = ("already above it" if headroom <= 0 else
                  f"climbing {rate:+.1f} MiB/iteration: out of memory in about {eta:.0f} iterations")
+        if held:
+            cause += f" (the watchdog's own {held:.0f} MiB of checkpoint copies left out of the climb)"
         return self._verdict(
             record, level, signal, used, limit,
             f"{what} {used:.0f} MiB of a {limit:.0f} MiB limit, {cause} (a leak: tensors or arrays kept across "
@@ -1349,6 +1363,14 @@ class Throughput(Detector):
         self.low = 0
         self.first_low: int | None = None
 
+    def relearn(self) -> None:
+        """Forget the settled rate and warm up again: after a config switch (more PPO epochs, larger batches) or a
+        rollback (a fresh rollout) the run has another speed of its own, and a restarted process another machine.
+        (Until session 18 the old rate stayed, and a run slowed by its own safe config was warned about forever.)"""
+        self.seen, self.baseline, self.settled, self.low, self.first_low = 0, [], None, 0, None
+
+    new_process = relearn
+
     def _check(self, record, values, judging):
         rate = values[SYS_STEPS_PER_S]
         self.seen += 1
@@ -1372,3 +1394,18 @@ class Throughput(Detector):
             "leaking buffer, a competing process; check the GPU's clocks and temperature and the host's load)",
             onset_hint=self.first_low,
         )
+
+
+def relearn_speed(detectors: list[Detector]) -> None:
+    """The run's config changed or it rolled back (``Watchdog.config_switched``): throughput learns its rate again."""
+    for detector in detectors:
+        if isinstance(detector, Throughput):
+            detector.relearn()
+
+
+def resources_new_process(detectors: list[Detector]) -> None:
+    """Replay reached a restart (``Watchdog.restart_replayed``): the resource detectors judge the new process as
+    built, as a live restarted process's do (its memory and speed are its own)."""
+    for detector in detectors:
+        if isinstance(detector, (MemoryForecast, Throughput)):
+            detector.new_process()

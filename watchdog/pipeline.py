@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import CurriculumConfig, WatchdogConfig
-from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, median3, quantile
+from watchdog.detectors import (Detector, Verdict, build_detectors, detector_key, median3, quantile, relearn_speed,
+                                resources_new_process)
 from watchdog.driver import ConfigSwitch
 from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
@@ -272,6 +273,7 @@ class Watchdog:
 
     def config_switched(self, switch: ConfigSwitch, *, config_name: str) -> None:
         """The driver switched the live trainer to the safe config (after a rollback, or in a restarted process)."""
+        relearn_speed(self.detectors)  # the run's own speed is another now (until session 18 the old one stayed)
         if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
                       changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},
@@ -303,6 +305,7 @@ class Watchdog:
             self.restored_at = ref.iteration
             self.last_record = MetricRecord.from_mapping(ref.iteration, ref.env_steps, {})
         self.history.clear()  # a new process keeps no history (state_dict leaves it out): its onset fits see the same
+        resources_new_process(self.detectors)  # its memory and speed are its own, as live
         policy = self.policy
         policy.state, policy.active_warnings, policy.quiet_points = State.HEALTHY, [], 0  # as at a stable checkpoint
         policy.resumed(ref if snapshot is not None else None, (ref.iteration if ref else event.get("iteration", 0)) + 1,

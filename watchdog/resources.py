@@ -9,7 +9,8 @@ the detectors (``memory``, ``throughput`` in :mod:`watchdog.detectors`) see the 
 What is read, and from where (every source is optional; a missing one leaves its keys out):
 
 * host: the process's resident memory from ``/proc/self/statm`` (Linux), else ``psutil`` when
-  installed, else nothing; the machine's memory (``os.sysconf``), capped by a cgroup v2/v1 limit;
+  installed, else nothing; the machine's memory (``os.sysconf``), capped by the smallest memory limit
+  of the process's own cgroup and its ancestors (``/proc/self/cgroup``; v2 and v1);
 * CUDA, when the training's device is a CUDA device: torch's caching-allocator counters for this
   process (allocated, reserved, peak allocated) and the device's total memory;
 * NVML (``nvidia-ml-py``, imported as ``pynvml``), when importable: utilisation and temperature;
@@ -20,6 +21,7 @@ Torch is imported only when a CUDA device is given (STYLE: torch only where tens
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -42,7 +44,9 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 _STATM = Path("/proc/self/statm")
-_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+# where the cgroup file systems are mounted (a systemd host, a container): v2 alone, v2 beside v1, v1's memory
+_CGROUP_V2_MOUNTS = ("sys/fs/cgroup", "sys/fs/cgroup/unified")
+_CGROUP_V1_MEMORY = "sys/fs/cgroup/memory"
 
 
 def rss_mb() -> float | None:
@@ -59,21 +63,101 @@ def rss_mb() -> float | None:
     return psutil.Process().memory_info().rss / MB
 
 
-def machine_memory_mb() -> float | None:
-    """The memory this process can have in MiB: the machine's, or the cgroup's limit when lower."""
+def machine_memory_mb(root: Path = Path("/")) -> float | None:
+    """The memory this process can have in MiB: the machine's, or its cgroups' limit when lower.
+
+    ``root``: where ``/proc`` and ``/sys`` are found (a test's fake tree)."""
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-    for path in _CGROUP_LIMITS:  # a container is killed at its cgroup limit, not at the machine's
-        try:
-            raw = path.read_text().strip()
-        except OSError:
+    limit = cgroup_limit_bytes(root)  # a job or container is killed at its cgroup's limit, not at the machine's
+    return min(total, limit if limit is not None else total) / MB
+
+
+def cgroup_limit_bytes(root: Path = Path("/")) -> int | None:
+    """The smallest memory limit on the path from this process's own cgroup up to the root (None: none set).
+
+    A process in a nested cgroup (a Slurm job step, a systemd unit, a Kubernetes pod seen without a cgroup
+    namespace) is limited by every level above it, and the root of the tree has no limit of its own (until
+    session 18 only the root was read: such a process was forecast against the whole machine). v2: each
+    level's ``memory.max``; v1: the memory controller's ``memory.limit_in_bytes`` on each level and the
+    kernel's own sum of them, ``hierarchical_memory_limit`` in the process's ``memory.stat``."""
+    try:
+        lines = (root / "proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        lines = ["0::/"]  # not Linux, or no /proc: the mount's root is all there is to read
+    limits: list[int | None] = []
+    for line in lines:  # "hierarchy-ID:controllers:path"
+        if line.count(":") < 2:
             continue
-        if raw.isdigit():
-            total = min(total, int(raw))
-        break
-    return total / MB
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            for mount in _CGROUP_V2_MOUNTS:
+                limits += [_read_bytes(level / "memory.max") for level in _levels(root / mount, path)]
+        elif "memory" in controllers.split(","):  # v1's memory controller
+            levels = _levels(root / _CGROUP_V1_MEMORY, path)
+            limits += [_read_bytes(level / "memory.limit_in_bytes") for level in levels]
+            limits += [_stat_limit(levels[0] / "memory.stat")] if levels else []
+    limits = [b for b in limits if b is not None]
+    return min(limits) if limits else None
+
+
+def _levels(mount: Path, path: str) -> list[Path]:
+    """The directories of ``path``'s cgroup and its ancestors under ``mount`` that exist, deepest first.
+    (Inside a container without a cgroup namespace the path is the host's and may not exist under the
+    mount: its ancestors, and at least the mount's root, still do.)"""
+    parts = [p for p in path.split("/") if p not in ("", ".", "..")]
+    dirs = [mount.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+    return [d for d in dirs if d.is_dir()]
+
+
+def _read_bytes(path: Path) -> int | None:
+    """A limit file's bytes (v2's "max", a missing or unreadable file: no limit)."""
+    try:
+        raw = path.read_text().strip()
+    except OSError:
+        return None
+    return int(raw) if raw.isdigit() else None  # v2's "max": no limit
+
+
+def _stat_limit(path: Path) -> int | None:
+    """``hierarchical_memory_limit`` from a v1 ``memory.stat`` (None when it is not there)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "hierarchical_memory_limit" and value.strip().isdigit():
+            return int(value.strip())
+    return None
+
+
+def held_bytes(tree: Any) -> dict[str, int]:
+    """Bytes of the tensors and numpy arrays in a snapshot (nested dicts, lists, tuples, dataclasses), by device
+    ("cpu", "cuda:0"), each storage counted once (a view holds its whole storage). Torch is not imported: a tensor
+    is whatever has ``untyped_storage()``."""
+    found: dict[tuple[str, int], int] = {}
+    stack = [tree]
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, dict):
+            stack += obj.values()
+        elif isinstance(obj, (list, tuple)):
+            stack += obj
+        elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            stack += (getattr(obj, f.name) for f in dataclasses.fields(obj))
+        elif callable(getattr(obj, "untyped_storage", None)):
+            storage = obj.untyped_storage()
+            found[(str(obj.device), storage.data_ptr())] = storage.nbytes()
+        elif hasattr(obj, "__array_interface__") and hasattr(obj, "nbytes"):  # numpy
+            base = obj.base if getattr(obj, "base", None) is not None else obj
+            found[("cpu", base.__array_interface__["data"][0])] = int(getattr(base, "nbytes", obj.nbytes))
+    out: dict[str, int] = {}
+    for (device, _), nbytes in found.items():
+        out[device] = out.get(device, 0) + nbytes
+    return out
 
 
 def _by_uuid(pynvml: Any, uuid: str) -> Any:

@@ -17,6 +17,7 @@ the ``sys/*`` resource keys of every record, in the event log and TensorBoard.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import random
@@ -37,8 +38,9 @@ from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
 from watchdog.onset import Onset
 from watchdog.pipeline import Watchdog
 from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
-from watchdog.resources import ResourceSampler
-from watchdog.signals import SYS_PREFIX, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS, WATCHDOG_STATE, MetricRecord
+from watchdog.resources import MB, ResourceSampler, held_bytes
+from watchdog.signals import (SYS_PREFIX, SYS_WATCHDOG_CUDA_MB, SYS_WATCHDOG_HOST_MB, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS,
+                              WATCHDOG_STATE, MetricRecord)
 from watchdog.supervise import RESUME_ENV, RUN_DIR_ENV, count_recoveries, resumes_on_own_config, run_events
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,25 @@ def resumed_from() -> dict:
     return {"resumed_from": checkpoint} if checkpoint else {}
 
 
+def release_freed_memory() -> None:
+    """Hand the memory of a dropped snapshot back to the operating system (glibc's ``malloc_trim``; elsewhere
+    nothing). Its tensors (a few MiB each) come from the heap, which glibc keeps after a free: without this the
+    process's resident memory kept the dropped copies' pages on top of the copies it holds, and the memory
+    forecast, which leaves out only the held ones, saw the difference climb for a while."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl, Windows)
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
 def reseed(seed: int) -> None:
     """Reseed torch (CPU and CUDA), numpy and random. Environments with their own generators
     (gym's ``np_random``) are not touched; Isaac Gym tasks draw from torch, which this covers."""
@@ -135,6 +156,7 @@ class TrainingSession:
         # retention is the library registry's (policy.keep_stable), the same on every rank
         self.store = CheckpointStore(self.store_root, keep_last=None) if writes_files and watchdog else None
         self.snapshots: dict[str, Any] = {}
+        self.snapshot_bytes: dict[str, dict[str, int]] = {}  # tag -> bytes by device (measured with a sampler)
         self._writer: ThreadPoolExecutor | None = None  # the disk writes, off the training loop
         self._pending: list[Future] = []
         self._unwritten: list[tuple[str, OSError]] = []
@@ -170,7 +192,20 @@ class TrainingSession:
         or when the record has them already). Distributed sessions call it before reducing the record."""
         if self.resources is not None and not any(k.startswith(SYS_PREFIX) for k in record.metrics):
             record.metrics.update(self.resources.sample(record.env_steps))
+            record.metrics.update(self.held_mb())
         return record
+
+    def held_mb(self) -> dict[str, float]:
+        """The memory this session's in-memory snapshots hold now, as ``sys/watchdog_*_mb``: the memory forecast
+        leaves it out of the climb it fits (the copies are bounded by retention; until session 18 their climb was
+        forecast as a leak), the logged ``sys/rss_mb`` keeps it."""
+        for tag in [t for t in self.snapshot_bytes if t not in self.snapshots]:  # forgotten, abandoned, dropped
+            del self.snapshot_bytes[tag]
+        held = [self.snapshot_bytes[t] for t in self.snapshots if t in self.snapshot_bytes]
+        out = {SYS_WATCHDOG_HOST_MB: sum(b.get("cpu", 0) for b in held) / MB}
+        if self.resources.cuda is not None:
+            out[SYS_WATCHDOG_CUDA_MB] = sum(b.get(str(self.resources.cuda), 0) for b in held) / MB
+        return out
 
     def observe(self, record: MetricRecord) -> bool:
         """Judge one iteration's record and carry the actions out; False: stop training."""
@@ -217,6 +252,8 @@ class TrainingSession:
         training on memory (said at the next record)."""
         tag = action.tag
         self.snapshots[tag] = snap = self.capture(action)
+        if self.resources is not None:
+            self.snapshot_bytes[tag] = held_bytes(snap)
         path = str(self.store_root / tag)
         if self.store is None:  # a non-zero rank: rank 0 writes the same checkpoint under the same path
             return path
@@ -302,7 +339,8 @@ class TrainingSession:
 
     def forget(self, ref: CheckpointRef, *, abandoned: bool) -> None:
         """Drop the memory copy; on disk, delete (retention) or mark as abandoned (kept for the record)."""
-        self.snapshots.pop(ref.tag, None)
+        if self.snapshots.pop(ref.tag, None) is not None:
+            release_freed_memory()
         if self.store is None:
             return
         if abandoned:
@@ -325,8 +363,8 @@ class TrainingSession:
         self.settle()  # a resume point must be on disk before the run stops
         if self.store is not None and not (self.store_root / action.tag).is_dir():
             path = None
-        if not action.stable:
-            self.snapshots.pop(action.tag, None)
+        if not action.stable and self.snapshots.pop(action.tag, None) is not None:
+            release_freed_memory()
         self.result.resume_checkpoint = path
         return path
 

@@ -45,6 +45,13 @@ SYS_GPU_TEMP_C = "sys/gpu_temp_c"  # NVML: degrees Celsius
 SYS_STEPS_PER_S = "sys/steps_per_s"  # env steps per wall-clock second since the previous record
 # (memory signal, its default limit) pairs the memory forecast judges
 MEMORY_LIMITS = ((SYS_CUDA_RESERVED_MB, SYS_CUDA_TOTAL_MB), (SYS_RSS_MB, SYS_MEM_TOTAL_MB))
+# Memory the watchdog holds by design: its in-memory copies of the retained stable checkpoints (weights,
+# optimizer moments), on the host for OpenRL (CPU copies) and on the training's device for integrations that
+# clone in place. They grow with every stable checkpoint until retention's bound (policy.keep_stable + 1), so the
+# memory forecast fits its climb without them (a bounded climb is not a leak), while sys/rss_mb stays the real one.
+SYS_WATCHDOG_HOST_MB = "sys/watchdog_host_mb"
+SYS_WATCHDOG_CUDA_MB = "sys/watchdog_cuda_mb"
+HELD_BY_SIGNAL = {SYS_RSS_MB: SYS_WATCHDOG_HOST_MB, SYS_CUDA_RESERVED_MB: SYS_WATCHDOG_CUDA_MB}
 
 TRAIN_KEYS = (VALUE_LOSS, CRITIC_GRAD_NORM, ACTOR_GRAD_NORM, POLICY_LOSS, ENTROPY, RATIO, APPROX_KL, LOG_STD_MAX,
               LOG_STD_MEAN)

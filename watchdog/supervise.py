@@ -19,7 +19,10 @@ A *resource* stop (exit 1 with a ``stop`` event that says ``restartable: true``:
 watchdog forecast an out-of-memory death, saved a checkpoint and stopped) is restarted from the
 newest stable checkpoint with the attempt's own config (the training was not diverging, so no
 safe config), as a ``restart`` event with ``cause: "resource"``, which does not spend the rollback
-budget. Every restarted attempt has ``WATCHDOG_RESTART=<attempt>`` in its environment.
+budget. So is an attempt that crashed (or was killed) after its watchdog raised a resource alarm and went on
+(``memory.action: checkpoint`` or ``alert``): the out-of-memory death it forecast (until session 18 a crash, on
+the safe config, spending the budget). Every restarted attempt has ``WATCHDOG_RESTART=<attempt>`` in its
+environment.
 
 Exit codes: 0 finished; 1 gave up (restart budget spent) or the training's own watchdog stopped
 it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
@@ -252,6 +255,14 @@ def last_restart_cause(events: list[dict]) -> str | None:
     return next((e.get("cause") for e in reversed(events) if e.get("event") == "restart"), None)
 
 
+def forecast_resource_death(events: list[dict]) -> bool:
+    """Do an attempt's events (since its start) end in a resource alarm, the newest alarm of all? Its watchdog then
+    forecast the death that followed (``memory.action: checkpoint`` saved a resume point and trained on); a
+    divergence alarm after it would be the likelier cause."""
+    alarm = next((e for e in reversed(events) if e.get("event") == "alarm"), None)
+    return alarm is not None and alarm.get("resource") is True
+
+
 def rollback_budget_of(cmd: Sequence[str]) -> int | None:
     """The watched training's ``policy.rollback_budget`` (None: the command is not watched)."""
     from watchdog.config import load_watchdog_config
@@ -290,6 +301,7 @@ class Outcome:
     stalled: bool = False
     watchdog_stop: bool = False  # exit 1 with a `stop` event: our train.py's watchdog gave up
     restartable_stop: bool = False  # exit 1 with a `stop` event saying `restartable: true` (a resource stop)
+    resource_crash: bool = False  # died abnormally after its watchdog's resource alarm: the death it forecast
     last_iteration: int | None = None
     last_env_steps: int | None = None
 
@@ -300,6 +312,13 @@ class Outcome:
             return True
         return self.exit_code not in (0, CHILD_BAD_INPUT) and not self.watchdog_stop
 
+    @property
+    def resource_end(self) -> bool:
+        """A resource stop or the death a resource alarm forecast: restarted on the run's own config (unless it had
+        recovered), as a restart with cause "resource" that spends no rollback budget (the training was not
+        diverging)."""
+        return self.restartable_stop or self.resource_crash
+
     def describe(self) -> str:
         if self.stalled:
             what = "stalled (no progress in the run dir) and was killed"
@@ -309,6 +328,8 @@ class Outcome:
             what = f"was killed by {signal_name(self.signal)}"
         else:
             what = f"exited with code {self.exit_code}"
+        if self.resource_crash:
+            what += " after its watchdog's resource alarm (the out-of-memory death it forecast)"
         return what + (f" after it {self.last_iteration}" if self.last_iteration is not None else "")
 
 
@@ -358,7 +379,7 @@ class Supervisor:
                 return self._give_up(outcome, restarts, f"restart budget ({self.max_restarts}) spent")
             if budget is None:  # an integration's watchdog names its budget in its start event
                 budget = integration_budget(self.run_dir)
-            spent = None if budget is None or outcome.restartable_stop else recoveries_so_far(self.run_dir)
+            spent = None if budget is None or outcome.resource_end else recoveries_so_far(self.run_dir)
             if spent is not None and spent >= budget:
                 return self._give_up(outcome, restarts, f"rollback budget ({budget}) spent by {spent} rollbacks and restarts")
             restarts += 1
@@ -386,8 +407,8 @@ class Supervisor:
         if integration is None and not is_openrl_command(self.cmd):
             return self._restart_unchanged(outcome, attempt)  # no checkpoint it could be given: none chosen
         point = choose_restart_point(self.run_dir)
-        # a resource stop of a run that never recovered: not diverging, so on its own config (else the safe one)
-        own = outcome.restartable_stop and not on_safe_config(run_events(self.run_dir))
+        # a resource end of a run that never recovered: not diverging, so on its own config (else the safe one)
+        own = outcome.resource_end and not on_safe_config(run_events(self.run_dir))
         if integration is not None:
             return self._restart_integration(outcome, attempt, point, integration, own)
         if own:  # only the checkpoint moves
@@ -399,7 +420,7 @@ class Supervisor:
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; "
                  f"restarting from {point.describe()} with config {config or OWN_CONFIG}")
         self._write_restart_event(outcome, attempt, point, cmd, config=None if config is None else str(config),
-                                  cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash")
+                                  cause=RESOURCE_CAUSE if outcome.resource_end else "crash")
         return cmd
 
     def _restart_integration(self, outcome: Outcome, attempt: int, point: RestartPoint, framework: str,
@@ -414,7 +435,7 @@ class Supervisor:
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same command "
                  f"from {point.describe()}, resumed in place with {config}")
         self._write_restart_event(outcome, attempt, point, self.cmd, config=config,
-                                  cause=RESOURCE_CAUSE if outcome.restartable_stop else "crash")
+                                  cause=RESOURCE_CAUSE if outcome.resource_end else "crash")
         return list(self.cmd)
 
     def _restart_unchanged(self, outcome: Outcome, attempt: int) -> list[str]:
@@ -481,9 +502,12 @@ class Supervisor:
         stop = any(e.get("event") == "stop" or (e.get("event") == "end" and e.get("stopped")) for e in events)
         stops = [e for e in events if e.get("event") == "stop"]
         restartable = rc == CHILD_STOPPED and bool(stops) and all(e.get("restartable") is True for e in stops)
+        watchdog_stop = rc == CHILD_STOPPED and stop and not restartable
         return Outcome(
             exit_code=rc if rc >= 0 else None, signal=-rc if rc < 0 else None, stalled=stalled,
-            watchdog_stop=rc == CHILD_STOPPED and stop and not restartable, restartable_stop=restartable,
+            watchdog_stop=watchdog_stop, restartable_stop=restartable,
+            resource_crash=(rc not in (0, CHILD_BAD_INPUT) and not stalled and not watchdog_stop and not restartable
+                            and forecast_resource_death(events)),
             last_iteration=metrics[-1].get("iteration") if metrics else None,
             last_env_steps=metrics[-1].get("env_steps") if metrics else None,
         )

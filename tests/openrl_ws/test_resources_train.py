@@ -19,6 +19,7 @@ import yaml
 from openrl_ws.train import main
 from watchdog.checkpoints import load_checkpoint, read_openrl_module
 from watchdog.eventlog import EVENTS_FILENAME, read_events
+from watchdog.signals import SYS_WATCHDOG_CUDA_MB, SYS_WATCHDOG_HOST_MB
 from watchdog.signals import SYS_MEM_TOTAL_MB, SYS_RSS_MB, SYS_STEPS_PER_S
 from watchdog.supervise import get_flag
 
@@ -70,6 +71,10 @@ def test_a_healthy_run_raises_nothing_and_its_memory_is_flat_after_warm_up(healt
     assert all(SYS_STEPS_PER_S in m for m in metrics[1:]) and SYS_STEPS_PER_S not in metrics[0]
     rss = [m[SYS_RSS_MB] for m in metrics[MEMORY["warmup_points"]:]]
     assert max(rss) - min(rss) < MEMORY["min_climb_mb"]  # measured: about 2 MiB over 20 iterations
+    # what the watchdog's own checkpoint copies hold is in every line (left out of the forecast's climb): none before
+    # the first stable checkpoint, then the copies of a hidden-32 net (KiB)
+    held = [m[SYS_WATCHDOG_HOST_MB] for m in metrics]
+    assert held[0] == 0 and 0 < held[-1] < 1 and SYS_WATCHDOG_CUDA_MB not in metrics[-1]
     # TensorBoard has the sys/* scalars (flat tags in the run's root events file), as replay reads them
     from watchdog.tfevents import read_run_scalars
 

@@ -33,6 +33,7 @@ from watchdog.signals import (
     SYS_MEM_TOTAL_MB,
     SYS_RSS_MB,
     SYS_STEPS_PER_S,
+    VALUE_LOSS,
     MetricRecord,
     normalize_key,
 )
@@ -148,6 +149,53 @@ def test_sys_keys_stay_as_they_are_and_are_never_tracked_as_nonfinite():
     assert NonFinite(WatchdogConfig().nonfinite, WatchdogConfig().warmup).update(record) is None
 
 
+def _fake_cgroups(root: Path, own: str, files: dict[str, str]) -> Path:
+    """A fake ``/proc/self/cgroup`` (``own``) and ``/sys/fs/cgroup`` tree (``files``: path -> text) under ``root``."""
+    (root / "proc" / "self").mkdir(parents=True)
+    (root / "proc" / "self" / "cgroup").write_text(own)
+    for path, text in files.items():
+        (root / "sys" / "fs" / "cgroup" / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / "sys" / "fs" / "cgroup" / path).write_text(text)
+    return root
+
+
+MiB = 1024 * 1024
+UNLIMITED_V1 = "9223372036854771712\n"
+
+
+@pytest.mark.parametrize(("own", "files", "expected_mb"), [
+    # v2, a Slurm step / systemd unit without a cgroup namespace: the job's limit, two levels up; the root has none
+    ("0::/system.slice/job_42/step_0\n", {"system.slice/job_42/memory.max": f"{512 * MiB}\n",
+                                           "system.slice/job_42/step_0/memory.max": "max\n",
+                                           "system.slice/memory.max": f"{900 * MiB}\n"}, 512),
+    # v2 in a container with its own cgroup namespace: its cgroup is the mount's root
+    ("0::/\n", {"memory.max": f"{256 * MiB}\n"}, 256),
+    # v1 (hybrid: v2 for nothing), the memory controller nested: each level's limit and the kernel's own sum
+    ("5:cpu,cpuacct:/slurm/uid_0/job_7\n4:memory:/slurm/uid_0/job_7\n0::/\n",
+     {"memory/memory.limit_in_bytes": UNLIMITED_V1, "memory/slurm/uid_0/memory.limit_in_bytes": f"{768 * MiB}\n",
+      "memory/slurm/uid_0/job_7/memory.limit_in_bytes": UNLIMITED_V1,
+      "memory/slurm/uid_0/job_7/memory.stat": f"cache 0\nhierarchical_memory_limit {768 * MiB}\n"}, 768),
+    ("4:memory:/slurm/job_7\n", {"memory/slurm/job_7/memory.stat": f"hierarchical_memory_limit {300 * MiB}\n"}, 300),
+    # v1 in a container without a cgroup namespace: the host's path is not under the mount; its root is the container's
+    ("4:memory:/docker/0123abcd\n", {"memory/memory.limit_in_bytes": f"{384 * MiB}\n"}, 384),
+])
+def test_the_memory_limit_is_the_smallest_on_the_path_from_the_process_own_cgroup_to_the_root(tmp_path, own, files,
+                                                                                               expected_mb):
+    """Found by an audit (session 18): only the top of the tree was read, so a process in a nested cgroup (Slurm,
+    systemd, Kubernetes without a cgroup namespace) was forecast against the whole machine."""
+    from watchdog.resources import machine_memory_mb
+
+    assert machine_memory_mb(_fake_cgroups(tmp_path, own, files)) == expected_mb
+
+
+def test_without_any_cgroup_limit_the_machine_memory_is_the_limit(tmp_path):
+    from watchdog.resources import machine_memory_mb
+
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / MiB
+    assert machine_memory_mb(_fake_cgroups(tmp_path, "0::/user.slice\n", {"user.slice/memory.max": "max\n"})) == machine
+    assert machine_memory_mb(tmp_path / "nothing") == machine  # no /proc, no /sys (not Linux)
+
+
 # --------------------------------------------------------------------------- detectors
 
 
@@ -219,6 +267,48 @@ def _throughput_verdicts(rates: list[float]) -> dict[int, float]:
 ])
 def test_throughput_warns_below_half_the_settled_rate_for_patience_points(rates, expected):
     assert _throughput_verdicts(rates) == expected
+
+
+def _speed_records(start: int, rates: list[float], value_loss: float = 0.05) -> list[MetricRecord]:
+    return [MetricRecord(start + i, (start + i + 1) * 100, {VALUE_LOSS: value_loss, SYS_STEPS_PER_S: rate})
+            for i, rate in enumerate(rates)]
+
+
+def _throughput_warnings(events: list[dict]) -> list[int]:
+    return [e["iteration"] for e in events if e["event"] == "warning" and e.get("detector") == "throughput"]
+
+
+def test_throughput_relearns_its_rate_after_the_watchdogs_own_rollback_and_config_switch():
+    """Found by an audit (session 18): after a rollback onto the safe config (more PPO epochs: slower iterations) the
+    detector kept the old settled rate and warned for the rest of the run, blaming the hardware."""
+    cfg = WatchdogConfig.model_validate({**_cfg().model_dump(), "policy": {"stable_every_iters": 5},
+                                         "warmup": {"min_iters": 0}})
+    before = _speed_records(0, [1000.0] * 15) + _speed_records(15, [1000.0], value_loss=math.nan)
+    after = _speed_records(16, [400.0] * 20)  # the safe config's own speed
+    wd, events, _ = _drive(cfg, before + after)
+    assert [e["event"] for e in events].count("rollback") == 1 and _throughput_warnings(events) == []
+    settled = next(d for d in wd.detectors if isinstance(d, Throughput)).settled
+    assert settled == 400.0  # learnt again: a real drop from the new rate is still caught
+    for rec in _speed_records(36, [100.0] * 4):
+        carry_out(wd, wd.observe(rec), VirtualDriver(), config_name="safe")
+    assert wd.last_verdicts and wd.last_verdicts[0].detector == "throughput"
+
+
+def test_replay_of_a_restart_judges_the_new_process_memory_and_speed_as_its_own():
+    """A restarted process's memory starts over and its speed is its own (another node, another config): replay's
+    restart starts the resource detectors over as a live restarted process builds them afresh."""
+    events: list[dict] = []
+    wd = Watchdog(_cfg(), listeners=[events.append])
+    for rec in _speed_records(0, [1000.0] * 15):
+        rec.metrics.update({SYS_RSS_MB: 900.0 + rec.iteration, SYS_MEM_TOTAL_MB: 1000.0})
+        wd.observe(rec)
+    wd.restart_replayed({"event": "restart", "iteration": 14, "env_steps": 1500, "checkpoint": None,
+                         "cause": "resource"}, recovery=False)
+    memory, speed = (next(d for d in wd.detectors if isinstance(d, kind)) for kind in (MemoryForecast, Throughput))
+    assert memory.history == {} and memory.seen == 0 and speed.settled is None
+    for rec in _speed_records(15, [400.0] * 20):
+        wd.observe(rec)
+    assert _throughput_warnings(events) == []
 
 
 # --------------------------------------------------------------------------- the policy's resource channel
@@ -357,6 +447,49 @@ def test_the_sampler_is_opt_in_for_sessions_and_its_keys_reach_the_event_log_and
     assert SYS_RSS_MB in metrics and SYS_RSS_MB in scalars and SYS_MEM_TOTAL_MB in scalars
 
 
+class _BigSnapshotSession(TrainingSession):
+    """A session whose snapshots are 16 MiB CPU copies, as OpenRL's of a large net: resident memory climbs with every
+    stable checkpoint until retention's bound, then stays."""
+
+    def capture(self, action):
+        import torch
+
+        return {"weights": torch.ones(4 * 1024 * 1024)}  # 16 MiB, touched: resident
+
+    def to_state(self, snap):
+        return snap
+
+
+def test_the_watchdogs_own_checkpoint_copies_are_left_out_of_the_memory_forecast_and_rss_stays_real(tmp_path):
+    """Found by an audit (session 18): the in-memory copies of the retained stable checkpoints (up to keep_stable + 1)
+    made resident memory climb for keep_stable checkpoints, and the forecast stopped a healthy run as a leak."""
+    from watchdog.resources import rss_mb
+    from watchdog.signals import SYS_WATCHDOG_HOST_MB
+    from watchdog.session import release_freed_memory
+
+    release_freed_memory()  # earlier tests' freed heap: the copies below make resident memory climb, as in a run
+    cfg = WatchdogConfig.model_validate({
+        "memory": {"warmup_points": 2, "window_points": 5, "warn_within_iters": 30, "alarm_within_iters": 8,
+                   "min_climb_mb": 16, "rss_limit_mb": rss_mb() + 200},
+        "policy": {"stable_every_iters": 1, "keep_stable": 7},
+        "warmup": {"min_iters": 0},
+    })
+    session = _BigSnapshotSession(watchdog=Watchdog(cfg), run_dir=tmp_path, safe_name="safe",
+                                  resources=ResourceSampler("cpu"))
+    for i in range(14):
+        assert session.observe(MetricRecord(i, (i + 1) * 100, {"value_loss": 0.05}))
+    session.close()
+    events = read_events(tmp_path / EVENTS_FILENAME).events
+    assert [e for e in events if e.get("detector") == "memory"] == []
+    metrics = [e["metrics"] for e in events if e["event"] == "metrics"]
+    held = [m[SYS_WATCHDOG_HOST_MB] for m in metrics]
+    assert held[0] == 0 and max(held) == pytest.approx(16 * 8) and held[-1] == max(held)  # keep_stable + 1 copies
+    rss = [m[SYS_RSS_MB] for m in metrics]
+    assert rss[9] - rss[1] > 16 * 6  # the logged resident memory is the real one, copies included
+    # flat once retention holds the copies at their bound: a dropped copy's memory went back to the system
+    assert max(rss[9:]) - min(rss[9:]) < 16
+
+
 # --------------------------------------------------------------------------- the supervisor
 
 
@@ -409,6 +542,51 @@ def test_a_restartable_stop_of_a_run_that_had_rolled_back_is_restarted_on_the_sa
     safe = get_flag(restart["command"], "--config")
     assert safe != str(mine) and restart["config"] == safe and "safe" in Path(safe).name, restart
     assert not on_safe_config([{"event": "stop", "restartable": True}, restart])
+
+
+RESOURCE_ALARM = {"event": "alarm", "iteration": 3, "env_steps": 300, "state": "healthy", "time": 0,
+                  "detector": "memory", "signal": SYS_RSS_MB, "resource": True}
+DIVERGENCE_ALARM = {"event": "alarm", "iteration": 4, "env_steps": 400, "state": "alarm", "time": 0,
+                    "detector": "value_loss"}
+
+
+@pytest.mark.parametrize(("alarms", "death", "restarted"), [
+    ([RESOURCE_ALARM], "os.kill(os.getpid(), 9)", True),                       # the kernel's OOM killer
+    ([RESOURCE_ALARM], "sys.exit(1)", True),                                   # torch: "can't allocate memory"
+    ([RESOURCE_ALARM, DIVERGENCE_ALARM], "sys.exit(1)", False),               # a divergence came after it: a crash
+])
+def test_the_death_a_resource_alarm_forecast_is_restarted_as_a_resource_end(tmp_path, alarms, death, restarted):
+    """Found by an audit (session 18): with memory.action: checkpoint the watchdog saved its resume point and trained
+    on, and the out-of-memory death it had forecast was restarted as a crash: on the safe config, spending the
+    rollback budget. A rollback budget of 0 shows which: a crash restart gives up, a resource restart does not."""
+    import json
+
+    import torch
+
+    from watchdog.checkpoints import CheckpointStore
+
+    run_dir = tmp_path / "run"
+    saved = CheckpointStore(run_dir / "checkpoints" / "watchdog").save(
+        "stable_300_steps", {"w": torch.zeros(2)}, {"iteration": 3, "env_steps": 300})
+    lines = [json.dumps(e) for e in alarms] + [json.dumps({
+        "event": "resume_checkpoint", "iteration": 3, "env_steps": 300, "state": "healthy", "time": 0,
+        "checkpoint": str(saved.path), "checkpoint_iteration": 3, "stable": True})]
+    code = ("import sys, os; d = sys.argv[2]; restart = os.environ.get('WATCHDOG_RESTART'); "
+            "print('attempt', restart, sys.argv[3:]); restart and sys.exit(0); "
+            f"open(os.path.join(d, 'watchdog_events.jsonl'), 'a').write({chr(10).join(lines)!r} + '\\n'); {death}")
+    (tmp_path / "wd.yaml").write_text("policy: {rollback_budget: 0}\n")
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
+                      "--config", "mine.yaml", "--watchdog", "--watchdog_config", str(tmp_path / "wd.yaml"))
+    restarts = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "restart"]
+    if not restarted:
+        assert proc.returncode == 1 and restarts == [] and "rollback budget (0) spent" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    restart, = restarts
+    assert restart["cause"] == "resource" and not is_recovery(restart)
+    assert restart["checkpoint"] == str(saved.path) and get_flag(restart["command"], "--checkpoint") == str(saved.path)
+    assert get_flag(restart["command"], "--config") == "mine.yaml" and restart["config"] == "mine.yaml"
+    assert "after its watchdog's resource alarm (the out-of-memory death it forecast)" in proc.stderr
 
 
 def test_a_stop_without_restartable_stays_final():
