@@ -963,18 +963,20 @@ def _read_bytes(path: Path) -> bytes:
                       directory_hint="use read_run_scalars for a run directory")
 
 
-def read_scalars(path, *, check_crc: bool = False, tags=None) -> ReadResult:
+def read_scalars(path, *, check_crc: bool = True, tags=None) -> ReadResult:
     """Read every scalar of one event file, keyed by the tag as written in the file.
 
     ``tags`` (optional) keeps only these tags (raw or normalised names). Never raises on damaged
-    content: reading stops at a truncated or corrupt record and a one-line warning says where.
+    content: reading stops at a truncated or corrupt record and a one-line warning says where. ``check_crc``
+    (default on since session 18, about 0.1 s per million scalars more): a record whose checksums fail is
+    corrupt; without it a flipped bit in a value was read as data (a NaN: a false "diverged").
     Raises :class:`InputError` only when the file cannot be opened.
     """
     p = Path(path)
     return read_scalars_bytes(_read_bytes(p), name=str(p), check_crc=check_crc, tags=tags)
 
 
-def read_scalars_bytes(buf: bytes, *, name: str = "<bytes>", check_crc: bool = False, tags=None) -> ReadResult:
+def read_scalars_bytes(buf: bytes, *, name: str = "<bytes>", check_crc: bool = True, tags=None) -> ReadResult:
     """:func:`read_scalars` on the bytes of an event file already in memory (never raises)."""
     p = name
     buf = bytes(buf)
@@ -1051,7 +1053,7 @@ class EventFileTail(FileTail):
     tail for good (``broken`` becomes True and a line is added to ``warnings``) as :class:`FileTail` says.
     """
 
-    def __init__(self, path, *, tags=None, check_crc: bool = False):
+    def __init__(self, path, *, tags=None, check_crc: bool = True):
         super().__init__(path)
         self.offset = 0
         self.records_read = 0
@@ -1173,7 +1175,7 @@ def series_tag(root: Path, file: Path, tag: str) -> str:
     return tag
 
 
-def read_run_scalars(run_dir, *, check_crc: bool = False, tags=None) -> ReadResult:
+def read_run_scalars(run_dir, *, check_crc: bool = True, tags=None) -> ReadResult:
     """Read and merge all event files of a run, tags normalised (``value_loss`` -> ``train/value_loss``).
 
     A tag present in several files is concatenated in the order of the files' first wall times.

@@ -449,3 +449,25 @@ def test_replay_takes_the_built_in_defaults_wherever_it_runs_unless_given_a_conf
     monkeypatch.chdir(tmp_path)
     assert main(["replay", str(run)]) == 1 and "DIVERGED" in capsys.readouterr().out
     assert main(["replay", "--config", str(quiet), str(run)]) == 0
+
+
+def test_a_value_corrupted_on_disk_bounds_the_verdict_and_is_no_divergence(tmp_path, capsys):
+    """A record whose stored value was damaged on disk (here it reads NaN; its checksum no longer fits) was read
+    as data, since replay and watch did not check checksums: a false DIVERGED, exit 1 (until session 18). The
+    record fails its CRC: the run is judged up to it, exit 2."""
+    import struct
+
+    from tests.watchdog.test_tfevents import _record_bounds
+
+    run = tmp_path / "run"
+    with ScalarWriter(run) as w:
+        for i in range(300):
+            w.add_scalar("train/value_loss", 0.05 + 0.01 * (i % 7), (i + 1) * 1000, wall_time=1000.0 + i)
+    data = bytearray(w.path.read_bytes())
+    end = _record_bounds(bytes(data))[202]  # the end of record 201: iteration 200's point (record 0: the file version)
+    data[end - 8:end - 4] = struct.pack("<f", float("nan"))  # its simple_value, before the data CRC
+    w.path.write_bytes(bytes(data))
+    report = replay_run(run)
+    assert report.verdict == "healthy" and report.records[-1].iteration == 199
+    assert main(["replay", str(run)]) == 2
+    assert "judged up to it 199: the rest of a damaged file is lost" in capsys.readouterr().out
