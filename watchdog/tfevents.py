@@ -763,12 +763,14 @@ def _decode_buffer(buf: bytes, pos: int, end: int, *, check_crc: bool, tag_filte
                     if bad.size:
                         first_bad = min(first_bad, int(idx[c + int(bad[0])]))
                         break
-            else:
+            else:  # few records of this length, or records too large to be a scalar (images, histograms): their
+                # data checksum is left out (a pure-Python CRC costs about 0.12 s a MiB: 1.1 s for a 9.4 MiB file of
+                # 200 images), their length header's is checked (a wrong length would misread every record after it)
                 for i in idx.tolist():
                     if i >= first_bad:
                         break
                     o = int(offs[i])
-                    if not (_header_ok(buf, o) and _data_ok(buf, o, n)):
+                    if not (_header_ok(buf, o) and (n > 4096 or _data_ok(buf, o, n))):
                         first_bad = min(first_bad, i)
                         break
         if first_bad < total:
