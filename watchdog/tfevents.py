@@ -37,6 +37,7 @@ __all__ = [
     "Series",
     "crc32c",
     "find_event_files",
+    "is_hparams_session",
     "masked_crc32c",
     "read_run_scalars",
     "read_scalars",
@@ -1112,11 +1113,27 @@ _FNAME_TIME = re.compile(r"events\.out\.tfevents\.(\d+(?:\.\d+)?)")
 
 
 def find_event_files(run_dir) -> list[Path]:
-    """All ``events.out.tfevents.*`` files under ``run_dir`` (recursively), sorted by path."""
+    """All ``events.out.tfevents.*`` files under ``run_dir`` (recursively), sorted by path, but those of an
+    ``add_hparams`` session (:func:`is_hparams_session`)."""
     root = Path(run_dir)
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob(EVENT_FILE_GLOB) if p.is_file())
+    return sorted(p for p in root.rglob(EVENT_FILE_GLOB) if p.is_file() and not is_hparams_session(p))
+
+
+_HPARAMS_SESSION = b"_hparams_/session_start_info"
+
+
+def is_hparams_session(path: Path) -> bool:
+    """Does the event file hold a TensorBoard hparams session (torch's ``SummaryWriter.add_hparams`` writes one into a
+    subfolder of the run, ``<run>/<time.time()>/``, with the final metrics it was given as scalars at step 0)? Its
+    points are a summary of the run, not a series: merged into the run they made a record at iteration 0 (until
+    session 18, "up to it 0" for a 200-iteration CleanRL run). Read from the file's first 64 KiB."""
+    try:
+        with open(path, "rb") as fh:
+            return _HPARAMS_SESSION in fh.read(1 << 16)
+    except OSError:
+        return False
 
 
 def file_time(path: Path, first_wall: float | None = None) -> float | None:

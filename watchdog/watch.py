@@ -47,7 +47,7 @@ from watchdog.frameworks import (
 from watchdog.policy import STATE_CODES, State
 from watchdog.replay import UNRECOGNISED, damage_bound, is_run_dir, iter_run_dirs, real_path
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
-from watchdog.tfevents import EventFileTail, series_tag, session_of, session_starts
+from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
 if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI registers the command
     from watchdog.console import WatchdogConsole
@@ -173,7 +173,7 @@ class RunFollower:
         logs = self.run_dir / "logs"
         for root, _dnames, fnames in os.walk(self.run_dir):
             rootp = Path(root)
-            events = [rootp / f for f in fnames if f.startswith(EVENT_PREFIX)]
+            events = [rootp / f for f in fnames if f.startswith(EVENT_PREFIX) and not is_hparams_session(rootp / f)]
             files.extend(events)
             if events or rootp == logs or logs in rootp.parents:
                 p = rootp

@@ -416,3 +416,27 @@ def test_a_skrl_run_written_every_few_updates_is_numbered_by_its_rollouts_in_rep
     assert [r.iteration for r in report.records] == list(range(4, 50, 5))
     follower = RunFollower(run)
     assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(4, 50, 5))
+
+
+def test_an_add_hparams_session_in_a_subfolder_is_not_part_of_the_series(tmp_path):
+    """torch's SummaryWriter.add_hparams writes the final metrics it is given at step 0 into <run>/<time.time()>/:
+    merged into the run they were a record at iteration 0, and a 200-iteration CleanRL run read 'up to it 0' (until
+    session 18). A real writer's files; replay and watch leave the session out."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from watchdog.watch import RunFollower
+
+    run = tmp_path / "runs" / "CartPole-v1__ppo__1__1700000000"
+    writer = SummaryWriter(str(run))
+    for i in range(200):
+        step = (i + 1) * 512
+        writer.add_scalar("losses/value_loss", 0.5, step)
+        writer.add_scalar("losses/entropy", 0.6, step)
+        writer.add_scalar("charts/episodic_return", 100.0 + i, step - 7)
+    writer.add_hparams({"learning_rate": 2.5e-4}, {"losses/value_loss": 0.5, "charts/episodic_return": 299.0})
+    writer.close()
+    assert len(list(run.rglob("events.out.tfevents.*"))) == 2  # the run's and the session's
+    report = replay_run(run)
+    assert [r.iteration for r in report.records] == list(range(200)) and report.records[0].env_steps == 512
+    follower = RunFollower(run)
+    assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(200))
