@@ -277,6 +277,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         console.message(f"inject: {fault.spec} starts after this run's last iteration ({iterations - 1}): it will "
                         "not happen", style="bold yellow")
     console.begin(iterations, start_iteration=start_iteration)
+    ended = "finished"
     try:
         agent.train(total_time_steps=total, logger=logger, driver_class=_Capture)
         if ("driver" in driver_holder and session.result.env_steps and not session.result.stopped
@@ -284,8 +285,14 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             session.save_module(driver_holder["driver"], session.result.env_steps)  # the final weights
         if dist_ctx is not None:
             dist_ctx.write_summary(run_dir, session.result, net.module)
+    except KeyboardInterrupt:
+        ended = "interrupted"
+        raise
+    except BaseException as exc:
+        ended = f"crashed: {type(exc).__name__}: {str(exc)[:200]}"
+        raise
     finally:
-        session.close()
+        session.close(ended="stopped" if session.result.stopped and ended == "finished" else ended)
         console.close()
         logger.close()
         env.close()
@@ -373,6 +380,10 @@ def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | N
     if res.restartable and argv is not None:
         console.message(f"resume with: {resume_command(argv, res.resume_checkpoint)} (or run it under `watchdog run --`, "
                         "which restarts it by itself)", style="bold")
+    elif res.stopped:  # (a stop said nothing of the way on until session 18)
+        console.message(f"to go on: `watchdog replay {run_dir}` names the stable checkpoint before the onset and the "
+                        "command that resumes from it on the safe config; lower the learning rates further, or find "
+                        "what the run met there", style="bold")
 
 
 def _resume_after_interrupt(args) -> str:

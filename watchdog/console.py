@@ -275,6 +275,8 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "end":
         what = "watch ended" if role == "watch" else "training ended"
         reason = ev.get("reason")
+        ended = ev.get("ended") if ev.get("ended") not in (None, "finished", "stopped") else None
+        what += f" ({ended})" if ended else ""
         return f"{head}: {what}" + (f": {reason}" if reason else "") + (
             f"; {ev['rollbacks']} rollback(s)" if role == "train" and ev.get("rollbacks") else "")
     return f"{head}: {kind}"

@@ -386,13 +386,17 @@ class TrainingSession:
         if onset is not None:
             self.scalar(WATCHDOG_ONSET, onset, record.env_steps)
 
-    def close(self) -> None:
+    def close(self, ended: str | None = None) -> None:
+        """Every checkpoint on disk, then the run's ``end`` event; ``ended``: how the process's training ended, when
+        the caller knows ("finished", "interrupted", "crashed: <exception>"; an end event looked the same after a
+        finish, Ctrl-C and a crash until session 18)."""
         if self._writer is not None:  # every checkpoint on disk before the run's `end`
             self.settle()
             self._writer.shutdown()
         if self.watchdog is not None:
             self.watchdog.end(stopped=self.result.stopped, reason=self.result.stop_reason,
-                              iterations=self.result.iterations, env_steps_spent=self.result.env_steps)
+                              iterations=self.result.iterations, env_steps_spent=self.result.env_steps,
+                              **({"ended": ended} if ended else {}))
         if self.events is not None:
             self.events.close()
 

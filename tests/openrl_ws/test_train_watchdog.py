@@ -95,7 +95,7 @@ def test_std_runaway_crashes_unwatched_and_is_rolled_back_before_nan_watched(tmp
         all(m["stable"] for m in metas if m["created"] > abandoned[-1]["created"])
 
 
-def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path):
+def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path, capsys):
     cfg = tmp_path / "wd.yaml"
     cfg.write_text("policy:\n  rollback_budget: 2\n  cooldown_iters: 1\n  stable_every_iters: 2\n")
     code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--inject", "nan@4", "--inject", "nan@8",
@@ -107,7 +107,9 @@ def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path):
     assert kinds(events, "config_switch")[1]["changes"]["lr"]["new"] == pytest.approx(1.5e-4)
     stop, = kinds(events, "stop")
     assert "budget" in stop["reason"] and stop["iteration"] == 12
-    assert kinds(events, "end")[0]["stopped"] is True
+    assert kinds(events, "end")[0]["stopped"] is True and kinds(events, "end")[0]["ended"] == "stopped"
+    # ...and says the way on (it said nothing of it until session 18)
+    assert f"to go on: `watchdog replay {run_dir}` names the stable checkpoint before the onset" in capsys.readouterr().out
 
 
 def test_healthy_run_is_never_rolled_back(tmp_path):
@@ -240,6 +242,7 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     # ...and says the way back in: the run's command from its newest stable checkpoint (session 18)
     stable = [e for e in read_events(log).events if e["event"] == "stable_checkpoint"][-1]
     assert f"resume with: python openrl_ws/train.py" in last and f"--checkpoint {stable['checkpoint']}" in last
+    assert read_events(log).events[-1]["ended"] == "interrupted"  # (an end event like a finish until session 18)
 
 
 def test_a_reader_that_leaves_does_not_end_the_training(tmp_path):
@@ -258,6 +261,7 @@ def test_a_reader_that_leaves_does_not_end_the_training(tmp_path):
     assert proc.returncode == 0 and b"Traceback" not in err, err[-2000:]
     events = read_events(run_dir / "watchdog_events.jsonl").events
     assert len([e for e in events if e["event"] == "metrics"]) == 12 and events[-1]["event"] == "end"
+    assert events[-1]["ended"] == "finished"
 
 
 def test_a_restart_from_scratch_spends_the_runs_budget_too(tmp_path, monkeypatch, capsys):

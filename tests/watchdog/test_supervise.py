@@ -73,6 +73,8 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     before = events[: events.index(restart)]
     last_stable = [e for e in before if e["event"] == "stable_checkpoint"][-1]
     assert last_stable["iteration"] == 4 and max(e["iteration"] for e in before if e["event"] == "metrics") == 5
+    if crash in ("fpe", "error"):  # an exception through train.py: its end event says so (session 18)
+        assert before[-1]["event"] == "end" and before[-1]["ended"].startswith("crashed: ")
     assert restart["checkpoint"] == last_stable["checkpoint"] and restart["checkpoint_kind"] == "stable"
     assert (restart["exit_code"], restart["signal"], restart["attempt"]) == (exit_code, signal_name, 1)
     assert restart["iteration"] == 5 and restart["to_iteration"] == 4
