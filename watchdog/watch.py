@@ -1010,7 +1010,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     try:
         return watch(Path(args.run_dir), config=args.config, interval_s=args.interval, idle_exit_s=args.idle_exit,
                      on_alarm=args.on_alarm, events_out=Path(args.events_out) if args.events_out else None,
-                     console=WatchdogConsole(status_every=1, role="watch"), fleet=True if args.fleet else None,
+                     console=WatchdogConsole(role="watch"), fleet=True if args.fleet else None,
                      summary_every=args.summary_every, prometheus=Path(args.prometheus) if args.prometheus else None,
                      rescan_every=args.rescan_every)
     except KeyboardInterrupt:

@@ -630,3 +630,13 @@ def test_an_openrl_run_resumed_from_a_checkpoint_is_numbered_from_it_by_replay_a
     # its TensorBoard files alone (no log.txt): replay numbers it by its steps' greatest common divisor
     shutil.copytree(RESUMED / "logs", tmp_path / "run" / "logs")
     assert [r.iteration for r in replay_run(tmp_path / "run").records] == list(range(10, 80, 5))
+
+
+def test_watch_prints_a_status_line_every_n_iterations_not_every_record(tmp_path, monkeypatch, capsys):
+    """watch printed a status line for every record (tens of thousands for a long run); it takes the same
+    WATCHDOG_STATUS_EVERY (default 10) as training does (session 18)."""
+    monkeypatch.delenv("WATCHDOG_STATUS_EVERY", raising=False)
+    assert main(["watch", str(RESUMED), "--interval", "0.05", "--idle-exit", "0.2",
+                 "--events-out", str(tmp_path / "events.jsonl")]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("it ")]
+    assert [int(line.split()[1]) for line in lines] == [10, 20, 30, 40, 50, 60, 70]
