@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,6 @@ from watchdog.config import PPOConfig, startup_keys_kept
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
-from watchdog.eventlog import make_event
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler
@@ -96,17 +94,6 @@ class WatchSession(TrainingSession):
             self.console.status(record, "unwatched")
         self._maybe_save_module(driver, record)
         return keep_going
-
-    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException, where: str) -> None:
-        """A crashed update: one sentence on the console, the full error in the event log."""
-        event = make_event("iteration_failed", iteration=iteration, env_steps=env_steps,
-                           state=self.watchdog.state.value, exception=type(exc).__name__, where=where,
-                           error="".join(traceback.format_exception(exc)).rstrip())
-        log.info("iteration %d failed with non-finite numbers in the %s: %s", iteration, where, exc)
-        if self.events is not None:
-            self.events.write(event)
-        if self.writes_files:
-            self.console(event)
 
     def check_agreement(self, actions: list) -> None:
         if self.dist is not None:

@@ -21,6 +21,7 @@ import ctypes
 import logging
 import os
 import random
+import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,6 +228,18 @@ class TrainingSession:
             if self.console is not None:
                 self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
         return keep_going
+
+    def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException, where: str) -> None:
+        """A crashed update: one sentence on the console, the full error in the event log (every driver's: the
+        integrations logged the raw error on stderr, and nothing reached the event log, until session 18)."""
+        event = make_event("iteration_failed", iteration=iteration, env_steps=env_steps,
+                           state=self.watchdog.state.value, exception=type(exc).__name__, where=where,
+                           error="".join(traceback.format_exception(exc)).rstrip())
+        log.info("iteration %d failed with non-finite numbers in the %s: %s", iteration, where, exc)
+        if self.events is not None:
+            self.events.write(event)
+        if self.writes_files and self.console is not None:
+            self.console(event)
 
     def judge_failed(self, judge: Callable[[], bool], where: str, exc: BaseException) -> bool:
         """An iteration that crashed on non-finite numbers (in ``where``), judged by ``judge()`` (which

@@ -159,6 +159,8 @@ def test_an_update_that_raises_on_nan_is_judged_and_rolled_back(tmp_path):
     assert (alarm["iteration"], alarm["detector"]) == (10, "nonfinite") and rollback["to_iteration"] < 10
     assert_restored_exactly_at_the_safe_lr(loop, rollback)
     assert kinds(events, "metrics")[-1]["iteration"] == 15
+    failed, = kinds(events, "iteration_failed")  # its full error in the event log (nothing until session 18)
+    assert failed["iteration"] == 10 and "Traceback" in failed["error"]
 
 
 def test_alert_mode_does_not_swallow_an_update_that_raised_on_nan(tmp_path):

@@ -335,6 +335,11 @@ def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finis
     assert alarm["iteration"] == 20 and rollback["to_iteration"] < 20
     assert any(e["event"] == "config_switch" for e in events) and events[-1]["event"] == "end"
     assert max(e["iteration"] for e in events if e["event"] == "metrics") == 39
+    # the crashed rollout: one sentence on the console, its full error in the event log (a raw log line on stderr,
+    # and nothing in the log, until session 18)
+    failed, = [e for e in events if e["event"] == "iteration_failed"]
+    assert failed["iteration"] == 20 and "Traceback" in failed["error"] and "ITERATION_FAILED it 20" in out.stdout
+    assert "Expected parameter" not in out.stderr
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = EventAccumulator(str(next(tmp_path.glob("events.out.tfevents.*"))))  # SB3's own TensorBoard file

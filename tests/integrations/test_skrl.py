@@ -238,9 +238,14 @@ def test_example_nan_at_20_of_30_rolls_back_and_exits_0_and_replays_as_skrl(tmp_
     replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
                             capture_output=True, text=True, cwd=tmp_path, check=False)
     assert replay.returncode == 1 and "framework: skrl" in replay.stdout and "openrl_ws" not in replay.stdout
+    assert "would train on with cfgs/skrl_safe.yaml" in replay.stdout
+    assert "recovered live" in replay.stdout and "recommended checkpoint" not in replay.stdout  # trained on to its end
+    log = tmp_path / "run" / "watchdog_events.jsonl"  # killed before its end event: its checkpoints are weighed
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
+                            capture_output=True, text=True, cwd=tmp_path, check=False)
     # the first NaN at update 20 is an exact onset: agent_320.pt (timestep 320 x 16 envs = after update 19) is before it
     assert "recommended checkpoint: " + str(tmp_path / "run" / "checkpoints" / "agent_320.pt") in replay.stdout
-    assert "would train on with cfgs/skrl_safe.yaml" in replay.stdout
 
 
 @pytest.mark.parametrize(("args", "code", "says"), [

@@ -240,6 +240,9 @@ class LoopWatchdog:
         neither (``action: alert``) it raises :class:`~watchdog.errors.NonFiniteTraining`. Call it from your
         ``except`` around the rollout and update, for errors you know to be non-finite numbers."""
         record = MetricRecord.from_mapping(self._next(iteration), int(env_steps), {VALUE_LOSS: math.nan})
+        if not self._started:
+            self._begin()
+        self.watch.iteration_failed(record.iteration, record.env_steps, exc, "update")
         return self._outcome(lambda: self.watch.judge_failed(lambda: self.step_record(record), "update", exc))
 
     def close(self) -> None:

@@ -503,8 +503,8 @@ class WatchdogObserver(AlgoObserver):
         agent = self.agent
         it = int(agent.epoch_num) - 1
         self._cval_loss = None
-        log.warning("epoch %d failed with non-finite numbers in the %s: %s", it, where, " ".join(str(exc).split()))
         record = MetricRecord.from_mapping(it, int(agent.frame) + int(agent.curr_frames), {VALUE_LOSS: math.nan})
+        self.watch.iteration_failed(it, record.env_steps, exc, where)
         self.watch.judge_failed(lambda: self._judge(record), where, exc)
         nan = [torch.tensor(math.nan)]
         losses = (nan, nan, nan, nan) if agent.is_discrete else (nan, nan, [], nan, nan)  # continuous: + b_losses

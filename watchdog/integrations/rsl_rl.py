@@ -453,7 +453,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
         training go on (True); a stop ends it (False); with neither (``action: alert``) it is the
         run's end (:class:`NonFiniteTraining`, exit 3 in the example)."""
         it = self._next_it
-        log.warning("iteration %d failed with non-finite numbers in the %s: %s", it, where, " ".join(str(exc).split()))
+        self.watch.iteration_failed(it, (it + 1) * self.steps_per_iteration, exc, where)
         self._reward_sum, self._reward_steps = torch.zeros((), device=self.device), 0
         record = MetricRecord.from_mapping(it, (it + 1) * self.steps_per_iteration, {VALUE_LOSS: math.nan})
 

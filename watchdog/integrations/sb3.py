@@ -387,8 +387,7 @@ class WatchdogCallback(BaseCallback):
         where = nonfinite_where(self.model)
         if where is None:  # finite numbers: a bug, not a divergence
             return None
-        error = " ".join(str(exc).split())[:300]
-        log.warning("iteration %d: %s failed with non-finite numbers in the %s: %s", self.iteration, part, where, error)
+        self.session.iteration_failed(self.iteration, env_steps, exc, f"{where} ({part})")
         self.model.num_timesteps = env_steps
         # the previous update's values, where SB3's dump after this rollout would have put them (before this
         # record's overwrite them; at the rollout's start they would land on the update before's). None left
