@@ -225,9 +225,11 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                 where = "another rank" if isinstance(exc, NonFiniteRollout) else nonfinite_where(self)
                 if where is None:  # finite numbers: a bug, not a divergence
                     raise
-                error = " ".join(str(exc).split())[:200]
-                if session.watchdog is None:
-                    raise NonFiniteTraining(f"non-finite numbers in the {where} ({error[:160]})") from exc
+                if session.watchdog is None:  # (said where it died, and its error cut at a word, since session 18)
+                    error = " ".join(str(exc).split())
+                    short = error if len(error) <= 160 else error[:160].rsplit(" ", 1)[0] + " ..."
+                    raise NonFiniteTraining(f"non-finite numbers in the {where} at iteration {self.episode} "
+                                            f"({steps:,} env steps): {short}") from exc
                 # The in-process crash the field report ends with: a non-finite iteration, which
                 # the watchdog rolls back instead of the run dying.
                 session.iteration_failed(self.episode, steps, exc, where)

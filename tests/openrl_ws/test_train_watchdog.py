@@ -66,6 +66,7 @@ def test_std_runaway_crashes_unwatched_and_is_rolled_back_before_nan_watched(tmp
     assert err[-1].startswith("train.py: training diverged: non-finite numbers in the ") and "--watchdog" in err[-1]
     crashed_at = int((tmp_path / "unwatched" / "log.txt").read_text().rsplit("Episode: ", 1)[1].split("/")[0])
     assert 95 <= crashed_at <= 125
+    assert f" at iteration {crashed_at} ({(crashed_at + 1) * 4 * 16:,} env steps): " in err[-1]  # (session 18)
 
     run_dir = tmp_path / "watched"
     assert main([*STD_RUNAWAY, "--watchdog", "--run_dir", str(run_dir)]) == 0
