@@ -207,6 +207,8 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     res = read_events(path)
     records, info, restarts, last_rollback = [], {}, [], None
     for ev in res.events:
+        if ev["event"] in ("rollback", "stop"):  # what came before is not how the run ended
+            info.pop("live_recovered", None)
         if ev["event"] == "rollback":
             last_rollback, info["live_rollbacks"] = ev, info.get("live_rollbacks", 0) + 1
         elif ev["event"] == "stop":

@@ -471,3 +471,27 @@ def test_a_value_corrupted_on_disk_bounds_the_verdict_and_is_no_divergence(tmp_p
     assert report.verdict == "healthy" and report.records[-1].iteration == 199
     assert main(["replay", str(run)]) == 2
     assert "judged up to it 199: the rest of a damaged file is lost" in capsys.readouterr().out
+
+
+def test_recovered_live_is_how_the_log_ends_not_an_earlier_process(tmp_path):
+    """A rollback that trained on to an end, then (a later process) another rollback and a crash: the run did not
+    end recovered, and replay recommends a checkpoint."""
+    def log(run: Path, tail: list[dict]) -> Path:
+        with EventLog(run / EVENTS_FILENAME) as events:
+            events.write(make_event("start", iteration=0, env_steps=0, state="healthy"))
+            for it in range(30):
+                value = math.nan if it == 10 else 0.05
+                events.write(make_event("metrics", iteration=it, env_steps=(it + 1) * 100, state="healthy",
+                                        metrics={"train/value_loss": value}))
+                if it == 10:
+                    events.write(make_event("rollback", iteration=10, env_steps=1100, state="rolled_back",
+                                            from_iteration=10, to_iteration=8))
+            for event in tail:
+                events.write(make_event(**event))
+        return run
+
+    end = {"event": "end", "iteration": 29, "env_steps": 3000, "state": "healthy", "stopped": False}
+    again = {"event": "rollback", "iteration": 29, "env_steps": 3000, "state": "rolled_back", "from_iteration": 29,
+             "to_iteration": 20}
+    assert replay_run(log(tmp_path / "a", [end])).live_recovered["end_iteration"] == 29
+    assert replay_run(log(tmp_path / "b", [end, again])).live_recovered is None
