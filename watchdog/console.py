@@ -277,6 +277,7 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
         reason = ev.get("reason")
         ended = ev.get("ended") if ev.get("ended") not in (None, "finished", "stopped") else None
         what += f" ({ended})" if ended else ""
+        what += f", {ev['verdict']}" if role == "watch" and ev.get("verdict") else ""
         return f"{head}: {what}" + (f": {reason}" if reason else "") + (
             f"; {ev['rollbacks']} rollback(s)" if role == "train" and ev.get("rollbacks") else "")
     return f"{head}: {kind}"

@@ -826,8 +826,8 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
             if idle:
                 w.flush()
                 reason = f"no new data for {idle_exit_s:g} s"
-                for run in w.runs:
-                    run.wd.end(reason=reason + _damage_note(run), **_damage_fields(run))
+                for run in w.runs:  # the verdict on the END line (the exit code alone said it until session 18)
+                    run.wd.end(reason=reason + _damage_note(run), verdict=run.state, **_damage_fields(run))
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()

@@ -609,6 +609,8 @@ def test_a_run_trained_with_a_live_watchdog_is_watched_with_its_alarms(tmp_path,
     assert main(["watch", str(run), "--idle-exit", "0"]) == 1
     out = capsys.readouterr().out
     assert "the training's own watchdog raised an alarm at it 30 [nonfinite]" in out
+    end, = [line for line in out.splitlines() if "watch ended" in line]  # its verdict said (session 18)
+    assert "watch ended, diverged: no new data for 0 s" in end
 
 
 RESUMED = Path(__file__).resolve().parents[1] / "data" / "openrl_resumed" / "push_lite_resumed"
@@ -638,5 +640,7 @@ def test_watch_prints_a_status_line_every_n_iterations_not_every_record(tmp_path
     monkeypatch.delenv("WATCHDOG_STATUS_EVERY", raising=False)
     assert main(["watch", str(RESUMED), "--interval", "0.05", "--idle-exit", "0.2",
                  "--events-out", str(tmp_path / "events.jsonl")]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("it ")]
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("it ")]
     assert [int(line.split()[1]) for line in lines] == [10, 20, 30, 40, 50, 60, 70]
+    assert "watch ended, healthy: no new data for 0.2 s" in out
