@@ -259,3 +259,26 @@ def test_an_update_given_twice_or_counted_back_is_one_line(tmp_path):
     assert not watch.step(9, 64 * 10, {"losses/value_loss": 0.1}).rolled_back  # the count goes on: accepted
     with pytest.raises(WatchdogError, match="update -1 given: iterations start at 0"):
         _tiny(tmp_path / "b").step(-1, 0, {"losses/value_loss": 0.1})
+
+
+def test_a_leaking_loop_is_warned_about_and_stopped_before_its_memory_limit(tmp_path):
+    """The integrations sampled no resources (until session 18): a loop growing 16 MiB an update up to its limit was
+    watched in silence. Its records carry sys/* now, and the memory forecast stops it, restartable, before the limit."""
+    from watchdog.resources import rss_mb
+
+    cfg = WatchdogConfig.model_validate({**QUICK, "memory": {"rss_limit_mb": rss_mb() + 400, "warmup_points": 2,
+                                                             "window_points": 5}})
+    watch = LoopWatchdog(tmp_path / "run", capture=lambda: {"w": torch.zeros(1)}, restore=lambda state: None,
+                         config=cfg, console=WatchdogConsole(io.StringIO()))
+    leak = []
+    for it in range(40):
+        leak.append(torch.ones(4 * 1024 * 1024))  # 16 MiB, resident (written)
+        if watch.step(it, (it + 1) * 64, {"losses/value_loss": 0.05, "rollout/episode_return": 1.0}).stopped:
+            break
+    watch.close()
+    events = read_events(tmp_path / "run" / "watchdog_events.jsonl").events
+    assert all("sys/rss_mb" in e["metrics"] for e in kinds(events, "metrics"))
+    alarm, = [e for e in kinds(events, "alarm") if e["detector"] == "memory"]
+    stop, = kinds(events, "stop")
+    assert watch.result.stopped and watch.result.restartable and stop["iteration"] == alarm["iteration"] < 25
+    assert rss_mb() < cfg.memory.rss_limit_mb  # stopped before it

@@ -308,6 +308,7 @@ def test_example_nan_at_20_of_30_rolls_back_switches_and_exits_0_and_replays(tmp
     assert kinds(events, "rollback")[0]["to_iteration"] < 20
     failed, = kinds(events, "iteration_failed")  # (a raw log line on stderr, nothing in the log, until session 18)
     assert failed["iteration"] == 20 and "Traceback" in failed["error"]
+    assert "sys/rss_mb" in kinds(events, "metrics")[-1]["metrics"]  # resources watched (session 18)
     replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
                             capture_output=True, text=True, cwd=tmp_path)
     assert replay.returncode == 1 and "DIVERGED" in replay.stdout, replay.stderr[-2000:]

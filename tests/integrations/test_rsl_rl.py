@@ -339,6 +339,7 @@ def test_example_nan_at_20_of_40_alarms_rolls_back_switches_and_exits_0(tmp_path
     assert kinds(events, "metrics")[-1]["iteration"] == 39
     failed, = kinds(events, "iteration_failed")  # (a raw log line on stderr, nothing in the log, until session 18)
     assert failed["iteration"] == 20 and "Traceback" in failed["error"] and "Expected parameter" not in proc.stderr
+    assert "sys/rss_mb" in kinds(events, "metrics")[-1]["metrics"]  # resources watched (session 18)
     state = tensorboard_scalars(run_dir, "watchdog/state")  # rsl_rl's writer, rsl_rl's iteration axis
     assert (state[19], state[20], state[39]) == (0.0, 3.0, 3.0)
     assert tensorboard_scalars(run_dir, "watchdog/rollbacks")[39] == 1.0

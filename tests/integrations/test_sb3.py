@@ -340,6 +340,7 @@ def test_example_nan_at_20_alarms_rolls_back_before_20_switches_config_and_finis
     failed, = [e for e in events if e["event"] == "iteration_failed"]
     assert failed["iteration"] == 20 and "Traceback" in failed["error"] and "ITERATION_FAILED it 20" in out.stdout
     assert "Expected parameter" not in out.stderr
+    assert "sys/rss_mb" in [e for e in events if e["event"] == "metrics"][-1]["metrics"]  # resources (session 18)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     tb = EventAccumulator(str(next(tmp_path.glob("events.out.tfevents.*"))))  # SB3's own TensorBoard file

@@ -235,6 +235,8 @@ def test_example_nan_at_20_of_30_rolls_back_and_exits_0_and_replays_as_skrl(tmp_
     out = example(tmp_path, "--watchdog", "--inject", "nan@20", "--iterations", "30")
     assert out.returncode == 0, out.stderr[-2000:]
     assert "ROLLBACK it 20" in out.stdout and "finished: 30 updates" in out.stdout
+    metrics = [e for e in read_events(tmp_path / "run" / "watchdog_events.jsonl").events if e["event"] == "metrics"]
+    assert "sys/rss_mb" in metrics[-1]["metrics"]  # resources watched (session 18)
     replay = subprocess.run([sys.executable, "-m", "watchdog.cli", "replay", str(tmp_path / "run")],
                             capture_output=True, text=True, cwd=tmp_path, check=False)
     assert replay.returncode == 1 and "framework: skrl" in replay.stdout and "openrl_ws" not in replay.stdout

@@ -55,6 +55,7 @@ from watchdog.errors import InternalError, WatchdogError
 from watchdog.frameworks import FRAMEWORKS, LOOP, MAPPABLE_KEYS, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, refuse_resume, rollback_seed
 from watchdog.supervise import RESUME_ENV
 from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
@@ -136,14 +137,15 @@ class LoopWatchdog:
     targets, the reward detector on ``rollout/episode_return``); ``value_targets_normalized``: your value targets
     are normalised (then the 0.2 rule is on); ``safe_name``: how events name your safe config; ``console``: a
     :class:`WatchdogConsole` (default one on stdout); ``seed``: the base of the rollbacks' reseeding;
-    ``scalar(tag, value, step)``: where the ``watchdog/*`` scalars go (e.g. your ``SummaryWriter.add_scalar``).
+    ``scalar(tag, value, step)``: where the ``watchdog/*`` scalars go (e.g. your ``SummaryWriter.add_scalar``);
+    ``device``: your training's torch device (its memory is watched with the host's, ``sys/*``: docs/resources.md).
     """
 
     def __init__(self, run_dir: str | Path, *, capture: Callable[[], dict], restore: Callable[[dict], Any],
                  switch: Callable[[float], Mapping[str, tuple[Any, Any]]] | None = None,
                  config: WatchdogConfig | str | Path | None = None, value_targets_normalized: bool = False,
                  safe_name: str = "your safe config", console: Any = None, seed: int = 0,
-                 scalar: Callable[[str, float, int], Any] | None = None):
+                 scalar: Callable[[str, float, int], Any] | None = None, device: Any = "cpu"):
         cfg = config if config is None or isinstance(config, WatchdogConfig) else load_watchdog_config(config)
         why = f"LoopWatchdog(value_targets_normalized={value_targets_normalized})"
         self.normalized = bool(value_targets_normalized)
@@ -151,7 +153,7 @@ class LoopWatchdog:
             capture, restore, switch, safe=None, seed=seed,
             watchdog=Watchdog(live_config(FRAMEWORK, cfg, reward=EPISODE_RETURN, normalization=(self.normalized, why))),
             run_dir=Path(run_dir), safe_name=safe_name, console=console if console is not None else WatchdogConsole(),
-            scalar=scalar)
+            scalar=scalar, resources=ResourceSampler(device))
         self._started = self._closed = False
         self._unread_said = False  # an update whose metrics hold no key we read was said (once)
         self._last: int | None = None  # the last update judged (step() or failed()); the next must come after it

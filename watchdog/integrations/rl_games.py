@@ -65,6 +65,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
@@ -384,7 +385,8 @@ class WatchdogObserver(AlgoObserver):
         self.watch = RlGamesSession(
             algo, watchdog=Watchdog(cfg), safe=self.safe, safe_name=self.safe_name, run_dir=run_dir,
             console=self.console if self.console is not None else WatchdogConsole(),
-            seed=int(algo.config.get("seed", 0) or 0), scalar=self._scalar)
+            seed=int(algo.config.get("seed", 0) or 0), scalar=self._scalar,
+            resources=ResourceSampler(getattr(algo, "ppo_device", "cpu")))
         self._train_epoch, self._save, self._train = algo.train_epoch, algo.save, algo.train
         algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
         self._cval_loss: float | None = None

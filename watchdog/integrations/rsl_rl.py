@@ -55,6 +55,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
@@ -313,7 +314,7 @@ class WatchedOnPolicyRunner(OnPolicyRunner):
             self, watchdog=Watchdog(wd_cfg), safe=safe,
             safe_name=Path(safe_config).name if isinstance(safe_config, (str, Path)) else "rsl_rl safe config",
             run_dir=Path(run_dir), console=console if console is not None else WatchdogConsole(),
-            seed=int(self.cfg.get("seed", 0) or 0))
+            seed=int(self.cfg.get("seed", 0) or 0), resources=ResourceSampler(self.device))
         self._rsl_log = self.logger.log
         self.logger.log = self._log_and_watch
         self._rsl_process_env_step = self.alg.process_env_step

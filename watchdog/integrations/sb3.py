@@ -47,6 +47,7 @@ from watchdog.errors import WatchdogError
 from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
@@ -295,7 +296,7 @@ class WatchdogCallback(BaseCallback):
         seed = self.seed if self.seed is not None else (self.model.seed or 0)
         self.session = SB3Session(self.model, safe=self.safe, seed=seed, watchdog=Watchdog(self.cfg),
                                   run_dir=self.run_dir, safe_name=self.safe_name, console=self.console,
-                                  scalar=self._record_scalar)
+                                  scalar=self._record_scalar, resources=ResourceSampler(self.model.device))
         self._vecnorm = self.model.get_vec_normalize_env()  # its rewards are normalised: read the raw ones
         self._originals = {"train": self.model.train, "collect_rollouts": self.model.collect_rollouts}
         self.model.train = self._train

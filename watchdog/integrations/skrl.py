@@ -53,6 +53,7 @@ from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
+from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
@@ -273,7 +274,8 @@ class SkrlWatchdog:
             agent, watchdog=Watchdog(live_config("skrl", cfg, reward=EPISODE_RETURN, normalization=normalization)),
             safe=safe, safe_name=Path(safe_config).name if isinstance(safe_config, (str, Path)) else "skrl safe config",
             run_dir=Path(run_dir) if run_dir is not None else Path(agent.experiment_dir),
-            console=console if console is not None else WatchdogConsole(), seed=seed, scalar=self._scalar)
+            console=console if console is not None else WatchdogConsole(), seed=seed, scalar=self._scalar,
+            resources=ResourceSampler(agent.device))
         self._updates = 0
         self._axis = 0
         self._offset = 0  # a resumed run: the timesteps the trainer's loop, counting from 0 again, is behind
