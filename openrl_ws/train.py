@@ -255,6 +255,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                            start_iteration=start_iteration,
                            run_values={k: getattr(cfg, k) for k in STARTUP_PPO_KEYS if hasattr(cfg, k)},
                            resources=ResourceSampler(device) if watchdog is not None else None)
+    if watchdog is not None:  # a resumed run: its recoveries so far are the earlier processes' (the status line counts
+        session.result.rollbacks = session.result.recoveries_before = watchdog.policy.rollbacks  # this one's)
     ppo = effective_ppo_values(net.module, cfg)
     iterations = total // (episode_length * args.num_envs)
     console.message(f"training {args.algo} on {args.task}: {iterations:,} iterations of "

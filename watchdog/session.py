@@ -226,7 +226,9 @@ class TrainingSession:
         if self.writes_files:
             self._log_watchdog_scalars(record)
             if self.console is not None:
-                self.console.status(record, self.watchdog.state.value, self.watchdog.policy.rollbacks)
+                # this process's rollbacks, as its closing summary says (it counted the restarts before it: session 18)
+                self.console.status(record, self.watchdog.state.value,
+                                    self.watchdog.policy.rollbacks - self.result.recoveries_before)
         return keep_going
 
     def iteration_failed(self, iteration: int, env_steps: int, exc: BaseException, where: str) -> None:
