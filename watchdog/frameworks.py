@@ -235,6 +235,7 @@ def transform(values: np.ndarray, how: str | None) -> np.ndarray:
 
 _SEGMENT = 1 << 44  # position = segment * _SEGMENT + step: one sortable int64 per point
 SB3_DUMP_TAG = "time/fps"  # SB3: logged at each of its own dumps (not an EvalCallback's): where its rollouts end
+SB3_ITERATIONS_TAG = "time/iterations"  # SB3: the rollouts collected so far, at each of its dumps (every log_interval)
 RL_GAMES_EPOCHS = "info/epochs"  # rl_games: the epoch number, logged against the frame
 
 
@@ -299,6 +300,7 @@ class RecordAssembler:
         self.step_size: int | None = step_size
         self._first = 1 if step_size else 0
         self._dumps: list[np.ndarray] = []  # SB3: the positions of its own dumps (its time/fps points)
+        self._rollout: int | None = None  # SB3: one rollout's env steps, from its time/iterations (None: unknown)
         self._last_dump: int | None = None  # ... the newest of them (and of its return's points)
         self._emitted = -1  # position of the newest grid step returned
         # rl_games logs an env's episode extras (``Episode/<key>``: Isaac Lab's curriculum terms) against its
@@ -323,6 +325,12 @@ class RecordAssembler:
             steps = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.int64)
             if len(steps):
                 self._dumps.append(self._positions(tag, steps))
+            return
+        elif self.det.framework == "sb3" and tag == SB3_ITERATIONS_TAG:
+            if self._rollout is None:  # one rollout's env steps: the first dump's steps over its rollouts
+                first = next(zip(steps, values), None)
+                if first is not None and first[1] >= 1 and int(first[0]) % int(first[1]) == 0:
+                    self._rollout = int(first[0]) // int(first[1])
             return
         self._place(tag, steps, values)
 
@@ -463,7 +471,12 @@ class RecordAssembler:
         if len(steps) < 2 and not final:
             return False
         size = int(np.gcd.reduce(steps)) if len(steps) else 0
-        if size:
+        if size and self._rollout and size % self._rollout == 0:
+            # SB3 dumping every log_interval rollouts (A2C's default is 100): the grid's divisor is log_interval
+            # rollouts, and until session 18 each dump was numbered as one iteration. An update's losses go out at the
+            # next rollout's dump, so the first update is the second rollout's: iteration = step / rollout - 2
+            self.step_size, self._first = self._rollout, 2
+        elif size:
             self.step_size = size
             self._first = int(steps.min()) // size
         return True

@@ -348,3 +348,28 @@ def test_a_watch_that_falls_back_to_the_csv_ends_and_judges_as_replay(tmp_path, 
     assert main(["replay", str(zero)]) == 0
     assert "HEALTHY (149 records from csv)" in capsys.readouterr().out
     assert main(["watch", str(zero), "--idle-exit", "0"]) == 0
+
+
+@pytest.mark.parametrize(("algo", "n_steps", "log_interval", "rollouts", "first"), [
+    ("PPO", 32, 3, 31, 1),     # dumps at rollouts 3, 6, ...: the losses of updates 2, 5, ...: iterations 1, 4, ...
+    ("A2C", 5, 10, 200, 8),    # A2C's own default log_interval is 100
+])
+def test_sb3_dumping_every_few_rollouts_is_numbered_by_its_rollouts(tmp_path, algo, n_steps, log_interval, rollouts,
+                                                                    first):
+    """A real SB3 run logging to progress.csv every log_interval rollouts: the steps' gcd is log_interval rollouts,
+    and each dump was numbered as one iteration (until session 18). SB3's time/iterations (CSV only: SB3 leaves it
+    out of TensorBoard) gives one rollout's env steps."""
+    import stable_baselines3
+    from stable_baselines3.common.logger import configure
+
+    cls = getattr(stable_baselines3, algo)
+    extra = {"batch_size": n_steps, "n_epochs": 1} if algo == "PPO" else {}
+    model = cls("MlpPolicy", "CartPole-v1", n_steps=n_steps, seed=0, device="cpu", **extra)
+    model.set_logger(configure(str(tmp_path / "run"), ["csv"]))
+    model.learn(n_steps * rollouts, log_interval=log_interval)
+    report = replay_run(tmp_path / "run")
+    assert report.source == "csv"
+    assert [r.iteration for r in report.records][:3] == [first, first + log_interval, first + 2 * log_interval]
+    assert report.records[0].env_steps == log_interval * n_steps
+    follower = RunFollower(tmp_path / "run")
+    assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == [r.iteration for r in report.records]
