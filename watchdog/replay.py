@@ -207,12 +207,17 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     res = read_events(path)
     records, info, restarts, last_rollback = [], {}, [], None
     for ev in res.events:
-        if ev["event"] in ("rollback", "stop"):  # what came before is not how the run ended
+        # how the log ends: a rollback trained on to a finish; not a later rollback, a divergence stop (a resource stop
+        # is restarted and may still finish), a crash or an interrupt (the end event's `ended`)
+        divergence_stop = ev["event"] == "stop" and not ev.get("restartable")
+        if ev["event"] == "rollback" or divergence_stop:
             info.pop("live_recovered", None)
         if ev["event"] == "rollback":
             last_rollback, info["live_rollbacks"] = ev, info.get("live_rollbacks", 0) + 1
-        elif ev["event"] == "stop":
+        elif divergence_stop:
             last_rollback = None  # stopped after it: not recovered
+        elif ev["event"] == "end" and ev.get("ended", "finished") != "finished":
+            info.pop("live_recovered", None)  # crashed or interrupted: the next process, if any, says more
         elif ev["event"] == "end" and last_rollback is not None and not ev.get("stopped"):
             info["live_recovered"] = {"rollbacks": info["live_rollbacks"], "from_iteration": last_rollback.get(
                 "from_iteration"), "to_iteration": last_rollback.get("to_iteration"), "end_iteration": ev.get("iteration")}

@@ -495,3 +495,10 @@ def test_recovered_live_is_how_the_log_ends_not_an_earlier_process(tmp_path):
              "to_iteration": 20}
     assert replay_run(log(tmp_path / "a", [end])).live_recovered["end_iteration"] == 29
     assert replay_run(log(tmp_path / "b", [end, again])).live_recovered is None
+    # a process that crashed or was interrupted after the rollback did not train on to its end (found by a review)
+    for n, ended in enumerate(("crashed: InjectedCrash: at 15", "interrupted")):
+        assert replay_run(log(tmp_path / f"c{n}", [{**end, "ended": ended}])).live_recovered is None
+    # a resource stop after it is restarted (watchdog run) and that process finished: recovered
+    stop = {"event": "stop", "iteration": 20, "env_steps": 2100, "state": "stopped", "restartable": True}
+    stopped = {**end, "iteration": 20, "stopped": True, "ended": "stopped"}
+    assert replay_run(log(tmp_path / "d", [stop, stopped, {**end, "ended": "finished"}])).live_recovered is not None
