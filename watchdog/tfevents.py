@@ -1125,15 +1125,21 @@ _HPARAMS_SESSION = b"_hparams_/session_start_info"
 
 
 def is_hparams_session(path: Path) -> bool:
-    """Does the event file hold a TensorBoard hparams session (torch's ``SummaryWriter.add_hparams`` writes one into a
-    subfolder of the run, ``<run>/<time.time()>/``, with the final metrics it was given as scalars at step 0)? Its
-    points are a summary of the run, not a series: merged into the run they made a record at iteration 0 (until
-    session 18, "up to it 0" for a 200-iteration CleanRL run). Read from the file's first 64 KiB."""
+    """Is the event file an hparams session alone: torch's ``SummaryWriter.add_hparams`` writes one into a subfolder
+    of the run (``<run>/<time.time()>/``) with the final metrics it was given as scalars at step 0? Its points are a
+    summary of the run, not a series: merged into the run they made a record at iteration 0 (until session 18, "up to
+    it 0" for a 200-iteration CleanRL run). A file that also holds the series (SB3's ``HParam`` and Lightning write
+    the session into the run's own file) is the run's. Read only for a small file holding the session's marker."""
     try:
-        with open(path, "rb") as fh:
-            return _HPARAMS_SESSION in fh.read(1 << 16)
+        if path.stat().st_size > 1 << 20:
+            return False
+        data = path.read_bytes()
     except OSError:
         return False
+    if _HPARAMS_SESSION not in data:
+        return False
+    series = read_scalars_bytes(data, name=str(path)).scalars.values()
+    return all(not len(s.steps) or int(s.steps.max()) <= 0 for s in series)
 
 
 def file_time(path: Path, first_wall: float | None = None) -> float | None:

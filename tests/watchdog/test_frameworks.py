@@ -440,3 +440,25 @@ def test_an_add_hparams_session_in_a_subfolder_is_not_part_of_the_series(tmp_pat
     assert [r.iteration for r in report.records] == list(range(200)) and report.records[0].env_steps == 512
     follower = RunFollower(run)
     assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(200))
+
+
+def test_an_hparams_session_in_the_runs_own_file_keeps_the_run(tmp_path):
+    """SB3's HParam (its docs' HParamCallback) and Lightning write the session into the run's own event file: that
+    file is the run (found by a review of session 18's first cut, which left such a run with no readable metrics)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import HParam
+
+    class HParamCallback(BaseCallback):
+        def _on_training_start(self):
+            self.logger.record("hparams", HParam({"lr": 3e-4}, {"train/value_loss": 0.0}),
+                               exclude=("stdout", "log", "json", "csv"))
+
+        def _on_step(self):
+            return True
+
+    model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1, seed=0, device="cpu",
+                tensorboard_log=str(tmp_path))
+    model.learn(total_timesteps=64 * 12, callback=HParamCallback())
+    report = replay_run(tmp_path / "PPO_1")
+    assert report.source == "tensorboard" and len(report.records) == 11
