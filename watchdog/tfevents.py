@@ -1131,12 +1131,12 @@ def is_hparams_session(path: Path) -> bool:
     it 0" for a 200-iteration CleanRL run). A file that also holds the series (SB3's ``HParam`` and Lightning write
     the session into the run's own file) is the run's. Read only for a small file holding the session's marker."""
     try:
-        if path.stat().st_size > 1 << 20:
-            return False
-        data = path.read_bytes()
+        with open(path, "rb") as fh:  # the marker comes first (watch lists the files again every few polls)
+            if _HPARAMS_SESSION not in fh.read(1 << 16) or path.stat().st_size > 1 << 20:
+                return False
+            fh.seek(0)
+            data = fh.read()
     except OSError:
-        return False
-    if _HPARAMS_SESSION not in data:
         return False
     series = read_scalars_bytes(data, name=str(path)).scalars.values()
     return all(not len(s.steps) or int(s.steps.max()) <= 0 for s in series)
