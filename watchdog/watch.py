@@ -271,15 +271,20 @@ class RunFollower:
             bound = self._bound()
             ready = sorted(k for k in self.pending
                            if k < bound or not all(math.isfinite(v) for v in self.pending[k].values()))
+        if self.steps_per_iteration is None and ready:  # as replay's (logtxt.openrl_steps_per_iteration)
+            steps = [k[-1] for k in ready if k[-1] > 0]
+            first = first_logged_iteration(self.run_dir / "log.txt")
+            nonfinite = any(not math.isfinite(v) for k in ready for v in self.pending[k].values())
+            if first is None and len(steps) < 2 and not final and not nonfinite:
+                return []  # one step alone cannot tell a resumed run's size: wait for a second (their gcd)
+            if steps:
+                self.steps_per_iteration = openrl_steps_per_iteration(steps, first)
         records = []
         for key in ready:
             metrics = self.pending.pop(key)
             step = key[-1]
             if step <= 0:
                 continue
-            if self.steps_per_iteration is None:  # (as replay's; a resumed run's log.txt says its first iteration)
-                self.steps_per_iteration = openrl_steps_per_iteration(
-                    [step], first_logged_iteration(self.run_dir / "log.txt"))
             records.append(MetricRecord(step // self.steps_per_iteration - 1, step, metrics))
         return records
 

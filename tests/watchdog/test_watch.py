@@ -70,9 +70,16 @@ def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
     w2.flush()
     w.add_scalar("value_loss", 0.4, 2000)
     w.flush()
-    first, = follower.poll()
+    # step 1000 is complete, but one step alone cannot tell the iteration size of a run without its log.txt (a
+    # resumed run's first step is not one iteration's): the next complete step tells (session 18)
+    assert follower.poll() == []
+    w2.add_scalar("critic_grad_norm", 0.2, 2000)
+    w.add_scalar("value_loss", 0.3, 3000)
+    w2.flush(), w.flush()
+    first, second = follower.poll()
     assert first.iteration == 0 and first.metrics == {"train/value_loss": 0.5, "train/critic_grad_norm": 0.25}
-    assert [r.env_steps for r in follower.poll(final=True)] == [2000]
+    assert second.iteration == 1 and second.env_steps == 2000
+    assert [r.env_steps for r in follower.poll(final=True)] == [3000]
 
 
 def test_a_step_written_while_the_follower_reads_is_one_record(tmp_path, monkeypatch):
@@ -629,9 +636,12 @@ def test_an_openrl_run_resumed_from_a_checkpoint_is_numbered_from_it_by_replay_a
     assert [(r.iteration, r.env_steps) for r in report.records][:2] == [(10, 8_800), (15, 12_800)]
     follower = RunFollower(RESUMED)
     assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(10, 80, 5))
-    # its TensorBoard files alone (no log.txt): replay numbers it by its steps' greatest common divisor
+    # its TensorBoard files alone (no log.txt): replay and watch number it by its steps' greatest common divisor
+    # (watch took its first step alone until a review of session 18's first cut)
     shutil.copytree(RESUMED / "logs", tmp_path / "run" / "logs")
     assert [r.iteration for r in replay_run(tmp_path / "run").records] == list(range(10, 80, 5))
+    follower = RunFollower(tmp_path / "run")
+    assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == list(range(10, 80, 5))
 
 
 def test_watch_prints_a_status_line_every_n_iterations_not_every_record(tmp_path, monkeypatch, capsys):
