@@ -404,7 +404,7 @@ class RunSummary:
 
     @property
     def env_steps_here(self) -> int:
-        return self.env_steps - self.env_steps_before
+        return max(self.env_steps - self.env_steps_before, 0)
 
 
 # --------------------------------------------------------------------------- the console
@@ -553,10 +553,12 @@ class WatchdogConsole:
         self.close()
         rows = self.summary_rows(summary)
         earlier = (self._recoveries or 0) - len(self.rollbacks)  # a resumed process: what the run spent before it
-        if summary.first_iteration:  # this process's share, then the run's (until session 18 the run's steps were
+        # a resumed process that trained: its share, then the run's (until session 18 the run's steps were put over
+        # this process's time: a rate 5x too high)
+        if 0 < summary.first_iteration < summary.iterations:
             done = (f"iterations {summary.first_iteration}-{summary.iterations - 1}, {summary.env_steps_here:,} env "
                     f"steps in {fmt_duration(summary.seconds)} (the run: {summary.iterations:,} iterations, "
-                    f"{summary.env_steps:,} env steps)")  # put over this process's time: a rate 5x too high)
+                    f"{summary.env_steps:,} env steps)")
         else:
             done = f"{summary.iterations:,} iterations, {summary.env_steps:,} env steps in {fmt_duration(summary.seconds)}"
         head = f"{summary.verdict}: {done}, {recoveries_said(len(self.rollbacks), earlier)}"

@@ -250,6 +250,12 @@ def test_a_resumed_process_summary_gives_its_own_share_and_rate_then_the_runs(mo
     assert head == ("finished: iterations 40-49, 16,000 env steps in 0:00:05 (the run: 50 iterations, 80,000 env "
                     "steps), 0 rollback(s)")
     assert wall == "  wall time: 0:00:05 (3,200 env steps/s)"
+    # resumed at a finished run's last checkpoint: nothing trained here, no negative share (found by a review)
+    buf = io.StringIO()
+    WatchdogConsole(buf).finish(RunSummary("finished", True, iterations=0, env_steps=0, seconds=0.5,
+                                           first_iteration=30, env_steps_before=4_800))
+    head, wall = buf.getvalue().splitlines()[:2]
+    assert head == "finished: 0 iterations, 0 env steps in 0:00:00, 0 rollback(s)" and wall == "  wall time: 0:00:00"
 
 
 def test_on_a_narrow_terminal_the_summary_and_commands_are_whole_lines(monkeypatch):
