@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watchdog", action="store_true", help="watch the run: detect divergence, roll back, switch config")
     p.add_argument("--watchdog_config", default=str(DEFAULTS["watchdog_config"]))
     p.add_argument("--safe_config", default=str(DEFAULTS["safe_config"]))
+    p.add_argument("--start_safe", action="store_true",
+                   help="start on --safe_config's hyper-parameters over --config (its start-up keys kept), as after a "
+                        "rollback: the way to resume a run that had switched")
     p.add_argument("--run_dir", default=None, help="run directory (default results/<date>_<exp_name>)")
     p.add_argument("--inject", action="append", default=[], metavar="KIND@START[-END][:VALUE]",
                    help="deterministic fault, repeatable: reward_scale@30-34:50, nan@60, lr_spike@30:100, obs_noise@50-55:5, "
@@ -113,8 +116,16 @@ def _main(argv: list[str] | None) -> int:
     try:  # everything that can be wrong with the input, before anything is built
         from openrl_ws.inject import FaultSchedule
 
-        base = load_ppo_config(args.config)
         safe = load_ppo_config(args.safe_config)
+        if args.start_safe:  # the run's own config with the safe config's hyper-parameters on top, start-up keys its own
+            import tempfile
+
+            from watchdog.supervise import write_safe_config
+
+            fd, merged = tempfile.mkstemp(prefix="ppo_start_safe.", suffix=".yaml")
+            os.close(fd)
+            args.config = str(write_safe_config(args.config, Path(args.safe_config), Path(merged), by="--start_safe"))
+        base = load_ppo_config(args.config)
         wd_cfg = load_watchdog_config(args.watchdog_config) if args.watchdog else None
         faults = FaultSchedule.from_specs(args.inject)
         checkpoint = _checkpoint_path(args.checkpoint)
@@ -380,7 +391,8 @@ def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | N
         metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files,
         first_iteration=first_iteration, env_steps_before=env_steps_before))
     if res.restartable and argv is not None:
-        console.message(f"resume with: {resume_command(argv, res.resume_checkpoint)} (or run it under `watchdog run --`, "
+        console.message(f"resume with: {resume_command(argv, res.resume_checkpoint, run_dir)} (or run it under "
+                        "`watchdog run --`, "
                         "which restarts it by itself)", style="bold")
     elif res.stopped:  # (a stop said nothing of the way on until session 18)
         console.message(f"to go on: `watchdog replay {run_dir}` names the stable checkpoint before the onset and the "
@@ -399,18 +411,21 @@ def _resume_after_interrupt(args) -> str:
     point = choose_restart_point(run_dir)
     if point.kind != "stable":
         return ""
-    return f"; resume with: {resume_command(set_flag(args.argv, '--run_dir', str(run_dir)), str(point.path))}"
+    return f"; resume with: {resume_command(set_flag(args.argv, '--run_dir', str(run_dir)), str(point.path), run_dir)}"
 
 
-def resume_command(argv: list[str], checkpoint: str | None) -> str:
+def resume_command(argv: list[str], checkpoint: str | None, run_dir: Path | None = None) -> str:
     """This command line without its ``--inject`` faults, continuing from ``checkpoint`` (None: the supervisor's
-    choice, the newest stable)."""
+    choice, the newest stable), with ``--start_safe`` when the run in ``run_dir`` had switched to its safe config (a
+    rollback or a restart: the resumed process went back to the config that had diverged until session 18)."""
     import shlex
 
-    from watchdog.supervise import drop_flag, set_flag
+    from watchdog.supervise import drop_flag, on_safe_config, run_events, set_flag
 
     argv = drop_flag(argv, "--inject")  # an injected fault is an incident, not part of the run to resume
     args = set_flag(argv, "--checkpoint", checkpoint) if checkpoint else list(argv)
+    if run_dir is not None and "--start_safe" not in args and on_safe_config(run_events(run_dir)):
+        args.append("--start_safe")
     script = "openrl_ws/train.py" if Path.cwd().resolve() == ROOT else str(Path(__file__).resolve())
     return shlex.join(["python", script, *args])
 

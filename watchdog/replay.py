@@ -265,8 +265,6 @@ def _info_from_start(ev: dict) -> dict:
     argv = [str(a) for a in ev.get("argv") or []]
     if framework is None and isinstance(ev.get("argv"), list):  # our train.py's command line: the resume command's
         info["argv"] = argv
-        if isinstance(ev.get("episode_length"), int):
-            info["episode_length"] = ev["episode_length"]
     for i, arg in enumerate(argv[:-1]):
         if arg == "--num_envs":
             info["num_envs"] = argv[i + 1]
@@ -778,19 +776,18 @@ def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, mar
         return
 
 
-def _resume_from_argv(argv: list[str], target: Path, episode_length: int | None) -> str:
-    """The run's own train.py command (``--watchdog`` and its sizes kept; its injected faults, incidents, not)
-    from ``target`` with the safe config; the run's rollout length kept when the command did not give it (the safe
-    config's is a start-up key: with ``episode_length: 200`` a run of 100-step rollouts restarted its iteration
-    count at 0, until session 18, when this command was built from the task and env count alone, unwatched)."""
+def _resume_from_argv(argv: list[str], target: Path) -> str:
+    """The run's own train.py command (``--watchdog``, its sizes and its own ``--config`` kept; its injected faults,
+    incidents, not) from ``target``, starting on the safe config's hyper-parameters over its own config
+    (``--start_safe``, start-up keys kept, as a rollback's switch). Until session 18 it was the task and env count
+    alone with ``--config cfgs/ppo_safe.yaml``: unwatched, and that file's start-up keys (``episode_length: 200``,
+    the network) replaced the run's, which restarted its iteration count at 0 or failed to load its checkpoint."""
     import shlex
 
-    from watchdog.supervise import drop_flag, get_flag, set_flag
+    from watchdog.supervise import drop_flag, set_flag
 
-    cmd = set_flag(set_flag(drop_flag(argv, "--inject"), "--checkpoint", str(target)), "--config", SAFE_CONFIG)
-    if episode_length and get_flag(argv, "--episode_length") is None:
-        cmd = set_flag(cmd, "--episode_length", str(episode_length))
-    return shlex.join(["python", "openrl_ws/train.py", *cmd])
+    cmd = set_flag(drop_flag(argv, "--inject"), "--checkpoint", str(target))
+    return shlex.join(["python", "openrl_ws/train.py", *cmd, *([] if "--start_safe" in cmd else ["--start_safe"])])
 
 
 def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
@@ -803,7 +800,7 @@ def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
                 f"load_checkpoint('{path}')\"  # then your restore(state), and train on from meta['iteration']")
     target = path / "module.pt" if (path / "module.pt").is_file() else path
     if "argv" in info:  # the run's own command line (train.py's start event)
-        return _resume_from_argv(info["argv"], target, info.get("episode_length"))
+        return _resume_from_argv(info["argv"], target)
     cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
     if info.get("task"):
         cmd += f" --task {info['task']}"

@@ -166,20 +166,25 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
     values (OpenRL's defaults when it gave no config): a restart continues the same run, with the
     same iteration size, so its iterations, env steps and checkpoints stay monotonic.
     """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return write_safe_config(get_flag(cmd, "--config"), safe, run_dir / MERGED_CONFIG_NAME, by="`watchdog run`")
+
+
+def write_safe_config(base_raw: str | None, safe: Path, dest: Path, *, by: str) -> Path:
+    """``base_raw`` (a run's own config; None: OpenRL's defaults) with ``safe``'s hyper-parameters on top, start-up
+    keys left the run's, written to ``dest`` (``safe`` itself when either file is not a mapping): the config a
+    restart trains with, and train.py's ``--start_safe``."""
     from watchdog.config import STARTUP_PPO_KEYS, read_yaml
 
-    base_raw = get_flag(cmd, "--config")
     base = read_yaml(base_raw) if base_raw else {}
     overrides = read_yaml(safe)
     if not isinstance(base, dict) or not isinstance(overrides, dict):
         return safe
-    merged = run_dir / MERGED_CONFIG_NAME
-    run_dir.mkdir(parents=True, exist_ok=True)
-    header = (f"# written by `watchdog run`: {base_raw or 'OpenRL defaults'} with the hyper-parameters of {safe} "
+    header = (f"# written by {by}: {base_raw or 'OpenRL defaults'} with the hyper-parameters of {safe} "
               "on top (start-up keys stay the run's)\n")
     live = {k: v for k, v in overrides.items() if k not in STARTUP_PPO_KEYS}
-    merged.write_text(header + yaml.safe_dump({**base, **live}, sort_keys=False), encoding="utf-8")
-    return merged
+    dest.write_text(header + yaml.safe_dump({**base, **live}, sort_keys=False), encoding="utf-8")
+    return dest
 
 
 def run_events(run_dir: Path) -> list[dict]:

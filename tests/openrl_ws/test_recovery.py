@@ -16,7 +16,7 @@ from watchdog.checkpoints import read_openrl_module
 from watchdog.config import load_watchdog_config
 from watchdog.eventlog import read_events
 from watchdog.replay import replay_run
-from watchdog.supervise import choose_restart_point, get_flag
+from watchdog.supervise import choose_restart_point, get_flag, set_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--num_envs", "8", "--episode_length", "32", "--ppo_epoch", "2", "--hidden_size", "32"]
@@ -130,14 +130,14 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     report = replay_run(run_dir, load_watchdog_config(wd_cfg))
     log.write_text(full)
     assert report.recommended_checkpoint["path"] == live_rollback["checkpoint"]  # the same rule on disk
-    # ...and its resume command is the run's own, watched, with its rollout length, from that checkpoint on the safe
-    # config, its injected fault left out (until session 18: the task and env count alone, unwatched, and the safe
-    # config's episode_length 200, which restarted the iteration count at 0)
+    # ...and its resume command is the run's own, watched, with its sizes, from that checkpoint, starting on the safe
+    # config's hyper-parameters over its own config, its injected fault left out (until session 18: the task and env
+    # count alone, unwatched, with --config cfgs/ppo_safe.yaml, whose start-up keys replaced the run's)
     cmd = shlex.split(report.resume_command)
     assert cmd[:2] == ["python", "openrl_ws/train.py"] and "--watchdog" in cmd and "--inject" not in cmd
-    assert get_flag(cmd, "--checkpoint") == live_rollback["checkpoint"] and get_flag(cmd, "--config") == "cfgs/ppo_safe.yaml"
-    assert (get_flag(cmd, "--episode_length"), get_flag(cmd, "--hidden_size"), get_flag(cmd, "--run_dir")) == \
-        ("32", "32", str(run_dir))
+    assert get_flag(cmd, "--checkpoint") == live_rollback["checkpoint"] and "--start_safe" in cmd
+    assert (get_flag(cmd, "--config"), get_flag(cmd, "--hidden_size"), get_flag(cmd, "--run_dir")) == \
+        (None, "32", str(run_dir))
 
     # a restart never picks a checkpoint of the stretch the rollback abandoned
     point = choose_restart_point(run_dir)
@@ -145,11 +145,15 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
 
     # resumed in the same run dir: the budget and escalation continue (rollback 2 at lr x0.5) and the
     # detectors are not warming up again (the NaN at 12 is judged like any other)
-    code = main([*SMALL, "--watchdog", "--watchdog_config", wd_cfg, "--run_dir", str(run_dir),
-                 "--train_timesteps", str(STEPS * 16), "--checkpoint", str(point.path), "--inject", "nan@12"])
+    # (with replay's resume command, a fault of its own, and more iterations)
+    resume = set_flag(set_flag(cmd[2:], "--checkpoint", str(point.path)), "--train_timesteps", str(STEPS * 16))
+    code = main([*resume, "--inject", "nan@12"])
     assert code == 0
     after = read_events(run_dir / "watchdog_events.jsonl").events[len(events):]
-    assert kinds(after, "start")[0]["resumed_from"] == str(point.path)
+    start = kinds(after, "start")[0]
+    assert start["resumed_from"] == str(point.path)
+    assert start["ppo"]["lr"] == pytest.approx(3e-4) and start["ppo"]["max_grad_norm"] == 0.5  # --start_safe
+    assert (start["episode_length"], start["num_envs"]) == (32, 8)  # the run's own, kept
     rollback, = kinds(after, "rollback")
     assert (rollback["number"], rollback["lr_scale"], rollback["to_iteration"]) == (2, 0.5, 10)
     switch, = kinds(after, "config_switch")

@@ -294,3 +294,18 @@ def test_a_fault_after_the_runs_end_is_said_not_to_happen(tmp_path, capsys):
     code, _, events = run(tmp_path, "--inject", "nan@99999", iterations=3)
     assert code == 0 and not [e for e in events if e["event"] == "alarm"]
     assert "inject: nan@99999 starts after this run's last iteration (2): it will not happen" in capsys.readouterr().out
+
+
+def test_a_resume_command_of_a_run_that_switched_starts_on_the_safe_config(tmp_path):
+    """Ctrl-C's and a resource stop's resume command brought back the config that had diverged (found by a review of
+    session 18): after the run's rollback (its config_switch) it carries --start_safe, and never its --inject."""
+    from openrl_ws.train import resume_command
+    from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
+
+    argv = ["--watchdog", "--run_dir", str(tmp_path), "--inject", "nan@6"]
+    assert "--start_safe" not in resume_command(argv, "ckpt", tmp_path)
+    with EventLog(tmp_path / EVENTS_FILENAME) as log:
+        log.write(make_event("config_switch", iteration=6, env_steps=700, state="rolled_back", config="ppo_safe.yaml",
+                             changes={"lr": {"old": 5e-4, "new": 3e-4}}))
+    cmd = resume_command(argv, "ckpt", tmp_path)
+    assert cmd.endswith("--checkpoint ckpt --start_safe") and "--inject" not in cmd
