@@ -148,6 +148,7 @@ class RunFollower:
         self.steps_per_iteration: int | None = None
         self.log_tail: LogTxtTail | None = None
         self._inodes: dict[Path, tuple[int, int]] = {}  # the files read from, as first seen (see gone)
+        self._not_hparams: set[Path] = set()  # event files known not to be an hparams session alone
         self.rescan_every = max(1, rescan_every)
         self.files: list[Path] = []
         self.scans = 0  # full listings of the tree
@@ -173,7 +174,7 @@ class RunFollower:
         logs = self.run_dir / "logs"
         for root, _dnames, fnames in os.walk(self.run_dir):
             rootp = Path(root)
-            events = [rootp / f for f in fnames if f.startswith(EVENT_PREFIX) and not is_hparams_session(rootp / f)]
+            events = [rootp / f for f in fnames if f.startswith(EVENT_PREFIX) and not self._hparams_session(rootp / f)]
             files.extend(events)
             if events or rootp == logs or logs in rootp.parents:
                 p = rootp
@@ -185,6 +186,19 @@ class RunFollower:
         self._unsettled = any(m is None or now - m < SETTLE_NS for m in dirs.values())
         self._last_scan = self._refreshes
         self.scans += 1
+
+    def _hparams_session(self, path: Path) -> bool:
+        """:func:`~watchdog.tfevents.is_hparams_session`, asked once of a file past 64 KiB without the session's
+        marker in its head (it never gets one: a fleet's every file was read again at every listing)."""
+        if path in self._not_hparams:
+            return False
+        found = is_hparams_session(path)
+        try:
+            if not found and path.stat().st_size > 1 << 16:
+                self._not_hparams.add(path)
+        except OSError:
+            pass
+        return found
 
     def refresh(self) -> None:
         """List the tree again if a watched directory changed (or is too fresh to trust), or periodically."""
