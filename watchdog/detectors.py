@@ -247,6 +247,11 @@ class Detector:
     # judges the level of the reward or of the value loss (their scale is the task's): starts over, as
     # built, when the task takes a staged step (``watchdog.pipeline.TaskChanges``)
     task_scaled = False
+    # learns this process's own memory or speed: starts over, as built, in a new process (a replayed restart)
+    process_scaled = False
+    # learns the config's own speed: starts over, as built, when the config switches (a rollback's safe config; until
+    # session 18 the old rate stayed, and a run slowed by its own safe config was warned about forever)
+    config_scaled = False
     _state_fields: tuple[str, ...] = ()
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
     _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
@@ -1279,6 +1284,7 @@ class MemoryForecast(Detector):
     """
 
     name = "memory"
+    process_scaled = True
 
     def __init__(self, cfg: MemoryConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -1287,11 +1293,6 @@ class MemoryForecast(Detector):
         self.limits = {SYS_CUDA_RESERVED_MB: cfg.cuda_limit_mb, SYS_RSS_MB: cfg.rss_limit_mb}
         self.history: dict[str, list[list[float]]] = {}  # signal -> [[iteration, MiB], ...] (plain: saveable)
         self.warn_since: dict[str, int] = {}  # signal -> first iteration of its current warning stretch
-
-    def new_process(self) -> None:
-        """Another process goes on with the run (replay of a restart): its memory starts over, so the fit and the
-        warm-up do too (live, a restarted process builds its detectors afresh)."""
-        self.seen, self.history, self.warn_since = 0, {}, {}
 
     def reads(self) -> tuple[str, ...]:
         return tuple(s for s, _ in MEMORY_LIMITS)  # the limits (and held copies) in a record matter only with these
@@ -1353,6 +1354,7 @@ class Throughput(Detector):
 
     name = "throughput"
     signals = (SYS_STEPS_PER_S,)
+    process_scaled = config_scaled = True  # a restarted process's machine, and a switched config, run at their own speed
 
     def __init__(self, cfg: ThroughputConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -1362,14 +1364,6 @@ class Throughput(Detector):
         self.settled: float | None = None
         self.low = 0
         self.first_low: int | None = None
-
-    def relearn(self) -> None:
-        """Forget the settled rate and warm up again: after a config switch (more PPO epochs, larger batches) or a
-        rollback (a fresh rollout) the run has another speed of its own, and a restarted process another machine.
-        (Until session 18 the old rate stayed, and a run slowed by its own safe config was warned about forever.)"""
-        self.seen, self.baseline, self.settled, self.low, self.first_low = 0, [], None, 0, None
-
-    new_process = relearn
 
     def _check(self, record, values, judging):
         rate = values[SYS_STEPS_PER_S]
@@ -1394,18 +1388,3 @@ class Throughput(Detector):
             "leaking buffer, a competing process; check the GPU's clocks and temperature and the host's load)",
             onset_hint=self.first_low,
         )
-
-
-def relearn_speed(detectors: list[Detector]) -> None:
-    """The run's config changed or it rolled back (``Watchdog.config_switched``): throughput learns its rate again."""
-    for detector in detectors:
-        if isinstance(detector, Throughput):
-            detector.relearn()
-
-
-def resources_new_process(detectors: list[Detector]) -> None:
-    """Replay reached a restart (``Watchdog.restart_replayed``): the resource detectors judge the new process as
-    built, as a live restarted process's do (its memory and speed are its own)."""
-    for detector in detectors:
-        if isinstance(detector, (MemoryForecast, Throughput)):
-            detector.new_process()

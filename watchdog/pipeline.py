@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Collection, Iterable
 
 from watchdog.config import CurriculumConfig, WatchdogConfig
-from watchdog.detectors import (Detector, Verdict, build_detectors, detector_key, median3, quantile, relearn_speed,
-                                resources_new_process)
+from watchdog.detectors import Detector, Verdict, build_detectors, detector_key, median3, quantile
 from watchdog.driver import ConfigSwitch
 from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
@@ -52,11 +51,12 @@ def _feed(detectors: list[Detector], record: MetricRecord, cfg: WatchdogConfig, 
     return verdicts
 
 
-def _start_over(detectors: list[Detector], cfg: WatchdogConfig, keys: Collection[str] | None) -> None:
-    """The task-scaled detectors as built (in place, in the same order)."""
+def _start_over(detectors: list[Detector], cfg: WatchdogConfig, keys: Collection[str] | None,
+                scaled: Callable[[Detector], bool] = lambda d: d.task_scaled) -> None:
+    """The ``scaled`` detectors (default: the task-scaled ones) as built (in place, in the same order)."""
     fresh = _build(cfg, keys)
     for i, detector in enumerate(detectors):
-        if detector.task_scaled:
+        if scaled(detector):
             detectors[i] = fresh[i]
 
 
@@ -273,7 +273,7 @@ class Watchdog:
 
     def config_switched(self, switch: ConfigSwitch, *, config_name: str) -> None:
         """The driver switched the live trainer to the safe config (after a rollback, or in a restarted process)."""
-        relearn_speed(self.detectors)  # the run's own speed is another now (until session 18 the old one stayed)
+        _start_over(self.detectors, self.cfg, self.keys, lambda d: d.config_scaled)  # the run's speed is another now
         if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
                       changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},
@@ -305,7 +305,7 @@ class Watchdog:
             self.restored_at = ref.iteration
             self.last_record = MetricRecord.from_mapping(ref.iteration, ref.env_steps, {})
         self.history.clear()  # a new process keeps no history (state_dict leaves it out): its onset fits see the same
-        resources_new_process(self.detectors)  # its memory and speed are its own, as live
+        _start_over(self.detectors, self.cfg, self.keys, lambda d: d.process_scaled)  # its memory and speed are its own
         policy = self.policy
         policy.state, policy.active_warnings, policy.quiet_points = State.HEALTHY, [], 0  # as at a stable checkpoint
         policy.resumed(ref if snapshot is not None else None, (ref.iteration if ref else event.get("iteration", 0)) + 1,
