@@ -420,12 +420,9 @@ def resume_command(argv: list[str], checkpoint: str | None, run_dir: Path | None
     rollback or a restart: the resumed process went back to the config that had diverged until session 18)."""
     import shlex
 
-    from watchdog.supervise import drop_flag, on_safe_config, run_events, set_flag
+    from watchdog.supervise import on_safe_config, resume_argv, run_events
 
-    argv = drop_flag(argv, "--inject")  # an injected fault is an incident, not part of the run to resume
-    args = set_flag(argv, "--checkpoint", checkpoint) if checkpoint else list(argv)
-    if run_dir is not None and "--start_safe" not in args and on_safe_config(run_events(run_dir)):
-        args.append("--start_safe")
+    args = resume_argv(argv, checkpoint or None, start_safe=run_dir is not None and on_safe_config(run_events(run_dir)))
     script = "openrl_ws/train.py" if Path.cwd().resolve() == ROOT else str(Path(__file__).resolve())
     return shlex.join(["python", script, *args])
 

@@ -784,10 +784,9 @@ def _resume_from_argv(argv: list[str], target: Path) -> str:
     the network) replaced the run's, which restarted its iteration count at 0 or failed to load its checkpoint."""
     import shlex
 
-    from watchdog.supervise import drop_flag, set_flag
+    from watchdog.supervise import resume_argv
 
-    cmd = set_flag(drop_flag(argv, "--inject"), "--checkpoint", str(target))
-    return shlex.join(["python", "openrl_ws/train.py", *cmd, *([] if "--start_safe" in cmd else ["--start_safe"])])
+    return shlex.join(["python", "openrl_ws/train.py", *resume_argv(argv, str(target), start_safe=True)])
 
 
 def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:

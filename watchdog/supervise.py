@@ -92,6 +92,16 @@ def set_flag(cmd: Sequence[str], flag: str, value: str) -> list[str]:
     return [*drop_flag(cmd, flag), flag, value]
 
 
+def resume_argv(argv: Sequence[str], checkpoint: str | None, *, start_safe: bool) -> list[str]:
+    """train.py's command line ``argv`` resuming from ``checkpoint`` (None: left as it is): its ``--inject`` faults
+    left out (an injected fault is an incident, not part of the run), ``--start_safe`` added when asked (the safe
+    config's hyper-parameters over the run's own). Replay's, Ctrl-C's and a resource stop's resume commands."""
+    out = drop_flag(argv, "--inject")
+    if checkpoint is not None:
+        out = set_flag(out, "--checkpoint", checkpoint)
+    return [*out, "--start_safe"] if start_safe and "--start_safe" not in out else out
+
+
 def run_dir_of(cmd: Sequence[str], given: str | None) -> Path:
     """``--run-dir``, else ``--run_dir`` in the child command, else a one-line InputError."""
     raw = given or get_flag(cmd, "--run_dir")
