@@ -389,7 +389,7 @@ def _report(console, session, seconds: float, run_dir: Path, argv: list[str] | N
         iterations=res.iterations, env_steps=res.env_steps, seconds=seconds,
         final_reward=last.metrics.get("rollout/average_step_reward") if last else None,
         metrics_finite=last is None or all(v == v for v in last.metrics.values()), files=files,
-        first_iteration=first_iteration, env_steps_before=env_steps_before))
+        first_iteration=first_iteration, env_steps_before=env_steps_before, recoveries_before=res.recoveries_before))
     if res.restartable and argv is not None:
         console.message(f"resume with: {resume_command(argv, res.resume_checkpoint, run_dir)} (or run it under "
                         "`watchdog run --`, "

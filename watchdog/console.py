@@ -401,6 +401,7 @@ class RunSummary:
     files: list[tuple[str, str]] = field(default_factory=list)  # (what, where)
     first_iteration: int = 0  # a resumed process: the iteration it started at ...
     env_steps_before: int = 0  # ... and the run's env steps before it (its time and rate are this process's)
+    recoveries_before: int = 0  # ... and the recoveries (rollbacks and restarts) the run spent before it
 
     @property
     def env_steps_here(self) -> int:
@@ -429,7 +430,6 @@ class WatchdogConsole:
         self._live: Live | None = None
         self._last_alarm: dict | None = None
         self.rollbacks: list[dict] = []  # rollback events, each with the alarm that caused it ("why")
-        self._recoveries: int | None = None  # the end event's count (after a restart it is more than this process's)
         self.config_switches: list[dict] = []
         self._advisories: set[tuple] = set()  # (run, detector, signal) of advisory warnings shown in full
 
@@ -508,8 +508,6 @@ class WatchdogConsole:
             self.rollbacks.append({**ev, "why": self._last_alarm})
         elif kind == "config_switch":
             self.config_switches.append(ev)
-        elif kind == "end":
-            self._recoveries = ev.get("rollbacks")  # the run's, restarts and earlier processes' rollbacks included
         elif kind == "stable_checkpoint" and self.progress is not None:
             self.progress.last_stable = ev.get("checkpoint_iteration", ev.get("iteration"))
 
@@ -552,7 +550,6 @@ class WatchdogConsole:
         """Stop the footer and print the closing summary."""
         self.close()
         rows = self.summary_rows(summary)
-        earlier = (self._recoveries or 0) - len(self.rollbacks)  # a resumed process: what the run spent before it
         # a resumed process that trained: its share, then the run's (until session 18 the run's steps were put over
         # this process's time: a rate 5x too high)
         if 0 < summary.first_iteration < summary.iterations:
@@ -561,7 +558,7 @@ class WatchdogConsole:
                     f"{summary.env_steps:,} env steps)")
         else:
             done = f"{summary.iterations:,} iterations, {summary.env_steps:,} env steps in {fmt_duration(summary.seconds)}"
-        head = f"{summary.verdict}: {done}, {recoveries_said(len(self.rollbacks), earlier)}"
+        head = f"{summary.verdict}: {done}, {recoveries_said(len(self.rollbacks), summary.recoveries_before)}"
         if not self.rich:
             self.console.print(head, markup=False)
             for label, text in rows:
