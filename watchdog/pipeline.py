@@ -256,7 +256,7 @@ class Watchdog:
             self.load_detectors_state(_taken(snapshot))
             if self.last_task_change is not None and self.last_task_change > target.iteration:
                 # the checkpoint's policy goes on in the task as it is now, not as it was then
-                _start_over(self.detectors, self.cfg, self.keys)
+                self._start_over(lambda d: d.task_scaled)
         abandoned = self.policy.rollback_done(action, self.last_record.iteration if self.last_record else 0)
         self._drop_snapshots(abandoned)
         # the abandoned stretch is no part of the trajectory that goes on from the target
@@ -273,7 +273,7 @@ class Watchdog:
 
     def config_switched(self, switch: ConfigSwitch, *, config_name: str) -> None:
         """The driver switched the live trainer to the safe config (after a rollback, or in a restarted process)."""
-        _start_over(self.detectors, self.cfg, self.keys, lambda d: d.config_scaled)  # the run's speed is another now
+        self._start_over(lambda d: d.config_scaled)  # the run's speed is another now
         if switch.changes or switch.kept:
             self.emit("config_switch", config=config_name,
                       changes={k: {"old": old, "new": new} for k, (old, new) in switch.changes.items()},
@@ -305,11 +305,18 @@ class Watchdog:
             self.restored_at = ref.iteration
             self.last_record = MetricRecord.from_mapping(ref.iteration, ref.env_steps, {})
         self.history.clear()  # a new process keeps no history (state_dict leaves it out): its onset fits see the same
-        _start_over(self.detectors, self.cfg, self.keys, lambda d: d.process_scaled)  # its memory and speed are its own
+        self._start_over(lambda d: d.process_scaled)  # its memory and speed are its own
         policy = self.policy
         policy.state, policy.active_warnings, policy.quiet_points = State.HEALTHY, [], 0  # as at a stable checkpoint
         policy.resumed(ref if snapshot is not None else None, (ref.iteration if ref else event.get("iteration", 0)) + 1,
                        policy.rollbacks + recovery)
+
+    def _start_over(self, scaled: Callable[[Detector], bool]) -> None:
+        """The ``scaled`` detectors as built, outside the record stream (a config switch, a replayed restart):
+        not a fold of records any more, so the next snapshot is a copy."""
+        _start_over(self.detectors, self.cfg, self.keys, scaled)
+        if self.defer_snapshots:
+            self._fed = None
 
     def _snapshot(self) -> dict | DeferredSnapshot:
         """The detectors' state for a stable checkpoint: a copy, or (deferred) how to get one."""

@@ -339,6 +339,41 @@ def test_deferred_snapshots_are_the_copies_a_live_watchdog_takes(diverged_run):
     assert deferred_seen > 10 and rollbacks >= 2
 
 
+def test_a_deferred_snapshot_after_a_replayed_restart_is_the_copy_a_live_watchdog_takes():
+    """A restart from scratch (no checkpoint replay kept) starts the process-scaled detectors over (throughput:
+    the new process's machine runs at its own speed). A deferred snapshot taken after it must be the copy taken
+    at the time: until session 19 it refolded the records from the last copy without that start-over, so a
+    rollback to it brought back the crashed process's rate."""
+    from watchdog.config import WatchdogConfig
+    from watchdog.driver import carry_out
+    from watchdog.pipeline import DeferredSnapshot, Watchdog
+    from watchdog.replay import VirtualDriver
+    from watchdog.signals import SYS_STEPS_PER_S, VALUE_LOSS, MetricRecord
+
+    cfg = WatchdogConfig()
+    keys = {VALUE_LOSS, SYS_STEPS_PER_S}
+    lazy, eager = Watchdog(cfg, keys=keys, defer_snapshots=True), Watchdog(cfg, keys=keys)
+    copies, deferred = {}, 0
+    for i in range(300):
+        rate = 1000.0 if i < 150 else 400.0  # the restarted process's machine is slower, and steady
+        rec = MetricRecord.from_mapping(i, 100 * i, {VALUE_LOSS: 0.01 + 0.001 * (i % 7), SYS_STEPS_PER_S: rate})
+        if i == 150:
+            event = {"event": "restart", "iteration": 149, "checkpoint": None, "attempt": 1}
+            lazy.restart_replayed(event, recovery=True)
+            eager.restart_replayed(event, recovery=True)
+        actions = lazy.observe(rec)
+        assert eager.observe(rec) == actions
+        before = set(lazy.detector_snapshots)
+        carry_out(lazy, actions, VirtualDriver(), config_name="safe")
+        carry_out(eager, actions, VirtualDriver(), config_name="safe")
+        for tag in set(lazy.detector_snapshots) - before:
+            copies[tag] = eager.detector_snapshots[tag]
+            deferred += isinstance(lazy.detector_snapshots[tag], DeferredSnapshot)
+    assert deferred > 5 and any(int(tag.split("_")[1]) > 15000 for tag in lazy.detector_snapshots)
+    taken = lazy.state_dict()["detector_snapshots"]
+    assert all(taken[tag] == copies[tag] for tag in taken), [t for t in taken if taken[t] != copies[t]][:3]
+
+
 SB3_RUN = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
 
 
