@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import subprocess
@@ -328,16 +329,16 @@ class _GrowingCopy:
 CUTS = [i / 2000 for i in range(1, 41)] + [0.1, 0.3, 0.6, 0.9, 1.0]  # 40 pieces in the first 2 %, then 5
 
 
-def _tensorboard_runs():
-    """(run, its replay) for every TensorBoard run in tests/data and ../shared/data."""
+@functools.cache
+def _tensorboard_runs() -> tuple:
+    """(run, its replay) for every TensorBoard run in tests/data and ../shared/data (replayed once for the tests
+    that follow them: the reports are read, never changed)."""
     from bench.real_runs import DATA
     from watchdog.replay import iter_run_dirs, replay_run
 
-    for root in [Path(__file__).resolve().parents[1] / "data", *([DATA] if DATA.is_dir() else [])]:
-        for run in iter_run_dirs(root):
-            report = replay_run(run)
-            if report.source == "tensorboard":
-                yield run, report
+    roots = [Path(__file__).resolve().parents[1] / "data", *([DATA] if DATA.is_dir() else [])]
+    reports = ((run, replay_run(run)) for root in roots for run in iter_run_dirs(root))
+    return tuple((run, report) for run, report in reports if report.source == "tensorboard")
 
 
 def test_watch_reads_every_real_runs_records_as_replay_does_whatever_the_bytes_it_finds(tmp_path):
