@@ -608,6 +608,18 @@ class _forwarded_signals:
 # --------------------------------------------------------------------------- CLI
 
 
+def safe_config_of(cmd: Sequence[str], given: str | None) -> Path:
+    """The safe config a restart trains with: train.py's own ``--safe_config`` (what its in-process rollbacks switch
+    to: one run, one safe config), else ``--safe-config`` (``given``), else ``cfgs/ppo_safe.yaml``. Two different
+    ones are an error: until session 19 the supervisor's default won, so a restarted run came back on other
+    hyper-parameters than its own rollbacks used."""
+    own = get_flag(cmd, "--safe_config") if is_openrl_command(cmd) else None
+    if own is not None and given is not None and Path(own).resolve() != Path(given).resolve():
+        raise InputError(f"two safe configs: --safe-config {given} and the training command's --safe_config {own}",
+                         hint="give one: a restart uses the training's own --safe_config, which its rollbacks use")
+    return Path(own or given or DEFAULT_SAFE_CONFIG)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     cmd = list(args.train_command)
     if cmd and cmd[0] == "--":
@@ -619,7 +631,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the restart events go there, maybe hours in: a folder we cannot write is said now (a traceback at the
     # first restart until session 17)
     check_output_file("--run-dir", Path(run_dir) / EVENTS_FILENAME, creates_folders=True)
-    safe = Path(args.safe_config)
+    safe = safe_config_of(cmd, args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")
     if is_openrl_command(cmd):  # read at the first restart, maybe hours in: a bad one is said now, not then
@@ -646,8 +658,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stall-seconds", type=float, default=None,
                    help="restart when log.txt, the event log and TensorBoard files have not grown for this long "
                         "(default: off; set it well above start-up time plus the longest gap between log lines)")
-    p.add_argument("--safe-config", default=str(DEFAULT_SAFE_CONFIG),
-                   help="config a restart trains with, over the command's own --config (default cfgs/ppo_safe.yaml)")
+    p.add_argument("--safe-config", default=None,
+                   help="config a restart trains with, over the command's own --config (default: train.py's own "
+                        "--safe_config, else cfgs/ppo_safe.yaml)")
     p.add_argument("train_command", nargs=argparse.REMAINDER, help="-- then the training command")
     p.set_defaults(func=_cmd_run)
 

@@ -63,9 +63,13 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     run_dir = tmp_path / "run"
     wd_cfg = tmp_path / "wd.yaml"
     wd_cfg.write_text("policy:\n  stable_every_iters: 2\n")
+    # the run's own safe config (not cfgs/ppo_safe.yaml): the restart takes it (until session 19 it took the
+    # supervisor's default, so the restarted run trained on other hyper-parameters than its rollbacks would)
+    safe = tmp_path / "my_safe.yaml"
+    safe.write_text("lr: 2.0e-4\ncritic_lr: 2.0e-4\nmax_grad_norm: 0.25\nuse_max_grad_norm: true\n")
     proc = supervise("--max-restarts", "2", "--", sys.executable, str(HELPER), "--crash", f"{crash}@5", *SMALL,
                      "--watchdog", "--watchdog_config", str(wd_cfg), "--run_dir", str(run_dir),
-                     "--train_timesteps", str(8 * 32 * ITERS))
+                     "--safe_config", str(safe), "--train_timesteps", str(8 * 32 * ITERS))
 
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = events_of(run_dir)
@@ -95,9 +99,9 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     # ...at the safe learning rate (the config wins over the checkpoint's optimizer state), and with
     # the crashed process's watchdog: its registry and budget continue (one restart = one recovery)
     final = read_openrl_module(run_dir / "checkpoints" / f"rl_model_{8 * 32 * ITERS}_steps" / "module.pt")
-    assert {k: o["param_groups"][0]["lr"] for k, o in final.optimizers.items()} == {"policy": 3e-4, "critic": 3e-4}
+    assert {k: o["param_groups"][0]["lr"] for k, o in final.optimizers.items()} == {"policy": 2e-4, "critic": 2e-4}
     start = after[0]
-    assert start["ppo"] == {"lr": 3e-4, "critic_lr": 3e-4, "max_grad_norm": 0.5}
+    assert start["ppo"] == {"lr": 2e-4, "critic_lr": 2e-4, "max_grad_norm": 0.25}
     assert start["resumed_from"] == last_stable["checkpoint"]
 
 
@@ -413,6 +417,24 @@ def test_safe_config_is_merged_over_the_commands_own_config_keeping_its_start_up
     # no config of its own: OpenRL's defaults stay for the start-up keys
     cfg = load_ppo_config(safe_config_for(["t"], SAFE, tmp_path / "run2"))
     assert (cfg.lr, cfg.max_grad_norm, cfg.episode_length, cfg.use_valuenorm) == (3e-4, 0.5, None, None)
+
+
+def test_a_restart_takes_the_trainings_own_safe_config_and_two_different_ones_are_one_line(tmp_path, capsys):
+    from watchdog.cli import main
+    from watchdog.supervise import DEFAULT_SAFE_CONFIG, safe_config_of
+
+    own = tmp_path / "own_safe.yaml"
+    own.write_text("lr: 1.0e-4\n")
+    train = ["python", "openrl_ws/train.py", "--watchdog"]
+    assert safe_config_of([*train, "--safe_config", str(own)], None) == own
+    assert safe_config_of([*train, f"--safe_config={own}"], str(own)) == own  # the same file twice: fine
+    assert safe_config_of(train, None) == DEFAULT_SAFE_CONFIG
+    assert safe_config_of(["python", "my_loop.py", "--safe_config", str(own)], None) == DEFAULT_SAFE_CONFIG  # not ours
+    assert main(["run", "--safe-config", str(SAFE), "--run-dir", str(tmp_path / "run"), "--", sys.executable,
+                 "openrl_ws/train.py", "--safe_config", str(own)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "two safe configs" in err[0] and str(own) in err[0], err
+    assert not (tmp_path / "run" / "watchdog_events.jsonl").exists()  # the training never started
 
 
 def test_one_budget_spans_rollbacks_and_restarts(tmp_path):
