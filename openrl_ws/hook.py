@@ -21,7 +21,7 @@ from openrl.modules.networks.utils.distributions import DiagGaussian
 
 from openrl_ws.distributed import NonFiniteRollout
 from openrl_ws.inject import FaultSchedule
-from openrl_ws.live_config import apply_ppo_overrides, scale_learning_rates
+from openrl_ws.live_config import apply_ppo_overrides, learning_rates, scale_learning_rates
 from openrl_ws.run_logger import RunLogger, _scalar
 from openrl_ws.snapshot import (
     TrainingSnapshot,
@@ -123,6 +123,10 @@ class WatchSession(TrainingSession):
         if "critic_lr" in values and "critic" not in trainer.algo_module.optimizers:
             kept["critic_lr"] = ("a shared actor-critic has one optimizer: it takes lr "
                                  f"({values.get('lr', 'unchanged')}), critic_lr {values.pop('critic_lr')} is not used")
+        module = trainer.algo_module
+        for key, current in learning_rates(module).items():
+            if key not in values:  # scaled from the run's own (its decay base), not from a restored, scaled-once lr
+                values[key] = self.own_lr(getattr(module, key, current), key)
         changes = apply_ppo_overrides(trainer, values)
         if action.lr_scale != 1.0:
             for key, (old, new) in scale_learning_rates(trainer, action.lr_scale).items():

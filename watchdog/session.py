@@ -162,12 +162,20 @@ class TrainingSession:
         self._pending: list[Future] = []
         self._unwritten: list[tuple[str, OSError]] = []
         self.result = SessionResult()
+        self._own_lrs: dict[str, float] = {}  # the run's own learning rates, as at its first switch (``own_lr``)
         self.events: EventLog | None = None
         if watchdog is not None and writes_files:
             self.events = EventLog(self.run_dir / EVENTS_FILENAME)
             watchdog.listeners += [self.events, *([console] if console is not None else []), self.result.events.append]
         elif watchdog is not None:
             watchdog.listeners.append(self.result.events.append)
+
+    def own_lr(self, current: float, key: str = "lr") -> float:
+        """The run's own learning rate ``key`` as it was at its first switch (``current`` then): what a safe config
+        without that learning rate scales. A later rollback can restore a checkpoint saved after an earlier, scaled
+        switch, whose lr must not be scaled again (until session 16 in the integrations, session 19 in OpenRL, the
+        scales multiplied: x0.5 then x0.25 ran at x0.125)."""
+        return self._own_lrs.setdefault(key, float(current))
 
     # --- framework methods (subclasses) ---------------------------------------------------------
 
@@ -432,15 +440,6 @@ class IntegrationSession(TrainingSession):
         super().__init__(**kwargs)
         self.safe = safe
         self.seed = seed
-        self._own_lr: float | None = None
-
-    def own_lr(self, current: float) -> float:
-        """The run's own learning rate as it was at its first switch (``current`` then): what a safe config without
-        a learning rate scales. A later rollback can restore a checkpoint saved after an earlier, scaled switch, whose
-        lr must not be scaled again (until session 16 the scales multiplied: x0.5 then x0.25 ran at x0.125)."""
-        if self._own_lr is None:
-            self._own_lr = float(current)
-        return self._own_lr
 
     def start(self, **facts: Any) -> None:
         """The run's start event: the framework's ``facts``, the run dir, and (in a process ``watchdog run``

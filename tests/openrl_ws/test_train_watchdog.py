@@ -96,6 +96,22 @@ def test_std_runaway_crashes_unwatched_and_is_rolled_back_before_nan_watched(tmp
         all(m["stable"] for m in metas if m["created"] > abandoned[-1]["created"])
 
 
+def test_a_safe_config_without_learning_rates_scales_the_runs_own_once_per_rollback(tmp_path):
+    """Found by an audit (session 19), as in the integrations in session 16: the third rollback restored a
+    checkpoint saved at the second's x0.5 and scaled that again (x0.25 ran at x0.125 of the run's lr)."""
+    cfg, safe = tmp_path / "wd.yaml", tmp_path / "safe.yaml"
+    cfg.write_text("policy:\n  rollback_budget: 5\n  cooldown_iters: 1\n  stable_every_iters: 2\n")
+    safe.write_text("max_grad_norm: 0.5\n")
+    code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--safe_config", str(safe), "--inject", "nan@4",
+                                "--inject", "nan@8", "--inject", "nan@12", iterations=16)
+    assert code == 0 and [r["lr_scale"] for r in kinds(events, "rollback")] == [1.0, 0.5, 0.25]
+    own = kinds(events, "start")[0]["ppo"]["lr"]
+    switched = [s["changes"]["lr"]["new"] for s in kinds(events, "config_switch") if "lr" in s["changes"]]
+    assert switched == pytest.approx([own / 2, own / 4])
+    final = read_openrl_module(run_dir / "checkpoints" / f"rl_model_{8 * 32 * 16}_steps" / "module.pt")
+    assert final.optimizers["policy"]["param_groups"][0]["lr"] == pytest.approx(own / 4)
+
+
 def test_second_divergence_escalates_and_spent_budget_stops_nonzero(tmp_path, capsys):
     cfg = tmp_path / "wd.yaml"
     cfg.write_text("policy:\n  rollback_budget: 2\n  cooldown_iters: 1\n  stable_every_iters: 2\n")
