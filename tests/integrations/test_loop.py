@@ -34,9 +34,11 @@ QUICK = {"warmup": {"min_iters": 5, "baseline_points": 5},
 class CleanRLLoop:
     """CleanRL's ppo.py, reduced to CartPole on CPU, with the watchdog's few lines in it. ``nan_reward_at``: the
     updates whose rollout gets one NaN reward (the env's fault); ``nan_obs_at``: one NaN observation (the policy's
-    Categorical raises)."""
+    Categorical raises). The learning rate is annealed from ``learning_rate`` (CleanRL's ``args.learning_rate``)
+    at each update's start, as CleanRL's ``anneal_lr`` (on by default) does."""
 
     def __init__(self, run_dir: Path, *, cfg: WatchdogConfig | None = None, nan_reward_at=(), nan_obs_at=()):
+        self.learning_rate = LR  # CleanRL's args.learning_rate: what anneal_lr scales at every update
         torch.manual_seed(1)
         self.envs = gym.vector.SyncVectorEnv([lambda: gym.wrappers.RecordEpisodeStatistics(gym.make("CartPole-v1"))
                                               for _ in range(ENVS)])
@@ -59,9 +61,11 @@ class CleanRLLoop:
         self.opt.load_state_dict(state["optimizer"])
 
     def switch(self, lr_scale: float) -> dict:
-        old = self.opt.param_groups[0]["lr"]
-        self.opt.param_groups[0]["lr"] = SAFE_LR * lr_scale
-        return {"learning_rate": (old, SAFE_LR * lr_scale)}
+        # the lr anneal_lr starts from, not only the optimizer's: CleanRL sets the optimizer's lr from
+        # args.learning_rate at the next update's start (a switch of the optimizer alone was undone there)
+        old, self.learning_rate = self.learning_rate, SAFE_LR * lr_scale
+        self.opt.param_groups[0]["lr"] = self.learning_rate
+        return {"learning_rate": (old, self.learning_rate)}
 
     def train(self, updates: int) -> list[dict]:
         returns = collections.deque(maxlen=100)
@@ -71,8 +75,11 @@ class CleanRLLoop:
         obs_buf = torch.zeros(STEPS, ENVS, 4)
         act_buf, logp_buf, rew_buf, done_buf, val_buf = (torch.zeros(STEPS, ENVS) for _ in range(5))
         for update in range(start.iteration, updates):
+            frac = 1.0 - update / updates  # CleanRL's anneal_lr
+            self.opt.param_groups[0]["lr"] = frac * self.learning_rate
             state = clone_tree(self.capture())  # state_dict() holds the live tensors
-            self.update_starts.append((self.watch.result.rollbacks, {**state, "lr": self.opt.param_groups[0]["lr"]}))
+            self.update_starts.append((self.watch.result.rollbacks,
+                                       {**state, "lr": self.opt.param_groups[0]["lr"], "frac": frac}))
             try:
                 for t in range(STEPS):
                     global_step += ENVS
@@ -133,7 +140,7 @@ def assert_restored_exactly_at_the_safe_lr(loop: CleanRLLoop, rollback: dict) ->
     for name in ("actor", "critic"):
         assert_same_tensors(live[name], saved[name], name)
     assert_same_tensors(live["optimizer"]["state"], saved["optimizer"]["state"], "optimizer.state")
-    assert live["lr"] == pytest.approx(SAFE_LR)
+    assert live["lr"] == pytest.approx(SAFE_LR * live["frac"])  # annealed from the safe lr
 
 
 def test_a_nan_reward_rolls_back_before_it_restores_exactly_and_trains_on_at_the_safe_lr(tmp_path):

@@ -5,10 +5,15 @@ how to copy the training state, how to put a copy back, and how to switch to the
 
     from watchdog.integrations.loop import LoopWatchdog
 
+    def switch(lr_scale):  # CleanRL's anneal_lr sets the lr from args.learning_rate every update: change that too
+        old, args.learning_rate = args.learning_rate, 3e-4 * lr_scale
+        optimizer.param_groups[0]["lr"] = args.learning_rate
+        return {"learning_rate": (old, args.learning_rate)}
+
     watch = LoopWatchdog(f"runs/{run_name}",
                          capture=lambda: {"agent": agent.state_dict(), "optimizer": optimizer.state_dict()},
                          restore=lambda s: (agent.load_state_dict(s["agent"]), optimizer.load_state_dict(s["optimizer"])),
-                         switch=lambda lr_scale: set_lr(optimizer, 3e-4 * lr_scale))   # returns {key: (old, new)}
+                         switch=switch)
     for iteration in range(num_iterations):
         ...  # rollout, update
         step = watch.step(iteration, global_step, {"losses/value_loss": v_loss.item(), ...,
@@ -29,8 +34,9 @@ Under ``watchdog run`` (a restart after the process died), start the loop where 
 ``capture`` returns a nested dict of tensors and numbers (``state_dict``s); the watchdog copies it (in memory,
 and verified on disk as a stable checkpoint), and on a rollback hands ``restore`` a copy to load in place.
 ``switch(lr_scale)`` applies your safe config, the learning rate times ``lr_scale`` (1, then 0.5, 0.25 for
-further rollbacks), and returns what it changed as ``{name: (old, new)}``; without it a rollback restores the
-weights and changes nothing else, and says so. Metrics: the watchdog's keys (``watchdog.signals``:
+further rollbacks), and returns what it changed as ``{name: (old, new)}`` (set what the loop reads its learning
+rate from, not only the optimizer: a schedule that rewrites the optimizer's lr every update undoes it otherwise);
+without it a rollback restores the weights and changes nothing else, and says so. Metrics: the watchdog's keys (``watchdog.signals``:
 ``train/value_loss``, ``rollout/episode_return`` ...) or CleanRL's tags (``losses/value_loss``,
 ``losses/policy_loss``, ``losses/entropy``, ``losses/approx_kl``, ``charts/learning_rate``). The absolute 0.2
 value-loss rule is on only with ``value_targets_normalized=True`` (CleanRL regresses raw returns).
