@@ -48,7 +48,7 @@ from watchdog.signals import (
 
 _STYLE = {"restart": "magenta", "warning": "yellow", "alarm": "bold red", "rollback": "magenta", "config_switch": "cyan",
           "stop": "bold red", "recovered": "green", "stable_checkpoint": "dim", "start": "bold", "end": "bold",
-          "iteration_failed": "red", "task_change": "cyan"}
+          "iteration_failed": "red", "task_change": "cyan", "distrust": "magenta"}
 _STATE_STYLE = {"healthy": "green", "warning": "yellow", "diverged": "red", "rolled_back": "magenta", "stopped": "red"}
 PANEL_EVENTS = ("warning", "alarm", "rollback", "config_switch", "restart", "stop")
 ROLES = ("train", "watch", "replay")
@@ -242,6 +242,10 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
                 f"{'would train' if would else 'training'} on with {ev.get('config')}{lr}")
     if kind == "config_switch":
         return f"{head}: {'would switch' if would else 'switched'} to {ev.get('config')}: {_switch(ev)}"
+    if kind == "distrust":
+        return (f"{head}: {len(ev.get('checkpoints') or ())} stable checkpoint(s) after it {ev.get('after_iteration')} "
+                f"{'would be' if would else 'are'} stable no more: inside the divergence of the {ev.get('detector')} "
+                f"alarm at it {ev.get('alarm_iteration')} (alert mode: not rolled back; a restart resumes from before it)")
     if kind == "restart":
         why = ev.get("signal") or (f"exit code {ev.get('exit_code')}" if ev.get("exit_code") is not None else "a stall")
         return (f"{head}: training process died ({why}); restart {ev.get('attempt')}/{ev.get('max_restarts')} "

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:  # the policy imports this module; only the types flow back
     from watchdog.pipeline import Watchdog
-    from watchdog.policy import CheckpointRef, Rollback, SaveResume, SaveStable, Stop
+    from watchdog.policy import CheckpointRef, Distrust, Rollback, SaveResume, SaveStable, Stop
 
 
 @dataclass
@@ -40,9 +40,10 @@ class Driver(Protocol):
     def apply_config(self, action: "Rollback") -> ConfigSwitch:
         """Switch the live trainer to the safe config, learning rates scaled by ``action.lr_scale``."""
 
-    def forget(self, ref: "CheckpointRef", *, abandoned: bool) -> None:
+    def forget(self, ref: "CheckpointRef", *, abandoned: bool, reason: str | None = None) -> None:
         """Drop a copy the registry no longer holds: by retention (``abandoned`` False: delete it),
-        or because a rollback abandoned the stretch it belongs to (keep the files, not as stable)."""
+        or because a rollback abandoned the stretch it belongs to, or an alarm in alert mode dated its
+        onset before it (keep the files, not as stable; ``reason`` says which, None: a rollback)."""
 
     def stop(self, action: "Stop") -> None:
         """The watchdog gives up: end training after this iteration (the run exits 1). With
@@ -65,7 +66,7 @@ class VirtualDriver:
     def apply_config(self, action: "Rollback") -> ConfigSwitch:
         return ConfigSwitch()
 
-    def forget(self, ref: "CheckpointRef", *, abandoned: bool) -> None:
+    def forget(self, ref: "CheckpointRef", *, abandoned: bool, reason: str | None = None) -> None:
         return None
 
     def stop(self, action: "Stop") -> None:
@@ -79,7 +80,7 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
     """Carry ``actions`` (from ``wd.observe``) out on ``driver``; False once the run must stop."""
     if not actions:  # most records
         return True
-    from watchdog.policy import CheckpointRef, Rollback, SaveResume, SaveStable, Stop
+    from watchdog.policy import CheckpointRef, Distrust, Rollback, SaveResume, SaveStable, Stop
 
     for action in actions:
         if isinstance(action, SaveStable):
@@ -95,6 +96,10 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
             path = driver.save_resume(action, wd.state_dict)
             for ref in wd.resume_saved(action, path):
                 driver.forget(ref, abandoned=False)
+        elif isinstance(action, Distrust):
+            reason = f"after the onset of the {action.detector} alarm at {action.alarm_iteration} (alert mode)"
+            for ref in wd.distrusted(action):
+                driver.forget(ref, abandoned=True, reason=reason)
         elif isinstance(action, Stop):
             driver.stop(action)
             return False

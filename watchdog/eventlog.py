@@ -32,6 +32,7 @@ EVENT_KINDS = (
     "recovered",
     "alarm",
     "rollback",
+    "distrust",
     "config_switch",
     "task_change",
     "iteration_failed",

@@ -18,7 +18,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key,
 from watchdog.driver import ConfigSwitch
 from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Policy, Rollback, SaveResume, State
+from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Distrust, Policy, Rollback, SaveResume, State
 from watchdog.signals import CURRICULUM_PREFIX, POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -236,6 +236,15 @@ class Watchdog:
         self._drop_snapshots(evicted)
         self.emit("stable_checkpoint", checkpoint=ref.path or ref.tag, checkpoint_iteration=ref.iteration)
         return evicted
+
+    def distrusted(self, action: Distrust) -> list[CheckpointRef]:
+        """An alarm in alert mode dated its onset before some stable checkpoints: they are stable no more (a
+        ``distrust`` event); returns them, for the driver to mark on disk."""
+        dropped = self.policy.distrusted(action)
+        self._drop_snapshots(dropped)
+        self.emit("distrust", alarm_iteration=action.alarm_iteration, detector=action.detector,
+                  after_iteration=action.after_iteration, checkpoints=[r.path or r.tag for r in dropped])
+        return dropped
 
     def resume_saved(self, action: SaveResume, path: str | None) -> list[CheckpointRef]:
         """The driver saved a resumable checkpoint (a resource alarm): a stable one when the training

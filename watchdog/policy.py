@@ -107,7 +107,19 @@ class SaveResume:
         return f"{'stable' if self.stable else 'resume'}_{self.env_steps}_steps"
 
 
-Action = SaveStable | Rollback | Stop | SaveResume
+@dataclass(frozen=True)
+class Distrust:
+    """Action (``action: alert``): an alarm the run is not rolled back for dated its onset before some stable
+    checkpoints; those (taken after ``after_iteration``, the newest a rollback could have gone back to) are
+    stable no more, so a restart after a crash does not resume from a checkpoint inside the divergence. Then
+    ``Watchdog.distrusted``."""
+
+    after_iteration: int
+    alarm_iteration: int
+    detector: str
+
+
+Action = SaveStable | Rollback | Stop | SaveResume | Distrust
 EXACT_ONSET = "exact"  # Onset.method of a first non-finite value with no warning before it
 RESTORED_ONSET = "restored"  # Onset.method of a divergence dated at the checkpoint the training was restored to
 # advisory warnings that a policy left PPO's trust region: with a reward collapse, divergence
@@ -260,8 +272,10 @@ class Policy:
         emit("alarm", detector=alarm.detector, signal=alarm.signal, value=alarm.value,
              threshold=alarm.threshold, reason=alarm.reason, onset_iteration=onset.iteration,
              onset_low=onset.low, onset_high=onset.high, onset_method=onset.method)
-        if self.cfg.action == "alert":
-            return []
+        if self.cfg.action == "alert":  # reported, not acted on; the checkpoints inside the divergence are no restart point
+            after = self.latest_target_iteration(onset)
+            newer = any(r.iteration > after for r in self.registry)
+            return [Distrust(after, record.iteration, alarm.detector)] if newer else []
         if self.rollbacks >= self.cfg.policy.rollback_budget:
             return [self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
                                        f"({self.cfg.policy.rollback_budget}) spent", emit)]
@@ -339,6 +353,10 @@ class Policy:
         self.last_stable_iteration = iteration
         self.restored_iteration = action.target.iteration
         return self.registry.abandon_after(action.target.iteration)
+
+    def distrusted(self, action: Distrust) -> list[CheckpointRef]:
+        """``action``'s checkpoints leave the registry (the run is not rolled back: nothing else changes)."""
+        return self.registry.abandon_after(action.after_iteration)
 
     def resumed(self, ref: CheckpointRef | None, iteration: int, recoveries: int) -> None:
         """A new process continues this run at ``iteration`` from ``ref`` (a stable checkpoint, or

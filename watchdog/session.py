@@ -360,14 +360,15 @@ class TrainingSession:
         self.restore_snapshot(snap, action)
         self.result.rollbacks = action.number
 
-    def forget(self, ref: CheckpointRef, *, abandoned: bool) -> None:
+    def forget(self, ref: CheckpointRef, *, abandoned: bool, reason: str | None = None) -> None:
         """Drop the memory copy; on disk, delete (retention) or mark as abandoned (kept for the record)."""
         if self.snapshots.pop(ref.tag, None) is not None:
             release_freed_memory()
         if self.store is None:
             return
         if abandoned:
-            self._on_disk(self.store.mark_unstable, ref.tag, reason=f"abandoned by rollback {self.result.rollbacks}")
+            self._on_disk(self.store.mark_unstable, ref.tag,
+                          reason=reason or f"abandoned by rollback {self.result.rollbacks}")
             # on disk before training goes on: a crash in the next iteration must not restart from a checkpoint
             # this rollback rejected (`watchdog run` takes the newest one marked stable; until session 16 the mark
             # waited for the next record)

@@ -289,3 +289,34 @@ def test_a_leaking_loop_is_warned_about_and_stopped_before_its_memory_limit(tmp_
     stop, = kinds(events, "stop")
     assert watch.result.stopped and watch.result.restartable and stop["iteration"] == alarm["iteration"] < 25
     assert rss_mb() < cfg.memory.rss_limit_mb  # stopped before it
+
+
+def test_an_alarm_in_alert_mode_leaves_no_restart_point_inside_the_divergence(tmp_path):
+    """Found by an audit (session 19): alert mode reports an alarm and rolls nothing back, so the stable checkpoints
+    taken between the onset and the alarm stayed stable, and `watchdog run` restarted a later crash from inside the
+    divergence. Now they are stable no more (a `distrust` event, marked on disk as a rollback marks what it
+    abandons), and the restart point is the newest checkpoint before the onset."""
+    from watchdog.checkpoints import CheckpointStore
+    from watchdog.supervise import choose_restart_point
+
+    net = nn.Linear(2, 2)
+    cfg = WatchdogConfig.model_validate({**QUICK, "action": "alert", "policy": {**QUICK["policy"], "stable_every_iters": 4}})
+    watch = LoopWatchdog(tmp_path, capture=lambda: {"net": net.state_dict()}, config=cfg,
+                         restore=lambda s: net.load_state_dict(s["net"]), value_targets_normalized=True,
+                         console=WatchdogConsole(io.StringIO()))
+    for i in range(150):  # the value loss climbs 10 % an update from 110
+        watch.step(i, (i + 1) * 100, {"losses/value_loss": 0.01 * (1 + 0.2 * math.sin(i)) * 1.1 ** max(0, i - 110)})
+    watch.close()
+    events = read_events(tmp_path / "watchdog_events.jsonl").events
+    alarm, = kinds(events, "alarm")
+    distrust, = kinds(events, "distrust")
+    assert 105 <= alarm["onset_iteration"] < distrust["alarm_iteration"] == alarm["iteration"]
+    assert distrust["after_iteration"] < alarm["onset_iteration"] and len(distrust["checkpoints"]) >= 3
+    assert not kinds(events, "rollback")  # alert mode: nothing rolled back
+    metas = {c.tag: c.meta for c in CheckpointStore(tmp_path / "checkpoints" / "watchdog").list()}
+    for path in distrust["checkpoints"]:
+        meta = metas[Path(path).name]
+        assert meta["iteration"] > distrust["after_iteration"] and not meta["stable"]
+        assert meta["unstable_reason"] == f"after the onset of the {alarm['detector']} alarm at {alarm['iteration']} (alert mode)"
+    point = choose_restart_point(tmp_path)
+    assert point.kind == "stable" and point.iteration <= distrust["after_iteration"]

@@ -74,7 +74,7 @@ class Rank(VirtualDriver):
         self.held.add(action.tag)
         return f"run/checkpoints/watchdog/{action.tag}"
 
-    def forget(self, ref: CheckpointRef, *, abandoned: bool) -> None:
+    def forget(self, ref: CheckpointRef, *, abandoned: bool, reason: str | None = None) -> None:
         self.held.discard(ref.tag)
 
     def restore(self, action: Rollback) -> None:
