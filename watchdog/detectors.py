@@ -229,6 +229,12 @@ def _returns_since(returns: deque, until: int) -> tuple[list[float], float] | No
     return [r for it, r in returns if it <= until], returns[-1][1]
 
 
+def _times(ratio: float) -> str:
+    """A ratio in an alert's words: whole numbers (``35``), and beyond a million in powers of ten (``3.5e+299``, not
+    300 digits)."""
+    return f"{ratio:.0f}" if not math.isfinite(ratio) or abs(ratio) < 1e6 else f"{ratio:.2g}"
+
+
 def _log(value: float) -> float:
     return math.log(max(value, TINY))
 
@@ -413,7 +419,7 @@ class ValueLossThreshold(Detector):
         level = math.exp(center)
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
-            f"value loss {value:.4g} above {limit:g} and {value / level:.0f}x its settled level {level:.3g} "
+            f"value loss {value:.4g} above {limit:g} and {_times(value / level)}x its settled level {level:.3g} "
             f"after {self.above} departing points (armed since iteration {self.armed_at})",
             # the last point at the settled level: a slow climb departs long after it began
             onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
@@ -675,13 +681,13 @@ class BlowUp(Detector):
                 verdict = self._verdict(
                     record, "alarm" if jump is None else "warning", self.signal, values[self.signal],
                     math.exp(low + math.log(self.cfg.ratio)),
-                    f"{self.signal} blew up: {math.exp(level - low):.0f}x its floor {math.exp(low):.3g} within "
+                    f"{self.signal} blew up: {_times(math.exp(level - low))}x its floor {math.exp(low):.3g} within "
                     f"{len(self.floor)} points" + (f" and above any level it held before ({math.exp(self.envelope):.3g})"
                                                    if self.envelope > NO_LEVEL else ""),
                     onset_hint=low_it,
                 )
                 if climbing:
-                    verdict.reason += f", and still climbing ({math.exp(level - self.first_level):.0f}x since its first point)"
+                    verdict.reason += f", and still climbing ({_times(math.exp(level - self.first_level))}x since its first point)"
                 elif jump is not None:
                     verdict.advisory = True
                     verdict.reason += (
@@ -753,7 +759,7 @@ class CriticGradNorm(Detector):
             return None
         return self._verdict(
             record, "warning", CRITIC_GRAD_NORM, value, limit,
-            f"critic grad norm {value:.3g} above {limit:.3g} ({value / max(median, TINY):.0f}x its median "
+            f"critic grad norm {value:.3g} above {limit:.3g} ({_times(value / max(median, TINY))}x its median "
             f"{median:.3g}) for {self.over} points",
             onset_hint=self.first_over,
         )
@@ -867,7 +873,7 @@ class RewardCollapse(Detector):
                f"{self.cfg.baseline_points} points, too rarely for a noise scale; the limit, {limit:.3g}, is "
                f"{self.cfg.min_rel_drop:g} of its range or of its gain, or a fall it came back from)" if staircase else
                f"its recent median {center:.3g} for {self.down} points ("
-               + (f"{drop / scale:.0f} robust sigmas of this run's changes)" if scale > 0 else
+               + (f"{_times(drop / scale)} robust sigmas of this run's changes)" if scale > 0 else
                   f"too few changes for a noise scale; the limit, {limit:.3g}, is {self.cfg.min_rel_drop:g} of its range)"))
             + ("" if standing else f"; nothing learned to lose, as far as the judged stretch shows: its level never "
                                    f"rose above where it began (median {origin:.3g}, "
@@ -972,7 +978,7 @@ class EntropyCollapse(Detector):
         verdict = self._verdict(
             record, "warning", signal, value, edge + self.direction * limit,
             f"policy entropy {value:.3g} " + self._what.format(beyond=beyond, edge=edge)
-            + f" of {self.cfg.baseline_iters} iterations; {beyond / width if width > 0 else math.inf:.0f}x their 5-95 % "
+            + f" of {self.cfg.baseline_iters} iterations; {_times(beyond / width if width > 0 else math.inf)}x their 5-95 % "
             f"range) for {self.down} points: {self._meaning}",
             onset_hint=onset,
         )
@@ -1078,7 +1084,7 @@ class KlSurge(Detector):
             if self.confirmed:  # said through the stretch's dips: the surge is one event
                 verdict = self._verdict(
                     record, "warning", signal, value, limit,
-                    f"{self.what} {value:.3g}, {value / top if top > 0 else math.inf:.0f}x the top of its last "
+                    f"{self.what} {value:.3g}, {_times(value / top if top > 0 else math.inf)}x the top of its last "
                     f"{self.cfg.baseline_iters} iterations ({top:.3g}); above {self.cfg.ratio:g}x of it since iteration "
                     f"{self.first_up}: updates far outside PPO's trust region",
                     onset_hint=self.first_up,

@@ -59,10 +59,13 @@ def read_input_range(path, start: int, end: int, *, what: str) -> bytes:
 
 
 def check_number(flag: str, value: float, *, zero_ok: bool = False, hint: str | None = None,
-                 unit: str = "seconds") -> None:
-    """A command-line number (of ``unit``) that must be finite and > 0 (>= 0 with ``zero_ok``): one-line InputError."""
+                 unit: str = "seconds", at_most: float | None = None) -> None:
+    """A command-line number (of ``unit``) that must be finite and > 0 (>= 0 with ``zero_ok``), and at most
+    ``at_most`` when given: one-line InputError."""
     if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
         raise InputError(f"{flag} must be a number {'>=' if zero_ok else '>'} 0 ({unit}), got {value:g}", hint=hint)
+    if at_most is not None and value > at_most:
+        raise InputError(f"{flag} must be at most {at_most:g} ({unit}), got {value:g}", hint=hint)
 
 
 def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: str = "create it first") -> None:

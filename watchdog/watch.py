@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # rich is imported when `watch` runs, not when the CLI regist
 WATCH_EVENTS = "watchdog_watch_events.jsonl"
 WATCHER = VirtualDriver()
 EVENT_PREFIX = "events.out.tfevents."
+MAX_INTERVAL_S = 86_400.0  # --interval: a poll at least once a day (time.sleep overflows near 1e10 s)
 RESCAN_EVERY = 20  # polls between full re-listings of a run's tree (or of the parent folder)
 WAITING = "waiting"  # a followed run's state before its first record is judged
 HOLD_POINTS = 100_000  # points kept per run while no tag we read has appeared (SB3's first dump: time/* only)
@@ -1010,7 +1011,9 @@ def _event_log(path: Path) -> EventLog:
 
 def _check_args(args: argparse.Namespace) -> None:
     """The flags' values, and that the files watch writes can be written, before the first poll."""
-    check_number("--interval", args.interval)
+    check_number("--interval", args.interval, at_most=MAX_INTERVAL_S, hint="a poll at least once a day")
+    if args.on_alarm is not None and not args.on_alarm.strip():  # an unset $CMD: the alarm would run nothing, unsaid
+        raise InputError("--on-alarm is empty", hint="give the command to run at an alarm, or leave the flag out")
     check_number("--rescan-every", args.rescan_every, unit="polls")
     check_number("--summary-every", args.summary_every, zero_ok=True, unit="polls", hint="0: the table at exit only")
     if args.idle_exit is not None:

@@ -12,7 +12,7 @@ from tests.watchdog.drive import drive
 from tests.watchdog.synthetic import diverge, first_crossing, healthy, records
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, build_detectors
-from watchdog.signals import MetricRecord
+from watchdog.signals import VALUE_LOSS, MetricRecord
 
 N = 260
 ONSET = 180
@@ -754,3 +754,16 @@ def test_a_surrogate_loss_surge_is_an_advisory_policy_change(surge, said):
         first = verdicts[0]
         assert (first.detector, first.iteration, first.onset_hint, first.advisory) == ("surrogate_surge", 303, 301, True)
         assert first.value == pytest.approx(0.7) and "trust region" in first.reason
+
+
+def test_an_alerts_ratio_beyond_a_million_is_written_in_powers_of_ten():
+    """A value loss of 1e300 (a log's overflow) made a 300-digit ratio in the alarm's text (found by an audit,
+    session 19)."""
+    from watchdog.pipeline import Watchdog
+
+    events = []
+    wd = Watchdog(listeners=[events.append])
+    for i in range(200):
+        wd.observe(MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.01 * (1 + 0.1 * (i % 3)) if i < 180 else 1e300}))
+    alarm = next(e for e in events if e["event"] == "alarm")
+    assert "e+30" in alarm["reason"] and len(alarm["reason"]) < 400, alarm["reason"]

@@ -564,6 +564,8 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
     run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
     (tmp_path / "a_file").write_text("")
     for args, said in ((["--interval", "-1"], "--interval must be"), (["--interval", "nan"], "--interval must be"),
+                       (["--interval", "1e308"], "--interval must be at most"),  # (an OverflowError until session 19)
+                       (["--on-alarm", " "], "--on-alarm is empty"),  # an unset $CMD ran nothing, unsaid (session 19)
                        (["--idle-exit", "-1"], "--idle-exit must be"),
                        (["--rescan-every", "0"], "--rescan-every must be"),  # (clamped to 1, silently, until session 17)
                        (["--summary-every", "-1"], "--summary-every must be"),
