@@ -214,6 +214,9 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                     str(base.log_interval or 5)]
     cfg = parse_openrl_args(create_config_parser(), openrl_argv)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
+    if total < episode_length * args.num_envs:  # (trained 0 iterations and said "finished", exit 0, until session 19)
+        raise InputError(f"--train_timesteps {total} is less than one iteration ({args.num_envs} envs x {episode_length} "
+                         f"steps = {episode_length * args.num_envs} env steps)", hint="raise --train_timesteps")
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
     args.run_dir_used = run_dir  # (where an interrupted run's resume command points)
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
@@ -227,6 +230,12 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         torch.set_num_threads(args.torch_threads)
     torch.manual_seed(args.seed)  # the same initial weights on every rank (rank 0's are broadcast anyway)
     env = make_env(args.task, args.num_envs, device=device, seed=args.seed + rank, centralized_critic=args.algo == "mappo")
+    batch = episode_length * args.num_envs * env.agent_num
+    for name, minis in (("num_mini_batch", cfg.num_mini_batch), (f"{args.safe_config}'s num_mini_batch", safe.num_mini_batch)):
+        if minis is not None and minis > batch:  # OpenRL's assertion at the first update (or after a rollback), until session 19
+            raise InputError(f"{name} {minis} is more than one iteration's batch ({args.num_envs} envs x {episode_length} "
+                             f"steps x {env.agent_num} agents = {batch})",
+                             hint="lower num_mini_batch, or raise --num_envs or episode_length")
     net = PPONet(env, cfg=cfg, device=device)
     start_iteration, loaded = 0, None
     if checkpoint is not None:

@@ -165,6 +165,9 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
         # until session 17: -3 iterations and exit 0; 0 was the default; a hang after iteration 0; a traceback
         (["--train_timesteps", "-100"], "--train_timesteps must be >= 1"),
         (["--train_timesteps", "0"], "--train_timesteps must be >= 1"),
+        # until session 19: 0 iterations and exit 0; OpenRL's assertion at the first update (restarted by `watchdog run`)
+        (["--train_timesteps", "100"], "--train_timesteps 100 is less than one iteration (8 envs x 32 steps"),
+        (["--num_mini_batch", "1000"], "num_mini_batch 1000 is more than one iteration's batch (8 envs x 32 steps x 2"),
         (["--save_interval", "-1"], "--save_interval must be >= 0"),
         (["--episode_length", "-3"], "--episode_length must be >= 1"),
         (["--torch_threads", "0"], "--torch_threads must be >= 1"),
