@@ -167,13 +167,20 @@ def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
         raise InputError("run directory not found", path=str(root), hint="check the path")
     warnings: list[str] = []
     unrecognised: RunData | None = None
+    lost: dict = {}  # an event log whose lines were damaged and held no record: what the live watchdog did is lost
     for loader in (_load_events, _load_tensorboard, _load_csv, _load_logtxt):
         data = loader(root, warnings) if loader in (_load_events, _load_logtxt) else loader(root, warnings, tags)
+        if data is not None and not data.records and data.info.get("lost_lines"):
+            lost = {k: data.info[k] for k in ("lost_lines", "lost_lines_in")}
+            continue
         if data is None or not data.records and not data.info.get("tags_seen"):
             continue
         _note_signals(data)
         if data.info["signals_found"]:
             data.warnings = warnings + data.warnings
+            # the fallback's verdict is bounded by what the damaged log held (its alarms, rollbacks, NaNs): never a
+            # plain "healthy", exit 2 (until session 19 a damaged log of a run that diverged replayed HEALTHY, exit 0)
+            data.info.update(lost)
             return data
         unrecognised = unrecognised or data
     if unrecognised is not None:
@@ -231,6 +238,8 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         info["restarts"] = restarts
     if not records:
         warnings.append(f"{path}: no metrics events; falling back")
+        if res.bad_lines:
+            return RunData([], "events", [], None, {"lost_lines": res.bad_lines, "lost_lines_in": EVENTS_FILENAME})
         return None
     first = records[0]
     spi = first.env_steps // (first.iteration + 1) if first.env_steps else None

@@ -377,6 +377,22 @@ def test_a_deferred_snapshot_after_a_replayed_restart_is_the_copy_a_live_watchdo
 SB3_RUN = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
 
 
+def test_a_damaged_event_log_bounds_the_verdict_of_the_tensorboard_it_falls_back_to(tmp_path, capsys):
+    """An event log whose lines are all damaged held what the live watchdog saw and did (its NaN, its rollback):
+    replay falls back to the run's TensorBoard files but says what was lost and exits 2. Until session 19 a
+    diverged run whose log was damaged replayed HEALTHY, exit 0 (found by a helper's audit)."""
+    from watchdog.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(SB3_RUN, run)
+    (run / "watchdog_events.jsonl").write_bytes(bytes(range(256)) * 12)
+    assert main(["replay", str(run)]) == 2
+    out = capsys.readouterr().out
+    assert "HEALTHY (without" in out and "damaged lines of its watchdog_events.jsonl" in out, out
+    (run / "watchdog_events.jsonl").write_text("")  # an empty one (a run that died before its first line) is no damage
+    assert main(["replay", str(run)]) == 0
+
+
 def test_a_folder_with_one_unreadable_run_still_judges_the_others_and_exits_2(tmp_path, capsys):
     """One run of a folder whose event file is empty: that run is `unreadable` (its one-line error), the others are
     replayed as ever, and the exit is 2 (bad input). Until session 15 the one run's error ended the whole command:
