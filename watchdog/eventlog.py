@@ -16,9 +16,10 @@ import logging
 import math
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +75,26 @@ def is_recovery(event: dict) -> bool:
 
 
 class EventLog:
-    """Append-only JSONL writer; each line is written whole, flushed and (optionally) fsynced."""
+    """Append-only JSONL writer; each line is written whole, flushed and (optionally) fsynced.
 
-    def __init__(self, path: str | Path, *, fsync: bool = False):
+    A write the disk refuses (full, gone read-only) is said once, in one line naming the file, and its lines stay
+    in memory in order, written before the next one once the disk takes them again (until session 19 each event
+    was a traceback, and its line was lost). Beyond ``MAX_PENDING_BYTES`` newer lines are counted, not kept, and
+    the count is said.
+    """
+
+    MAX_PENDING_BYTES = 64 << 20
+
+    def __init__(self, path: str | Path, *, fsync: bool = False, say: Callable[[str], None] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._say = say or (lambda text: log.warning("%s", text))
+        self._pending: deque[bytes] = deque()  # lines (or the rest of one) not yet on disk, in order
+        self._pending_bytes = 0
+        self._dropped = 0  # lines beyond MAX_PENDING_BYTES while the disk refused: counted, not kept
+        self._refused: OSError | None = None
+        self._fh = open(self.path, "ab", buffering=0)
         self._repair_torn_tail()
 
     def _repair_torn_tail(self) -> None:
@@ -90,22 +104,56 @@ class EventLog:
         with open(self.path, "rb") as fh:
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) != b"\n":
-                self._fh.write("\n")
-                self._fh.flush()
+                self._append(b"\n")
 
     def write(self, event: dict) -> None:
         """Append one event as one line."""
-        self._fh.write(json.dumps(_jsonable(event), allow_nan=False) + "\n")
-        self._fh.flush()
-        if self._fsync:
-            os.fsync(self._fh.fileno())
+        self._append((json.dumps(_jsonable(event), allow_nan=False) + "\n").encode("utf-8"))
+
+    def _append(self, line: bytes) -> None:
+        if self._refused is not None and self._pending_bytes + len(line) > self.MAX_PENDING_BYTES:
+            self._dropped += 1
+        else:
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+        self._drain()
+
+    def _drain(self) -> None:
+        try:
+            while self._pending:
+                data = self._pending[0]
+                n = self._fh.write(data) or 0  # a short write (the disk filled mid-line): the rest goes first next time
+                self._pending_bytes -= n
+                if n < len(data):
+                    self._pending[0] = data[n:]
+                else:
+                    self._pending.popleft()
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            if self._refused is None:
+                self._say(f"{self.path}: cannot write ({exc.strerror or exc}); its lines are kept in memory and "
+                          "written once it can be (free space on its disk)")
+            self._refused = exc
+            return
+        if self._refused is not None:
+            self._refused = None
+            lost = f"; {self._dropped} line(s) beyond {self.MAX_PENDING_BYTES >> 20} MiB held were lost" if self._dropped else ""
+            self._say(f"{self.path}: written again, the lines held in memory with it{lost}")
+            self._dropped = 0
 
     def __call__(self, event: dict) -> None:
         self.write(event)
 
     def close(self) -> None:
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fh.closed:
+            return
+        if self._pending:
+            self._drain()
+        if self._pending or self._dropped:
+            self._say(f"{self.path}: {len(self._pending) + self._dropped} line(s) could not be written "
+                      f"({self._refused.strerror if self._refused else 'the disk refused them'})")
+        self._fh.close()
 
     def __enter__(self) -> "EventLog":
         return self

@@ -165,7 +165,9 @@ class TrainingSession:
         self._own_lrs: dict[str, float] = {}  # the run's own learning rates, as at its first switch (``own_lr``)
         self.events: EventLog | None = None
         if watchdog is not None and writes_files:
-            self.events = EventLog(self.run_dir / EVENTS_FILENAME)
+            message = getattr(console, "message", None)  # a disk that refuses the log's lines is said there, once
+            say = None if message is None else (lambda text: message(f"watchdog: {text}", style="yellow"))
+            self.events = EventLog(self.run_dir / EVENTS_FILENAME, say=say)
             watchdog.listeners += [self.events, *([console] if console is not None else []), self.result.events.append]
         elif watchdog is not None:
             watchdog.listeners.append(self.result.events.append)

@@ -750,7 +750,7 @@ class Watcher:
         if fleet:
             log = _BufferedLog(path / WATCH_EVENTS, lambda text: console.message(f"{name}: {text}", style="yellow"))
         else:
-            log = _event_log(self.events_out or path / WATCH_EVENTS)
+            log = _event_log(self.events_out or path / WATCH_EVENTS, console)
         follower = RunFollower(path, rescan_every=self.rescan_every, tags=self.cfg.tags)
         run = WatchedRun(name, path, follower, None, log)  # type: ignore[arg-type]
 
@@ -999,11 +999,11 @@ def _read_live_log(run: WatchedRun, console: WatchdogConsole) -> None:
                             "files judged here leave out the iterations it rolled back", style="bold red")
 
 
-def _event_log(path: Path) -> EventLog:
+def _event_log(path: Path, console: WatchdogConsole) -> EventLog:
     """One run's watch event log, opened before the first poll: a folder we cannot write (a run on a read-only
-    mount) is one line naming the way out."""
+    mount) is one line naming the way out; a disk that refuses its lines later is said on the console."""
     try:
-        return EventLog(path)
+        return EventLog(path, say=lambda text: console.message(f"watchdog: {text}", style="yellow"))
     except OSError as exc:
         raise InputError(f"cannot write the watch's event log ({exc.strerror or exc})", path=str(path),
                          hint="--events-out FILE in a folder you can write") from exc

@@ -90,3 +90,44 @@ def test_console_rich_panels_on_a_terminal():
     text = buf.getvalue()
     assert "watchdog: alarm" in text and "\x1b[" in text
     assert "non-finite" in describe_event({"event": "alarm", "iteration": 1, "reason": "non-finite x"})
+
+
+def test_a_disk_that_refuses_lines_loses_none_and_says_so_twice(tmp_path):
+    """A full disk (ENOSPC from the first write, then a line cut short, then space again): every line reaches the
+    file whole and in order, and the console hears one line when writes fail and one when they work again. Until
+    session 19 each event was a traceback and its line was lost (found by a helper's audit, on a full tmpfs)."""
+    import errno
+
+    said, path = [], tmp_path / "events.jsonl"
+    log = EventLog(path, say=said.append)
+    real, calls = log._fh.write, [0]
+
+    def disk(data: bytes):  # the OS's answer: refused twice, then half a line, then everything
+        calls[0] += 1
+        if calls[0] in (2, 3):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        if calls[0] == 4:
+            return real(data[: len(data) // 2])
+        return real(data)
+
+    log._fh = type("Disk", (), {"write": staticmethod(disk), "fileno": log._fh.fileno, "tell": log._fh.tell,
+                                "close": log._fh.close, "closed": property(lambda self: real.__self__.closed)})()
+    for i in range(6):
+        log.write({"event": "metrics", "iteration": i})
+    log.close()
+    res = read_events(path)
+    assert [e["iteration"] for e in res.events] == list(range(6)) and res.bad_lines == 0 and not res.warnings
+    assert len(said) == 2 and "cannot write (No space left on device)" in said[0] and "written again" in said[1]
+
+
+def test_watch_onto_a_full_disk_says_it_once_and_still_exits_on_the_verdict(capsys):
+    """``watch --events-out /dev/full`` on a run that diverged: one line about the file, exit 1 (divergence). Until
+    session 19: a traceback per event and `error: No space left on device`, exit 2."""
+    from pathlib import Path
+
+    from watchdog.cli import main
+
+    run = Path(__file__).resolve().parents[1] / "data" / "long_faults" / "rsl_rl" / "push_lite_lr_fault" / "logs" / "2026-11-30_06-00-00"
+    assert main(["watch", str(run), "--idle-exit", "0", "--events-out", "/dev/full"]) == 1
+    said = "".join(capsys.readouterr())
+    assert "Traceback" not in said and said.count("/dev/full: cannot write (No space left on device)") == 1, said
