@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -550,6 +550,17 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {}),
             # our event log's lines that are not events (mid-file): their records are lost, the rest judged
             **({"lost_lines": info["lost_lines"], "lost_lines_in": info["lost_lines_in"]} if info.get("lost_lines") else {})}
+
+
+NO_VALUE_LOSS = "no value loss logged: its rules judged nothing"
+
+
+def healthy_limits(short: bool, signals_absent: Iterable[str]) -> list[str]:
+    """What a "healthy" verdict could not judge: a run shorter than the warm-up (``short``: only non-finite values and
+    blow-ups were judged), one without the value loss (its rules, the first evidence of most divergences, saw nothing;
+    until session 19 such a run was plain "healthy"). Replay's headline and watch's END line say the same."""
+    limits = ["too short to judge"] if short else []
+    return limits + ([NO_VALUE_LOSS] if "value loss" in signals_absent else [])
 
 
 def damage_bound(iteration: int, files: int) -> str:

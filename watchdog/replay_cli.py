@@ -145,10 +145,12 @@ def reward_label(key: str) -> str:
 def verdict_text(report) -> str:
     """The verdict as the headline says it, with what bounds it: a run within the warm-up is healthy so far (only
     non-finite values and blow-ups were judged), one with a corrupt file is judged up to the corrupt record."""
+    from watchdog.replay import healthy_limits
+
     info, bounds = report.run_info, []
     short = report.verdict == "healthy" and info.get("within_warmup")
-    if short:
-        bounds.append("too short to judge")
+    if report.verdict == "healthy":
+        bounds += healthy_limits(bool(short), info.get("signals_absent") or ())
     if info.get("damaged_files") and report.records:
         from watchdog.replay import damage_bound
 
@@ -240,6 +242,9 @@ def _render_origin(out, report) -> None:
         out.message(f"  too short to judge: {report.iterations} records, all within the first {info.get('warmup_iters')} "
                     "iterations (the detectors' warm-up), so only non-finite values and blow-ups were judged",
                     style="yellow")
+    if "value loss" in (info.get("signals_absent") or ()):
+        out.message("  absolute value-loss rule: no value loss to apply it to", style="dim")
+        return
     rule = "on" if info.get("value_loss_rule") else "off"
     out.message(f"  absolute value-loss rule {rule} ({info.get('value_normalization')})", style="dim")
 

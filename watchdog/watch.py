@@ -42,10 +42,11 @@ from watchdog.frameworks import (
     in_feed_order,
     known_step_size,
     safe_config_name,
+    signals_found,
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import UNRECOGNISED, damage_bound, is_run_dir, iter_run_dirs, real_path
+from watchdog.replay import UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, real_path
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
@@ -554,6 +555,8 @@ class WatchedRun:
     gone_said: bool = False  # its folder was deleted while watched (said once; the verdict holds up to there)
     live: EventTail | None = None  # the training's own watchdog's event log, where it runs with one
     live_alarms: int = 0  # the divergence alarms in it
+    first: MetricRecord | None = None  # the first record judged, and every key judged: what bounds "healthy"
+    keys: set[str] = field(default_factory=set)
 
     @property
     def divergence_alarms(self) -> int:
@@ -870,9 +873,15 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
 
 
 def _damage_note(run: WatchedRun) -> str:
-    """What bounds a run's verdict when its files were damaged (replay's headline says the same)."""
-    damaged = run.follower.damaged
-    return "" if not damaged or run.last is None else "; " + damage_bound(run.last.iteration, len(damaged))
+    """What bounds a run's verdict: its files were damaged, or (healthy) it was too short or logged no value loss
+    (replay's headline says the same)."""
+    damaged, notes = run.follower.damaged, []
+    if run.last is not None and run.state == State.HEALTHY.value:
+        short = run.last.iteration - run.first.iteration < run.wd.cfg.warmup.min_iters
+        notes += healthy_limits(short, signals_found(run.keys)[1])
+    if damaged and run.last is not None:
+        notes.append(damage_bound(run.last.iteration, len(damaged)))
+    return "".join(f"; {note}" for note in notes)
 
 
 def _damage_fields(run: WatchedRun) -> dict:
@@ -966,7 +975,8 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
     for record in records:
         # a watcher owns no checkpoints: it notes where the run was healthy and what it would do
         carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
-        run.last = record
+        run.first, run.last = run.first or record, record
+        run.keys.update(record.metrics)
         if not fleet:
             console.status(record, run.wd.state.value)
         while run.new_alarms:

@@ -553,3 +553,24 @@ def test_recovered_live_is_how_the_log_ends_not_an_earlier_process(tmp_path):
     stop = {"event": "stop", "iteration": 20, "env_steps": 2100, "state": "stopped", "restartable": True}
     stopped = {**end, "iteration": 20, "stopped": True, "ended": "stopped"}
     assert replay_run(log(tmp_path / "d", [stop, stopped, {**end, "ended": "finished"}])).live_recovered is not None
+
+
+def test_a_run_without_a_value_loss_or_too_short_is_never_plainly_healthy(tmp_path, capsys):
+    """A log with no value loss at all (its rules, the first evidence of most divergences, judged nothing) and one
+    of a single record: replay's headline and watch's END line say what bounds their "healthy" (until session 19 the
+    first was plain HEALTHY with 'absolute value-loss rule on', and watch ended both 'healthy'; found by an audit)."""
+    from watchdog.cli import main
+
+    lines = (Path(__file__).resolve().parents[1] / "data" / "openrl_resumed" / "push_lite_resumed" / "log.txt"
+             ).read_text().splitlines(keepends=True)
+    (tmp_path / "novl").mkdir()
+    (tmp_path / "novl" / "log.txt").write_text("".join(line for line in lines if "value_loss" not in line))
+    assert main(["replay", str(tmp_path / "novl")]) == 0
+    out = capsys.readouterr().out
+    assert "HEALTHY (no value loss logged: its rules judged nothing)" in out and "rule on" not in out, out
+    assert main(["watch", str(tmp_path / "novl"), "--idle-exit", "0"]) == 0
+    assert "watch ended, healthy: no new data for 0 s; no value loss logged" in capsys.readouterr().out
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "log.txt").write_text("".join(lines[:20]))  # one iteration's record
+    assert main(["watch", str(tmp_path / "one"), "--idle-exit", "0"]) == 0
+    assert "watch ended, healthy: no new data for 0 s; too short to judge" in capsys.readouterr().out
