@@ -106,6 +106,7 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
     out.ragged = any(len(row) != len(header) for row in rows)
     at, wall_at = header.index(STEP_COLUMN), header.index(TIME_COLUMN) if TIME_COLUMN in header else None
     points: dict[str, tuple[list[int], list[float], list[float]]] = {}
+    text: dict[str, tuple[int, str]] = {}  # column -> (line, cell) of its first cell that is not a number
     for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file
         if len(row) > len(header):  # more cells than columns: which is whose cannot be told (read as they were, its
             # values went to the wrong columns: a wrong iteration axis); a shorter row lacks its last cells only
@@ -113,8 +114,9 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
             out.bad_rows += 1
             continue
         step = _number(row, at)
-        if step is None or not math.isfinite(step):
-            out.warnings.append(f"{path}: line {number} has no {STEP_COLUMN}; skipped")
+        if step is None or not math.isfinite(step) or step < 0:  # (a negative step was read as one until session 19)
+            said = "no" if step is None or not math.isfinite(step) else f"a negative ({row[at]})"
+            out.warnings.append(f"{path}: line {number} has {said} {STEP_COLUMN}; skipped")
             continue
         wall = _number(row, wall_at) if wall_at is not None else None
         for column, cell in enumerate(row[:len(header)]):
@@ -126,8 +128,16 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
                 steps.append(int(step))
                 values.append(value)
                 walls.append(wall if wall is not None else 0.0)
+            else:
+                text.setdefault(header[column], (number, cell))
     out.scalars = {tag: Series(np.asarray(s, np.int64), np.asarray(v, np.float64), np.asarray(w, np.float64))
                    for tag, (s, v, w) in points.items()}
+    # text in a column of numbers is damage, said (dropped in silence until session 19); a column of text alone is a
+    # string key SB3 logged, and gives no point
+    for column, (number, cell) in text.items():
+        if column in points:
+            out.warnings.append(f"{path}: column {column} holds text among its numbers (line {number}: {cell[:20]!r}); "
+                                "those cells were left out")
     return out
 
 

@@ -139,6 +139,8 @@ def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:
     """Each path is a run, or a folder with runs somewhere below it; anything else is bad input."""
+    from watchdog.csvlog import PROGRESS_CSV, STEP_COLUMN
+
     runs: list[Path] = []
     seen: set[Path] = set()
     for raw in paths:
@@ -146,6 +148,11 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
         if real_path(path) in seen:
             continue  # named twice, or met inside a folder named before: judged once
         found = iter_run_dirs(path, seen=seen)
+        csv_file = path / PROGRESS_CSV
+        if not found and csv_file.is_file():  # named, not "no runs": empty, damaged, or another program's CSV
+            raise InputError(f"{PROGRESS_CSV} is not SB3's: no {STEP_COLUMN} column in its first line (empty, "
+                             "damaged, or another program's CSV)", path=str(csv_file),
+                             hint="pass the folder of an SB3 run whose CSV logger wrote it")
         if not found:
             raise InputError("not a run directory and holds no runs", path=str(path),
                              hint="pass a folder with TensorBoard event files (any framework), SB3's progress.csv, "

@@ -170,6 +170,21 @@ def test_csv_oddities_are_read_or_said(tmp_path):
     follower.poll(final=True)
     assert any("ignored a torn last line" in w for w in follower.input_warnings)  # the end: say it
 
+    # text among a column's numbers, a negative step: said (left out in silence, and read as a step, until session
+    # 19); a column of text alone is a string key SB3 logged: no point, nothing said
+    odd = tmp_path / "odd.csv"
+    odd.write_text("time/total_timesteps,train/value_loss,note\n64,0.5,a\n128,abc,b\n-5,0.4,c\n192,0.3,d\n")
+    res = read_progress_csv(odd)
+    assert res.scalars["train/value_loss"].steps.tolist() == [64, 192] and "note" not in res.scalars
+    assert res.warnings == [f"{odd}: line 4 has a negative (-5) time/total_timesteps; skipped",
+                            f"{odd}: column train/value_loss holds text among its numbers (line 3: 'abc'); those "
+                            "cells were left out"]
+    # an empty progress.csv is named as such, not "holds no runs" (found by an audit, session 19)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "progress.csv").write_text("")
+    with pytest.raises(InputError, match="progress.csv is not SB3's: no time/total_timesteps column"):
+        find_run_dirs([tmp_path / "empty"])
+
 
 def test_a_row_with_more_cells_than_its_header_is_skipped_and_bounds_the_verdict(tmp_path, capsys):
     """Read as they were, a row with two extra cells put its values in the wrong columns: 9577 iterations (9,600 env
