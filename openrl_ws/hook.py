@@ -74,6 +74,7 @@ class WatchSession(TrainingSession):
         self.kept = startup_keys_kept(safe, run_values or {})
         self.openrl: OnPolicyDriver | None = None  # the OpenRL driver whose trainer the actions act on
         self._next_module_save = save_interval_steps
+        self._module_unwritten = False  # the last module.pt could not be written (said once per stretch)
 
     # --- per iteration --------------------------------------------------------------------------
 
@@ -140,7 +141,8 @@ class WatchSession(TrainingSession):
         path = super().save_resume(action, watchdog_state)
         if self.writes_files and self.openrl is not None:
             module = self.save_module(self.openrl, action.env_steps)
-            self.say(f"watchdog: resumable checkpoint {path or '(not written)'}; OpenRL's {module}", style="bold")
+            self.say(f"watchdog: resumable checkpoint {path or '(not written)'}; OpenRL's {module or '(not written)'}",
+                     style="bold")
         return path
 
     # --- OpenRL's own checkpoints ---------------------------------------------------------------
@@ -153,8 +155,24 @@ class WatchSession(TrainingSession):
             while self._next_module_save <= record.env_steps:
                 self._next_module_save += self.save_interval_steps
 
-    def save_module(self, driver: OnPolicyDriver, env_steps: int) -> Path:
-        return save_openrl_module(driver.trainer.algo_module, openrl_checkpoint_dir(self.run_dir / "checkpoints", env_steps))
+    def save_module(self, driver: OnPolicyDriver, env_steps: int) -> Path | None:
+        """OpenRL's ``module.pt`` at ``env_steps``; None when the disk refused it (full, read-only: said once per
+        stretch of refusals, and training goes on: the watchdog's stable checkpoints are what it resumes from; until
+        session 19 torch's write error ended the run)."""
+        target = openrl_checkpoint_dir(self.run_dir / "checkpoints", env_steps)
+        try:
+            written = save_openrl_module(driver.trainer.algo_module, target)
+        except (OSError, RuntimeError) as exc:
+            if isinstance(exc, RuntimeError) and "writ" not in str(exc):  # torch's "failed writing file"; else a bug
+                raise
+            if not self._module_unwritten:
+                self.say(f"watchdog: could not write OpenRL's {target / 'module.pt'} "
+                         f"({getattr(exc, 'strerror', None) or str(exc).splitlines()[0][:120]}); training goes on - "
+                         "free space or fix permissions to get them again", style="bold red")
+            self._module_unwritten = True
+            return None
+        self._module_unwritten = False
+        return written
 
 
 def reset_rollout(driver: OnPolicyDriver) -> None:

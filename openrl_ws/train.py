@@ -261,7 +261,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
                              hint="pass a writable --run_dir") from None
     agent = PPOAgent(net)
     if dist_ctx is None or dist_ctx.is_main:
-        logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)
+        try:  # a full disk: TensorBoard's first write (a traceback, exit 1, until session 19)
+            logger = RunLogger(run_dir, use_tensorboard=args.use_tensorboard or args.watchdog)
+        except OSError as exc:
+            raise InputError(f"cannot write the run directory ({exc.strerror or exc})", path=str(run_dir),
+                             hint="free space on its disk, or pass a --run_dir on another") from None
     else:
         logger = ows_dist.NullLogger()
     watchdog = Watchdog(wd_cfg) if wd_cfg is not None else None

@@ -206,13 +206,27 @@ def test_disk_full_keeps_training_on_memory_snapshots_and_says_so(tmp_path, monk
             raise OSError(28, "No space left on device")
         return real_save(self, tag, state, meta)
 
+    import openrl_ws.hook as hook
+
+    real_module_save = hook.save_openrl_module
+
+    def module_full_after_first(module, path):  # torch.save's own words on a full disk
+        if calls["n"] > 1:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+                               "data/0: file write failed")
+        return real_module_save(module, path)
+
     monkeypatch.setattr(CheckpointStore, "save", full_after_first)
+    monkeypatch.setattr(hook, "save_openrl_module", module_full_after_first)
     cfg = tmp_path / "wd.yaml"
     cfg.write_text("policy:\n  stable_every_iters: 2\n  onset_margin_iters: 0\n")
-    code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--inject", "nan@9", iterations=12)
-    assert code == 0
+    code, run_dir, events = run(tmp_path, "--watchdog_config", str(cfg), "--inject", "nan@9", "--save_interval", "512",
+                                iterations=12)
+    assert code == 0 and kinds(events, "end")[0]["ended"] == "finished"
     out = capsys.readouterr().out
     assert "No space left on device" in out and "in-memory copy" in out
+    # OpenRL's module.pt too: said once, training goes on (torch's write error ended the run until session 19)
+    assert out.count("could not write OpenRL's") == 1 and "file write failed" in out
     on_disk = sorted(p.name for p in (run_dir / "checkpoints" / "watchdog").iterdir())
     assert on_disk == ["stable_256_steps"]  # the one written before the disk filled up, intact
     rollback, = kinds(events, "rollback")  # rolled back from memory to a checkpoint never written to disk
@@ -328,3 +342,18 @@ def test_a_resume_command_of_a_run_that_switched_starts_on_the_safe_config(tmp_p
                              changes={"lr": {"old": 5e-4, "new": 3e-4}}))
     cmd = resume_command(argv, "ckpt", tmp_path)
     assert cmd.endswith("--checkpoint ckpt --start_safe") and "--inject" not in cmd
+
+
+def test_a_disk_full_before_the_first_iteration_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    """A run dir on a full disk passes the write probe (an empty file) and failed at TensorBoard's first write: a
+    traceback, exit 1 ("stopped by the watchdog"), until session 19 (found by an audit on a full tmpfs)."""
+    import openrl_ws.run_logger as run_logger
+
+    def full(self, run_dir, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_logger.RunLogger, "__init__", full)
+    code, _, _ = run(tmp_path, iterations=2)
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write the run directory (No space left on device)" in err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
