@@ -33,6 +33,8 @@ _HEADER_BYTES = 1 << 16
 
 def progress_csv_columns(path: Path) -> list[str]:
     """The column names of an SB3 ``progress.csv`` (its first line only), [] for a file that is not one."""
+    if not Path(path).is_file():  # a FIFO (or a device) of that name would block the open for ever (until session 19)
+        return []
     try:
         with open(path, "rb") as fh:
             head = fh.read(_HEADER_BYTES).split(b"\n", 1)[0]

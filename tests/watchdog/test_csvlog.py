@@ -388,3 +388,20 @@ def test_sb3_dumping_every_few_rollouts_is_numbered_by_its_rollouts(tmp_path, al
     assert report.records[0].env_steps == log_interval * n_steps
     follower = RunFollower(tmp_path / "run")
     assert [r.iteration for r in follower.poll() + follower.poll(final=True)] == [r.iteration for r in report.records]
+
+
+def test_a_fifo_named_progress_csv_does_not_hang_replay(tmp_path):
+    """A FIFO named progress.csv beside a run's log.txt: its header read blocked in open() for ever, so replay printed
+    nothing until killed (found by an audit, session 19). It is not SB3's file: the log.txt run is replayed."""
+    import os
+    import threading
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "openrl_resumed" / "push_lite_resumed" / "log.txt", run)
+    os.mkfifo(run / "progress.csv")
+    out = []
+    worker = threading.Thread(target=lambda: out.append(replay_run(find_run_dirs([run])[0])), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert out and out[0].source == "log.txt" and out[0].verdict == "healthy"
