@@ -404,7 +404,10 @@ def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
         return None
     res = parse_log_txt(path)
     if not res.records:
-        warnings.extend(res.warnings or [f"{path}: no metric blocks found"])
+        if _looks_binary(path):  # (said as "a torn last line" with its raw bytes until session 19)
+            warnings.append(f"{path}: binary data, not a text log (damaged, or another program's file)")
+        else:
+            warnings.extend(res.warnings or [f"{path}: no metric blocks found"])
         return None
     # OpenRL's log.txt counts episodes (iterations), not env steps: its env count and rollout length are in the
     # config its OpenRL checkpoints carry; without them its steps are said to be iterations (it said "1,296 env
@@ -416,6 +419,20 @@ def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
     for rec in res.records:  # its step is its iteration, as rsl_rl's ("it 71", not "it 71 (72 steps)")
         rec.env_steps = rec.iteration
     return RunData(res.records, "log.txt", list(res.warnings), None, {"step_unit": "iterations"})
+
+
+def _looks_binary(path: Path) -> bool:
+    """A file whose first 4 KiB hold a NUL byte or are not UTF-8 text (a cut may split one character at the end)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < len(head) - 4
+    return b"\x00" in head
 
 
 def _openrl_checkpoint_step_size(root: Path) -> tuple[int | None, str | None]:

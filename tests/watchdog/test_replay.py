@@ -574,3 +574,13 @@ def test_a_run_without_a_value_loss_or_too_short_is_never_plainly_healthy(tmp_pa
     (tmp_path / "one" / "log.txt").write_text("".join(lines[:20]))  # one iteration's record
     assert main(["watch", str(tmp_path / "one"), "--idle-exit", "0"]) == 0
     assert "watch ended, healthy: no new data for 0 s; too short to judge" in capsys.readouterr().out
+
+
+def test_a_binary_log_txt_is_named_as_such(tmp_path, capsys):
+    """Random bytes as log.txt were 'a torn last line' with the bytes printed (found by an audit, session 19)."""
+    from watchdog.cli import main
+
+    (tmp_path / "log.txt").write_bytes(bytes(range(256)) * 12)
+    assert main(["replay", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "log.txt: binary data, not a text log" in err[0] and "torn" not in err[0], err
