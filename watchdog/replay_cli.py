@@ -253,6 +253,8 @@ def plot_report(report, cfg, path: str) -> None:
     """PNG: value loss (log) with its threshold, critic grad norm, reward; markers for events."""
     import matplotlib
 
+    from watchdog.errors import InputError
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -286,5 +288,11 @@ def plot_report(report, cfg, path: str) -> None:
     axes[-1].set_xlabel("PPO iteration")
     fig.suptitle(f"{report.run}: {report.verdict}")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=100)
+    except OSError as exc:  # a full disk: a bare "No space left on device" and a 0-byte PNG until session 19
+        Path(path).unlink(missing_ok=True)
+        raise InputError(f"cannot write the plot ({exc.strerror or exc})", path=str(path),
+                         hint="free space on its disk, or give --plot a path on another") from None
+    finally:
+        plt.close(fig)

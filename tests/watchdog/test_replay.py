@@ -439,6 +439,22 @@ def test_a_system_error_writing_the_plot_is_one_line_and_exit_2(capsys):
     assert len(err) == 1 and err[0].startswith("watchdog: error: /proc/watchdog-test.png")
 
 
+def test_a_full_disk_under_the_plot_is_one_line_naming_it_and_leaves_no_empty_file(tmp_path, monkeypatch, capsys):
+    """The disk fills while the PNG is written: a bare 'No space left on device' and a 0-byte PNG until session 19."""
+    from matplotlib.figure import Figure
+
+    def full(self, path, **kwargs):
+        Path(path).write_bytes(b"")  # opened, then the disk refuses the bytes
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    png = tmp_path / "run.png"
+    assert main(["replay", str(SB3_RUN), "--plot", str(png)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"watchdog: error: {png}: cannot write the plot (No space left on device) (free space on its disk, "
+                   "or give --plot a path on another)"] and not png.exists()
+
+
 def test_a_reader_that_leaves_neither_changes_the_exit_code_nor_prints_a_traceback():
     """``watchdog replay runs/ | head -1``: a BrokenPipeError was a traceback and exit 1 ("diverged")."""
     import subprocess
