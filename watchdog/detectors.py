@@ -229,6 +229,10 @@ def _returns_since(returns: deque, until: int) -> tuple[list[float], float] | No
     return [r for it, r in returns if it <= until], returns[-1][1]
 
 
+# a critic's RMS error this small against the returns' size (or 1) is numerical zero: it fitted a constant exactly
+FITTED_CONSTANT = 1e-3
+
+
 def _times(ratio: float) -> str:
     """A ratio in an alert's words: whole numbers (``35``), and beyond a million in powers of ten (``3.5e+299``, not
     300 digits)."""
@@ -258,6 +262,10 @@ class Detector:
     # learns the config's own speed: starts over, as built, when the config switches (a rollback's safe config; until
     # session 18 the old rate stayed, and a run slowed by its own safe config was warned about forever)
     config_scaled = False
+    # judges its signal's logarithm (a loss, a gradient norm): a value <= 0 is no level and is skipped, as a missing one
+    # (a 0 logged before the first update, or a loss exactly fitted; until session 19 it was a level of 1e-12, and the
+    # first real loss after it "4.9e+10x its floor": three rollbacks and a stop)
+    log_scale = False
     _state_fields: tuple[str, ...] = ()
     _window_fields: tuple[str, ...] = ()  # SortedWindow / LaggedWindow attributes
     _ATOMIC = frozenset({int, float, bool, str, type(None)})  # immutable: copy.deepcopy returns them as they are
@@ -280,7 +288,7 @@ class Detector:
             # one signal read as it is (most detectors): no dict built for a missing or non-finite value
             signal = signals[0]
             value = record.metrics.get(signal)
-            if value is None or not math.isfinite(value):
+            if value is None or not math.isfinite(value) or (value <= 0 and self.log_scale):
                 return None
             values = {signal: value}
         else:
@@ -373,6 +381,7 @@ class ValueLossThreshold(Detector):
 
     name = "value_loss_threshold"
     task_scaled = True
+    log_scale = True
     signals = (VALUE_LOSS,)
     _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x", "last_at_level")
     _window_fields = ("steps",)
@@ -494,6 +503,7 @@ class TrendCusum(Detector):
 
     name = "trend"
     task_scaled = True
+    log_scale = True
     _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped", "returns")
     _window_fields = ("baseline", "levels")
 
@@ -634,7 +644,8 @@ class BlowUp(Detector):
 
     name = "blowup"
     task_scaled = True
-    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level")
+    log_scale = True
+    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -648,15 +659,16 @@ class BlowUp(Detector):
         # (iteration, return) of the records the floor window spans, and the two before it
         self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
         self.first_level = NO_LEVEL  # the level of the streak's first point
+        self.flat_start: float | None = None  # the return at the streak's first verdict, when it rose from one never moved
 
     def reads(self) -> tuple[str, ...]:
         return self.signals if self.cfg.explained_by is None else (*self.signals, self.cfg.explained_by)
 
     def _check(self, record, values, judging):
+        if self.cfg.explained_by is not None:  # (the returns of the points judged: those the floor window spans)
+            _note_return(self.returns, record, self.cfg.explained_by)
         x = _log(values[self.signal])
         self.recent.append(x)
-        if self.cfg.explained_by is not None:
-            _note_return(self.returns, record, self.cfg.explained_by)
         if len(self.recent) < 3:
             return None
         level = median3(*self.recent)
@@ -672,12 +684,22 @@ class BlowUp(Detector):
                 over = level - low >= math.log(self.cfg.ratio) - 1e-9 and all(
                     level - held >= margin for it, held in self.floor if it < low_it)
             self.streak = self.streak + 1 if over else 0
-            if self.streak == 1:
-                self.first_level = level
+            if self.streak <= 1:
+                self.first_level, self.flat_start = (level, None) if self.streak else (self.first_level, None)
             if over and self.streak >= self.cfg.patience_points:
                 explainable = self.cfg.explained_by is not None
-                climbing = explainable and level - self.first_level >= margin
-                jump = self._return_jump(low_it, level) if explainable and not climbing else None
+                jump = self._return_jump(low_it, low, level) if explainable else None
+                if self.streak == self.cfg.patience_points:  # the streak's first verdict: from a constant the critic fitted?
+                    self.flat_start = jump[1] if jump is not None and jump[3] else None
+                newest = self.returns[-1][1] if self.returns else None
+                if self.flat_start is not None and newest is not None and newest >= self.flat_start:
+                    # a return that had never moved (a sparse task's zeros), rising since its first rewards: the
+                    # critic meets more new returns each update as they come more often, and its loss climbs with
+                    # them while the run learns; divergence there shows as the return falling (until session 19 the
+                    # climb was an alarm: rollbacks to before the first successes and a stop)
+                    jump = (self.flat_start, newest, 0.0, True)
+                climbing = explainable and level - self.first_level >= margin and (jump is None or not jump[3])
+                jump = None if climbing else jump
                 verdict = self._verdict(
                     record, "alarm" if jump is None else "warning", self.signal, values[self.signal],
                     math.exp(low + math.log(self.cfg.ratio)),
@@ -700,20 +722,27 @@ class BlowUp(Detector):
             self.envelope = max(self.envelope, self.floor.popleft()[1])
         return verdict
 
-    def _return_jump(self, low_it: int, level: float) -> tuple[float, float, float] | None:
-        """(highest return up to the floor's low, the newest return, the range up to the low) when the
-        newest return, after the low, is above that highest by more than that range (the returns of
-        the floor window up to the low) and by at least the root of the loss's level (the critic's RMS
-        error, in the returns' units: new returns explain an error no larger than their own jump; a
-        rollout's rewards x50 blow the loss up 400,000x for a 0.3 move of the return); else None.
-        Needs three returns up to the low: no range, no jump."""
+    def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
+        """(highest return up to the floor's low, the newest return, the range up to the low, whether the critic had
+        fitted a constant) when the newest return, after the low, is above that highest by more than that range (the
+        returns of the floor window up to the low) and by at least the root of the loss's level (the critic's RMS
+        error, in the returns' units: new returns explain an error no larger than their own jump; a rollout's rewards
+        x50 blow the loss up 400,000x for a 0.3 move of the return); else None. Needs three returns up to the low: no
+        range, no jump.
+
+        A critic that had fitted a constant return (a sparse task's zeros: the return never moved, and the loss's
+        root at the floor a thousandth of its size or less, numerical zero) has a loss whose root says nothing of the
+        returns' scale: any rise is new to it (the first successes moved a 100-episode mean 0.009, under the root
+        0.08 of a loss 650,000x its 1e-8 floor: rollbacks to before them and a stop, until session 19). A return that
+        stood still because no episode ended (a staircase) has a critic still erring by far more than that."""
         since = _returns_since(self.returns, low_it)
         if since is None or len(since[0]) < 3:
             return None
         before, newest = since
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
-        return (high, newest, spread) if rise > spread and rise >= math.exp(level / 2) else None
+        fitted = spread == 0 and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
+        return (high, newest, spread, fitted) if rise > spread and (fitted or rise >= math.exp(level / 2)) else None
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -767,3 +767,58 @@ def test_an_alerts_ratio_beyond_a_million_is_written_in_powers_of_ten():
         wd.observe(MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.01 * (1 + 0.1 * (i % 3)) if i < 180 else 1e300}))
     alarm = next(e for e in events if e["event"] == "alarm")
     assert "e+30" in alarm["reason"] and len(alarm["reason"]) < 400, alarm["reason"]
+
+
+def _replayed(records, framework: str, normalized: bool):
+    from watchdog.frameworks import config_for_run
+    from watchdog.replay import RunData, replay_records
+
+    info = {"framework": framework, "value_targets_normalized": normalized, "value_normalization": "test",
+            "keys": sorted(set().union(*(r.metrics for r in records)))}
+    return replay_records(RunData(records, "events", info=dict(info)), config_for_run(WatchdogConfig(), info))
+
+
+@pytest.mark.parametrize(("framework", "normalized"), [("rl_games", True), ("sb3", False)])
+def test_a_value_loss_of_exactly_zero_is_no_level(framework, normalized):
+    """A value loss of 0 logged before the first update (or a loss exactly fitted) was a level of 1e-12: the first
+    real loss after it was 'blew up 4.9e+10x its floor' (two zeros) or a 5e10x trend (twelve): three rollbacks and a
+    stop on a healthy run. Found by an audit (session 19)."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN
+
+    rng = random.Random(1)
+    for zeros in (2, 12):
+        records = [MetricRecord(i, (i + 1) * 2048, {
+            VALUE_LOSS: 0.0 if i < zeros else 0.05 * math.exp(rng.gauss(0, 0.2)),
+            EPISODE_RETURN: 100 + 50 * (1 - math.exp(-i / 100)) + rng.gauss(0, 2)}) for i in range(300)]
+        report = _replayed(records, framework, normalized)
+        assert report.verdict == "healthy" and not report.warnings, (zeros, report.first_alarm)
+
+
+def test_a_sparse_tasks_first_successes_are_no_blow_up_but_a_fitted_critic_is_needed_for_that():
+    """SB3 on a sparse task: every return exactly 0 until rollout 150, the critic fitted to a loss of 1e-8, then
+    successes come more and more often and the loss climbs with them. The first successes moved the 100-episode mean
+    0.009, under the root of the loss (0.07): a blow-up alarm, rollbacks to before the successes, a stop (found by an
+    audit, session 19). A critic that had fitted a constant is now read as meeting its first returns. The same climb
+    over a return that stood still while the critic still erred (a loss of 0.1: a staircase whose episodes had not
+    ended) stays an alarm."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN
+
+    def run(floor: float) -> list[MetricRecord]:
+        rng, window, out = random.Random(0), [0.0] * 100, []
+        for r in range(300):
+            p = 0 if r < 150 else min(0.02 * (r - 149), 0.9)
+            wins = sum(rng.random() < p for _ in range(20))
+            window = window[wins:] + [0.9] * wins if wins else window
+            loss = (floor if r < 150 else (wins / 20) * 0.05 + 1e-4) * math.exp(rng.gauss(0, 0.3))
+            out.append(MetricRecord(r, (r + 1) * 2048, {VALUE_LOSS: loss, EPISODE_RETURN: sum(window) / 100}))
+        return out
+
+    assert _replayed(run(1e-8), "sb3", False).verdict == "healthy"
+    stood_still = _replayed([MetricRecord(r.iteration, r.env_steps, {**r.metrics, VALUE_LOSS: r.metrics[VALUE_LOSS]
+                                                                      * (1e4 if r.iteration >= 150 else 1e7)})
+                             for r in run(1e-8)], "sb3", False)
+    assert stood_still.first_alarm and stood_still.first_alarm["detector"] == "blowup"
