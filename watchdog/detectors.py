@@ -146,6 +146,14 @@ class LaggedWindow:
         self.window = SortedWindow(1 << 62)  # evicted by age, not by count
         self.times: deque[int] = deque()  # iterations of the window's values, oldest first
         self.pending: deque[tuple[int, float]] = deque()
+        self.full = False  # a value has left by age: the window holds all the points its span can
+
+    def ready(self, points: int) -> bool:
+        """Enough to judge by: ``points`` values, or all its span can hold at the run's logging rate (at least
+        ``SPARSE_POINTS``): a run logged every 30 updates (skrl's ``write_interval: auto``) holds 8 in a 250-iteration
+        window, and until session 19 never reached 10, so the trend and the policy's rules never judged it."""
+        n = len(self.window.fifo)
+        return n >= points or (self.full and n >= SPARSE_POINTS)
 
     def push(self, iteration: int, x: float) -> None:
         """Queue ``x``; values old enough join the window, values too old leave it."""
@@ -162,14 +170,17 @@ class LaggedWindow:
         while times and times[0] < oldest:
             times.popleft()
             del ordered[bisect_left(ordered, fifo.popleft())]
+            self.full = True
 
     def state(self) -> dict:
-        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
+        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending),  # tuples: immutable
+                "full": self.full}
 
     def load(self, state: dict) -> None:
         self.window.load(state["window"])
         self.times = deque(state["times"])
         self.pending = deque((int(it), float(v)) for it, v in state["pending"])
+        self.full = bool(state.get("full", False))  # (a state saved before session 19: not known, not full)
 
 
 class LaggedMax:
@@ -229,6 +240,8 @@ def _returns_since(returns: deque, until: int) -> tuple[list[float], float] | No
     return [r for it, r in returns if it <= until], returns[-1][1]
 
 
+# the fewest points a lagged window judges by when its span holds no more at the run's logging rate
+SPARSE_POINTS = 4
 # a critic's RMS error this small against the returns' size (or 1) is numerical zero: it fitted a constant exactly
 FITTED_CONSTANT = 1e-3
 
@@ -535,7 +548,7 @@ class TrendCusum(Detector):
             while returns[0][0] < record.iteration - cfg.baseline_iters - cfg.lag_iters:
                 returns.popleft()
         window = self.baseline.window
-        ready = judging and len(window) >= self.warmup.baseline_points
+        ready = judging and self.baseline.ready(self.warmup.baseline_points)
         if ready:  # judged against the baseline as it was before this point joins it
             center, sigma = window.median(), max(window.sigma(), cfg.min_sigma)
             z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
@@ -983,7 +996,7 @@ class EntropyCollapse(Detector):
         (signal, value), = values.items()
         window = self.values.window
         verdict = None
-        if judging and len(window) >= self.warmup.baseline_points:
+        if judging and self.values.ready(self.warmup.baseline_points):
             verdict = self._judge(record, signal, value, window)
         if self.down == 0:  # a collapse does not teach the window what normal is
             self.values.push(record.iteration, value)
@@ -1079,7 +1092,10 @@ class KlSurge(Detector):
         value = self._size(values[signal])
         window = self.values.window
         it = record.iteration
-        if self.last_up is not None and it - self.last_up > self.cfg.lag_iters:  # back in range for a lag: over
+        # back in range for a lag: the stretch is over (judged below at a point in range: a run logged less often than
+        # the lag, skrl's write_interval "auto", had every stretch ended at its next point, never 3 long, until session 19)
+        stale = self.last_up is not None and it - self.last_up > self.cfg.lag_iters
+        if stale and not (judging and self.values.ready(self.warmup.baseline_points)):
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
         alarm_kl = self.alarm_at
         if judging and alarm_kl is not None and value >= alarm_kl:
@@ -1100,10 +1116,12 @@ class KlSurge(Detector):
                 onset_hint=onset,
             )
         verdict = None
-        if judging and len(window) >= self.warmup.baseline_points:
+        if judging and self.values.ready(self.warmup.baseline_points):
             top = window.quantile(0.95)
             limit = max(self.cfg.ratio * top, self.floor)
-            if value < limit:
+            if value < limit and stale:
+                self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
+            elif value < limit:
                 self.up = 0
             else:
                 self.up += 1

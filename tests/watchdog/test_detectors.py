@@ -822,3 +822,30 @@ def test_a_sparse_tasks_first_successes_are_no_blow_up_but_a_fitted_critic_is_ne
                                                                       * (1e4 if r.iteration >= 150 else 1e7)})
                              for r in run(1e-8)], "sb3", False)
     assert stood_still.first_alarm and stood_still.first_alarm["detector"] == "blowup"
+
+
+@pytest.mark.parametrize("every", [1, 30, 50])
+def test_a_run_logged_every_few_dozen_updates_is_judged_by_its_policy_rules(every):
+    """skrl with Isaac Lab's write_interval "auto" logs about 100 points a run: one per 30 updates of a 3,000-update
+    run. The trend's and the policy rules' windows (200-250 iterations) never held their 10 points, and a surge's
+    stretch ended at each next point (more than its 20-iteration lag later), so a policy-loss surge with the return
+    collapsing was a reward warning only (found by an audit, session 19). A healthy run stays quiet."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN, POLICY_LOSS
+
+    def logged(fault: int | None) -> list[MetricRecord]:
+        rng = random.Random(5)
+        ups = []
+        for u in range(3000):
+            f = fault is not None and u >= fault
+            ups.append({VALUE_LOSS: 0.05 * math.exp(rng.gauss(0, 0.2)), POLICY_LOSS: rng.gauss(-0.01, 0.005) * (50 if f else 1),
+                        EPISODE_RETURN: (100 + 50 * (1 - math.exp(-u / 300))) * (0.2 if f and u >= fault + 20 else 1)
+                        + rng.gauss(0, 2)})
+        return [MetricRecord(end, (end + 1) * 4096, {k: sum(c[k] for c in ups[end - every + 1:end + 1]) / every
+                                                     for k in ups[0]}) for end in range(every - 1, 3000, every)]
+
+    healthy = _replayed(logged(None), "skrl", True)
+    assert healthy.verdict == "healthy" and not healthy.warnings
+    faulted = _replayed(logged(1800), "skrl", True)
+    assert faulted.first_alarm["detector"] == "policy_collapse" and 1800 < faulted.first_alarm["iteration"] <= 1800 + 30 + 3 * every
