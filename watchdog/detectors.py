@@ -1119,9 +1119,11 @@ class KlSurge(Detector):
         if judging and self.values.ready(self.warmup.baseline_points):
             top = window.quantile(0.95)
             limit = max(self.cfg.ratio * top, self.floor)
-            if value < limit and stale:
+            below = value < limit or limit <= 0  # (a window of exact zeros, an actor not trained: no surge over it;
+            # a surrogate loss of 0 counted as one until session 19, and with a reward dip made a policy_collapse)
+            if below and stale:
                 self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
-            elif value < limit:
+            elif below:
                 self.up = 0
             else:
                 self.up += 1

@@ -388,6 +388,9 @@ class Watchdog:
             "policy": self.policy.state_dict(),
             "task_changes": {"terms": self.task_changes.state_dict(), "last": self.last_task_change},
             "detector_snapshots": copy.deepcopy({tag: _taken(s) for tag, s in self.detector_snapshots.items()}),
+            # the checkpoint the last rollback restored: a later divergence is dated there at the earliest (left out
+            # until session 19, so a watchdog resumed from its state dated it, and chose its target, otherwise)
+            "restored_at": self.restored_at,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -398,6 +401,8 @@ class Watchdog:
         last = changes.get("last")
         self.last_task_change = None if last is None else int(last)
         self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
+        restored = state.get("restored_at")
+        self.restored_at = None if restored is None else int(restored)
 
 
 def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None,

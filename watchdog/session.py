@@ -338,6 +338,7 @@ class TrainingSession:
         events = run_events(self.run_dir)  # the supervisor's restart event included
         recoveries = count_recoveries(events)
         wd.resumed(ref, iteration + 1, recoveries=recoveries)
+        wd.restored_at = iteration  # a rollback across processes, as replay's restart_replayed dates it
         restart = Verdict("restart", "alarm", "", float("nan"), float("nan"),
                           f"the process was restarted by watchdog run from {raw}", iteration, env_steps)
         action = Rollback(target=ref, onset=Onset(iteration, iteration, iteration, "restart"),

@@ -849,3 +849,20 @@ def test_a_run_logged_every_few_dozen_updates_is_judged_by_its_policy_rules(ever
     assert healthy.verdict == "healthy" and not healthy.warnings
     faulted = _replayed(logged(1800), "skrl", True)
     assert faulted.first_alarm["detector"] == "policy_collapse" and 1800 < faulted.first_alarm["iteration"] <= 1800 + 30 + 3 * every
+
+
+def test_a_surrogate_loss_of_exactly_zero_is_no_surge():
+    """A loop that logs 0 for the surrogate loss while its actor is not trained: against a window of zeros the limit
+    was 0 and every 0 'above' it, a standing surge (infx) that with a reward dip made a policy_collapse and a rollback
+    (found by an audit, session 19)."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN, POLICY_LOSS
+
+    rng = random.Random(12)
+    records = [MetricRecord(i, i, {EPISODE_RETURN: 100 + 50 * (1 - math.exp(-i / 100)) + rng.gauss(0, 2)
+                                   - (40 if 250 <= i < 262 else 0),
+                                   POLICY_LOSS: 0.0 if i < 400 else rng.gauss(-0.01, 0.005),
+                                   VALUE_LOSS: 0.05 * math.exp(rng.gauss(0, 0.2))}) for i in range(600)]
+    report = _replayed(records, "rsl_rl", False)
+    assert report.first_alarm is None and not [w for w in report.warnings if w["detector"] == "surrogate_surge"]

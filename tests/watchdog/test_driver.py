@@ -171,3 +171,46 @@ def test_a_restored_checkpoint_whose_run_goes_non_finite_again_at_once_is_passed
     resumed = Watchdog()
     resumed.load_state_dict(wd.state_dict())
     assert resumed.policy.restored_iteration == 50
+
+
+def test_a_watchdog_reloaded_from_its_state_after_a_rollback_decides_as_one_that_never_stopped():
+    """``state_dict`` left out ``restored_at`` (the checkpoint the last rollback restored, where a later divergence is
+    dated at the earliest): a watchdog reloaded from it (a stable checkpoint's meta.json, through JSON) after a rollback
+    rolled back elsewhere than one that never stopped. Found by an audit (session 19)."""
+    import json
+    import random
+
+    from watchdog.frameworks import config_for_run
+    from watchdog.signals import APPROX_KL, EPISODE_RETURN, POLICY_ENTROPY, POLICY_LOSS
+
+    rng = random.Random(7)
+    records = []
+    for i in range(700):
+        m = {EPISODE_RETURN: 100 + 50 * (1 - math.exp(-i / 100)) + rng.gauss(0, 2), POLICY_LOSS: rng.gauss(-0.01, 0.005),
+             POLICY_ENTROPY: 1.0 - 0.0005 * i + rng.gauss(0, 0.01), APPROX_KL: abs(rng.gauss(0.01, 0.003)),
+             VALUE_LOSS: 0.05 * math.exp(rng.gauss(0, 0.2))}
+        if i >= 400:
+            m[VALUE_LOSS] *= min(1.3 ** (i - 400), 1e5)
+            m[APPROX_KL] *= 50
+            m[POLICY_ENTROPY] -= 0.05 * (i - 400) ** 0.5
+        if i >= 420:
+            m[EPISODE_RETURN] *= 0.3
+        records.append(MetricRecord(i, (i + 1) * 2048, m))
+    cfg = config_for_run(WatchdogConfig(), {"framework": "sb3", "keys": sorted(records[0].metrics)})
+
+    def drive_from(wd: Watchdog, recs: list[MetricRecord]) -> list[list[str]]:
+        out = []
+        for rec in recs:
+            actions = wd.observe(rec)
+            out.append([f"{type(a).__name__}{getattr(getattr(a, 'target', None), 'iteration', '')}" for a in actions])
+            if not carry_out(wd, actions, VirtualDriver(), config_name="safe"):
+                break
+        return out
+
+    never = drive_from(Watchdog(cfg), records)
+    first = Watchdog(cfg)
+    before = drive_from(first, records[:408])  # after the first rollback (407), before the second alarm (409)
+    assert first.restored_at is not None  # a rollback came before the split
+    reloaded = Watchdog(cfg)
+    reloaded.load_state_dict(json.loads(json.dumps(first.state_dict())))
+    assert before + drive_from(reloaded, records[408:]) == never
