@@ -146,14 +146,18 @@ class LaggedWindow:
         self.window = SortedWindow(1 << 62)  # evicted by age, not by count
         self.times: deque[int] = deque()  # iterations of the window's values, oldest first
         self.pending: deque[tuple[int, float]] = deque()
-        self.full = False  # a value has left by age: the window holds all the points its span can
 
     def ready(self, points: int) -> bool:
         """Enough to judge by: ``points`` values, or all its span can hold at the run's logging rate (at least
-        ``SPARSE_POINTS``): a run logged every 30 updates (skrl's ``write_interval: auto``) holds 8 in a 250-iteration
-        window, and until session 19 never reached 10, so the trend and the policy's rules never judged it."""
+        ``SPARSE_POINTS``, spread over the whole span at their own spacing): a run logged every 30 updates (skrl's
+        ``write_interval: auto``) holds 8 in a 250-iteration window, and until session 19 never reached 10, so the
+        trend and the policy's rules never judged it. A densely logged window emptied by a stretch it did not learn
+        (a surge, a collapse) refills to ``points`` first: its few newest points span a few iterations only."""
         n = len(self.window.fifo)
-        return n >= points or (self.full and n >= SPARSE_POINTS)
+        if n >= points:
+            return True
+        times = self.times
+        return n >= SPARSE_POINTS and (times[-1] - times[0]) * n >= 0.9 * self.span * (n - 1)
 
     def push(self, iteration: int, x: float) -> None:
         """Queue ``x``; values old enough join the window, values too old leave it."""
@@ -170,17 +174,14 @@ class LaggedWindow:
         while times and times[0] < oldest:
             times.popleft()
             del ordered[bisect_left(ordered, fifo.popleft())]
-            self.full = True
 
     def state(self) -> dict:
-        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending),  # tuples: immutable
-                "full": self.full}
+        return {"window": self.window.state(), "times": list(self.times), "pending": list(self.pending)}  # tuples: immutable
 
     def load(self, state: dict) -> None:
         self.window.load(state["window"])
         self.times = deque(state["times"])
         self.pending = deque((int(it), float(v)) for it, v in state["pending"])
-        self.full = bool(state.get("full", False))  # (a state saved before session 19: not known, not full)
 
 
 class LaggedMax:
@@ -240,10 +241,13 @@ def _returns_since(returns: deque, until: int) -> tuple[list[float], float] | No
     return [r for it, r in returns if it <= until], returns[-1][1]
 
 
-# the fewest points a lagged window judges by when its span holds no more at the run's logging rate
-SPARSE_POINTS = 4
 # a critic's RMS error this small against the returns' size (or 1) is numerical zero: it fitted a constant exactly
 FITTED_CONSTANT = 1e-3
+# ...and meeting its first returns, it errs by no more than this many times their size (a loss's root 7.5e6 over a
+# return of 0.001 is a blow-up, whatever the return did: a review of session 19 found it silenced)
+FITTED_REACH = 100.0
+# the fewest points a lagged window judges by when its span holds no more at the run's logging rate
+SPARSE_POINTS = 4
 
 
 def _times(ratio: float) -> str:
@@ -705,7 +709,8 @@ class BlowUp(Detector):
                 if self.streak == self.cfg.patience_points:  # the streak's first verdict: from a constant the critic fitted?
                     self.flat_start = jump[1] if jump is not None and jump[3] else None
                 newest = self.returns[-1][1] if self.returns else None
-                if self.flat_start is not None and newest is not None and newest >= self.flat_start:
+                if (self.flat_start is not None and newest is not None and newest >= self.flat_start
+                        and math.exp(level / 2) <= FITTED_REACH * abs(newest)):
                     # a return that had never moved (a sparse task's zeros), rising since its first rewards: the
                     # critic meets more new returns each update as they come more often, and its loss climbs with
                     # them while the run learns; divergence there shows as the return falling (until session 19 the
@@ -754,8 +759,10 @@ class BlowUp(Detector):
         before, newest = since
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
-        fitted = spread == 0 and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
-        return (high, newest, spread, fitted) if rise > spread and (fitted or rise >= math.exp(level / 2)) else None
+        root = math.exp(level / 2)
+        fitted = (spread == 0 and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
+                  and root <= FITTED_REACH * max(abs(newest), abs(high)))
+        return (high, newest, spread, fitted) if rise > spread and (fitted or rise >= root) else None
 
     def state_dict(self) -> dict:
         state = super().state_dict()
@@ -1095,8 +1102,11 @@ class KlSurge(Detector):
         # back in range for a lag: the stretch is over (judged below at a point in range: a run logged less often than
         # the lag, skrl's write_interval "auto", had every stretch ended at its next point, never 3 long, until session 19)
         stale = self.last_up is not None and it - self.last_up > self.cfg.lag_iters
-        if stale and not (judging and self.values.ready(self.warmup.baseline_points)):
+        if stale and (self.up == 0 or not (judging and self.values.ready(self.warmup.baseline_points))):
+            # (the points since were back in range: over, as on a densely logged run; a stretch whose previous point
+            # was still above the limit goes on across the lag: a sparsely logged one's)
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
+            stale = False
         alarm_kl = self.alarm_at
         if judging and alarm_kl is not None and value >= alarm_kl:
             self.runaway += 1
