@@ -11,6 +11,7 @@ docstring).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -85,10 +86,14 @@ class EventLog:
 
     MAX_PENDING_BYTES = 64 << 20
 
-    def __init__(self, path: str | Path, *, fsync: bool = False, say: Callable[[str], None] | None = None):
+    def __init__(self, path: str | Path, *, fsync: bool = False, say: Callable[[str], None] | None = None,
+                 hold: bool = True):
+        """``hold=False``: a writer opened for a line or two and closed (the supervisor's events, a fleet's poll): a
+        refused write raises ``OSError`` to it, which says what was lost, instead of holding lines it closes on."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fsync = fsync
+        self._hold = hold
         self._say = say or (lambda text: log.warning("%s", text))
         self._pending: deque[bytes] = deque()  # lines (or the rest of one) not yet on disk, in order
         self._pending_bytes = 0
@@ -111,6 +116,16 @@ class EventLog:
         self._append((json.dumps(_jsonable(event), allow_nan=False) + "\n").encode("utf-8"))
 
     def _append(self, line: bytes) -> None:
+        if not self._hold:  # written whole now, or an OSError to the caller
+            view = memoryview(line)
+            while view:
+                n = self._fh.write(view) or 0
+                if n <= 0:
+                    raise OSError(errno.EIO, f"{self.path}: nothing written")
+                view = view[n:]
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+            return
         if self._refused is not None and self._pending_bytes + len(line) > self.MAX_PENDING_BYTES:
             self._dropped += 1
         else:

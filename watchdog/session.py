@@ -94,7 +94,7 @@ def refuse_resume(what: str, hint: str) -> WatchdogError:
     run_dir = os.environ.get(RUN_DIR_ENV)
     if run_dir:
         try:
-            with EventLog(Path(run_dir) / EVENTS_FILENAME) as log:
+            with EventLog(Path(run_dir) / EVENTS_FILENAME, hold=False) as log:
                 log.write(make_event("stop", iteration=-1, env_steps=0, state="stopped", by="watchdog",
                                      reason=f"cannot resume in place: {what}"))
         except OSError:  # the error itself still says it; the supervisor then restarts, and it refuses again

@@ -464,27 +464,36 @@ class Supervisor:
         self._write_restart_event(outcome, attempt, RestartPoint(None, "scratch"), self.cmd, config=None, cause="crash")
         return list(self.cmd)
 
+    def _write_event(self, event: dict) -> None:
+        """One event of the supervisor's in the run's event log; a disk that refuses it is said, and the supervisor
+        goes on (a full disk ended it with a bare 'No space left on device' until session 19)."""
+        path = self.run_dir / EVENTS_FILENAME
+        try:
+            with EventLog(path, hold=False) as log:
+                log.write(event)
+        except OSError as exc:
+            self.say(f"could not write its {event['event']} event to {path} ({exc.strerror or exc}); replay of the run "
+                     "will not see it - free space on its disk")
+
     def _write_restart_event(self, outcome: Outcome, attempt: int, point: RestartPoint, cmd: list[str], *,
                              config: str | None, cause: str) -> None:
-        with EventLog(self.run_dir / EVENTS_FILENAME) as log:
-            log.write(make_event(
-                "restart", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
-                env_steps=outcome.last_env_steps or 0, state="restarting",
-                exit_code=outcome.exit_code, signal=signal_name(outcome.signal) if outcome.signal else None,
-                stalled=outcome.stalled, checkpoint=str(point.path) if point.path else None,
-                checkpoint_kind=point.kind, to_iteration=point.iteration, to_env_steps=point.env_steps,
-                config=config, attempt=attempt, max_restarts=self.max_restarts, command=cmd, cause=cause,
-            ))
+        self._write_event(make_event(
+            "restart", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
+            env_steps=outcome.last_env_steps or 0, state="restarting",
+            exit_code=outcome.exit_code, signal=signal_name(outcome.signal) if outcome.signal else None,
+            stalled=outcome.stalled, checkpoint=str(point.path) if point.path else None,
+            checkpoint_kind=point.kind, to_iteration=point.iteration, to_env_steps=point.env_steps,
+            config=config, attempt=attempt, max_restarts=self.max_restarts, command=cmd, cause=cause,
+        ))
 
     def _give_up(self, outcome: Outcome, restarts: int, why: str) -> int:
         self.say(f"gave up: training {outcome.describe()} and the {why} "
                  f"after {restarts} restart(s); last good checkpoint: {choose_restart_point(self.run_dir).describe()}; "
                  f"run dir {self.run_dir}")
-        with EventLog(self.run_dir / EVENTS_FILENAME) as log:
-            log.write(make_event("stop", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
-                                 env_steps=outcome.last_env_steps or 0, state="stopped", by="supervisor",
-                                 reason=why, exit_code=outcome.exit_code,
-                                 signal=signal_name(outcome.signal) if outcome.signal else None))
+        self._write_event(make_event("stop", iteration=outcome.last_iteration if outcome.last_iteration is not None else -1,
+                                     env_steps=outcome.last_env_steps or 0, state="stopped", by="supervisor",
+                                     reason=why, exit_code=outcome.exit_code,
+                                     signal=signal_name(outcome.signal) if outcome.signal else None))
         return EXIT_GAVE_UP
 
     # -- the child
@@ -608,16 +617,22 @@ class _forwarded_signals:
 # --------------------------------------------------------------------------- CLI
 
 
-def safe_config_of(cmd: Sequence[str], given: str | None) -> Path:
-    """The safe config a restart trains with: train.py's own ``--safe_config`` (what its in-process rollbacks switch
-    to: one run, one safe config), else ``--safe-config`` (``given``), else ``cfgs/ppo_safe.yaml``. Two different
-    ones are an error: until session 19 the supervisor's default won, so a restarted run came back on other
-    hyper-parameters than its own rollbacks used."""
-    own = get_flag(cmd, "--safe_config") if is_openrl_command(cmd) else None
+def with_safe_config(cmd: Sequence[str], given: str | None) -> tuple[list[str], Path]:
+    """(the command to supervise, the safe config its restarts train with): one run, one safe config. train.py's own
+    ``--safe_config`` (what its in-process rollbacks switch to), else ``--safe-config`` (``given``), which is then
+    added to train.py's command so that its rollbacks use it too, else ``cfgs/ppo_safe.yaml``. Two different ones are
+    an error. Until session 19 the supervisor's default won, so a restarted run came back on other hyper-parameters
+    than its own rollbacks used."""
+    cmd = list(cmd)
+    if not is_openrl_command(cmd):
+        return cmd, Path(given or DEFAULT_SAFE_CONFIG)
+    own = get_flag(cmd, "--safe_config")
     if own is not None and given is not None and Path(own).resolve() != Path(given).resolve():
         raise InputError(f"two safe configs: --safe-config {given} and the training command's --safe_config {own}",
                          hint="give one: a restart uses the training's own --safe_config, which its rollbacks use")
-    return Path(own or given or DEFAULT_SAFE_CONFIG)
+    if own is None and given is not None:
+        cmd = set_flag(cmd, "--safe_config", given)
+    return cmd, Path(own or given or DEFAULT_SAFE_CONFIG)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -631,7 +646,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the restart events go there, maybe hours in: a folder we cannot write is said now (a traceback at the
     # first restart until session 17)
     check_output_file("--run-dir", Path(run_dir) / EVENTS_FILENAME, creates_folders=True)
-    safe = safe_config_of(cmd, args.safe_config)
+    cmd, safe = with_safe_config(cmd, args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")
     if is_openrl_command(cmd):  # read at the first restart, maybe hours in: a bad one is said now, not then

@@ -523,7 +523,7 @@ class _BufferedLog:
     def flush(self) -> None:
         if self.buffer and not self.unwritable:
             try:
-                with EventLog(self.path) as log:
+                with EventLog(self.path, hold=False) as log:
                     for event in self.buffer:
                         log.write(event)
             except OSError as exc:

@@ -131,3 +131,26 @@ def test_watch_onto_a_full_disk_says_it_once_and_still_exits_on_the_verdict(caps
     assert main(["watch", str(run), "--idle-exit", "0", "--events-out", "/dev/full"]) == 1
     said = "".join(capsys.readouterr())
     assert "Traceback" not in said and said.count("/dev/full: cannot write (No space left on device)") == 1, said
+
+
+def test_a_log_opened_for_a_line_or_two_raises_what_the_disk_refuses(capsys):
+    """A fleet's per-poll log and the supervisor's events open the log, write, close: holding refused lines there
+    said they were 'kept in memory and written once it can be' and then lost them at once, each poll (a review of
+    session 19). ``hold=False`` raises to the caller, which says it once."""
+    from pathlib import Path
+
+    import pytest
+
+    from watchdog.watch import _BufferedLog
+
+    with pytest.raises(OSError):
+        with EventLog("/dev/full", hold=False) as log:
+            log.write({"event": "restart", "iteration": 3})
+    said = []
+    fleet_log = _BufferedLog(Path("/dev/full"), said.append)
+    for poll in range(3):
+        fleet_log({"event": "metrics", "iteration": poll})
+        fleet_log.flush()
+    assert fleet_log.unwritable and said == ["cannot write /dev/full (No space left on device): this run's watch "
+                                             "events are shown here only"]
+    assert "kept in memory" not in "".join(capsys.readouterr())

@@ -422,15 +422,19 @@ def test_safe_config_is_merged_over_the_commands_own_config_keeping_its_start_up
 
 def test_a_restart_takes_the_trainings_own_safe_config_and_two_different_ones_are_one_line(tmp_path, capsys):
     from watchdog.cli import main
-    from watchdog.supervise import DEFAULT_SAFE_CONFIG, safe_config_of
+    from watchdog.supervise import DEFAULT_SAFE_CONFIG, with_safe_config
 
     own = tmp_path / "own_safe.yaml"
     own.write_text("lr: 1.0e-4\n")
     train = ["python", "openrl_ws/train.py", "--watchdog"]
-    assert safe_config_of([*train, "--safe_config", str(own)], None) == own
-    assert safe_config_of([*train, f"--safe_config={own}"], str(own)) == own  # the same file twice: fine
-    assert safe_config_of(train, None) == DEFAULT_SAFE_CONFIG
-    assert safe_config_of(["python", "my_loop.py", "--safe_config", str(own)], None) == DEFAULT_SAFE_CONFIG  # not ours
+    assert with_safe_config([*train, "--safe_config", str(own)], None) == ([*train, "--safe_config", str(own)], own)
+    assert with_safe_config([*train, f"--safe_config={own}"], str(own))[1] == own  # the same file twice: fine
+    assert with_safe_config(train, None) == (train, DEFAULT_SAFE_CONFIG)
+    # --safe-config alone goes to train.py too, so its own rollbacks switch to it (a review of session 19: they used
+    # train.py's default while its restarts used the given one)
+    assert with_safe_config(train, str(own)) == ([*train, "--safe_config", str(own)], own)
+    loop = ["python", "my_loop.py", "--safe_config", str(own)]  # not ours: left as it is
+    assert with_safe_config(loop, None) == (loop, DEFAULT_SAFE_CONFIG)
     assert main(["run", "--safe-config", str(SAFE), "--run-dir", str(tmp_path / "run"), "--", sys.executable,
                  "openrl_ws/train.py", "--safe_config", str(own)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
