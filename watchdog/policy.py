@@ -317,6 +317,10 @@ class Policy:
             self._recover(record, emit)
         if self.state is State.HEALTHY and (
             self.last_stable_iteration is None or record.iteration - self.last_stable_iteration >= pol.stable_every_iters
+            # iterations gone back (a run resumed into its own log folder): a new trajectory from there, whose first
+            # healthy point is stable (the registry lets the abandoned one's newer checkpoints go); until session 19 it
+            # kept none until it passed the old trajectory's last, and a rollback in it went to one of that
+            or record.iteration < self.last_stable_iteration
         ):
             self.last_stable_iteration = record.iteration
             return [SaveStable(record.iteration, record.env_steps)]

@@ -214,3 +214,21 @@ def test_a_watchdog_reloaded_from_its_state_after_a_rollback_decides_as_one_that
     reloaded = Watchdog(cfg)
     reloaded.load_state_dict(json.loads(json.dumps(first.state_dict())))
     assert before + drive_from(reloaded, records[408:]) == never
+
+
+def test_a_run_resumed_into_its_own_folder_keeps_stable_checkpoints_of_its_new_trajectory():
+    """Iterations 0..799, then 500..899 (a run resumed from 500 into the same log folder): the second trajectory's
+    first healthy point is stable, and so is every 10th after it, so a NaN at 655 rolls back to its own 650. Until
+    session 19 it kept none until it passed 790, and the rollback went to the first trajectory's 650 (found by an
+    audit)."""
+    records = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.01}) for i in range(800)]
+    records += [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: math.nan if i == 655 else 0.01}) for i in range(500, 900)]
+    events = []
+    wd = Watchdog(listeners=[events.append])
+    for rec in records:
+        carry_out(wd, wd.observe(rec), VirtualDriver(), config_name="safe")
+    kept = [(e["checkpoint_iteration"], i) for i, e in enumerate(events) if e["event"] == "stable_checkpoint"]
+    second = [(it, i) for it, i in kept[[it for it, _ in kept].index(790) + 1:]]  # kept after the first trajectory
+    assert [it for it, _ in second[:3]] == [500, 510, 520], second[:5]
+    (rollback_at, rollback), = [(i, e) for i, e in enumerate(events) if e["event"] == "rollback"]
+    assert rollback["to_iteration"] == 650 and any(it == 650 and i < rollback_at for it, i in second)
