@@ -172,6 +172,12 @@ class TrendConfig(_Config):
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
     )
+    blowup_ratio: float | None = Field(
+        100.0, gt=1,
+        description="Where alarm_ratio is null (value targets not normalised: a climb may be a policy learning), a "
+                    "climb this many times the reference is an alarm all the same, unless the return has risen since the "
+                    "baseline's time by at least the loss's root (explained_by): a slow blow-up (x1.3 an update to 10^7x) "
+                    "never makes blowup's 100x within 10 points. null = warn only.")
     excursion_factor: float | None = Field(
         1.5, ge=1,
         description="An alarm's 3-point median must also be this many times every 3-point median of the baseline "

@@ -583,7 +583,10 @@ class TrendCusum(Detector):
         self.persist += 1
         if self.persist < self.cfg.persist_points and jump is None:
             return None
-        alarm = self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio
+        # where targets are not normalised (alarm_ratio null), a climb is said, not acted on, below blowup_ratio x
+        blown = (self.cfg.alarm_ratio is None and self.cfg.blowup_ratio is not None
+                 and ratio >= self.cfg.blowup_ratio and not self._learned_since_baseline(record.iteration, level))
+        alarm = (self.cfg.alarm_ratio is not None and ratio >= self.cfg.alarm_ratio) or blown
         held = self.levels.max()
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
@@ -602,11 +605,24 @@ class TrendCusum(Detector):
                                f"{math.exp(held):.3g} the run came back from in its baseline window")
         # warn-only (value targets not normalised): the climb may be a policy learning, so it leaves
         # the run healthy and its stable checkpoints going; with a reward collapse it is divergence
-        if self.cfg.alarm_ratio is None:
+        if blown and alarm:
+            verdict.reason += (f"; an alarm though the value targets are not normalised: {self.cfg.blowup_ratio:g}x the "
+                               "top of its range, and the return has not risen by the loss's root since then")
+        elif self.cfg.alarm_ratio is None:
             verdict.advisory = True
             verdict.reason += ("; advisory: a value loss in the returns' units also climbs while a policy learns, "
                                "so the run stays healthy (divergence with a reward collapse)")
         return verdict
+
+    def _learned_since_baseline(self, iteration: int, level: float) -> bool:
+        """Has the return risen since the baseline's time (the median of the returns over the lagged baseline's
+        span) by at least the loss's root? A policy learning for hundreds of updates (SB3 HalfCheetah without
+        VecNormalize: its loss 185x the top of its range while the return climbs) has; a loss blowing up over a
+        return standing still has not. No return read: not known, so not learned (the loss alone speaks)."""
+        if self.explained_by is None:
+            return False
+        then = sorted(r for it, r in self.returns if it <= iteration - self.cfg.lag_iters)
+        return bool(then) and self.returns[-1][1] - then[len(then) // 2] >= math.exp(level / 2)
 
     def _returns_explain(self, level: float) -> bool:
         """Does the newest return stand above the highest it held before the climb by at least the root of

@@ -897,3 +897,23 @@ def test_a_densely_logged_surge_ends_and_refills_its_window_as_before():
     assert spike[202] is not None and spike[223] is None and spike[224] is None
     refill = verdicts(lambda it, rng: 0.2 if 300 <= it <= 560 else 0.13 if 606 <= it <= 608 else quiet(rng))
     assert all(refill[it] is None for it in range(600, 616))
+
+
+@pytest.mark.parametrize("framework", ["sb3", "rsl_rl", "cleanrl"])
+def test_a_slow_blow_up_over_a_return_standing_still_is_an_alarm_where_targets_are_not_normalised(framework):
+    """A value loss climbing x1.3 an update from 300 to 10^7x while the return stands still: blowup needs 100x within
+    10 points (x1.6 an update or more), and the trend only warned where value targets are not normalised, so the run
+    was healthy with stable checkpoints kept inside the blow-up (found by an audit, session 19). The trend's climb to
+    100x the top of its range is an alarm there too, unless the return rose by the loss's root since the baseline's
+    time: the real healthy SB3 runs without VecNormalize (185x while learning, tests/data/mujoco/sb3/*_raw) stay
+    healthy (tests/watchdog/test_mujoco_runs.py)."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN
+
+    rng = random.Random(3)
+    records = [MetricRecord(i, (i + 1) * 2048, {
+        VALUE_LOSS: 0.05 * math.exp(rng.gauss(0, 0.2)) * min(1.3 ** max(0, i - 300), 1e8),
+        EPISODE_RETURN: 120 + rng.gauss(0, 2)}) for i in range(400)]
+    report = _replayed(records, framework, False)
+    assert report.first_alarm and report.first_alarm["detector"] == "trend" and 300 < report.first_alarm["iteration"] < 330
