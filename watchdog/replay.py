@@ -44,7 +44,7 @@ from watchdog.logtxt import first_logged_iteration, openrl_steps_per_iteration, 
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
-from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, MetricRecord
+from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, WATCHDOG_ROLLBACKS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +305,14 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
     info = {"framework": det.framework, "framework_label": det.framework_label, "step_unit": det.step_unit,
             "tags_seen": sorted(res.scalars), "step_size": spi,
             "event_dirs": sorted({str(Path(f).parent) for f in res.files}), "damaged_files": res.damaged}
+    live = res.scalars.get(WATCHDOG_ROLLBACKS)
+    if live is not None and len(live.values) and np.nanmax(live.values) > 0 and not (root / EVENTS_FILENAME).exists():
+        # a live watchdog's own tags, without its event log: what it saw (a NaN iteration, its alarm) is in neither
+        # the framework's tags nor here (replayed as plain healthy until session 19, found by an audit)
+        warnings.append(f"{root}: its TensorBoard files say a live watchdog recovered the run {int(np.nanmax(live.values))} "
+                        f"time(s) ({WATCHDOG_ROLLBACKS}: rollbacks and restarts), and its {EVENTS_FILENAME}, which says "
+                        "what that watchdog saw and did, is missing: replay judges the logged records alone (an update "
+                        "that crashed on a NaN logs none)")
     if det.framework == "rl_games" and RL_GAMES_EPOCHS in res.scalars:
         series = res.scalars[RL_GAMES_EPOCHS]
         info["epoch_steps"] = epoch_frames(series.steps.tolist(), series.values.tolist())

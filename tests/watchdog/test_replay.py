@@ -600,3 +600,20 @@ def test_a_binary_log_txt_is_named_as_such(tmp_path, capsys):
     assert main(["replay", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "log.txt: binary data, not a text log" in err[0] and "torn" not in err[0], err
+
+
+def test_a_run_whose_live_watchdog_rolled_back_but_whose_event_log_is_gone_says_so(tmp_path):
+    """A run trained with a live watchdog logs watchdog/rollbacks beside the framework's tags; without its event log
+    (deleted), the rolled-back iterations are in neither, and replay said plain HEALTHY (found by an audit, session
+    19). It says what is missing."""
+    from watchdog.tfevents import ScalarWriter
+
+    run = tmp_path / "run"
+    shutil.copytree(SB3_RUN, run)
+    with ScalarWriter(run) as writer:  # the callback's scalars (scalar=writer.add_scalar), in the run's folder
+        for step, rollbacks in ((64, 0), (128, 1), (192, 1)):
+            writer.add_scalar("watchdog/rollbacks", rollbacks, step)
+    said = [w for w in replay_run(run).input_warnings if "a live watchdog recovered the run 1 time(s)" in w]
+    assert len(said) == 1 and "watchdog_events.jsonl" in said[0] and "is missing" in said[0]
+    (run / "watchdog_events.jsonl").write_text("")  # its event log there: it holds what the watchdog saw
+    assert not [w for w in replay_run(run).input_warnings if "a live watchdog recovered" in w]
