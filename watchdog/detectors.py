@@ -717,8 +717,10 @@ class BlowUp(Detector):
                 over = level - low >= math.log(self.cfg.ratio) - 1e-9 and all(
                     level - held >= margin for it, held in self.floor if it < low_it)
             self.streak = self.streak + 1 if over else 0
-            if self.streak <= 1:
-                self.first_level, self.flat_start = (level, None) if self.streak else (self.first_level, None)
+            if self.streak <= 1:  # no streak, or a new one: its flat start is not known yet
+                self.flat_start = None
+            if self.streak == 1:
+                self.first_level = level
             if over and self.streak >= self.cfg.patience_points:
                 explainable = self.cfg.explained_by is not None
                 jump = self._return_jump(low_it, low, level) if explainable else None
@@ -1117,8 +1119,9 @@ class KlSurge(Detector):
         it = record.iteration
         # back in range for a lag: the stretch is over (judged below at a point in range: a run logged less often than
         # the lag, skrl's write_interval "auto", had every stretch ended at its next point, never 3 long, until session 19)
+        judged = judging and self.values.ready(self.warmup.baseline_points)
         stale = self.last_up is not None and it - self.last_up > self.cfg.lag_iters
-        if stale and (self.up == 0 or not (judging and self.values.ready(self.warmup.baseline_points))):
+        if stale and (self.up == 0 or not judged):
             # (the points since were back in range: over, as on a densely logged run; a stretch whose previous point
             # was still above the limit goes on across the lag: a sparsely logged one's)
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
@@ -1142,7 +1145,7 @@ class KlSurge(Detector):
                 onset_hint=onset,
             )
         verdict = None
-        if judging and self.values.ready(self.warmup.baseline_points):
+        if judged:
             top = window.quantile(0.95)
             limit = max(self.cfg.ratio * top, self.floor)
             below = value < limit or limit <= 0  # (a window of exact zeros, an actor not trained: no surge over it;

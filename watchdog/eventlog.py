@@ -116,16 +116,6 @@ class EventLog:
         self._append((json.dumps(_jsonable(event), allow_nan=False) + "\n").encode("utf-8"))
 
     def _append(self, line: bytes) -> None:
-        if not self._hold:  # written whole now, or an OSError to the caller
-            view = memoryview(line)
-            while view:
-                n = self._fh.write(view) or 0
-                if n <= 0:
-                    raise OSError(errno.EIO, f"{self.path}: nothing written")
-                view = view[n:]
-            if self._fsync:
-                os.fsync(self._fh.fileno())
-            return
         if self._refused is not None and self._pending_bytes + len(line) > self.MAX_PENDING_BYTES:
             self._dropped += 1
         else:
@@ -138,6 +128,8 @@ class EventLog:
             while self._pending:
                 data = self._pending[0]
                 n = self._fh.write(data) or 0  # a short write (the disk filled mid-line): the rest goes first next time
+                if n <= 0:
+                    raise OSError(errno.EIO, "nothing written")
                 self._pending_bytes -= n
                 if n < len(data):
                     self._pending[0] = data[n:]
@@ -146,6 +138,10 @@ class EventLog:
             if self._fsync:
                 os.fsync(self._fh.fileno())
         except OSError as exc:
+            if not self._hold:  # written whole now, or an OSError to the caller, which says what was lost
+                self._pending.clear()
+                self._pending_bytes = 0
+                raise
             if self._refused is None:
                 self._say(f"{self.path}: cannot write ({exc.strerror or exc}); its lines are kept in memory and "
                           "written once it can be (free space on its disk)")

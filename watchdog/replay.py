@@ -306,10 +306,11 @@ def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None =
             "tags_seen": sorted(res.scalars), "step_size": spi,
             "event_dirs": sorted({str(Path(f).parent) for f in res.files}), "damaged_files": res.damaged}
     live = res.scalars.get(WATCHDOG_ROLLBACKS)
-    if live is not None and len(live.values) and np.nanmax(live.values) > 0 and not (root / EVENTS_FILENAME).exists():
+    recoveries = int(np.nanmax(live.values)) if live is not None and len(live.values) else 0
+    if recoveries > 0 and not (root / EVENTS_FILENAME).exists():
         # a live watchdog's own tags, without its event log: what it saw (a NaN iteration, its alarm) is in neither
         # the framework's tags nor here (replayed as plain healthy until session 19, found by an audit)
-        warnings.append(f"{root}: its TensorBoard files say a live watchdog recovered the run {int(np.nanmax(live.values))} "
+        warnings.append(f"{root}: its TensorBoard files say a live watchdog recovered the run {recoveries} "
                         f"time(s) ({WATCHDOG_ROLLBACKS}: rollbacks and restarts), and its {EVENTS_FILENAME}, which says "
                         "what that watchdog saw and did, is missing: replay judges the logged records alone (an update "
                         "that crashed on a NaN logs none)")

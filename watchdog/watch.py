@@ -850,7 +850,7 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 w.flush()
                 reason = f"no new data for {idle_exit_s:g} s"
                 for run in w.runs:  # the verdict on the END line (the exit code alone said it until session 18)
-                    run.wd.end(reason=reason + _damage_note(run), verdict=run.state, **_damage_fields(run))
+                    run.wd.end(reason=reason + _verdict_note(run), verdict=run.state, **_damage_fields(run))
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()
@@ -872,7 +872,7 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
         w.close()
 
 
-def _damage_note(run: WatchedRun) -> str:
+def _verdict_note(run: WatchedRun) -> str:
     """What bounds a run's verdict: its files were damaged, or (healthy) it was too short or logged no value loss
     (replay's headline says the same)."""
     damaged, notes = run.follower.damaged, []
