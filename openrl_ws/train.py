@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,6 +28,7 @@ if __package__ in (None, ""):  # `python openrl_ws/train.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROOT = Path(__file__).resolve().parents[1]
+START_SAFE_CONFIG = "start_safe_config.yaml"  # --start_safe's merged config, in the run dir
 DEFAULTS = {"watchdog_config": ROOT / "cfgs" / "watchdog.yaml", "safe_config": ROOT / "cfgs" / "ppo_safe.yaml"}
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3
 
@@ -124,6 +126,7 @@ def _main(argv: list[str] | None) -> int:
 
             fd, merged = tempfile.mkstemp(prefix="ppo_start_safe.", suffix=".yaml")
             os.close(fd)
+            args.start_safe_tmp = merged  # read by OpenRL's parser, kept in the run dir, deleted at the end (below)
             args.config = str(write_safe_config(args.config, Path(args.safe_config), Path(merged), by="--start_safe"))
         base = load_ppo_config(args.config)
         wd_cfg = load_watchdog_config(args.watchdog_config) if args.watchdog else None
@@ -170,6 +173,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"train.py: training diverged: {exc}; log and checkpoints so far are in the run directory; {advice}",
               file=sys.stderr)
         return EXIT_DIVERGED
+    finally:  # (one merged YAML left in /tmp per resume until session 20)
+        if getattr(args, "start_safe_tmp", None):
+            Path(args.start_safe_tmp).unlink(missing_ok=True)
 
 
 def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
@@ -256,6 +262,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
             probe = run_dir / ".write_test"
             probe.write_bytes(b"")
             probe.unlink()
+            if getattr(args, "start_safe_tmp", None):  # the config this run started on, where its start event names it
+                args.config = str(shutil.copyfile(args.start_safe_tmp, run_dir / START_SAFE_CONFIG))
         except OSError as exc:
             raise InputError(f"cannot write the run directory ({exc.strerror or exc})", path=str(run_dir),
                              hint="pass a writable --run_dir") from None

@@ -7,6 +7,7 @@ of a live run: each one a defect that once was, each asserted on what the run it
 from __future__ import annotations
 
 import shlex
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,7 @@ def test_an_error_that_mentions_nan_but_has_finite_numbers_is_a_bug_not_a_diverg
     assert kinds(events, "alarm") == [] and kinds(events, "rollback") == []
 
 
-def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_run(tmp_path):
+def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_run(tmp_path, monkeypatch):
     wd_cfg = config(tmp_path, "policy:\n  stable_every_iters: 2\n  rollback_budget: 3\n")
     code, run_dir, events = run(tmp_path, "run", "--watchdog_config", wd_cfg, "--inject", "nan@5", iterations=10)
     assert code == 0
@@ -147,11 +148,18 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     # detectors are not warming up again (the NaN at 12 is judged like any other)
     # (with replay's resume command, a fault of its own, and more iterations)
     resume = set_flag(set_flag(cmd[2:], "--checkpoint", str(point.path)), "--train_timesteps", str(STEPS * 16))
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     code = main([*resume, "--inject", "nan@12"])
     assert code == 0
     after = read_events(run_dir / "watchdog_events.jsonl").events[len(events):]
     start = kinds(after, "start")[0]
     assert start["resumed_from"] == str(point.path)
+    # the merged config it started on is kept in the run dir, where its start event names it, and no copy is left
+    # behind in the temporary directory (one per resume until session 20)
+    assert start["config_file"] == str(run_dir / "start_safe_config.yaml")
+    assert "max_grad_norm: 0.5" in (run_dir / "start_safe_config.yaml").read_text() and list(temp.iterdir()) == []
     assert start["ppo"]["lr"] == pytest.approx(3e-4) and start["ppo"]["max_grad_norm"] == 0.5  # --start_safe
     assert (start["episode_length"], start["num_envs"]) == (32, 8)  # the run's own, kept
     rollback, = kinds(after, "rollback")
