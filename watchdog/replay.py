@@ -99,11 +99,20 @@ def _openrl_logs(logs: Path) -> bool:
 def is_run_dir(path: Path) -> bool:
     """A run: our event log, OpenRL's log.txt or logs/ folder, event files directly in it (SB3's
     ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games), or SB3's ``progress.csv``."""
-    from watchdog.csvlog import PROGRESS_CSV, is_progress_csv
-
     if not path.is_dir():
         return False
-    if (path / EVENTS_FILENAME).exists() or (path / "log.txt").exists() or _openrl_logs(path / "logs"):
+    if _run_by_logs(path):
+        return True
+    # a log.txt with runs below it is a sweep's console output, its folder a folder of runs: until session 20 it was
+    # one run whose TensorBoard files, read from every folder below, were those runs' merged into one timeline
+    return (path / "log.txt").exists() and not _runs_below(path)
+
+
+def _run_by_logs(path: Path) -> bool:
+    """A run by anything but a ``log.txt`` (the one marker a folder of runs may hold too: a sweep's console output)."""
+    from watchdog.csvlog import PROGRESS_CSV, is_progress_csv
+
+    if (path / EVENTS_FILENAME).exists() or _openrl_logs(path / "logs"):
         return True
     return _holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(path / PROGRESS_CSV)
 
@@ -129,12 +138,20 @@ def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | 
         return [path]
     if max_depth <= 0 or not path.is_dir():
         return []
+    return [run for child in _child_folders(path) for run in iter_run_dirs(child, max_depth - 1, seen)]
+
+
+def _child_folders(path: Path) -> list[Path]:
     try:  # folders before links to folders: a run is named by its own folder when a link also leads to it
-        children = sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                          key=lambda p: (p.is_symlink(), p.name))
+        return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                      key=lambda p: (p.is_symlink(), p.name))
     except OSError:
         return []
-    return [run for child in children for run in iter_run_dirs(child, max_depth - 1, seen)]
+
+
+def _runs_below(path: Path) -> bool:
+    seen = {real} if (real := real_path(path)) is not None else set()
+    return any(iter_run_dirs(child, MAX_RUN_DEPTH - 1, seen) for child in _child_folders(path))
 
 
 def find_run_dirs(paths: list[str | Path]) -> list[Path]:

@@ -190,6 +190,28 @@ def test_a_run_moved_under_a_logs_folder_is_still_read_and_not_called_healthy(tm
     assert replay_run(run).verdict == "diverged"
 
 
+def test_a_folder_of_runs_with_a_log_txt_of_its_own_is_its_runs_not_one_merged_run(tmp_path):
+    """A sweep's folder with its console output in ``log.txt`` (until session 20: one run, the TensorBoard files of
+    every run below it merged into one timeline: a healthy and a faulted SB3 run replayed as one DIVERGED run)."""
+    sweep = tmp_path / "sweep"
+    for name in ("cartpole_healthy", "cartpole_fault"):
+        shutil.copytree(DATA / "sb3" / name, sweep / name)
+    (sweep / "log.txt").write_text("sweep of 2 seeds started\n")
+    runs = {p.parent.name: p for p in find_run_dirs([sweep])}  # (each SB3 run is its PPO_1/)
+    assert sorted(runs) == ["cartpole_fault", "cartpole_healthy"]
+    assert {name: replay_run(p).verdict for name, p in runs.items()} == \
+        {"cartpole_fault": "diverged", "cartpole_healthy": "healthy"}
+    watcher = Watcher(sweep, console=WatchdogConsole(rich=False))  # watch sees the folder of runs alike
+    watcher.poll()
+    watcher.flush()
+    assert watcher.fleet and sorted(r.name for r in watcher.runs) == ["cartpole_fault/PPO_1", "cartpole_healthy/PPO_1"]
+    watcher.close()
+    # OpenRL's own log.txt, with no TensorBoard and nothing but checkpoints below it, is still a run
+    (tmp_path / "openrl" / "checkpoints" / "rl_model_64_steps").mkdir(parents=True)
+    (tmp_path / "openrl" / "log.txt").write_text("")
+    assert find_run_dirs([tmp_path / "openrl"]) == [tmp_path / "openrl"]
+
+
 def test_a_resumed_run_merges_its_event_files_and_keeps_the_restart_as_a_segment(tmp_path):
     run = tmp_path / "PPO_1"
     for suffix, its, t0 in ((".0", range(1, 11), 1000.0), (".1", range(6, 16), 2000.0)):  # resumed at step 320
