@@ -213,6 +213,8 @@ class Watchdog:
 
     def observe(self, record: MetricRecord) -> list[Action]:
         """Judge one iteration; returns the actions the driver must carry out now."""
+        if self.last_record is not None and record.iteration < self.last_record.iteration:
+            self._went_back(record.iteration)
         self.last_record = record
         self.history.append(record)
         if self._fed is not None:
@@ -228,6 +230,27 @@ class Watchdog:
         verdicts = _feed(self.detectors, record, self.cfg, self.keys, change is not None)
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
+
+    def _went_back(self, iteration: int) -> None:
+        """Iterations gone back (a run resumed into its own log folder from an earlier checkpoint, a restart from
+        scratch): the stretch after ``iteration`` leaves the history, and the detectors are as they were when the
+        trajectory that goes on was there: this watchdog's own copy at the newest stable checkpoint before it, or as
+        built, fed the history's records up to it. Until session 20 they judged the resumed stretch against
+        windows that held the abandoned stretch's later points (a preempted run resumed from its last checkpoint
+        held each point twice; one resumed from before a divergence, the divergence)."""
+        while self.history and self.history[-1].iteration >= iteration:
+            self.history.pop()
+        refs = [r for r in self.policy.registry if r.iteration < iteration and r.tag in self.detector_snapshots]
+        ref = max(refs, key=lambda r: r.iteration, default=None)
+        if ref is not None and (not self.history or self.history[0].iteration <= ref.iteration):
+            self.load_detectors_state(_taken(self.detector_snapshots[ref.tag]))
+            since = ref.iteration
+        else:
+            self._start_over(lambda d: True)
+            since = -1
+        for record in self.history:
+            if record.iteration > since:
+                _feed(self.detectors, record, self.cfg, self.keys, False)
 
     def checkpoint_saved(self, ref: CheckpointRef) -> list[CheckpointRef]:
         """The driver saved a stable checkpoint; returns the ones retention lets go."""
@@ -278,6 +301,7 @@ class Watchdog:
                   abandoned=[r.path or r.tag for r in abandoned],
                   **({} if action.passed_over is None else {"passed_over": action.passed_over}))
         self.config_switched(switch, config_name=config_name)
+        self.last_record = MetricRecord.from_mapping(target.iteration, target.env_steps, {})  # where the run stands
         return abandoned
 
     def config_switched(self, switch: ConfigSwitch, *, config_name: str) -> None:

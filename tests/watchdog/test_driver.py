@@ -232,3 +232,17 @@ def test_a_run_resumed_into_its_own_folder_keeps_stable_checkpoints_of_its_new_t
     assert [it for it, _ in second[:3]] == [500, 510, 520], second[:5]
     (rollback_at, rollback), = [(i, e) for i, e in enumerate(events) if e["event"] == "rollback"]
     assert rollback["to_iteration"] == 650 and any(it == 650 and i < rollback_at for it, i in second)
+
+
+def test_a_run_resumed_into_its_own_folder_is_judged_as_the_trajectory_that_goes_on_from_there():
+    """A preempted run (iterations 0..300) resumed from 100 into the same log folder, whose value loss then climbs from
+    250: its detectors judge the resumed stretch as a watchdog that had watched 0..100 and then the resumed stretch
+    would (the same first warning and alarm). Until session 20 they went on with windows holding the abandoned
+    stretch's later points (here a trend warning at 318, where the continuous watchdog's first is at 330)."""
+    rows = healthy(500)
+    climbing = records(diverge(rows, 250, "exp", rate=0.05))
+    continuous = drive(records(rows)[:101] + climbing[101:])
+    resumed = drive(records(rows)[:301] + climbing[101:])
+    assert [(o.first("warning")["iteration"], o.first("alarm")["iteration"]) for o in (continuous, resumed)] == \
+        [(330, 319)] * 2
+    assert all(250 - 30 <= r.target.iteration < 250 for r in resumed.rollbacks)  # its own checkpoints, before the climb
