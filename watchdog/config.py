@@ -329,7 +329,7 @@ class PolicyStdConfig(_Config):
     overflow_log_std: float = Field(43.0, gt=0, description="Log-std at which float32 log-probs start to fail.")
     warn_within_iters: int = Field(300, ge=1, description="An advisory warning (said once) when the overflow is this many iterations away.")
     alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
-    rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+    rate_points: int = Field(10, ge=3, le=10_000, description="Points a climb is judged over (from two thirds of them on): its older two thirds and newest third must each climb; the newest third's rate is forecast.")
     saturated_log_std: float = Field(
         1.0, description="Above this log-std, actions clipped to [-1, 1] are mostly noise: the climb's onset "
                          "(the rollback target precedes it) is where the log-std last rose above it.",
@@ -365,7 +365,7 @@ class MemoryConfig(_Config):
                                 "subtracted, so set it on a shared GPU).")
     warn_within_iters: int = Field(500, ge=1, description="WARNING when the limit is this many iterations away.")
     alarm_within_iters: int = Field(50, ge=1, description="ALARM (action) when it is this close.")
-    window_points: int = Field(30, ge=3, le=10_000, description="Points for the least-squares climb rate.")
+    window_points: int = Field(30, ge=3, le=10_000, description="Points a climb is judged over (from two thirds of them on): its older two thirds and newest third must each climb; the newest third's rate is forecast.")
     min_climb_mb: float = Field(
         8.0, ge=0, description="Ignore a climb smaller than this over the window (allocator and GC noise); a leak "
                                "slower than min_climb_mb / window_points per point is not forecast.")

@@ -1401,14 +1401,12 @@ class MemoryForecast(Detector):
         history = self.history.setdefault(signal, [])
         history.append([record.iteration, used - held])  # the climb of what is not the watchdog's own copies
         del history[: -self.cfg.window_points]
-        if len(history) < self.cfg.window_points or history[-1][0] <= history[0][0]:
-            return None
-        its = [h[0] for h in history]
-        rate = _slope(history)  # MiB per iteration (x distinct: checked above)
         limit = self.limits[signal] or record.metrics[dict(MEMORY_LIMITS)[signal]]
         headroom = limit - used
-        climbing = rate > 0 and rate * (its[-1] - its[0]) >= self.cfg.min_climb_mb
-        eta = 0.0 if headroom <= 0 else headroom / rate if climbing else math.inf
+        rate = self._climb(history) if headroom > 0 else 0.0
+        if rate is None:  # too few points to tell a climb from a step
+            return None
+        eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf
         # hysteresis: a standing warning ends only well outside the horizon
         horizon = self.cfg.warn_within_iters * (1.0 if signal not in self.warn_since else 1.5)
         if eta > horizon:
@@ -1419,7 +1417,7 @@ class MemoryForecast(Detector):
         what = "CUDA memory reserved by torch" if signal == SYS_CUDA_RESERVED_MB else "resident memory"
         cause = ("already above it" if headroom <= 0 else
                  f"climbing {rate:+.1f} MiB/iteration: out of memory in about {eta:.0f} iterations")
-        if held:
+        if held >= 0.5:  # (it said "the watchdog's own 0 MiB" on nearly every verdict until session 20)
             cause += f" (the watchdog's own {held:.0f} MiB of checkpoint copies left out of the climb)"
         return self._verdict(
             record, level, signal, used, limit,
@@ -1427,6 +1425,31 @@ class MemoryForecast(Detector):
             "iterations, a growing buffer or list; a restart from a checkpoint frees it, a rollback does not)",
             onset_hint=self.warn_since[signal],
         )
+
+    def _climb(self, history: list[list[float]]) -> float | None:
+        """MiB per iteration the memory is climbing now (0: not climbing), None until the window holds two
+        thirds of its points (``2 x window_points // 3``).
+
+        A leak climbs over the whole window: the window's older two thirds and its newest third (sharing a point)
+        must each climb at a third of the window's rate or more. A one-off allocation (a cache, a buffer filled
+        once, a bigger batch) is a step: flat on one side of it, so it never reads as a climb; nor does a buffer
+        that filled up and stopped. The rate is the newest third's: a leak that began or sped up inside the
+        window is forecast at its present speed. (Until session 20 one least-squares slope over the window read a
+        1 GiB step, flat before and after it, as +46 MiB/iteration: a warning, and an alarm that stopped a healthy
+        run where 2.4 GiB were left, restarted and stopped again by `watchdog run` until its budget was spent;
+        and a leak that began inside the window was forecast 8-17x too slow.)"""
+        third = max(2, self.cfg.window_points // 3)
+        if len(history) < max(third + 1, 2 * self.cfg.window_points // 3) or history[-1][0] <= history[0][0]:
+            return None
+        its = [h[0] for h in history]
+        rate = _slope(history)  # MiB per iteration (x distinct: checked above)
+        if rate is None or rate <= 0 or rate * (its[-1] - its[0]) < self.cfg.min_climb_mb:
+            return 0.0
+        older, newest = history[: len(history) - third + 1], history[-third:]
+        rates = [_slope(part) if part[-1][0] > part[0][0] else None for part in (older, newest)]
+        if any(r is None or r < rate / 3 for r in rates):
+            return 0.0
+        return rates[1]
 
 
 class Throughput(Detector):
