@@ -1461,7 +1461,9 @@ class Throughput(Detector):
 
     name = "throughput"
     signals = (SYS_STEPS_PER_S,)
-    process_scaled = config_scaled = True  # a restarted process's machine, and a switched config, run at their own speed
+    # a restarted process's machine, a switched config, and a task that took a staged step (a shorter rollout, harder
+    # terrain) run at their own speed (the last was warned about as the hardware's fault until session 20)
+    process_scaled = config_scaled = task_scaled = True
 
     def __init__(self, cfg: ThroughputConfig, warmup: WarmupConfig):
         super().__init__(warmup)

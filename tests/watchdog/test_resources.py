@@ -361,6 +361,18 @@ def _drive(cfg: WatchdogConfig, records: list[MetricRecord], driver=None):
     return wd, events, actions_seen
 
 
+def test_throughput_relearns_its_rate_when_the_task_takes_a_staged_step():
+    """A curriculum term stepping from 1000 to 250 (a shorter rollout: a quarter of the env steps an iteration, the
+    same update time) is a task change: the speed is the task's, not the hardware's. Found by an audit (session 20):
+    the detector kept the old settled rate and blamed thermal throttling 4 iterations after the change."""
+    cfg = WatchdogConfig.model_validate({**_cfg().model_dump(), "warmup": {"min_iters": 0},
+                                         "curriculum": {"still_iters": 10}})
+    records = [MetricRecord(i, (i + 1) * 100, {VALUE_LOSS: 0.05, SYS_STEPS_PER_S: 1000.0 if i < 30 else 250.0,
+                                               "curriculum/horizon": 1000.0 if i < 30 else 250.0}) for i in range(60)]
+    _, events, _ = _drive(cfg, records)
+    assert [e["iteration"] for e in events if e["event"] == "task_change"] == [30] and _throughput_warnings(events) == []
+
+
 @pytest.mark.parametrize(("action", "expected"), [
     ("alert", []),
     ("checkpoint", [SaveResume]),
