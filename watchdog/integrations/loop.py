@@ -23,6 +23,8 @@ how to copy the training state, how to put a copy back, and how to switch to the
         if step.rolled_back:
             next_obs, _ = envs.reset()  # the next rollout starts from fresh observations
     watch.close()
+    if watch.result.stopped:  # exit 1: `watchdog run` restarts a restartable (resource) stop, and a script sees it
+        sys.exit(1)
 
 Under ``watchdog run`` (a restart after the process died), start the loop where the watchdog says::
 
