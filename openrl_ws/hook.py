@@ -40,7 +40,7 @@ from watchdog.errors import NonFiniteTraining
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import TrainingSession, reseed, rollback_seed
+from watchdog.session import TrainingSession, reseed, rollback_seed, safe_lr
 from watchdog.signals import VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -126,8 +126,8 @@ class WatchSession(TrainingSession):
                                  f"({values.get('lr', 'unchanged')}), critic_lr {values.pop('critic_lr')} is not used")
         module = trainer.algo_module
         for key, current in learning_rates(module).items():
-            if key not in values:  # scaled from the run's own (its decay base), not from a restored, scaled-once lr
-                values[key] = self.own_lr(getattr(module, key, current), key)
+            # scaled from the run's own (its decay base), not from a restored, scaled-once lr; never above it
+            values[key] = safe_lr(values.get(key), self.own_lr(getattr(module, key, current), key))
         changes = apply_ppo_overrides(trainer, values)
         if action.lr_scale != 1.0:
             for key, (old, new) in scale_learning_rates(trainer, action.lr_scale).items():

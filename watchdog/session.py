@@ -70,6 +70,15 @@ class SessionResult:
         return recoveries_said(self.rollbacks - self.recoveries_before, self.recoveries_before)
 
 
+def safe_lr(safe_value: float | None, own: float) -> float:
+    """The learning rate a switch to the safe config sets (before a later rollback's scale): the safe config's, but
+    never above the run's own (``own``: its lr at the first switch, ``TrainingSession.own_lr``), and the run's own
+    where the safe config has none. A safe config lowers the step size: a fixed safe lr above what an adaptive KL
+    schedule had reached (rsl_rl's example: 1.1e-4, the safe config's 3e-4) raised it 2.6x right after a
+    divergence until session 20."""
+    return float(own) if safe_value is None else min(float(safe_value), float(own))
+
+
 def rollback_seed(seed: int, action: Rollback) -> int:
     """The RNG seed after ``action``: new for every rollback, so the restored run does not replay the
     samples that led to the alarm, and the same on every rank and every rerun."""

@@ -66,7 +66,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,
@@ -227,7 +227,7 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     if schedule != old_schedule:
         changes["lr_schedule"] = (old_schedule, schedule)
     old_lr = float(agent.last_lr)
-    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
+    new_lr = safe_lr(values.get("learning_rate"), old_lr if base_lr is None else base_lr) * lr_scale
     set_learning_rate(agent, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)

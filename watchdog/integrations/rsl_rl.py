@@ -56,7 +56,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -195,7 +195,7 @@ def apply_safe_config(alg: Any, safe: RslRlSafeConfig, lr_scale: float = 1.0,
             changes[key] = (getattr(alg, key, None), values[key])
             setattr(alg, key, values[key])
     old_lr = float(alg.learning_rate)
-    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
+    new_lr = safe_lr(values.get("learning_rate"), old_lr if base_lr is None else base_lr) * lr_scale
     set_learning_rate(alg, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)

@@ -48,7 +48,7 @@ from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, safe_lr, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,
@@ -216,7 +216,7 @@ class SB3Session(IntegrationSession):
         kept: dict[str, str] = {}
         if "learning_rate" in values or action.lr_scale != 1.0:
             old = current_value(model, "learning_rate")
-            new = values.get("learning_rate", self.own_lr(old)) * action.lr_scale
+            new = safe_lr(values.get("learning_rate"), self.own_lr(old)) * action.lr_scale
             model.learning_rate, model.lr_schedule = new, constant_schedule(new)
             for group in model.policy.optimizer.param_groups:  # now, not only at the next train()
                 group["lr"] = new

@@ -54,7 +54,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
@@ -174,7 +174,7 @@ def apply_safe_config(agent: Any, safe: SkrlSafeConfig, lr_scale: float = 1.0,
         changes["learning_rate_scheduler"] = (type(agent.scheduler).__name__, "fixed")
         agent.scheduler = None
     old_lr = float(agent.optimizer.param_groups[0]["lr"])
-    new_lr = float(values.get("learning_rate", old_lr if base_lr is None else base_lr)) * lr_scale
+    new_lr = safe_lr(values.get("learning_rate"), old_lr if base_lr is None else base_lr) * lr_scale
     set_learning_rate(agent, new_lr)
     if agent.scheduler is not None and old_lr > 0:
         # a torch schedule computes the lr from lrs of its own (LambdaLR its base lrs, CyclicLR also its max lrs,
