@@ -248,6 +248,9 @@ def make_driver_class(session: WatchSession) -> type[OnPolicyDriver]:
                 if where is None:  # finite numbers: a bug, not a divergence
                     raise
                 if session.watchdog is None:  # (said where it died, and its error cut at a word, since session 18)
+                    # the crashed update's value loss, NaN, in log.txt and TensorBoard: replay and watch of an unwatched
+                    # run saw its last good iteration only and called it healthy, exit 0 (until session 20)
+                    self.logger.log_info({"value_loss": math.nan}, step=steps)
                     error = " ".join(str(exc).split())
                     short = error if len(error) <= 160 else error[:160].rsplit(" ", 1)[0] + " ..."
                     raise NonFiniteTraining(f"non-finite numbers in the {where} at iteration {self.episode} "

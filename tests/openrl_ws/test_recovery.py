@@ -14,6 +14,7 @@ import pytest
 
 from openrl_ws.train import main
 from watchdog.checkpoints import read_openrl_module
+from watchdog.cli import main as cli_main
 from watchdog.config import load_watchdog_config
 from watchdog.eventlog import read_events
 from watchdog.replay import replay_run
@@ -178,3 +179,16 @@ def test_alert_mode_without_a_crash_does_not_call_non_finite_training_finished(t
                           "--inject", "nan@5", iterations=8)
     assert code == 3 and kinds(events, "rollback") == [] and kinds(events, "alarm")
     assert "non-finite" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("tensorboard", [False, True], ids=["log.txt", "tensorboard"])
+def test_an_unwatched_run_that_crashed_on_nan_replays_as_diverged_not_healthy(tmp_path, tensorboard):
+    """Found by an audit (session 20): the update that crashed was never logged, so replay (and watch) of the run saw
+    its last good iteration and said HEALTHY, exit 0, for the field report's own ending. Its value loss is NaN now."""
+    code, run_dir, _ = run(tmp_path, "plain", "--inject", "nan@6", *(["--use_tensorboard"] if tensorboard else []),
+                           iterations=10, watchdog=False)
+    assert code == 3
+    report = replay_run(run_dir)
+    assert report.source == ("tensorboard" if tensorboard else "log.txt")
+    assert report.verdict == "diverged" and report.first_nonfinite["iteration"] == 6
+    assert cli_main(["replay", str(run_dir)]) == 1
