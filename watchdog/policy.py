@@ -20,6 +20,7 @@ stops with a restartable :class:`Stop` that ``watchdog run`` restarts from it.
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
@@ -269,6 +270,10 @@ class Policy:
         self.quiet_points = 0
         onset = onset_fn(alarm)
         self.last_alarm = {"iteration": record.iteration, "env_steps": record.env_steps, "detector": alarm.detector}
+        if math.isfinite(alarm.value) and math.isfinite(alarm.threshold) and alarm.value != alarm.threshold:
+            # the level that raised it: alert mode is back to healthy only on the other side of it (below)
+            self.last_alarm["bar"] = {"signal": alarm.signal, "threshold": alarm.threshold,
+                                      "above": alarm.value > alarm.threshold}
         emit("alarm", detector=alarm.detector, signal=alarm.signal, value=alarm.value,
              threshold=alarm.threshold, reason=alarm.reason, onset_iteration=onset.iteration,
              onset_low=onset.low, onset_high=onset.high, onset_method=onset.method)
@@ -310,7 +315,7 @@ class Policy:
     def _on_quiet(self, record: MetricRecord, emit: Emit) -> list[Action]:
         pol = self.cfg.policy
         if self.state in (State.WARNING, State.DIVERGED):
-            self.quiet_points += 1
+            self.quiet_points = self.quiet_points + 1 if self._back_from_alarm(record) else 0
             if self.quiet_points >= pol.recover_points:
                 self._recover(record, emit)
         elif self.state is State.ROLLED_BACK and record.iteration >= self.cooldown_until:
@@ -325,6 +330,19 @@ class Policy:
             self.last_stable_iteration = record.iteration
             return [SaveStable(record.iteration, record.env_steps)]
         return []
+
+    def _back_from_alarm(self, record: MetricRecord) -> bool:
+        """Is a diverged run (an alarm not acted on: alert mode, watch) back on the healthy side of the level that
+        raised its alarm? Quiet detectors alone are not recovery: their windows take the diverged level in as the
+        run's own, and watch said "back to healthy" 14 points after a value loss blew up a million-fold, which it
+        still held (until session 20). A warning, or an alarm without a level (a NaN), recovers on quiet points."""
+        bar = (self.last_alarm or {}).get("bar") if self.state is State.DIVERGED else None
+        if bar is None:
+            return True
+        value = record.metrics.get(bar["signal"])
+        if value is None or not math.isfinite(value):
+            return False
+        return value <= bar["threshold"] if bar["above"] else value >= bar["threshold"]
 
     def _recover(self, record: MetricRecord, emit: Emit) -> None:
         previous = self.state

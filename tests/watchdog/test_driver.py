@@ -246,3 +246,16 @@ def test_a_run_resumed_into_its_own_folder_is_judged_as_the_trajectory_that_goes
     assert [(o.first("warning")["iteration"], o.first("alarm")["iteration"]) for o in (continuous, resumed)] == \
         [(330, 319)] * 2
     assert all(250 - 30 <= r.target.iteration < 250 for r in resumed.rollbacks)  # its own checkpoints, before the climb
+
+
+
+def test_alert_mode_recovers_once_the_signal_is_back_below_the_level_that_raised_the_alarm():
+    """The other side of test_watch's million-fold SB3 blow-up (session 20): a 60x step from 200 that came back to its
+    healthy level at 260 is healthy again after the usual quiet points, not diverged for ever."""
+    cfg = WatchdogConfig(action="alert")
+    back = diverge(healthy(400), 200, "step")
+    for r in back[260:]:
+        r["value_loss"] /= 60.0
+    out = drive(records(back), cfg)
+    assert out.kinds("alarm") and [e["iteration"] >= 260 for e in out.kinds("recovered")] == [True]
+    assert out.watchdog.state.value == "healthy"

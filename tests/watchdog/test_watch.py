@@ -657,3 +657,27 @@ def test_watch_prints_a_status_line_every_n_iterations_not_every_record(tmp_path
     lines = [line for line in out.splitlines() if line.startswith("it ")]
     assert [int(line.split()[1]) for line in lines] == [10, 20, 30, 40, 50, 60, 70]
     assert "watch ended, healthy: no new data for 0.2 s" in out
+
+
+def test_watch_stays_diverged_while_the_value_loss_holds_above_the_level_that_raised_the_alarm(tmp_path):
+    """A real SB3 run (tests/data/sb3_csv) whose value loss blew up a million-fold at 101 and held there to its end.
+    Watch takes no rollback, so its detectors took the diverged level in as the run's own and went quiet: it said
+    "back to healthy" at 115 and showed `healthy | vloss 5.2e+07` (found by an audit, session 20). Alert mode now
+    recovers only back on the healthy side of the level that raised the alarm."""
+    import io
+    import shutil
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    run = tmp_path / "csv"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "sb3_csv" / "cartpole_reward_fault" / "csv", run)
+    watcher = Watcher(run, console=WatchdogConsole(io.StringIO()), fleet=False)
+    watcher.poll()
+    watcher.flush()
+    state = watcher.runs[0].state
+    watcher.close()
+    events = read_events(run / WATCH_EVENTS).events
+    alarm = next(e for e in events if e["event"] == "alarm")
+    assert alarm["iteration"] == 101 and not [e for e in events if e["event"] == "recovered" and e["iteration"] > 101]
+    assert state == "diverged"
