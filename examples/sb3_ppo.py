@@ -26,9 +26,13 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python examples/sb3_ppo.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnvWrapper
+from watchdog.quiet import quiet_dependency_warnings  # noqa: E402  (on the path now)
+
+quiet_dependency_warnings()  # before SB3 imports gym, whose "unmaintained since 2022" notice it silences (session 20)
+
+import numpy as np  # noqa: E402
+from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
+from stable_baselines3.common.vec_env import VecEnvWrapper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_DIVERGED = 0, 1, 2, 3

@@ -168,7 +168,7 @@ def _switch(ev: dict) -> str:
 
 def _what(ev: dict) -> str:
     """The detector's reason, without fields that say nothing."""
-    reason = str(ev.get("reason") or f"{ev.get('signal', '?')} out of range").replace(" (also: none)", "")
+    reason = str(ev.get("reason") or f"{ev.get('signal', '?')} out of range").replace(" (also: none)", "")  # (logs before session 20)
     return f"[{ev.get('detector')}] {reason}"
 
 
@@ -303,7 +303,9 @@ def status_line(record: MetricRecord, state: str, rollbacks: int, progress: "_Pr
     it = f"it {record.iteration}"
     timing: list[str] = []
     if progress is not None and progress.total_iterations:
-        it += f"/{progress.total_iterations}"
+        # iterations done of the total, as the terminal's footer counts them: the last is "it 59 (60/60)" (it read
+        # "it 59/60" at the end of a 60-iteration run until session 20, as if one were missing)
+        it += f" ({record.iteration + 1}/{progress.total_iterations})"
         timing = [f"{_fmt_rate(progress.steps_per_second)} steps/s", f"elapsed {fmt_duration(progress.elapsed)}",
                   f"ETA {fmt_duration(progress.eta)}"]
     parts = [it, f"{record.env_steps:,} steps", *timing, state, metric(VALUE_LOSS, "vloss"),

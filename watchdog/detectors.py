@@ -1311,7 +1311,7 @@ class NonFinite(Detector):
         key = bad[0]
         return self._verdict(
             record, "alarm", key, metrics[key], 0.0,
-            f"non-finite {key} = {metrics[key]} (also: {', '.join(bad[1:]) or 'none'})",
+            f"non-finite {key} = {metrics[key]}" + (f" (also: {', '.join(bad[1:])})" if bad[1:] else ""),
             onset_hint=record.iteration,
         )
 

@@ -94,8 +94,9 @@ def test_plain_output_has_a_status_line_every_n_iterations_with_eta(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "\x1b[" not in out
-    status = [line for line in out.splitlines() if re.match(r"it \d+/20 \|", line)]
-    assert [line.split(" |")[0] for line in status] == ["it 0/20", "it 5/20", "it 10/20", "it 15/20", "it 19/20"]
+    status = [line for line in out.splitlines() if re.match(r"it \d+ \(\d+/20\) \|", line)]
+    assert [line.split(" |")[0] for line in status] == ["it 0 (1/20)", "it 5 (6/20)", "it 10 (11/20)", "it 15 (16/20)",
+                                                        "it 19 (20/20)"]
     assert all("ETA" in line and "steps/s" in line and "elapsed" in line for line in status)
     assert "[watchdog] ALARM it 12" in out and "[watchdog] ITERATION_FAILED it 12" in out
     assert "finished: 20 iterations" in out and re.search(r"\n  rollback #1: it 12 -> it \d+ \(.*\): \[nonfinite\]", out)
