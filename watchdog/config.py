@@ -299,6 +299,11 @@ class KlSurgeConfig(SurgeConfig):
         0.5, gt=0,
         description="An alarm on its own: KL per update at least this (nats; 10x the largest usual target_kl, 0.05)...")
     alarm_points: int = Field(5, ge=1, le=1000, description="...for this many points in a row (after warm-up).")
+    alarm_range_ratio: float = Field(
+        3.0, ge=1,
+        description="...each also this many times the top (95 % quantile) of the run's own recent range, once that "
+                    "range is known: a run whose KL lives there (SB3's gSDE with a std of 0.02: 0.2-26 nats) is not "
+                    "replacing its policy against its own habit.")
 
 
 class SurrogateSurgeConfig(SurgeConfig):

@@ -57,6 +57,7 @@ NOISE_POINTS = 100  # point-to-point changes that estimate a signal's noise
 SPARSE_UPDATES = 10  # a reward that changed fewer times in its change window has no noise scale to read
 NO_LEVEL = -1e9  # "no level held yet" in log space: finite, so saved state stays strict JSON
 TINY = 1e-12
+POLICY_STD_KEYS = (LOG_STD_MAX, LOG_STD_MEAN)  # a Gaussian policy's std; a policy without one may log NaN for it
 
 Level = Literal["warning", "alarm"]
 
@@ -686,8 +687,9 @@ class BlowUp(Detector):
         self.signal = signal
         self.signals = (signal,)
         self.recent: deque[float] = deque(maxlen=3)
-        self.floor: deque[tuple[int, float]] = deque()  # (iteration, level) of the floor window
-        self.envelope = NO_LEVEL
+        # (iteration, level, value) of the floor window: the 3-point median and the point's own (log) value
+        self.floor: deque[tuple[int, float, float]] = deque()
+        self.envelope = NO_LEVEL  # the highest level, or single value, held before the floor window
         self.streak = 0
         # (iteration, return) of the records the floor window spans, and the two before it
         self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
@@ -713,9 +715,9 @@ class BlowUp(Detector):
             margin = math.log(self.cfg.envelope_factor) - 1e-9
             over = level - self.envelope >= margin
             if over:
-                low_it, low = min(self.floor, key=itemgetter(1))
+                low_it, low, _ = min(self.floor, key=itemgetter(1))
                 over = level - low >= math.log(self.cfg.ratio) - 1e-9 and all(
-                    level - held >= margin for it, held in self.floor if it < low_it)
+                    level - max(held, value) >= margin for it, held, value in self.floor if it < low_it)
             self.streak = self.streak + 1 if over else 0
             if self.streak <= 1:  # no streak, or a new one: its flat start is not known yet
                 self.flat_start = None
@@ -753,9 +755,10 @@ class BlowUp(Detector):
                         f"loss's root {math.exp(level / 2):.3g}, within the jump); "
                         "advisory: a critic meeting returns it has not seen (the value targets are not normalised), "
                         "so the run stays healthy (divergence with a reward collapse)")
-        self.floor.append((record.iteration, level))
+        self.floor.append((record.iteration, level, x))
         if len(self.floor) > self.cfg.floor_points:
-            self.envelope = max(self.envelope, self.floor.popleft()[1])
+            _, held, value = self.floor.popleft()
+            self.envelope = max(self.envelope, held, value)
         return verdict
 
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
@@ -789,7 +792,8 @@ class BlowUp(Detector):
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.floor = deque((int(it), float(v)) for it, v in state["floor"])
+        # (a state saved before session 20 holds no single values: the level stands for both)
+        self.floor = deque((int(p[0]), float(p[1]), float(p[-1])) for p in state["floor"])
 
 
 class CriticGradNorm(Detector):
@@ -1127,7 +1131,11 @@ class KlSurge(Detector):
             self.up, self.first_up, self.last_up, self.confirmed = 0, None, None, False
             stale = False
         alarm_kl = self.alarm_at
-        if judging and alarm_kl is not None and value >= alarm_kl:
+        if (judging and alarm_kl is not None and value >= alarm_kl
+                and (not judged or value >= self.cfg.alarm_range_ratio * window.quantile(0.95))):
+            # beyond any trust region, and (once the run's own range is known) outside it: SB3's gSDE, whose std of
+            # 0.02 makes its approx_kl 0.2-26 nats for hundreds of healthy updates, held 0.5 for 5 while its return
+            # rose: three rollbacks and a stop until session 20
             self.runaway += 1
             self.runaway_since = it if self.runaway_since is None else self.runaway_since
         else:
@@ -1145,6 +1153,7 @@ class KlSurge(Detector):
                 onset_hint=onset,
             )
         verdict = None
+        below = True  # (before the window is ready: nothing is a surge)
         if judged:
             top = window.quantile(0.95)
             limit = max(self.cfg.ratio * top, self.floor)
@@ -1168,7 +1177,10 @@ class KlSurge(Detector):
                     onset_hint=self.first_up,
                 )
                 verdict.advisory = True
-        if self.first_up is None:  # a surge does not teach the window what normal is
+        if self.first_up is None or below:  # a surge's points do not teach the window what normal is; the points
+            # between them do (until session 20 nothing in an open stretch did, and a run whose KL moved up to a new
+            # regime with a spike every 20 updates kept the window of 100 iterations before: its range 0.12, its
+            # ordinary 0.5-1.5 a runaway)
             self.values.push(it, value)
         return verdict
 
@@ -1290,22 +1302,38 @@ def _slope(points) -> float | None:
 
 
 class NonFinite(Detector):
-    """Any NaN/Inf in a tracked metric is immediate divergence, warm-up or not."""
+    """Any NaN/Inf in a tracked metric is immediate divergence, warm-up or not.
+
+    Except a policy std that has never been a number in this run: a policy without one (skrl logs torch's
+    ``Categorical.stddev``, NaN, as ``Policy / Standard deviation`` at every write) logs no std. Until session 20
+    every skrl run with a discrete action space was a NaN alarm at its first update and stopped (live and in
+    replay). Once the std has been finite, a NaN one is divergence again.
+    """
 
     name = "nonfinite"
+    _state_fields = ("std_seen",)
 
     def __init__(self, cfg: NonFiniteConfig, warmup: WarmupConfig):
         super().__init__(warmup)
         self.cfg = cfg
+        self.std_seen = False  # a policy std has been finite in this run
 
     def reads(self) -> tuple[str, ...]:
         return TRACKED_KEYS
 
-    def update(self, record: MetricRecord) -> Verdict | None:
-        if record.surely_finite():  # most records: one sum instead of a look at each tracked key
-            return None
+    def bad_keys(self, record: MetricRecord) -> list[str]:
+        """The record's non-finite tracked keys that are divergence (in order); notes a finite policy std."""
         metrics = record.metrics
+        if not self.std_seen:
+            self.std_seen = any(isinstance(metrics.get(k), float) and math.isfinite(metrics[k]) for k in POLICY_STD_KEYS)
+        if record.surely_finite():  # most records: one sum instead of a look at each tracked key
+            return []
         bad = record.nonfinite_keys()
+        return bad if self.std_seen else [k for k in bad if k not in POLICY_STD_KEYS]
+
+    def update(self, record: MetricRecord) -> Verdict | None:
+        metrics = record.metrics
+        bad = self.bad_keys(record)
         if not bad:
             return None
         key = bad[0]

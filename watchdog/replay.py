@@ -17,8 +17,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from watchdog.config import TagsConfig, WatchdogConfig
-from watchdog.detectors import ValueLossThreshold, Verdict
+from watchdog.config import NonFiniteConfig, TagsConfig, WarmupConfig, WatchdogConfig
+from watchdog.detectors import NonFinite, ValueLossThreshold, Verdict
 from watchdog.errors import CheckpointError, InputError, check_run_dir
 from watchdog.eventlog import EVENTS_FILENAME, _jsonable, is_recovery, read_events
 from watchdog.frameworks import (
@@ -663,11 +663,11 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
 
 
 def first_nonfinite(records: list[MetricRecord]) -> dict | None:
-    """The first record with a NaN/Inf tracked metric (over the whole run, even after a stop)."""
+    """The first record with a NaN/Inf tracked metric (over the whole run, even after a stop), as ``nonfinite`` judges
+    them (a policy std never a number is no std)."""
+    judge = NonFinite(NonFiniteConfig(), WarmupConfig())
     for rec in records:
-        if rec.surely_finite():  # most records: one sum instead of a look at each key
-            continue
-        bad = rec.nonfinite_keys()
+        bad = judge.bad_keys(rec)
         if bad:
             return {"iteration": rec.iteration, "step": rec.env_steps, "keys": bad}
     return None
