@@ -58,39 +58,40 @@ RATE_WINDOW = 20  # iterations the steps/s and the ETA are measured over
 BAR_WIDTH = 16
 
 # Per detector: the likely cause, and what to change if it comes back; an event's own ``cause`` /
-# ``next_step`` fields win. Unknown detectors get neither line (an absent line, never an empty one).
+# ``next_step`` fields win. Framework-neutral words (until session 20 they named OpenRL's keys and cfgs/ppo_safe.yaml
+# under every framework's alarms, where a rollback line named the framework's own safe config). Unknown detectors get neither line (an absent line, never an empty one).
 ADVICE: dict[str, tuple[str, str]] = {
     "nonfinite": ("NaN/Inf reached the losses: a NaN observation or reward from the env, an exploding update, "
                   "or a policy std past float32 range",
                   "if it comes back after a rollback, look for NaN/Inf in the env's observations and rewards"),
     "value_loss_threshold": ("the critic is diverging: a learning rate too high for the reward scale, or too "
                              "little gradient clipping",
-                             "lower lr and critic_lr and clip gradients (max_grad_norm 0.5), as cfgs/ppo_safe.yaml does"),
+                             "lower the learning rates and clip gradients (max grad norm 0.5), as the safe config does"),
     "trend": ("a sustained climb against this run's own baseline, the usual first sign of a divergence",
-              "lower lr and critic_lr and clip gradients (max_grad_norm 0.5), as cfgs/ppo_safe.yaml does"),
+              "lower the learning rates and clip gradients (max grad norm 0.5), as the safe config does"),
     "critic_grad_norm": ("large critic gradients: value targets jumping (reward scale, a rollback's fresh data)",
-                         "clip gradients (max_grad_norm 0.5) or lower critic_lr if the value loss follows"),
+                         "clip gradients (max grad norm 0.5), or lower the critic's learning rate if the value loss follows"),
     "reward_collapse": ("an abrupt drop in reward: a bad policy update or a change in the environment",
                         "compare with the value loss; a reward drop alone stays a warning. If the task or reward "
                         "changed here on purpose (a curriculum), log the change as Curriculum/<term> and the "
                         "detectors start over there"),
     "policy_std": ("the entropy bonus pushes the policy's std up faster than the reward pulls it down",
-                   "lower lr or entropy_coef (cfgs/ppo_safe.yaml lowers lr)"),
+                   "lower the learning rate or the entropy coefficient (the safe config lowers the first)"),
     "entropy_collapse": ("the policy's entropy fell far below its recent range within a few updates: updates "
                          "too large for PPO's trust region (learning rate, epochs)",
-                         "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+                         "lower the learning rate if it was not meant (the safe config does)"),
     "entropy_surge": ("the policy's entropy rose far above its recent range within a few updates: its std is "
                       "running away (updates too large for PPO's trust region, or an entropy bonus the reward no "
-                      "longer outweighs)", "lower lr, or entropy_coef, if it was not meant (cfgs/ppo_safe.yaml lowers lr)"),
+                      "longer outweighs)", "lower the learning rate, or the entropy coefficient, if it was not meant (the safe config lowers the first)"),
     "kl_surge": ("the policy's KL per update jumped far above its recent range: updates too large for PPO's "
                  "trust region (learning rate, epochs)",
-                 "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+                 "lower the learning rate if it was not meant (the safe config does)"),
     "surrogate_surge": ("PPO's surrogate loss jumped far above its recent size: probability ratios far beyond the "
                         "clip, updates too large for PPO's trust region (learning rate, epochs)",
-                        "lower lr if it was not meant (cfgs/ppo_safe.yaml does)"),
+                        "lower the learning rate if it was not meant (the safe config does)"),
     "policy_collapse": ("the policy left PPO's trust region (its entropy collapsed or ran away, or its KL or "
                         "surrogate loss surged) and the reward fell with it: updates too large (learning rate, epochs)",
-                        "lower lr, or fewer epochs per update (cfgs/ppo_safe.yaml lowers lr)"),
+                        "lower the learning rate, or use fewer epochs per update (the safe config lowers the first)"),
     "corroboration": ("several detectors warn at once", "treat it as a divergence: lower the learning rates"),
     "memory": ("memory climbing towards its limit at a steady rate: a leak (tensors kept across iterations, a growing "
                "buffer or history) or a limit too tight for the run",

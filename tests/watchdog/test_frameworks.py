@@ -484,3 +484,13 @@ def test_an_hparams_session_in_the_runs_own_file_keeps_the_run(tmp_path):
     model.learn(total_timesteps=64 * 12, callback=HParamCallback())
     report = replay_run(tmp_path / "PPO_1")
     assert report.source == "tensorboard" and len(report.records) == 11
+
+
+def test_a_replayed_alarm_advises_in_every_frameworks_words(capsys):
+    """Found by an audit (session 20): the advice after each alarm named OpenRL's keys and cfgs/ppo_safe.yaml under every
+    framework's alarms (here rsl_rl's policy_collapse), beside a rollback line naming the framework's own safe config."""
+    run = DATA.parent / "long_faults" / "rsl_rl" / "push_lite_lr_fault"
+    assert main(["replay", str(run)]) == 1
+    out = capsys.readouterr().out
+    assert "policy_collapse" in out and "rsl_rl_safe.yaml" in out
+    assert "cfgs/ppo_safe.yaml" not in out and "critic_lr" not in out
