@@ -1,5 +1,5 @@
 """rl_games (1.6.5) healthy runs in configurations not in tests/data (at the time).
-    nice -n 10 python tests/data/configs/make_rl_games.py NAME [seed]
+    PYTHONPATH=. nice -n 10 python tests/data/configs/make_rl_games.py NAME [seed]
 Output: tests/data/configs/rl_games/NAME/runs/<name>_ppo/summaries/events... + params/agent.yaml"""
 import random, shutil, sys
 from pathlib import Path

@@ -1,15 +1,12 @@
 """rsl_rl (5.5.1) OnPolicyRunner healthy runs in configurations not in tests/data (at the time).
-    nice -n 10 python tests/data/configs/make_rsl_rl.py NAME [seed]
+    PYTHONPATH=. nice -n 10 python tests/data/configs/make_rsl_rl.py NAME [seed]
 Output: tests/data/configs/rsl_rl/NAME/logs/<date>/events..."""
 import shutil, sys
 from pathlib import Path
-import gymnasium as gym
 import torch
 torch.set_num_threads(1)
-from rsl_rl.env import VecEnv
 from rsl_rl.runners import OnPolicyRunner
-from tensordict import TensorDict
-from tests.data.mujoco.make_mujoco_runs import rsl_rl_cfg
+from tests.data.mujoco.make_mujoco_runs import gym_vecenv, rsl_rl_cfg
 
 OUT = Path(__file__).resolve().parent / "rsl_rl"
 
@@ -29,29 +26,6 @@ def main(name, seed=0):
     c = RUNS[name]
     n_envs, env_id, scale = c["n_envs"], c["env"], c["scale"]
 
-    class GymVecEnv(VecEnv):
-        def __init__(self):
-            self.inner = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
-            self.num_envs, self.device, self.cfg = n_envs, "cpu", {"task": env_id}
-            self.num_actions = self.inner.single_action_space.shape[0]
-            self.max_episode_length = 1000
-            self.episode_length_buf = torch.zeros(n_envs, dtype=torch.long)
-            self._obs = self._wrap(self.inner.reset(seed=seed)[0])
-
-        def _wrap(self, obs):
-            return TensorDict({"policy": torch.as_tensor(obs, dtype=torch.float32)}, batch_size=[self.num_envs])
-
-        def get_observations(self):
-            return self._obs
-
-        def step(self, actions):
-            obs, rew, term, trunc, _ = self.inner.step((actions.clamp(-1, 1) * scale).numpy())
-            done = torch.as_tensor(term | trunc)
-            self.episode_length_buf = torch.where(done, 0, self.episode_length_buf + 1)
-            self._obs = self._wrap(obs)
-            return (self._obs, torch.as_tensor(rew, dtype=torch.float32), done.float(),
-                    {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
-
     torch.manual_seed(seed)
     out = OUT / (name if seed == 0 else f"{name}_seed{seed}")
     shutil.rmtree(out, ignore_errors=True)
@@ -59,7 +33,7 @@ def main(name, seed=0):
     cfg = rsl_rl_cfg(c["hidden"], save_interval=10 ** 6, fixed=False, obs_normalization=c["obs_norm"])
     if "steps" in c:
         cfg["num_steps_per_env"] = c["steps"]
-    runner = OnPolicyRunner(GymVecEnv(), cfg, log_dir=str(log_dir), device="cpu")
+    runner = OnPolicyRunner(gym_vecenv(env_id, n_envs, seed, scale), cfg, log_dir=str(log_dir), device="cpu")
     runner.learn(c["its"])
     for p in log_dir.glob("model_*.pt"):
         p.unlink()

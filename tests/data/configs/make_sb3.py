@@ -1,5 +1,5 @@
 """SB3 PPO healthy runs in configurations not in tests/data (at the time).
-    nice -n 10 python tests/data/configs/make_sb3.py NAME
+    PYTHONPATH=. nice -n 10 python tests/data/configs/make_sb3.py NAME
 Output: tests/data/configs/sb3/NAME/PPO_1/events..."""
 import shutil, sys
 from pathlib import Path

@@ -1,5 +1,5 @@
 """skrl (2.1.1) PPO healthy runs in configurations not in tests/data (at the time).
-    nice -n 10 python tests/data/configs/make_skrl.py NAME [seed]
+    PYTHONPATH=. nice -n 10 python tests/data/configs/make_skrl.py NAME [seed]
 Output: tests/data/configs/skrl/NAME/runs/<exp>/events... + params/agent.yaml (as Isaac Lab writes it)."""
 import shutil, sys
 from pathlib import Path

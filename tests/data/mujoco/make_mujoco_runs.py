@@ -207,17 +207,16 @@ def rsl_rl_cfg(hidden: list[int], *, save_interval: int, fixed: bool, obs_normal
             "critic": dict(model), "logger": "tensorboard", "multi_gpu": None}
 
 
-def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
-           seed: int = 0, entropy_jump: tuple[int, float] | None = None) -> None:
-    """``lr_jump`` (update, factor[, growth]): that update (0-based) and every later one at the learning rate x
-    factor (x growth more per update after it: a ramp), with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
+def gym_vecenv(env_id: str, n_envs: int, seed: int, scale: float = 1.0):
+    """A gymnasium vector env as an rsl_rl VecEnv, its actions clipped to [-1, 1] and multiplied by ``scale``
+    (tests/data/configs' script uses it too)."""
     import gymnasium as gym
     import torch
     from rsl_rl.env import VecEnv
     from tensordict import TensorDict
 
     class GymVecEnv(VecEnv):
-        """A gymnasium vector env as an rsl_rl VecEnv (actions clipped to the task's [-1, 1])."""
+        """A gymnasium vector env as an rsl_rl VecEnv."""
 
         def __init__(self):
             self.inner = gym.vector.SyncVectorEnv([lambda: gym.make(env_id) for _ in range(n_envs)])
@@ -234,16 +233,25 @@ def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[
             return self._obs
 
         def step(self, actions):
-            obs, rew, term, trunc, _ = self.inner.step(actions.clamp(-1, 1).numpy())
+            obs, rew, term, trunc, _ = self.inner.step((actions.clamp(-1, 1) * scale).numpy())
             done = torch.as_tensor(term | trunc)
             self.episode_length_buf = torch.where(done, 0, self.episode_length_buf + 1)
             self._obs = self._wrap(obs)
             return (self._obs, torch.as_tensor(rew, dtype=torch.float32), done.float(),
                     {"time_outs": torch.as_tensor(trunc, dtype=torch.float32)})
 
+    return GymVecEnv()
+
+
+def rsl_rl(out: Path, env_id: str, n_envs: int, iterations: int, lr_jump: tuple[int, float] | None = None,
+           seed: int = 0, entropy_jump: tuple[int, float] | None = None) -> None:
+    """``lr_jump`` (update, factor[, growth]): that update (0-based) and every later one at the learning rate x
+    factor (x growth more per update after it: a ramp), with the "fixed" schedule (make_runs' ``_jump_learning_rate``). ``seed``: torch's and the envs'."""
+    import torch
+
     torch.manual_seed(seed)
-    rsl_rl_train(GymVecEnv(), [256, 128, 64], out / "logs" / RSL_RL_DATE, iterations, lr_jump, save_interval=100,
-                 entropy_jump=entropy_jump)
+    rsl_rl_train(gym_vecenv(env_id, n_envs, seed), [256, 128, 64], out / "logs" / RSL_RL_DATE, iterations, lr_jump,
+                 save_interval=100, entropy_jump=entropy_jump)
 
 
 def rsl_rl_train(env, hidden: list[int], log_dir: Path, iterations: int, lr_jump: tuple[int, float] | None, *,
