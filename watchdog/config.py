@@ -127,7 +127,8 @@ class BlowUpConfig(_Config):
     envelope_factor: float = Field(
         3.0, ge=1,
         description="...and this many times every level the run held before that floor (before the window, and in it "
-        "before its low)."
+        "before its low), every single value in the window before its low, and the second-highest single value "
+        "before the window (one outlier does not raise the bar for good)."
     )
     patience_points: int = Field(
         1, ge=1, le=1000, description="Consecutive points before the alarm (a 3-point median is already two points high)."
@@ -334,7 +335,7 @@ class PolicyStdConfig(_Config):
     overflow_log_std: float = Field(43.0, gt=0, description="Log-std at which float32 log-probs start to fail.")
     warn_within_iters: int = Field(300, ge=1, description="An advisory warning (said once) when the overflow is this many iterations away.")
     alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
-    rate_points: int = Field(10, ge=3, le=10_000, description="Points a climb is judged over (from two thirds of them on): its older two thirds and newest third must each climb; the newest third's rate is forecast.")
+    rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
     saturated_log_std: float = Field(
         1.0, description="Above this log-std, actions clipped to [-1, 1] are mostly noise: the climb's onset "
                          "(the rollback target precedes it) is where the log-std last rose above it.",

@@ -679,7 +679,7 @@ class BlowUp(Detector):
     name = "blowup"
     task_scaled = True
     log_scale = True
-    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start")
+    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -689,7 +689,8 @@ class BlowUp(Detector):
         self.recent: deque[float] = deque(maxlen=3)
         # (iteration, level, value) of the floor window: the 3-point median and the point's own (log) value
         self.floor: deque[tuple[int, float, float]] = deque()
-        self.envelope = NO_LEVEL  # the highest level, or single value, held before the floor window
+        self.envelope = NO_LEVEL  # the highest level held before the floor window, or its second-highest single value
+        self.peaks = [NO_LEVEL, NO_LEVEL]  # the two highest single values before the floor window
         self.streak = 0
         # (iteration, return) of the records the floor window spans, and the two before it
         self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
@@ -757,8 +758,11 @@ class BlowUp(Detector):
                         "so the run stays healthy (divergence with a reward collapse)")
         self.floor.append((record.iteration, level, x))
         if len(self.floor) > self.cfg.floor_points:
+            # a single value counts in the window (10 points) and, once it recurs, for ever: one outlier does not
+            # raise the bar for every later blow-up (a review of session 20's change)
             _, held, value = self.floor.popleft()
-            self.envelope = max(self.envelope, held, value)
+            self.peaks = sorted([*self.peaks, value])[-2:]
+            self.envelope = max(self.envelope, held, self.peaks[0])
         return verdict
 
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
@@ -1384,10 +1388,10 @@ from watchdog.signals import (HELD_BY_SIGNAL, MEMORY_LIMITS, SYS_CUDA_RESERVED_M
 class MemoryForecast(Detector):
     """Memory climbing towards its limit: how many iterations until out-of-memory.
 
-    For each memory signal the records carry (``sys/cuda_reserved_mb``, ``sys/rss_mb``), the climb
-    rate is a least-squares slope over the last ``window_points`` points after warm-up, and the
-    limit the configured one, else the device's total / the machine's memory from the record. A
-    climb smaller than ``min_climb_mb`` over the window is noise, so a run whose memory is flat
+    For each memory signal the records carry (``sys/cuda_reserved_mb``, ``sys/rss_mb``), a climb over
+    the last ``window_points`` points after warm-up (throughout: :meth:`_climb`; a step is no leak),
+    and the limit the configured one, else the device's total / the machine's memory from the record.
+    A climb smaller than ``min_climb_mb`` over the window is noise, so a run whose memory is flat
     after warm-up never triggers; a run already above its limit is an alarm at once.
 
     The climb is fitted to the memory less what the watchdog's own in-memory checkpoint copies hold

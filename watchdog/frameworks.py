@@ -635,7 +635,30 @@ def config_for_run(cfg, info: Mapping) -> object:
         updates["blowup"] = cfg.blowup.model_copy(update={"explained_by": reward})
     if not normalized and cfg.trend.explained_by is None:
         updates["trend"] = updates.get("trend", cfg.trend).model_copy(update={"explained_by": reward})
+    memory = _live_memory(cfg, info)
+    if memory is not None:
+        updates["memory"] = memory
     return cfg.model_copy(update=updates) if updates else cfg
+
+
+def _live_memory(cfg, info: Mapping):
+    """The live run's memory section (its start event's: limits, action), where ``cfg``'s is the default one: replay
+    of a run stopped against its configured 3,000 MiB limit said HEALTHY SO FAR against the machine's 24 GB
+    (until session 20). A config given to replay with memory settings of its own wins; an unreadable one is left."""
+    from pydantic import ValidationError
+
+    from watchdog.config import MemoryConfig
+
+    live, default = info.get("live_memory"), MemoryConfig()
+    if not isinstance(live, dict) or cfg.memory.model_copy(update={"action": default.action}) != default:
+        return None
+    try:
+        memory = MemoryConfig.model_validate(live)
+    except ValidationError:
+        return None
+    if cfg.memory.action != default.action:  # watch's: alert, whatever the live run did
+        memory = memory.model_copy(update={"action": cfg.memory.action})
+    return None if memory == cfg.memory else memory
 
 
 LOOP = "loop"  # a PPO loop of your own, watched through watchdog.integrations.loop (CleanRL's scripts)

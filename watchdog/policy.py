@@ -29,7 +29,7 @@ from watchdog.config import WatchdogConfig
 from watchdog.detectors import Verdict
 from watchdog.driver import StableRegistry
 from watchdog.onset import Onset
-from watchdog.signals import CRITIC_GRAD_NORM, SYS_PREFIX, VALUE_LOSS, MetricRecord
+from watchdog.signals import CRITIC_GRAD_NORM, STD_CLIMB_KEYS, SYS_PREFIX, VALUE_LOSS, MetricRecord
 
 
 class State(str, Enum):
@@ -270,7 +270,9 @@ class Policy:
         self.quiet_points = 0
         onset = onset_fn(alarm)
         self.last_alarm = {"iteration": record.iteration, "env_steps": record.env_steps, "detector": alarm.detector}
-        if math.isfinite(alarm.value) and math.isfinite(alarm.threshold) and alarm.value != alarm.threshold:
+        if (math.isfinite(alarm.value) and math.isfinite(alarm.threshold) and alarm.value != alarm.threshold
+                and alarm.signal not in STD_CLIMB_KEYS and not alarm.signal.startswith(SYS_PREFIX)):
+            # (not a forecast, policy_std's or memory's: its threshold is where it goes, not a level it crossed)
             # the level that raised it: alert mode is back to healthy only on the other side of it (below)
             self.last_alarm["bar"] = {"signal": alarm.signal, "threshold": alarm.threshold,
                                       "above": alarm.value > alarm.threshold}
@@ -315,7 +317,8 @@ class Policy:
     def _on_quiet(self, record: MetricRecord, emit: Emit) -> list[Action]:
         pol = self.cfg.policy
         if self.state in (State.WARNING, State.DIVERGED):
-            self.quiet_points = self.quiet_points + 1 if self._back_from_alarm(record) else 0
+            back = self._back_from_alarm(record)
+            self.quiet_points = self.quiet_points + 1 if back else self.quiet_points if back is None else 0
             if self.quiet_points >= pol.recover_points:
                 self._recover(record, emit)
         elif self.state is State.ROLLED_BACK and record.iteration >= self.cooldown_until:
@@ -331,7 +334,7 @@ class Policy:
             return [SaveStable(record.iteration, record.env_steps)]
         return []
 
-    def _back_from_alarm(self, record: MetricRecord) -> bool:
+    def _back_from_alarm(self, record: MetricRecord) -> bool | None:
         """Is a diverged run (an alarm not acted on: alert mode, watch) back on the healthy side of the level that
         raised its alarm? Quiet detectors alone are not recovery: their windows take the diverged level in as the
         run's own, and watch said "back to healthy" 14 points after a value loss blew up a million-fold, which it
@@ -340,7 +343,9 @@ class Policy:
         if bar is None:
             return True
         value = record.metrics.get(bar["signal"])
-        if value is None or not math.isfinite(value):
+        if value is None:  # not logged this record: no evidence either way (the quiet points neither grow nor reset)
+            return None
+        if not math.isfinite(value):
             return False
         return value <= bar["threshold"] if bar["above"] else value >= bar["threshold"]
 

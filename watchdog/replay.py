@@ -293,6 +293,9 @@ def _info_from_start(ev: dict) -> dict:
             flag = ev["value_targets_normalized"]
             info["value_targets_normalized"] = flag
             info["value_normalization"] = f"the live run's start event: value targets normalised: {str(flag).lower()}"
+    memory = (ev.get("config") or {}).get("memory")
+    if isinstance(memory, dict):  # the live run's memory limits and action (config_for_run)
+        info["live_memory"] = memory
     if ev.get("task"):
         info["task"] = ev["task"]
     argv = [str(a) for a in ev.get("argv") or []]

@@ -259,3 +259,27 @@ def test_alert_mode_recovers_once_the_signal_is_back_below_the_level_that_raised
     out = drive(records(back), cfg)
     assert out.kinds("alarm") and [e["iteration"] >= 260 for e in out.kinds("recovered")] == [True]
     assert out.watchdog.state.value == "healthy"
+
+
+def test_alert_mode_recovers_from_a_forecast_and_through_records_without_the_alarms_signal():
+    """From a review (session 20) of the rule above: policy_std's alarm is a forecast (its threshold, 43, is the overflow
+    it heads for), so 'the healthy side of it' was the overflow itself and the run never recovered; and a record
+    without the alarm's signal (two loggers writing at their own steps) reset the quiet points each time."""
+    import random
+
+    from watchdog.signals import EPISODE_RETURN, LOG_STD_MAX
+
+    rng = random.Random(0)
+    events: list[dict] = []
+    std = Watchdog(WatchdogConfig(action="alert"), listeners=[events.append])
+    for i in range(400):  # the log-std climbs +2 an iteration to 30 (within 30 of the overflow), then back at 0 from 130
+        log_std = 0.0 if i < 100 or i >= 130 else min(2.0 * (i - 100), 30.0)
+        std.observe(MetricRecord(i, i * 100, {VALUE_LOSS: 0.05 * (1 + 0.1 * rng.random()), LOG_STD_MAX: log_std}))
+    assert [e["detector"] for e in events if e["event"] == "alarm"] == ["policy_std"] and std.state.value == "healthy"
+    events = []
+    sparse = Watchdog(WatchdogConfig(action="alert"), listeners=[events.append])
+    for i in range(600):  # a 60x step from 200, back at 260; from 200 the value loss on every other record only
+        value = 0.05 * (1 + 0.2 * rng.random()) * (60 if 200 <= i < 260 else 1)
+        sparse.observe(MetricRecord(i, i * 10, {VALUE_LOSS: value} if i % 2 == 0 or i < 200 else {EPISODE_RETURN: 100.0}))
+    recovered = [e["iteration"] for e in events if e["event"] == "recovered"]
+    assert len(recovered) == 1 and 260 <= recovered[0] <= 280 and sparse.state.value == "healthy"

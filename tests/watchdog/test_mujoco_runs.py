@@ -201,15 +201,13 @@ def test_a_run_broken_from_its_start_is_a_warning_with_nothing_to_roll_back_to()
 def test_a_blow_up_in_a_run_broken_from_its_start_is_rolled_back_to_before_the_blow_up():
     """Hopper with lr x30 from update 0: its value loss (returns' units) leaps 0.12 -> 2,461 at 83. blowup's
     alarm at 84 (onset 82) rolls back to 70, before the blow-up; the fault itself, at 0, has no checkpoint
-    before it. Replay goes on with the recorded run (still at lr x30): a second blow-up at 144 rolls back to 124.
-    (Until session 20 a third, at 150, stopped it; since then a blow-up must be 3x above every single value held
-    before too, and the recorded run's 163 at 85, the first blow-up's tail, is above the 250-330 it holds there.)"""
+    before it. Replay goes on with the recorded run and stops after three rollbacks."""
     report = replay_run(DATA / EARLY_HOPPER)
     info = report.to_dict()
     assert report.verdict == "diverged" and info["first_alarm"]["detector"] == "blowup"
     first = report.would_roll_back[0]
     assert (first["iteration"], first["onset_iteration"], first["to_iteration"]) == (84, 82, 70)
-    assert [r["to_iteration"] for r in report.would_roll_back] == [70, 124]
+    assert report.stopped is not None and len(report.would_roll_back) == 3
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -334,8 +332,7 @@ def test_a_fault_after_healthy_value_loss_spikes_is_rolled_back_to_before_the_sp
     info = report.to_dict()
     warned = [(e["event"], e["detector"], e["iteration"], bool(e.get("advisory"))) for e in info["events"]
               if e["event"] in ("warning", "alarm")]
-    # (the advisory blowup at 246 until session 20, at 248 since: the spikes' single values are in its envelope)
-    assert warned[:3] == [("warning", "trend", 246, True), ("warning", "blowup", 248, True), ("alarm", "blowup", 252, False)]
+    assert warned[:3] == [("warning", "blowup", 246, True), ("warning", "trend", 246, True), ("alarm", "blowup", 252, False)]
     first = report.would_roll_back[0]
     assert (first["iteration"], first["to_iteration"]) == (252, 220) and 230 <= first["onset_iteration"] < 250
 

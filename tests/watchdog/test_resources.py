@@ -700,3 +700,23 @@ def test_the_shipped_config_spells_out_the_resource_defaults():
 
     shipped = load_watchdog_config(REPO / "cfgs" / "watchdog.yaml")
     assert shipped.memory == WatchdogConfig().memory and shipped.throughput == WatchdogConfig().throughput
+
+
+def test_replay_judges_memory_against_the_live_runs_configured_limit(tmp_path):
+    """Found by an audit (session 20): a run stopped live against its configured rss_limit_mb replayed against the
+    machine's memory and said healthy. Replay takes the live run's memory section from its start event, unless the
+    config it is given has memory settings of its own."""
+    from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
+    from watchdog.replay import replay_run
+
+    live = WatchdogConfig.model_validate({"memory": {"rss_limit_mb": 1000.0}})
+    with EventLog(tmp_path / EVENTS_FILENAME) as events:
+        events.write(make_event("start", iteration=0, env_steps=0, state="healthy", config=live.model_dump()))
+        for it in range(60):
+            events.write(make_event("metrics", iteration=it, env_steps=(it + 1) * 100, state="healthy",
+                                    metrics={VALUE_LOSS: 0.05, SYS_RSS_MB: 400.0 + 10.0 * it, SYS_MEM_TOTAL_MB: 24000.0}))
+    report = replay_run(tmp_path)
+    memory = [e for e in report.events if e["event"] in ("warning", "alarm") and e["detector"] == "memory"]
+    assert memory and memory[0]["threshold"] == 1000.0 and any(e["event"] == "alarm" for e in memory)
+    own = WatchdogConfig.model_validate({"memory": {"rss_limit_mb": 50000.0}})  # a config's own memory settings win
+    assert not [e for e in replay_run(tmp_path, own).events if e.get("detector") == "memory"]

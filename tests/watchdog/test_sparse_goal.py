@@ -22,7 +22,7 @@ from watchdog.replay import find_run_dirs, load_run, replay_run
 from watchdog.signals import VALUE_LOSS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sparse_goal"
-REACHED = {"zoo_norm_seed0": None, "zoo_norm_seed1": 44, "zoo_norm_seed2": 12, "zoo_raw_seed2_std1": 5}  # -> blow-up at
+REACHED = {"zoo_norm_seed0": 71, "zoo_norm_seed1": 44, "zoo_norm_seed2": 12, "zoo_raw_seed2_std1": 5}  # -> blow-up at
 RUNS = sorted(p.parent.name for p in find_run_dirs([DATA]))
 
 
@@ -38,8 +38,7 @@ def test_a_healthy_sparse_goal_run_is_never_rolled_back(name):
     assert report.verdict == "healthy" and not report.would_roll_back, info["events"]
     assert not [e for e in info["events"] if e["event"] == "alarm"]
     blowups = [e for e in info["events"] if e["event"] == "warning" and e["detector"] == "blowup"]
-    if REACHED.get(name) is not None:  # said once, advisory, where the return jumped with the loss (seed 0's, at 71,
-        # not since session 20: the run's single values before it are in blowup's envelope)
+    if name in REACHED:  # said once, advisory, where the return jumped with the loss
         assert [e["iteration"] for e in blowups] == [REACHED[name]]
         assert blowups[0]["advisory"] and "return jumped" in blowups[0]["reason"]
     else:
