@@ -101,14 +101,14 @@ def is_run_dir(path: Path) -> bool:
     ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games), or SB3's ``progress.csv``."""
     if not path.is_dir():
         return False
-    if _run_by_logs(path):
+    if run_by_logs(path):
         return True
     # a log.txt with runs below it is a sweep's console output, its folder a folder of runs: until session 20 it was
     # one run whose TensorBoard files, read from every folder below, were those runs' merged into one timeline
     return (path / "log.txt").exists() and not _runs_below(path)
 
 
-def _run_by_logs(path: Path) -> bool:
+def run_by_logs(path: Path) -> bool:
     """A run by anything but a ``log.txt`` (the one marker a folder of runs may hold too: a sweep's console output)."""
     from watchdog.csvlog import PROGRESS_CSV, is_progress_csv
 

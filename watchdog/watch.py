@@ -46,7 +46,8 @@ from watchdog.frameworks import (
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, real_path
+from watchdog.replay import (UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, real_path,
+                             run_by_logs)
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
@@ -75,6 +76,21 @@ def _holds_anything(path: Path) -> bool:
         return any(not p.name.startswith(".") for p in path.iterdir())
     except OSError:
         return False
+
+
+def _log_txt_alone(path: Path) -> bool:
+    """A folder whose one run marker is a ``log.txt`` that holds no OpenRL record yet, with no run below it: an OpenRL
+    run's first seconds, or a sweep's console output (``python sweep.py > sweep/log.txt``) before its runs appear.
+    Undecided until records or runs come (a review of session 20: such a sweep was watched as one run, its runs'
+    TensorBoard files merged into one timeline)."""
+    if not (path / "log.txt").is_file() or run_by_logs(path) or not is_run_dir(path):
+        return False
+    try:
+        with open(path / "log.txt", "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return b"Episode:" not in head and b"value_loss:" not in head
 
 
 def _ident(path: Path) -> tuple[int, int] | None:
@@ -715,10 +731,11 @@ class Watcher:
         # a folder holding nothing yet (or not there yet: a watch started before the training) is one run or a folder
         # of runs by what appears in it first (until session 17 it was taken for one run, and every run after the first
         # that appeared in it was ignored; a missing one was an error)
-        self.undecided = fleet is None and events_out is None and not _holds_anything(run_dir)
+        self.undecided = fleet is None and events_out is None and (not _holds_anything(run_dir) or _log_txt_alone(run_dir))
         if self.undecided:
-            console.message(f"{run_dir}: {'nothing in it' if run_dir.exists() else 'not there'} yet; waiting for a run "
-                            "(or runs) to appear", style="dim")
+            what = ("a log.txt with no records" if _log_txt_alone(run_dir) else "nothing in it" if run_dir.exists()
+                    else "not there")
+            console.message(f"{run_dir}: {what} yet; waiting for a run (or runs) to appear", style="dim")
         if fleet is None:
             fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
         if fleet and events_out is not None:
@@ -739,7 +756,7 @@ class Watcher:
         """The folder that held nothing at start: one run once it is one, a folder of runs once runs appear in it."""
         if not self.run_dir.is_dir():
             return
-        if is_run_dir(self.run_dir):
+        if is_run_dir(self.run_dir) and not _log_txt_alone(self.run_dir):
             self.undecided = False
             self.add_run(self.run_dir)
         elif iter_run_dirs(self.run_dir):

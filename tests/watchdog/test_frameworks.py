@@ -494,3 +494,26 @@ def test_a_replayed_alarm_advises_in_every_frameworks_words(capsys):
     out = capsys.readouterr().out
     assert "policy_collapse" in out and "rsl_rl_safe.yaml" in out
     assert "cfgs/ppo_safe.yaml" not in out and "critic_lr" not in out
+
+
+def test_watch_started_on_a_sweeps_console_log_before_its_runs_watches_them_as_a_fleet(tmp_path):
+    """From a review (session 20): `python sweep.py > sweep/log.txt`, watched before the runs appear, was one run whose
+    runs' TensorBoard files merged into one timeline (a healthy and a faulted SB3 run: one 'diverged'). A log.txt with
+    no OpenRL record yet leaves the folder undecided until records (one run) or runs (a fleet) appear."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "log.txt").write_text("sweep of 2 seeds started\n")
+    watcher = Watcher(sweep, console=WatchdogConsole(rich=False))
+    for name in ("cartpole_healthy", "cartpole_fault"):
+        shutil.copytree(DATA / "sb3" / name, sweep / name)
+    watcher.poll()
+    watcher.flush()
+    assert watcher.fleet and {r.name: r.state for r in watcher.runs} == {"cartpole_fault/PPO_1": "diverged",
+                                                                         "cartpole_healthy/PPO_1": "healthy"}
+    watcher.close()
+    run = tmp_path / "openrl"  # an unwatched OpenRL run (log.txt only) is one run once its first block is written
+    run.mkdir()
+    (run / "log.txt").write_text("2024-10-15 23:06:26,228 [INFO] Episode: 0/1000\n")
+    watcher = Watcher(run, console=WatchdogConsole(rich=False))
+    assert not watcher.undecided and not watcher.fleet and [r.name for r in watcher.runs] == ["openrl"]
+    watcher.close()
