@@ -720,3 +720,18 @@ def test_replay_judges_memory_against_the_live_runs_configured_limit(tmp_path):
     assert memory and memory[0]["threshold"] == 1000.0 and any(e["event"] == "alarm" for e in memory)
     own = WatchdogConfig.model_validate({"memory": {"rss_limit_mb": 50000.0}})  # a config's own memory settings win
     assert not [e for e in replay_run(tmp_path, own).events if e.get("detector") == "memory"]
+
+
+def test_a_leak_that_climbs_in_steps_far_apart_is_forecast_and_one_step_is_not():
+    """From a review (session 20) of the climb-throughout rule: a staircase (CUDA memory reserved in 64 MiB segments
+    every 32 iterations) is flat on one side of each step within a 30-point window, so it read as separate one-off
+    steps and was killed unwarned. Three rises among the last 12 levels (a third of a window apart), the newest
+    recent, none undone, are a leak, said as a warning only: a buffer that filled in three steps and stopped looks
+    the same until it stops (it is said for 40 iterations, and never stops a run)."""
+    stairs = [1000.0 + 64 * (i // 32) for i in range(672)]  # out of memory at 672
+    verdicts = _default_memory_verdicts(stairs, 1000.0 + 64 * 20 + 1)
+    assert verdicts[0][0] < 200 and {level for _, level, _ in verdicts} == {"warning"}
+    assert "in steps" in verdicts[0][2] and verdicts[-1][0] == 671  # said up to the end, out of memory in ~1 iteration
+    filled = [1000.0 + 256 * min(i // 32, 3) for i in range(600)]  # three 256 MiB steps, then flat
+    said = _default_memory_verdicts(filled, 1000.0 + 3 * 256 + 400.0)
+    assert {level for _, level, _ in said} == {"warning"} and said[-1][0] < 150
