@@ -210,7 +210,8 @@ def _render_one(out, report) -> None:
                     f"{live['end_iteration']}): its final weights are the ones to use, nothing to resume", style="green")
     elif report.recommended_checkpoint:
         ck = report.recommended_checkpoint
-        out.message(f"  recommended checkpoint: {ck['path']} ({ck['step']:,} steps)", style="green")
+        unit = report.run_info.get("step_unit") or "env steps"  # (rsl_rl's are iterations: '290 steps' until session 20)
+        out.message(f"  recommended checkpoint: {ck['path']} ({ck['step']:,} {unit})", style="green")
         out.message(f"  resume: {report.resume_command}", style="bold")
     else:
         out.message("  no usable checkpoint before the onset", style="red")

@@ -494,6 +494,7 @@ def test_a_replayed_alarm_advises_in_every_frameworks_words(capsys):
     out = capsys.readouterr().out
     assert "policy_collapse" in out and "rsl_rl_safe.yaml" in out
     assert "cfgs/ppo_safe.yaml" not in out and "critic_lr" not in out
+    assert "model_290.pt (290 iterations)" in out  # rsl_rl's checkpoints count iterations ('290 steps' until session 20)
 
 
 def test_watch_started_on_a_sweeps_console_log_before_its_runs_watches_them_as_a_fleet(tmp_path):
