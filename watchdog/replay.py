@@ -237,6 +237,7 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         return None
     res = read_events(path)
     records, info, restarts, last_rollback = [], {}, [], None
+    stopped, resumed = None, None  # the last divergence stop; a process a person resumed after it (train.py --checkpoint)
     for ev in res.events:
         # how the log ends: a rollback trained on to a finish; not a later rollback, a divergence stop (a resource stop
         # is restarted and may still finish), a crash or an interrupt (the end event's `ended`)
@@ -246,9 +247,17 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         if ev["event"] == "rollback":
             last_rollback, info["live_rollbacks"] = ev, info.get("live_rollbacks", 0) + 1
         elif divergence_stop:
-            last_rollback = None  # stopped after it: not recovered
+            last_rollback, stopped, resumed = None, ev, None  # stopped after it: not recovered
+        elif ev["event"] == "start" and stopped is not None and ev.get("resumed_from"):
+            resumed = ev
         elif ev["event"] == "end" and ev.get("ended", "finished") != "finished":
             info.pop("live_recovered", None)  # crashed or interrupted: the next process, if any, says more
+        elif ev["event"] == "end" and resumed is not None and last_rollback is None and not ev.get("stopped"):
+            # resumed by hand after the stop and trained on to its end: its final weights are the run's (until session
+            # 20 replay recommended the same resume again, for ever)
+            info["live_recovered"] = {"rollbacks": info.get("live_rollbacks", 0), "from_iteration": stopped.get(
+                "iteration"), "to_iteration": None, "end_iteration": ev.get("iteration"),
+                "resumed_from": str(resumed["resumed_from"])}
         elif ev["event"] == "end" and last_rollback is not None and not ev.get("stopped"):
             info["live_recovered"] = {"rollbacks": info["live_rollbacks"], "from_iteration": last_rollback.get(
                 "from_iteration"), "to_iteration": last_rollback.get("to_iteration"), "end_iteration": ev.get("iteration")}

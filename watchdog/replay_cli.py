@@ -203,7 +203,12 @@ def _render_one(out, report) -> None:
                     f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return
-    if report.live_recovered:
+    if report.live_recovered and report.live_recovered.get("resumed_from"):
+        live = report.live_recovered
+        out.message(f"  resumed after the stop at it {live['from_iteration']} (from {live['resumed_from']}) and trained "
+                    f"on to its end (it {live['end_iteration']}): its final weights are the ones to use, nothing to "
+                    "resume", style="green")
+    elif report.live_recovered:
         live = report.live_recovered
         out.message(f"  recovered live: the run's watchdog rolled back {live['rollbacks']} time(s), the last at it "
                     f"{live['from_iteration']} -> it {live['to_iteration']}, and training went on to its end (it "

@@ -617,3 +617,32 @@ def test_a_run_whose_live_watchdog_rolled_back_but_whose_event_log_is_gone_says_
     assert len(said) == 1 and "watchdog_events.jsonl" in said[0] and "is missing" in said[0]
     (run / "watchdog_events.jsonl").write_text("")  # its event log there: it holds what the watchdog saw
     assert not [w for w in replay_run(run).input_warnings if "a live watchdog recovered" in w]
+
+
+def test_a_run_resumed_by_hand_after_its_stop_that_finished_is_not_told_to_resume_again(tmp_path):
+    """Found by an audit (session 20): a run stopped on its spent budget, resumed by hand (train.py --checkpoint, a
+    `start` event with `resumed_from`) and finished, was still told to resume from the same checkpoint: a script
+    following replay's advice resumed for ever. Its final weights are the run's; one that stopped again is not."""
+    def log(run: Path, tail: list[dict]) -> Path:
+        with EventLog(run / EVENTS_FILENAME) as events:
+            events.write(make_event("start", iteration=0, env_steps=0, state="healthy"))
+            for it in range(30):
+                events.write(make_event("metrics", iteration=it, env_steps=(it + 1) * 100, state="healthy",
+                                        metrics={"train/value_loss": math.nan if it == 29 else 0.05}))
+            events.write(make_event("stop", iteration=29, env_steps=3000, state="stopped", reason="budget spent"))
+            events.write(make_event("end", iteration=29, env_steps=3000, state="stopped", stopped=True, ended="stopped"))
+            events.write(make_event("start", iteration=0, env_steps=0, state="healthy", resumed_from="ckpt/module.pt"))
+            for it in range(20, 40):
+                events.write(make_event("metrics", iteration=it, env_steps=(it + 1) * 100, state="healthy",
+                                        metrics={"train/value_loss": 0.05}))
+            for event in tail:
+                events.write(make_event(**event))
+        return run
+
+    finished = replay_run(log(tmp_path / "a", [{"event": "end", "iteration": 39, "env_steps": 4000, "state": "healthy",
+                                                 "stopped": False, "ended": "finished"}]))
+    assert finished.live_recovered["resumed_from"] == "ckpt/module.pt" and finished.live_recovered["end_iteration"] == 39
+    assert finished.recommended_checkpoint is None and finished.resume_command is None
+    crashed = replay_run(log(tmp_path / "b", [{"event": "end", "iteration": 39, "env_steps": 4000, "state": "healthy",
+                                                "stopped": False, "ended": "crashed: RuntimeError"}]))
+    assert crashed.live_recovered is None
