@@ -1510,10 +1510,20 @@ class MemoryForecast(Detector):
             return 0.0
         small = self.cfg.min_climb_mb / 3
         moves = [b[1] - a[1] for a, b in zip(stairs, stairs[1:])]
-        rises = [i for i, d in enumerate(moves) if d >= small]
-        if len(rises) < STAIR_STEPS or any(d <= -small for d in moves) or rises[-1] < len(moves) - STAIR_RECENT:
+        if any(d <= -small for d in moves):
             return 0.0
+        steps: list[list[float]] = []  # [last move's index, size]: rises in a row are one step (a level taken while a
+        for i, d in enumerate(moves):  # step sat mid-window is half of it, and its next level the other half)
+            if d < small:
+                continue
+            if steps and steps[-1][0] == i - 1:
+                steps[-1] = [i, steps[-1][1] + d]
+            else:
+                steps.append([i, d])
         rise, span = stairs[-1][1] - stairs[0][1], stairs[-1][0] - stairs[0][0]
+        if (len(steps) < STAIR_STEPS or steps[-1][0] < len(moves) - STAIR_RECENT
+                or steps[-1][1] < rise / (2 * len(steps))):  # the newest a step like the others, not a bump after one
+            return 0.0
         return rise / span if rise >= self.cfg.min_climb_mb and span > 0 else 0.0
 
 

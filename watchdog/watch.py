@@ -85,12 +85,17 @@ def _log_txt_alone(path: Path) -> bool:
     TensorBoard files merged into one timeline)."""
     if not (path / "log.txt").is_file() or run_by_logs(path) or not is_run_dir(path):
         return False
-    try:
+    try:  # the whole file, a chunk at a time (Isaac Gym's banners and tracebacks can fill the first 64 KiB)
         with open(path / "log.txt", "rb") as f:
-            head = f.read(1 << 16)
+            tail = b""
+            while chunk := f.read(1 << 20):
+                text = tail + chunk
+                if b"Episode:" in text or b"value_loss:" in text:
+                    return False
+                tail = text[-16:]
     except OSError:
         return False
-    return b"Episode:" not in head and b"value_loss:" not in head
+    return True
 
 
 def _ident(path: Path) -> tuple[int, int] | None:
@@ -759,7 +764,7 @@ class Watcher:
         if is_run_dir(self.run_dir) and not _log_txt_alone(self.run_dir):
             self.undecided = False
             self.add_run(self.run_dir)
-        elif iter_run_dirs(self.run_dir):
+        elif not is_run_dir(self.run_dir) and iter_run_dirs(self.run_dir):  # (a log.txt alone is neither yet)
             self.undecided, self.fleet = False, True
             self.finder = _RunFinder(self.run_dir, self.rescan_every)
             self.console.message(f"{self.run_dir}: watching it as a folder of runs", style="dim")

@@ -518,3 +518,19 @@ def test_watch_started_on_a_sweeps_console_log_before_its_runs_watches_them_as_a
     watcher = Watcher(run, console=WatchdogConsole(rich=False))
     assert not watcher.undecided and not watcher.fleet and [r.name for r in watcher.runs] == ["openrl"]
     watcher.close()
+    # ...and one watched from its start, its log.txt empty (or a banner of more than 64 KiB) at the first polls, is
+    # followed as one run once its records come (a review: the first version made it a folder of no runs)
+    logged = (DATA.parent / "openrl_resumed" / "push_lite_resumed" / "log.txt").read_text()
+    for name, first in (("empty", ""), ("banner", "Isaac Gym banner line\n" * 5000)):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "log.txt").write_text(first)
+        watcher = Watcher(run, console=WatchdogConsole(rich=False))
+        watcher.poll()
+        (run / "log.txt").write_text(first + logged)
+        for _ in range(3):
+            watcher.poll()
+        watcher.flush()
+        assert not watcher.fleet and [(r.name, r.state) for r in watcher.runs] == [(name, "healthy")], name
+        assert watcher.runs[0].last is not None and watcher.runs[0].last.iteration > 10
+        watcher.close()
