@@ -735,3 +735,8 @@ def test_a_leak_that_climbs_in_steps_far_apart_is_forecast_and_one_step_is_not()
     filled = [1000.0 + 256 * min(i // 32, 3) for i in range(600)]  # three 256 MiB steps, then flat
     said = _default_memory_verdicts(filled, 1000.0 + 3 * 256 + 400.0)
     assert {level for _, level, _ in said} == {"warning"} and said[-1][0] < 150
+    # two allocations (a level taken mid-step is half of it: one step, not two), or one and a 4 MiB bump: no staircase
+    two = [1000.0 + 1024 * ((i >= 35) + (i >= 65)) for i in range(300)]
+    bump = [1000.0 + 1024 * (i >= 35) + 4 * (i >= 50) for i in range(300)]
+    assert _default_memory_verdicts(two, 2 * 1024 + 1000.0 + 4000.0) == []
+    assert _default_memory_verdicts(bump, 1024 + 1000.0 + 4000.0) == []
