@@ -51,9 +51,10 @@ def _flatten(data: dict, prefix: str = "") -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="watchdog", description="A training-stability watchdog for PPO: check configs, replay and watch runs, "
-                                     "supervise restarts. Exit codes: 0 fine / healthy, 1 a run diverged (run: gave up), 2 bad "
-                                     "input or an unreadable run, 130 interrupted.")
+        prog="watchdog",
+        description="A training-stability watchdog for PPO: check configs, replay and watch runs, supervise restarts. "
+                    "Exit codes: 0 fine / healthy, 1 a run diverged (run: gave up), 2 bad input or an unreadable run, "
+                    "130 interrupted.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log library messages (INFO)")
     sub = parser.add_subparsers(dest="command", required=True)
 

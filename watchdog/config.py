@@ -371,7 +371,10 @@ class MemoryConfig(_Config):
                                 "subtracted, so set it on a shared GPU).")
     warn_within_iters: int = Field(500, ge=1, description="WARNING when the limit is this many iterations away.")
     alarm_within_iters: int = Field(50, ge=1, description="ALARM (action) when it is this close.")
-    window_points: int = Field(30, ge=3, le=10_000, description="Points a climb is judged over (from two thirds of them on): its older two thirds and newest third must each climb; the newest third's rate is forecast.")
+    window_points: int = Field(
+        30, ge=3, le=10_000,
+        description="Points a climb is judged over (from two thirds of them on): its older two thirds and newest third "
+                    "must each climb; the newest third's rate is forecast.")
     min_climb_mb: float = Field(
         8.0, ge=0, description="Ignore a climb smaller than this over the window (allocator and GC noise); a leak "
                                "slower than min_climb_mb / window_points per point is not forecast.")

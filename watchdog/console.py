@@ -58,8 +58,9 @@ RATE_WINDOW = 20  # iterations the steps/s and the ETA are measured over
 BAR_WIDTH = 16
 
 # Per detector: the likely cause, and what to change if it comes back; an event's own ``cause`` /
-# ``next_step`` fields win. Framework-neutral words (until session 20 they named OpenRL's keys and cfgs/ppo_safe.yaml
-# under every framework's alarms, where a rollback line named the framework's own safe config). Unknown detectors get neither line (an absent line, never an empty one).
+# ``next_step`` fields win. Unknown detectors get neither line (an absent line, never an empty one). Framework-neutral
+# words (until session 20 they named OpenRL's keys and cfgs/ppo_safe.yaml under every framework's alarms, where a
+# rollback line named the framework's own safe config).
 ADVICE: dict[str, tuple[str, str]] = {
     "nonfinite": ("NaN/Inf reached the losses: a NaN observation or reward from the env, an exploding update, "
                   "or a policy std past float32 range",
@@ -70,7 +71,8 @@ ADVICE: dict[str, tuple[str, str]] = {
     "trend": ("a sustained climb against this run's own baseline, the usual first sign of a divergence",
               "lower the learning rates and clip gradients (max grad norm 0.5), as the safe config does"),
     "critic_grad_norm": ("large critic gradients: value targets jumping (reward scale, a rollback's fresh data)",
-                         "clip gradients (max grad norm 0.5), or lower the critic's learning rate if the value loss follows"),
+                         "clip gradients (max grad norm 0.5), or lower the critic's learning rate if the value loss "
+                         "follows"),
     "reward_collapse": ("an abrupt drop in reward: a bad policy update or a change in the environment",
                         "compare with the value loss; a reward drop alone stays a warning. If the task or reward "
                         "changed here on purpose (a curriculum), log the change as Curriculum/<term> and the "
@@ -82,7 +84,9 @@ ADVICE: dict[str, tuple[str, str]] = {
                          "lower the learning rate if it was not meant (the safe config does)"),
     "entropy_surge": ("the policy's entropy rose far above its recent range within a few updates: its std is "
                       "running away (updates too large for PPO's trust region, or an entropy bonus the reward no "
-                      "longer outweighs)", "lower the learning rate, or the entropy coefficient, if it was not meant (the safe config lowers the first)"),
+                      "longer outweighs)",
+                      "lower the learning rate, or the entropy coefficient, if it was not meant (the safe config lowers "
+                      "the first)"),
     "kl_surge": ("the policy's KL per update jumped far above its recent range: updates too large for PPO's "
                  "trust region (learning rate, epochs)",
                  "lower the learning rate if it was not meant (the safe config does)"),
@@ -169,7 +173,8 @@ def _switch(ev: dict) -> str:
 
 def _what(ev: dict) -> str:
     """The detector's reason, without fields that say nothing."""
-    reason = str(ev.get("reason") or f"{ev.get('signal', '?')} out of range").replace(" (also: none)", "")  # (logs before session 20)
+    # (" (also: none)": in the reasons of logs before session 20)
+    reason = str(ev.get("reason") or f"{ev.get('signal', '?')} out of range").replace(" (also: none)", "")
     return f"[{ev.get('detector')}] {reason}"
 
 

@@ -1443,9 +1443,10 @@ class MemoryForecast(Detector):
         rate = self._climb(history) if headroom > 0 else 0.0
         if rate is None:  # too few points to tell a climb from a step
             return None
-        stairs = not rate and headroom > 0
-        rate = rate or (self._staircase(signal, history) if stairs else 0.0)
-        stairs = stairs and rate > 0  # a staircase: said, never acted on (a buffer that filled in steps looks alike)
+        stairs = False  # a staircase: said, never acted on (a buffer that filled in steps looks alike)
+        if rate == 0 and headroom > 0:
+            rate = self._staircase(signal, history)
+            stairs = rate > 0
         eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf
         # hysteresis: a standing warning ends only well outside the horizon
         horizon = self.cfg.warn_within_iters * (1.0 if signal not in self.warn_since else 1.5)
@@ -1468,6 +1469,11 @@ class MemoryForecast(Detector):
             onset_hint=self.warn_since[signal],
         )
 
+    @property
+    def _third(self) -> int:
+        """The points of a window's newest third (at least 2: a slope needs them)."""
+        return max(2, self.cfg.window_points // 3)
+
     def _climb(self, history: list[list[float]]) -> float | None:
         """MiB per iteration the memory is climbing now (0: not climbing), None until the window holds two
         thirds of its points (``2 x window_points // 3``).
@@ -1480,12 +1486,11 @@ class MemoryForecast(Detector):
         1 GiB step, flat before and after it, as +46 MiB/iteration: a warning, and an alarm that stopped a healthy
         run where 2.4 GiB were left, restarted and stopped again by `watchdog run` until its budget was spent;
         and a leak that began inside the window was forecast 8-17x too slow.)"""
-        third = max(2, self.cfg.window_points // 3)
+        third = self._third
         if len(history) < max(third + 1, 2 * self.cfg.window_points // 3) or history[-1][0] <= history[0][0]:
             return None
-        its = [h[0] for h in history]
         rate = _slope(history)  # MiB per iteration (x distinct: checked above)
-        if rate is None or rate <= 0 or rate * (its[-1] - its[0]) < self.cfg.min_climb_mb:
+        if rate is None or rate <= 0 or rate * (history[-1][0] - history[0][0]) < self.cfg.min_climb_mb:
             return 0.0
         older, newest = history[: len(history) - third + 1], history[-third:]
         rates = [_slope(part) if part[-1][0] > part[0][0] else None for part in (older, newest)]
@@ -1501,7 +1506,7 @@ class MemoryForecast(Detector):
         last ``STAIR_RECENT`` levels (a buffer that filled up and stopped is no leak), and the rise over them
         ``min_climb_mb`` or more; the rate is that rise over its span. 0: no staircase. (A review of session 20:
         +64 MiB every 32 iterations was killed unwarned, where one slope over the window had warned.)"""
-        third = max(2, self.cfg.window_points // 3)
+        third = self._third
         stairs = self.stairs.setdefault(signal, [])
         if not stairs or history[-1][0] - stairs[-1][0] > history[-1][0] - history[-third][0]:  # a third of a window on
             stairs.append([history[-1][0], statistics.median(h[1] for h in history[-third:])])

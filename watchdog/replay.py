@@ -101,10 +101,13 @@ def is_run_dir(path: Path) -> bool:
     ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games), or SB3's ``progress.csv``."""
     if not path.is_dir():
         return False
-    if run_by_logs(path):
-        return True
-    # a log.txt with runs below it is a sweep's console output, its folder a folder of runs: until session 20 it was
-    # one run whose TensorBoard files, read from every folder below, were those runs' merged into one timeline
+    return run_by_logs(path) or log_txt_run(path)
+
+
+def log_txt_run(path: Path) -> bool:
+    """A run by its ``log.txt`` (OpenRL's, TensorBoard off): one with runs below it is a sweep's console output, its
+    folder a folder of runs (until session 20 one run whose TensorBoard files, read from every folder below, were
+    those runs' merged into one timeline)."""
     return (path / "log.txt").exists() and not _runs_below(path)
 
 

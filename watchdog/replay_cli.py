@@ -170,9 +170,9 @@ def _render_one(out, report) -> None:
     read = "" if report.verdict == "unreadable" else f" ({report.iterations} records from {report.source}{said})"
     out.message(f"{report.run}: {verdict_text(report)}{read}",
                 style=_VERDICT_STYLE.get(report.verdict, ""))
+    unit = report.run_info.get("step_unit") or "env steps"
     if report.records:
         last = report.records[-1]
-        unit = report.run_info.get("step_unit") or "env steps"
         path = report.reward_path
         out.message(f"  up to it {last.iteration}" + ("" if unit == "iterations" else f" ({last.env_steps:,} {unit})")
                     + ("" if path is None else
@@ -203,19 +203,17 @@ def _render_one(out, report) -> None:
                     f"onset it {rb['onset_iteration']}" + (f": {why}" if why else ""), style="magenta")
     if report.verdict != "diverged":
         return
-    if report.live_recovered and report.live_recovered.get("resumed_from"):
-        live = report.live_recovered
+    live = report.live_recovered
+    if live and live.get("resumed_from"):
         out.message(f"  resumed after the stop at it {live['from_iteration']} (from {live['resumed_from']}) and trained "
                     f"on to its end (it {live['end_iteration']}): its final weights are the ones to use, nothing to "
                     "resume", style="green")
-    elif report.live_recovered:
-        live = report.live_recovered
+    elif live:
         out.message(f"  recovered live: the run's watchdog rolled back {live['rollbacks']} time(s), the last at it "
                     f"{live['from_iteration']} -> it {live['to_iteration']}, and training went on to its end (it "
                     f"{live['end_iteration']}): its final weights are the ones to use, nothing to resume", style="green")
     elif report.recommended_checkpoint:
-        ck = report.recommended_checkpoint
-        unit = report.run_info.get("step_unit") or "env steps"  # (rsl_rl's are iterations: '290 steps' until session 20)
+        ck = report.recommended_checkpoint  # in the run's unit (rsl_rl's iterations: '290 steps' until session 20)
         out.message(f"  recommended checkpoint: {ck['path']} ({ck['step']:,} {unit})", style="green")
         out.message(f"  resume: {report.resume_command}", style="bold")
     else:

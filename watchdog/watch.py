@@ -46,8 +46,8 @@ from watchdog.frameworks import (
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import (UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, real_path,
-                             run_by_logs)
+from watchdog.replay import (UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, log_txt_run,
+                             real_path, run_by_logs)
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
@@ -83,7 +83,7 @@ def _log_txt_alone(path: Path) -> bool:
     run's first seconds, or a sweep's console output (``python sweep.py > sweep/log.txt``) before its runs appear.
     Undecided until records or runs come (a review of session 20: such a sweep was watched as one run, its runs'
     TensorBoard files merged into one timeline)."""
-    if not (path / "log.txt").is_file() or run_by_logs(path) or not is_run_dir(path):
+    if not (path / "log.txt").is_file() or run_by_logs(path) or not log_txt_run(path):
         return False
     try:  # the whole file, a chunk at a time (Isaac Gym's banners and tracebacks can fill the first 64 KiB)
         with open(path / "log.txt", "rb") as f:
@@ -736,10 +736,10 @@ class Watcher:
         # a folder holding nothing yet (or not there yet: a watch started before the training) is one run or a folder
         # of runs by what appears in it first (until session 17 it was taken for one run, and every run after the first
         # that appeared in it was ignored; a missing one was an error)
-        self.undecided = fleet is None and events_out is None and (not _holds_anything(run_dir) or _log_txt_alone(run_dir))
+        log_txt_alone = fleet is None and events_out is None and _log_txt_alone(run_dir)
+        self.undecided = fleet is None and events_out is None and (log_txt_alone or not _holds_anything(run_dir))
         if self.undecided:
-            what = ("a log.txt with no records" if _log_txt_alone(run_dir) else "nothing in it" if run_dir.exists()
-                    else "not there")
+            what = "a log.txt with no records" if log_txt_alone else "nothing in it" if run_dir.exists() else "not there"
             console.message(f"{run_dir}: {what} yet; waiting for a run (or runs) to appear", style="dim")
         if fleet is None:
             fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
@@ -761,10 +761,12 @@ class Watcher:
         """The folder that held nothing at start: one run once it is one, a folder of runs once runs appear in it."""
         if not self.run_dir.is_dir():
             return
-        if is_run_dir(self.run_dir) and not _log_txt_alone(self.run_dir):
+        if _log_txt_alone(self.run_dir):  # neither yet
+            return
+        if is_run_dir(self.run_dir):
             self.undecided = False
             self.add_run(self.run_dir)
-        elif not is_run_dir(self.run_dir) and iter_run_dirs(self.run_dir):  # (a log.txt alone is neither yet)
+        elif iter_run_dirs(self.run_dir):
             self.undecided, self.fleet = False, True
             self.finder = _RunFinder(self.run_dir, self.rescan_every)
             self.console.message(f"{self.run_dir}: watching it as a folder of runs", style="dim")
