@@ -544,16 +544,97 @@ def more_real_runs(cfg: WatchdogConfig, skip: set[str]) -> dict:
 
     real = load_real_runs()
     curves = loo.healthy_curves(real, np.random.default_rng(SEED + 1))
-    return {r.name: loo.replay_healthy(cfg, r, curves) for r in real if r.name not in skip}
+    out = {}
+    for r in real:
+        if r.name in skip:
+            continue
+        out[r.name] = loo.replay_healthy(cfg, r, curves)
+        for res, summary in out[r.name].items():
+            if r.framework == "openrl":
+                vl = curves[r.name][res].metrics[VALUE_LOSS]
+            else:
+                vl = np.array([rec.metrics.get(VALUE_LOSS, np.nan) for rec in r.records], float)
+            summary.update(baseline_alarms(vl, normalized=r.framework == "openrl"))
+    return out
+
+
+def baseline_alarms(vl: np.ndarray, *, normalized: bool = True) -> dict:
+    """Each baseline's alarms (maximal runs of firing points) on one value-loss series; the bare 0.2 rule
+    only where value targets are normalised (None elsewhere: nobody would run it there, nor do we)."""
+    vl = vl[~np.isnan(vl)]
+    return {name: (episodes(fn(vl)) if normalized or name != "bare_0.2" else None) for name, fn in BASELINES.items()}
+
+
+MADE_HERE = ROOT / "tests" / "data"
+FAULT_WORDS = ("fault", "spike", "ramp", "fixed_lr")  # folders of runs made with a fault injected
+NOT_HEALTHY = {  # runs made here with no fault that are not healthy runs either (their READMEs say why)
+    "mujoco/skrl/hopper": "collapsed by itself (return 795 -> ~190)",
+    "mujoco/skrl/hopper_seed1": "collapsed by itself (return ~300 -> 24-97)",
+    "many_envs/skrl/push_lite_adaptive_lr": "learned nothing; its return slid for 600 updates",
+    "openrl_restarted": "a crash and its restart",
+    "sb3_csv/cartpole_healthy/csv": "the same run as sb3_csv/cartpole_healthy/tensorboard",
+}
+
+
+def healthy_made_here(root: Path = MADE_HERE) -> list[Path]:
+    """The real runs in ``tests/data`` made with no fault injected, less ``NOT_HEALTHY``."""
+    from watchdog.replay import iter_run_dirs
+
+    runs = []
+    for run in iter_run_dirs(root):
+        rel = run.relative_to(root.resolve()).as_posix()
+        if any(w in rel for w in FAULT_WORDS) or any(rel.startswith(k) for k in NOT_HEALTHY):
+            continue
+        runs.append(run)
+    return runs
+
+
+def made_here_runs(root: Path = MADE_HERE) -> dict:
+    """Every healthy run made here with the real libraries, replayed as ``watchdog replay`` reads it (its
+    framework's config), and each baseline on its value loss as replay reads it (the bare 0.2 rule only
+    where value targets are normalised): {run: summary}."""
+    from watchdog.replay import load_run, replay_run
+
+    cfg = WatchdogConfig()
+    out = {}
+    for run in healthy_made_here(root):
+        rep = replay_run(run).to_dict()
+        data = load_run(run)
+        vl = np.array([r.metrics.get(VALUE_LOSS, np.nan) for r in data.records], float)
+        ev = rep["events"]
+        out[run.relative_to(root.resolve()).as_posix()] = {
+            "framework": rep["framework"], "iterations": rep["iterations"],
+            "warnings": sum(e["event"] == "warning" and e["iteration"] >= cfg.warmup.min_iters for e in ev),
+            "alarms": sum(e["event"] == "alarm" for e in ev), "rollbacks": len(rep["would_roll_back"]),
+            "end_state": rep["final_state"],
+        } | baseline_alarms(vl, normalized=bool(data.info.get("value_targets_normalized")))
+    return out
+
+
+def table_made_here(made: dict) -> str:
+    lines = ["| run | framework | iterations | ours: warnings (after warm-up) | ours: alarms | end state "
+             "| bare 0.2 | llm-foundry | OLMo 6 sigma |",
+             "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for run, r in made.items():
+        base = " | ".join("n/a" if r.get(m) is None else str(r[m]) for m in METHODS[1:])
+        lines.append(f"| `{run}` | {r['framework']} | {r['iterations']} | {r['warnings']} | {r['alarms']} | "
+                     f"{r['end_state']} | {base} |")
+    n = len(made)
+    fired = {m: sum(bool(r.get(m)) for r in made.values()) for m in METHODS[1:]}
+    lines.append(f"| **runs with an alarm** | | {n} runs | | {sum(bool(r['alarms']) for r in made.values())} | | "
+                 + " | ".join(str(fired[m]) for m in METHODS[1:]) + " |")
+    return "\n".join(lines)
 
 
 def table_more_runs(more: dict) -> str:
-    lines = ["| run | resolution | iterations | ours: warnings (after warm-up) | ours: alarms | ours: rollbacks | end state |",
-             "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| run | resolution | iterations | ours: warnings (after warm-up) | ours: alarms | ours: rollbacks | end state "
+             "| bare 0.2 | llm-foundry | OLMo 6 sigma |",
+             "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
     for run, per in more.items():
         for res, r in per.items():
+            base = " | ".join("n/a" if r.get(m) is None else str(r[m]) for m in METHODS[1:])
             lines.append(f"| `{run}` | {res} | {r['iterations']} | {r['warnings']} | {r['alarms']} | {r['rollbacks']} | "
-                         f"{r['end_state']} |")
+                         f"{r['end_state']} | {base} |")
     return "\n".join(lines)
 
 
@@ -644,7 +725,7 @@ def score_runs(cfg: WatchdogConfig, curves: dict[str, dict[str, "Curve"]], cases
                 rep.feed(rec)
             vl = curve.metrics[VALUE_LOSS]
             false_alarms[run][res] = {"points": len(curve.its), "ours": summarize_healthy(rep, cfg)} | {
-                name: episodes(fn(vl)) for name, fn in BASELINES.items()}
+                **baseline_alarms(vl)}
             n_case = 0
             for case in cases:
                 if case.run != run:
@@ -721,11 +802,16 @@ def main(argv: list[str] | None = None) -> int:
     cpu = time.process_time() - cpu_start
 
     more = {} if args.quick else more_real_runs(cfg, set(runs))
+    made = {} if args.quick or args.set else made_here_runs()
     if not args.quick:
         print("\n### False alarms on the five real (healthy) runs\n")
         print(table_false_alarms(false_alarms))
         print("\n### ... and on the other real runs (more_runs; SB3 with value_loss.enabled: false)\n")
         print(table_more_runs(more))
+        if made:
+            print("\n### ... and on the healthy runs made here with the real libraries (tests/data; as replay reads "
+                  "them)\n")
+            print(table_made_here(made))
         print("\n### Spliced divergences: detection per method\n")
         print(table_detection(agg))
         print("\n### Detection rate (median delay after onset, iterations) by shape\n")
@@ -765,6 +851,7 @@ def main(argv: list[str] | None = None) -> int:
         "reward_drops": drops,
         "false_alarms": false_alarms,
         "false_alarms_more_runs": more,
+        "false_alarms_made_here": made,
         "detection": agg,
         "detection_by_shape": by_shape,
         "baseline_wins": losses,
