@@ -33,14 +33,14 @@ from openrl_ws.snapshot import (
     to_state,
 )
 from watchdog.checkpoints import nonfinite_keys
-from watchdog.config import PPOConfig, startup_keys_kept
+from watchdog.config import PPOConfig, safe_lr, startup_keys_kept
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
 from watchdog.errors import NonFiniteTraining
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveResume, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import TrainingSession, reseed, rollback_seed, safe_lr
+from watchdog.session import TrainingSession, reseed, rollback_seed
 from watchdog.signals import VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)

@@ -280,7 +280,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if watchdog is not None and (loaded is not None or os.environ.get(RESTART_ENV)):
         # (a restart from scratch, no usable checkpoint, is a recovery of the run too: it was left out of the
         # budget and the lr escalation until session 17)
-        _resume_watchdog(watchdog, loaded, run_dir, start_iteration)
+        abandoned = _resume_watchdog(watchdog, loaded, run_dir, start_iteration, writes=dist_ctx is None or dist_ctx.is_main)
+        if abandoned:
+            console.message(f"watchdog: resumed at iteration {start_iteration}: {len(abandoned)} stable checkpoint(s) after "
+                            f"it, of the run this resume abandons, are stable no more ({', '.join(abandoned)})",
+                            style="yellow")
     session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,
                            seed=args.seed + rank, save_interval_steps=args.save_interval, dist=dist_ctx,
@@ -355,11 +359,14 @@ def effective_ppo_values(module, cfg) -> dict:
     return out
 
 
-def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iteration: int) -> None:
+def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iteration: int, *, writes: bool) -> list[str]:
     """Continue the watchdog of the run the checkpoint (if any) came from: its detectors, policy and
     registry when the checkpoint carries them (ours do), and one budget for the run's recoveries
-    (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log)."""
+    (rollbacks in any process plus `watchdog run` restarts, counted in the run's event log). The stable
+    checkpoints on disk after the resume point belong to the trajectory this resume abandons: they are marked
+    unstable (``writes``: by rank 0 only); returns their tags."""
     from watchdog.policy import CheckpointRef
+    from watchdog.session import abandon_after_resume
     from watchdog.supervise import recoveries_so_far
 
     meta = (loaded or {}).get("meta") or {}
@@ -370,6 +377,7 @@ def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iterati
         ref = CheckpointRef(str(meta.get("tag") or Path(loaded["path"]).name), int(meta["iteration"]),
                             int(meta["env_steps"]), str(loaded["path"]))
     watchdog.resumed(ref, start_iteration, recoveries=recoveries_so_far(run_dir))
+    return abandon_after_resume(run_dir / "checkpoints" / "watchdog", start_iteration - 1) if writes else []
 
 
 def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:

@@ -162,6 +162,15 @@ class CheckpointStore:
         os.replace(tmp, path / META_FILE)
         fsync_dir(path)
 
+    def abandon_after(self, iteration: int, *, reason: str) -> list[str]:
+        """Mark every stable checkpoint taken after ``iteration`` unstable (kept, for the record); returns their tags.
+        A run resumed from an older checkpoint abandons the trajectory they belong to: a crash restart took the
+        newest of them, past where the resumed run stood, until session 21."""
+        newer = [c.tag for c in self.list() if c.stable and c.iteration > iteration]
+        for tag in newer:
+            self.mark_unstable(tag, reason=reason)
+        return newer
+
     def prune(self, keep: Iterable[str] = ()) -> list[str]:
         """Delete stable checkpoints beyond the newest ``keep_last``; return the deleted tags."""
         stable = [c for c in self.list() if c.stable]

@@ -551,6 +551,18 @@ STARTUP_PPO_KEYS = frozenset(
 )
 
 
+OPENRL_DEFAULT_LRS = {"lr": 5e-4, "critic_lr": 5e-4}  # OpenRL 0.2.0's parser, where a config sets neither
+
+
+def safe_lr(safe_value: float | None, own: float) -> float:
+    """The learning rate a switch to the safe config sets (before a later rollback's scale): the safe config's, but
+    never above the run's own (``own``: its lr at the first switch, ``TrainingSession.own_lr``), and the run's own
+    where the safe config has none. A safe config lowers the step size: a fixed safe lr above what an adaptive KL
+    schedule had reached (rsl_rl's example: 1.1e-4, the safe config's 3e-4) raised it 2.6x right after a
+    divergence until session 20."""
+    return float(own) if safe_value is None else min(float(safe_value), float(own))
+
+
 class PPOConfig(_Config):
     """The keys of ``cfgs/ppo.yaml`` / ``cfgs/ppo_safe.yaml`` (OpenRL names); unset = OpenRL default."""
 

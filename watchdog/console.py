@@ -243,6 +243,8 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
         lr = f", learning rates x{_fmt(ev.get('lr_scale'))}" if ev.get("lr_scale") not in (None, 1, 1.0) else ""
         passed = (f"; past it {ev['passed_over']}'s checkpoint, restored last time, whose run went non-finite "
                   "again before it recovered" if ev.get("passed_over") is not None else "")
+        if ev.get("unreadable"):
+            passed += f"; past {len(ev['unreadable'])} newer checkpoint(s) it could not read ({'; '.join(ev['unreadable'])})"
         return (f"{head}: {verb} #{ev.get('number')} to it {ev.get('to_iteration')} "
                 f"({ev.get('checkpoint')}), before the onset at it {ev.get('onset_iteration')}{passed}; "
                 f"{'would train' if would else 'training'} on with {ev.get('config')}{lr}")
@@ -251,7 +253,8 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "distrust":
         return (f"{head}: {len(ev.get('checkpoints') or ())} stable checkpoint(s) after it {ev.get('after_iteration')} "
                 f"{'would be' if would else 'are'} stable no more: inside the divergence of the {ev.get('detector')} "
-                f"alarm at it {ev.get('alarm_iteration')} (alert mode: not rolled back; a restart resumes from before it)")
+                f"alarm at it {ev.get('alarm_iteration')} ({'stopped' if ev.get('state') == 'stopped' else 'alert mode'}: "
+                "not rolled back; a restart resumes from before it)")
     if kind == "restart":
         why = ev.get("signal") or (f"exit code {ev.get('exit_code')}" if ev.get("exit_code") is not None else "a stall")
         return (f"{head}: training process died ({why}); restart {ev.get('attempt')}/{ev.get('max_restarts')} "

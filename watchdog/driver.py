@@ -88,7 +88,10 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
             for ref in wd.checkpoint_saved(CheckpointRef(action.tag, action.iteration, action.env_steps, path)):
                 driver.forget(ref, abandoned=False)
         elif isinstance(action, Rollback):
-            driver.restore(action)
+            action = _restore(wd, driver, action)
+            if isinstance(action, Stop):
+                driver.stop(action)
+                return False
             switch = driver.apply_config(action)
             for ref in wd.rolled_back(action, switch, config_name=config_name):
                 driver.forget(ref, abandoned=True)
@@ -97,13 +100,30 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
             for ref in wd.resume_saved(action, path):
                 driver.forget(ref, abandoned=False)
         elif isinstance(action, Distrust):
-            reason = f"after the onset of the {action.detector} alarm at {action.alarm_iteration} (alert mode)"
+            mode = "alert mode" if wd.cfg.action == "alert" else "the run stopped"
+            reason = f"after the onset of the {action.detector} alarm at {action.alarm_iteration} ({mode})"
             for ref in wd.distrusted(action):
                 driver.forget(ref, abandoned=True, reason=reason)
         elif isinstance(action, Stop):
             driver.stop(action)
             return False
     return True
+
+
+def _restore(wd: "Watchdog", driver: Driver, action: "Rollback") -> "Rollback | Stop":
+    """Put the rollback's target back in place; a target the driver cannot read (deleted or damaged on disk) makes
+    way for the next older stable checkpoint, until none is left (a stop)."""
+    from watchdog.errors import CheckpointError
+    from watchdog.policy import Stop
+
+    while True:
+        try:
+            driver.restore(action)
+            return action
+        except CheckpointError as exc:
+            action = wd.target_unreadable(action, exc)
+            if isinstance(action, Stop):
+                return action
 
 
 class StableRegistry:

@@ -18,7 +18,8 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key,
 from watchdog.driver import ConfigSwitch
 from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Distrust, Policy, Rollback, SaveResume, State
+from watchdog.policy import (EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Distrust, Policy, Rollback, SaveResume, State,
+                             Stop)
 from watchdog.signals import CURRICULUM_PREFIX, POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -261,8 +262,8 @@ class Watchdog:
         return evicted
 
     def distrusted(self, action: Distrust) -> list[CheckpointRef]:
-        """An alarm in alert mode dated its onset before some stable checkpoints: they are stable no more (a
-        ``distrust`` event); returns them, for the driver to mark on disk."""
+        """An alarm not rolled back for (alert mode, or a stop) dated its onset before some stable checkpoints: they are
+        stable no more (a ``distrust`` event); returns them, for the driver to mark on disk."""
         dropped = self.policy.distrusted(action)
         self._drop_snapshots(dropped)
         self.emit("distrust", alarm_iteration=action.alarm_iteration, detector=action.detector,
@@ -278,6 +279,12 @@ class Watchdog:
         self.emit("resume_checkpoint", checkpoint=path or action.tag, checkpoint_iteration=action.iteration,
                   stable=action.stable, reason=action.reason)
         return evicted
+
+    def target_unreadable(self, action: Rollback, error: Exception) -> Rollback | Stop:
+        """The driver could not read ``action.target``: the rollback goes to the next older stable checkpoint, or the
+        run stops (``Policy.target_unreadable``)."""
+        self._drop_snapshots([action.target])
+        return self.policy.target_unreadable(action, f"{action.target.path or action.target.tag}: {error}", self.emit)
 
     def rolled_back(self, action: Rollback, switch: ConfigSwitch, *, config_name: str) -> list[CheckpointRef]:
         """The driver restored ``action.target`` and applied the safe config: log it, re-arm.
@@ -299,7 +306,8 @@ class Watchdog:
                   to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
                   onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
                   abandoned=[r.path or r.tag for r in abandoned],
-                  **({} if action.passed_over is None else {"passed_over": action.passed_over}))
+                  **({} if action.passed_over is None else {"passed_over": action.passed_over}),
+                  **({"unreadable": list(action.unreadable)} if action.unreadable else {}))
         self.config_switched(switch, config_name=config_name)
         self.last_record = MetricRecord.from_mapping(target.iteration, target.env_steps, {})  # where the run stands
         return abandoned

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Callable
 
@@ -79,6 +79,7 @@ class Rollback:
     lr_scale: float
     alarm: Verdict
     passed_over: int | None = None  # the iteration of a restored checkpoint this rollback goes back past
+    unreadable: tuple[str, ...] = ()  # newer targets the driver could not read ("path: why"), passed over
 
 
 @dataclass(frozen=True)
@@ -279,16 +280,20 @@ class Policy:
         emit("alarm", detector=alarm.detector, signal=alarm.signal, value=alarm.value,
              threshold=alarm.threshold, reason=alarm.reason, onset_iteration=onset.iteration,
              onset_low=onset.low, onset_high=onset.high, onset_method=onset.method)
-        if self.cfg.action == "alert":  # reported, not acted on; the checkpoints inside the divergence are no restart point
-            after = self.latest_target_iteration(onset)
-            newer = any(r.iteration > after for r in self.registry)
-            return [Distrust(after, record.iteration, alarm.detector)] if newer else []
+        # not rolled back for (alert mode, or a stop): the checkpoints inside the divergence are no restart point
+        after = self.latest_target_iteration(onset)
+        distrust = [Distrust(after, record.iteration, alarm.detector)] if any(
+            r.iteration > after for r in self.registry) else []
+        if self.cfg.action == "alert":  # reported, not acted on
+            return distrust
         if self.rollbacks >= self.cfg.policy.rollback_budget:
-            return [self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
-                                       f"({self.cfg.policy.rollback_budget}) spent", emit)]
-        target = self.registry.target_before(self.latest_target_iteration(onset))
+            # (until session 21 the checkpoints after the onset stayed stable: a crash of a process resumed by hand
+            # from before them restarted inside the divergence)
+            return [*distrust, self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
+                                                  f"({self.cfg.policy.rollback_budget}) spent", emit)]
+        target = self.registry.target_before(after)
         if target is None:
-            return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
+            return [*distrust, self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
         passed_over = None
         if (in_cooldown and alarm.detector == "nonfinite" and self.restored_iteration is not None
                 and target.iteration >= self.restored_iteration):
@@ -370,6 +375,23 @@ class Policy:
     def add_stable(self, ref: CheckpointRef) -> list[CheckpointRef]:
         """The driver saved a stable checkpoint; returns the ones retention lets go."""
         return self.registry.add(ref)
+
+    def target_unreadable(self, action: Rollback, why: str, emit: Emit) -> Rollback | Stop:
+        """The driver could not read ``action.target`` (deleted or damaged on disk since it was saved, and not held in
+        memory): it is no target any more; the next older stable checkpoint is, else the run stops, as a divergence
+        with nothing to roll back to does. Until session 21 the driver's CheckpointError ended the run as bad input
+        (exit 2), and ``watchdog run`` did not restart it."""
+        bad = action.target
+        self.registry.retain(lambda r: r.tag != bad.tag)
+        older = self.registry.target_before(bad.iteration - 1)
+        unreadable = (*action.unreadable, why)
+        if older is not None and older.iteration < bad.iteration:
+            return replace(action, target=older, unreadable=unreadable)
+        self.rollbacks -= 1  # this one never happened
+        self.state = State.STOPPED
+        reason = "divergence, and no readable stable checkpoint to roll back to (" + "; ".join(unreadable) + ")"
+        emit("stop", reason=reason, rollbacks=self.rollbacks, restartable=False)
+        return Stop(reason, action.from_iteration)
 
     def rollback_done(self, action: Rollback, iteration: int) -> list[CheckpointRef]:
         """The driver restored ``action.target``; returns the abandoned stretch's checkpoints."""

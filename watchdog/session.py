@@ -70,15 +70,6 @@ class SessionResult:
         return recoveries_said(self.rollbacks - self.recoveries_before, self.recoveries_before)
 
 
-def safe_lr(safe_value: float | None, own: float) -> float:
-    """The learning rate a switch to the safe config sets (before a later rollback's scale): the safe config's, but
-    never above the run's own (``own``: its lr at the first switch, ``TrainingSession.own_lr``), and the run's own
-    where the safe config has none. A safe config lowers the step size: a fixed safe lr above what an adaptive KL
-    schedule had reached (rsl_rl's example: 1.1e-4, the safe config's 3e-4) raised it 2.6x right after a
-    divergence until session 20."""
-    return float(own) if safe_value is None else min(float(safe_value), float(own))
-
-
 def rollback_seed(seed: int, action: Rollback) -> int:
     """The RNG seed after ``action``: new for every rollback, so the restored run does not replay the
     samples that led to the alarm, and the same on every rank and every rerun."""
@@ -116,6 +107,17 @@ def resumed_from() -> dict:
     (``WATCHDOG_RESUME``), else ``{}``: what the integrations add to their start event."""
     checkpoint = os.environ.get(RESUME_ENV)
     return {"resumed_from": checkpoint} if checkpoint else {}
+
+
+def abandon_after_resume(store_root: Path, iteration: int) -> list[str]:
+    """A process resumed a run at ``iteration + 1``: the stable checkpoints on disk after ``iteration`` are of the
+    trajectory it abandons (a hand resume from an older checkpoint), stable no more; returns their tags."""
+    from watchdog.checkpoints import CheckpointStore
+
+    if not store_root.is_dir():
+        return []
+    return CheckpointStore(store_root, keep_last=None).abandon_after(
+        iteration, reason=f"abandoned by a resume from iteration {iteration}")
 
 
 def release_freed_memory() -> None:
@@ -293,6 +295,8 @@ class TrainingSession:
             return path
         meta = {"iteration": action.iteration, "env_steps": action.env_steps,
                 "stable": getattr(action, "stable", True), "watchdog": watchdog_state()}
+        if self._own_lrs:  # a restart from it scales the run's own, not this checkpoint's already scaled lr
+            meta["own_lrs"] = dict(self._own_lrs)
         self._on_disk(self._write, tag, self.to_state(snap), meta)
         return path
 
@@ -342,11 +346,19 @@ class TrainingSession:
         if isinstance(meta.get("watchdog"), dict):
             wd.load_state_dict(meta["watchdog"])
             wd.policy.registry.retain(lambda r: r.path is not None and Path(r.path).is_dir())
+        # the run's own learning rates (its first switch's), for this and later switches: the checkpoint's optimizer
+        # holds an escalated one (x0.5 after a second rollback), which was taken for the run's own until session 21
+        # and scaled again (a fourth rollback ran at x0.0625 of the run's lr, not x0.125)
+        own = meta.get("own_lrs")
+        if isinstance(own, dict):
+            self._own_lrs.update({str(k): float(v) for k, v in own.items() if isinstance(v, (int, float))})
         iteration, env_steps = int(meta["iteration"]), int(meta["env_steps"])
         ref = CheckpointRef(str(meta.get("tag") or Path(raw).name), iteration, env_steps, str(raw))
         events = run_events(self.run_dir)  # the supervisor's restart event included
         recoveries = count_recoveries(events)
         wd.resumed(ref, iteration + 1, recoveries=recoveries)
+        if self.store is not None:
+            abandon_after_resume(self.store_root, iteration)
         wd.restored_at = iteration  # a rollback across processes, as replay's restart_replayed dates it
         restart = Verdict("restart", "alarm", "", float("nan"), float("nan"),
                           f"the process was restarted by watchdog run from {raw}", iteration, env_steps)

@@ -182,17 +182,24 @@ def safe_config_for(cmd: Sequence[str], safe: Path, run_dir: Path) -> Path:
 
 def write_safe_config(base_raw: str | None, safe: Path, dest: Path, *, by: str) -> Path:
     """``base_raw`` (a run's own config; None: OpenRL's defaults) with ``safe``'s hyper-parameters on top, start-up
-    keys left the run's, written to ``dest`` (``safe`` itself when either file is not a mapping): the config a
-    restart trains with, and train.py's ``--start_safe``."""
-    from watchdog.config import STARTUP_PPO_KEYS, read_yaml
+    keys left the run's and learning rates never above the run's own (``config.safe_lr``, as a rollback's switch),
+    written to ``dest`` (``safe`` itself when either file is not a mapping): the config a restart trains with, and
+    train.py's ``--start_safe``. A run at lr 1e-4 was restarted at the safe config's 3e-4 until session 21."""
+    from watchdog.config import OPENRL_DEFAULT_LRS, STARTUP_PPO_KEYS, read_yaml, safe_lr
 
     base = read_yaml(base_raw) if base_raw else {}
     overrides = read_yaml(safe)
     if not isinstance(base, dict) or not isinstance(overrides, dict):
         return safe
     header = (f"# written by {by}: {base_raw or 'OpenRL defaults'} with the hyper-parameters of {safe} "
-              "on top (start-up keys stay the run's)\n")
+              "on top (start-up keys stay the run's, learning rates at most the run's)\n")
     live = {k: v for k, v in overrides.items() if k not in STARTUP_PPO_KEYS}
+    for key, default in OPENRL_DEFAULT_LRS.items():
+        try:  # YAML reads 3e-4 as a string; the configs' own validation says what is wrong with a bad value
+            if key in live:
+                live[key] = safe_lr(float(live[key]), float(base.get(key, default)))
+        except (TypeError, ValueError):
+            continue
     dest.write_text(header + yaml.safe_dump({**base, **live}, sort_keys=False), encoding="utf-8")
     return dest
 

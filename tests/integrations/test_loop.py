@@ -291,16 +291,19 @@ def test_a_leaking_loop_is_warned_about_and_stopped_before_its_memory_limit(tmp_
     assert rss_mb() < cfg.memory.rss_limit_mb  # stopped before it
 
 
-def test_an_alarm_in_alert_mode_leaves_no_restart_point_inside_the_divergence(tmp_path):
+@pytest.mark.parametrize("mode", ["alert", "budget spent"])
+def test_an_alarm_in_alert_mode_leaves_no_restart_point_inside_the_divergence(tmp_path, mode):
     """Found by an audit (session 19): alert mode reports an alarm and rolls nothing back, so the stable checkpoints
     taken between the onset and the alarm stayed stable, and `watchdog run` restarted a later crash from inside the
     divergence. Now they are stable no more (a `distrust` event, marked on disk as a rollback marks what it
-    abandons), and the restart point is the newest checkpoint before the onset."""
+    abandons), and the restart point is the newest checkpoint before the onset. The same after a stop (the rollback
+    budget spent; session 21): a process resumed by hand from before the onset that crashed was restarted inside it."""
     from watchdog.checkpoints import CheckpointStore
     from watchdog.supervise import choose_restart_point
 
     net = nn.Linear(2, 2)
-    cfg = WatchdogConfig.model_validate({**QUICK, "action": "alert", "policy": {**QUICK["policy"], "stable_every_iters": 4}})
+    policy = {**QUICK["policy"], "stable_every_iters": 4, **({"rollback_budget": 0} if mode != "alert" else {})}
+    cfg = WatchdogConfig.model_validate({**QUICK, "action": "alert" if mode == "alert" else "rollback", "policy": policy})
     watch = LoopWatchdog(tmp_path, capture=lambda: {"net": net.state_dict()}, config=cfg,
                          restore=lambda s: net.load_state_dict(s["net"]), value_targets_normalized=True,
                          console=WatchdogConsole(io.StringIO()))
@@ -317,6 +320,8 @@ def test_an_alarm_in_alert_mode_leaves_no_restart_point_inside_the_divergence(tm
     for path in distrust["checkpoints"]:
         meta = metas[Path(path).name]
         assert meta["iteration"] > distrust["after_iteration"] and not meta["stable"]
-        assert meta["unstable_reason"] == f"after the onset of the {alarm['detector']} alarm at {alarm['iteration']} (alert mode)"
+        assert meta["unstable_reason"] == (f"after the onset of the {alarm['detector']} alarm at {alarm['iteration']} "
+                                           f"({'alert mode' if mode == 'alert' else 'the run stopped'})")
+    assert len(kinds(events, "stop")) == (mode != "alert")
     point = choose_restart_point(tmp_path)
     assert point.kind == "stable" and point.iteration <= distrust["after_iteration"]

@@ -210,6 +210,67 @@ def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_
     assert not list(run.run_dir.glob("model_1[0-3].pt"))  # no final model from diverged weights
 
 
+def test_a_restart_scales_the_runs_own_lr_not_the_escalated_one_it_restores(tmp_path, monkeypatch):
+    """Found by an audit (session 21): a process `watchdog run` restarted from a checkpoint saved after a second
+    rollback (lr x0.5) took that lr for the run's own, so its next rollback's x0.25 ran at x0.125."""
+    from watchdog.supervise import RESUME_ENV, choose_restart_point
+
+    cfg = WatchdogConfig.model_validate({"policy": {"rollback_budget": 5, "stable_every_iters": 2, "cooldown_iters": 2}})
+    events = Watched(tmp_path, ["nan@4", "nan@8"], wd_cfg=cfg).learn(16)
+    own = safe_lr(events, kinds(events, "rollback")[0])
+    assert kinds(events, "config_switch")[1]["changes"]["learning_rate"]["new"] == pytest.approx(own / 2)
+    point = choose_restart_point(tmp_path / "run")
+    assert point.iteration > kinds(events, "rollback")[1]["iteration"]  # saved at the escalated lr
+    assert load_checkpoint(point.path)[0]["optimizer"]["param_groups"][0]["lr"] == pytest.approx(own / 2)
+    monkeypatch.setenv(RESUME_ENV, str(point.path))  # the restarted process (its env's iterations count from 0)
+    restarted = Watched(tmp_path, ["nan@3"], wd_cfg=cfg)
+    events = restarted.learn(point.iteration + 8)
+    third = kinds(events, "rollback")[-1]
+    assert third["number"] == 3 and third["lr_scale"] == 0.25
+    assert kinds(events, "config_switch")[-1]["changes"]["learning_rate"]["new"] == pytest.approx(own / 4)
+    assert restarted.runner.alg.learning_rate == pytest.approx(own / 4)
+
+
+def test_a_rollback_target_gone_from_disk_makes_way_for_the_one_before_it(tmp_path, monkeypatch):
+    """Found by an audit (session 21): the checkpoint a restarted process resumed from lives on disk only; deleted by
+    hand while the run trained on, the rollback to it ended the run as bad input (exit 2), which `watchdog run` does
+    not restart. Now the next older stable checkpoint is the target, and the rollback event names the one passed over."""
+    import shutil
+
+    from watchdog.supervise import RESUME_ENV, choose_restart_point
+
+    cfg = WatchdogConfig.model_validate({"policy": {"stable_every_iters": 2, "onset_margin_iters": 2}})
+    Watched(tmp_path, [], wd_cfg=cfg).learn(11)
+    point = choose_restart_point(tmp_path / "run")
+    assert point.iteration == 10
+    monkeypatch.setenv(RESUME_ENV, str(point.path))
+    restarted = Watched(tmp_path, ["nan@1"], wd_cfg=cfg)  # NaN at 12, before a newer stable checkpoint than 10's
+    alg, update = restarted.runner.alg, restarted.runner.alg.update
+
+    def update_then_delete():
+        shutil.rmtree(point.path, ignore_errors=True)
+        return update()
+
+    alg.update = update_then_delete
+    events = restarted.learn(16)
+    rollback, = kinds(events, "rollback")
+    assert rollback["to_iteration"] == 8 and rollback["number"] == 1
+    assert rollback["unreadable"][0].startswith(str(point.path))
+    assert not restarted.runner.watch_result.stopped and kinds(events, "metrics")[-1]["iteration"] == 15
+    if_none_left = WatchdogConfig.model_validate({"policy": {"stable_every_iters": 100, "onset_margin_iters": 2}})
+    run_dir = tmp_path / "second" / "run"
+    monkeypatch.delenv(RESUME_ENV)
+    Watched(tmp_path / "second", [], wd_cfg=if_none_left).learn(3)  # one stable checkpoint: iteration 0
+    only = choose_restart_point(run_dir)
+    monkeypatch.setenv(RESUME_ENV, str(only.path))
+    restarted = Watched(tmp_path / "second", ["nan@1"], wd_cfg=if_none_left)
+    restarted.runner.alg.update = lambda update=restarted.runner.alg.update: (shutil.rmtree(only.path), update())[1]
+    events = restarted.learn(8)
+    stop, = kinds(events, "stop")
+    assert "no readable stable checkpoint to roll back to" in stop["reason"] and str(only.path) in stop["reason"]
+    assert restarted.runner.watch_result.stopped and not kinds(events, "rollback")
+
+
 @pytest.mark.parametrize("wd_cfg", [None, WatchdogConfig.model_validate(QUICK)], ids=["default", "quick"])
 def test_a_short_healthy_run_is_never_rolled_back(tmp_path, wd_cfg):
     run = Watched(tmp_path, [], wd_cfg=wd_cfg, seed=1)

@@ -192,3 +192,23 @@ def test_an_unwatched_run_that_crashed_on_nan_replays_as_diverged_not_healthy(tm
     assert report.source == ("tensorboard" if tensorboard else "log.txt")
     assert report.verdict == "diverged" and report.first_nonfinite["iteration"] == 6
     assert cli_main(["replay", str(run_dir)]) == 1
+
+
+def test_a_resume_from_an_older_checkpoint_abandons_the_newer_ones_for_a_crash_restart(tmp_path):
+    """Found by an audit (session 21): resumed by hand from iteration 4 of a run that had reached 11, a crash restarted
+    the run from the newest stable checkpoint on disk, iteration 10, of the trajectory the resume abandoned: past
+    where the resumed run stood. Now the resume marks them unstable (kept, with the reason) and says so."""
+    from watchdog.checkpoints import CheckpointStore
+
+    wd_cfg = config(tmp_path, "policy:\n  stable_every_iters: 2\n")
+    code, run_dir, _ = run(tmp_path, "run", "--watchdog_config", wd_cfg, iterations=12)
+    store = run_dir / "checkpoints" / "watchdog"
+    four = next(c for c in CheckpointStore(store).list() if c.iteration == 4)
+    assert code == 0 and choose_restart_point(run_dir).iteration == 10
+    code = main([*SMALL, "--watchdog", "--watchdog_config", wd_cfg, "--run_dir", str(run_dir), "--checkpoint",
+                 str(four.path), "--train_timesteps", str(STEPS * 8)])  # on from 5 to 7
+    assert code == 0
+    metas = {c.iteration: c.meta for c in CheckpointStore(store).list()}
+    assert [it for it, m in sorted(metas.items()) if m["stable"]] == [0, 2, 4, 6]  # 6: the resumed run's own
+    assert all(metas[it]["unstable_reason"] == "abandoned by a resume from iteration 4" for it in (8, 10))
+    assert choose_restart_point(run_dir).iteration == 6

@@ -423,6 +423,21 @@ def test_safe_config_is_merged_over_the_commands_own_config_keeping_its_start_up
     assert (cfg.lr, cfg.max_grad_norm, cfg.episode_length, cfg.use_valuenorm) == (3e-4, 0.5, None, None)
 
 
+def test_a_restart_never_trains_faster_than_the_run_did(tmp_path):
+    """Found by an audit (session 21): a run at lr 1e-4 was restarted at the safe config's 3e-4, three times its own,
+    in the middle of a recovery (an in-process rollback took min(safe, own) since session 20)."""
+    from watchdog.config import load_ppo_config
+
+    base = tmp_path / "low.yaml"
+    base.write_text("lr: 1.0e-4\ncritic_lr: 2.0e-4\n")
+    cfg = load_ppo_config(safe_config_for(["t", "--config", str(base)], SAFE, tmp_path / "run"))
+    assert (cfg.lr, cfg.critic_lr, cfg.max_grad_norm) == (1e-4, 2e-4, 0.5)  # the rest of the safe config applies
+    lowest = tmp_path / "safe_low.yaml"  # OpenRL's default lr (5e-4, no config given) against a safe config above it
+    lowest.write_text("lr: 1.0e-3\ncritic_lr: 1.0e-4\n")
+    cfg = load_ppo_config(safe_config_for(["t"], lowest, tmp_path / "run2"))
+    assert (cfg.lr, cfg.critic_lr) == (5e-4, 1e-4)
+
+
 def test_a_restart_takes_the_trainings_own_safe_config_and_two_different_ones_are_one_line(tmp_path, capsys):
     from watchdog.cli import main
     from watchdog.supervise import DEFAULT_SAFE_CONFIG, with_safe_config

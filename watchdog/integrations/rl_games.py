@@ -57,6 +57,7 @@ from watchdog.config import (
     WatchdogConfig,
     load_rl_games_safe_config,
     load_watchdog_config,
+    safe_lr,
 )
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
@@ -66,7 +67,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,

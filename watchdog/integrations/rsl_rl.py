@@ -46,6 +46,7 @@ from watchdog.config import (
     WatchdogConfig,
     load_rsl_rl_safe_config,
     load_watchdog_config,
+    safe_lr,
 )
 from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
@@ -56,7 +57,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,

@@ -39,7 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config, read_yaml, validate_mapping
+from watchdog.config import SB3SafeConfig, WatchdogConfig, load_watchdog_config, read_yaml, safe_lr, validate_mapping
 from watchdog.checkpoints import clone_tree, nonfinite_keys
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
@@ -48,7 +48,7 @@ from watchdog.frameworks import curriculum_key, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, safe_lr, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     APPROX_KL,
     ENTROPY,

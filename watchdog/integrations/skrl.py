@@ -45,6 +45,7 @@ from watchdog.config import (
     WatchdogConfig,
     load_skrl_safe_config,
     load_watchdog_config,
+    safe_lr,
 )
 from watchdog.console import WatchdogConsole
 from watchdog.driver import ConfigSwitch
@@ -54,7 +55,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, safe_lr
+from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
