@@ -99,9 +99,12 @@ def _openrl_logs(logs: Path) -> bool:
 def is_run_dir(path: Path) -> bool:
     """A run: our event log, OpenRL's log.txt or logs/ folder, event files directly in it (SB3's
     ``PPO_1/``, rsl_rl, skrl) or in its ``summaries/`` (rl_games), or SB3's ``progress.csv``."""
-    if not path.is_dir():
-        return False
-    return run_by_logs(path) or log_txt_run(path)
+    try:
+        if not path.is_dir():
+            return False
+        return run_by_logs(path) or log_txt_run(path)
+    except OSError:  # a folder we may not look into: a run said unreadable when read (until session 21 a traceback
+        return True  # that ended a fleet's replay or watch)
 
 
 def log_txt_run(path: Path) -> bool:
@@ -117,7 +120,17 @@ def run_by_logs(path: Path) -> bool:
 
     if (path / EVENTS_FILENAME).exists() or _openrl_logs(path / "logs"):
         return True
-    return _holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(path / PROGRESS_CSV)
+    csv_file = path / PROGRESS_CSV
+    return (_holds_events(path) or _holds_events(path / "summaries") or is_progress_csv(csv_file)
+            or csv_file.is_file() and not _can_open(csv_file))  # SB3's by its name: said unreadable, not left out
+
+
+def _can_open(path: Path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def real_path(path: Path) -> Path | None:
@@ -196,7 +209,11 @@ def load_run(run_dir: str | Path, tags: TagsConfig | None = None) -> RunData:
     unrecognised: RunData | None = None
     lost: dict = {}  # an event log whose lines were damaged and held no record: what the live watchdog did is lost
     for loader in (_load_events, _load_tensorboard, _load_csv, _load_logtxt):
-        data = loader(root, warnings) if loader in (_load_events, _load_logtxt) else loader(root, warnings, tags)
+        try:
+            data = loader(root, warnings) if loader in (_load_events, _load_logtxt) else loader(root, warnings, tags)
+        except OSError as exc:  # a file we may not read (permissions): one line naming it, the run said unreadable
+            raise InputError(f"cannot read it ({exc.strerror or exc})", path=str(exc.filename or root),
+                             hint="check the file's permissions") from None
         if data is not None and not data.records and data.info.get("lost_lines"):
             lost = {k: data.info[k] for k in ("lost_lines", "lost_lines_in")}
             continue
@@ -320,12 +337,14 @@ def _info_from_start(ev: dict) -> dict:
 
 
 def _load_tensorboard(root: Path, warnings: list[str], tags: TagsConfig | None = None) -> RunData | None:
-    from watchdog.tfevents import read_run_scalars
+    from watchdog.tfevents import find_event_files, read_run_scalars
 
     tags = tags or TagsConfig()
     try:
         res = read_run_scalars(root)
-    except InputError:
+    except InputError as exc:
+        if find_event_files(root):  # there, and not readable (permissions): said, not silently another source
+            warnings.append(str(exc))
         return None
     det = detect(res.scalars, forced=tags.framework, user_map=tags.map)
     if det.framework == OPENRL and not tags.map:
@@ -363,6 +382,9 @@ def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -
 
     path = root / PROGRESS_CSV
     if not is_progress_csv(path):
+        if path.is_file() and not _can_open(path):  # SB3's by its name, not readable: why (permissions), not "none"
+            with open(path, "rb"):  # raises the OSError load_run says in one line
+                pass
         return None
     tags = tags or TagsConfig()
     res = read_progress_csv(path)

@@ -170,6 +170,7 @@ class RunFollower:
         self._pointed: set[Path] = set()  # files that gave points
         self.steps_per_iteration: int | None = None
         self.log_tail: LogTxtTail | None = None
+        self._log_until: int | None = None  # the last iteration judged from log.txt (its event files came later)
         self._inodes: dict[Path, tuple[int, int]] = {}  # the files read from, as first seen (see gone)
         self._not_hparams: set[Path] = set()  # event files known not to be an hparams session alone
         self.rescan_every = max(1, rescan_every)
@@ -262,6 +263,13 @@ class RunFollower:
         15 any file's later step completed a step, so a file flushed later gave its points as an extra record
         of an iteration already judged, out of order.)"""
         records = self._poll(final, refresh)
+        if self._log_until is not None and self.files:
+            # OpenRL's log.txt had blocks before TensorBoard flushed its files (every 120 s): the event files go on
+            # from where it stood; their earlier iterations were judged, once (until session 21 the whole run was
+            # judged again from them, an alarm said and --on-alarm run twice)
+            records = [r for r in records if r.iteration > self._log_until]
+        elif records and not self.files and self.log_tail is not None:
+            self._log_until = records[-1].iteration
         self._remember_files()
         return records
 
@@ -881,8 +889,10 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 if any(r.follower.unrecognised for r in w.runs):
                     return 2  # never "healthy" for a run we could not read
                 if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
-                    console.message(nothing_to_judge(run_dir, idle_exit_s, w.runs), style="red")
+                    console.message(nothing_to_judge(run_dir, idle_exit_s, w.runs, w.fleet), style="red")
                     return 2
+                if any(r.error is not None and r.last is None for r in w.runs):
+                    return 2  # a run whose files could not be read, never judged (replay: unreadable; exit 0 until session 21)
                 # judged up to a corrupt record and not diverged before it: "no divergence" for the whole run is more
                 # than the data says (replay's exit 2, and replay's order: this before a divergence elsewhere)
                 if any((r.follower.damaged or r.gone_said) and not r.divergence_alarms for r in w.runs):
@@ -913,11 +923,14 @@ def _damage_fields(run: WatchedRun) -> dict:
     return {"damaged_files": [str(p) for p in damaged]} if damaged else {}
 
 
-def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = ()) -> str:
+def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = (), fleet: bool = False) -> str:
     """Why a watch that read no metrics at all ends without a verdict (exit 2)."""
     if not run_dir.exists():
         return (f"{run_dir}: run directory not found in {idle_s:g} s (no run appeared there), so no verdict; check the "
                 "path")
+    if fleet and not runs and is_run_dir(run_dir):  # its own files are no folder of runs (said "none" until session 21)
+        return (f"{run_dir}: no run below it in {idle_s:g} s, so no verdict; it is a run itself: watch it without "
+                "--fleet")
     damaged = [p for r in runs for p in r.follower.damaged]
     events = [p for p in (run_dir / EVENTS_FILENAME, *run_dir.glob(f"*/{EVENTS_FILENAME}")) if p.is_file()]
     if damaged:
@@ -1018,7 +1031,10 @@ def _read_live_log(run: WatchedRun, console: WatchdogConsole) -> None:
     watched to "healthy", exit 0). They are said, not acted on: the training's watchdog acted."""
     if run.live is None:
         path = run.run_dir / EVENTS_FILENAME
-        if not path.is_file() or getattr(run.log, "path", None) == path:  # (--events-out naming it: our own)
+        try:
+            if not path.is_file() or getattr(run.log, "path", None) == path:  # (--events-out naming it: our own)
+                return
+        except OSError:  # a folder we may not look into: its follower says why
             return
         run.live = EventTail(path)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import shutil
 import math
 import subprocess
 import sys
@@ -53,6 +54,21 @@ def test_watch_never_modifies_the_training_files(tmp_path):
     before = _digest(run)
     assert main(["watch", str(run), "--interval", "0.05", "--idle-exit", "0.2"]) == 1
     assert _digest(run) == before
+
+
+def test_an_openrl_run_whose_event_files_come_after_its_log_txt_is_judged_once(tmp_path, mapush_runs):
+    """Found by an audit (session 21): OpenRL writes log.txt's blocks at once and TensorBoard's files when it flushes
+    (every 120 s); watch judged the run from log.txt, then the whole run again from the event files, from iteration 0
+    on the same watchdog (a warning said twice, and an alarm's --on-alarm would run twice). The event files now go on
+    from where log.txt stood."""
+    src, run = mapush_runs / "11-06-17_cuboid", tmp_path / "run"
+    run.mkdir()
+    shutil.copy(src / "log.txt", run / "log.txt")
+    follower = RunFollower(run)
+    from_log = follower.poll()
+    assert from_log and from_log[-1].iteration == 1295  # the whole of log.txt
+    shutil.copytree(src / "logs", run / "logs")
+    assert follower.poll() == [] and follower.poll(final=True) == []  # nothing after where log.txt stood
 
 
 def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
@@ -205,6 +221,14 @@ def test_a_watch_that_read_no_metrics_ends_without_a_verdict_exit_2(tmp_path, ca
     empty.mkdir()
     assert main(["watch", str(empty), "--idle-exit", "0"]) == 2
     assert f"{empty}: no metrics in 0 s" in capsys.readouterr().out
+    # a run itself, watched with --fleet: no run below it, and the way out (an audit, session 21: "no progress.csv")
+    run = tmp_path / "csv_run"
+    run.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "sb3_csv" / "cartpole_healthy" / "csv" / "progress.csv",
+                run / "progress.csv")
+    assert main(["watch", str(run), "--fleet", "--idle-exit", "0"]) == 2
+    assert f"{run}: no run below it in 0 s, so no verdict; it is a run itself: watch it without --fleet" in \
+        capsys.readouterr().out
     live = tmp_path / "live"
     with EventLog(live / EVENTS_FILENAME) as log:
         log.write(make_event("start", iteration=0, env_steps=0, state="healthy", framework="rsl_rl"))
