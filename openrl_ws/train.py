@@ -377,7 +377,11 @@ def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iterati
         ref = CheckpointRef(str(meta.get("tag") or Path(loaded["path"]).name), int(meta["iteration"]),
                             int(meta["env_steps"]), str(loaded["path"]))
     watchdog.resumed(ref, start_iteration, recoveries=recoveries_so_far(run_dir))
-    return abandon_after_resume(run_dir / "checkpoints" / "watchdog", start_iteration - 1) if writes else []
+    # (not where the count starts at 0 again: a restart from scratch, or a checkpoint of another iteration size,
+    # whose numbers are not this run's)
+    if not (writes and start_iteration):
+        return []
+    return abandon_after_resume(run_dir / "checkpoints" / "watchdog", start_iteration - 1)
 
 
 def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:

@@ -253,8 +253,9 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "distrust":
         return (f"{head}: {len(ev.get('checkpoints') or ())} stable checkpoint(s) after it {ev.get('after_iteration')} "
                 f"{'would be' if would else 'are'} stable no more: inside the divergence of the {ev.get('detector')} "
-                f"alarm at it {ev.get('alarm_iteration')} ({'stopped' if ev.get('state') == 'stopped' else 'alert mode'}: "
-                "not rolled back; a restart resumes from before it)")
+                f"alarm at it {ev.get('alarm_iteration')} (" + ("stopped: not rolled back; a resume or restart starts "
+                "from before it)" if ev.get("state") == "stopped" else "alert mode: not rolled back; a restart resumes "
+                "from before it)"))
     if kind == "restart":
         why = ev.get("signal") or (f"exit code {ev.get('exit_code')}" if ev.get("exit_code") is not None else "a stall")
         return (f"{head}: training process died ({why}); restart {ev.get('attempt')}/{ev.get('max_restarts')} "

@@ -42,8 +42,8 @@ class Driver(Protocol):
 
     def forget(self, ref: "CheckpointRef", *, abandoned: bool, reason: str | None = None) -> None:
         """Drop a copy the registry no longer holds: by retention (``abandoned`` False: delete it),
-        or because a rollback abandoned the stretch it belongs to, or an alarm in alert mode dated its
-        onset before it (keep the files, not as stable; ``reason`` says which, None: a rollback)."""
+        or because a rollback abandoned the stretch it belongs to, or an alarm not rolled back for (alert mode, a
+        stop) dated its onset before it (keep the files, not as stable; ``reason`` says which, None: a rollback)."""
 
     def stop(self, action: "Stop") -> None:
         """The watchdog gives up: end training after this iteration (the run exits 1). With
@@ -89,9 +89,8 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
                 driver.forget(ref, abandoned=False)
         elif isinstance(action, Rollback):
             action = _restore(wd, driver, action)
-            if isinstance(action, Stop):
-                driver.stop(action)
-                return False
+            if not isinstance(action, Rollback):  # nothing readable to roll back to: the policy's stop (and distrust)
+                return carry_out(wd, action, driver, config_name=config_name)
             switch = driver.apply_config(action)
             for ref in wd.rolled_back(action, switch, config_name=config_name):
                 driver.forget(ref, abandoned=True)
@@ -110,11 +109,10 @@ def carry_out(wd: "Watchdog", actions: list, driver: Driver, *, config_name: str
     return True
 
 
-def _restore(wd: "Watchdog", driver: Driver, action: "Rollback") -> "Rollback | Stop":
+def _restore(wd: "Watchdog", driver: Driver, action: "Rollback") -> "Rollback | list":
     """Put the rollback's target back in place; a target the driver cannot read (deleted or damaged on disk) makes
-    way for the next older stable checkpoint, until none is left (a stop)."""
+    way for the next older stable checkpoint, until none is left (the policy's stop, as actions)."""
     from watchdog.errors import CheckpointError
-    from watchdog.policy import Stop
 
     while True:
         try:
@@ -122,7 +120,7 @@ def _restore(wd: "Watchdog", driver: Driver, action: "Rollback") -> "Rollback | 
             return action
         except CheckpointError as exc:
             action = wd.target_unreadable(action, exc)
-            if isinstance(action, Stop):
+            if isinstance(action, list):
                 return action
 
 

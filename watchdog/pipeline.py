@@ -18,8 +18,7 @@ from watchdog.detectors import Detector, Verdict, build_detectors, detector_key,
 from watchdog.driver import ConfigSwitch
 from watchdog.eventlog import make_event
 from watchdog.onset import Onset, estimate_onset, log_badness
-from watchdog.policy import (EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Distrust, Policy, Rollback, SaveResume, State,
-                             Stop)
+from watchdog.policy import EXACT_ONSET, RESTORED_ONSET, Action, CheckpointRef, Distrust, Policy, Rollback, SaveResume, State
 from watchdog.signals import CURRICULUM_PREFIX, POLICY_LOSS, STD_CLIMB_KEYS, STEP_REWARD, VALUE_LOSS, MetricRecord
 
 log = logging.getLogger(__name__)
@@ -280,11 +279,11 @@ class Watchdog:
                   stable=action.stable, reason=action.reason)
         return evicted
 
-    def target_unreadable(self, action: Rollback, error: Exception) -> Rollback | Stop:
-        """The driver could not read ``action.target``: the rollback goes to the next older stable checkpoint, or the
-        run stops (``Policy.target_unreadable``)."""
+    def target_unreadable(self, action: Rollback, error: Exception) -> Rollback | list[Action]:
+        """The driver could not read ``action.target`` (``error`` names it): the rollback goes to the next older stable
+        checkpoint, or the run stops (``Policy.target_unreadable``)."""
         self._drop_snapshots([action.target])
-        return self.policy.target_unreadable(action, f"{action.target.path or action.target.tag}: {error}", self.emit)
+        return self.policy.target_unreadable(action, str(error), self.emit)
 
     def rolled_back(self, action: Rollback, switch: ConfigSwitch, *, config_name: str) -> list[CheckpointRef]:
         """The driver restored ``action.target`` and applied the safe config: log it, re-arm.

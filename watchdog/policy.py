@@ -292,8 +292,8 @@ class Policy:
             return [*distrust, self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
                                                   f"({self.cfg.policy.rollback_budget}) spent", emit)]
         target = self.registry.target_before(after)
-        if target is None:
-            return [*distrust, self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
+        if target is None:  # (an empty registry: nothing to distrust either)
+            return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
         passed_over = None
         if (in_cooldown and alarm.detector == "nonfinite" and self.restored_iteration is not None
                 and target.iteration >= self.restored_iteration):
@@ -376,10 +376,11 @@ class Policy:
         """The driver saved a stable checkpoint; returns the ones retention lets go."""
         return self.registry.add(ref)
 
-    def target_unreadable(self, action: Rollback, why: str, emit: Emit) -> Rollback | Stop:
+    def target_unreadable(self, action: Rollback, why: str, emit: Emit) -> Rollback | list[Action]:
         """The driver could not read ``action.target`` (deleted or damaged on disk since it was saved, and not held in
-        memory): it is no target any more; the next older stable checkpoint is, else the run stops, as a divergence
-        with nothing to roll back to does. Until session 21 the driver's CheckpointError ended the run as bad input
+        memory: a checkpoint of an earlier process): it is no target any more; the next older stable checkpoint is,
+        else the run stops, as a divergence with nothing to roll back to does, and the checkpoints after the onset are
+        distrusted (the stop's actions). Until session 21 the driver's CheckpointError ended the run as bad input
         (exit 2), and ``watchdog run`` did not restart it."""
         bad = action.target
         self.registry.retain(lambda r: r.tag != bad.tag)
@@ -388,10 +389,13 @@ class Policy:
         if older is not None and older.iteration < bad.iteration:
             return replace(action, target=older, unreadable=unreadable)
         self.rollbacks -= 1  # this one never happened
+        after = self.latest_target_iteration(action.onset)
+        distrust = [Distrust(after, action.from_iteration, action.alarm.detector)] if any(
+            r.iteration > after for r in self.registry) else []
         self.state = State.STOPPED
         reason = "divergence, and no readable stable checkpoint to roll back to (" + "; ".join(unreadable) + ")"
         emit("stop", reason=reason, rollbacks=self.rollbacks, restartable=False)
-        return Stop(reason, action.from_iteration)
+        return [*distrust, Stop(reason, action.from_iteration)]
 
     def rollback_done(self, action: Rollback, iteration: int) -> list[CheckpointRef]:
         """The driver restored ``action.target``; returns the abandoned stretch's checkpoints."""

@@ -103,8 +103,20 @@ def is_run_dir(path: Path) -> bool:
         if not path.is_dir():
             return False
         return run_by_logs(path) or log_txt_run(path)
-    except OSError:  # a folder we may not look into: a run said unreadable when read (until session 21 a traceback
-        return True  # that ended a fleet's replay or watch)
+    except OSError:  # a folder we may not look into (``not_listable`` says so): until session 21 a traceback that
+        return False  # ended a fleet's replay or watch
+
+
+def not_listable(path: Path) -> str | None:
+    """Why a folder cannot be looked into (``Permission denied``), else None: a folder of runs may hold one (another
+    user's run, a file system's ``lost+found``), which is said and left out, not a run said unreadable."""
+    try:
+        next(iter(path.iterdir()), None)
+    except NotADirectoryError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def log_txt_run(path: Path) -> bool:
@@ -141,10 +153,12 @@ def real_path(path: Path) -> Path | None:
         return None
 
 
-def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | None = None) -> list[Path]:
+def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | None = None,
+                  closed: list[tuple[Path, str]] | None = None) -> list[Path]:
     """The runs at or below ``path`` (nested folders of runs), not looking inside a run. Each folder once
     (``seen``: the real paths met so far): a symlink to a run beside it (``latest -> run8``) or back up the tree
-    (a loop) counted the same run again, rolled back twice as often, or seven times."""
+    (a loop) counted the same run again, rolled back twice as often, or seven times. ``closed`` collects the
+    folders that could not be looked into, with why (:func:`not_listable`)."""
     seen = set() if seen is None else seen
     real = real_path(path)
     if real is None or real in seen:
@@ -152,9 +166,11 @@ def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | 
     seen.add(real)
     if is_run_dir(path):
         return [path]
+    if closed is not None and (why := not_listable(path)) is not None:
+        closed.append((path, why))
     if max_depth <= 0 or not path.is_dir():
         return []
-    return [run for child in _child_folders(path) for run in iter_run_dirs(child, max_depth - 1, seen)]
+    return [run for child in _child_folders(path) for run in iter_run_dirs(child, max_depth - 1, seen, closed)]
 
 
 def _child_folders(path: Path) -> list[Path]:
@@ -170,8 +186,9 @@ def _runs_below(path: Path) -> bool:
     return any(iter_run_dirs(child, MAX_RUN_DEPTH - 1, seen) for child in _child_folders(path))
 
 
-def find_run_dirs(paths: list[str | Path]) -> list[Path]:
-    """Each path is a run, or a folder with runs somewhere below it; anything else is bad input."""
+def find_run_dirs(paths: list[str | Path], closed: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Each path is a run, or a folder with runs somewhere below it; anything else is bad input. ``closed`` collects
+    the folders below them that could not be looked into (left out, for the caller to say)."""
     from watchdog.csvlog import PROGRESS_CSV, STEP_COLUMN
 
     runs: list[Path] = []
@@ -180,7 +197,7 @@ def find_run_dirs(paths: list[str | Path]) -> list[Path]:
         path = check_run_dir(raw)
         if real_path(path) in seen:
             continue  # named twice, or met inside a folder named before: judged once
-        found = iter_run_dirs(path, seen=seen)
+        found = iter_run_dirs(path, seen=seen, closed=closed)  # (a named folder we may not read: check_run_dir's error)
         csv_file = path / PROGRESS_CSV
         if not found and csv_file.is_file():  # named, not "no runs": empty, damaged, or another program's CSV
             raise InputError(f"{PROGRESS_CSV} is not SB3's: no {STEP_COLUMN} column in its first line (empty, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     cfg = load_watchdog_config(args.config)
     if args.plot:
         check_plot_path(args.plot)
-    runs = find_run_dirs(args.runs)
+    closed: list = []
+    runs = find_run_dirs(args.runs, closed)
+    for folder, why in closed:  # not known to be a run (another user's run, a file system's lost+found): said, left out
+        print(f"watchdog: {folder}: cannot look into it ({why}); left out", file=sys.stderr)
     start = time.monotonic()
     if args.json:
         reports = _replay_each(runs, cfg, runs)

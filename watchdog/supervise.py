@@ -193,7 +193,9 @@ def write_safe_config(base_raw: str | None, safe: Path, dest: Path, *, by: str) 
         return safe
     header = (f"# written by {by}: {base_raw or 'OpenRL defaults'} with the hyper-parameters of {safe} "
               "on top (start-up keys stay the run's, learning rates at most the run's)\n")
-    live = {k: v for k, v in overrides.items() if k not in STARTUP_PPO_KEYS}
+    # (a key the safe config leaves empty keeps the run's value, as a rollback's switch does: it wrote `lr: null`,
+    # OpenRL's default, until session 21)
+    live = {k: v for k, v in overrides.items() if k not in STARTUP_PPO_KEYS and v is not None}
     for key, default in OPENRL_DEFAULT_LRS.items():
         try:  # YAML reads 3e-4 as a string; the configs' own validation says what is wrong with a bad value
             if key in live:

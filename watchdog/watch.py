@@ -266,8 +266,12 @@ class RunFollower:
         if self._log_until is not None and self.files:
             # OpenRL's log.txt had blocks before TensorBoard flushed its files (every 120 s): the event files go on
             # from where it stood; their earlier iterations were judged, once (until session 21 the whole run was
-            # judged again from them, an alarm said and --on-alarm run twice)
-            records = [r for r in records if r.iteration > self._log_until]
+            # judged again from them, an alarm said and --on-alarm run twice). Once past it, every record counts
+            # (a restart in place that goes back is the run's, as replay reads it).
+            first_new = next((i for i, r in enumerate(records) if r.iteration > self._log_until), None)
+            records = [] if first_new is None else records[first_new:]
+            if first_new is not None:
+                self._log_until = None
         elif records and not self.files and self.log_tail is not None:
             self._log_until = records[-1].iteration
         self._remember_files()
@@ -627,6 +631,8 @@ class _RunFinder:
         self.known: set[Path] = set()
         self.known_real: set[Path] = set()  # the real folders of the runs found (links resolved)
         self.candidates: set[Path] = set()  # child folders that are not (yet) runs
+        self.closed: dict[Path, str] = {}  # folders it could not look into, with why, said once (Watcher.poll)
+        self.unsaid: list[tuple[Path, str]] = []
         self._mtime: int | None = None
         self._calls = 0
         self._last_list = -1
@@ -642,8 +648,13 @@ class _RunFinder:
             except OSError:
                 children = []
             self.candidates |= {p for p in children if p not in self.known}
+            closed: list[tuple[Path, str]] = []
             nested = [r for c in sorted(self.candidates) if not is_run_dir(c)
-                      for r in iter_run_dirs(c, MAX_NESTED_DEPTH) if r not in self.known]
+                      for r in iter_run_dirs(c, MAX_NESTED_DEPTH, closed=closed) if r not in self.known]
+            for folder, why in closed:
+                if folder not in self.closed:
+                    self.closed[folder] = why
+                    self.unsaid.append((folder, why))
         else:
             nested = []
         found = sorted({p for p in self.candidates if is_run_dir(p)} | set(nested), key=lambda p: (p.is_symlink(), p))
@@ -808,6 +819,9 @@ class Watcher:
         if self.undecided:
             self._decide()
         new = self.finder.new_runs() if self.finder is not None else []
+        while self.finder is not None and self.finder.unsaid:  # not known to be a run: said once, left out (replay's)
+            folder, why = self.finder.unsaid.pop(0)
+            self.console.message(f"{folder}: cannot look into it ({why}); left out", style="yellow")
         for path in new:
             self.add_run(path)
         for run in list(self.runs):

@@ -283,3 +283,45 @@ def test_alert_mode_recovers_from_a_forecast_and_through_records_without_the_ala
         sparse.observe(MetricRecord(i, i * 10, {VALUE_LOSS: value} if i % 2 == 0 or i < 200 else {EPISODE_RETURN: 100.0}))
     recovered = [e["iteration"] for e in events if e["event"] == "recovered"]
     assert len(recovered) == 1 and 260 <= recovered[0] <= 280 and sparse.state.value == "healthy"
+
+
+@pytest.mark.parametrize("gone_after", [100, -1])
+def test_a_rollback_target_that_cannot_be_read_makes_way_for_an_older_one_else_the_run_stops(gone_after):
+    """Found by an audit (session 21): a target gone from disk (a checkpoint of an earlier process, held in no memory)
+    ended the run as bad input. Now the next older target is taken, and the rollback event lists the ones passed over;
+    with none readable the run stops as a divergence with nothing to roll back to does, and the checkpoints after the
+    onset are no restart point (a review: that stop first left them stable)."""
+    from tests.watchdog.drive import Outcome
+    from watchdog.errors import CheckpointError
+
+    class Gone(Outcome):
+        """The stable checkpoints after ``gone_after`` are gone from disk (and from memory: an earlier process's)."""
+        def restore(self, action: Rollback) -> None:
+            if action.target.iteration > gone_after:
+                raise CheckpointError(f"{action.target.tag}: no meta.json (not a watchdog checkpoint or an interrupted write)")
+            super().restore(action)
+
+    cfg = WatchdogConfig.model_validate({"warmup": {"min_iters": 5, "baseline_points": 5},
+                                         "policy": {"stable_every_iters": 4, "onset_margin_iters": 2}})
+    out, marked = Gone(), []
+    out.forget = lambda ref, *, abandoned, reason=None: marked.append((ref.iteration, abandoned))
+    wd = Watchdog(cfg, listeners=[out.events.append])
+    for i in range(150):  # the value loss climbs 10 % an iteration from 110: the alarm at 140 dates it 111
+        rec = MetricRecord.from_mapping(i, 100 * (i + 1), {VALUE_LOSS: 0.01 * (1 + 0.2 * math.sin(i)) * 1.1 ** max(0, i - 110)})
+        if not carry_out(wd, wd.observe(rec), out, config_name="safe.yaml") or out.rollbacks:
+            break
+    alarm = out.first("alarm")
+    assert (alarm["iteration"], alarm["onset_iteration"]) == (140, 111)
+    if gone_after > 0:
+        rollback, = out.kinds("rollback")
+        assert rollback["to_iteration"] == 100 and rollback["number"] == 1 and not out.stops
+        assert rollback["unreadable"] == [f"stable_{100 * (i + 1)}_steps: no meta.json (not a watchdog checkpoint or an "
+                                          "interrupted write)" for i in (108, 104)]
+        assert [t.target.iteration for t in out.rollbacks] == [100]
+    else:
+        stop, = out.kinds("stop")
+        assert stop["reason"].startswith("divergence, and no readable stable checkpoint to roll back to (stable_10900")
+        assert stop["rollbacks"] == 0 and not out.kinds("rollback") and out.stops
+        distrust, = out.kinds("distrust")
+        assert distrust["after_iteration"] == 109 and len(distrust["checkpoints"]) == 7  # 112-136
+        assert sorted(it for it, abandoned in marked if abandoned) == list(range(112, 140, 4))

@@ -668,7 +668,8 @@ def test_a_run_or_file_we_may_not_read_is_unreadable_and_the_others_are_judged(t
     """Found by an audit (session 21): a folder of runs holding one we may not look into ended the whole replay and
     watch with one error (its sibling, which diverged, never reported); an SB3 run whose progress.csv we may not read
     left the fleet silently; an event file we may not read was "no readable metrics" with neither its name nor why,
-    and a watched fleet holding such a run ended with exit 0."""
+    and a watched fleet holding such a run ended with exit 0. The folder is said and left out; the two runs are
+    unreadable, named with why."""
     frameworks = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3"
     fleet = tmp_path / "fleet"
     shutil.copytree(frameworks / "cartpole_fault" / "PPO_1", fleet / "diverged")
@@ -685,7 +686,11 @@ def test_a_run_or_file_we_may_not_read_is_unreadable_and_the_others_are_judged(t
         runs = {Path(r["run"]).name: r for r in json.loads(proc.stdout)["runs"]}
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert runs["diverged"]["verdict"] == "diverged"
-        assert {runs[n]["verdict"] for n in ("locked", "csv", "events")} == {"unreadable"}
+        assert {runs[n]["verdict"] for n in ("csv", "events")} == {"unreadable"}  # runs by their files we may not read
+        # a folder we may not look into is not known to be a run (another user's, a file system's lost+found; a
+        # review): said and left out, the others judged
+        assert "locked" not in runs and f"watchdog: {fleet / 'locked'}: cannot look into it (Permission denied); " \
+            "left out" in proc.stderr
         proc = _unprivileged(["replay", str(fleet / "csv")])
         assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
             f"watchdog: error: {fleet / 'csv' / 'progress.csv'}: cannot read it (Permission denied) (check the file's "
@@ -693,8 +698,9 @@ def test_a_run_or_file_we_may_not_read_is_unreadable_and_the_others_are_judged(t
         proc = _unprivileged(["replay", str(fleet / "events")])
         assert proc.returncode == 2 and str(event_file) in proc.stderr and "Permission denied" in proc.stderr
         proc = _unprivileged(["watch", str(fleet), "--interval", "0.1", "--idle-exit", "1"])
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert "diverged" in proc.stdout + proc.stderr
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr  # 2: the runs never read
+        assert "diverged" in proc.stdout and f"{fleet / 'locked'}: cannot look into it (Permission denied); left out" \
+            in proc.stdout
     finally:
         for path in (fleet / "locked", fleet / "csv" / "progress.csv", event_file):
             path.chmod(0o755)

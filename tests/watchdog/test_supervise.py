@@ -436,6 +436,9 @@ def test_a_restart_never_trains_faster_than_the_run_did(tmp_path):
     lowest.write_text("lr: 1.0e-3\ncritic_lr: 1.0e-4\n")
     cfg = load_ppo_config(safe_config_for(["t"], lowest, tmp_path / "run2"))
     assert (cfg.lr, cfg.critic_lr) == (5e-4, 1e-4)
+    lowest.write_text("lr:\nmax_grad_norm: 0.5\n")  # left empty: the run's own, as a rollback's switch keeps it
+    cfg = load_ppo_config(safe_config_for(["t", "--config", str(base)], lowest, tmp_path / "run3"))
+    assert (cfg.lr, cfg.max_grad_norm) == (1e-4, 0.5)
 
 
 def test_a_restart_takes_the_trainings_own_safe_config_and_two_different_ones_are_one_line(tmp_path, capsys):

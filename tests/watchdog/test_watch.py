@@ -69,6 +69,23 @@ def test_an_openrl_run_whose_event_files_come_after_its_log_txt_is_judged_once(t
     assert from_log and from_log[-1].iteration == 1295  # the whole of log.txt
     shutil.copytree(src / "logs", run / "logs")
     assert follower.poll() == [] and follower.poll(final=True) == []  # nothing after where log.txt stood
+    # ...and once past it every record counts: a run restarted in place from 20 after 24 (a review: its iterations
+    # 21-23 were dropped for good); its first process's log.txt (log_interval 1) came before the event files
+    src = Path(__file__).resolve().parents[1] / "data" / "openrl_restarted" / "push_lite_crash_restart"
+    run = tmp_path / "restarted"
+    run.mkdir()
+    lines, last = [], {}
+    for rec in RunFollower(src).poll(final=True)[:25]:  # the first process: 0-24 (rewards every 5th: carried on)
+        last.update(rec.metrics)
+        lines.append(f"2026-12-01 10:00:00,000 [INFO] Episode: {rec.iteration}/40")
+        for prefix in ("rollout/", "train/"):
+            lines += ["2026-12-01 10:00:00,100 [INFO] "] + [f"\t{k[len(prefix):]}: {v}" for k, v in last.items()
+                                                           if k.startswith(prefix)] + [""]
+    (run / "log.txt").write_text("\n".join(lines) + "\n")
+    follower = RunFollower(run)
+    assert [r.iteration for r in follower.poll()] == list(range(24))  # (24's block waits for a later one)
+    shutil.copytree(src / "logs", run / "logs")
+    assert [r.iteration for r in follower.poll(final=True)] == [24, 21, 22, 23, *range(24, 40)]  # replay's, from 24
 
 
 def test_follower_waits_for_a_step_to_complete_and_sees_new_files(tmp_path):
