@@ -570,6 +570,7 @@ FAULT_WORDS = ("fault", "spike", "ramp", "fixed_lr")  # folders of runs made wit
 NOT_HEALTHY = {  # runs made here with no fault that are not healthy runs either (their READMEs say why)
     "mujoco/skrl/hopper": "collapsed by itself (return 795 -> ~190)",
     "mujoco/skrl/hopper_seed1": "collapsed by itself (return ~300 -> 24-97)",
+    "mujoco/skrl/hopper_linearlr_rss": "collapsed by itself (return ~330 -> 7-30)",
     "many_envs/skrl/push_lite_adaptive_lr": "learned nothing; its return slid for 600 updates",
     "openrl_restarted": "a crash and its restart",
     "sb3_csv/cartpole_healthy/csv": "the same run as sb3_csv/cartpole_healthy/tensorboard",

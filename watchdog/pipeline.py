@@ -384,7 +384,9 @@ class Watchdog:
         hints = [v.onset_hint for v in self.last_verdicts if v.onset_hint is not None
                  and (v.signal in STD_CLIMB_KEYS) == (alarm.signal in STD_CLIMB_KEYS)]
         history = list(self.history)
-        onset = onset_from_history(history, alarm, earliest_hint=min(hints, default=None))
+        began = [d.first_iteration for d in self.detectors if d.first_iteration is not None]
+        judged_from = min(began) + self.cfg.warmup.min_iters if began else None
+        onset = onset_from_history(history, alarm, earliest_hint=min(hints, default=None), not_before=judged_from)
         if (alarm.detector == "nonfinite" and onset.method == "fallback" and onset.iteration == alarm.iteration
                 and surrogate_blew_up(history, alarm.iteration, self.cfg.surrogate_surge)):
             # no value-loss rise before the NaN, but the surrogate (policy) loss blew up first: the policy
@@ -437,7 +439,7 @@ class Watchdog:
 
 
 def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None,
-                       key: str | None = None) -> Onset:
+                       key: str | None = None, not_before: int | None = None) -> Onset:
     """Fit the change model to the alarm's signal over a window reaching well before its hint.
 
     The signal fitted: the reward for a reward alarm, else the log value loss; ``key=POLICY_LOSS``, the
@@ -447,6 +449,9 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     before the earliest hint (other detectors' hints count up to ``ONSET_LOOKBACK_ITERS`` before the alarm's own), and holds at least ``MIN_ONSET_WINDOW`` points: a slow climb departs
     from its settled level long after it began. Beyond ``MAX_FIT_POINTS`` points, blocks of
     neighbouring points are merged (their median), so the fit costs the same at any logging rate.
+    ``not_before``: where judging began (warm-up over); a hint after it keeps the window there, for the run's
+    start-up (a loss falling 2.0 -> 0.0005 in 20 updates) is no history a divergence grew from: a skrl Hopper
+    collapse at 164 was dated 21, the bottom of that fall, and rolled back to 10 until session 21.
     """
     fallback = alarm.onset_hint if alarm.onset_hint is not None else alarm.iteration
     reach = fallback
@@ -467,6 +472,8 @@ def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_
     if not finite:
         return Onset(fallback, fallback, fallback, "fallback")
     first = reach - max(ONSET_LOOKBACK_ITERS, 2 * (alarm.iteration - reach))
+    if not_before is not None and reach >= not_before:
+        first = max(first, not_before)
     start = next((i for i, r in enumerate(finite) if r.iteration >= first), len(finite) - 1)
     window = finite[max(0, min(start, len(finite) - MIN_ONSET_WINDOW)):]
     its = [r.iteration for r in window]

@@ -629,7 +629,7 @@ def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunRep
     report = replay_records(data, run_cfg, run=str(run_dir))
     report.run_info = run_summary(data, cfg)
     if report.first_alarm is not None:
-        report.onset = refine_onset(data.records, report, data.steps_per_iteration)
+        report.onset = refine_onset(data.records, report, data.steps_per_iteration, run_cfg.warmup.min_iters)
         report.live_recovered = data.info.get("live_recovered")
         if report.live_recovered is None:  # (a run that recovered live was told to resume from before its onset, and
             # the healthy final model trained after the rollback was 'rejected: after onset', until session 18)
@@ -779,8 +779,9 @@ def _num(value: Any) -> float:
 # --------------------------------------------------------------------------- onset
 
 
-def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None) -> dict | None:
-    """Re-fit the onset with up to REFINE_POINTS_AFTER points after the first alarm (hindsight)."""
+def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None, warmup_iters: int = 0) -> dict | None:
+    """Re-fit the onset with up to REFINE_POINTS_AFTER points after the first alarm (hindsight), from where judging
+    began at the earliest (as the live fit: ``onset_from_history``'s ``not_before``)."""
     alarm, online = report.first_alarm, report.online_onset or {}
     if alarm is None:
         return None
@@ -794,7 +795,8 @@ def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None
     verdict = Verdict(alarm["detector"], "alarm", alarm.get("signal") or "train/value_loss", alarm["value"],
                       alarm["threshold"], alarm.get("reason") or "", window[-1].iteration, window[-1].env_steps,
                       onset_hint=hint if hint is not None else alarm["iteration"])
-    onset = onset_from_history(window, verdict, earliest_hint=online.get("low"))
+    onset = onset_from_history(window, verdict, earliest_hint=online.get("low"),
+                               not_before=records[start].iteration + warmup_iters)
     return {"iteration": onset.iteration, "step": _step_of(records[start:], onset.iteration, spi),
             "low": onset.low, "high": onset.high, "method": onset.method}
 

@@ -129,6 +129,9 @@ ANT_DIPS = {
 NATURAL = "skrl/hopper/runs/26-11-30_13-30-00-000000_PPO"
 # the same with seed 1 (session 7): collapsed by itself too, return ~300-356 over 0-199 -> 52 -> 24 by 350-399
 NATURAL_SEED1 = "skrl/hopper_seed1/runs/26-11-30_13-30-00-000000_PPO"
+# session 21, a helper's audit (make_skrl_audit.py): skrl Hopper with torch's LinearLR, made to be healthy, collapsed by
+# itself: return ~300-345 at 140-163, 107 at 164, 7-30 from 176
+NATURAL_LINEAR = "skrl/hopper_linearlr_rss/runs/26-12-01_00-00-00-000000_PPO"
 # session 8: rsl_rl with the learning rate x30 from its first update (a run misconfigured from the start,
 # 200 iterations). The policy's std runs away at once on both (log-std 0.1 -> 3.5 and 0.0 -> 3.2), as it does
 # in healthy MAPush runs whose actions are clipped, so the std alone says nothing
@@ -181,7 +184,7 @@ STANDING = {
 def test_every_run_is_in_the_table():
     assert {str(p.relative_to(DATA)) for p in find_run_dirs([DATA])} == (
         set(RUNS) | set(FAULTS) | set(ANT_DIPS) | set(RAMPS) | set(NOT_DIVERGED)
-        | set(STANDING) | {NATURAL, NATURAL_SEED1, EARLY_HALFCHEETAH, EARLY_HOPPER, OBS_SPIKE, FIXED_LR_NAN,
+        | set(STANDING) | {NATURAL, NATURAL_SEED1, NATURAL_LINEAR, EARLY_HALFCHEETAH, EARLY_HOPPER, OBS_SPIKE, FIXED_LR_NAN,
                             FIXED_LR_NAN_IDP, IDP_FAULT})
 
 
@@ -350,18 +353,32 @@ def test_a_run_that_collapsed_by_itself_is_rolled_back_to_before_the_fall():
 
 
 def test_a_recurrence_after_a_rollback_goes_back_to_its_restore_point_not_to_the_start():
-    """skrl Hopper, seed 1, collapsed by itself: the 0.2 rule's alarm at 204 (onset 181) rolls back to 170.
-    Replay goes on with the recorded collapse, so the rule alarms again at 256 with its departure streak
-    restored from iteration 169; the onset fit's window then reached back to the run's first iterations
-    and dated it 25, a rollback to iteration 0. A divergence after a rollback is dated on the trajectory
-    that went on from the restore point (the abandoned stretch is no part of its history), at that point
-    at the earliest, and then that checkpoint is the target again: 170, at halved learning rates."""
+    """skrl Hopper, seed 1, collapsed by itself: the 0.2 rule's alarm (onset 181) rolls back to 170. Replay goes on
+    with the recorded collapse; until session 21 the rule alarmed again at 256, and that alarm's onset fit once
+    reached back to the run's first iterations (a rollback to 0; since session 7 dated on the trajectory that went on
+    from 170: test_onset.py). Since session 21 a departure the run came back from is part of its range (the rule's
+    excursion test): the recorded stretch after 207 holds 3-point levels of 0.2-0.5, and the restored detector had
+    seen the run come back from 0.36 (134) before 170, so the 0.2 rule says nothing more; the reward's collapse is
+    said (standing warnings)."""
     report = replay_run(DATA / NATURAL_SEED1)
     info = report.to_dict()
     assert info["framework"] == "skrl" and report.verdict == "diverged"
-    (first, second, *_) = report.would_roll_back
-    assert (first["iteration"], first["to_iteration"]) == (204, 170) and 175 <= first["onset_iteration"] <= 185
-    assert second["iteration"] == 256 and second["onset_iteration"] == 170 and second["to_iteration"] == 170
+    first, = report.would_roll_back
+    assert (first["iteration"], first["to_iteration"]) == (206, 170) and 175 <= first["onset_iteration"] <= 185
+    assert [e["detector"] for e in info["events"] if e["event"] == "warning"] == ["reward_collapse"] * 2
+
+
+def test_a_collapse_is_dated_after_the_runs_start_up_not_at_the_bottom_of_its_first_fall():
+    """skrl Hopper with LinearLR collapsed by itself at 164 (return 300-345 -> 107). Its normalised value loss fell
+    2.0 -> 0.0005 in its first 20 updates, then drifted up 10x as the returns grew: the 0.2 rule's hint (its last
+    point at the settled level) lay far back, and the onset fit's window reached the run's start and dated the
+    collapse 21, the bottom of that fall, a rollback to 10 (return 180). Since session 21 an onset fit does not reach
+    into the warm-up (where judging began) unless the hint does: onset 157, back to 140 (return 316)."""
+    report = replay_run(DATA / NATURAL_LINEAR)
+    first = report.would_roll_back[0]
+    assert report.verdict == "diverged" and report.first_alarm["detector"] == "value_loss_threshold"
+    assert (first["iteration"], first["to_iteration"]) == (168, 140) and 150 <= first["onset_iteration"] <= 164
+    assert 150 <= report.onset["iteration"] <= 164
 
 
 def test_an_observation_spike_in_a_short_sb3_run_is_a_standing_reward_warning():

@@ -60,6 +60,19 @@ RUNS = {
                                                     entropy_coef=0.0, truncate_grads=False, e_clip=0.2, horizon_length=16,
                                                     minibatch_size=32 * 16 // 4, mini_epochs=4, critic_coef=2.0,
                                                     clip_value=True, bounds_loss_coef=0.0001)),
+    # session 21, a helper's false-alarm audit: InvertedPendulum (return 5 -> 1000) with Isaac Gym's Cartpole-style
+    # settings: normalize_value on (the 0.2 rule on), adaptive lr 3e-4 at kl 0.008, 16 actors x 32, minibatch 256,
+    # 8 mini-epochs, rewards x0.1. Its critic loss sits at 4e-4 between pendulum falls and at 0.1-1 in the epochs that
+    # meet one
+    "invpendulum_valuenorm_adaptive": dict(env="InvertedPendulum-v4", actors=16, epochs=250, algo="a2c_continuous",
+                                           model="continuous_a2c_logstd", network=net([32, 32]), action_scale=1.0,
+                                           config=dict(reward_shaper={"scale_value": 0.1}, normalize_advantage=True,
+                                                       normalize_input=True, normalize_value=True, value_bootstrap=True,
+                                                       gamma=0.99, tau=0.95, learning_rate=3e-4, lr_schedule="adaptive",
+                                                       kl_threshold=0.008, grad_norm=1.0, entropy_coef=0.0,
+                                                       truncate_grads=True, e_clip=0.2, horizon_length=32,
+                                                       minibatch_size=256, mini_epochs=8, critic_coef=4.0,
+                                                       clip_value=True, bounds_loss_coef=0.0001)),
 }
 
 def main(name, seed=0):
@@ -73,7 +86,7 @@ def main(name, seed=0):
 
         def step(self, actions):
             a = np.asarray(actions)
-            a = np.clip(a.astype(np.float32), -1, 1) * (2.0 if env_id == "Pendulum-v1" else 1.0) if scale is not None else a.astype(np.int64)
+            a = np.clip(a.astype(np.float32), -1, 1) * self.envs.single_action_space.high if scale is not None else a.astype(np.int64)
             obs, rew, term, trunc, _ = self.envs.step(a)
             return obs.astype(np.float32), rew.astype(np.float32), (term | trunc).astype(np.uint8), {}
 
