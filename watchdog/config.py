@@ -103,9 +103,9 @@ class ValueLossThresholdConfig(_Config):
     )
     excursion_factor: float | None = Field(
         1.5, ge=1, description="An alarm's 3-point level must be this many times every 3-point level of a departure "
-                               "the run came back from within baseline_iters + lag_iters iterations (trend's "
-                               "excursion test; null: off): a loss that visits 0.2-1 and returns, again and again, "
-                               "crossing 0.2 once more is not news.",
+                               "the run came back from (and held its settled level after) within baseline_iters "
+                               "iterations (trend's excursion test; null: off): a loss that visits 0.2-1 and returns, "
+                               "again and again, crossing 0.2 once more is not news.",
     )
 
 

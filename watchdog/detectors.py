@@ -395,8 +395,9 @@ class ValueLossThreshold(Detector):
     ``patience_iters`` iterations: one spike is not enough, but a climb that departed just before
     crossing is caught on its first point above. Windows are in iterations, so logged and
     per-iteration data are judged alike. A departure the run came back from (its streak ended at the settled
-    level) is part of its normal range for ``baseline_iters + lag_iters`` iterations: the alarm's 3-point level
-    must be ``excursion_factor`` x the highest 3-point level of such a departure (the trend's excursion test).
+    level, and held it as long as a departure must last) is part of its normal range for ``baseline_iters``
+    iterations: the alarm's 3-point level must be ``excursion_factor`` x the highest 3-point level of such a
+    departure (the trend's excursion test).
     A normalised critic loss of a task whose failures are rare terminal events (rl_games InvertedPendulum) sits
     at 4e-4 between them and at 0.1-1 in the updates that meet one, again and again while the return climbs.
     """
@@ -406,7 +407,7 @@ class ValueLossThreshold(Detector):
     log_scale = True
     signals = (VALUE_LOSS,)
     _state_fields = ("recent", "armed", "armed_at", "arm_level", "above", "first_above", "last_x", "last_at_level",
-                     "last3", "streak_level", "came_back")
+                     "last3", "streak_level", "returning", "came_back")
     _window_fields = ("steps",)
 
     def __init__(self, cfg: ValueLossThresholdConfig, warmup: WarmupConfig):
@@ -422,8 +423,11 @@ class ValueLossThreshold(Detector):
         self.steps = SortedWindow(NOISE_POINTS)  # point-to-point changes of the log-value: the run's own noise
         self.last_x: float | None = None
         self.last_at_level: int | None = None  # the newest point at or below the settled level
-        self.last3: deque[float] = deque(maxlen=3)  # the newest log-values since arming: their median is the level
+        self.last3: deque[float] = deque(maxlen=3)  # the newest log-values: their median is the level
         self.streak_level = NO_LEVEL  # the highest 3-point level of the departure in progress
+        # a departure that ended, until the run has held its settled level as long as a departure must last
+        # (patience_points over patience_iters): (iteration it ended, its level, points back at the level), or None
+        self.returning: tuple[int, float, int] | None = None
         self.came_back: deque[tuple[int, float]] = deque()  # departures it came back from: (iteration it ended, level)
 
     def _check(self, record, values, judging):
@@ -443,12 +447,12 @@ class ValueLossThreshold(Detector):
         rise, floor = x - center, math.log(self.cfg.departure_ratio)
         # rise < max(floor, ...) whenever rise < floor: the noise is estimated only when the ratio does not settle it
         if rise < floor or rise < max(floor, self.cfg.departure_sigmas * self._noise()):
-            if self.above:  # a departure the run came back from: its level is part of the run's range for a while
-                self.came_back.append((record.iteration, self.streak_level))
-                self.streak_level = NO_LEVEL
+            self._back_at_level(record.iteration)
             self.above, self.first_above = 0, None  # at the settled level: the streak ends
             self.settled.push(record.iteration, x)
             return None
+        if self.above == 0 and self.returning is not None:  # out again before the return held: the same departure
+            self.streak_level, self.returning = self.returning[1], None
         self.above += 1  # a departure; it may start below the threshold (a climb in progress)
         if self.first_above is None:
             self.first_above = record.iteration
@@ -469,12 +473,35 @@ class ValueLossThreshold(Detector):
             onset_hint=max(self.last_at_level or self.first_above, self.first_above - self.cfg.lag_iters),
         )
 
+    def _back_at_level(self, iteration: int) -> None:
+        """A point at the settled level: a departure that just ended is credited to the run's range once the run has
+        held the level as long as a departure must last (a divergence that dips for a point is not one it came back
+        from: its own swings raised the bar until a review of session 21). An alarmed departure is credited too: in
+        alert mode and watch (rollbacks restore the detector from before it) a healthy loss that visits 0.2-1 again
+        and again is said once, not at every visit; the price, measured by the review: a second divergence at the
+        level of the first is said later (at 1.5x that level, or once it is baseline_iters old)."""
+        cfg = self.cfg
+        if self.above:
+            self.returning, self.streak_level = (iteration, self.streak_level, 1), NO_LEVEL
+            return
+        if self.returning is None:
+            return
+        since, level, held = self.returning
+        if held + 1 < cfg.patience_points or iteration - since < cfg.patience_iters:
+            self.returning = (since, level, held + 1)
+            return
+        self.returning = None
+        came_back = self.came_back
+        came_back.append((since, level))
+        while came_back[0][0] < iteration - cfg.baseline_iters:
+            came_back.popleft()
+
     def _within_excursions(self, iteration: int, level: float) -> bool:
         """Is ``level`` (log, 3-point) below ``excursion_factor`` x a departure the run came back from recently?
         (Tried in session 21 and not kept: only departures that lasted as long as this one. The healthy rl_games
         runs' streaks vary in length, and the longest yet was an alarm again.)"""
         factor, came_back = self.cfg.excursion_factor, self.came_back
-        while came_back and came_back[0][0] < iteration - self.cfg.baseline_iters - self.cfg.lag_iters:
+        while came_back and came_back[0][0] < iteration - self.cfg.baseline_iters:
             came_back.popleft()
         return factor is not None and bool(came_back) and level - max(h for _, h in came_back) < math.log(factor)
 
@@ -509,6 +536,7 @@ class ValueLossThreshold(Detector):
             arm.push(_log(v))
             self.settled.push(it, _log(v))
         self.armed, self.armed_at, self.arm_level = True, record.iteration, (arm.median(), arm.sigma())
+        self.last3.extend(_log(v) for _, v in list(recent)[-3:])  # a spike just after arming is a 3-point level too
         self.recent.clear()
 
     def state_dict(self) -> dict:
@@ -520,6 +548,8 @@ class ValueLossThreshold(Detector):
         super().load_state_dict(state)
         self.recent = deque(tuple(p) for p in state["recent"])
         self.came_back = deque((int(p[0]), float(p[1])) for p in state.get("came_back", ()))
+        returning = state.get("returning")
+        self.returning = None if returning is None else (int(returning[0]), float(returning[1]), int(returning[2]))
         self.arm_level = None if state["arm_level"] is None else tuple(state["arm_level"])
         saved = state.get("settled")
         self.settled = None

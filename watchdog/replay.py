@@ -795,8 +795,9 @@ def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None
     verdict = Verdict(alarm["detector"], "alarm", alarm.get("signal") or "train/value_loss", alarm["value"],
                       alarm["threshold"], alarm.get("reason") or "", window[-1].iteration, window[-1].env_steps,
                       onset_hint=hint if hint is not None else alarm["iteration"])
+    # (a later segment, a restart or resume into the same folder, went on with its restored detectors: no warm-up)
     onset = onset_from_history(window, verdict, earliest_hint=online.get("low"),
-                               not_before=records[start].iteration + warmup_iters)
+                               not_before=records[start].iteration + warmup_iters if start == 0 else None)
     return {"iteration": onset.iteration, "step": _step_of(records[start:], onset.iteration, spi),
             "low": onset.low, "high": onset.high, "method": onset.method}
 

@@ -357,15 +357,17 @@ def test_a_recurrence_after_a_rollback_goes_back_to_its_restore_point_not_to_the
     with the recorded collapse; until session 21 the rule alarmed again at 256, and that alarm's onset fit once
     reached back to the run's first iterations (a rollback to 0; since session 7 dated on the trajectory that went on
     from 170: test_onset.py). Since session 21 a departure the run came back from is part of its range (the rule's
-    excursion test): the recorded stretch after 207 holds 3-point levels of 0.2-0.5, and the restored detector had
-    seen the run come back from 0.36 (134) before 170, so the 0.2 rule says nothing more; the reward's collapse is
-    said (standing warnings)."""
+    excursion test): the recorded stretch after 207 holds 3-point levels of 0.2-0.5 that come back to the settled
+    level again and again, so the 0.2 rule is next said at 496 (a climb above them); the reward's collapse is
+    said between (standing warnings)."""
     report = replay_run(DATA / NATURAL_SEED1)
     info = report.to_dict()
     assert info["framework"] == "skrl" and report.verdict == "diverged"
-    first, = report.would_roll_back
+    first, second = report.would_roll_back
     assert (first["iteration"], first["to_iteration"]) == (206, 170) and 175 <= first["onset_iteration"] <= 185
-    assert [e["detector"] for e in info["events"] if e["event"] == "warning"] == ["reward_collapse"] * 2
+    assert second["iteration"] == 496 and second["onset_iteration"] >= first["to_iteration"]
+    assert [(e["detector"], e["iteration"]) for e in info["events"] if e["event"] == "warning"][:2] == [
+        ("reward_collapse", 357), ("reward_collapse", 417)]
 
 
 def test_a_collapse_is_dated_after_the_runs_start_up_not_at_the_bottom_of_its_first_fall():
