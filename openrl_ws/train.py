@@ -280,10 +280,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if watchdog is not None and (loaded is not None or os.environ.get(RESTART_ENV)):
         # (a restart from scratch, no usable checkpoint, is a recovery of the run too: it was left out of the
         # budget and the lr escalation until session 17)
-        abandoned = _resume_watchdog(watchdog, loaded, run_dir, start_iteration, writes=dist_ctx is None or dist_ctx.is_main)
+        abandoned = _resume_watchdog(watchdog, loaded, run_dir, start_iteration,
+                                     writes=dist_ctx is None or dist_ctx.is_main)
         if abandoned:
-            console.message(f"watchdog: resumed at iteration {start_iteration}: {len(abandoned)} stable checkpoint(s) after "
-                            f"it, of the run this resume abandons, are stable no more ({', '.join(abandoned)})",
+            console.message(f"watchdog: resumed at iteration {start_iteration}: {len(abandoned)} stable checkpoint(s) "
+                            f"after it, of the run this resume abandons, are stable no more ({', '.join(abandoned)})",
                             style="yellow")
     session = WatchSession(watchdog=watchdog, run_dir=run_dir, logger=logger, safe=safe,
                            safe_name=Path(args.safe_config).name, console=console, faults=faults,

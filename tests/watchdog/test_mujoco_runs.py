@@ -129,7 +129,7 @@ ANT_DIPS = {
 NATURAL = "skrl/hopper/runs/26-11-30_13-30-00-000000_PPO"
 # the same with seed 1 (session 7): collapsed by itself too, return ~300-356 over 0-199 -> 52 -> 24 by 350-399
 NATURAL_SEED1 = "skrl/hopper_seed1/runs/26-11-30_13-30-00-000000_PPO"
-# session 21, a helper's audit (make_skrl_audit.py): skrl Hopper with torch's LinearLR, made to be healthy, collapsed by
+# session 21, a helper's audit (tests/data/configs/make_skrl.py): skrl Hopper with torch's LinearLR, made to be healthy, collapsed by
 # itself: return ~300-345 at 140-163, 107 at 164, 7-30 from 176
 NATURAL_LINEAR = "skrl/hopper_linearlr_rss/runs/26-12-01_00-00-00-000000_PPO"
 # session 8: rsl_rl with the learning rate x30 from its first update (a run misconfigured from the start,

@@ -42,14 +42,31 @@ RUNS = {
     "invpendulum_klada_rss": dict(env="InvertedPendulum-v4", n_envs=16, rollouts=32, updates=300, epochs=5, mb=4,
                                   gamma=0.99, lr=3e-4, sched="KLAdaptiveLR", rss=True, shaper=None,
                                   vscale=2.0, ent=0.0, grad=1.0, hidden=128),
+    # session 21, a helper's false-alarm audit (made to be healthy; written to tests/data/mujoco/skrl):
+    # Hopper-v4: no KLAdaptiveLR but torch LinearLR (lr 3e-4 -> 3e-5 over the run), mixed_precision False explicitly,
+    # RSS on observations/states/values, 16 envs x 64 rollouts, 10 epochs x 8 minibatches, value clip, grad 0.5
+    "hopper_linearlr_rss": dict(env="Hopper-v4", n_envs=16, rollouts=64, updates=200, epochs=10, mb=8,
+                                gamma=0.99, lr=3e-4, sched="LinearLR", rss=True, shaper=None,
+                                vscale=1.0, ent=0.0, grad=0.5, hidden=[256, 128, 64], out="mujoco"),
+    # InvertedDoublePendulum-v4: fixed lr 3e-4 (no scheduler), RSS on observations only (value loss in return units,
+    # the returns leaping as it learns to balance), rewards x0.1, 16 envs x 32 rollouts, 5 epochs x 4 minibatches
+    "idp_fixedlr_novaluescaler": dict(env="InvertedDoublePendulum-v4", n_envs=16, rollouts=32, updates=300, epochs=5,
+                                      mb=4, gamma=0.99, lr=3e-4, sched=None, rss="obs", shaper=0.1,
+                                      vscale=1.0, ent=0.0, grad=1.0, hidden=[256, 128, 64], out="mujoco"),
 }
 
 def main(name, seed=0):
     c = RUNS[name]
     set_seed(seed)
     env = wrap_env(gym.vector.SyncVectorEnv([lambda: gym.make(c["env"]) for _ in range(c["n_envs"])]))
-    h = c["hidden"]
-    mlp = lambda i, o: nn.Sequential(nn.Linear(i, h), nn.ELU(), nn.Linear(h, h), nn.ELU(), nn.Linear(h, o))
+    units = c["hidden"] if isinstance(c["hidden"], list) else [c["hidden"]] * 2
+
+    def mlp(i, o):
+        layers, d = [], i
+        for u in units:
+            layers += [nn.Linear(d, u), nn.ELU()]
+            d = u
+        return nn.Sequential(*layers, nn.Linear(d, o))
     Policy, Value = skrl_models(mlp, clip_log_std=True, min_log_std=-20.0, max_log_std=2.0)
     if c.get("discrete"):
         class Policy(CategoricalMixin, Model):
@@ -68,14 +85,21 @@ def main(name, seed=0):
         kw["rewards_shaper"] = lambda rewards, *a, **k: rewards * s
     if c["sched"] == "KLAdaptiveLR":
         kw.update(learning_rate_scheduler=KLAdaptiveLR, learning_rate_scheduler_kwargs={"kl_threshold": 0.008})
+    if c["sched"] == "LinearLR":
+        kw.update(learning_rate_scheduler=torch.optim.lr_scheduler.LinearLR,
+                  learning_rate_scheduler_kwargs={"start_factor": 1.0, "end_factor": 0.1,
+                                                  "total_iters": c["updates"] * c["epochs"]})
+    if "out" in c:  # the session-21 audit's runs (tests/data/mujoco): mixed precision off, said
+        kw["mixed_precision"] = False
     cfg = PPO_CFG(rollouts=c["rollouts"], learning_epochs=c["epochs"], mini_batches=c["mb"], discount_factor=c["gamma"],
                   gae_lambda=0.95, learning_rate=c["lr"], grad_norm_clip=c["grad"], ratio_clip=0.2, value_clip=0.2,
                   entropy_loss_scale=c["ent"], value_loss_scale=c["vscale"], **kw)
+    kinds = (("observation", env.observation_space), ("state", env.observation_space), ("value", 1))
     if c["rss"]:
-        for kind, size in (("observation", env.observation_space), ("state", env.observation_space), ("value", 1)):
+        for kind, size in kinds[:2] if c["rss"] == "obs" else kinds:
             setattr(cfg, f"{kind}_preprocessor", RunningStandardScaler)
             setattr(cfg, f"{kind}_preprocessor_kwargs", {"size": size, "device": env.device})
-    out = OUT / (name if seed == 0 else f"{name}_seed{seed}")
+    out = (OUT.parent.parent / c["out"] / "skrl" if "out" in c else OUT) / (name if seed == 0 else f"{name}_seed{seed}")
     shutil.rmtree(out, ignore_errors=True)
     exp = "26-12-01_00-00-00-000000_PPO"
     cfg.experiment.directory, cfg.experiment.experiment_name = str(out / "runs"), exp
@@ -92,8 +116,9 @@ def main(name, seed=0):
     agent_yaml = {"class": "PPO", "rollouts": c["rollouts"], "learning_epochs": c["epochs"], "mini_batches": c["mb"],
                   "learning_rate": c["lr"], "learning_rate_scheduler": c["sched"],
                   "state_preprocessor": "RunningStandardScaler" if c["rss"] else None,
-                  "value_preprocessor": "RunningStandardScaler" if c["rss"] else None,
-                  "value_loss_scale": c["vscale"], "entropy_loss_scale": c["ent"]}
+                  "value_preprocessor": "RunningStandardScaler" if c["rss"] is True else None,
+                  "value_loss_scale": c["vscale"], "entropy_loss_scale": c["ent"],
+                  **({"mixed_precision": False} if "out" in c else {})}
     if c["shaper"] is not None:
         agent_yaml["rewards_shaper_scale"] = c["shaper"]
     (run / "params" / "agent.yaml").write_text(yaml.safe_dump({"seed": seed, "agent": agent_yaml}))
