@@ -260,15 +260,21 @@ def test_ctrl_c_is_one_line_exit_130_and_keeps_what_was_written(tmp_path):
     import time
 
     run_dir = tmp_path / "run"
+    # (SIGINT at its default in the child: a suite started as a shell's background job runs its children with SIGINT
+    # ignored, and Python then installs no KeyboardInterrupt handler: the run trained on, as under nohup)
     proc = subprocess.Popen([sys.executable, "-m", "openrl_ws.train", *SMALL, "--watchdog", "--run_dir", str(run_dir),
                              "--train_timesteps", str(8 * 32 * 10_000)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+                            stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = run_dir / "watchdog_events.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and log.read_text().count('"event": "metrics"') >= 3):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # never left training after a failure (it took the rest of a suite's CPU)
     assert proc.returncode == 130 and b"Traceback" not in err, err[-2000:]
     last = err.decode().strip().splitlines()[-1]
     assert last.startswith("train.py: interrupted")
