@@ -594,21 +594,21 @@ def made_here_runs(root: Path = MADE_HERE) -> dict:
     """Every healthy run made here with the real libraries, replayed as ``watchdog replay`` reads it (its
     framework's config), and each baseline on its value loss as replay reads it (the bare 0.2 rule only
     where value targets are normalised): {run: summary}."""
-    from watchdog.replay import load_run, replay_run
+    from watchdog.replay import replay_run
 
     cfg = WatchdogConfig()
     out = {}
     for run in healthy_made_here(root):
-        rep = replay_run(run).to_dict()
-        data = load_run(run)
-        vl = np.array([r.metrics.get(VALUE_LOSS, np.nan) for r in data.records], float)
+        report = replay_run(run)  # (its records are the run's as load_run read them: read once)
+        rep = report.to_dict()
+        vl = np.array([r.metrics.get(VALUE_LOSS, np.nan) for r in report.records], float)
         ev = rep["events"]
         out[run.relative_to(root.resolve()).as_posix()] = {
             "framework": rep["framework"], "iterations": rep["iterations"],
             "warnings": sum(e["event"] == "warning" and e["iteration"] >= cfg.warmup.min_iters for e in ev),
             "alarms": sum(e["event"] == "alarm" for e in ev), "rollbacks": len(rep["would_roll_back"]),
             "end_state": rep["final_state"],
-        } | baseline_alarms(vl, normalized=bool(data.info.get("value_targets_normalized")))
+        } | baseline_alarms(vl, normalized=rep["value_loss_rule"])  # (the 0.2 rule's: on where targets are normalised)
     return out
 
 

@@ -500,10 +500,11 @@ class ValueLossThreshold(Detector):
         """Is ``level`` (log, 3-point) below ``excursion_factor`` x a departure the run came back from recently?
         (Tried in session 21 and not kept: only departures that lasted as long as this one. The healthy rl_games
         runs' streaks vary in length, and the longest yet was an alarm again.)"""
-        factor, came_back = self.cfg.excursion_factor, self.came_back
-        while came_back and came_back[0][0] < iteration - self.cfg.baseline_iters:
-            came_back.popleft()
-        return factor is not None and bool(came_back) and level - max(h for _, h in came_back) < math.log(factor)
+        if self.cfg.excursion_factor is None:
+            return False
+        since = iteration - self.cfg.baseline_iters  # (older ones are dropped as new ones come: _back_at_level)
+        held = max((h for it, h in self.came_back if it >= since), default=None)
+        return held is not None and level - held < math.log(self.cfg.excursion_factor)
 
     def _center(self) -> float:
         """The settled level: the median of the settled log-values (the arming window's median until

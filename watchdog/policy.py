@@ -221,7 +221,7 @@ class Policy:
         actions = [a for a in actions if not isinstance(a, SaveStable)]
         actions.append(SaveResume(record.iteration, record.env_steps, alarm.reason, stable))
         if what == "stop":
-            actions.append(self._stop(record, f"{alarm.detector}: {alarm.reason}", emit, restartable=True))
+            actions.append(self._stop(record.iteration, f"{alarm.detector}: {alarm.reason}", emit, restartable=True))
         return actions
 
     def _corroborated(self, warnings: list[Verdict]) -> Verdict | None:
@@ -280,20 +280,17 @@ class Policy:
         emit("alarm", detector=alarm.detector, signal=alarm.signal, value=alarm.value,
              threshold=alarm.threshold, reason=alarm.reason, onset_iteration=onset.iteration,
              onset_low=onset.low, onset_high=onset.high, onset_method=onset.method)
-        # not rolled back for (alert mode, or a stop): the checkpoints inside the divergence are no restart point
-        after = self.latest_target_iteration(onset)
-        distrust = [Distrust(after, record.iteration, alarm.detector)] if any(
-            r.iteration > after for r in self.registry) else []
         if self.cfg.action == "alert":  # reported, not acted on
-            return distrust
+            return self._distrust(onset, record.iteration, alarm.detector)
         if self.rollbacks >= self.cfg.policy.rollback_budget:
             # (until session 21 the checkpoints after the onset stayed stable: a crash of a process resumed by hand
             # from before them restarted inside the divergence)
-            return [*distrust, self._stop(record, f"divergence after {self.rollbacks} rollback(s): rollback budget "
-                                                  f"({self.cfg.policy.rollback_budget}) spent", emit)]
-        target = self.registry.target_before(after)
+            distrust = self._distrust(onset, record.iteration, alarm.detector)
+            return [*distrust, self._stop(record.iteration, f"divergence after {self.rollbacks} rollback(s): rollback "
+                                                            f"budget ({self.cfg.policy.rollback_budget}) spent", emit)]
+        target = self.registry.target_before(self.latest_target_iteration(onset))
         if target is None:  # (an empty registry: nothing to distrust either)
-            return [self._stop(record, "divergence but no stable checkpoint to roll back to", emit)]
+            return [self._stop(record.iteration, "divergence but no stable checkpoint to roll back to", emit)]
         passed_over = None
         if (in_cooldown and alarm.detector == "nonfinite" and self.restored_iteration is not None
                 and target.iteration >= self.restored_iteration):
@@ -361,10 +358,16 @@ class Policy:
         self.quiet_points = 0
         emit("recovered", previous=previous.value)
 
-    def _stop(self, record: MetricRecord, reason: str, emit: Emit, *, restartable: bool = False) -> Stop:
+    def _distrust(self, onset: Onset, alarm_iteration: int, detector: str) -> list[Distrust]:
+        """An alarm not rolled back for (alert mode, or a stop): the stable checkpoints after the newest a rollback
+        could have gone back to are inside the divergence, no restart point (a ``Distrust``, where there are any)."""
+        after = self.latest_target_iteration(onset)
+        return [Distrust(after, alarm_iteration, detector)] if any(r.iteration > after for r in self.registry) else []
+
+    def _stop(self, iteration: int, reason: str, emit: Emit, *, restartable: bool = False) -> Stop:
         self.state = State.STOPPED
         emit("stop", reason=reason, rollbacks=self.rollbacks, restartable=restartable)
-        return Stop(reason, record.iteration, restartable)
+        return Stop(reason, iteration, restartable)
 
     def latest_target_iteration(self, onset: Onset) -> int:
         """The newest checkpoint iteration a rollback for ``onset`` may go back to."""
@@ -389,13 +392,9 @@ class Policy:
         if older is not None and older.iteration < bad.iteration:
             return replace(action, target=older, unreadable=unreadable)
         self.rollbacks -= 1  # this one never happened
-        after = self.latest_target_iteration(action.onset)
-        distrust = [Distrust(after, action.from_iteration, action.alarm.detector)] if any(
-            r.iteration > after for r in self.registry) else []
-        self.state = State.STOPPED
+        distrust = self._distrust(action.onset, action.from_iteration, action.alarm.detector)
         reason = "divergence, and no readable stable checkpoint to roll back to (" + "; ".join(unreadable) + ")"
-        emit("stop", reason=reason, rollbacks=self.rollbacks, restartable=False)
-        return [*distrust, Stop(reason, action.from_iteration)]
+        return [*distrust, self._stop(action.from_iteration, reason, emit)]
 
     def rollback_done(self, action: Rollback, iteration: int) -> list[CheckpointRef]:
         """The driver restored ``action.target``; returns the abandoned stretch's checkpoints."""

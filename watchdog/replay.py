@@ -103,20 +103,8 @@ def is_run_dir(path: Path) -> bool:
         if not path.is_dir():
             return False
         return run_by_logs(path) or log_txt_run(path)
-    except OSError:  # a folder we may not look into (``not_listable`` says so): until session 21 a traceback that
-        return False  # ended a fleet's replay or watch
-
-
-def not_listable(path: Path) -> str | None:
-    """Why a folder cannot be looked into (``Permission denied``), else None: a folder of runs may hold one (another
-    user's run, a file system's ``lost+found``), which is said and left out, not a run said unreadable."""
-    try:
-        next(iter(path.iterdir()), None)
-    except NotADirectoryError:
-        return None
-    except OSError as exc:
-        return exc.strerror or str(exc)
-    return None
+    except OSError:  # a folder we may not look into (iter_run_dirs' ``closed`` says so): until session 21 a traceback
+        return False  # that ended a fleet's replay or watch
 
 
 def log_txt_run(path: Path) -> bool:
@@ -158,7 +146,8 @@ def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | 
     """The runs at or below ``path`` (nested folders of runs), not looking inside a run. Each folder once
     (``seen``: the real paths met so far): a symlink to a run beside it (``latest -> run8``) or back up the tree
     (a loop) counted the same run again, rolled back twice as often, or seven times. ``closed`` collects the
-    folders that could not be looked into, with why (:func:`not_listable`)."""
+    folders that could not be looked into, with why: a folder of runs may hold one (another user's run, a file
+    system's ``lost+found``), which is said and left out, not a run said unreadable."""
     seen = set() if seen is None else seen
     real = real_path(path)
     if real is None or real in seen:
@@ -166,16 +155,25 @@ def iter_run_dirs(path: Path, max_depth: int = MAX_RUN_DEPTH, seen: set[Path] | 
     seen.add(real)
     if is_run_dir(path):
         return [path]
-    if closed is not None and (why := not_listable(path)) is not None:
-        closed.append((path, why))
-    if max_depth <= 0 or not path.is_dir():
+    if not path.is_dir():
         return []
-    return [run for child in _child_folders(path) for run in iter_run_dirs(child, max_depth - 1, seen, closed)]
+    # (at the depth bound a folder is listed only to say one that cannot be)
+    children = _child_folders(path, closed) if max_depth > 0 or closed is not None else []
+    if max_depth <= 0:
+        return []
+    return [run for child in children for run in iter_run_dirs(child, max_depth - 1, seen, closed)]
 
 
-def _child_folders(path: Path) -> list[Path]:
+def _child_folders(path: Path, closed: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """The folders in ``path``; one that cannot be listed goes to ``closed`` with why."""
+    try:
+        entries = list(path.iterdir())
+    except OSError as exc:
+        if closed is not None:
+            closed.append((path, exc.strerror or str(exc)))
+        return []
     try:  # folders before links to folders: a run is named by its own folder when a link also leads to it
-        return sorted((p for p in path.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        return sorted((p for p in entries if p.is_dir() and not p.name.startswith(".")),
                       key=lambda p: (p.is_symlink(), p.name))
     except OSError:
         return []
@@ -399,9 +397,8 @@ def _load_csv(root: Path, warnings: list[str], tags: TagsConfig | None = None) -
 
     path = root / PROGRESS_CSV
     if not is_progress_csv(path):
-        if path.is_file() and not _can_open(path):  # SB3's by its name, not readable: why (permissions), not "none"
-            with open(path, "rb"):  # raises the OSError load_run says in one line
-                pass
+        if path.is_file():  # SB3's by its name, and not readable: the OSError load_run says in one line, not "none"
+            open(path, "rb").close()
         return None
     tags = tags or TagsConfig()
     res = read_progress_csv(path)

@@ -631,8 +631,8 @@ class _RunFinder:
         self.known: set[Path] = set()
         self.known_real: set[Path] = set()  # the real folders of the runs found (links resolved)
         self.candidates: set[Path] = set()  # child folders that are not (yet) runs
-        self.closed: dict[Path, str] = {}  # folders it could not look into, with why, said once (Watcher.poll)
-        self.unsaid: list[tuple[Path, str]] = []
+        self.closed: set[Path] = set()  # folders it could not look into (said once: Watcher.poll)
+        self.unsaid: list[tuple[Path, str]] = []  # ... with why, not said yet
         self._mtime: int | None = None
         self._calls = 0
         self._last_list = -1
@@ -653,7 +653,7 @@ class _RunFinder:
                       for r in iter_run_dirs(c, MAX_NESTED_DEPTH, closed=closed) if r not in self.known]
             for folder, why in closed:
                 if folder not in self.closed:
-                    self.closed[folder] = why
+                    self.closed.add(folder)
                     self.unsaid.append((folder, why))
         else:
             nested = []
