@@ -7,6 +7,7 @@ saves and rollbacks the live driver would do, and reports what a live watchdog w
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -266,6 +267,30 @@ def _note_signals(data: RunData) -> None:
     data.info["signals_found"], data.info["signals_absent"] = found, absent
 
 
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # MetricRecord.to_dict's strings
+
+
+def _metrics_record(ev: dict) -> MetricRecord | str:
+    """A metrics event's record, or why the event cannot be one (the words after "a metrics event"). Until session
+    22 an iteration "forty" or null ended replay with a traceback (exit 1, diverged's code) and a value "abc" was
+    dropped with nothing said."""
+    iteration, steps, metrics = ev.get("iteration"), ev.get("env_steps"), ev.get("metrics")
+    for name, value in (("iteration", iteration), ("env_steps", steps)):
+        if type(value) is not int or value < 0:
+            return f"has {name} {json.dumps(value)[:40]} (a count >= 0 expected)"
+    if not isinstance(metrics, dict):
+        return f"at iteration {iteration} has metrics {json.dumps(metrics)[:40]} (an object of numbers expected)"
+    values = {}
+    for key, value in metrics.items():
+        if type(value) in (int, float):
+            values[key] = value
+        elif isinstance(value, str) and value.lower() in _NONFINITE:
+            values[key] = _NONFINITE[value.lower()]
+        else:
+            return f"at iteration {iteration} has {key} = {json.dumps(value)[:40]} (a number expected)"
+    return MetricRecord.from_mapping(iteration, steps, values)
+
+
 def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     path = root / EVENTS_FILENAME
     if not path.is_file():
@@ -296,8 +321,13 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
         elif ev["event"] == "end" and last_rollback is not None and not ev.get("stopped"):
             info["live_recovered"] = {"rollbacks": info["live_rollbacks"], "from_iteration": last_rollback.get(
                 "from_iteration"), "to_iteration": last_rollback.get("to_iteration"), "end_iteration": ev.get("iteration")}
-        if ev["event"] == "metrics" and isinstance(ev.get("metrics"), dict):
-            records.append(MetricRecord.from_mapping(ev.get("iteration", 0), ev.get("env_steps", 0), ev["metrics"]))
+        if ev["event"] == "metrics":
+            record = _metrics_record(ev)
+            if isinstance(record, str):  # a damaged line that is still JSON: lost, as one that is not
+                res.warnings.append(f"{path}: a metrics event {record}; skipped")
+                res.bad_lines += 1
+            else:
+                records.append(record)
         elif ev["event"] == "start":
             info.update(_info_from_start(ev))
         elif ev["event"] == "restart":  # `watchdog run` restarted the process: replayed before the next record

@@ -239,6 +239,35 @@ def test_a_damaged_line_of_the_event_log_is_no_healthy_verdict_for_the_run(tmp_p
     assert "HEALTHY (without a damaged line of its watchdog_events.jsonl, whose records are lost)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("iteration", "forty", 'iteration "forty"'), ("iteration", None, "iteration null"), ("iteration", 40.5, "iteration 40.5"),
+    ("iteration", -1, "iteration -1"), ("env_steps", "x", 'env_steps "x"'), ("metrics", "oops", 'metrics "oops"'),
+    ("train/value_loss", "abc", 'train/value_loss = "abc"'), ("train/value_loss", None, "train/value_loss = null"),
+    ("train/value_loss", [1, 2], "train/value_loss = [1, 2]"), ("train/value_loss", True, "train/value_loss = true"),
+])
+def test_a_metrics_event_that_is_json_but_not_a_record_is_a_damaged_line(tmp_path, capsys, field, value, said):
+    """A metrics line whose iteration, env steps or values are no numbers (a helper's audit, session 22): an iteration
+    "forty" or null ended replay with a traceback and exit 1 (diverged's code; a fleet's whole replay with it), a value
+    "abc" was dropped with nothing said. Each is a damaged line: said, skipped, and the verdict bounded (exit 2).
+    The strings a NaN or an infinity is written as stay numbers."""
+    run = tmp_path / "ours"
+    with EventLog(run / EVENTS_FILENAME) as events:
+        events.write(make_event("start", iteration=0, env_steps=0, state="healthy"))
+        for it in range(80):
+            metrics = {"train/value_loss": 0.01 * (1 + 0.1 * math.sin(it)), "train/policy_loss": "nan" if it == 70 else 0.0}
+            if it == 40 and field not in ("iteration", "env_steps", "metrics"):
+                metrics[field] = value
+            event = make_event("metrics", iteration=it, env_steps=100 * (it + 1), state="healthy", metrics=metrics)
+            if it == 40 and field in ("iteration", "env_steps", "metrics"):
+                event[field] = value
+            events.write(event)
+    report = replay_run(run)
+    assert report.run_info["lost_lines"] == 1 and len(report.records) == 79
+    assert [r.iteration for r in report.records if r.metrics.get("train/policy_loss") != 0.0] == [70]
+    assert any(f"a metrics event" in w and said in w and w.endswith("skipped") for w in report.input_warnings)
+    assert main(["replay", str(run)]) in (1, 2)
+    assert "whose records are lost" in capsys.readouterr().out
+
 def test_truncated_tensorboard_file_still_replays_with_a_warning(tmp_path, mapush_runs):
     run = tmp_path / "torn"
     records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records
