@@ -103,8 +103,15 @@ def resume_argv(argv: Sequence[str], checkpoint: str | None, *, start_safe: bool
 
 
 def run_dir_of(cmd: Sequence[str], given: str | None) -> Path:
-    """``--run-dir``, else ``--run_dir`` in the child command, else a one-line InputError."""
-    raw = given or get_flag(cmd, "--run_dir")
+    """``--run-dir``, else ``--run_dir`` in the child command, else a one-line InputError; both, naming two
+    folders, are one too (until session 22 the supervisor looked for checkpoints in one while the training wrote
+    the other, and restarted from scratch over the crashed process's checkpoints)."""
+    own = get_flag(cmd, "--run_dir")
+    if given and own and Path(given).resolve() != Path(own).resolve():
+        raise InputError(f"two run directories: --run-dir {given} and the training command's --run_dir {own}",
+                         hint="give one (the supervisor reads the checkpoints and progress of the folder the training "
+                              "writes): drop --run-dir, or make the two the same")
+    raw = given or own
     if not raw:
         raise InputError(
             "no run directory: the supervisor needs it to find checkpoints and to see progress",

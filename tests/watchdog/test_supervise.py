@@ -406,9 +406,21 @@ def test_restart_command_of_a_mapush_style_line_only_touches_checkpoint_and_conf
 
 def test_run_dir_comes_from_the_option_or_the_command():
     assert run_dir_of(["t", "--run_dir", "a"], None) == Path("a")
-    assert run_dir_of(["t", "--run_dir=a"], "b") == Path("b")
+    assert run_dir_of(["t", "--run_dir=a"], "./a") == Path("./a")
+    assert run_dir_of(["t"], "b") == Path("b")
     with pytest.raises(InputError):
         run_dir_of(["t"], None)
+
+
+def test_two_run_dirs_are_one_line_exit_2_before_the_command_runs(tmp_path):
+    """`--run-dir A -- train.py --run_dir B` (a helper's audit, session 22): the supervisor looked for checkpoints in A
+    while the training wrote B; the crashed run was restarted from scratch into B over its own checkpoints."""
+    marker = tmp_path / "ran"
+    proc = supervise("--run-dir", str(tmp_path / "a"), "--", sys.executable, "-c",
+                     f"open({str(marker)!r}, 'w')", "--run_dir", str(tmp_path / "b"))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "two run directories" in proc.stderr and str(tmp_path / "b") in proc.stderr
+    assert not marker.exists() and not (tmp_path / "a").exists()
 
 
 def test_safe_config_is_merged_over_the_commands_own_config_keeping_its_start_up_keys(tmp_path):
