@@ -68,13 +68,19 @@ def check_number(flag: str, value: float, *, zero_ok: bool = False, hint: str | 
         raise InputError(f"{flag} must be at most {at_most:g} ({unit}), got {value:g}", hint=hint)
 
 
-def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: str = "create it first") -> None:
+def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: str = "create it first",
+                      replaced: bool = False) -> None:
     """A file a command will write (``flag``'s value), checked before the work rather than met as a traceback after
     it: a folder given as the file, a file where a folder of its path should be, or (unless the command creates
-    missing folders) a missing folder (``hint`` says what to do then)."""
+    missing folders) a missing folder (``hint`` says what to do then). A file the command ``replaced`` whole (a
+    temporary file renamed over it) must be a file where it exists: a device or a pipe would be swapped for one
+    (until session 22 ``--prometheus /dev/full`` replaced the device with a regular file)."""
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{flag} names a folder", path=str(target), hint="give a file name in it")
+    if replaced and target.exists() and not target.is_file():
+        raise InputError(f"{flag} names a device, a pipe or a socket, not a file", path=str(target),
+                         hint="give a regular file's path: the command writes a new file over it each time")
     folder = next((p for p in [target.parent, *target.parent.parents] if p.exists()), None)
     if folder is not None and not folder.is_dir():
         raise InputError(f"{flag}: a file stands where a folder of the path should be", path=str(folder),
@@ -131,6 +137,10 @@ class ReaderMayLeave:
                 return self._stream.write(text)
             except BrokenPipeError:
                 self._leave()
+            except UnicodeEncodeError:  # a folder name that is not UTF-8 (surrogates), or a terminal's narrow encoding:
+                # written with escapes, as stderr does (until session 22 a traceback, exit 1)
+                encoding = getattr(self._stream, "encoding", None) or "utf-8"
+                return self.write(text.encode(encoding, "backslashreplace").decode(encoding))
         return len(text)
 
     def flush(self) -> None:

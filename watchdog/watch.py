@@ -673,6 +673,12 @@ class _RunFinder:
 
 
 def _escape_label(value: str) -> str:
+    # a folder name that is not UTF-8 (its bytes kept as surrogates) is written with those bytes as \xff escapes: a
+    # label is UTF-8 text (until session 22 such a name ended the watch with a UnicodeEncodeError)
+    try:
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no file name holds
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -720,7 +726,9 @@ def prometheus_text(runs: list[WatchedRun], *, now: float | None = None) -> str:
 
 
 def write_prometheus(path: Path, runs: list[WatchedRun]) -> None:
-    """Atomically: a temporary file in the same folder, then ``os.replace``."""
+    """Atomically: a temporary file in the same folder, then ``os.replace``; through a symbolic link, the file it
+    points at (the link stays)."""
+    path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(prometheus_text(runs), encoding="utf-8")
     os.replace(tmp, path)
@@ -1083,7 +1091,7 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.idle_exit is not None:
         check_number("--idle-exit", args.idle_exit, zero_ok=True, hint="0: read once; leave it out to watch until Ctrl-C")
     if args.prometheus is not None:
-        check_output_file("--prometheus", args.prometheus,
+        check_output_file("--prometheus", args.prometheus, replaced=True,
                           hint="create it first (node_exporter's textfile collector directory)")
     if args.events_out is not None:
         check_output_file("--events-out", args.events_out, creates_folders=True)

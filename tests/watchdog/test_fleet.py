@@ -198,6 +198,27 @@ def test_follower_signature_sees_growth_and_new_files_without_relisting(tmp_path
 
 def test_prometheus_label_escaping():
     assert _escape_label('a"b\\c\nd') == 'a\\"b\\\\c\\nd'
+    assert _escape_label(os.fsdecode(b"bad\xffname")) == "bad\\\\xffname"  # the byte, as text a label can hold
+
+
+def test_prometheus_is_written_through_a_link_and_never_over_a_device_or_a_pipe(tmp_path, capsys):
+    """A helper's audit (session 22): `--prometheus` renamed its new file over whatever the path named, a device
+    (/dev/full became a regular file), a pipe or a symbolic link; and a run folder whose name is not UTF-8 ended the
+    watch with a UnicodeEncodeError."""
+    parent = tmp_path / "results"
+    make_fleet(parent, n=2, diverging=(), names={1: os.fsdecode(b"bad\xffname")})
+    fifo = tmp_path / "fifo.prom"
+    os.mkfifo(fifo)
+    assert main(["watch", "--idle-exit", "0", "--prometheus", str(fifo), str(parent)]) == 2
+    err = capsys.readouterr().err
+    assert "--prometheus names a device, a pipe or a socket" in err and str(fifo) in err and len(err.strip().splitlines()) == 1
+    assert fifo.is_fifo()
+    real, link = tmp_path / "collector" / "watch.prom", tmp_path / "watch.prom"
+    real.parent.mkdir()
+    real.write_text("")
+    link.symlink_to(real)
+    assert main(["watch", "--idle-exit", "0", "--prometheus", str(link), str(parent)]) == 0
+    assert link.is_symlink() and 'watchdog_run_state{run="bad\\\\xffname"} 0' in real.read_text()
 
 
 def test_replay_summary_sorted_by_verdict_then_name(tmp_path, capsys):
