@@ -930,17 +930,24 @@ def recommend_checkpoint(run_dir: Path, report: RunReport, data: RunData, *, mar
         return
 
 
-def _resume_from_argv(argv: list[str], target: Path) -> str:
+def _resume_from_argv(argv: list[str], target: Path, run_dir: Path | None = None) -> str:
     """The run's own train.py command (``--watchdog``, its sizes and its own ``--config`` kept; its injected faults,
     incidents, not) from ``target``, starting on the safe config's hyper-parameters over its own config
     (``--start_safe``, start-up keys kept, as a rollback's switch). Until session 18 it was the task and env count
     alone with ``--config cfgs/ppo_safe.yaml``: unwatched, and that file's start-up keys (``episode_length: 200``,
-    the network) replaced the run's, which restarted its iteration count at 0 or failed to load its checkpoint."""
+    the network) replaced the run's, which restarted its iteration count at 0 or failed to load its checkpoint.
+    It trains on in the folder replayed (``run_dir``), named absolutely, as the checkpoint is: until session 22 it
+    named the start event's ``--run_dir``, another run's folder once the run was moved or copied, and paths relative
+    to where replay ran."""
+    import os
     import shlex
 
-    from watchdog.supervise import resume_argv
+    from watchdog.supervise import resume_argv, set_flag
 
-    return shlex.join(["python", "openrl_ws/train.py", *resume_argv(argv, str(target), start_safe=True)])
+    if run_dir is not None:
+        argv = set_flag(argv, "--run_dir", os.path.abspath(run_dir))
+    out = resume_argv(argv, os.path.abspath(target), start_safe=True)
+    return shlex.join(["python", "openrl_ws/train.py", *out])
 
 
 def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
@@ -953,7 +960,7 @@ def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
                 f"load_checkpoint('{path}')\"  # then your restore(state), and train on from meta['iteration']")
     target = path / "module.pt" if (path / "module.pt").is_file() else path
     if "argv" in info:  # the run's own command line (train.py's start event)
-        return _resume_from_argv(info["argv"], target)
+        return _resume_from_argv(info["argv"], target, run_dir)
     cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
     if info.get("task"):
         cmd += f" --task {info['task']}"

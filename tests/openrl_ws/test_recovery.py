@@ -7,6 +7,7 @@ of a live run: each one a defect that once was, each asserted on what the run it
 from __future__ import annotations
 
 import shlex
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -130,6 +131,13 @@ def test_a_resumed_run_continues_its_watchdog_and_replay_agrees_with_the_live_ru
     full = log.read_text()
     log.write_text("".join(full.splitlines(keepends=True)[:-1]))
     report = replay_run(run_dir, load_watchdog_config(wd_cfg))
+    # a copy replayed by a relative path from another folder resumes in the copy, both paths absolute (until session
+    # 22: in the start event's --run_dir, the original's folder, from a checkpoint relative to where replay ran)
+    shutil.copytree(run_dir, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    moved = shlex.split(replay_run(Path("moved"), load_watchdog_config(wd_cfg)).resume_command)
+    assert get_flag(moved, "--run_dir") == str(tmp_path / "moved")
+    assert get_flag(moved, "--checkpoint") == live_rollback["checkpoint"].replace(str(run_dir), str(tmp_path / "moved"))
     log.write_text(full)
     assert report.recommended_checkpoint["path"] == live_rollback["checkpoint"]  # the same rule on disk
     # ...and its resume command is the run's own, watched, with its sizes, from that checkpoint, starting on the safe
