@@ -88,6 +88,17 @@ def parse_openrl_args(parser, argv: list[str]):
                          hint="the flags python -m openrl_ws.train --help does not list go to OpenRL's parser") from exc
 
 
+def check_command_line_values(cfg, flags: list[str]) -> None:
+    """The values of the PPO config's keys given as OpenRL flags (``--lr 0``, ``--ppo_epoch 0``), held to the rules a
+    ``--config`` file's are (``PPOConfig``): one line, exit 2. Until session 22 they went to OpenRL as they were: a
+    traceback at the first update (ZeroDivisionError), or a run trained on a gamma of 2 or a negative clip, exit 0."""
+    from watchdog.config import PPOConfig, validate_mapping
+
+    given = {flag[2:].split("=", 1)[0] for flag in flags if flag.startswith("--")}
+    values = {key: getattr(cfg, key) for key in PPOConfig.model_fields if key in given and hasattr(cfg, key)}
+    validate_mapping(PPOConfig, values, source="train.py's command line")
+
+
 def _checkpoint_path(raw: str | None) -> Path | None:
     """MAPush's train.sh passes `<dir>/None` for 'no checkpoint'."""
     if raw is None or Path(raw).name == "None":
@@ -118,6 +129,10 @@ def _main(argv: list[str] | None) -> int:
     try:  # everything that can be wrong with the input, before anything is built
         from openrl_ws.inject import FaultSchedule
 
+        for flag in ("checkpoint", "run_dir", "config", "watchdog_config", "safe_config"):
+            if getattr(args, flag) == "":  # an unset variable: "" is this folder to Path (until session 22 a resume
+                # from ./module.pt, or a run in results/ that was asked to be elsewhere)
+                return _fail(f'--{flag} is empty (an unset variable?); give a path, or leave the flag out')
         safe = load_ppo_config(args.safe_config)
         if args.start_safe:  # the run's own config with the safe config's hyper-parameters on top, start-up keys its own
             import tempfile
@@ -129,13 +144,20 @@ def _main(argv: list[str] | None) -> int:
             args.start_safe_tmp = merged  # read by OpenRL's parser, kept in the run dir, deleted at the end (below)
             args.config = str(write_safe_config(args.config, Path(args.safe_config), Path(merged), by="--start_safe"))
         base = load_ppo_config(args.config)
-        wd_cfg = load_watchdog_config(args.watchdog_config) if args.watchdog else None
+        wd_cfg = load_watchdog_config(args.watchdog_config)  # (a bad file is said with or without --watchdog)
+        if not args.watchdog:
+            if args.watchdog_config != build_parser().get_default("watchdog_config"):
+                print(f"train.py: note: --watchdog_config {args.watchdog_config} is read with --watchdog only: this "
+                      "run is not watched (add --watchdog to watch it)", file=sys.stderr)
+            wd_cfg = None
         faults = FaultSchedule.from_specs(args.inject)
         checkpoint = _checkpoint_path(args.checkpoint)
         if checkpoint is not None and not checkpoint.exists():
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        if not 0 <= args.seed < 2**31:  # numpy's seeds; a traceback at the env's start until session 22
+            return _fail(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
         from watchdog.eventlog import EVENTS_FILENAME
         from watchdog.supervise import RESTART_ENV
 
@@ -214,11 +236,13 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if not_repeated and rank == 0:
         console.message(not_repeated)
     episode_length = args.episode_length or base.episode_length or 100
+    own_flags = openrl_argv
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
     openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",
                     str(base.log_interval or 5)]
     cfg = parse_openrl_args(create_config_parser(), openrl_argv)
+    check_command_line_values(cfg, own_flags)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     if total < episode_length * args.num_envs:  # (trained 0 iterations and said "finished", exit 0, until session 19)
         raise InputError(f"--train_timesteps {total} is less than one iteration ({args.num_envs} envs x {episode_length} "

@@ -30,7 +30,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # the built-in defaults unless --config (until session 18 a cfgs/watchdog.yaml in the current folder was read
     # silently: the same run replayed HEALTHY in one folder and DIVERGED in another, and watch disagreed)
     cfg = load_watchdog_config(args.config)
-    if args.plot:
+    if args.plot is not None:
         check_plot_path(args.plot)
     closed: list = []
     runs = find_run_dirs(args.runs, closed)
@@ -79,6 +79,8 @@ def check_plot_path(path: str) -> None:
     """A one-line error now, before the replay, for a --plot file that cannot be written."""
     from watchdog.errors import InputError, check_output_file
 
+    if path == "":  # an unset variable: no plot and exit 0, unsaid, until session 22
+        raise InputError("--plot is empty (an unset variable?)", hint="give a file name ending in .png, or leave --plot out")
     suffix = Path(path).suffix
     if suffix.lower() not in PLOT_FORMATS:
         raise InputError(f"--plot: cannot write a {suffix or 'suffix-less'} file", path=path,

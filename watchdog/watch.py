@@ -1083,6 +1083,8 @@ def _event_log(path: Path, console: WatchdogConsole) -> EventLog:
 
 def _check_args(args: argparse.Namespace) -> None:
     """The flags' values, and that the files watch writes can be written, before the first poll."""
+    if args.run_dir == "":  # an unset variable: this folder, watched, until session 22
+        check_run_dir(args.run_dir)
     check_number("--interval", args.interval, at_most=MAX_INTERVAL_S, hint="a poll at least once a day")
     if args.on_alarm is not None and not args.on_alarm.strip():  # an unset $CMD: the alarm would run nothing, unsaid
         raise InputError("--on-alarm is empty", hint="give the command to run at an alarm, or leave the flag out")

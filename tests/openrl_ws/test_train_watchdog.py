@@ -174,6 +174,14 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
         (["--rl_device", "tpu"], "--rl_device must be cpu, cuda or cuda:N"),
         (["--bogus_flag", "3"], "OpenRL's config: Unrecognized arguments: --bogus_flag"),  # (its usage block)
         (["--hidden_size", "abc"], "OpenRL's config: Parser key \"hidden_size\""),
+        # until session 22 (a helper's audit): OpenRL's flags went to it unchecked, a traceback (ZeroDivisionError at
+        # --ppo_epoch 0) or a run on a gamma of 2, exit 0; an empty path was this folder; a seed numpy refuses
+        (["--ppo_epoch", "0"], "train.py's command line: key 'ppo_epoch': Input should be greater than or equal to 1"),
+        (["--gamma=2"], "train.py's command line: key 'gamma': Input should be less than or equal to 1"),
+        (["--lr", "-1"], "train.py's command line: key 'lr': Input should be greater than 0"),
+        (["--checkpoint", ""], "--checkpoint is empty (an unset variable?)"),
+        (["--run_dir", ""], "--run_dir is empty (an unset variable?)"),
+        (["--seed", "-1"], "--seed must be in 0..2147483647, got -1"),
         pytest.param(["--rl_device", "cuda:0"], "sees no CUDA device", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="a CUDA device is here")),
     ],
@@ -182,6 +190,20 @@ def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, expected):
     code, _, _ = run(tmp_path, *args, iterations=2)
     err = capsys.readouterr().err
     assert code == 2 and expected in err and err.strip().count("\n") == 0
+
+
+def test_a_watchdog_config_without_watchdog_is_checked_and_the_run_said_unwatched(tmp_path, capsys):
+    """A helper's audit (session 22): `--watchdog_config` without `--watchdog` was neither read nor said: a missing
+    file or an unknown key trained on, unwatched, exit 0."""
+    cfg = tmp_path / "wd.yaml"
+    cfg.write_text("bogus_key: 1\n")
+    args = [*SMALL, "--run_dir", str(tmp_path / "run"), "--train_timesteps", str(8 * 32), "--watchdog_config", str(cfg)]
+    assert main(args) == 2 and "bogus_key" in capsys.readouterr().err
+    cfg.write_text("policy:\n  stable_every_iters: 2\n")
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert f"--watchdog_config {cfg} is read with --watchdog only: this run is not watched" in err
+    assert not (tmp_path / "run" / "watchdog_events.jsonl").exists()
 
 
 def test_the_full_safe_config_switches_live_keys_and_reports_start_up_keys_as_kept(tmp_path):

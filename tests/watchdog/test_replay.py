@@ -454,7 +454,8 @@ def test_a_corrupt_record_bounds_the_verdict_and_exits_2(tmp_path, capsys):
 
 
 def test_a_plot_file_that_cannot_be_written_is_an_error_before_the_replay(tmp_path, capsys):
-    for bad, said in ((tmp_path / "no" / "run.png", "folder not found"), (tmp_path / "run.txtx", "cannot write a .txtx")):
+    for bad, said in ((tmp_path / "no" / "run.png", "folder not found"), (tmp_path / "run.txtx", "cannot write a .txtx"),
+                      ("", "--plot is empty")):  # an unset variable: no plot and exit 0, unsaid, until session 22
         assert main(["replay", str(SB3_RUN), "--plot", str(bad)]) == 2
         out, err = capsys.readouterr()
         assert said in err and "HEALTHY" not in out

@@ -616,6 +616,10 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
         out, err = capsys.readouterr()
         assert said in err and len(err.strip().splitlines()) == 1 and not out, err
     assert not (run / WATCH_EVENTS).exists()
+    # an empty run folder (an unset variable) watched this folder until session 22
+    assert main(["watch", "--idle-exit", "0", ""]) == 2
+    out, err = capsys.readouterr()
+    assert "an empty path (an unset variable?)" in err and len(err.strip().splitlines()) == 1 and not out, err
 
 
 def test_a_nan_in_the_newest_step_is_judged_without_waiting_for_a_later_one(tmp_path):
