@@ -69,7 +69,9 @@ class CsvRead:
     damage: str | None = None  # why it was read only up to NUL bytes or a line no CSV reader can parse (the rest lost)
     header: list[str] = field(default_factory=list)
     ragged: bool = False  # a row whose cells are not the header's count (SB3 writes every row whole)
-    bad_rows: int = 0  # rows with more cells than the header, skipped: their cells cannot be matched to the columns
+    # rows with more cells than the header (their cells cannot be matched to the columns) or without a step, skipped;
+    # and rows with text in a column of numbers, whose cell was left out
+    bad_rows: int = 0
 
 
 def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
@@ -108,7 +110,7 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
     out.ragged = any(len(row) != len(header) for row in rows)
     at, wall_at = header.index(STEP_COLUMN), header.index(TIME_COLUMN) if TIME_COLUMN in header else None
     points: dict[str, tuple[list[int], list[float], list[float]]] = {}
-    text: dict[str, tuple[int, str]] = {}  # column -> (line, cell) of its first cell that is not a number
+    text: dict[str, list[tuple[int, str]]] = {}  # column -> (line, cell) of its cells that are not numbers
     for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file
         if len(row) > len(header):  # more cells than columns: which is whose cannot be told (read as they were, its
             # values went to the wrong columns: a wrong iteration axis); a shorter row lacks its last cells only
@@ -119,6 +121,7 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
         if step is None or not math.isfinite(step) or step < 0:  # (a negative step was read as one until session 19)
             said = "no" if step is None or not math.isfinite(step) else f"a negative ({row[at]})"
             out.warnings.append(f"{path}: line {number} has {said} {STEP_COLUMN}; skipped")
+            out.bad_rows += 1  # its record is lost as a longer row's (a plain verdict, exit 0, until session 22)
             continue
         wall = _number(row, wall_at) if wall_at is not None else None
         for column, cell in enumerate(row[:len(header)]):
@@ -131,15 +134,19 @@ def read_progress_csv(path: Path, *, first_row: int = 0) -> CsvRead:
                 values.append(value)
                 walls.append(wall if wall is not None else 0.0)
             else:
-                text.setdefault(header[column], (number, cell))
+                text.setdefault(header[column], []).append((number, cell))
     out.scalars = {tag: Series(np.asarray(s, np.int64), np.asarray(v, np.float64), np.asarray(w, np.float64))
                    for tag, (s, v, w) in points.items()}
     # text in a column of numbers is damage, said (dropped in silence until session 19); a column of text alone is a
     # string key SB3 logged, and gives no point
-    for column, (number, cell) in text.items():
+    damaged: set[int] = set()
+    for column, cells in text.items():
         if column in points:
+            number, cell = cells[0]
             out.warnings.append(f"{path}: column {column} holds text among its numbers (line {number}: {cell[:20]!r}); "
                                 "those cells were left out")
+            damaged.update(n for n, _ in cells)
+    out.bad_rows += len(damaged)  # a value lost from its record (the NaN that was the run's end?): the verdict says so
     return out
 
 

@@ -55,6 +55,7 @@ class LogTxtResult:
     total_iterations: int | None = None
     steps_per_iteration_known: bool = False
     warnings: list[str] = field(default_factory=list)
+    bad_values: int = 0  # metric lines whose value is not a number, left out of their records
 
 
 class _Parser:
@@ -191,7 +192,7 @@ def parse_log_txt(path, *, steps_per_iteration: int | None = None) -> LogTxtResu
     rec = parser.finish()
     if rec is not None:
         res.records.append(rec)
-    res.total_iterations = parser.total
+    res.total_iterations, res.bad_values = parser.total, parser.bad_values
     res.warnings.extend(parser.warnings())
     return res
 

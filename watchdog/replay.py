@@ -520,12 +520,15 @@ def _load_logtxt(root: Path, warnings: list[str]) -> RunData | None:
     # config its OpenRL checkpoints carry; without them its steps are said to be iterations (it said "1,296 env
     # steps" for 129,600,000), and its checkpoints cannot be placed
     spi, source = _openrl_checkpoint_step_size(root)
+    # a value that is not a number was left out of its record (the NaN that was the run's end?): the verdict says so
+    # (a plain verdict, exit 0, until session 22)
+    lost = {"lost_lines": res.bad_values, "lost_lines_in": "log.txt"} if res.bad_values else {}
     if spi:
         res = parse_log_txt(path, steps_per_iteration=spi)
-        return RunData(res.records, "log.txt", list(res.warnings), spi, {"step_size_from": source})
+        return RunData(res.records, "log.txt", list(res.warnings), spi, {"step_size_from": source, **lost})
     for rec in res.records:  # its step is its iteration, as rsl_rl's ("it 71", not "it 71 (72 steps)")
         rec.env_steps = rec.iteration
-    return RunData(res.records, "log.txt", list(res.warnings), None, {"step_unit": "iterations"})
+    return RunData(res.records, "log.txt", list(res.warnings), None, {"step_unit": "iterations", **lost})
 
 
 def _looks_binary(path: Path) -> bool:

@@ -204,6 +204,27 @@ def test_a_row_with_more_cells_than_its_header_is_skipped_and_bounds_the_verdict
     assert "without a damaged line of its progress.csv" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("damage", ["cut short", "no step", "text among numbers"])
+def test_a_row_without_its_step_or_with_text_among_numbers_bounds_the_verdict(tmp_path, capsys, damage):
+    """A helper's audit (session 22): a row cut short before its time/total_timesteps cell, or with text in it, lost
+    its record, and text in a column of numbers lost its cell, with a plain HEALTHY and exit 0."""
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "cartpole_healthy" / "csv", run)
+    lines = (run / "progress.csv").read_text().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    cells = lines[5].rstrip("\n").split(",")
+    at = header.index("time/total_timesteps")
+    if damage == "cut short":
+        cells = cells[:at]
+    else:
+        cells[at if damage == "no step" else header.index("train/value_loss")] = "abc"
+    lines[5] = ",".join(cells) + "\n"
+    (run / "progress.csv").write_text("".join(lines))
+    assert read_progress_csv(run / "progress.csv").bad_rows == 1
+    assert main(["replay", str(run)]) == 2
+    assert "without a damaged line of its progress.csv" in capsys.readouterr().out
+
+
 def test_a_rewrite_caught_half_way_is_not_a_new_run(tmp_path):
     """SB3 rewrites progress.csv in 8 KB pieces when a dump brings a new key: a poll in between sees the new
     header and fewer rows. That waits for the next poll; a file that shrank (a new run) is read from the start."""

@@ -139,3 +139,20 @@ def test_tail_matches_one_shot_parse_on_real_log(mapush_runs, tmp_path):
     got.extend(tail.poll(final=True))
     assert len(got) == len(whole.records) == 2000
     assert [r.to_dict() for r in got] == [r.to_dict() for r in whole.records]
+
+
+def test_a_value_that_is_not_a_number_bounds_the_replays_verdict(mapush_runs, tmp_path, capsys):
+    """A helper's audit (session 22): `value_loss: abc` in a real log.txt was left out with a warning and the run
+    replayed a plain HEALTHY, exit 0; the value lost may have been the one that mattered."""
+    from watchdog.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lines = (mapush_runs / "11-07-17_cuboid" / "log.txt").read_text().splitlines(keepends=True)
+    at = [i for i, line in enumerate(lines) if line.strip().startswith("value_loss:")][100:102]
+    for i in at:
+        lines[i] = lines[i].split(":")[0] + ": abc\n"
+    (run / "log.txt").write_text("".join(lines))
+    assert parse_log_txt(run / "log.txt").bad_values == 2
+    assert main(["replay", str(run)]) == 2
+    assert "HEALTHY (without 2 damaged lines of its log.txt, whose records are lost)" in capsys.readouterr().out
