@@ -45,7 +45,7 @@ from watchdog.logtxt import first_logged_iteration, openrl_steps_per_iteration, 
 from watchdog.pipeline import Watchdog, onset_from_history
 from watchdog.driver import VirtualDriver, carry_out
 from watchdog.policy import EXACT_ONSET, Rollback, Stop, latest_target_iteration
-from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, WATCHDOG_ROLLBACKS, MetricRecord
+from watchdog.signals import CURRICULUM_PREFIX, EPISODE_RETURN, STEP_REWARD, VALUE_LOSS, WATCHDOG_ROLLBACKS, MetricRecord
 
 log = logging.getLogger(__name__)
 
@@ -683,7 +683,29 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             # files whose reading stopped at a corrupt record: the verdict holds up to there, no further
             **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {}),
             # our event log's lines that are not events (mid-file): their records are lost, the rest judged
-            **({"lost_lines": info["lost_lines"], "lost_lines_in": info["lost_lines_in"]} if info.get("lost_lines") else {})}
+            **({"lost_lines": info["lost_lines"], "lost_lines_in": info["lost_lines_in"]} if info.get("lost_lines") else {}),
+            **value_loss_ends_early(data.records)}
+
+
+SIGNAL_END_POINTS = 10  # log points a run may go on past its value loss's last before the verdict says so
+
+
+def value_loss_ends_early(records: list[MetricRecord], points: int = SIGNAL_END_POINTS) -> dict:
+    """``{"value_loss_until": iteration}`` when the value loss's last point is more than ``points`` log points (the
+    records' median spacing) before the run's last record: the run went on, its value loss was not read (a file
+    damaged or cut mid-run, a tag no longer logged), and a verdict holds for the value loss's rules up to there.
+    Until session 22 a run whose value-loss file was damaged at iteration 640 of 1295 was HEALTHY "judged up to it
+    1295", and one cut there was a plain HEALTHY. (On the 150 data runs the gap is at most 4 points: a crash
+    restart's.)"""
+    if not records:
+        return {}
+    last = max(r.iteration for r in records)
+    until = max((r.iteration for r in records if VALUE_LOSS in r.metrics), default=None)
+    if until is None:
+        return {}
+    spacing = sorted(b.iteration - a.iteration for a, b in zip(records, records[1:]) if b.iteration > a.iteration)
+    step = spacing[len(spacing) // 2] if spacing else 1
+    return {"value_loss_until": until} if last - until > points * step else {}
 
 
 NO_VALUE_LOSS = "no value loss logged: its rules judged nothing"

@@ -50,7 +50,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         plot_report(reports[0], cfg, args.plot)
     if any(r.verdict in (UNRECOGNISED, UNREADABLE) for r in reports):
         return 2  # a run we could not judge is bad input, never "healthy"
-    if any((r.run_info.get("damaged_files") or r.run_info.get("lost_lines")) and r.verdict != "diverged" for r in reports):
+    if any((r.run_info.get("damaged_files") or r.run_info.get("lost_lines") or r.run_info.get("value_loss_until") is not None)
+           and r.verdict != "diverged" for r in reports):
         return 2  # judged up to a corrupt record, or without lost lines: "healthy" for the whole run is more than the data says
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
 
@@ -161,6 +162,8 @@ def verdict_text(report) -> str:
         from watchdog.replay import damage_bound
 
         bounds.append(damage_bound(report.records[-1].iteration, len(info["damaged_files"])))
+    if info.get("value_loss_until") is not None and report.records:
+        bounds.append(f"its value loss read up to it {info['value_loss_until']} of {report.records[-1].iteration}")
     if info.get("lost_lines"):
         lines = info["lost_lines"]
         bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its "

@@ -734,3 +734,18 @@ def test_a_run_or_file_we_may_not_read_is_unreadable_and_the_others_are_judged(t
     finally:
         for path in (fleet / "locked", fleet / "csv" / "progress.csv", event_file):
             path.chmod(0o755)
+
+
+def test_a_value_loss_that_ends_mid_run_bounds_the_verdict(tmp_path, mapush_runs, capsys):
+    """A helper's audit (session 22): a real MAPush run whose value-loss event file was cut at iteration 640 of 1295
+    (the other tags whole) replayed a plain HEALTHY, exit 0; the value loss's rules judged half the run."""
+    run = tmp_path / "run"
+    shutil.copytree(mapush_runs / "11-07-17_cuboid" / "logs", run / "logs")
+    events, = (run / "logs" / "value_loss").rglob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[:events.stat().st_size // 2])
+    report = replay_run(run)
+    until = report.run_info["value_loss_until"]
+    assert report.verdict == "healthy" and 500 < until < 800 and report.records[-1].iteration == 1295
+    assert main(["replay", str(run)]) == 2
+    assert f"HEALTHY (its value loss read up to it {until} of 1295)" in capsys.readouterr().out
+    assert "value_loss_until" not in replay_run(mapush_runs / "11-07-17_cuboid").run_info
