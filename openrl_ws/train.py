@@ -161,6 +161,14 @@ def _main(argv: list[str] | None) -> int:
         from watchdog.eventlog import EVENTS_FILENAME
         from watchdog.supervise import RESTART_ENV
 
+        if args.run_dir:  # a path the system refuses (a name too long): a traceback until session 22
+            try:
+                os.stat(args.run_dir)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                return _fail(f"--run_dir {args.run_dir[:80]}{'...' if len(args.run_dir) > 80 else ''}: {exc.strerror}; "
+                             "give a shorter or another path")
         if (args.run_dir and checkpoint is None and not os.environ.get(RESTART_ENV)
                 and (Path(args.run_dir) / EVENTS_FILENAME).exists()):
             # a fresh run there wrote over the first's checkpoints, and replay read the two as one (until session 17)

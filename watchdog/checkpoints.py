@@ -431,6 +431,10 @@ def _read_meta(ckpt_dir: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{META_FILE} lacks iteration/env_steps/sha256", path=str(ckpt_dir), hint="use an older checkpoint"
         )
+    for key in _REQUIRED_META:  # a count a resume places the run by (an iteration "x": a traceback until session 22)
+        if type(meta[key]) is not int or meta[key] < 0:
+            raise CheckpointError(f"{META_FILE} has {key} {json.dumps(meta[key])[:30]}, not a count >= 0",
+                                  path=str(ckpt_dir), hint="the file was modified; use an older checkpoint")
     version = meta.get("format_version", 0)
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(

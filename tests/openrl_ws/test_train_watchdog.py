@@ -182,6 +182,7 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
         (["--checkpoint", ""], "--checkpoint is empty (an unset variable?)"),
         (["--run_dir", ""], "--run_dir is empty (an unset variable?)"),
         (["--seed", "-1"], "--seed must be in 0..2147483647, got -1"),
+        (["--run_dir", "/tmp/" + "a" * 300], "File name too long; give a shorter or another path"),
         pytest.param(["--rl_device", "cuda:0"], "sees no CUDA device", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="a CUDA device is here")),
     ],

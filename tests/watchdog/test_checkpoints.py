@@ -70,6 +70,19 @@ def test_load_rejects_a_modified_state_file_with_one_line(tmp_path):
     assert str(info.path) in str(exc.value)
 
 
+@pytest.mark.parametrize(("key", "value"), [("iteration", "x"), ("iteration", None), ("env_steps", -5), ("env_steps", 1.5)])
+def test_load_rejects_a_meta_whose_iteration_or_steps_are_no_count_with_one_line(tmp_path, key, value):
+    """A helper's audit (session 22): `"iteration": "x"` in meta.json ended a resume (train.py --checkpoint) with a
+    traceback, exit 1."""
+    store = CheckpointStore(tmp_path)
+    info = store.save("a", _state(), _meta(10))
+    meta = json.loads((info.path / "meta.json").read_text())
+    (info.path / "meta.json").write_text(json.dumps({**meta, key: value}))
+    with pytest.raises(CheckpointError, match=f"meta.json has {key} {json.dumps(value)}, not a count") as exc:
+        store.load(info.path)
+    _assert_one_line(exc.value)
+
+
 def test_load_rejects_nonfinite_weights(tmp_path):
     store = CheckpointStore(tmp_path)
     bad = _state()
