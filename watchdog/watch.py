@@ -590,6 +590,7 @@ class WatchedRun:
     live_alarms: int = 0  # the divergence alarms in it
     first: MetricRecord | None = None  # the first record judged, and every key judged: what bounds "healthy"
     keys: set[str] = field(default_factory=set)
+    last_value_loss: float = math.nan
 
     @property
     def divergence_alarms(self) -> int:
@@ -610,7 +611,9 @@ class WatchedRun:
 
     @property
     def value_loss(self) -> float:
-        return float(self.last.metrics.get(VALUE_LOSS, math.nan)) if self.last else math.nan
+        """The newest value loss judged (NaN: none yet, or a NaN): a last record without one (rl_games' reward-only
+        frame) showed NaN in the table and the metrics until session 22."""
+        return self.last_value_loss
 
 
 _SEVERITY = {State.STOPPED.value: 0, State.DIVERGED.value: 0, State.ROLLED_BACK.value: 1, State.WARNING.value: 1,
@@ -711,7 +714,7 @@ def prometheus_text(runs: list[WatchedRun], *, now: float | None = None) -> str:
            [(run_label(r), codes.get(r.state, -1)) for r in ordered])
     family("watchdog_run_iteration", "gauge", "Last PPO iteration the watchdog judged (NaN: none yet).",
            [(run_label(r), r.last.iteration if r.last else math.nan) for r in ordered])
-    family("watchdog_run_value_loss", "gauge", "Value loss at the last judged iteration.",
+    family("watchdog_run_value_loss", "gauge", "The newest value loss judged (NaN: none yet).",
            [(run_label(r), r.value_loss) for r in ordered])
     family("watchdog_run_alarms_total", "counter", "Alarms raised on the run since the watch started.",
            [(run_label(r), r.divergence_alarms) for r in ordered])
@@ -1036,6 +1039,7 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
         carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
         run.first, run.last = run.first or record, record
         run.keys.update(record.metrics)
+        run.last_value_loss = record.metrics.get(VALUE_LOSS, run.last_value_loss)
         if not fleet:
             console.status(record, run.wd.state.value)
         while run.new_alarms:

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 
 from watchdog.cli import main
 from watchdog.eventlog import read_events
@@ -327,3 +329,18 @@ def test_a_run_folder_replaced_or_deleted_while_watched(tmp_path, capsys):
     shutil.rmtree(gone)
     w.poll()
     assert w.runs[0].gone_said and "its folder is gone (deleted while watched)" in capsys.readouterr().out
+
+
+def test_the_table_and_the_metrics_show_the_newest_value_loss_when_the_last_record_has_none(tmp_path, capsys):
+    """A helper's audit (session 22): a run whose last record held no value loss (a reward-only step) showed NaN in
+    the fleet table and in `watchdog_run_value_loss`."""
+    parent = tmp_path / "results"
+    run, = make_fleet(parent, n=1, diverging=())
+    w = ScalarWriter(run / "logs" / "average_step_reward" / "average_step_reward")
+    w.add_scalar("average_step_reward", 0.02, (N_ITERS + 1) * SPI)  # a step that holds the reward alone
+    w.close()
+    prom = tmp_path / "watch.prom"
+    assert main(["watch", "--idle-exit", "0", "--prometheus", str(prom), str(parent)]) == 0
+    value = next(line.split()[-1] for line in prom.read_text().splitlines() if line.startswith("watchdog_run_value_loss{"))
+    assert float(value) == pytest.approx(curve(N_ITERS - 1, 0, False), rel=1e-6)
+    assert "nan" not in capsys.readouterr().out.lower()
