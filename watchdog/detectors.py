@@ -737,7 +737,8 @@ class BlowUp(Detector):
     name = "blowup"
     task_scaled = True
     log_scale = True
-    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks")
+    _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks",
+                     "same", "plateau", "fell")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -754,13 +755,19 @@ class BlowUp(Detector):
         self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
         self.first_level = NO_LEVEL  # the level of the streak's first point
         self.flat_start: float | None = None  # the return at the streak's first verdict, when it rose from one never moved
+        # a sparse task's failures: the first return held exactly for floor_points points in a row (``same``: the
+        # newest return and its count), and whether a return fell below it since (then it was no floor of the task)
+        self.same: tuple[float, int] | None = None
+        self.plateau: float | None = None
+        self.fell = False
 
     def reads(self) -> tuple[str, ...]:
         return self.signals if self.cfg.explained_by is None else (*self.signals, self.cfg.explained_by)
 
     def _check(self, record, values, judging):
         if self.cfg.explained_by is not None:  # (the returns of the points judged: those the floor window spans)
-            _note_return(self.returns, record, self.cfg.explained_by)
+            if _note_return(self.returns, record, self.cfg.explained_by):
+                self._note_plateau(self.returns[-1][1])
         x = _log(values[self.signal])
         self.recent.append(x)
         if len(self.recent) < 3:
@@ -823,6 +830,16 @@ class BlowUp(Detector):
             self.envelope = max(self.envelope, held, self.peaks[0])
         return verdict
 
+    def _note_plateau(self, ret: float) -> None:
+        """Follow the return's runs of one exact value: the first held ``floor_points`` points is the plateau (a sparse
+        task's failures: every episode at the time limit), and a return below it since says it was no floor."""
+        count = self.same[1] + 1 if self.same is not None and self.same[0] == ret else 1
+        self.same = (ret, count)
+        if self.plateau is None and count >= self.cfg.floor_points:
+            self.plateau = ret
+        elif self.plateau is not None and ret < self.plateau:
+            self.fell = True
+
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
         """(highest return up to the floor's low, the newest return, the range up to the low, whether the critic had
         fitted a constant) when the newest return, after the low, is above that highest by more than that range (the
@@ -835,7 +852,13 @@ class BlowUp(Detector):
         root at the floor a thousandth of its size or less, numerical zero) has a loss whose root says nothing of the
         returns' scale: any rise is new to it (the first successes moved a 100-episode mean 0.009, under the root
         0.08 of a loss 650,000x its 1e-8 floor: rollbacks to before them and a stop, until session 19). A return that
-        stood still because no episode ended (a staircase) has a critic still erring by far more than that."""
+        stood still because no episode ended (a staircase) has a critic still erring by far more than that.
+
+        The return need not be still in the floor window itself when it held one value exactly before (``plateau``:
+        ``floor_points`` points of every episode failing alike) and never fell below it since: a return averaged over
+        100 episodes moves a little with each of its first successes (SB3's Acrobot: -500 held, then -497.9 -> -495.7
+        in the window and -492.2 at the blow-up, a critic fitted to 0.02 meeting returns 10,000x its loss; rollbacks
+        to before the learning began until session 22); its newest return must then be above all of the window's."""
         since = _returns_since(self.returns, low_it)
         if since is None or len(since[0]) < 3:
             return None
@@ -843,9 +866,10 @@ class BlowUp(Detector):
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
         root = math.exp(level / 2)
-        fitted = (spread == 0 and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
+        still = spread == 0 or (self.plateau is not None and not self.fell)
+        fitted = (still and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
                   and root <= FITTED_REACH * max(abs(newest), abs(high)))
-        return (high, newest, spread, fitted) if rise > spread and (fitted or rise >= root) else None
+        return (high, newest, spread, fitted) if rise > (0.0 if fitted else spread) and (fitted or rise >= root) else None
 
     def state_dict(self) -> dict:
         state = super().state_dict()

@@ -11,6 +11,7 @@ rollbacks each). A blow-up that keeps climbing stays an alarm, return or not.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from tests.watchdog.drive import drive
 from watchdog.config import WatchdogConfig
 from watchdog.frameworks import config_for_run
 from watchdog.replay import find_run_dirs, load_run, replay_run
-from watchdog.signals import VALUE_LOSS
+from watchdog.signals import EPISODE_RETURN, VALUE_LOSS
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sparse_goal"
 REACHED = {"zoo_norm_seed0": 71, "zoo_norm_seed1": 44, "zoo_norm_seed2": 12, "zoo_raw_seed2_std1": 5}  # -> blow-up at
@@ -70,3 +71,37 @@ def test_without_the_return_the_same_jump_is_an_alarm():
     out = drive(data.records, cfg, stop_after_rollback=True)
     alarm = out.first("alarm")
     assert alarm["detector"] == "blowup" and alarm["iteration"] == REACHED["zoo_norm_seed2"]
+
+
+ACROBOT = Path(__file__).resolve().parents[1] / "data" / "configs" / "sb3" / "acrobot_obsnorm_sparse" / "PPO_1"
+
+
+def _acrobot(change=None):
+    data = load_run(ACROBOT)
+    records = copy.deepcopy(data.records)
+    for rec in records:
+        if change is not None and EPISODE_RETURN in rec.metrics:
+            rec.metrics[EPISODE_RETURN] = change(rec.iteration, rec.metrics[EPISODE_RETURN])
+    return drive(records, config_for_run(WatchdogConfig(), data.info), stop_after_rollback=True)
+
+
+def test_a_sparse_tasks_first_successes_in_a_100_episode_mean_are_no_blow_up():
+    """SB3's Acrobot (session 22's audit; VecNormalize on the observations only): -500 for every episode until the
+    first successes, a critic fitted to 0.02, and the value loss 10,000x that as successes come, while SB3's
+    100-episode mean moves only -497.9 -> -492.2. The return held one value exactly before (the plateau) and never fell
+    below it: the critic meeting new returns, advisory; it was two rollbacks to before the learning began."""
+    out = _acrobot()
+    assert out.first("alarm") is None and not out.rollbacks
+    blowup = next(e for e in out.events if e["event"] == "warning" and e["detector"] == "blowup")
+    assert blowup["iteration"] == 279 and blowup["advisory"] and "return jumped" in blowup["reason"]
+
+
+def test_without_an_exact_plateau_or_with_the_return_falling_the_same_blow_up_is_an_alarm():
+    """The advisory rests on its evidence: a return that never held one value exactly (a dense task's mean, noise
+    added here) keeps the alarm at 279; a return that falls back after the blow-up (the policy failing again while
+    its critic errs) is an alarm within 10 updates."""
+    noisy = _acrobot(lambda it, ret: ret + 0.01 * math.sin(it))
+    assert (noisy.first("alarm") or {}).get("iteration") == 279 and noisy.first("alarm")["detector"] == "blowup"
+    falling = _acrobot(lambda it, ret: -499.0 if it > 279 else ret)  # (said by the reward's rules: policy_collapse)
+    alarm = falling.first("alarm")
+    assert alarm is not None and 279 < alarm["iteration"] <= 290 and falling.rollbacks, falling.events

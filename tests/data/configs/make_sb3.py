@@ -3,8 +3,11 @@
 Output: tests/data/configs/sb3/NAME/PPO_1/events..."""
 import shutil, sys
 from pathlib import Path
+import numpy as np
 import torch
 torch.set_num_threads(1)
+if not hasattr(np, "float_"):
+    np.float_ = np.float64  # gymnasium 0.29.1's Acrobot on numpy 2
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import VecNormalize
@@ -51,6 +54,10 @@ RUNS = {
     # CartPole with log_interval=4 (one record every 4 updates), target_kl 0.02
     "cartpole_loginterval4_targetkl": dict(env="CartPole-v1", n_envs=8, steps=150_000, norm=None, log_interval=4,
                                            kw=dict(n_steps=64, batch_size=128, n_epochs=10, target_kl=0.02, ent_coef=0.01)),
+    # session 22's audit: Acrobot (a sparse task: -500 until the first successes), the Zoo's PPO settings but n_steps 16
+    # and VecNormalize on the observations only (the value loss in return units), 80k steps; return -500 -> about -440
+    "acrobot_obsnorm_sparse": dict(env="Acrobot-v1", n_envs=16, steps=80_000, norm=dict(norm_obs=True, norm_reward=False),
+                                   kw=dict(n_steps=16, batch_size=64, gae_lambda=0.94, gamma=0.99, n_epochs=4, ent_coef=0.0)),
     # MountainCar discrete? (sparse, usually does not learn) -> InvertedPendulum: return leaps to 1000
     "invpendulum_default": dict(env="InvertedPendulum-v4", n_envs=4, steps=120_000, norm=None,
                                 kw=dict(n_steps=256, batch_size=64, n_epochs=10)),
