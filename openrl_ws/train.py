@@ -156,15 +156,18 @@ def _main(argv: list[str] | None) -> int:
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
         if args.num_envs < 1:
             return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
-        if not 0 <= args.seed < 2**31:  # numpy's seeds; a traceback at the env's start until session 22
-            return _fail(f"--seed must be in 0..{2**31 - 1}, got {args.seed}")
+        from watchdog.distributed import env_world_size
+
+        top = 2**31 - env_world_size()  # numpy's seeds, rank r seeding with seed + r (a traceback until session 22)
+        if not 0 <= args.seed <= top:
+            return _fail(f"--seed must be in 0..{top}, got {args.seed}")
         from watchdog.eventlog import EVENTS_FILENAME
         from watchdog.supervise import RESTART_ENV
 
         if args.run_dir:  # a path the system refuses (a name too long): a traceback until session 22
             try:
                 os.stat(args.run_dir)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # (said below: a folder to create, a file in its path)
                 pass
             except OSError as exc:
                 return _fail(f"--run_dir {args.run_dir[:80]}{'...' if len(args.run_dir) > 80 else ''}: {exc.strerror}; "
@@ -185,8 +188,6 @@ def _main(argv: list[str] | None) -> int:
                 return _fail(f"{flag} must be >= {least}, got {value}")
         if args.rl_device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.rl_device):
             return _fail(f"--rl_device must be cpu, cuda or cuda:N, got {args.rl_device!r}")
-        from watchdog.distributed import env_world_size
-
         if faults.max_rank() >= env_world_size():
             return _fail(f"--inject names rank {faults.max_rank()} but the world size is {env_world_size()} "
                          "(launch with torchrun --nproc_per_node N)")
@@ -244,7 +245,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if not_repeated and rank == 0:
         console.message(not_repeated)
     episode_length = args.episode_length or base.episode_length or 100
-    own_flags = openrl_argv
+    own_flags = list(openrl_argv)
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
     openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",

@@ -247,6 +247,9 @@ FITTED_CONSTANT = 1e-3
 # ...and meeting its first returns, it errs by no more than this many times their size (a loss's root 7.5e6 over a
 # return of 0.001 is a blow-up, whatever the return did: a review of session 19 found it silenced)
 FITTED_REACH = 100.0
+# ...and a return that held one value exactly (a sparse task's failures, the lowest it ever was) counts as never moved
+# while within this fraction of it: the first successes in a many-episode mean, not a return the run has since learned
+PLATEAU_REACH = 0.1
 # the fewest points a lagged window judges by when its span holds no more at the run's logging rate
 SPARSE_POINTS = 4
 
@@ -738,7 +741,7 @@ class BlowUp(Detector):
     task_scaled = True
     log_scale = True
     _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks",
-                     "same", "plateau", "fell")
+                     "same", "plateau", "fell", "lowest")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -756,10 +759,12 @@ class BlowUp(Detector):
         self.first_level = NO_LEVEL  # the level of the streak's first point
         self.flat_start: float | None = None  # the return at the streak's first verdict, when it rose from one never moved
         # a sparse task's failures: the first return held exactly for floor_points points in a row (``same``: the
-        # newest return and its count), and whether a return fell below it since (then it was no floor of the task)
+        # newest return and its count), and whether a return was ever below it (then it was no floor of the task:
+        # a dense task's staircase); ``lowest``: the lowest return so far
         self.same: tuple[float, int] | None = None
         self.plateau: float | None = None
         self.fell = False
+        self.lowest: float | None = None
 
     def reads(self) -> tuple[str, ...]:
         return self.signals if self.cfg.explained_by is None else (*self.signals, self.cfg.explained_by)
@@ -837,7 +842,8 @@ class BlowUp(Detector):
         self.same = (ret, count)
         if self.plateau is None and count >= self.cfg.floor_points:
             self.plateau = ret
-        elif self.plateau is not None and ret < self.plateau:
+        self.lowest = ret if self.lowest is None else min(self.lowest, ret)
+        if self.plateau is not None and self.lowest < self.plateau:
             self.fell = True
 
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
@@ -866,7 +872,8 @@ class BlowUp(Detector):
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
         root = math.exp(level / 2)
-        still = spread == 0 or (self.plateau is not None and not self.fell)
+        still = spread == 0 or (self.plateau is not None and not self.fell
+                                and abs(newest - self.plateau) <= PLATEAU_REACH * max(1.0, abs(self.plateau)))
         fitted = (still and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
                   and root <= FITTED_REACH * max(abs(newest), abs(high)))
         return (high, newest, spread, fitted) if rise > (0.0 if fitted else spread) and (fitted or rise >= root) else None

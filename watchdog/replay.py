@@ -691,19 +691,17 @@ SIGNAL_END_POINTS = 10  # log points a run may go on past its value loss's last 
 
 
 def value_loss_ends_early(records: list[MetricRecord], points: int = SIGNAL_END_POINTS) -> dict:
-    """``{"value_loss_until": iteration}`` when the value loss's last point is more than ``points`` log points (the
-    records' median spacing) before the run's last record: the run went on, its value loss was not read (a file
-    damaged or cut mid-run, a tag no longer logged), and a verdict holds for the value loss's rules up to there.
-    Until session 22 a run whose value-loss file was damaged at iteration 640 of 1295 was HEALTHY "judged up to it
-    1295", and one cut there was a plain HEALTHY. (On the 150 data runs the gap is at most 4 points: a crash
-    restart's.)"""
-    if not records:
+    """``{"value_loss_until": iteration}`` when the value loss's last point is more than ``points`` of its own log
+    points (the median spacing of its iterations: OpenRL logs it every ``log_interval``, a live watchdog its own tags
+    every iteration) before the run's last record: the run went on, its value loss was not read (a file damaged or
+    cut mid-run, a tag no longer logged), and a verdict holds for the value loss's rules up to there. Until session
+    22 a run whose value-loss file was damaged at iteration 640 of 1295 was HEALTHY "judged up to it 1295", and one
+    cut there was a plain HEALTHY. (On the 150 data runs the gap is at most one of its points: a crash restart's.)"""
+    its = [r.iteration for r in records if VALUE_LOSS in r.metrics]
+    if not its:
         return {}
-    last = max(r.iteration for r in records)
-    until = max((r.iteration for r in records if VALUE_LOSS in r.metrics), default=None)
-    if until is None:
-        return {}
-    spacing = sorted(b.iteration - a.iteration for a, b in zip(records, records[1:]) if b.iteration > a.iteration)
+    last, until = max(r.iteration for r in records), max(its)
+    spacing = sorted(b - a for a, b in zip(its, its[1:]) if b > a)
     step = spacing[len(spacing) // 2] if spacing else 1
     return {"value_loss_until": until} if last - until > points * step else {}
 

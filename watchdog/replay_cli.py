@@ -167,7 +167,7 @@ def verdict_text(report) -> str:
     if info.get("lost_lines"):
         lines = info["lost_lines"]
         bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its "
-                      f"{info['lost_lines_in']}, whose records are lost")
+                      f"{info['lost_lines_in']}, whose {'values' if info['lost_lines_in'] == 'log.txt' else 'records'} are lost")
     return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
 
 

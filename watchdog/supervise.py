@@ -102,6 +102,15 @@ def resume_argv(argv: Sequence[str], checkpoint: str | None, *, start_safe: bool
     return [*out, "--start_safe"] if start_safe and "--start_safe" not in out else out
 
 
+def with_run_dir(cmd: Sequence[str], run_dir: Path) -> list[str]:
+    """An OpenRL command without ``--run_dir`` gets the supervisor's, so train.py writes where the supervisor reads
+    (until session 22 it wrote ``results/<date>_<exp>`` while the supervisor watched ``--run-dir``, and restarted it
+    from scratch). Another framework's script learns it from the environment (``RUN_DIR_ENV``)."""
+    if is_openrl_command(cmd) and get_flag(cmd, "--run_dir") is None:
+        return set_flag(cmd, "--run_dir", str(run_dir))
+    return list(cmd)
+
+
 def run_dir_of(cmd: Sequence[str], given: str | None) -> Path:
     """``--run-dir``, else ``--run_dir`` in the child command, else a one-line InputError; both, naming two
     folders, are one too (until session 22 the supervisor looked for checkpoints in one while the training wrote
@@ -662,6 +671,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the restart events go there, maybe hours in: a folder we cannot write is said now (a traceback at the
     # first restart until session 17)
     check_output_file("--run-dir", Path(run_dir) / EVENTS_FILENAME, creates_folders=True)
+    cmd = with_run_dir(cmd, run_dir)
     cmd, safe = with_safe_config(cmd, args.safe_config)
     if not safe.is_file():
         raise InputError("safe config not found", path=str(safe), hint="pass --safe-config cfgs/ppo_safe.yaml")

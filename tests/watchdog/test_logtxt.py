@@ -155,4 +155,4 @@ def test_a_value_that_is_not_a_number_bounds_the_replays_verdict(mapush_runs, tm
     (run / "log.txt").write_text("".join(lines))
     assert parse_log_txt(run / "log.txt").bad_values == 2
     assert main(["replay", str(run)]) == 2
-    assert "HEALTHY (without 2 damaged lines of its log.txt, whose records are lost)" in capsys.readouterr().out
+    assert "HEALTHY (without 2 damaged lines of its log.txt, whose values are lost)" in capsys.readouterr().out

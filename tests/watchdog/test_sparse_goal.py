@@ -20,7 +20,7 @@ from tests.watchdog.drive import drive
 from watchdog.config import WatchdogConfig
 from watchdog.frameworks import config_for_run
 from watchdog.replay import find_run_dirs, load_run, replay_run
-from watchdog.signals import EPISODE_RETURN, VALUE_LOSS
+from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "sparse_goal"
 REACHED = {"zoo_norm_seed0": 71, "zoo_norm_seed1": 44, "zoo_norm_seed2": 12, "zoo_raw_seed2_std1": 5}  # -> blow-up at
@@ -94,6 +94,29 @@ def test_a_sparse_tasks_first_successes_in_a_100_episode_mean_are_no_blow_up():
     assert out.first("alarm") is None and not out.rollbacks
     blowup = next(e for e in out.events if e["event"] == "warning" and e["detector"] == "blowup")
     assert blowup["iteration"] == 279 and blowup["advisory"] and "return jumped" in blowup["reason"]
+
+
+def test_a_plateau_that_is_no_floor_or_a_return_learned_far_from_it_keeps_the_alarm():
+    """The plateau stands for a sparse task's failures only where no return was ever below it (a dense task's
+    staircase above its early returns is no floor: the review of session 22 found rsl_rl InvertedPendulum and SB3
+    CartPole runs holding one, whose injected blow-ups it silenced) and while the return is within 10% of it (the
+    first successes: a critic that has since learned returns far from it blows up like any other)."""
+    first = {}
+
+    def below_first(it, ret):  # the run's first returns below the plateau it holds later
+        first.setdefault("it", it)
+        return ret - 50.0 if it < first["it"] + 3 else ret
+
+    no_floor = _acrobot(below_first)
+    assert (no_floor.first("alarm") or {}).get("iteration") == 279 and no_floor.first("alarm")["detector"] == "blowup"
+    data = load_run(ACROBOT)
+    records = [MetricRecord(it, 256 * (it + 1), {
+        EPISODE_RETURN: -500.0 if it < 150 else -500.0 + 390.0 * (1 - math.exp(-(it - 150) / 60)),
+        VALUE_LOSS: max(40.0 * math.exp(-it / 40), 0.01) * (1e5 if it >= 380 else 1.0) * (1 + 0.1 * math.sin(it))})
+        for it in range(420)]
+    learned = drive(records, config_for_run(WatchdogConfig(), data.info), stop_after_rollback=True)
+    alarm = learned.first("alarm")
+    assert alarm is not None and alarm["detector"] == "blowup" and 380 < alarm["iteration"] <= 383, learned.events
 
 
 def test_without_an_exact_plateau_or_with_the_return_falling_the_same_blow_up_is_an_alarm():

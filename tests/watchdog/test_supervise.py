@@ -28,6 +28,7 @@ from watchdog.supervise import (
     run_dir_of,
     safe_config_for,
     set_flag,
+    with_run_dir,
 )
 from watchdog.errors import InputError
 
@@ -412,6 +413,15 @@ def test_run_dir_comes_from_the_option_or_the_command():
         run_dir_of(["t"], None)
 
 
+def test_an_openrl_command_without_its_own_run_dir_gets_the_supervisors():
+    """The review of session 22: `watchdog run --run-dir A -- python openrl_ws/train.py ...` trained into
+    results/<date>_<exp> while the supervisor read A."""
+    cmd = ["python", "openrl_ws/train.py", "--watchdog"]
+    assert with_run_dir(cmd, Path("A")) == [*cmd, "--run_dir", "A"]
+    assert with_run_dir([*cmd, "--run_dir=A"], Path("A")) == [*cmd, "--run_dir=A"]
+    assert with_run_dir(["python", "train_sb3.py"], Path("A")) == ["python", "train_sb3.py"]  # (told by the environment)
+
+
 def test_two_run_dirs_are_one_line_exit_2_before_the_command_runs(tmp_path):
     """`--run-dir A -- train.py --run_dir B` (a helper's audit, session 22): the supervisor looked for checkpoints in A
     while the training wrote B; the crashed run was restarted from scratch into B over its own checkpoints."""
@@ -535,7 +545,7 @@ def test_flags_a_run_could_only_trip_over_hours_in_are_refused_at_start(tmp_path
     for args, said in ((["--safe-config", str(bad_safe), "--run-dir", str(tmp_path / "run"),
                          "--", sys.executable, "openrl_ws/train.py", "--run_dir", str(tmp_path / "run")], "lr"),
                        (["--stall-seconds", "nan", *cmd], "--stall-seconds must be a number > 0"),
-                       (["--run-dir", str(a_file), *cmd], f"is a file, not a run directory (pass the folder it is in: {tmp_path})")):
+                       (["--run-dir", str(a_file), *cmd[:-2]], f"is a file, not a run directory (pass the folder it is in: {tmp_path})")):
         assert main(["run", *args]) == 2
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
