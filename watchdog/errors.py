@@ -74,8 +74,9 @@ def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: s
     it: a folder given as the file, a file where a folder of its path should be, or (unless the command creates
     missing folders) a missing folder (``hint`` says what to do then). A file the command ``replaced`` whole (a
     temporary file renamed over it) must be a file where it exists: a device or a pipe would be swapped for one
-    (until session 22 ``--prometheus /dev/full`` replaced the device with a regular file)."""
-    target = Path(path)
+    (until session 22 ``--prometheus /dev/full`` replaced the device with a regular file); through a symbolic link,
+    the file it names is the one checked, as the one written."""
+    target = Path(os.path.realpath(path)) if replaced else Path(path)
     if target.is_dir():
         raise InputError(f"{flag} names a folder", path=str(target), hint="give a file name in it")
     if replaced and target.exists() and not target.is_file():

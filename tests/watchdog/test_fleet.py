@@ -221,6 +221,10 @@ def test_prometheus_is_written_through_a_link_and_never_over_a_device_or_a_pipe(
     link.symlink_to(real)
     assert main(["watch", "--idle-exit", "0", "--prometheus", str(link), str(parent)]) == 0
     assert link.is_symlink() and 'watchdog_run_state{run="bad\\\\xffname"} 0' in real.read_text()
+    dangling = tmp_path / "dangling.prom"  # a link into a folder that is not there: said before the first poll
+    dangling.symlink_to(tmp_path / "gone" / "watch.prom")
+    assert main(["watch", "--idle-exit", "0", "--prometheus", str(dangling), str(parent)]) == 2
+    assert "folder not found" in capsys.readouterr().err
 
 
 def test_replay_summary_sorted_by_verdict_then_name(tmp_path, capsys):
