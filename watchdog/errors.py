@@ -91,6 +91,17 @@ def check_output_file(flag: str, path, *, creates_folders: bool = False, hint: s
     if folder is not None and not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"{flag}: cannot write in this folder (permission denied)", path=str(folder),
                          hint="give a path in a folder you can write to")
+    if folder is not None:  # what the system refuses whatever the permissions say (/proc, a read-only mount, even
+        # to root): a file made and removed now (until session 22 said at the first poll or restart, maybe hours in)
+        import tempfile
+
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".watchdog-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise InputError(f"{flag}: cannot write in this folder ({exc.strerror})", path=str(folder),
+                             hint="give a path in a folder you can write to") from None
 
 
 def check_run_dir(path, *, may_be_missing: bool = False) -> Path:

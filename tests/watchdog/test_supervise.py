@@ -545,7 +545,9 @@ def test_flags_a_run_could_only_trip_over_hours_in_are_refused_at_start(tmp_path
     for args, said in ((["--safe-config", str(bad_safe), "--run-dir", str(tmp_path / "run"),
                          "--", sys.executable, "openrl_ws/train.py", "--run_dir", str(tmp_path / "run")], "lr"),
                        (["--stall-seconds", "nan", *cmd], "--stall-seconds must be a number > 0"),
-                       (["--run-dir", str(a_file), *cmd[:-2]], f"is a file, not a run directory (pass the folder it is in: {tmp_path})")):
+                       (["--run-dir", str(a_file), *cmd[:-2]], f"is a file, not a run directory (pass the folder it is in: {tmp_path})"),
+                       # a folder the system refuses even to root (said at the first restart until session 22)
+                       (["--run-dir", "/proc/x", *cmd[:-2]], "--run-dir: cannot write in this folder")):
         assert main(["run", *args]) == 2
         err = capsys.readouterr().err
         assert said in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err

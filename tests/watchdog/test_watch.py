@@ -611,6 +611,8 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
                        (["--rescan-every", "0"], "--rescan-every must be"),  # (clamped to 1, silently, until session 17)
                        (["--summary-every", "-1"], "--summary-every must be"),
                        (["--prometheus", str(tmp_path / "no" / "x.prom")], "folder not found"),
+                       # a folder the system refuses even to root: said at the first poll until session 22
+                       (["--prometheus", "/proc/x.prom"], "--prometheus: cannot write in this folder"),
                        (["--events-out", str(tmp_path / "a_file" / "e.jsonl")], "a file stands where a folder")):
         assert main(["watch", str(run), *args]) == 2
         out, err = capsys.readouterr()
