@@ -146,7 +146,7 @@ def _main(argv: list[str] | None) -> int:
         base = load_ppo_config(args.config)
         wd_cfg = load_watchdog_config(args.watchdog_config)  # (a bad file is said with or without --watchdog)
         if not args.watchdog:
-            if args.watchdog_config != build_parser().get_default("watchdog_config"):
+            if args.watchdog_config != str(DEFAULTS["watchdog_config"]):
                 print(f"train.py: note: --watchdog_config {args.watchdog_config} is read with --watchdog only: this "
                       "run is not watched (add --watchdog to watch it)", file=sys.stderr)
             wd_cfg = None

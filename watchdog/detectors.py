@@ -741,7 +741,7 @@ class BlowUp(Detector):
     task_scaled = True
     log_scale = True
     _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks",
-                     "same", "plateau", "fell", "lowest")
+                     "same", "plateau", "lowest")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -759,11 +759,10 @@ class BlowUp(Detector):
         self.first_level = NO_LEVEL  # the level of the streak's first point
         self.flat_start: float | None = None  # the return at the streak's first verdict, when it rose from one never moved
         # a sparse task's failures: the first return held exactly for floor_points points in a row (``same``: the
-        # newest return and its count), and whether a return was ever below it (then it was no floor of the task:
-        # a dense task's staircase); ``lowest``: the lowest return so far
+        # newest return and its count); ``lowest``: the lowest return so far (below the plateau, before or since, it
+        # was no floor of the task: a dense task's staircase)
         self.same: tuple[float, int] | None = None
         self.plateau: float | None = None
-        self.fell = False
         self.lowest: float | None = None
 
     def reads(self) -> tuple[str, ...]:
@@ -837,14 +836,13 @@ class BlowUp(Detector):
 
     def _note_plateau(self, ret: float) -> None:
         """Follow the return's runs of one exact value: the first held ``floor_points`` points is the plateau (a sparse
-        task's failures: every episode at the time limit), and a return below it since says it was no floor."""
+        task's failures: every episode at the time limit), and the lowest return (one below the plateau, before it or
+        since, says it was no floor)."""
         count = self.same[1] + 1 if self.same is not None and self.same[0] == ret else 1
         self.same = (ret, count)
         if self.plateau is None and count >= self.cfg.floor_points:
             self.plateau = ret
         self.lowest = ret if self.lowest is None else min(self.lowest, ret)
-        if self.plateau is not None and self.lowest < self.plateau:
-            self.fell = True
 
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
         """(highest return up to the floor's low, the newest return, the range up to the low, whether the critic had
@@ -872,7 +870,7 @@ class BlowUp(Detector):
         high, spread = max(before), max(before) - min(before)
         rise = newest - high
         root = math.exp(level / 2)
-        still = spread == 0 or (self.plateau is not None and not self.fell
+        still = spread == 0 or (self.plateau is not None and self.lowest >= self.plateau
                                 and abs(newest - self.plateau) <= PLATEAU_REACH * max(1.0, abs(self.plateau)))
         fitted = (still and math.exp(low / 2) <= FITTED_CONSTANT * max(1.0, abs(high))
                   and root <= FITTED_REACH * max(abs(newest), abs(high)))

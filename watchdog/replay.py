@@ -267,7 +267,7 @@ def _note_signals(data: RunData) -> None:
     data.info["signals_found"], data.info["signals_absent"] = found, absent
 
 
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}  # MetricRecord.to_dict's strings
+_NONFINITE = ("nan", "inf", "-inf")  # MetricRecord.to_dict's strings, which MetricRecord.from_mapping reads
 
 
 def _metrics_record(ev: dict) -> MetricRecord | str:
@@ -280,15 +280,10 @@ def _metrics_record(ev: dict) -> MetricRecord | str:
             return f"has {name} {json.dumps(value)[:40]} (a count >= 0 expected)"
     if not isinstance(metrics, dict):
         return f"at iteration {iteration} has metrics {json.dumps(metrics)[:40]} (an object of numbers expected)"
-    values = {}
     for key, value in metrics.items():
-        if type(value) in (int, float):
-            values[key] = value
-        elif isinstance(value, str) and value.lower() in _NONFINITE:
-            values[key] = _NONFINITE[value.lower()]
-        else:
+        if not (type(value) in (int, float) or isinstance(value, str) and value.lower() in _NONFINITE):
             return f"at iteration {iteration} has {key} = {json.dumps(value)[:40]} (a number expected)"
-    return MetricRecord.from_mapping(iteration, steps, values)
+    return MetricRecord.from_mapping(iteration, steps, metrics)
 
 
 def _load_events(root: Path, warnings: list[str]) -> RunData | None:
