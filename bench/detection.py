@@ -572,6 +572,7 @@ NOT_HEALTHY = {  # runs made here with no fault that are not healthy runs either
     "mujoco/skrl/hopper_seed1": "collapsed by itself (return ~300 -> 24-97)",
     "mujoco/skrl/hopper_linearlr_rss": "collapsed by itself (return ~330 -> 7-30)",
     "many_envs/skrl/push_lite_adaptive_lr": "learned nothing; its return slid for 600 updates",
+    "configs/skrl/invpendulum_klada_rss_seed3": "lost its balanced pole in its last 6 updates (return 1000 -> 15)",
     "openrl_restarted": "a crash and its restart",
     "sb3_csv/cartpole_healthy/csv": "the same run as sb3_csv/cartpole_healthy/tensorboard",
 }
