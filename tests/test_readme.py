@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SETUP = ('pip install torch==2.13.0 -e . && python openrl_ws/train.py --watchdog --inject nan@30',
-         'pip install torch==2.13.0 -e ".[test]" && python -m pytest -q')
+         'pip install torch==2.13.0 -e ".[test]" && python -m pytest -q -n auto')
 DOCS = ("benchmarks.md", "detection.md", "openrl.md", "natural_divergence.md")
 
 
