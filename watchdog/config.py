@@ -90,11 +90,6 @@ class ValueLossThresholdConfig(_Config):
     departure_sigmas: float = Field(
         3.0, ge=0, description="...and this many of the run's own robust sigmas (log space) above it.",
     )
-    settled_floor: float = Field(
-        0.01, ge=0, lt=1, description="...the settled level read as at least this fraction of value_loss_max (a "
-                                       "normalised critic at 1e-6 that drifts to 1e-3 explains 99.9% of its targets' "
-                                       "variance throughout: no climb toward 0.2 departs from there)...",
-    )
     baseline_iters: int = Field(100, ge=1, le=10_000_000, description="The settled level: the median over this many iterations...")
     lag_iters: int = Field(
         100, ge=0, le=10_000_000, description="...ending this many iterations before the newest point (a slow climb is not absorbed)."

@@ -400,11 +400,9 @@ class ValueLossThreshold(Detector):
     per-iteration data are judged alike. A departure the run came back from (its streak ended at the settled
     level, and held it as long as a departure must last) is part of its normal range for ``baseline_iters``
     iterations: the alarm's 3-point level must be ``excursion_factor`` x the highest 3-point level of such a
-    departure (the trend's excursion test); so are the spikes above the threshold that arming allowed.
+    departure (the trend's excursion test).
     A normalised critic loss of a task whose failures are rare terminal events (rl_games InvertedPendulum) sits
     at 4e-4 between them and at 0.1-1 in the updates that meet one, again and again while the return climbs.
-    The settled level is read as at least ``settled_floor`` x the threshold: a critic at 1e-6 that drifts to 1e-3
-    has no climb toward 0.2 in it, however many times its own level each point is.
     """
 
     name = "value_loss_threshold"
@@ -434,7 +432,6 @@ class ValueLossThreshold(Detector):
         # (patience_points over patience_iters): (iteration it ended, its level, points back at the level), or None
         self.returning: tuple[int, float, int] | None = None
         self.came_back: deque[tuple[int, float]] = deque()  # departures it came back from: (iteration it ended, level)
-        self.floor = _log(cfg.settled_floor * cfg.value_loss_max)  # the lowest settled level a departure is read from
 
     def _check(self, record, values, judging):
         value = values[VALUE_LOSS]
@@ -445,7 +442,7 @@ class ValueLossThreshold(Detector):
         if not self.armed:
             self._try_arm(record, value, judging)
             return None
-        center = max(self._center(), self.floor)  # a critic at numerical zero: its drift there departs from nothing
+        center = self._center()
         if x <= center:
             self.last_at_level = record.iteration
         last3 = self.last3
@@ -470,7 +467,7 @@ class ValueLossThreshold(Detector):
             return None
         if self._within_excursions(record.iteration, held_now):
             return None
-        level = math.exp(self._center())
+        level = math.exp(center)
         return self._verdict(
             record, "alarm", VALUE_LOSS, value, limit,
             f"value loss {value:.4g} above {limit:g} and {_times(value / level)}x its settled level {level:.3g} "
@@ -544,23 +541,7 @@ class ValueLossThreshold(Detector):
             self.settled.push(it, _log(v))
         self.armed, self.armed_at, self.arm_level = True, record.iteration, (arm.median(), arm.sigma())
         self.last3.extend(_log(v) for _, v in list(recent)[-3:])  # a spike just after arming is a 3-point level too
-        self._credit_arming_spikes()
         self.recent.clear()
-
-    def _credit_arming_spikes(self) -> None:
-        """The spikes above the threshold that arming allowed (at most a tenth of its window) are excursions the run
-        came back from, as a departure after arming is once the run has held its level: their 3-point levels (each
-        point's median with the two before it, as a streak's level) are credited for ``baseline_iters`` iterations
-        from each. Found by a seed sweep (session 23): rl_games CartPole with value normalisation armed at 249, after
-        bursts of 0.5-0.75 at 206-222 inside its arming window, and a burst of 0.2-0.9 at 261-272 with the return at
-        its high was an alarm and two rollbacks: the same burst a few iterations after arming would have been
-        credited."""
-        points = [(it, _log(v)) for it, v in self.recent]
-        limit = _log(self.cfg.value_loss_max)
-        for k in range(2, len(points)):
-            it, x = points[k]
-            if x > limit:
-                self.came_back.append((it, median3(points[k - 2][1], points[k - 1][1], x)))
 
     def state_dict(self) -> dict:
         state = super().state_dict()

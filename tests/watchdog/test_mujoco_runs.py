@@ -342,13 +342,12 @@ def test_a_fault_after_healthy_value_loss_spikes_is_rolled_back_to_before_the_sp
 
 def test_a_run_that_collapsed_by_itself_is_rolled_back_to_before_the_fall():
     """No fault injected: the value loss leaves its settled 0.04 for 0.70 as the return falls from ~190
-    to 42 (200) and then to nothing. The 0.2 rule (normalised targets) calls it at 201, onset 167, and
-    rolls back to 150, where the return was still ~190. (At 200 until session 23: the 0.43 the loss held at
-    106-108, inside the arming window, is now an excursion the run came back from, and 200's level was 0.62.)"""
+    to 42 (200) and then to nothing. The 0.2 rule (normalised targets) calls it at 200, onset 166, and
+    rolls back to 150, where the return was still ~190."""
     report = replay_run(DATA / NATURAL)
     info = report.to_dict()
     assert info["framework"] == "skrl" and info["value_loss_rule"] and report.verdict == "diverged"
-    assert (info["first_alarm"]["iteration"], info["first_alarm"]["detector"]) == (201, "value_loss_threshold")
+    assert (info["first_alarm"]["iteration"], info["first_alarm"]["detector"]) == (200, "value_loss_threshold")
     rollback = report.would_roll_back[0]
     assert 160 <= rollback["onset_iteration"] <= 175 and rollback["to_iteration"] == 150
 
