@@ -741,7 +741,7 @@ class BlowUp(Detector):
     task_scaled = True
     log_scale = True
     _state_fields = ("recent", "floor", "envelope", "streak", "returns", "first_level", "flat_start", "peaks",
-                     "same", "plateau", "lowest")
+                     "plateau", "lowest")
 
     def __init__(self, cfg: BlowUpConfig, warmup: WarmupConfig, signal: str):
         super().__init__(warmup)
@@ -758,10 +758,9 @@ class BlowUp(Detector):
         self.returns: deque[tuple[int, float]] = deque(maxlen=cfg.floor_points + 3)
         self.first_level = NO_LEVEL  # the level of the streak's first point
         self.flat_start: float | None = None  # the return at the streak's first verdict, when it rose from one never moved
-        # a sparse task's failures: the first return held exactly for floor_points points in a row (``same``: the
-        # newest return and its count); ``lowest``: the lowest return so far (below the plateau, before or since, it
-        # was no floor of the task: a dense task's staircase)
-        self.same: tuple[float, int] | None = None
+        # a sparse task's failures: the first return held exactly for floor_points points in a row; ``lowest``: the
+        # lowest return so far (below the plateau, before or since, it was no floor of the task: a dense task's
+        # staircase)
         self.plateau: float | None = None
         self.lowest: float | None = None
 
@@ -837,11 +836,15 @@ class BlowUp(Detector):
     def _note_plateau(self, ret: float) -> None:
         """Follow the return's runs of one exact value: the first held ``floor_points`` points is the plateau (a sparse
         task's failures: every episode at the time limit), and the lowest return (one below the plateau, before it or
-        since, says it was no floor)."""
-        count = self.same[1] + 1 if self.same is not None and self.same[0] == ret else 1
-        self.same = (ret, count)
-        if self.plateau is None and count >= self.cfg.floor_points:
-            self.plateau = ret
+        since, says it was no floor). The run of ``ret`` is counted in ``returns``, which holds floor_points + 3."""
+        if self.plateau is None:
+            held = 0
+            for _, earlier in reversed(self.returns):
+                if earlier != ret:
+                    break
+                held += 1
+            if held >= self.cfg.floor_points:
+                self.plateau = ret
         self.lowest = ret if self.lowest is None else min(self.lowest, ret)
 
     def _return_jump(self, low_it: int, low: float, level: float) -> tuple[float, float, float, bool] | None:
