@@ -268,13 +268,31 @@ class EntropyCollapseConfig(_Config):
     min_drop_nats: float = Field(
         0.2, ge=0, description="...and by at least this many nats (a drop of 0.01 nats is no collapse, however flat the past)...")
     persist_points: int = Field(3, ge=1, le=1000, description="...for this many points in a row.")
+    horizon_iters: int | None = Field(
+        None, ge=1, le=10_000_000,
+        description="Also a change: over the last this many iterations, the entropy moved this way (from its extreme "
+                    "there) by horizon_ratio x the most it rose or fell within as long in the window, and min_drop_nats "
+                    "(None: off, entropy_collapse's default: a learning policy's entropy falls)...")
+    horizon_ratio: float = Field(3.0, gt=1, description="...by this many times that most.")
 
 
 class EntropySurgeConfig(EntropyCollapseConfig):
     """The policy's entropy *rising* abruptly far above its recent range (a Gaussian policy's std
     running away within a few updates): the same fields, read upwards (``range_ratio`` times the
     window's 5-95 % width above its 95 % quantile, and ``min_drop_nats`` nats). Advisory on its own;
-    with a reward collapse at the same time it is divergence (``policy_collapse``)."""
+    with a reward collapse at the same time it is divergence (``policy_collapse``).
+
+    A learning policy's entropy falls through its window, so the window's range holds that fall, and a runaway
+    that begins at the bottom of it stays inside "2x the range" for a long time (rsl_rl's entropy coefficient x100:
+    -0.05 -> 2.0 nats while the return fell 2,296 -> 160, never a surge by the range). So a rise is also a surge
+    when it is ``horizon_ratio`` times faster than the policy moved either way over the window (the most its
+    entropy rose or fell within ``horizon_iters``): PPO's trust region bounds how fast a policy's entropy moves, in
+    either direction, and a healthy policy's falls while it learns are that speed."""
+
+    horizon_iters: int | None = Field(
+        20, ge=1, le=10_000_000,
+        description="Also a surge: over the last this many iterations, the entropy rose (from its low there) by "
+                    "horizon_ratio x the most it rose or fell within as long in the window, and min_drop_nats (None: off)...")
 
 
 class SurgeConfig(_Config):

@@ -1095,9 +1095,10 @@ class EntropyCollapse(Detector):
     signals = (POLICY_ENTROPY, ENTROPY)  # the first one a record has
     direction = -1  # falls; EntropySurge: rises
     _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
+    _moved = "fell {moved:.3g} nats within {horizon} iterations"
     _meaning = "the policy is turning deterministic"
-    _state_fields = ("down", "first_down", "fall_start")
-    _window_fields = ("values",)
+    _state_fields = ("down", "first_down", "fall_start", "lows", "highs", "move_start")
+    _window_fields = ("values", "moves")
 
     def __init__(self, cfg: EntropyCollapseConfig | EntropySurgeConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -1106,6 +1107,13 @@ class EntropyCollapse(Detector):
         self.down = 0
         self.first_down: int | None = None
         self.fall_start: int | None = None  # first point of the current stretch outside the window's range
+        # the horizon rule (``horizon_iters``): the points of the last horizon_iters iterations that can still be
+        # the extreme a move starts from, (iteration, value x direction) increasing from oldest to newest; the
+        # largest move of each point over its horizon, in a window that joins and leaves as ``values``
+        self.lows: deque[tuple[int, float]] = deque()
+        self.highs: deque[tuple[int, float]] = deque()  # the same for the other way: decreasing
+        self.moves = LaggedMax(cfg.baseline_iters, cfg.lag_iters)
+        self.move_start: int | None = None  # where the streak's move began (the extreme it left)
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         metrics = record.metrics
@@ -1118,14 +1126,37 @@ class EntropyCollapse(Detector):
     def _check(self, record, values, judging):
         (signal, value), = values.items()
         window = self.values.window
+        move = None if self.cfg.horizon_iters is None else self._move(record.iteration, value)
         verdict = None
         if judging and self.values.ready(self.warmup.baseline_points):
-            verdict = self._judge(record, signal, value, window)
+            verdict = self._judge(record, signal, value, window, move)
         if self.down == 0:  # a collapse does not teach the window what normal is
             self.values.push(record.iteration, value)
+            if move is not None:
+                self.moves.push(record.iteration, move[2])
         return verdict
 
-    def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow) -> Verdict | None:
+    def _move(self, iteration: int, value: float) -> tuple[float, int, float]:
+        """(how far the entropy moved this way from its extreme of the last ``horizon_iters`` iterations, in nats;
+        the iteration of that extreme; the larger of that and its move the other way: how fast it moves)."""
+        y = value * self.direction
+        oldest = iteration - self.cfg.horizon_iters
+        lows, highs = self.lows, self.highs
+        while lows and lows[-1][1] >= y:
+            lows.pop()  # never the extreme again: a point as far back joined after it
+        lows.append((iteration, y))
+        while lows[0][0] < oldest:
+            lows.popleft()
+        while highs and highs[-1][1] <= y:
+            highs.pop()
+        highs.append((iteration, y))
+        while highs[0][0] < oldest:
+            highs.popleft()
+        move = y - lows[0][1]
+        return move, lows[0][0], max(move, highs[0][1] - y)
+
+    def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow,
+               move: tuple[float, int, float] | None) -> Verdict | None:
         low, high = window.quantile(0.05), window.quantile(0.95)
         width = high - low
         edge = low if self.direction < 0 else high  # the side of the recent range it leaves by
@@ -1135,16 +1166,35 @@ class EntropyCollapse(Detector):
             self.fall_start = None
         elif self.fall_start is None:
             self.fall_start = record.iteration
-        if not self._held(record, limit > 0 and beyond > limit):
+        outside = limit > 0 and beyond > limit
+        # the horizon rule: a move this way within horizon_iters, several times the most the run moved either way
+        # within as long over its window (PPO's trust region bounds the pace of a healthy policy's entropy)
+        top = self.moves.max() if move is not None else None
+        sudden = (top is not None and move[0] > max(self.cfg.horizon_ratio * top, self.cfg.min_drop_nats)
+                  and not outside)
+        if not self._held(record, outside or sudden):
+            if self.down == 0:
+                self.move_start = None
             return None
-        # the change began where the entropy last left its recent range, on its way out; a drift that
-        # has sat outside the lagged window all along dates it no earlier than the window's lag
-        onset = max(self.fall_start, self.first_down - self.cfg.lag_iters)
+        if self.move_start is None or self.down == 1:
+            self.move_start = move[1] if sudden else None
+        if not sudden:
+            # the change began where the entropy last left its recent range, on its way out; a drift that
+            # has sat outside the lagged window all along dates it no earlier than the window's lag
+            onset = max(self.fall_start, self.first_down - self.cfg.lag_iters)
+            what = (self._what.format(beyond=beyond, edge=edge) + f" of {self.cfg.baseline_iters} iterations; "
+                    f"{_times(beyond / width if width > 0 else math.inf)}x their 5-95 % range)")
+            threshold = edge + self.direction * limit
+        else:
+            onset = self.move_start if self.move_start is not None else move[1]
+            hlimit = max(self.cfg.horizon_ratio * top, self.cfg.min_drop_nats)
+            what = self._moved.format(moved=move[0], horizon=self.cfg.horizon_iters) + (
+                f" ({_times(move[0] / top) if top > 0 else 'far more than'}x the most it rose or fell within as long "
+                f"in its recent {self.cfg.baseline_iters} iterations, {top:.3g})")
+            threshold = value - self.direction * (move[0] - hlimit)
         verdict = self._verdict(
-            record, "warning", signal, value, edge + self.direction * limit,
-            f"policy entropy {value:.3g} " + self._what.format(beyond=beyond, edge=edge)
-            + f" of {self.cfg.baseline_iters} iterations; {_times(beyond / width if width > 0 else math.inf)}x their 5-95 % "
-            f"range) for {self.down} points: {self._meaning}",
+            record, "warning", signal, value, threshold,
+            f"policy entropy {value:.3g} {what} for {self.down} points: {self._meaning}",
             onset_hint=onset,
         )
         verdict.advisory = True
@@ -1162,6 +1212,7 @@ class EntropySurge(EntropyCollapse):
     name = "entropy_surge"
     direction = 1
     _what = "rose {beyond:.3g} nats above its recent high {edge:.3g} (95 % quantile"
+    _moved = "rose {moved:.3g} nats within {horizon} iterations"
     _meaning = "the policy's noise is running away"
 
 

@@ -665,6 +665,36 @@ def test_a_runaway_entropy_with_a_reward_collapse_is_a_policy_collapse_a_steady_
     assert both.rollbacks and both.rollbacks[0].target.iteration < 300
 
 
+def test_an_entropy_rising_faster_than_it_ever_moved_is_a_surge_even_inside_its_range():
+    """entropy_surge's horizon rule (session 24): an entropy that fell 1.5 nats at 0.006 an iteration while the
+    policy learned and then turns, rising 0.04 an iteration from 300, stays inside "2x its window's range" (the
+    window holds the fall) for 70 iterations; it rose within 20 iterations 3x faster than it ever moved either way,
+    so it is a surge within 15 iterations of the turn, dated where it turned. A policy whose entropy swings
+    0.3 nats up and down every 40 iterations (as fast both ways) is quiet, and so is the turn with the rule off."""
+    rng = np.random.default_rng(4)
+
+    def run(turn: bool, swings: bool) -> list[MetricRecord]:
+        out = []
+        for it in range(400):
+            entropy = 1.5 - 0.006 * min(it, 250) + rng.normal(0, 0.005)
+            if swings:
+                entropy += 0.3 * abs((it % 40) - 20) / 20
+            if turn and it >= 300:
+                entropy += 0.04 * (it - 299)
+            out.append(MetricRecord.from_mapping(it, it * 64, {"value_loss": 0.01, "train/entropy": entropy,
+                                                               "average_step_reward": 20.0 + rng.normal(0, 1.0)}))
+        return out
+
+    surged = [w for w in drive(run(True, False)).kinds("warning") if w["detector"] == "entropy_surge"]
+    # the fall's 0.12 nats in 20 iterations x3 = 0.36: passed 10 points into the turn, held 3 points
+    assert surged and 308 <= surged[0]["iteration"] <= 314 and "within 20 iterations" in surged[0]["reason"]
+    assert 295 <= surged[0]["onset_iteration"] <= 301
+    assert drive(run(False, True)).kinds("warning") == []
+    off = WatchdogConfig.model_validate({"entropy_surge": {"horizon_iters": None}})
+    late = [w for w in drive(run(True, False), cfg=off).kinds("warning") if w["detector"] == "entropy_surge"]
+    assert not late or late[0]["iteration"] > 340, late
+
+
 def test_a_state_saved_before_a_detector_gained_fields_still_loads():
     """A checkpoint's watchdog state from an older version lacks the fields added since (kl_surge's
     runaway count, blowup's returns): loading keeps their defaults instead of failing the resume."""
@@ -676,7 +706,8 @@ def test_a_state_saved_before_a_detector_gained_fields_still_loads():
         for rec in _kl_run(60, seed=9):
             det.update(rec)
         state = det.state_dict()
-        for key in ("runaway", "runaway_since", "returns", "first_level", "levels"):
+        for key in ("runaway", "runaway_since", "returns", "first_level", "levels", "lows", "highs", "moves",
+                    "move_start"):
             state.pop(key, None)
         fresh = next(d for d in build_detectors(cfg)
                      if type(d) is type(det) and getattr(d, "signal", None) == getattr(det, "signal", None))
