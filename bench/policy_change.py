@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from watchdog.replay import find_run_dirs, load_run
-from watchdog.signals import APPROX_KL, ENTROPY, POLICY_ENTROPY, POLICY_LOSS
+from watchdog.signals import APPROX_KL, ENTROPY, LOG_STD_MEAN, POLICY_ENTROPY, POLICY_LOSS
 
 ROOT = Path(__file__).resolve().parents[1]
 ROOTS = (ROOT.parent / "shared" / "data", ROOT / "tests" / "data")
@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             records = load_run(run).records
             name = str(run.relative_to(root.parent))
             row = {"run": name, "faulted": any(w in name for w in ("fault", "spike", "ramp")) or any(n in name + "/" for n in NATURAL)}
-            key = POLICY_ENTROPY if any(POLICY_ENTROPY in r.metrics for r in records) else ENTROPY
+            # the entropy rules' signal: the first of these the run logs (a Gaussian's mean log-std where no entropy is)
+            key = next((k for r in records for k in (POLICY_ENTROPY, ENTROPY, LOG_STD_MEAN) if k in r.metrics), ENTROPY)
             for part, k, score in (("entropy", key, entropy_score), ("entropy_rise", key, rise_score),
                                    ("kl", APPROX_KL, kl_score), ("surrogate", POLICY_LOSS, size_score)):
                 its, values = _series(records, k)

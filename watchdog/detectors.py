@@ -1092,12 +1092,12 @@ class EntropyCollapse(Detector):
     """
 
     name = "entropy_collapse"
-    signals = (POLICY_ENTROPY, ENTROPY)  # the first one a record has
+    signals = (POLICY_ENTROPY, ENTROPY, LOG_STD_MEAN)  # the first one the run logs (``_values``)
     direction = -1  # falls; EntropySurge: rises
     _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
     _moved = "fell {moved:.3g} nats within {horizon} iterations"
     _meaning = "the policy is turning deterministic"
-    _state_fields = ("down", "first_down", "fall_start", "lows", "highs", "move_start")
+    _state_fields = ("signal", "down", "first_down", "fall_start", "lows", "highs", "move_start")
     _window_fields = ("values", "moves")
 
     def __init__(self, cfg: EntropyCollapseConfig | EntropySurgeConfig, warmup: WarmupConfig):
@@ -1114,12 +1114,21 @@ class EntropyCollapse(Detector):
         self.highs: deque[tuple[int, float]] = deque()  # the same for the other way: decreasing
         self.moves = LaggedMax(cfg.baseline_iters, cfg.lag_iters)
         self.move_start: int | None = None  # where the streak's move began (the extreme it left)
+        self.signal: str | None = None  # the one of ``signals`` this run logs (the first it logged)
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
+        """The run's policy entropy, else its mean log-std (a Gaussian policy's entropy per action dimension, up to
+        a constant: skrl logs no entropy where its entropy loss scale is 0, Isaac Lab's locomotion setting). The
+        first of them the run logged is the one judged for the rest of it: a window never mixes the two (skrl starts
+        logging the entropy when its scale turns non-zero)."""
         metrics = record.metrics
+        if self.signal is not None:
+            value = metrics.get(self.signal)
+            return None if value is None else {self.signal: value}
         for signal in self.signals:
             value = metrics.get(signal)
             if value is not None:
+                self.signal = signal
                 return {signal: value}
         return None
 
@@ -1155,6 +1164,12 @@ class EntropyCollapse(Detector):
         move = y - lows[0][1]
         return move, lows[0][0], max(move, highs[0][1] - y)
 
+    def _rise_start(self, move: float) -> int:
+        """Where a move of ``move`` began: the newest point of the horizon still within a tenth of the move of its
+        extreme (on a flat, noisy stretch the extreme itself may lie anywhere in it)."""
+        low = self.lows[0][1]
+        return next(it for it, y in reversed(self.lows) if y - low <= 0.1 * move)
+
     def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow,
                move: tuple[float, int, float] | None) -> Verdict | None:
         low, high = window.quantile(0.05), window.quantile(0.95)
@@ -1177,7 +1192,7 @@ class EntropyCollapse(Detector):
                 self.move_start = None
             return None
         if self.move_start is None or self.down == 1:
-            self.move_start = move[1] if sudden else None
+            self.move_start = self._rise_start(move[0]) if sudden else None
         if not sudden:
             # the change began where the entropy last left its recent range, on its way out; a drift that
             # has sat outside the lagged window all along dates it no earlier than the window's lag
@@ -1194,7 +1209,8 @@ class EntropyCollapse(Detector):
             threshold = value - self.direction * (move[0] - hlimit)
         verdict = self._verdict(
             record, "warning", signal, value, threshold,
-            f"policy entropy {value:.3g} {what} for {self.down} points: {self._meaning}",
+            f"{'policy log-std' if signal == LOG_STD_MEAN else 'policy entropy'} {value:.3g} {what} for {self.down} "
+            f"points: {self._meaning}",
             onset_hint=onset,
         )
         verdict.advisory = True

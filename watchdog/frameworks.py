@@ -44,7 +44,9 @@ SIGNALS = {
     "reward": (STEP_REWARD, EPISODE_RETURN),
     "critic grad norm": (CRITIC_GRAD_NORM,),
     "policy std": (LOG_STD_MAX, LOG_STD_MEAN, ENTROPY),
-    "policy entropy": (POLICY_ENTROPY, ENTROPY),
+    # a Gaussian policy's mean log-std stands in where no entropy is logged (its entropy per action dimension, up to
+    # a constant: skrl with an entropy loss scale of 0): the entropy detectors judge it (detectors.EntropyCollapse)
+    "policy entropy": (POLICY_ENTROPY, ENTROPY, LOG_STD_MEAN),
 }
 # Keys a user tag map may target (``tags.map`` in watchdog.yaml).
 MAPPABLE_KEYS = tuple(dict.fromkeys((*TRACKED_KEYS, APPROX_KL, CLIP_FRACTION, EXPLAINED_VARIANCE, LEARNING_RATE)))

@@ -695,6 +695,34 @@ def test_an_entropy_rising_faster_than_it_ever_moved_is_a_surge_even_inside_its_
     assert not late or late[0]["iteration"] > 340, late
 
 
+def test_where_no_entropy_is_logged_the_policy_log_std_stands_in_and_is_never_mixed_with_it():
+    """skrl with an entropy loss scale of 0 (Isaac Lab's locomotion setting) logs the policy's std and no entropy. A
+    Gaussian's mean log-std is its entropy per action dimension up to a constant, so the entropy rules judge it: a
+    std that had shrunk while the policy learned and then runs away, with the reward's fall, is a policy_collapse.
+    The first of the two a run logs is the one judged: an entropy tag that appears later (skrl logs it once its
+    scale turns non-zero) is not mixed into the log-std's windows."""
+    rng = np.random.default_rng(5)
+
+    def run(runaway: bool, entropy_from: int | None = None) -> list[MetricRecord]:
+        out = []
+        for it in range(400):
+            log_std = -0.004 * min(it, 250) + rng.normal(0, 0.003) + (0.05 * (it - 299) if runaway and it >= 300 else 0)
+            metrics = {"value_loss": 0.01, "train/log_std_mean": log_std,
+                       "average_step_reward": (5.0 if runaway and it >= 330 else 20.0) + rng.normal(0, 0.5)}
+            if entropy_from is not None and it >= entropy_from:
+                metrics["train/entropy"] = 6.0 + rng.normal(0, 0.01)  # another quantity, another scale
+            out.append(MetricRecord.from_mapping(it, it * 64, metrics))
+        return out
+
+    out = drive(run(True), stop_after_rollback=True)
+    alarm = out.first("alarm")
+    assert alarm is not None and alarm["detector"] == "policy_collapse" and "policy log-std" in alarm["reason"]
+    assert 295 <= alarm["onset_iteration"] <= 305 and out.rollbacks[0].target.iteration < 300
+    assert drive(run(False)).kinds("warning") == []
+    # an entropy of 6 nats appearing at 200 would be a 6-nat "surge" of a log-std near -0.8 if the two were mixed
+    assert drive(run(False, entropy_from=200)).kinds("warning") == []
+
+
 def test_a_state_saved_before_a_detector_gained_fields_still_loads():
     """A checkpoint's watchdog state from an older version lacks the fields added since (kl_surge's
     runaway count, blowup's returns): loading keeps their defaults instead of failing the resume."""
@@ -707,7 +735,7 @@ def test_a_state_saved_before_a_detector_gained_fields_still_loads():
             det.update(rec)
         state = det.state_dict()
         for key in ("runaway", "runaway_since", "returns", "first_level", "levels", "lows", "highs", "moves",
-                    "move_start"):
+                    "move_start", "signal"):
             state.pop(key, None)
         fresh = next(d for d in build_detectors(cfg)
                      if type(d) is type(det) and getattr(d, "signal", None) == getattr(det, "signal", None))

@@ -137,7 +137,7 @@ def test_a_policy_noise_running_away_is_said_and_a_return_it_did_not_hurt_is_not
     """rsl_rl's entropy coefficient x100 from update 300: the policy's log-std climbs -1.02 -> 2.79 (std
     0.36 -> 16) by 499, steadily, while the return stays at 16.2-17.4 (push_lite clamps actions to [-1, 1],
     so a wide Gaussian pushes at full speed and the task is still done). The runaway is an advisory
-    `entropy_surge` at 306, dated 298, where its rise began (the pace rule, session 24: 3x faster than the
+    `entropy_surge` at 306, dated 299, where its rise began (the pace rule, session 24: 3x faster than the
     entropy moved either way in its window; the range rule said it at 316, dated where it left its range, 304);
     with no fall of the reward there is nothing a rollback would win back, so the run stays healthy (as a run
     whose std drifts up with no cost)."""
@@ -145,4 +145,4 @@ def test_a_policy_noise_running_away_is_said_and_a_return_it_did_not_hurt_is_not
     assert info["verdict"] == "healthy" and info["iterations"] == 500
     (warning,) = info["events"]
     assert (warning["detector"], warning["iteration"], warning["onset_iteration"], warning["advisory"]) == (
-        "entropy_surge", 306, 298, True)
+        "entropy_surge", 306, 299, True)
