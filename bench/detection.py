@@ -573,6 +573,8 @@ NOT_HEALTHY = {  # runs made here with no fault that are not healthy runs either
     "mujoco/skrl/hopper_linearlr_rss": "collapsed by itself (return ~330 -> 7-30)",
     "many_envs/skrl/push_lite_adaptive_lr": "learned nothing; its return slid for 600 updates",
     "configs/skrl/invpendulum_klada_rss_seed3": "lost its balanced pole in its last 6 updates (return 1000 -> 15)",
+    "mujoco_long/skrl_walker2d": "learned nothing; its return stepped down from ~-3 to -12.5",
+    "mujoco_long/skrl_ant": "learned nothing; its return follows its episodes' length (-128 -> -755)",
     "openrl_restarted": "a crash and its restart",
     "sb3_csv/cartpole_healthy/csv": "the same run as sb3_csv/cartpole_healthy/tensorboard",
 }

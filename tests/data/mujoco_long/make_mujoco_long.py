@@ -1,0 +1,48 @@
+"""Write the long healthy MuJoCo runs under tests/data/mujoco_long/ with the real libraries (CPU).
+
+    PYTHONPATH=. python tests/data/mujoco_long/make_mujoco_long.py [name ...]
+
+The runs of ../mujoco are 500 iterations; the runs the watchdog meets in the field (Isaac Lab's rsl_rl and skrl,
+Isaac Gym's rl_games) are 1,500-5,000. These are ../mujoco/make_mujoco_runs.py's functions, imported unchanged,
+with the same settings, seeds and envs, only 2,500 iterations long; made in session 24 and replayed blind: no
+setting was changed after seeing them (README.md). Each library's own
+TensorBoard logger wrote the events; the functions delete the checkpoints.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from tests.data.mujoco import make_mujoco_runs as m
+
+HERE = Path(__file__).resolve().parent
+# name -> (library, gymnasium id, envs, iterations): ../mujoco's RUNS entries, 2,500 long
+LONG = {
+    "rsl_rl_ant": ("rsl_rl", "Ant-v4", 32, 2500),
+    "rl_games_ant": ("rl_games", "Ant-v4", 32, 2500),
+    "skrl_walker2d": ("skrl", "Walker2d-v4", 32, 2500),
+    "rsl_rl_walker2d": ("rsl_rl", "Walker2d-v4", 32, 2500),
+    "rl_games_humanoid": ("rl_games", "Humanoid-v4", 32, 2500),
+    "skrl_ant": ("skrl", "Ant-v4", 32, 2500),
+}
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    torch.set_num_threads(1)
+    for name in argv or list(LONG):
+        library, *args = LONG[name]
+        out = HERE / name
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        {"rsl_rl": m.rsl_rl, "rl_games": m.rl_games, "skrl": m.skrl}[library](out, *args)
+        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
