@@ -1083,7 +1083,8 @@ class EntropyCollapse(Detector):
     ``min_drop_nats``, for ``persist_points``. A steady decline (a policy getting surer as it learns)
     sits below the lagged window by a fraction of its width; a policy made near-deterministic by a few
     oversized updates falls by many widths. Entropy is in nats in every framework, so the floor is one
-    number. Reads the framework's policy entropy, else OpenRL's ``dist_entropy``.
+    number. Reads the framework's policy entropy, else OpenRL's ``dist_entropy``, else the policy's mean log-std
+    (:meth:`_values`).
 
     Advisory: an entropy can fall for good reasons, so the run stays healthy and its stable
     checkpoints go on; the policy calls it divergence (``policy_collapse``) when the reward collapses
@@ -1142,12 +1143,12 @@ class EntropyCollapse(Detector):
         if self.down == 0:  # a collapse does not teach the window what normal is
             self.values.push(record.iteration, value)
             if move is not None:
-                self.moves.push(record.iteration, move[2])
+                self.moves.push(record.iteration, move[1])
         return verdict
 
-    def _move(self, iteration: int, value: float) -> tuple[float, int, float]:
+    def _move(self, iteration: int, value: float) -> tuple[float, float]:
         """(how far the entropy moved this way from its extreme of the last ``horizon_iters`` iterations, in nats;
-        the iteration of that extreme; the larger of that and its move the other way: how fast it moves)."""
+        the larger of that and its move the other way: how fast it moves)."""
         y = value * self.direction
         oldest = iteration - self.cfg.horizon_iters
         lows, highs = self.lows, self.highs
@@ -1162,7 +1163,7 @@ class EntropyCollapse(Detector):
         while highs[0][0] < oldest:
             highs.popleft()
         move = y - lows[0][1]
-        return move, lows[0][0], max(move, highs[0][1] - y)
+        return move, max(move, highs[0][1] - y)
 
     def _rise_start(self, move: float) -> int:
         """Where a move of ``move`` began: the newest point of the horizon still within a tenth of the move of its
@@ -1171,7 +1172,7 @@ class EntropyCollapse(Detector):
         return next(it for it, y in reversed(self.lows) if y - low <= 0.1 * move)
 
     def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow,
-               move: tuple[float, int, float] | None) -> Verdict | None:
+               move: tuple[float, float] | None) -> Verdict | None:
         low, high = window.quantile(0.05), window.quantile(0.95)
         width = high - low
         edge = low if self.direction < 0 else high  # the side of the recent range it leaves by
@@ -1201,7 +1202,7 @@ class EntropyCollapse(Detector):
                     f"{_times(beyond / width if width > 0 else math.inf)}x their 5-95 % range)")
             threshold = edge + self.direction * limit
         else:
-            onset = self.move_start if self.move_start is not None else move[1]
+            onset = self.move_start
             hlimit = max(self.cfg.horizon_ratio * top, self.cfg.min_drop_nats)
             what = self._moved.format(moved=move[0], horizon=self.cfg.horizon_iters) + (
                 f" ({_times(move[0] / top) if top > 0 else 'far more than'}x the most it rose or fell within as long "
