@@ -82,7 +82,8 @@ ADVICE: dict[str, tuple[str, str]] = {
     "entropy_collapse": ("the policy's entropy fell far below its recent range within a few updates: updates "
                          "too large for PPO's trust region (learning rate, epochs)",
                          "lower the learning rate if it was not meant (the safe config does)"),
-    "entropy_surge": ("the policy's entropy rose far above its recent range within a few updates: its std is "
+    "entropy_surge": ("the policy's entropy rose far above its recent range, or far faster than it moved before, "
+                      "within a few updates: its std is "
                       "running away (updates too large for PPO's trust region, or an entropy bonus the reward no "
                       "longer outweighs)",
                       "lower the learning rate, or the entropy coefficient, if it was not meant (the safe config lowers "
