@@ -19,15 +19,12 @@ from pathlib import Path
 from tests.data.mujoco import make_mujoco_runs as m
 
 HERE = Path(__file__).resolve().parent
-# name -> (library, gymnasium id, envs, iterations): ../mujoco's RUNS entries, 2,500 long
-LONG = {
-    "rsl_rl_ant": ("rsl_rl", "Ant-v4", 32, 2500),
-    "rl_games_ant": ("rl_games", "Ant-v4", 32, 2500),
-    "skrl_walker2d": ("skrl", "Walker2d-v4", 32, 2500),
-    "rsl_rl_walker2d": ("rsl_rl", "Walker2d-v4", 32, 2500),
-    "rl_games_humanoid": ("rl_games", "Humanoid-v4", 32, 2500),
-    "skrl_ant": ("skrl", "Ant-v4", 32, 2500),
-}
+ITERATIONS = 2500
+# name -> the ../mujoco run (RUNS entry) it is, longer
+SOURCES = {"rsl_rl_ant": "rsl_rl/ant", "rl_games_ant": "rl_games/ant", "skrl_walker2d": "skrl/walker2d",
+           "rsl_rl_walker2d": "rsl_rl/walker2d", "rl_games_humanoid": "rl_games/humanoid", "skrl_ant": "skrl/ant"}
+# name -> (library, gymnasium id, envs, iterations)
+LONG = {name: (*m.RUNS[source][:3], ITERATIONS) for name, source in SOURCES.items()}
 
 
 def main(argv: list[str]) -> int:
