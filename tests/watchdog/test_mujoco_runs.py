@@ -447,3 +447,29 @@ def test_an_entropy_that_runs_away_from_the_bottom_of_its_fall_is_a_surge_and_wi
     warned = [(e["event"], e["detector"], e["iteration"]) for e in off.to_dict()["events"]
               if e["event"] in ("warning", "alarm")]
     assert off.verdict == "warning" and warned == [("warning", "reward_collapse", 276)]
+
+
+@pytest.mark.parametrize("split", [255, 265, 272])
+def test_the_entropy_pace_rule_resumes_exactly_from_strict_json(split):
+    """The IDP entropy fault saved before and after its surge's first verdict (270) and restored from strict
+    JSON: the restored detectors go on exactly as the originals (the pace rule's horizon deques and window)."""
+    import json
+
+    from watchdog.frameworks import config_for_run
+    from watchdog.pipeline import Watchdog
+    from watchdog.replay import load_run
+
+    data = load_run(DATA / ENTROPY_FAULT_IDP)
+    cfg = config_for_run(WatchdogConfig(), data.info)
+    first = Watchdog(cfg)
+    for rec in data.records[:split]:
+        first.observe(rec)
+    second = Watchdog(cfg)
+    second.load_detectors_state(json.loads(json.dumps(first.detectors_state(), allow_nan=False)))
+    said = set()
+    for rec in data.records[split:]:
+        a = [(v.detector, v.reason, v.onset_hint) for v in (d.update(rec) for d in first.detectors) if v]
+        b = [(v.detector, v.reason, v.onset_hint) for v in (d.update(rec) for d in second.detectors) if v]
+        assert a == b, rec.iteration
+        said.update(d for d, *_ in a)
+    assert "entropy_surge" in said
