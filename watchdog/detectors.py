@@ -1098,8 +1098,8 @@ class EntropyCollapse(Detector):
     _what = "fell {beyond:.3g} nats below its recent low {edge:.3g} (5 % quantile"
     _moved = "fell {moved:.3g} nats within {horizon} iterations"
     _meaning = "the policy is turning deterministic"
-    _state_fields = ("signal", "down", "first_down", "fall_start", "lows", "highs", "move_start")
-    _window_fields = ("values", "moves")
+    _state_fields = ("signal", "down", "first_down", "fall_start", "move_start")
+    _window_fields = ("values", "moves", "lows", "highs")
 
     def __init__(self, cfg: EntropyCollapseConfig | EntropySurgeConfig, warmup: WarmupConfig):
         super().__init__(warmup)
@@ -1108,11 +1108,12 @@ class EntropyCollapse(Detector):
         self.down = 0
         self.first_down: int | None = None
         self.fall_start: int | None = None  # first point of the current stretch outside the window's range
-        # the horizon rule (``horizon_iters``): the points of the last horizon_iters iterations that can still be
-        # the extreme a move starts from, (iteration, value x direction) increasing from oldest to newest; the
-        # largest move of each point over its horizon, in a window that joins and leaves as ``values``
-        self.lows: deque[tuple[int, float]] = deque()
-        self.highs: deque[tuple[int, float]] = deque()  # the same for the other way: decreasing
+        # the horizon rule (``horizon_iters``): the largest and (negated) smallest of value x direction over the last
+        # horizon_iters iterations, and the largest move of each point over its horizon, in a window that joins and
+        # leaves as ``values``
+        horizon = cfg.horizon_iters or 0
+        self.highs = LaggedMax(horizon, 0)
+        self.lows = LaggedMax(horizon, 0)  # of -(value x direction): its joined points, the candidate lows
         self.moves = LaggedMax(cfg.baseline_iters, cfg.lag_iters)
         self.move_start: int | None = None  # where the streak's move began (the extreme it left)
         self.signal: str | None = None  # the one of ``signals`` this run logs (the first it logged)
@@ -1150,26 +1151,17 @@ class EntropyCollapse(Detector):
         """(how far the entropy moved this way from its extreme of the last ``horizon_iters`` iterations, in nats;
         the larger of that and its move the other way: how fast it moves)."""
         y = value * self.direction
-        oldest = iteration - self.cfg.horizon_iters
-        lows, highs = self.lows, self.highs
-        while lows and lows[-1][1] >= y:
-            lows.pop()  # never the extreme again: a point as far back joined after it
-        lows.append((iteration, y))
-        while lows[0][0] < oldest:
-            lows.popleft()
-        while highs and highs[-1][1] <= y:
-            highs.pop()
-        highs.append((iteration, y))
-        while highs[0][0] < oldest:
-            highs.popleft()
-        move = y - lows[0][1]
-        return move, max(move, highs[0][1] - y)
+        self.lows.push(iteration, -y)
+        self.highs.push(iteration, y)
+        move = y + self.lows.max()
+        return move, max(move, self.highs.max() - y)
 
     def _rise_start(self, move: float) -> int:
         """Where a move of ``move`` began: the newest point of the horizon still within a tenth of the move of its
         extreme (on a flat, noisy stretch the extreme itself may lie anywhere in it)."""
-        low = self.lows[0][1]
-        return next(it for it, y in reversed(self.lows) if y - low <= 0.1 * move)
+        lows = self.lows.joined  # (iteration, -y), the lowest first, each later one higher
+        low = -lows[0][1]
+        return next(it for it, neg in reversed(lows) if -neg - low <= 0.1 * move)
 
     def _judge(self, record: MetricRecord, signal: str, value: float, window: SortedWindow,
                move: tuple[float, float] | None) -> Verdict | None:
