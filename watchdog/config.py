@@ -454,6 +454,10 @@ class PolicyConfig(_Config):
 
     stable_every_iters: int = Field(10, ge=1, description="Mark a stable checkpoint every this many healthy iterations.")
     recover_points: int = Field(5, ge=1, description="Quiet points before WARNING returns to HEALTHY.")
+    advisory_quiet_iters: int = Field(
+        100, ge=0, le=10_000_000,
+        description="An advisory warning is said once per stretch; the stretch ends after recover_points records "
+                    "and this many iterations without it (a fall that comes and goes at its limit is said once).")
     cooldown_iters: int = Field(20, ge=0, description="Re-warm-up after a rollback before stable marks resume.")
     rollback_budget: int = Field(3, ge=0, le=100, description="Rollbacks allowed before the run is stopped.")
     escalation_lr_factor: float = Field(

@@ -141,7 +141,8 @@ class Policy:
         self.last_stable_iteration: int | None = None
         self.cooldown_until = -1
         self.active_warnings: list[str] = []
-        self.advisory_active: dict[str, int] = {}  # advisory warnings of the current stretch -> quiet records since
+        # advisory warnings of the current stretch -> (quiet records since, the iteration it was last seen)
+        self.advisory_active: dict[str, tuple[int, int]] = {}
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
         self.restored_iteration: int | None = None  # the checkpoint the last rollback restored
@@ -157,7 +158,7 @@ class Policy:
             return []
         if not verdicts and not self.resource_active:  # a quiet record (the common case), in short
             if self.advisory_active:
-                self._say_advisory([], emit)
+                self._say_advisory([], record.iteration, emit)
             return self._on_quiet(record, emit)
         resources = [v for v in verdicts if v.signal.startswith(SYS_PREFIX)]
         training = [v for v in verdicts if not v.signal.startswith(SYS_PREFIX)]
@@ -174,26 +175,32 @@ class Policy:
         if alarms:
             return self._on_alarm(record, alarms[0], emit, onset_fn)
         standing = [v for v in warnings if not v.advisory]
-        self._say_advisory([v for v in warnings if v.advisory], emit)
+        self._say_advisory([v for v in warnings if v.advisory], record.iteration, emit)
         if standing:
             self._on_warnings(standing, emit)
             return []
         return self._on_quiet(record, emit)
 
-    def _say_advisory(self, warnings: list[Verdict], emit: Emit) -> None:
-        """Advisory warnings (a trend that cannot alarm alone) are said once per stretch, which ends
-        after ``recover_points`` records without it; the state and the stable checkpoints are theirs
-        to leave alone."""
+    def _say_advisory(self, warnings: list[Verdict], iteration: int, emit: Emit) -> None:
+        """Advisory warnings (a trend that cannot alarm alone) are said once per stretch; the state and the stable
+        checkpoints are theirs to leave alone. A stretch ends once the warning has been absent for
+        ``recover_points`` records and ``advisory_quiet_iters`` iterations (or the iterations went back: a rollback
+        or a resume), so a fall that comes and goes at its rule's limit is said once, not at every dip (until
+        session 25 a stretch ended after the records alone: ten advisories in 250 updates of a long skrl run)."""
         seen = {_warning_key(v): v for v in warnings}
         for key, v in seen.items():
             if key not in self.advisory_active:
                 emit("warning", detector=v.detector, signal=v.signal, value=v.value, threshold=v.threshold,
                      reason=v.reason, onset_iteration=v.onset_hint, advisory=True)
-            self.advisory_active[key] = 0
+            self.advisory_active[key] = (0, iteration)
+        pol = self.cfg.policy
         for key in [k for k in self.advisory_active if k not in seen]:
-            self.advisory_active[key] += 1
-            if self.advisory_active[key] >= self.cfg.policy.recover_points:
+            quiet, last = self.advisory_active[key]
+            quiet += 1
+            if quiet >= pol.recover_points and not 0 <= iteration - last < pol.advisory_quiet_iters:
                 del self.advisory_active[key]
+            else:
+                self.advisory_active[key] = (quiet, last)
 
     def _on_resources(self, record: MetricRecord, verdicts: list[Verdict], actions: list[Action],
                       emit: Emit) -> list[Action]:
@@ -443,7 +450,9 @@ class Policy:
         self.last_stable_iteration = state["last_stable_iteration"]
         self.cooldown_until = int(state["cooldown_until"])
         self.active_warnings = list(state["active_warnings"])
-        self.advisory_active = {str(k): int(v) for k, v in state.get("advisory_active", {}).items()}
+        # (a state saved before session 25 holds the quiet records alone: the stretch then ends on them)
+        self.advisory_active = {str(k): (int(v), -10**12) if isinstance(v, int) else (int(v[0]), int(v[1]))
+                                for k, v in state.get("advisory_active", {}).items()}
         self.registry.load_state_dict(state["stable"])
         self.last_alarm = copy.deepcopy(state.get("last_alarm"))
         self.restored_iteration = state.get("restored_iteration")

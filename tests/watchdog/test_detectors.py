@@ -408,19 +408,25 @@ def test_a_value_side_warning_with_a_reward_collapse_is_divergence_only_when_the
                            lambda alarm: None)  # a climbing value loss alone stays a warning
 
 
-def test_an_advisory_warning_is_said_once_per_stretch_and_leaves_the_run_healthy_and_checkpointing():
+@pytest.mark.parametrize("quiet_iters, said_at", [(0, [10, 30]), (5, [10, 30]), (10, [10]), (100, [10])])
+def test_an_advisory_warning_is_said_once_per_stretch_and_leaves_the_run_healthy_and_checkpointing(quiet_iters,
+                                                                                                   said_at):
     """A trend that cannot alarm (value targets not normalised) warns, but a policy learning is no reason
-    to stop marking stable checkpoints: the run stays healthy; the warning is said once per stretch."""
+    to stop marking stable checkpoints: the run stays healthy; the warning is said once per stretch, which
+    ends after recover_points records and advisory_quiet_iters iterations without it (a warning that comes
+    back 8 iterations later is the same stretch; one 118 iterations later is news at the default 100)."""
     from watchdog.detectors import Verdict
     from watchdog.onset import Onset
     from watchdog.policy import Policy, SaveStable, State
 
-    cfg = WatchdogConfig.model_validate({"policy": {"stable_every_iters": 5, "recover_points": 3}})
+    cfg = WatchdogConfig.model_validate({"policy": {"stable_every_iters": 5, "recover_points": 3,
+                                                    "advisory_quiet_iters": quiet_iters}})
     policy = Policy(cfg)
     events, saves = [], []
-    for it in range(40):
+    for it in range(200):
         verdicts = []
-        if 10 <= it < 20 or it == 22 or 30 <= it < 32:  # one stretch (a 2-record gap), then a new one
+        # a stretch with a 2-record gap, back 8 iterations after it ended (the same stretch from 10 quiet iterations up), and again 118 later
+        if 10 <= it < 20 or it == 22 or 30 <= it < 32 or 150 <= it < 152:
             verdicts = [Verdict("trend", "warning", "train/value_loss", 2.0, 0.5, "value loss trending up", it, it,
                                 it - 3, advisory=True)]
         actions = policy.step(MetricRecord.from_mapping(it, it, {"value_loss": 1.0}), verdicts,
@@ -428,8 +434,45 @@ def test_an_advisory_warning_is_said_once_per_stretch_and_leaves_the_run_healthy
         saves += [a.iteration for a in actions if isinstance(a, SaveStable)]
         assert policy.state is State.HEALTHY
     warned = [f for kind, f in events if kind == "warning"]
-    assert [w["advisory"] for w in warned] == [True, True] and len(warned) == 2
-    assert saves == list(range(0, 40, 5))  # checkpoints all through the warnings
+    assert all(w["advisory"] for w in warned)
+    assert [w["onset_iteration"] + 3 for w in warned] == said_at + [150]
+    assert saves == list(range(0, 200, 5))  # checkpoints all through the warnings
+
+
+def test_an_advisory_stretch_survives_a_saved_state_and_ends_when_the_iterations_go_back():
+    """The stretch's last sighting is part of the policy's state (strict JSON); a state saved before it was
+    (the quiet records alone) ends on the records; a rollback's earlier iterations end it (a new trajectory)."""
+    import json
+
+    from watchdog.detectors import Verdict
+    from watchdog.policy import Policy
+
+    cfg = WatchdogConfig.model_validate({"policy": {"recover_points": 3}})
+    warn = lambda it: [Verdict("trend", "warning", "train/value_loss", 2.0, 0.5, "up", it, it, it, advisory=True)]
+    said = []
+    emit = lambda kind, **f: said.append(f["onset_iteration"]) if kind == "warning" else None
+
+    def run(policy, its, warned):
+        for it in its:
+            policy.step(MetricRecord.from_mapping(it, it, {"value_loss": 1.0}), warn(it) if it in warned else [],
+                        emit, lambda alarm: None)
+
+    policy = Policy(cfg)
+    run(policy, range(10, 20), {10})
+    restored = Policy(cfg)
+    restored.load_state_dict(json.loads(json.dumps(policy.state_dict(), allow_nan=False)))
+    run(restored, range(20, 40), {30})
+    assert said == [10]  # the same stretch after the resume
+    old = policy.state_dict()
+    old["advisory_active"] = {k: v[0] for k, v in old["advisory_active"].items()}  # before session 25
+    legacy = Policy(cfg)
+    legacy.load_state_dict(old)
+    run(legacy, range(20, 40), {30})
+    assert said == [10, 30]
+    back = Policy(cfg)
+    run(back, range(10, 20), {10})
+    run(back, range(5, 15), {14})  # rolled back to 5: the iterations went back
+    assert said == [10, 30, 10, 14]
 
 
 def _entropy_run(n: int, seed: int, *, collapse_at: int | None = None, reward_falls_at: int | None = None,
