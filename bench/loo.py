@@ -31,11 +31,13 @@ from watchdog.config import WatchdogConfig
 RESULTS = Path(__file__).resolve().parent / "results" / "detection_loo.json"
 WARN_BUDGET_ITERS = 5000
 GRID: list[dict[str, str]] = [  # the knobs that trade quiet against sensitivity; the first are the defaults
-    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "2", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
     {"trend.warn_h": "8", "trend.persist_points": "2", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
-    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "3", "value_loss.departure_sigmas": "3"},
-    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "6", "value_loss.departure_sigmas": "3"},
-    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "2"},
+    {"trend.warn_h": "5", "trend.persist_points": "2", "trend.alarm_ratio": "3", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "2", "trend.alarm_ratio": "6", "value_loss.departure_sigmas": "3"},
+    {"trend.warn_h": "5", "trend.persist_points": "2", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "2"},
+    # the default until session 25: a trend warning on its first point (persist_points counts warnings only)
+    {"trend.warn_h": "5", "trend.persist_points": "1", "trend.alarm_ratio": "4", "value_loss.departure_sigmas": "3"},
 ]
 
 

@@ -174,7 +174,8 @@ class TrendConfig(_Config):
         3.0, ge=1, description="A verdict needs the 3-point median this many times the reference..."
     )
     persist_points: int = Field(
-        1, ge=1, le=1000, description="...for this many points in a row (1: the 3-point median already needs two).")
+        2, ge=1, le=1000, description="...for this many points in a row, for a warning (an alarm needs one: the 3-point "
+                                      "median already needs two points; two spikes within three points make one).")
     alarm_ratio: float | None = Field(
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."

@@ -643,8 +643,6 @@ class TrendCusum(Detector):
             return None
         ratio = math.exp(level - top)
         self.persist += 1
-        if self.persist < self.cfg.persist_points and jump is None:
-            return None
         # where targets are not normalised (alarm_ratio null), a climb is said, not acted on, below blowup_ratio x
         blown = (self.cfg.alarm_ratio is None and self.cfg.blowup_ratio is not None
                  and ratio >= self.cfg.blowup_ratio and not self._learned_since_baseline(record.iteration, level))
@@ -653,6 +651,8 @@ class TrendCusum(Detector):
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
         alarm = alarm and not below_excursion
+        if not alarm and self.persist < self.cfg.persist_points and jump is None:
+            return None  # a warning needs its level held: two spikes within 3 points make one 3-point median
         if not alarm and self.explained_by is not None and self._returns_explain(level):
             return None  # the critic meeting returns it has not seen: nothing to say
         verdict = self._verdict(

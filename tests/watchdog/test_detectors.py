@@ -1076,3 +1076,35 @@ def _armed_after(values: list[float]) -> bool:
     for i, v in enumerate(values):
         rule.update(MetricRecord.from_mapping(i, (i + 1) * 100, {VALUE_LOSS: v}))
     return rule.armed
+
+
+def _trend_verdicts(tail: list[float], persist_points: int | None = None) -> list[tuple[int, str]]:
+    """A settled, noisy normalised value loss (about 0.02, log-sigma 0.3) for 400 iterations, then ``tail``:
+    the trend's verdicts (iteration, level) on the tail."""
+    from watchdog.detectors import TrendCusum
+
+    overrides = {} if persist_points is None else {"trend": {"persist_points": persist_points}}
+    cfg = WatchdogConfig.model_validate(overrides)
+    det = TrendCusum(cfg.trend, cfg.warmup, VALUE_LOSS)
+    rng = np.random.default_rng(7)
+    series = [0.02 * math.exp(rng.normal(0, 0.3)) for _ in range(400)] + tail
+    said = []
+    for it, v in enumerate(series):
+        verdict = det.update(MetricRecord.from_mapping(it, it, {VALUE_LOSS: v}))
+        if verdict is not None and it >= 400:
+            said.append((it - 400, verdict.level))
+    return said
+
+
+def test_a_trend_warning_needs_its_level_held_two_points_and_an_alarm_does_not():
+    """Spikes two points apart (rl_games Humanoid's normalised loss: 0.29, 0.05, 0.20, 0.03, 0.16) make a
+    3-point median 3-4x the top of the recent range at every other point: no level held, nothing said (until
+    session 25 a standing warning for five iterations). A level held at 3.5x is a warning on its second point; a
+    jump to 17x is an alarm on the first 3-point median that sees it."""
+    spikes = [0.2, 0.02, 0.1, 0.02, 0.1] + [0.02] * 10
+    assert _trend_verdicts(spikes) == []
+    assert _trend_verdicts(spikes, persist_points=1) != []  # the old setting warned
+    held = _trend_verdicts([0.1] * 6)
+    assert held and held[0] == (2, "warning")  # median3 high from point 1, held on point 2
+    assert _trend_verdicts([0.1] * 6, persist_points=1)[0] == (1, "warning")
+    assert _trend_verdicts([0.5] * 6)[0] == (1, "alarm")

@@ -33,8 +33,9 @@ RUNS = {
     # 224 -> 532 (best 623); a slide 307 -> 190 over 880-1059 it came back from
     "rsl_rl_walker2d/logs/2026-11-30_13-30-00": ("rsl_rl", "healthy", [("reward_collapse", 1059, False)]),
     # 410 -> 2,144 (best 2,525); two normalised value-loss spikes within 3 points (0.29 at 2446, 0.20 at 2448) make
-    # a 3-point level 3.4x the top of the recent range: a trend warning, recovered at 2453
-    "rl_games_humanoid/runs/humanoid_ppo": ("rl_games", "healthy", [("trend", 2448, False)]),
+    # one 3-point level 3.4x the top of the recent range, not held at the next point: nothing said (until session
+    # 25 a trend warning, recovered at 2453)
+    "rl_games_humanoid/runs/humanoid_ppo": ("rl_games", "healthy", []),
     # never learns (-128 -> -755): nothing said
     "skrl_ant/runs/26-11-30_13-30-00-000000_PPO": ("skrl", "healthy", []),
 }
