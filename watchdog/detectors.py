@@ -1384,6 +1384,11 @@ class PolicyStd(Detector):
         self.warn_since: int | None = None  # first iteration of the current stretch inside the warning horizon
         self.saturated_since: int | None = None  # ... of the current stretch above saturated_log_std
         self.warned = False  # the current stretch's warning has been said
+        # derived, not state: the history's log-stds, and how many of its newest points are at least an iteration
+        # apart, in order (the slope's bound below holds for those; a rollback's earlier iterations break it)
+        self._ys: deque[float] = deque(maxlen=cfg.rate_points)
+        self._ordered = 0
+        self._bound = 0.5 * math.sqrt(12.0 / (cfg.rate_points ** 2 - 1))
 
     def reads(self) -> tuple[str, ...]:
         return (LOG_STD_MAX, LOG_STD_MEAN, ENTROPY)
@@ -1403,17 +1408,29 @@ class PolicyStd(Detector):
 
     def _check(self, record, values, judging):
         (signal, log_std), = values.items()
-        self.history.append((record.iteration, log_std))
+        history = self.history
+        self._ordered = self._ordered + 1 if history and record.iteration >= history[-1][0] + 1 else 1
+        history.append((record.iteration, log_std))
+        self._ys.append(log_std)
         if log_std <= self.cfg.saturated_log_std:
             self.saturated_since = None
         elif self.saturated_since is None:
             self.saturated_since = record.iteration
-        if len(self.history) < self.cfg.rate_points:
-            return None
-        rate = _slope(self.history)  # log-std per iteration
-        if rate is None:
+        if len(history) < self.cfg.rate_points:
             return None
         headroom = self.cfg.overflow_log_std - log_std
+        if self.warn_since is None and headroom > 0 and self._ordered >= len(history):
+            # most records: the slope cannot put the overflow within twice the horizon. For n points at least an
+            # iteration apart, |slope| <= (max - min of the log-stds) / 2 * sqrt(12 / (n^2 - 1)) (the residuals
+            # from the mid-range are at most half the range; Cauchy-Schwarz; n distinct integers spread at least
+            # as consecutive ones), so the fit is skipped where it could only say "not within the horizon"
+            ys = self._ys
+            if (max(ys) - min(ys)) * self._bound * self.cfg.warn_within_iters < 0.5 * headroom:
+                self.warned = False
+                return None
+        rate = _slope(history)  # log-std per iteration
+        if rate is None:
+            return None
         eta = 0.0 if headroom <= 0 else headroom / rate if rate > 0 else math.inf  # iterations to overflow
         eta = round(eta, 6)  # a slope summed in floating point must not miss an exact horizon
         # hysteresis: a standing warning ends only well outside the horizon, not on every wobble of the rate
@@ -1440,6 +1457,12 @@ class PolicyStd(Detector):
         )
         verdict.advisory = level == "warning"  # a forecast: its own alarm follows if it comes true
         return verdict
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.history = deque((tuple(p) for p in self.history), maxlen=self.cfg.rate_points)
+        self._ys = deque((y for _, y in self.history), maxlen=self.cfg.rate_points)
+        self._ordered = 0  # not known: the fit runs until rate_points ordered points have come
 
 
 def _slope(points) -> float | None:

@@ -1108,3 +1108,39 @@ def test_a_trend_warning_needs_its_level_held_two_points_and_an_alarm_does_not()
     assert held and held[0] == (2, "warning")  # median3 high from point 1, held on point 2
     assert _trend_verdicts([0.1] * 6, persist_points=1)[0] == (1, "warning")
     assert _trend_verdicts([0.5] * 6)[0] == (1, "alarm")
+
+
+def test_the_policy_std_rules_skipped_fit_never_changes_what_it_says():
+    """The std rule skips its least-squares fit where a bound on the slope (the log-stds' range over points at
+    least an iteration apart) shows the overflow cannot come within the horizon. Against the same rule fitting
+    every record: the same verdicts and the same state, on climbs of every pace, logged every 1 or 5 iterations,
+    with a rollback's earlier iterations in the middle."""
+    from watchdog.detectors import PolicyStd
+
+    cfg = WatchdogConfig()
+    rng = np.random.default_rng(11)
+    alarms = 0
+    for case in range(60):
+        every = 1 if case % 2 else 5
+        pace = [0.0, 0.02, 0.1, 0.3, 1.0][case % 5]
+        start = float(rng.uniform(-1, 30))
+        iterations = list(range(0, 400 * every, every))
+        if case % 3 == 0:  # a rollback to 100 updates back, at 250 points in
+            iterations = iterations[:250] + [it - 100 * every for it in iterations[250:]]
+        gated, fitted = PolicyStd(cfg.policy_std, cfg.warmup), PolicyStd(cfg.policy_std, cfg.warmup)
+        said = {True: [], False: []}
+        skipped = 0
+        for i, it in enumerate(iterations):
+            log_std = start + pace * max(0, i - 150) / every + rng.normal(0, 0.05)
+            record = MetricRecord.from_mapping(it, it, {"train/log_std_mean": log_std})
+            fitted._ordered = 0  # never skips
+            for det in (gated, fitted):
+                verdict = det.update(record)
+                said[det is gated].append(None if verdict is None else (verdict.level, verdict.reason))
+            skipped += gated._ordered >= cfg.policy_std.rate_points and gated.warn_since is None
+        assert said[True] == said[False]
+        assert gated.state_dict() == fitted.state_dict()
+        if pace == 0.0:
+            assert skipped > 300  # the fit is skipped on most records of a quiet std
+        alarms += any(v is not None and v[0] == "alarm" for v in said[True])
+    assert alarms >= 20  # the climbs reach the alarm too
