@@ -616,10 +616,12 @@ class TrendCusum(Detector):
         window = self.baseline.window
         ready = judging and self.baseline.ready(self.warmup.baseline_points)
         if ready:  # judged against the baseline as it was before this point joins it
-            center, sigma = window.median(), max(window.sigma(), cfg.min_sigma)
-            z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
-            # Capped, so that once a rise is over the detector quiets down in bounded time.
-            self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
+            center = window.median()
+            if self.cusum > 0.0 or x > center:  # else z <= 0 and the CUSUM stays at 0: no sigma needed
+                sigma = max(window.sigma(), cfg.min_sigma)
+                z = max(-cfg.z_cap, min(cfg.z_cap, (x - center) / sigma))
+                # Capped, so that once a rise is over the detector quiets down in bounded time.
+                self.cusum = min(max(0.0, self.cusum + z - cfg.drift_k), 1.5 * cfg.warn_h)
             if not self.cusum < cfg.warn_h:  # the top of its range is needed past the early return below only
                 top = window.quantile(cfg.ref_quantile)
         self.baseline.push(record.iteration, x)
