@@ -21,7 +21,9 @@ overwriting the full-size results in ``bench/results/``:
 - ``rl_games_overhead``, ``skrl_overhead``: the example's size (64 envs x 16 steps), 12 updates, 1 ABBA block
   (default also 1024 envs, 20 updates, 2 blocks);
 - ``observe_cost``: a 10,000-iteration replay against tbparse instead of 50,000, once;
-- ``loo``: the first 2 settings of the leave-one-run-out grid instead of 5 (about 2 minutes).
+- ``loo``: the first 2 settings of the leave-one-run-out grid instead of 6 (about 2 minutes).
+
+``observe_instructions`` (an A/B in instructions under valgrind, about 3 minutes per commit) runs only when named.
 
 ``detection`` and ``rollback`` run at their full defaults (about 2 and 1 minutes). ``--full`` runs every
 module with its own defaults and writes the canonical results (much longer than 15 minutes).
@@ -41,6 +43,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 SUITE_DIR = BENCH / "results" / "suite"
 ORDER = ("detection", "rollback", "reader", "overhead", "push_lite_learning")  # others follow, by name
+ON_REQUEST = {"observe_instructions": "needs valgrind; run by name"}  # not in the default suite
 
 # Smaller sizes for the default (quick) suite; "{suite}" is SUITE_DIR.
 QUICK_ARGS = {
@@ -129,14 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         for name, has_main in benches.items():
             _, margs = command(name, args.full)
             how = "main()" if has_main else "runpy"
-            print(f"{name:22s} {how:7s} {' '.join(margs) or '(defaults)'}")
+            note = f" ({ON_REQUEST[name]})" if name in ON_REQUEST else ""
+            print(f"{name:22s} {how:7s} {' '.join(margs) or '(defaults)'}{note}")
         return 0
     unknown = [n for n in args.names if n not in benches]
     if unknown:
         print(f"python -m bench: error: unknown benchmark(s) {', '.join(unknown)} "
               f"(known: {', '.join(benches)})", file=sys.stderr)
         return 2
-    names = args.names or list(benches)
+    names = args.names or [n for n in benches if n not in ON_REQUEST]
     SUITE_DIR.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = [run_one(n, args.full) for n in names]

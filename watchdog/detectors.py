@@ -1595,9 +1595,12 @@ class MemoryForecast(Detector):
 
     def _values(self, record: MetricRecord) -> dict[str, float] | None:
         """The memory signals present whose limit is known (configured, or in the record)."""
-        found = {s: record.metrics[s] for s, total in MEMORY_LIMITS
-                 if s in record.metrics and (self.limits[s] is not None or total in record.metrics)}
-        return found or None
+        metrics, found = record.metrics, None
+        for s, total in MEMORY_LIMITS:  # (a loop, not a comprehension: most records carry neither)
+            if s in metrics and (self.limits[s] is not None or total in metrics):
+                found = found or {}
+                found[s] = metrics[s]
+        return found
 
     def _check(self, record, values, judging):
         self.seen += 1
