@@ -20,7 +20,7 @@ overwriting the full-size results in ``bench/results/``:
   1024 envs, 20 iterations, 2 blocks; about 10 minutes);
 - ``rl_games_overhead``, ``skrl_overhead``: the example's size (64 envs x 16 steps), 12 updates, 1 ABBA block
   (default also 1024 envs, 20 updates, 2 blocks);
-- ``observe_cost``: a 10,000-iteration replay against tbparse instead of 50,000, once;
+- ``observe_cost``: a 10,000-iteration replay against tbparse instead of 50,000, once; one pass over the records, not 3;
 - ``loo``: the first 2 settings of the leave-one-run-out grid instead of 6 (about 2 minutes).
 
 ``observe_instructions`` (an A/B in instructions under valgrind, about 3 minutes per commit) runs only when named.
@@ -56,7 +56,7 @@ QUICK_ARGS = {
     "rsl_rl_overhead": ["--sizes", "32x24", "--iterations", "12", "--repeats", "1"],
     "rl_games_overhead": ["--sizes", "32x16", "--iterations", "12", "--repeats", "1"],
     "skrl_overhead": ["--sizes", "32x16", "--iterations", "12", "--repeats", "1"],
-    "observe_cost": ["--iterations", "10000", "--repeats", "1", "--out", "{suite}/observe_cost.json"],
+    "observe_cost": ["--iterations", "10000", "--repeats", "1", "--passes", "1", "--out", "{suite}/observe_cost.json"],
     "loo": ["--grid", "2", "--out", "{suite}/detection_loo.json"],
 }
 # Modules with no --out option whose module-level RESULTS folder is pointed at SUITE_DIR in quick mode.
