@@ -180,6 +180,11 @@ class TrendConfig(_Config):
         4.0, gt=1, description="Alarm (not just warn) when the 3-point median is this many times the reference; "
                                 "null = warn only."
     )
+    alarm_span_iters: int = Field(
+        5, ge=0, le=100_000,
+        description="An alarm's climb must also span this many iterations, from the oldest of the 3 points of its "
+                    "first high 3-point level (the value-loss rule's patience_iters: the same evidence per iteration "
+                    "and per log_interval; at log_interval 5 the first high level spans 10); shorter, a warning.")
     blowup_ratio: float | None = Field(
         100.0, gt=1,
         description="Where alarm_ratio is null (value targets not normalised: a climb may be a policy learning), a "

@@ -583,7 +583,8 @@ class TrendCusum(Detector):
     name = "trend"
     task_scaled = True
     log_scale = True
-    _state_fields = ("recent", "cusum", "last_zero_iteration", "persist", "jumped", "returns")
+    _state_fields = ("recent", "recent_its", "cusum", "last_zero_iteration", "persist", "streak_from", "jumped",
+                     "returns")
     _window_fields = ("baseline", "levels")
 
     def __init__(self, cfg: TrendConfig, warmup: WarmupConfig, signal: str):
@@ -597,8 +598,10 @@ class TrendCusum(Detector):
         self.baseline = LaggedWindow(cfg.baseline_iters, cfg.lag_iters)
         self.levels = LaggedMax(cfg.baseline_iters, cfg.lag_iters)  # the largest 3-point median, over the same span
         self.recent: deque[float] = deque(maxlen=3)
+        self.recent_its: deque[int] = deque(maxlen=3)  # their iterations
         self.cusum = 0.0
         self.persist = 0
+        self.streak_from: int | None = None  # the oldest of the 3 points of the streak's first high level
         self.jumped = 0  # points in a row the level held alarm_ratio x above the newest normal stretch
         self.last_zero_iteration: int | None = None
 
@@ -609,6 +612,7 @@ class TrendCusum(Detector):
         cfg = self.cfg
         x = _log(values[self.signal])
         self.recent.append(x)
+        self.recent_its.append(record.iteration)
         if self.explained_by is not None and _note_return(self.returns, record, self.explained_by):
             returns = self.returns
             while returns[0][0] < record.iteration - cfg.baseline_iters - cfg.lag_iters:
@@ -645,6 +649,8 @@ class TrendCusum(Detector):
             return None
         ratio = math.exp(level - top)
         self.persist += 1
+        if self.persist == 1:
+            self.streak_from = self.recent_its[0]
         # where targets are not normalised (alarm_ratio null), a climb is said, not acted on, below blowup_ratio x
         blown = (self.cfg.alarm_ratio is None and self.cfg.blowup_ratio is not None
                  and ratio >= self.cfg.blowup_ratio and not self._learned_since_baseline(record.iteration, level))
@@ -653,6 +659,11 @@ class TrendCusum(Detector):
         below_excursion = (alarm and self.cfg.excursion_factor is not None and held is not None
                            and level - held < math.log(self.cfg.excursion_factor))
         alarm = alarm and not below_excursion
+        # the climb's evidence spans alarm_span_iters iterations (at log_interval its first high level already does;
+        # per iteration, a burst of 3 updates does not): shorter, it is a warning
+        short = (alarm and self.streak_from is not None
+                 and record.iteration - self.streak_from < self.cfg.alarm_span_iters)
+        alarm = alarm and not short
         if not alarm and self.persist < self.cfg.persist_points and jump is None:
             return None  # a warning needs its level held: two spikes within 3 points make one 3-point median
         if not alarm and self.explained_by is not None and self._returns_explain(level):
@@ -664,6 +675,9 @@ class TrendCusum(Detector):
             # the CUSUM's last quiet point, but no earlier than the lagged baseline can speak for
             onset_hint=max(self.last_zero_iteration, record.iteration - self.cfg.lag_iters),
         )
+        if short:
+            verdict.reason += (f"; a warning, not an alarm: the climb spans {record.iteration - self.streak_from} "
+                               f"iterations, an alarm's {self.cfg.alarm_span_iters}")
         if below_excursion:
             verdict.reason += (f"; a warning, not an alarm: below {self.cfg.excursion_factor:g}x the 3-point level "
                                f"{math.exp(held):.3g} the run came back from in its baseline window")

@@ -1107,7 +1107,7 @@ def test_a_trend_warning_needs_its_level_held_two_points_and_an_alarm_does_not()
     held = _trend_verdicts([0.1] * 6)
     assert held and held[0] == (2, "warning")  # median3 high from point 1, held on point 2
     assert _trend_verdicts([0.1] * 6, persist_points=1)[0] == (1, "warning")
-    assert _trend_verdicts([0.5] * 6)[0] == (1, "alarm")
+    assert _trend_verdicts([0.5] * 6)[:3] == [(2, "warning"), (3, "warning"), (4, "alarm")]  # spans 5 iterations
 
 
 def test_the_policy_std_rules_skipped_fit_never_changes_what_it_says():
@@ -1144,3 +1144,36 @@ def test_the_policy_std_rules_skipped_fit_never_changes_what_it_says():
             assert skipped > 300  # the fit is skipped on most records of a quiet std
         alarms += any(v is not None and v[0] == "alarm" for v in said[True])
     assert alarms >= 20  # the climbs reach the alarm too
+
+
+def _trend_at(tail: list[float], every: int, span: int | None = None) -> list[tuple[int, str]]:
+    """The trend's verdicts on ``tail`` after a settled, noisy normalised loss (about 0.02), logged every ``every``
+    iterations: (tail index, level)."""
+    from watchdog.detectors import TrendCusum
+
+    cfg = WatchdogConfig.model_validate({} if span is None else {"trend": {"alarm_span_iters": span}})
+    det = TrendCusum(cfg.trend, cfg.warmup, VALUE_LOSS)
+    rng = np.random.default_rng(7)
+    series = [0.02 * math.exp(rng.normal(0, 0.3)) for _ in range(1000 // every)] + tail
+    said = []
+    for i, v in enumerate(series):
+        verdict = det.update(MetricRecord.from_mapping(i * every, i * every, {VALUE_LOSS: v}))
+        if verdict is not None and i >= 1000 // every:
+            said.append((i - 1000 // every, verdict.level))
+    return said
+
+
+def test_a_trend_alarm_needs_its_climb_to_span_five_iterations_at_any_logging_rate():
+    """rl_games' normalised critic loss on Hopper (a 2,500-epoch healthy run, session 25) bursts from 0.005 to
+    0.11, 0.22, 0.17 for three updates and is back: per iteration that was a trend alarm (two points at the CUSUM's
+    cap, a 3-point level 4.7x the top of its range) and a rollback of a run holding its return. An alarm's climb
+    now spans 5 iterations (the value-loss rule's patience_iters): a 3-update burst is a warning; the same climb
+    held is an alarm 2 updates later; logged every 5 iterations, the first high 3-point level already spans 10."""
+    burst = [0.11, 0.22, 0.17] + [0.02] * 10
+    assert _trend_at(burst, every=1) == [(2, "warning"), (3, "warning")]
+    assert _trend_at(burst, every=1, span=0) == [(2, "alarm"), (3, "alarm")]  # before session 25
+    held = [0.11, 0.22, 0.17, 0.2, 0.25, 0.3, 0.3]
+    assert _trend_at(held, every=1) == [(2, "warning"), (3, "warning"), (4, "alarm"), (5, "alarm"), (6, "alarm")]
+    assert _trend_at(held, every=1, span=0)[0] == (2, "alarm")
+    # logged every 5 iterations: the first high 3-point level spans 10 iterations, an alarm where it always was
+    assert _trend_at(held, every=5)[0] == _trend_at(held, every=5, span=0)[0] == (2, "alarm")

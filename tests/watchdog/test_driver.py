@@ -209,7 +209,7 @@ def test_a_watchdog_reloaded_from_its_state_after_a_rollback_decides_as_one_that
 
     never = drive_from(Watchdog(cfg), records)
     first = Watchdog(cfg)
-    before = drive_from(first, records[:408])  # after the first rollback (407), before the second alarm (409)
+    before = drive_from(first, records[:410])  # after the first rollback (409), before the second alarm (411)
     assert first.restored_at is not None  # a rollback came before the split
     reloaded = Watchdog(cfg)
     reloaded.load_state_dict(json.loads(json.dumps(first.state_dict())))

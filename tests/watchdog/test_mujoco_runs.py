@@ -44,8 +44,9 @@ FAULTS = {
     # a kl_surge alarm was dated by a fit of the value loss, session 13), rollback to 235
     "rl_games/ant_lr_fault/runs/ant_ppo": ("rl_games", 400, 250, 254),
     # session 13, blind (three more tasks): rl_games Humanoid x30 from 250, value loss 0.04 -> 1.9 (251): the trend's
-    # alarm at 252, onset 250, rollback to 240
-    "rl_games/humanoid_lr_fault/runs/humanoid_ppo": ("rl_games", 400, 250, 252),
+    # alarm at 252, onset 250, rollback to 240; since session 25 (an alarm's climb spans 5 iterations) the trend
+    # warns at 252 and kl_surge's alarm at 254 rolls back to the same 240
+    "rl_games/humanoid_lr_fault/runs/humanoid_ppo": ("rl_games", 400, 250, 254),
     # SB3 Reacher x100 from 120: KL 0.002 -> 0.2 (120) -> 1.2 (122) -> 76 (126), return -28 -> -73 (131): kl_surge's
     # alarm at 126 (0.5 nats for 5 updates), onset 120 (the surge's first point), rollback to 110. Its onset was
     # 125 before session 13: a kl_surge alarm was dated by a fit of the value loss, which jumped only at 126-127

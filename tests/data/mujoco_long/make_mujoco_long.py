@@ -5,7 +5,8 @@
 The runs of ../mujoco are 500 iterations; the runs the watchdog meets in the field (Isaac Lab's rsl_rl and skrl,
 Isaac Gym's rl_games) are 1,500-5,000. These are ../mujoco/make_mujoco_runs.py's functions, imported unchanged,
 with the same settings, seeds and envs, only 2,500 iterations long; made in session 24 and replayed blind: no
-setting was changed after seeing them (README.md). Each library's own
+setting was changed after seeing them (README.md). Session 25 added three (rsl_rl and skrl HalfCheetah, blind;
+rl_games Hopper, which led to trend.alarm_span_iters), one after another in one process. Each library's own
 TensorBoard logger wrote the events; the functions delete the checkpoints.
 """
 
@@ -22,7 +23,10 @@ HERE = Path(__file__).resolve().parent
 ITERATIONS = 2500
 # name -> the ../mujoco run (RUNS entry) it is, longer
 SOURCES = {"rsl_rl_ant": "rsl_rl/ant", "rl_games_ant": "rl_games/ant", "skrl_walker2d": "skrl/walker2d",
-           "rsl_rl_walker2d": "rsl_rl/walker2d", "rl_games_humanoid": "rl_games/humanoid", "skrl_ant": "skrl/ant"}
+           "rsl_rl_walker2d": "rsl_rl/walker2d", "rl_games_humanoid": "rl_games/humanoid", "skrl_ant": "skrl/ant",
+           # session 25, made after that session's changes and replayed blind
+           "rsl_rl_halfcheetah": "rsl_rl/halfcheetah", "rl_games_hopper": "rl_games/hopper",
+           "skrl_halfcheetah": "skrl/halfcheetah"}
 # name -> (library, gymnasium id, envs, iterations)
 LONG = {name: (*m.RUNS[source][:3], ITERATIONS) for name, source in SOURCES.items()}
 
