@@ -1475,8 +1475,7 @@ class PolicyStd(Detector):
         return verdict
 
     def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.history = deque((tuple(p) for p in self.history), maxlen=self.cfg.rate_points)
+        super().load_state_dict(state)  # (the history as a deque of rate_points, its pairs as saved)
         self._ys = deque((y for _, y in self.history), maxlen=self.cfg.rate_points)
         self._ordered = 0  # not known: the fit runs until rate_points ordered points have come
 
