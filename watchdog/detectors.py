@@ -1339,13 +1339,15 @@ class KlSurge(Detector):
                 self.first_up = it if self.first_up is None else self.first_up
                 self.confirmed = self.confirmed or self.up >= self.cfg.persist_points
             if self.confirmed:  # said through the stretch's dips: the surge is one event
-                verdict = self._verdict(
-                    record, "warning", signal, value, limit,
-                    f"{self.what} {value:.3g}, {_times(value / top if top > 0 else math.inf)}x the top of its last "
-                    f"{self.cfg.baseline_iters} iterations ({top:.3g}); above {self.cfg.ratio:g}x of it since iteration "
-                    f"{self.first_up}: updates far outside PPO's trust region",
-                    onset_hint=self.first_up,
-                )
+                of_top = f"the top of its last {self.cfg.baseline_iters} iterations ({top:.3g})"
+                if below:  # a dip inside the stretch: what the stretch did, not "0.02, 0x the top" (until session 26)
+                    said = (f"{self.what} above {self.cfg.ratio:g}x {of_top} from iteration {self.first_up} to "
+                            f"{self.last_up} ({value:.3g} now)")
+                else:
+                    said = (f"{self.what} {value:.3g}, {_times(value / top if top > 0 else math.inf)}x {of_top}; "
+                            f"above {self.cfg.ratio:g}x of it since iteration {self.first_up}")
+                verdict = self._verdict(record, "warning", signal, value, limit,
+                                        f"{said}: updates far outside PPO's trust region", onset_hint=self.first_up)
                 verdict.advisory = True
         if self.first_up is None or below:  # a surge's points do not teach the window what normal is; the points
             # between them do (until session 20 nothing in an open stretch did, and a run whose KL moved up to a new

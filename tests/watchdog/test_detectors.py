@@ -563,6 +563,20 @@ def test_a_kl_surge_is_one_advisory_warning_through_its_dips_and_with_a_reward_c
     assert both.rollbacks and 280 <= both.rollbacks[0].target.iteration < 300
 
 
+def test_a_kl_surge_said_at_one_of_its_dips_names_its_stretch_not_the_dip_as_a_ratio():
+    """Every fourth update of the surge is back at its old level; at such a dip the warning names the stretch
+    (from its first to its last point above the limit) and the value now. Until session 26 it read
+    "policy KL per update 0.005, 0x the top of ...", as a policy_collapse alarm quoted it (a blind rl_games
+    BipedalWalker lr fault, tests/data/box2d)."""
+    det = next(d for d in build_detectors(WatchdogConfig()) if d.name == "kl_surge")
+    said = {rec.iteration: det.update(rec) for rec in _kl_run(320, seed=6, surge_at=300)}
+    high, dip = said[303], said[304]  # 300 is a dip (300 % 4 == 0): the stretch is 301-303, then 304 dips
+    assert high is not None and "x the top of its last" in high.reason and "since iteration 301" in high.reason
+    assert dip is not None and dip.value < dip.threshold
+    assert "above 20x the top of its last" in dip.reason and "from iteration 301 to 303" in dip.reason
+    assert ", 0x the top" not in dip.reason and f"({dip.value:.3g} now)" in dip.reason
+
+
 def test_a_kl_held_beyond_any_trust_region_is_an_alarm_alone_and_a_single_spike_is_not():
     """0.5 nats or more for 5 updates in a row: an alarm with no reward collapse, dated where it began;
     a healthy run's lone 3-nat spike (SB3 Hopper's, tests/data/mujoco) and 4 updates in a row say nothing
