@@ -28,6 +28,8 @@ HEALTHY = {
     "skrl_bipedalwalker/runs/26-11-30_13-30-00-000000_PPO": ("skrl", 1000, "healthy", []),
     # the zoo's settings (16 envs x 1,024 steps, 1M steps): 61 rollouts, -116 -> 155 (best 163 at its end)
     "sb3_lunarlander_zoo/PPO_1": ("sb3", 61, "healthy", []),
+    # SB3's own defaults (one env x 2,048 steps, 500k steps): 244 rollouts, -142 -> 7 (best 27 at 240)
+    "sb3_lunarlander_default/PPO_1": ("sb3", 244, "healthy", []),
 }
 RL_GAMES = "rl_games_bipedalwalker/runs/bipedalwalker_ppo"
 RL_GAMES_FINDING = (
