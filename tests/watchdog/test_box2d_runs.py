@@ -29,7 +29,7 @@ HEALTHY = {
     # the zoo's settings (16 envs x 1,024 steps, 1M steps): 61 rollouts, -116 -> 155 (best 163 at its end)
     "sb3_lunarlander_zoo/PPO_1": ("sb3", 61, "healthy", []),
     # SB3's own defaults (one env x 2,048 steps, 500k steps): 244 rollouts, -142 -> 7 (best 27 at 240)
-    "sb3_lunarlander_default/PPO_1": ("sb3", 244, "healthy", []),
+    "sb3_lunarlander_sb3_hyperparams/PPO_1": ("sb3", 244, "healthy", []),
 }
 RL_GAMES = "rl_games_bipedalwalker/runs/bipedalwalker_ppo"
 RL_GAMES_FINDING = (
