@@ -82,3 +82,16 @@ def test_a_learning_rate_fault_on_box2d_is_caught_at_the_fault_and_rolled_back_b
     assert not [e for e in info["events"] if e["event"] == "alarm" and e["iteration"] < 250]
     assert report.would_roll_back[0]["iteration"] == alarm_at
     assert report.would_roll_back[0]["to_iteration"] == target < 250
+
+
+def test_the_bench_counts_a_run_named_default_as_healthy_and_one_named_lr_fault_as_faulted(tmp_path):
+    """bench.detection's false-alarm table takes every run made here without a fault; a fault word counts where a
+    word begins. Until session 26 it was a substring, and this folder's SB3-defaults run, named "..._default",
+    was left out as a faulted one."""
+    import shutil
+
+    from bench.detection import healthy_made_here
+
+    for name in ("sb3_lunarlander_default", "sb3_lunarlander_lr_fault", "long_faults_x", "fixed_lr3e-4"):
+        shutil.copytree(DATA / "sb3_lunarlander_zoo", tmp_path / name)
+    assert [p.parent.name for p in healthy_made_here(tmp_path)] == ["sb3_lunarlander_default"]
