@@ -18,9 +18,9 @@ from watchdog.replay import find_run_dirs, replay_run
 DATA = Path(__file__).resolve().parents[1] / "data" / "box2d"
 # run folder -> (framework, iterations, verdict, the warnings it says: (detector, iteration, advisory))
 HEALTHY = {
-    # return -109 -> 74 (best 118 at its end): three falls of the return it came back from (a walker that learned to
-    # walk falling again: -87 -> -102 at 177, -33 -> -77 at 424 and -3 -> -77 at 612) are reward warnings; the loss,
-    # in the returns' squared units, climbs as the return does: advisory
+    # return -109 -> 74 (best 118 at its end): three falls of the return it came back from (-87 -> -102 at 177,
+    # -33 -> -77 at 424 and -3 -> -77 at 612) are reward warnings; the loss, in the returns' squared units, climbs
+    # as the return does: advisory
     "rsl_rl_bipedalwalker/logs/2026-11-30_13-30-00": ("rsl_rl", 1000, "healthy", [
         ("reward_collapse", 177, False), ("reward_collapse", 424, False), ("trend", 608, True),
         ("reward_collapse", 612, False)]),
