@@ -39,6 +39,8 @@ RUNS = {
     # SB3's own defaults (one env, 2,048 steps a rollout): 244 rollouts where the zoo's budget makes 61 (not named
     # "..._default": bench.detection reads a run whose path holds "fault" as one made with a fault)
     "sb3_lunarlander_sb3_hyperparams": ("sb3", "LunarLanderSB3Defaults-v2", False, 500_000),
+    # the healthy rl_games run above with 4x the envs (its normalised critic loss burst at 32: does it at 128?)
+    "rl_games_bipedalwalker_128envs": ("rl_games", "BipedalWalker-v3", 128, 600),
     # the learning rate x30 from update 250 on (../mujoco's lr_fault runs): a fault on the new reward
     "rsl_rl_bipedalwalker_lr_fault": ("rsl_rl", "BipedalWalker-v3", 32, 400, (250, 30.0)),
     "rl_games_bipedalwalker_lr_fault": ("rl_games", "BipedalWalker-v3", 32, 400, (250, 30.0)),
