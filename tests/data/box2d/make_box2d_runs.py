@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
@@ -48,17 +47,15 @@ RUNS = {
 
 
 def main(argv: list[str]) -> int:
-    import torch
+    from tests.data.make_each import make_each
 
-    torch.set_num_threads(1)
-    for name in argv or list(RUNS):
+    def make(name: str) -> None:
         library, *args = RUNS[name]
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
         {"rsl_rl": m.rsl_rl, "rl_games": m.rl_games, "skrl": m.skrl, "sb3": m.sb3}[library](out, *args)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+
+    return make_each(RUNS, make, argv)
 
 
 if __name__ == "__main__":

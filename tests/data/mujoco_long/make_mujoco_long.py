@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from tests.data.mujoco import make_mujoco_runs as m
@@ -32,17 +31,15 @@ LONG = {name: (*m.RUNS[source][:3], ITERATIONS) for name, source in SOURCES.item
 
 
 def main(argv: list[str]) -> int:
-    import torch
+    from tests.data.make_each import make_each
 
-    torch.set_num_threads(1)
-    for name in argv or list(LONG):
+    def make(name: str) -> None:
         library, *args = LONG[name]
         out = HERE / name
         shutil.rmtree(out, ignore_errors=True)
-        start = time.perf_counter()
         {"rsl_rl": m.rsl_rl, "rl_games": m.rl_games, "skrl": m.skrl}[library](out, *args)
-        print(f"{name}: {time.perf_counter() - start:.0f} s", flush=True)
-    return 0
+
+    return make_each(LONG, make, argv)
 
 
 if __name__ == "__main__":
