@@ -429,6 +429,10 @@ def test_a_skrl_run_written_every_few_updates_is_numbered_by_its_rollouts_in_rep
     SequentialTrainer(cfg={"timesteps": 800, "headless": True, "disable_progressbar": True}, env=env,
                       agents=agent).train()
     env.close()
+    # what the process's exit does: skrl's writer queues up to 10 events for up to 120 s and writes them from a
+    # thread. A fresh-clone CI run read 9 records of 10 here once (session 26); not reproduced in 7 tries, loaded or
+    # not, so the cause is not confirmed: the flush makes the file whole before it is read either way
+    agent.writer.flush()
     run = tmp_path / "run"
     assert [r.iteration for r in replay_run(run).records] == list(range(10))  # its log alone: one point, one iteration
     (run / "params").mkdir()
