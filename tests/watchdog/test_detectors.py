@@ -1092,21 +1092,23 @@ def _armed_after(values: list[float]) -> bool:
     return rule.armed
 
 
-def _trend_verdicts(tail: list[float], persist_points: int | None = None) -> list[tuple[int, str]]:
-    """A settled, noisy normalised value loss (about 0.02, log-sigma 0.3) for 400 iterations, then ``tail``:
-    the trend's verdicts (iteration, level) on the tail."""
+def _trend_verdicts(tail: list[float], *, every: int = 1, settled_iters: int = 400,
+                    **trend: int) -> list[tuple[int, str]]:
+    """A settled, noisy normalised value loss (about 0.02, log-sigma 0.3) for ``settled_iters`` iterations, then
+    ``tail``, logged every ``every`` iterations, with the ``trend`` settings given: the trend's verdicts (tail
+    index, level) on the tail."""
     from watchdog.detectors import TrendCusum
 
-    overrides = {} if persist_points is None else {"trend": {"persist_points": persist_points}}
-    cfg = WatchdogConfig.model_validate(overrides)
+    cfg = WatchdogConfig.model_validate({"trend": trend} if trend else {})
     det = TrendCusum(cfg.trend, cfg.warmup, VALUE_LOSS)
     rng = np.random.default_rng(7)
-    series = [0.02 * math.exp(rng.normal(0, 0.3)) for _ in range(400)] + tail
+    settled = settled_iters // every
+    series = [0.02 * math.exp(rng.normal(0, 0.3)) for _ in range(settled)] + tail
     said = []
-    for it, v in enumerate(series):
-        verdict = det.update(MetricRecord.from_mapping(it, it, {VALUE_LOSS: v}))
-        if verdict is not None and it >= 400:
-            said.append((it - 400, verdict.level))
+    for i, v in enumerate(series):
+        verdict = det.update(MetricRecord.from_mapping(i * every, i * every, {VALUE_LOSS: v}))
+        if verdict is not None and i >= settled:
+            said.append((i - settled, verdict.level))
     return said
 
 
@@ -1161,20 +1163,8 @@ def test_the_policy_std_rules_skipped_fit_never_changes_what_it_says():
 
 
 def _trend_at(tail: list[float], every: int, span: int | None = None) -> list[tuple[int, str]]:
-    """The trend's verdicts on ``tail`` after a settled, noisy normalised loss (about 0.02), logged every ``every``
-    iterations: (tail index, level)."""
-    from watchdog.detectors import TrendCusum
-
-    cfg = WatchdogConfig.model_validate({} if span is None else {"trend": {"alarm_span_iters": span}})
-    det = TrendCusum(cfg.trend, cfg.warmup, VALUE_LOSS)
-    rng = np.random.default_rng(7)
-    series = [0.02 * math.exp(rng.normal(0, 0.3)) for _ in range(1000 // every)] + tail
-    said = []
-    for i, v in enumerate(series):
-        verdict = det.update(MetricRecord.from_mapping(i * every, i * every, {VALUE_LOSS: v}))
-        if verdict is not None and i >= 1000 // every:
-            said.append((i - 1000 // every, verdict.level))
-    return said
+    """:func:`_trend_verdicts` after 1,000 settled iterations, with ``trend.alarm_span_iters`` ``span``."""
+    return _trend_verdicts(tail, every=every, settled_iters=1000, **({} if span is None else {"alarm_span_iters": span}))
 
 
 def test_a_trend_alarm_needs_its_climb_to_span_five_iterations_at_any_logging_rate():
