@@ -30,14 +30,13 @@ sys.path.insert(0, sys.argv[3])
 from bench.observe_cost import replays  # ... fed by this tree's bench (a base commit may have another)
 from watchdog.pipeline import Watchdog
 from watchdog.policy import CheckpointRef, SaveStable
-jobs, n = replays(), 0
+jobs = replays()
 for records, cfg, _ in (jobs if sys.argv[1] == "1" else []):
     wd = Watchdog(cfg, listeners=[lambda event: None])
     for rec in records:
         for action in wd.observe(rec):
             if isinstance(action, SaveStable):
                 wd.checkpoint_saved(CheckpointRef(action.tag, action.iteration, action.env_steps))
-        n += 1
 print("records", sum(len(r) for r, _, _ in jobs))
 """
 
