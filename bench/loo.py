@@ -12,9 +12,12 @@ rollback, at most one warning per ``WARN_BUDGET_ITERS`` iterations (summed over 
 and leave no run in ``warning``, the one that meets most of issue #12's detection targets on the spliced
 divergences of the *other* runs (``TARGETS``: every case caught, onset error median and p90, alarm delay
 median, at log_interval), then detects most of them, then has the smallest median alarm delay, is
-chosen; R is then scored with it (its healthy replay and its own spliced cases). The held-out rows of
-all folds make the scorecard. (Until session 26 the targets were not part of the ranking: the folds
-chose the quickest setting outright, trend.alarm_ratio 3, whose onset p90 was 12.)
+chosen; where no candidate is quiet enough, the least loud are (``quiet_key``: the fewest replays with an
+alarm, a rollback or a run left in warning, then the fewest warnings per budget). R is then scored with it
+(its healthy replay and its own spliced cases). The held-out rows of all folds make the scorecard. (Until
+session 26 the targets were not part of the ranking: the folds chose the quickest setting outright,
+trend.alarm_ratio 3, whose onset p90 was 12. Until session 27 a fold with no quiet candidate chose among
+all of them by detection alone.)
 """
 
 from __future__ import annotations
@@ -84,22 +87,32 @@ def replay_healthy(cfg: WatchdogConfig, run: RealRun, curves: dict) -> dict:
     return out
 
 
-def quiet_enough(healthy: dict[str, dict], runs: list[str]) -> bool:
-    """No alarm, rollback or run left in warning; warnings within budget over the MAPush runs."""
+def quiet_key(healthy: dict[str, dict], runs: list[str]) -> tuple[int, float]:
+    """How quiet a setting is on ``runs`` (larger is quieter): minus the replays (run x resolution) with an alarm, a
+    rollback or the run left in ``warning``, then minus the warnings over the MAPush runs in budgets of one per
+    ``WARN_BUDGET_ITERS`` iterations (the larger resolution's; within budget counts as 1, so all are alike)."""
+    loud, budgets = 0, 0.0
     for res in det.RESOLUTIONS:
         warnings = iters = 0
         for run in runs:
             h = healthy[run].get(res)
             if h is None:
                 continue
-            if h["alarms"] or h["rollbacks"] or h["end_state"] == "warning":
-                return False
+            loud += bool(h["alarms"] or h["rollbacks"] or h["end_state"] == "warning")
             if not run[0].isupper():  # MAPush runs (SB3 run names start with the env's capital)
                 warnings += h["warnings"]
                 iters += h["iterations"]
-        if iters and warnings > iters / WARN_BUDGET_ITERS:
-            return False
-    return True
+        if iters:
+            budgets = max(budgets, warnings / (iters / WARN_BUDGET_ITERS))
+    return -loud, -max(budgets, 1.0)
+
+
+QUIET = (0, -1.0)  # quiet_key of a setting quiet enough: no alarm, rollback or run left in warning; within budget
+
+
+def quiet_enough(healthy: dict[str, dict], runs: list[str]) -> bool:
+    """No alarm, rollback or run left in warning; warnings within budget over the MAPush runs."""
+    return quiet_key(healthy, runs) == QUIET
 
 
 def targets_met(rows: list[dict]) -> int:
@@ -153,9 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     for held in names:
         others = [n for n in names if n != held]
         eligible = [s for s in per_setting if quiet_enough(s["healthy"], others)]
-        pool = eligible or per_setting
-        best = max(pool, key=lambda s: detection_key({res: [r for r in s["rows"][res] if r["run"] != held]
-                                                      for res in det.RESOLUTIONS}))
+        # the quiet ones first (where none is quiet enough, the least loud), then by detection
+        best = max(per_setting, key=lambda s: (quiet_key(s["healthy"], others), detection_key(
+            {res: [r for r in s["rows"][res] if r["run"] != held] for res in det.RESOLUTIONS})))
         folds.append({"held_out": held, "chosen": best["setting"], "eligible": len(eligible),
                       "healthy": best["healthy"][held]})
         for res in det.RESOLUTIONS:
