@@ -31,7 +31,8 @@ from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import SB3SafeConfig, WatchdogConfig  # noqa: E402
 from watchdog.errors import NonFiniteTraining, WatchdogError  # noqa: E402
 from watchdog.eventlog import EVENTS_FILENAME  # noqa: E402
-from watchdog.integrations.sb3 import WatchdogCallback, capture_state, default_config, restore_state  # noqa: E402
+from watchdog.integrations.sb3 import (  # noqa: E402
+    WatchdogCallback, capture_state, default_config, restart_rollout, restore_state)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "sb3_ppo.py"
@@ -285,6 +286,20 @@ def test_restore_is_in_place_and_a_snapshot_survives_further_training(tmp_path):
     path = tmp_path / "state.pt"
     torch.save(snap, path)
     assert _equal(torch.load(path, weights_only=True), reference)  # plain tensors and numbers only
+
+
+def test_a_fresh_rollout_after_a_restore_keeps_the_restored_normaliser_statistics(tmp_path):
+    """Found by a review (session 27): the env's reset after a rollback or a resume added its observations to the
+    VecNormalize statistics just restored (count +n_envs), so the run went on from a state no checkpoint held."""
+    model, _ = make_model(vecnorm=True)
+    model.learn(2 * N_ENVS * N_STEPS)
+    snap = capture_state(model)
+    reference = copy.deepcopy(snap)
+    model.learn(N_ENVS * N_STEPS, reset_num_timesteps=False)
+    restore_state(model, snap)
+    restart_rollout(model, seed=1)
+    assert _equal(capture_state(model)["vec_normalize"], reference["vec_normalize"])
+    assert model.get_vec_normalize_env().training  # and it goes on learning its statistics
 
 
 def test_default_config_leaves_the_normalised_value_loss_rule_off():

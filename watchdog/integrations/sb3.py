@@ -164,7 +164,15 @@ def restart_rollout(model: Any, seed: int) -> None:
     model.action_space.seed(seed)
     model.env.seed(seed)  # used by the next reset
     model.rollout_buffer.reset()
-    model._last_obs = model.env.reset()
+    vecnorm = model.get_vec_normalize_env()
+    training = vecnorm is not None and vecnorm.training
+    if training:  # its reset would add the new first observations to the statistics just restored
+        vecnorm.training = False
+    try:
+        model._last_obs = model.env.reset()
+    finally:
+        if training:
+            vecnorm.training = True
     model._last_episode_starts = np.ones((model.env.num_envs,), dtype=bool)
 
 
