@@ -432,10 +432,13 @@ class RecordAssembler:
         grid = seen[seen > self._emitted]
         if final or not len(grid):
             return grid, seen
-        pos, vals = series[key]
-        if not np.isfinite(vals[pos == grid[-1]]).all():
-            # a NaN/Inf is judged now: a run that dies on it logs no later step (its alarm never came, session 17)
-            return grid, seen
+        # a NaN/Inf of any key in the newest step is judged now: a run that dies on it logs no later step (its alarm
+        # never came: session 17 for the grid key's, session 27 for the others', an SB3 entropy loss)
+        before = grid[-2] if len(grid) > 1 else self._emitted
+        for pos, vals in series.values():
+            newest = (pos > before) & (pos <= grid[-1])
+            if newest.any() and not np.isfinite(vals[newest]).all():
+                return grid, seen
         return grid[:-1], seen
 
     def _on_dumps(self, series: dict) -> dict:

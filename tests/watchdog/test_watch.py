@@ -641,6 +641,16 @@ def test_a_nan_in_the_newest_step_is_judged_without_waiting_for_a_later_one(tmp_
     writer.flush()  # (not closed: the writer died)
     records = RunFollower(rsl).poll()
     assert records[-1].iteration == 60 and math.isnan(records[-1].metrics["train/value_loss"])
+    # a NaN in another key, the value loss finite (found by a review, session 27: judged only at the watch's end)
+    other = tmp_path / "rsl_entropy"
+    writer = SummaryWriter(str(other))
+    for it in range(61):
+        for tag, value in (("Loss/value", 0.1 + 0.001 * (it % 7)), ("Loss/surrogate", -0.01),
+                           ("Loss/entropy", math.nan if it == 60 else 1.0), ("Train/mean_reward", 1.0)):
+            writer.add_scalar(tag, value, it)
+    writer.flush()
+    records = RunFollower(other).poll()
+    assert records[-1].iteration == 60 and math.isnan(records[-1].metrics["train/entropy"])
 
     openrl = tmp_path / "openrl"
     writers = {tag: ScalarWriter(openrl / "logs" / tag / tag) for tag in ("value_loss", "average_step_reward")}
