@@ -330,8 +330,14 @@ class Policy:
             self.quiet_points = self.quiet_points + 1 if back else self.quiet_points if back is None else 0
             if self.quiet_points >= pol.recover_points:
                 self._recover(record, emit)
-        elif self.state is State.ROLLED_BACK and record.iteration >= self.cooldown_until:
-            self._recover(record, emit)
+        elif self.state is State.ROLLED_BACK:
+            # a warning in the restored trajectory needs recover_points quiet points after it, as from HEALTHY (until
+            # session 27 the cooldown's end alone recovered, and the next stable checkpoint could follow a warning by
+            # one record and become a later rollback's target)
+            self.quiet_points += 1
+            if record.iteration >= self.cooldown_until and (
+                    not self.active_warnings or self.quiet_points >= pol.recover_points):
+                self._recover(record, emit)
         if self.state is State.HEALTHY and (
             self.last_stable_iteration is None or record.iteration - self.last_stable_iteration >= pol.stable_every_iters
             # iterations gone back (a run resumed into its own log folder): a new trajectory from there, whose first

@@ -105,6 +105,18 @@ def test_lone_surrogate_spikes_then_a_blow_up_are_a_surge_said_before_the_nan():
     assert first["onset_iteration"] == 149 and first["to_iteration"] == 130
 
 
+def test_a_warning_in_the_restored_run_holds_off_recovery_after_a_rollback():
+    """Found by a review (session 27): the end of a rollback's cooldown alone recovered the run, so the rl_games
+    observation spike's restored run, warning since 308, recovered at 325 on the record of a warning (and said it
+    again at 326); stable checkpoints resumed one record after a warning. A warning after a rollback now needs
+    recover_points quiet records, as from healthy."""
+    info = replay_run(DATA / OBS_SPIKE["rl_games"][0]).to_dict()
+    rollback, = [e for e in info["events"] if e["event"] == "rollback"]
+    after = [(e["event"], e["iteration"]) for e in info["events"]
+             if e["event"] in ("warning", "recovered") and e["iteration"] > rollback["iteration"]]
+    assert after == [("warning", 308), ("warning", 312), ("warning", 325), ("recovered", 333)]
+
+
 @pytest.mark.parametrize("framework", sorted(LONG))
 def test_a_long_healthy_run_with_a_thousand_envs_says_nothing(framework):
     """Isaac Lab's runs go on for thousands of iterations after their reward plateaus: 3,000 rsl_rl iterations
