@@ -174,6 +174,7 @@ class TrainingSession:
         self._unwritten: list[tuple[str, OSError]] = []
         self.result = SessionResult()
         self._own_lrs: dict[str, float] = {}  # the run's own learning rates, as at its first switch (``own_lr``)
+        self._own_lrs_at: dict[str, int] = {}  # the iteration of the checkpoint that first switch restored
         self.events: EventLog | None = None
         if watchdog is not None and writes_files:
             message = getattr(console, "message", None)  # a disk that refuses the log's lines is said there, once
@@ -183,12 +184,17 @@ class TrainingSession:
         elif watchdog is not None:
             watchdog.listeners.append(self.result.events.append)
 
-    def own_lr(self, current: float, key: str = "lr") -> float:
+    def own_lr(self, current: float, key: str = "lr", restored: int | None = None) -> float:
         """The run's own learning rate ``key`` as it was at its first switch (``current`` then): what a safe config
         without that learning rate scales. A later rollback can restore a checkpoint saved after an earlier, scaled
         switch, whose lr must not be scaled again (until session 16 in the integrations, session 19 in OpenRL, the
-        scales multiplied: x0.5 then x0.25 ran at x0.125)."""
-        return self._own_lrs.setdefault(key, float(current))
+        scales multiplied: x0.5 then x0.25 ran at x0.125). One saved before the first switch (``restored``, the
+        iteration of the checkpoint restored, at or before the first switch's) holds the run's own lr of its time,
+        and the switch stays below that too: an adaptive schedule's older, lower lr (rsl_rl's 1e-5 floor) was raised
+        5.7x by a second rollback until session 27."""
+        own = self._own_lrs.setdefault(key, float(current))
+        first = self._own_lrs_at.setdefault(key, restored) if restored is not None else self._own_lrs_at.get(key)
+        return min(own, float(current)) if restored is not None and first is not None and restored <= first else own
 
     # --- framework methods (subclasses) ---------------------------------------------------------
 
@@ -296,7 +302,7 @@ class TrainingSession:
         meta = {"iteration": action.iteration, "env_steps": action.env_steps,
                 "stable": getattr(action, "stable", True), "watchdog": watchdog_state()}
         if self._own_lrs:  # a restart from it scales the run's own, not this checkpoint's already scaled lr
-            meta["own_lrs"] = dict(self._own_lrs)
+            meta["own_lrs"], meta["own_lrs_at"] = dict(self._own_lrs), dict(self._own_lrs_at)
         self._on_disk(self._write, tag, self.to_state(snap), meta)
         return path
 
@@ -349,9 +355,11 @@ class TrainingSession:
         # the run's own learning rates (its first switch's), for this and later switches: the checkpoint's optimizer
         # holds an escalated one (x0.5 after a second rollback), which was taken for the run's own until session 21
         # and scaled again (a fourth rollback ran at x0.0625 of the run's lr, not x0.125)
-        own = meta.get("own_lrs")
+        own, at = meta.get("own_lrs"), meta.get("own_lrs_at")
         if isinstance(own, dict):
             self._own_lrs.update({str(k): float(v) for k, v in own.items() if isinstance(v, (int, float))})
+        if isinstance(at, dict):
+            self._own_lrs_at.update({str(k): int(v) for k, v in at.items() if isinstance(v, int)})
         iteration, env_steps = int(meta["iteration"]), int(meta["env_steps"])
         ref = CheckpointRef(str(meta.get("tag") or Path(raw).name), iteration, env_steps, str(raw))
         events = run_events(self.run_dir)  # the supervisor's restart event included

@@ -210,6 +210,18 @@ def test_a_second_rollback_halves_the_safe_lr_and_a_third_spends_the_budget(tmp_
     assert not list(run.run_dir.glob("model_1[0-3].pt"))  # no final model from diverged weights
 
 
+def test_a_second_rollback_to_an_older_checkpoint_never_raises_the_lr_it_restores(tmp_path):
+    """Found by a review (session 27): a NaN in the first rollback's cooldown passes over that target to an older
+    checkpoint, saved before the first switch, whose lr rsl_rl's adaptive schedule had taken lower (1.2e-5); the
+    second switch scaled the first switch's lr (1.3e-4 x 0.5) and so raised the restored lr 5.7x."""
+    events = Watched(tmp_path, ["nan@15", "nan@30"]).learn(40)
+    first, second = kinds(events, "rollback")
+    assert second["to_iteration"] < first["to_iteration"]  # older than the first switch's checkpoint
+    change = kinds(events, "config_switch")[1]["changes"]["learning_rate"]
+    assert change["old"] == pytest.approx(safe_lr(events, second)) and change["old"] < safe_lr(events, first)
+    assert change["new"] == pytest.approx(change["old"] / 2)  # the older lr, halved (escalation_lr_factor 0.5)
+
+
 def test_a_restart_scales_the_runs_own_lr_not_the_escalated_one_it_restores(tmp_path, monkeypatch):
     """Found by an audit (session 21): a process `watchdog run` restarted from a checkpoint saved after a second
     rollback (lr x0.5) took that lr for the run's own, so its next rollback's x0.25 ran at x0.125."""

@@ -321,7 +321,8 @@ class RlGamesSession(IntegrationSession):
             net.rnn_states = [s.to(net.ppo_device) for s in net.model.get_default_rnn_state()]  # step kept them NaN)
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        return apply_safe_config(self.agent, self.safe, action.lr_scale, base_lr=self.own_lr(self.agent.last_lr))
+        return apply_safe_config(self.agent, self.safe, action.lr_scale,
+                                 base_lr=self.own_lr(self.agent.last_lr, restored=action.target.iteration))
 
 
 class WatchdogObserver(AlgoObserver):

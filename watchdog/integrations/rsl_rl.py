@@ -272,7 +272,8 @@ class RslRlSession(IntegrationSession):
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         alg = self.runner.alg
-        return apply_safe_config(alg, self.safe, action.lr_scale, base_lr=self.own_lr(alg.learning_rate))
+        return apply_safe_config(alg, self.safe, action.lr_scale,
+                                 base_lr=self.own_lr(alg.learning_rate, restored=action.target.iteration))
 
 
 class WatchedOnPolicyRunner(OnPolicyRunner):

@@ -224,7 +224,8 @@ class SB3Session(IntegrationSession):
         kept: dict[str, str] = {}
         if "learning_rate" in values or action.lr_scale != 1.0:
             old = current_value(model, "learning_rate")
-            new = safe_lr(values.get("learning_rate"), self.own_lr(old)) * action.lr_scale
+            own = self.own_lr(old, restored=action.target.iteration)
+            new = safe_lr(values.get("learning_rate"), own) * action.lr_scale
             model.learning_rate, model.lr_schedule = new, constant_schedule(new)
             for group in model.policy.optimizer.param_groups:  # now, not only at the next train()
                 group["lr"] = new

@@ -227,7 +227,8 @@ class SkrlSession(IntegrationSession):
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         lr = self.agent.optimizer.param_groups[0]["lr"]
-        return apply_safe_config(self.agent, self.safe, action.lr_scale, base_lr=self.own_lr(lr))
+        return apply_safe_config(self.agent, self.safe, action.lr_scale,
+                                 base_lr=self.own_lr(lr, restored=action.target.iteration))
 
 
 class _Stop(Exception):
