@@ -464,7 +464,9 @@ class PolicyConfig(_Config):
         100, ge=0, le=10_000_000,
         description="An advisory warning is said once per stretch; the stretch ends after recover_points records "
                     "and this many iterations without it (a fall that comes and goes at its limit is said once).")
-    cooldown_iters: int = Field(20, ge=0, description="Re-warm-up after a rollback before stable marks resume.")
+    cooldown_iters: int = Field(
+        20, ge=0, description="Re-warm-up after a rollback before stable marks resume (and recover_points quiet records "
+                              "after a warning the restored run said meanwhile).")
     rollback_budget: int = Field(3, ge=0, le=100, description="Rollbacks allowed before the run is stopped.")
     escalation_lr_factor: float = Field(
         0.5, gt=0, le=1, description="Each further rollback multiplies the safe learning rates by this."
