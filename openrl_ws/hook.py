@@ -127,7 +127,7 @@ class WatchSession(TrainingSession):
         module = trainer.algo_module
         for key, current in learning_rates(module).items():
             # scaled from the run's own (its decay base), not from a restored, scaled-once lr; never above it
-            own = self.own_lr(getattr(module, key, current), key, action.target.iteration)
+            own = self.own_lr(getattr(module, key, current), key, action.target.iteration, restored_lr=current)
             values[key] = safe_lr(values.get(key), own)
         changes = apply_ppo_overrides(trainer, values)
         if action.lr_scale != 1.0:

@@ -184,17 +184,21 @@ class TrainingSession:
         elif watchdog is not None:
             watchdog.listeners.append(self.result.events.append)
 
-    def own_lr(self, current: float, key: str = "lr", restored: int | None = None) -> float:
+    def own_lr(self, current: float, key: str = "lr", restored: int | None = None,
+               restored_lr: float | None = None) -> float:
         """The run's own learning rate ``key`` as it was at its first switch (``current`` then): what a safe config
         without that learning rate scales. A later rollback can restore a checkpoint saved after an earlier, scaled
         switch, whose lr must not be scaled again (until session 16 in the integrations, session 19 in OpenRL, the
         scales multiplied: x0.5 then x0.25 ran at x0.125). One saved before the first switch (``restored``, the
-        iteration of the checkpoint restored, at or before the first switch's) holds the run's own lr of its time,
-        and the switch stays below that too: an adaptive schedule's older, lower lr (rsl_rl's 1e-5 floor) was raised
-        5.7x by a second rollback until session 27."""
+        iteration of the checkpoint restored, at or before the first switch's) holds the run's own lr of its time
+        (``restored_lr``, the restored optimizer's; default ``current``, where the restore put the framework's lr
+        back), and the switch stays below that too: an adaptive schedule's older, lower lr (rsl_rl's 1e-5 floor) was
+        raised 5.7x by a second rollback until session 27."""
         own = self._own_lrs.setdefault(key, float(current))
         first = self._own_lrs_at.setdefault(key, restored) if restored is not None else self._own_lrs_at.get(key)
-        return min(own, float(current)) if restored is not None and first is not None and restored <= first else own
+        if restored is None or first is None or restored > first:
+            return own
+        return min(own, float(current if restored_lr is None else restored_lr))
 
     # --- framework methods (subclasses) ---------------------------------------------------------
 

@@ -224,7 +224,8 @@ class SB3Session(IntegrationSession):
         kept: dict[str, str] = {}
         if "learning_rate" in values or action.lr_scale != 1.0:
             old = current_value(model, "learning_rate")
-            own = self.own_lr(old, restored=action.target.iteration)
+            own = self.own_lr(old, restored=action.target.iteration,  # (the schedule is the last switch's)
+                              restored_lr=model.policy.optimizer.param_groups[0]["lr"])
             new = safe_lr(values.get("learning_rate"), own) * action.lr_scale
             model.learning_rate, model.lr_schedule = new, constant_schedule(new)
             for group in model.policy.optimizer.param_groups:  # now, not only at the next train()
