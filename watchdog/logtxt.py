@@ -202,6 +202,7 @@ class LogTxtTail:
 
     :meth:`poll` returns the records whose episode block is complete (the next ``Episode:`` line
     has appeared). ``poll(final=True)`` also returns the last open episode (the run has ended).
+    The lines it ignored are said in ``warnings`` as :func:`parse_log_txt` says them, each time their count grows.
     """
 
     def __init__(self, path, *, steps_per_iteration: int | None = None):
@@ -210,10 +211,17 @@ class LogTxtTail:
         self.warnings: list[str] = []
         self._spi = steps_per_iteration
         self._parser = _Parser(str(self.path), steps_per_iteration)
+        self._said: set[str] = set()  # the parser's warnings passed on
 
     @property
     def total_iterations(self) -> int | None:
         return self._parser.total
+
+    @property
+    def bad_values(self) -> int:
+        """Metric lines read whose value is not a number, left out of their records (replay's ``lost_lines``: the NaN
+        that was the run's end?). Until session 27 a watch said nothing of them, and its verdict was a plain one."""
+        return self._parser.bad_values
 
     def poll(self, *, final: bool = False) -> list[MetricRecord]:
         out: list[MetricRecord] = []
@@ -229,6 +237,7 @@ class LogTxtTail:
             )
             self.offset = 0
             self._parser = _Parser(str(self.path), self._spi)
+            self._said = set()
         if size is not None and size > self.offset:
             data = read_input_range(self.path, self.offset, size, what="log file")
             cut = data.rfind(b"\n")
@@ -243,4 +252,8 @@ class LogTxtTail:
             rec = self._parser.finish()
             if rec is not None:
                 out.append(rec)
+        for text in self._parser.warnings():  # (a count that grew is a new text: said again, with the new count)
+            if text not in self._said:
+                self._said.add(text)
+                self.warnings.append(text)
         return out

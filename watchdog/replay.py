@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -692,13 +693,44 @@ def value_loss_ends_early(records: list[MetricRecord], points: int = SIGNAL_END_
     cut mid-run, a tag no longer logged), and a verdict holds for the value loss's rules up to there. Until session
     22 a run whose value-loss file was damaged at iteration 640 of 1295 was HEALTHY "judged up to it 1295", and one
     cut there was a plain HEALTHY. (On the 150 data runs the gap is at most one of its points: a crash restart's.)"""
-    its = [r.iteration for r in records if VALUE_LOSS in r.metrics]
-    if not its:
-        return {}
-    last, until = max(r.iteration for r in records), max(its)
-    spacing = sorted(b - a for a, b in zip(its, its[1:]) if b > a)
-    step = spacing[len(spacing) // 2] if spacing else 1
-    return {"value_loss_until": until} if last - until > points * step else {}
+    span = ValueLossSpan()
+    for rec in records:
+        span.add(rec)
+    return span.ends_early(points)
+
+
+class ValueLossSpan:
+    """:func:`value_loss_ends_early`'s rule fed one record at a time, in a few counters: a watch judges a run for days
+    and keeps no records (until session 27 it had no such rule: a run whose value-loss file stopped at 40 % was a
+    plain "healthy", exit 0, where replay said "its value loss read up to it 510 of 1295", exit 2)."""
+
+    def __init__(self) -> None:
+        self.last: int | None = None  # the run's newest iteration
+        self.until: int | None = None  # the value loss's newest iteration
+        self._previous: int | None = None  # the value loss's previous iteration, in record order
+        self._spacings: Counter[int] = Counter()  # the steps between its iterations going forward, and how often
+
+    def add(self, record: MetricRecord) -> None:
+        it = record.iteration
+        self.last = it if self.last is None else max(self.last, it)
+        if VALUE_LOSS not in record.metrics:
+            return
+        if self._previous is not None and it > self._previous:
+            self._spacings[it - self._previous] += 1
+        self._previous = it
+        self.until = it if self.until is None else max(self.until, it)
+
+    def ends_early(self, points: int = SIGNAL_END_POINTS) -> dict:
+        """``{"value_loss_until": iteration}`` as :func:`value_loss_ends_early` says it of the records added so far."""
+        if self.until is None or self.last is None:
+            return {}
+        middle, seen, step = sum(self._spacings.values()) // 2, 0, 1  # the median spacing (the upper one of two)
+        for spacing in sorted(self._spacings):
+            seen += self._spacings[spacing]
+            if seen > middle:
+                step = spacing
+                break
+        return {"value_loss_until": self.until} if self.last - self.until > points * step else {}
 
 
 NO_VALUE_LOSS = "no value loss logged: its rules judged nothing"
@@ -716,6 +748,39 @@ def damage_bound(iteration: int, files: int) -> str:
     """What bounds a verdict judged up to a corrupt record: replay's headline and watch's end event say the same."""
     damaged = "a damaged file" if files == 1 else f"{files} damaged files"
     return f"judged up to it {iteration}: the rest of {damaged} is lost"
+
+
+def value_loss_bound(until: int, last: int) -> str:
+    """What bounds a verdict whose value loss was read up to ``until`` of the run's ``last`` iteration
+    (:func:`value_loss_ends_early`): replay's headline and watch's end event say the same."""
+    return f"its value loss read up to it {until} of {last}"
+
+
+def lost_lines_bound(lines: int, where: str) -> str:
+    """What bounds a verdict read without ``lines`` damaged lines of its ``where`` (replay's ``lost_lines``): a log.txt
+    line's value, another file's record, left out (the NaN that was the run's end?)."""
+    return (f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its {where}, whose "
+            f"{'values' if where == 'log.txt' else 'records'} are lost")
+
+
+def verdict_bounds(info: dict, last_iteration: int | None) -> list[str]:
+    """What the data lost bounds a verdict with, from a run's ``damaged_files``, ``value_loss_until`` and
+    ``lost_lines`` (replay's ``run_info`` keys; watch fills them from what it followed): replay's headline and watch's
+    end event say the same."""
+    bounds = []
+    if info.get("damaged_files") and last_iteration is not None:
+        bounds.append(damage_bound(last_iteration, len(info["damaged_files"])))
+    if info.get("value_loss_until") is not None and last_iteration is not None:
+        bounds.append(value_loss_bound(info["value_loss_until"], last_iteration))
+    if info.get("lost_lines"):
+        bounds.append(lost_lines_bound(info["lost_lines"], info["lost_lines_in"]))
+    return bounds
+
+
+def verdict_bounded(info: dict) -> bool:
+    """Judged up to a corrupt record, without lost lines, or with a value loss that stopped early: a verdict short of
+    "diverged" is more than the data says, and replay and watch exit 2."""
+    return bool(info.get("damaged_files") or info.get("lost_lines") or info.get("value_loss_until") is not None)
 
 
 def unrecognised_report(run: str, data: RunData) -> RunReport:

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from watchdog.config import load_watchdog_config
-    from watchdog.replay import UNREADABLE, UNRECOGNISED, find_run_dirs
+    from watchdog.replay import UNREADABLE, UNRECOGNISED, find_run_dirs, verdict_bounded
 
     # the built-in defaults unless --config (until session 18 a cfgs/watchdog.yaml in the current folder was read
     # silently: the same run replayed HEALTHY in one folder and DIVERGED in another, and watch disagreed)
@@ -50,8 +50,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         plot_report(reports[0], cfg, args.plot)
     if any(r.verdict in (UNRECOGNISED, UNREADABLE) for r in reports):
         return 2  # a run we could not judge is bad input, never "healthy"
-    if any((r.run_info.get("damaged_files") or r.run_info.get("lost_lines") or r.run_info.get("value_loss_until") is not None)
-           and r.verdict != "diverged" for r in reports):
+    if any(verdict_bounded(r.run_info) and r.verdict != "diverged" for r in reports):
         return 2  # judged up to a corrupt record, or without lost lines: "healthy" for the whole run is more than the data says
     return 1 if any(r.verdict == "diverged" for r in reports) else 0
 
@@ -152,22 +151,13 @@ def reward_label(key: str) -> str:
 def verdict_text(report) -> str:
     """The verdict as the headline says it, with what bounds it: a run within the warm-up is healthy so far (only
     non-finite values and blow-ups were judged), one with a corrupt file is judged up to the corrupt record."""
-    from watchdog.replay import healthy_limits
+    from watchdog.replay import healthy_limits, verdict_bounds
 
     info, bounds = report.run_info, []
     short = report.verdict == "healthy" and info.get("within_warmup")
     if report.verdict == "healthy":
         bounds += healthy_limits(bool(short), info.get("signals_absent") or ())
-    if info.get("damaged_files") and report.records:
-        from watchdog.replay import damage_bound
-
-        bounds.append(damage_bound(report.records[-1].iteration, len(info["damaged_files"])))
-    if info.get("value_loss_until") is not None and report.records:
-        bounds.append(f"its value loss read up to it {info['value_loss_until']} of {report.records[-1].iteration}")
-    if info.get("lost_lines"):
-        lines = info["lost_lines"]
-        bounds.append(f"without {'a damaged line' if lines == 1 else f'{lines} damaged lines'} of its "
-                      f"{info['lost_lines_in']}, whose {'values' if info['lost_lines_in'] == 'log.txt' else 'records'} are lost")
+    bounds += verdict_bounds(info, report.records[-1].iteration if report.records else None)
     return report.verdict.upper() + (" SO FAR" if short else "") + (f" ({'; '.join(bounds)})" if bounds else "")
 
 

@@ -46,8 +46,8 @@ from watchdog.frameworks import (
     value_normalization,
 )
 from watchdog.policy import STATE_CODES, State
-from watchdog.replay import (UNRECOGNISED, damage_bound, healthy_limits, is_run_dir, iter_run_dirs, log_txt_run,
-                             real_path, run_by_logs)
+from watchdog.replay import (UNRECOGNISED, ValueLossSpan, healthy_limits, is_run_dir, iter_run_dirs, log_txt_run,
+                             real_path, run_by_logs, verdict_bounded, verdict_bounds)
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
@@ -513,6 +513,16 @@ class RunFollower:
         """Files followed read up to a corrupt record: the rest of each is lost (replay's ``damaged_files``)."""
         return [t.path for t in self._followed() if t.broken]
 
+    @property
+    def lost_lines(self) -> dict:
+        """Replay's ``lost_lines`` and ``lost_lines_in``: the rows of the CSV followed, or the log.txt lines, whose
+        record or value was left out (text where a number belongs); {} when none."""
+        if self.csv_mode and self.csv.bad_rows:
+            return {"lost_lines": self.csv.bad_rows, "lost_lines_in": PROGRESS_CSV}
+        if self.log_tail is not None and self.log_tail.bad_values:
+            return {"lost_lines": self.log_tail.bad_values, "lost_lines_in": "log.txt"}
+        return {}
+
     def size(self) -> int:
         """Bytes of everything we follow: growth means the training is alive."""
         self.refresh()
@@ -591,6 +601,14 @@ class WatchedRun:
     first: MetricRecord | None = None  # the first record judged, and every key judged: what bounds "healthy"
     keys: set[str] = field(default_factory=set)
     last_value_loss: float = math.nan
+    value_loss_span: ValueLossSpan = field(default_factory=ValueLossSpan)  # where the value loss stopped, if early
+
+    def bounds(self) -> dict:
+        """What the data lost bounds its verdict with, in replay's ``run_info`` keys (the end event carries them):
+        damaged files, lost lines, a value loss that stopped early."""
+        damaged = self.follower.damaged
+        return {**({"damaged_files": [str(p) for p in damaged]} if damaged else {}), **self.follower.lost_lines,
+                **self.value_loss_span.ends_early()}
 
     @property
     def divergence_alarms(self) -> int:
@@ -733,8 +751,12 @@ def write_prometheus(path: Path, runs: list[WatchedRun]) -> None:
     points at (the link stays)."""
     path = Path(os.path.realpath(path))
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(prometheus_text(runs), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(prometheus_text(runs), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:  # (a full disk: no half-written temporary file left beside the collector's files)
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------------------------- the loop
@@ -763,16 +785,21 @@ class Watcher:
                  events_out: Path | None = None, console: WatchdogConsole, fleet: bool | None = None,
                  prometheus: Path | None = None, rescan_every: int = RESCAN_EVERY):
         run_dir = check_run_dir(run_dir, may_be_missing=True)
-        # a folder holding nothing yet (or not there yet: a watch started before the training) is one run or a folder
-        # of runs by what appears in it first (until session 17 it was taken for one run, and every run after the first
-        # that appeared in it was ignored; a missing one was an error)
+        # a folder that is no run and holds none yet (or is not there yet: a watch started before the training) is
+        # one run or a folder of runs by what appears in it first, whatever else it holds: a job script's empty seed
+        # folders, a sweep.yaml (until session 17 an empty one was taken for one run, and every run after the first
+        # that appeared in it was ignored; a missing one was an error; until session 27 one holding anything, empty
+        # folders included, was one run, and the runs that then appeared in them were merged into one timeline)
+        holds_runs = fleet is None and not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
         log_txt_alone = fleet is None and events_out is None and _log_txt_alone(run_dir)
-        self.undecided = fleet is None and events_out is None and (log_txt_alone or not _holds_anything(run_dir))
+        self.undecided = fleet is None and events_out is None and (
+            log_txt_alone or not is_run_dir(run_dir) and not holds_runs)
         if self.undecided:
-            what = "a log.txt with no records" if log_txt_alone else "nothing in it" if run_dir.exists() else "not there"
+            what = ("a log.txt with no records" if log_txt_alone else "no run in it" if _holds_anything(run_dir)
+                    else "nothing in it" if run_dir.exists() else "not there")
             console.message(f"{run_dir}: {what} yet; waiting for a run (or runs) to appear", style="dim")
         if fleet is None:
-            fleet = not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
+            fleet = holds_runs
         if fleet and events_out is not None:
             raise InputError("--events-out is for one run; a folder of runs writes RUN/" + WATCH_EVENTS,
                              path=str(run_dir), hint="drop --events-out")
@@ -784,11 +811,12 @@ class Watcher:
         self.finder = _RunFinder(run_dir, rescan_every) if fleet else None
         self.polls = 0
         self.replaced_alarms = 0  # divergence alarms of runs whose folder a new run took
+        self.metrics_unwritable = False  # the last write of the Prometheus file failed (said once)
         if not fleet and not self.undecided:
             self.add_run(run_dir)
 
     def _decide(self) -> None:
-        """The folder that held nothing at start: one run once it is one, a folder of runs once runs appear in it."""
+        """The folder that held no run at start: one run once it is one, a folder of runs once runs appear in it."""
         if not self.run_dir.is_dir():
             return
         if _log_txt_alone(self.run_dir):  # neither yet
@@ -875,8 +903,22 @@ class Watcher:
             _read_live_log(run, self.console)
 
     def write_metrics(self) -> None:
-        if self.prometheus is not None:
+        """The Prometheus file, after each poll. A write the system refuses (its folder removed, a full disk) is said
+        once and tried again at the next poll: the metrics are a view of the watch, not the watch (until session 27
+        the error ended it, the runs unfollowed and --on-alarm dead)."""
+        if self.prometheus is None:
+            return
+        try:
             write_prometheus(self.prometheus, self.runs)
+        except OSError as exc:
+            if not self.metrics_unwritable:
+                self.metrics_unwritable = True
+                self.console.message(f"watchdog: cannot write {self.prometheus} ({exc.strerror or exc}): the metrics "
+                                     "are not updated; still watching, and trying again at each poll", style="yellow")
+            return
+        if self.metrics_unwritable:
+            self.metrics_unwritable = False
+            self.console.message(f"watchdog: {self.prometheus} written again", style="dim")
 
     def close(self, reason: str | None = None) -> None:
         for run in self.runs:
@@ -907,7 +949,7 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 w.flush()
                 reason = f"no new data for {idle_exit_s:g} s"
                 for run in w.runs:  # the verdict on the END line (the exit code alone said it until session 18)
-                    run.wd.end(reason=reason + _verdict_note(run), verdict=run.state, **_damage_fields(run))
+                    run.wd.end(reason=reason + _verdict_note(run), verdict=run.state, **run.bounds())
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()
@@ -918,9 +960,11 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                     return 2
                 if any(r.error is not None and r.last is None for r in w.runs):
                     return 2  # a run whose files could not be read, never judged (replay: unreadable; exit 0 until session 21)
-                # judged up to a corrupt record and not diverged before it: "no divergence" for the whole run is more
-                # than the data says (replay's exit 2, and replay's order: this before a divergence elsewhere)
-                if any((r.follower.damaged or r.gone_said) and not r.divergence_alarms for r in w.runs):
+                # judged up to a corrupt record, without lost lines, or with a value loss that stopped early, and not
+                # diverged: "no divergence" for the whole run is more than the data says (replay's exit 2, and replay's
+                # order: this before a divergence elsewhere; until session 27 lost lines and the value loss's end
+                # were not this watch's rule)
+                if any((verdict_bounded(r.bounds()) or r.gone_said) and not r.divergence_alarms for r in w.runs):
                     return 2  # (a folder deleted while watched: judged up to there only)
                 return 1 if w.diverged else 0
             w.write_metrics()
@@ -932,20 +976,14 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
 
 
 def _verdict_note(run: WatchedRun) -> str:
-    """What bounds a run's verdict: its files were damaged, or (healthy) it was too short or logged no value loss
-    (replay's headline says the same)."""
-    damaged, notes = run.follower.damaged, []
+    """What bounds a run's verdict: (healthy) it was too short or logged no value loss; its files were damaged, lines
+    of its log lost, its value loss read only part of the way (replay's headline says the same)."""
+    notes = []
     if run.last is not None and run.state == State.HEALTHY.value:
         short = run.last.iteration - run.first.iteration < run.wd.cfg.warmup.min_iters
         notes += healthy_limits(short, signals_found(run.keys)[1])
-    if damaged and run.last is not None:
-        notes.append(damage_bound(run.last.iteration, len(damaged)))
+    notes += verdict_bounds(run.bounds(), run.last.iteration if run.last is not None else None)
     return "".join(f"; {note}" for note in notes)
-
-
-def _damage_fields(run: WatchedRun) -> dict:
-    damaged = run.follower.damaged
-    return {"damaged_files": [str(p) for p in damaged]} if damaged else {}
 
 
 def nothing_to_judge(run_dir: Path, idle_s: float, runs: list[WatchedRun] = (), fleet: bool = False) -> str:
@@ -1039,6 +1077,7 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
         carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
         run.first, run.last = run.first or record, record
         run.keys.update(record.metrics)
+        run.value_loss_span.add(record)
         run.last_value_loss = record.metrics.get(VALUE_LOSS, run.last_value_loss)
         if not fleet:
             console.status(record, run.wd.state.value)

@@ -225,6 +225,29 @@ def test_a_row_without_its_step_or_with_text_among_numbers_bounds_the_verdict(tm
     assert "without a damaged line of its progress.csv" in capsys.readouterr().out
 
 
+def test_a_tail_counts_the_rows_it_lost_as_replay_does_when_each_row_is_read_alone(tmp_path):
+    """A review (session 27): a watch said the rows it lost from progress.csv, and ended a plain "healthy", exit 0
+    (replay: exit 2). The tail counts them (replay's ``lost_lines``), the text in a column of numbers included when
+    its row is read alone (the column's numbers came in earlier polls)."""
+    from watchdog.csvlog import ProgressCsvTail
+
+    lines = (DATA / "cartpole_healthy" / "csv" / "progress.csv").read_text().splitlines(keepends=True)
+    header = lines[0].rstrip("\n").split(",")
+    for row, column in ((5, "time/total_timesteps"), (60, "train/value_loss")):
+        cells = lines[row].rstrip("\n").split(",")
+        cells[header.index(column)] = "oops"
+        lines[row] = ",".join(cells) + "\n"
+    path = tmp_path / "progress.csv"
+    path.write_text(lines[0])
+    tail = ProgressCsvTail(path)
+    for line in lines[1:]:  # a poll after each dump
+        with open(path, "a") as f:
+            f.write(line)
+        tail.poll()
+    assert tail.bad_rows == read_progress_csv(path).bad_rows == 2
+    assert any("column train/value_loss holds text among its numbers (line 61: 'oops')" in w for w in tail.warnings)
+
+
 def test_a_rewrite_caught_half_way_is_not_a_new_run(tmp_path):
     """SB3 rewrites progress.csv in 8 KB pieces when a dump brings a new key: a poll in between sees the new
     header and fewer rows. That waits for the next poll; a file that shrank (a new run) is read from the start."""

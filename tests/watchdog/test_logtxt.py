@@ -124,6 +124,25 @@ def test_tail_returns_only_complete_episode_blocks(tmp_path):
     assert tail.total_iterations == 20 and tail.warnings == []
 
 
+def test_a_tail_says_and_counts_the_values_that_are_not_numbers_as_the_parser_does(tmp_path):
+    """A review (session 27): the tail left a `value_loss: tensor(0.65)` out of its record without a word, and a
+    watch of the run ended a plain "healthy" (replay: its input line, and exit 2). It says them as replay does, a
+    new line when their count grows, and counts them (replay's ``lost_lines``)."""
+    p = tmp_path / "log.txt"
+    tail = LogTxtTail(p)
+    p.write_text(BLOCK.format(n=0, m=20, r="0.1", v="0.2") + BLOCK.format(n=1, m=20, r="0.1", v="tensor(0.65)"))
+    tail.poll()
+    said = f"{p}: ignored 1 metric line(s) whose value is not a number (first: 'value_loss: tensor(0.65)')"
+    assert tail.warnings == [said] and tail.bad_values == 1
+    tail.poll(final=True)
+    assert tail.warnings == [said]  # once
+    with open(p, "a") as f:
+        f.write(BLOCK.format(n=2, m=20, r="0.1", v="abc"))
+    tail.poll()
+    assert tail.warnings[1:] == [said.replace("ignored 1", "ignored 2")] and tail.bad_values == 2
+    assert tail.bad_values == parse_log_txt(p).bad_values and tail.warnings[-1] in parse_log_txt(p).warnings
+
+
 def test_tail_matches_one_shot_parse_on_real_log(mapush_runs, tmp_path):
     data = (mapush_runs / "11-03-16_cuboid" / "log.txt").read_bytes()
     whole = parse_log_txt(mapush_runs / "11-03-16_cuboid" / "log.txt", steps_per_iteration=10_000)

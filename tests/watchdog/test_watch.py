@@ -197,6 +197,30 @@ def test_a_folder_empty_at_start_becomes_one_run_or_a_fleet_by_what_appears(tmp_
     assert not w.fleet and [r.run_dir for r in w.runs] == [single]
 
 
+def test_a_folder_holding_no_run_yet_waits_whatever_else_it_holds(tmp_path, capsys):
+    """A review (session 27): a job script makes results/seed0/ and seed1/ (and writes a sweep.yaml) before the
+    trainings start; a folder holding anything was taken for one run, and the two runs that then appeared were
+    judged on one watchdog as one timeline (seed1's first records "RECOVERED" seed0's divergence). It is a folder of
+    runs, as replay reads it."""
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    from tests.watchdog.test_fleet import write_run
+
+    results = tmp_path / "results"
+    (results / "seed0").mkdir(parents=True)
+    (results / "seed1").mkdir()
+    (results / "sweep.yaml").write_text("seeds: [0, 1]\n")
+    w = Watcher(results, console=WatchdogConsole())
+    w.poll()
+    assert w.undecided and not w.runs and "no run in it yet; waiting" in capsys.readouterr().out
+    write_run(results / "seed0", 0, diverging=False, iters=range(5))
+    write_run(results / "seed1", 1, diverging=False, iters=range(5))
+    w.poll()
+    assert w.fleet and sorted(r.name for r in w.runs) == ["seed0", "seed1"]
+    w.close()
+
+
 def test_a_bad_record_in_a_file_that_stops_growing_is_said_without_idle_exit(tmp_path, capsys, monkeypatch):
     """Zero-filled bytes at the end of a run's file (a crash): the watch, running on (no --idle-exit), looks at the
     bad record again at its next poll although the file did not change, and says it (it waited forever before)."""
@@ -298,6 +322,59 @@ def test_a_damaged_event_file_is_said_and_bounds_the_watch_as_it_does_replay(tmp
     out = capsys.readouterr().out
     assert "corrupt record length header at byte 0" in out
     assert f"no metrics in 0 s: {dead / src.name} corrupt before its first tracked point" in out
+
+
+def _watched_as_replayed(run: Path, capsys) -> tuple[str, str]:
+    """Replay's headline of the finished run (exit 2: its verdict bounded), then the watch's output (exit 2 too)."""
+    assert main(["replay", str(run)]) == 2
+    headline = capsys.readouterr().out.splitlines()[0]
+    assert main(["watch", str(run), "--idle-exit", "0"]) == 2
+    return headline, capsys.readouterr().out
+
+
+def test_values_lost_from_a_log_txt_or_a_progress_csv_bound_the_watch_as_they_do_replay(tmp_path, capsys):
+    """A review (session 27): a value that is not a number in OpenRL's log.txt (`value_loss: tensor(0.65)`) or text in
+    a train/value_loss cell of SB3's progress.csv: replay said "HEALTHY (without a damaged line of its ...)", exit 2;
+    watch ended a plain "healthy", exit 0, and said nothing of the log.txt line. It says it as replay does, and its
+    end says the same bound, with replay's exit code."""
+    run = tmp_path / "openrl"
+    run.mkdir()
+    text = (TEST_DATA / "openrl_resumed" / "push_lite_resumed" / "log.txt").read_text()
+    (run / "log.txt").write_text(text.replace("value_loss: 0.6529490232467652", "value_loss: tensor(0.65)", 1))
+    headline, out = _watched_as_replayed(run, capsys)
+    bound = "without a damaged line of its log.txt, whose values are lost"
+    assert f"HEALTHY ({bound})" in headline
+    assert f"input: {run / 'log.txt'}: ignored 1 metric line(s) whose value is not a number" in out
+    assert f"watch ended, healthy: no new data for 0 s; {bound}" in out
+    end = [e for e in read_events(run / WATCH_EVENTS).events if e["event"] == "end"][-1]
+    assert (end["lost_lines"], end["lost_lines_in"]) == (1, "log.txt")
+
+    run = tmp_path / "sb3"
+    run.mkdir()
+    lines = (TEST_DATA / "sb3_csv" / "cartpole_healthy" / "csv" / "progress.csv").read_text().splitlines(keepends=True)
+    cells = lines[60].split(",")
+    cells[lines[0].split(",").index("train/value_loss")] = "oops"
+    lines[60] = ",".join(cells)
+    (run / "progress.csv").write_text("".join(lines))
+    headline, out = _watched_as_replayed(run, capsys)
+    bound = "without a damaged line of its progress.csv, whose records are lost"
+    assert f"HEALTHY ({bound})" in headline and f"watch ended, healthy: no new data for 0 s; {bound}" in out
+
+
+def test_a_value_loss_that_stops_early_bounds_the_watch_as_it_does_replay(tmp_path, mapush_runs, capsys):
+    """A review (session 27): a real MAPush run whose value-loss event file was cut at 40 % (the other tags whole):
+    replay said "HEALTHY (its value loss read up to it 510 of 1295)", exit 2; watch a plain "healthy", exit 0. The
+    rule is replay's (:class:`~watchdog.replay.ValueLossSpan`), from the records the watch judged."""
+    run = tmp_path / "run"
+    shutil.copytree(mapush_runs / "11-07-17_cuboid" / "logs", run / "logs")
+    events, = (run / "logs" / "value_loss").rglob("events.out.tfevents.*")
+    events.write_bytes(events.read_bytes()[:events.stat().st_size * 4 // 10])
+    headline, out = _watched_as_replayed(run, capsys)
+    until = headline.split("its value loss read up to it ")[1].split(" ")[0]
+    assert "HEALTHY (its value loss read up to it " in headline and 400 < int(until) < 600
+    assert f"watch ended, healthy: no new data for 0 s; its value loss read up to it {until} of 1295" in out
+    end = [e for e in read_events(run / WATCH_EVENTS).events if e["event"] == "end"][-1]
+    assert end["value_loss_until"] == int(until)
 
 
 def _write_log_interval_run(run: Path, jump_at: int = 60, every: int = 5, spi: int = 6400) -> None:
@@ -622,6 +699,39 @@ def test_flags_watch_cannot_use_are_one_line_errors_before_the_first_poll(tmp_pa
     assert main(["watch", "--idle-exit", "0", ""]) == 2
     out, err = capsys.readouterr()
     assert "an empty path (an unset variable?)" in err and len(err.strip().splitlines()) == 1 and not out, err
+
+
+def test_a_prometheus_file_that_cannot_be_written_mid_watch_is_said_once_and_the_watch_goes_on(tmp_path):
+    """A review (session 27): the --prometheus folder removed while watching ended the whole watch ("watchdog:
+    error: .../.w.prom.<pid>.tmp: No such file or directory", exit 2: the runs unfollowed, --on-alarm dead). The
+    failure is said once, the runs are still followed, and the file is written again once it can be."""
+    import io
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.replay import replay_run
+    from watchdog.watch import Watcher
+
+    run = Path(__file__).resolve().parents[1] / "data" / "frameworks" / "sb3" / "cartpole_healthy" / "PPO_1"
+    copy, prom = _GrowingCopy(run, tmp_path / "run"), tmp_path / "textfile" / "w.prom"
+    prom.parent.mkdir()
+    out = io.StringIO()
+    watcher = Watcher(copy.dst, console=WatchdogConsole(out), prometheus=prom, rescan_every=1)
+    copy.grow(0.5)
+    watcher.poll()
+    watcher.write_metrics()
+    assert prom.is_file()
+    shutil.rmtree(prom.parent)
+    for _ in range(3):
+        copy.grow(1.0)
+        watcher.poll()
+        watcher.write_metrics()
+    assert out.getvalue().count(f"cannot write {prom}") == 1 and "still watching" in out.getvalue()
+    prom.parent.mkdir()
+    watcher.write_metrics()
+    watcher.flush()
+    assert "watchdog_run_iteration" in prom.read_text() and f"{prom} written again" in out.getvalue()
+    assert watcher.runs[0].last.iteration == replay_run(run).records[-1].iteration  # followed to its end
+    watcher.close()
 
 
 def test_a_nan_in_the_newest_step_is_judged_without_waiting_for_a_later_one(tmp_path):
