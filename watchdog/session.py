@@ -42,7 +42,8 @@ from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, Sa
 from watchdog.resources import MB, ResourceSampler, held_bytes
 from watchdog.signals import (SYS_PREFIX, SYS_WATCHDOG_CUDA_MB, SYS_WATCHDOG_HOST_MB, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS,
                               WATCHDOG_STATE, MetricRecord)
-from watchdog.supervise import RESUME_ENV, RUN_DIR_ENV, count_recoveries, resumes_on_own_config, run_events
+from watchdog.supervise import (RESTART_ENV, RESUME_ENV, RUN_DIR_ENV, count_recoveries, resumes_on_own_config,
+                                run_events)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,15 @@ def resumed_from() -> dict:
     (``WATCHDOG_RESUME``), else ``{}``: what the integrations add to their start event."""
     checkpoint = os.environ.get(RESUME_ENV)
     return {"resumed_from": checkpoint} if checkpoint else {}
+
+
+def restart_rollback(ref: CheckpointRef, number: int, why: str) -> Rollback:
+    """A restart as the rollback across processes it is (to ``ref``, the run's recovery ``number``, at the safe
+    config's full scale): what a restarted process hands ``restore_snapshot`` and ``apply_config``."""
+    it, steps = ref.iteration, ref.env_steps
+    return Rollback(target=ref, onset=Onset(it, it, it, "restart"), from_iteration=it + 1, from_env_steps=steps,
+                    number=number, lr_scale=1.0,
+                    alarm=Verdict("restart", "alarm", "", float("nan"), float("nan"), why, it, steps))
 
 
 def abandon_after_resume(store_root: Path, iteration: int) -> list[str]:
@@ -346,10 +356,15 @@ class TrainingSession:
         and restarts) share the one budget, and the trainer switches to the safe config (not after a resource
         stop, which the supervisor's restart event says, of a run that never recovered: it was not diverging; one
         that had switched goes on on the safe config, which its weights-only checkpoint does not carry). Returns the
-        checkpoint (the framework goes on at ``ref.iteration + 1``), None when the process was not restarted.
+        checkpoint (the framework goes on at ``ref.iteration + 1``), None when the process was not restarted or was
+        restarted with no stable checkpoint to resume from (:meth:`_restarted_from_scratch`: it starts at 0).
         A checkpoint that fails verification is a :class:`~watchdog.errors.CheckpointError` (one line, exit 2)."""
+        if self.watchdog is None:
+            return None
         raw = os.environ.get(RESUME_ENV)
-        if not raw or self.watchdog is None:
+        if not raw:
+            if os.environ.get(RESTART_ENV):
+                self._restarted_from_scratch()
             return None
         state, meta = load_checkpoint(raw)
         wd = self.watchdog
@@ -372,11 +387,7 @@ class TrainingSession:
         if self.store is not None:
             abandon_after_resume(self.store_root, iteration)
         wd.restored_at = iteration  # a rollback across processes, as replay's restart_replayed dates it
-        restart = Verdict("restart", "alarm", "", float("nan"), float("nan"),
-                          f"the process was restarted by watchdog run from {raw}", iteration, env_steps)
-        action = Rollback(target=ref, onset=Onset(iteration, iteration, iteration, "restart"),
-                          from_iteration=iteration + 1, from_env_steps=env_steps, number=recoveries, lr_scale=1.0,
-                          alarm=restart)
+        action = restart_rollback(ref, recoveries, f"the process was restarted by watchdog run from {raw}")
         self.restore_snapshot(self.from_state(state), action)
         self.result.rollbacks = self.result.recoveries_before = recoveries
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
@@ -385,6 +396,25 @@ class TrainingSession:
         if not resumes_on_own_config(events):
             wd.config_switched(self.apply_config(action), config_name=self.safe_name)
         return ref
+
+    def _restarted_from_scratch(self) -> None:
+        """A process ``watchdog run`` restarted with no stable checkpoint to resume from (the run died before its
+        first): it trains from iteration 0 again, as a recovery of the run all the same, as OpenRL's train.py does
+        since session 17: the recoveries in the run's event log (this restart included) share the one budget, and
+        the trainer switches to the safe config (not where :func:`resumes_on_own_config` says the restart keeps the
+        run's own). Until session 27 such a process started afresh: its own config, no recovery counted, so a run
+        with a budget of 1 was allowed another rollback after the crash."""
+        wd = self.watchdog
+        events = run_events(self.run_dir)  # the supervisor's restart event included
+        recoveries = count_recoveries(events)
+        wd.resumed(None, 0, recoveries=recoveries)
+        self.result.rollbacks = self.result.recoveries_before = recoveries
+        self.say(f"watchdog: restarted by watchdog run with no stable checkpoint to resume from: training from the "
+                 f"start; recoveries so far {recoveries} (rollbacks and restarts, one budget)", style="bold yellow")
+        if not resumes_on_own_config(events):
+            scratch = CheckpointRef("scratch", -1, 0)  # the state before update 0
+            action = restart_rollback(scratch, recoveries, "the process was restarted by watchdog run from scratch")
+            wd.config_switched(self.apply_config(action), config_name=self.safe_name)
 
     def restore(self, action: Rollback) -> None:
         """The target's snapshot from memory (else from disk) back in place."""

@@ -36,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence, TextIO
 
@@ -263,8 +263,12 @@ def integration_budget(run_dir: Path) -> int | None:
     start = _first_start(run_dir)
     if _integration(start) is None:
         return None
-    budget = ((start.get("config") or {}).get("policy") or {}).get("rollback_budget")
-    return budget if isinstance(budget, int) else None
+    # a start event written by hand or damaged ("config": 7) names no budget: none read, as for a run without one
+    # (an AttributeError traceback at the first crash until session 27)
+    config = start.get("config")
+    policy = config.get("policy") if isinstance(config, dict) else None
+    budget = policy.get("rollback_budget") if isinstance(policy, dict) else None
+    return budget if isinstance(budget, int) and not isinstance(budget, bool) else None
 
 
 def count_recoveries(events: list[dict]) -> int:
@@ -286,13 +290,20 @@ def on_safe_config(events: list[dict]) -> bool:
 
 def resumes_on_own_config(events: list[dict]) -> bool:
     """A process the supervisor restarted keeps the run's own config: after a resource stop (its last restart's
-    cause) of a run that never recovered; every other restart switches to the safe config."""
-    return last_restart_cause(events) == RESOURCE_CAUSE and not on_safe_config(events)
+    cause) of a run that never recovered, and after a restart of the command unchanged (its restart event names no
+    config: the script had written no start event, so the supervisor restarted it from its own start with its own
+    config, and said so); every other restart switches to the safe config."""
+    restart = last_restart(events)
+    if restart is None:
+        return False
+    if restart.get("config") is None and restart.get("checkpoint_kind") == "scratch":
+        return True
+    return restart.get("cause") == RESOURCE_CAUSE and not on_safe_config(events)
 
 
-def last_restart_cause(events: list[dict]) -> str | None:
-    """Why the supervisor last restarted the run (its restart event's ``cause``: "crash" or "resource"), else None."""
-    return next((e.get("cause") for e in reversed(events) if e.get("event") == "restart"), None)
+def last_restart(events: list[dict]) -> dict | None:
+    """The supervisor's last restart event of the run (its ``cause``: "crash" or "resource"), else None."""
+    return next((e for e in reversed(events) if e.get("event") == "restart"), None)
 
 
 def forecast_resource_death(events: list[dict]) -> bool:
@@ -314,11 +325,14 @@ def rollback_budget_of(cmd: Sequence[str]) -> int | None:
 
 
 def is_openrl_command(cmd: Sequence[str]) -> bool:
-    """Whether ``cmd`` runs OpenRL's ``train.py`` (ours or MAPush's: ``openrl_ws/train.py``, or a command carrying
-    its ``--run_dir`` flag), whose ``--checkpoint`` and ``--config`` a restart may rewrite. Another script's
-    flags are its own (Isaac Lab's ``train.py`` has a ``--checkpoint`` that means something else)."""
-    return get_flag(cmd, "--run_dir") is not None or any(
-        Path(arg).as_posix().endswith("openrl_ws/train.py") or arg == "openrl_ws.train" for arg in cmd)
+    """Whether ``cmd`` runs OpenRL's ``train.py`` (ours or MAPush's: the script ``openrl_ws/train.py``, or the
+    module ``openrl_ws.train``), whose ``--checkpoint`` and ``--config`` a restart may rewrite. Another script's
+    flags are its own (Isaac Lab's ``train.py`` has a ``--checkpoint`` that means something else). Its ``--run_dir``
+    flag says nothing: every example here has one too (until session 27 it made any script OpenRL's: a restart
+    added ``--config`` its argparse refused, and an integration's ``--safe_config`` was read as OpenRL's and
+    refused before the run started)."""
+    return any(Path(os.path.abspath(arg)).as_posix().endswith("/openrl_ws/train.py") or arg == "openrl_ws.train"
+               for arg in cmd)
 
 
 def restart_command(cmd: Sequence[str], point: RestartPoint, config: Path) -> list[str]:
@@ -467,9 +481,14 @@ class Supervisor:
                              own: bool) -> list[str]:
         """An integration's run (rsl_rl, ...): the same command line again; its watchdog reads the stable checkpoint
         from ``WATCHDOG_RESUME``, puts it in place and switches to its own safe config (the script's
-        ``safe_config``; not where ``own``: a resource stop of a run that never recovered). Only our stable checkpoints count: the framework's own are not verified or dated."""
+        ``safe_config``; not where ``own``: a resource stop of a run that never recovered). Only our stable
+        checkpoints count: the framework's own are not verified or dated. Without one (from scratch) there is no
+        ``WATCHDOG_RESUME``: the process starts over, and its watchdog counts the restart and switches to the safe
+        config all the same (``TrainingSession.resume_from_env``)."""
         if point.kind != "stable":
             point = RestartPoint(None, "scratch")
+        else:  # absolute, as the run dir: a script may change directory before it resumes (with a relative
+            point = replace(point, path=Path(os.path.abspath(point.path)))  # --run-dir it could not, until session 27)
         self._resume = point.path
         config = f"its {framework} watchdog's " + ("config as it was" if own else "safe config")
         self.say(f"restart {attempt}/{self.max_restarts}: training {outcome.describe()}; restarting the same command "
@@ -584,13 +603,16 @@ class Supervisor:
                     return True
 
     def _stop(self, proc: subprocess.Popen, sig: int) -> None:
-        """Send ``sig`` to the child's group, wait ``grace_seconds``, then SIGKILL the group."""
+        """Send ``sig`` to the child's group, wait up to ``grace_seconds`` for the child, then SIGKILL the group: the
+        child if it is still there, and whatever of its group ignored ``sig`` (a worker left running after the child
+        exited 0 on it until session 27: the group was killed only after a non-zero exit)."""
         _kill_group(proc, sig)
         try:
             proc.wait(timeout=self.grace_seconds)
         except subprocess.TimeoutExpired:
-            _kill_group(proc, signal.SIGKILL)
-            proc.wait()
+            pass
+        _kill_group(proc, signal.SIGKILL)
+        proc.wait()
 
     def _progress(self) -> tuple:
         """Sizes and mtimes of the files a training run keeps growing."""

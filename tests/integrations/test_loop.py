@@ -325,3 +325,43 @@ def test_an_alarm_in_alert_mode_leaves_no_restart_point_inside_the_divergence(tm
     assert len(kinds(events, "stop")) == (mode != "alert")
     point = choose_restart_point(tmp_path)
     assert point.kind == "stable" and point.iteration <= distrust["after_iteration"]
+
+
+@pytest.mark.parametrize("entry", ["resume", "step"])
+@pytest.mark.parametrize(("restart", "switched", "recoveries"), [
+    # died before its first stable checkpoint: restarted from scratch, on the safe config, the restart counted
+    ({"cause": "crash", "checkpoint_kind": "scratch", "config": "its loop watchdog's safe config"}, True, 1),
+    # died before its watchdog's start event: restarted unchanged, on its own config (as the supervisor said)
+    ({"cause": "crash", "checkpoint_kind": "scratch", "config": None}, False, 1),
+    # a resource stop of a run that never recovered: its own config, no recovery
+    ({"cause": "resource", "checkpoint_kind": "scratch", "config": "its loop watchdog's config as it was"}, False, 0),
+])
+def test_a_loop_restarted_with_no_checkpoint_to_resume_counts_the_restart_and_takes_the_config_it_was_told(
+        tmp_path, monkeypatch, entry, restart, switched, recoveries):
+    """Found by a review (session 27): a process `watchdog run` restarted with no stable checkpoint (no
+    WATCHDOG_RESUME) started afresh, on its own lr with no recovery counted, whatever the restart event said. From
+    resume() and from a loop that goes straight to step() alike (its own 0 is right: there is nothing to resume)."""
+    from watchdog.eventlog import EventLog, make_event
+    from watchdog.supervise import RESTART_ENV, RESUME_ENV
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    with EventLog(run_dir / "watchdog_events.jsonl") as log:
+        log.write(make_event("restart", iteration=-1, env_steps=0, state="restarting", checkpoint=None, attempt=1,
+                             **restart))
+    monkeypatch.setenv(RESTART_ENV, "1")
+    monkeypatch.delenv(RESUME_ENV, raising=False)
+    lr = {"now": LR}
+
+    def switch(scale):
+        old, lr["now"] = lr["now"], SAFE_LR * scale
+        return {"learning_rate": (old, lr["now"])}
+
+    watch = _tiny(tmp_path, switch=switch)
+    if entry == "resume":
+        assert watch.resume().iteration == 0
+    watch.step(0, 64, {"losses/value_loss": 0.1})
+    watch.close()
+    events = read_events(run_dir / "watchdog_events.jsonl").events
+    assert bool(kinds(events, "config_switch")) is switched and lr["now"] == (SAFE_LR if switched else LR)
+    assert watch.result.rollbacks == recoveries and kinds(events, "end")[0]["rollbacks"] == recoveries

@@ -37,6 +37,7 @@ from watchdog.signals import (
     MetricRecord,
     normalize_key,
 )
+from tests.watchdog.test_supervise import as_openrl_train
 from watchdog.supervise import get_flag, is_recovery
 
 REPO = Path(__file__).resolve().parents[2]
@@ -551,8 +552,8 @@ def test_a_restartable_stop_is_restarted_with_the_attempts_own_config_and_spends
             "restart or open(os.path.join(d, 'watchdog_events.jsonl'), 'a').write(json.dumps({'event': 'stop', "
             "'iteration': 3, 'env_steps': 30, 'state': 'stopped', 'time': 0, 'reason': 'memory', "
             "'restartable': True}) + '\\n'); sys.exit(0 if restart else 1)")
-    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
-                      "--config", "mine.yaml")
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, str(as_openrl_train(tmp_path, code)),
+                      "--run_dir", str(run_dir), "--config", "mine.yaml")
     assert proc.returncode == 0, proc.stderr
     restart, = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "restart"]
     assert restart["cause"] == "resource" and restart["exit_code"] == 1 and not is_recovery(restart)
@@ -578,8 +579,8 @@ def test_a_restartable_stop_of_a_run_that_had_rolled_back_is_restarted_on_the_sa
             "sys.exit(0 if restart else 1)")
     mine = tmp_path / "mine.yaml"
     mine.write_text("lr: 0.001\n")
-    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
-                      "--config", str(mine))
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, str(as_openrl_train(tmp_path, code)),
+                      "--run_dir", str(run_dir), "--config", str(mine))
     assert proc.returncode == 0, proc.stderr
     events = read_events(run_dir / EVENTS_FILENAME).events
     restart, = [e for e in events if e["event"] == "restart"]
@@ -620,8 +621,9 @@ def test_the_death_a_resource_alarm_forecast_is_restarted_as_a_resource_end(tmp_
             "print('attempt', restart, sys.argv[3:]); restart and sys.exit(0); "
             f"open(os.path.join(d, 'watchdog_events.jsonl'), 'a').write({chr(10).join(lines)!r} + '\\n'); {death}")
     (tmp_path / "wd.yaml").write_text("policy: {rollback_budget: 0}\n")
-    proc = _supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir),
-                      "--config", "mine.yaml", "--watchdog", "--watchdog_config", str(tmp_path / "wd.yaml"))
+    proc = _supervise("--max-restarts", "1", "--", sys.executable, str(as_openrl_train(tmp_path, code)),
+                      "--run_dir", str(run_dir), "--config", "mine.yaml", "--watchdog", "--watchdog_config",
+                      str(tmp_path / "wd.yaml"))
     restarts = [e for e in read_events(run_dir / EVENTS_FILENAME).events if e["event"] == "restart"]
     if not restarted:
         assert proc.returncode == 1 and restarts == [] and "rollback budget (0) spent" in proc.stderr

@@ -1,8 +1,9 @@
 """`watchdog run`: a crashed training process is restarted from the last stable checkpoint with the safe config.
 
 Real OpenRL runs (through ``tests/helpers/crashing_train.py``) for the three hard crashes; tiny
-``python -c`` children for the rest of the contract (clean exit, bad input, the training's own
-watchdog stop, spent budget, stall, Ctrl-C, command-line rewriting, checkpoint choice).
+stand-ins for the rest of the contract (clean exit, bad input, the training's own watchdog stop, spent
+budget, stall, Ctrl-C, command-line rewriting, checkpoint choice). The supervisor knows OpenRL's train.py by
+its path, ``openrl_ws/train.py``: its stand-ins are put there (:func:`as_openrl_train`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ def supervise(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, env={**os.environ, "PYTHONWARNINGS": "ignore"})
 
 
+def as_openrl_train(folder: Path, code: str | None = None, *, link: Path | None = None) -> Path:
+    """``folder/openrl_ws/train.py``: a stand-in for OpenRL's train.py (``code``, or a link to the script ``link``),
+    where the supervisor recognises it and rewrites its ``--checkpoint`` and ``--config``."""
+    script = folder / "openrl_ws" / "train.py"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    if link is not None:
+        script.symlink_to(link)
+    else:
+        script.write_text(code)
+    return script
+
+
 def events_of(run_dir: Path, kind: str | None = None) -> list[dict]:
     path = run_dir / EVENTS_FILENAME
     events = read_events(path).events if path.exists() else []
@@ -69,7 +82,8 @@ def test_hard_crash_restarts_from_last_stable_checkpoint_with_safe_config(tmp_pa
     # supervisor's default, so the restarted run trained on other hyper-parameters than its rollbacks would)
     safe = tmp_path / "my_safe.yaml"
     safe.write_text("lr: 2.0e-4\ncritic_lr: 2.0e-4\nmax_grad_norm: 0.25\nuse_max_grad_norm: true\n")
-    proc = supervise("--max-restarts", "2", "--", sys.executable, str(HELPER), "--crash", f"{crash}@5", *SMALL,
+    train = as_openrl_train(tmp_path, link=HELPER)
+    proc = supervise("--max-restarts", "2", "--", sys.executable, str(train), "--crash", f"{crash}@5", *SMALL,
                      "--watchdog", "--watchdog_config", str(wd_cfg), "--run_dir", str(run_dir),
                      "--safe_config", str(safe), "--train_timesteps", str(8 * 32 * ITERS))
 
@@ -255,12 +269,98 @@ def test_a_restarted_process_that_cannot_resume_in_place_refuses_with_one_line(t
     assert "\n" not in str(err.value)
 
 
+# a loop of your own, tiny: RUN_DIR CONFIG UPDATES CRASH_AT NAN_AT [--chdir]. The first attempt dies with os._exit(3)
+# after update CRASH_AT (its stable checkpoint on disk), or before its first update with CRASH_AT -1; a restarted one
+# gets a NaN value loss at NAN_AT. Its lr is 1e-3, its switch sets 1e-4; --chdir: it changes directory before resume()
+TINY_LOOP = """
+import io, math, os, sys
+import torch
+from watchdog.console import WatchdogConsole
+from watchdog.integrations.loop import LoopWatchdog
+
+run_dir, cfg, (updates, crash_at, nan_at) = sys.argv[1], sys.argv[2], map(int, sys.argv[3:6])
+restarted = bool(os.environ.get("WATCHDOG_RESTART"))
+net = torch.nn.Linear(2, 1)
+opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+
+def switch(scale):
+    old, opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"], 1e-4 * scale
+    return {"learning_rate": (old, 1e-4 * scale)}
+
+watch = LoopWatchdog(run_dir, capture=lambda: {"net": net.state_dict()},
+                     restore=lambda s: net.load_state_dict(s["net"]), switch=switch, config=cfg,
+                     console=WatchdogConsole(io.StringIO()))
+if "--chdir" in sys.argv:
+    os.chdir("/")
+start = watch.resume()
+if crash_at < 0 and not restarted:
+    os._exit(3)
+for it in range(start.iteration, updates):
+    loss = math.nan if it == nan_at and restarted else 0.1
+    step = watch.step(it, (it + 1) * 10, {"losses/value_loss": loss, "rollout/episode_return": 1.0,
+                                          "charts/learning_rate": opt.param_groups[0]["lr"]})
+    if it == crash_at and not restarted:
+        watch.watch.settle()
+        os._exit(3)
+    if step.stopped:
+        break
+watch.close()
+sys.exit(1 if watch.result.stopped else 0)
+"""
+
+
+def test_a_loop_that_died_before_its_first_stable_checkpoint_restarts_on_the_safe_config_within_the_budget(tmp_path):
+    """Found by a review (session 27): an integration's run that died before its first stable checkpoint was restarted
+    from scratch with no WATCHDOG_RESUME, and its watchdog started afresh: the run's own lr, the restart not counted,
+    so with a rollback budget of 1 a NaN after the restart was rolled back (OpenRL's train.py, restarted from scratch,
+    counted it and took the safe config, as the supervisor said both did). Now the restarted process switches to the
+    safe lr, and the NaN finds the budget spent: a stop, not rolled back."""
+    run_dir, cfg, script = tmp_path / "run", tmp_path / "wd.yaml", tmp_path / "loop.py"
+    cfg.write_text("policy:\n  stable_every_iters: 5\n  rollback_budget: 1\n")
+    script.write_text(TINY_LOOP)
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "2", "--", sys.executable, str(script), str(run_dir),
+                     str(cfg), "8", "-1", "3")
+    assert proc.returncode == 1 and "stopped the run" in proc.stderr, proc.stderr[-3000:]
+    events = events_of(run_dir)
+    restart, = [e for e in events if e["event"] == "restart"]
+    assert (restart["checkpoint_kind"], restart["config"]) == ("scratch", "its loop watchdog's safe config")
+    after = events[events.index(restart) + 1:]
+    switch = next(e for e in after if e["event"] == "config_switch")
+    assert switch["changes"]["learning_rate"] == {"old": 1e-3, "new": 1e-4}
+    metrics = [e for e in after if e["event"] == "metrics"]
+    assert [e["iteration"] for e in metrics] == [0, 1, 2, 3]
+    assert all(e["metrics"]["train/learning_rate"] == pytest.approx(1e-4) for e in metrics)
+    assert not [e for e in after if e["event"] == "rollback"]
+    assert "rollback budget (1) spent" in events_of(run_dir, "stop")[-1]["reason"]
+    assert after[-1]["event"] == "end" and after[-1]["rollbacks"] == 1
+
+
+def test_a_restarted_script_that_changes_directory_still_finds_its_checkpoint(tmp_path):
+    """Found by a review (session 27): with a relative --run-dir, WATCHDOG_RESUME was a relative path, and a script
+    that changed directory before resume() could not read it (a CheckpointError, exit 2, not restarted)."""
+    cfg, script = tmp_path / "wd.yaml", tmp_path / "loop.py"
+    cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    script.write_text(TINY_LOOP)
+    proc = subprocess.run([sys.executable, "-m", "watchdog.cli", "run", "--run-dir", "run", "--max-restarts", "1", "--",
+                           sys.executable, str(script), "run", str(cfg), "10", "7", "99", "--chdir"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = events_of(tmp_path / "run")
+    restart, = [e for e in events if e["event"] == "restart"]
+    stable = tmp_path / "run" / "checkpoints" / "watchdog" / "stable_60_steps"
+    assert restart["checkpoint"] == str(stable)  # absolute, as the run dir it gives every attempt
+    after = events[events.index(restart) + 1:]
+    assert after[0]["resumed_from"] == str(stable)
+    assert [e["iteration"] for e in after if e["event"] == "metrics"] == [6, 7, 8, 9]
+
+
 # --------------------------------------------------------------------------- the contract, with tiny children
 
 
 def child(code: str, run_dir: Path, *extra: str) -> list[str]:
-    """A ``python -c`` training stand-in; it sees ``sys.argv[1:] == ['--run_dir', D, *extra]``."""
-    return ["--", sys.executable, "-c", code, "--run_dir", str(run_dir), *extra]
+    """An OpenRL train.py stand-in running ``code`` (beside ``run_dir``); it sees ``sys.argv[1:] == ['--run_dir',
+    D, *extra]``."""
+    return ["--", sys.executable, str(as_openrl_train(run_dir.parent, code)), "--run_dir", str(run_dir), *extra]
 
 
 def test_clean_exit_is_not_restarted(tmp_path):
@@ -330,6 +430,75 @@ def test_ctrl_c_is_forwarded_to_the_child_group_and_exits_130(tmp_path):
     assert events_of(run_dir, "restart") == []
 
 
+@pytest.mark.parametrize("how", ["stall", "ctrl-c"])
+def test_a_stopped_training_leaves_nothing_of_its_group_running(tmp_path, how):
+    """Found by a review (session 27): a training that exits 0 on SIGTERM (a stall) or SIGINT (Ctrl-C) left the
+    workers of its process group that ignore them running: the group was SIGKILLed only after a non-zero exit."""
+    pid_file, ready = tmp_path / "worker.pid", tmp_path / "ready"
+    worker = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              "signal.signal(signal.SIGINT, signal.SIG_IGN); "
+              f"open({str(pid_file)!r} + '.tmp', 'w').write(str(os.getpid())); "
+              f"os.replace({str(pid_file)!r} + '.tmp', {str(pid_file)!r}); time.sleep(120)")
+    script = tmp_path / "parent.py"
+    script.write_text(f"""import os, signal, subprocess, sys, time
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))  # a graceful shutdown: exit 0
+signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+subprocess.Popen([sys.executable, "-c", {worker!r}])
+while not os.path.exists({str(pid_file)!r}):
+    time.sleep(0.02)
+open(os.path.join(sys.argv[1], "log.txt"), "w").write("started")  # progress, then none: a stall
+open({str(ready)!r}, "w").write("x")
+time.sleep(120)
+""")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    args = ["--stall-seconds", "2", "--max-restarts", "0"] if how == "stall" else []
+    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", "--run-dir", str(run_dir), *args, "--",
+                            sys.executable, str(script), str(run_dir)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(pid_file.read_text())
+        if how == "ctrl-c":
+            sup.send_signal(signal.SIGINT)
+        assert sup.wait(timeout=30) == (1 if how == "stall" else 130)
+        deadline = time.monotonic() + 5
+        while _running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _running(pid)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+        if pid is not None and _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie (a reaped-late orphan has run its course)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.parametrize("config", [7, {"policy": 7}])
+def test_a_start_event_with_a_malformed_config_is_read_as_naming_no_budget(tmp_path, config):
+    """Found by a review (session 27): an integration's start event whose config was not a mapping (a hand-written or
+    damaged log) was an AttributeError traceback at the first crash."""
+    import json
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / EVENTS_FILENAME).write_text(json.dumps({"event": "start", "framework": "loop", "config": config}) + "\n")
+    proc = supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", sys.executable, "-c",
+                     "import os; os._exit(3)")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "restart budget (1) spent" in proc.stderr.strip().splitlines()[-1]
+
+
 def test_an_integration_runs_budget_comes_from_its_start_event_and_spans_its_restarts(tmp_path):
     """A watched rsl_rl run (its start event names the framework and its config: rollback_budget 2) that already
     rolled back twice crashes again: the supervisor gives up instead of restarting it."""
@@ -362,11 +531,34 @@ def test_a_script_that_is_not_openrl_and_died_before_any_start_event_is_restarte
     assert "restarting the same command unchanged" in proc.stderr
 
 
+@pytest.mark.parametrize("safe", [None, "rsl_rl_safe.yaml", "sb3_safe.yaml"])
+def test_a_script_with_a_run_dir_flag_is_not_taken_for_openrls_train_py(tmp_path, safe):
+    """Found by a review (session 27): any command with a --run_dir was taken for OpenRL's train.py. A script of one's
+    own (argparse, --run_dir) that crashed was restarted with `--config RUN_DIR/ppo_safe.restart.yaml` appended,
+    which it refused (exit 2, not restarted); an integration's --safe_config (cfgs/rsl_rl_safe.yaml) was read as
+    OpenRL's and the run refused before it started. Both are restarted as they were now."""
+    run_dir, seen = tmp_path / "run", tmp_path / "argv"
+    code = ("import argparse, os, sys; p = argparse.ArgumentParser(); p.add_argument('--run_dir'); "
+            "p.add_argument('--safe_config'); p.parse_args(); "
+            f"open({str(seen)!r}, 'a').write(repr(sys.argv[1:]) + '\\n'); "
+            "os.environ.get('WATCHDOG_RESTART') or os._exit(3)")
+    extra = [] if safe is None else ["--safe_config", str(REPO / "cfgs" / safe)]
+    proc = supervise("--max-restarts", "1", "--", sys.executable, "-c", code, "--run_dir", str(run_dir), *extra)
+    assert proc.returncode == 0, proc.stderr
+    assert seen.read_text().splitlines() == [repr(["--run_dir", str(run_dir), *extra])] * 2
+    restart, = events_of(run_dir, "restart")
+    assert restart["config"] is None and "restarting the same command unchanged" in proc.stderr
+
+
 @pytest.mark.parametrize(("cmd", "openrl"), [
     (["python", "openrl_ws/train.py", "--watchdog"], True),
     (["python", "./openrl_ws/train.py", "--task", "go1push_mid"], True),  # a MAPush command line
     (["python", "-m", "openrl_ws.train"], True),
-    (["python", "my_train.py", "--run_dir", "r"], True),  # train.py's own flag
+    # every example has a --run_dir too: not OpenRL's (until session 27 it was, and a restart added a --config
+    # the script refused; an integration's --safe_config was refused as OpenRL's before the run started)
+    (["python", "my_train.py", "--run_dir", "r"], False),
+    (["python", "examples/rsl_rl_ppo.py", "--watchdog", "--run_dir", "r", "--safe_config", "cfgs/rsl_rl_safe.yaml"],
+     False),
     (["python", "scripts/rsl_rl/train.py", "--task", "Isaac-Velocity-Flat-Anymal-D-v0", "--checkpoint", "m.pt"], False),
     (["python", "train_sb3.py"], False),
 ])

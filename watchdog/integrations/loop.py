@@ -176,7 +176,9 @@ class LoopWatchdog:
         (``WATCHDOG_RESUME``), the stable checkpoint it chose goes back in place through your ``restore``, the
         watchdog goes on as it was then (detectors, rollback budget, the stable checkpoints still on disk), your
         ``switch(1.0)`` applies the safe config (not after a resource stop), and your loop goes on from
-        ``Resume.iteration`` at ``Resume.env_steps``. In any other process: ``Resume(0, 0)``."""
+        ``Resume.iteration`` at ``Resume.env_steps``. In any other process: ``Resume(0, 0)``, and in one restarted
+        with no stable checkpoint to resume from (the run died before its first) the restart is counted in the budget
+        and ``switch(1.0)`` applies the safe config all the same."""
         if self._started:
             raise WatchdogError("LoopWatchdog.resume() called after the run started (a step() or resume() before it)",
                                 hint="call it once, before your loop, and start the loop from its iteration")
@@ -209,6 +211,8 @@ class LoopWatchdog:
             self.watch.say(f"LoopWatchdog: update {iteration}'s metrics ({', '.join(sorted(metrics))[:200]}) hold no key "
                            f"the watchdog reads, so nothing in them is judged; name them as ours or CleanRL's "
                            f"(losses/value_loss, rollout/episode_return, ...: docs/integrations.md)", style="bold yellow")
+        if not self._started:  # before _outcome: the recoveries a restart brings are no rollback of this update's
+            self._begin_without_resume()
         return self._outcome(lambda: self.step_record(record))
 
     def _next(self, iteration: int) -> int:
@@ -228,12 +232,20 @@ class LoopWatchdog:
         if self._closed:
             raise WatchdogError("this LoopWatchdog is closed", hint="build a new one per run")
         if not self._started:
-            if os.environ.get(RESUME_ENV):  # restarted to resume, and the loop would start over at its own 0
-                raise refuse_resume("this loop did not call LoopWatchdog.resume()",
-                                    hint="start = watch.resume() before the loop; run it from start.iteration "
-                                         "with global_step = start.env_steps")
-            self._begin()
+            self._begin_without_resume()
         return self.watch.observe(record)
+
+    def _begin_without_resume(self) -> None:
+        """The run's start in a loop that did not call :meth:`resume` (its first update judged): refused in a process
+        restarted to resume, which would start over at its own 0; a restart from scratch (no stable checkpoint to
+        resume from: the loop's own 0 is right) is counted and switched to the safe config, as through
+        :meth:`resume` (``resume_from_env``)."""
+        if os.environ.get(RESUME_ENV):
+            raise refuse_resume("this loop did not call LoopWatchdog.resume()",
+                                hint="start = watch.resume() before the loop; run it from start.iteration "
+                                     "with global_step = start.env_steps")
+        self._begin()
+        self.watch.resume_from_env()  # (no checkpoint: None, the loop is at its start)
 
     def _outcome(self, judge: Callable[[], bool]) -> Step:
         """Run ``judge`` (False: stop) and say what the watchdog did."""
@@ -251,7 +263,7 @@ class LoopWatchdog:
         ``except`` around the rollout and update, for errors you know to be non-finite numbers."""
         record = MetricRecord.from_mapping(self._next(iteration), int(env_steps), {VALUE_LOSS: math.nan})
         if not self._started:
-            self._begin()
+            self._begin_without_resume()
         self.watch.iteration_failed(record.iteration, record.env_steps, exc, "update")
         return self._outcome(lambda: self.watch.judge_failed(lambda: self.step_record(record), "update", exc))
 
