@@ -25,7 +25,7 @@ the safe config, spending the budget). Every restarted attempt has ``WATCHDOG_RE
 environment.
 
 Exit codes: 0 finished; 1 gave up (restart budget spent) or the training's own watchdog stopped
-it; 2 bad input (ours or the child's); 130/143 interrupted (SIGINT/SIGTERM).
+it; 2 bad input (ours or the child's); 130/143/129 interrupted (SIGINT/SIGTERM/SIGHUP).
 """
 
 from __future__ import annotations
@@ -642,14 +642,17 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
 
 
 class _forwarded_signals:
-    """Route SIGINT/SIGTERM to ``handler`` for the duration (main thread only), then restore."""
+    """Route SIGINT/SIGTERM/SIGHUP to ``handler`` for the duration (main thread only), then restore. A hang-up (an
+    ssh session dropped without tmux or nohup) ends the training as it would have ended one run in that terminal:
+    until session 27 it killed the supervisor alone, and the child, in its own process group, trained on
+    unsupervised."""
 
     def __init__(self, handler: Callable):
         self.handler = handler
         self.saved: dict[int, object] = {}
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             try:
                 self.saved[sig] = signal.signal(sig, self.handler)
             except ValueError:  # not the main thread: no forwarding

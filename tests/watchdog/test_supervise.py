@@ -430,6 +430,30 @@ def test_ctrl_c_is_forwarded_to_the_child_group_and_exits_130(tmp_path):
     assert events_of(run_dir, "restart") == []
 
 
+def test_a_hang_up_ends_the_training_with_the_supervisor_and_exits_129(tmp_path):
+    """Found by a review (session 27): a SIGHUP (an ssh session dropped without tmux or nohup) killed the supervisor
+    alone, and the child, in its own process group, trained on unsupervised. It is forwarded as Ctrl-C is."""
+    run_dir, ready, got = tmp_path / "run", tmp_path / "ready", tmp_path / "got_sighup"
+    code = ("import os, signal, sys, time; "
+            f"signal.signal(signal.SIGHUP, lambda *a: (open({str(got)!r}, 'w').write('x'), sys.exit(0))); "
+            f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", *child(code, run_dir)], cwd=REPO,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        pid = int(ready.read_text())
+        sup.send_signal(signal.SIGHUP)
+        assert sup.wait(timeout=30) == 129
+        assert got.exists() and not _running(pid)
+        assert "interrupted by SIGHUP" in sup.stderr.read()
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()
+
+
 @pytest.mark.parametrize("how", ["stall", "ctrl-c"])
 def test_a_stopped_training_leaves_nothing_of_its_group_running(tmp_path, how):
     """Found by a review (session 27): a training that exits 0 on SIGTERM (a stall) or SIGINT (Ctrl-C) left the
