@@ -411,43 +411,28 @@ def test_a_stalled_training_is_killed_and_restarted(tmp_path):
     assert time.monotonic() - start < 30
 
 
-def test_ctrl_c_is_forwarded_to_the_child_group_and_exits_130(tmp_path):
-    run_dir, ready, got = tmp_path / "run", tmp_path / "ready", tmp_path / "got_sigint"
-    code = ("import os, signal, sys, time; "
-            f"signal.signal(signal.SIGINT, lambda *a: (open({str(got)!r}, 'w').write('x'), sys.exit(0))); "
-            f"open({str(ready)!r}, 'w').write(f'{{os.getpid()}} {{os.getpgid(0)}}'); time.sleep(60)")
-    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", *child(code, run_dir)], cwd=REPO,
-                           stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pid, pgid = map(int, ready.read_text().split())
-    assert pgid == pid != os.getpgid(sup.pid)  # the child leads its own process group
-    sup.send_signal(signal.SIGINT)
-    assert sup.wait(timeout=30) == 130
-    assert got.exists()
-    assert "interrupted by SIGINT" in sup.stderr.read()
-    assert events_of(run_dir, "restart") == []
-
-
-def test_a_hang_up_ends_the_training_with_the_supervisor_and_exits_129(tmp_path):
-    """Found by a review (session 27): a SIGHUP (an ssh session dropped without tmux or nohup) killed the supervisor
-    alone, and the child, in its own process group, trained on unsupervised. It is forwarded as Ctrl-C is."""
-    run_dir, ready, got = tmp_path / "run", tmp_path / "ready", tmp_path / "got_sighup"
-    code = ("import os, signal, sys, time; "
-            f"signal.signal(signal.SIGHUP, lambda *a: (open({str(got)!r}, 'w').write('x'), sys.exit(0))); "
-            f"open({str(ready)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
-    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", *child(code, run_dir)], cwd=REPO,
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGHUP, 129)])
+def test_ctrl_c_or_a_hang_up_is_forwarded_to_the_child_group_and_ends_it(tmp_path, sig, code):
+    """Ctrl-C ends the training with the supervisor, exit 130, never restarted. So does a SIGHUP (an ssh session
+    dropped without tmux or nohup), exit 129: found by a review (session 27), it killed the supervisor alone, and the
+    child, in its own process group, trained on unsupervised."""
+    run_dir, ready, got = tmp_path / "run", tmp_path / "ready", tmp_path / "got_signal"
+    script = ("import os, signal, sys, time; "
+              f"signal.signal({int(sig)}, lambda *a: (open({str(got)!r}, 'w').write('x'), sys.exit(0))); "
+              f"open({str(ready)!r}, 'w').write(f'{{os.getpid()}} {{os.getpgid(0)}}'); time.sleep(60)")
+    sup = subprocess.Popen([sys.executable, "-m", "watchdog.cli", "run", *child(script, run_dir)], cwd=REPO,
                            stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
         while not (ready.exists() and ready.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        pid = int(ready.read_text())
-        sup.send_signal(signal.SIGHUP)
-        assert sup.wait(timeout=30) == 129
+        pid, pgid = map(int, ready.read_text().split())
+        assert pgid == pid != os.getpgid(sup.pid)  # the child leads its own process group
+        sup.send_signal(sig)
+        assert sup.wait(timeout=30) == code
         assert got.exists() and not _running(pid)
-        assert "interrupted by SIGHUP" in sup.stderr.read()
+        assert f"interrupted by {signal.Signals(sig).name}" in sup.stderr.read()
+        assert events_of(run_dir, "restart") == []
     finally:
         if sup.poll() is None:
             sup.kill()
