@@ -106,6 +106,17 @@ def _ident(path: Path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+HEAD_BYTES = 4096  # the first bytes of a file read, kept to tell a copy of it written anew from another file
+
+
+def _head(path: Path, size: int) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return None
+
+
 def _mtime(path: Path) -> int | None:
     try:
         return path.stat().st_mtime_ns
@@ -172,6 +183,7 @@ class RunFollower:
         self.log_tail: LogTxtTail | None = None
         self._log_until: int | None = None  # the last iteration judged from log.txt (its event files came later)
         self._inodes: dict[Path, tuple[int, int]] = {}  # the files read from, as first seen (see gone)
+        self._heads: dict[Path, bytes] = {}  # their first bytes read (up to HEAD_BYTES): a copy of one is the same file
         self._not_hparams: set[Path] = set()  # event files known not to be an hparams session alone
         self.rescan_every = max(1, rescan_every)
         self.files: list[Path] = []
@@ -482,22 +494,43 @@ class RunFollower:
         self._take_warnings(path, self.log_tail.warnings)
         return records
 
-    def _read_from(self) -> list[Path]:
-        return [t.path for t in self.tails.values() if t.offset] + ([self.csv.path] if self.csv.rows else []) + (
-            [self.log_tail.path] if self.log_tail is not None and self.log_tail.offset else [])
+    def _read_from(self) -> list[tuple[Path, int]]:
+        """The files read from, with the bytes read from each."""
+        return [(t.path, t.offset) for t in self.tails.values() if t.offset] + (
+            [(self.csv.path, self.csv.size)] if self.csv.rows else []) + (
+            [(self.log_tail.path, self.log_tail.offset)] if self.log_tail is not None and self.log_tail.offset else [])
 
     def _remember_files(self) -> None:
-        """The files read from, as they are now (their inode): :meth:`gone` tells another file of the same name."""
-        for path in self._read_from():
+        """The files read from, as they are now (their inode and first bytes): :meth:`gone` tells another file of the
+        same name."""
+        for path, read in self._read_from():
             if path not in self._inodes:
                 ident = _ident(path)
                 if ident is not None:
                     self._inodes[path] = ident
+            if len(self._heads.get(path, b"")) < min(read, HEAD_BYTES):
+                head = _head(path, min(read, HEAD_BYTES))
+                if head is not None:
+                    self._heads[path] = head
 
     def gone(self) -> bool:
         """Has every file it read from vanished, or been replaced by another of its name (the run's folder deleted,
-        or emptied for a new run)?"""
-        return bool(self._inodes) and all(_ident(path) != ident for path, ident in self._inodes.items())
+        or emptied for a new run)? A file of another inode that begins with the bytes read from the old one is the
+        same file written anew (rsync's and sync clients' copy renamed into place): it is read on from where the old
+        one was (until session 27 it was a new run, judged from its start, its alarm said and --on-alarm run again)."""
+        if not self._inodes:
+            return False
+        replaced = []
+        for path, ident in self._inodes.items():
+            now = _ident(path)
+            if now == ident:
+                return False
+            head = self._heads.get(path)
+            if now is not None and head and _head(path, len(head)) == head:
+                self._inodes[path] = now  # the same file, a new copy
+                return False
+            replaced.append(path)
+        return bool(replaced)
 
     def _followed(self) -> list:
         """The file tails the records come from: the CSV's once it is followed, else the event files'."""
@@ -863,8 +896,8 @@ class Watcher:
             self.console.message(f"{folder}: cannot look into it ({why}); left out", style="yellow")
         for path in new:
             self.add_run(path)
-        for run in list(self.runs):
-            if not run.gone_said and run.follower.gone():
+        for run in list(self.runs):  # (a folder deleted and made again: a new run, until session 27 judged on the old)
+            if (not run.gone_said or run.run_dir.is_dir()) and run.follower.gone():
                 self._vanished(run)
         changed = []
         for run in self.runs:

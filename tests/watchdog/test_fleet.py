@@ -300,6 +300,57 @@ def test_a_run_that_blew_up_stays_diverged_in_the_table_and_the_state_gauge(tmp_
     assert [row[:2] for row in table[-2:]] == [["spike", "diverged"], ["calm", "healthy"]]  # the last table, diverged first
 
 
+def test_a_run_folder_deleted_and_made_again_is_a_new_run(tmp_path, capsys):
+    """Found by a review (session 27): once a deleted folder was said, a new run made in a folder of its name was
+    judged on the old run's watchdog (a healthy new run ended "diverged"), its events into the deleted log."""
+    import shutil
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    run = tmp_path / "run"
+    write_run(run, 0, diverging=True)  # an alarm
+    w = Watcher(run, console=WatchdogConsole())
+    w.poll()
+    shutil.rmtree(run)
+    w.poll()
+    assert w.runs[0].gone_said
+    time.sleep(1.1)  # other file names, as a new process's
+    write_run(run, 1, diverging=False)
+    w.poll()
+    w.flush()
+    new, = w.runs
+    assert new.alarms == 0 and new.state == "healthy" and w.replaced_alarms == 1  # (the old run's alarm counts)
+    assert "its files were replaced (a new run in its folder)" in capsys.readouterr().out
+    assert (run / WATCH_EVENTS).exists()
+
+
+def test_a_file_written_anew_with_the_bytes_read_and_more_is_read_on_not_taken_for_a_new_run(tmp_path, capsys):
+    """Found by a review (session 27): rsync (and sync clients) write each update to a temporary file and rename it
+    over the old one, a new inode holding the old bytes and more. It was taken for a new run in the folder, judged
+    from its start: its alarm said again and --on-alarm run again."""
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    run = tmp_path / "run"
+    write_run(run, 0, diverging=True)  # an alarm
+    files = {f: f.read_bytes() for f in run.rglob("events.out.tfevents*")}
+    for f, data in files.items():  # the first sync: most of the run, its alarm included
+        f.write_bytes(data[: len(data) * 19 // 20])
+    w = Watcher(run, console=WatchdogConsole())
+    w.poll()
+    followed, = w.runs
+    assert followed.alarms == 1
+    for f, data in files.items():  # the next sync: the whole file, renamed into place
+        copy = f.with_name(f".{f.name}.tmp")
+        copy.write_bytes(data)
+        os.replace(copy, f)
+    w.poll()
+    w.flush()
+    assert w.runs == [followed] and followed.alarms == 1 and followed.last.iteration == N_ITERS - 1
+    assert "its files were replaced" not in capsys.readouterr().out
+
+
 def test_a_run_folder_replaced_or_deleted_while_watched(tmp_path, capsys):
     """A run's folder emptied for a new run: the new one was judged against the old one's history (its blow-up not
     "above any level it held before": no alarm, no --on-alarm), iterations going back, into a deleted event log.
