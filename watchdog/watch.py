@@ -688,8 +688,16 @@ class _RunFinder:
         self.closed: set[Path] = set()  # folders it could not look into (said once: Watcher.poll)
         self.unsaid: list[tuple[Path, str]] = []  # ... with why, not said yet
         self._mtime: int | None = None
+        self._candidate_mtimes: dict[Path, int | None] = {}  # the candidates' times when last looked into
         self._calls = 0
         self._last_list = -1
+
+    def _moved(self, folder: Path) -> bool:
+        """Has ``folder`` changed (or is it still settling) since it was last looked into?"""
+        m = _mtime(folder)
+        moved = m is None or m != self._candidate_mtimes.get(folder, -1) or time.time_ns() - m < SETTLE_NS
+        self._candidate_mtimes[folder] = m
+        return moved
 
     def new_runs(self) -> list[Path]:
         self._calls += 1
@@ -702,15 +710,20 @@ class _RunFinder:
             except OSError:
                 children = []
             self.candidates |= {p for p in children if p not in self.known}
-            closed: list[tuple[Path, str]] = []
-            nested = [r for c in sorted(self.candidates) if not is_run_dir(c)
-                      for r in iter_run_dirs(c, MAX_NESTED_DEPTH, closed=closed) if r not in self.known]
-            for folder, why in closed:
-                if folder not in self.closed:
-                    self.closed.add(folder)
-                    self.unsaid.append((folder, why))
+            looked = sorted(self.candidates)
+            for folder in looked:
+                self._moved(folder)
         else:
-            nested = []
+            # a run made inside a folder already listed (results/seed1/PPO_1) moves that folder's time, not the
+            # parent's: until session 27 it was found at the periodic listing only (100 s by default)
+            looked = [c for c in sorted(self.candidates) if self._moved(c)]
+        closed: list[tuple[Path, str]] = []
+        nested = [r for c in looked if not is_run_dir(c)
+                  for r in iter_run_dirs(c, MAX_NESTED_DEPTH, closed=closed) if r not in self.known]
+        for folder, why in closed:
+            if folder not in self.closed:
+                self.closed.add(folder)
+                self.unsaid.append((folder, why))
         found = sorted({p for p in self.candidates if is_run_dir(p)} | set(nested), key=lambda p: (p.is_symlink(), p))
         self.candidates -= set(found)
         self.known |= set(found)

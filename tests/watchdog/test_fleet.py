@@ -15,7 +15,7 @@ import pytest
 from watchdog.cli import main
 from watchdog.eventlog import read_events
 from watchdog.tfevents import ScalarWriter
-from watchdog.watch import WATCH_EVENTS, RunFollower, _escape_label
+from watchdog.watch import WATCH_EVENTS, RunFollower, _escape_label, _mtime
 
 TAGS = ("value_loss", "critic_grad_norm", "average_step_reward")
 N_ITERS, ONSET, SPI = 200, 160, 1000
@@ -298,6 +298,27 @@ def test_a_run_that_blew_up_stays_diverged_in_the_table_and_the_state_gauge(tmp_
     assert samples[("watchdog_run_state", '{run="spike"}')] == 2 and samples[("watchdog_run_state", '{run="calm"}')] == 0
     table = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["spike"], ["calm"])]
     assert [row[:2] for row in table[-2:]] == [["spike", "diverged"], ["calm", "healthy"]]  # the last table, diverged first
+
+
+def test_a_run_made_inside_a_folder_already_listed_is_found_at_the_next_poll(tmp_path):
+    """Found by a review (session 27): a job script's results/seed1/ listed empty, then its run made inside it
+    (SB3's seed1/PPO_1): the parent's time does not move, and the run was found at the periodic listing only
+    (--rescan-every polls, 100 s by default), which a shorter --idle-exit never reached."""
+    from watchdog.console import WatchdogConsole
+    from watchdog.watch import Watcher
+
+    parent = tmp_path / "results"
+    write_run(parent / "seed0", 0, diverging=False)
+    (parent / "seed1").mkdir()
+    past = time.time() - 100
+    os.utime(parent, (past, past))  # settled: a folder still changing is listed at every poll
+    w = Watcher(parent, console=WatchdogConsole(), rescan_every=1000)
+    w.poll()
+    assert [r.run_dir.name for r in w.runs] == ["seed0"]
+    write_run(parent / "seed1" / "PPO_1", 1, diverging=False)
+    assert _mtime(parent) < time.time_ns() - 50 * 10**9  # the parent's time did not move
+    w.poll()
+    assert sorted(r.run_dir.relative_to(parent).as_posix() for r in w.runs) == ["seed0", "seed1/PPO_1"]
 
 
 def test_a_run_folder_deleted_and_made_again_is_a_new_run(tmp_path, capsys):
