@@ -212,6 +212,7 @@ class LogTxtTail:
         self._spi = steps_per_iteration
         self._parser = _Parser(str(self.path), steps_per_iteration)
         self._said: set[str] = set()  # the parser's warnings passed on
+        self._torn_said = False
 
     @property
     def total_iterations(self) -> int | None:
@@ -238,9 +239,11 @@ class LogTxtTail:
             self.offset = 0
             self._parser = _Parser(str(self.path), self._spi)
             self._said = set()
+        rest = b""  # the bytes after the last newline: a line still being written, or at the end a torn one
         if size is not None and size > self.offset:
             data = read_input_range(self.path, self.offset, size, what="log file")
             cut = data.rfind(b"\n")
+            rest = data[cut + 1:]
             if cut >= 0:
                 chunk = data[: cut + 1]
                 self.offset += cut + 1
@@ -249,6 +252,10 @@ class LogTxtTail:
                     if rec is not None:
                         out.append(rec)
         if final:
+            torn = rest.decode("utf-8", "replace")
+            if torn.strip() and not self._torn_said:  # said as replay says it (until session 27 a watch did not)
+                self._torn_said = True
+                self.warnings.append(torn_line_warning(self.path, torn))
             rec = self._parser.finish()
             if rec is not None:
                 out.append(rec)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from watchdog.errors import InputError
-from watchdog.logtxt import LogTxtTail, parse_log_txt
+from watchdog.logtxt import LogTxtTail, parse_log_txt, torn_line_warning
 from watchdog.signals import STEP_REWARD, VALUE_LOSS
 
 BLOCK = """\
@@ -141,6 +141,19 @@ def test_a_tail_says_and_counts_the_values_that_are_not_numbers_as_the_parser_do
     tail.poll()
     assert tail.warnings[1:] == [said.replace("ignored 1", "ignored 2")] and tail.bad_values == 2
     assert tail.bad_values == parse_log_txt(p).bad_values and tail.warnings[-1] in parse_log_txt(p).warnings
+
+
+def test_a_tail_says_a_torn_last_line_at_the_end_as_the_parser_does(tmp_path):
+    """Found by a review (session 27): a watch's end left a log.txt's last line without its newline out without a word
+    (replay says it). The tail says it at its final poll, once, as the parser does; before, it waits for the rest."""
+    p = tmp_path / "log.txt"
+    p.write_text(BLOCK.format(n=0, m=20, r="0.1", v="0.2") + "value_loss: 0.3")  # the run died mid-line
+    tail = LogTxtTail(p)
+    tail.poll()
+    assert tail.warnings == []  # still being written, perhaps
+    tail.poll(final=True)
+    tail.poll(final=True)
+    assert tail.warnings == parse_log_txt(p).warnings == [torn_line_warning(p, "value_loss: 0.3")]
 
 
 def test_tail_matches_one_shot_parse_on_real_log(mapush_runs, tmp_path):
