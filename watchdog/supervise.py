@@ -315,10 +315,13 @@ def forecast_resource_death(events: list[dict]) -> bool:
 
 
 def rollback_budget_of(cmd: Sequence[str]) -> int | None:
-    """The watched training's ``policy.rollback_budget`` (None: the command is not watched)."""
+    """The watched OpenRL training's ``policy.rollback_budget`` (None: the command is not OpenRL's train.py with
+    ``--watchdog``; an integration names its budget in its start event, :func:`integration_budget`). Another
+    script's ``--watchdog_config`` is its own: until session 27 it was read as ours, and one that was not refused the
+    run before it started."""
     from watchdog.config import load_watchdog_config
 
-    if "--watchdog" not in cmd:
+    if "--watchdog" not in cmd or not is_openrl_command(cmd):
         return None
     config = get_flag(cmd, "--watchdog_config") or ROOT / "cfgs" / "watchdog.yaml"
     return load_watchdog_config(config).policy.rollback_budget

@@ -540,6 +540,15 @@ def test_a_script_that_is_not_openrl_and_died_before_any_start_event_is_restarte
     assert "restarting the same command unchanged" in proc.stderr
 
 
+def test_a_scripts_own_watchdog_config_flag_is_not_read_as_ours(tmp_path):
+    """Found by a review (session 27): any command with --watchdog had its --watchdog_config loaded as our config for
+    the rollback budget; a script whose flag names a config of its own was refused before it started (exit 2)."""
+    (tmp_path / "mine.yaml").write_text("model: {layers: 3}\n")
+    proc = supervise("--run-dir", str(tmp_path / "run"), "--max-restarts", "1", "--", sys.executable, "-c",
+                     "print('trained')", "--watchdog", "--watchdog_config", str(tmp_path / "mine.yaml"))
+    assert proc.returncode == 0 and "trained" in proc.stdout, proc.stderr
+
+
 @pytest.mark.parametrize("safe", [None, "rsl_rl_safe.yaml", "sb3_safe.yaml"])
 def test_a_script_with_a_run_dir_flag_is_not_taken_for_openrls_train_py(tmp_path, safe):
     """Found by a review (session 27): any command with a --run_dir was taken for OpenRL's train.py. A script of one's
