@@ -224,6 +224,37 @@ def test_a_linear_schedule_goes_on_from_the_safe_lr(tmp_path):
     assert after == sorted(after, reverse=True)  # still the linear schedule's fall
 
 
+def test_a_safe_entropy_coefficient_holds_under_a_linear_entropy_schedule(tmp_path):
+    """Found by a review (session 27): with schedule_entropy on, rl_games' linear schedule sets the entropy
+    coefficient from its own start at every update, so the safe one lasted an epoch while the switch said it held."""
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, entropy_coef=0.0)
+    observer, events = train(tmp_path, ["nan@6"], 12, safe=safe,
+                             changes={"lr_schedule": "linear", "schedule_entropy": True, "entropy_coef": 0.01})
+    switch, = kinds(events, "config_switch")
+    assert switch["changes"]["entropy_coef"]["new"] == 0.0 and switch["changes"]["entropy_schedule"]["new"] == "fixed"
+    assert observer.agent.entropy_coef == 0.0  # six epochs on
+
+
+def test_a_restarted_process_under_a_linear_schedule_starts_at_the_safe_lr(tmp_path, monkeypatch):
+    """Found by a review (session 27): a process `watchdog run` restarted fitted the linear schedule to the safe lr at
+    its own first epoch and only then took the checkpoint's: the lr ran 2.5x under the safe lr it was said to start at."""
+    from watchdog.supervise import RESTART_ENV, RESUME_ENV
+
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, grad_norm=0.5)
+    train(tmp_path, [], 10, safe=safe, changes={"lr_schedule": "linear", "max_epochs": 40})
+    stable = sorted((tmp_path / "run" / "checkpoints" / "watchdog").glob("stable_*"),
+                    key=lambda p: load_checkpoint(p)[1]["iteration"])[-1]
+    monkeypatch.setenv(RESUME_ENV, str(stable))
+    monkeypatch.setenv(RESTART_ENV, "1")
+    _, events = train(tmp_path, [], 40, safe=safe, changes={"lr_schedule": "linear", "max_epochs": 40})
+    resumed = load_checkpoint(stable)[1]["iteration"]
+    metrics = kinds(events, "metrics")  # the first process's, then the restarted one's
+    own = next(e for e in metrics if e["iteration"] == resumed)["metrics"]["train/learning_rate"]
+    first = [e for e in metrics if e["iteration"] == resumed + 1][-1]
+    assert kinds(events, "config_switch") and first["metrics"]["train/learning_rate"] == pytest.approx(
+        min(SAFE_LR, own), rel=0.05)  # the safe lr (never above the run's own), one epoch of the schedule's fall
+
+
 def test_a_linear_schedule_counted_in_frames_holds_the_safe_lr_and_its_checkpoints_load(tmp_path):
     """Found by an audit (session 17), with ``max_epochs: -1`` and ``max_frames`` set: rl_games makes the
     schedule's max steps a numpy integer, so its lrs are numpy floats in the optimizer's param groups and every
@@ -521,6 +552,20 @@ def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_pat
     assert [r.iteration for r in followed] == [r.iteration for r in report.records]  # frame 0 first, alone: iteration 0 once
     assert all(watched[i] == pytest.approx(float(v), rel=1e-6) for i, v in losses.items() if i < 8)
     assert follower.notes == ([] if experimental_cv else [CRITIC_LOSS_NOTE])
+
+
+def test_an_asymmetric_critic_keeps_its_own_lower_lr_and_takes_the_safe_clip(tmp_path):
+    """Found by a review (session 27): the central value net took the actor's safe lr (a critic at 1e-4 raised to
+    3e-4, against "never above the run's own"), and never the safe grad_norm, which the switch said was applied."""
+    params = asymmetric_params(tmp_path, 12, ["nan@8"])
+    params["params"]["config"]["central_value_config"].update(learning_rate=1e-4, lr_schedule="identity", grad_norm=1.0)
+    observer = Recording(safe_config=str(ROOT / "cfgs" / "rl_games_safe.yaml"), console=WatchdogConsole(io.StringIO()))
+    _, events = run_watched(params, tmp_path / "run", observer)
+    switch, = kinds(events, "config_switch")
+    net = observer.agent.central_value_net
+    assert "central_value_learning_rate" not in switch["changes"] and net.lr == pytest.approx(1e-4)
+    assert switch["changes"]["central_value_grad_norm"] == {"old": 1.0, "new": 0.5}
+    assert (net.grad_norm, net.truncate_grads) == (0.5, True)
 
 
 def test_a_recurrent_critic_starts_afresh_after_a_rollback(tmp_path):

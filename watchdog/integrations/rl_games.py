@@ -196,8 +196,9 @@ def _schedule(agent: Any) -> str:
 
 
 def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0,
-                      base_lr: float | None = None) -> ConfigSwitch:
-    """Switch the live agent to ``safe``: every key it sets, the learning rate times ``lr_scale``.
+                      base_lr: float | None = None, central_value_base_lr: float | None = None) -> ConfigSwitch:
+    """Switch the live agent to ``safe``: every key it sets, the learning rate times ``lr_scale`` (the central value
+    net's too, never above its own: ``central_value_base_lr``, as ``base_lr`` is the actor's).
 
     ``lr_schedule: fixed`` replaces the agent's scheduler by rl_games' ``IdentityScheduler`` (the lr then stays
     where it is put); ``adaptive`` by a fresh ``AdaptiveScheduler`` (``kl_threshold``: the safe config's, else
@@ -212,6 +213,19 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     if "grad_norm" in values and not agent.truncate_grads:
         changes["truncate_grads"] = (False, True)
         agent.truncate_grads = True
+    cv_net = agent.central_value_net if getattr(agent, "has_central_value", False) else None
+    if cv_net is not None and "grad_norm" in values:
+        # the field report's clip is on both networks: the central value net clips with its own (until session 27
+        # the switch said grad_norm 1 -> 0.5 while the critic went on at 1, or unclipped)
+        old_cv_clip = (cv_net.grad_norm, cv_net.truncate_grads)
+        cv_net.grad_norm, cv_net.truncate_grads = values["grad_norm"], True
+        if old_cv_clip != (values["grad_norm"], True):
+            changes["central_value_grad_norm"] = (old_cv_clip[0] if old_cv_clip[1] else None, values["grad_norm"])
+    if "entropy_coef" in values and getattr(agent.scheduler, "apply_to_entropy", False):
+        # rl_games' linear schedule sets the entropy coefficient from its own start at every update: it would undo the
+        # safe one an epoch later (until session 27); the schedule no longer moves it
+        agent.scheduler.apply_to_entropy = False
+        changes["entropy_schedule"] = ("linear", "fixed")
     old_schedule = _schedule(agent)
     schedule = values.get("lr_schedule", old_schedule)
     old_kl = getattr(agent, "kl_threshold", None)
@@ -232,15 +246,18 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     set_learning_rate(agent, new_lr)
     if new_lr != old_lr:
         changes["learning_rate"] = (old_lr, new_lr)
-    if getattr(agent, "has_central_value", False) and "learning_rate" in values:
-        # the field report's critic lr is the safe lr too; the central value net's schedule held it there
-        net, old_cv = agent.central_value_net, float(agent.central_value_net.lr)
+    if cv_net is not None and "learning_rate" in values:
+        # the field report's critic lr is the safe lr too, never above the critic's own (until session 27 only the
+        # actor's capped it: a critic at 1e-4 was raised to 3e-4); the central value net's schedule held it there
+        net, old_cv = cv_net, float(cv_net.lr)
+        cv_lr = safe_lr(values["learning_rate"], old_cv if central_value_base_lr is None else central_value_base_lr)
+        cv_lr *= lr_scale
         if schedule == "fixed" or (isinstance(net.scheduler, schedulers.LinearScheduler)
-                                   and not _linear_from(net.scheduler, new_lr, net.epoch_num)):
+                                   and not _linear_from(net.scheduler, cv_lr, net.epoch_num)):
             net.scheduler = schedulers.IdentityScheduler()
-        _set_central_value_lr(agent, new_lr)
-        if new_lr != old_cv:
-            changes["central_value_learning_rate"] = (old_cv, new_lr)
+        _set_central_value_lr(agent, cv_lr)
+        if cv_lr != old_cv:
+            changes["central_value_learning_rate"] = (old_cv, cv_lr)
     kept = {}
     if schedule == "linear" and isinstance(agent.scheduler, schedulers.LinearScheduler):
         if _linear_from(agent.scheduler, new_lr, agent.epoch_num):
@@ -312,6 +329,10 @@ class RlGamesSession(IntegrationSession):
         agent = self.agent
         restore_state(agent, snap)
         restore_episodes(agent, snap.get("episodes"))
+        if action.onset.method == "restart":  # a restarted process: the checkpoint's next epoch is its first, set before
+            # the config switch fits a linear schedule to it (until session 27 set after it: fitted at epoch 1, the lr
+            # ran 2.5x under the safe lr it was said to start at); max_epochs / max_frames end it as planned
+            agent.epoch_num, agent.frame = action.target.iteration + 2, action.target.env_steps
         torch.manual_seed(rollback_seed(self.seed, action))
         batch = agent.num_agents * agent.num_actors
         agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
@@ -321,8 +342,11 @@ class RlGamesSession(IntegrationSession):
             net.rnn_states = [s.to(net.ppo_device) for s in net.model.get_default_rnn_state()]  # step kept them NaN)
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        return apply_safe_config(self.agent, self.safe, action.lr_scale,
-                                 base_lr=self.own_lr(self.agent.last_lr, restored=action.target.iteration))
+        agent, restored = self.agent, action.target.iteration
+        net = agent.central_value_net if getattr(agent, "has_central_value", False) else None
+        return apply_safe_config(
+            agent, self.safe, action.lr_scale, base_lr=self.own_lr(agent.last_lr, restored=restored),
+            central_value_base_lr=None if net is None else self.own_lr(net.lr, "central_value_lr", restored))
 
 
 class WatchdogObserver(AlgoObserver):
@@ -441,9 +465,7 @@ class WatchdogObserver(AlgoObserver):
         agent = self.agent
         if self._first_epoch:
             self._first_epoch = False
-            resumed = self.watch.resume_from_env()  # a process `watchdog run` restarted: from its stable checkpoint
-            if resumed is not None:  # this epoch is the checkpoint's next; max_epochs / max_frames end it as planned
-                agent.epoch_num, agent.frame = resumed.iteration + 2, resumed.env_steps
+            self.watch.resume_from_env()  # a process `watchdog run` restarted: from its stable checkpoint
         started = time.perf_counter()
         try:
             out = self._train_epoch()
