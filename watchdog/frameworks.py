@@ -11,7 +11,10 @@ rule where the value targets are not normalised. OpenRL (MAPush) keeps its own p
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -794,17 +797,26 @@ def _all_finite(obj) -> bool:
     return True
 
 
+def py_path_literal(path: Path) -> str:
+    """``path``, absolute, as a Python string literal in double quotes (a shell's single quotes then hold it as it is)."""
+    return json.dumps(os.path.abspath(path), ensure_ascii=False)
+
+
 def framework_resume_command(framework: str, path: Path, run_dir: Path, info: Mapping) -> str:
-    """How that framework's users resume from ``path`` (Isaac Lab's train scripts where they exist)."""
-    task = info.get("task") or "<TASK>"
-    if framework == "rsl_rl":
+    """How that framework's users resume from ``path`` (Isaac Lab's train scripts where they exist): a shell command,
+    its paths absolute and quoted (until session 27 a path with a space split, a relative one named the folder replay
+    ran in, a quote broke SB3's ``-c`` code, and a run named ``.`` or through a link gave rsl_rl no run folder)."""
+    task = shlex.quote(info["task"]) if info.get("task") else "<TASK>"
+    where = shlex.quote(os.path.abspath(path))
+    if framework == "rsl_rl":  # rsl_rl finds it by its run folder's name under its log root
         return (f"python scripts/reinforcement_learning/rsl_rl/train.py --task {task} --resume "
-                f"--load_run {run_dir.name} --checkpoint {path.name}")
+                f"--load_run {shlex.quote(Path(os.path.realpath(run_dir)).name)} --checkpoint {shlex.quote(path.name)}")
     if framework == "skrl":
-        return f"python scripts/reinforcement_learning/skrl/train.py --task {task} --checkpoint {path}"
+        return f"python scripts/reinforcement_learning/skrl/train.py --task {task} --checkpoint {where}"
     if framework == "rl_games":
-        return f"python scripts/reinforcement_learning/rl_games/train.py --task {task} --checkpoint {path}"
+        return f"python scripts/reinforcement_learning/rl_games/train.py --task {task} --checkpoint {where}"
     if framework == "sb3":
-        return (f"python -c \"from stable_baselines3 import PPO; model = PPO.load('{path}', env=make_env()); "
-                f"model.learn(total_timesteps, reset_num_timesteps=False)\"  # make_env/total_timesteps: yours")
-    return f"# load {path} with {framework}'s own loader"
+        code = (f"from stable_baselines3 import PPO; model = PPO.load({py_path_literal(path)}, env=make_env()); "
+                "model.learn(total_timesteps, reset_num_timesteps=False)")
+        return f"python -c {shlex.quote(code)}  # make_env/total_timesteps: yours"
+    return f"# load {where} with {framework}'s own loader"

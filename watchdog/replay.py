@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -37,6 +39,7 @@ from watchdog.frameworks import (
     framework_resume_command,
     known_step_size,
     list_framework_checkpoints,
+    py_path_literal,
     safe_config_name,
     signals_found,
     value_normalization,
@@ -1022,9 +1025,6 @@ def _resume_from_argv(argv: list[str], target: Path, run_dir: Path | None = None
     It trains on in the folder replayed (``run_dir``), named absolutely, as the checkpoint is: until session 22 it
     named the start event's ``--run_dir``, another run's folder once the run was moved or copied, and paths relative
     to where replay ran."""
-    import os
-    import shlex
-
     from watchdog.supervise import resume_argv, set_flag
 
     if run_dir is not None:
@@ -1039,14 +1039,15 @@ def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
     if info.get("framework") in FRAMEWORKS:
         return framework_resume_command(info["framework"], path, run_dir or path.parent, info)
     if info.get("framework") == LOOP:  # our stable checkpoint of your loop's capture(): your restore() loads it
-        return (f"python -c \"from watchdog.checkpoints import load_checkpoint; state, meta = "
-                f"load_checkpoint('{path}')\"  # then your restore(state), and train on from meta['iteration']")
+        code = f"from watchdog.checkpoints import load_checkpoint; state, meta = load_checkpoint({py_path_literal(path)})"
+        return f"python -c {shlex.quote(code)}  # then your restore(state), and train on from meta['iteration']"
     target = path / "module.pt" if (path / "module.pt").is_file() else path
     if "argv" in info:  # the run's own command line (train.py's start event)
         return _resume_from_argv(info["argv"], target, run_dir)
-    cmd = f"python openrl_ws/train.py --checkpoint {target} --config {SAFE_CONFIG}"
+    # absolute and quoted, as the event log's (until session 27 relative to where replay ran, and split at a space)
+    cmd = ["python", "openrl_ws/train.py", "--checkpoint", os.path.abspath(target), "--config", str(SAFE_CONFIG)]
     if info.get("task"):
-        cmd += f" --task {info['task']}"
+        cmd += ["--task", str(info["task"])]
     if info.get("num_envs"):
-        cmd += f" --num_envs {info['num_envs']}"
-    return cmd
+        cmd += ["--num_envs", str(info["num_envs"])]
+    return shlex.join(cmd)

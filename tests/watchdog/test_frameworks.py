@@ -251,6 +251,33 @@ def test_faulted_runs_diverge_with_the_onset_within_two_points(run, checkpoint, 
     assert all(r["step"] > report.recommended_checkpoint["step"] for r in report.rejected_checkpoints)
 
 
+def test_a_resume_command_runs_from_anywhere_whatever_the_run_folder_is_called(tmp_path, monkeypatch):
+    """Found by a review (session 27): the resume commands replay prints held their paths unquoted and relative to
+    where replay ran (a space split them; run elsewhere they named another folder); a quote in the path made SB3's
+    `-c` code a SyntaxError; an rsl_rl run replayed as `.` or through a link gave `--load_run` nothing or the
+    link's name. They are shell commands now: split, they give the absolute paths, and SB3's code compiles."""
+    import os
+    import shlex
+
+    odd = tmp_path / "bob's runs" / "a b"
+    for run in ("sb3/cartpole_fault", "rsl_rl/push_lite_fault", "rl_games/pendulum_fault"):
+        shutil.copytree(DATA / run, odd / run)
+    monkeypatch.chdir(odd)
+    sb3 = shlex.split(replay_run(Path("sb3/cartpole_fault/PPO_1")).resume_command.split("  #")[0])
+    code = sb3[sb3.index("-c") + 1]
+    compile(code, "resume", "exec")
+    assert str(odd / "sb3/cartpole_fault/PPO_1/checkpoints/rl_model_2560_steps.zip") in code
+    games = shlex.split(replay_run(Path("rl_games/pendulum_fault/runs/pendulum_ppo")).resume_command)
+    assert Path(games[games.index("--checkpoint") + 1]).is_absolute()
+    assert Path(games[games.index("--checkpoint") + 1]).is_file()
+    run = odd / "rsl_rl/push_lite_fault/logs/2026-11-30_06-00-00"
+    (tmp_path / "latest").symlink_to(run)
+    for name in (".", str(tmp_path / "latest")):
+        os.chdir(run)
+        rsl = shlex.split(replay_run(Path(name)).resume_command)
+        assert rsl[rsl.index("--load_run") + 1] == "2026-11-30_06-00-00", rsl
+
+
 def test_onsets_are_on_the_frameworks_own_step_axis():
     """rsl_rl counts iterations (the onset's step is the iteration); SB3 counts env steps (64 an iteration)."""
     rsl = replay_run(DATA / FAULTED[2][0]).onset
