@@ -879,6 +879,9 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file, turning I/O and syntax problems into one-line ConfigErrors."""
+    if str(path) == "":  # an unset "$CFG": Path("") is this folder (until session 27: ".: Is a directory")
+        raise ConfigError("an empty path (an unset variable?) names no config file", path='""',
+                          hint="name the YAML file, or leave the option out for the defaults")
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -94,3 +94,9 @@ def test_check_command_exit_codes(tmp_path, capsys):
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "max_grad_nrom" in err
+    # an unset "$CFG" (found by a review, session 27: ".: cannot read file: Is a directory")
+    run = ROOT / "tests" / "data" / "box2d" / "skrl_bipedalwalker"
+    for argv in (["check", ""], ["replay", str(run), "--config", ""]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "an empty path (an unset variable?) names no config file" in err, err
