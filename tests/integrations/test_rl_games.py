@@ -235,6 +235,16 @@ def test_a_safe_entropy_coefficient_holds_under_a_linear_entropy_schedule(tmp_pa
     assert observer.agent.entropy_coef == 0.0  # six epochs on
 
 
+def test_a_safe_kl_threshold_a_schedule_does_not_read_is_said_kept(tmp_path):
+    """Found by a review (session 27): a safe kl_threshold with lr_schedule unset, on a linear schedule, was left
+    out of the switch without a word: neither changed nor kept."""
+    safe = RlGamesSafeConfig(learning_rate=SAFE_LR, kl_threshold=0.01)
+    _, events = train(tmp_path, ["nan@6"], 9, safe=safe, changes={"lr_schedule": "linear"})
+    switch, = kinds(events, "config_switch")
+    assert "kl_threshold" not in switch["changes"]
+    assert "only rl_games' adaptive lr schedule" in switch["kept"]["kl_threshold"]
+
+
 def test_a_restarted_process_under_a_linear_schedule_starts_at_the_safe_lr(tmp_path, monkeypatch):
     """Found by a review (session 27): a process `watchdog run` restarted fitted the linear schedule to the safe lr at
     its own first epoch and only then took the checkpoint's: the lr ran 2.5x under the safe lr it was said to start at."""

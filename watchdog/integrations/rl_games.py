@@ -272,6 +272,9 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     elif schedule != "fixed":
         kept["learning_rate"] = (f"starts at {new_lr:g}; rl_games' {schedule} schedule moves it from there "
                                  "(lr_schedule: fixed would hold it)")
+    if "kl_threshold" in values and schedule != "adaptive":  # (until session 27 left out without a word)
+        kept["kl_threshold"] = (f"{values['kl_threshold']:g} not used: only rl_games' adaptive lr schedule reads "
+                                f"it, and this run's is {schedule} (lr_schedule: adaptive would use it)")
     return ConfigSwitch(changes, kept)
 
 
