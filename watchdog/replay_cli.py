@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders holding runs")
     p.add_argument("--config", default=None, help="watchdog config YAML (default: the built-in defaults, as watch)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"runs\": [...]} instead")
-    p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of the (first) run's curves")
+    p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of the (first) run's curves (the first with records)")
     p.set_defaults(func=cmd_replay)
 
 
@@ -46,8 +46,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         out = WatchdogConsole(role="replay")
         reports = _replay_each(runs, cfg, out.track(runs, "replaying runs"))
         _render(out, reports, time.monotonic() - start)
-    if args.plot:
-        plot_report(reports[0], cfg, args.plot)
+    if args.plot:  # the first run with records (until session 27 the first run: a blank plot when it was unreadable)
+        plotted = next((r for r in reports if r.records), None)
+        if plotted is None:
+            print(f"watchdog: --plot: no run has records to plot; {args.plot} not written", file=sys.stderr)
+        else:
+            if plotted is not reports[0]:
+                print(f"watchdog: --plot: {reports[0].run} has no records; plotted {plotted.run}", file=sys.stderr)
+            plot_report(plotted, cfg, args.plot)
     if any(r.verdict in (UNRECOGNISED, UNREADABLE) for r in reports):
         return 2  # a run we could not judge is bad input, never "healthy"
     if any(verdict_bounded(r.run_info) and r.verdict != "diverged" for r in reports):

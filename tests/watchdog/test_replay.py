@@ -461,6 +461,19 @@ def test_a_plot_file_that_cannot_be_written_is_an_error_before_the_replay(tmp_pa
         assert said in err and "HEALTHY" not in out
 
 
+def test_the_plot_of_runs_whose_first_is_unreadable_is_the_first_run_with_records(tmp_path, capsys):
+    """Found by a review (session 27): --plot drew the first run, blank when it could not be read, and said nothing."""
+    runs = tmp_path / "runs"
+    junk = runs / "a_junk"
+    junk.mkdir(parents=True)
+    (junk / "events.out.tfevents.1.host").write_bytes(b"\x00\x01 not an event file")
+    shutil.copytree(SB3_RUN, runs / "b_sb3")
+    plot = tmp_path / "curves.png"
+    assert main(["replay", str(runs), "--plot", str(plot)]) == 2  # (the unreadable run)
+    err = capsys.readouterr().err
+    assert f"{junk} has no records; plotted {runs / 'b_sb3'}" in err and plot.stat().st_size > 10_000
+
+
 def test_a_system_error_writing_the_plot_is_one_line_and_exit_2(capsys):
     """A folder the system refuses (here /proc, refused even to root) is an OSError: one line, not a traceback
     with exit 1 (the code for "diverged"); since session 22 said before the replay (a file made and removed there)."""
