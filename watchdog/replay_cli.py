@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders holding runs")
     p.add_argument("--config", default=None, help="watchdog config YAML (default: the built-in defaults, as watch)")
     p.add_argument("--json", action="store_true", help="print one JSON object {\"runs\": [...]} instead")
-    p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of the (first) run's curves (the first with records)")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="write a PNG of the curves of the first run with records")
     p.set_defaults(func=cmd_replay)
 
 

@@ -520,7 +520,6 @@ class RunFollower:
         one was (until session 27 it was a new run, judged from its start, its alarm said and --on-alarm run again)."""
         if not self._inodes:
             return False
-        replaced = []
         for path, ident in self._inodes.items():
             now = _ident(path)
             if now == ident:
@@ -529,8 +528,7 @@ class RunFollower:
             if now is not None and head and _head(path, len(head)) == head:
                 self._inodes[path] = now  # the same file, a new copy
                 return False
-            replaced.append(path)
-        return bool(replaced)
+        return True  # every file read from vanished or holds other bytes
 
     def _followed(self) -> list:
         """The file tails the records come from: the CSV's once it is followed, else the event files'."""
@@ -836,10 +834,10 @@ class Watcher:
         # folders, a sweep.yaml (until session 17 an empty one was taken for one run, and every run after the first
         # that appeared in it was ignored; a missing one was an error; until session 27 one holding anything, empty
         # folders included, was one run, and the runs that then appeared in them were merged into one timeline)
-        holds_runs = fleet is None and not is_run_dir(run_dir) and bool(iter_run_dirs(run_dir))
+        is_run = is_run_dir(run_dir)
+        holds_runs = fleet is None and not is_run and bool(iter_run_dirs(run_dir))
         log_txt_alone = fleet is None and events_out is None and _log_txt_alone(run_dir)
-        self.undecided = fleet is None and events_out is None and (
-            log_txt_alone or not is_run_dir(run_dir) and not holds_runs)
+        self.undecided = fleet is None and events_out is None and (log_txt_alone or not is_run and not holds_runs)
         if self.undecided:
             what = ("a log.txt with no records" if log_txt_alone else "no run in it" if _holds_anything(run_dir)
                     else "nothing in it" if run_dir.exists() else "not there")

@@ -117,6 +117,11 @@ def _normalization(normalize_value: bool) -> tuple[bool, str]:
 # --- the training state -------------------------------------------------------------------------
 
 
+def central_value_net(agent: Any) -> Any | None:
+    """The agent's central value net (an asymmetric critic: Isaac Lab's tasks with ``states``), else None."""
+    return agent.central_value_net if getattr(agent, "has_central_value", False) else None
+
+
 def capture_state(agent: Any) -> dict:
     """A weights-only copy of everything an update changes: the model (its input and value normalisers are
     buffers inside it), the optimizer (Adam moments, steps), the lr and entropy coefficient the schedule
@@ -127,10 +132,11 @@ def capture_state(agent: Any) -> dict:
         "last_lr": float(agent.last_lr),
         "entropy_coef": float(agent.entropy_coef),
     }
-    if getattr(agent, "has_central_value", False):
-        state["central_value"] = {k: v.detach().clone() for k, v in agent.central_value_net.state_dict().items()}
-        state["central_value_optimizer"] = clone_tree(agent.central_value_net.optimizer.state_dict())
-        state["central_value_lr"] = float(agent.central_value_net.lr)
+    net = central_value_net(agent)
+    if net is not None:
+        state["central_value"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        state["central_value_optimizer"] = clone_tree(net.optimizer.state_dict())
+        state["central_value_lr"] = float(net.lr)
     if getattr(agent, "mixed_precision", False):
         state["scaler"] = clone_tree(agent.scaler.state_dict())
     if getattr(agent, "normalize_rms_advantage", False):
@@ -213,7 +219,7 @@ def apply_safe_config(agent: Any, safe: RlGamesSafeConfig, lr_scale: float = 1.0
     if "grad_norm" in values and not agent.truncate_grads:
         changes["truncate_grads"] = (False, True)
         agent.truncate_grads = True
-    cv_net = agent.central_value_net if getattr(agent, "has_central_value", False) else None
+    cv_net = central_value_net(agent)
     if cv_net is not None and "grad_norm" in values:
         # the field report's clip is on both networks: the central value net clips with its own (until session 27
         # the switch said grad_norm 1 -> 0.5 while the critic went on at 1, or unclipped)
@@ -340,13 +346,12 @@ class RlGamesSession(IntegrationSession):
         batch = agent.num_agents * agent.num_actors
         agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
         agent.reset_envs()  # the env's reset() and rl_games' RNN states (the actor's)
-        net = getattr(agent, "central_value_net", None) if getattr(agent, "has_central_value", False) else None
+        net = central_value_net(agent)
         if net is not None and net.is_rnn:  # the central value's own: zeroed only where an episode ends (a NaN
             net.rnn_states = [s.to(net.ppo_device) for s in net.model.get_default_rnn_state()]  # step kept them NaN)
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
-        agent, restored = self.agent, action.target.iteration
-        net = agent.central_value_net if getattr(agent, "has_central_value", False) else None
+        agent, restored, net = self.agent, action.target.iteration, central_value_net(self.agent)
         return apply_safe_config(
             agent, self.safe, action.lr_scale, base_lr=self.own_lr(agent.last_lr, restored=restored),
             central_value_base_lr=None if net is None else self.own_lr(net.lr, "central_value_lr", restored))
