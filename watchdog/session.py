@@ -224,6 +224,11 @@ class TrainingSession:
     def restore_snapshot(self, snap: Any, action: Rollback) -> None:
         raise NotImplementedError
 
+    def resume_at(self, ref: CheckpointRef) -> None:
+        """A restarted process goes on at ``ref``'s next iteration: where a framework's counters drive a schedule the
+        config switch fits (rl_games' linear lr), they are set here, after the restore and before the switch. Others
+        set theirs in their own loop once ``resume_from_env`` returns."""
+
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         raise NotImplementedError
 
@@ -389,6 +394,7 @@ class TrainingSession:
         wd.restored_at = iteration  # a rollback across processes, as replay's restart_replayed dates it
         action = restart_rollback(ref, recoveries, f"the process was restarted by watchdog run from {raw}")
         self.restore_snapshot(self.from_state(state), action)
+        self.resume_at(ref)
         self.result.rollbacks = self.result.recoveries_before = recoveries
         self.say(f"watchdog: resumed from stable checkpoint {raw} (iteration {iteration}); recoveries so far "
                  f"{recoveries} (rollbacks and restarts, one budget)", style="bold yellow")

@@ -65,7 +65,7 @@ from watchdog.errors import WatchdogError
 from watchdog.frameworks import live_config
 from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
-from watchdog.policy import Rollback, SaveStable
+from watchdog.policy import CheckpointRef, Rollback, SaveStable
 from watchdog.resources import ResourceSampler
 from watchdog.session import IntegrationSession, SessionResult, rollback_seed
 from watchdog.signals import (
@@ -338,10 +338,6 @@ class RlGamesSession(IntegrationSession):
         agent = self.agent
         restore_state(agent, snap)
         restore_episodes(agent, snap.get("episodes"))
-        if action.onset.method == "restart":  # a restarted process: the checkpoint's next epoch is its first, set before
-            # the config switch fits a linear schedule to it (until session 27 set after it: fitted at epoch 1, the lr
-            # ran 2.5x under the safe lr it was said to start at); max_epochs / max_frames end it as planned
-            agent.epoch_num, agent.frame = action.target.iteration + 2, action.target.env_steps
         torch.manual_seed(rollback_seed(self.seed, action))
         batch = agent.num_agents * agent.num_actors
         agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
@@ -349,6 +345,12 @@ class RlGamesSession(IntegrationSession):
         net = central_value_net(agent)
         if net is not None and net.is_rnn:  # the central value's own: zeroed only where an episode ends (a NaN
             net.rnn_states = [s.to(net.ppo_device) for s in net.model.get_default_rnn_state()]  # step kept them NaN)
+
+    def resume_at(self, ref: CheckpointRef) -> None:
+        """The checkpoint's next epoch is this process's first, set before the config switch fits a linear schedule
+        to it (until session 27 set after it: fitted at epoch 1, the lr ran 2.5x under the safe lr it was said to
+        start at); max_epochs / max_frames end the run as planned."""
+        self.agent.epoch_num, self.agent.frame = ref.iteration + 2, ref.env_steps
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         agent, restored, net = self.agent, action.target.iteration, central_value_net(self.agent)
