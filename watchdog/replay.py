@@ -59,6 +59,12 @@ TIMELINE_EVENTS = ("task_change", "warning", "alarm", "rollback", "restart", "st
 UNREADABLE = "unreadable"  # verdict of a run whose files could not be read (replayed among others)
 REFINE_POINTS_AFTER = 10  # points after the alarm the offline onset fit may use
 SAFE_CONFIG = safe_config_name(OPENRL)
+TRAIN_TASKS = ("push_lite", "go1push_mid", "go1push_upper")
+"""openrl_ws/train.py's ``--task`` values (``openrl_ws.envs.TASKS``, not imported: the library does not import OpenRL's
+side)."""
+CHECKPOINT_FACTS = ("task", "algo", "num_envs", "hidden_size", "layer_N")
+"""What an OpenRL checkpoint's config says that a resume command must repeat: train.py's own flags, and the network's
+shape (passed on to OpenRL's parser), without which its weights do not load."""
 _OUR_CKPT = re.compile(r"^stable_(\d+)_steps$")
 EVENT_PREFIX = "events.out.tfevents."
 
@@ -978,7 +984,7 @@ def check_checkpoint(kind: str, path: Path) -> tuple[str | None, dict]:
     try:
         if kind == "openrl":
             module = read_openrl_module(path)
-            facts = {k: module.config[k] for k in ("num_envs",) if module.config.get(k) is not None}
+            facts = {k: module.config[k] for k in CHECKPOINT_FACTS if module.config.get(k) is not None}
             return (None if module.all_finite() else "non-finite weights"), facts
         _, meta = load_checkpoint(path)
         if meta.get("stable") is False:  # e.g. the stretch a live rollback abandoned
@@ -1045,9 +1051,17 @@ def resume_command(path: Path, info: dict, run_dir: Path | None = None) -> str:
     if "argv" in info:  # the run's own command line (train.py's start event)
         return _resume_from_argv(info["argv"], target, run_dir)
     # absolute and quoted, as the event log's (until session 27 relative to where replay ran, and split at a space)
-    cmd = ["python", "openrl_ws/train.py", "--checkpoint", os.path.abspath(target), "--config", str(SAFE_CONFIG)]
-    if info.get("task"):
-        cmd += ["--task", str(info["task"])]
-    if info.get("num_envs"):
-        cmd += ["--num_envs", str(info["num_envs"])]
-    return shlex.join(cmd)
+    # a run kept by OpenRL alone (its TensorBoard files or log.txt, its module.pt): the task, algorithm, sizes and
+    # network its checkpoint's config names, watched. Until session 28 the task and env count only, unwatched: a
+    # MAPush run's command trained push_lite (train.py's default) on a 64-unit network, not its checkpoint's
+    cmd = ["python", "openrl_ws/train.py", "--watchdog", "--checkpoint", os.path.abspath(target),
+           "--config", str(SAFE_CONFIG)]
+    task = info.get("task")
+    for key in CHECKPOINT_FACTS:
+        if info.get(key) is not None and (key != "task" or task in TRAIN_TASKS):
+            cmd += [f"--{key}", str(info[key])]
+    line = shlex.join(cmd)
+    if task is not None and task not in TRAIN_TASKS:  # MQE's own name ('go1push' for both MAPush tasks) says not which
+        line += (f"  # add --task {' or '.join(TRAIN_TASKS[1:])}: the checkpoint names the task {str(task)!r}, "
+                 "not train.py's name for it")
+    return line

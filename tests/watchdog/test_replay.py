@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from watchdog.cli import main
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
 from watchdog.logtxt import parse_log_txt
-from watchdog.replay import load_run, replay_run, tb_records
+from watchdog.replay import TRAIN_TASKS, load_run, replay_run, resume_command, tb_records
 from watchdog.tfevents import ScalarWriter, Series, read_run_scalars
 
 SPI = 100_000
@@ -189,8 +190,27 @@ def test_spliced_divergence_is_diverged_with_onset_and_checkpoint(diverged_run, 
     assert ckpt["step"] == expected and ckpt["step"] <= run["onset"]["step"]
     assert [(r["step"], r["reason"]) for r in run["rejected_checkpoints"]] == [(95_000_000, "after onset")] + (
         [(89_600_000, "less than 10 iterations before the onset")] if expected == 80_000_000 else [])
-    assert "--checkpoint" in run["resume_command"] and "cfgs/ppo_safe.yaml" in run["resume_command"]
-    assert "--num_envs 500" in run["resume_command"]
+    # a run kept by OpenRL alone: its checkpoint's algorithm, sizes and network, watched; MQE's task name, which
+    # does not say which MAPush task, is a note to add --task, not push_lite (train.py's default)
+    command, note = run["resume_command"].split("  # ")
+    argv = shlex.split(command)
+    assert argv[:3] == ["python", "openrl_ws/train.py", "--watchdog"] and "--task" not in argv
+    assert argv[argv.index("--checkpoint") + 1] == str(diverged_run / "checkpoints" / f"rl_model_{expected}_steps"
+                                                       / "module.pt")
+    assert argv[argv.index("--config") + 1].endswith("cfgs/ppo_safe.yaml")
+    flags = {argv[i]: argv[i + 1] for i in range(argv.index("--config") + 2, len(argv), 2)}
+    assert flags == {"--algo": "ppo", "--num_envs": "500", "--hidden_size": "64", "--layer_N": "1"}
+    assert note.startswith("add --task go1push_mid or go1push_upper") and "'go1push'" in note
+
+
+def test_a_checkpoint_of_a_train_py_task_names_it_in_the_resume_command(tmp_path):
+    from openrl_ws.envs import TASKS
+
+    assert TRAIN_TASKS == TASKS  # the library's copy of train.py's task names
+    info = {"task": "push_lite", "algo": "mappo", "num_envs": 64, "hidden_size": 256, "layer_N": 2}
+    argv = shlex.split(resume_command(tmp_path / "rl_model_640_steps", info))
+    assert argv[argv.index("--config") + 2:] == ["--task", "push_lite", "--algo", "mappo", "--num_envs", "64",
+                                                 "--hidden_size", "256", "--layer_N", "2"]
 
 
 def test_rich_report_and_plot(diverged_run, tmp_path, capsys):
