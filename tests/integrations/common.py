@@ -24,3 +24,18 @@ def assert_same_tensors(live: dict, saved: dict, where: str) -> None:
                 assert_same_tensors({"v": a}, {"v": b}, f"{where}.{key}.{i}")
         else:
             assert live[key] == value, f"{where}.{key}: {live[key]!r} != {value!r}"
+
+
+def spy_reseed(monkeypatch, module) -> list[int]:
+    """The seeds ``module`` (an integration) reseeds torch, numpy and ``random`` with through the library's one
+    ``reseed``: after a rollback, each of them, so a restored run draws anew whatever its env samples from (until
+    session 28 rsl_rl, skrl, rl_games and the loop reseeded torch alone)."""
+    seeds: list[int] = []
+    real = module.reseed
+
+    def spy(seed: int) -> None:
+        seeds.append(seed)
+        real(seed)
+
+    monkeypatch.setattr(module, "reseed", spy)
+    return seeds

@@ -18,12 +18,13 @@ from torch import nn
 from torch.distributions.categorical import Categorical
 
 from tests.data.frameworks.make_runs import cleanrl_gae, cleanrl_losses
-from tests.integrations.common import assert_same_tensors, kinds
+from tests.integrations.common import assert_same_tensors, kinds, spy_reseed
 from watchdog.checkpoints import clone_tree, load_checkpoint
 from watchdog.config import WatchdogConfig
 from watchdog.console import WatchdogConsole
 from watchdog.errors import NonFiniteTraining, WatchdogError
 from watchdog.eventlog import read_events
+from watchdog.integrations import loop as loop_module
 from watchdog.integrations.loop import LoopWatchdog
 
 ENVS, STEPS, LR, SAFE_LR = 4, 32, 2.5e-4, 1e-4
@@ -143,9 +144,11 @@ def assert_restored_exactly_at_the_safe_lr(loop: CleanRLLoop, rollback: dict) ->
     assert live["lr"] == pytest.approx(SAFE_LR * live["frac"])  # annealed from the safe lr
 
 
-def test_a_nan_reward_rolls_back_before_it_restores_exactly_and_trains_on_at_the_safe_lr(tmp_path):
+def test_a_nan_reward_rolls_back_before_it_restores_exactly_and_trains_on_at_the_safe_lr(tmp_path, monkeypatch):
+    seeds = spy_reseed(monkeypatch, loop_module)
     loop = CleanRLLoop(tmp_path / "run", cfg=WatchdogConfig.model_validate(QUICK), nan_reward_at=[12])
     events = loop.train(20)
+    assert len(seeds) == 1  # torch, numpy and random reseeded at the rollback
     alarm, = kinds(events, "alarm")
     rollback, = kinds(events, "rollback")
     assert (alarm["iteration"], alarm["detector"], alarm["onset_iteration"]) == (12, "nonfinite", 12)

@@ -22,7 +22,7 @@ pytest.importorskip("rl_games", reason="rl-games is not installed (pip install '
 import torch  # noqa: E402
 
 from openrl_ws.inject import FaultSchedule, InjectedCrash  # noqa: E402
-from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
+from tests.integrations.common import assert_same_tensors, kinds, spy_reseed  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import RlGamesSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
@@ -127,8 +127,10 @@ def assert_trained_on_at_safe_lr(observer: Recording, events: list[dict], epochs
     assert kinds(events, "end")
 
 
-def test_nan_rollout_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+def test_nan_rollout_rolls_back_before_the_fault_and_restores_exactly(tmp_path, monkeypatch):
+    seeds = spy_reseed(monkeypatch, wrg)
     observer, events = train(tmp_path, ["nan@8"], 14)  # the integration's default watchdog config
+    assert len(seeds) == 1  # torch, numpy and random reseeded at the rollback
     alarm, = kinds(events, "alarm")
     assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and alarm["onset_iteration"] == 8
     rollback, = kinds(events, "rollback")

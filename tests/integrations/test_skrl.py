@@ -26,7 +26,7 @@ from torch import nn  # noqa: E402
 
 from openrl_ws.envs import push_lite  # noqa: E402
 from openrl_ws.inject import FaultSchedule  # noqa: E402
-from tests.integrations.common import assert_same_tensors, kinds  # noqa: E402
+from tests.integrations.common import assert_same_tensors, kinds, spy_reseed  # noqa: E402
 from watchdog.checkpoints import load_checkpoint  # noqa: E402
 from watchdog.config import SkrlSafeConfig, WatchdogConfig, load_any_config  # noqa: E402
 from watchdog.console import WatchdogConsole  # noqa: E402
@@ -113,9 +113,11 @@ def assert_trained_on_at_safe_lr(run: Run, events: list[dict], updates: int, rol
     assert kinds(events, "end") and "update" not in run.agent.__dict__  # skrl's own update again
 
 
-def test_nan_rolls_back_before_the_fault_and_restores_exactly(tmp_path):
+def test_nan_rolls_back_before_the_fault_and_restores_exactly(tmp_path, monkeypatch):
+    seeds = spy_reseed(monkeypatch, wsk)
     run = Run(tmp_path, ["nan@8"], 14)
     events = run.train()
+    assert len(seeds) == 1  # torch, numpy and random reseeded at the rollback
     alarm, = kinds(events, "alarm")
     assert (alarm["iteration"], alarm["detector"]) == (8, "nonfinite") and alarm["onset_iteration"] == 8
     rollback, = kinds(events, "rollback")

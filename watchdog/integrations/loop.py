@@ -64,7 +64,7 @@ from watchdog.frameworks import FRAMEWORKS, LOOP, MAPPABLE_KEYS, live_config
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, refuse_resume, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, refuse_resume, reseed, rollback_seed
 from watchdog.supervise import RESUME_ENV
 from watchdog.signals import EPISODE_RETURN, VALUE_LOSS, MetricRecord
 
@@ -116,7 +116,7 @@ class LoopSession(IntegrationSession):
 
     def restore_snapshot(self, snap: dict, action: Rollback) -> None:
         self._restore(clone_tree(snap))  # a copy: a later rollback to the same checkpoint finds it intact
-        torch.manual_seed(rollback_seed(self.seed, action))
+        reseed(rollback_seed(self.seed, action))
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:
         if self._switch is None:

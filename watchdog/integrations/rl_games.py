@@ -67,7 +67,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import CheckpointRef, Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed
 from watchdog.signals import (
     APPROX_KL,
     EPISODE_RETURN,
@@ -338,7 +338,7 @@ class RlGamesSession(IntegrationSession):
         agent = self.agent
         restore_state(agent, snap)
         restore_episodes(agent, snap.get("episodes"))
-        torch.manual_seed(rollback_seed(self.seed, action))
+        reseed(rollback_seed(self.seed, action))
         batch = agent.num_agents * agent.num_actors
         agent.init_current_rewards(batch, (batch, agent.value_size))  # episode sums 0, every env done
         agent.reset_envs()  # the env's reset() and rl_games' RNN states (the actor's)

@@ -57,7 +57,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed, supervised_run_dir
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed, supervised_run_dir
 from watchdog.signals import (
     ENTROPY,
     EPISODE_RETURN,
@@ -267,7 +267,7 @@ class RslRlSession(IntegrationSession):
         """Weights, normalisers and optimizer back in place; fresh RNG, env and rollout storage."""
         restore_state(self.runner.alg, snap)
         self.runner.restore_episodes(snap.get("episodes"))
-        torch.manual_seed(rollback_seed(self.seed, action))
+        reseed(rollback_seed(self.seed, action))
         self.runner.restart_rollout()
 
     def apply_config(self, action: Rollback) -> ConfigSwitch:

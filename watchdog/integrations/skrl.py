@@ -55,7 +55,7 @@ from watchdog.integrations import CurriculumTerms, supported_version
 from watchdog.pipeline import Watchdog
 from watchdog.policy import Rollback, SaveStable
 from watchdog.resources import ResourceSampler
-from watchdog.session import IntegrationSession, SessionResult, rollback_seed
+from watchdog.session import IntegrationSession, SessionResult, reseed, rollback_seed
 from watchdog.signals import (
     EPISODE_RETURN,
     LEARNING_RATE,
@@ -218,7 +218,7 @@ class SkrlSession(IntegrationSession):
         The env is the trainer's: the next rollout goes on from its current observations."""
         restore_state(self.agent, snap)
         restore_episodes(self.agent, snap.get("episodes"))
-        torch.manual_seed(rollback_seed(self.seed, action))
+        reseed(rollback_seed(self.seed, action))
         # PPO_RNN's hidden states, outside every state_dict and zeroed only where an episode ends: every env
         # starts as at an episode's start (a NaN step left them NaN, and the run NaN, rollback after rollback)
         for states in getattr(self.agent, "_rnn_initial_states", {}).values():
