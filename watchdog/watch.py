@@ -812,12 +812,13 @@ def _fleet_event(console: WatchdogConsole, name: str, ev: dict) -> None:
 
 
 def print_summary(console: WatchdogConsole, runs: list[WatchedRun], title: str = "watch summary") -> None:
-    def damage(r: WatchedRun) -> str:
-        if not r.follower.damaged:
-            return ""
-        return " (a damaged file: " + ("judged up to its corrupt record)" if r.last else "corrupt before a record)")
+    def bounds(r: WatchedRun) -> str:  # the end line's words (until session 28 a damaged file alone, no lost lines)
+        if r.last is None:
+            return " (a damaged file: corrupt before a record)" if r.follower.damaged else ""
+        notes = verdict_bounds(r.bounds(), r.last.iteration)
+        return f" ({'; '.join(notes)})" if notes else ""
 
-    rows = [[r.name, r.state + damage(r),
+    rows = [[r.name, r.state + bounds(r),
              r.last.iteration if r.last else "-", r.value_loss if r.last else "-", r.divergence_alarms] for r in sort_runs(runs)]
     console.table(title, ["run", "state", "last iteration", "value loss", "alarms"], rows)
 

@@ -304,7 +304,7 @@ def test_a_damaged_event_file_is_said_and_bounds_the_watch_as_it_does_replay(tmp
     fleet.mkdir()
     shutil.copytree(run, fleet / "damaged", ignore=shutil.ignore_patterns(WATCH_EVENTS))
     assert main(["watch", str(fleet), "--idle-exit", "0"]) == 2  # the fleet's summary says it too
-    assert "healthy (a damaged file: judged up to its corrupt record)" in capsys.readouterr().out
+    assert f"healthy (judged up to it {judged}: the rest of a damaged file is lost)" in capsys.readouterr().out
     # beside a run that diverged: still 2, as replay (a verdict for the damaged run is more than its data says)
     shutil.copytree(TEST_DATA / "sb3_csv" / "cartpole_reward_fault" / "tensorboard", fleet / "diverged")
     assert main(["replay", str(fleet)]) == 2
@@ -359,6 +359,11 @@ def test_values_lost_from_a_log_txt_or_a_progress_csv_bound_the_watch_as_they_do
     headline, out = _watched_as_replayed(run, capsys)
     bound = "without a damaged line of its progress.csv, whose records are lost"
     assert f"HEALTHY ({bound})" in headline and f"watch ended, healthy: no new data for 0 s; {bound}" in out
+    fleet = tmp_path / "fleet"  # a fleet's summary table says it too (until session 28 a damaged file alone)
+    fleet.mkdir()
+    shutil.copytree(run, fleet / "sb3", ignore=shutil.ignore_patterns(WATCH_EVENTS))
+    assert main(["watch", str(fleet), "--idle-exit", "0"]) == 2
+    assert f"healthy ({bound})" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_value_loss_that_stops_early_bounds_the_watch_as_it_does_replay(tmp_path, mapush_runs, capsys):
