@@ -230,6 +230,39 @@ def run_events(run_dir: Path) -> list[dict]:
     return read_events(path).events if path.is_file() else []
 
 
+def finished_run(run_dir: Path) -> dict | None:
+    """The ``end`` or ``stop`` event the run dir's event log ends with (a run that finished, or was stopped), else
+    None (no event log, or a run that died mid-way: a preempted run, which ``watchdog run`` goes on with). Read from
+    the log's last line, not through a long run's log."""
+    from watchdog.eventlog import parse_event_line
+
+    path = run_dir / EVENTS_FILENAME
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - (1 << 16)))
+            lines = [line for line in fh.read().split(b"\n") if line.strip()]
+    except OSError:
+        return None
+    last = parse_event_line(lines[-1]) if lines else None
+    return last if last is not None and last["event"] in ("end", "stop") else None
+
+
+def check_new_supervision(cmd: Sequence[str], run_dir: Path) -> None:
+    """A run dir holding a finished (or stopped) run takes no new supervised run: on a crash it was restarted from that
+    run's newest stable checkpoint (another run's weights, iterations ahead of its own) and the old run's recoveries
+    counted against its budget (until session 28). train.py's own rule for a run dir holding a run: a resume from one
+    of its checkpoints (``--checkpoint``) goes on there; anything else needs its own folder."""
+    last = finished_run(run_dir)
+    if last is None or (is_openrl_command(cmd) and get_flag(cmd, "--checkpoint")):
+        return
+    how = "was stopped" if last["event"] == "stop" else "finished"
+    raise InputError(f"holds a run that {how} at it {last.get('iteration')} (its {EVENTS_FILENAME} ends with its "
+                     f"{last['event']} event): a new run there would be restarted from that run's checkpoints and "
+                     "share its rollback budget", path=str(run_dir),
+                     hint="give the new run its own --run-dir, or, for OpenRL, go on from one of that run's "
+                          "checkpoints with train.py's --checkpoint")
+
+
 def _first_start(run_dir: Path) -> dict:
     """The run's first start event ({} when there is none): read up to it, not through a long run's log."""
     from watchdog.eventlog import iter_lines, parse_event_line
@@ -699,6 +732,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # the restart events go there, maybe hours in: a folder we cannot write is said now (a traceback at the
     # first restart until session 17)
     check_output_file("--run-dir", Path(run_dir) / EVENTS_FILENAME, creates_folders=True)
+    check_new_supervision(cmd, Path(run_dir))
     cmd = with_run_dir(cmd, run_dir)
     cmd, safe = with_safe_config(cmd, args.safe_config)
     if not safe.is_file():

@@ -232,6 +232,32 @@ def test_a_loop_of_your_own_that_crashed_resumes_where_loop_watchdog_resume_says
     assert "resumed in place with its loop watchdog's safe config" in proc.stderr
 
 
+def test_a_new_run_is_not_supervised_in_a_folder_holding_a_finished_one(tmp_path):
+    """A review (session 27): a loop finished under `watchdog run` (its stable checkpoints up to 20), then a new run of
+    it in the same --run-dir died at update 7 and was restarted from the old run's checkpoint of 20, its recoveries
+    counted against the new run's budget. Such a run dir is now one line and exit 2 before anything runs; a run that
+    died mid-way (a preempted one: no end event) is gone on with, and OpenRL's train.py resuming from a checkpoint
+    of the finished run (its --checkpoint) is let through, as train.py's own rule for a run dir holding a run."""
+    run_dir, cfg = tmp_path / "run", tmp_path / "wd.yaml"
+    cfg.write_text("policy:\n  stable_every_iters: 5\n")
+    loop = [sys.executable, str(REPO / "tests" / "helpers" / "crashing_loop.py"), str(run_dir), "24"]
+    assert supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", *loop, "17", str(cfg)).returncode == 0
+    events = events_of(run_dir)
+    again = supervise("--run-dir", str(run_dir), "--max-restarts", "1", "--", *loop, "7", str(cfg))
+    assert again.returncode == 2 and events_of(run_dir) == events  # nothing ran, nothing written
+    assert again.stderr.strip().splitlines() == [
+        f"watchdog: error: {run_dir}: holds a run that finished at it 23 (its watchdog_events.jsonl ends with its end "
+        "event): a new run there would be restarted from that run's checkpoints and share its rollback budget (give "
+        "the new run its own --run-dir, or, for OpenRL, go on from one of that run's checkpoints with train.py's "
+        "--checkpoint)"]
+    from watchdog.supervise import check_new_supervision
+
+    check_new_supervision(["python", "openrl_ws/train.py", "--checkpoint", "x/module.pt"], run_dir)
+    log = run_dir / EVENTS_FILENAME
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:-1]))  # died before its end
+    check_new_supervision(loop, run_dir)
+
+
 def test_a_restarted_loop_that_skips_resume_stops_with_one_line_and_is_not_restarted_again(tmp_path):
     run_dir, cfg = tmp_path / "run", tmp_path / "wd.yaml"
     cfg.write_text("policy:\n  stable_every_iters: 5\n")
