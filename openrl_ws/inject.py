@@ -178,6 +178,11 @@ class FaultSchedule:
         """The faults that start at or after iteration ``iterations`` (a run of that many never meets them)."""
         return [f for f in self.faults if f.start >= iterations]
 
+    def before(self, start: int) -> list[tuple[Fault, bool]]:
+        """The faults that start before iteration ``start`` (a run resumed there never meets their start), each with
+        whether part of it still happens (a range that goes on past ``start``)."""
+        return [(f, f.kind in _RANGED and (f.end is None or f.end >= start)) for f in self.faults if f.start < start]
+
     def begin_iteration(self, iteration: int, env: Any, trainer: Any) -> list[str]:
         """Set this iteration's knobs; return descriptions of what was applied or reverted."""
         notes = []

@@ -348,6 +348,10 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     for fault in faults.after(iterations):  # (accepted silently until session 17)
         console.message(f"inject: {fault.spec} starts after this run's last iteration ({iterations - 1}): it will "
                         "not happen", style="bold yellow")
+    for fault, partly in faults.before(start_iteration):  # a resumed run (silent until session 28)
+        console.message(f"inject: {fault.spec} starts before this run's first iteration ({start_iteration}, resumed "
+                        "from its checkpoint): " + (f"only its iterations from {start_iteration} on happen" if partly
+                                                     else "it will not happen"), style="bold yellow")
     console.begin(iterations, start_iteration=start_iteration)
     ended = "finished"
     try:

@@ -142,18 +142,25 @@ def test_healthy_run_is_never_rolled_back(tmp_path):
         assert mean_log_std <= metrics["train/log_std_max"] + 0.01 and abs(metrics["train/log_std_max"]) < 0.5
 
 
-def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path):
+def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path, capsys):
     code, run_dir, events = run(tmp_path, iterations=4, name="first")
     assert code == 0
     ours = kinds(events, "stable_checkpoint")[0]["checkpoint"]
     module = next((run_dir / "checkpoints").glob("rl_model_*_steps/module.pt"))
     first_stable = kinds(events, "stable_checkpoint")[0]
     for ckpt, next_iteration in ((ours, first_stable["checkpoint_iteration"] + 1), (str(module), 4)):
-        code, _, events = run(tmp_path, "--checkpoint", ckpt, iterations=6, name=f"resumed_{Path(ckpt).parent.name}")
+        capsys.readouterr()
+        code, _, events = run(tmp_path, "--checkpoint", ckpt, "--inject", "nan@0", "--inject", "obs_noise@0-4:2",
+                              iterations=6, name=f"resumed_{Path(ckpt).parent.name}")
         assert code == 0 and kinds(events, "end")
         # iterations and env steps continue from the checkpoint (no name clashes, monotonic axes)
         assert kinds(events, "metrics")[0]["iteration"] == next_iteration
         assert kinds(events, "metrics")[-1]["iteration"] == 5
+        # a fault before where the run resumed is said (a review, session 28: a NaN at 0 passed without a word)
+        out = " ".join(capsys.readouterr().out.split())
+        said = f"starts before this run's first iteration ({next_iteration}, resumed from its checkpoint): "
+        assert f"inject: nan@0 {said}it will not happen" in out and not kinds(events, "alarm")
+        assert f"inject: obs_noise@0-4:2 {said}only its iterations from {next_iteration} on happen" in out
 
 
 @pytest.mark.parametrize(
