@@ -283,7 +283,7 @@ def describe_event(ev: dict, role: str = "train", *, brief: bool = False) -> str
     if kind == "start":
         if role == "watch" or ev.get("mode") == "watch":
             return f"watching {ev.get('run_dir', '')}: alerts only (a watcher cannot roll back a run it does not own)"
-        if (ev.get("config") or {}).get("action") == "alert":
+        if isinstance(ev.get("config"), dict) and ev["config"].get("action") == "alert":
             return "watchdog on, alert only: it reports divergence and does not act"
         return ("watchdog on: on divergence it rolls back to the last stable checkpoint before the onset "
                 "and switches to the safe config")

@@ -334,7 +334,7 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
             else:
                 records.append(record)
         elif ev["event"] == "start":
-            info.update(_info_from_start(ev))
+            info.update(_info_from_start(ev, res.warnings, path))
         elif ev["event"] == "restart":  # `watchdog run` restarted the process: replayed before the next record
             restarts.append((len(records), ev))
     if restarts:
@@ -353,17 +353,26 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     return RunData(records, "events", list(res.warnings), spi or None, info)
 
 
-def _info_from_start(ev: dict) -> dict:
+def _info_from_start(ev: dict, warnings: list[str], path: Path) -> dict:
     """task / num_envs from the live run's start event (its argv); the framework of an integration's run
     (``watchdog.integrations``) and, where the integration knew it, whether its value targets are normalised
-    (rl_games' ``normalize_value``), so replay judges the event log as the live run was judged."""
+    (rl_games' ``normalize_value``), so replay judges the event log as the live run was judged. A field of the wrong
+    type (a damaged line that is still JSON) is said in ``warnings`` and left out (a traceback, exit 1, until session
+    28)."""
     info = {}
+    for key, kind in (("config", dict), ("argv", list)):
+        if ev.get(key) is not None and not isinstance(ev[key], kind):
+            warnings.append(f"{path}: a start event's {key} is not a {'mapping' if kind is dict else 'list'} "
+                            f"({type(ev[key]).__name__}); ignored")
+            ev = {k: v for k, v in ev.items() if k != key}
+    config = ev.get("config") or {}
     framework = LIVE_FRAMEWORKS.get(str(ev.get("framework")))
     if framework is not None:
         info["framework"] = framework
         if framework == LOOP:
             info["framework_label"] = "a loop of your own (watchdog.integrations.loop)"
-        signal = ((ev.get("config") or {}).get("reward_collapse") or {}).get("signal")
+        rule = config.get("reward_collapse")
+        signal = rule.get("signal") if isinstance(rule, dict) else None
         if isinstance(signal, str):
             info["live_reward"] = signal  # the reward the integration judged (its records carry several)
         if isinstance(ev.get("envs"), int):
@@ -372,10 +381,10 @@ def _info_from_start(ev: dict) -> dict:
             flag = ev["value_targets_normalized"]
             info["value_targets_normalized"] = flag
             info["value_normalization"] = f"the live run's start event: value targets normalised: {str(flag).lower()}"
-    memory = (ev.get("config") or {}).get("memory")
+    memory = config.get("memory")
     if isinstance(memory, dict):  # the live run's memory limits and action (config_for_run)
         info["live_memory"] = memory
-    if ev.get("task"):
+    if ev.get("task") and isinstance(ev["task"], str):
         info["task"] = ev["task"]
     argv = [str(a) for a in ev.get("argv") or []]
     if framework is None and isinstance(ev.get("argv"), list):  # our train.py's command line: the resume command's

@@ -259,6 +259,22 @@ def test_a_damaged_line_of_the_event_log_is_no_healthy_verdict_for_the_run(tmp_p
     assert "HEALTHY (without a damaged line of its watchdog_events.jsonl, whose records are lost)" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(("field", "value", "said"), [("config", "garbage", "config is not a mapping (str)"),
+                                                      ("argv", -1, "argv is not a list (int)")])
+def test_a_start_event_whose_config_or_argv_is_damaged_is_said_and_the_run_judged(tmp_path, capsys, field, value, said):
+    """A review (session 28): a start event whose config was a string, or whose argv a number, ended replay with a
+    traceback, exit 1 (diverged's code). The field is said and left out; the records are judged."""
+    run = tmp_path / "ours"
+    with EventLog(run / EVENTS_FILENAME) as events:
+        events.write(make_event("start", iteration=0, env_steps=0, state="healthy", framework="sb3", **{field: value}))
+        for it in range(80):
+            events.write(make_event("metrics", iteration=it, env_steps=100 * (it + 1), state="healthy",
+                                    metrics={"train/value_loss": 0.01 * (1 + 0.1 * math.sin(it))}))
+    assert main(["replay", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "HEALTHY" in out and f"input: {run / EVENTS_FILENAME}: a start event's {said}; ignored" in out
+
+
 @pytest.mark.parametrize(("field", "value", "said"), [
     ("iteration", "forty", 'iteration "forty"'), ("iteration", None, "iteration null"), ("iteration", 40.5, "iteration 40.5"),
     ("iteration", -1, "iteration -1"), ("env_steps", "x", 'env_steps "x"'), ("metrics", "oops", 'metrics "oops"'),
