@@ -694,6 +694,9 @@ def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
             "value_loss_rule": value_rule(cfg, info)[0], "value_normalization": value_rule(cfg, info)[1],
             # shorter than the warm-up: only non-finite values and blow-ups were judged, and "healthy" says no more
             "within_warmup": span < cfg.warmup.min_iters, "warmup_iters": cfg.warmup.min_iters,
+            # fewer records than a detector needs for its baseline (a sparse log): judged as little (until session 28
+            # five records over 400 iterations were plain "healthy", their value loss 0.5 -> 1e7 unjudged)
+            "too_few_records": too_few_records(len(data.records), cfg), "baseline_points": cfg.warmup.baseline_points,
             # files whose reading stopped at a corrupt record: the verdict holds up to there, no further
             **({"damaged_files": info["damaged_files"]} if info.get("damaged_files") else {}),
             # our event log's lines that are not events (mid-file): their records are lost, the rest judged
@@ -752,6 +755,12 @@ class ValueLossSpan:
 
 
 NO_VALUE_LOSS = "no value loss logged: its rules judged nothing"
+
+
+def too_few_records(records: int, cfg: WatchdogConfig) -> bool:
+    """Fewer records than the detectors need to learn a baseline (``warmup.baseline_points``): past the warm-up or
+    not, only non-finite values were judged, and "healthy" would say more than the data can. Replay and watch."""
+    return records < cfg.warmup.baseline_points
 
 
 def healthy_limits(short: bool, signals_absent: Iterable[str]) -> list[str]:

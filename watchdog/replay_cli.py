@@ -161,7 +161,7 @@ def verdict_text(report) -> str:
     from watchdog.replay import healthy_limits, verdict_bounds
 
     info, bounds = report.run_info, []
-    short = report.verdict == "healthy" and info.get("within_warmup")
+    short = report.verdict == "healthy" and (info.get("within_warmup") or info.get("too_few_records"))
     if report.verdict == "healthy":
         bounds += healthy_limits(bool(short), info.get("signals_absent") or ())
     bounds += verdict_bounds(info, report.records[-1].iteration if report.records else None)
@@ -251,6 +251,10 @@ def _render_origin(out, report) -> None:
     if info.get("within_warmup"):
         out.message(f"  too short to judge: {report.iterations} records, all within the first {info.get('warmup_iters')} "
                     "iterations (the detectors' warm-up), so only non-finite values and blow-ups were judged",
+                    style="yellow")
+    elif info.get("too_few_records"):
+        out.message(f"  too short to judge: {report.iterations} records, fewer than the {info.get('baseline_points')} a "
+                    "detector needs to learn the run's level, so no more than non-finite values and blow-ups were judged",
                     style="yellow")
     if "value loss" in (info.get("signals_absent") or ()):
         out.message("  absolute value-loss rule: no value loss to apply it to", style="dim")

@@ -47,7 +47,7 @@ from watchdog.frameworks import (
 )
 from watchdog.policy import STATE_CODES, State
 from watchdog.replay import (UNRECOGNISED, ValueLossSpan, healthy_limits, is_run_dir, iter_run_dirs, log_txt_run,
-                             real_path, run_by_logs, verdict_bounded, verdict_bounds)
+                             real_path, run_by_logs, too_few_records, verdict_bounded, verdict_bounds)
 from watchdog.signals import VALUE_LOSS, MetricRecord, normalize_key
 from watchdog.tfevents import EventFileTail, is_hparams_session, series_tag, session_of, session_starts
 
@@ -629,7 +629,8 @@ class WatchedRun:
     gone_said: bool = False  # its folder was deleted while watched (said once; the verdict holds up to there)
     live: EventTail | None = None  # the training's own watchdog's event log, where it runs with one
     live_alarms: int = 0  # the divergence alarms in it
-    first: MetricRecord | None = None  # the first record judged, and every key judged: what bounds "healthy"
+    first: MetricRecord | None = None  # the first record judged, how many, and every key judged: what bounds "healthy"
+    judged: int = 0
     keys: set[str] = field(default_factory=set)
     last_value_loss: float = math.nan
     value_loss_span: ValueLossSpan = field(default_factory=ValueLossSpan)  # where the value loss stopped, if early
@@ -1025,7 +1026,8 @@ def _verdict_note(run: WatchedRun) -> str:
     of its log lost, its value loss read only part of the way (replay's headline says the same)."""
     notes = []
     if run.last is not None and run.state == State.HEALTHY.value:
-        short = run.last.iteration - run.first.iteration < run.wd.cfg.warmup.min_iters
+        short = (run.last.iteration - run.first.iteration < run.wd.cfg.warmup.min_iters
+                 or too_few_records(run.judged, run.wd.cfg))
         notes += healthy_limits(short, signals_found(run.keys)[1])
     notes += verdict_bounds(run.bounds(), run.last.iteration if run.last is not None else None)
     return "".join(f"; {note}" for note in notes)
@@ -1121,6 +1123,7 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
         # a watcher owns no checkpoints: it notes where the run was healthy and what it would do
         carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
         run.first, run.last = run.first or record, record
+        run.judged += 1
         run.keys.update(record.metrics)
         run.value_loss_span.add(record)
         run.last_value_loss = record.metrics.get(VALUE_LOSS, run.last_value_loss)

@@ -112,6 +112,27 @@ def test_a_run_shorter_than_the_warm_up_is_said_to_be_too_short_to_judge(tmp_pat
     assert "healthy so far (too short to judge)" in text and text.count("too short") == 3  # + the summary table
 
 
+def test_a_sparse_log_of_fewer_records_than_a_baseline_needs_is_too_short_to_judge(tmp_path, mapush_runs, capsys):
+    """A review (session 28): five records over 400 iterations (past the 50-iteration warm-up, fewer than the 10 a
+    detector learns the run's level from) were plain HEALTHY, exit 0, their value loss climbing 0.5 -> 1e7 with nothing
+    but the non-finite rule to judge it. Replay's headline and watch's END line say "too short to judge"; ten such
+    records are judged as usual."""
+    records = parse_log_txt(mapush_runs / "11-07-17_cuboid" / "log.txt", steps_per_iteration=SPI).records[::20]
+    _write_openrl_tb(tmp_path / "sparse", records[:5])
+    _write_openrl_tb(tmp_path / "ten", records[:10])
+    code, out = _replay_json(capsys, tmp_path / "sparse", tmp_path / "ten")
+    sparse, ten = sorted(out["runs"], key=lambda r: r["run"])
+    assert records[4].iteration - records[0].iteration >= 50 and code == 0
+    assert (sparse["within_warmup"], sparse["too_few_records"], ten["too_few_records"]) == (False, True, False)
+    assert main(["replay", str(tmp_path / "sparse")]) == 0
+    text = capsys.readouterr().out
+    assert "sparse: HEALTHY SO FAR (too short to judge) (5 records" in text
+    assert ("too short to judge: 5 records, fewer than the 10 a detector needs to learn the run's level, so no more "
+            "than non-finite values and blow-ups were judged") in " ".join(text.split())
+    assert main(["watch", str(tmp_path / "sparse"), "--idle-exit", "0"]) == 0
+    assert "watch ended, healthy: no new data for 0 s; too short to judge" in capsys.readouterr().out
+
+
 def test_the_plot_and_the_reward_line_show_the_reward_the_detectors_judged(tmp_path, capsys):
     """A config that points ``reward_collapse.signal`` at another key: the reward line and the plot's reward panel
     follow it (named as it is); a key the run lacks falls back to the reward the run logs."""
