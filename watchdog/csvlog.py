@@ -114,7 +114,7 @@ def read_progress_csv(path: Path, *, first_row: int = 0, numeric: set[str] | fro
     text: dict[str, list[tuple[int, str]]] = {}  # column -> (line, cell) of its cells that are not numbers
     for number, row in enumerate(rows[first_row:], start=first_row + 2):  # its line in the file
         if len(row) > len(header):  # more cells than columns: which is whose cannot be told (read as they were, its
-            # values went to the wrong columns: a wrong iteration axis); a shorter row lacks its last cells only
+            # values went to the wrong columns: a wrong iteration axis)
             out.warnings.append(f"{path}: line {number} has {len(row)} cells, its header {len(header)}; skipped")
             out.bad_rows += 1
             continue
@@ -124,6 +124,11 @@ def read_progress_csv(path: Path, *, first_row: int = 0, numeric: set[str] | fro
             out.warnings.append(f"{path}: line {number} has {said} {STEP_COLUMN}; skipped")
             out.bad_rows += 1  # its record is lost as a longer row's (a plain verdict, exit 0, until session 22)
             continue
+        if len(row) < len(header):  # SB3 writes every row whole (a rewrite for new keys pads the old ones): a shorter
+            # one lost its last cells, read as they are (until session 28 in silence, the run's verdict a plain one)
+            out.warnings.append(f"{path}: line {number} has {len(row)} cells, its header {len(header)}; the cells "
+                                "after its last are lost")
+            out.bad_rows += 1
         wall = _number(row, wall_at) if wall_at is not None else None
         for column, cell in enumerate(row[:len(header)]):
             if column == at or not cell:

@@ -684,7 +684,10 @@ def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunRep
 def run_summary(data: RunData, cfg: WatchdogConfig) -> dict:
     """What the report says about the run's origin: framework, step unit, signals, the value rule."""
     info = data.info
-    span = data.records[-1].iteration - data.records[0].iteration if data.records else 0
+    # (the iterations' range, not last minus first: a log whose steps go back, a resumed run's or a CSV's rows out of
+    # order, read "all within the first 50 iterations" until session 28)
+    its = [r.iteration for r in data.records]
+    span = max(its) - min(its) if its else 0
     return {"framework": info.get("framework_label") or info.get("framework", OPENRL),
             "step_unit": info.get("step_unit", "env steps"),
             # log.txt's iterations made env steps by the config an OpenRL checkpoint carries

@@ -629,8 +629,8 @@ class WatchedRun:
     gone_said: bool = False  # its folder was deleted while watched (said once; the verdict holds up to there)
     live: EventTail | None = None  # the training's own watchdog's event log, where it runs with one
     live_alarms: int = 0  # the divergence alarms in it
-    first: MetricRecord | None = None  # the first record judged, how many, and every key judged: what bounds "healthy"
-    judged: int = 0
+    judged: int = 0  # how many records were judged, over which iterations, with which keys: what bounds "healthy"
+    iterations: tuple[int, int] | None = None  # the lowest and highest iteration judged (a log may go back)
     keys: set[str] = field(default_factory=set)
     last_value_loss: float = math.nan
     value_loss_span: ValueLossSpan = field(default_factory=ValueLossSpan)  # where the value loss stopped, if early
@@ -1026,8 +1026,8 @@ def _verdict_note(run: WatchedRun) -> str:
     of its log lost, its value loss read only part of the way (replay's headline says the same)."""
     notes = []
     if run.last is not None and run.state == State.HEALTHY.value:
-        short = (run.last.iteration - run.first.iteration < run.wd.cfg.warmup.min_iters
-                 or too_few_records(run.judged, run.wd.cfg))
+        low, high = run.iterations or (0, 0)
+        short = high - low < run.wd.cfg.warmup.min_iters or too_few_records(run.judged, run.wd.cfg)
         notes += healthy_limits(short, signals_found(run.keys)[1])
     notes += verdict_bounds(run.bounds(), run.last.iteration if run.last is not None else None)
     return "".join(f"; {note}" for note in notes)
@@ -1122,8 +1122,10 @@ def _judge(run: WatchedRun, records: list[MetricRecord], console: WatchdogConsol
     for record in records:
         # a watcher owns no checkpoints: it notes where the run was healthy and what it would do
         carry_out(run.wd, run.wd.observe(record), WATCHER, config_name=run.would_switch_to)
-        run.first, run.last = run.first or record, record
+        run.last = record
         run.judged += 1
+        low, high = run.iterations or (record.iteration, record.iteration)
+        run.iterations = (min(low, record.iteration), max(high, record.iteration))
         run.keys.update(record.metrics)
         run.value_loss_span.add(record)
         run.last_value_loss = record.metrics.get(VALUE_LOSS, run.last_value_loss)

@@ -204,7 +204,7 @@ def test_a_row_with_more_cells_than_its_header_is_skipped_and_bounds_the_verdict
     assert "without a damaged line of its progress.csv" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("damage", ["cut short", "no step", "text among numbers"])
+@pytest.mark.parametrize("damage", ["cut short", "no step", "text among numbers", "last cells lost"])
 def test_a_row_without_its_step_or_with_text_among_numbers_bounds_the_verdict(tmp_path, capsys, damage):
     """A helper's audit (session 22): a row cut short before its time/total_timesteps cell, or with text in it, lost
     its record, and text in a column of numbers lost its cell, with a plain HEALTHY and exit 0."""
@@ -216,6 +216,9 @@ def test_a_row_without_its_step_or_with_text_among_numbers_bounds_the_verdict(tm
     at = header.index("time/total_timesteps")
     if damage == "cut short":
         cells = cells[:at]
+    elif damage == "last cells lost":  # a review (session 28): read as it was, with nothing said, until then
+        cells = cells[:max(at, header.index("train/value_loss")) + 1]
+        assert len(cells) < len(header)
     else:
         cells[at if damage == "no step" else header.index("train/value_loss")] = "abc"
     lines[5] = ",".join(cells) + "\n"
@@ -223,6 +226,17 @@ def test_a_row_without_its_step_or_with_text_among_numbers_bounds_the_verdict(tm
     assert read_progress_csv(run / "progress.csv").bad_rows == 1
     assert main(["replay", str(run)]) == 2
     assert "without a damaged line of its progress.csv" in capsys.readouterr().out
+
+
+def test_a_log_whose_steps_go_back_is_not_too_short_for_the_iterations_it_spans(tmp_path):
+    """A review (session 28): progress.csv's rows out of order (its steps going back) read "all within the first 50
+    iterations", too short to judge: the span was the last record's iteration less the first's, not their range."""
+    run = tmp_path / "run"
+    shutil.copytree(DATA / "cartpole_healthy" / "csv", run)
+    lines = (run / "progress.csv").read_text().splitlines(keepends=True)
+    (run / "progress.csv").write_text(lines[0] + "".join(reversed(lines[1:])))
+    report = replay_run(run)
+    assert len(report.records) > 100 and report.run_info["within_warmup"] is False
 
 
 def test_a_tail_counts_the_rows_it_lost_as_replay_does_when_each_row_is_read_alone(tmp_path):
