@@ -154,8 +154,10 @@ def _main(argv: list[str] | None) -> int:
         checkpoint = _checkpoint_path(args.checkpoint)
         if checkpoint is not None and not checkpoint.exists():
             return _fail(f"{checkpoint}: checkpoint not found (give an OpenRL module.pt or a watchdog checkpoint dir)")
-        if args.num_envs < 1:
-            return _fail(f"--num_envs must be >= 1, got {args.num_envs}")
+        from watchdog.config import MAX_ENVS, MAX_EPISODE_LENGTH
+
+        if not 1 <= args.num_envs <= MAX_ENVS:  # (a number past it was a traceback from the env's tensors until session 28)
+            return _fail(f"--num_envs must be in 1..{MAX_ENVS}, got {args.num_envs}")
         from watchdog.distributed import env_world_size
 
         top = 2**31 - env_world_size()  # numpy's seeds, rank r seeding with seed + r (a traceback until session 22)
@@ -186,6 +188,8 @@ def _main(argv: list[str] | None) -> int:
                                    ("--save_interval", args.save_interval, 0)):  # 0: no OpenRL module.pt
             if value is not None and value < least:
                 return _fail(f"{flag} must be >= {least}, got {value}")
+        if args.episode_length is not None and args.episode_length > MAX_EPISODE_LENGTH:
+            return _fail(f"--episode_length must be <= {MAX_EPISODE_LENGTH}, got {args.episode_length}")
         if args.rl_device is not None and not re.fullmatch(r"cpu|cuda(:\d+)?", args.rl_device):
             return _fail(f"--rl_device must be cpu, cuda or cuda:N, got {args.rl_device!r}")
         if faults.max_rank() >= env_world_size():

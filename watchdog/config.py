@@ -599,6 +599,12 @@ def safe_lr(safe_value: float | None, own: float) -> float:
     return float(own) if safe_value is None else min(float(safe_value), float(own))
 
 
+MAX_EPISODE_LENGTH = 1_000_000  # steps per env per iteration: past it OpenRL's buffers overflow an allocation
+MAX_HIDDEN_SIZE = 65_536  # a layer of 4 x 10^9 weights
+MAX_LAYERS = 100
+MAX_ENVS = 1 << 24  # envs per process (Isaac Gym runs reach 10^5)
+
+
 class PPOConfig(_Config):
     """The keys of ``cfgs/ppo.yaml`` / ``cfgs/ppo_safe.yaml`` (OpenRL names); unset = OpenRL default."""
 
@@ -612,14 +618,14 @@ class PPOConfig(_Config):
     value_loss_coef: float | None = Field(None, gt=0)
     ppo_epoch: int | None = Field(None, ge=1, le=100)
     num_mini_batch: int | None = Field(None, ge=1, le=1024)
-    episode_length: int | None = Field(None, ge=1)
+    episode_length: int | None = Field(None, ge=1, le=MAX_EPISODE_LENGTH)
     run_dir: str | None = None
     log_interval: int | None = Field(None, ge=1)
     use_recurrent_policy: bool | None = None
     use_joint_action_loss: bool | None = None
     use_valuenorm: bool | None = None
-    hidden_size: int | None = Field(None, ge=1)
-    layer_N: int | None = Field(None, ge=1)
+    hidden_size: int | None = Field(None, ge=1, le=MAX_HIDDEN_SIZE)
+    layer_N: int | None = Field(None, ge=1, le=MAX_LAYERS)
     gamma: float | None = Field(None, gt=0, le=1)
     gae_lambda: float | None = Field(None, ge=0, le=1)
     seed: int | None = None

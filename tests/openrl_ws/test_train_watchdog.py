@@ -190,6 +190,12 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path, capsys):
         (["--run_dir", ""], "--run_dir is empty (an unset variable?)"),
         (["--seed", "-1"], "--seed must be in 0..2147483647, got -1"),
         (["--run_dir", "/tmp/" + "a" * 300], "File name too long; give a shorter or another path"),
+        # until session 28 (a review): a traceback from the env's or the network's tensors, or a hang building 10^30 layers
+        (["--num_envs", str(10**20)], f"--num_envs must be in 1..16777216, got {10**20}"),
+        (["--episode_length", str(10**7)], f"--episode_length must be <= 1000000, got {10**7}"),
+        (["--hidden_size", str(10**30)], "train.py's command line: key 'hidden_size': Input should be less than or equal "
+                                         "to 65536"),
+        (["--layer_N", str(10**30)], "train.py's command line: key 'layer_N': Input should be less than or equal to 100"),
         pytest.param(["--rl_device", "cuda:0"], "sees no CUDA device", marks=pytest.mark.skipif(
             __import__("torch").cuda.is_available(), reason="a CUDA device is here")),
     ],
