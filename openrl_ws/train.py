@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="PPO config YAML (cfgs/ppo.yaml layout)")
     p.add_argument("--checkpoint", default=None, help="resume from an OpenRL module.pt or our checkpoint dir")
     p.add_argument("--exp_name", default="push")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="default: --config's seed, else 0")
     p.add_argument("--use_tensorboard", action="store_true", help="write TensorBoard events (on by default with --watchdog)")
     p.add_argument("--headless", action="store_true", help="accepted for MAPush compatibility")
     p.add_argument("--rl_device", default=None, help="cpu | cuda:0 (default: cuda when available)")
@@ -161,8 +161,11 @@ def _main(argv: list[str] | None) -> int:
         from watchdog.distributed import env_world_size
 
         top = 2**31 - env_world_size()  # numpy's seeds, rank r seeding with seed + r (a traceback until session 22)
+        seed_from = "--seed"
+        if args.seed is None:  # the config's (until session 28 the flag's default 0 won over it, said effective by check)
+            args.seed, seed_from = (base.seed, f"{args.config}'s seed") if base.seed is not None else (0, "--seed")
         if not 0 <= args.seed <= top:
-            return _fail(f"--seed must be in 0..{top}, got {args.seed}")
+            return _fail(f"{seed_from} must be in 0..{top}, got {args.seed}")
         from watchdog.eventlog import EVENTS_FILENAME
         from watchdog.supervise import RESTART_ENV
 

@@ -163,6 +163,23 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path, capsys):
         assert f"inject: obs_noise@0-4:2 {said}only its iterations from {next_iteration} on happen" in out
 
 
+def test_a_configs_seed_is_the_runs_unless_the_command_line_gives_one(tmp_path, capsys):
+    """A review (session 28): `seed: 7` in --config was said effective by `watchdog check` and never used: train.py's
+    --seed, 0 when not given, came after the config on OpenRL's command line, and seeded the env and the weights."""
+    cfg = tmp_path / "seed7.yaml"
+    cfg.write_text("seed: 7\n")
+    losses = {}
+    for name, extra in (("config", ["--config", str(cfg)]), ("flag", ["--seed", "7"]), ("default", []),
+                        ("both", ["--config", str(cfg), "--seed", "0"])):
+        code, _, events = run(tmp_path, *extra, iterations=2, name=name)
+        assert code == 0
+        losses[name] = [m["metrics"]["train/value_loss"] for m in kinds(events, "metrics")]
+    assert losses["config"] == losses["flag"] != losses["default"] == losses["both"]
+    cfg.write_text("seed: -1\n")
+    assert run(tmp_path, "--config", str(cfg), iterations=2, name="bad")[0] == 2
+    assert f"{cfg}'s seed must be in 0..2147483647, got -1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
