@@ -21,7 +21,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watchdog.config import PPOConfig, WatchdogConfig, load_ppo_config, load_watchdog_config
+from watchdog.config import (MAX_EPISODE_LENGTH, MAX_HIDDEN_SIZE, PPOConfig, WatchdogConfig, load_ppo_config,
+                             load_watchdog_config)
 from watchdog.errors import WatchdogError
 from watchdog.eventlog import EventLog, make_event, read_events
 from watchdog.logtxt import parse_log_txt
@@ -265,7 +266,8 @@ VALID_PPO = {
     "max_grad_norm": st.floats(1e-9, 1e9), "use_adv_normalize": st.booleans(),
     "clip_param": st.floats(1e-6, 1, exclude_max=True), "entropy_coef": st.floats(0, 10),
     "ppo_epoch": st.integers(1, 100), "num_mini_batch": st.integers(1, 1024),
-    "episode_length": st.integers(1, 10**30), "hidden_size": st.integers(1, 10**6), "layer_N": st.integers(1, 8),
+    "episode_length": st.integers(1, MAX_EPISODE_LENGTH), "hidden_size": st.integers(1, MAX_HIDDEN_SIZE),
+    "layer_N": st.integers(1, 8),
     "gamma": st.floats(1e-6, 1), "gae_lambda": st.floats(0, 1), "seed": st.integers(-10**30, 10**30),
     # YAML folds the line breaks NEL/LS/PS inside a plain scalar to spaces: not ours to round-trip
     "run_dir": st.text(st.characters(blacklist_characters="\x85\u2028\u2029", blacklist_categories=("Cs",)),
