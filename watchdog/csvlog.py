@@ -72,6 +72,7 @@ class CsvRead:
     # rows with more cells than the header (their cells cannot be matched to the columns) or without a step, skipped;
     # and rows with text in a column of numbers, whose cell was left out
     bad_rows: int = 0
+    first_row: str | None = None  # the first data row's text, trailing separators left out (SB3's rewrite pads it)
 
 
 def read_progress_csv(path: Path, *, first_row: int = 0, numeric: set[str] | frozenset[str] = frozenset()) -> CsvRead:
@@ -92,6 +93,8 @@ def read_progress_csv(path: Path, *, first_row: int = 0, numeric: set[str] | fro
     end = text.rfind("\n") + 1
     if text[end:].strip():
         out.torn = text[end:]
+    head = text[:end].split("\n", 2)
+    out.first_row = head[1].rstrip("\r,") if len(head) > 2 else None
     lines: list[list[str]] = []
     reader = csv.reader(io.StringIO(text[:end]))
     try:
@@ -188,24 +191,30 @@ class ProgressCsvTail(FileTail):
         # rows skipped and rows with a cell left out (replay's ``lost_lines``; until session 27 they were said, and the
         # watch's verdict was a plain one)
         self.bad_rows = 0
+        self.first_row: str | None = None  # its first data row then
 
     def poll(self, *, final: bool = False) -> dict[str, Series]:
         if self.broken:
             return {}
         res = read_progress_csv(self.path, first_row=self.rows, numeric=self.numeric)
-        shrank = res.size < self.size
+        # written over by a new run: smaller, or (grown past the old size between two polls) another first row, which
+        # a rewrite for new keys keeps, padded (until session 28 read as the old run's rows going on)
+        shrank = res.size < self.size or (self.first_row is not None and res.first_row is not None
+                                          and not res.first_row.startswith(self.first_row))
         rewriting = self.header is not None and res.header != self.header and res.ragged
         if not final and not shrank and (res.rows < self.rows or rewriting):
             return {}  # a rewrite for new keys caught half-way: the next poll has it whole
         if shrank:
-            self.warnings.append(f"{self.path}: shrank from {self.size} to {res.size} bytes (written over by a new "
-                                 "run?) - reading it again from the start")
+            what = (f"shrank from {self.size} to {res.size} bytes" if res.size < self.size else
+                    "has another first row")
+            self.warnings.append(f"{self.path}: {what} (written over by a new run?) - reading it again from the start")
             self.rows, self.numeric, self.bad_rows = 0, set(), 0
             res = read_progress_csv(self.path)
         if res.damage is not None:
             self._bad(0, final, lambda: res.damage)  # (one place: the timer runs while the file stays damaged)
         self.rows, self.size = max(res.rows, self.rows), res.size
         self.header = res.header or self.header
+        self.first_row = res.first_row or self.first_row
         self.warnings.extend(res.warnings)
         self.numeric.update(res.scalars)
         self.bad_rows += res.bad_rows

@@ -281,6 +281,15 @@ def test_a_rewrite_caught_half_way_is_not_a_new_run(tmp_path):
     path.write_text("time/total_timesteps,train/value_loss\n64,0.5\n")  # a new run over it
     follower.poll(final=True)
     assert "written over by a new run?" in follower.input_warnings[-1]
+    # a new run that wrote past the old file's size between two polls (the same file, truncated and grown): its first
+    # row is not the old one's, which a rewrite keeps (a review, session 27: read as the old run going on, at 60 on)
+    path.write_text("time/total_timesteps,train/value_loss\n" + "".join(f"{64 * i},0.5\n" for i in range(1, 4)))
+    follower = RunFollower(tmp_path)
+    assert [r.iteration for r in follower.poll(final=True)] == [0, 1, 2]
+    path.write_text("time/total_timesteps,train/value_loss\n" + "".join(f"{64 * i},0.3\n" for i in range(1, 9)))
+    records = follower.poll(final=True)
+    assert [(r.iteration, r.metrics["train/value_loss"]) for r in records] == [(i, 0.3) for i in range(8)]
+    assert f"{path}: has another first row (written over by a new run?)" in follower.input_warnings[-1]
 
 
 def test_watch_reads_a_csv_whose_columns_are_openrls_names_and_falls_back_to_it_as_replay_does(tmp_path, capsys):
