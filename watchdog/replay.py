@@ -762,7 +762,8 @@ NO_VALUE_LOSS = "no value loss logged: its rules judged nothing"
 
 def too_few_records(records: int, cfg: WatchdogConfig) -> bool:
     """Fewer records than the detectors need to learn a baseline (``warmup.baseline_points``): past the warm-up or
-    not, only non-finite values were judged, and "healthy" would say more than the data can. Replay and watch."""
+    not, no more than non-finite values and blow-ups were judged, and "healthy" would say more than the data can.
+    Replay and watch."""
     return records < cfg.warmup.baseline_points
 
 
