@@ -566,6 +566,26 @@ def test_an_asymmetric_critic_is_rolled_back_and_switched_with_the_actor(tmp_pat
     assert follower.notes == ([] if experimental_cv else [CRITIC_LOSS_NOTE])
 
 
+def test_the_mixed_precision_scalers_of_actor_and_critic_go_back_with_the_weights(tmp_path):
+    """With ``mixed_precision`` the actor-critic and the central value net each keep a GradScaler whose scale a
+    run of inf gradients halves; a rollback that left it would go on at the diverged stretch's scale. (Until
+    session 29 only the actor-critic's was captured.) rl_games' own scalers are CUDA's, disabled on a CPU: here
+    each is a live CPU GradScaler, the state rl_games would hold on a GPU."""
+    observer = Recording(console=WatchdogConsole(io.StringIO()))
+    run_watched(asymmetric_params(tmp_path, 2, []), tmp_path / "run", observer)
+    agent = observer.agent
+    scalers = {"actor-critic": agent, "central value net": agent.central_value_net}
+    for owner in scalers.values():
+        owner.mixed_precision = True
+        owner.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    snapshot = wrg.capture_state(agent)
+    for owner in scalers.values():  # the diverged stretch: inf gradients halved the scale again and again
+        owner.scaler.load_state_dict({**owner.scaler.state_dict(), "scale": 8.0})
+    wrg.restore_state(agent, snapshot)
+    assert {name: owner.scaler.state_dict()["scale"] for name, owner in scalers.items()} == {
+        "actor-critic": 1024.0, "central value net": 1024.0}
+
+
 def test_an_asymmetric_critic_keeps_its_own_lower_lr_and_takes_the_safe_clip(tmp_path):
     """Found by a review (session 27): the central value net took the actor's safe lr (a critic at 1e-4 raised to
     3e-4, against "never above the run's own"), and never the safe grad_norm, which the switch said was applied."""

@@ -125,7 +125,8 @@ def central_value_net(agent: Any) -> Any | None:
 def capture_state(agent: Any) -> dict:
     """A weights-only copy of everything an update changes: the model (its input and value normalisers are
     buffers inside it), the optimizer (Adam moments, steps), the lr and entropy coefficient the schedule
-    moves, and where used the central value net, the mixed-precision scaler and the advantage normaliser."""
+    moves, and where used the central value net, the mixed-precision scalers (the actor-critic's and the central value
+    net's) and the advantage normaliser."""
     state = {
         "model": {k: v.detach().clone() for k, v in agent.model.state_dict().items()},
         "optimizer": clone_tree(agent.optimizer.state_dict()),
@@ -137,6 +138,8 @@ def capture_state(agent: Any) -> dict:
         state["central_value"] = {k: v.detach().clone() for k, v in net.state_dict().items()}
         state["central_value_optimizer"] = clone_tree(net.optimizer.state_dict())
         state["central_value_lr"] = float(net.lr)
+        if getattr(net, "mixed_precision", False):  # its own GradScaler (until session 29 left out)
+            state["central_value_scaler"] = clone_tree(net.scaler.state_dict())
     if getattr(agent, "mixed_precision", False):
         state["scaler"] = clone_tree(agent.scaler.state_dict())
     if getattr(agent, "normalize_rms_advantage", False):
@@ -155,6 +158,8 @@ def restore_state(agent: Any, state: dict) -> None:
         agent.central_value_net.load_state_dict(state["central_value"])
         agent.central_value_net.optimizer.load_state_dict(clone_tree(state["central_value_optimizer"]))
         _set_central_value_lr(agent, state["central_value_lr"])
+    if "central_value_scaler" in state:
+        agent.central_value_net.scaler.load_state_dict(clone_tree(state["central_value_scaler"]))
     if "scaler" in state:
         agent.scaler.load_state_dict(clone_tree(state["scaler"]))
     if "advantage_mean_std" in state:
