@@ -496,7 +496,8 @@ class ValueLossThreshold(Detector):
         self.returning = None
         came_back = self.came_back
         came_back.append((since, level))
-        while came_back[0][0] < iteration - cfg.baseline_iters:
+        # (a gap in the log longer than the memory: the departure just credited may be too old already)
+        while came_back and came_back[0][0] < iteration - cfg.baseline_iters:
             came_back.popleft()
 
     def _within_excursions(self, iteration: int, level: float) -> bool:

@@ -1065,6 +1065,25 @@ def test_the_0_2_rule_takes_a_departure_it_came_back_from_for_part_of_the_runs_r
     assert _rule_alarms(values)[:2] == [155, 325]
 
 
+def test_a_log_gap_longer_than_the_rules_memory_after_a_departure_is_judged_not_a_crash():
+    """Found by a fuzz of session 29: a departure that ended just before a gap in the log longer than the rule's
+    memory of departures (``baseline_iters``: lost lines, a run resumed further on) was credited and dropped at once
+    as too old, from an empty queue: an IndexError, a traceback out of replay and watch. Now it is forgotten and
+    the run judged on."""
+    cfg = WatchdogConfig()
+    rule = ValueLossThreshold(cfg.value_loss, cfg.warmup)
+    values = _settled_run(150)
+    iterations = list(range(150))
+    values += [0.4] * 6 + [0.01]  # a departure, and a point back at the level
+    iterations += list(range(150, 157))
+    after = 157 + cfg.value_loss.baseline_iters + 50  # the gap; then the level again, and a climb
+    values += [0.01] * 5 + [0.9] * 8
+    iterations += list(range(after, after + 13))
+    alarms = [it for it, v in zip(iterations, values, strict=True)
+              if rule.update(MetricRecord.from_mapping(it, it * 100, {VALUE_LOSS: v}))]
+    assert rule.armed and not rule.came_back and alarms[:2] == [155, after + 5 + 5]  # the first visit, and the climb
+
+
 @pytest.mark.parametrize("case", ["a divergence dipping for a point", "a spike right after arming"])
 def test_no_departure_raises_the_bar_for_a_divergence_that_is_not_over(case):
     """A review of the session-21 rule: a climb to 1000x with one point at the settled level every 8 iterations
