@@ -423,6 +423,17 @@ class Policy:
         """``action``'s checkpoints leave the registry (the run is not rolled back: nothing else changes)."""
         return self.registry.abandon_after(action.after_iteration)
 
+    def went_back(self, iteration: int) -> list[CheckpointRef]:
+        """Iterations went back to ``iteration`` (a run resumed into its own log folder, a restart from scratch): a
+        rollback's cooldown and restore point in the abandoned stretch are none of the trajectory that goes on, nor
+        are its stable checkpoints (returned). Until session 29 (a fuzz) a cooldown from the old stretch held the new
+        one's stable checkpoints back until it passed the old iteration, and a rollback in between went "back" to
+        one of the old stretch's checkpoints, after its alarm."""
+        self.cooldown_until = min(self.cooldown_until, iteration)
+        if self.restored_iteration is not None and self.restored_iteration >= iteration:
+            self.restored_iteration = None
+        return self.registry.abandon_after(iteration - 1)
+
     def resumed(self, ref: CheckpointRef | None, iteration: int, recoveries: int) -> None:
         """A new process continues this run at ``iteration`` from ``ref`` (a stable checkpoint, or
         None); ``recoveries`` (rollbacks + restarts in the run's event log) share one budget."""

@@ -249,6 +249,40 @@ def test_a_run_resumed_into_its_own_folder_is_judged_as_the_trajectory_that_goes
 
 
 
+def test_a_run_resumed_from_before_a_rollbacks_target_dates_its_divergence_before_its_alarm():
+    """Found by a fuzz of session 29: replay rolled a run back (virtually) from a NaN at 300 to 290; the logged run
+    was later resumed from 200 into the same folder and its value loss climbed from 230. The onset was dated no
+    earlier than 290, the old rollback's target (the rule for a divergence after a rollback), so after the alarm
+    (an onset in the future), and the rollback went to the first trajectory's checkpoint. A log that goes back
+    before the restore point leaves that point behind, and the checkpoints after where it went back with it."""
+    rows = healthy(500)
+    first = records(rows)[:400]
+    first[300].metrics[VALUE_LOSS] = math.nan
+    out = drive(first + records(diverge(rows, 230, "exp"))[200:300])
+    (nan_rollback, climb_rollback, *_) = out.rollbacks
+    assert (nan_rollback.from_iteration, nan_rollback.target.iteration) == (300, 290)
+    climb = out.kinds("alarm")[1]
+    assert climb["iteration"] < 290 and 220 <= climb["onset_iteration"] <= 240  # was 290: after the alarm
+    assert 210 <= climb_rollback.target.iteration <= climb_rollback.onset.iteration == climb["onset_iteration"]
+
+
+def test_a_run_restarted_from_scratch_in_a_rollbacks_cooldown_rolls_back_to_its_own_checkpoint():
+    """Found by the same fuzz: a run logged from 40 (a NaN at 290, rolled back to 280) restarted from scratch into
+    the same folder during that rollback's cooldown, NaN at 20. The old cooldown (until 310) held the new
+    trajectory's stable checkpoints back, and the registry still held the old stretch's: the rollback went "back"
+    from 20 to the old run's 40. The cooldown and the checkpoints of an abandoned stretch go with it."""
+    rows = healthy(300)
+    first = records(rows)[40:]
+    first[290 - 40].metrics[VALUE_LOSS] = math.nan
+    again = records(rows)[:60]
+    again[20].metrics[VALUE_LOSS] = math.nan
+    out = drive(first + again)
+    assert [(r.from_iteration, r.target.iteration) for r in out.rollbacks] == [(290, 280), (20, 10)]
+    restart = next(i for i, e in enumerate(out.events) if e["iteration"] == 0)
+    saved_again = [e["checkpoint_iteration"] for e in out.events[restart:] if e["event"] == "stable_checkpoint"]
+    assert saved_again[:2] == [0, 10]
+
+
 def test_alert_mode_recovers_once_the_signal_is_back_below_the_level_that_raised_the_alarm():
     """The other side of test_watch's million-fold SB3 blow-up (session 20): a 60x step from 200 that came back to its
     healthy level at 260 is healthy again after the usual quiet points, not diverged for ever."""
