@@ -939,6 +939,13 @@ def refine_onset(records: list[MetricRecord], report: RunReport, spi: int | None
     # (a later segment, a restart or resume into the same folder, went on with its restored detectors: no warm-up)
     onset = onset_from_history(window, verdict, earliest_hint=online.get("low"),
                                not_before=records[start].iteration + warmup_iters if start == 0 else None)
+    if onset.iteration > alarm["iteration"]:
+        # hindsight found its bend after the alarm (a bigger climb after it, points past a gap in the log): the
+        # trouble the alarm saw began before it, where the live fit dated it (until session 29, a fuzz: after it)
+        if online.get("iteration") is None or online["iteration"] > alarm["iteration"]:
+            return {"iteration": alarm["iteration"], "step": alarm["step"], "low": alarm["iteration"],
+                    "high": alarm["iteration"], "method": EXACT_ONSET}
+        return {**online, "step": _step_of(records[start:], online["iteration"], spi)}
     return {"iteration": onset.iteration, "step": _step_of(records[start:], onset.iteration, spi),
             "low": onset.low, "high": onset.high, "method": onset.method}
 
