@@ -926,6 +926,10 @@ class CriticGradNorm(Detector):
 
     def _check(self, record, values, judging):
         value = values[CRITIC_GRAD_NORM]
+        if value <= 0.0:
+            # no update (a critic not trained yet, a logger's 0 before the first one): no scale, and a baseline of
+            # zeros made every later norm "over" a limit of 0, a standing warning for good (a review, session 29)
+            return None
         if not judging or len(self.baseline) < self.warmup.baseline_points:
             self.baseline.push(value)
             return None

@@ -383,8 +383,15 @@ class Policy:
         return Stop(reason, iteration, restartable)
 
     def latest_target_iteration(self, onset: Onset) -> int:
-        """The newest checkpoint iteration a rollback for ``onset`` may go back to."""
-        return latest_target_iteration(onset.iteration, onset.method, self.cfg.policy.onset_margin_iters, onset.low)
+        """The newest checkpoint iteration a rollback for ``onset`` may go back to. An onset after the checkpoint the
+        last rollback restored keeps that checkpoint within reach: the margin for an estimate's uncertainty never
+        takes the target past it (a review of session 29: an onset 5 iterations after the restore went back 10
+        further, while one dated at the restore point has the restore point itself)."""
+        latest = latest_target_iteration(onset.iteration, onset.method, self.cfg.policy.onset_margin_iters, onset.low)
+        restored = self.restored_iteration
+        if restored is not None and onset.iteration >= restored > latest:
+            return restored
+        return latest
 
     # --- driver feedback ------------------------------------------------------------------------
 

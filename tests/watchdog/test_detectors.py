@@ -12,7 +12,7 @@ from tests.watchdog.drive import drive
 from tests.watchdog.synthetic import diverge, first_crossing, healthy, records
 from watchdog.config import WatchdogConfig
 from watchdog.detectors import ValueLossThreshold, build_detectors
-from watchdog.signals import VALUE_LOSS, MetricRecord
+from watchdog.signals import CRITIC_GRAD_NORM, VALUE_LOSS, MetricRecord
 
 N = 260
 ONSET = 180
@@ -1200,3 +1200,20 @@ def test_a_trend_alarm_needs_its_climb_to_span_five_iterations_at_any_logging_ra
     assert _trend_at(held, every=1, span=0)[0] == (2, "alarm")
     # logged every 5 iterations: the first high 3-point level spans 10 iterations, an alarm where it always was
     assert _trend_at(held, every=5)[0] == _trend_at(held, every=5, span=0)[0] == (2, "alarm")
+
+
+def test_a_critic_grad_norm_logged_as_0_before_its_first_update_sets_no_limit_of_0():
+    """A review of session 29: a critic grad norm logged as 0 for its first 60 iterations (no update yet) made the
+    baseline's median 0, the limit 0, and every later norm "over" it; over-limit points never join the baseline, so
+    a flat 0.05 (far under the 1.0 ceiling) was a standing warning to the run's end, and no stable checkpoint was
+    kept after it. A norm of 0 carries no scale: it is left out."""
+    from watchdog.detectors import CriticGradNorm
+
+    cfg = WatchdogConfig()
+    rng = np.random.default_rng(0)
+    det = CriticGradNorm(cfg.critic_grad_norm, cfg.warmup)
+    said = [i for i in range(400) if det.update(MetricRecord.from_mapping(
+        i, (i + 1) * 100, {CRITIC_GRAD_NORM: 0.0 if i < 60 else 0.05 * math.exp(rng.normal(0, 0.2))}))]
+    assert said == []
+    jump = [i for i in range(400, 420) if det.update(MetricRecord.from_mapping(i, (i + 1) * 100, {CRITIC_GRAD_NORM: 5.0}))]
+    assert jump[:1] == [402]  # a real jump is still said (patience 3 points)

@@ -283,6 +283,23 @@ def test_a_run_restarted_from_scratch_in_a_rollbacks_cooldown_rolls_back_to_its_
     assert saved_again[:2] == [0, 10]
 
 
+def test_a_divergence_dated_just_after_a_restore_goes_back_to_the_restore_point_not_past_it():
+    """A review of session 29: a NaN batch at 301 rolled back to 300; the restored run's value loss then climbed with
+    finite numbers from 306. Dated at 305 (after the restore point), the onset margin (10) took the target to 290,
+    while an onset dated at 300 itself has 300: a later onset, an older checkpoint. The restore point is the floor."""
+    import random
+
+    rng = random.Random(1)
+    recs = []
+    for i in range(420):
+        loss = (0.006 + 2.0 * math.exp(-i / 15)) * math.exp(rng.gauss(0, 0.25))
+        recs.append(MetricRecord(i, (i + 1) * 1000, {VALUE_LOSS: math.nan if i == 301 else
+                                                      loss * math.exp(0.5 * (i - 305)) if i >= 306 else loss}))
+    out = drive(recs)
+    assert [(r.from_iteration, r.target.iteration) for r in out.rollbacks][:2] == [(301, 300), (313, 300)]
+    assert out.rollbacks[1].onset.iteration > 300  # dated after the restore point, as before
+
+
 def test_alert_mode_recovers_once_the_signal_is_back_below_the_level_that_raised_the_alarm():
     """The other side of test_watch's million-fold SB3 blow-up (session 20): a 60x step from 200 that came back to its
     healthy level at 260 is healthy again after the usual quiet points, not diverged for ever."""
