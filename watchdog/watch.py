@@ -1002,6 +1002,8 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 if any(r.follower.unrecognised for r in w.runs):
                     return 2  # never "healthy" for a run we could not read
                 if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
+                    if w.diverged:  # but a training's own watchdog said its alarm here: a divergence seen, as replay's
+                        return 1  # exit for its event log (until session 29: 2, "no verdict", after saying the alarm)
                     console.message(nothing_to_judge(run_dir, idle_exit_s, w.runs, w.fleet), style="red")
                     return 2
                 if any(r.error is not None and r.last is None for r in w.runs):
@@ -1159,9 +1161,13 @@ def _read_live_log(run: WatchedRun, console: WatchdogConsole) -> None:
     for event in events:
         if event.get("event") == "alarm" and not event.get("resource"):
             run.live_alarms += 1
+            # (what this watch judges, where it judges anything: a run logging to its event log alone is judged by its
+            # own process only; until session 29 the line spoke of TensorBoard files there too)
+            judged = (": the metrics judged here leave out the iterations it rolled back" if run.last is not None
+                      else ": this watch reads no metrics of its own for it, the verdict is that watchdog's")
             console.message(f"{run.name}: the training's own watchdog raised an alarm at it {event.get('iteration')} "
-                            f"[{event.get('detector')}] (see {run.live.path.name}; replay reads it): the TensorBoard "
-                            "files judged here leave out the iterations it rolled back", style="bold red")
+                            f"[{event.get('detector')}] (see {run.live.path.name}; replay reads it){judged}",
+                            style="bold red")
 
 
 def _event_log(path: Path, console: WatchdogConsole) -> EventLog:

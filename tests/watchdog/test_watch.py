@@ -795,6 +795,35 @@ def test_a_run_trained_with_a_live_watchdog_is_watched_with_its_alarms(tmp_path,
     assert "watch ended, diverged: no new data for 0 s" in end
 
 
+def test_a_run_logging_to_its_event_log_alone_whose_watchdog_alarmed_is_a_divergence_seen(tmp_path, capsys):
+    """A review of session 29: a LoopWatchdog run without TensorBoard (its default) writes its event log alone; watch
+    said the run's own alarm, then "no metrics ... so no verdict" and exit 2, where replay of the same run exits 1;
+    and the alarm's line spoke of "the TensorBoard files judged here". Exit 1, and the line says whose verdict it is."""
+    import io
+
+    import torch
+
+    from watchdog.console import WatchdogConsole
+    from watchdog.integrations.loop import LoopWatchdog
+
+    net = torch.nn.Linear(4, 2)
+    run = tmp_path / "run"
+    loop = LoopWatchdog(run, capture=lambda: {"net": net.state_dict()}, restore=lambda s: net.load_state_dict(s["net"]),
+                        console=WatchdogConsole(io.StringIO(), rich=False))
+    for it in range(120):
+        loss = math.nan if it == 80 else 1.0 / (1 + it * 0.05)
+        if loop.step(it, (it + 1) * 1000, {"losses/value_loss": loss, "rollout/episode_return": 10 + it * 0.1}).stopped:
+            break
+    loop.close()
+    assert not list(run.rglob("events.out.tfevents.*"))
+    capsys.readouterr()
+    assert main(["watch", str(run), "--idle-exit", "0", "--interval", "0.05"]) == 1
+    out = capsys.readouterr().out
+    assert "own watchdog raised an alarm at it 80 [nonfinite]" in out and "the verdict is that watchdog's" in out
+    assert "TensorBoard" not in out and "no verdict" not in out
+    assert main(["replay", str(run)]) == 1
+
+
 RESUMED = Path(__file__).resolve().parents[1] / "data" / "openrl_resumed" / "push_lite_resumed"
 
 
