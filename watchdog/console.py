@@ -495,7 +495,8 @@ class WatchdogConsole:
         grid.add_column()
         for label, text in alert_fields(ev, self.role):
             grid.add_row(label, Text(text))
-        title = f"watchdog: {kind} - {run}, {_head(ev)}" if run else f"watchdog: {kind} at {_head(ev)}"
+        # (a Text, not markup: a run folder named "exp[lr=3e-4]" lost its brackets, one with "[/]" lost the panel)
+        title = Text(f"watchdog: {kind} - {run}, {_head(ev)}" if run else f"watchdog: {kind} at {_head(ev)}")
         self.console.print(Panel(grid, title=title, title_align="left",
                                  border_style=_STYLE[kind], expand=False))
 
@@ -511,7 +512,7 @@ class WatchdogConsole:
         if not self.rich:
             self.console.print(f"[watchdog] {kind.upper()} {run}: {line}", markup=False)
         elif kind in PANEL_EVENTS:
-            self.console.print(Panel(Text(line), title=f"watchdog: {kind.replace('_', ' ')} - {run}",
+            self.console.print(Panel(Text(line), title=Text(f"watchdog: {kind.replace('_', ' ')} - {run}"),
                                      border_style=_STYLE.get(kind, ""), expand=False))
         else:
             self.console.print(Text(f"watchdog: {run}: {line}", style=_STYLE.get(kind, "")))
@@ -639,7 +640,7 @@ class WatchdogConsole:
             for row in rows:
                 self.console.print("\t".join(_fmt(c) for c in row), markup=False)
             return
-        table = Table(title=title)
+        table = Table(title=Text(title))
         for col in columns:
             table.add_column(col)
         for row in rows:

@@ -204,6 +204,16 @@ def test_a_fleet_alert_names_its_run():
     assert plain.getvalue().count("\n") == 1  # metrics are not alerts
 
 
+@pytest.mark.parametrize("run", ["sweep/exp[lr=3e-4]", "sweep/lr[/]", "seed[red]"])
+def test_a_fleet_alert_names_a_run_whose_folder_holds_brackets_as_it_is(run):
+    """A review of session 29: the panel's title was rich markup, so "exp[lr=3e-4]" lost its brackets (the alarm
+    named another run) and "[/]" raised inside the listener (a traceback instead of the panel)."""
+    for event in (alarm("value_loss_threshold"), {"event": "stop", "iteration": 40, "env_steps": 1000, "reason": "x"}):
+        fancy = io.StringIO()
+        WatchdogConsole(fancy, rich=True, role="watch").run_event(run, event)
+        assert f" - {run}" in ANSI.sub("", fancy.getvalue())
+
+
 def test_role_is_checked():
     with pytest.raises(ValueError, match="role must be one of"):
         WatchdogConsole(io.StringIO(), role="trainer")
