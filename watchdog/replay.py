@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shlex
+import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -280,6 +281,9 @@ def _note_signals(data: RunData) -> None:
 _NONFINITE = ("nan", "inf", "-inf")  # MetricRecord.to_dict's strings, which MetricRecord.from_mapping reads
 
 
+_MAX_FLOAT_INT = int(sys.float_info.max)  # a JSON integer beyond it has no float
+
+
 def _metrics_record(ev: dict) -> MetricRecord | str:
     """A metrics event's record, or why the event cannot be one (the words after "a metrics event"). Until session
     22 an iteration "forty" or null ended replay with a traceback (exit 1, diverged's code) and a value "abc" was
@@ -293,6 +297,8 @@ def _metrics_record(ev: dict) -> MetricRecord | str:
     for key, value in metrics.items():
         if not (type(value) in (int, float) or isinstance(value, str) and value.lower() in _NONFINITE):
             return f"at iteration {iteration} has {key} = {json.dumps(value)[:40]} (a number expected)"
+        if type(value) is int and abs(value) > _MAX_FLOAT_INT:  # (a traceback, exit 1, until session 29)
+            return f"at iteration {iteration} has {key} = {str(value)[:40]}... (a number a float can hold expected)"
     return MetricRecord.from_mapping(iteration, steps, metrics)
 
 

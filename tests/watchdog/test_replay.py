@@ -301,6 +301,7 @@ def test_a_start_event_whose_config_or_argv_is_damaged_is_said_and_the_run_judge
     ("iteration", -1, "iteration -1"), ("env_steps", "x", 'env_steps "x"'), ("metrics", "oops", 'metrics "oops"'),
     ("train/value_loss", "abc", 'train/value_loss = "abc"'), ("train/value_loss", None, "train/value_loss = null"),
     ("train/value_loss", [1, 2], "train/value_loss = [1, 2]"), ("train/value_loss", True, "train/value_loss = true"),
+    ("sys/rss_mb", 10 ** 400, "sys/rss_mb = 1000000"),  # beyond any float: a traceback, exit 1, until session 29
 ])
 def test_a_metrics_event_that_is_json_but_not_a_record_is_a_damaged_line(tmp_path, capsys, field, value, said):
     """A metrics line whose iteration, env steps or values are no numbers (a helper's audit, session 22): an iteration
