@@ -54,9 +54,14 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
-    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+    module = type(value).__module__.split(".")[0]
+    if module == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         return _jsonable(value.item())  # a numpy scalar (a switch's old lr): JSON refused it, the event was lost
-    return value
+    if module in ("numpy", "torch") and hasattr(value, "tolist"):
+        return _jsonable(value.tolist())  # an array or tensor (per-group lrs): the line was lost until session 29
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return str(value)  # anything else JSON refuses: said as text, never a lost line
 
 
 def make_event(event: str, *, iteration: int, env_steps: int, state: str, **fields: Any) -> dict:

@@ -43,6 +43,21 @@ def test_lines_are_readable_while_written_and_nan_is_valid_json(tmp_path):
     log.close()
 
 
+def test_arrays_tensors_and_other_objects_in_an_event_are_written_not_lost(tmp_path):
+    """A review of session 29: a loop's switch() reporting per-group learning rates as a numpy array raised inside
+    the event log's write (JSON refuses arrays): the config_switch line was lost, a traceback on stderr."""
+    import numpy as np
+    import torch
+
+    path = tmp_path / "ev.jsonl"
+    with EventLog(path) as log:
+        log.write({"event": "config_switch", "iteration": 80, "changes": {
+            "lr": {"old": np.array([0.1, 0.1]), "new": torch.tensor([0.05, math.inf], dtype=torch.float64)}, "betas": {"old": object}}})
+    (event,) = read_events(path).events
+    assert event["changes"]["lr"] == {"old": [0.1, 0.1], "new": [0.05, "inf"]}
+    assert event["changes"]["betas"]["old"] == "<class 'object'>"
+
+
 def test_torn_last_line_is_a_warning_and_the_next_writer_starts_clean(tmp_path):
     path = tmp_path / "ev.jsonl"
     path.write_text('{"event": "start", "iteration": 0}\n{"event": "ala')
