@@ -38,7 +38,7 @@ from watchdog.errors import NonFiniteTraining, WatchdogError
 from watchdog.eventlog import EVENTS_FILENAME, EventLog, make_event
 from watchdog.onset import Onset
 from watchdog.pipeline import Watchdog
-from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, Stop
+from watchdog.policy import STATE_CODES, CheckpointRef, Rollback, SaveResume, SaveStable, State, Stop
 from watchdog.resources import MB, ResourceSampler, held_bytes
 from watchdog.signals import (SYS_PREFIX, SYS_WATCHDOG_CUDA_MB, SYS_WATCHDOG_HOST_MB, WATCHDOG_ONSET, WATCHDOG_ROLLBACKS,
                               WATCHDOG_STATE, MetricRecord)
@@ -298,8 +298,10 @@ class TrainingSession:
             self.resources.interrupted()  # its steps were not all taken: no steps/s from it
         keep_going = judge()
         if keep_going and self.result.rollbacks == rollbacks:
-            raise NonFiniteTraining(f"non-finite numbers in the {where} and the watchdog (action: alert) "
-                                    "does not roll back") from exc
+            stopped = self.watchdog is not None and self.watchdog.state is State.STOPPED
+            why = ("the watchdog had stopped the run (the training went on past its stop)" if stopped
+                   else "the watchdog (action: alert) does not roll back")  # (until session 29 "alert" for both)
+            raise NonFiniteTraining(f"non-finite numbers in the {where} and {why}") from exc
         return keep_going
 
     def check_agreement(self, actions: list) -> None:

@@ -267,6 +267,37 @@ def test_a_restarted_process_under_a_linear_schedule_starts_at_the_safe_lr(tmp_p
         min(SAFE_LR, own), rel=0.05)  # the safe lr (never above the run's own), one epoch of the schedule's fall
 
 
+def test_a_restarted_process_ends_at_max_epochs_and_a_stop_in_its_first_epoch_ends_it(tmp_path, monkeypatch):
+    """A review of session 29: rl_games' loop keeps the epoch number update_epoch returns in a local; the first
+    epoch of a process `watchdog run` restarted took the checkpoint's epoch only inside it, so that local stayed 1:
+    resumed at the last epoch, the run trained one past max_epochs (and saved "ep_11"); and a stop there (the
+    rollback budget spent) trained another epoch from the diverged weights (NaN again: a NonFiniteTraining
+    traceback). The resume comes first now, so rl_games counts from the checkpoint."""
+    from watchdog.eventlog import EventLog, make_event
+    from watchdog.supervise import RESTART_ENV, RESUME_ENV
+
+    cfg = WatchdogConfig.model_validate(QUICK)
+    train(tmp_path, [], 10, wd_cfg=cfg, changes={"max_epochs": 10})
+    stables = {load_checkpoint(p)[1]["iteration"]: p for p in (tmp_path / "run" / "checkpoints" / "watchdog").glob("stable_*")}
+    monkeypatch.setenv(RESUME_ENV, str(stables[8]))
+    monkeypatch.setenv(RESTART_ENV, "1")
+    observer, events = train(tmp_path, [], 10, wd_cfg=cfg, changes={"max_epochs": 10})
+    restarted = events[max(i for i, e in enumerate(events) if e["event"] == "start"):]
+    assert [e["iteration"] for e in kinds(restarted, "metrics")] == [9] and observer.agent.epoch_num == 10
+    assert not list((tmp_path / "run").rglob("*_ep_11_*"))
+    # the restart spends a budget of 1: a NaN in its first epoch stops the run there, cleanly
+    budget = WatchdogConfig.model_validate({**QUICK, "policy": {**QUICK["policy"], "rollback_budget": 1}})
+    with EventLog(tmp_path / "run" / "watchdog_events.jsonl") as log:  # as `watchdog run` writes it
+        log.write(make_event("restart", iteration=9, env_steps=0, state="healthy", checkpoint=str(stables[8]),
+                             attempt=1))
+    monkeypatch.setenv(RESUME_ENV, str(stables[8]))
+    observer, events = train(tmp_path, ["nan@0"], 20, wd_cfg=budget, changes={"max_epochs": 20})
+    restarted = events[max(i for i, e in enumerate(events) if e["event"] == "start"):]
+    (stop,) = kinds(restarted, "stop")
+    assert stop["iteration"] == 9 and observer.result.stopped and not kinds(restarted, "iteration_failed")[1:]
+    assert max(e["iteration"] for e in restarted) == 9
+
+
 def test_a_linear_schedule_counted_in_frames_holds_the_safe_lr_and_its_checkpoints_load(tmp_path):
     """Found by an audit (session 17), with ``max_epochs: -1`` and ``max_frames`` set: rl_games makes the
     schedule's max steps a numpy integer, so its lrs are numpy floats in the optimizer's param groups and every

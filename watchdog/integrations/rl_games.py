@@ -430,6 +430,7 @@ class WatchdogObserver(AlgoObserver):
             resources=ResourceSampler(getattr(algo, "ppo_device", "cpu")))
         self._train_epoch, self._save, self._train = algo.train_epoch, algo.save, algo.train
         algo.train_epoch, algo.save, algo.train = self._watched_epoch, self._save_unless_stopped, self._watched_train
+        self._update_epoch, algo.update_epoch = algo.update_epoch, self._watched_update_epoch
         self._cval_loss: float | None = None
         self._trained = False
         if getattr(algo, "has_central_value", False) and not getattr(algo, "has_value_loss", True):
@@ -475,12 +476,21 @@ class WatchdogObserver(AlgoObserver):
             if getattr(agent, "writer", None) is not None:
                 agent.writer.flush()
 
+    def _watched_update_epoch(self) -> int:
+        """rl_games' ``update_epoch``, its loop's first call each epoch: the number it returns is a local of that loop
+        (its max_epochs check, its checkpoints' names, its ``*/iter`` points). A process `watchdog run` restarted
+        resumes from its stable checkpoint here, before that number is taken (until session 29 inside the epoch, so
+        its first epoch counted as 1: one epoch past max_epochs, and a stop there trained on)."""
+        epoch = self._update_epoch()
+        if self._first_epoch:
+            self._first_epoch = False
+            if self.watch.resume_from_env() is not None:  # the checkpoint's next epoch
+                return int(self.agent.epoch_num)
+        return epoch
+
     def _watched_epoch(self) -> tuple:
         """One rl_games epoch (rollout + update), then the watchdog judges it."""
         agent = self.agent
-        if self._first_epoch:
-            self._first_epoch = False
-            self.watch.resume_from_env()  # a process `watchdog run` restarted: from its stable checkpoint
         started = time.perf_counter()
         try:
             out = self._train_epoch()
