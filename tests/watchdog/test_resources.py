@@ -269,6 +269,22 @@ def test_a_leak_that_begins_late_is_forecast_at_its_present_speed(leak_mb):
     assert any(lvl == "alarm" for _, lvl, _ in verdicts)  # and an alarm before the limit
 
 
+@pytest.mark.parametrize("used", [7000.0, 7500.0])
+def test_flat_memory_with_jitter_near_its_limit_is_no_leak_and_a_jittery_leak_still_alarms(used):
+    """A review of session 29: a flat resident memory with +-30 MiB of jitter at 7,000-7,500 of 8,000 MiB read as a
+    climb of +2-10 MiB/iteration from the window's newest third alone: 58-82 warnings in 3,000 iterations and an
+    alarm (a stop, by default). A climb must stand out of the memory's own jitter now. A leak of 5 MiB/iteration
+    with the same jitter is still an alarm before its out-of-memory."""
+    import random
+
+    rng = random.Random(3)
+    flat = _default_memory_verdicts([used + rng.gauss(0, 30) for _ in range(3000)], 8000.0)
+    assert not [v for v in flat if v[1] == "alarm"] and len(flat) <= 2
+    leak = [4000.0 + 5 * i + rng.gauss(0, 30) for i in range(800)]
+    oom = next(i for i, mb in enumerate(leak) if mb >= 8000)
+    assert any(level == "alarm" for it, level, _ in _default_memory_verdicts(leak[:oom], 8000.0))
+
+
 def test_memory_forecast_reads_cuda_reserved_against_the_device_total():
     det = MemoryForecast(_cfg().memory, WatchdogConfig().warmup)
     verdict = None
