@@ -230,15 +230,34 @@ def read_events(path: str | Path) -> EventReadResult:
     result = EventReadResult()
     size = path.stat().st_size
     end = 0
+    bad_before: tuple[int, int, int] | None = None  # the line just before, when it was bad: (warning index, lineno, bytes)
     for lineno, (end, raw) in enumerate(iter_lines(path), start=1):
         if not raw.strip():
             continue
         event = parse_event_line(raw)
         if event is None:
-            result.warnings.append(f"{path}: line {lineno} {_why_not_event(raw)}; skipped")
+            why = _why_not_event(raw)
+            result.warnings.append(f"{path}: line {lineno} {why}; skipped")
             result.bad_lines += 1
-        else:
-            result.events.append(event)
+            # (a line cut short is no JSON, or no text where it stopped in a character; NUL bytes: a power loss)
+            cut = why.startswith(("is not valid JSON", "is not UTF-8 text"))
+            bad_before = (len(result.warnings) - 1, lineno, len(raw)) if cut else None
+            continue
+        if bad_before is not None and event.get("event") in ("start", "restart"):
+            # the torn last line of a writer killed mid-line, which the next process's log closed with a newline
+            # (EventLog._repair_torn_tail) before its own first line: a torn last line, as before that process
+            # (until session 29 a damaged line, the verdict bounded: exit 2 for a run that had replayed exit 0)
+            index, torn, size = bad_before
+            result.warnings[index] = (f"{path}: line {torn} is incomplete ({size} bytes, its writer killed mid-line: "
+                                      f"the next process's {event['event']} follows); ignored")
+            result.bad_lines -= 1
+        bad_before = None
+        result.events.append(event)
+    if bad_before is not None and end == size:  # the file's last line, closed by a next writer that wrote nothing
+        index, torn, size_torn = bad_before
+        result.warnings[index] = (f"{path}: line {torn}, the last, is incomplete ({size_torn} bytes, a writer killed "
+                                  "mid-line?); ignored")
+        result.bad_lines -= 1
     if end < size:
         result.warnings.append(f"{path}: last line is incomplete ({size - end} bytes, a writer killed mid-line?); ignored")
     return result

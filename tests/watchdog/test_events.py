@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
+
 from tests.watchdog.drive import drive
 from tests.watchdog.synthetic import diverge, healthy, records
 from watchdog.console import WatchdogConsole, describe_event
@@ -41,6 +43,27 @@ def test_lines_are_readable_while_written_and_nan_is_valid_json(tmp_path):
     log.write({"event": "end", "iteration": 2})
     assert [e["event"] for e in tail.poll()] == ["end"]
     log.close()
+
+
+@pytest.mark.parametrize("then", ["start", "restart", None])
+def test_a_torn_line_closed_by_the_next_process_is_still_a_torn_line_not_a_lost_one(tmp_path, then):
+    """A review of session 29: a run killed mid-line replayed with a warning (exit 0); the next process to open its
+    log (a `watchdog run` restart, train.py --checkpoint) closes the torn line with a newline, and it became a damaged
+    line in the middle (lost lines, the verdict bounded, exit 2) for the same data. Followed by that process's
+    start (or the supervisor's restart), or last in the file, it is a torn line still; junk elsewhere is not."""
+    path = tmp_path / "ev.jsonl"
+    path.write_text('{"event": "start", "iteration": 0}\n{"event": "metrics", "iteration": 1, "met')
+    with EventLog(path) as log:  # closes the torn line
+        if then:
+            log.write({"event": then, "iteration": 1})
+    result = read_events(path)
+    assert result.bad_lines == 0 and len(result.warnings) == 1 and "incomplete" in result.warnings[0]
+    with EventLog(path) as log:
+        log.write({"event": "end", "iteration": 2})
+    with open(path, "a") as f:
+        f.write('{"event": "metr\n{"event": "start", "iteration": 0}\n[1, 2]\n')  # cut before a start; JSON junk last
+    # the JSON junk is a lost line, last or not; so is the first torn line once an `end` (no new process) follows it
+    assert read_events(path).bad_lines == (1 if then else 2)
 
 
 def test_arrays_tensors_and_other_objects_in_an_event_are_written_not_lost(tmp_path):
