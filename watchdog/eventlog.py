@@ -266,15 +266,27 @@ def read_events(path: str | Path) -> EventReadResult:
 class EventTail:
     """Follow an event log being written: each ``poll`` returns only the new complete events."""
 
+    HEAD_BYTES = 256
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.offset = 0
+        self.head = b""  # the file's first bytes as read (its first line: a start event, with its time)
 
     def poll(self) -> list[dict]:
-        if not self.path.exists():
+        try:
+            size = self.path.stat().st_size
+            with open(self.path, "rb") as fh:
+                head = fh.read(self.HEAD_BYTES)
+        except OSError:
             return []
-        if self.path.stat().st_size < self.offset:  # truncated/rotated: start over
+        # truncated, or another file now (removed and written anew, its inode maybe the old one's: a new process's
+        # log already longer than the old offset was read from that offset until session 29, its start and first
+        # lines lost): start over
+        n = min(len(head), len(self.head))
+        if size < self.offset or head[:n] != self.head[:n]:
             self.offset = 0
+        self.head = head
         events = []
         for self.offset, raw in iter_lines(self.path, self.offset):
             event = parse_event_line(raw)

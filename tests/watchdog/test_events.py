@@ -66,6 +66,31 @@ def test_a_torn_line_closed_by_the_next_process_is_still_a_torn_line_not_a_lost_
     assert read_events(path).bad_lines == (1 if then else 2)
 
 
+def test_a_tail_follows_an_event_log_replaced_by_a_longer_one_from_its_start(tmp_path):
+    """A review of session 29: watch's reader of a training's event log took a rewrite for one only when the file
+    shrank; a log removed and written anew by a new process, already longer than the old offset when polled (its
+    inode often the old one's), was read from that offset: its start and its first lines (an alarm) lost."""
+    import os
+
+    path = tmp_path / "ev.jsonl"
+    with EventLog(path) as log:
+        for it in range(5):
+            log.write({"event": "metrics", "iteration": it, "run": "old"})
+    tail = EventTail(path)
+    assert len(tail.poll()) == 5
+    os.unlink(path)
+    with EventLog(path) as log:
+        log.write({"event": "start", "iteration": 0, "run": "new"})
+        log.write({"event": "alarm", "iteration": 1, "run": "new"})
+        for it in range(2, 12):
+            log.write({"event": "metrics", "iteration": it, "run": "new"})
+    new = tail.poll()
+    assert [e["event"] for e in new[:2]] == ["start", "alarm"] and len(new) == 12
+    with EventLog(path) as log:
+        log.write({"event": "end", "iteration": 12})
+    assert [e["event"] for e in tail.poll()] == ["end"]  # and on from there
+
+
 def test_arrays_tensors_and_other_objects_in_an_event_are_written_not_lost(tmp_path):
     """A review of session 29: a loop's switch() reporting per-group learning rates as a numpy array raised inside
     the event log's write (JSON refuses arrays): the config_switch line was lost, a traceback on stderr."""
