@@ -135,12 +135,15 @@ def estimate_onset(iterations, badness, *, fallback: int, min_points: int = 10,
     if n < min_points:
         return fail
     y = median3(y)
-    variance = float(np.var(y))
-    floor = max(variance * 1e-4, 1e-300)  # no fit is better than exact: a floor on its noise
-    fits, rises = change_fits(t, y, floor)
-    costs = {name: n * np.log(np.maximum(fits[name] / n, floor)) for name in ("bend", "jump")}  # -2 log L
-    costs["swing"] = fits["swing"]
-    best = {name: float(c.min()) for name, c in costs.items()}  # inf: the model fits no rise anywhere
+    # (values near the float range, a reward of 1e300: squares overflow; the costs go inf or NaN and the fit falls
+    # back below, without numpy's warnings on a replay's console)
+    with np.errstate(over="ignore", invalid="ignore"):
+        variance = float(np.var(y))
+        floor = max(variance * 1e-4, 1e-300)  # no fit is better than exact: a floor on its noise
+        fits, rises = change_fits(t, y, floor)
+        costs = {name: n * np.log(np.maximum(fits[name] / n, floor)) for name in ("bend", "jump")}  # -2 log L
+        costs["swing"] = fits["swing"]
+        best = {name: float(c.min()) for name, c in costs.items()}  # inf: the model fits no rise anywhere
     model = "jump" if best["bend"] - best["jump"] > jump_evidence else "bend"
     if not math.isfinite(best[model]):
         model = "jump" if math.isfinite(best["jump"]) else "bend"

@@ -390,19 +390,22 @@ def _record_stream(rng) -> list:
     return out
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # numpy's overflow warnings on a replay's console: none
 @FUZZ
 @given(seed=st.integers(0, 2**32 - 1))
 @example(seed=69)  # the IndexError (before ef09e31)
 @example(seed=63)  # an onset after its alarm, the iterations gone back (before 23f438f)
 @example(seed=70)  # replay's hindsight onset after the first alarm
 @example(seed=147)
+@example(seed=277)  # a reward of 1e300: numpy overflow warnings from the onset fit
 def test_the_pipeline_judges_any_record_stream_and_never_dates_a_divergence_after_its_alarm(seed):
     """Found by a fuzz of session 29 (each now a test of its own): a departure ending before a gap in the log was an
     IndexError out of replay and watch; after the iterations went back, an onset was dated after its alarm and a
     rollback went "back" to a checkpoint of the abandoned stretch; replay's hindsight fit dated an onset after the
     first alarm. Replay's path (the pipeline and dispatch live runs use, each framework's settings, rollback or
-    alert) on any stream: no exception, every onset at or before its alarm, every rollback target at or before its
-    onset, the offline onset at or before the first alarm."""
+    alert) on any stream: no exception (numpy's warnings included: a reward of 1e300 overflowed the onset fit's
+    squares), every onset at or before its alarm, every rollback target at or before its onset, the offline onset at
+    or before the first alarm."""
     import numpy as np
 
     from watchdog.replay import RunData, config_for_run, refine_onset, replay_records
