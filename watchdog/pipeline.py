@@ -183,6 +183,7 @@ class Watchdog:
         # the iteration the training now continues from after a rollback (None: none yet): the history
         # holds only its trajectory, and no later onset is dated before it
         self.restored_at: int | None = None
+        self._new_process = False  # the next record is a new process's (replay: a second start event, new_process)
         self.task_changes = TaskChanges(self.cfg.curriculum, keys)
         self.last_task_change: int | None = None  # the iteration of the task's newest step
 
@@ -227,6 +228,9 @@ class Watchdog:
             # (named: those that had judged a point of the old task; the others have nothing to forget)
             self.emit("task_change", change=change,
                       restarted=[detector_key(d) for d in self.detectors if d.task_scaled and d.points])
+        if self._new_process:  # (after _went_back: the resumed trajectory's detectors, but this process's resources)
+            self._new_process = False
+            self._start_over(lambda d: d.process_scaled)
         verdicts = _feed(self.detectors, record, self.cfg, self.keys, change is not None)
         self.last_verdicts = verdicts
         return self.policy.step(record, verdicts, self.emit, self.estimate_onset)
@@ -330,6 +334,13 @@ class Watchdog:
         self.policy.resumed(ref, record_iteration, recoveries)
         if ref is not None:
             self.detector_snapshots.setdefault(ref.tag, self.detectors_state())
+
+    def new_process(self) -> None:
+        """Replay: the next record is a new process's (a run resumed by hand into its own folder, train.py
+        --checkpoint: a second start event, no restart event). Its memory and speed are its own, as live (the
+        process-scaled detectors keep no state in a checkpoint): until session 29 replay judged its throughput
+        against the first process's rate."""
+        self._new_process = True
 
     def restart_replayed(self, event: dict, recovery: bool) -> None:
         """Replay of a restart ``watchdog run`` made (its event in the run's log, before the restarted process's

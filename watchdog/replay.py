@@ -307,7 +307,7 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
     if not path.is_file():
         return None
     res = read_events(path)
-    records, info, restarts, last_rollback = [], {}, [], None
+    records, info, restarts, last_rollback, processes = [], {}, [], None, []
     stopped, resumed = None, None  # the last divergence stop; a process a person resumed after it (train.py --checkpoint)
     for ev in res.events:
         # how the log ends: a rollback trained on to a finish; not a later rollback, a divergence stop (a resource stop
@@ -341,10 +341,14 @@ def _load_events(root: Path, warnings: list[str]) -> RunData | None:
                 records.append(record)
         elif ev["event"] == "start":
             info.update(_info_from_start(ev, res.warnings, path))
+            if records:  # a later process's start (resumed by hand, or a restart's child): its resources are its own
+                processes.append(len(records))
         elif ev["event"] == "restart":  # `watchdog run` restarted the process: replayed before the next record
             restarts.append((len(records), ev))
     if restarts:
         info["restarts"] = restarts
+    if processes:
+        info["processes"] = processes
     if not records:
         warnings.append(f"{path}: no metrics events; falling back")
         if res.bad_lines:
@@ -850,10 +854,13 @@ def replay_records(data: RunData, cfg: WatchdogConfig, *, run: str = "") -> RunR
     driver = ReplayDriver(report)
     safe_name = safe_config_name(data.info.get("framework", OPENRL))
     restarts = list(data.info.get("restarts", []))
+    processes = set(data.info.get("processes", []))
     for index, rec in enumerate(data.records):
         while restarts and restarts[0][0] <= index:
             event = restarts.pop(0)[1]
             wd.restart_replayed(event, recovery=is_recovery(event))
+        if index in processes:
+            wd.new_process()
         actions = wd.observe(rec)
         _note_crossing(report, threshold, rec, cfg)
         if not carry_out(wd, actions, driver, config_name=safe_name):

@@ -838,3 +838,25 @@ def test_a_value_loss_logged_less_often_than_other_tags_is_measured_in_its_own_p
     assert value_loss_ends_early(records(range(0, 1000, 20), 999)) == {}
     assert value_loss_ends_early(records(range(0, 401, 20), 999)) == {"value_loss_until": 400}
     assert value_loss_ends_early(records(range(0, 801, 20), 999)) == {}  # 199 iterations: within 10 of its points
+
+
+def test_a_run_resumed_by_hand_on_a_slower_machine_is_judged_on_its_own_speed(tmp_path):
+    """A review of session 29: an event log with a second process (train.py --checkpoint into the same folder: a second
+    start event, no restart event) at 4,000 env steps/s after a first at 10,000; replay judged the second against the
+    first's settled rate (a throughput warning from 95 the live process never raised). Its resources are its own."""
+    import random
+
+    rng = random.Random(0)
+    run = tmp_path / "resumed"
+    with EventLog(run / EVENTS_FILENAME) as events:
+        for process, (first, last, rate) in enumerate(((0, 100, 10_000.0), (90, 200, 4_000.0))):
+            events.write(make_event("start", iteration=first, env_steps=first * 1000, state="healthy",
+                                    **({"resumed_from": "checkpoints/watchdog/stable_91000_steps"} if process else {})))
+            for it in range(first, last):
+                metrics = {"train/value_loss": 0.01 * (1 + 0.1 * rng.random()), "rollout/episode_return": 10.0 + it * 0.01}
+                if it > first:  # (a process's first record has no rate yet)
+                    metrics["sys/steps_per_s"] = rate * (1 + 0.05 * rng.gauss(0, 1))
+                events.write(make_event("metrics", iteration=it, env_steps=(it + 1) * 1000, state="healthy",
+                                        metrics=metrics))
+    report = replay_run(run)
+    assert not [e for e in report.events if e.get("detector") == "throughput"] and report.verdict == "healthy"
