@@ -244,7 +244,8 @@ class Policy:
             first = warnings[0]
             return Verdict("corroboration", "alarm", first.signal, first.value, first.threshold,
                            f"{len(names)} detectors warn at once: {', '.join(sorted(names))}",
-                           first.iteration, first.env_steps, min(v.onset_hint or v.iteration for v in warnings))
+                           first.iteration, first.env_steps,  # (a hint of 0 is a hint: it was the warning's iteration)
+                           min(v.iteration if v.onset_hint is None else v.onset_hint for v in warnings))
         reward = next((v for v in warnings if v.detector == "reward_collapse"), None)
         if reward is None:
             return None

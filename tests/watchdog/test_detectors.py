@@ -86,6 +86,19 @@ def test_reward_only_collapse_warns_but_does_not_roll_back():
     assert out.rollbacks == []
 
 
+def test_corroboration_keeps_a_warnings_onset_hint_of_iteration_0():
+    """A review of session 29: ``policy.corroboration`` took an onset hint of 0 (a run whose trouble began at its
+    first iteration) for none, and used the warning's own iteration instead."""
+    from watchdog.detectors import Verdict
+    from watchdog.policy import Policy
+
+    warnings = [Verdict("trend", "warning", VALUE_LOSS, 1.0, 0.5, "x", 60, 6000, onset_hint=0),
+                Verdict("critic_grad_norm", "warning", CRITIC_GRAD_NORM, 5.0, 1.0, "y", 60, 6000, onset_hint=40)]
+    policy = Policy(WatchdogConfig.model_validate({"policy": {"corroboration": 2}}))
+    alarm = policy._corroborated(warnings)
+    assert alarm.detector == "corroboration" and alarm.onset_hint == 0
+
+
 def test_reward_collapse_with_corroboration_is_divergence():
     """A long run (the trend's baseline spans 250 iterations, 150 behind): its warning and the reward's."""
     n, onset = 700, 550
