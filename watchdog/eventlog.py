@@ -231,6 +231,13 @@ def read_events(path: str | Path) -> EventReadResult:
     size = path.stat().st_size
     end = 0
     bad_before: tuple[int, int, int] | None = None  # the line just before, when it was bad: (warning index, lineno, bytes)
+
+    def torn(which: str, how: str) -> None:
+        """The bad line just before was a torn line (a writer killed mid-line), not a lost record: said so."""
+        index, lineno, length = bad_before
+        result.warnings[index] = f"{path}: line {lineno}{which} is incomplete ({length} bytes, {how}); ignored"
+        result.bad_lines -= 1
+
     for lineno, (end, raw) in enumerate(iter_lines(path), start=1):
         if not raw.strip():
             continue
@@ -247,17 +254,11 @@ def read_events(path: str | Path) -> EventReadResult:
             # the torn last line of a writer killed mid-line, which the next process's log closed with a newline
             # (EventLog._repair_torn_tail) before its own first line: a torn last line, as before that process
             # (until session 29 a damaged line, the verdict bounded: exit 2 for a run that had replayed exit 0)
-            index, torn, size = bad_before
-            result.warnings[index] = (f"{path}: line {torn} is incomplete ({size} bytes, its writer killed mid-line: "
-                                      f"the next process's {event['event']} follows); ignored")
-            result.bad_lines -= 1
+            torn("", f"its writer killed mid-line: the next process's {event['event']} follows")
         bad_before = None
         result.events.append(event)
     if bad_before is not None and end == size:  # the file's last line, closed by a next writer that wrote nothing
-        index, torn, size_torn = bad_before
-        result.warnings[index] = (f"{path}: line {torn}, the last, is incomplete ({size_torn} bytes, a writer killed "
-                                  "mid-line?); ignored")
-        result.bad_lines -= 1
+        torn(", the last,", "a writer killed mid-line?")
     if end < size:
         result.warnings.append(f"{path}: last line is incomplete ({size - end} bytes, a writer killed mid-line?); ignored")
     return result

@@ -66,6 +66,18 @@ def test_a_torn_line_closed_by_the_next_process_is_still_a_torn_line_not_a_lost_
     assert read_events(path).bad_lines == (1 if then else 2)
 
 
+def test_a_torn_line_before_a_start_and_a_torn_tail_are_both_said(tmp_path):
+    """Found reading session 29's change: the torn line's length, unpacked into the name of the file's size, hid the
+    warning for a torn last line that came after it."""
+    path = tmp_path / "ev.jsonl"
+    path.write_text('{"event": "start", "iteration": 0}\n{"event": "metr\n{"event": "start", "iteration": 1}\n'
+                    '{"event": "metrics", "iteration": 1, "metrics": {"train/value_loss": 0.0')
+    result = read_events(path)
+    assert [e["event"] for e in result.events] == ["start", "start"] and result.bad_lines == 0
+    assert len(result.warnings) == 2 and "line 2 is incomplete" in result.warnings[0]
+    assert result.warnings[1].startswith(f"{path}: last line is incomplete (")
+
+
 def test_a_tail_follows_an_event_log_replaced_by_a_longer_one_from_its_start(tmp_path):
     """A review of session 29: watch's reader of a training's event log took a rewrite for one only when the file
     shrank; a log removed and written anew by a new process, already longer than the old offset when polled (its
