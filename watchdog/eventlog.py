@@ -48,6 +48,8 @@ def _jsonable(value: Any) -> Any:
     """Make NaN/Inf and other odd values survive strict JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
+    if value is None or type(value) in (str, int, float, bool):  # (exact types: numpy's float64 is a float too)
+        return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -59,7 +61,7 @@ def _jsonable(value: Any) -> Any:
         return _jsonable(value.item())  # a numpy scalar (a switch's old lr): JSON refused it, the event was lost
     if module in ("numpy", "torch") and hasattr(value, "tolist"):
         return _jsonable(value.tolist())  # an array or tensor (per-group lrs): the line was lost until session 29
-    if value is None or isinstance(value, (str, int, float)):
+    if isinstance(value, (str, int, float)):  # (their subclasses: an IntEnum, a str Enum)
         return value
     return str(value)  # anything else JSON refuses: said as text, never a lost line
 
