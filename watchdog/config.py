@@ -367,7 +367,7 @@ class PolicyStdConfig(_Config):
     alarm_within_iters: int = Field(30, ge=1, description="ALARM (divergence) when it is this close.")
     rate_points: int = Field(10, ge=3, le=10_000, description="Points for the least-squares climb rate.")
     saturated_log_std: float = Field(
-        1.0, description="Above this log-std, actions clipped to [-1, 1] are mostly noise: the climb's onset "
+        1.0, allow_inf_nan=False, description="Above this log-std, actions clipped to [-1, 1] are mostly noise: the climb's onset "
                          "(the rollback target precedes it) is where the log-std last rose above it.",
     )
 
@@ -614,8 +614,8 @@ class PPOConfig(_Config):
     use_max_grad_norm: bool | None = None
     use_adv_normalize: bool | None = None
     clip_param: float | None = Field(None, gt=0, lt=1)
-    entropy_coef: float | None = Field(None, ge=0)
-    value_loss_coef: float | None = Field(None, gt=0)
+    entropy_coef: float | None = Field(None, ge=0, allow_inf_nan=False)
+    value_loss_coef: float | None = Field(None, gt=0, allow_inf_nan=False)
     ppo_epoch: int | None = Field(None, ge=1, le=100)
     num_mini_batch: int | None = Field(None, ge=1, le=1024)
     episode_length: int | None = Field(None, ge=1, le=MAX_EPISODE_LENGTH)
@@ -665,8 +665,8 @@ class SB3SafeConfig(_Config):
     max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (SB3 default 0.5).")
     clip_range: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip, constant (replaces the schedule).")
     normalize_advantage: bool | None = Field(None, description="Normalise advantages per minibatch.")
-    ent_coef: float | None = Field(None, ge=0, description="Entropy bonus coefficient.")
-    vf_coef: float | None = Field(None, gt=0, description="Value-loss coefficient.")
+    ent_coef: float | None = Field(None, ge=0, allow_inf_nan=False, description="Entropy bonus coefficient.")
+    vf_coef: float | None = Field(None, gt=0, allow_inf_nan=False, description="Value-loss coefficient.")
     n_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
     target_kl: float | None = Field(None, gt=0, description="Stop an update's epochs early past 1.5 x this KL.")
 
@@ -712,8 +712,8 @@ class RslRlSafeConfig(FrameworkSafeConfig):
     desired_kl: float | None = Field(None, gt=0, description="Target KL of the adaptive schedule (schedule: adaptive only).")
     max_grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm (rsl_rl default 1.0; field report 0.5).")
     clip_param: float | None = Field(None, gt=0, lt=1, description="PPO ratio (and value) clip range (default 0.2).")
-    entropy_coef: float | None = Field(None, ge=0, description="Entropy bonus weight (default 0.01).")
-    value_loss_coef: float | None = Field(None, gt=0, description="Value loss weight (default 1.0).")
+    entropy_coef: float | None = Field(None, ge=0, allow_inf_nan=False, description="Entropy bonus weight (default 0.01).")
+    value_loss_coef: float | None = Field(None, gt=0, allow_inf_nan=False, description="Value loss weight (default 1.0).")
     num_learning_epochs: int | None = Field(None, ge=1, le=100, description="Epochs per update (default 5).")
     num_mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch (default 4).")
 
@@ -754,9 +754,9 @@ class RlGamesSafeConfig(FrameworkSafeConfig):
     grad_norm: float | None = Field(None, gt=0, description="Gradient clipping norm; setting it turns truncate_grads on "
                                                             "(field report 0.5).")
     e_clip: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip (field report 0.2).")
-    entropy_coef: float | None = Field(None, ge=0, description="Entropy bonus weight.")
-    critic_coef: float | None = Field(None, gt=0, description="Value loss weight.")
-    bounds_loss_coef: float | None = Field(None, ge=0, description="Weight of the loss that keeps the mean action "
+    entropy_coef: float | None = Field(None, ge=0, allow_inf_nan=False, description="Entropy bonus weight.")
+    critic_coef: float | None = Field(None, gt=0, allow_inf_nan=False, description="Value loss weight.")
+    bounds_loss_coef: float | None = Field(None, ge=0, allow_inf_nan=False, description="Weight of the loss that keeps the mean action "
                                                                    "within bounds (continuous actions).")
     mini_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
     normalize_advantage: bool | None = Field(None, description="Normalise advantages per rollout (field report: on).")
@@ -797,8 +797,8 @@ class SkrlSafeConfig(FrameworkSafeConfig):
     grad_norm_clip: float | None = Field(None, gt=0, description="Gradient clipping norm (field report 0.5).")
     ratio_clip: float | None = Field(None, gt=0, lt=1, description="PPO ratio clip (field report 0.2).")
     value_clip: float | None = Field(None, ge=0, description="Value clip (0: none).")
-    entropy_loss_scale: float | None = Field(None, ge=0, description="Entropy bonus weight.")
-    value_loss_scale: float | None = Field(None, gt=0, description="Value loss weight.")
+    entropy_loss_scale: float | None = Field(None, ge=0, allow_inf_nan=False, description="Entropy bonus weight.")
+    value_loss_scale: float | None = Field(None, gt=0, allow_inf_nan=False, description="Value loss weight.")
     learning_epochs: int | None = Field(None, ge=1, le=100, description="Passes over each rollout.")
     mini_batches: int | None = Field(None, ge=1, le=4096, description="Mini-batches per epoch.")
 

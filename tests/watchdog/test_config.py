@@ -59,6 +59,12 @@ def test_shipped_configs_are_valid_and_match_the_field_report():
         ("lr: yes\n", load_ppo_config, ["key 'lr'", "true/false"]),
         ("framework: rl_games\nmini_epochs: on\n", load_any_config, ["key 'mini_epochs'", "true/false"]),
         ("n_epochs: true\n", load_any_config, ["key 'n_epochs'", "true/false"]),  # SB3's safe config
+        # the one float without a bound took .nan: every comparison with it false, the log-std climb never dated
+        ("policy_std:\n  saturated_log_std: .nan\n", load_watchdog_config, ["policy_std.saturated_log_std", "nan"]),
+        # a loss weight of .inf was taken: the first update's loss inf, every parameter NaN after the safe switch
+        ("value_loss_coef: .inf\n", load_ppo_config, ["key 'value_loss_coef'", "finite", "inf"]),
+        ("framework: rl_games\ncritic_coef: .inf\n", load_any_config, ["key 'critic_coef'", "finite"]),
+        ("ent_coef: .inf\n", load_any_config, ["key 'ent_coef'", "finite"]),
     ],
 )
 def test_bad_configs_fail_in_one_line(tmp_path, text, loader, expected):
