@@ -28,6 +28,7 @@ from watchdog.tfevents import FileTail, Series
 PROGRESS_CSV = "progress.csv"
 STEP_COLUMN = "time/total_timesteps"  # SB3's step: what its TensorBoard points are logged at
 TIME_COLUMN = "time/time_elapsed"
+MAX_STEP = 2 ** 63  # a step is an int64, as in a TensorBoard event
 _HEADER_BYTES = 1 << 16
 
 
@@ -122,8 +123,10 @@ def read_progress_csv(path: Path, *, first_row: int = 0, numeric: set[str] | fro
             out.bad_rows += 1
             continue
         step = _number(row, at)
-        if step is None or not math.isfinite(step) or step < 0:  # (a negative step was read as one until session 19)
-            said = "no" if step is None or not math.isfinite(step) else f"a negative ({row[at]})"
+        if step is None or not math.isfinite(step) or step < 0 or step >= MAX_STEP:  # (a negative step was read as
+            # one until session 19; one past int64, a TensorBoard step's type, was a traceback until session 30)
+            said = ("no" if step is None or not math.isfinite(step) else f"a negative ({row[at]})" if step < 0
+                    else f"an out-of-range ({row[at]})")
             out.warnings.append(f"{path}: line {number} has {said} {STEP_COLUMN}; skipped")
             out.bad_rows += 1  # its record is lost as a longer row's (a plain verdict, exit 0, until session 22)
             continue

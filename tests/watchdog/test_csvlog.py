@@ -173,10 +173,12 @@ def test_csv_oddities_are_read_or_said(tmp_path):
     # text among a column's numbers, a negative step: said (left out in silence, and read as a step, until session
     # 19); a column of text alone is a string key SB3 logged: no point, nothing said
     odd = tmp_path / "odd.csv"
-    odd.write_text("time/total_timesteps,train/value_loss,note\n64,0.5,a\n128,abc,b\n-5,0.4,c\n192,0.3,d\n")
+    odd.write_text("time/total_timesteps,train/value_loss,note\n64,0.5,a\n128,abc,b\n-5,0.4,c\n192,0.3,d\n"
+                   "99999999999999999999999,0.2,e\n")  # a step past int64: a traceback until session 30
     res = read_progress_csv(odd)
     assert res.scalars["train/value_loss"].steps.tolist() == [64, 192] and "note" not in res.scalars
     assert res.warnings == [f"{odd}: line 4 has a negative (-5) time/total_timesteps; skipped",
+                            f"{odd}: line 6 has an out-of-range (99999999999999999999999) time/total_timesteps; skipped",
                             f"{odd}: column train/value_loss holds text among its numbers (line 3: 'abc'); those "
                             "cells were left out"]
     # an empty progress.csv is named as such, not "holds no runs" (found by an audit, session 19)
