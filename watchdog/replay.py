@@ -677,10 +677,12 @@ def replay_run(run_dir: str | Path, cfg: WatchdogConfig | None = None) -> RunRep
     """Load a run and drive it through the pipeline, then refine the onset and pick a checkpoint."""
     cfg = cfg or WatchdogConfig()
     data = load_run(run_dir, cfg.tags)
-    if not data.info.get("signals_found"):
-        return unrecognised_report(str(run_dir), data)
     run_cfg = config_for_run(cfg, data.info)
     report = replay_records(data, run_cfg, run=str(run_dir))
+    if not data.info.get("signals_found") and report.first_alarm is None:
+        # no tracked signal: no verdict, unless what it did log alarmed (a NaN in its policy loss, a KL surge): watch
+        # says the same (until session 30 replay said "unrecognised" over a NaN that watch called a divergence)
+        return unrecognised_report(str(run_dir), data)
     report.run_info = run_summary(data, cfg)
     if report.first_alarm is not None:
         report.onset = refine_onset(data.records, report, data.steps_per_iteration, run_cfg.warmup.min_iters)

@@ -242,7 +242,7 @@ def _render_origin(out, report) -> None:
         return
     unit = info.get("step_unit") + (f" ({info['step_size_from']})" if info.get("step_size_from") else "")
     out.message(f"  framework: {info.get('framework')}; steps are {unit}; signals: "
-                f"{', '.join(info.get('signals_found') or [])}"
+                f"{', '.join(info.get('signals_found') or []) or 'none tracked'}"
                 + (f" (absent, their detectors see nothing: {', '.join(info['signals_absent'])})"
                    if info.get("signals_absent") else ""))
     if info.get("curriculum_terms"):

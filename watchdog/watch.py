@@ -653,11 +653,14 @@ class WatchedRun:
         first record is judged (no verdict yet: not "healthy"); "diverged" for good once it raised a divergence
         alarm, as replay's verdict is (a watcher rolls nothing back: until session 17 the summary table and the
         Prometheus state gauge went back to "healthy" a few quiet points after the alarm)."""
-        if self.follower.unrecognised:
-            return UNRECOGNISED
+        if self.divergence_alarms:
+            return State.DIVERGED.value
+        if self.follower.unrecognised or (self.last is not None and not signals_found(self.keys)[0]):
+            return UNRECOGNISED  # (a known framework's tags with no tracked signal among them, as replay: "healthy"
+            # until session 30)
         if self.last is None:
             return WAITING
-        return State.DIVERGED.value if self.divergence_alarms else self.wd.state.value
+        return self.wd.state.value
 
     @property
     def value_loss(self) -> float:
@@ -995,11 +998,13 @@ def watch(run_dir: Path, *, config: str | None, interval_s: float, idle_exit_s: 
                 w.flush()
                 reason = f"no new data for {idle_exit_s:g} s"
                 for run in w.runs:  # the verdict on the END line (the exit code alone said it until session 18)
+                    if run.state == UNRECOGNISED:
+                        _say_unrecognised(run, console)
                     run.wd.end(reason=reason + _verdict_note(run), verdict=run.state, **run.bounds())
                 if w.fleet:
                     print_summary(console, w.runs, "watch summary (final)")
                 w.write_metrics()
-                if any(r.follower.unrecognised for r in w.runs):
+                if any(r.state == UNRECOGNISED for r in w.runs):
                     return 2  # never "healthy" for a run we could not read
                 if not any(r.last is not None for r in w.runs):  # nothing judged: no "no divergence seen" either
                     if w.diverged:  # but a training's own watchdog said its alarm here: a divergence seen, as replay's
@@ -1094,17 +1099,25 @@ def _read(run: WatchedRun, final: bool, console: WatchdogConsole, on_alarm: str 
     _judge(run, records, console, on_alarm, fleet)
 
 
+def _say_unrecognised(run: WatchedRun, console: WatchdogConsole, when: str = "", then: str = "") -> None:
+    """Once per run: none of its tags is a signal we track (its framework unknown, or known and none of its tags one
+    the detectors read), so no verdict."""
+    if run.unrecognised_said:
+        return
+    run.unrecognised_said = True
+    tags = sorted(run.follower.tags_seen)
+    console.message(f"{run.name}: no tracked signal among its tags{' ' + when if when else ''} ({', '.join(tags[:12])}"
+                    f"{', ...' if len(tags) > 12 else ''}); {then}see docs/frameworks.md to name the framework or "
+                    "map its tags", style="yellow")
+
+
 def _adopt_framework(run: WatchedRun, console: WatchdogConsole) -> None:
     """Once the run's framework is known, before its first record is judged: the watchdog gets the
     run's config (the absolute value-loss rule off where value targets are not normalised), as in
     replay; a run whose tags are all unknown is said so, once."""
     follower = run.follower
-    if follower.unrecognised and not run.unrecognised_said:
-        run.unrecognised_said = True
-        tags = sorted(follower.tags_seen)
-        console.message(f"{run.name}: no tracked signal among its tags yet ({', '.join(tags[:12])}"
-                        f"{', ...' if len(tags) > 12 else ''}); still following - see docs/frameworks.md "
-                        "to name the framework or map its tags", style="yellow")
+    if follower.unrecognised:
+        _say_unrecognised(run, console, "yet", "still following - ")
     if follower.detected is None or run.adopted:
         return
     run.adopted = True

@@ -7,6 +7,7 @@ make_runs.py); every faulted run's fault starts at iteration 70.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -400,6 +401,28 @@ def test_watch_calls_a_run_without_a_tracked_signal_unrecognised_not_healthy(tmp
     watcher.flush()
     assert watcher.runs[0].state == UNRECOGNISED
     watcher.close()
+
+
+@pytest.mark.parametrize("nan_at", [None, 60])
+def test_a_known_frameworks_run_without_a_tracked_signal_gets_one_verdict_in_replay_and_watch(tmp_path, capsys, nan_at):
+    """SB3's tags with none the detectors read for a verdict: no verdict (exit 2) from either command, "unrecognised"
+    in watch's table too (it said "healthy", exit 0, until session 30); a NaN in its policy loss is a divergence in
+    both (replay said "unrecognised" over it, exit 2, while watch raised the alarm)."""
+    run = tmp_path / "run"
+    with ScalarWriter(run / "PPO_1") as w:
+        for i in range(1, 80):
+            w.add_scalar("train/policy_gradient_loss", math.nan if nan_at and i >= nan_at else 0.01, i * 2048)
+            w.add_scalar("train/learning_rate", 3e-4, i * 2048)
+            w.add_scalar("time/fps", 1000.0, i * 2048)
+    expected = 2 if nan_at is None else 1
+    assert main(["replay", str(run), "--json"]) == expected
+    (out,) = json.loads(capsys.readouterr().out)["runs"]
+    assert out["verdict"] == (UNRECOGNISED if nan_at is None else "diverged")
+    assert main(["watch", str(run), "--idle-exit", "0"]) == expected
+    said = capsys.readouterr().out
+    assert ("no tracked signal among its tags" in said) == (nan_at is None)
+    end = json.loads((run / "PPO_1" / "watchdog_watch_events.jsonl").read_text().splitlines()[-1])
+    assert end["event"] == "end" and end["verdict"] == (UNRECOGNISED if nan_at is None else "diverged")
 
 
 def test_rl_games_best_checkpoint_is_placed_by_the_epoch_it_holds(tmp_path):
