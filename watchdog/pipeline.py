@@ -180,12 +180,21 @@ class Watchdog:
         self._fed_changes: list[int] = []  # positions in ``_fed`` where the task took a step
         self.last_record: MetricRecord | None = None
         self.last_verdicts: list[Verdict] = []
-        # the iteration the training now continues from after a rollback (None: none yet): the history
-        # holds only its trajectory, and no later onset is dated before it
-        self.restored_at: int | None = None
         self._new_process = False  # the next record is a new process's (replay: a second start event, new_process)
         self.task_changes = TaskChanges(self.cfg.curriculum, keys)
         self.last_task_change: int | None = None  # the iteration of the task's newest step
+
+    @property
+    def restored_at(self) -> int | None:
+        """The checkpoint the training now continues from after a rollback or a restart (None: none yet): the history
+        holds only its trajectory, no later onset is dated before it, and no later rollback goes past it for an
+        estimate's margin. The policy's state (until session 30 the pipeline kept its own copy, which a restart set
+        and the policy's did not)."""
+        return self.policy.restored_iteration
+
+    @restored_at.setter
+    def restored_at(self, iteration: int | None) -> None:
+        self.policy.restored_iteration = iteration
 
     @property
     def state(self) -> State:
@@ -244,11 +253,7 @@ class Watchdog:
         held each point twice; one resumed from before a divergence, the divergence)."""
         while self.history and self.history[-1].iteration >= iteration:
             self.history.pop()
-        if self.restored_at is not None and self.restored_at >= iteration:
-            # a rollback's restore point in the abandoned stretch is no floor for the onsets of the trajectory that
-            # goes on (until session 29 an onset was dated there: after its alarm, found by a fuzz)
-            self.restored_at = None
-        self._drop_snapshots(self.policy.went_back(iteration))
+        self._drop_snapshots(self.policy.went_back(iteration))  # (its restore point, too, if the stretch held it)
         refs = [r for r in self.policy.registry if r.iteration < iteration and r.tag in self.detector_snapshots]
         ref = max(refs, key=lambda r: r.iteration, default=None)
         if ref is not None and (not self.history or self.history[0].iteration <= ref.iteration):
@@ -309,7 +314,6 @@ class Watchdog:
         # the abandoned stretch is no part of the trajectory that goes on from the target
         while self.history and self.history[-1].iteration > target.iteration:
             self.history.pop()
-        self.restored_at = target.iteration
         self.emit("rollback", from_iteration=action.from_iteration, to_iteration=target.iteration,
                   to_env_steps=target.env_steps, checkpoint=target.path or target.tag, config=config_name,
                   onset_iteration=action.onset.iteration, number=action.number, lr_scale=action.lr_scale,
@@ -358,7 +362,7 @@ class Watchdog:
         if snapshot is not None:
             self.load_detectors_state(_taken(snapshot))
             self._drop_snapshots(self.policy.registry.abandon_after(ref.iteration))
-            self.restored_at = ref.iteration
+            self.restored_at = ref.iteration  # a rollback across processes
             self.last_record = MetricRecord.from_mapping(ref.iteration, ref.env_steps, {})
         self.history.clear()  # a new process keeps no history (state_dict leaves it out): its onset fits see the same
         self._start_over(lambda d: d.process_scaled)  # its memory and speed are its own
@@ -437,9 +441,6 @@ class Watchdog:
             "policy": self.policy.state_dict(),
             "task_changes": {"terms": self.task_changes.state_dict(), "last": self.last_task_change},
             "detector_snapshots": copy.deepcopy({tag: _taken(s) for tag, s in self.detector_snapshots.items()}),
-            # the checkpoint the last rollback restored: a later divergence is dated there at the earliest (left out
-            # until session 19, so a watchdog resumed from its state dated it, and chose its target, otherwise)
-            "restored_at": self.restored_at,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -450,8 +451,9 @@ class Watchdog:
         last = changes.get("last")
         self.last_task_change = None if last is None else int(last)
         self.detector_snapshots = copy.deepcopy(state.get("detector_snapshots", {}))
-        restored = state.get("restored_at")
-        self.restored_at = None if restored is None else int(restored)
+        restored = state.get("restored_at")  # a state saved before session 30 kept it here, a restart's too
+        if restored is not None:
+            self.restored_at = int(restored)
 
 
 def onset_from_history(history: list[MetricRecord], alarm: Verdict, *, earliest_hint: int | None = None,

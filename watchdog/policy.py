@@ -145,7 +145,7 @@ class Policy:
         self.advisory_active: dict[str, tuple[int, int]] = {}
         self.registry = StableRegistry(cfg.policy.keep_stable)
         self.last_alarm: dict | None = None
-        self.restored_iteration: int | None = None  # the checkpoint the last rollback restored
+        self.restored_iteration: int | None = None  # the checkpoint the last rollback (or restart) restored
         # reported resource verdict -> quiet points since; this process's, like the resource
         # detectors' state, so neither saved nor restored
         self.resource_active: dict[str, int] = {}

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tests.watchdog.drive import drive
+from tests.watchdog.drive import Outcome, drive
 from tests.watchdog.synthetic import diverge, healthy, records
 from watchdog.config import WatchdogConfig
 from watchdog.driver import ConfigSwitch, StableRegistry, VirtualDriver, carry_out
@@ -298,6 +298,31 @@ def test_a_divergence_dated_just_after_a_restore_goes_back_to_the_restore_point_
     out = drive(recs)
     assert [(r.from_iteration, r.target.iteration) for r in out.rollbacks][:2] == [(301, 300), (313, 300)]
     assert out.rollbacks[1].onset.iteration > 300  # dated after the restore point, as before
+
+
+def test_a_divergence_dated_just_after_a_restart_goes_back_to_the_restart_checkpoint_not_past_it():
+    """The test above across processes: ``watchdog run`` restarted the run from its checkpoint at 300 (a crash at 304),
+    and the value loss climbed from 306. The restore point was the pipeline's alone (the onset floor) and not the
+    policy's (the target floor), so the onset dated 306 went back 10 further, to 290, and so did the next rollback
+    (until session 30, when the restore point became one state, the policy's)."""
+    import random
+
+    rng = random.Random(1)
+    recs = []
+    for i in range(420):
+        loss = (0.006 + 2.0 * math.exp(-i / 15)) * math.exp(rng.gauss(0, 0.25))
+        recs.append(MetricRecord(i, (i + 1) * 1000, {VALUE_LOSS: loss * math.exp(0.5 * (i - 305)) if i >= 306 else loss}))
+    out = Outcome()
+    wd = Watchdog(None, listeners=[out.events.append])
+    for rec in recs[:305]:
+        carry_out(wd, wd.observe(rec), out, config_name="ppo_safe.yaml")
+    (ref,) = [r for r in wd.policy.registry if r.iteration == 300]
+    wd.restart_replayed({"checkpoint": f"/run/{ref.tag}", "reason": "exit code 1"}, recovery=True)
+    assert wd.restored_at == wd.policy.restored_iteration == 300
+    for rec in recs[301:]:
+        if not carry_out(wd, wd.observe(rec), out, config_name="ppo_safe.yaml"):
+            break
+    assert [(r.target.iteration, r.onset.iteration) for r in out.rollbacks][:2] == [(300, 306), (300, 300)]
 
 
 def test_alert_mode_recovers_once_the_signal_is_back_below_the_level_that_raised_the_alarm():
