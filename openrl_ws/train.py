@@ -252,6 +252,8 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if not_repeated and rank == 0:
         console.message(not_repeated)
     episode_length = args.episode_length or base.episode_length or 100
+    if args.start_safe or _merged_safe_config(args.config):
+        openrl_argv = _safe_over_flags(openrl_argv, args.safe_config, console)
     own_flags = list(openrl_argv)
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
@@ -427,6 +429,47 @@ def _resume_watchdog(watchdog, loaded: dict | None, run_dir: Path, start_iterati
     if not (writes and start_iteration):
         return []
     return abandon_after_resume(run_dir / "checkpoints" / "watchdog", start_iteration - 1)
+
+
+def _merged_safe_config(path: str | None) -> bool:
+    """A config ``write_safe_config`` wrote (``watchdog run``'s restart config, ``--start_safe``'s): its first line."""
+    if not path:
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.readline().startswith("# written by ")
+    except OSError:
+        return False
+
+
+def _safe_over_flags(openrl_argv: list[str], safe_config: str, console) -> list[str]:
+    """The safe config's hyper-parameters win over the same keys given as OpenRL flags (``--lr 5e-3``): OpenRL reads
+    flags after ``--config``, so a restart or ``--start_safe`` would train at the rates that diverged. A learning rate
+    flag lower than the safe one stays, as ``config.safe_lr`` keeps the run's own."""
+    from watchdog.config import OPENRL_DEFAULT_LRS, STARTUP_PPO_KEYS, read_yaml, safe_lr
+    from watchdog.supervise import drop_flag, get_flag
+
+    safe = read_yaml(safe_config)
+    if not isinstance(safe, dict):
+        return openrl_argv
+    out = list(openrl_argv)
+    for key, value in safe.items():
+        if key in STARTUP_PPO_KEYS or value is None:
+            continue
+        given = get_flag(out, f"--{key}")
+        if given is None:
+            continue
+        out = drop_flag(out, f"--{key}")
+        if key in OPENRL_DEFAULT_LRS:
+            try:
+                if float(given) <= safe_lr(float(value), float(given)):
+                    out += [f"--{key}", given]
+                    continue
+            except (TypeError, ValueError):
+                pass  # OpenRL's parser says what is wrong with it
+        console.message(f"train.py: --{key} {given} on the command line gives way to the safe config's {key}: "
+                        f"{value} ({safe_config})", style="yellow")
+    return out
 
 
 def _resume_iteration(loaded: dict, checkpoint: Path, steps_per_iteration: int) -> int:

@@ -71,6 +71,20 @@ def test_the_full_safe_config_starts_a_new_run_with_all_of_the_field_reports_key
     assert kinds(events, "metrics")[0]["env_steps"] == 4 * 200  # episode_length 200 from the file
 
 
+@pytest.mark.parametrize("lr", ["5e-3", "1e-4"])
+def test_start_safe_beats_the_same_keys_given_as_openrl_flags_but_keeps_a_lower_learning_rate(tmp_path, lr):
+    """Two reviews of session 30: OpenRL's flags came after --config and won over it, so `--start_safe --lr 5e-3
+    --max_grad_norm 10` (and `watchdog run`'s restart, which swaps --config alone) trained at the rates that diverged.
+    The safe config's keys win; a learning rate below the safe one stays the run's own, as a rollback keeps it."""
+    run_dir = tmp_path / "run"
+    code = main(["--num_envs", "4", "--episode_length", "32", "--hidden_size", "32", "--ppo_epoch", "1", "--watchdog",
+                 "--run_dir", str(run_dir), "--start_safe", "--lr", lr, "--critic_lr", lr, "--max_grad_norm", "10",
+                 "--train_timesteps", str(4 * 32)])
+    start, = kinds(read_events(run_dir / "watchdog_events.jsonl").events, "start")
+    rate = min(float(lr), 3e-4)
+    assert code == 0 and start["ppo"] == {"lr": pytest.approx(rate), "critic_lr": pytest.approx(rate), "max_grad_norm": 0.5}
+
+
 def test_a_shared_actor_critic_rolls_back_and_trains_on(tmp_path):
     code, run_dir, events = run(tmp_path, "shared", "--use_share_model", "true", "--inject", "nan@5", iterations=9)
     assert code == 0
