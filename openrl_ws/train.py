@@ -233,7 +233,7 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     from watchdog.errors import InputError, NonFiniteTraining
     from watchdog.pipeline import Watchdog
     from watchdog.resources import ResourceSampler
-    from watchdog.supervise import RESTART_ENV
+    from watchdog.supervise import RESTART_ENV, get_flag
 
     device = args.rl_device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     # --- data-parallel under torchrun (WORLD_SIZE > 1); None in a single process -------------------
@@ -257,14 +257,16 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     own_flags = list(openrl_argv)
     if args.config:
         openrl_argv = ["--config", args.config, *openrl_argv]
-    openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed), "--log_interval",
-                    str(base.log_interval or 5)]
+    openrl_argv += ["--episode_length", str(episode_length), "--seed", str(args.seed)]
+    if get_flag(own_flags, "--log_interval") is None:  # (appended after the user's, it overrode theirs until session 31)
+        openrl_argv += ["--log_interval", str(base.log_interval or 5)]
     cfg = parse_openrl_args(create_config_parser(), openrl_argv)
     check_command_line_values(cfg, own_flags)
     total = args.train_timesteps or 60 * episode_length * args.num_envs
     if total < episode_length * args.num_envs:  # (trained 0 iterations and said "finished", exit 0, until session 19)
         raise InputError(f"--train_timesteps {total} is less than one iteration ({args.num_envs} envs x {episode_length} "
                          f"steps = {episode_length * args.num_envs} env steps)", hint="raise --train_timesteps")
+    iterations = total // (episode_length * args.num_envs)
     run_dir = Path(args.run_dir or ROOT / "results" / f"{time.strftime('%m-%d-%H-%M-%S')}_{args.exp_name}")
     args.run_dir_used = run_dir  # (where an interrupted run's resume command points)
     if dist_ctx is not None:  # one run dir (rank 0's clock); only rank 0 prints
@@ -291,6 +293,11 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
         # the checkpoint brings moments and step counts; this command line's config brings the rates
         set_learning_rates(net.module, {"lr": cfg.lr, "critic_lr": cfg.critic_lr})
         start_iteration = _resume_iteration(loaded, checkpoint, episode_length * args.num_envs)
+        if start_iteration >= iterations:  # (trained 0 iterations and said "finished", exit 0, until session 31)
+            raise InputError(f"--train_timesteps {total} ends at iteration {iterations}, at or before the checkpoint's "
+                             f"next iteration {start_iteration}: nothing to train", path=str(checkpoint),
+                             hint=f"raise --train_timesteps above {start_iteration * episode_length * args.num_envs}: "
+                             "it counts the run's whole length, not what is left")
         console.message(f"resumed from {loaded['kind']} checkpoint {checkpoint}"
                         + (f"; continuing at iteration {start_iteration}" if start_iteration else ""))
     if dist_ctx is not None:
@@ -337,7 +344,6 @@ def _train(args, openrl_argv, base, safe, wd_cfg, faults, checkpoint) -> int:
     if watchdog is not None:  # a resumed run: its recoveries so far are the earlier processes' (the status line counts
         session.result.rollbacks = session.result.recoveries_before = watchdog.policy.rollbacks  # this one's)
     ppo = effective_ppo_values(net.module, cfg)
-    iterations = total // (episode_length * args.num_envs)
     console.message(f"training {args.algo} on {args.task}: {iterations:,} iterations of "
                     f"{args.num_envs} envs x {episode_length} steps ({total:,} env steps), device {device}, "
                     f"run dir {run_dir}; " + ", ".join(f"{k} {v}" for k, v in ppo.items()), style="bold")

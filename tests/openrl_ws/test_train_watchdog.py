@@ -163,6 +163,27 @@ def test_resume_from_our_checkpoint_and_from_openrl_module(tmp_path, capsys):
         assert f"inject: obs_noise@0-4:2 {said}only its iterations from {next_iteration} on happen" in out
 
 
+def test_a_resume_with_nothing_left_to_train_is_one_line_exit_2(tmp_path, capsys):
+    """A review (session 30): --train_timesteps counts the whole run; a resume from a checkpoint at or past its end
+    trained 0 iterations and said "finished", exit 0."""
+    code, run_dir, _ = run(tmp_path, iterations=4, name="first")
+    module = run_dir / "checkpoints" / f"rl_model_{8 * 32 * 4}_steps" / "module.pt"
+    capsys.readouterr()
+    code, _, events = run(tmp_path, "--checkpoint", str(module), iterations=4, name="resumed")
+    err = capsys.readouterr().err
+    assert code == 2 and not events and err.strip().count("\n") == 0
+    assert (f"--train_timesteps {8 * 32 * 4} ends at iteration 4, at or before the checkpoint's next iteration 4: "
+            f"nothing to train (raise --train_timesteps above {8 * 32 * 4}") in err
+
+
+def test_a_log_interval_flag_is_the_runs(tmp_path):
+    """A review (session 30): train.py appended the config's log_interval (5 by default) after the user's flags, so
+    `--log_interval 1` logged every fifth iteration."""
+    code, run_dir, _ = run(tmp_path, "--log_interval", "1", iterations=4)
+    logged = [line for line in (run_dir / "log.txt").read_text().splitlines() if "value_loss" in line]
+    assert code == 0 and len(logged) == 4
+
+
 def test_a_configs_seed_is_the_runs_unless_the_command_line_gives_one(tmp_path, capsys):
     """A review (session 28): `seed: 7` in --config was said effective by `watchdog check` and never used: train.py's
     --seed, 0 when not given, came after the config on OpenRL's command line, and seeded the env and the weights."""
